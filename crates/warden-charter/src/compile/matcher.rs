@@ -1,0 +1,186 @@
+//! Compiling argument matchers, globs and regular expressions.
+
+use globset::{GlobBuilder, GlobMatcher};
+use regex::{Regex, RegexBuilder};
+use warden_core::SourceLocation;
+use warden_core::path::{canonicalize, glob_root};
+
+use crate::compiled::{HostPattern, Matcher, SqlKind};
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::raw::{RawMatcher, RawSqlKind};
+
+/// Largest compiled regular expression, in bytes.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// A path glob: its literal root must already be canonical, and it is matched with `*` not
+/// crossing `/`.
+pub(crate) fn path_glob(pattern: &str, at: SourceLocation, diags: &mut Diagnostics) -> Option<GlobMatcher> {
+    if pattern.split('/').any(|s| s == "." || s == "..") || pattern.contains("//") {
+        diags.push(
+            Diagnostic::error(at, format!("path glob `{pattern}` holds `.`, `..` or `//`"))
+                .with_hint("paths are compared in canonical form; write the glob that way"),
+        );
+        return None;
+    }
+    let root = glob_root(pattern);
+    if !root.is_empty() && canonicalize(root).as_deref() != Ok(root) {
+        diags.push(
+            Diagnostic::error(at, format!("path glob `{pattern}` is not in canonical form"))
+                .with_hint("remove percent-encoding, backslashes and look-alike characters"),
+        );
+        return None;
+    }
+    match GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .backslash_escape(true)
+        .build()
+    {
+        Ok(g) => Some(g.compile_matcher()),
+        Err(e) => {
+            diags.push(Diagnostic::error(at, format!("invalid path glob `{pattern}`: {}", e.kind())));
+            None
+        }
+    }
+}
+
+/// A regular expression, anchored to the whole value when `anchored`.
+pub(crate) fn regex(
+    pattern: &str,
+    anchored: bool,
+    at: SourceLocation,
+    diags: &mut Diagnostics,
+) -> Option<Regex> {
+    let source = if anchored {
+        format!("^(?:{pattern})$")
+    } else {
+        pattern.to_owned()
+    };
+    match RegexBuilder::new(&source).size_limit(REGEX_SIZE_LIMIT).build() {
+        Ok(r) => Some(r),
+        Err(e) => {
+            let detail = e.to_string();
+            let last = detail.lines().last().unwrap_or(&detail).trim();
+            let last = last.strip_prefix("error: ").unwrap_or(last).to_owned();
+            diags.push(
+                Diagnostic::error(at, format!("invalid regex `{pattern}`: {last}"))
+                    .with_hint("the syntax is that of the Rust `regex` crate (no look-around, no backreferences)"),
+            );
+            None
+        }
+    }
+}
+
+/// Compiles one argument's matcher. `at` gives the location of a key of the matcher.
+pub(crate) fn compile(
+    raw: &RawMatcher,
+    argument: &str,
+    at: &dyn Fn(&[&str]) -> SourceLocation,
+    diags: &mut Diagnostics,
+) -> Matcher {
+    let mut m = Matcher::default();
+    let empty = raw.glob.is_none()
+        && raw.scheme.is_none()
+        && raw.host.is_none()
+        && raw.one_of.is_none()
+        && raw.min.is_none()
+        && raw.max.is_none()
+        && raw.regex.is_none()
+        && raw.prefix.is_none()
+        && raw.suffix.is_none()
+        && raw.sql.is_none()
+        && raw.not.is_none();
+    if empty {
+        diags.push(
+            Diagnostic::error(at(&[]), format!("the constraint on argument `{argument}` is empty"))
+                .with_hint("use one of `glob`, `scheme`, `host`, `one_of`, `min`, `max`, `regex`, `prefix`, `suffix`, `sql`, `not`"),
+        );
+    }
+    if let Some(globs) = &raw.glob {
+        m.globs = Some(
+            globs
+                .clone()
+                .into_vec()
+                .iter()
+                .filter_map(|g| path_glob(g, at(&["glob"]), diags))
+                .collect(),
+        );
+    }
+    if let Some(schemes) = &raw.scheme {
+        let mut out = Vec::new();
+        for s in schemes {
+            let lower = s.to_ascii_lowercase();
+            let valid = lower.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                && lower.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+            if valid {
+                out.push(lower);
+            } else {
+                diags.push(Diagnostic::error(at(&["scheme"]), format!("invalid URL scheme `{s}`")));
+            }
+        }
+        m.schemes = Some(out);
+    }
+    if let Some(hosts) = &raw.host {
+        let mut out = Vec::new();
+        for h in hosts {
+            let lower = h.to_ascii_lowercase();
+            let lower = lower.trim_end_matches('.');
+            let (pattern, domain) = match lower.strip_prefix("*.") {
+                Some(d) => (HostPattern::Subdomains(d.to_owned()), d),
+                None => (HostPattern::Exact(lower.to_owned()), lower),
+            };
+            let valid = !domain.is_empty()
+                && domain
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':' | '[' | ']'));
+            if valid {
+                out.push(pattern);
+            } else {
+                diags.push(
+                    Diagnostic::error(at(&["host"]), format!("invalid host pattern `{h}`"))
+                        .with_hint("write `example.com` or `*.example.com` (subdomains only)"),
+                );
+            }
+        }
+        m.hosts = Some(out);
+    }
+    if let Some(values) = &raw.one_of {
+        if values.is_empty() {
+            diags.push(Diagnostic::error(at(&["one_of"]), "`one_of` is empty, so it can never match"));
+        }
+        if values.iter().any(|v| v.is_array() || v.is_object() || v.is_null()) {
+            diags.push(Diagnostic::error(
+                at(&["one_of"]),
+                "`one_of` holds strings, numbers or booleans",
+            ));
+        }
+        m.one_of = Some(values.clone());
+    }
+    if let (Some(min), Some(max)) = (&raw.min, &raw.max) {
+        if min.as_f64().zip(max.as_f64()).is_some_and(|(a, b)| a > b) {
+            diags.push(Diagnostic::error(
+                at(&["min"]),
+                format!("`min` {min} is greater than `max` {max}, so the rule can never match"),
+            ));
+        }
+    }
+    m.min = raw.min.clone();
+    m.max = raw.max.clone();
+    if let Some(r) = &raw.regex {
+        m.regex = regex(r, true, at(&["regex"]), diags);
+    }
+    m.prefix = raw.prefix.clone();
+    m.suffix = raw.suffix.clone();
+    m.sql = raw.sql.map(|k| match k {
+        RawSqlKind::ReadOnly => SqlKind::ReadOnly,
+        RawSqlKind::Writing => SqlKind::Writing,
+    });
+    if let Some(inner) = &raw.not {
+        let nested = |keys: &[&str]| {
+            let mut k = vec!["not"];
+            k.extend_from_slice(keys);
+            at(&k)
+        };
+        m.not = Some(Box::new(compile(inner, argument, &nested, diags)));
+    }
+    m
+}

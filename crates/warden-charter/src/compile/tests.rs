@@ -1,0 +1,196 @@
+use super::*;
+
+fn src(text: &str) -> Vec<Source> {
+    vec![Source::new("charter.yaml", text)]
+}
+
+fn errors(text: &str) -> Diagnostics {
+    compile(&src(text)).expect_err("charter should not compile")
+}
+
+const MINIMAL: &str = "\
+version: 1
+identity:
+  id: demo
+  name: Demo
+  purpose: test
+  serves: tests
+inventory:
+  servers:
+    - id: fs
+      command: [node, fs.js]
+      tools: [read_file, write_file]
+actions:
+  rules:
+    - id: read
+      tool: fs.read_file
+      tier: autonomous
+    - id: write
+      tool: fs.write_file
+      tier: approval
+";
+
+#[test]
+fn minimal_charter_compiles() {
+    let c = compile(&src(MINIMAL)).unwrap();
+    assert_eq!(c.charter.rules.len(), 2);
+    assert_eq!(c.charter.identity.id, "demo");
+    let read = c.charter.rule("read").unwrap();
+    assert_eq!((read.location().line, read.location().column), (14, 7));
+    assert_eq!(&*c.charter.candidate_rules("fs.read_file"), &[0]);
+    assert!(c.charter.hash.to_prefixed_hex().starts_with("blake3:"));
+}
+
+#[test]
+fn every_problem_is_reported_at_once_with_locations() {
+    let text = "\
+version: 1
+identity:
+  id: demo
+  name: Demo
+  purpose: test
+  serves: tests
+inventory:
+  servers:
+    - id: fs
+      command: [node, fs.js]
+      tools: [read_file]
+actions:
+  rules:
+    - id: a
+      tool: fs.read_file
+      tier: autonomus
+    - id: b
+      tool: fs.read_fil
+      tier: approval
+      toool: x
+    - id: c
+      tool: fs.read_file
+      tier: approval
+      args:
+        path: { glob: '/srv/[' }
+        q: { regex: '(' }
+      when: 'args.x >'
+    - id: c
+      tool: fs.read_file
+      tier: prohibited
+      principal: { roles: [admin] }
+authority:
+  principals:
+    - id: alice
+      roles: [nobody]
+";
+    let d = errors(text);
+    let rendered = d.to_string();
+    let expect = [
+        "charter.yaml:16:13: error: `actions.rules[0].tier`: unknown variant `autonomus`",
+        "charter.yaml:20:7: error: `actions.rules[1].toool`: unknown field `toool`",
+        "charter.yaml:25:23: error: invalid path glob `/srv/[`",
+        "charter.yaml:26:21: error: invalid regex `(`: unclosed group",
+        "charter.yaml:27:13: error: invalid CEL expression in `when` at 1:9: Syntax error",
+        "charter.yaml:28:11: error: duplicate rule id `c`",
+        "charter.yaml:35:15: error: unknown role `nobody`",
+    ];
+    for e in expect {
+        assert!(rendered.contains(e), "missing {e:?} in:\n{rendered}");
+    }
+    assert!(rendered.contains("did you mean `autonomous`?"), "{rendered}");
+    assert!(rendered.contains("did you mean `tool`?"), "{rendered}");
+}
+
+#[test]
+fn unknown_tools_and_labels_get_suggestions() {
+    let text = MINIMAL.replace("tool: fs.write_file", "tool: fs.writ_file")
+        + "data:\n  labels:\n    - id: secret\n";
+    let d = errors(&text);
+    let r = d.to_string();
+    assert!(r.contains("charter.yaml:18:13: error: unknown tool `fs.writ_file`: it is not in the inventory"), "{r}");
+    assert!(r.contains("did you mean `fs.write_file`?"), "{r}");
+}
+
+#[test]
+fn malformed_yaml_is_one_located_error() {
+    let d = errors("version: 1\nidentity: [unclosed\n");
+    assert_eq!(d.0.len(), 1, "{d}");
+    assert!(d.0[0].message.starts_with("invalid YAML"), "{d}");
+    assert_eq!(d.0[0].location.file.as_ref(), "charter.yaml");
+    assert!(d.0[0].location.line >= 2, "{d}");
+}
+
+#[test]
+fn duplicate_keys_and_unknown_sections_are_errors() {
+    let d = errors(&format!("{MINIMAL}identity_x: 1\n"));
+    assert!(d.to_string().contains("unknown section `identity_x`"), "{d}");
+    let d = errors("version: 1\nversion: 1\n");
+    assert!(d.to_string().contains("invalid YAML"), "{d}");
+}
+
+#[test]
+fn missing_version_and_identity() {
+    let d = errors("actions:\n  rules: []\n");
+    let r = d.to_string();
+    assert!(r.contains("charter.yaml:1:1: error: the charter has no `version`"), "{r}");
+    assert!(r.contains("the charter has no `identity` section"), "{r}");
+}
+
+#[test]
+fn warnings_for_shadowed_conflicting_unreachable_and_unclassified() {
+    let text = "\
+version: 1
+identity: { id: demo, name: Demo, purpose: test, serves: tests }
+inventory:
+  servers:
+    - id: fs
+      command: [node, fs.js]
+      tools: [read_file, write_file, delete_file]
+actions:
+  rules:
+    - id: read-docs
+      tool: fs.read_file
+      tier: autonomous
+      args: { path: { glob: /docs/** } }
+    - id: no-reads
+      tool: fs.read_*
+      tier: prohibited
+    - id: write-a
+      tool: fs.write_file
+      tier: autonomous
+    - id: write-b
+      tool: fs.write_file
+      tier: approval
+    - id: ghost
+      tool: crm.*
+      tier: approval
+";
+    let c = compile(&src(text)).unwrap();
+    let w = c.warnings.to_string();
+    assert!(w.contains("rule `read-docs` is shadowed by the stricter rule `no-reads`"), "{w}");
+    assert!(w.contains("rules `write-a` and `write-b` conflict"), "{w}");
+    assert!(w.contains("rule `ghost` can never match"), "{w}");
+    assert!(w.contains("tool `fs.delete_file` is classified by no rule"), "{w}");
+    assert!(!c.warnings.has_errors());
+}
+
+#[test]
+fn directory_charters_merge_and_refuse_double_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("00-identity.yaml"), "version: 1\nidentity: { id: demo, name: Demo, purpose: p, serves: s }\n").unwrap();
+    std::fs::write(dir.path().join("10-tools.yaml"), "inventory:\n  servers:\n    - { id: fs, command: [x], tools: [read] }\nactions:\n  rules:\n    - { id: r1, tool: fs.read, tier: autonomous }\n").unwrap();
+    std::fs::write(dir.path().join("20-more.yml"), "actions:\n  rules:\n    - { id: r2, tool: 'fs.*', tier: approval }\n").unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "ignored").unwrap();
+    let c = load(dir.path()).unwrap();
+    assert_eq!(c.charter.rules.len(), 2);
+    assert_eq!(c.charter.files.len(), 3);
+    std::fs::write(dir.path().join("30-again.yaml"), "version: 1\n").unwrap();
+    let d = load(dir.path()).unwrap_err();
+    assert!(d.to_string().contains("30-again.yaml:1:10: error: `version` is set twice"), "{d}");
+}
+
+#[test]
+fn content_hash_depends_on_content_only() {
+    let a = compile(&src(MINIMAL)).unwrap().charter.hash;
+    let b = compile(&[Source::new("/elsewhere/charter.yaml", MINIMAL)]).unwrap().charter.hash;
+    let c = compile(&src(&MINIMAL.replace("tier: approval", "tier: prohibited"))).unwrap().charter.hash;
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+}

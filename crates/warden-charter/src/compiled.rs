@@ -1,0 +1,502 @@
+//! The compiled charter: immutable, validated, content-hashed, with source locations kept.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use globset::{GlobMatcher, GlobSet};
+use regex::Regex;
+use serde::Serialize;
+use time::OffsetDateTime;
+use warden_core::{CharterHash, RuleRef, SourceLocation, Tier};
+
+use crate::amount::Amount;
+use crate::index::ToolIndex;
+
+/// A charter compiled and ready to decide with. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct CompiledCharter {
+    /// BLAKE3 hash of the charter's sources.
+    pub hash: CharterHash,
+    /// The files the charter was compiled from.
+    pub files: Vec<Arc<str>>,
+    /// Who the agent is.
+    pub identity: Identity,
+    /// What the agent is provisioned with.
+    pub inventory: Inventory,
+    /// Every rule, in source order (order never affects a decision).
+    pub rules: Vec<Rule>,
+    /// What an action no rule matches gets.
+    pub default_posture: DefaultPosture,
+    /// Approval settings for actions that no rule overrides.
+    pub default_approval: ApprovalSettings,
+    /// Principals, roles, direction and approval authority.
+    pub authority: Authority,
+    /// Labels and their sources.
+    pub data: DataPolicy,
+    /// The situation.
+    pub context: Context,
+    /// Observer settings.
+    pub observer: ObserverSettings,
+    pub(crate) index: ToolIndex,
+}
+
+impl CompiledCharter {
+    /// Indices into [`CompiledCharter::rules`] of the rules whose tool pattern matches `tool`.
+    /// Only these can match; the cost does not grow with rules about other tools.
+    pub fn candidate_rules(&self, tool: &str) -> std::borrow::Cow<'_, [u32]> {
+        self.index.candidates(tool)
+    }
+
+    /// A rule by id.
+    pub fn rule(&self, id: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| &*r.id == id)
+    }
+
+    /// Whether `tool` is a tool of the inventory (`server.tool`).
+    pub fn is_inventoried(&self, tool: &str) -> bool {
+        self.inventory.tools.contains_key(tool)
+    }
+}
+
+/// Who the agent is (served to the agent as an MCP resource).
+#[derive(Debug, Clone, Serialize)]
+pub struct Identity {
+    /// Agent id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// What the agent is for.
+    pub purpose: String,
+    /// Whom it serves.
+    pub serves: String,
+    /// Values in priority order.
+    pub values: Vec<String>,
+    /// Behavioural boundaries.
+    pub boundaries: Vec<String>,
+}
+
+/// Tool servers and model providers.
+#[derive(Debug, Clone, Default)]
+pub struct Inventory {
+    /// Servers in source order.
+    pub servers: Vec<Server>,
+    /// Every tool, `server.tool` → index of its server.
+    pub tools: HashMap<String, usize>,
+    /// Model aliases.
+    pub models: Vec<Model>,
+}
+
+/// How the gateway reaches a server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// MCP over stdio: a child process.
+    Stdio {
+        /// Program and arguments.
+        command: Vec<String>,
+        /// Extra environment.
+        env: Vec<(String, String)>,
+    },
+    /// MCP over Streamable HTTP.
+    StreamableHttp {
+        /// Endpoint URL.
+        url: url::Url,
+    },
+    /// No transport: the agent reports these actions through the decide API.
+    DecideApi,
+}
+
+/// An upstream tool server.
+#[derive(Debug, Clone)]
+pub struct Server {
+    /// Server id (namespace of its tools).
+    pub id: String,
+    /// Description.
+    pub description: Option<String>,
+    /// How to reach it.
+    pub transport: Transport,
+    /// Tool names as the server names them.
+    pub tools: Vec<String>,
+    /// Where it is declared.
+    pub location: SourceLocation,
+}
+
+/// A model alias and its providers.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// The alias the agent asks for.
+    pub alias: String,
+    /// Providers in fallback order.
+    pub routes: Vec<ModelRoute>,
+}
+
+/// Wire protocols of model providers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Provider {
+    /// OpenAI chat completions.
+    Openai,
+    /// Anthropic messages.
+    Anthropic,
+}
+
+/// One provider of a model alias.
+#[derive(Debug, Clone)]
+pub struct ModelRoute {
+    /// Wire protocol.
+    pub provider: Provider,
+    /// Base URL.
+    pub base_url: url::Url,
+    /// Provider model name.
+    pub model: String,
+    /// Environment variable holding the key.
+    pub api_key_env: Option<String>,
+    /// Request timeout.
+    pub timeout: Duration,
+}
+
+/// What unmatched actions get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DefaultPosture {
+    /// Approval.
+    Ask,
+    /// Deny.
+    Deny,
+}
+
+/// Approval settings after defaults are applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApprovalSettings {
+    /// Wait this long, then deny.
+    pub timeout: Duration,
+    /// Distinct approvers needed.
+    pub quorum: u32,
+}
+
+/// A compiled rule.
+#[derive(Debug)]
+pub struct Rule {
+    /// Rule id.
+    pub id: Arc<str>,
+    /// Why the rule exists.
+    pub description: Option<String>,
+    /// Tier of matching actions.
+    pub tier: Tier,
+    /// The reference put in decisions (id, tier, location), prebuilt.
+    pub reference: RuleRef,
+    /// Tool patterns as written.
+    pub tools: Vec<String>,
+    /// Argument constraints; all must hold.
+    pub args: Vec<ArgConstraint>,
+    /// Principal constraint.
+    pub principal: Option<PrincipalMatch>,
+    /// Label constraint.
+    pub labels: Option<LabelMatch>,
+    /// CEL condition.
+    pub when: Option<Condition>,
+    /// Scope (preapproved rules only).
+    pub scope: Option<Scope>,
+    /// Approval settings for actions this rule sends to approval.
+    pub approval: ApprovalSettings,
+    /// Canonical text of each condition, for the shadowing and conflict checks.
+    pub(crate) fingerprints: Vec<String>,
+}
+
+impl Rule {
+    /// Where the rule starts.
+    pub fn location(&self) -> &SourceLocation {
+        &self.reference.location
+    }
+}
+
+/// A constraint on one argument.
+#[derive(Debug)]
+pub struct ArgConstraint {
+    /// The argument name as written (dotted for nested objects).
+    pub argument: String,
+    /// The argument path split at dots.
+    pub path: Vec<String>,
+    /// What the value must satisfy.
+    pub matcher: Matcher,
+}
+
+/// Compiled value constraints; every one present must hold.
+#[derive(Debug, Default)]
+pub struct Matcher {
+    /// Path globs (any may match), against the canonicalised path.
+    pub globs: Option<Vec<GlobMatcher>>,
+    /// Allowed URL schemes, lowercase.
+    pub schemes: Option<Vec<String>>,
+    /// Allowed URL hosts.
+    pub hosts: Option<Vec<HostPattern>>,
+    /// Allowed values.
+    pub one_of: Option<Vec<serde_json::Value>>,
+    /// Inclusive lower bound.
+    pub min: Option<serde_json::Number>,
+    /// Inclusive upper bound.
+    pub max: Option<serde_json::Number>,
+    /// Anchored regular expression.
+    pub regex: Option<Regex>,
+    /// String prefix.
+    pub prefix: Option<String>,
+    /// String suffix.
+    pub suffix: Option<String>,
+    /// SQL statement kind.
+    pub sql: Option<SqlKind>,
+    /// Negated matcher.
+    pub not: Option<Box<Matcher>>,
+}
+
+/// A host pattern: exact, or every subdomain of a domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostPattern {
+    /// Exactly this host (lowercase, no trailing dot).
+    Exact(String),
+    /// Any subdomain of this domain (from `*.domain`), not the domain itself.
+    Subdomains(String),
+}
+
+/// SQL statement kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqlKind {
+    /// Every statement only reads.
+    ReadOnly,
+    /// At least one statement writes.
+    Writing,
+}
+
+/// Constraint on the on-behalf-of principal.
+#[derive(Debug, Default)]
+pub struct PrincipalMatch {
+    /// Holds any of these roles.
+    pub roles: Option<Vec<Arc<str>>>,
+    /// Is one of these principals.
+    pub ids: Option<Vec<Arc<str>>>,
+}
+
+/// Constraint on the session's labels.
+#[derive(Debug, Default)]
+pub struct LabelMatch {
+    /// At least one of these.
+    pub any: Option<Vec<Arc<str>>>,
+    /// All of these.
+    pub all: Option<Vec<Arc<str>>>,
+    /// None of these.
+    pub none: Option<Vec<Arc<str>>>,
+}
+
+/// A compiled CEL condition.
+pub struct Condition {
+    /// The expression as written.
+    pub source: String,
+    /// The compiled program.
+    pub program: cel::Program,
+}
+
+impl std::fmt::Debug for Condition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Condition").field("source", &self.source).finish()
+    }
+}
+
+/// The scope of a preapproved rule.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// Uses per session.
+    pub per_session: Option<u32>,
+    /// Uses per UTC day.
+    pub per_day: Option<u32>,
+    /// Spend limits.
+    pub spend: Option<Spend>,
+    /// End of the preapproval.
+    pub expires: Option<OffsetDateTime>,
+}
+
+/// Spend limits over a numeric argument.
+#[derive(Debug, Clone)]
+pub struct Spend {
+    /// The argument as written.
+    pub argument: String,
+    /// The argument path split at dots.
+    pub path: Vec<String>,
+    /// Total per session.
+    pub per_session: Option<Amount>,
+    /// Total per UTC day.
+    pub per_day: Option<Amount>,
+}
+
+/// Principals and roles.
+#[derive(Debug, Default)]
+pub struct Authority {
+    /// Requesters never approve their own requests.
+    pub separation_of_duties: bool,
+    /// Roles by id.
+    pub roles: HashMap<Arc<str>, Role>,
+    /// Principals by id.
+    pub principals: HashMap<Arc<str>, Principal>,
+}
+
+impl Authority {
+    /// A principal by id.
+    pub fn principal(&self, id: &str) -> Option<&Principal> {
+        self.principals.get(id)
+    }
+
+    /// Whether `principal` holds a role that may approve the rule `rule_id` (`default` for the
+    /// default posture).
+    pub fn may_approve(&self, principal: &str, rule_id: &str) -> bool {
+        self.principals.get(principal).is_some_and(|p| {
+            p.roles.iter().any(|r| {
+                self.roles
+                    .get(r)
+                    .is_some_and(|role| role.approve.iter().any(|g| g.is_match(rule_id)))
+            })
+        })
+    }
+
+    /// The principals who may approve `rule_id`, sorted by id.
+    pub fn approvers(&self, rule_id: &str) -> Vec<&Principal> {
+        let mut v: Vec<&Principal> = self
+            .principals
+            .values()
+            .filter(|p| self.may_approve(&p.id, rule_id))
+            .collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+}
+
+/// A role.
+#[derive(Debug)]
+pub struct Role {
+    /// Role id.
+    pub id: Arc<str>,
+    /// Description.
+    pub description: Option<String>,
+    /// Highest tier a holder may direct without further approval.
+    pub direct: Tier,
+    /// Rule-id globs this role may approve, as written.
+    pub approve_patterns: Vec<String>,
+    /// The same, compiled.
+    pub approve: Vec<GlobMatcher>,
+    /// Where the role is declared.
+    pub location: SourceLocation,
+}
+
+/// A principal.
+#[derive(Debug)]
+pub struct Principal {
+    /// Principal id.
+    pub id: Arc<str>,
+    /// Display name.
+    pub name: Option<String>,
+    /// Roles held.
+    pub roles: Vec<Arc<str>>,
+    /// Highest tier this principal may direct (the highest over their roles; `autonomous`
+    /// when they hold no role).
+    pub max_direct: Tier,
+}
+
+/// Data labels and where they come from.
+#[derive(Debug, Default)]
+pub struct DataPolicy {
+    /// Declared labels, sorted.
+    pub labels: Vec<Arc<str>>,
+    /// What each label means, where the charter says.
+    pub descriptions: std::collections::BTreeMap<Arc<str>, String>,
+    /// Label sources.
+    pub sources: Vec<DataSource>,
+}
+
+/// A label source: matching action results attach the label.
+#[derive(Debug)]
+pub struct DataSource {
+    /// The label.
+    pub label: Arc<str>,
+    /// Tools whose results carry it (none: any tool).
+    pub tools: Option<GlobSet>,
+    /// Path globs the path argument must match.
+    pub paths: Option<Vec<GlobMatcher>>,
+    /// The argument holding the path.
+    pub path_argument: String,
+    /// A pattern found in the result text.
+    pub pattern: Option<Regex>,
+    /// Where it is declared.
+    pub location: SourceLocation,
+}
+
+/// The situation the agent works in.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Context {
+    /// Organisation.
+    pub organisation: Option<String>,
+    /// Mission.
+    pub mission: Option<String>,
+    /// Environment.
+    pub environment: Option<String>,
+    /// State facts.
+    pub state: std::collections::BTreeMap<String, serde_json::Value>,
+    /// Whether the model proxy adds identity and context as a system message.
+    pub system_message: bool,
+}
+
+/// Observer settings.
+#[derive(Debug, Clone, Default)]
+pub struct ObserverSettings {
+    /// History a baseline covers.
+    pub baseline_window: Option<Duration>,
+    /// Learning window after a charter change.
+    pub learning_window: Option<Duration>,
+    /// Detectors.
+    pub detectors: Vec<Detector>,
+}
+
+/// Detector kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DetectorKind {
+    /// Intent without action or action without intent.
+    IntentMismatch,
+    /// Reads under a never-seen prefix.
+    NewResourceBurst,
+    /// Rate far off the baseline.
+    Rate,
+    /// Many denials.
+    DenialStorm,
+    /// Sensitive read then outbound send.
+    SensitiveThenSend,
+}
+
+/// Interventions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Intervention {
+    /// Alert.
+    Alert,
+    /// Conservative posture.
+    Conservative,
+    /// Freeze the tool.
+    FreezeTool,
+    /// Revoke the session.
+    RevokeSession,
+}
+
+/// An observer detector.
+#[derive(Debug, Clone)]
+pub struct Detector {
+    /// Detector id.
+    pub id: String,
+    /// Kind.
+    pub kind: DetectorKind,
+    /// Threshold.
+    pub threshold: Option<f64>,
+    /// Window.
+    pub window: Option<Duration>,
+    /// Sensitive labels.
+    pub labels: Vec<Arc<str>>,
+    /// Outbound tool globs as written.
+    pub tools: Vec<String>,
+    /// Response.
+    pub response: Intervention,
+}

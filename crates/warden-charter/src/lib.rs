@@ -1,0 +1,25 @@
+//! Charter documents: the governance layer of warden, parsed, validated and compiled.
+//!
+//! A charter (YAML, one file or a directory) says who the agent is, what it is provisioned
+//! with, which tier every action falls into, who may direct and approve, which data is
+//! sensitive, and what the situation is. [`load`] or [`compile`] produce a
+//! [`CompiledCharter`] — immutable, content-hashed, with every rule's file:line:col kept — or
+//! every [`Diagnostic`] at once. The format is documented in `docs/charter.md`.
+//!
+//! Sits above `warden-core` in the workspace DAG; `warden-pdp` decides with what it produces.
+//! No IO beyond reading the charter files, no async runtime.
+
+pub mod amount;
+mod compile;
+mod compiled;
+mod diagnostic;
+mod index;
+mod raw;
+mod source;
+
+pub use compile::{
+    CEL_VARIABLES, CHARTER_VERSION, Compiled, DEFAULT_RULE_ID, DEFAULT_APPROVAL_TIMEOUT, DEFAULT_MODEL_TIMEOUT, compile, load,
+};
+pub use compiled::*;
+pub use diagnostic::{Diagnostic, Diagnostics, Severity};
+pub use source::{MAX_FILE_BYTES, MAX_FILES, Source, read_sources};

@@ -1,0 +1,420 @@
+//! The charter as written: `Raw*` types mirror the YAML, reject unknown fields, and carry a doc
+//! comment on every field. Nothing outside this crate sees them; [`crate::compile`] turns them
+//! into the compiled forms.
+//!
+//! A charter is one file or a directory of files. In each file every section is optional;
+//! lists (servers, models, rules, roles, principals, labels, sources, detectors) are
+//! concatenated across files and single-valued settings may be written once. Sections are
+//! taken apart key by key in [`crate::compile`], so each list item is deserialized alone and
+//! one bad item does not hide the next.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use warden_core::Tier;
+
+/// The agent's identity.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawIdentity {
+    /// Stable agent id, used in sessions and the ledger (`[a-z0-9][a-z0-9_.-]*`).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// What the agent is for, in a sentence or two.
+    pub purpose: String,
+    /// Whom the agent serves (a team, a customer group, an organisation).
+    pub serves: String,
+    /// Values the agent holds to, in priority order.
+    #[serde(default)]
+    pub values: Vec<String>,
+    /// Behavioural boundaries in plain language (the rules enforce; these explain).
+    #[serde(default)]
+    pub boundaries: Vec<String>,
+}
+
+/// One upstream tool server.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawServer {
+    /// Server id, the namespace of its tools (`[a-z0-9][a-z0-9_-]*`, no dots).
+    pub id: String,
+    /// Human description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// MCP over stdio: the command and its arguments, spawned by the gateway.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// Environment for the stdio command. Values `${NAME}` are read from the gateway's
+    /// environment at start-up.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// MCP over Streamable HTTP: the server's URL (`http` or `https`).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The tools this server offers, as the server names them. Rules refer to them as
+    /// `server.tool`. With neither `command` nor `url`, the server stands for an API whose
+    /// calls the agent reports through the decide API.
+    pub tools: Vec<String>,
+}
+
+/// A model alias.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawModel {
+    /// The name the agent asks for.
+    pub alias: String,
+    /// Providers in fallback order.
+    pub routes: Vec<RawModelRoute>,
+}
+
+/// One provider behind a model alias.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawModelRoute {
+    /// Wire protocol of the provider.
+    pub provider: RawProvider,
+    /// Base URL of the provider's API.
+    pub base_url: String,
+    /// The provider's model name.
+    pub model: String,
+    /// Environment variable holding the provider key (never written in the charter).
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Request timeout, as a duration (`30s`, `2m`). Default `60s`.
+    #[serde(default)]
+    pub timeout: Option<String>,
+}
+
+/// Provider wire protocols.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RawProvider {
+    /// OpenAI chat completions.
+    Openai,
+    /// Anthropic messages.
+    Anthropic,
+}
+
+/// The posture for unmatched actions. There is deliberately no `allow`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RawDefaultPosture {
+    /// Unmatched actions need approval.
+    Ask,
+    /// Unmatched actions are denied.
+    Deny,
+}
+
+/// Approval settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawApproval {
+    /// How long an action may wait for approval before it is denied (`90s`, `15m`, `2h`).
+    #[serde(default)]
+    pub timeout: Option<String>,
+    /// Distinct approvers needed.
+    #[serde(default)]
+    pub quorum: Option<u32>,
+}
+
+/// One rule: when it matches an action, the action is (at least) in this rule's tier.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRule {
+    /// Unique rule id; approvals and decisions name it.
+    pub id: String,
+    /// Why the rule exists.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Tool name or glob (`fs.read_*`), or a list of them; any may match.
+    pub tool: OneOrMany<String>,
+    /// The tier of matching actions.
+    pub tier: Tier,
+    /// Argument constraints by argument name (dotted for nested objects); all must hold.
+    #[serde(default)]
+    pub args: BTreeMap<String, RawMatcher>,
+    /// Constraint on the on-behalf-of principal.
+    #[serde(default)]
+    pub principal: Option<RawPrincipalMatch>,
+    /// Constraint on the data labels the session has accumulated.
+    #[serde(default)]
+    pub labels: Option<RawLabelMatch>,
+    /// A CEL expression that must be true, for what the typed matchers cannot say.
+    #[serde(default)]
+    pub when: Option<String>,
+    /// The scope of a preapproved rule.
+    #[serde(default)]
+    pub scope: Option<RawScope>,
+    /// Approval overrides for actions this rule sends to approval.
+    #[serde(default)]
+    pub approval: Option<RawApproval>,
+}
+
+/// A single value or a list of values.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum OneOrMany<T> {
+    /// One value.
+    One(T),
+    /// Several values.
+    Many(Vec<T>),
+}
+
+impl<T> OneOrMany<T> {
+    pub(crate) fn into_vec(self) -> Vec<T> {
+        match self {
+            OneOrMany::One(v) => vec![v],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+/// Constraints on one argument value. Every key given must hold.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMatcher {
+    /// Path glob(s), matched after canonicalisation; any may match.
+    #[serde(default)]
+    pub glob: Option<OneOrMany<String>>,
+    /// Allowed URL schemes (the value is parsed as a URL).
+    #[serde(default)]
+    pub scheme: Option<Vec<String>>,
+    /// Allowed URL hosts; `*.example.com` matches subdomains only.
+    #[serde(default)]
+    pub host: Option<Vec<String>>,
+    /// The value equals one of these (strings, numbers or booleans).
+    #[serde(default)]
+    pub one_of: Option<Vec<serde_json::Value>>,
+    /// Inclusive lower bound of a number.
+    #[serde(default)]
+    pub min: Option<serde_json::Number>,
+    /// Inclusive upper bound of a number.
+    #[serde(default)]
+    pub max: Option<serde_json::Number>,
+    /// A regular expression the whole string must match (anchored).
+    #[serde(default)]
+    pub regex: Option<String>,
+    /// A prefix of the string.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// A suffix of the string.
+    #[serde(default)]
+    pub suffix: Option<String>,
+    /// SQL statement kind: `read_only` (every statement only reads) or `writing` (at least
+    /// one statement writes or changes schema).
+    #[serde(default)]
+    pub sql: Option<RawSqlKind>,
+    /// The negation of another matcher (applied to a present value).
+    #[serde(default)]
+    pub not: Option<Box<RawMatcher>>,
+}
+
+/// SQL statement kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RawSqlKind {
+    /// Every statement only reads.
+    ReadOnly,
+    /// At least one statement writes.
+    Writing,
+}
+
+/// Constraint on the on-behalf-of principal.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPrincipalMatch {
+    /// The principal holds at least one of these roles.
+    #[serde(default)]
+    pub roles: Option<Vec<String>>,
+    /// The principal is one of these.
+    #[serde(default)]
+    pub ids: Option<Vec<String>>,
+}
+
+/// Constraint on the session's data labels.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLabelMatch {
+    /// The session carries at least one of these.
+    #[serde(default)]
+    pub any: Option<Vec<String>>,
+    /// The session carries all of these.
+    #[serde(default)]
+    pub all: Option<Vec<String>>,
+    /// The session carries none of these.
+    #[serde(default)]
+    pub none: Option<Vec<String>>,
+}
+
+/// The scope of a preapproved rule. Outside it, the action escalates to approval.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawScope {
+    /// Uses allowed per session.
+    #[serde(default)]
+    pub per_session: Option<u32>,
+    /// Uses allowed per UTC day, across sessions.
+    #[serde(default)]
+    pub per_day: Option<u32>,
+    /// Spend limits, summed over a numeric argument.
+    #[serde(default)]
+    pub spend: Option<RawSpend>,
+    /// The preapproval ends at this RFC 3339 time.
+    #[serde(default)]
+    pub expires: Option<String>,
+}
+
+/// Spend limits of a preapproved rule.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSpend {
+    /// The numeric argument that is spent (dotted for nested objects).
+    pub argument: String,
+    /// Total allowed per session, this action included.
+    #[serde(default)]
+    pub per_session: Option<serde_json::Number>,
+    /// Total allowed per UTC day, this action included.
+    #[serde(default)]
+    pub per_day: Option<serde_json::Number>,
+}
+
+/// A role.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRole {
+    /// Role id.
+    pub id: String,
+    /// Human description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The highest tier a holder may direct the agent to run without a further approval:
+    /// `autonomous`, `preapproved` or `approval` (default; no restriction). Actions above it
+    /// escalate to approval.
+    #[serde(default)]
+    pub direct: Option<Tier>,
+    /// Rule ids (globs allowed) this role may approve; `default` names the default posture.
+    #[serde(default)]
+    pub approve: Vec<String>,
+}
+
+/// A principal.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPrincipal {
+    /// Principal id (a user name, an email, a service id).
+    pub id: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Roles held.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// A sensitivity label.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLabel {
+    /// Label id.
+    pub id: String,
+    /// What the label means.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// A label source. Every key given must hold for the label to attach.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDataSource {
+    /// The label attached.
+    pub label: String,
+    /// Tool name or glob whose results carry the label.
+    #[serde(default)]
+    pub tool: Option<OneOrMany<String>>,
+    /// Path glob(s) the action's path argument must match (after canonicalisation).
+    #[serde(default)]
+    pub path: Option<OneOrMany<String>>,
+    /// The argument holding the path (default `path`).
+    #[serde(default)]
+    pub path_argument: Option<String>,
+    /// A regular expression found anywhere in the result text.
+    #[serde(default)]
+    pub pattern: Option<String>,
+}
+
+/// The situation.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawContext {
+    /// The organisation the agent works in.
+    #[serde(default)]
+    pub organisation: Option<String>,
+    /// The mission the agent is part of.
+    #[serde(default)]
+    pub mission: Option<String>,
+    /// The environment (`production`, `staging`, …).
+    #[serde(default)]
+    pub environment: Option<String>,
+    /// Facts about the current state of the systems, as key-value pairs.
+    #[serde(default)]
+    pub state: BTreeMap<String, serde_json::Value>,
+    /// Send identity and context to the model as a system message through the model proxy.
+    #[serde(default)]
+    pub system_message: Option<bool>,
+}
+
+/// One observer detector.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDetector {
+    /// Detector id.
+    pub id: String,
+    /// What it detects.
+    pub kind: RawDetectorKind,
+    /// Events within `window` that trigger it (for rate-like kinds), or a multiple of the
+    /// baseline for `rate`.
+    #[serde(default)]
+    pub threshold: Option<f64>,
+    /// Sliding window (`1m`).
+    #[serde(default)]
+    pub window: Option<String>,
+    /// Labels that count as sensitive (for `sensitive_then_send`).
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Tools (globs) that count as outbound sends (for `sensitive_then_send`).
+    #[serde(default)]
+    pub tools: Vec<String>,
+    /// The intervention.
+    pub response: RawResponse,
+}
+
+/// Detector kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RawDetectorKind {
+    /// An action the model never proposed, or a proposal never attempted.
+    IntentMismatch,
+    /// Reads in a resource prefix the agent has not touched before.
+    NewResourceBurst,
+    /// An action rate far from the baseline.
+    Rate,
+    /// Many denials in a short window.
+    DenialStorm,
+    /// A sensitive read followed by an outbound send.
+    SensitiveThenSend,
+}
+
+/// Interventions, mildest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RawResponse {
+    /// Raise an alert.
+    Alert,
+    /// Switch the gateway to the conservative posture.
+    Conservative,
+    /// Freeze the tool involved.
+    FreezeTool,
+    /// Revoke the session.
+    RevokeSession,
+}
