@@ -137,11 +137,17 @@ mod tests {
         let a = Amount::parse("0.1").unwrap();
         let b = Amount::parse("0.2").unwrap();
         assert_eq!(a.checked_add(b), Some(Amount::parse("0.3").unwrap()));
-        assert_eq!(Amount::parse("1.5e3").unwrap(), Amount::parse("1500").unwrap());
+        assert_eq!(
+            Amount::parse("1.5e3").unwrap(),
+            Amount::parse("1500").unwrap()
+        );
         assert_eq!(Amount::parse("1500.00").unwrap().to_string(), "1500");
         assert_eq!(Amount::parse("-2.25").unwrap().to_string(), "-2.25");
         assert_eq!(Amount::parse("000").unwrap(), Amount::ZERO);
-        assert_eq!(Amount::parse("12e-7").unwrap_err(), AmountError::TooPrecise("12e-7".into()));
+        assert_eq!(
+            Amount::parse("12e-7").unwrap_err(),
+            AmountError::TooPrecise("12e-7".into())
+        );
         assert!(Amount::parse("1.2.3").is_err());
         assert!(Amount::parse("abc").is_err());
         assert!(Amount::parse("").is_err());

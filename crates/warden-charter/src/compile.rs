@@ -132,7 +132,8 @@ fn build(
             }),
     };
     let authority = authority(c, diags);
-    let (rules, index) = rules::compile_rules(c, &inventory, &authority, &labels, default_approval, diags);
+    let (rules, index) =
+        rules::compile_rules(c, &inventory, &authority, &labels, default_approval, diags);
     rules::check_approve_patterns(c, &rules, diags);
     let data = data_policy(c, &inventory, labels, diags);
     let context = c.context.as_ref().map(|ctx| Context {
@@ -185,7 +186,9 @@ pub(crate) fn valid_id(id: &str, allow_dot: bool) -> bool {
     let mut chars = id.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
         && chars.all(|c| {
-            c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ':' | '@') || (allow_dot && c == '.')
+            c.is_ascii_alphanumeric()
+                || matches!(c, '_' | '-' | ':' | '@')
+                || (allow_dot && c == '.')
         })
         && id.len() <= 128
 }
@@ -232,16 +235,24 @@ fn identity(
             return None;
         }
         diags.push(
-            Diagnostic::error(first_location(sources), "the charter has no `identity` section")
-                .with_hint("add `identity:` with `id`, `name`, `purpose` and `serves`"),
+            Diagnostic::error(
+                first_location(sources),
+                "the charter has no `identity` section",
+            )
+            .with_hint("add `identity:` with `id`, `name`, `purpose` and `serves`"),
         );
         return None;
     };
     let raw = &item.raw;
     if !valid_id(&raw.id, true) {
         diags.push(
-            Diagnostic::error(item.at_path(&["id"]), format!("invalid agent id `{}`", raw.id))
-                .with_hint("ids start with a letter or digit and use letters, digits, `_`, `-`, `.`, `:`, `@`"),
+            Diagnostic::error(
+                item.at_path(&["id"]),
+                format!("invalid agent id `{}`", raw.id),
+            )
+            .with_hint(
+                "ids start with a letter or digit and use letters, digits, `_`, `-`, `.`, `:`, `@`",
+            ),
         );
     }
     Some(Identity {
@@ -265,8 +276,11 @@ fn labels(c: &Collected<'_>, diags: &mut Diagnostics) -> Vec<Arc<str>> {
         }
         if let Some(first) = seen.get(item.raw.id.as_str()) {
             diags.push(
-                Diagnostic::error(item.at_path(&["id"]), format!("duplicate label `{}`", item.raw.id))
-                    .with_hint(format!("first declared at {first}")),
+                Diagnostic::error(
+                    item.at_path(&["id"]),
+                    format!("duplicate label `{}`", item.raw.id),
+                )
+                .with_hint(format!("first declared at {first}")),
             );
         } else {
             seen.insert(&item.raw.id, item.at_path(&["id"]));
@@ -313,20 +327,32 @@ fn inventory(c: &Collected<'_>, diags: &mut Diagnostics) -> Inventory {
                 }
                 Transport::Stdio {
                     command: command.clone(),
-                    env: raw.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                    env: raw
+                        .env
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
                 }
             }
             (None, Some(u)) => match url::Url::parse(u) {
-                Ok(url) if matches!(url.scheme(), "http" | "https") => Transport::StreamableHttp { url },
+                Ok(url) if matches!(url.scheme(), "http" | "https") => {
+                    Transport::StreamableHttp { url }
+                }
                 Ok(url) => {
                     diags.push(Diagnostic::error(
                         item.at_path(&["url"]),
-                        format!("server url scheme `{}` is not `http` or `https`", url.scheme()),
+                        format!(
+                            "server url scheme `{}` is not `http` or `https`",
+                            url.scheme()
+                        ),
                     ));
                     Transport::DecideApi
                 }
                 Err(e) => {
-                    diags.push(Diagnostic::error(item.at_path(&["url"]), format!("invalid url `{u}`: {e}")));
+                    diags.push(Diagnostic::error(
+                        item.at_path(&["url"]),
+                        format!("invalid url `{u}`: {e}"),
+                    ));
                     Transport::DecideApi
                 }
             },
@@ -351,7 +377,10 @@ fn inventory(c: &Collected<'_>, diags: &mut Diagnostics) -> Inventory {
                 continue;
             }
             if !tools_seen.insert(tool.as_str()) {
-                diags.push(Diagnostic::error(at, format!("tool `{tool}` is listed twice")));
+                diags.push(Diagnostic::error(
+                    at,
+                    format!("tool `{tool}` is listed twice"),
+                ));
                 continue;
             }
             inv.tools.insert(format!("{}.{tool}", raw.id), server_index);
@@ -369,8 +398,11 @@ fn inventory(c: &Collected<'_>, diags: &mut Diagnostics) -> Inventory {
         let raw = &item.raw;
         if let Some(first) = aliases.get(raw.alias.as_str()) {
             diags.push(
-                Diagnostic::error(item.at_path(&["alias"]), format!("duplicate model alias `{}`", raw.alias))
-                    .with_hint(format!("first declared at {first}")),
+                Diagnostic::error(
+                    item.at_path(&["alias"]),
+                    format!("duplicate model alias `{}`", raw.alias),
+                )
+                .with_hint(format!("first declared at {first}")),
             );
             continue;
         }
@@ -400,7 +432,9 @@ fn inventory(c: &Collected<'_>, diags: &mut Diagnostics) -> Inventory {
                 }
             };
             let timeout = match &r.timeout {
-                Some(t) => duration_or_report(t, at("timeout"), diags).unwrap_or(DEFAULT_MODEL_TIMEOUT),
+                Some(t) => {
+                    duration_or_report(t, at("timeout"), diags).unwrap_or(DEFAULT_MODEL_TIMEOUT)
+                }
                 None => DEFAULT_MODEL_TIMEOUT,
             };
             routes.push(ModelRoute {
@@ -428,20 +462,29 @@ fn authority(c: &Collected<'_>, diags: &mut Diagnostics) -> Authority {
         let raw = &item.raw;
         let id: Arc<str> = Arc::from(raw.id.as_str());
         if !valid_id(&raw.id, true) {
-            diags.push(Diagnostic::error(item.at_path(&["id"]), format!("invalid role id `{}`", raw.id)));
+            diags.push(Diagnostic::error(
+                item.at_path(&["id"]),
+                format!("invalid role id `{}`", raw.id),
+            ));
         }
         if let Some(first) = roles.get(&id) {
             diags.push(
-                Diagnostic::error(item.at_path(&["id"]), format!("duplicate role `{}`", raw.id))
-                    .with_hint(format!("first declared at {}", first.location)),
+                Diagnostic::error(
+                    item.at_path(&["id"]),
+                    format!("duplicate role `{}`", raw.id),
+                )
+                .with_hint(format!("first declared at {}", first.location)),
             );
             continue;
         }
         let direct = raw.direct.unwrap_or(Tier::Approval);
         if direct == Tier::Prohibited {
             diags.push(
-                Diagnostic::error(item.at_path(&["direct"]), "a role cannot direct prohibited actions")
-                    .with_hint("`direct` is `autonomous`, `preapproved` or `approval`"),
+                Diagnostic::error(
+                    item.at_path(&["direct"]),
+                    "a role cannot direct prohibited actions",
+                )
+                .with_hint("`direct` is `autonomous`, `preapproved` or `approval`"),
             );
         }
         let mut approve = Vec::new();
@@ -454,7 +497,10 @@ fn authority(c: &Collected<'_>, diags: &mut Diagnostics) -> Authority {
                         .get("approve")
                         .and_then(|(_, n)| n.items().get(i))
                         .map_or_else(|| item.at(), |n| item.file.at(n));
-                    diags.push(Diagnostic::error(at, format!("invalid rule pattern `{pattern}`: {}", e.kind())));
+                    diags.push(Diagnostic::error(
+                        at,
+                        format!("invalid rule pattern `{pattern}`: {}", e.kind()),
+                    ));
                 }
             }
         }
@@ -476,10 +522,16 @@ fn authority(c: &Collected<'_>, diags: &mut Diagnostics) -> Authority {
         let raw = &item.raw;
         let id: Arc<str> = Arc::from(raw.id.as_str());
         if raw.id.is_empty() || raw.id.len() > 256 || raw.id.chars().any(char::is_control) {
-            diags.push(Diagnostic::error(item.at_path(&["id"]), format!("invalid principal id `{}`", raw.id)));
+            diags.push(Diagnostic::error(
+                item.at_path(&["id"]),
+                format!("invalid principal id `{}`", raw.id),
+            ));
         }
         if principals.contains_key(&id) {
-            diags.push(Diagnostic::error(item.at_path(&["id"]), format!("duplicate principal `{}`", raw.id)));
+            diags.push(Diagnostic::error(
+                item.at_path(&["id"]),
+                format!("duplicate principal `{}`", raw.id),
+            ));
             continue;
         }
         let mut held = Vec::new();
@@ -536,11 +588,14 @@ fn data_policy(
             None => {
                 if labels_complete {
                     diags.push(
-                        Diagnostic::error(item.at_path(&["label"]), format!("unknown label `{}`", raw.label))
-                            .with_hint_opt(
-                                suggest(&raw.label, labels.iter().map(|l| &**l))
-                                    .or_else(|| Some("declare it under `data.labels`".to_owned())),
-                            ),
+                        Diagnostic::error(
+                            item.at_path(&["label"]),
+                            format!("unknown label `{}`", raw.label),
+                        )
+                        .with_hint_opt(
+                            suggest(&raw.label, labels.iter().map(|l| &**l))
+                                .or_else(|| Some("declare it under `data.labels`".to_owned())),
+                        ),
                     );
                 }
                 continue;
@@ -551,7 +606,10 @@ fn data_policy(
             for pattern in t.into_vec() {
                 match rules::tool_glob(&pattern) {
                     Ok(g) => {
-                        if !inventory.tools.keys().any(|k| g.compile_matcher().is_match(k))
+                        if !inventory
+                            .tools
+                            .keys()
+                            .any(|k| g.compile_matcher().is_match(k))
                             && !inventory.tools.is_empty()
                         {
                             diags.push(
@@ -559,7 +617,10 @@ fn data_policy(
                                     item.at_path(&["tool"]),
                                     format!("tool pattern `{pattern}` matches no inventoried tool"),
                                 )
-                                .with_hint_opt(suggest(&pattern, inventory.tools.keys().map(String::as_str))),
+                                .with_hint_opt(suggest(
+                                    &pattern,
+                                    inventory.tools.keys().map(String::as_str),
+                                )),
                             );
                         }
                         set.add(g);
@@ -584,15 +645,21 @@ fn data_policy(
             .and_then(|p| matcher::regex(p, false, item.at_path(&["pattern"]), diags));
         if raw.tool.is_none() && raw.path.is_none() && raw.pattern.is_none() {
             diags.push(
-                Diagnostic::error(item.at(), "a label source needs `tool`, `path` or `pattern`")
-                    .with_hint("without one it would label every result"),
+                Diagnostic::error(
+                    item.at(),
+                    "a label source needs `tool`, `path` or `pattern`",
+                )
+                .with_hint("without one it would label every result"),
             );
         }
         sources.push(DataSource {
             label,
             tools,
             paths,
-            path_argument: raw.path_argument.clone().unwrap_or_else(|| "path".to_owned()),
+            path_argument: raw
+                .path_argument
+                .clone()
+                .unwrap_or_else(|| "path".to_owned()),
             pattern,
             location: item.at(),
         });
@@ -625,7 +692,10 @@ fn observer(c: &Collected<'_>, data: &DataPolicy, diags: &mut Diagnostics) -> Ob
     for item in &c.detectors {
         let raw = &item.raw;
         if !ids.insert(raw.id.as_str()) {
-            diags.push(Diagnostic::error(item.at_path(&["id"]), format!("duplicate detector `{}`", raw.id)));
+            diags.push(Diagnostic::error(
+                item.at_path(&["id"]),
+                format!("duplicate detector `{}`", raw.id),
+            ));
         }
         let mut labels = Vec::new();
         for l in &raw.labels {
@@ -646,7 +716,10 @@ fn observer(c: &Collected<'_>, data: &DataPolicy, diags: &mut Diagnostics) -> Ob
             }
         }
         if raw.threshold.is_some_and(|t| !t.is_finite() || t <= 0.0) {
-            diags.push(Diagnostic::error(item.at_path(&["threshold"]), "`threshold` must be a positive number"));
+            diags.push(Diagnostic::error(
+                item.at_path(&["threshold"]),
+                "`threshold` must be a positive number",
+            ));
         }
         let window = raw
             .window
@@ -659,7 +732,9 @@ fn observer(c: &Collected<'_>, data: &DataPolicy, diags: &mut Diagnostics) -> Ob
             RawDetectorKind::DenialStorm => DetectorKind::DenialStorm,
             RawDetectorKind::SensitiveThenSend => DetectorKind::SensitiveThenSend,
         };
-        if kind == DetectorKind::SensitiveThenSend && (raw.labels.is_empty() || raw.tools.is_empty()) {
+        if kind == DetectorKind::SensitiveThenSend
+            && (raw.labels.is_empty() || raw.tools.is_empty())
+        {
             diags.push(Diagnostic::error(
                 item.at(),
                 "a `sensitive_then_send` detector needs `labels` and `tools`",

@@ -141,15 +141,29 @@ impl Diagnostics {
     /// Sorts by file, line, column, then severity, and drops exact duplicates.
     pub fn sort(&mut self) {
         self.0.sort_by(|a, b| {
-            (&a.location.file, a.location.line, a.location.column, b.severity)
-                .cmp(&(&b.location.file, b.location.line, b.location.column, a.severity))
+            (
+                &a.location.file,
+                a.location.line,
+                a.location.column,
+                b.severity,
+            )
+                .cmp(&(
+                    &b.location.file,
+                    b.location.line,
+                    b.location.column,
+                    a.severity,
+                ))
         });
         self.0.dedup();
     }
 
     /// `Ok(value)` when there is no error, else `Err(self)`.
     pub fn into_result<T>(self, value: T) -> Result<T, Diagnostics> {
-        if self.has_errors() { Err(self) } else { Ok(value) }
+        if self.has_errors() {
+            Err(self)
+        } else {
+            Ok(value)
+        }
     }
 }
 
@@ -163,7 +177,10 @@ impl fmt::Display for Diagnostics {
 }
 
 /// The candidate nearest to `name` by edit distance, when it is near enough to be a typo.
-pub(crate) fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub(crate) fn suggest<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     let limit = (name.chars().count() / 3).max(1);
     candidates
         .into_iter()

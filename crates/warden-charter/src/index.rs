@@ -14,6 +14,8 @@ pub(crate) struct ToolIndex {
     pub(crate) patterns: GlobSet,
     /// Pattern index in `patterns` → rule index.
     pub(crate) pattern_rules: Vec<u32>,
+    /// Rule index → tier, to order candidates most strict first.
+    pub(crate) tiers: Vec<warden_core::Tier>,
 }
 
 impl ToolIndex {
@@ -33,6 +35,13 @@ impl ToolIndex {
             .collect();
         rules.sort_unstable();
         rules.dedup();
+        let tier = |r: &u32| {
+            usize::try_from(*r)
+                .ok()
+                .and_then(|i| self.tiers.get(i))
+                .copied()
+        };
+        rules.sort_by_key(|r| std::cmp::Reverse(tier(r)));
         rules
     }
 }

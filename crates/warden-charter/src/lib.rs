@@ -18,7 +18,8 @@ mod raw;
 mod source;
 
 pub use compile::{
-    CEL_VARIABLES, CHARTER_VERSION, Compiled, DEFAULT_RULE_ID, DEFAULT_APPROVAL_TIMEOUT, DEFAULT_MODEL_TIMEOUT, compile, load,
+    CEL_VARIABLES, CHARTER_VERSION, Compiled, DEFAULT_APPROVAL_TIMEOUT, DEFAULT_MODEL_TIMEOUT,
+    DEFAULT_RULE_ID, compile, load,
 };
 pub use compiled::*;
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};

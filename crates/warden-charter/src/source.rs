@@ -60,8 +60,9 @@ pub fn read_sources(path: &Path) -> Result<Vec<Source>, Diagnostics> {
             .map(|e| e.path())
             .filter(|p| {
                 p.is_file()
-                    && p.extension()
-                        .is_some_and(|x| x.eq_ignore_ascii_case("yaml") || x.eq_ignore_ascii_case("yml"))
+                    && p.extension().is_some_and(|x| {
+                        x.eq_ignore_ascii_case("yaml") || x.eq_ignore_ascii_case("yml")
+                    })
             })
             .collect();
         files.sort();
@@ -241,7 +242,10 @@ impl ParsedFile {
             },
         };
         if source.text.trim().is_empty() {
-            return Err(Diagnostic::error_at_file(&source.name, "charter file is empty"));
+            return Err(Diagnostic::error_at_file(
+                &source.name,
+                "charter file is empty",
+            ));
         }
         match serde_saphyr::from_str_with_options::<Node>(&source.text, options) {
             Ok(root) => Ok(ParsedFile {

@@ -216,9 +216,7 @@ impl Decision {
     pub fn summary(&self) -> String {
         let what = match self.reason {
             Reason::Rule => format!("{} by rule {}", self.tier, rule_list(&self.rules)),
-            Reason::DefaultPosture => {
-                "no rule matches; the default posture applies".to_owned()
-            }
+            Reason::DefaultPosture => "no rule matches; the default posture applies".to_owned(),
             Reason::ScopeExceeded => format!(
                 "preapproved scope of {} exceeded; escalated to approval",
                 rule_list(&self.rules)

@@ -103,7 +103,10 @@ fn is_look_alike(c: char) -> bool {
         '\u{3002}', // ideographic full stop
         '\u{FF61}', // halfwidth ideographic full stop
     ];
-    EXTRA.contains(&c) || std::iter::once(c).nfkc().any(|d| matches!(d, '/' | '.' | '\\'))
+    EXTRA.contains(&c)
+        || std::iter::once(c)
+            .nfkc()
+            .any(|d| matches!(d, '/' | '.' | '\\'))
 }
 
 fn collapse(s: &str) -> Result<String, PathError> {

@@ -56,7 +56,9 @@ impl fmt::Display for Tier {
 
 /// A tier name that is not one of the four tiers.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown tier `{0}`, expected one of `autonomous`, `preapproved`, `approval`, `prohibited`")]
+#[error(
+    "unknown tier `{0}`, expected one of `autonomous`, `preapproved`, `approval`, `prohibited`"
+)]
 pub struct ParseTierError(pub String);
 
 impl FromStr for Tier {

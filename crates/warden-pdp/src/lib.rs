@@ -1,1 +1,28 @@
-//! placeholder
+//! The policy decision point: `decide(&CompiledCharter, &Request) -> Decision`.
+//!
+//! Pure and synchronous: no IO, no clock, no async runtime. Everything a decision depends on
+//! — the action, the on-behalf-of principal, the session's labels and preapproved-scope usage,
+//! the posture and the controls an operator or the observer set, and the time — comes in the
+//! [`Request`], so every decision can be replayed against the charter that made it.
+//!
+//! The rules, in order (see `docs/charter.md`):
+//! 1. a revoked session, a frozen tool or the frozen posture deny;
+//! 2. among matching rules the strictest tier wins, so rule order never matters; an error in
+//!    a restrictive (approval or prohibited) rule denies, an error in a permissive rule only
+//!    keeps it from matching;
+//! 3. no match → the default posture (`ask`, i.e. approval);
+//! 4. a preapproved action outside its scope (count, spend, expiry) escalates to approval;
+//! 5. an action above what the principal may direct escalates to approval;
+//! 6. the conservative posture turns autonomous and preapproved into approval.
+//!
+//! Sits above `warden-core` and `warden-charter` in the workspace DAG.
+
+mod decide;
+mod eval;
+mod labels;
+mod request;
+mod sql;
+
+pub use decide::decide;
+pub use labels::result_labels;
+pub use request::{Controls, NoUsage, Request, RuleUsage, Usage};

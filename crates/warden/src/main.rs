@@ -1,1 +1,5 @@
-fn main() {}
+//! The `warden` binary: parses the command line and hands over to the library.
+
+fn main() -> std::process::ExitCode {
+    warden::run()
+}

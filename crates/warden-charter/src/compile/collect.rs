@@ -75,11 +75,18 @@ const SECTIONS: [&str; 8] = [
 ];
 
 /// Reads one file into `c`.
-pub(crate) fn collect_file<'a>(file: &'a ParsedFile, c: &mut Collected<'a>, diags: &mut Diagnostics) {
+pub(crate) fn collect_file<'a>(
+    file: &'a ParsedFile,
+    c: &mut Collected<'a>,
+    diags: &mut Diagnostics,
+) {
     let NodeKind::Map(entries) = &file.root.kind else {
         diags.push(
-            Diagnostic::error(file.at(&file.root), "a charter file must be a mapping of sections")
-                .with_hint(format!("top-level keys are {}", backticked(&SECTIONS))),
+            Diagnostic::error(
+                file.at(&file.root),
+                "a charter file must be a mapping of sections",
+            )
+            .with_hint(format!("top-level keys are {}", backticked(&SECTIONS))),
         );
         return;
     };
@@ -89,12 +96,33 @@ pub(crate) fn collect_file<'a>(file: &'a ParsedFile, c: &mut Collected<'a>, diag
             "version" => single(file, node, k, &mut c.version, diags),
             "identity" => single(file, node, k, &mut c.identity, diags),
             "context" => single(file, node, k, &mut c.context, diags),
-            "inventory" => section(file, node, k, &["servers", "models"], diags, |key, n, d| {
-                match key {
-                    "servers" => list(file, n, "inventory.servers", &mut c.servers, &mut c.incomplete, d),
-                    _ => list(file, n, "inventory.models", &mut c.models, &mut c.incomplete, d),
-                }
-            }),
+            "inventory" => {
+                section(
+                    file,
+                    node,
+                    k,
+                    &["servers", "models"],
+                    diags,
+                    |key, n, d| match key {
+                        "servers" => list(
+                            file,
+                            n,
+                            "inventory.servers",
+                            &mut c.servers,
+                            &mut c.incomplete,
+                            d,
+                        ),
+                        _ => list(
+                            file,
+                            n,
+                            "inventory.models",
+                            &mut c.models,
+                            &mut c.incomplete,
+                            d,
+                        ),
+                    },
+                )
+            }
             "actions" => section(
                 file,
                 node,
@@ -102,7 +130,13 @@ pub(crate) fn collect_file<'a>(file: &'a ParsedFile, c: &mut Collected<'a>, diag
                 &["default_posture", "approval", "rules"],
                 diags,
                 |key, n, d| match key {
-                    "default_posture" => single(file, n, "actions.default_posture", &mut c.default_posture, d),
+                    "default_posture" => single(
+                        file,
+                        n,
+                        "actions.default_posture",
+                        &mut c.default_posture,
+                        d,
+                    ),
                     "approval" => single(file, n, "actions.approval", &mut c.approval, d),
                     _ => list(file, n, "actions.rules", &mut c.rules, &mut c.incomplete, d),
                 },
@@ -121,16 +155,42 @@ pub(crate) fn collect_file<'a>(file: &'a ParsedFile, c: &mut Collected<'a>, diag
                         &mut c.separation_of_duties,
                         d,
                     ),
-                    "roles" => list(file, n, "authority.roles", &mut c.roles, &mut c.incomplete, d),
-                    _ => list(file, n, "authority.principals", &mut c.principals, &mut c.incomplete, d),
+                    "roles" => list(
+                        file,
+                        n,
+                        "authority.roles",
+                        &mut c.roles,
+                        &mut c.incomplete,
+                        d,
+                    ),
+                    _ => list(
+                        file,
+                        n,
+                        "authority.principals",
+                        &mut c.principals,
+                        &mut c.incomplete,
+                        d,
+                    ),
                 },
             ),
-            "data" => section(file, node, k, &["labels", "sources"], diags, |key, n, d| {
-                match key {
+            "data" => section(
+                file,
+                node,
+                k,
+                &["labels", "sources"],
+                diags,
+                |key, n, d| match key {
                     "labels" => list(file, n, "data.labels", &mut c.labels, &mut c.incomplete, d),
-                    _ => list(file, n, "data.sources", &mut c.sources, &mut c.incomplete, d),
-                }
-            }),
+                    _ => list(
+                        file,
+                        n,
+                        "data.sources",
+                        &mut c.sources,
+                        &mut c.incomplete,
+                        d,
+                    ),
+                },
+            ),
             "observer" => section(
                 file,
                 node,
@@ -138,9 +198,28 @@ pub(crate) fn collect_file<'a>(file: &'a ParsedFile, c: &mut Collected<'a>, diag
                 &["baseline_window", "learning_window", "detectors"],
                 diags,
                 |key, n, d| match key {
-                    "baseline_window" => single(file, n, "observer.baseline_window", &mut c.baseline_window, d),
-                    "learning_window" => single(file, n, "observer.learning_window", &mut c.learning_window, d),
-                    _ => list(file, n, "observer.detectors", &mut c.detectors, &mut c.incomplete, d),
+                    "baseline_window" => single(
+                        file,
+                        n,
+                        "observer.baseline_window",
+                        &mut c.baseline_window,
+                        d,
+                    ),
+                    "learning_window" => single(
+                        file,
+                        n,
+                        "observer.learning_window",
+                        &mut c.learning_window,
+                        d,
+                    ),
+                    _ => list(
+                        file,
+                        n,
+                        "observer.detectors",
+                        &mut c.detectors,
+                        &mut c.incomplete,
+                        d,
+                    ),
                 },
             ),
             other => diags.push(

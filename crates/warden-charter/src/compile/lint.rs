@@ -57,9 +57,14 @@ fn unreachable(charter: &CompiledCharter, rule: &Rule, no_tools: bool, d: &mut D
         d.push(
             Diagnostic::warning(
                 at.clone(),
-                format!("rule `{}` can never match: its tool patterns match no inventoried tool", rule.id),
+                format!(
+                    "rule `{}` can never match: its tool patterns match no inventoried tool",
+                    rule.id
+                ),
             )
-            .with_hint("tools are named `server.tool`; check the spelling against `inventory.servers`"),
+            .with_hint(
+                "tools are named `server.tool`; check the spelling against `inventory.servers`",
+            ),
         );
     }
     if let Some(roles) = rule.principal.as_ref().and_then(|p| p.roles.as_ref()) {
@@ -71,21 +76,37 @@ fn unreachable(charter: &CompiledCharter, rule: &Rule, no_tools: bool, d: &mut D
         if !held && !charter.authority.principals.is_empty() {
             d.push(Diagnostic::warning(
                 at.clone(),
-                format!("rule `{}` can never match: no principal holds any of its roles", rule.id),
+                format!(
+                    "rule `{}` can never match: no principal holds any of its roles",
+                    rule.id
+                ),
             ));
         }
     }
     if rule.tier == Tier::Preapproved && rule.scope.is_none() {
         d.push(
-            Diagnostic::warning(at.clone(), format!("preapproved rule `{}` has no scope, so it acts as autonomous", rule.id))
-                .with_hint("add `scope` (per_session, per_day, spend or expires) or make it autonomous"),
+            Diagnostic::warning(
+                at.clone(),
+                format!(
+                    "preapproved rule `{}` has no scope, so it acts as autonomous",
+                    rule.id
+                ),
+            )
+            .with_hint(
+                "add `scope` (per_session, per_day, spend or expires) or make it autonomous",
+            ),
         );
     }
 }
 
 /// Rule R is shadowed by S when S is stricter, covers every tool R covers, and each condition
 /// of S is also a condition of R: whenever R matches, S matches and wins.
-fn shadowing(charter: &CompiledCharter, tools: &[&str], rule_tools: &[BTreeSet<&str>], d: &mut Diagnostics) {
+fn shadowing(
+    charter: &CompiledCharter,
+    tools: &[&str],
+    rule_tools: &[BTreeSet<&str>],
+    d: &mut Diagnostics,
+) {
     let mut reported: BTreeSet<(usize, usize)> = BTreeSet::new();
     let covers = |s: usize, r: usize| -> bool {
         match (rule_tools.get(s), rule_tools.get(r)) {
@@ -93,28 +114,51 @@ fn shadowing(charter: &CompiledCharter, tools: &[&str], rule_tools: &[BTreeSet<&
             _ => false,
         }
     };
-    let conditions_subset = |s: &Rule, r: &Rule| s.fingerprints.iter().all(|f| r.fingerprints.contains(f));
+    let conditions_subset =
+        |s: &Rule, r: &Rule| s.fingerprints.iter().all(|f| r.fingerprints.contains(f));
     for tool in tools {
         let candidates = charter.candidate_rules(tool);
-        let idx: Vec<usize> = candidates.iter().filter_map(|r| usize::try_from(*r).ok()).collect();
+        let idx: Vec<usize> = candidates
+            .iter()
+            .filter_map(|r| usize::try_from(*r).ok())
+            .collect();
         if idx.len() > PAIRWISE_LIMIT {
             // Cheap path: group identical conditions, and unconditional stricter rules.
             let mut groups: HashMap<&[String], Vec<usize>> = HashMap::new();
             for i in &idx {
                 if let Some(rule) = charter.rules.get(*i) {
-                    groups.entry(rule.fingerprints.as_slice()).or_default().push(*i);
+                    groups
+                        .entry(rule.fingerprints.as_slice())
+                        .or_default()
+                        .push(*i);
                 }
             }
             for members in groups.values() {
                 for (a, b) in members.iter().zip(members.iter().skip(1)) {
-                    compare(charter, *a, *b, &covers, &conditions_subset, &mut reported, d);
+                    compare(
+                        charter,
+                        *a,
+                        *b,
+                        &covers,
+                        &conditions_subset,
+                        &mut reported,
+                        d,
+                    );
                 }
             }
             continue;
         }
         for (pos, a) in idx.iter().enumerate() {
             for b in idx.iter().skip(pos + 1) {
-                compare(charter, *a, *b, &covers, &conditions_subset, &mut reported, d);
+                compare(
+                    charter,
+                    *a,
+                    *b,
+                    &covers,
+                    &conditions_subset,
+                    &mut reported,
+                    d,
+                );
             }
         }
     }
@@ -152,7 +196,11 @@ fn compare(
                 ),
             ));
         } else {
-            let (strict, lax) = if ra.tier > rb.tier { (ra, rb) } else { (rb, ra) };
+            let (strict, lax) = if ra.tier > rb.tier {
+                (ra, rb)
+            } else {
+                (rb, ra)
+            };
             d.push(
                 Diagnostic::warning(
                     second.location().clone(),
@@ -219,14 +267,22 @@ fn approvals(charter: &CompiledCharter, d: &mut Diagnostics) {
             }
         }
     }
-    if charter.default_posture == DefaultPosture::Ask && charter.authority.approvers(DEFAULT_RULE_ID).is_empty() {
-        let at = charter.rules.first().map(|r| r.location().clone()).unwrap_or_else(|| {
-            warden_core::SourceLocation {
-                file: charter.files.first().cloned().unwrap_or_else(|| "<charter>".into()),
+    if charter.default_posture == DefaultPosture::Ask
+        && charter.authority.approvers(DEFAULT_RULE_ID).is_empty()
+    {
+        let at = charter
+            .rules
+            .first()
+            .map(|r| r.location().clone())
+            .unwrap_or_else(|| warden_core::SourceLocation {
+                file: charter
+                    .files
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| "<charter>".into()),
                 line: 1,
                 column: 1,
-            }
-        });
+            });
         d.push(
             Diagnostic::warning(at, "no principal may approve actions under the default posture, so unmatched actions are always denied")
                 .with_hint("add `default` to a role's `approve` list"),

@@ -14,7 +14,11 @@ const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 /// A path glob: its literal root must already be canonical, and it is matched with `*` not
 /// crossing `/`.
-pub(crate) fn path_glob(pattern: &str, at: SourceLocation, diags: &mut Diagnostics) -> Option<GlobMatcher> {
+pub(crate) fn path_glob(
+    pattern: &str,
+    at: SourceLocation,
+    diags: &mut Diagnostics,
+) -> Option<GlobMatcher> {
     if pattern.split('/').any(|s| s == "." || s == "..") || pattern.contains("//") {
         diags.push(
             Diagnostic::error(at, format!("path glob `{pattern}` holds `.`, `..` or `//`"))
@@ -25,8 +29,11 @@ pub(crate) fn path_glob(pattern: &str, at: SourceLocation, diags: &mut Diagnosti
     let root = glob_root(pattern);
     if !root.is_empty() && canonicalize(root).as_deref() != Ok(root) {
         diags.push(
-            Diagnostic::error(at, format!("path glob `{pattern}` is not in canonical form"))
-                .with_hint("remove percent-encoding, backslashes and look-alike characters"),
+            Diagnostic::error(
+                at,
+                format!("path glob `{pattern}` is not in canonical form"),
+            )
+            .with_hint("remove percent-encoding, backslashes and look-alike characters"),
         );
         return None;
     }
@@ -37,7 +44,10 @@ pub(crate) fn path_glob(pattern: &str, at: SourceLocation, diags: &mut Diagnosti
     {
         Ok(g) => Some(g.compile_matcher()),
         Err(e) => {
-            diags.push(Diagnostic::error(at, format!("invalid path glob `{pattern}`: {}", e.kind())));
+            diags.push(Diagnostic::error(
+                at,
+                format!("invalid path glob `{pattern}`: {}", e.kind()),
+            ));
             None
         }
     }
@@ -55,7 +65,10 @@ pub(crate) fn regex(
     } else {
         pattern.to_owned()
     };
-    match RegexBuilder::new(&source).size_limit(REGEX_SIZE_LIMIT).build() {
+    match RegexBuilder::new(&source)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+    {
         Ok(r) => Some(r),
         Err(e) => {
             let detail = e.to_string();
@@ -110,11 +123,16 @@ pub(crate) fn compile(
         for s in schemes {
             let lower = s.to_ascii_lowercase();
             let valid = lower.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-                && lower.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+                && lower
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
             if valid {
                 out.push(lower);
             } else {
-                diags.push(Diagnostic::error(at(&["scheme"]), format!("invalid URL scheme `{s}`")));
+                diags.push(Diagnostic::error(
+                    at(&["scheme"]),
+                    format!("invalid URL scheme `{s}`"),
+                ));
             }
         }
         m.schemes = Some(out);
@@ -145,9 +163,15 @@ pub(crate) fn compile(
     }
     if let Some(values) = &raw.one_of {
         if values.is_empty() {
-            diags.push(Diagnostic::error(at(&["one_of"]), "`one_of` is empty, so it can never match"));
+            diags.push(Diagnostic::error(
+                at(&["one_of"]),
+                "`one_of` is empty, so it can never match",
+            ));
         }
-        if values.iter().any(|v| v.is_array() || v.is_object() || v.is_null()) {
+        if values
+            .iter()
+            .any(|v| v.is_array() || v.is_object() || v.is_null())
+        {
             diags.push(Diagnostic::error(
                 at(&["one_of"]),
                 "`one_of` holds strings, numbers or booleans",

@@ -61,8 +61,9 @@ pub(crate) fn compile_rules(
         }
         if raw.id == DEFAULT_RULE_ID {
             diags.push(
-                Diagnostic::error(at_id.clone(), "the rule id `default` is reserved")
-                    .with_hint("`default` names the default posture in `authority.roles[].approve`"),
+                Diagnostic::error(at_id.clone(), "the rule id `default` is reserved").with_hint(
+                    "`default` names the default posture in `authority.roles[].approve`",
+                ),
             );
         }
         if let Some(first) = seen.get(raw.id.as_str()) {
@@ -76,7 +77,10 @@ pub(crate) fn compile_rules(
         let rule_index = u32::try_from(rules.len()).unwrap_or(u32::MAX);
         let tools = raw.tool.clone().into_vec();
         if tools.is_empty() {
-            diags.push(Diagnostic::error(item.at_path(&["tool"]), "`tool` is empty"));
+            diags.push(Diagnostic::error(
+                item.at_path(&["tool"]),
+                "`tool` is empty",
+            ));
         }
         for (i, pattern) in tools.iter().enumerate() {
             let at = list_item_at(item, "tool", i);
@@ -107,8 +111,11 @@ pub(crate) fn compile_rules(
                     })
                 });
                 diags.push(
-                    Diagnostic::error(at, format!("unknown tool `{pattern}`: it is not in the inventory"))
-                        .with_hint_opt(hint),
+                    Diagnostic::error(
+                        at,
+                        format!("unknown tool `{pattern}`: it is not in the inventory"),
+                    )
+                    .with_hint_opt(hint),
                 );
             }
         }
@@ -141,49 +148,60 @@ pub(crate) fn compile_rules(
                 matcher,
             });
         }
-        let principal = raw.principal.as_ref().map(|p| {
-            fingerprints.push(format!("principal={}", node_json(item, "principal")));
-            if p.roles.is_none() && p.ids.is_none() {
-                diags.push(Diagnostic::error(
-                    item.at_path(&["principal"]),
-                    "`principal` needs `roles` or `ids`",
-                ));
-            }
-            let roles = p.roles.as_ref().map(|roles| {
-                roles
-                    .iter()
-                    .filter_map(|r| match authority.roles.get(r.as_str()) {
-                        Some(role) => Some(role.id.clone()),
-                        None => {
-                            if complete("authority.roles") {
-                                diags.push(
-                                    Diagnostic::error(item.at_path(&["principal", "roles"]), format!("unknown role `{r}`"))
-                                        .with_hint_opt(suggest(r, authority.roles.keys().map(|k| &**k))),
-                                );
+        let principal =
+            raw.principal.as_ref().map(|p| {
+                fingerprints.push(format!("principal={}", node_json(item, "principal")));
+                if p.roles.is_none() && p.ids.is_none() {
+                    diags.push(Diagnostic::error(
+                        item.at_path(&["principal"]),
+                        "`principal` needs `roles` or `ids`",
+                    ));
+                }
+                let roles = p.roles.as_ref().map(|roles| {
+                    roles
+                        .iter()
+                        .filter_map(|r| match authority.roles.get(r.as_str()) {
+                            Some(role) => Some(role.id.clone()),
+                            None => {
+                                if complete("authority.roles") {
+                                    diags.push(
+                                        Diagnostic::error(
+                                            item.at_path(&["principal", "roles"]),
+                                            format!("unknown role `{r}`"),
+                                        )
+                                        .with_hint_opt(
+                                            suggest(r, authority.roles.keys().map(|k| &**k)),
+                                        ),
+                                    );
+                                }
+                                None
                             }
-                            None
-                        }
-                    })
-                    .collect()
-            });
-            let ids = p.ids.as_ref().map(|ids| {
-                ids.iter()
-                    .filter_map(|id| match authority.principals.get(id.as_str()) {
-                        Some(pr) => Some(pr.id.clone()),
-                        None => {
-                            if complete("authority.principals") {
-                                diags.push(
-                                    Diagnostic::error(item.at_path(&["principal", "ids"]), format!("unknown principal `{id}`"))
-                                        .with_hint_opt(suggest(id, authority.principals.keys().map(|k| &**k))),
-                                );
+                        })
+                        .collect()
+                });
+                let ids = p.ids.as_ref().map(|ids| {
+                    ids.iter()
+                        .filter_map(|id| match authority.principals.get(id.as_str()) {
+                            Some(pr) => Some(pr.id.clone()),
+                            None => {
+                                if complete("authority.principals") {
+                                    diags.push(
+                                        Diagnostic::error(
+                                            item.at_path(&["principal", "ids"]),
+                                            format!("unknown principal `{id}`"),
+                                        )
+                                        .with_hint_opt(
+                                            suggest(id, authority.principals.keys().map(|k| &**k)),
+                                        ),
+                                    );
+                                }
+                                None
                             }
-                            None
-                        }
-                    })
-                    .collect()
+                        })
+                        .collect()
+                });
+                PrincipalMatch { roles, ids }
             });
-            PrincipalMatch { roles, ids }
-        });
         let labels_match = raw.labels.as_ref().map(|l| {
             fingerprints.push(format!("labels={}", node_json(item, "labels")));
             let mut resolve = |list: &Option<Vec<String>>, key: &str| {
@@ -195,11 +213,15 @@ pub(crate) fn compile_rules(
                             None => {
                                 if complete("data.labels") {
                                     diags.push(
-                                        Diagnostic::error(item.at_path(&["labels", key]), format!("unknown label `{n}`"))
-                                            .with_hint_opt(
-                                                suggest(n, labels.iter().map(|l| &**l))
-                                                    .or_else(|| Some("declare it under `data.labels`".to_owned())),
-                                            ),
+                                        Diagnostic::error(
+                                            item.at_path(&["labels", key]),
+                                            format!("unknown label `{n}`"),
+                                        )
+                                        .with_hint_opt(
+                                            suggest(n, labels.iter().map(|l| &**l)).or_else(|| {
+                                                Some("declare it under `data.labels`".to_owned())
+                                            }),
+                                        ),
                                     );
                                 }
                                 None
@@ -224,7 +246,9 @@ pub(crate) fn compile_rules(
                 .approval
                 .as_ref()
                 .and_then(|a| a.timeout.as_ref())
-                .and_then(|t| super::duration_or_report(t, item.at_path(&["approval", "timeout"]), diags))
+                .and_then(|t| {
+                    super::duration_or_report(t, item.at_path(&["approval", "timeout"]), diags)
+                })
                 .unwrap_or(defaults.timeout),
             quorum: match raw.approval.as_ref().and_then(|a| a.quorum) {
                 Some(0) => {
@@ -260,18 +284,31 @@ pub(crate) fn compile_rules(
         });
     }
     let patterns = patterns.build().unwrap_or_else(|e| {
-        diags.push(Diagnostic::error_at_file("<charter>", format!("cannot build the tool index: {e}")));
+        diags.push(Diagnostic::error_at_file(
+            "<charter>",
+            format!("cannot build the tool index: {e}"),
+        ));
         globset::GlobSet::empty()
     });
     let mut index = ToolIndex {
         by_tool: HashMap::new(),
         patterns,
         pattern_rules,
+        tiers: Vec::new(),
     };
+    // INVARIANT: candidate lists are ordered most strict tier first (then source order), so
+    // the decision can skip rules that cannot change its outcome.
+    let tiers: Vec<Tier> = rules.iter().map(|r| r.tier).collect();
+    index.tiers = tiers;
     let by_tool = inventory
         .tools
         .keys()
-        .map(|tool| (Box::from(tool.as_str()), index.scan(tool).into_boxed_slice()))
+        .map(|tool| {
+            (
+                Box::from(tool.as_str()),
+                index.scan(tool).into_boxed_slice(),
+            )
+        })
         .collect();
     index.by_tool = by_tool;
     (rules, index)
@@ -279,7 +316,10 @@ pub(crate) fn compile_rules(
 
 fn list_item_at(item: &Item<'_, RawRule>, key: &str, i: usize) -> SourceLocation {
     match item.node.get(key) {
-        Some((_, n)) => n.items().get(i).map_or_else(|| item.file.at(n), |x| item.file.at(x)),
+        Some((_, n)) => n
+            .items()
+            .get(i)
+            .map_or_else(|| item.file.at(n), |x| item.file.at(x)),
         None => item.at(),
     }
 }
@@ -293,7 +333,10 @@ fn node_json(item: &Item<'_, RawRule>, key: &str) -> String {
 
 fn compile_condition(src: &str, at: SourceLocation, diags: &mut Diagnostics) -> Option<Condition> {
     if src.len() > MAX_CEL_LEN {
-        diags.push(Diagnostic::error(at, format!("`when` is longer than {MAX_CEL_LEN} bytes")));
+        diags.push(Diagnostic::error(
+            at,
+            format!("`when` is longer than {MAX_CEL_LEN} bytes"),
+        ));
         return None;
     }
     match cel::Program::compile(src) {
@@ -309,7 +352,10 @@ fn compile_condition(src: &str, at: SourceLocation, diags: &mut Diagnostics) -> 
                 diags.push(
                     Diagnostic::error(at, format!("`when` uses unknown variable `{v}`"))
                         .with_hint_opt(suggest(v, CEL_VARIABLES).or_else(|| {
-                            Some(format!("variables are {}", super::collect::backticked(&CEL_VARIABLES)))
+                            Some(format!(
+                                "variables are {}",
+                                super::collect::backticked(&CEL_VARIABLES)
+                            ))
                         })),
                 );
                 return None;
@@ -338,7 +384,10 @@ fn compile_scope(item: &Item<'_, RawRule>, diags: &mut Diagnostics) -> Option<Sc
         diags.push(
             Diagnostic::error(
                 item.at_path(&["scope"]),
-                format!("`scope` applies only to preapproved rules, and this rule is `{}`", item.raw.tier),
+                format!(
+                    "`scope` applies only to preapproved rules, and this rule is `{}`",
+                    item.raw.tier
+                ),
             )
             .with_hint("set `tier: preapproved` or remove `scope`"),
         );
@@ -356,20 +405,24 @@ fn compile_scope(item: &Item<'_, RawRule>, diags: &mut Diagnostics) -> Option<Sc
     let per_day = positive(raw.per_day, "per_day", diags);
     let spend = raw.spend.as_ref().map(|s| {
         let amount = |n: &Option<serde_json::Number>, key: &str, diags: &mut Diagnostics| {
-            n.as_ref().and_then(|n| match Amount::parse(&n.to_string()) {
-                Ok(a) if !a.is_negative() => Some(a),
-                Ok(_) => {
-                    diags.push(Diagnostic::error(
-                        item.at_path(&["scope", "spend", key]),
-                        format!("`scope.spend.{key}` must not be negative"),
-                    ));
-                    None
-                }
-                Err(e) => {
-                    diags.push(Diagnostic::error(item.at_path(&["scope", "spend", key]), e.to_string()));
-                    None
-                }
-            })
+            n.as_ref()
+                .and_then(|n| match Amount::parse(&n.to_string()) {
+                    Ok(a) if !a.is_negative() => Some(a),
+                    Ok(_) => {
+                        diags.push(Diagnostic::error(
+                            item.at_path(&["scope", "spend", key]),
+                            format!("`scope.spend.{key}` must not be negative"),
+                        ));
+                        None
+                    }
+                    Err(e) => {
+                        diags.push(Diagnostic::error(
+                            item.at_path(&["scope", "spend", key]),
+                            e.to_string(),
+                        ));
+                        None
+                    }
+                })
         };
         if s.per_session.is_none() && s.per_day.is_none() {
             diags.push(Diagnostic::error(
@@ -390,16 +443,22 @@ fn compile_scope(item: &Item<'_, RawRule>, diags: &mut Diagnostics) -> Option<Sc
             per_day: amount(&s.per_day, "per_day", diags),
         }
     });
-    let expires = raw.expires.as_ref().and_then(|e| match OffsetDateTime::parse(e, &Rfc3339) {
-        Ok(t) => Some(t),
-        Err(err) => {
-            diags.push(
-                Diagnostic::error(item.at_path(&["scope", "expires"]), format!("invalid time `{e}`: {err}"))
+    let expires = raw
+        .expires
+        .as_ref()
+        .and_then(|e| match OffsetDateTime::parse(e, &Rfc3339) {
+            Ok(t) => Some(t),
+            Err(err) => {
+                diags.push(
+                    Diagnostic::error(
+                        item.at_path(&["scope", "expires"]),
+                        format!("invalid time `{e}`: {err}"),
+                    )
                     .with_hint("write an RFC 3339 time such as `2026-12-31T23:59:59Z`"),
-            );
-            None
-        }
-    });
+                );
+                None
+            }
+        });
     if per_session.is_none() && per_day.is_none() && spend.is_none() && expires.is_none() {
         diags.push(Diagnostic::error(
             item.at_path(&["scope"]),
@@ -416,11 +475,7 @@ fn compile_scope(item: &Item<'_, RawRule>, diags: &mut Diagnostics) -> Option<Sc
 
 /// Checks the rule patterns in `authority.roles[].approve`: a literal must name a rule (or
 /// `default`), a glob should match one.
-pub(crate) fn check_approve_patterns(
-    c: &Collected<'_>,
-    rules: &[Rule],
-    diags: &mut Diagnostics,
-) {
+pub(crate) fn check_approve_patterns(c: &Collected<'_>, rules: &[Rule], diags: &mut Diagnostics) {
     let rules_complete = !c.incomplete.contains("actions.rules");
     for item in &c.roles {
         for (i, pattern) in item.raw.approve.iter().enumerate() {
@@ -430,13 +485,22 @@ pub(crate) fn check_approve_patterns(
                 .and_then(|(_, n)| n.items().get(i))
                 .map_or_else(|| item.at(), |n| item.file.at(n));
             if !is_glob(pattern) {
-                if pattern != DEFAULT_RULE_ID && rules_complete && !rules.iter().any(|r| *r.id == **pattern) {
+                if pattern != DEFAULT_RULE_ID
+                    && rules_complete
+                    && !rules.iter().any(|r| *r.id == **pattern)
+                {
                     diags.push(
-                        Diagnostic::error(at, format!("role `{}` may approve unknown rule `{pattern}`", item.raw.id))
-                            .with_hint_opt(suggest(
-                                pattern,
-                                rules.iter().map(|r| &*r.id).chain([DEFAULT_RULE_ID]),
-                            )),
+                        Diagnostic::error(
+                            at,
+                            format!(
+                                "role `{}` may approve unknown rule `{pattern}`",
+                                item.raw.id
+                            ),
+                        )
+                        .with_hint_opt(suggest(
+                            pattern,
+                            rules.iter().map(|r| &*r.id).chain([DEFAULT_RULE_ID]),
+                        )),
                     );
                 }
             } else if let Ok(g) = GlobBuilder::new(pattern).build() {
@@ -444,7 +508,10 @@ pub(crate) fn check_approve_patterns(
                 if !m.is_match(DEFAULT_RULE_ID) && !rules.iter().any(|r| m.is_match(&*r.id)) {
                     diags.push(Diagnostic::warning(
                         at,
-                        format!("approval pattern `{pattern}` of role `{}` matches no rule", item.raw.id),
+                        format!(
+                            "approval pattern `{pattern}` of role `{}` matches no rule",
+                            item.raw.id
+                        ),
                     ));
                 }
             }

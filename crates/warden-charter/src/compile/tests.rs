@@ -94,7 +94,10 @@ authority:
     for e in expect {
         assert!(rendered.contains(e), "missing {e:?} in:\n{rendered}");
     }
-    assert!(rendered.contains("did you mean `autonomous`?"), "{rendered}");
+    assert!(
+        rendered.contains("did you mean `autonomous`?"),
+        "{rendered}"
+    );
     assert!(rendered.contains("did you mean `tool`?"), "{rendered}");
 }
 
@@ -104,7 +107,12 @@ fn unknown_tools_and_labels_get_suggestions() {
         + "data:\n  labels:\n    - id: secret\n";
     let d = errors(&text);
     let r = d.to_string();
-    assert!(r.contains("charter.yaml:18:13: error: unknown tool `fs.writ_file`: it is not in the inventory"), "{r}");
+    assert!(
+        r.contains(
+            "charter.yaml:18:13: error: unknown tool `fs.writ_file`: it is not in the inventory"
+        ),
+        "{r}"
+    );
     assert!(r.contains("did you mean `fs.write_file`?"), "{r}");
 }
 
@@ -120,7 +128,10 @@ fn malformed_yaml_is_one_located_error() {
 #[test]
 fn duplicate_keys_and_unknown_sections_are_errors() {
     let d = errors(&format!("{MINIMAL}identity_x: 1\n"));
-    assert!(d.to_string().contains("unknown section `identity_x`"), "{d}");
+    assert!(
+        d.to_string().contains("unknown section `identity_x`"),
+        "{d}"
+    );
     let d = errors("version: 1\nversion: 1\n");
     assert!(d.to_string().contains("invalid YAML"), "{d}");
 }
@@ -129,7 +140,10 @@ fn duplicate_keys_and_unknown_sections_are_errors() {
 fn missing_version_and_identity() {
     let d = errors("actions:\n  rules: []\n");
     let r = d.to_string();
-    assert!(r.contains("charter.yaml:1:1: error: the charter has no `version`"), "{r}");
+    assert!(
+        r.contains("charter.yaml:1:1: error: the charter has no `version`"),
+        "{r}"
+    );
     assert!(r.contains("the charter has no `identity` section"), "{r}");
 }
 
@@ -164,33 +178,57 @@ actions:
 ";
     let c = compile(&src(text)).unwrap();
     let w = c.warnings.to_string();
-    assert!(w.contains("rule `read-docs` is shadowed by the stricter rule `no-reads`"), "{w}");
+    assert!(
+        w.contains("rule `read-docs` is shadowed by the stricter rule `no-reads`"),
+        "{w}"
+    );
     assert!(w.contains("rules `write-a` and `write-b` conflict"), "{w}");
     assert!(w.contains("rule `ghost` can never match"), "{w}");
-    assert!(w.contains("tool `fs.delete_file` is classified by no rule"), "{w}");
+    assert!(
+        w.contains("tool `fs.delete_file` is classified by no rule"),
+        "{w}"
+    );
     assert!(!c.warnings.has_errors());
 }
 
 #[test]
 fn directory_charters_merge_and_refuse_double_settings() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("00-identity.yaml"), "version: 1\nidentity: { id: demo, name: Demo, purpose: p, serves: s }\n").unwrap();
+    std::fs::write(
+        dir.path().join("00-identity.yaml"),
+        "version: 1\nidentity: { id: demo, name: Demo, purpose: p, serves: s }\n",
+    )
+    .unwrap();
     std::fs::write(dir.path().join("10-tools.yaml"), "inventory:\n  servers:\n    - { id: fs, command: [x], tools: [read] }\nactions:\n  rules:\n    - { id: r1, tool: fs.read, tier: autonomous }\n").unwrap();
-    std::fs::write(dir.path().join("20-more.yml"), "actions:\n  rules:\n    - { id: r2, tool: 'fs.*', tier: approval }\n").unwrap();
+    std::fs::write(
+        dir.path().join("20-more.yml"),
+        "actions:\n  rules:\n    - { id: r2, tool: 'fs.*', tier: approval }\n",
+    )
+    .unwrap();
     std::fs::write(dir.path().join("notes.txt"), "ignored").unwrap();
     let c = load(dir.path()).unwrap();
     assert_eq!(c.charter.rules.len(), 2);
     assert_eq!(c.charter.files.len(), 3);
     std::fs::write(dir.path().join("30-again.yaml"), "version: 1\n").unwrap();
     let d = load(dir.path()).unwrap_err();
-    assert!(d.to_string().contains("30-again.yaml:1:10: error: `version` is set twice"), "{d}");
+    assert!(
+        d.to_string()
+            .contains("30-again.yaml:1:10: error: `version` is set twice"),
+        "{d}"
+    );
 }
 
 #[test]
 fn content_hash_depends_on_content_only() {
     let a = compile(&src(MINIMAL)).unwrap().charter.hash;
-    let b = compile(&[Source::new("/elsewhere/charter.yaml", MINIMAL)]).unwrap().charter.hash;
-    let c = compile(&src(&MINIMAL.replace("tier: approval", "tier: prohibited"))).unwrap().charter.hash;
+    let b = compile(&[Source::new("/elsewhere/charter.yaml", MINIMAL)])
+        .unwrap()
+        .charter
+        .hash;
+    let c = compile(&src(&MINIMAL.replace("tier: approval", "tier: prohibited")))
+        .unwrap()
+        .charter
+        .hash;
     assert_eq!(a, b);
     assert_ne!(a, c);
 }

@@ -19,8 +19,14 @@ fn refuses_escapes() {
 
 #[test]
 fn decodes_percent_encoding_repeatedly() {
-    assert_eq!(canonicalize("/srv/data/%2e%2e/secret").unwrap(), "/srv/secret");
-    assert_eq!(canonicalize("/srv/data/%252e%252e/secret").unwrap(), "/srv/secret");
+    assert_eq!(
+        canonicalize("/srv/data/%2e%2e/secret").unwrap(),
+        "/srv/secret"
+    );
+    assert_eq!(
+        canonicalize("/srv/data/%252e%252e/secret").unwrap(),
+        "/srv/secret"
+    );
     assert_eq!(canonicalize("/srv%2fdata").unwrap(), "/srv/data");
     assert_eq!(
         canonicalize("/a/%25252525252e"),
@@ -35,10 +41,22 @@ fn refuses_dangerous_characters() {
     assert_eq!(canonicalize("/a%00b"), Err(PathError::ControlCharacter(0)));
     assert_eq!(canonicalize("/a\\..\\b"), Err(PathError::Backslash));
     // Fullwidth full stops and solidus, one-dot leader, division slash.
-    assert_eq!(canonicalize("/srv/\u{FF0E}\u{FF0E}/x"), Err(PathError::LookAlike(0xFF0E)));
-    assert_eq!(canonicalize("/srv\u{FF0F}x"), Err(PathError::LookAlike(0xFF0F)));
-    assert_eq!(canonicalize("/srv/\u{2024}\u{2024}/x"), Err(PathError::LookAlike(0x2024)));
-    assert_eq!(canonicalize("/srv\u{2215}x"), Err(PathError::LookAlike(0x2215)));
+    assert_eq!(
+        canonicalize("/srv/\u{FF0E}\u{FF0E}/x"),
+        Err(PathError::LookAlike(0xFF0E))
+    );
+    assert_eq!(
+        canonicalize("/srv\u{FF0F}x"),
+        Err(PathError::LookAlike(0xFF0F))
+    );
+    assert_eq!(
+        canonicalize("/srv/\u{2024}\u{2024}/x"),
+        Err(PathError::LookAlike(0x2024))
+    );
+    assert_eq!(
+        canonicalize("/srv\u{2215}x"),
+        Err(PathError::LookAlike(0x2215))
+    );
 }
 
 #[test]

@@ -1,0 +1,309 @@
+//! Evaluating one rule against a request.
+
+use std::cmp::Ordering;
+use std::sync::{Arc, LazyLock};
+
+use serde_json::Value;
+use warden_charter::{
+    ArgConstraint, CompiledCharter, HostPattern, LabelMatch, Matcher, Principal, PrincipalMatch,
+    Rule, SqlKind,
+};
+use warden_core::path::canonicalize;
+
+use crate::Request;
+use crate::sql::is_read_only;
+
+/// Whether a rule matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Match,
+    NoMatch,
+    /// Evaluation failed; what to make of it depends on the rule's tier.
+    Error(String),
+}
+
+/// The value at a dotted argument path, if present.
+pub(crate) fn lookup<'v>(args: &'v Value, path: &[String]) -> Option<&'v Value> {
+    path.iter().try_fold(args, |v, key| v.as_object()?.get(key))
+}
+
+/// Evaluates the rule's conditions (its tool already matched through the index).
+///
+/// Cheap conditions run first. Array-valued arguments are quantified by the rule's tier: a
+/// permissive rule needs every element to satisfy its constraint, a restrictive rule matches
+/// when any element does — so a list can never smuggle one forbidden item past either.
+pub(crate) fn eval_rule(
+    charter: &CompiledCharter,
+    rule: &Rule,
+    req: &Request<'_>,
+    principal: Option<&Principal>,
+) -> Outcome {
+    if let Some(p) = &rule.principal {
+        if !principal_matches(p, principal) {
+            return Outcome::NoMatch;
+        }
+    }
+    if let Some(l) = &rule.labels {
+        if !labels_match(l, req.labels) {
+            return Outcome::NoMatch;
+        }
+    }
+    let restrictive = rule.tier.is_restrictive();
+    for constraint in &rule.args {
+        match eval_constraint(constraint, req.args, restrictive) {
+            Outcome::Match => {}
+            other => return other,
+        }
+    }
+    if let Some(cond) = &rule.when {
+        return match eval_condition(charter, &cond.program, req, principal) {
+            Ok(true) => Outcome::Match,
+            Ok(false) => Outcome::NoMatch,
+            Err(e) => Outcome::Error(format!("rule `{}`: `when`: {e}", rule.id)),
+        };
+    }
+    Outcome::Match
+}
+
+fn principal_matches(m: &PrincipalMatch, principal: Option<&Principal>) -> bool {
+    let Some(p) = principal else {
+        return false;
+    };
+    let roles_ok = m
+        .roles
+        .as_ref()
+        .is_none_or(|roles| p.roles.iter().any(|r| roles.contains(r)));
+    let ids_ok = m.ids.as_ref().is_none_or(|ids| ids.contains(&p.id));
+    roles_ok && ids_ok
+}
+
+fn labels_match(m: &LabelMatch, labels: &[Arc<str>]) -> bool {
+    let has = |l: &Arc<str>| labels.iter().any(|x| x == l);
+    m.any.as_ref().is_none_or(|a| a.iter().any(has))
+        && m.all.as_ref().is_none_or(|a| a.iter().all(has))
+        && m.none.as_ref().is_none_or(|a| !a.iter().any(has))
+}
+
+fn eval_constraint(c: &ArgConstraint, args: &Value, restrictive: bool) -> Outcome {
+    let Some(value) = lookup(args, &c.path) else {
+        // An absent argument satisfies no constraint.
+        return Outcome::NoMatch;
+    };
+    let name = &c.argument;
+    match value {
+        Value::Array(items) => {
+            if items.is_empty() {
+                return Outcome::NoMatch;
+            }
+            let mut error = None;
+            let mut matched = 0usize;
+            for item in items {
+                match eval_matcher(&c.matcher, item) {
+                    Ok(true) => matched += 1,
+                    Ok(false) => {}
+                    Err(e) => error = error.or(Some(e)),
+                }
+            }
+            if restrictive {
+                if matched > 0 {
+                    Outcome::Match
+                } else if let Some(e) = error {
+                    Outcome::Error(format!("argument `{name}`: {e}"))
+                } else {
+                    Outcome::NoMatch
+                }
+            } else if let Some(e) = error {
+                Outcome::Error(format!("argument `{name}`: {e}"))
+            } else if matched == items.len() {
+                Outcome::Match
+            } else {
+                Outcome::NoMatch
+            }
+        }
+        scalar => match eval_matcher(&c.matcher, scalar) {
+            Ok(true) => Outcome::Match,
+            Ok(false) => Outcome::NoMatch,
+            Err(e) => Outcome::Error(format!("argument `{name}`: {e}")),
+        },
+    }
+}
+
+fn as_str<'v>(v: &'v Value, what: &str) -> Result<&'v str, String> {
+    v.as_str()
+        .ok_or_else(|| format!("expected a string for {what}, got {}", kind(v)))
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Evaluates every constraint of a matcher against one value.
+pub(crate) fn eval_matcher(m: &Matcher, v: &Value) -> Result<bool, String> {
+    if let Some(globs) = &m.globs {
+        let path = canonicalize(as_str(v, "a path glob")?).map_err(|e| e.to_string())?;
+        if !globs.iter().any(|g| g.is_match(&path)) {
+            return Ok(false);
+        }
+    }
+    if m.schemes.is_some() || m.hosts.is_some() {
+        let text = as_str(v, "a URL")?;
+        let url = url::Url::parse(text).map_err(|e| format!("invalid URL: {e}"))?;
+        if let Some(schemes) = &m.schemes {
+            if !schemes.iter().any(|s| s == url.scheme()) {
+                return Ok(false);
+            }
+        }
+        if let Some(hosts) = &m.hosts {
+            let host = url
+                .host_str()
+                .ok_or_else(|| "URL has no host".to_owned())?
+                .to_ascii_lowercase();
+            let host = host.trim_end_matches('.');
+            if !hosts.iter().any(|p| host_matches(p, host)) {
+                return Ok(false);
+            }
+        }
+    }
+    if let Some(values) = &m.one_of {
+        if !values.iter().any(|x| scalar_eq(x, v)) {
+            return Ok(false);
+        }
+    }
+    if m.min.is_some() || m.max.is_some() {
+        let n = number(v)?;
+        if let Some(min) = &m.min {
+            if compare(&n, min) == Some(Ordering::Less) {
+                return Ok(false);
+            }
+        }
+        if let Some(max) = &m.max {
+            if compare(&n, max) == Some(Ordering::Greater) {
+                return Ok(false);
+            }
+        }
+    }
+    if let Some(re) = &m.regex {
+        if !re.is_match(as_str(v, "a regex")?) {
+            return Ok(false);
+        }
+    }
+    if let Some(prefix) = &m.prefix {
+        if !as_str(v, "a prefix")?.starts_with(prefix.as_str()) {
+            return Ok(false);
+        }
+    }
+    if let Some(suffix) = &m.suffix {
+        if !as_str(v, "a suffix")?.ends_with(suffix.as_str()) {
+            return Ok(false);
+        }
+    }
+    if let Some(kind) = m.sql {
+        let read_only = is_read_only(as_str(v, "SQL")?)?;
+        let ok = match kind {
+            SqlKind::ReadOnly => read_only,
+            SqlKind::Writing => !read_only,
+        };
+        if !ok {
+            return Ok(false);
+        }
+    }
+    if let Some(inner) = &m.not {
+        if eval_matcher(inner, v)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn host_matches(p: &HostPattern, host: &str) -> bool {
+    match p {
+        HostPattern::Exact(h) => h == host,
+        HostPattern::Subdomains(d) => host
+            .strip_suffix(d.as_str())
+            .is_some_and(|rest| rest.len() > 1 && rest.ends_with('.')),
+    }
+}
+
+/// Equality for `one_of`: numbers compare by value (`1 == 1.0`), everything else exactly.
+fn scalar_eq(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => compare(x, y) == Some(Ordering::Equal),
+        _ => a == b,
+    }
+}
+
+/// A number from a JSON number or a numeric string.
+fn number(v: &Value) -> Result<serde_json::Number, String> {
+    match v {
+        Value::Number(n) => Ok(n.clone()),
+        Value::String(s) => {
+            let t = s.trim();
+            let looks_numeric = !t.is_empty()
+                && t.chars()
+                    .all(|c| c.is_ascii_digit() || matches!(c, '-' | '+' | '.' | 'e' | 'E'));
+            if looks_numeric {
+                if let Ok(i) = t.parse::<i64>() {
+                    return Ok(i.into());
+                }
+                if let Some(n) = t.parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
+                    return Ok(n);
+                }
+            }
+            Err(format!("expected a number, got the string `{s}`"))
+        }
+        other => Err(format!("expected a number, got {}", kind(other))),
+    }
+}
+
+/// Numeric comparison: exact for integers, by value for decimals.
+fn compare(a: &serde_json::Number, b: &serde_json::Number) -> Option<Ordering> {
+    let int = |n: &serde_json::Number| {
+        n.as_i64()
+            .map(i128::from)
+            .or_else(|| n.as_u64().map(i128::from))
+    };
+    match (int(a), int(b)) {
+        (Some(x), Some(y)) => Some(x.cmp(&y)),
+        _ => a.as_f64()?.partial_cmp(&b.as_f64()?),
+    }
+}
+
+static CEL_ENV: LazyLock<Arc<cel::Env>> = LazyLock::new(|| Arc::new(cel::Env::stdlib()));
+
+fn eval_condition(
+    charter: &CompiledCharter,
+    program: &cel::Program,
+    req: &Request<'_>,
+    principal: Option<&Principal>,
+) -> Result<bool, String> {
+    let mut ctx = cel::Context::with_env(Arc::clone(&CEL_ENV));
+    let args = cel::to_value(req.args).map_err(|e| e.to_string())?;
+    ctx.add_variable_from_value("args", args);
+    ctx.add_variable_from_value("tool", req.tool.to_owned());
+    let principal_value = serde_json::json!({
+        "id": principal.map(|p| p.id.as_ref()),
+        "roles": principal.map(|p| p.roles.iter().map(|r| r.as_ref()).collect::<Vec<_>>()).unwrap_or_default(),
+    });
+    ctx.add_variable_from_value(
+        "principal",
+        cel::to_value(&principal_value).map_err(|e| e.to_string())?,
+    );
+    let labels: Vec<&str> = req.labels.iter().map(|l| l.as_ref()).collect();
+    ctx.add_variable_from_value("labels", cel::to_value(&labels).map_err(|e| e.to_string())?);
+    ctx.add_variable_from_value(
+        "environment",
+        charter.context.environment.clone().unwrap_or_default(),
+    );
+    match program.execute(&ctx) {
+        Ok(cel::Value::Bool(b)) => Ok(b),
+        Ok(other) => Err(format!("expected a boolean, got {other:?}")),
+        Err(e) => Err(e.to_string()),
+    }
+}

@@ -1,0 +1,71 @@
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+use warden_charter::amount::Amount;
+use warden_core::Posture;
+
+/// Everything one decision depends on besides the charter.
+#[derive(Clone, Copy)]
+pub struct Request<'a> {
+    /// The tool, namespaced as `server.tool`.
+    pub tool: &'a str,
+    /// The arguments (normally a JSON object).
+    pub args: &'a serde_json::Value,
+    /// The principal the agent acts for, when known.
+    pub principal: Option<&'a str>,
+    /// Data labels the session has accumulated.
+    pub labels: &'a [Arc<str>],
+    /// Operator and observer controls in force.
+    pub controls: Controls,
+    /// Preapproved-scope usage so far.
+    pub usage: &'a dyn Usage,
+    /// The time of the decision (for scope expiry).
+    pub now: OffsetDateTime,
+}
+
+/// Interventions in force for this decision.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Controls {
+    /// The gateway posture.
+    pub posture: Posture,
+    /// The session has been revoked.
+    pub session_revoked: bool,
+    /// The tool has been frozen.
+    pub tool_frozen: bool,
+}
+
+/// How much of a preapproved rule's scope has been used, before this action.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RuleUsage {
+    /// Uses in this session.
+    pub session_count: u32,
+    /// Uses today (UTC), across sessions.
+    pub day_count: u32,
+    /// Spent in this session.
+    pub session_spend: Amount,
+    /// Spent today (UTC), across sessions.
+    pub day_spend: Amount,
+}
+
+/// Where preapproved-scope usage comes from (the gateway's counters, or nothing).
+pub trait Usage {
+    /// Usage of the rule `rule_id` so far.
+    fn rule(&self, rule_id: &str) -> RuleUsage;
+}
+
+/// No usage yet.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoUsage;
+
+impl Usage for NoUsage {
+    fn rule(&self, _rule_id: &str) -> RuleUsage {
+        RuleUsage::default()
+    }
+}
+
+impl<S: std::hash::BuildHasher> Usage for HashMap<String, RuleUsage, S> {
+    fn rule(&self, rule_id: &str) -> RuleUsage {
+        self.get(rule_id).copied().unwrap_or_default()
+    }
+}

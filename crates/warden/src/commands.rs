@@ -1,0 +1,4 @@
+//! One module per subcommand; each exposes `execute(&Args) -> ExitCode`.
+
+pub mod check;
+pub mod explain;
