@@ -71,7 +71,7 @@ pub fn decide(charter: &CompiledCharter, req: &Request<'_>) -> Decision {
                 if rule.tier.is_restrictive() {
                     failed.push(rule);
                 }
-                errors.push(e);
+                errors.push(format!("rule `{}`: {e}", rule.id));
             }
         }
     }

@@ -59,7 +59,7 @@ pub(crate) fn eval_rule(
         return match eval_condition(charter, &cond.program, req, principal) {
             Ok(true) => Outcome::Match,
             Ok(false) => Outcome::NoMatch,
-            Err(e) => Outcome::Error(format!("rule `{}`: `when`: {e}", rule.id)),
+            Err(e) => Outcome::Error(format!("`when`: {e}")),
         };
     }
     Outcome::Match
