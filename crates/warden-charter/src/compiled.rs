@@ -292,6 +292,9 @@ pub struct Condition {
     pub source: String,
     /// The compiled program.
     pub program: cel::Program,
+    /// The variables the program reads (a subset of [`crate::CEL_VARIABLES`]); only these are
+    /// bound when it runs.
+    pub variables: Vec<String>,
 }
 
 impl std::fmt::Debug for Condition {

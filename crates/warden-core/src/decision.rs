@@ -146,12 +146,11 @@ pub struct CharterHash(pub [u8; 32]);
 impl CharterHash {
     /// Lower-case hex, prefixed with the algorithm: `blake3:…`.
     pub fn to_prefixed_hex(&self) -> String {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
+        use std::fmt::Write as _;
         let mut s = String::with_capacity(7 + 64);
         s.push_str("blake3:");
         for b in self.0 {
-            s.push(char::from(HEX[usize::from(b >> 4)]));
-            s.push(char::from(HEX[usize::from(b & 0x0f)]));
+            let _ = write!(s, "{b:02x}");
         }
         s
     }

@@ -291,6 +291,3 @@ fn scope_check(rules: &[&Rule], req: &Request<'_>) -> Result<Option<String>, Str
     }
     Ok(None)
 }
-
-#[cfg(test)]
-mod tests;

@@ -5,8 +5,8 @@ use std::sync::{Arc, LazyLock};
 
 use serde_json::Value;
 use warden_charter::{
-    ArgConstraint, CompiledCharter, HostPattern, LabelMatch, Matcher, Principal, PrincipalMatch,
-    Rule, SqlKind,
+    ArgConstraint, CompiledCharter, Condition, HostPattern, LabelMatch, Matcher, Principal,
+    PrincipalMatch, Rule, SqlKind,
 };
 use warden_core::path::canonicalize;
 
@@ -56,7 +56,7 @@ pub(crate) fn eval_rule(
         }
     }
     if let Some(cond) = &rule.when {
-        return match eval_condition(charter, &cond.program, req, principal) {
+        return match eval_condition(charter, cond, req, principal) {
             Ok(true) => Outcome::Match,
             Ok(false) => Outcome::NoMatch,
             Err(e) => Outcome::Error(format!("`when`: {e}")),
@@ -279,29 +279,37 @@ static CEL_ENV: LazyLock<Arc<cel::Env>> = LazyLock::new(|| Arc::new(cel::Env::st
 
 fn eval_condition(
     charter: &CompiledCharter,
-    program: &cel::Program,
+    cond: &Condition,
     req: &Request<'_>,
     principal: Option<&Principal>,
 ) -> Result<bool, String> {
     let mut ctx = cel::Context::with_env(Arc::clone(&CEL_ENV));
-    let args = cel::to_value(req.args).map_err(|e| e.to_string())?;
-    ctx.add_variable_from_value("args", args);
-    ctx.add_variable_from_value("tool", req.tool.to_owned());
-    let principal_value = serde_json::json!({
-        "id": principal.map(|p| p.id.as_ref()),
-        "roles": principal.map(|p| p.roles.iter().map(|r| r.as_ref()).collect::<Vec<_>>()).unwrap_or_default(),
-    });
-    ctx.add_variable_from_value(
-        "principal",
-        cel::to_value(&principal_value).map_err(|e| e.to_string())?,
-    );
-    let labels: Vec<&str> = req.labels.iter().map(|l| l.as_ref()).collect();
-    ctx.add_variable_from_value("labels", cel::to_value(&labels).map_err(|e| e.to_string())?);
-    ctx.add_variable_from_value(
-        "environment",
-        charter.context.environment.clone().unwrap_or_default(),
-    );
-    match program.execute(&ctx) {
+    // Bind only what the expression reads: converting the arguments dominates the cost.
+    for var in &cond.variables {
+        let value = match var.as_str() {
+            "args" => cel::to_value(req.args).map_err(|e| e.to_string())?,
+            "tool" => cel::Value::from(req.tool.to_owned()),
+            "principal" => {
+                let p = serde_json::json!({
+                    "id": principal.map(|p| p.id.as_ref()),
+                    "roles": principal
+                        .map(|p| p.roles.iter().map(|r| r.as_ref()).collect::<Vec<_>>())
+                        .unwrap_or_default(),
+                });
+                cel::to_value(&p).map_err(|e| e.to_string())?
+            }
+            "labels" => {
+                let labels: Vec<&str> = req.labels.iter().map(|l| l.as_ref()).collect();
+                cel::to_value(&labels).map_err(|e| e.to_string())?
+            }
+            "environment" => {
+                cel::Value::from(charter.context.environment.clone().unwrap_or_default())
+            }
+            other => return Err(format!("unknown variable `{other}`")),
+        };
+        ctx.add_variable_from_value(var.as_str(), value);
+    }
+    match cond.program.execute(&ctx) {
         Ok(cel::Value::Bool(b)) => Ok(b),
         Ok(other) => Err(format!("expected a boolean, got {other:?}")),
         Err(e) => Err(e.to_string()),

@@ -43,3 +43,77 @@ pub fn result_labels(
     out.sort();
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use warden_charter::{Source, compile};
+
+    use super::*;
+
+    #[test]
+    fn labels_follow_tool_path_and_pattern() {
+        let text = "\
+version: 1
+identity: { id: t, name: T, purpose: p, serves: s }
+inventory:
+  servers:
+    - { id: fs, command: [x], tools: [read_file, write_file] }
+    - { id: crm, command: [x], tools: [lookup] }
+data:
+  labels: [{ id: confidential }, { id: pii }, { id: finance }]
+  sources:
+    - { label: confidential, tool: \"fs.read_*\", path: \"/secret/**\" }
+    - { label: pii, tool: crm.lookup }
+    - { label: pii, pattern: \"\\\\b\\\\d{3}-\\\\d{2}-\\\\d{4}\\\\b\" }
+    - { label: finance, path: \"/finance/**\", path_argument: file }
+";
+        let c = compile(&[Source::new("c.yaml", text)]).unwrap().charter;
+        let labels = |tool: &str, args: serde_json::Value, text: &str| -> Vec<String> {
+            result_labels(&c, tool, &args, text)
+                .iter()
+                .map(|l| l.to_string())
+                .collect()
+        };
+        assert_eq!(
+            labels(
+                "fs.read_file",
+                serde_json::json!({"path": "/secret/a"}),
+                "x"
+            ),
+            ["confidential"]
+        );
+        assert_eq!(
+            labels(
+                "fs.read_file",
+                serde_json::json!({"path": "/secret/../pub/a"}),
+                "x"
+            ),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            labels(
+                "fs.write_file",
+                serde_json::json!({"path": "/secret/a"}),
+                "x"
+            ),
+            Vec::<String>::new()
+        );
+        assert_eq!(labels("crm.lookup", serde_json::json!({}), "name"), ["pii"]);
+        assert_eq!(
+            labels(
+                "fs.read_file",
+                serde_json::json!({"path": "/pub"}),
+                "ssn 123-45-6789"
+            ),
+            ["pii"]
+        );
+        assert_eq!(
+            labels(
+                "fs.read_file",
+                serde_json::json!({"path": "/secret/x", "file": "/finance/q3"}),
+                "123-45-6789"
+            ),
+            ["confidential", "finance", "pii"]
+        );
+    }
+}

@@ -63,9 +63,20 @@ fn value_strategy() -> impl Strategy<Value = serde_json::Value> {
         any::<i64>().prop_map(serde_json::Value::from),
         (-20.0f64..20.0).prop_map(serde_json::Value::from),
         prop::sample::select(vec![
-            "/ws/a", "/ws/../etc", "/etc/passwd", "/ws/%2e%2e/x", "abc", "a", "SELECT 1",
-            "DELETE FROM t", "https://api.example.com/", "https://example.com", "not sql (",
-            "/ws/\u{FF0E}\u{FF0E}/x", "5", "1e3",
+            "/ws/a",
+            "/ws/../etc",
+            "/etc/passwd",
+            "/ws/%2e%2e/x",
+            "abc",
+            "a",
+            "SELECT 1",
+            "DELETE FROM t",
+            "https://api.example.com/",
+            "https://example.com",
+            "not sql (",
+            "/ws/\u{FF0E}\u{FF0E}/x",
+            "5",
+            "1e3",
         ])
         .prop_map(serde_json::Value::from),
         prop::collection::vec(
@@ -83,7 +94,8 @@ fn value_strategy() -> impl Strategy<Value = serde_json::Value> {
 
 fn rules_strategy() -> impl Strategy<Value = Vec<GenRule>> {
     prop::collection::vec(
-        (0..TIERS.len(), 0..CONSTRAINTS.len()).prop_map(|(tier, constraint)| GenRule { tier, constraint }),
+        (0..TIERS.len(), 0..CONSTRAINTS.len())
+            .prop_map(|(tier, constraint)| GenRule { tier, constraint }),
         1..8,
     )
 }

@@ -360,9 +360,11 @@ fn compile_condition(src: &str, at: SourceLocation, diags: &mut Diagnostics) -> 
                 );
                 return None;
             }
+            let variables = refs.variables().into_iter().map(str::to_owned).collect();
             Some(Condition {
                 source: src.to_owned(),
                 program,
+                variables,
             })
         }
         Err(e) => {
