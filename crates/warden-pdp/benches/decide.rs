@@ -3,6 +3,8 @@
 //! Run: `cargo bench -p warden-pdp --bench decide`. Per-call percentiles (p50/p99) come from
 //! the `decide_latency` bench.
 
+#![allow(clippy::panic, clippy::indexing_slicing, reason = "bench code")]
+
 #![allow(missing_docs, reason = "criterion generates the bench entry points")]
 
 use std::hint::black_box;
@@ -12,7 +14,7 @@ use time::OffsetDateTime;
 use warden_charter::{Source, compile};
 use warden_pdp::{Controls, NoUsage, Request, decide};
 
-#[path = "charters.rs"]
+#[path = "support/charters.rs"]
 mod charters;
 
 const SIZES: [usize; 4] = [10, 100, 1_000, 10_000];

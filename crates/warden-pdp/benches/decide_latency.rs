@@ -4,6 +4,8 @@
 //! Run: `cargo bench -p warden-pdp --bench decide_latency`. Set `WARDEN_BENCH_CALLS` to change
 //! the number of timed calls per case (default 200,000).
 
+#![allow(clippy::panic, clippy::indexing_slicing, reason = "bench code")]
+
 #![allow(missing_docs, reason = "a bench binary")]
 #![allow(clippy::print_stdout, reason = "a bench prints its figures")]
 
@@ -13,7 +15,7 @@ use std::time::Instant;
 use time::OffsetDateTime;
 use warden_pdp::{Controls, NoUsage, Request, decide};
 
-#[path = "charters.rs"]
+#[path = "support/charters.rs"]
 mod charters;
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {

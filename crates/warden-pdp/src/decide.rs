@@ -236,27 +236,27 @@ fn scope_check(rules: &[&Rule], req: &Request<'_>) -> Result<Option<String>, Str
             continue;
         };
         let id = &rule.id;
-        if let Some(expires) = scope.expires {
-            if req.now >= expires {
-                return Ok(Some(format!(
-                    "the preapproval of `{id}` expired at {expires}"
-                )));
-            }
+        if let Some(expires) = scope.expires
+            && req.now >= expires
+        {
+            return Ok(Some(format!(
+                "the preapproval of `{id}` expired at {expires}"
+            )));
         }
         let used = req.usage.rule(id);
-        if let Some(limit) = scope.per_session {
-            if used.session_count >= limit {
-                return Ok(Some(format!(
-                    "`{id}` allows {limit} use(s) per session, all used"
-                )));
-            }
+        if let Some(limit) = scope.per_session
+            && used.session_count >= limit
+        {
+            return Ok(Some(format!(
+                "`{id}` allows {limit} use(s) per session, all used"
+            )));
         }
-        if let Some(limit) = scope.per_day {
-            if used.day_count >= limit {
-                return Ok(Some(format!(
-                    "`{id}` allows {limit} use(s) per day, all used"
-                )));
-            }
+        if let Some(limit) = scope.per_day
+            && used.day_count >= limit
+        {
+            return Ok(Some(format!(
+                "`{id}` allows {limit} use(s) per day, all used"
+            )));
         }
         if let Some(spend) = &scope.spend {
             let value = lookup(req.args, &spend.path).ok_or_else(|| {

@@ -38,15 +38,15 @@ pub(crate) fn eval_rule(
     req: &Request<'_>,
     principal: Option<&Principal>,
 ) -> Outcome {
-    if let Some(p) = &rule.principal {
-        if !principal_matches(p, principal) {
-            return Outcome::NoMatch;
-        }
+    if let Some(p) = &rule.principal
+        && !principal_matches(p, principal)
+    {
+        return Outcome::NoMatch;
     }
-    if let Some(l) = &rule.labels {
-        if !labels_match(l, req.labels) {
-            return Outcome::NoMatch;
-        }
+    if let Some(l) = &rule.labels
+        && !labels_match(l, req.labels)
+    {
+        return Outcome::NoMatch;
     }
     let restrictive = rule.tier.is_restrictive();
     for constraint in &rule.args {
@@ -155,10 +155,10 @@ pub(crate) fn eval_matcher(m: &Matcher, v: &Value) -> Result<bool, String> {
     if m.schemes.is_some() || m.hosts.is_some() {
         let text = as_str(v, "a URL")?;
         let url = url::Url::parse(text).map_err(|e| format!("invalid URL: {e}"))?;
-        if let Some(schemes) = &m.schemes {
-            if !schemes.iter().any(|s| s == url.scheme()) {
-                return Ok(false);
-            }
+        if let Some(schemes) = &m.schemes
+            && !schemes.iter().any(|s| s == url.scheme())
+        {
+            return Ok(false);
         }
         if let Some(hosts) = &m.hosts {
             let host = url
@@ -171,38 +171,38 @@ pub(crate) fn eval_matcher(m: &Matcher, v: &Value) -> Result<bool, String> {
             }
         }
     }
-    if let Some(values) = &m.one_of {
-        if !values.iter().any(|x| scalar_eq(x, v)) {
-            return Ok(false);
-        }
+    if let Some(values) = &m.one_of
+        && !values.iter().any(|x| scalar_eq(x, v))
+    {
+        return Ok(false);
     }
     if m.min.is_some() || m.max.is_some() {
         let n = number(v)?;
-        if let Some(min) = &m.min {
-            if compare(&n, min) == Some(Ordering::Less) {
-                return Ok(false);
-            }
+        if let Some(min) = &m.min
+            && compare(&n, min) == Some(Ordering::Less)
+        {
+            return Ok(false);
         }
-        if let Some(max) = &m.max {
-            if compare(&n, max) == Some(Ordering::Greater) {
-                return Ok(false);
-            }
-        }
-    }
-    if let Some(re) = &m.regex {
-        if !re.is_match(as_str(v, "a regex")?) {
+        if let Some(max) = &m.max
+            && compare(&n, max) == Some(Ordering::Greater)
+        {
             return Ok(false);
         }
     }
-    if let Some(prefix) = &m.prefix {
-        if !as_str(v, "a prefix")?.starts_with(prefix.as_str()) {
-            return Ok(false);
-        }
+    if let Some(re) = &m.regex
+        && !re.is_match(as_str(v, "a regex")?)
+    {
+        return Ok(false);
     }
-    if let Some(suffix) = &m.suffix {
-        if !as_str(v, "a suffix")?.ends_with(suffix.as_str()) {
-            return Ok(false);
-        }
+    if let Some(prefix) = &m.prefix
+        && !as_str(v, "a prefix")?.starts_with(prefix.as_str())
+    {
+        return Ok(false);
+    }
+    if let Some(suffix) = &m.suffix
+        && !as_str(v, "a suffix")?.ends_with(suffix.as_str())
+    {
+        return Ok(false);
     }
     if let Some(kind) = m.sql {
         let read_only = is_read_only(as_str(v, "SQL")?)?;
@@ -214,10 +214,10 @@ pub(crate) fn eval_matcher(m: &Matcher, v: &Value) -> Result<bool, String> {
             return Ok(false);
         }
     }
-    if let Some(inner) = &m.not {
-        if eval_matcher(inner, v)? {
-            return Ok(false);
-        }
+    if let Some(inner) = &m.not
+        && eval_matcher(inner, v)?
+    {
+        return Ok(false);
     }
     Ok(true)
 }

@@ -22,7 +22,7 @@ pub fn result_labels(
             continue;
         }
         if let Some(globs) = &source.paths {
-            let path = lookup(args, &[source.path_argument.clone()])
+            let path = lookup(args, std::slice::from_ref(&source.path_argument))
                 .and_then(Value::as_str)
                 .and_then(|p| canonicalize(p).ok());
             if !path.is_some_and(|p| globs.iter().any(|g| g.is_match(&p))) {

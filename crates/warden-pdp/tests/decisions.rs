@@ -1,6 +1,14 @@
 //! Table-driven decision tests: every `fixtures/decisions/*.yaml` holds a charter and cases,
 //! each with the expected verdict, tier, reason and determining rules.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed expectation is a test failure"
+)]
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -146,10 +154,10 @@ fn run_fixture(path: &Path) -> Vec<String> {
                 decision.tier, case.expect.tier
             ));
         }
-        if let Some(reason) = &case.expect.reason {
-            if decision.reason.as_str() != reason {
-                wrong.push(format!("reason {} (expected {reason})", decision.reason));
-            }
+        if let Some(reason) = &case.expect.reason
+            && decision.reason.as_str() != reason
+        {
+            wrong.push(format!("reason {} (expected {reason})", decision.reason));
         }
         let mut got = rules.clone();
         got.sort_unstable();
@@ -158,13 +166,13 @@ fn run_fixture(path: &Path) -> Vec<String> {
         if got != want {
             wrong.push(format!("rules {got:?} (expected {want:?})"));
         }
-        if let Some(q) = case.expect.quorum {
-            if decision.approval.as_ref().map(|a| a.quorum) != Some(q) {
-                wrong.push(format!(
-                    "approval {:?} (expected quorum {q})",
-                    decision.approval
-                ));
-            }
+        if let Some(q) = case.expect.quorum
+            && decision.approval.as_ref().map(|a| a.quorum) != Some(q)
+        {
+            wrong.push(format!(
+                "approval {:?} (expected quorum {q})",
+                decision.approval
+            ));
         }
         if let Some(text) = &case.expect.error_contains {
             let all = format!("{:?} {:?}", decision.errors, decision.detail);

@@ -1,6 +1,14 @@
 //! Property tests of the decision: the strictest tier wins whatever the rule order, and no
 //! generated error ever yields an allow.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed expectation is a test failure"
+)]
+
 use std::fmt::Write as _;
 
 use proptest::prelude::*;

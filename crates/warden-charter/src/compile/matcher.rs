@@ -179,13 +179,13 @@ pub(crate) fn compile(
         }
         m.one_of = Some(values.clone());
     }
-    if let (Some(min), Some(max)) = (&raw.min, &raw.max) {
-        if min.as_f64().zip(max.as_f64()).is_some_and(|(a, b)| a > b) {
-            diags.push(Diagnostic::error(
-                at(&["min"]),
-                format!("`min` {min} is greater than `max` {max}, so the rule can never match"),
-            ));
-        }
+    if let (Some(min), Some(max)) = (&raw.min, &raw.max)
+        && min.as_f64().zip(max.as_f64()).is_some_and(|(a, b)| a > b)
+    {
+        diags.push(Diagnostic::error(
+            at(&["min"]),
+            format!("`min` {min} is greater than `max` {max}, so the rule can never match"),
+        ));
     }
     m.min = raw.min.clone();
     m.max = raw.max.clone();

@@ -75,14 +75,14 @@ pub fn execute(a: &ExplainArgs) -> ExitCode {
         Ok(_) => return usage_error("`--args` must be a JSON object"),
         Err(e) => return usage_error(&format!("`--args` is not valid JSON: {e}")),
     };
-    if let Some(user) = &a.user {
-        if charter.authority.principal(user).is_none() {
-            let known: Vec<&str> = charter.authority.principals.keys().map(|k| &**k).collect();
-            return usage_error(&format!(
-                "unknown user `{user}`; the charter's principals are: {}",
-                known.join(", ")
-            ));
-        }
+    if let Some(user) = &a.user
+        && charter.authority.principal(user).is_none()
+    {
+        let known: Vec<&str> = charter.authority.principals.keys().map(|k| &**k).collect();
+        return usage_error(&format!(
+            "unknown user `{user}`; the charter's principals are: {}",
+            known.join(", ")
+        ));
     }
     let mut labels: Vec<Arc<str>> = Vec::new();
     for l in a.labels.iter().filter(|l| !l.is_empty()) {
