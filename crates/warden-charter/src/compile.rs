@@ -652,14 +652,22 @@ fn data_policy(
                 .with_hint("without one it would label every result"),
             );
         }
+        let path_argument = raw
+            .path_argument
+            .clone()
+            .unwrap_or_else(|| "path".to_owned());
+        if path_argument.is_empty() || path_argument.split('.').any(str::is_empty) {
+            diags.push(Diagnostic::error(
+                item.at_path(&["path_argument"]),
+                format!("invalid argument name `{path_argument}`"),
+            ));
+        }
         sources.push(DataSource {
             label,
             tools,
             paths,
-            path_argument: raw
-                .path_argument
-                .clone()
-                .unwrap_or_else(|| "path".to_owned()),
+            path_argument_path: path_argument.split('.').map(str::to_owned).collect(),
+            path_argument,
             pattern,
             location: item.at(),
         });

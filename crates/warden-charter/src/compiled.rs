@@ -423,8 +423,10 @@ pub struct DataSource {
     pub tools: Option<GlobSet>,
     /// Path globs the path argument must match.
     pub paths: Option<Vec<GlobMatcher>>,
-    /// The argument holding the path.
+    /// The argument holding the path (or a list of paths), as written.
     pub path_argument: String,
+    /// The same, split at dots.
+    pub path_argument_path: Vec<String>,
     /// A pattern found in the result text.
     pub pattern: Option<Regex>,
     /// Where it is declared.

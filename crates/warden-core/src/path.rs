@@ -1,11 +1,17 @@
 //! Lexical path canonicalisation: the one form in which paths are compared with globs.
 //!
 //! [`canonicalize`] turns an argument as an agent wrote it into the path a file system would
-//! see, or refuses it. It percent-decodes (repeatedly, so `%252e` cannot hide a `.`), rejects
-//! control characters, backslashes and Unicode characters that look like `/` or `.`, normalises
-//! to Unicode NFC, and collapses `.`, `..` and repeated `/`. A `..` that would climb above the
-//! start of the path is an error, never silently dropped. The result contains no `.` or `..`
-//! segments, so a path that matches `/srv/data/**` is inside `/srv/data`.
+//! see, or refuses it. It rejects control characters, backslashes and Unicode characters that
+//! look like `/` or `.`, normalises to Unicode NFC, and collapses `.`, `..` and repeated `/`.
+//! A `..` that would climb above the start of the path is an error, never silently dropped. The
+//! result contains no `.` or `..` segments, so a path that matches `/srv/data/**` is inside
+//! `/srv/data`.
+//!
+//! Percent-escapes are decoded (repeatedly, so `%252e` cannot hide a `.`) only to be refused:
+//! some servers decode them and some (the MCP filesystem server) take them literally, so
+//! `/ws/a%2fb/../../etc` names `/ws/etc` to one and `/etc` to the other. A path whose meaning
+//! depends on who reads it is refused, with what it decodes to in the error. A `%` that does not
+//! start an escape is an ordinary character.
 //!
 //! Symbolic links are not resolved here: that needs the file system, and is the gateway's job
 //! for paths it serves locally.
@@ -27,6 +33,11 @@ pub enum PathError {
     /// Percent-decoding produced bytes that are not UTF-8.
     #[error("path is not valid UTF-8 after percent-decoding")]
     NotUtf8,
+    /// The path holds percent-escapes, which servers disagree on decoding.
+    #[error(
+        "path holds percent-escapes (it decodes to `{0}`); servers differ on decoding them, so it is refused"
+    )]
+    PercentEncoded(String),
     /// The path is percent-encoded more deeply than any honest client does.
     #[error("path is percent-encoded more than {MAX_DECODE_ROUNDS} times")]
     TooDeeplyEncoded,
@@ -50,6 +61,9 @@ pub enum PathError {
 pub fn canonicalize(raw: &str) -> Result<String, PathError> {
     let decoded = percent_decode_fixpoint(raw)?;
     check_characters(&decoded)?;
+    if decoded != raw {
+        return Err(PathError::PercentEncoded(decoded.into_owned()));
+    }
     let normalized: Cow<'_, str> = if decoded.is_ascii() {
         Cow::Borrowed(decoded.as_ref())
     } else {

@@ -4,7 +4,6 @@
 //! the `decide_latency` bench.
 
 #![allow(clippy::panic, clippy::indexing_slicing, reason = "bench code")]
-
 #![allow(missing_docs, reason = "criterion generates the bench entry points")]
 
 use std::hint::black_box;

@@ -5,7 +5,6 @@
 //! the number of timed calls per case (default 200,000).
 
 #![allow(clippy::panic, clippy::indexing_slicing, reason = "bench code")]
-
 #![allow(missing_docs, reason = "a bench binary")]
 #![allow(clippy::print_stdout, reason = "a bench prints its figures")]
 

@@ -239,9 +239,10 @@ fn scope_check(rules: &[&Rule], req: &Request<'_>) -> Result<Option<String>, Str
         if let Some(expires) = scope.expires
             && req.now >= expires
         {
-            return Ok(Some(format!(
-                "the preapproval of `{id}` expired at {expires}"
-            )));
+            let at = expires
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_else(|_| expires.to_string());
+            return Ok(Some(format!("the preapproval of `{id}` expired at {at}")));
         }
         let used = req.usage.rule(id);
         if let Some(limit) = scope.per_session

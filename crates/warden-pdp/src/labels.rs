@@ -22,10 +22,18 @@ pub fn result_labels(
             continue;
         }
         if let Some(globs) = &source.paths {
-            let path = lookup(args, std::slice::from_ref(&source.path_argument))
-                .and_then(Value::as_str)
-                .and_then(|p| canonicalize(p).ok());
-            if !path.is_some_and(|p| globs.iter().any(|g| g.is_match(&p))) {
+            // A list of paths carries the label when any of them matches.
+            let matches = |v: &Value| {
+                v.as_str()
+                    .and_then(|p| canonicalize(p).ok())
+                    .is_some_and(|p| globs.iter().any(|g| g.is_match(&p)))
+            };
+            let hit = match lookup(args, &source.path_argument_path) {
+                Some(Value::Array(items)) => items.iter().any(matches),
+                Some(v) => matches(v),
+                None => false,
+            };
+            if !hit {
                 continue;
             }
         }
@@ -66,6 +74,7 @@ data:
     - { label: pii, tool: crm.lookup }
     - { label: pii, pattern: \"\\\\b\\\\d{3}-\\\\d{2}-\\\\d{4}\\\\b\" }
     - { label: finance, path: \"/finance/**\", path_argument: file }
+    - { label: confidential, tool: fs.read_file, path: \"/vault/**\", path_argument: req.paths }
 ";
         let c = compile(&[Source::new("c.yaml", text)]).unwrap().charter;
         let labels = |tool: &str, args: serde_json::Value, text: &str| -> Vec<String> {
@@ -114,6 +123,14 @@ data:
                 "123-45-6789"
             ),
             ["confidential", "finance", "pii"]
+        );
+        assert_eq!(
+            labels(
+                "fs.read_file",
+                serde_json::json!({"req": {"paths": ["/pub/a", "/vault/b"]}}),
+                "x"
+            ),
+            ["confidential"]
         );
     }
 }

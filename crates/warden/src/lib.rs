@@ -1,9 +1,9 @@
 //! The `warden` command line. `main.rs` only calls [`run`]; each subcommand lives in
 //! [`commands`] and returns its exit code.
 //!
-//! Exit codes: 0 success, 1 `check --deny-warnings` found warnings, 64 (`EX_USAGE`) invalid
-//! input (a charter that does not compile, bad arguments), 66 (`EX_NOINPUT`) a charter that
-//! cannot be read.
+//! Exit codes: 0 success, 1 `check --deny-warnings` found warnings, 2 a command line clap
+//! cannot parse, 64 (`EX_USAGE`) invalid input (a charter that does not compile or cannot be
+//! read, bad argument values).
 
 use std::process::ExitCode;
 

@@ -55,7 +55,10 @@ fn check_accepts_a_valid_charter() {
     let path = write(dir.path(), "ok.yaml", VALID);
     let out = warden(&["check", &path]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
-    assert!(stdout(&out).contains("valid charter for agent `demo`: 2 rules, 2 tools, 0 warning(s), blake3:"));
+    assert!(
+        stdout(&out)
+            .contains("valid charter for agent `demo`: 2 rules, 2 tools, 0 warning(s), blake3:")
+    );
 }
 
 #[test]
@@ -85,7 +88,11 @@ fn check_reports_every_error_with_location_and_hint() {
 #[test]
 fn check_json_lists_diagnostics() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write(dir.path(), "bad.yaml", &VALID.replace("id: write,", "id: read,"));
+    let path = write(
+        dir.path(),
+        "bad.yaml",
+        &VALID.replace("id: write,", "id: read,"),
+    );
     let out = warden(&["check", &path, "--format", "json"]);
     assert_eq!(out.status.code(), Some(64));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -93,7 +100,12 @@ fn check_json_lists_diagnostics() {
     let d = &doc["diagnostics"][0];
     assert_eq!(d["severity"], "error");
     assert_eq!(d["location"]["line"], 9);
-    assert!(d["message"].as_str().unwrap().contains("duplicate rule id `read`"));
+    assert!(
+        d["message"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate rule id `read`")
+    );
 }
 
 #[test]
@@ -102,7 +114,10 @@ fn check_deny_warnings_fails_on_warnings() {
     let path = write(
         dir.path(),
         "warn.yaml",
-        &VALID.replace("tools: [read_file, write_file]", "tools: [read_file, write_file, delete_file]"),
+        &VALID.replace(
+            "tools: [read_file, write_file]",
+            "tools: [read_file, write_file, delete_file]",
+        ),
     );
     let out = warden(&["check", &path]);
     assert_eq!(out.status.code(), Some(0));
@@ -120,7 +135,13 @@ fn check_reports_unreadable_and_malformed_files() {
     let path = write(dir.path(), "broken.yaml", "version: 1\nidentity: {id: x\n");
     let out = warden(&["check", &path]);
     assert_eq!(out.status.code(), Some(64));
-    assert!(stdout(&out).contains(&format!("{path}:2:11: error: invalid YAML: unclosed bracket")), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "{path}:2:11: error: invalid YAML: unclosed bracket"
+        )),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
@@ -128,8 +149,17 @@ fn explain_gives_the_decision_as_json() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "ok.yaml", VALID);
     let out = warden(&[
-        "explain", "--charter", &path, "--tool", "fs.read_file", "--args", r#"{"path":"/ws/a"}"#,
-        "--user", "alice", "--format", "json",
+        "explain",
+        "--charter",
+        &path,
+        "--tool",
+        "fs.read_file",
+        "--args",
+        r#"{"path":"/ws/a"}"#,
+        "--user",
+        "alice",
+        "--format",
+        "json",
     ]);
     assert_eq!(out.status.code(), Some(0));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -139,9 +169,22 @@ fn explain_gives_the_decision_as_json() {
     assert_eq!(doc["rules"][0]["location"]["line"], 8);
     assert!(doc["charter"].as_str().unwrap().starts_with("blake3:"));
 
-    let out = warden(&["explain", "--charter", &path, "--tool", "fs.read_file", "--args", r#"{"path":"/ws/a"}"#, "--posture", "conservative"]);
+    let out = warden(&[
+        "explain",
+        "--charter",
+        &path,
+        "--tool",
+        "fs.read_file",
+        "--args",
+        r#"{"path":"/ws/a"}"#,
+        "--posture",
+        "conservative",
+    ]);
     let text = stdout(&out);
-    assert!(text.contains("verdict   ask") && text.contains("reason    conservative_posture"), "{text}");
+    assert!(
+        text.contains("verdict   ask") && text.contains("reason    conservative_posture"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -181,7 +224,10 @@ fn examples_are_valid() {
         assert!(path.join("README.md").exists(), "{rel} has no README.md");
         checked += 1;
     }
-    assert!(checked >= 3, "expected at least three examples, found {checked}");
+    assert!(
+        checked >= 3,
+        "expected at least three examples, found {checked}"
+    );
 }
 
 /// Splits a command line written with single quotes only.
@@ -227,15 +273,31 @@ fn documented_explain_answers_hold() {
         let expect = lines
             .get(i + 1)
             .and_then(|l| l.strip_prefix("# => "))
-            .unwrap_or_else(|| panic!("docs/charter.md:{}: no `# =>` line after the command", i + 1));
+            .unwrap_or_else(|| {
+                panic!(
+                    "docs/charter.md:{}: no `# =>` line after the command",
+                    i + 1
+                )
+            });
         let mut args = vec!["explain".to_owned()];
         args.extend(split(cmd));
         args.extend(["--format".to_owned(), "json".to_owned()]);
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = warden(&argv);
-        assert_eq!(out.status.code(), Some(0), "docs/charter.md:{}: {}", i + 1, String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "docs/charter.md:{}: {}",
+            i + 1,
+            String::from_utf8_lossy(&out.stderr)
+        );
         let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let ids: Vec<&str> = d["rules"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+        let ids: Vec<&str> = d["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap())
+            .collect();
         let got = format!(
             "verdict: {}, tier: {}, rules: [{}]",
             d["verdict"].as_str().unwrap(),
@@ -245,5 +307,8 @@ fn documented_explain_answers_hold() {
         assert_eq!(got, expect.trim(), "docs/charter.md:{}: {line}", i + 1);
         checked += 1;
     }
-    assert!(checked >= 6, "docs/charter.md has {checked} tested explain examples, expected at least 6");
+    assert!(
+        checked >= 6,
+        "docs/charter.md has {checked} tested explain examples, expected at least 6"
+    );
 }

@@ -361,12 +361,6 @@ pub(crate) fn deserialize<T: DeserializeOwned>(
             } else {
                 format!("`{name}.{path}`")
             };
-            let hint = hint.or_else(|| {
-                (!expected.is_empty()).then(|| {
-                    let names: Vec<&str> = expected.iter().map(String::as_str).collect();
-                    format!("expected one of {}", backticked(&names))
-                })
-            });
             diags.push(Diagnostic::error(location, format!("{at}: {message}")).with_hint_opt(hint));
             None
         }

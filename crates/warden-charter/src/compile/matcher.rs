@@ -26,6 +26,19 @@ pub(crate) fn path_glob(
         );
         return None;
     }
+    if pattern.len() > 1 && pattern.ends_with('/') {
+        diags.push(
+            Diagnostic::error(
+                at,
+                format!("path glob `{pattern}` ends with `/`, and canonical paths never do"),
+            )
+            .with_hint(format!(
+                "write `{}/**` for what is inside, or drop the `/`",
+                pattern.trim_end_matches('/')
+            )),
+        );
+        return None;
+    }
     let root = glob_root(pattern);
     if !root.is_empty() && canonicalize(root).as_deref() != Ok(root) {
         diags.push(
@@ -146,16 +159,20 @@ pub(crate) fn compile(
                 Some(d) => (HostPattern::Subdomains(d.to_owned()), d),
                 None => (HostPattern::Exact(lower.to_owned()), lower),
             };
+            // A bracketed IPv6 literal holds colons; anything else with one names a port,
+            // which hosts are compared without.
+            let ipv6 = domain.starts_with('[') && domain.ends_with(']');
             let valid = !domain.is_empty()
-                && domain
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':' | '[' | ']'));
+                && (ipv6
+                    || domain
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.')));
             if valid {
                 out.push(pattern);
             } else {
                 diags.push(
                     Diagnostic::error(at(&["host"]), format!("invalid host pattern `{h}`"))
-                        .with_hint("write `example.com` or `*.example.com` (subdomains only)"),
+                        .with_hint("write `example.com` or `*.example.com` (subdomains only), without scheme, port or path"),
                 );
             }
         }

@@ -342,10 +342,13 @@ fn compile_condition(src: &str, at: SourceLocation, diags: &mut Diagnostics) -> 
     match cel::Program::compile(src) {
         Ok(program) => {
             let refs = program.references();
+            // Loop variables of the list macros (`args.paths.all(p, …)`) are bound by the
+            // expression itself.
+            let bound = macro_variables(src);
             let unknown: Vec<String> = refs
                 .variables()
                 .into_iter()
-                .filter(|v| !CEL_VARIABLES.contains(v))
+                .filter(|v| !CEL_VARIABLES.contains(v) && !bound.iter().any(|b| b == v))
                 .map(str::to_owned)
                 .collect();
             if let Some(v) = unknown.first() {
@@ -360,7 +363,12 @@ fn compile_condition(src: &str, at: SourceLocation, diags: &mut Diagnostics) -> 
                 );
                 return None;
             }
-            let variables = refs.variables().into_iter().map(str::to_owned).collect();
+            let variables = refs
+                .variables()
+                .into_iter()
+                .filter(|v| CEL_VARIABLES.contains(v))
+                .map(str::to_owned)
+                .collect();
             Some(Condition {
                 source: src.to_owned(),
                 program,
@@ -378,6 +386,21 @@ fn compile_condition(src: &str, at: SourceLocation, diags: &mut Diagnostics) -> 
             None
         }
     }
+}
+
+/// Identifiers bound as loop variables by CEL's list macros in `src`.
+fn macro_variables(src: &str) -> Vec<String> {
+    static MACRO: std::sync::LazyLock<Option<regex::Regex>> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,",
+        )
+        .ok()
+    });
+    MACRO.as_ref().map_or_else(Vec::new, |re| {
+        re.captures_iter(src)
+            .filter_map(|c| c.get(1).map(|m| m.as_str().to_owned()))
+            .collect()
+    })
 }
 
 fn compile_scope(item: &Item<'_, RawRule>, diags: &mut Diagnostics) -> Option<Scope> {

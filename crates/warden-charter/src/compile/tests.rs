@@ -232,3 +232,19 @@ fn content_hash_depends_on_content_only() {
     assert_eq!(a, b);
     assert_ne!(a, c);
 }
+
+#[test]
+fn globs_hosts_and_cel_variables_are_checked() {
+    let text = MINIMAL.replace(
+        "    - id: write\n      tool: fs.write_file\n      tier: approval\n",
+        "    - id: write\n      tool: fs.write_file\n      tier: approval\n      args:\n        path: { glob: /srv/data/ }\n        url: { host: ['example.com:8443'] }\n        other: { glob: '/srv/%2e%2e/x/**' }\n      when: 'args.list.all(p, p > 1) && argz.x'\n",
+    );
+    let r = errors(&text).to_string();
+    assert!(r.contains("path glob `/srv/data/` ends with `/`"), "{r}");
+    assert!(r.contains("invalid host pattern `example.com:8443`"), "{r}");
+    assert!(r.contains("path glob `/srv/%2e%2e/x/**` is not in canonical form"), "{r}");
+    // `p` is the macro's loop variable; `argz` is a typo.
+    assert!(r.contains("`when` uses unknown variable `argz`"), "{r}");
+    assert!(r.contains("did you mean `args`?"), "{r}");
+    assert!(!r.contains("unknown variable `p`"), "{r}");
+}

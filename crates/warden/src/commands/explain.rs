@@ -78,7 +78,8 @@ pub fn execute(a: &ExplainArgs) -> ExitCode {
     if let Some(user) = &a.user
         && charter.authority.principal(user).is_none()
     {
-        let known: Vec<&str> = charter.authority.principals.keys().map(|k| &**k).collect();
+        let mut known: Vec<&str> = charter.authority.principals.keys().map(|k| &**k).collect();
+        known.sort_unstable();
         return usage_error(&format!(
             "unknown user `{user}`; the charter's principals are: {}",
             known.join(", ")
