@@ -242,7 +242,10 @@ fn globs_hosts_and_cel_variables_are_checked() {
     let r = errors(&text).to_string();
     assert!(r.contains("path glob `/srv/data/` ends with `/`"), "{r}");
     assert!(r.contains("invalid host pattern `example.com:8443`"), "{r}");
-    assert!(r.contains("path glob `/srv/%2e%2e/x/**` is not in canonical form"), "{r}");
+    assert!(
+        r.contains("path glob `/srv/%2e%2e/x/**` is not in canonical form"),
+        "{r}"
+    );
     // `p` is the macro's loop variable; `argz` is a typo.
     assert!(r.contains("`when` uses unknown variable `argz`"), "{r}");
     assert!(r.contains("did you mean `args`?"), "{r}");
