@@ -21,24 +21,7 @@ const SIZES: [usize; 4] = [10, 100, 1_000, 10_000];
 fn bench_decide(c: &mut Criterion) {
     let mut group = c.benchmark_group("decide");
     group.throughput(Throughput::Elements(1));
-    let cases = [
-        (
-            "hot_allow",
-            "fs.read_text_file",
-            serde_json::json!({"path": "/ws/src/main.rs"}),
-        ),
-        (
-            "hot_deny",
-            "fs.read_text_file",
-            serde_json::json!({"path": "/ws/../etc/shadow"}),
-        ),
-        (
-            "other_tool",
-            "srv1.op3",
-            serde_json::json!({"mode": "read", "amount": 5}),
-        ),
-        ("unknown_tool", "elsewhere.tool", serde_json::json!({})),
-    ];
+    let cases = charters::cases();
     for n in SIZES {
         let charter = charters::charter(n);
         for (name, tool, args) in &cases {

@@ -27,24 +27,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200_000);
-    let cases = [
-        (
-            "hot_allow",
-            "fs.read_text_file",
-            serde_json::json!({"path": "/ws/src/main.rs"}),
-        ),
-        (
-            "hot_deny",
-            "fs.read_text_file",
-            serde_json::json!({"path": "/ws/../etc/shadow"}),
-        ),
-        (
-            "other_tool",
-            "srv1.op3",
-            serde_json::json!({"mode": "read", "amount": 5}),
-        ),
-        ("unknown_tool", "elsewhere.tool", serde_json::json!({})),
-    ];
+    let cases = charters::cases();
     println!(
         "{:<14} {:>7} {:>9} {:>9} {:>9} {:>9} {:>10}",
         "case", "rules", "p50 ns", "p90 ns", "p99 ns", "p99.9 ns", "calls/s"

@@ -123,3 +123,25 @@ pub(crate) fn charter(n: usize) -> CompiledCharter {
         Err(d) => panic!("generated charter does not compile:\n{d}"),
     }
 }
+
+/// The decided actions: (case name, tool, arguments). See docs/benchmarks.md.
+pub(crate) fn cases() -> [(&'static str, &'static str, serde_json::Value); 4] {
+    [
+        (
+            "hot_allow",
+            "fs.read_text_file",
+            serde_json::json!({"path": "/ws/src/main.rs"}),
+        ),
+        (
+            "hot_deny",
+            "fs.read_text_file",
+            serde_json::json!({"path": "/ws/../etc/shadow"}),
+        ),
+        (
+            "other_tool",
+            "srv1.op3",
+            serde_json::json!({"mode": "read", "amount": 5}),
+        ),
+        ("unknown_tool", "elsewhere.tool", serde_json::json!({})),
+    ]
+}
