@@ -25,6 +25,9 @@ use crate::source::{ParsedFile, Source, read_sources};
 use collect::{Collected, Item, collect_file};
 pub use rules::{CEL_VARIABLES, DEFAULT_RULE_ID};
 
+/// The tool name, under every server, that stands for reading one of its resources
+/// (`fs.resources/read`, with the argument `uri`).
+pub const RESOURCE_READ_TOOL: &str = "resources/read";
 /// The charter format version this compiler reads.
 pub const CHARTER_VERSION: u32 = 1;
 /// Approval timeout when the charter sets none.
@@ -193,8 +196,8 @@ pub(crate) fn valid_id(id: &str, allow_dot: bool) -> bool {
         && id.len() <= 128
 }
 
-/// Parses `90s`, `15m`, `2h`, `7d` (an integer and a unit).
-pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
+/// Parses a duration written as a whole number and a unit: `90s`, `15m`, `2h`, `7d`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit())?;
     let (n, unit) = t.split_at(split);
@@ -385,6 +388,9 @@ fn inventory(c: &Collected<'_>, diags: &mut Diagnostics) -> Inventory {
             }
             inv.tools.insert(format!("{}.{tool}", raw.id), server_index);
         }
+        // Reading a server's resources is an action too: `server.resources/read`.
+        inv.tools
+            .insert(format!("{}.{RESOURCE_READ_TOOL}", raw.id), server_index);
         inv.servers.push(Server {
             id: raw.id.clone(),
             description: raw.description.clone(),

@@ -23,7 +23,7 @@ pub(crate) enum Outcome {
 }
 
 /// The value at a dotted argument path, if present.
-pub(crate) fn lookup<'v>(args: &'v Value, path: &[String]) -> Option<&'v Value> {
+pub fn lookup<'v>(args: &'v Value, path: &[String]) -> Option<&'v Value> {
     path.iter().try_fold(args, |v, key| v.as_object()?.get(key))
 }
 

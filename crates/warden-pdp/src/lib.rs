@@ -24,5 +24,6 @@ mod request;
 mod sql;
 
 pub use decide::decide;
+pub use eval::lookup;
 pub use labels::result_labels;
 pub use request::{Controls, NoUsage, Request, RuleUsage, Usage};

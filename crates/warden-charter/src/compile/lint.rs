@@ -21,7 +21,7 @@ pub(crate) fn lint(charter: &CompiledCharter) -> Diagnostics {
     let mut rule_tools: Vec<BTreeSet<&str>> = vec![BTreeSet::new(); charter.rules.len()];
     for tool in &tools {
         let candidates = charter.candidate_rules(tool);
-        if candidates.is_empty() {
+        if candidates.is_empty() && !tool.ends_with(super::RESOURCE_READ_TOOL) {
             let server = charter
                 .inventory
                 .tools
