@@ -5,10 +5,12 @@
 //! returns, the gateway postures, and the path canonicaliser used both by the decision engine
 //! and (later) by the gateway before it forwards an action.
 
+mod clock;
 mod decision;
 pub mod path;
 mod tier;
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use decision::{
     ApprovalSpec, CharterHash, Decision, Posture, Reason, RuleRef, SourceLocation, Verdict,
 };
