@@ -1,0 +1,85 @@
+//! What a record is about.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Defines [`RecordKind`] from one list of `Variant = "name"` lines, so a new kind is one line
+/// (its name is what is stored and hashed: never rename one).
+macro_rules! record_kinds {
+    ($( $(#[doc = $doc:literal])+ $variant:ident = $name:literal, )+) => {
+        /// What a record is about. The name (snake_case) is stored in the ledger and hashed.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub enum RecordKind {
+            $(
+                $(#[doc = $doc])+
+                #[serde(rename = $name)]
+                $variant,
+            )+
+        }
+
+        impl RecordKind {
+            /// Every kind, in declaration order.
+            pub const ALL: &'static [RecordKind] = &[$(RecordKind::$variant),+];
+
+            /// The kind's stored name.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(RecordKind::$variant => $name,)+
+                }
+            }
+        }
+
+        impl FromStr for RecordKind {
+            type Err = ParseRecordKindError;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($name => Ok(RecordKind::$variant),)+
+                    _ => Err(ParseRecordKindError(s.to_owned())),
+                }
+            }
+        }
+    };
+}
+
+record_kinds! {
+    /// A charter was compiled and put in force.
+    CharterLoaded = "charter_loaded",
+    /// An orchestrator opened a session.
+    SessionOpened = "session_opened",
+    /// A session was revoked.
+    SessionRevoked = "session_revoked",
+    /// A session reached its time to live.
+    SessionExpired = "session_expired",
+    /// An agent attempted an action (committed before the action is decided on or forwarded).
+    ActionAttempted = "action_attempted",
+    /// The decision on an attempted action.
+    ActionDecided = "action_decided",
+    /// An allowed action was forwarded upstream.
+    ActionForwarded = "action_forwarded",
+    /// The result of a forwarded action: its size, its labels, or the error.
+    ActionResult = "action_result",
+    /// An action is waiting for a human's approval.
+    ApprovalRequested = "approval_requested",
+    /// Nobody approved in time: the action was denied.
+    ApprovalTimedOut = "approval_timed_out",
+    /// A session accumulated data labels.
+    LabelsAdded = "labels_added",
+    /// The gateway started.
+    GatewayStarted = "gateway_started",
+    /// The gateway stopped.
+    GatewayStopped = "gateway_stopped",
+}
+
+impl fmt::Display for RecordKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A record kind name this version of warden does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown record kind `{0}`")]
+pub struct ParseRecordKindError(pub String);

@@ -1,0 +1,19 @@
+//! The ledger: warden's append-only, hash-chained log of everything it decides and does.
+//!
+//! - [`chain`] is pure: canonical JSON, the record format, the record hash and the streaming
+//!   [`Verifier`](chain::Verifier). No IO; pinned by golden vectors.
+//! - [`store`] keeps the chain in SQLite: one writer task owns the only write connection and
+//!   is fed by a bounded queue ([`Ledger`]); readers open the database read-only
+//!   ([`LedgerReader`]).
+//!
+//! In the workspace DAG this crate depends only on `warden-core` (for the
+//! [`Clock`](warden_core::Clock)). `docs/ledger.md` describes the format, the durability
+//! guarantees and the failure behaviour.
+
+pub mod chain;
+pub mod store;
+
+pub use chain::{Head, Problem, Record, RecordKind, Verifier};
+pub use store::{
+    Appended, Ledger, LedgerConfig, LedgerError, LedgerReader, NewRecord, VerifyReport,
+};

@@ -1,0 +1,163 @@
+//! The SQLite store: one writer task behind a bounded queue ([`Ledger`]), read-only readers
+//! ([`LedgerReader`]).
+//!
+//! The database is `DIR/ledger.db`, in WAL mode with `synchronous=FULL`: a record whose
+//! append returned has been fsynced to the write-ahead log, so it survives a crash or a
+//! power loss. `DIR/ledger.lock` is held (an advisory file lock) by the one process that
+//! writes the ledger.
+
+mod error;
+mod reader;
+mod schema;
+mod writer;
+
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
+use warden_core::Clock;
+
+use crate::chain::{RecordKind, canonical_json};
+
+pub use error::LedgerError;
+pub use reader::{LedgerReader, VerifyReport};
+
+/// The database file inside the data directory.
+pub const DB_FILE: &str = "ledger.db";
+/// The lock file the writing process holds inside the data directory.
+pub const LOCK_FILE: &str = "ledger.lock";
+
+/// A record to append: the ledger adds the sequence number, the time and the hashes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRecord {
+    /// The session the record belongs to, if any.
+    pub session: Option<String>,
+    /// What the record is about.
+    pub kind: RecordKind,
+    /// The content; stored as canonical JSON.
+    pub payload: serde_json::Value,
+}
+
+/// What the ledger assigned to a committed record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// The record's sequence number.
+    pub seq: u64,
+    /// The record's hash.
+    pub hash: [u8; 32],
+    /// The record's time.
+    pub time: OffsetDateTime,
+}
+
+/// How the ledger's writer runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerConfig {
+    /// How many appends (an `append_batch` counts as one) may wait in the queue; when it is
+    /// full, appending waits. Default 4096.
+    pub queue_capacity: NonZeroUsize,
+    /// At most this many records are committed in one transaction (group commit), except that
+    /// an `append_batch` larger than this is still committed whole. Default 512.
+    pub max_batch: NonZeroUsize,
+    /// How long a write waits for a lock held by another connection before it fails.
+    /// Default 5 s.
+    pub busy_timeout: Duration,
+    /// Refuse to grow the database file beyond about this many bytes (SQLite
+    /// `max_page_count`); appends past it fail as if the disk were full. Default: no limit.
+    pub max_size_bytes: Option<u64>,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        Self {
+            queue_capacity: NonZeroUsize::new(4096).unwrap_or(NonZeroUsize::MIN),
+            max_batch: NonZeroUsize::new(512).unwrap_or(NonZeroUsize::MIN),
+            busy_timeout: Duration::from_secs(5),
+            max_size_bytes: None,
+        }
+    }
+}
+
+/// A handle on the ledger's writer: cheap to clone, shared by every task that appends.
+///
+/// Appends are durable when they return `Ok`. Nothing here has a timeout of its own: a caller
+/// that must not wait forever (for a full queue, a slow disk, a lock held by another process)
+/// wraps the call in `tokio::time::timeout` and treats the timeout as a failure to record,
+/// that is, it fails closed. An append whose caller gave up may still be committed.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    tx: mpsc::Sender<writer::Command>,
+    dir: Arc<PathBuf>,
+}
+
+impl Ledger {
+    /// Opens the ledger in `dir` (creating the directory and `ledger.db` if missing), reads
+    /// its last record, and starts the writer task on the current tokio runtime.
+    ///
+    /// Fails if another process holds the ledger's lock, if the file is not a warden ledger
+    /// (or one of a newer format), or if there is no tokio runtime.
+    pub async fn open(
+        dir: &Path,
+        clock: Arc<dyn Clock>,
+        config: LedgerConfig,
+    ) -> Result<Ledger, LedgerError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| LedgerError::NoRuntime)?;
+        let (tx, rx) = mpsc::channel(config.queue_capacity.get());
+        let writer = writer::Writer::open(dir, clock, &config, rx).await?;
+        runtime.spawn(writer.run());
+        Ok(Ledger {
+            tx,
+            dir: Arc::new(dir.to_path_buf()),
+        })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Appends one record and returns once its transaction has committed.
+    pub async fn append(&self, record: NewRecord) -> Result<Appended, LedgerError> {
+        let mut appended = self.append_batch(vec![record]).await?;
+        appended.pop().ok_or(LedgerError::Closed)
+    }
+
+    /// Appends several records atomically (all are committed in one transaction, with
+    /// consecutive sequence numbers, or none is) and returns once they have committed.
+    pub async fn append_batch(
+        &self,
+        records: Vec<NewRecord>,
+    ) -> Result<Vec<Appended>, LedgerError> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Canonicalise here, on the caller's task, so the one writer only hashes and writes.
+        let records = records
+            .into_iter()
+            .map(|r| writer::Pending {
+                session: r.session,
+                kind: r.kind,
+                payload: canonical_json(&r.payload),
+            })
+            .collect();
+        let (ack, done) = oneshot::channel();
+        self.tx
+            .send(writer::Command::Append(writer::Job { records, ack }))
+            .await
+            .map_err(|_| LedgerError::Closed)?;
+        done.await.map_err(|_| LedgerError::Closed)?
+    }
+
+    /// Commits everything already queued, stops the writer and closes the database.
+    /// Appends made after this fail with [`LedgerError::Closed`].
+    pub async fn shutdown(&self) -> Result<(), LedgerError> {
+        let (ack, done) = oneshot::channel();
+        if self.tx.send(writer::Command::Shutdown(ack)).await.is_err() {
+            // The writer has already stopped.
+            return Ok(());
+        }
+        done.await.unwrap_or(Ok(()))
+    }
+}

@@ -1,0 +1,87 @@
+//! The ledger's errors.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::chain::TimeError;
+
+/// Something went wrong opening, writing or reading the ledger.
+///
+/// Cloneable, so one failed commit can be reported to every append that was part of it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LedgerError {
+    /// The data directory cannot be created.
+    #[error("cannot create the data directory `{}`", path.display())]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: Arc<io::Error>,
+    },
+    /// The lock file cannot be opened or locked.
+    #[error("cannot lock the ledger `{}`", path.display())]
+    Lock {
+        /// The lock file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: Arc<io::Error>,
+    },
+    /// Another process is writing the ledger.
+    #[error("another process is writing the ledger in `{}`; stop it first", path.display())]
+    Locked {
+        /// The data directory.
+        path: PathBuf,
+    },
+    /// There is no ledger in the directory.
+    #[error("there is no ledger at `{}`", path.display())]
+    NotFound {
+        /// The database file that is missing.
+        path: PathBuf,
+    },
+    /// SQLite cannot open the database (or set it up).
+    #[error("cannot open the ledger `{}`", path.display())]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: Arc<sqlx::Error>,
+    },
+    /// The database is not a warden ledger, or one this version cannot read.
+    #[error("`{}` is not a ledger this warden can read: {reason}", path.display())]
+    Format {
+        /// The database file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The commit failed; nothing of the batch was recorded.
+    #[error("the ledger could not commit the record")]
+    Write(#[source] Arc<sqlx::Error>),
+    /// The writer could not stamp the record's time.
+    #[error("the ledger could not stamp the record")]
+    Time(#[source] TimeError),
+    /// A read failed.
+    #[error("cannot read the ledger")]
+    Read(#[source] Arc<sqlx::Error>),
+    /// A stored record cannot be read back as a record.
+    #[error("record {seq} cannot be read: {reason}; run `warden audit verify`")]
+    Malformed {
+        /// The stored sequence number.
+        seq: i64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The ledger holds `i64::MAX` records: SQLite cannot number another.
+    #[error("the ledger has no sequence numbers left")]
+    Exhausted,
+    /// The ledger has been shut down (or its writer stopped).
+    #[error("the ledger is closed")]
+    Closed,
+    /// [`Ledger::open`](super::Ledger::open) was called outside a tokio runtime.
+    #[error("the ledger needs a tokio runtime to run its writer")]
+    NoRuntime,
+}

@@ -1,0 +1,183 @@
+//! The table, the connection settings, and rows <-> records.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, ConnectOptions, Row};
+
+use super::{LedgerConfig, LedgerError};
+use crate::chain::{GENESIS_HASH, Problem, Record, RecordRef, parse_time};
+
+/// `PRAGMA application_id` of a ledger: "WLDG".
+const APPLICATION_ID: i64 = 0x574c_4447;
+/// `PRAGMA user_version`: the ledger format this code writes and reads.
+pub(super) const FORMAT_VERSION: i64 = 1;
+
+const CREATE: &str = "CREATE TABLE IF NOT EXISTS records (
+    seq INTEGER PRIMARY KEY,
+    time TEXT NOT NULL,
+    session TEXT,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    prev_hash BLOB NOT NULL,
+    hash BLOB NOT NULL
+) STRICT";
+
+/// The columns of a record, in the order [`record`] and [`record_ref`] read them.
+pub(super) const COLUMNS: &str = "seq, time, session, kind, payload, prev_hash, hash";
+
+/// The last record's sequence number and hash (0 and genesis for an empty ledger).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Tail {
+    pub(super) seq: u64,
+    pub(super) hash: [u8; 32],
+}
+
+/// Opens the one write connection: WAL, `synchronous=FULL`.
+pub(super) async fn connect_writer(
+    path: &Path,
+    config: &LedgerConfig,
+) -> Result<SqliteConnection, LedgerError> {
+    let mut options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // FULL: every commit fsyncs the WAL, so a committed record survives a power loss.
+        // (NORMAL would only sync at checkpoints: a crash could lose the last commits.)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(config.busy_timeout);
+    if let Some(bytes) = config.max_size_bytes {
+        // The default page size is 4096 bytes.
+        options = options.pragma("max_page_count", bytes.div_ceil(4096).max(1).to_string());
+    }
+    let mut conn = options.connect().await.map_err(|e| open_error(path, e))?;
+    let version = format_version(&mut conn, path).await?;
+    if version == 0 {
+        // One transaction: a database is either empty or a complete, stamped ledger.
+        let init = format!(
+            "BEGIN; {CREATE}; PRAGMA application_id = {APPLICATION_ID}; \
+             PRAGMA user_version = {FORMAT_VERSION}; COMMIT"
+        );
+        sqlx::raw_sql(AssertSqlSafe(init))
+            .execute(&mut conn)
+            .await
+            .map_err(|e| open_error(path, e))?;
+    }
+    Ok(conn)
+}
+
+/// Checks that the database is a ledger of a format this code reads: returns its version,
+/// 0 for a database that is new and empty.
+pub(super) async fn format_version(
+    conn: &mut SqliteConnection,
+    path: &Path,
+) -> Result<i64, LedgerError> {
+    let app: i64 = sqlx::query_scalar("PRAGMA application_id")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| open_error(path, e))?;
+    let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| open_error(path, e))?;
+    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_schema")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| open_error(path, e))?;
+    let format_error = |reason: String| LedgerError::Format {
+        path: path.to_path_buf(),
+        reason,
+    };
+    match (app, version) {
+        (0, 0) if tables == 0 => Ok(0),
+        (APPLICATION_ID, FORMAT_VERSION) => Ok(FORMAT_VERSION),
+        (APPLICATION_ID, v) => Err(format_error(format!(
+            "it is ledger format {v}, this warden reads format {FORMAT_VERSION}"
+        ))),
+        _ => Err(format_error("it is another SQLite database".to_owned())),
+    }
+}
+
+/// Reads the last record's sequence number and hash.
+pub(super) async fn read_tail(conn: &mut SqliteConnection) -> Result<Tail, sqlx::Error> {
+    let row: Option<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(conn)
+            .await?;
+    let Some((seq, hash)) = row else {
+        return Ok(Tail {
+            seq: 0,
+            hash: GENESIS_HASH,
+        });
+    };
+    let malformed = |what: &str| sqlx::Error::Protocol(format!("the last record ({seq}) {what}"));
+    Ok(Tail {
+        seq: u64::try_from(seq).map_err(|_| malformed("has a negative sequence number"))?,
+        hash: hash
+            .try_into()
+            .map_err(|_| malformed("has a hash that is not 32 bytes"))?,
+    })
+}
+
+pub(super) fn open_error(path: &Path, e: sqlx::Error) -> LedgerError {
+    LedgerError::Open {
+        path: path.to_path_buf(),
+        source: Arc::new(e),
+    }
+}
+
+/// Borrows a row as a record for the verifier. A row that cannot be read as a record at all
+/// is a [`Problem::Malformed`].
+pub(super) fn record_ref(row: &SqliteRow) -> Result<RecordRef<'_>, Problem> {
+    let raw_seq: i64 = row.try_get(0).map_err(|e| Problem::Malformed {
+        seq: -1,
+        detail: format!("unreadable sequence number: {e}"),
+    })?;
+    let malformed = |detail: String| Problem::Malformed {
+        seq: raw_seq,
+        detail,
+    };
+    let seq = u64::try_from(raw_seq)
+        .ok()
+        .filter(|s| *s > 0)
+        .ok_or_else(|| malformed("sequence numbers start at 1".to_owned()))?;
+    let column = |e: sqlx::Error| malformed(e.to_string());
+    Ok(RecordRef {
+        seq,
+        time: row.try_get(1).map_err(column)?,
+        session: row.try_get(2).map_err(column)?,
+        kind: row.try_get(3).map_err(column)?,
+        payload: row.try_get(4).map_err(column)?,
+        prev_hash: row.try_get(5).map_err(column)?,
+        hash: row.try_get(6).map_err(column)?,
+    })
+}
+
+/// Reads a row as a typed record.
+pub(super) fn record(row: &SqliteRow) -> Result<Record, LedgerError> {
+    let r = record_ref(row).map_err(|p| LedgerError::Malformed {
+        seq: p.seq(),
+        reason: match p {
+            Problem::Malformed { detail, .. } => detail,
+            other => other.to_string(),
+        },
+    })?;
+    let seq = i64::try_from(r.seq).unwrap_or(i64::MAX);
+    let malformed = |reason: String| LedgerError::Malformed { seq, reason };
+    let hash32 = |h: &[u8], what: &str| {
+        <[u8; 32]>::try_from(h).map_err(|_| malformed(format!("its {what} is not 32 bytes")))
+    };
+    Ok(Record {
+        seq: r.seq,
+        time: parse_time(r.time).map_err(|e| malformed(e.to_string()))?,
+        session: r.session.map(str::to_owned),
+        kind: r.kind.parse().map_err(|e| malformed(format!("{e}")))?,
+        payload: serde_json::from_str(r.payload)
+            .map_err(|e| malformed(format!("its payload is not JSON: {e}")))?,
+        prev_hash: hash32(r.prev_hash, "prev_hash")?,
+        hash: hash32(r.hash, "hash")?,
+    })
+}

@@ -1,0 +1,299 @@
+//! The one writer task: owns the only write connection, drains the bounded queue into
+//! group commits, and acknowledges each append after its transaction committed.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::Path;
+use std::sync::Arc;
+
+use sqlx::sqlite::SqliteConnection;
+use sqlx::{AssertSqlSafe, Connection};
+use tokio::sync::{mpsc, oneshot};
+use warden_core::Clock;
+
+use super::schema::{self, Tail};
+use super::{Appended, DB_FILE, LOCK_FILE, LedgerConfig, LedgerError};
+use crate::chain::{RecordKind, format_time, record_hash};
+
+/// Rows per `INSERT` statement (7 parameters each, far below SQLite's limit of 32766).
+const ROWS_PER_INSERT: usize = 64;
+
+/// What the [`Ledger`](super::Ledger) handles send to the writer.
+pub(super) enum Command {
+    Append(Job),
+    Shutdown(oneshot::Sender<Result<(), LedgerError>>),
+}
+
+/// One `append` or `append_batch`: committed whole or not at all.
+pub(super) struct Job {
+    pub(super) records: Vec<Pending>,
+    pub(super) ack: oneshot::Sender<Result<Vec<Appended>, LedgerError>>,
+}
+
+/// A record with its payload already in canonical form.
+pub(super) struct Pending {
+    pub(super) session: Option<String>,
+    pub(super) kind: RecordKind,
+    pub(super) payload: String,
+}
+
+/// A stamped record, ready to insert.
+struct Row {
+    seq: i64,
+    time: String,
+    session: Option<String>,
+    kind: &'static str,
+    payload: String,
+    prev_hash: [u8; 32],
+    hash: [u8; 32],
+}
+
+pub(super) struct Writer {
+    conn: SqliteConnection,
+    rx: mpsc::Receiver<Command>,
+    clock: Arc<dyn Clock>,
+    max_batch: usize,
+    // INVARIANT: `Some` only while it equals the last committed record in the database.
+    // After a failed commit it is `None`, and read again before the next write.
+    tail: Option<Tail>,
+    /// `INSERT` statements by row count (index `n - 1`).
+    inserts: Vec<Arc<str>>,
+    /// Held for the writer's lifetime: one writing process per ledger.
+    _lock: File,
+}
+
+impl Writer {
+    pub(super) async fn open(
+        dir: &Path,
+        clock: Arc<dyn Clock>,
+        config: &LedgerConfig,
+        rx: mpsc::Receiver<Command>,
+    ) -> Result<Writer, LedgerError> {
+        std::fs::create_dir_all(dir).map_err(|e| LedgerError::CreateDir {
+            path: dir.to_path_buf(),
+            source: Arc::new(e),
+        })?;
+        let lock = lock(dir)?;
+        let path = dir.join(DB_FILE);
+        let mut conn = schema::connect_writer(&path, config).await?;
+        let tail = schema::read_tail(&mut conn)
+            .await
+            .map_err(|e| schema::open_error(&path, e))?;
+        Ok(Writer {
+            conn,
+            rx,
+            clock,
+            max_batch: config.max_batch.get(),
+            tail: Some(tail),
+            inserts: (1..=ROWS_PER_INSERT).map(insert_sql).collect(),
+            _lock: lock,
+        })
+    }
+
+    /// Runs until every handle is dropped or a shutdown was asked for and the queue drained.
+    pub(super) async fn run(mut self) {
+        let mut shutdowns = Vec::new();
+        let mut jobs = Vec::new();
+        while let Some(command) = self.rx.recv().await {
+            let mut records = 0;
+            let mut take = |command, jobs: &mut Vec<Job>, records: &mut usize| match command {
+                Command::Append(job) => {
+                    *records += job.records.len();
+                    jobs.push(job);
+                }
+                Command::Shutdown(ack) => shutdowns.push(ack),
+            };
+            take(command, &mut jobs, &mut records);
+            // Group commit: everything already queued, up to `max_batch` records.
+            while records < self.max_batch {
+                match self.rx.try_recv() {
+                    Ok(command) => take(command, &mut jobs, &mut records),
+                    Err(_) => break,
+                }
+            }
+            if !shutdowns.is_empty() {
+                // No new appends; the ones already queued are still committed below.
+                self.rx.close();
+            }
+            if !jobs.is_empty() {
+                self.commit(std::mem::take(&mut jobs)).await;
+            }
+        }
+        let closed = self
+            .conn
+            .close()
+            .await
+            .map_err(|e| LedgerError::Write(Arc::new(e)));
+        for ack in shutdowns {
+            let _ = ack.send(closed.clone());
+        }
+    }
+
+    /// Stamps, writes and commits `jobs` in one transaction, then answers each job.
+    async fn commit(&mut self, jobs: Vec<Job>) {
+        let tail = match self.tail {
+            Some(tail) => tail,
+            None => match schema::read_tail(&mut self.conn).await {
+                Ok(tail) => *self.tail.insert(tail),
+                Err(e) => {
+                    let e = LedgerError::Write(Arc::new(e));
+                    for job in jobs {
+                        let _ = job.ack.send(Err(e.clone()));
+                    }
+                    return;
+                }
+            },
+        };
+        let mut next = tail;
+        let mut rows = Vec::new();
+        let mut accepted = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            match self.stamp(job.records, next, &mut rows) {
+                Ok((appended, after)) => {
+                    next = after;
+                    accepted.push((job.ack, appended));
+                }
+                Err(e) => {
+                    let _ = job.ack.send(Err(e));
+                }
+            }
+        }
+        if rows.is_empty() {
+            return;
+        }
+        match self.write(rows).await {
+            Ok(()) => {
+                self.tail = Some(next);
+                for (ack, appended) in accepted {
+                    let _ = ack.send(Ok(appended));
+                }
+            }
+            Err(e) => {
+                self.tail = None;
+                let e = LedgerError::Write(Arc::new(e));
+                for (ack, _) in accepted {
+                    let _ = ack.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+
+    /// Gives one job's records their sequence numbers, times and hashes, after `tail`.
+    /// On error nothing is added to `rows`.
+    fn stamp(
+        &self,
+        records: Vec<Pending>,
+        tail: Tail,
+        rows: &mut Vec<Row>,
+    ) -> Result<(Vec<Appended>, Tail), LedgerError> {
+        let start = rows.len();
+        let mut appended = Vec::with_capacity(records.len());
+        let mut prev = tail;
+        for r in records {
+            let seq = prev.seq.saturating_add(1);
+            let time = self.clock.now();
+            let stamped = format_time(time)
+                .map_err(LedgerError::Time)
+                .and_then(|text| {
+                    let db_seq = i64::try_from(seq).map_err(|_| LedgerError::Exhausted)?;
+                    Ok((text, db_seq))
+                });
+            let (time_text, db_seq) = match stamped {
+                Ok(s) => s,
+                Err(e) => {
+                    rows.truncate(start);
+                    return Err(e);
+                }
+            };
+            let kind = r.kind.as_str();
+            let hash = record_hash(
+                &prev.hash,
+                seq,
+                &time_text,
+                r.session.as_deref(),
+                kind,
+                &r.payload,
+            );
+            rows.push(Row {
+                seq: db_seq,
+                time: time_text,
+                session: r.session,
+                kind,
+                payload: r.payload,
+                prev_hash: prev.hash,
+                hash,
+            });
+            appended.push(Appended { seq, hash, time });
+            prev = Tail { seq, hash };
+        }
+        Ok((appended, prev))
+    }
+
+    /// Inserts `rows` in one transaction and commits it.
+    async fn write(&mut self, rows: Vec<Row>) -> Result<(), sqlx::Error> {
+        let mut tx = self.conn.begin().await?;
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let chunk: Vec<Row> = rows.by_ref().take(ROWS_PER_INSERT).collect();
+            let Some(sql) = chunk.len().checked_sub(1).and_then(|i| self.inserts.get(i)) else {
+                break;
+            };
+            let mut query = sqlx::query(AssertSqlSafe(Arc::clone(sql)));
+            for r in chunk {
+                query = query
+                    .bind(r.seq)
+                    .bind(r.time)
+                    .bind(r.session)
+                    .bind(r.kind)
+                    .bind(r.payload)
+                    .bind(r.prev_hash.to_vec())
+                    .bind(r.hash.to_vec());
+            }
+            if let Err(e) = query.execute(&mut *tx).await {
+                let _ = tx.rollback().await;
+                return Err(e);
+            }
+        }
+        // A failed COMMIT leaves the transaction to be rolled back by `tx`'s drop, before
+        // the connection's next statement.
+        tx.commit().await
+    }
+}
+
+/// `INSERT INTO records (...) VALUES (?, ...), ...` for `n` rows. Only placeholders are
+/// spliced in: no data ever is.
+fn insert_sql(n: usize) -> Arc<str> {
+    let row = "(?, ?, ?, ?, ?, ?, ?)";
+    let mut sql = format!("INSERT INTO records ({}) VALUES ", schema::COLUMNS);
+    for i in 0..n {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(row);
+    }
+    Arc::from(sql)
+}
+
+/// Takes the ledger's advisory lock, so two processes never write one ledger (their
+/// in-memory tails would race; the primary key would refuse the loser's records).
+fn lock(dir: &Path) -> Result<File, LedgerError> {
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| LedgerError::Lock {
+            path: path.clone(),
+            source: Arc::new(e),
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(LedgerError::Locked {
+            path: dir.to_path_buf(),
+        }),
+        Err(TryLockError::Error(e)) => Err(LedgerError::Lock {
+            path,
+            source: Arc::new(e),
+        }),
+    }
+}
