@@ -1,4 +1,5 @@
 //! One module per subcommand; each exposes `execute(&Args) -> ExitCode`.
 
+pub mod audit;
 pub mod check;
 pub mod explain;

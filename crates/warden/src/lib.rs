@@ -33,6 +33,8 @@ pub enum Command {
     Check(commands::check::CheckArgs),
     /// Decide one action against a charter and explain why, without running anything.
     Explain(commands::explain::ExplainArgs),
+    /// Verify the ledger's hash chain; print ledger records.
+    Audit(commands::audit::AuditArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -41,5 +43,6 @@ pub fn run() -> ExitCode {
     match cli.command {
         Command::Check(args) => commands::check::execute(&args),
         Command::Explain(args) => commands::explain::execute(&args),
+        Command::Audit(args) => commands::audit::execute(&args),
     }
 }

@@ -1,0 +1,261 @@
+//! `warden audit`: verify the ledger's hash chain, and print records as JSON lines.
+//!
+//! Exit codes: 0 success (for `verify`: the chain is intact), 3 the chain is not intact
+//! (the first bad record is named), 64 (`EX_USAGE`) no ledger in the data directory or no
+//! such record, 74 (`EX_IOERR`) the ledger could not be read.
+
+use std::error::Error;
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use warden_audit::chain::hex;
+use warden_audit::{LedgerError, LedgerReader, VerifyReport};
+
+use crate::EXIT_USAGE;
+use crate::output::Format;
+
+/// `warden audit verify` found a record that was changed, removed or reordered.
+pub const EXIT_BROKEN: u8 = 3;
+/// The ledger could not be read (`EX_IOERR`).
+pub const EXIT_IO: u8 = 74;
+
+/// The data directory when neither `--data` nor `WARDEN_DATA` names one.
+pub const DEFAULT_DATA_DIR: &str = "warden-data";
+
+/// Arguments of `warden audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// What to do with the ledger.
+    #[command(subcommand)]
+    pub command: AuditCommand,
+}
+
+/// `warden audit` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the hash chain and name the first record that was changed, removed or
+    /// reordered (exit 3).
+    Verify(VerifyArgs),
+    /// Print the last records as JSON lines, oldest first.
+    Tail(TailArgs),
+    /// Print one record as a JSON line.
+    Show(ShowArgs),
+}
+
+/// Where the ledger is.
+#[derive(Debug, Args)]
+pub struct DataArg {
+    /// The data directory holding `ledger.db` [default: `$WARDEN_DATA`, else `./warden-data`].
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+}
+
+/// Arguments of `warden audit verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    #[allow(missing_docs, reason = "documented on `DataArg`")]
+    pub data: DataArg,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+/// Arguments of `warden audit tail`.
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    #[command(flatten)]
+    #[allow(missing_docs, reason = "documented on `DataArg`")]
+    pub data: DataArg,
+    /// How many records.
+    #[arg(short = 'n', long = "lines", value_name = "N", default_value_t = 10)]
+    pub lines: u64,
+}
+
+/// Arguments of `warden audit show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The record's sequence number.
+    pub seq: u64,
+    #[command(flatten)]
+    #[allow(missing_docs, reason = "documented on `DataArg`")]
+    pub data: DataArg,
+}
+
+/// The data directory: `--data`, else the `WARDEN_DATA` environment variable, else
+/// `./warden-data`.
+pub fn data_dir(flag: Option<&Path>, env: Option<OsString>) -> PathBuf {
+    match (flag, env) {
+        (Some(dir), _) => dir.to_path_buf(),
+        (None, Some(dir)) if !dir.is_empty() => PathBuf::from(dir),
+        _ => PathBuf::from(DEFAULT_DATA_DIR),
+    }
+}
+
+/// Runs `warden audit`.
+pub fn execute(args: &AuditArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_IO);
+        }
+    };
+    let data = |d: &DataArg| data_dir(d.data.as_deref(), std::env::var_os("WARDEN_DATA"));
+    runtime.block_on(async {
+        match &args.command {
+            AuditCommand::Verify(a) => verify(&data(&a.data), a.format).await,
+            AuditCommand::Tail(a) => tail(&data(&a.data), a.lines).await,
+            AuditCommand::Show(a) => show(&data(&a.data), a.seq).await,
+        }
+    })
+}
+
+async fn open(dir: &Path) -> Result<LedgerReader, ExitCode> {
+    LedgerReader::open(dir).await.map_err(|e| failure(&e))
+}
+
+/// Prints `e` with its causes and picks the exit code.
+fn failure(e: &LedgerError) -> ExitCode {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    eprintln!("error: {message}");
+    match e {
+        LedgerError::NotFound { .. } | LedgerError::Format { .. } => ExitCode::from(EXIT_USAGE),
+        _ => ExitCode::from(EXIT_IO),
+    }
+}
+
+async fn verify(dir: &Path, format: Format) -> ExitCode {
+    let reader = match open(dir).await {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let report = match reader.verify().await {
+        Ok(r) => r,
+        Err(e) => return failure(&e),
+    };
+    reader.close().await;
+    let mut out = std::io::stdout().lock();
+    let _ = match format {
+        Format::Human => writeln!(out, "{}", human(dir, &report)),
+        Format::Json => writeln!(out, "{}", json(&report)),
+    };
+    if report.is_intact() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_BROKEN)
+    }
+}
+
+fn human(dir: &Path, report: &VerifyReport) -> String {
+    let db = dir.join(warden_audit::store::DB_FILE);
+    let head = |r: &VerifyReport| match r.head {
+        Some(h) => format!("last intact record {} (hash {})", h.seq, hex(&h.hash)),
+        None => "no record before it".to_owned(),
+    };
+    match &report.first_problem {
+        None => match report.head {
+            Some(h) => format!(
+                "ledger intact: {} records verified in `{}`; head is record {} (hash {})",
+                report.records,
+                db.display(),
+                h.seq,
+                hex(&h.hash)
+            ),
+            None => format!("ledger intact: `{}` holds no records", db.display()),
+        },
+        Some(problem) => format!(
+            "ledger NOT intact: {problem}\n{} records verified before it; {}",
+            report.records,
+            head(report)
+        ),
+    }
+}
+
+fn json(report: &VerifyReport) -> serde_json::Value {
+    let problem = report.first_problem.as_ref().map(|p| {
+        let mut v = serde_json::to_value(p).unwrap_or_default();
+        if let Some(map) = v.as_object_mut() {
+            map.insert("message".to_owned(), p.to_string().into());
+        }
+        v
+    });
+    serde_json::json!({
+        "intact": report.is_intact(),
+        "records": report.records,
+        "head": report.head,
+        "problem": problem,
+    })
+}
+
+async fn tail(dir: &Path, n: u64) -> ExitCode {
+    let reader = match open(dir).await {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let records = match reader.tail(n).await {
+        Ok(r) => r,
+        Err(e) => return failure(&e),
+    };
+    reader.close().await;
+    let mut out = std::io::stdout().lock();
+    for r in records {
+        // A closed pipe (`| head`) ends the output; it is not an error.
+        if writeln!(out, "{}", r.to_json_line()).is_err() {
+            break;
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+async fn show(dir: &Path, seq: u64) -> ExitCode {
+    let reader = match open(dir).await {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let record = reader.get(seq).await;
+    reader.close().await;
+    match record {
+        Ok(Some(r)) => {
+            let _ = writeln!(std::io::stdout().lock(), "{}", r.to_json_line());
+            ExitCode::SUCCESS
+        }
+        Ok(None) => {
+            eprintln!(
+                "error: the ledger in `{}` has no record {seq}",
+                dir.display()
+            );
+            ExitCode::from(EXIT_USAGE)
+        }
+        Err(e) => failure(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_data_dir_comes_from_the_flag_then_the_environment() {
+        let flag = Path::new("/a");
+        assert_eq!(data_dir(Some(flag), Some("/b".into())), PathBuf::from("/a"));
+        assert_eq!(data_dir(None, Some("/b".into())), PathBuf::from("/b"));
+        assert_eq!(
+            data_dir(None, Some("".into())),
+            PathBuf::from("warden-data")
+        );
+        assert_eq!(data_dir(None, None), PathBuf::from("warden-data"));
+    }
+}

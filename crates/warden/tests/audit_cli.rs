@@ -1,0 +1,181 @@
+//! `warden audit` end to end: a ledger written through the library, then `verify`, `tail` and
+//! `show` run as the real binary, before and after the database file is tampered with.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed expectation is a test failure"
+)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use warden_audit::{Ledger, LedgerConfig, NewRecord, RecordKind};
+use warden_core::SystemClock;
+
+fn warden(args: &[&str], data_env: Option<&Path>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
+    cmd.args(args).env_remove("WARDEN_DATA");
+    if let Some(dir) = data_env {
+        cmd.env("WARDEN_DATA", dir);
+    }
+    cmd.output().expect("run warden")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A ledger of five records, written and closed through the library.
+fn ledger(dir: &Path) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let ledger = Ledger::open(dir, Arc::new(SystemClock), LedgerConfig::default())
+            .await
+            .unwrap();
+        for i in 1..=5 {
+            ledger
+                .append(NewRecord {
+                    session: Some("s-1".to_owned()),
+                    kind: RecordKind::ActionAttempted,
+                    payload: json!({"tool": "fs.read_text_file", "args": {"path": format!("/ws/file-{i}")}}),
+                })
+                .await
+                .unwrap();
+        }
+        ledger.shutdown().await.unwrap();
+    });
+}
+
+/// Overwrites `from` with `to` (same length) in the database file, as a hex editor would.
+fn patch_file(db: &Path, from: &str, to: &str) {
+    assert_eq!(from.len(), to.len());
+    let mut bytes = std::fs::read(db).unwrap();
+    let at = bytes
+        .windows(from.len())
+        .position(|w| w == from.as_bytes())
+        .expect("the text is in the file");
+    bytes[at..at + to.len()].copy_from_slice(to.as_bytes());
+    std::fs::write(db, bytes).unwrap();
+}
+
+#[test]
+fn verify_tail_and_show_an_intact_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    ledger(dir.path());
+    let data = dir.path().to_str().unwrap();
+
+    let out = warden(&["audit", "verify", "--data", data], None);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("ledger intact: 5 records verified in "),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = warden(
+        &["audit", "verify", "--format", "json", "--data", data],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["intact"], json!(true));
+    assert_eq!(report["records"], json!(5));
+    assert_eq!(report["head"]["seq"], json!(5));
+    assert_eq!(report["problem"], Value::Null);
+
+    let out = warden(&["audit", "tail", "--data", data, "-n", "2"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 2);
+    assert!(lines[0].starts_with(r#"{"seq":4,"time":""#), "{}", lines[0]);
+    let last: Value = serde_json::from_str(&lines[1]).unwrap();
+    assert_eq!(last["seq"], json!(5));
+    assert_eq!(last["session"], json!("s-1"));
+    assert_eq!(last["kind"], json!("action_attempted"));
+    assert_eq!(last["payload"]["args"]["path"], json!("/ws/file-5"));
+    let fourth: Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(last["prev_hash"], fourth["hash"]);
+    assert_eq!(last["hash"].as_str().unwrap().len(), 64);
+
+    // `WARDEN_DATA` stands in for `--data`.
+    let out = warden(&["audit", "show", "3"], Some(dir.path()));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let third: Value = serde_json::from_str(stdout(&out).trim_end()).unwrap();
+    assert_eq!(third["seq"], json!(3));
+    assert_eq!(third["payload"]["args"]["path"], json!("/ws/file-3"));
+
+    let out = warden(&["audit", "show", "99", "--data", data], None);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(
+        stderr(&out).contains("has no record 99"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn verify_names_the_tampered_record() {
+    let dir = tempfile::tempdir().unwrap();
+    ledger(dir.path());
+    let data = dir.path().to_str().unwrap();
+    patch_file(&dir.path().join("ledger.db"), "/ws/file-3", "/ws/file-X");
+
+    let out = warden(&["audit", "verify", "--data", data], None);
+    assert_eq!(out.status.code(), Some(3), "{}", stdout(&out));
+    assert!(
+        stdout(&out).starts_with(
+            "ledger NOT intact: record 3 was changed: its content no longer matches its hash\n\
+             2 records verified before it; last intact record 2 (hash "
+        ),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = warden(
+        &["audit", "verify", "--data", data, "--format", "json"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["intact"], json!(false));
+    assert_eq!(report["records"], json!(2));
+    assert_eq!(report["problem"]["problem"], json!("changed"));
+    assert_eq!(report["problem"]["seq"], json!(3));
+    assert!(
+        report["problem"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("record 3 was changed")
+    );
+
+    // The tampered record still shows: what it says now is what an investigator needs.
+    let out = warden(&["audit", "show", "3", "--data", data], None);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).contains("/ws/file-X"));
+}
+
+#[test]
+fn a_directory_without_a_ledger_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("nothing");
+    let out = warden(&["audit", "verify", "--data", data.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(
+        stderr(&out).starts_with("error: there is no ledger at `"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!data.exists(), "verify creates nothing");
+}
