@@ -2,4 +2,9 @@
 
 pub mod audit;
 pub mod check;
+pub mod connect;
 pub mod explain;
+pub mod operator;
+pub mod serve;
+pub mod session;
+pub mod up;

@@ -35,6 +35,16 @@ pub enum Command {
     Explain(commands::explain::ExplainArgs),
     /// Verify the ledger's hash chain; print ledger records.
     Audit(commands::audit::AuditArgs),
+    /// Run the gateway: the agent plane (MCP, decide API) and the operator plane.
+    Serve(commands::serve::ServeArgs),
+    /// One command: the gateway on a demo charter and folder, a demo session, URLs printed.
+    Up(commands::up::UpArgs),
+    /// Open, list and revoke sessions (through the operator plane).
+    Session(commands::session::SessionArgs),
+    /// Operator credentials.
+    Operator(commands::operator::OperatorArgs),
+    /// A stdio bridge to the gateway's MCP endpoint, for stdio-only MCP clients.
+    Connect(commands::connect::ConnectArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -44,5 +54,34 @@ pub fn run() -> ExitCode {
         Command::Check(args) => commands::check::execute(&args),
         Command::Explain(args) => commands::explain::execute(&args),
         Command::Audit(args) => commands::audit::execute(&args),
+        Command::Serve(args) => commands::serve::execute(&args),
+        Command::Up(args) => commands::up::execute(&args),
+        Command::Session(args) => commands::session::execute(&args),
+        Command::Operator(args) => commands::operator::execute(&args),
+        Command::Connect(args) => commands::connect::execute(&args),
+    }
+}
+
+/// Logs to stderr; the level comes from `WARDEN_LOG` (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs a future on a multi-threaded tokio runtime; a runtime that cannot start is a failure.
+pub fn runtime<F: std::future::Future<Output = ExitCode>>(f: F) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(f),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

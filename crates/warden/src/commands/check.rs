@@ -30,7 +30,13 @@ pub fn execute(args: &CheckArgs) -> ExitCode {
             let summary = Some((
                 compiled.charter.identity.id.clone(),
                 compiled.charter.rules.len(),
-                compiled.charter.inventory.servers.iter().map(|s| s.tools.len()).sum::<usize>(),
+                compiled
+                    .charter
+                    .inventory
+                    .servers
+                    .iter()
+                    .map(|s| s.tools.len())
+                    .sum::<usize>(),
                 compiled.charter.hash.to_prefixed_hex(),
             ));
             (compiled.warnings, summary)

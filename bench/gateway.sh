@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Benchmarks an MCP `tools/call` through warden against the same upstream called directly.
+#
+# Upstream: warden-echo-server (a minimal Streamable HTTP MCP server, JSON responses).
+# Through warden: authentication, decision, ledger commit of attempt+decision+forwarded (one
+# group-committed transaction), the upstream call, ledger commit of the result — durable
+# (SQLite WAL, synchronous=FULL). Runs closed loops with 1 and 50 clients, and an open loop at
+# 1,000 calls/s with 50 clients, and prints calls/s, latency percentiles, the latency warden
+# adds, and warden's peak RSS.
+#
+# Usage: bench/gateway.sh [seconds per run, default 10]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_PER_RUN=${1:-10}
+
+cargo build --release -q -p warden -p warden-testkit
+BIN=target/release
+tmp=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+ECHO_PORT=$(free_port); AGENT_PORT=$(free_port); OP_PORT=$(free_port)
+
+"$BIN/warden-echo-server" --listen "127.0.0.1:$ECHO_PORT" > "$tmp/echo.log" 2>&1 &
+pids+=($!)
+
+cat > "$tmp/charter.yaml" <<YAML
+version: 1
+identity: { id: bench-agent, name: Bench, purpose: benchmarks, serves: the benchmark }
+inventory:
+  servers:
+    - { id: echo, url: "http://127.0.0.1:$ECHO_PORT/mcp", tools: [echo] }
+actions:
+  rules:
+    - { id: echo, tool: echo.echo, tier: autonomous, args: { text: { regex: "hello [0-9]+ [0-9]+" } } }
+authority:
+  roles: [{ id: ops, approve: [default] }]
+  principals: [{ id: bench, roles: [ops] }]
+YAML
+
+WARDEN_LOG=warn "$BIN/warden" serve --charter "$tmp/charter.yaml" --data "$tmp/data" \
+  --agent-listen "127.0.0.1:$AGENT_PORT" --operator-listen "127.0.0.1:$OP_PORT" > "$tmp/warden.log" 2>&1 &
+WARDEN_PID=$!
+pids+=($WARDEN_PID)
+for _ in $(seq 1 100); do
+  curl -sf "http://127.0.0.1:$AGENT_PORT/healthz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+TOKEN=$("$BIN/warden" session open --agent bench-agent --user bench --ttl 2h \
+  --operator-url "http://127.0.0.1:$OP_PORT" --data "$tmp/data")
+
+run() { # label url token tool concurrency [rate]
+  local args=(--url "$2" --tool "$4" --concurrency "$5" --seconds "$SECONDS_PER_RUN" --label "$1")
+  [ -n "$3" ] && args+=(--token "$3")
+  [ -n "${6:-}" ] && args+=(--rate "$6")
+  "$BIN/warden-load" "${args[@]}"
+}
+
+results="$tmp/results.jsonl"
+for c in 1 50; do
+  run "direct c=$c" "http://127.0.0.1:$ECHO_PORT/mcp" "" echo "$c" >> "$results"
+  run "warden c=$c" "http://127.0.0.1:$AGENT_PORT/mcp" "$TOKEN" echo.echo "$c" >> "$results"
+done
+run "direct 1000/s" "http://127.0.0.1:$ECHO_PORT/mcp" "" echo 50 1000 >> "$results"
+run "warden 1000/s" "http://127.0.0.1:$AGENT_PORT/mcp" "$TOKEN" echo.echo 50 1000 >> "$results"
+
+RSS_KB=$(awk '/VmHWM/ {print $2}' "/proc/$WARDEN_PID/status")
+RECORDS=$("$BIN/warden" audit verify --data "$tmp/data" --format json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin).get("records", "?"))' || echo "?")
+
+python3 - "$results" "$RSS_KB" "$RECORDS" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+by = {r["label"]: r for r in rows}
+print(f"{'run':<16}{'calls/s':>10}{'errors':>8}{'p50 µs':>9}{'p90 µs':>9}{'p99 µs':>9}")
+for r in rows:
+    print(f"{r['label']:<16}{r['calls_per_second']:>10.0f}{r['errors']:>8}{r['p50_us']:>9}{r['p90_us']:>9}{r['p99_us']:>9}")
+print()
+for mode in ["c=1", "c=50", "1000/s"]:
+    d, w = by[f"direct {mode}"], by[f"warden {mode}"]
+    print(f"added by warden, {mode:<7}: p50 {w['p50_us']-d['p50_us']:>6} µs   p99 {w['p99_us']-d['p99_us']:>6} µs")
+print(f"\nwarden peak RSS: {int(sys.argv[2])/1024:.1f} MiB; ledger records after the run: {sys.argv[3]}")
+PY

@@ -1,0 +1,390 @@
+//! Gateway configuration: `Raw*` in, [`Config`] out.
+//!
+//! Every setting comes from, in order of precedence: a command-line flag, an environment
+//! variable, the config file (TOML, `--config` or `WARDEN_CONFIG`), the default. Precedence is
+//! settled in [`Config::resolve`] and nowhere else; the environment is injected
+//! ([`ConfigSource`]) so tests do not touch the process environment.
+//!
+//! | setting | flag | environment | file key | default |
+//! |---|---|---|---|---|
+//! | agent plane address | `--agent-listen` | `WARDEN_AGENT_LISTEN` | `agent_listen` | `127.0.0.1:8700` |
+//! | operator plane address | `--operator-listen` | `WARDEN_OPERATOR_LISTEN` | `operator_listen` | `127.0.0.1:8701` |
+//! | data directory | `--data` | `WARDEN_DATA` | `data_dir` | `./warden-data` |
+//! | charter | `--charter` | `WARDEN_CHARTER` | `charter` | (required) |
+//! | largest request body | `--max-body-bytes` | `WARDEN_MAX_BODY_BYTES` | `max_body_bytes` | `4194304` |
+//! | shutdown drain deadline | `--shutdown-grace` | `WARDEN_SHUTDOWN_GRACE` | `shutdown_grace` | `10s` |
+//! | upstream call timeout | `--upstream-timeout` | `WARDEN_UPSTREAM_TIMEOUT` | `upstream_timeout` | `60s` |
+//! | ledger size cap | `--ledger-max-bytes` | `WARDEN_LEDGER_MAX_BYTES` | `ledger_max_bytes` | none |
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Default agent plane address.
+pub const DEFAULT_AGENT_LISTEN: &str = "127.0.0.1:8700";
+/// Default operator plane address.
+pub const DEFAULT_OPERATOR_LISTEN: &str = "127.0.0.1:8701";
+/// Default data directory.
+pub const DEFAULT_DATA_DIR: &str = "warden-data";
+/// Default largest request body.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Settings as given (by flags or the config file); every field optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Agent plane listen address (`host:port`).
+    pub agent_listen: Option<String>,
+    /// Operator plane listen address (`host:port`).
+    pub operator_listen: Option<String>,
+    /// Data directory (ledger, state).
+    pub data_dir: Option<PathBuf>,
+    /// Charter file or directory.
+    pub charter: Option<PathBuf>,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: Option<u64>,
+    /// How long shutdown waits for in-flight requests (`10s`).
+    pub shutdown_grace: Option<String>,
+    /// How long a call to an upstream server may take (`60s`).
+    pub upstream_timeout: Option<String>,
+    /// Largest ledger file, in bytes; past it every action is refused (fail closed).
+    pub ledger_max_bytes: Option<u64>,
+}
+
+/// Where environment variables come from.
+pub trait ConfigSource {
+    /// The variable's value, if set.
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnv;
+
+impl ConfigSource for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl ConfigSource for HashMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Agent plane address.
+    pub agent_listen: SocketAddr,
+    /// Operator plane address.
+    pub operator_listen: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Charter path.
+    pub charter: PathBuf,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Drain deadline at shutdown.
+    pub shutdown_grace: Duration,
+    /// Upstream call timeout.
+    pub upstream_timeout: Duration,
+    /// Ledger size cap, if any.
+    pub ledger_max_bytes: Option<u64>,
+}
+
+/// A configuration problem.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file `{path}`: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML for this schema.
+    #[error("invalid config file `{path}`: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with line and column.
+        message: String,
+    },
+    /// A setting has an invalid value.
+    #[error("invalid `{setting}` (from {origin}): `{value}`: {reason}")]
+    Invalid {
+        /// The setting.
+        setting: &'static str,
+        /// Where the value came from.
+        origin: &'static str,
+        /// The value.
+        value: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// No charter was given.
+    #[error(
+        "no charter given: pass `--charter PATH`, set `WARDEN_CHARTER`, or set `charter` in the config file"
+    )]
+    NoCharter,
+}
+
+fn pick<T: Clone>(flag: &Option<T>, env: Option<T>, file: &Option<T>) -> Option<(T, &'static str)> {
+    flag.clone()
+        .map(|v| (v, "flag"))
+        .or_else(|| env.map(|v| (v, "environment")))
+        .or_else(|| file.clone().map(|v| (v, "config file")))
+}
+
+fn addr(
+    setting: &'static str,
+    value: Option<(String, &'static str)>,
+    default: &str,
+) -> Result<SocketAddr, ConfigError> {
+    let (v, origin) = value.unwrap_or_else(|| (default.to_owned(), "default"));
+    v.parse()
+        .map_err(|e: std::net::AddrParseError| ConfigError::Invalid {
+            setting,
+            origin,
+            value: v,
+            reason: format!("{e} (write `host:port`, e.g. `127.0.0.1:8700`)"),
+        })
+}
+
+fn duration(
+    setting: &'static str,
+    value: Option<(String, &'static str)>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some((v, origin)) => warden_charter::parse_duration(&v).ok_or(ConfigError::Invalid {
+            setting,
+            origin,
+            value: v,
+            reason: "write a whole number and a unit: `90s`, `15m`, `2h`".to_owned(),
+        }),
+    }
+}
+
+impl Config {
+    /// Reads the config file named by the flags or the environment (if any), then resolves
+    /// every setting by precedence.
+    pub fn resolve(
+        flags: &RawConfig,
+        config_file: Option<&Path>,
+        env: &dyn ConfigSource,
+    ) -> Result<Config, ConfigError> {
+        let file_path = config_file
+            .map(Path::to_path_buf)
+            .or_else(|| env.var("WARDEN_CONFIG").map(PathBuf::from));
+        let file = match &file_path {
+            None => RawConfig::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|e| {
+                    let at = e.span().map(|span| {
+                        let before = text.get(..span.start).unwrap_or_default();
+                        let line = before.matches('\n').count() + 1;
+                        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                        format!("line {line}, column {column}: ")
+                    });
+                    ConfigError::Parse {
+                        path: path.clone(),
+                        message: format!("{}{}", at.unwrap_or_default(), e.message()),
+                    }
+                })?
+            }
+        };
+        let agent_listen = addr(
+            "agent_listen",
+            pick(
+                &flags.agent_listen,
+                env.var("WARDEN_AGENT_LISTEN"),
+                &file.agent_listen,
+            ),
+            DEFAULT_AGENT_LISTEN,
+        )?;
+        let operator_listen = addr(
+            "operator_listen",
+            pick(
+                &flags.operator_listen,
+                env.var("WARDEN_OPERATOR_LISTEN"),
+                &file.operator_listen,
+            ),
+            DEFAULT_OPERATOR_LISTEN,
+        )?;
+        if agent_listen == operator_listen {
+            return Err(ConfigError::Invalid {
+                setting: "operator_listen",
+                origin: "resolved settings",
+                value: operator_listen.to_string(),
+                reason: "the agent and operator planes need separate listeners".to_owned(),
+            });
+        }
+        let data_dir = pick(
+            &flags.data_dir,
+            env.var("WARDEN_DATA").map(PathBuf::from),
+            &file.data_dir,
+        )
+        .map_or_else(|| PathBuf::from(DEFAULT_DATA_DIR), |(v, _)| v);
+        let charter = pick(
+            &flags.charter,
+            env.var("WARDEN_CHARTER").map(PathBuf::from),
+            &file.charter,
+        )
+        .map(|(v, _)| v)
+        .ok_or(ConfigError::NoCharter)?;
+        let max_body_bytes = match pick(
+            &flags.max_body_bytes.map(|v| v.to_string()),
+            env.var("WARDEN_MAX_BODY_BYTES"),
+            &file.max_body_bytes.map(|v| v.to_string()),
+        ) {
+            None => DEFAULT_MAX_BODY_BYTES,
+            Some((v, origin)) => {
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|n| *n >= 1024)
+                    .ok_or(ConfigError::Invalid {
+                        setting: "max_body_bytes",
+                        origin,
+                        value: v,
+                        reason: "a whole number of bytes, at least 1024".to_owned(),
+                    })?
+            }
+        };
+        let ledger_max_bytes = match pick(
+            &flags.ledger_max_bytes.map(|v| v.to_string()),
+            env.var("WARDEN_LEDGER_MAX_BYTES"),
+            &file.ledger_max_bytes.map(|v| v.to_string()),
+        ) {
+            None => None,
+            Some((v, origin)) => Some(v.parse::<u64>().ok().filter(|n| *n >= 64 * 1024).ok_or(
+                ConfigError::Invalid {
+                    setting: "ledger_max_bytes",
+                    origin,
+                    value: v,
+                    reason: "a whole number of bytes, at least 65536".to_owned(),
+                },
+            )?),
+        };
+        Ok(Config {
+            ledger_max_bytes,
+            agent_listen,
+            operator_listen,
+            data_dir,
+            charter,
+            max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
+            shutdown_grace: duration(
+                "shutdown_grace",
+                pick(
+                    &flags.shutdown_grace,
+                    env.var("WARDEN_SHUTDOWN_GRACE"),
+                    &file.shutdown_grace,
+                ),
+                Duration::from_secs(10),
+            )?,
+            upstream_timeout: duration(
+                "upstream_timeout",
+                pick(
+                    &flags.upstream_timeout,
+                    env.var("WARDEN_UPSTREAM_TIMEOUT"),
+                    &file.upstream_timeout,
+                ),
+                Duration::from_secs(60),
+            )?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn precedence_is_flag_env_file_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("warden.toml");
+        std::fs::write(&file, "agent_listen = \"127.0.0.1:9000\"\noperator_listen = \"127.0.0.1:9001\"\ncharter = \"from-file.yaml\"\nmax_body_bytes = 2048\n").unwrap();
+        let flags = RawConfig {
+            agent_listen: Some("127.0.0.1:7000".into()),
+            ..RawConfig::default()
+        };
+        let c = Config::resolve(
+            &flags,
+            Some(&file),
+            &env(&[("WARDEN_OPERATOR_LISTEN", "127.0.0.1:8001")]),
+        )
+        .unwrap();
+        assert_eq!(c.agent_listen.to_string(), "127.0.0.1:7000");
+        assert_eq!(c.operator_listen.to_string(), "127.0.0.1:8001");
+        assert_eq!(c.charter, PathBuf::from("from-file.yaml"));
+        assert_eq!(c.max_body_bytes, 2048);
+        assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        let c = Config::resolve(
+            &RawConfig::default(),
+            None,
+            &env(&[
+                ("WARDEN_CHARTER", "c.yaml"),
+                ("WARDEN_CONFIG", file.to_str().unwrap()),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.agent_listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(c.charter, PathBuf::from("c.yaml"));
+    }
+
+    #[test]
+    fn bad_values_are_named_with_their_origin() {
+        let e = Config::resolve(
+            &RawConfig::default(),
+            None,
+            &env(&[("WARDEN_CHARTER", "c"), ("WARDEN_AGENT_LISTEN", "nope")]),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("invalid `agent_listen` (from environment): `nope`"),
+            "{e}"
+        );
+        let e = Config::resolve(&RawConfig::default(), None, &env(&[])).unwrap_err();
+        assert!(matches!(e, ConfigError::NoCharter));
+        let same = RawConfig {
+            agent_listen: Some("127.0.0.1:1".into()),
+            operator_listen: Some("127.0.0.1:1".into()),
+            charter: Some("c".into()),
+            ..RawConfig::default()
+        };
+        assert!(
+            Config::resolve(&same, None, &env(&[]))
+                .unwrap_err()
+                .to_string()
+                .contains("separate listeners")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("w.toml");
+        std::fs::write(&file, "agent_lissen = 1\n").unwrap();
+        let e = Config::resolve(&RawConfig::default(), Some(&file), &env(&[])).unwrap_err();
+        assert!(
+            e.to_string().contains("unknown field `agent_lissen`"),
+            "{e}"
+        );
+    }
+}

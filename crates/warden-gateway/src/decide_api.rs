@@ -1,0 +1,221 @@
+//! The decide API, for agents that are not on MCP (documented in docs/api.md).
+//!
+//! `POST /v1/decide` `{ "tool": "server.tool", "arguments": {…} }` decides (and records) an
+//! action and answers with the verdict and an action id; the agent runs an allowed action
+//! itself and reports with `POST /v1/actions/{id}/result`. Same governor, same ledger records
+//! as MCP calls.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::Extension;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::governor::{Allowed, Outcome, Via};
+use crate::server::Shared;
+use crate::sessions::Session;
+
+/// Allowed actions awaiting their result report, at most this many (the oldest is dropped).
+pub const MAX_PENDING_RESULTS: usize = 10_000;
+/// Largest `output` recorded for label matching, in bytes.
+const MAX_OUTPUT_TEXT: usize = 1024 * 1024;
+
+/// An allowed action waiting for its result: (session id, tool, the allowance).
+type Pending = (String, String, Allowed);
+
+/// Allowed decide-API actions whose result has not been reported yet, in arrival order.
+#[derive(Debug, Default)]
+pub struct PendingResults {
+    inner: Mutex<(HashMap<String, Pending>, std::collections::VecDeque<String>)>,
+}
+
+impl PendingResults {
+    fn insert(&self, session: &str, tool: &str, allowed: Allowed) {
+        if let Ok(mut g) = self.inner.lock() {
+            let (map, order) = &mut *g;
+            if map.len() >= MAX_PENDING_RESULTS
+                && let Some(old) = order.pop_front()
+            {
+                map.remove(&old);
+            }
+            order.push_back(allowed.action_id.clone());
+            map.insert(
+                allowed.action_id.clone(),
+                (session.to_owned(), tool.to_owned(), allowed),
+            );
+        }
+    }
+
+    fn take(&self, id: &str, session: &str) -> Result<(String, Allowed), StatusCode> {
+        let mut g = self
+            .inner
+            .lock()
+            .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+        let (map, order) = &mut *g;
+        match map.get(id) {
+            None => Err(StatusCode::NOT_FOUND),
+            Some((s, _, _)) if s != session => Err(StatusCode::NOT_FOUND),
+            Some(_) => {
+                order.retain(|x| x != id);
+                map.remove(id)
+                    .map(|(_, tool, a)| (tool, a))
+                    .ok_or(StatusCode::NOT_FOUND)
+            }
+        }
+    }
+}
+
+/// An API error body: `{"error": {"code": …, "message": …}}`.
+pub fn api_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(json!({ "error": { "code": code, "message": message.into() } })),
+    )
+        .into_response()
+}
+
+/// The body of `POST /v1/decide`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecideRequest {
+    /// `server.tool`.
+    pub tool: String,
+    /// The arguments (an object; default `{}`).
+    #[serde(default)]
+    pub arguments: Option<Value>,
+}
+
+/// `POST /v1/decide`.
+pub async fn decide(
+    State(shared): State<Arc<Shared>>,
+    Extension(session): Extension<Arc<Session>>,
+    body: Result<Json<DecideRequest>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(req) = match body {
+        Ok(b) => b,
+        Err(e) => return api_error(e.status(), "invalid_request", e.body_text()),
+    };
+    let args = req.arguments.unwrap_or_else(|| json!({}));
+    if !args.is_object() {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "`arguments` must be a JSON object",
+        );
+    }
+    match shared
+        .governor
+        .authorize(&session, &req.tool, args, Via::DecideApi)
+        .await
+    {
+        Ok(allowed) => {
+            let body = json!({
+                "action": allowed.action_id,
+                "verdict": "allow",
+                "decision": allowed.decision,
+                "arguments": allowed.args,
+            });
+            shared.pending.insert(&session.id, &req.tool, allowed);
+            (StatusCode::OK, Json(body)).into_response()
+        }
+        Err(refused) => {
+            let body = json!({
+                "action": refused.action_id,
+                "verdict": "deny",
+                "refusal": refused.refusal.as_str(),
+                "message": refused.message,
+                "decision": refused.decision,
+            });
+            (StatusCode::OK, Json(body)).into_response()
+        }
+    }
+}
+
+/// The body of `POST /v1/actions/{id}/result`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResultReport {
+    /// `ok` or `error`.
+    pub status: String,
+    /// What the action produced (text or JSON), for the record's size and the data labels.
+    #[serde(default)]
+    pub output: Option<Value>,
+    /// The error, when `status` is `error`.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// `POST /v1/actions/{id}/result`.
+pub async fn result(
+    State(shared): State<Arc<Shared>>,
+    Extension(session): Extension<Arc<Session>>,
+    Path(id): Path<String>,
+    body: Result<Json<ResultReport>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(report) = match body {
+        Ok(b) => b,
+        Err(e) => return api_error(e.status(), "invalid_request", e.body_text()),
+    };
+    let status = match report.status.as_str() {
+        "ok" => "ok",
+        "error" => "tool_error",
+        other => {
+            return api_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("`status` is `ok` or `error`, not `{other}`"),
+            );
+        }
+    };
+    let (tool, allowed) = match shared.pending.take(&id, &session.id) {
+        Ok(x) => x,
+        Err(code) => {
+            return api_error(
+                code,
+                "unknown_action",
+                format!("no allowed action `{id}` of this session is waiting for its result"),
+            );
+        }
+    };
+    let text = match &report.output {
+        None => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+    };
+    let size_bytes = text.len();
+    let mut text = text;
+    if text.len() > MAX_OUTPUT_TEXT {
+        let mut end = MAX_OUTPUT_TEXT;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    let outcome = Outcome {
+        status,
+        size_bytes,
+        error: report.error,
+        text,
+    };
+    match shared
+        .governor
+        .record_result(&session, &tool, &allowed, &outcome)
+        .await
+    {
+        Ok(labels) => (
+            StatusCode::OK,
+            Json(json!({ "action": id, "recorded": true, "labels_added": labels })),
+        )
+            .into_response(),
+        Err(e) => api_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ledger_unavailable",
+            format!("the result could not be recorded: {e}"),
+        ),
+    }
+}

@@ -1,0 +1,340 @@
+//! The MCP endpoint agents connect to (Streamable HTTP at `/mcp`).
+//!
+//! Built on `rmcp`'s server, which negotiates the protocol version (2024-11-05 up to
+//! 2026-07-28), frames responses and refuses malformed or unknown requests with JSON-RPC
+//! errors. What this handler adds:
+//!
+//! - `tools/list`: the upstream tools, namespaced `server.tool`, only those in the charter's
+//!   inventory that this session could ever be allowed to call;
+//! - `tools/call`: through the [`Governor`](crate::governor::Governor) — a refusal is a tool
+//!   result with `isError: true` and the reason, so the model can read it; an upstream failure
+//!   is a JSON-RPC error, and its result is recorded;
+//! - `resources/list` and `resources/read`: the charter's identity and context as
+//!   `warden://charter`, and upstream resources, whose reads are decided as the tool
+//!   `server.resources/read` with the argument `uri`;
+//! - `prompts/list` answers with no prompts, `completion/complete` with no completions, and
+//!   everything else (logging, subscriptions, tasks, custom methods) is refused with
+//!   "method not found". Nothing is passed through blindly.
+
+use std::sync::Arc;
+
+use rmcp::ErrorData as McpError;
+use rmcp::handler::server::ServerHandler;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ServerCapabilities,
+    ServerConfig, Tool,
+};
+use rmcp::service::{RequestContext, RoleServer};
+use serde_json::{Value, json};
+use warden_charter::{CompiledCharter, DefaultPosture, Principal};
+use warden_core::Tier;
+
+use crate::governor::{Outcome, Via};
+use crate::server::Shared;
+use crate::sessions::Session;
+use crate::upstream::UpstreamError;
+
+/// The URI of the charter resource.
+pub const CHARTER_URI: &str = "warden://charter";
+
+/// The MCP handler for one request (rmcp makes one per request in stateless mode).
+#[derive(Clone)]
+pub struct AgentMcp {
+    shared: Arc<Shared>,
+}
+
+impl AgentMcp {
+    /// A handler over the gateway's shared state.
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+}
+
+fn session_of(ctx: &RequestContext<RoleServer>) -> Result<Arc<Session>, McpError> {
+    ctx.extensions
+        .get::<http::request::Parts>()
+        .and_then(|p| p.extensions.get::<Arc<Session>>())
+        .cloned()
+        .ok_or_else(|| McpError::internal_error("no authenticated session on this request", None))
+}
+
+/// Whether `tool` could ever be allowed for `principal`: a tool is hidden when an
+/// unconditional prohibited rule covers it, or when no rule could allow it and unmatched
+/// actions are denied.
+pub fn could_ever_allow(
+    charter: &CompiledCharter,
+    tool: &str,
+    principal: Option<&Principal>,
+) -> bool {
+    let mut permissive = false;
+    for idx in charter.candidate_rules(tool).iter() {
+        let Some(rule) = usize::try_from(*idx)
+            .ok()
+            .and_then(|i| charter.rules.get(i))
+        else {
+            continue;
+        };
+        let principal_matches = rule.principal.as_ref().is_none_or(|m| {
+            principal.is_some_and(|p| {
+                m.roles
+                    .as_ref()
+                    .is_none_or(|roles| p.roles.iter().any(|r| roles.contains(r)))
+                    && m.ids.as_ref().is_none_or(|ids| ids.contains(&p.id))
+            })
+        });
+        if !principal_matches {
+            continue;
+        }
+        let unconditional = rule.args.is_empty() && rule.labels.is_none() && rule.when.is_none();
+        if rule.tier == Tier::Prohibited && unconditional {
+            return false;
+        }
+        if rule.tier != Tier::Prohibited {
+            permissive = true;
+        }
+    }
+    permissive || charter.default_posture == DefaultPosture::Ask
+}
+
+/// Every string in a JSON value, joined by newlines: the text label patterns are matched on.
+fn collect_text(v: &Value, out: &mut String) {
+    match v {
+        Value::String(s) => {
+            out.push_str(s);
+            out.push('\n');
+        }
+        Value::Array(items) => items.iter().for_each(|i| collect_text(i, out)),
+        Value::Object(map) => map.values().for_each(|i| collect_text(i, out)),
+        _ => {}
+    }
+}
+
+fn refusal_result(message: String) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(message)])
+}
+
+fn upstream_error(e: &UpstreamError) -> McpError {
+    McpError::internal_error(
+        format!("upstream error: {e}"),
+        Some(json!({ "warden": "upstream_error" })),
+    )
+}
+
+impl ServerHandler for AgentMcp {
+    fn get_info(&self) -> ServerConfig {
+        let id = &self.shared.governor.charter.identity;
+        let sentence = |s: &str| s.trim().trim_end_matches('.').to_owned();
+        let mut instructions = format!(
+            "You are {}: {}. You serve {}.",
+            id.name,
+            sentence(&id.purpose),
+            sentence(&id.serves)
+        );
+        for b in &id.boundaries {
+            instructions.push_str("\nBoundary: ");
+            instructions.push_str(b);
+        }
+        instructions.push_str("\nEvery tool call passes warden's policy; the charter is the resource `warden://charter`.");
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .build(),
+        )
+        .with_server_info(Implementation::new("warden", env!("CARGO_PKG_VERSION")))
+        .with_instructions(instructions)
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        let session = session_of(&ctx)?;
+        let charter = &self.shared.governor.charter;
+        let principal = charter.authority.principal(&session.principal);
+        let tools: Vec<Tool> =
+            self.shared
+                .upstreams
+                .tools()
+                .into_iter()
+                .filter_map(|(server, mut tool)| {
+                    let name = format!("{server}.{}", tool.name);
+                    (charter.is_inventoried(&name) && could_ever_allow(charter, &name, principal))
+                        .then(|| {
+                            tool.name = name.into();
+                            tool
+                        })
+                })
+                .collect();
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let session = session_of(&ctx)?;
+        let name = request.name.to_string();
+        let args = Value::Object(request.arguments.unwrap_or_default());
+        let gov = &self.shared.governor;
+        // A name no upstream server can take is refused (and recorded) without waiting for a
+        // decision that could only ask a human about a call that cannot run.
+        let routable = name
+            .split_once('.')
+            .filter(|(server, _)| self.shared.upstreams.get(server).is_some());
+        let Some((server, tool)) = routable else {
+            let why = "no upstream server offers this tool; tools are named `server.tool`";
+            let refused = gov.record_unroutable(&session, &name, &args, why).await;
+            return Err(McpError::invalid_params(
+                refused.message,
+                Some(json!({ "warden": "unknown_tool" })),
+            ));
+        };
+        let allowed = match gov.authorize(&session, &name, args, Via::Mcp).await {
+            Ok(a) => a,
+            Err(refused) => return Ok(refusal_result(refused.message).into()),
+        };
+        let arguments = allowed.args.as_object().cloned().unwrap_or_default();
+        let result = self
+            .shared
+            .upstreams
+            .call_tool(server, tool, arguments, self.shared.config.upstream_timeout)
+            .await;
+        let (outcome, answer) = match result {
+            Ok(r) => {
+                let v = serde_json::to_value(&r).unwrap_or_default();
+                let mut text = String::new();
+                collect_text(&v, &mut text);
+                let outcome = Outcome {
+                    status: if r.is_error == Some(true) {
+                        "tool_error"
+                    } else {
+                        "ok"
+                    },
+                    size_bytes: serde_json::to_vec(&v).map(|b| b.len()).unwrap_or(0),
+                    error: None,
+                    text,
+                };
+                (outcome, Ok(r))
+            }
+            Err(e) => (
+                Outcome {
+                    status: "upstream_error",
+                    size_bytes: 0,
+                    error: Some(e.to_string()),
+                    text: String::new(),
+                },
+                Err(upstream_error(&e)),
+            ),
+        };
+        if let Err(e) = gov.record_result(&session, &name, &allowed, &outcome).await {
+            tracing::error!(error = %e, "The ledger cannot record a result; it is withheld.");
+            return Err(McpError::internal_error(
+                "the result could not be recorded in the ledger, so it is withheld",
+                None,
+            ));
+        }
+        answer.map(Into::into)
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        session_of(&ctx)?;
+        let mut resources = vec![Resource::new(CHARTER_URI, "charter")];
+        resources.extend(
+            self.shared
+                .upstreams
+                .resources()
+                .into_iter()
+                .map(|(_, r)| r),
+        );
+        Ok(ListResourcesResult::with_all_items(resources))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let session = session_of(&ctx)?;
+        let charter = &self.shared.governor.charter;
+        if request.uri == CHARTER_URI {
+            let doc = json!({
+                "identity": charter.identity,
+                "context": charter.context,
+                "charter": charter.hash,
+                "session": { "id": session.id, "principal": session.principal, "task": session.task },
+            });
+            let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+            return Ok(
+                ReadResourceResult::new(vec![ResourceContents::text(text, CHARTER_URI)]).into(),
+            );
+        }
+        let Some(server) = self.shared.upstreams.server_for_resource(&request.uri) else {
+            return Err(McpError::resource_not_found(
+                format!("no server offers `{}`", request.uri),
+                None,
+            ));
+        };
+        let tool = format!("{server}.resources/read");
+        let args = json!({ "uri": request.uri });
+        let gov = &self.shared.governor;
+        let allowed = match gov.authorize(&session, &tool, args, Via::Mcp).await {
+            Ok(a) => a,
+            Err(refused) => {
+                return Err(McpError::invalid_request(
+                    refused.message,
+                    Some(json!({ "warden": refused.refusal.as_str() })),
+                ));
+            }
+        };
+        let result = self
+            .shared
+            .upstreams
+            .read_resource(&server, &request.uri, self.shared.config.upstream_timeout)
+            .await;
+        let (outcome, answer) = match result {
+            Ok(r) => {
+                let v = serde_json::to_value(&r).unwrap_or_default();
+                let mut text = String::new();
+                collect_text(&v, &mut text);
+                (
+                    Outcome {
+                        status: "ok",
+                        size_bytes: text.len(),
+                        error: None,
+                        text,
+                    },
+                    Ok(r),
+                )
+            }
+            Err(e) => (
+                Outcome {
+                    status: "upstream_error",
+                    size_bytes: 0,
+                    error: Some(e.to_string()),
+                    text: String::new(),
+                },
+                Err(upstream_error(&e)),
+            ),
+        };
+        if gov
+            .record_result(&session, &tool, &allowed, &outcome)
+            .await
+            .is_err()
+        {
+            return Err(McpError::internal_error(
+                "the result could not be recorded in the ledger, so it is withheld",
+                None,
+            ));
+        }
+        answer.map(Into::into)
+    }
+}

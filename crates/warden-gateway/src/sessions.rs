@@ -1,0 +1,403 @@
+//! Sessions and operator credentials, kept in `state.db` under the data directory.
+//!
+//! A session binds one agent, acting on behalf of one principal of the charter, to one task,
+//! for a limited time. Its token is shown once, when the session is opened; only its BLAKE3
+//! hash is stored. Live sessions are also held in memory for the request path, with the data
+//! labels they have accumulated.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+use crate::tokens::{self, Plane, TokenHash};
+
+/// Longest session lifetime accepted.
+pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Longest task text accepted, in bytes.
+pub const MAX_TASK_BYTES: usize = 16 * 1024;
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed.
+    #[error("state store: {0}")]
+    Database(#[from] sqlx::Error),
+    /// No random token could be made.
+    #[error(transparent)]
+    Random(#[from] tokens::RandomError),
+    /// A lock was poisoned by a panic elsewhere.
+    #[error("state store: a lock was poisoned")]
+    Poisoned,
+    /// A stored value could not be read back.
+    #[error("state store: corrupt value in `{0}`")]
+    Corrupt(&'static str),
+}
+
+/// A live session, as the request path sees it.
+#[derive(Debug)]
+pub struct Session {
+    /// Session id (UUID v7).
+    pub id: String,
+    /// The agent (the charter's identity id).
+    pub agent: String,
+    /// The principal the agent acts for.
+    pub principal: String,
+    /// The task.
+    pub task: String,
+    /// When the session was opened.
+    pub opened_at: OffsetDateTime,
+    /// When it expires.
+    pub expires_at: OffsetDateTime,
+    revoked: std::sync::atomic::AtomicBool,
+    labels: Mutex<Vec<Arc<str>>>,
+}
+
+impl Session {
+    /// Whether the session was revoked.
+    pub fn is_revoked(&self) -> bool {
+        self.revoked.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Whether the session has expired at `now`.
+    pub fn is_expired(&self, now: OffsetDateTime) -> bool {
+        now >= self.expires_at
+    }
+
+    /// The labels accumulated so far.
+    pub fn labels(&self) -> Vec<Arc<str>> {
+        self.labels.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Adds labels; returns those that were new.
+    pub fn add_labels(&self, new: &[Arc<str>]) -> Vec<Arc<str>> {
+        let Ok(mut labels) = self.labels.lock() else {
+            return Vec::new();
+        };
+        let mut added = Vec::new();
+        for l in new {
+            if !labels.contains(l) {
+                labels.push(l.clone());
+                added.push(l.clone());
+            }
+        }
+        labels.sort();
+        added
+    }
+}
+
+/// A session as listed to operators (never with its token).
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionInfo {
+    /// Session id.
+    pub id: String,
+    /// Agent.
+    pub agent: String,
+    /// Principal.
+    pub principal: String,
+    /// Task.
+    pub task: String,
+    /// Opened at (RFC 3339).
+    pub opened_at: String,
+    /// Expires at (RFC 3339).
+    pub expires_at: String,
+    /// `active`, `expired` or `revoked`.
+    pub status: &'static str,
+    /// Labels accumulated.
+    pub labels: Vec<String>,
+}
+
+/// A newly opened session: the token is returned exactly once.
+#[derive(Debug, Clone, Serialize)]
+pub struct OpenedSession {
+    /// Session id.
+    pub id: String,
+    /// The session token (shown once).
+    pub token: String,
+    /// Expiry (RFC 3339).
+    pub expires_at: String,
+}
+
+/// The state store.
+#[derive(Debug, Clone)]
+pub struct SessionStore {
+    pool: SqlitePool,
+    live: Arc<RwLock<HashMap<TokenHash, Arc<Session>>>>,
+    by_id: Arc<RwLock<HashMap<String, Arc<Session>>>>,
+}
+
+fn fmt_time(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+fn parse_time(s: &str) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::parse(s, &Rfc3339).map_err(|_| StoreError::Corrupt("time"))
+}
+
+impl SessionStore {
+    /// Opens (creating if needed) `state.db` in `data_dir` and loads the live sessions.
+    pub async fn open(data_dir: &Path) -> Result<SessionStore, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(data_dir.join("state.db"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        for stmt in [
+            "CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, token_hash BLOB NOT NULL UNIQUE, agent TEXT NOT NULL, principal TEXT NOT NULL, task TEXT NOT NULL, opened_at TEXT NOT NULL, expires_at TEXT NOT NULL, revoked_at TEXT)",
+            "CREATE TABLE IF NOT EXISTS session_labels (session TEXT NOT NULL, label TEXT NOT NULL, PRIMARY KEY (session, label))",
+            "CREATE TABLE IF NOT EXISTS operator_tokens (id TEXT PRIMARY KEY, token_hash BLOB NOT NULL UNIQUE, name TEXT NOT NULL, created_at TEXT NOT NULL, revoked_at TEXT)",
+        ] {
+            sqlx::query(stmt).execute(&pool).await?;
+        }
+        let store = SessionStore {
+            pool,
+            live: Arc::default(),
+            by_id: Arc::default(),
+        };
+        store.load().await?;
+        Ok(store)
+    }
+
+    async fn load(&self) -> Result<(), StoreError> {
+        let rows = sqlx::query("SELECT id, token_hash, agent, principal, task, opened_at, expires_at, revoked_at FROM sessions")
+            .fetch_all(&self.pool)
+            .await?;
+        let labels = sqlx::query("SELECT session, label FROM session_labels")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut by_session: HashMap<String, Vec<Arc<str>>> = HashMap::new();
+        for row in labels {
+            let s: String = row.try_get("session")?;
+            let l: String = row.try_get("label")?;
+            by_session.entry(s).or_default().push(Arc::from(l.as_str()));
+        }
+        let mut live = self.live.write().map_err(|_| StoreError::Poisoned)?;
+        let mut by_id = self.by_id.write().map_err(|_| StoreError::Poisoned)?;
+        for row in rows {
+            let hash: Vec<u8> = row.try_get("token_hash")?;
+            let hash: TokenHash = hash
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("token_hash"))?;
+            let id: String = row.try_get("id")?;
+            let revoked: Option<String> = row.try_get("revoked_at")?;
+            let session = Arc::new(Session {
+                labels: Mutex::new(by_session.remove(&id).unwrap_or_default()),
+                id: id.clone(),
+                agent: row.try_get("agent")?,
+                principal: row.try_get("principal")?,
+                task: row.try_get("task")?,
+                opened_at: parse_time(&row.try_get::<String, _>("opened_at")?)?,
+                expires_at: parse_time(&row.try_get::<String, _>("expires_at")?)?,
+                revoked: std::sync::atomic::AtomicBool::new(revoked.is_some()),
+            });
+            live.insert(hash, session.clone());
+            by_id.insert(id, session);
+        }
+        Ok(())
+    }
+
+    /// Opens a session. The caller has checked the agent and principal against the charter.
+    pub async fn open_session(
+        &self,
+        agent: &str,
+        principal: &str,
+        task: &str,
+        ttl: Duration,
+        now: OffsetDateTime,
+    ) -> Result<(OpenedSession, Arc<Session>), StoreError> {
+        let (token, hash) = tokens::generate(Plane::Agent)?;
+        let id = Uuid::now_v7().to_string();
+        let expires_at = now + ttl;
+        sqlx::query("INSERT INTO sessions (id, token_hash, agent, principal, task, opened_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            .bind(&id)
+            .bind(&hash[..])
+            .bind(agent)
+            .bind(principal)
+            .bind(task)
+            .bind(fmt_time(now))
+            .bind(fmt_time(expires_at))
+            .execute(&self.pool)
+            .await?;
+        let session = Arc::new(Session {
+            id: id.clone(),
+            agent: agent.to_owned(),
+            principal: principal.to_owned(),
+            task: task.to_owned(),
+            opened_at: now,
+            expires_at,
+            revoked: std::sync::atomic::AtomicBool::new(false),
+            labels: Mutex::new(Vec::new()),
+        });
+        self.live
+            .write()
+            .map_err(|_| StoreError::Poisoned)?
+            .insert(hash, session.clone());
+        self.by_id
+            .write()
+            .map_err(|_| StoreError::Poisoned)?
+            .insert(id.clone(), session.clone());
+        Ok((
+            OpenedSession {
+                id,
+                token,
+                expires_at: fmt_time(expires_at),
+            },
+            session,
+        ))
+    }
+
+    /// The session a presented agent token belongs to, if any (revoked and expired ones
+    /// included: the caller decides what to do with them).
+    pub fn authenticate(&self, token: &str) -> Option<Arc<Session>> {
+        if tokens::plane_of(token) != Some(Plane::Agent) {
+            return None;
+        }
+        let hash = tokens::hash(token);
+        let live = self.live.read().ok()?;
+        // The map is keyed by the hash of a 256-bit secret; the final comparison is constant-time.
+        live.get_key_value(&hash)
+            .filter(|(k, _)| tokens::hashes_equal(k, &hash))
+            .map(|(_, s)| s.clone())
+    }
+
+    /// A session by id.
+    pub fn get(&self, id: &str) -> Option<Arc<Session>> {
+        self.by_id.read().ok()?.get(id).cloned()
+    }
+
+    /// Every session, newest first.
+    pub fn list(&self, now: OffsetDateTime) -> Vec<SessionInfo> {
+        let Ok(by_id) = self.by_id.read() else {
+            return Vec::new();
+        };
+        let mut v: Vec<SessionInfo> = by_id
+            .values()
+            .map(|s| SessionInfo {
+                id: s.id.clone(),
+                agent: s.agent.clone(),
+                principal: s.principal.clone(),
+                task: s.task.clone(),
+                opened_at: fmt_time(s.opened_at),
+                expires_at: fmt_time(s.expires_at),
+                status: if s.is_revoked() {
+                    "revoked"
+                } else if s.is_expired(now) {
+                    "expired"
+                } else {
+                    "active"
+                },
+                labels: s.labels().iter().map(|l| l.to_string()).collect(),
+            })
+            .collect();
+        v.sort_by(|a, b| b.id.cmp(&a.id));
+        v
+    }
+
+    /// Revokes a session. `Ok(false)` when there is no such session or it was already revoked.
+    pub async fn revoke(&self, id: &str, now: OffsetDateTime) -> Result<bool, StoreError> {
+        let Some(session) = self.get(id) else {
+            return Ok(false);
+        };
+        if session
+            .revoked
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+            .bind(fmt_time(now))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(true)
+    }
+
+    /// Persists labels a session gained.
+    pub async fn persist_labels(
+        &self,
+        session: &str,
+        labels: &[Arc<str>],
+    ) -> Result<(), StoreError> {
+        for l in labels {
+            sqlx::query("INSERT OR IGNORE INTO session_labels (session, label) VALUES (?, ?)")
+                .bind(session)
+                .bind(&**l)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Issues an operator token (named, for the record).
+    pub async fn create_operator_token(
+        &self,
+        name: &str,
+        now: OffsetDateTime,
+    ) -> Result<String, StoreError> {
+        let (token, hash) = tokens::generate(Plane::Operator)?;
+        sqlx::query(
+            "INSERT INTO operator_tokens (id, token_hash, name, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(Uuid::now_v7().to_string())
+        .bind(&hash[..])
+        .bind(name)
+        .bind(fmt_time(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(token)
+    }
+
+    /// How many operator tokens exist (revoked ones included).
+    pub async fn operator_token_count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM operator_tokens")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?)
+    }
+
+    /// Whether a presented operator token is valid; returns its name.
+    pub async fn authenticate_operator(&self, token: &str) -> Result<Option<String>, StoreError> {
+        if tokens::plane_of(token) != Some(Plane::Operator) {
+            return Ok(None);
+        }
+        let hash = tokens::hash(token);
+        let row = sqlx::query("SELECT token_hash, name FROM operator_tokens WHERE token_hash = ? AND revoked_at IS NULL")
+            .bind(&hash[..])
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => {
+                let stored: Vec<u8> = row.try_get("token_hash")?;
+                let stored: TokenHash = stored
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("token_hash"))?;
+                tokens::hashes_equal(&stored, &hash)
+                    .then(|| row.try_get("name"))
+                    .transpose()?
+            }
+            None => None,
+        })
+    }
+
+    /// The connection pool (shared with the scope counters).
+    pub fn pool(&self) -> SqlitePool {
+        self.pool.clone()
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,340 @@
+//! Upstream MCP servers, reached with the official Rust SDK (`rmcp`).
+//!
+//! Each server of the charter's inventory gets a supervisor task: it connects (spawning the
+//! stdio child process, or opening the Streamable HTTP client), lists the server's tools and
+//! resources, and — when the connection ends (the child crashed, the server went away) —
+//! marks the server down and reconnects with exponential backoff, up to 30 s between tries.
+//! Calls to a server that is down fail at once with [`UpstreamError::Unavailable`].
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ReadResourceRequestParams,
+    ReadResourceResult, Resource, Tool,
+};
+use rmcp::service::{Peer, RoleClient, RunningService, ServiceExt};
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use warden_charter::{CompiledCharter, Transport};
+
+/// Longest wait between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Why an upstream call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UpstreamError {
+    /// The server is not in the inventory, or has no transport (decide API only).
+    #[error("server `{0}` is not reachable through the gateway")]
+    UnknownServer(String),
+    /// The server is down (not yet connected, crashed, restarting).
+    #[error("server `{server}` is unavailable: {reason}")]
+    Unavailable {
+        /// The server.
+        server: String,
+        /// Why.
+        reason: String,
+    },
+    /// The call took longer than the upstream timeout.
+    #[error("server `{server}` did not answer within {seconds}s")]
+    Timeout {
+        /// The server.
+        server: String,
+        /// The timeout.
+        seconds: u64,
+    },
+    /// The server answered with an error, or the connection broke during the call.
+    #[error("server `{server}` failed: {message}")]
+    Failed {
+        /// The server.
+        server: String,
+        /// The error.
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+enum State {
+    Connecting,
+    Up(Peer<RoleClient>),
+    Down(String),
+}
+
+/// One upstream server.
+#[derive(Debug)]
+pub struct Upstream {
+    /// Server id.
+    pub id: String,
+    transport: Transport,
+    state: RwLock<State>,
+    tools: RwLock<Vec<Tool>>,
+    resources: RwLock<Vec<Resource>>,
+    connected: tokio::sync::Notify,
+}
+
+/// Every upstream server.
+#[derive(Debug, Default, Clone)]
+pub struct Upstreams {
+    servers: Arc<HashMap<String, Arc<Upstream>>>,
+}
+
+fn env_value(v: &str) -> String {
+    match v.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
+        Some(name) => std::env::var(name).unwrap_or_default(),
+        None => v.to_owned(),
+    }
+}
+
+async fn connect(transport: &Transport) -> Result<RunningService<RoleClient, ()>, String> {
+    match transport {
+        Transport::Stdio { command, env } => {
+            let (program, args) = command.split_first().ok_or("empty command")?;
+            let mut cmd = tokio::process::Command::new(program);
+            cmd.args(args).kill_on_drop(true);
+            for (k, v) in env {
+                cmd.env(k, env_value(v));
+            }
+            let (child, _stderr) = TokioChildProcess::builder(cmd)
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| format!("cannot spawn `{program}`: {e}"))?;
+            ().serve(child)
+                .await
+                .map_err(|e| format!("initialisation failed: {e}"))
+        }
+        Transport::StreamableHttp { url } => {
+            let t = StreamableHttpClientTransport::from_uri(url.as_str());
+            ().serve(t)
+                .await
+                .map_err(|e| format!("initialisation failed: {e}"))
+        }
+        Transport::DecideApi => Err("the server has no transport".to_owned()),
+    }
+}
+
+impl Upstream {
+    fn set(&self, s: State) {
+        if let Ok(mut state) = self.state.write() {
+            *state = s;
+        }
+    }
+
+    fn peer(&self) -> Result<Peer<RoleClient>, UpstreamError> {
+        let state = self
+            .state
+            .read()
+            .map(|s| s.clone())
+            .unwrap_or(State::Down("lock poisoned".into()));
+        match state {
+            State::Up(peer) => Ok(peer),
+            State::Connecting => Err(UpstreamError::Unavailable {
+                server: self.id.clone(),
+                reason: "still connecting".to_owned(),
+            }),
+            State::Down(reason) => Err(UpstreamError::Unavailable {
+                server: self.id.clone(),
+                reason,
+            }),
+        }
+    }
+
+    /// Whether the server is connected.
+    pub fn is_up(&self) -> bool {
+        matches!(self.state.read().map(|s| s.clone()), Ok(State::Up(_)))
+    }
+
+    async fn supervise(self: Arc<Self>, cancel: CancellationToken) {
+        let mut failures: u32 = 0;
+        loop {
+            if cancel.is_cancelled() {
+                return;
+            }
+            self.set(State::Connecting);
+            let connected = tokio::select! {
+                c = connect(&self.transport) => c,
+                () = cancel.cancelled() => return,
+            };
+            match connected {
+                Ok(running) => {
+                    let peer = running.peer().clone();
+                    let tools = peer.list_all_tools().await.unwrap_or_default();
+                    let resources = peer.list_all_resources().await.unwrap_or_default();
+                    if let Ok(mut t) = self.tools.write() {
+                        *t = tools;
+                    }
+                    if let Ok(mut r) = self.resources.write() {
+                        *r = resources;
+                    }
+                    self.set(State::Up(peer));
+                    self.connected.notify_waiters();
+                    tracing::info!(server = %self.id, "Upstream server connected.");
+                    failures = 0;
+                    let token = running.cancellation_token();
+                    tokio::select! {
+                        _ = running.waiting() => {
+                            tracing::warn!(server = %self.id, "Upstream server connection ended; reconnecting.");
+                            self.set(State::Down("the connection ended (the server exited or crashed)".to_owned()));
+                        }
+                        () = cancel.cancelled() => {
+                            token.cancel();
+                            self.set(State::Down("the gateway is shutting down".to_owned()));
+                            return;
+                        }
+                    }
+                }
+                Err(reason) => {
+                    tracing::warn!(server = %self.id, %reason, "Upstream server could not be reached.");
+                    self.set(State::Down(reason));
+                    self.connected.notify_waiters();
+                    failures = failures.saturating_add(1);
+                }
+            }
+            let backoff = Duration::from_millis(250)
+                .saturating_mul(1u32 << failures.min(7))
+                .min(MAX_BACKOFF);
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                () = cancel.cancelled() => return,
+            }
+        }
+    }
+}
+
+impl Upstreams {
+    /// Starts a supervisor for every server with a transport, and waits up to `initial_wait`
+    /// for them to connect (a server that is slower keeps connecting in the background).
+    pub async fn start(
+        charter: &CompiledCharter,
+        tasks: &TaskTracker,
+        cancel: &CancellationToken,
+        initial_wait: Duration,
+    ) -> Upstreams {
+        let mut servers = HashMap::new();
+        for s in &charter.inventory.servers {
+            if s.transport == Transport::DecideApi {
+                continue;
+            }
+            let up = Arc::new(Upstream {
+                id: s.id.clone(),
+                transport: s.transport.clone(),
+                state: RwLock::new(State::Connecting),
+                tools: RwLock::new(Vec::new()),
+                resources: RwLock::new(Vec::new()),
+                connected: tokio::sync::Notify::new(),
+            });
+            tasks.spawn(up.clone().supervise(cancel.clone()));
+            servers.insert(s.id.clone(), up);
+        }
+        let upstreams = Upstreams {
+            servers: Arc::new(servers),
+        };
+        let deadline = tokio::time::Instant::now() + initial_wait;
+        for up in upstreams.servers.values() {
+            while matches!(up.state.read().map(|s| s.clone()), Ok(State::Connecting)) {
+                let notified = up.connected.notified();
+                if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                    break;
+                }
+            }
+        }
+        upstreams
+    }
+
+    /// A server by id.
+    pub fn get(&self, id: &str) -> Option<&Arc<Upstream>> {
+        self.servers.get(id)
+    }
+
+    /// Every server's tools, as `(server, tool)`.
+    pub fn tools(&self) -> Vec<(String, Tool)> {
+        let mut out = Vec::new();
+        for (id, up) in self.servers.iter() {
+            if let Ok(tools) = up.tools.read() {
+                out.extend(tools.iter().map(|t| (id.clone(), t.clone())));
+            }
+        }
+        out.sort_by(|a, b| (&a.0, &a.1.name).cmp(&(&b.0, &b.1.name)));
+        out
+    }
+
+    /// Every server's resources, as `(server, resource)`.
+    pub fn resources(&self) -> Vec<(String, Resource)> {
+        let mut out = Vec::new();
+        for (id, up) in self.servers.iter() {
+            if let Ok(r) = up.resources.read() {
+                out.extend(r.iter().map(|x| (id.clone(), x.clone())));
+            }
+        }
+        out
+    }
+
+    /// The server that listed the resource `uri`.
+    pub fn server_for_resource(&self, uri: &str) -> Option<String> {
+        self.resources()
+            .into_iter()
+            .find(|(_, r)| r.uri == uri)
+            .map(|(s, _)| s)
+    }
+
+    fn upstream(&self, server: &str) -> Result<&Arc<Upstream>, UpstreamError> {
+        self.servers
+            .get(server)
+            .ok_or_else(|| UpstreamError::UnknownServer(server.to_owned()))
+    }
+
+    /// Calls a tool on a server.
+    pub async fn call_tool(
+        &self,
+        server: &str,
+        tool: &str,
+        arguments: serde_json::Map<String, serde_json::Value>,
+        timeout: Duration,
+    ) -> Result<CallToolResult, UpstreamError> {
+        let up = self.upstream(server)?;
+        let peer = up.peer()?;
+        let params = CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
+        let fut = peer.call_tool_once(params);
+        match tokio::time::timeout(timeout, fut).await {
+            Err(_) => Err(UpstreamError::Timeout {
+                server: server.to_owned(),
+                seconds: timeout.as_secs(),
+            }),
+            Ok(Err(e)) => Err(UpstreamError::Failed {
+                server: server.to_owned(),
+                message: e.to_string(),
+            }),
+            Ok(Ok(CallToolResponse::Complete(result))) => Ok(result),
+            Ok(Ok(_)) => Err(UpstreamError::Failed {
+                server: server.to_owned(),
+                message: "the server asked for input or a task, which the gateway does not relay"
+                    .to_owned(),
+            }),
+        }
+    }
+
+    /// Reads a resource from a server.
+    pub async fn read_resource(
+        &self,
+        server: &str,
+        uri: &str,
+        timeout: Duration,
+    ) -> Result<ReadResourceResult, UpstreamError> {
+        let up = self.upstream(server)?;
+        let peer = up.peer()?;
+        let fut = peer.read_resource(ReadResourceRequestParams::new(uri.to_owned()));
+        match tokio::time::timeout(timeout, fut).await {
+            Err(_) => Err(UpstreamError::Timeout {
+                server: server.to_owned(),
+                seconds: timeout.as_secs(),
+            }),
+            Ok(Err(e)) => Err(UpstreamError::Failed {
+                server: server.to_owned(),
+                message: e.to_string(),
+            }),
+            Ok(Ok(r)) => Ok(r),
+        }
+    }
+}

@@ -1,0 +1,543 @@
+//! The gateway in-process, against the echo MCP server: sessions and planes, decisions and
+//! the ledger, scope counters under concurrency, expiry, revocation and shutdown.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed expectation is a test failure"
+)]
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use warden_core::{Clock, ManualClock, SystemClock};
+use warden_gateway::{Config, Gateway, RunningGateway};
+
+struct Harness {
+    gw: std::sync::Mutex<Option<RunningGateway>>,
+    agent_addr: std::net::SocketAddr,
+    operator_addr: std::net::SocketAddr,
+    operator_token: String,
+    calls: Arc<AtomicU64>,
+    _dir: tempfile::TempDir,
+    data: std::path::PathBuf,
+    http: reqwest::Client,
+}
+
+fn charter(echo_url: &str, extra_rules: &str) -> String {
+    format!(
+        r#"version: 1
+identity: {{ id: agent-1, name: Agent, purpose: tests, serves: the test suite }}
+inventory:
+  servers:
+    - {{ id: echo, url: "{echo_url}", tools: [echo] }}
+actions:
+  approval: {{ timeout: 60s }}
+  rules:
+    - {{ id: echo-hello, tool: echo.echo, tier: autonomous, args: {{ text: {{ prefix: hello }} }} }}
+    - {{ id: echo-secret, tool: echo.echo, tier: prohibited, args: {{ text: {{ regex: ".*secret.*" }} }} }}
+    - {{ id: echo-counted, tool: echo.echo, tier: preapproved, args: {{ text: {{ prefix: counted }} }}, scope: {{ per_session: 5 }} }}
+    - {{ id: echo-ask, tool: echo.echo, tier: approval, args: {{ text: {{ prefix: ask }} }}, approval: {{ timeout: 60s }} }}
+{extra_rules}authority:
+  roles: [{{ id: ops, approve: [default] }}]
+  principals: [{{ id: alice, roles: [ops] }}]
+"#
+    )
+}
+
+impl Harness {
+    async fn start(clock: Arc<dyn Clock>) -> Harness {
+        Self::start_with(clock, "").await
+    }
+
+    async fn start_with(clock: Arc<dyn Clock>, extra_rules: &str) -> Harness {
+        Self::start_full(clock, extra_rules, None).await
+    }
+
+    async fn start_full(
+        clock: Arc<dyn Clock>,
+        extra_rules: &str,
+        ledger_max_bytes: Option<u64>,
+    ) -> Harness {
+        let (echo_url, calls) = warden_testkit::echo::spawn().await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let charter_path = dir.path().join("charter.yaml");
+        std::fs::write(&charter_path, charter(&echo_url, extra_rules)).unwrap();
+        let data = dir.path().join("data");
+        let config = Config {
+            agent_listen: "127.0.0.1:0".parse().unwrap(),
+            operator_listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: data.clone(),
+            charter: charter_path,
+            max_body_bytes: 64 * 1024,
+            shutdown_grace: Duration::from_secs(5),
+            upstream_timeout: Duration::from_secs(10),
+            ledger_max_bytes,
+        };
+        let gw = Gateway::start(config, clock).await.unwrap();
+        let operator_token = gw.bootstrap_operator_token.clone().unwrap();
+        Harness {
+            agent_addr: gw.agent_addr,
+            operator_addr: gw.operator_addr,
+            gw: std::sync::Mutex::new(Some(gw)),
+            operator_token,
+            calls,
+            _dir: dir,
+            data,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn operator(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("http://{}{path}", self.operator_addr))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        (
+            resp.status().as_u16(),
+            resp.json().await.unwrap_or(Value::Null),
+        )
+    }
+
+    async fn open_session(&self, ttl: &str) -> (String, String) {
+        let (status, body) = self
+            .operator(
+                reqwest::Method::POST,
+                "/v1/sessions",
+                &self.operator_token,
+                Some(json!({ "agent": "agent-1", "user": "alice", "task": "testing", "ttl": ttl })),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        (
+            body["id"].as_str().unwrap().to_owned(),
+            body["token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    async fn mcp(&self, token: &str, method: &str, params: Value) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(format!("http://{}/mcp", self.agent_addr))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-11-25")
+            .json(&json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params }))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        let body = serde_json::from_str(&text)
+            .or_else(|_| {
+                // An SSE answer: the last `data:` line.
+                let data = text
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .next_back()
+                    .unwrap_or("null");
+                serde_json::from_str(data.trim())
+            })
+            .unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    async fn call(&self, token: &str, text: &str) -> Value {
+        let (status, body) = self
+            .mcp(
+                token,
+                "tools/call",
+                json!({ "name": "echo.echo", "arguments": { "text": text } }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    async fn records(&self) -> Vec<warden_audit::Record> {
+        let reader = warden_audit::LedgerReader::open(&self.data).await.unwrap();
+        reader.range(1, 100_000).await.unwrap()
+    }
+
+    fn take(&self) -> RunningGateway {
+        self.gw.lock().unwrap().take().unwrap()
+    }
+
+    async fn stop(&self) {
+        self.take().shutdown().await;
+    }
+}
+
+fn is_error(body: &Value) -> bool {
+    body["result"]["isError"] == json!(true)
+}
+
+fn text_of(body: &Value) -> String {
+    body["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allowed_denied_and_recorded() {
+    let h = Harness::start(Arc::new(SystemClock)).await;
+    let (session, token) = h.open_session("1h").await;
+
+    let ok = h.call(&token, "hello world").await;
+    assert!(!is_error(&ok), "{ok}");
+    assert_eq!(text_of(&ok), "hello world");
+    let denied = h.call(&token, "hello secret").await;
+    assert!(is_error(&denied), "{denied}");
+    assert!(
+        text_of(&denied).contains("prohibited by rule `echo-secret`"),
+        "{denied}"
+    );
+    assert_eq!(
+        warden_testkit::echo::count(&h.calls),
+        1,
+        "the denied call must not reach the upstream"
+    );
+
+    // A decision error denies: `text` must be a string for `prefix`/`regex`; the restrictive
+    // rule errors, so the call is refused and never forwarded.
+    let (_, err) = h
+        .mcp(
+            &token,
+            "tools/call",
+            json!({ "name": "echo.echo", "arguments": { "text": 42 } }),
+        )
+        .await;
+    assert!(is_error(&err), "{err}");
+    assert!(
+        text_of(&err).contains("error occurred while deciding"),
+        "{err}"
+    );
+    assert_eq!(warden_testkit::echo::count(&h.calls), 1);
+
+    let records = h.records().await;
+    let kinds: Vec<String> = records
+        .iter()
+        .filter(|r| r.session.as_deref() == Some(session.as_str()))
+        .map(|r| r.kind.to_string())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "session_opened",
+            "action_attempted",
+            "action_decided",
+            "action_forwarded",
+            "action_result",
+            "action_attempted",
+            "action_decided",
+            "action_attempted",
+            "action_decided",
+        ]
+    );
+    let decided = records
+        .iter()
+        .filter(|r| r.kind.to_string() == "action_decided")
+        .nth(1)
+        .unwrap();
+    assert_eq!(decided.payload["decision"]["verdict"], "deny");
+    assert_eq!(decided.payload["decision"]["rules"][0]["id"], "echo-secret");
+    assert!(
+        decided.payload["decision"]["charter"]
+            .as_str()
+            .unwrap()
+            .starts_with("blake3:")
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planes_and_tokens_are_separate() {
+    let h = Harness::start(Arc::new(SystemClock)).await;
+    let (_, agent_token) = h.open_session("1h").await;
+    // The agent token on the operator plane.
+    let (status, body) = h
+        .operator(reqwest::Method::GET, "/v1/sessions", &agent_token, None)
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "wrong_plane");
+    // The operator token on the agent plane.
+    let (status, body) = h.mcp(&h.operator_token, "tools/list", json!({})).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("operator tokens are refused")
+    );
+    // Garbage and forged tokens.
+    for bad in ["", "wa_not-a-real-token", "Basic abc"] {
+        let (status, body) = h.mcp(bad, "tools/list", json!({})).await;
+        assert_eq!(status, 401, "{bad}: {body}");
+        assert_eq!(body["jsonrpc"], "2.0");
+    }
+    let (status, _) = h
+        .operator(reqwest::Method::GET, "/v1/sessions", "wo_forged", None)
+        .await;
+    assert_eq!(status, 401);
+    // Tokens are stored hashed: the database never holds the token itself.
+    let db = std::fs::read(h.data.join("state.db")).unwrap();
+    let needle = agent_token.as_bytes();
+    assert!(
+        !db.windows(needle.len()).any(|w| w == needle),
+        "the session token is stored in clear"
+    );
+    // Unknown principal, wrong agent.
+    let (status, body) = h
+        .operator(
+            reqwest::Method::POST,
+            "/v1/sessions",
+            &h.operator_token,
+            Some(json!({ "agent": "agent-1", "user": "mallory" })),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("principals: alice"),
+        "{body}"
+    );
+    let (status, _) = h
+        .operator(
+            reqwest::Method::POST,
+            "/v1/sessions",
+            &h.operator_token,
+            Some(json!({ "agent": "other", "user": "alice" })),
+        )
+        .await;
+    assert_eq!(status, 400);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_and_expired_sessions_are_refused() {
+    let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
+    let h = Harness::start(clock.clone()).await;
+    let (id, token) = h.open_session("10m").await;
+    assert!(!is_error(&h.call(&token, "hello").await));
+
+    let (status, _) = h
+        .operator(
+            reqwest::Method::POST,
+            &format!("/v1/sessions/{id}/revoke"),
+            &h.operator_token,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let revoked = h.call(&token, "hello").await;
+    assert!(
+        is_error(&revoked) && text_of(&revoked).contains("revoked"),
+        "{revoked}"
+    );
+
+    let (_, token2) = h.open_session("10m").await;
+    clock.advance(time::Duration::minutes(11));
+    let expired = h.call(&token2, "hello").await;
+    assert!(
+        is_error(&expired) && text_of(&expired).contains("expired"),
+        "{expired}"
+    );
+    assert_eq!(warden_testkit::echo::count(&h.calls), 1);
+    let kinds: Vec<String> = h
+        .records()
+        .await
+        .iter()
+        .map(|r| r.kind.to_string())
+        .collect();
+    assert!(kinds.contains(&"session_revoked".to_owned()));
+    assert!(kinds.contains(&"session_expired".to_owned()));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preapproved_scope_holds_under_concurrency() {
+    let h = Arc::new(Harness::start(Arc::new(SystemClock)).await);
+    let (_, token) = h.open_session("1h").await;
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let (h, token) = (h.clone(), token.clone());
+        tasks.push(tokio::spawn(async move {
+            // The fifth use escalates to approval (a 60 s wait): give it a short leash.
+            let call = h.mcp(&token, "tools/call", json!({ "name": "echo.echo", "arguments": { "text": format!("counted {i}") } }));
+            matches!(tokio::time::timeout(Duration::from_secs(5), call).await, Ok((200, ref body)) if !is_error(body))
+        }));
+    }
+    let mut allowed = 0;
+    for t in tasks {
+        if t.await.unwrap() {
+            allowed += 1;
+        }
+    }
+    assert_eq!(allowed, 5, "exactly the scope's 5 uses run");
+    assert_eq!(warden_testkit::echo::count(&h.calls), 5);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_settles_pending_approvals_as_denied() {
+    let h = Arc::new(Harness::start(Arc::new(SystemClock)).await);
+    let (_, token) = h.open_session("1h").await;
+    let (h2, t2) = (h.clone(), token.clone());
+    let pending = tokio::spawn(async move { h2.call(&t2, "ask for it").await });
+    // Wait until the approval request is in the ledger, then shut down.
+    let started = Instant::now();
+    loop {
+        let kinds: Vec<String> = h
+            .records()
+            .await
+            .iter()
+            .map(|r| r.kind.to_string())
+            .collect();
+        if kinds.contains(&"approval_requested".to_owned()) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no approval request recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let gw = h.take();
+    let t0 = Instant::now();
+    gw.shutdown().await;
+    let answer = pending.await.unwrap();
+    assert!(is_error(&answer), "{answer}");
+    assert!(text_of(&answer).contains("shutting down"), "{answer}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "shutdown waited for the approval timeout"
+    );
+    let kinds: Vec<String> = h
+        .records()
+        .await
+        .iter()
+        .map(|r| r.kind.to_string())
+        .collect();
+    assert!(kinds.contains(&"approval_timed_out".to_owned()));
+    assert_eq!(kinds.last().map(String::as_str), Some("gateway_stopped"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_ledger_denies_and_nothing_unrecorded_runs() {
+    let h = Harness::start_full(Arc::new(SystemClock), "", Some(64 * 1024)).await;
+    let (_, token) = h.open_session("1h").await;
+    let big = "hello ".to_owned() + &"x".repeat(3000);
+    let mut refused = None;
+    for i in 0..200 {
+        let body = h.call(&token, &format!("{big} {i}")).await;
+        if is_error(&body) {
+            refused = Some((i, body));
+            break;
+        }
+    }
+    let (i, body) = refused.expect("the ledger never filled up");
+    assert!(
+        text_of(&body).contains("the ledger cannot record it"),
+        "{body}"
+    );
+    // Every call that ran was recorded before it ran: the upstream saw exactly the calls
+    // before the refusal, and the later ones are refused too.
+    assert_eq!(warden_testkit::echo::count(&h.calls), i);
+    let again = h.call(&token, "hello again").await;
+    assert!(is_error(&again));
+    assert_eq!(warden_testkit::echo::count(&h.calls), i);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_ledger_denies() {
+    use sqlx::Connection as _;
+    let h = Harness::start(Arc::new(SystemClock)).await;
+    let (_, token) = h.open_session("1h").await;
+    assert!(!is_error(&h.call(&token, "hello before").await));
+    // Another process holds the write lock: the ledger cannot write (as it cannot on a
+    // read-only file system), and the call must be refused, not run.
+    let mut other = sqlx::SqliteConnection::connect(&format!(
+        "sqlite://{}",
+        h.data.join("ledger.db").display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let body = h.call(&token, "hello during").await;
+    assert!(
+        is_error(&body) && text_of(&body).contains("the ledger cannot record it"),
+        "{body}"
+    );
+    assert_eq!(warden_testkit::echo::count(&h.calls), 1);
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    drop(other);
+    assert!(
+        !is_error(&h.call(&token, "hello after").await),
+        "the ledger recovers once writable"
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_tools_and_methods_are_refused_and_recorded() {
+    let h = Harness::start(Arc::new(SystemClock)).await;
+    let (_, token) = h.open_session("1h").await;
+    for name in ["nowhere.tool", "no-dot"] {
+        let (status, body) = h
+            .mcp(
+                &token,
+                "tools/call",
+                json!({ "name": name, "arguments": {} }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("no upstream server offers this tool"),
+            "{body}"
+        );
+    }
+    let (_, body) = h.mcp(&token, "foo/bar", json!({})).await;
+    assert_eq!(body["error"]["code"], -32601, "{body}");
+    let (_, body) = h
+        .mcp(&token, "logging/setLevel", json!({ "level": "debug" }))
+        .await;
+    assert!(body["error"].is_object(), "{body}");
+    let attempts: Vec<Value> = h
+        .records()
+        .await
+        .into_iter()
+        .filter(|r| r.kind.to_string() == "action_attempted")
+        .map(|r| r.payload)
+        .collect();
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(attempts[0]["tool"], "nowhere.tool");
+    assert!(attempts[0]["refused"].is_string());
+    assert_eq!(warden_testkit::echo::count(&h.calls), 0);
+    h.stop().await;
+}

@@ -1,0 +1,65 @@
+//! `warden operator token create`: an operator credential made offline, by whoever can write
+//! the data directory (the first one is written by `warden serve` to `operator.token`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use warden_gateway::sessions::SessionStore;
+
+/// `warden operator …`.
+#[derive(Debug, Args)]
+pub struct OperatorArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: OperatorCommand,
+}
+
+/// Operator commands.
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Create an operator token and print it (it is stored only as a hash).
+    CreateToken {
+        /// A name for the token, kept in the state store and the records.
+        #[arg(long)]
+        name: String,
+        /// Data directory. Env `WARDEN_DATA`; default `./warden-data`.
+        #[arg(long = "data")]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+/// Runs `warden operator …`.
+pub fn execute(args: &OperatorArgs) -> ExitCode {
+    let OperatorCommand::CreateToken { name, data_dir } = &args.command;
+    let dir = data_dir
+        .clone()
+        .or_else(|| std::env::var("WARDEN_DATA").ok().map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(warden_gateway::config::DEFAULT_DATA_DIR));
+    crate::runtime(async move {
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            eprintln!("error: cannot create `{}`: {e}", dir.display());
+            return ExitCode::FAILURE;
+        }
+        let store = match SessionStore::open(&dir).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let now = time::OffsetDateTime::now_utc();
+        let result = store.create_operator_token(name, now).await;
+        store.close().await;
+        match result {
+            Ok(token) => {
+                println!("{token}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}

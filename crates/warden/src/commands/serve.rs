@@ -1,0 +1,127 @@
+//! `warden serve`: the gateway, on two listeners, until SIGINT or SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Args;
+use warden_core::SystemClock;
+use warden_gateway::config::ProcessEnv;
+use warden_gateway::server::StartError;
+use warden_gateway::{Config, Gateway, RawConfig};
+
+use crate::EXIT_USAGE;
+
+/// Settings shared by `serve` and `up` (flags win over environment and config file).
+#[derive(Debug, Args, Default, Clone)]
+pub struct GatewayFlags {
+    /// Data directory (ledger, state). Env `WARDEN_DATA`; default `./warden-data`.
+    #[arg(long = "data")]
+    pub data_dir: Option<PathBuf>,
+    /// A TOML config file. Env `WARDEN_CONFIG`.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Agent plane address. Env `WARDEN_AGENT_LISTEN`; default `127.0.0.1:8700`.
+    #[arg(long)]
+    pub agent_listen: Option<String>,
+    /// Operator plane address. Env `WARDEN_OPERATOR_LISTEN`; default `127.0.0.1:8701`.
+    #[arg(long)]
+    pub operator_listen: Option<String>,
+    /// Largest request body in bytes. Env `WARDEN_MAX_BODY_BYTES`; default 4 MiB.
+    #[arg(long)]
+    pub max_body_bytes: Option<u64>,
+    /// Drain deadline at shutdown (`10s`). Env `WARDEN_SHUTDOWN_GRACE`.
+    #[arg(long)]
+    pub shutdown_grace: Option<String>,
+    /// Upstream call timeout (`60s`). Env `WARDEN_UPSTREAM_TIMEOUT`.
+    #[arg(long)]
+    pub upstream_timeout: Option<String>,
+    /// Largest ledger file in bytes; past it every action is refused. Env
+    /// `WARDEN_LEDGER_MAX_BYTES`; default no limit.
+    #[arg(long)]
+    pub ledger_max_bytes: Option<u64>,
+}
+
+/// Arguments of `warden serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The charter (file or directory). Env `WARDEN_CHARTER`.
+    #[arg(long)]
+    pub charter: Option<PathBuf>,
+    /// Gateway settings.
+    #[command(flatten)]
+    pub flags: GatewayFlags,
+}
+
+impl GatewayFlags {
+    /// The flags as a raw config layer.
+    pub fn raw(&self, charter: Option<PathBuf>) -> RawConfig {
+        RawConfig {
+            agent_listen: self.agent_listen.clone(),
+            operator_listen: self.operator_listen.clone(),
+            data_dir: self.data_dir.clone(),
+            charter,
+            max_body_bytes: self.max_body_bytes,
+            shutdown_grace: self.shutdown_grace.clone(),
+            upstream_timeout: self.upstream_timeout.clone(),
+            ledger_max_bytes: self.ledger_max_bytes,
+        }
+    }
+}
+
+/// Resolves the config, or prints why not.
+pub fn resolve(flags: &GatewayFlags, charter: Option<PathBuf>) -> Result<Config, ExitCode> {
+    Config::resolve(&flags.raw(charter), flags.config.as_deref(), &ProcessEnv).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(EXIT_USAGE)
+    })
+}
+
+/// Starts the gateway, or prints why it did not start.
+pub async fn start(config: Config) -> Result<warden_gateway::RunningGateway, ExitCode> {
+    match Gateway::start(config, Arc::new(SystemClock)).await {
+        Ok(g) => Ok(g),
+        Err(StartError::Charter(d)) => {
+            eprint!("{d}");
+            eprintln!("error: the charter does not compile; nothing was started");
+            Err(ExitCode::from(EXIT_USAGE))
+        }
+        Err(StartError::Other(e)) => {
+            eprintln!("error: {e:#}");
+            Err(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// Runs `warden serve`.
+pub fn execute(args: &ServeArgs) -> ExitCode {
+    crate::init_tracing();
+    let config = match resolve(&args.flags, args.charter.clone()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    crate::runtime(async move {
+        let gateway = match start(config).await {
+            Ok(g) => g,
+            Err(code) => return code,
+        };
+        println!(
+            "agent plane     http://{}  (MCP at /mcp, decide API at /v1/decide)",
+            gateway.agent_addr
+        );
+        println!("operator plane  http://{}", gateway.operator_addr);
+        if gateway.bootstrap_operator_token.is_some() {
+            println!(
+                "first operator token written to {}",
+                gateway
+                    .shared
+                    .config
+                    .data_dir
+                    .join(warden_gateway::server::OPERATOR_TOKEN_FILE)
+                    .display()
+            );
+        }
+        gateway.run_until_signal().await;
+        ExitCode::SUCCESS
+    })
+}

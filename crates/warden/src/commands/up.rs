@@ -1,0 +1,187 @@
+//! `warden up`: the one-command start. The gateway on the embedded SQLite default, with the
+//! demo charter whose upstream is the npm filesystem reference server on a demo folder; a demo
+//! session; the URL, the token and MCP client configuration printed.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+use serde_json::json;
+
+use crate::commands::serve::{self, GatewayFlags};
+
+/// The demo charter template.
+const CHARTER_TEMPLATE: &str = include_str!("up_charter.yaml");
+/// The reference server's entry point when it was installed with npm in the current folder.
+const LOCAL_FS_SERVER: &str = "node_modules/@modelcontextprotocol/server-filesystem/dist/index.js";
+
+/// Arguments of `warden up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Gateway settings (`--data` defaults to `./warden-data`).
+    #[command(flatten)]
+    pub flags: GatewayFlags,
+    /// The filesystem server command, as a JSON list (default: the npm package installed in
+    /// `./node_modules`, else `npx -y @modelcontextprotocol/server-filesystem`); the demo
+    /// folder is appended.
+    #[arg(long)]
+    pub fs_command: Option<String>,
+    /// Session lifetime.
+    #[arg(long, default_value = "8h")]
+    pub ttl: String,
+}
+
+fn write_demo_folder(demo: &Path) -> std::io::Result<()> {
+    for dir in ["notes", "docs", "secret"] {
+        std::fs::create_dir_all(demo.join(dir))?;
+    }
+    let files = [
+        (
+            "README.md",
+            "# Demo folder\n\nThe agent may read everything here, write `notes/`, and ask before writing anything else.\n",
+        ),
+        (
+            "docs/plan.md",
+            "# Plan\n\n1. Tidy the notes.\n2. Summarise the plan.\n",
+        ),
+        ("notes/todo.md", "- try warden up\n"),
+        ("secret/credentials.txt", "api_key = demo-not-a-real-key\n"),
+    ];
+    for (name, text) in files {
+        let path = demo.join(name);
+        if !path.exists() {
+            std::fs::write(path, text)?;
+        }
+    }
+    Ok(())
+}
+
+fn fs_command(arg: Option<&str>, demo: &Path) -> Result<Vec<String>, String> {
+    let mut cmd: Vec<String> = match arg {
+        Some(json) => serde_json::from_str(json)
+            .map_err(|e| format!("`--fs-command` must be a JSON list of strings: {e}"))?,
+        None => {
+            let local = std::env::current_dir()
+                .map(|d| d.join(LOCAL_FS_SERVER))
+                .ok()
+                .filter(|p| p.exists());
+            match local {
+                Some(p) => vec!["node".to_owned(), p.display().to_string()],
+                None => ["npx", "-y", "@modelcontextprotocol/server-filesystem"]
+                    .map(str::to_owned)
+                    .to_vec(),
+            }
+        }
+    };
+    if cmd.is_empty() {
+        return Err("`--fs-command` is empty".to_owned());
+    }
+    cmd.push(demo.display().to_string());
+    Ok(cmd)
+}
+
+/// Writes the demo folder and the demo charter under `data`; returns the charter's path.
+pub fn prepare(data: &Path, fs_command_arg: Option<&str>) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(data)
+        .map_err(|e| format!("cannot create `{}`: {e}", data.display()))?;
+    let data = std::fs::canonicalize(data).map_err(|e| format!("`{}`: {e}", data.display()))?;
+    let demo = data.join("demo");
+    write_demo_folder(&demo).map_err(|e| format!("cannot write the demo folder: {e}"))?;
+    let command = fs_command(fs_command_arg, &demo)?;
+    let command_yaml = serde_json::to_string(&command).map_err(|e| e.to_string())?;
+    let text = CHARTER_TEMPLATE
+        .replace("{{FS_COMMAND}}", &command_yaml)
+        .replace("{{DEMO}}", &demo.display().to_string());
+    let path = data.join("up-charter.yaml");
+    std::fs::write(&path, text).map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+    Ok(path)
+}
+
+/// Runs `warden up`.
+pub fn execute(args: &UpArgs) -> ExitCode {
+    crate::init_tracing();
+    let data = args
+        .flags
+        .data_dir
+        .clone()
+        .or_else(|| std::env::var("WARDEN_DATA").ok().map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(warden_gateway::config::DEFAULT_DATA_DIR));
+    let charter = match prepare(&data, args.fs_command.as_deref()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(crate::EXIT_USAGE);
+        }
+    };
+    let mut flags = args.flags.clone();
+    flags.data_dir = Some(data.clone());
+    let config = match serve::resolve(&flags, Some(charter.clone())) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let ttl = args.ttl.clone();
+    crate::runtime(async move {
+        let gateway = match serve::start(config).await {
+            Ok(g) => g,
+            Err(code) => return code,
+        };
+        let client = crate::commands::session::OperatorClient {
+            operator_url: Some(format!("http://{}", gateway.operator_addr)),
+            token: gateway.bootstrap_operator_token.clone(),
+            data_dir: Some(data.clone()),
+        };
+        let opened = client
+            .call(
+                reqwest::Method::POST,
+                "/v1/sessions",
+                Some(json!({ "agent": "demo-agent", "user": "demo-user", "task": "Try warden", "ttl": ttl })),
+            )
+            .await;
+        let opened = match opened {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("error: cannot open the demo session: {e}");
+                gateway.shutdown().await;
+                return ExitCode::FAILURE;
+            }
+        };
+        let token = opened
+            .get("token")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let url = format!("http://{}/mcp", gateway.agent_addr);
+        let http_config = json!({ "mcpServers": { "warden": { "type": "http", "url": url, "headers": { "Authorization": format!("Bearer {token}") } } } });
+        let exe = std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "warden".to_owned());
+        let stdio_config = json!({ "mcpServers": { "warden": { "command": exe, "args": ["connect", "--url", url, "--token", token] } } });
+        println!("warden is up.");
+        println!();
+        println!("  charter         {}", charter.display());
+        println!("  demo folder     {}", data.join("demo").display());
+        println!("  ledger          {}", data.join("ledger.db").display());
+        println!("  MCP endpoint    {url}");
+        println!("  session token   {token}");
+        println!(
+            "  operator plane  http://{}  (token in {})",
+            gateway.operator_addr,
+            data.join(warden_gateway::server::OPERATOR_TOKEN_FILE)
+                .display()
+        );
+        println!();
+        println!("MCP client configuration (Streamable HTTP):");
+        println!("{http_config:#}");
+        println!();
+        println!("MCP client configuration (stdio, through `warden connect`):");
+        println!("{stdio_config:#}");
+        println!();
+        println!(
+            "Verify the ledger any time with: warden audit verify --data {}",
+            data.display()
+        );
+        println!("Press Ctrl-C to stop.");
+        gateway.run_until_signal().await;
+        ExitCode::SUCCESS
+    })
+}
