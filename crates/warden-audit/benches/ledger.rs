@@ -54,15 +54,21 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// `appenders` tasks append `total` records between them, each waiting for its commit.
-async fn append_concurrently(ledger: &Ledger, appenders: u64, total: u64) {
+/// `appenders` tasks make `total` appends between them, each waiting for its commit; an
+/// append is one record, or a batch of `per_append` records.
+async fn append_concurrently(ledger: &Ledger, appenders: u64, per_append: u64, total: u64) {
     let tasks: Vec<_> = (0..appenders)
         .map(|t| {
             let ledger = ledger.clone();
             let n = total / appenders + u64::from(t < total % appenders);
             tokio::spawn(async move {
                 for i in 0..n {
-                    ledger.append(record(i)).await.unwrap();
+                    if per_append == 1 {
+                        ledger.append(record(i)).await.unwrap();
+                    } else {
+                        let batch = (0..per_append).map(|j| record(i * per_append + j));
+                        ledger.append_batch(batch.collect()).await.unwrap();
+                    }
                 }
             })
         })
@@ -81,15 +87,18 @@ fn bench_append(c: &mut Criterion) {
             .unwrap()
     });
     let mut group = c.benchmark_group("ledger_append");
-    group.throughput(Throughput::Elements(1));
-    for appenders in [1u64, 64, 256] {
+    // (appenders, records per append): one at a time (the fsync latency), 64 and 256 tasks
+    // appending single records, and 64 tasks appending attempted + decided pairs as the
+    // gateway does.
+    for (appenders, per_append) in [(1u64, 1u64), (64, 1), (256, 1), (64, 2)] {
+        group.throughput(Throughput::Elements(per_append));
         group.bench_with_input(
-            BenchmarkId::new("durable", format!("{appenders}_appenders")),
-            &appenders,
-            |b, &appenders| {
+            BenchmarkId::new("durable", format!("{appenders}_appenders_x{per_append}")),
+            &(appenders, per_append),
+            |b, &(appenders, per_append)| {
                 b.iter_custom(|iters| {
                     let start = Instant::now();
-                    rt.block_on(append_concurrently(&ledger, appenders, iters));
+                    rt.block_on(append_concurrently(&ledger, appenders, per_append, iters));
                     start.elapsed()
                 });
             },

@@ -1,5 +1,6 @@
 //! The SQLite store: one writer task behind a bounded queue ([`Ledger`]), read-only readers
-//! ([`LedgerReader`]).
+//! ([`LedgerReader`]). The writer and the queries use `sqlx`; the verify scan uses `rusqlite`
+//! over the same bundled SQLite, to read columns in place (see `scan.rs`).
 //!
 //! The database is `DIR/ledger.db`, in WAL mode with `synchronous=FULL`: a record whose
 //! append returned has been fsynced to the write-ahead log, so it survives a crash or a
@@ -8,6 +9,7 @@
 
 mod error;
 mod reader;
+mod scan;
 mod schema;
 mod writer;
 

@@ -66,7 +66,7 @@ pub enum LedgerError {
     Time(#[source] TimeError),
     /// A read failed.
     #[error("cannot read the ledger")]
-    Read(#[source] Arc<sqlx::Error>),
+    Read(#[source] Arc<dyn std::error::Error + Send + Sync>),
     /// A stored record cannot be read back as a record.
     #[error("record {seq} cannot be read: {reason}; run `warden audit verify`")]
     Malformed {

@@ -1,15 +1,15 @@
 //! Read-only access: queries for people and the observer, and chain verification.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use futures_util::TryStreamExt;
 use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 
+use super::scan;
 use super::schema::{self, COLUMNS};
 use super::{DB_FILE, LedgerError};
-use crate::chain::{Head, Problem, Record, Verifier};
+use crate::chain::{Head, Problem, Record};
 
 /// Rows buffered between the SQLite thread and the reading task.
 const ROW_BUFFER: usize = 4096;
@@ -19,6 +19,7 @@ const ROW_BUFFER: usize = 4096;
 #[derive(Debug, Clone)]
 pub struct LedgerReader {
     pool: SqlitePool,
+    path: Arc<PathBuf>,
 }
 
 /// What [`LedgerReader::verify`] found.
@@ -72,7 +73,10 @@ impl LedgerReader {
             return Err(LedgerError::NotFound { path });
         }
         drop(conn);
-        Ok(LedgerReader { pool })
+        Ok(LedgerReader {
+            pool,
+            path: Arc::new(path),
+        })
     }
 
     /// The last `n` records, oldest first.
@@ -118,22 +122,10 @@ impl LedgerReader {
     /// `Err` means the ledger could not be read; a ledger that reads but does not verify is
     /// an `Ok` report with a `first_problem`.
     pub async fn verify(&self) -> Result<VerifyReport, LedgerError> {
-        let mut conn = self.pool.acquire().await.map_err(read_error)?;
-        let mut rows = sqlx::query(AssertSql::select("ORDER BY seq")).fetch(&mut *conn);
-        let mut verifier = Verifier::new();
-        let mut first_problem = None;
-        while let Some(row) = rows.try_next().await.map_err(read_error)? {
-            let checked = schema::record_ref(&row).and_then(|r| verifier.push(&r));
-            if let Err(problem) = checked {
-                first_problem = Some(verifier.fail(problem));
-                break;
-            }
-        }
-        Ok(VerifyReport {
-            records: verifier.records(),
-            head: verifier.head(),
-            first_problem,
-        })
+        let path = Arc::clone(&self.path);
+        tokio::task::spawn_blocking(move || scan::verify(&path))
+            .await
+            .map_err(|e| LedgerError::Read(Arc::new(e)))?
     }
 
     /// Closes the reader's connections.

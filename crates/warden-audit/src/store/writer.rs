@@ -229,8 +229,24 @@ impl Writer {
     }
 
     /// Inserts `rows` in one transaction and commits it.
+    ///
+    /// The transaction is driven with plain `BEGIN IMMEDIATE` / `COMMIT` / `ROLLBACK`
+    /// statements, not sqlx's `Transaction`: when a COMMIT fails on an I/O error (a full
+    /// disk), SQLite has already rolled back, sqlx's own ROLLBACK on drop then fails, and its
+    /// transaction depth would stay at 1 — every later write would run inside a savepoint of a
+    /// transaction that is never committed, acknowledged but never durable. Here a failed write
+    /// always ends with an explicit ROLLBACK (its "no transaction is active" error ignored), so
+    /// the connection is back in autocommit before the next batch.
     async fn write(&mut self, rows: Vec<Row>) -> Result<(), sqlx::Error> {
-        let mut tx = self.conn.begin().await?;
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut self.conn).await?;
+        let result = self.insert_and_commit(rows).await;
+        if result.is_err() {
+            let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
+        }
+        result
+    }
+
+    async fn insert_and_commit(&mut self, rows: Vec<Row>) -> Result<(), sqlx::Error> {
         let mut rows = rows.into_iter().peekable();
         while rows.peek().is_some() {
             let chunk: Vec<Row> = rows.by_ref().take(ROWS_PER_INSERT).collect();
@@ -248,14 +264,10 @@ impl Writer {
                     .bind(r.prev_hash.to_vec())
                     .bind(r.hash.to_vec());
             }
-            if let Err(e) = query.execute(&mut *tx).await {
-                let _ = tx.rollback().await;
-                return Err(e);
-            }
+            query.execute(&mut self.conn).await?;
         }
-        // A failed COMMIT leaves the transaction to be rolled back by `tx`'s drop, before
-        // the connection's next statement.
-        tx.commit().await
+        sqlx::query("COMMIT").execute(&mut self.conn).await?;
+        Ok(())
     }
 }
 
