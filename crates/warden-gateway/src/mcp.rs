@@ -21,14 +21,14 @@ use std::sync::Arc;
 use rmcp::ErrorData as McpError;
 use rmcp::handler::server::ServerHandler;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
-    ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ServerCapabilities,
-    ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomRequest,
+    CustomResult, Implementation, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
+    ResourceContents, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use serde_json::{Value, json};
-use warden_charter::{CompiledCharter, DefaultPosture, Principal};
+use warden_charter::{CompiledCharter, DefaultPosture, Principal, RESOURCE_READ_TOOL};
 use warden_core::Tier;
 
 use crate::governor::{Outcome, Via};
@@ -122,7 +122,43 @@ fn upstream_error(e: &UpstreamError) -> McpError {
     )
 }
 
+/// MCP methods rmcp knows, whose params did not parse: these are invalid params, not unknown
+/// methods.
+const KNOWN_METHODS: [&str; 12] = [
+    "initialize",
+    "ping",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/read",
+    "resources/templates/list",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+    "logging/setLevel",
+    "resources/subscribe",
+];
+
 impl ServerHandler for AgentMcp {
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, McpError> {
+        if KNOWN_METHODS.contains(&request.method.as_str()) {
+            Err(McpError::invalid_params(
+                format!("invalid params for `{}`", request.method),
+                None,
+            ))
+        } else {
+            Err(McpError::new(
+                rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+                format!("method `{}` is not supported by warden", request.method),
+                None,
+            ))
+        }
+    }
+
     fn get_info(&self) -> ServerConfig {
         let id = &self.shared.governor.charter.identity;
         let sentence = |s: &str| s.trim().trim_end_matches('.').to_owned();
@@ -246,13 +282,22 @@ impl ServerHandler for AgentMcp {
         _request: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        session_of(&ctx)?;
+        let session = session_of(&ctx)?;
+        let charter = &self.shared.governor.charter;
+        let principal = charter.authority.principal(&session.principal);
         let mut resources = vec![Resource::new(CHARTER_URI, "charter")];
         resources.extend(
             self.shared
                 .upstreams
                 .resources()
                 .into_iter()
+                .filter(|(server, _)| {
+                    could_ever_allow(
+                        charter,
+                        &format!("{server}.{RESOURCE_READ_TOOL}"),
+                        principal,
+                    )
+                })
                 .map(|(_, r)| r),
         );
         Ok(ListResourcesResult::with_all_items(resources))

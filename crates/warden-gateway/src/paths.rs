@@ -94,30 +94,66 @@ fn lookup_mut<'v>(v: &'v mut Value, path: &[String]) -> Option<&'v mut Value> {
         .try_fold(v, |v, key| v.as_object_mut()?.get_mut(key))
 }
 
+/// Most symbolic links followed while resolving one path (as Linux's `ELOOP` limit).
+const MAX_LINK_HOPS: usize = 40;
+
 /// The path with symbolic links resolved, when it is absolute, canonical and changes.
+///
+/// Resolution walks the path one component at a time and follows every link — dangling ones
+/// included, whose target is resolved as far as it exists — so a link to a file that does not
+/// exist yet is decided as its target, not as its own name. A loop resolves to nothing and the
+/// path is left as written.
 fn resolve_one(raw: &str) -> Option<String> {
     let canonical = canonicalize(raw).ok()?;
     if !canonical.starts_with('/') {
         return None;
     }
-    let mut existing = PathBuf::from(&canonical);
-    let mut rest: Vec<std::ffi::OsString> = Vec::new();
-    let real = loop {
-        match std::fs::canonicalize(&existing) {
-            Ok(real) => break real,
-            Err(_) => {
-                let name = existing.file_name()?.to_os_string();
-                rest.push(name);
-                existing = existing.parent().map(Path::to_path_buf)?;
-            }
-        }
-    };
-    let mut full = real;
-    for name in rest.iter().rev() {
-        full.push(name);
-    }
-    let resolved = full.to_str()?.to_owned();
+    let resolved = resolve_links(Path::new(&canonical))?;
+    let resolved = resolved.to_str()?.to_owned();
     (resolved != canonical || raw != canonical).then_some(resolved)
+}
+
+/// `realpath` that also follows dangling links.
+fn resolve_links(path: &Path) -> Option<PathBuf> {
+    use std::path::Component;
+    let mut pending: Vec<std::ffi::OsString> = path
+        .components()
+        .rev()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            _ => None,
+        })
+        .collect();
+    let mut out = PathBuf::from("/");
+    let mut hops = 0;
+    while let Some(name) = pending.pop() {
+        if name == ".." {
+            out.pop();
+            continue;
+        }
+        let next = out.join(&name);
+        match std::fs::symlink_metadata(&next) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                hops += 1;
+                if hops > MAX_LINK_HOPS {
+                    return None;
+                }
+                let target = std::fs::read_link(&next).ok()?;
+                if target.is_absolute() {
+                    out = PathBuf::from("/");
+                }
+                for c in target.components().rev() {
+                    match c {
+                        Component::Normal(n) => pending.push(n.to_os_string()),
+                        Component::ParentDir => pending.push("..".into()),
+                        _ => {}
+                    }
+                }
+            }
+            _ => out = next,
+        }
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -135,6 +171,25 @@ mod tests {
         assert_eq!(
             resolve_one(&through).unwrap(),
             format!("{}/secret/key.pem", root.display())
+        );
+        // A dangling link is resolved to its (missing) target.
+        std::os::unix::fs::symlink(root.join("secret/new.txt"), root.join("allowed/dangle"))
+            .unwrap();
+        let dangling = format!("{}/allowed/dangle", root.display());
+        assert_eq!(
+            resolve_one(&dangling).unwrap(),
+            format!("{}/secret/new.txt", root.display())
+        );
+        // Relative links, and a loop.
+        std::os::unix::fs::symlink("../secret", root.join("allowed/rel")).unwrap();
+        assert_eq!(
+            resolve_one(&format!("{}/allowed/rel/x", root.display())).unwrap(),
+            format!("{}/secret/x", root.display())
+        );
+        std::os::unix::fs::symlink(root.join("allowed/loop"), root.join("allowed/loop")).unwrap();
+        assert_eq!(
+            resolve_one(&format!("{}/allowed/loop/x", root.display())),
+            None
         );
         let plain = format!("{}/allowed/notes.txt", root.display());
         assert_eq!(resolve_one(&plain), None);

@@ -166,6 +166,60 @@ fn jsonrpc_error(status: StatusCode, code: i64, message: &str) -> Response {
         .into_response()
 }
 
+/// Reads an MCP POST body (bounded) and refuses, in JSON-RPC terms, what is not a JSON-RPC
+/// 2.0 message: a parse error is `-32700`, a wrong shape `-32600` (both HTTP 400), a body over
+/// the limit `-32600` with HTTP 413 — whether or not it announced its length.
+async fn jsonrpc_guard(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    if req.method() != http::Method::POST {
+        return next.run(req).await;
+    }
+    let limit = shared.config.max_body_bytes;
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+        return jsonrpc_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            -32600,
+            &format!("request body is larger than the limit of {limit} bytes"),
+        );
+    };
+    let message: serde_json::Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            return jsonrpc_error(
+                StatusCode::BAD_REQUEST,
+                -32700,
+                &format!("parse error: {e}"),
+            );
+        }
+    };
+    let problem = match &message {
+        serde_json::Value::Object(m) => {
+            let version_ok = m.get("jsonrpc").and_then(serde_json::Value::as_str) == Some("2.0");
+            let is_request = m.get("method").is_some_and(serde_json::Value::is_string);
+            let is_response =
+                m.contains_key("id") && (m.contains_key("result") || m.contains_key("error"));
+            if !version_ok {
+                Some("`jsonrpc` must be \"2.0\"")
+            } else if !is_request && !is_response {
+                Some("a request needs a string `method`")
+            } else {
+                None
+            }
+        }
+        serde_json::Value::Array(_) => Some("JSON-RPC batches are not supported"),
+        _ => Some("a JSON-RPC message is an object"),
+    };
+    if let Some(p) = problem {
+        return jsonrpc_error(
+            StatusCode::BAD_REQUEST,
+            -32600,
+            &format!("invalid request: {p}"),
+        );
+    }
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
+}
+
 async fn healthz() -> Response {
     axum::Json(json!({ "status": "ok" })).into_response()
 }
@@ -192,8 +246,15 @@ fn agent_router(shared: Arc<Shared>, cancel: CancellationToken) -> Router {
     // Layer order: the body limit applies to the JSON extractors; authentication wraps every
     // route but `/healthz`, so nothing reaches the MCP service or the decide API without a
     // valid session token.
-    let protected = Router::new()
+    // Inside authentication: only an authenticated body is read and parsed.
+    let mcp = Router::new()
         .nest_service("/mcp", mcp)
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            jsonrpc_guard,
+        ));
+    let protected = Router::new()
+        .merge(mcp)
         .route("/v1/decide", post(decide_api::decide))
         .route("/v1/actions/{id}/result", post(decide_api::result))
         .layer(DefaultBodyLimit::max(shared.config.max_body_bytes))

@@ -238,7 +238,9 @@ impl Writer {
     /// always ends with an explicit ROLLBACK (its "no transaction is active" error ignored), so
     /// the connection is back in autocommit before the next batch.
     async fn write(&mut self, rows: Vec<Row>) -> Result<(), sqlx::Error> {
-        sqlx::query("BEGIN IMMEDIATE").execute(&mut self.conn).await?;
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut self.conn)
+            .await?;
         let result = self.insert_and_commit(rows).await;
         if result.is_err() {
             let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;

@@ -189,3 +189,54 @@ async fn a_ledger_locked_by_another_connection_fails_after_the_busy_timeout() {
     assert_eq!(ledger.append(record(2)).await.unwrap().seq, 2);
     ledger.shutdown().await.unwrap();
 }
+
+/// Once the disk is full every append fails, and everything acknowledged is readable by
+/// another connection before shutdown. (`max_page_count` makes the INSERT fail; a failure of
+/// the COMMIT itself — the case where sqlx's transaction depth once stayed at 1 and later
+/// appends were acknowledged but never committed — needs an OS file-size limit and is covered
+/// by `tests/e2e/test_fail_closed.py`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_fails_every_later_append_and_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LedgerConfig {
+        max_size_bytes: Some(64 * 1024),
+        ..LedgerConfig::default()
+    };
+    let ledger = open_with(dir.path(), config).await;
+    let big = |i: u64| NewRecord {
+        session: None,
+        kind: RecordKind::ActionResult,
+        payload: json!({"i": i, "blob": "y".repeat(2000)}),
+    };
+    let mut acked = HashSet::new();
+    let mut i = 0;
+    while ledger.append(big(i)).await.is_ok() {
+        acked.insert(i);
+        i += 1;
+        assert!(i < 1000, "the size limit never bit");
+    }
+    for j in 0..5 {
+        let small = NewRecord {
+            session: None,
+            kind: RecordKind::ActionResult,
+            payload: json!({"i": 5000 + j}),
+        };
+        if ledger.append(small).await.is_ok() {
+            acked.insert(5000 + j);
+        }
+    }
+    let reader = LedgerReader::open(dir.path()).await.unwrap();
+    let stored: HashSet<u64> = reader
+        .range(1, 10_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.payload["i"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        stored, acked,
+        "every acknowledged record is committed, before shutdown"
+    );
+    reader.close().await;
+    ledger.shutdown().await.unwrap();
+}
