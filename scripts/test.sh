@@ -1,12 +1,76 @@
 #!/usr/bin/env bash
 # Runs every check and test of the repository on a fresh machine; this is the README's test
-# command and what CI (.ci/run) calls. It installs what the tests need: today only the Rust
-# toolchain, which the machine has. Later issues add the npm MCP servers, the Python SDKs and
-# PostgreSQL here.
+# command and what CI (.ci/run) calls. It installs what the tests need besides the Rust
+# toolchain (which the machine has): the real MCP peers of the end-to-end suite — the npm
+# reference servers (`npm ci`, pinned by package-lock.json) and the Python MCP SDK with pytest
+# (a virtual environment at .venv, pinned by requirements-test.txt). Installing is skipped when
+# what is installed already matches the pins. Later issues add PostgreSQL here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
+
+die() {
+  printf 'error: %s\n' "$*" >&2
+  exit 1
+}
+
+# A fingerprint of the given files and of the command's output (a tool's version).
+fingerprint() {
+  local cmd=$1
+  shift
+  { cat "$@"; $cmd --version 2>&1; } | sha256sum | cut -d' ' -f1
+}
+
+install_node_peers() {
+  command -v node >/dev/null || die "Node.js 20 or newer is needed for the end-to-end tests"
+  command -v npm >/dev/null || die "npm is needed for the end-to-end tests"
+  local major
+  major=$(node -p 'process.versions.node.split(".")[0]')
+  ((major >= 20)) || die "Node.js 20 or newer is needed, found $(node --version)"
+  local want have stamp=node_modules/.warden-installed
+  want=$(fingerprint node package.json package-lock.json)
+  have=$(cat "$stamp" 2>/dev/null || true)
+  if [[ "$want" == "$have" ]]; then
+    echo "node_modules matches package-lock.json"
+    return
+  fi
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$want" >"$stamp"
+}
+
+install_python_peers() {
+  local python=${PYTHON:-python3}
+  command -v "$python" >/dev/null || die "Python 3.10 or newer is needed for the end-to-end tests"
+  "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' ||
+    die "Python 3.10 or newer is needed, found $("$python" --version 2>&1)"
+  local want have stamp=.venv/.warden-installed
+  want=$(fingerprint "$python" requirements-test.txt)
+  have=$(cat "$stamp" 2>/dev/null || true)
+  if [[ -x .venv/bin/python && "$want" == "$have" ]]; then
+    echo ".venv matches requirements-test.txt"
+    return
+  fi
+  rm -rf .venv
+  if ! "$python" -m venv .venv; then
+    rm -rf .venv
+    # Debian's python3 keeps venv (ensurepip) in a package of its own.
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+      apt-get install -y -qq python3-venv >/dev/null ||
+        { apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null; } ||
+        die "cannot install python3-venv"
+      "$python" -m venv .venv
+    else
+      die "\`$python -m venv\` does not work: install the python3-venv package"
+    fi
+  fi
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
+  echo "$want" >"$stamp"
+}
+
+step "install the end-to-end test peers (npm MCP servers, Python MCP SDK)"
+install_node_peers
+install_python_peers
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -1,0 +1,80 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code"
+)]
+//! The end-to-end suite: `tests/e2e/` (Python, pytest) run against this build of `warden`,
+//! with real peers — the npm MCP reference servers as upstreams and the Python MCP SDK as the
+//! agent. `scripts/test.sh` installs the peers (`npm ci` into `node_modules`, and a virtual
+//! environment at `.venv` from `requirements-test.txt`); without them this test fails, it
+//! never passes silently.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("the repository root")
+}
+
+#[test]
+fn end_to_end_suite_with_real_mcp_peers() {
+    let root = repo_root();
+    let python = root.join(".venv/bin/python");
+    let servers = [
+        "node_modules/@modelcontextprotocol/server-filesystem/dist/index.js",
+        "node_modules/@modelcontextprotocol/server-everything/dist/index.js",
+    ];
+    let mut missing: Vec<String> = Vec::new();
+    if !python.exists() {
+        missing.push(python.display().to_string());
+    }
+    missing.extend(
+        servers
+            .iter()
+            .map(|s| root.join(s))
+            .filter(|p| !p.exists())
+            .map(|p| p.display().to_string()),
+    );
+    assert!(
+        missing.is_empty(),
+        "the end-to-end test peers are not installed (missing: {}); run scripts/test.sh, which \
+         installs them (`npm ci` and a Python virtual environment at .venv)",
+        missing.join(", ")
+    );
+
+    let started = Instant::now();
+    let output = Command::new(&python)
+        .args(["-m", "pytest", "tests/e2e", "-q", "-p", "no:cacheprovider"])
+        .current_dir(&root)
+        .env("WARDEN_BIN", env!("CARGO_BIN_EXE_warden"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env_remove("WARDEN_DATA")
+        .env_remove("WARDEN_CONFIG")
+        .output()
+        .expect("run pytest");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the end-to-end suite failed ({}) after {:.1}s\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+        output.status,
+        started.elapsed().as_secs_f64()
+    );
+    // The last line is pytest's summary, e.g. `41 passed, 9 xfailed in 30.2s`.
+    let summary = stdout
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default();
+    assert!(
+        summary.contains(" passed"),
+        "pytest ran no test:\n{stdout}\n{stderr}"
+    );
+    println!("end-to-end suite: {summary}");
+}

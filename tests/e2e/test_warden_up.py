@@ -1,0 +1,78 @@
+"""`warden up`, the README's one-command start: the gateway on SQLite with the demo charter,
+whose upstream is the npm filesystem server on a demo folder, and a demo session whose URL and
+token it prints."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REFUSED, REPO, WARDEN_BIN, free_port, mcp_http, run_warden, text_of
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_warden_up_serves_the_demo_folder(tmp_path: Path) -> None:
+    data = Path(os.path.realpath(tmp_path)) / "warden-data"
+    proc = subprocess.Popen(
+        [
+            str(WARDEN_BIN),
+            "up",
+            "--data",
+            str(data),
+            "--agent-listen",
+            f"127.0.0.1:{free_port()}",
+            "--operator-listen",
+            f"127.0.0.1:{free_port()}",
+        ],
+        cwd=REPO,  # where node_modules holds the filesystem server
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")},
+            "NO_COLOR": "1",
+        },
+    )
+    try:
+        printed = []
+        deadline = time.monotonic() + 45
+        assert proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            assert line, f"warden up exited {proc.poll()}:\n{''.join(printed)}"
+            printed.append(line)
+            if line.startswith("Press Ctrl-C"):
+                break
+        out = "".join(printed)
+        url = re.search(r"MCP endpoint\s+(\S+)", out)
+        token = re.search(r"session token\s+(wa_\S+)", out)
+        assert url and token, out
+        assert '"mcpServers"' in out and "connect" in out, "client configuration snippets"
+        demo = data / "demo"
+        async with mcp_http(url.group(1), token.group(1)) as session:
+            names = {t.name for t in (await session.list_tools()).tools}
+            assert "fs.read_text_file" in names, names
+            r = await session.call_tool("fs.read_text_file", {"path": str(demo / "README.md")})
+            assert not r.is_error and "Demo folder" in text_of(r), text_of(r)
+            r = await session.call_tool("fs.read_text_file", {"path": "/etc/passwd"})
+            assert r.is_error and text_of(r).startswith(REFUSED), text_of(r)
+            r = await session.call_tool(
+                "fs.write_file", {"path": str(demo / "notes" / "hello.md"), "content": "hi"}
+            )
+            assert not r.is_error, text_of(r)
+        assert (demo / "notes" / "hello.md").read_text() == "hi"
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=30)
+    assert code == 0
+    ok = run_warden("audit", "verify", "--data", str(data))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
