@@ -13,6 +13,9 @@ mod scan;
 mod schema;
 mod writer;
 
+#[cfg(test)]
+mod tests;
+
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -341,3 +341,43 @@ proptest::proptest! {
         proptest::prop_assert_eq!(canonical_json(&back), once);
     }
 }
+
+#[test]
+fn a_resumed_verifier_continues_after_a_head() {
+    let rows = chain(10);
+    let fifth = &rows[4];
+    let mut v = Verifier::resume(Head {
+        seq: fifth.0,
+        hash: fifth.6,
+    });
+    assert_eq!(v.next_seq(), 6);
+    for (seq, time, session, kind, payload, prev, hash) in &rows[5..] {
+        v.push(&RecordRef {
+            seq: *seq,
+            time,
+            session: session.as_deref(),
+            kind,
+            payload,
+            prev_hash: prev,
+            hash,
+        })
+        .unwrap();
+    }
+    assert_eq!(v.records(), 5);
+    assert_eq!(v.head().map(|h| (h.seq, h.hash)), Some((10, rows[9].6)));
+    let mut wrong = Verifier::resume(Head {
+        seq: 5,
+        hash: [1; 32],
+    });
+    let r = &rows[5];
+    let p = wrong.push(&RecordRef {
+        seq: r.0,
+        time: &r.1,
+        session: r.2.as_deref(),
+        kind: &r.3,
+        payload: &r.4,
+        prev_hash: &r.5,
+        hash: &r.6,
+    });
+    assert_eq!(p, Err(Problem::ChainBroken { seq: 6 }));
+}

@@ -120,6 +120,7 @@ impl Serialize for Head {
 pub struct Verifier {
     next_seq: u64,
     prev_hash: [u8; 32],
+    records: u64,
     problem: Option<Problem>,
 }
 
@@ -135,6 +136,19 @@ impl Verifier {
         Self {
             next_seq: 1,
             prev_hash: GENESIS_HASH,
+            records: 0,
+            problem: None,
+        }
+    }
+
+    /// A verifier that continues after `head`, a record verified (or trusted) before: it
+    /// expects record `head.seq + 1` linking to `head.hash`. Used to verify a ledger in parts,
+    /// and from a checkpoint.
+    pub fn resume(head: Head) -> Self {
+        Self {
+            next_seq: head.seq.saturating_add(1),
+            prev_hash: head.hash,
+            records: 0,
             problem: None,
         }
     }
@@ -148,6 +162,7 @@ impl Verifier {
             Ok(hash) => {
                 self.prev_hash = hash;
                 self.next_seq = self.next_seq.saturating_add(1);
+                self.records = self.records.saturating_add(1);
                 Ok(())
             }
             Err(problem) => {
@@ -186,17 +201,22 @@ impl Verifier {
         Ok(hash)
     }
 
-    /// How many records were verified intact.
+    /// How many records this verifier found intact.
     pub fn records(&self) -> u64 {
-        self.next_seq.saturating_sub(1)
+        self.records
     }
 
-    /// The last record verified intact, if any.
+    /// The last record verified intact (or the head it resumed after), if any.
     pub fn head(&self) -> Option<Head> {
         (self.next_seq > 1).then_some(Head {
             seq: self.next_seq.saturating_sub(1),
             hash: self.prev_hash,
         })
+    }
+
+    /// The sequence number this verifier expects next.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
     }
 
     /// The first problem found, if any.
