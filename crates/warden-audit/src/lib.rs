@@ -1,7 +1,7 @@
 //! The ledger: warden's append-only, hash-chained log of everything it decides and does.
 //!
 //! - [`chain`] is pure: canonical JSON, the record format, the record hash and the streaming
-//!   [`Verifier`](chain::Verifier). No IO; pinned by golden vectors.
+//!   [`Verifier`]. No IO; pinned by golden vectors.
 //! - [`store`] keeps the chain in SQLite: one writer task owns the only write connection and
 //!   is fed by a bounded queue ([`Ledger`]); readers open the database read-only
 //!   ([`LedgerReader`]).
