@@ -16,6 +16,7 @@ use rmcp::model::{
     ReadResourceResult, Resource, Tool,
 };
 use rmcp::service::{Peer, RoleClient, RunningService, ServiceExt};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -106,7 +107,16 @@ async fn connect(transport: &Transport) -> Result<RunningService<RoleClient, ()>
                 .map_err(|e| format!("initialisation failed: {e}"))
         }
         Transport::StreamableHttp { url } => {
-            let t = StreamableHttpClientTransport::from_uri(url.as_str());
+            // rmcp's default client keeps no idle connections (a TCP handshake per call, about
+            // a quarter of a millisecond here); pool them, and follow no redirects at all.
+            let client = reqwest::Client::builder()
+                .pool_idle_timeout(Duration::from_secs(30))
+                .tcp_nodelay(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            let config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
+            let t = StreamableHttpClientTransport::with_client(client, config);
             ().serve(t)
                 .await
                 .map_err(|e| format!("initialisation failed: {e}"))
