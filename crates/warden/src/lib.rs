@@ -1,9 +1,10 @@
 //! The `warden` command line. `main.rs` only calls [`run`]; each subcommand lives in
 //! [`commands`] and returns its exit code.
 //!
-//! Exit codes: 0 success, 1 `check --deny-warnings` found warnings, 2 a command line clap
-//! cannot parse, 64 (`EX_USAGE`) invalid input (a charter that does not compile or cannot be
-//! read, bad argument values).
+//! Exit codes: 0 success, 1 `check --deny-warnings` found warnings (and start-up failures of
+//! `serve`/`up` other than the charter), 2 a command line clap cannot parse, 3 `audit verify`
+//! found a broken chain, 64 (`EX_USAGE`) invalid input (a charter that does not compile or
+//! cannot be read, bad argument values, no ledger), 74 (`EX_IOERR`) the ledger cannot be read.
 
 use std::process::ExitCode;
 
