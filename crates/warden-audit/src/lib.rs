@@ -2,7 +2,7 @@
 //!
 //! - [`chain`] is pure: canonical JSON, the record format, the record hash and the streaming
 //!   [`Verifier`]. No IO; pinned by golden vectors.
-//! - [`store`] keeps the chain in SQLite: one writer task owns the only write connection and
+//! - [`store`] keeps the chain in SQLite: one writer thread owns the only write connection and
 //!   is fed by a bounded queue ([`Ledger`]); readers open the database read-only
 //!   ([`LedgerReader`]).
 //!

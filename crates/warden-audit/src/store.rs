@@ -1,6 +1,8 @@
-//! The SQLite store: one writer task behind a bounded queue ([`Ledger`]), read-only readers
-//! ([`LedgerReader`]). The writer and the queries use `sqlx`; the verify scan uses `rusqlite`
-//! over the same bundled SQLite, to read columns in place (see `scan.rs`).
+//! The SQLite store: one writer thread behind a bounded queue ([`Ledger`]), read-only readers
+//! ([`LedgerReader`]). The writer (on its own OS thread) and the verify scan use `rusqlite`
+//! directly, the writer to commit without a hop to another thread per statement, the scan to
+//! read columns in place (see `scan.rs`); the reader's queries use `sqlx`, over the same
+//! bundled SQLite.
 //!
 //! The database is `DIR/ledger.db`, in WAL mode with `synchronous=FULL`: a record whose
 //! append returned has been fsynced to the write-ahead log, so it survives a crash or a
@@ -99,19 +101,40 @@ pub struct Ledger {
 
 impl Ledger {
     /// Opens the ledger in `dir` (creating the directory and `ledger.db` if missing), reads
-    /// its last record, and starts the writer task on the current tokio runtime.
+    /// its last record, and starts the writer on a thread of its own (`warden-ledger`), which
+    /// does the opening too, so this never blocks the calling task.
     ///
-    /// Fails if another process holds the ledger's lock, if the file is not a warden ledger
-    /// (or one of a newer format), or if there is no tokio runtime.
+    /// Fails if another process holds the ledger's lock, or if the file is not a warden ledger
+    /// (or one of a newer format).
     pub async fn open(
         dir: &Path,
         clock: Arc<dyn Clock>,
         config: LedgerConfig,
     ) -> Result<Ledger, LedgerError> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| LedgerError::NoRuntime)?;
         let (tx, rx) = mpsc::channel(config.queue_capacity.get());
-        let writer = writer::Writer::open(dir, clock, &config, rx).await?;
-        runtime.spawn(writer.run());
+        let (opened_tx, opened) = oneshot::channel();
+        let thread_dir = dir.to_path_buf();
+        std::thread::Builder::new()
+            .name("warden-ledger".to_owned())
+            .spawn(
+                move || match writer::Writer::open(&thread_dir, clock, &config, rx) {
+                    Ok(writer) => {
+                        // If the caller gave up on `open`, nobody can append: drop the writer
+                        // (and its lock) at once.
+                        if opened_tx.send(Ok(())).is_ok() {
+                            writer.run();
+                        }
+                    }
+                    Err(e) => {
+                        let _ = opened_tx.send(Err(e));
+                    }
+                },
+            )
+            .map_err(|e| LedgerError::Open {
+                path: dir.join(DB_FILE),
+                source: Arc::new(e),
+            })?;
+        opened.await.map_err(|_| LedgerError::Closed)??;
         Ok(Ledger {
             tx,
             dir: Arc::new(dir.to_path_buf()),
@@ -155,8 +178,9 @@ impl Ledger {
         done.await.map_err(|_| LedgerError::Closed)?
     }
 
-    /// Commits everything already queued, stops the writer and closes the database.
-    /// Appends made after this fail with [`LedgerError::Closed`].
+    /// Commits everything already queued, stops the writer, closes the database and releases
+    /// the lock; returns once the writer's thread has done all that. Appends made after this
+    /// fail with [`LedgerError::Closed`].
     pub async fn shutdown(&self) -> Result<(), LedgerError> {
         let (ack, done) = oneshot::channel();
         if self.tx.send(writer::Command::Shutdown(ack)).await.is_err() {

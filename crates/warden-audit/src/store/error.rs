@@ -6,6 +6,10 @@ use std::sync::Arc;
 
 use crate::chain::TimeError;
 
+/// The underlying error of a failed open, write or read: SQLite's (through `rusqlite` or
+/// `sqlx`), or the reason a stored value could not be used.
+pub(super) type Source = Arc<dyn std::error::Error + Send + Sync>;
+
 /// Something went wrong opening, writing or reading the ledger.
 ///
 /// Cloneable, so one failed commit can be reported to every append that was part of it.
@@ -48,7 +52,7 @@ pub enum LedgerError {
         path: PathBuf,
         /// Why.
         #[source]
-        source: Arc<sqlx::Error>,
+        source: Source,
     },
     /// The database is not a warden ledger, or one this version cannot read.
     #[error("`{}` is not a ledger this warden can read: {reason}", path.display())]
@@ -60,13 +64,13 @@ pub enum LedgerError {
     },
     /// The commit failed; nothing of the batch was recorded.
     #[error("the ledger could not commit the record")]
-    Write(#[source] Arc<sqlx::Error>),
+    Write(#[source] Source),
     /// The writer could not stamp the record's time.
     #[error("the ledger could not stamp the record")]
     Time(#[source] TimeError),
     /// A read failed.
     #[error("cannot read the ledger")]
-    Read(#[source] Arc<dyn std::error::Error + Send + Sync>),
+    Read(#[source] Source),
     /// A stored record cannot be read back as a record.
     #[error("record {seq} cannot be read: {reason}; run `warden audit verify`")]
     Malformed {
@@ -81,7 +85,8 @@ pub enum LedgerError {
     /// The ledger has been shut down (or its writer stopped).
     #[error("the ledger is closed")]
     Closed,
-    /// [`Ledger::open`](super::Ledger::open) was called outside a tokio runtime.
+    /// Kept for compatibility: [`Ledger::open`](super::Ledger::open) no longer needs a tokio
+    /// runtime (its writer runs on a thread of its own) and never returns this.
     #[error("the ledger needs a tokio runtime to run its writer")]
     NoRuntime,
 }

@@ -3,11 +3,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteRow, SqliteSynchronous,
-};
-use sqlx::{AssertSqlSafe, ConnectOptions, Row};
+use rusqlite::{OpenFlags, OptionalExtension};
+use sqlx::Row;
+use sqlx::sqlite::{SqliteConnection, SqliteRow};
 
+use super::error::Source;
 use super::{LedgerConfig, LedgerError};
 use crate::chain::{GENESIS_HASH, Problem, Record, RecordRef, parse_time};
 
@@ -36,35 +36,54 @@ pub(super) struct Tail {
     pub(super) hash: [u8; 32],
 }
 
-/// Opens the one write connection: WAL, `synchronous=FULL`.
-pub(super) async fn connect_writer(
+/// Opens the one write connection: WAL, `synchronous=FULL`, the writer's `busy_timeout` and
+/// size limit; creates and stamps the table in a new, empty database.
+pub(super) fn connect_writer(
     path: &Path,
     config: &LedgerConfig,
-) -> Result<SqliteConnection, LedgerError> {
-    let mut options = SqliteConnectOptions::new()
-        .filename(path)
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        // FULL: every commit fsyncs the WAL, so a committed record survives a power loss.
-        // (NORMAL would only sync at checkpoints: a crash could lose the last commits.)
-        .synchronous(SqliteSynchronous::Full)
-        .busy_timeout(config.busy_timeout);
+) -> Result<rusqlite::Connection, LedgerError> {
+    let fail = |e: rusqlite::Error| open_error(path, e);
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(fail)?;
+    conn.busy_timeout(config.busy_timeout).map_err(fail)?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .map_err(fail)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(open_error(
+            path,
+            std::io::Error::other(format!("SQLite kept journal mode {mode}, not WAL")),
+        ));
+    }
+    // FULL: every commit fsyncs the WAL, so a committed record survives a power loss.
+    // (NORMAL would only sync at checkpoints: a crash could lose the last commits.)
+    conn.execute_batch("PRAGMA synchronous = FULL")
+        .map_err(fail)?;
     if let Some(bytes) = config.max_size_bytes {
         // The default page size is 4096 bytes.
-        options = options.pragma("max_page_count", bytes.div_ceil(4096).max(1).to_string());
+        let pages = bytes.div_ceil(4096).max(1);
+        conn.execute_batch(&format!("PRAGMA max_page_count = {pages}"))
+            .map_err(fail)?;
     }
-    let mut conn = options.connect().await.map_err(|e| open_error(path, e))?;
-    let version = format_version(&mut conn, path).await?;
-    if version == 0 {
+    let scalar = |sql: &str| {
+        conn.query_row(sql, [], |row| row.get::<_, i64>(0))
+            .map_err(fail)
+    };
+    let app = scalar("PRAGMA application_id")?;
+    let version = scalar("PRAGMA user_version")?;
+    let tables = scalar("SELECT count(*) FROM sqlite_schema")?;
+    if check_format(path, app, version, tables)? == 0 {
         // One transaction: a database is either empty or a complete, stamped ledger.
-        let init = format!(
+        conn.execute_batch(&format!(
             "BEGIN; {CREATE}; PRAGMA application_id = {APPLICATION_ID}; \
              PRAGMA user_version = {FORMAT_VERSION}; COMMIT"
-        );
-        sqlx::raw_sql(AssertSqlSafe(init))
-            .execute(&mut conn)
-            .await
-            .map_err(|e| open_error(path, e))?;
+        ))
+        .map_err(fail)?;
     }
     Ok(conn)
 }
@@ -87,6 +106,11 @@ pub(super) async fn format_version(
         .fetch_one(&mut *conn)
         .await
         .map_err(|e| open_error(path, e))?;
+    check_format(path, app, version, tables)
+}
+
+/// The format check of [`format_version`] and [`connect_writer`].
+fn check_format(path: &Path, app: i64, version: i64, tables: i64) -> Result<i64, LedgerError> {
     let format_error = |reason: String| LedgerError::Format {
         path: path.to_path_buf(),
         reason,
@@ -102,18 +126,25 @@ pub(super) async fn format_version(
 }
 
 /// Reads the last record's sequence number and hash.
-pub(super) async fn read_tail(conn: &mut SqliteConnection) -> Result<Tail, sqlx::Error> {
-    let row: Option<(i64, Vec<u8>)> =
-        sqlx::query_as("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(conn)
-            .await?;
+pub(super) fn read_tail(conn: &rusqlite::Connection) -> Result<Tail, Source> {
+    let row: Option<(i64, Vec<u8>)> = conn
+        .prepare_cached("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1")
+        .and_then(|mut last| {
+            last.query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()
+        })
+        .map_err(|e| -> Source { Arc::new(e) })?;
     let Some((seq, hash)) = row else {
         return Ok(Tail {
             seq: 0,
             hash: GENESIS_HASH,
         });
     };
-    let malformed = |what: &str| sqlx::Error::Protocol(format!("the last record ({seq}) {what}"));
+    let malformed = |what: &str| -> Source {
+        Arc::new(std::io::Error::other(format!(
+            "the last record ({seq}) {what}"
+        )))
+    };
     Ok(Tail {
         seq: u64::try_from(seq).map_err(|_| malformed("has a negative sequence number"))?,
         hash: hash
@@ -122,7 +153,10 @@ pub(super) async fn read_tail(conn: &mut SqliteConnection) -> Result<Tail, sqlx:
     })
 }
 
-pub(super) fn open_error(path: &Path, e: sqlx::Error) -> LedgerError {
+pub(super) fn open_error<E>(path: &Path, e: E) -> LedgerError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
     LedgerError::Open {
         path: path.to_path_buf(),
         source: Arc::new(e),

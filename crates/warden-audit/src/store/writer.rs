@@ -1,12 +1,12 @@
-//! The one writer task: owns the only write connection, drains the bounded queue into
+//! The one writer: a dedicated OS thread that owns the only write connection (`rusqlite`,
+//! driven directly, no hop to another thread per statement), drains the bounded queue into
 //! group commits, and acknowledges each append after its transaction committed.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::Path;
 use std::sync::Arc;
 
-use sqlx::sqlite::SqliteConnection;
-use sqlx::{AssertSqlSafe, Connection};
+use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 use warden_core::Clock;
 
@@ -16,6 +16,9 @@ use crate::chain::{RecordKind, format_time, record_hash};
 
 /// Rows per `INSERT` statement (7 parameters each, far below SQLite's limit of 32766).
 const ROWS_PER_INSERT: usize = 64;
+/// Prepared statements kept: the `INSERT`s of every row count, `BEGIN`, `COMMIT`, `ROLLBACK`
+/// and the tail query, so a group of any size never re-prepares.
+const STATEMENT_CACHE: usize = ROWS_PER_INSERT + 8;
 
 /// What the [`Ledger`](super::Ledger) handles send to the writer.
 pub(super) enum Command {
@@ -48,7 +51,7 @@ struct Row {
 }
 
 pub(super) struct Writer {
-    conn: SqliteConnection,
+    conn: Connection,
     rx: mpsc::Receiver<Command>,
     clock: Arc<dyn Clock>,
     max_batch: usize,
@@ -56,13 +59,15 @@ pub(super) struct Writer {
     // After a failed commit it is `None`, and read again before the next write.
     tail: Option<Tail>,
     /// `INSERT` statements by row count (index `n - 1`).
-    inserts: Vec<Arc<str>>,
+    inserts: Vec<String>,
     /// Held for the writer's lifetime: one writing process per ledger.
     _lock: File,
 }
 
 impl Writer {
-    pub(super) async fn open(
+    /// Takes the lock, opens (or creates) the database and reads its last record. Blocking:
+    /// runs on the writer's thread.
+    pub(super) fn open(
         dir: &Path,
         clock: Arc<dyn Clock>,
         config: &LedgerConfig,
@@ -74,10 +79,12 @@ impl Writer {
         })?;
         let lock = lock(dir)?;
         let path = dir.join(DB_FILE);
-        let mut conn = schema::connect_writer(&path, config).await?;
-        let tail = schema::read_tail(&mut conn)
-            .await
-            .map_err(|e| schema::open_error(&path, e))?;
+        let conn = schema::connect_writer(&path, config)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        let tail = schema::read_tail(&conn).map_err(|source| LedgerError::Open {
+            path: path.clone(),
+            source,
+        })?;
         Ok(Writer {
             conn,
             rx,
@@ -89,11 +96,13 @@ impl Writer {
         })
     }
 
-    /// Runs until every handle is dropped or a shutdown was asked for and the queue drained.
-    pub(super) async fn run(mut self) {
+    /// Runs until every handle is dropped or a shutdown was asked for and the queue drained,
+    /// then closes the database, releases the lock and answers the shutdowns. Blocking: the
+    /// body of the writer's thread (never call it on an async task).
+    pub(super) fn run(mut self) {
         let mut shutdowns = Vec::new();
         let mut jobs = Vec::new();
-        while let Some(command) = self.rx.recv().await {
+        while let Some(command) = self.rx.blocking_recv() {
             let mut records = 0;
             let mut take = |command, jobs: &mut Vec<Job>, records: &mut usize| match command {
                 Command::Append(job) => {
@@ -115,27 +124,31 @@ impl Writer {
                 self.rx.close();
             }
             if !jobs.is_empty() {
-                self.commit(std::mem::take(&mut jobs)).await;
+                self.commit(std::mem::take(&mut jobs));
             }
         }
-        let closed = self
-            .conn
+        let Writer {
+            conn, _lock: lock, ..
+        } = self;
+        // Closing the last connection checkpoints the WAL into the database file.
+        let closed = conn
             .close()
-            .await
-            .map_err(|e| LedgerError::Write(Arc::new(e)));
+            .map_err(|(_, e)| LedgerError::Write(Arc::new(e)));
+        // Released before the shutdown is answered, so the ledger can be reopened at once.
+        drop(lock);
         for ack in shutdowns {
             let _ = ack.send(closed.clone());
         }
     }
 
     /// Stamps, writes and commits `jobs` in one transaction, then answers each job.
-    async fn commit(&mut self, jobs: Vec<Job>) {
+    fn commit(&mut self, jobs: Vec<Job>) {
         let tail = match self.tail {
             Some(tail) => tail,
-            None => match schema::read_tail(&mut self.conn).await {
+            None => match schema::read_tail(&self.conn) {
                 Ok(tail) => *self.tail.insert(tail),
                 Err(e) => {
-                    let e = LedgerError::Write(Arc::new(e));
+                    let e = LedgerError::Write(e);
                     for job in jobs {
                         let _ = job.ack.send(Err(e.clone()));
                     }
@@ -160,7 +173,7 @@ impl Writer {
         if rows.is_empty() {
             return;
         }
-        match self.write(rows).await {
+        match self.write(&rows) {
             Ok(()) => {
                 self.tail = Some(next);
                 for (ack, appended) in accepted {
@@ -231,51 +244,53 @@ impl Writer {
     /// Inserts `rows` in one transaction and commits it.
     ///
     /// The transaction is driven with plain `BEGIN IMMEDIATE` / `COMMIT` / `ROLLBACK`
-    /// statements, not sqlx's `Transaction`: when a COMMIT fails on an I/O error (a full
-    /// disk), SQLite has already rolled back, sqlx's own ROLLBACK on drop then fails, and its
-    /// transaction depth would stay at 1 — every later write would run inside a savepoint of a
-    /// transaction that is never committed, acknowledged but never durable. Here a failed write
-    /// always ends with an explicit ROLLBACK (its "no transaction is active" error ignored), so
-    /// the connection is back in autocommit before the next batch.
-    async fn write(&mut self, rows: Vec<Row>) -> Result<(), sqlx::Error> {
-        sqlx::query("BEGIN IMMEDIATE")
-            .execute(&mut self.conn)
-            .await?;
-        let result = self.insert_and_commit(rows).await;
-        if result.is_err() {
-            let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
+    /// statements, and a failed write always ends with an explicit ROLLBACK (its "no
+    /// transaction is active" error ignored): when a COMMIT fails on an I/O error (a full disk),
+    /// SQLite may or may not have rolled back already, and the connection must be back in
+    /// autocommit before the next batch, or every later write would run inside a transaction
+    /// that is never committed, acknowledged but never durable. (This is why the writer never
+    /// used a transaction guard that tracks its own depth, as sqlx's once got stuck at 1.)
+    fn write(&mut self, rows: &[Row]) -> rusqlite::Result<()> {
+        self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        let result = self.insert_and_commit(rows);
+        if result.is_err()
+            && let Ok(mut rollback) = self.conn.prepare_cached("ROLLBACK")
+        {
+            let _ = rollback.execute([]);
         }
         result
     }
 
-    async fn insert_and_commit(&mut self, rows: Vec<Row>) -> Result<(), sqlx::Error> {
-        let mut rows = rows.into_iter().peekable();
-        while rows.peek().is_some() {
-            let chunk: Vec<Row> = rows.by_ref().take(ROWS_PER_INSERT).collect();
+    fn insert_and_commit(&mut self, rows: &[Row]) -> rusqlite::Result<()> {
+        for chunk in rows.chunks(ROWS_PER_INSERT) {
             let Some(sql) = chunk.len().checked_sub(1).and_then(|i| self.inserts.get(i)) else {
                 break;
             };
-            let mut query = sqlx::query(AssertSqlSafe(Arc::clone(sql)));
+            let mut insert = self.conn.prepare_cached(sql)?;
+            let mut at = 0;
+            let mut next = || {
+                at += 1;
+                at
+            };
             for r in chunk {
-                query = query
-                    .bind(r.seq)
-                    .bind(r.time)
-                    .bind(r.session)
-                    .bind(r.kind)
-                    .bind(r.payload)
-                    .bind(r.prev_hash.to_vec())
-                    .bind(r.hash.to_vec());
+                insert.raw_bind_parameter(next(), r.seq)?;
+                insert.raw_bind_parameter(next(), r.time.as_str())?;
+                insert.raw_bind_parameter(next(), r.session.as_deref())?;
+                insert.raw_bind_parameter(next(), r.kind)?;
+                insert.raw_bind_parameter(next(), r.payload.as_str())?;
+                insert.raw_bind_parameter(next(), r.prev_hash.as_slice())?;
+                insert.raw_bind_parameter(next(), r.hash.as_slice())?;
             }
-            query.execute(&mut self.conn).await?;
+            insert.raw_execute()?;
         }
-        sqlx::query("COMMIT").execute(&mut self.conn).await?;
+        self.conn.prepare_cached("COMMIT")?.execute([])?;
         Ok(())
     }
 }
 
 /// `INSERT INTO records (...) VALUES (?, ...), ...` for `n` rows. Only placeholders are
 /// spliced in: no data ever is.
-fn insert_sql(n: usize) -> Arc<str> {
+fn insert_sql(n: usize) -> String {
     let row = "(?, ?, ?, ?, ?, ?, ?)";
     let mut sql = format!("INSERT INTO records ({}) VALUES ", schema::COLUMNS);
     for i in 0..n {
@@ -284,7 +299,7 @@ fn insert_sql(n: usize) -> Arc<str> {
         }
         sql.push_str(row);
     }
-    Arc::from(sql)
+    sql
 }
 
 /// Takes the ledger's advisory lock, so two processes never write one ledger (their
