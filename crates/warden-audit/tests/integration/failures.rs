@@ -98,6 +98,11 @@ async fn a_full_disk_acknowledges_exactly_what_was_committed() {
     let dir = tempfile::tempdir().unwrap();
     let config = LedgerConfig {
         max_size_bytes: Some(96 * 1024),
+        // Groups of at most 8 records (24 KB): the first group always fits and the 64
+        // appenders (192 KB) never all do, however the appends happen to be grouped. (With the
+        // default 512, all 64 could land in one group that fails whole, and nothing would be
+        // acknowledged: that depended on thread timing, and under load it happened.)
+        max_batch: std::num::NonZeroUsize::new(8).unwrap(),
         ..LedgerConfig::default()
     };
     let ledger = open_with(dir.path(), config).await;
