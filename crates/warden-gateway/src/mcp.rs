@@ -31,7 +31,7 @@ use serde_json::{Value, json};
 use warden_charter::{CompiledCharter, DefaultPosture, Principal, RESOURCE_READ_TOOL};
 use warden_core::Tier;
 
-use crate::governor::{Outcome, Via};
+use crate::governor::{Allowed, Outcome, Via};
 use crate::server::Shared;
 use crate::sessions::Session;
 use crate::upstream::UpstreamError;
@@ -49,6 +49,55 @@ impl AgentMcp {
     /// A handler over the gateway's shared state.
     pub fn new(shared: Arc<Shared>) -> Self {
         Self { shared }
+    }
+
+    /// Records how a forwarded action ended (status, size, the labels its text carries) and
+    /// answers: the upstream's result, or a JSON-RPC error for an upstream failure. A result
+    /// the ledger cannot record is withheld.
+    async fn settle<T: serde::Serialize>(
+        &self,
+        session: &Arc<Session>,
+        tool: &str,
+        allowed: &Allowed,
+        result: Result<T, UpstreamError>,
+        status: impl Fn(&T) -> &'static str,
+    ) -> Result<T, McpError> {
+        let (outcome, answer) = match result {
+            Ok(r) => {
+                let v = serde_json::to_value(&r).unwrap_or_default();
+                let mut text = String::new();
+                collect_text(&v, &mut text);
+                let outcome = Outcome {
+                    status: status(&r),
+                    size_bytes: serde_json::to_vec(&v).map(|b| b.len()).unwrap_or(0),
+                    error: None,
+                    text,
+                };
+                (outcome, Ok(r))
+            }
+            Err(e) => (
+                Outcome {
+                    status: "upstream_error",
+                    size_bytes: 0,
+                    error: Some(e.to_string()),
+                    text: String::new(),
+                },
+                Err(upstream_error(&e)),
+            ),
+        };
+        if let Err(e) = self
+            .shared
+            .governor
+            .record_result(session, tool, allowed, &outcome)
+            .await
+        {
+            tracing::error!(error = %e, "The ledger cannot record a result; it is withheld.");
+            return Err(McpError::internal_error(
+                "the result could not be recorded in the ledger, so it is withheld",
+                None,
+            ));
+        }
+        answer
     }
 }
 
@@ -240,41 +289,15 @@ impl ServerHandler for AgentMcp {
             .upstreams
             .call_tool(server, tool, arguments, self.shared.config.upstream_timeout)
             .await;
-        let (outcome, answer) = match result {
-            Ok(r) => {
-                let v = serde_json::to_value(&r).unwrap_or_default();
-                let mut text = String::new();
-                collect_text(&v, &mut text);
-                let outcome = Outcome {
-                    status: if r.is_error == Some(true) {
-                        "tool_error"
-                    } else {
-                        "ok"
-                    },
-                    size_bytes: serde_json::to_vec(&v).map(|b| b.len()).unwrap_or(0),
-                    error: None,
-                    text,
-                };
-                (outcome, Ok(r))
+        self.settle(&session, &name, &allowed, result, |r: &CallToolResult| {
+            if r.is_error == Some(true) {
+                "tool_error"
+            } else {
+                "ok"
             }
-            Err(e) => (
-                Outcome {
-                    status: "upstream_error",
-                    size_bytes: 0,
-                    error: Some(e.to_string()),
-                    text: String::new(),
-                },
-                Err(upstream_error(&e)),
-            ),
-        };
-        if let Err(e) = gov.record_result(&session, &name, &allowed, &outcome).await {
-            tracing::error!(error = %e, "The ledger cannot record a result; it is withheld.");
-            return Err(McpError::internal_error(
-                "the result could not be recorded in the ledger, so it is withheld",
-                None,
-            ));
-        }
-        answer.map(Into::into)
+        })
+        .await
+        .map(Into::into)
     }
 
     async fn list_resources(
@@ -345,41 +368,14 @@ impl ServerHandler for AgentMcp {
             .upstreams
             .read_resource(&server, &request.uri, self.shared.config.upstream_timeout)
             .await;
-        let (outcome, answer) = match result {
-            Ok(r) => {
-                let v = serde_json::to_value(&r).unwrap_or_default();
-                let mut text = String::new();
-                collect_text(&v, &mut text);
-                (
-                    Outcome {
-                        status: "ok",
-                        size_bytes: text.len(),
-                        error: None,
-                        text,
-                    },
-                    Ok(r),
-                )
-            }
-            Err(e) => (
-                Outcome {
-                    status: "upstream_error",
-                    size_bytes: 0,
-                    error: Some(e.to_string()),
-                    text: String::new(),
-                },
-                Err(upstream_error(&e)),
-            ),
-        };
-        if gov
-            .record_result(&session, &tool, &allowed, &outcome)
-            .await
-            .is_err()
-        {
-            return Err(McpError::internal_error(
-                "the result could not be recorded in the ledger, so it is withheld",
-                None,
-            ));
-        }
-        answer.map(Into::into)
+        self.settle(
+            &session,
+            &tool,
+            &allowed,
+            result,
+            |_: &ReadResourceResult| "ok",
+        )
+        .await
+        .map(Into::into)
     }
 }

@@ -213,6 +213,25 @@ impl Upstream {
     }
 }
 
+/// Maps a timed upstream request to the gateway's error.
+fn settle<T>(
+    server: &str,
+    timeout: Duration,
+    r: Result<Result<T, rmcp::ServiceError>, tokio::time::error::Elapsed>,
+) -> Result<T, UpstreamError> {
+    match r {
+        Err(_) => Err(UpstreamError::Timeout {
+            server: server.to_owned(),
+            seconds: timeout.as_secs(),
+        }),
+        Ok(Err(e)) => Err(UpstreamError::Failed {
+            server: server.to_owned(),
+            message: e.to_string(),
+        }),
+        Ok(Ok(v)) => Ok(v),
+    }
+}
+
 impl Upstreams {
     /// Starts a supervisor for every server with a transport, and waits up to `initial_wait`
     /// for them to connect (a server that is slower keeps connecting in the background).
@@ -306,18 +325,14 @@ impl Upstreams {
         let up = self.upstream(server)?;
         let peer = up.peer()?;
         let params = CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
-        let fut = peer.call_tool_once(params);
-        match tokio::time::timeout(timeout, fut).await {
-            Err(_) => Err(UpstreamError::Timeout {
-                server: server.to_owned(),
-                seconds: timeout.as_secs(),
-            }),
-            Ok(Err(e)) => Err(UpstreamError::Failed {
-                server: server.to_owned(),
-                message: e.to_string(),
-            }),
-            Ok(Ok(CallToolResponse::Complete(result))) => Ok(result),
-            Ok(Ok(_)) => Err(UpstreamError::Failed {
+        let response = settle(
+            server,
+            timeout,
+            tokio::time::timeout(timeout, peer.call_tool_once(params)).await,
+        )?;
+        match response {
+            CallToolResponse::Complete(result) => Ok(result),
+            _ => Err(UpstreamError::Failed {
                 server: server.to_owned(),
                 message: "the server asked for input or a task, which the gateway does not relay"
                     .to_owned(),
@@ -335,16 +350,6 @@ impl Upstreams {
         let up = self.upstream(server)?;
         let peer = up.peer()?;
         let fut = peer.read_resource(ReadResourceRequestParams::new(uri.to_owned()));
-        match tokio::time::timeout(timeout, fut).await {
-            Err(_) => Err(UpstreamError::Timeout {
-                server: server.to_owned(),
-                seconds: timeout.as_secs(),
-            }),
-            Ok(Err(e)) => Err(UpstreamError::Failed {
-                server: server.to_owned(),
-                message: e.to_string(),
-            }),
-            Ok(Ok(r)) => Ok(r),
-        }
+        settle(server, timeout, tokio::time::timeout(timeout, fut).await)
     }
 }
