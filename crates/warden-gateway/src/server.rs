@@ -155,10 +155,13 @@ async fn agent_auth(State(shared): State<Arc<Shared>>, mut req: Request, next: N
     }
 }
 
-/// A JSON-RPC error response with no id, for failures before a request is read.
+/// A JSON-RPC error response with no id, for failures before a request is read. The body of
+/// the request may be left unread, so the connection is closed (`Connection: close`) rather
+/// than reused with unread bytes in it.
 fn jsonrpc_error(status: StatusCode, code: i64, message: &str) -> Response {
     (
         status,
+        [(http::header::CONNECTION, "close")],
         axum::Json(
             json!({ "jsonrpc": "2.0", "id": null, "error": { "code": code, "message": message } }),
         ),
