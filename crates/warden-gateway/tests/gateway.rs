@@ -296,6 +296,17 @@ async fn planes_and_tokens_are_separate() {
         .operator(reqwest::Method::GET, "/v1/sessions", "wo_forged", None)
         .await;
     assert_eq!(status, 401);
+    // A refusal before the body is read closes the connection instead of reusing it.
+    let resp = h
+        .http
+        .post(format!("http://{}/mcp", h.agent_addr))
+        .bearer_auth("wa_forged")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(resp.headers()["connection"], "close");
     // Tokens are stored hashed: the database never holds the token itself.
     let db = std::fs::read(h.data.join("state.db")).unwrap();
     let needle = agent_token.as_bytes();
