@@ -125,14 +125,10 @@ pub fn could_ever_allow(
         else {
             continue;
         };
-        let principal_matches = rule.principal.as_ref().is_none_or(|m| {
-            principal.is_some_and(|p| {
-                m.roles
-                    .as_ref()
-                    .is_none_or(|roles| p.roles.iter().any(|r| roles.contains(r)))
-                    && m.ids.as_ref().is_none_or(|ids| ids.contains(&p.id))
-            })
-        });
+        let principal_matches = rule
+            .principal
+            .as_ref()
+            .is_none_or(|m| warden_pdp::principal_matches(m, principal));
         if !principal_matches {
             continue;
         }

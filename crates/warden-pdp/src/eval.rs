@@ -65,7 +65,8 @@ pub(crate) fn eval_rule(
     Outcome::Match
 }
 
-fn principal_matches(m: &PrincipalMatch, principal: Option<&Principal>) -> bool {
+/// Whether a rule's principal constraint holds for `principal` (no principal: never).
+pub fn principal_matches(m: &PrincipalMatch, principal: Option<&Principal>) -> bool {
     let Some(p) = principal else {
         return false;
     };

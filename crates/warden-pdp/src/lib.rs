@@ -24,6 +24,6 @@ mod request;
 mod sql;
 
 pub use decide::decide;
-pub use eval::lookup;
+pub use eval::{lookup, principal_matches};
 pub use labels::result_labels;
 pub use request::{Controls, NoUsage, Request, RuleUsage, Usage};
