@@ -63,8 +63,24 @@ record_kinds! {
     ActionResult = "action_result",
     /// An action is waiting for a human's approval.
     ApprovalRequested = "approval_requested",
-    /// Nobody approved in time: the action was denied.
+    /// Nobody approved in time (or a grant was not used before its deadline): the action was
+    /// denied.
     ApprovalTimedOut = "approval_timed_out",
+    /// An attempt repeated an action that already waits for approval: it joins that request.
+    ApprovalAwaited = "approval_awaited",
+    /// An authorised approver approved (one vote; the request is granted once the quorum is met).
+    ApprovalGranted = "approval_granted",
+    /// An authorised approver denied the request.
+    ApprovalDenied = "approval_denied",
+    /// A granted approval released its action (once).
+    ApprovalUsed = "approval_used",
+    /// An attempt to decide an approval was refused (no authority, self-approval, an agent
+    /// credential, a bad or expired signature, a replay, ...).
+    ApprovalRefused = "approval_refused",
+    /// No approver could ever approve the action (or the request could not be stored): denied.
+    ApprovalUnavailable = "approval_unavailable",
+    /// The outbound webhook for a new request was delivered, or failed.
+    ApprovalNotified = "approval_notified",
     /// A session accumulated data labels.
     LabelsAdded = "labels_added",
     /// The gateway started.

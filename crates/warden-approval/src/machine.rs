@@ -1,0 +1,243 @@
+//! The transitions of an approval request. Pure: no IO, no clock.
+//!
+//! ```text
+//!            approve (quorum met)          use (same action, before the deadline)
+//!  pending ───────────────────────▶ granted ──────────────────────────────────▶ used
+//!     │  ╲ approve (quorum not met: a vote)   │
+//!     │   ╲── deny ──▶ denied                 │ deadline
+//!     │ deadline                              ▼
+//!     └──────────────────────────────────▶ timed_out
+//! ```
+//!
+//! Every refusal names its reason, so the gateway can record it and answer the caller.
+
+use time::OffsetDateTime;
+
+use crate::request::{ActionHash, ApprovalRequest, Status, Vote};
+
+/// Who is trying to decide a request.
+#[derive(Clone, Copy, Debug)]
+pub struct Approver<'a> {
+    /// The charter principal the credential belongs to; `None` for a credential that is not
+    /// an approver's (an admin's, for instance).
+    pub principal: Option<&'a str>,
+    /// Whether the principal's roles may approve every rule the request needs authority for
+    /// (checked against the charter by the caller).
+    pub has_authority: bool,
+    /// How they decide: `api` or `link`.
+    pub channel: &'a str,
+}
+
+/// Why an attempt to decide a request was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The credential is not tied to a charter principal.
+    NotAnApprover,
+    /// The principal's roles may not approve this request's rules.
+    NoAuthority,
+    /// Separation of duties: the on-behalf-of principal may not approve their own agent's
+    /// request.
+    SelfApproval,
+    /// This approver already approved; a quorum needs distinct approvers.
+    DuplicateApprover,
+    /// The grant was already used: approving it again would be a replay.
+    Replay,
+    /// The request was already decided (granted, denied or timed out).
+    AlreadyDecided(Status),
+    /// The deadline has passed.
+    Expired,
+}
+
+impl Refusal {
+    /// A stable label, for the ledger and the API's error code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Refusal::NotAnApprover => "not_an_approver",
+            Refusal::NoAuthority => "no_authority",
+            Refusal::SelfApproval => "self_approval",
+            Refusal::DuplicateApprover => "duplicate_approver",
+            Refusal::Replay => "replay",
+            Refusal::AlreadyDecided(_) => "already_decided",
+            Refusal::Expired => "expired",
+        }
+    }
+
+    /// A sentence for the person who tried.
+    pub fn message(self, req: &ApprovalRequest) -> String {
+        match self {
+            Refusal::NotAnApprover => {
+                "this operator credential is not an approver's: it is tied to no principal of the charter".to_owned()
+            }
+            Refusal::NoAuthority => format!(
+                "no role of yours may approve {}; approvers: {}",
+                rule_list(&req.authority_for),
+                if req.approvers.is_empty() {
+                    "none".to_owned()
+                } else {
+                    req.approvers.join(", ")
+                }
+            ),
+            Refusal::SelfApproval => format!(
+                "separation of duties: `{}` is the principal this agent acts for and may not approve its requests",
+                req.principal
+            ),
+            Refusal::DuplicateApprover => format!(
+                "you already approved; this request needs {} distinct approvers",
+                req.quorum
+            ),
+            Refusal::Replay => "this approval was already used; it cannot be used again".to_owned(),
+            Refusal::AlreadyDecided(s) => format!("this request is already {s}"),
+            Refusal::Expired => "this request's deadline has passed".to_owned(),
+        }
+    }
+}
+
+fn rule_list(ids: &[String]) -> String {
+    let quoted: Vec<String> = ids.iter().map(|r| format!("`{r}`")).collect();
+    quoted.join(", ")
+}
+
+/// The effect of an approval.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Voted {
+    /// The vote was counted; more approvers are needed.
+    Counted {
+        /// Approvals so far.
+        approvals: u32,
+        /// Approvals needed.
+        quorum: u32,
+    },
+    /// The quorum is met: the request is granted.
+    Granted,
+}
+
+/// Why a granted request could not release an action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UseRefusal {
+    /// The request is not granted (the status says what it is).
+    NotGranted(Status),
+    /// The action differs from the one approved.
+    DifferentAction,
+    /// The deadline has passed.
+    Expired,
+}
+
+impl ApprovalRequest {
+    /// Checks that `approver` may decide this request now, in this order: the request is still
+    /// open, before its deadline, the credential is an approver's, not the requester's under
+    /// separation of duties, with authority for the request's rules.
+    fn check(
+        &self,
+        approver: &Approver<'_>,
+        separation_of_duties: bool,
+        now: OffsetDateTime,
+    ) -> Result<String, Refusal> {
+        match self.status {
+            Status::Pending => {}
+            Status::Used => return Err(Refusal::Replay),
+            s => return Err(Refusal::AlreadyDecided(s)),
+        }
+        if now >= self.deadline {
+            return Err(Refusal::Expired);
+        }
+        let Some(principal) = approver.principal else {
+            return Err(Refusal::NotAnApprover);
+        };
+        if separation_of_duties && principal == self.principal {
+            return Err(Refusal::SelfApproval);
+        }
+        if !approver.has_authority {
+            return Err(Refusal::NoAuthority);
+        }
+        Ok(principal.to_owned())
+    }
+
+    /// Records `approver`'s approval; grants the request once `quorum` distinct approvers
+    /// approved.
+    pub fn approve(
+        &mut self,
+        approver: &Approver<'_>,
+        separation_of_duties: bool,
+        reason: Option<String>,
+        now: OffsetDateTime,
+    ) -> Result<Voted, Refusal> {
+        let principal = self.check(approver, separation_of_duties, now)?;
+        if self.approvals.iter().any(|v| v.approver == principal) {
+            return Err(Refusal::DuplicateApprover);
+        }
+        self.approvals.push(Vote {
+            approver: principal,
+            reason,
+            channel: approver.channel.to_owned(),
+            at: now,
+        });
+        let approvals = u32::try_from(self.approvals.len()).unwrap_or(u32::MAX);
+        if approvals >= self.quorum {
+            self.status = Status::Granted;
+            self.decided_at = Some(now);
+            Ok(Voted::Granted)
+        } else {
+            Ok(Voted::Counted {
+                approvals,
+                quorum: self.quorum,
+            })
+        }
+    }
+
+    /// Records `approver`'s denial: one authorised denial denies the request.
+    pub fn deny(
+        &mut self,
+        approver: &Approver<'_>,
+        separation_of_duties: bool,
+        reason: Option<String>,
+        now: OffsetDateTime,
+    ) -> Result<(), Refusal> {
+        let principal = self.check(approver, separation_of_duties, now)?;
+        self.denial = Some(Vote {
+            approver: principal,
+            reason,
+            channel: approver.channel.to_owned(),
+            at: now,
+        });
+        self.status = Status::Denied;
+        self.decided_at = Some(now);
+        Ok(())
+    }
+
+    /// Times the request out if it is open and its deadline has passed. Returns whether it
+    /// changed.
+    pub fn expire(&mut self, now: OffsetDateTime) -> bool {
+        if self.status.is_open() && now >= self.deadline {
+            self.status = Status::TimedOut;
+            self.decided_at = Some(now);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Uses the grant for the attempt `action`, whose hash must be the approved one.
+    pub fn use_grant(
+        &mut self,
+        hash: &ActionHash,
+        action: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), UseRefusal> {
+        if self.status != Status::Granted {
+            return Err(UseRefusal::NotGranted(self.status));
+        }
+        if *hash != self.action_hash {
+            return Err(UseRefusal::DifferentAction);
+        }
+        if now >= self.deadline {
+            return Err(UseRefusal::Expired);
+        }
+        self.status = Status::Used;
+        self.used_at = Some(now);
+        self.used_by = Some(action.to_owned());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,230 @@
+//! An approval request and the action it is bound to.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use warden_audit::chain::{canonical_json, hex};
+use warden_core::RuleRef;
+
+/// The identity of one exact action: BLAKE3 over the canonical JSON of the session, the tool
+/// and the arguments as decided. An approval releases only an action with the same hash.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ActionHash(String);
+
+impl ActionHash {
+    /// The hash of `tool` called with `arguments` in `session`.
+    pub fn of(session: &str, tool: &str, arguments: &Value) -> ActionHash {
+        let doc = json!({ "session": session, "tool": tool, "arguments": arguments });
+        let digest = blake3::hash(canonical_json(&doc).as_bytes());
+        ActionHash(format!("blake3:{}", hex(digest.as_bytes())))
+    }
+
+    /// The hash as text (`blake3:…`).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ActionHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Display for ActionHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where a request is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Waiting for approvers.
+    Pending,
+    /// The quorum approved; the action may run once, before the deadline.
+    Granted,
+    /// An approver denied it.
+    Denied,
+    /// The deadline passed before it was granted, or before a grant was used.
+    TimedOut,
+    /// A grant released its action. Final.
+    Used,
+}
+
+impl Status {
+    /// The stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Granted => "granted",
+            Status::Denied => "denied",
+            Status::TimedOut => "timed_out",
+            Status::Used => "used",
+        }
+    }
+
+    /// Parses a stable name.
+    pub fn parse(s: &str) -> Option<Status> {
+        Some(match s {
+            "pending" => Status::Pending,
+            "granted" => Status::Granted,
+            "denied" => Status::Denied,
+            "timed_out" => Status::TimedOut,
+            "used" => Status::Used,
+            _ => return None,
+        })
+    }
+
+    /// Whether the request can still change (pending, or granted and not yet used).
+    pub fn is_open(self) -> bool {
+        matches!(self, Status::Pending | Status::Granted)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One approver's decision.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vote {
+    /// The approver: a principal of the charter.
+    pub approver: String,
+    /// Their reason, if they gave one.
+    pub reason: Option<String>,
+    /// How they decided: `api` (CLI or API) or `link` (a signed webhook link).
+    pub channel: String,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+/// What the gateway knows when it asks for approval.
+#[derive(Clone, Debug)]
+pub struct NewApproval {
+    /// The request id (UUID v7).
+    pub id: String,
+    /// The action attempt that raised it.
+    pub action: String,
+    /// Session, agent, on-behalf-of principal and task.
+    pub session: String,
+    /// The agent.
+    pub agent: String,
+    /// The principal the agent acts for.
+    pub principal: String,
+    /// The session's task.
+    pub task: String,
+    /// `server.tool`.
+    pub tool: String,
+    /// The arguments as decided (canonical, paths resolved).
+    pub arguments: Value,
+    /// The decision's reason label (`rule`, `default_posture`, `scope_exceeded`, ...).
+    pub reason: String,
+    /// Why it needs approval, in a sentence.
+    pub why: String,
+    /// The rules that determined the decision.
+    pub rules: Vec<RuleRef>,
+    /// The rule ids an approver needs authority for (`default` for the default posture).
+    pub authority_for: Vec<String>,
+    /// The principals who may approve it.
+    pub approvers: Vec<String>,
+    /// Distinct approvers needed.
+    pub quorum: u32,
+    /// When it was requested.
+    pub requested_at: OffsetDateTime,
+    /// When it times out.
+    pub deadline: OffsetDateTime,
+}
+
+/// An approval request: bound to one exact action, decided by authorised humans, used once.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalRequest {
+    /// Request id (UUID v7).
+    pub id: String,
+    /// Status.
+    pub status: Status,
+    /// The exact action.
+    pub action_hash: ActionHash,
+    /// The attempt that raised the request.
+    pub action: String,
+    /// The session.
+    pub session: String,
+    /// The agent.
+    pub agent: String,
+    /// The principal the agent acts for.
+    pub principal: String,
+    /// The session's task.
+    pub task: String,
+    /// The tool.
+    pub tool: String,
+    /// The arguments, as decided.
+    pub arguments: Value,
+    /// The decision's reason label.
+    pub reason: String,
+    /// Why it needs approval.
+    pub why: String,
+    /// The rules that determined the decision, with their charter locations.
+    pub rules: Vec<RuleRef>,
+    /// The rule ids an approver needs authority for.
+    pub authority_for: Vec<String>,
+    /// The principals who may approve it (computed from the charter when it was requested).
+    pub approvers: Vec<String>,
+    /// Distinct approvers needed.
+    pub quorum: u32,
+    /// When it was requested.
+    #[serde(with = "time::serde::rfc3339")]
+    pub requested_at: OffsetDateTime,
+    /// The deadline.
+    #[serde(with = "time::serde::rfc3339")]
+    pub deadline: OffsetDateTime,
+    /// Approvals so far, one per distinct approver.
+    pub approvals: Vec<Vote>,
+    /// The denial, if denied.
+    pub denial: Option<Vote>,
+    /// When the request was decided (granted, denied or timed out).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub decided_at: Option<OffsetDateTime>,
+    /// When the grant was used, and by which attempt.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub used_at: Option<OffsetDateTime>,
+    /// The attempt the grant released.
+    pub used_by: Option<String>,
+}
+
+impl ApprovalRequest {
+    /// A pending request.
+    pub fn new(n: NewApproval) -> ApprovalRequest {
+        ApprovalRequest {
+            action_hash: ActionHash::of(&n.session, &n.tool, &n.arguments),
+            id: n.id,
+            status: Status::Pending,
+            action: n.action,
+            session: n.session,
+            agent: n.agent,
+            principal: n.principal,
+            task: n.task,
+            tool: n.tool,
+            arguments: n.arguments,
+            reason: n.reason,
+            why: n.why,
+            rules: n.rules,
+            authority_for: n.authority_for,
+            approvers: n.approvers,
+            quorum: n.quorum.max(1),
+            requested_at: n.requested_at,
+            deadline: n.deadline,
+            approvals: Vec::new(),
+            denial: None,
+            decided_at: None,
+            used_at: None,
+            used_by: None,
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! The store against a real SQLite database: requests survive a reopen, and only a written
+//! change takes effect.
+
+use serde_json::json;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use time::{Duration, OffsetDateTime};
+
+use super::*;
+use crate::machine::Approver;
+use crate::request::NewApproval;
+
+fn t0() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
+}
+
+async fn pool(dir: &std::path::Path) -> SqlitePool {
+    let opts = SqliteConnectOptions::new()
+        .filename(dir.join("state.db"))
+        .create_if_missing(true);
+    SqlitePoolOptions::new()
+        .max_connections(2)
+        .connect_with(opts)
+        .await
+        .unwrap()
+}
+
+fn request(id: &str, amount: u32) -> ApprovalRequest {
+    ApprovalRequest::new(NewApproval {
+        id: id.into(),
+        action: format!("act-{id}"),
+        session: "s1".into(),
+        agent: "agent".into(),
+        principal: "alice".into(),
+        task: "t".into(),
+        tool: "bank.pay".into(),
+        arguments: json!({ "amount": amount }),
+        reason: "rule".into(),
+        why: "w".into(),
+        rules: Vec::new(),
+        authority_for: vec!["pay".into()],
+        approvers: vec!["bob".into()],
+        quorum: 1,
+        requested_at: t0(),
+        deadline: t0() + Duration::minutes(10),
+    })
+}
+
+#[tokio::test]
+async fn pending_requests_survive_a_reopen_and_stay_decidable() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ApprovalStore::open(pool(dir.path()).await, t0())
+        .await
+        .unwrap();
+    let a = store.create(request("r1", 1)).await.unwrap();
+    store.create(request("r2", 2)).await.unwrap();
+    // A second open request for the same action is refused.
+    assert!(matches!(
+        store.create(request("r3", 1)).await,
+        Err(StoreError::Duplicate)
+    ));
+    {
+        let mut g = a.lock().await;
+        let mut next = g.clone();
+        let bob = Approver {
+            principal: Some("bob"),
+            has_authority: true,
+            channel: "api",
+        };
+        next.deny(&bob, true, None, t0()).unwrap();
+        store.save(&a, &mut g, next).await.unwrap();
+    }
+    drop(store);
+
+    let store = ApprovalStore::open(pool(dir.path()).await, t0())
+        .await
+        .unwrap();
+    assert_eq!(store.open_count(), 1);
+    let r1 = store.get("r1").await.unwrap().unwrap();
+    assert_eq!(r1.status, Status::Denied);
+    let hash = ActionHash::of("s1", "bank.pay", &json!({ "amount": 2 }));
+    let e = store.by_hash(&hash).unwrap();
+    assert_eq!(e.id(), "r2");
+    let mut rx = e.subscribe();
+    {
+        let mut g = e.lock().await;
+        let mut next = g.clone();
+        let bob = Approver {
+            principal: Some("bob"),
+            has_authority: true,
+            channel: "api",
+        };
+        next.approve(&bob, true, None, t0()).unwrap();
+        store.save(&e, &mut g, next).await.unwrap();
+    }
+    rx.changed().await.unwrap();
+    assert_eq!(*rx.borrow(), Status::Granted);
+    let listed = store.list(Some(Status::Granted), 10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(store.list(None, 10).await.unwrap().len(), 2);
+    // Past the deadline both are due.
+    assert_eq!(store.due(t0() + Duration::minutes(10)).len(), 2);
+    assert!(store.due(t0()).is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_write_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool(dir.path()).await;
+    let store = ApprovalStore::open(pool.clone(), t0()).await.unwrap();
+    let e = store.create(request("r1", 1)).await.unwrap();
+    sqlx::query("DROP TABLE approvals")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut g = e.lock().await;
+    let mut next = g.clone();
+    let bob = Approver {
+        principal: Some("bob"),
+        has_authority: true,
+        channel: "api",
+    };
+    next.approve(&bob, true, None, t0()).unwrap();
+    assert!(store.save(&e, &mut g, next).await.is_err());
+    assert_eq!(g.status, Status::Pending);
+    assert_eq!(e.status(), Status::Pending);
+}
