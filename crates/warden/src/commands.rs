@@ -1,5 +1,6 @@
 //! One module per subcommand; each exposes `execute(&Args) -> ExitCode`.
 
+pub mod approvals;
 pub mod audit;
 pub mod check;
 pub mod connect;

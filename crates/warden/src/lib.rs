@@ -2,7 +2,8 @@
 //! [`commands`] and returns its exit code.
 //!
 //! Exit codes: 0 success, 1 `check --deny-warnings` found warnings (and start-up failures of
-//! `serve`/`up` other than the charter), 2 a command line clap cannot parse, 3 `audit verify`
+//! `serve`/`up` other than the charter, and an `approvals approve|deny` that failed or was
+//! refused), 2 a command line clap cannot parse, 3 `audit verify`
 //! found a broken chain, 64 (`EX_USAGE`) invalid input (a charter that does not compile or
 //! cannot be read, bad argument values, no ledger), 74 (`EX_IOERR`) the ledger cannot be read.
 
@@ -42,6 +43,8 @@ pub enum Command {
     Up(commands::up::UpArgs),
     /// Open, list and revoke sessions (through the operator plane).
     Session(commands::session::SessionArgs),
+    /// List, show, approve and deny human approval requests (through the operator plane).
+    Approvals(commands::approvals::ApprovalsArgs),
     /// Operator credentials.
     Operator(commands::operator::OperatorArgs),
     /// A stdio bridge to the gateway's MCP endpoint, for stdio-only MCP clients.
@@ -58,6 +61,7 @@ pub fn run() -> ExitCode {
         Command::Serve(args) => commands::serve::execute(&args),
         Command::Up(args) => commands::up::execute(&args),
         Command::Session(args) => commands::session::execute(&args),
+        Command::Approvals(args) => commands::approvals::execute(&args),
         Command::Operator(args) => commands::operator::execute(&args),
         Command::Connect(args) => commands::connect::execute(&args),
     }

@@ -1,0 +1,684 @@
+//! `warden approvals list|show|approve|deny`: human approval requests, through the operator
+//! plane.
+//!
+//! The client ([`OperatorClient`]) is the one `warden session` uses. `list` and `show` fail
+//! like `session` does (64, `EX_USAGE`); a refused `approve` or `deny` exits 1, so a script can
+//! tell "the gateway said no" (already decided, expired, not an approver...) apart from success.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand, ValueEnum};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::EXIT_USAGE;
+use crate::commands::session::OperatorClient;
+
+/// `warden approvals …`.
+#[derive(Debug, Args)]
+pub struct ApprovalsArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ApprovalsCommand,
+    /// The operator plane.
+    #[command(flatten)]
+    pub client: OperatorClient,
+}
+
+/// Approval commands.
+#[derive(Debug, Subcommand)]
+pub enum ApprovalsCommand {
+    /// List approval requests, newest first (pending ones unless told otherwise).
+    List {
+        /// Only requests with this status.
+        #[arg(long, value_enum, default_value_t = StatusFilter::Pending)]
+        status: StatusFilter,
+        /// Every request, whatever its status (same as `--status all`).
+        #[arg(long, conflicts_with = "status")]
+        all: bool,
+        /// Print the operator plane's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one request: the action, who asked, why it needs approval, and the votes so far.
+    Show {
+        /// The request id.
+        id: String,
+        /// Print the operator plane's JSON instead of the text block.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a request (one vote; the action is released once the quorum is met).
+    Approve {
+        /// The request id.
+        id: String,
+        /// Why, kept with the vote and in the ledger.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Deny a request; the action is refused.
+    Deny {
+        /// The request id.
+        id: String,
+        /// Why, kept with the denial and in the ledger.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+/// Which requests `list` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusFilter {
+    /// Waiting for approvers.
+    Pending,
+    /// Granted and not yet used.
+    Granted,
+    /// Denied by an approver.
+    Denied,
+    /// The deadline passed.
+    #[value(name = "timed_out")]
+    TimedOut,
+    /// A grant released its action.
+    Used,
+    /// Every status.
+    All,
+}
+
+impl StatusFilter {
+    /// The name the operator plane takes in `?status=`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusFilter::Pending => "pending",
+            StatusFilter::Granted => "granted",
+            StatusFilter::Denied => "denied",
+            StatusFilter::TimedOut => "timed_out",
+            StatusFilter::Used => "used",
+            StatusFilter::All => "all",
+        }
+    }
+}
+
+/// Runs `warden approvals …`.
+pub fn execute(args: &ApprovalsArgs) -> ExitCode {
+    let client = args.client.clone();
+    crate::runtime(async move {
+        let (result, failure) = match &args.command {
+            ApprovalsCommand::List { status, all, json } => {
+                let filter = if *all { StatusFilter::All } else { *status };
+                let path = format!("/v1/approvals?status={}", filter.as_str());
+                let result = client
+                    .call(reqwest::Method::GET, &path, None)
+                    .await
+                    .and_then(|v| {
+                        if *json {
+                            Ok(format!("{v:#}\n"))
+                        } else {
+                            render_list(&v, filter)
+                        }
+                    });
+                (result, ExitCode::from(EXIT_USAGE))
+            }
+            ApprovalsCommand::Show { id, json } => {
+                let path = format!("/v1/approvals/{}", encode_segment(id));
+                let result = client
+                    .call(reqwest::Method::GET, &path, None)
+                    .await
+                    .and_then(|v| {
+                        if *json {
+                            Ok(format!("{v:#}\n"))
+                        } else {
+                            render_show(&v, OffsetDateTime::now_utc())
+                        }
+                    });
+                (result, ExitCode::from(EXIT_USAGE))
+            }
+            ApprovalsCommand::Approve { id, reason } => (
+                decide(&client, id, "approve", reason).await,
+                ExitCode::FAILURE,
+            ),
+            ApprovalsCommand::Deny { id, reason } => {
+                (decide(&client, id, "deny", reason).await, ExitCode::FAILURE)
+            }
+        };
+        match result {
+            Ok(out) => {
+                // A closed stdout (`| head`) is not worth a failure.
+                let _ = std::io::stdout().lock().write_all(out.as_bytes());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                failure
+            }
+        }
+    })
+}
+
+/// Sends one vote (`approve` or `deny`) and describes the outcome.
+async fn decide(
+    client: &OperatorClient,
+    id: &str,
+    verb: &str,
+    reason: &Option<String>,
+) -> Result<String, String> {
+    let body = match reason {
+        Some(r) => json!({ "reason": r }),
+        None => json!({}),
+    };
+    let path = format!("/v1/approvals/{}/{verb}", encode_segment(id));
+    let answer = client
+        .call(reqwest::Method::POST, &path, Some(body))
+        .await?;
+    Ok(render_outcome(id, &answer))
+}
+
+/// One approval request as the operator plane returns it. Fields the CLI does not print are
+/// left out; missing ones default, so a newer gateway does not break an older CLI.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct View {
+    id: String,
+    status: String,
+    action_hash: String,
+    session: String,
+    agent: String,
+    principal: String,
+    task: String,
+    tool: String,
+    arguments: Value,
+    reason: String,
+    why: String,
+    rules: Vec<RuleView>,
+    approvers: Vec<String>,
+    quorum: u32,
+    requested_at: String,
+    deadline: String,
+    approvals: Vec<VoteView>,
+    denial: Option<VoteView>,
+    decided_at: Option<String>,
+    used_at: Option<String>,
+    used_by: Option<String>,
+    model_turns: Vec<Value>,
+}
+
+/// A rule that determined the decision.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RuleView {
+    id: String,
+    tier: String,
+    location: LocationView,
+}
+
+/// Where a rule is in the charter.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct LocationView {
+    file: String,
+    line: u32,
+    column: u32,
+}
+
+/// One approver's vote.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct VoteView {
+    approver: String,
+    reason: Option<String>,
+    channel: String,
+    at: String,
+}
+
+fn parse_view(v: &Value) -> Result<View, String> {
+    View::deserialize(v)
+        .map_err(|e| format!("the operator plane sent an approval this CLI cannot read: {e}"))
+}
+
+/// The `list` table: a header, then one line per request.
+fn render_list(answer: &Value, filter: StatusFilter) -> Result<String, String> {
+    let views = answer
+        .get("approvals")
+        .and_then(Value::as_array)
+        .ok_or_else(|| format!("the operator plane sent no `approvals` list: {answer}"))?
+        .iter()
+        .map(parse_view)
+        .collect::<Result<Vec<_>, _>>()?;
+    if views.is_empty() {
+        return Ok(match filter {
+            StatusFilter::All => "no approval requests\n".to_owned(),
+            f => format!("no {} approval requests\n", f.as_str()),
+        });
+    }
+    let header = ["id", "tool", "on behalf of", "votes", "deadline", "status"].map(str::to_owned);
+    let rows: Vec<[String; 6]> = views
+        .iter()
+        .map(|v| {
+            [
+                v.id.clone(),
+                v.tool.clone(),
+                v.principal.clone(),
+                format!("{}/{}", v.approvals.len(), v.quorum),
+                v.deadline.clone(),
+                v.status.clone(),
+            ]
+        })
+        .collect();
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(&rows) {
+        let mut line = String::new();
+        for (cell, w) in row.iter().zip(widths) {
+            let _ = write!(line, "{cell:<w$}  ");
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// Width of the label column in `show`.
+const LABEL: usize = 14;
+
+/// The `show` block: what a human approver needs to decide.
+fn render_show(answer: &Value, now: OffsetDateTime) -> Result<String, String> {
+    let v = parse_view(answer)?;
+    let mut out = String::new();
+    let mut field = |label: &str, value: &str| {
+        let mut lines = value.lines();
+        let first = lines.next().unwrap_or_default();
+        let _ = writeln!(out, "{label:<LABEL$}{first}");
+        for more in lines {
+            let _ = writeln!(out, "{:LABEL$}{more}", "");
+        }
+    };
+    field("approval", &v.id);
+    field("status", &v.status);
+    field("tool", &v.tool);
+    field(
+        "arguments",
+        &serde_json::to_string_pretty(&v.arguments).unwrap_or_else(|_| v.arguments.to_string()),
+    );
+    field("agent", &v.agent);
+    field("on behalf of", &v.principal);
+    field("task", &v.task);
+    field("session", &v.session);
+    field("why", &v.why);
+    field("reason", &v.reason);
+    let rules = if v.rules.is_empty() {
+        "(none)".to_owned()
+    } else {
+        v.rules
+            .iter()
+            .map(|r| {
+                let l = &r.location;
+                format!(
+                    "{} ({}) at {}:{}:{}",
+                    r.id, r.tier, l.file, l.line, l.column
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    field("rules", &rules);
+    field("requested at", &v.requested_at);
+    field(
+        "deadline",
+        &match remaining(&v.deadline, now) {
+            Some(rel) => format!("{} ({rel})", v.deadline),
+            None => v.deadline.clone(),
+        },
+    );
+    field(
+        "quorum",
+        &format!("{} of {} approvals", v.approvals.len(), v.quorum),
+    );
+    let approvals = if v.approvals.is_empty() {
+        "(none yet)".to_owned()
+    } else {
+        v.approvals
+            .iter()
+            .map(vote_line)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    field("approvals", &approvals);
+    field(
+        "may approve",
+        &if v.approvers.is_empty() {
+            "(nobody: no principal has authority)".to_owned()
+        } else {
+            v.approvers.join(", ")
+        },
+    );
+    if let Some(d) = &v.denial {
+        field("denied by", &vote_line(d));
+    }
+    if let Some(at) = &v.decided_at {
+        field("decided at", at);
+    }
+    if let Some(at) = &v.used_at {
+        let by = v.used_by.as_deref().unwrap_or("?");
+        field("used at", &format!("{at} by {by}"));
+    }
+    field("action hash", &v.action_hash);
+    if v.model_turns.is_empty() {
+        out.push_str("model turns: none recorded\n");
+    } else {
+        out.push_str("model turns:\n");
+        for turn in &v.model_turns {
+            let _ = writeln!(out, "  {}", turn_line(turn));
+        }
+    }
+    Ok(out)
+}
+
+/// `bob at 2025-01-01T00:00:00Z via api: "reason"`.
+fn vote_line(vote: &VoteView) -> String {
+    let mut line = format!("{} at {} via {}", vote.approver, vote.at, vote.channel);
+    if let Some(r) = &vote.reason {
+        let _ = write!(line, ": {}", Value::from(r.as_str()));
+    }
+    line
+}
+
+/// A model turn as one JSON line: its role and text when it has them, else the whole turn.
+fn turn_line(turn: &Value) -> String {
+    let mut short = serde_json::Map::new();
+    for key in ["role", "text"] {
+        if let Some(x) = turn.get(key) {
+            short.insert(key.to_owned(), x.clone());
+        }
+    }
+    if short.is_empty() {
+        turn.to_string()
+    } else {
+        Value::Object(short).to_string()
+    }
+}
+
+/// How long until an RFC 3339 deadline (`in 4m 10s`), or `passed`; `None` if it does not parse.
+fn remaining(deadline: &str, now: OffsetDateTime) -> Option<String> {
+    let at = OffsetDateTime::parse(deadline, &Rfc3339).ok()?;
+    let left = at - now;
+    if left.is_negative() || left.is_zero() {
+        return Some("passed".to_owned());
+    }
+    let s = left.whole_seconds();
+    Some(match s {
+        0..60 => format!("in {s}s"),
+        60..3600 => format!("in {}m {}s", s / 60, s % 60),
+        _ => format!("in {}h {}m", s / 3600, (s % 3600) / 60),
+    })
+}
+
+/// The line `approve` or `deny` prints for a 200 answer.
+fn render_outcome(id: &str, answer: &Value) -> String {
+    let outcome = answer
+        .get("outcome")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let approval = answer.get("approval");
+    let votes = approval
+        .and_then(|a| a.get("approvals"))
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    let quorum = approval
+        .and_then(|a| a.get("quorum"))
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    match outcome {
+        "granted" => format!("approved {id}: granted — the action is released\n"),
+        "counted" => format!("approved {id}: {votes} of {quorum} approvals recorded\n"),
+        "denied" => format!("denied {id}\n"),
+        other => format!("{id}: {other}\n"),
+    }
+}
+
+/// Percent-encodes a path segment (ids are UUIDs, but a typo must not change the route).
+fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        reason = "tests"
+    )]
+
+    use clap::Parser;
+    use serde_json::json;
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::{Cli, Command};
+
+    fn sample() -> Value {
+        json!({
+            "id": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+            "status": "pending",
+            "action_hash": "blake3:abc123",
+            "action": "act-1",
+            "session": "sess-1",
+            "agent": "claude-code",
+            "principal": "alice",
+            "task": "tidy the reports folder",
+            "tool": "files.delete",
+            "arguments": { "path": "/reports/q3.pdf", "recursive": false },
+            "reason": "rule",
+            "why": "rule `deletes-need-approval` requires approval",
+            "rules": [{
+                "id": "deletes-need-approval",
+                "tier": "approval",
+                "location": { "file": "charter.yaml", "line": 12, "column": 5 }
+            }],
+            "authority_for": ["deletes-need-approval"],
+            "approvers": ["bob", "carol"],
+            "quorum": 2,
+            "requested_at": "2025-06-01T10:00:00Z",
+            "deadline": "2025-06-01T10:15:00Z",
+            "approvals": [{
+                "approver": "bob",
+                "reason": "looks fine",
+                "channel": "api",
+                "at": "2025-06-01T10:02:00Z"
+            }],
+            "denial": null,
+            "decided_at": null,
+            "used_at": null,
+            "used_by": null,
+            "model_turns": []
+        })
+    }
+
+    #[test]
+    fn list_renders_a_table_with_votes_and_a_header() {
+        let mut other = sample();
+        other["id"] = json!("short");
+        other["tool"] = json!("mail.send");
+        other["approvals"] = json!([]);
+        other["quorum"] = json!(1);
+        other["status"] = json!("granted");
+        let table = render_list(
+            &json!({ "approvals": [sample(), other] }),
+            StatusFilter::All,
+        )
+        .unwrap();
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 3, "{table}");
+        assert!(lines[0].starts_with("id "), "{table}");
+        for col in ["tool", "on behalf of", "votes", "deadline", "status"] {
+            assert!(lines[0].contains(col), "{table}");
+        }
+        assert!(lines[1].contains("files.delete"));
+        assert!(lines[1].contains("alice"));
+        assert!(lines[1].contains("1/2"));
+        assert!(lines[1].contains("2025-06-01T10:15:00Z"));
+        assert!(lines[1].ends_with("pending"));
+        assert!(lines[2].contains("0/1"));
+        assert!(lines[2].ends_with("granted"));
+        // Columns line up: every line has `tool` values at the same offset.
+        let at = lines[0].find("tool").unwrap();
+        assert_eq!(lines[1].find("files.delete"), Some(at));
+        assert_eq!(lines[2].find("mail.send"), Some(at));
+    }
+
+    #[test]
+    fn an_empty_list_says_so() {
+        let empty = json!({ "approvals": [] });
+        assert_eq!(
+            render_list(&empty, StatusFilter::Pending).unwrap(),
+            "no pending approval requests\n"
+        );
+        assert_eq!(
+            render_list(&empty, StatusFilter::All).unwrap(),
+            "no approval requests\n"
+        );
+        assert!(render_list(&json!({}), StatusFilter::Pending).is_err());
+    }
+
+    #[test]
+    fn show_renders_what_an_approver_needs() {
+        let text = render_show(&sample(), datetime!(2025-06-01 10:10:30 UTC)).unwrap();
+        for expected in [
+            "approval      0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b\n",
+            "status        pending\n",
+            "tool          files.delete\n",
+            "arguments     {\n",
+            "                \"path\": \"/reports/q3.pdf\",\n",
+            "agent         claude-code\n",
+            "on behalf of  alice\n",
+            "task          tidy the reports folder\n",
+            "why           rule `deletes-need-approval` requires approval\n",
+            "reason        rule\n",
+            "rules         deletes-need-approval (approval) at charter.yaml:12:5\n",
+            "requested at  2025-06-01T10:00:00Z\n",
+            "deadline      2025-06-01T10:15:00Z (in 4m 30s)\n",
+            "quorum        1 of 2 approvals\n",
+            "approvals     bob at 2025-06-01T10:02:00Z via api: \"looks fine\"\n",
+            "may approve   bob, carol\n",
+            "action hash   blake3:abc123\n",
+            "model turns: none recorded\n",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+        }
+        assert!(!text.contains("denied by"));
+    }
+
+    #[test]
+    fn show_prints_decisions_and_model_turns() {
+        let mut v = sample();
+        v["status"] = json!("denied");
+        v["approvals"] = json!([]);
+        v["denial"] = json!({ "approver": "carol", "reason": null, "channel": "link", "at": "2025-06-01T10:03:00Z" });
+        v["decided_at"] = json!("2025-06-01T10:03:00Z");
+        v["model_turns"] = json!([
+            { "role": "user", "text": "clean up q3", "tokens": 4 },
+            { "kind": "tool_result" }
+        ]);
+        let text = render_show(&v, datetime!(2025-06-01 11:00 UTC)).unwrap();
+        assert!(
+            text.contains("deadline      2025-06-01T10:15:00Z (passed)\n"),
+            "{text}"
+        );
+        assert!(text.contains("approvals     (none yet)\n"), "{text}");
+        assert!(
+            text.contains("denied by     carol at 2025-06-01T10:03:00Z via link\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("decided at    2025-06-01T10:03:00Z\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("model turns:\n  {\"role\":\"user\",\"text\":\"clean up q3\"}\n"),
+            "{text}"
+        );
+        assert!(text.contains("  {\"kind\":\"tool_result\"}\n"), "{text}");
+    }
+
+    #[test]
+    fn outcomes_read_as_sentences() {
+        let id = "a1";
+        assert_eq!(
+            render_outcome(id, &json!({ "outcome": "granted", "approval": sample() })),
+            "approved a1: granted — the action is released\n"
+        );
+        assert_eq!(
+            render_outcome(id, &json!({ "outcome": "counted", "approval": sample() })),
+            "approved a1: 1 of 2 approvals recorded\n"
+        );
+        assert_eq!(
+            render_outcome(id, &json!({ "outcome": "denied", "approval": sample() })),
+            "denied a1\n"
+        );
+    }
+
+    #[test]
+    fn ids_cannot_change_the_route() {
+        assert_eq!(encode_segment("0190-ab_c.d~"), "0190-ab_c.d~");
+        assert_eq!(encode_segment("../x?y"), "..%2Fx%3Fy");
+    }
+
+    #[test]
+    fn the_command_line_parses() {
+        let cli =
+            Cli::try_parse_from(["warden", "approvals", "list", "--status", "timed_out"]).unwrap();
+        let Command::Approvals(a) = cli.command else {
+            panic!("parsed as another command")
+        };
+        assert!(matches!(
+            a.command,
+            ApprovalsCommand::List {
+                status: StatusFilter::TimedOut,
+                all: false,
+                json: false
+            }
+        ));
+        assert!(
+            Cli::try_parse_from(["warden", "approvals", "list", "--all", "--status", "used"])
+                .is_err()
+        );
+        let cli = Cli::try_parse_from([
+            "warden",
+            "approvals",
+            "approve",
+            "a1",
+            "--reason",
+            "ok",
+            "--token",
+            "t",
+        ])
+        .unwrap();
+        let Command::Approvals(a) = cli.command else {
+            panic!("parsed as another command")
+        };
+        assert_eq!(a.client.token.as_deref(), Some("t"));
+        assert!(matches!(
+            a.command,
+            ApprovalsCommand::Approve {
+                reason: Some(_),
+                ..
+            }
+        ));
+    }
+}
