@@ -1,0 +1,520 @@
+//! The outbound approval webhook: for each new approval request, one signed POST that names
+//! the request and carries an approve and a deny link for every approver.
+//!
+//! [`Notifier::notify`] never blocks the decision path: it puts the request on a bounded queue
+//! (1024) that one worker task drains, delivering one notification at a time with a few
+//! attempts and a doubling backoff. Every notification ends in exactly one
+//! `approval_notified` ledger record, `delivered`, `failed` or `dropped` (queue full, or the
+//! gateway shut down first); the record never holds the signing secret, a signature or the
+//! webhook URL (a Slack webhook URL is itself a credential).
+//!
+//! Each POST carries `Content-Type: application/json`, `X-Warden-Event: approval.requested`
+//! and `X-Warden-Signature: t=<unix>,v1=<base64url>` ([`Signer::sign_body`]) over the exact
+//! body bytes, re-signed on every attempt. Links are minted here by [`links`]; the operator
+//! plane verifies them.
+//!
+//! Two body formats ([`WebhookFormat`]): warden's JSON (`type`, `approval`, `links`,
+//! `expires_at`), and a Slack incoming-webhook body (`text` + `blocks`).
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use time::format_description::well_known::Rfc3339;
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use warden_approval::{ApprovalRequest, LinkAction, Signer};
+use warden_audit::{Ledger, NewRecord, RecordKind};
+use warden_core::Clock;
+
+/// How many notifications may wait for the worker; past that, new ones are dropped (and
+/// recorded as dropped).
+pub const QUEUE_CAPACITY: usize = 1024;
+/// Default time limit of one delivery attempt.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default number of delivery attempts.
+pub const DEFAULT_ATTEMPTS: u32 = 3;
+/// The event name, in the body (`type`) and the `X-Warden-Event` header.
+pub const EVENT: &str = "approval.requested";
+/// The signature header.
+pub const SIGNATURE_HEADER: &str = "X-Warden-Signature";
+/// The event header.
+pub const EVENT_HEADER: &str = "X-Warden-Event";
+
+/// Time limit for connecting to the receiver.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The wait before the second attempt; it doubles before each further one.
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+/// The longest wait between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// How long the worker waits for the ledger to take an `approval_notified` record.
+const LEDGER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The arguments are cut to about this many characters in a Slack message.
+const SLACK_ARGUMENTS_CHARS: usize = 500;
+/// The reason is cut to about this many characters in a Slack message.
+const SLACK_WHY_CHARS: usize = 500;
+/// At most this many approvers get link lines in a Slack message (Slack allows 50 blocks).
+const SLACK_MAX_APPROVER_BLOCKS: usize = 45;
+
+/// The body a webhook receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookFormat {
+    /// Warden's JSON: `{"type", "approval", "links", "expires_at"}`.
+    Json,
+    /// A Slack incoming-webhook body: `{"text", "blocks"}`, links in mrkdwn.
+    Slack,
+}
+
+impl WebhookFormat {
+    /// `json` or `slack`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookFormat::Json => "json",
+            WebhookFormat::Slack => "slack",
+        }
+    }
+
+    /// Parses `json` or `slack`.
+    pub fn parse(s: &str) -> Option<WebhookFormat> {
+        match s {
+            "json" => Some(WebhookFormat::Json),
+            "slack" => Some(WebhookFormat::Slack),
+            _ => None,
+        }
+    }
+}
+
+/// Where and how new approval requests are announced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookConfig {
+    /// The receiver (http or https). Redirects are not followed.
+    pub url: url::Url,
+    /// The body format.
+    pub format: WebhookFormat,
+    /// The operator plane's base URL as approvers reach it, used in links (a trailing slash
+    /// is ignored).
+    pub public_url: String,
+    /// Time limit of one attempt, connection included ([`DEFAULT_TIMEOUT`]).
+    pub timeout: Duration,
+    /// Attempts before giving up, at least one ([`DEFAULT_ATTEMPTS`]).
+    pub attempts: u32,
+}
+
+impl WebhookConfig {
+    /// A configuration with the default timeout and attempts.
+    pub fn new(url: url::Url, format: WebhookFormat, public_url: String) -> WebhookConfig {
+        WebhookConfig {
+            url,
+            format,
+            public_url,
+            timeout: DEFAULT_TIMEOUT,
+            attempts: DEFAULT_ATTEMPTS,
+        }
+    }
+}
+
+/// The links one approver may use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApproverLinks {
+    /// The approver (a charter principal) the links were minted for.
+    pub approver: String,
+    /// Approves the request as this approver.
+    pub approve: String,
+    /// Denies the request as this approver.
+    pub deny: String,
+}
+
+/// The webhook could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the approval webhook's HTTP client")]
+pub struct WebhookError(#[source] reqwest::Error);
+
+/// A handle on the webhook worker: cheap to clone. When every handle is dropped, the worker
+/// delivers what is queued and stops.
+#[derive(Debug, Clone)]
+pub struct Notifier {
+    tx: mpsc::Sender<Box<ApprovalRequest>>,
+    ledger: Ledger,
+    tasks: TaskTracker,
+}
+
+impl Notifier {
+    /// Starts the worker on `tasks`. It stops when `cancel` fires: the delivery under way is
+    /// abandoned (recorded as failed) and the queued ones are recorded as dropped.
+    ///
+    /// Fails only if the HTTP client cannot be built (no TLS roots, for instance).
+    pub fn start(
+        config: WebhookConfig,
+        signer: Signer,
+        ledger: Ledger,
+        clock: Arc<dyn Clock>,
+        tasks: &TaskTracker,
+        cancel: CancellationToken,
+    ) -> Result<Notifier, WebhookError> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(WebhookError)?;
+        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let worker = Worker {
+            config,
+            signer,
+            ledger: ledger.clone(),
+            clock,
+            client,
+            cancel,
+        };
+        tasks.spawn(worker.run(rx));
+        Ok(Notifier {
+            tx,
+            ledger,
+            tasks: tasks.clone(),
+        })
+    }
+
+    /// Queues a notification for a new request. Never blocks: when the queue is full (or the
+    /// worker has stopped), logs a warning and records `approval_notified` with status
+    /// `dropped`.
+    pub fn notify(&self, request: &ApprovalRequest) {
+        let error = match self.tx.try_send(Box::new(request.clone())) {
+            Ok(()) => return,
+            Err(TrySendError::Full(_)) => {
+                tracing::warn!(
+                    approval = %request.id,
+                    "The approval webhook queue is full; the notification is dropped."
+                );
+                "the notification queue is full"
+            }
+            Err(TrySendError::Closed(_)) => {
+                tracing::warn!(
+                    approval = %request.id,
+                    "The approval webhook has stopped; the notification is dropped."
+                );
+                "the notifier has stopped"
+            }
+        };
+        let outcome = Outcome::dropped(error);
+        let ledger = self.ledger.clone();
+        let session = request.session.clone();
+        let id = request.id.clone();
+        self.tasks.spawn(async move {
+            record(&ledger, session, &id, &outcome).await;
+        });
+    }
+}
+
+/// The approve and deny links of every approver of `request`, under `public_url` (the
+/// operator plane as approvers reach it):
+/// `{public_url}/v1/approvals/{id}/link/{approve|deny}?approver=…&expires=…&sig=…`, where
+/// `expires` is the request's deadline (unix seconds) and `sig` is
+/// [`Signer::sign_link`] over the action, the request id, the approver and `expires`.
+pub fn links(signer: &Signer, public_url: &str, request: &ApprovalRequest) -> Vec<ApproverLinks> {
+    let base = public_url.trim_end_matches('/');
+    let expires = request.deadline.unix_timestamp();
+    let link = |action: LinkAction, approver: &str| {
+        let sig = signer.sign_link(action, &request.id, approver, expires);
+        format!(
+            "{base}/v1/approvals/{}/link/{}?approver={}&expires={expires}&sig={}",
+            encode(&request.id),
+            action.as_str(),
+            encode(approver),
+            encode(&sig),
+        )
+    };
+    request
+        .approvers
+        .iter()
+        .map(|approver| ApproverLinks {
+            approver: approver.clone(),
+            approve: link(LinkAction::Approve, approver),
+            deny: link(LinkAction::Deny, approver),
+        })
+        .collect()
+}
+
+/// The body of the notification for `request`, in `format`.
+pub fn payload(
+    format: WebhookFormat,
+    signer: &Signer,
+    public_url: &str,
+    request: &ApprovalRequest,
+) -> Value {
+    let links = links(signer, public_url, request);
+    match format {
+        WebhookFormat::Json => json!({
+            "type": EVENT,
+            "approval": request,
+            "links": links,
+            "expires_at": rfc3339(request.deadline),
+        }),
+        WebhookFormat::Slack => slack(request, &links),
+    }
+}
+
+fn slack(request: &ApprovalRequest, links: &[ApproverLinks]) -> Value {
+    let arguments = serde_json::to_string(&request.arguments).unwrap_or_default();
+    let text = format!(
+        "*Approval needed*: agent `{agent}` (on behalf of `{principal}`) wants to call `{tool}` \
+         with `{arguments}`.\n*Why:* {why}\n*Deadline:* {deadline}\n*Quorum:* {quorum} of {approvers}\n\
+         Request `{id}`",
+        agent = mrkdwn(&request.agent),
+        principal = mrkdwn(&request.principal),
+        tool = mrkdwn(&request.tool),
+        arguments = mrkdwn(&truncate(&arguments, SLACK_ARGUMENTS_CHARS)).replace('`', "'"),
+        why = mrkdwn(&truncate(&request.why, SLACK_WHY_CHARS)),
+        deadline = rfc3339(request.deadline),
+        quorum = request.quorum,
+        approvers = mrkdwn(&request.approvers.join(", ")),
+        id = mrkdwn(&request.id),
+    );
+    let mut blocks = vec![json!({
+        "type": "section",
+        "text": { "type": "mrkdwn", "text": text },
+    })];
+    for l in links.iter().take(SLACK_MAX_APPROVER_BLOCKS) {
+        let who = mrkdwn(&l.approver);
+        blocks.push(json!({
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
+                "text": format!("<{}|Approve as {who}>  ·  <{}|Deny as {who}>", l.approve, l.deny),
+            },
+        }));
+    }
+    if let Some(more) = links.len().checked_sub(SLACK_MAX_APPROVER_BLOCKS)
+        && more > 0
+    {
+        blocks.push(json!({
+            "type": "context",
+            "elements": [{
+                "type": "mrkdwn",
+                "text": format!("{more} more approvers: decide through the operator API."),
+            }],
+        }));
+    }
+    json!({ "text": text, "blocks": blocks })
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// Escapes the three characters Slack's mrkdwn treats as control characters.
+fn mrkdwn(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// At most `max` characters of `s`, with an ellipsis when cut.
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", s.get(..cut).unwrap_or(s)),
+        None => s.to_owned(),
+    }
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
+}
+
+/// How one notification ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Outcome {
+    status: &'static str,
+    attempts: u32,
+    http_status: Option<u16>,
+    error: Option<String>,
+}
+
+impl Outcome {
+    fn dropped(error: &str) -> Outcome {
+        Outcome {
+            status: "dropped",
+            attempts: 0,
+            http_status: None,
+            error: Some(error.to_owned()),
+        }
+    }
+}
+
+/// Appends the `approval_notified` record; a ledger that cannot take it is logged, not fatal
+/// (the request itself was recorded before it was announced).
+async fn record(ledger: &Ledger, session: String, approval: &str, outcome: &Outcome) {
+    let payload = json!({
+        "approval": approval,
+        "status": outcome.status,
+        "attempts": outcome.attempts,
+        "http_status": outcome.http_status,
+        "error": outcome.error,
+    });
+    let append = ledger.append(NewRecord {
+        session: Some(session),
+        kind: RecordKind::ApprovalNotified,
+        payload,
+    });
+    match tokio::time::timeout(LEDGER_TIMEOUT, append).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, approval, "The ledger cannot record an approval notification.");
+        }
+        Err(_) => {
+            tracing::error!(
+                approval,
+                "The ledger did not record an approval notification in time."
+            );
+        }
+    }
+}
+
+/// The message of a transport error, without the URL (a Slack webhook URL is a secret).
+fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = if e.is_timeout() {
+        "timed out".to_owned()
+    } else if e.is_connect() {
+        "cannot connect".to_owned()
+    } else {
+        e.to_string()
+    };
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        let _ = write!(text, ": {s}");
+        source = s.source();
+    }
+    text
+}
+
+/// The one task that delivers notifications, in order.
+struct Worker {
+    config: WebhookConfig,
+    signer: Signer,
+    ledger: Ledger,
+    clock: Arc<dyn Clock>,
+    client: reqwest::Client,
+    cancel: CancellationToken,
+}
+
+impl Worker {
+    async fn run(self, mut rx: mpsc::Receiver<Box<ApprovalRequest>>) {
+        loop {
+            let request = tokio::select! {
+                biased;
+                () = self.cancel.cancelled() => break,
+                next = rx.recv() => match next {
+                    Some(request) => request,
+                    // Every handle is gone and the queue is empty.
+                    None => return,
+                },
+            };
+            let outcome = self.deliver(&request).await;
+            record(&self.ledger, request.session, &request.id, &outcome).await;
+        }
+        // Shut down: whatever is still queued will not be sent.
+        rx.close();
+        while let Ok(request) = rx.try_recv() {
+            let outcome = Outcome::dropped("the gateway shut down");
+            record(&self.ledger, request.session, &request.id, &outcome).await;
+        }
+    }
+
+    async fn deliver(&self, request: &ApprovalRequest) -> Outcome {
+        let body = payload(
+            self.config.format,
+            &self.signer,
+            &self.config.public_url,
+            request,
+        );
+        let body = match serde_json::to_vec(&body) {
+            Ok(b) => b,
+            Err(e) => {
+                return Outcome {
+                    status: "failed",
+                    attempts: 0,
+                    http_status: None,
+                    error: Some(format!("cannot encode the body: {e}")),
+                };
+            }
+        };
+        let mut outcome = Outcome {
+            status: "failed",
+            attempts: 0,
+            http_status: None,
+            error: None,
+        };
+        let mut backoff = FIRST_BACKOFF;
+        for attempt in 1..=self.config.attempts.max(1) {
+            if attempt > 1 {
+                tokio::select! {
+                    () = self.cancel.cancelled() => return shut_down(outcome),
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = backoff.saturating_mul(2).min(MAX_BACKOFF);
+            }
+            outcome.attempts = attempt;
+            let signature = self
+                .signer
+                .sign_body(self.clock.now().unix_timestamp(), &body);
+            let send = self
+                .client
+                .post(self.config.url.clone())
+                .timeout(self.config.timeout)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(SIGNATURE_HEADER, signature)
+                .header(EVENT_HEADER, EVENT)
+                .body(body.clone())
+                .send();
+            let result = tokio::select! {
+                () = self.cancel.cancelled() => return shut_down(outcome),
+                r = send => r,
+            };
+            match result {
+                Ok(response) => {
+                    let status = response.status();
+                    outcome.http_status = Some(status.as_u16());
+                    if status.is_success() {
+                        outcome.status = "delivered";
+                        outcome.error = None;
+                        return outcome;
+                    }
+                    outcome.error = Some(format!("the receiver answered {status}"));
+                }
+                Err(e) => {
+                    outcome.http_status = None;
+                    outcome.error = Some(describe(e));
+                }
+            }
+            tracing::warn!(
+                approval = %request.id,
+                attempt,
+                error = outcome.error.as_deref().unwrap_or_default(),
+                "An approval webhook attempt failed."
+            );
+        }
+        outcome
+    }
+}
+
+/// A delivery abandoned because the gateway is shutting down.
+fn shut_down(mut outcome: Outcome) -> Outcome {
+    outcome.status = "failed";
+    outcome.error = Some("the gateway shut down before the notification was delivered".to_owned());
+    outcome
+}
+
+#[cfg(test)]
+mod tests;
