@@ -15,6 +15,10 @@
 //! | shutdown drain deadline | `--shutdown-grace` | `WARDEN_SHUTDOWN_GRACE` | `shutdown_grace` | `10s` |
 //! | upstream call timeout | `--upstream-timeout` | `WARDEN_UPSTREAM_TIMEOUT` | `upstream_timeout` | `60s` |
 //! | ledger size cap | `--ledger-max-bytes` | `WARDEN_LEDGER_MAX_BYTES` | `ledger_max_bytes` | none |
+//! | approval webhook | `--approval-webhook-url` | `WARDEN_APPROVAL_WEBHOOK_URL` | `approval_webhook_url` | none |
+//! | approval webhook body | `--approval-webhook-format` | `WARDEN_APPROVAL_WEBHOOK_FORMAT` | `approval_webhook_format` | `json` (or `slack`) |
+//! | operator plane URL in links | `--public-url` | `WARDEN_PUBLIC_URL` | `public_url` | `http://` + operator plane address |
+//! | progress notification interval | `--approval-progress-interval` | `WARDEN_APPROVAL_PROGRESS_INTERVAL` | `approval_progress_interval` | `10s` |
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -52,6 +56,14 @@ pub struct RawConfig {
     pub upstream_timeout: Option<String>,
     /// Largest ledger file, in bytes; past it every action is refused (fail closed).
     pub ledger_max_bytes: Option<u64>,
+    /// Where to POST a notification for each new approval request.
+    pub approval_webhook_url: Option<String>,
+    /// `json` or `slack`.
+    pub approval_webhook_format: Option<String>,
+    /// The operator plane's URL as approvers reach it (in signed approval links).
+    pub public_url: Option<String>,
+    /// How often a waiting MCP call gets a progress notification (`10s`).
+    pub approval_progress_interval: Option<String>,
 }
 
 /// Where environment variables come from.
@@ -95,6 +107,21 @@ pub struct Config {
     pub upstream_timeout: Duration,
     /// Ledger size cap, if any.
     pub ledger_max_bytes: Option<u64>,
+    /// The approval webhook, if any.
+    pub approval_webhook: Option<Webhook>,
+    /// The operator plane's URL as approvers reach it, without a trailing slash.
+    pub public_url: String,
+    /// Progress notification interval for calls waiting for approval.
+    pub approval_progress_interval: Duration,
+}
+
+/// Where and how new approval requests are announced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    /// The URL (http or https).
+    pub url: url::Url,
+    /// `true` for a Slack-compatible body (`text` + `blocks`), `false` for warden's JSON.
+    pub slack: bool,
 }
 
 /// A configuration problem.
@@ -278,7 +305,74 @@ impl Config {
                 },
             )?),
         };
+        let approval_webhook = match pick(
+            &flags.approval_webhook_url,
+            env.var("WARDEN_APPROVAL_WEBHOOK_URL"),
+            &file.approval_webhook_url,
+        ) {
+            None => None,
+            Some((v, origin)) => {
+                let url = url::Url::parse(&v)
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https"))
+                    .ok_or(ConfigError::Invalid {
+                        setting: "approval_webhook_url",
+                        origin,
+                        value: v,
+                        reason: "an absolute http or https URL".to_owned(),
+                    })?;
+                let slack = match pick(
+                    &flags.approval_webhook_format,
+                    env.var("WARDEN_APPROVAL_WEBHOOK_FORMAT"),
+                    &file.approval_webhook_format,
+                ) {
+                    None => false,
+                    Some((f, _)) if f == "json" => false,
+                    Some((f, _)) if f == "slack" => true,
+                    Some((f, origin)) => {
+                        return Err(ConfigError::Invalid {
+                            setting: "approval_webhook_format",
+                            origin,
+                            value: f,
+                            reason: "`json` or `slack`".to_owned(),
+                        });
+                    }
+                };
+                Some(Webhook { url, slack })
+            }
+        };
+        let public_url = match pick(
+            &flags.public_url,
+            env.var("WARDEN_PUBLIC_URL"),
+            &file.public_url,
+        ) {
+            None => format!("http://{operator_listen}"),
+            Some((v, origin)) => {
+                url::Url::parse(&v)
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https"))
+                    .ok_or(ConfigError::Invalid {
+                        setting: "public_url",
+                        origin,
+                        value: v.clone(),
+                        reason: "an absolute http or https URL".to_owned(),
+                    })?;
+                v.trim_end_matches('/').to_owned()
+            }
+        };
+        let approval_progress_interval = duration(
+            "approval_progress_interval",
+            pick(
+                &flags.approval_progress_interval,
+                env.var("WARDEN_APPROVAL_PROGRESS_INTERVAL"),
+                &file.approval_progress_interval,
+            ),
+            Duration::from_secs(10),
+        )?;
         Ok(Config {
+            approval_webhook,
+            public_url,
+            approval_progress_interval,
             ledger_max_bytes,
             agent_listen,
             operator_listen,

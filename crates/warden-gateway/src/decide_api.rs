@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::governor::{Allowed, Outcome, Via};
+use crate::governor::{Allowed, Outcome, Refusal, Via, Waiting};
 use crate::server::Shared;
 use crate::sessions::Session;
 
@@ -88,7 +88,15 @@ pub struct DecideRequest {
     /// The arguments (an object; default `{}`).
     #[serde(default)]
     pub arguments: Option<Value>,
+    /// For an action that needs approval: how long to wait for the decision (`30s`, at most
+    /// [`MAX_WAIT`]); default `0s`, answer `pending` at once. Send the same action again to
+    /// pick up the decision.
+    #[serde(default)]
+    pub wait: Option<String>,
 }
+
+/// The longest a decide-API call waits for an approval.
+pub const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// `POST /v1/decide`.
 pub async fn decide(
@@ -108,9 +116,27 @@ pub async fn decide(
             "`arguments` must be a JSON object",
         );
     }
+    let max_wait = match req.wait.as_deref() {
+        None | Some("0s" | "0") => std::time::Duration::ZERO,
+        Some(w) => match warden_charter::parse_duration(w) {
+            Some(d) if d <= MAX_WAIT => d,
+            _ => {
+                return api_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    format!("`wait` `{w}` must be a duration such as `30s`, at most 300s"),
+                );
+            }
+        },
+    };
+    let waiting = Waiting {
+        max_wait: Some(max_wait),
+        cancel: None,
+        progress: None,
+    };
     match shared
         .governor
-        .authorize(&session, &req.tool, args, Via::DecideApi)
+        .authorize_waiting(&session, &req.tool, args, Via::DecideApi, waiting)
         .await
     {
         Ok(allowed) => {
@@ -124,14 +150,25 @@ pub async fn decide(
             (StatusCode::OK, Json(body)).into_response()
         }
         Err(refused) => {
+            let pending = refused.refusal == Refusal::ApprovalPending;
+            let approval = refused
+                .approval
+                .as_ref()
+                .map(|a| json!({ "id": a.id, "status": a.status, "deadline": a.deadline }));
             let body = json!({
                 "action": refused.action_id,
-                "verdict": "deny",
+                "verdict": if pending { "ask" } else { "deny" },
                 "refusal": refused.refusal.as_str(),
                 "message": refused.message,
                 "decision": refused.decision,
+                "approval": approval,
             });
-            (StatusCode::OK, Json(body)).into_response()
+            let status = if pending {
+                StatusCode::ACCEPTED
+            } else {
+                StatusCode::OK
+            };
+            (status, Json(body)).into_response()
         }
     }
 }

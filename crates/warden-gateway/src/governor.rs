@@ -2,9 +2,10 @@
 //!
 //! authenticate (done by the caller) → resolve local path arguments → decide → record the
 //! attempt and the decision durably (with `forwarded`, in the same commit, when allowed) →
-//! wait for approval (until the approval workflow lands: the charter's approval timeout, then
-//! deny) → the caller forwards → [`Governor::record_result`] records the outcome and the labels
-//! it carries → the caller answers.
+//! for an action that needs approval: raise a request (or join the open one for the same
+//! action), wait until an authorised human decides or the deadline passes, and on a grant mark
+//! it used and record the forwarding → the caller forwards → [`Governor::record_result`]
+//! records the outcome and the labels it carries → the caller answers.
 //!
 //! Fail closed: if the ledger cannot record the attempt, the action is refused; no code path
 //! turns an error into an allow.
@@ -12,6 +13,8 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use warden_approval::{ActionHash, ApprovalRequest, Entry, NewApproval, Status, StoreError};
 
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -22,6 +25,7 @@ use warden_charter::{CompiledCharter, Transport};
 use warden_core::{Clock, Decision, Verdict};
 use warden_pdp::{Controls as PdpControls, Request, decide, result_labels};
 
+use crate::approvals::{Approvals, ProgressFn, authority_for, fmt_time, view};
 use crate::control::Controls;
 use crate::paths::PathArguments;
 use crate::sessions::{Session, SessionStore};
@@ -64,8 +68,17 @@ pub struct Allowed {
 pub enum Refusal {
     /// The decision denied it.
     Denied,
-    /// It needed approval, and none came before the deadline (or the gateway shut down).
+    /// It needed approval, and none came before the deadline.
     ApprovalTimedOut,
+    /// An approver denied it.
+    ApprovalDenied,
+    /// It needs approval and nobody could give it (no principal with the authority), or the
+    /// request could not be stored.
+    ApprovalUnavailable,
+    /// It still waits for approval: the caller stopped waiting (decide API long-poll), the
+    /// client went away, or the gateway is shutting down. The same call, retried, picks up
+    /// the decision.
+    ApprovalPending,
     /// The session expired.
     SessionExpired,
     /// The ledger could not record the attempt.
@@ -78,6 +91,9 @@ impl Refusal {
         match self {
             Refusal::Denied => "denied",
             Refusal::ApprovalTimedOut => "approval_timed_out",
+            Refusal::ApprovalDenied => "approval_denied",
+            Refusal::ApprovalUnavailable => "approval_unavailable",
+            Refusal::ApprovalPending => "approval_pending",
             Refusal::SessionExpired => "session_expired",
             Refusal::LedgerUnavailable => "ledger_unavailable",
         }
@@ -95,6 +111,45 @@ pub struct Refused {
     pub decision: Option<Decision>,
     /// A sentence for the agent.
     pub message: String,
+    /// The approval request involved, if any.
+    pub approval: Option<PendingApproval>,
+}
+
+/// The approval request an action waits on (or waited on).
+#[derive(Debug, Clone)]
+pub struct PendingApproval {
+    /// The request id.
+    pub id: String,
+    /// Its deadline (RFC 3339).
+    pub deadline: String,
+    /// Its status when the call stopped waiting.
+    pub status: Status,
+}
+
+/// How a caller waits for an approval.
+#[derive(Default)]
+pub struct Waiting<'a> {
+    /// Stop waiting after this long (the request stays open): the decide API's long-poll.
+    pub max_wait: Option<Duration>,
+    /// Cancelled when the client has gone away: stop waiting, and never use a grant for a
+    /// call nobody will receive.
+    pub cancel: Option<tokio_util::sync::CancellationToken>,
+    /// Called every progress interval while waiting.
+    pub progress: Option<&'a ProgressFn>,
+}
+
+/// What the governor does about an action that needs approval.
+enum Plan {
+    /// A grant for this exact action exists: use it.
+    Use(Arc<Entry>),
+    /// A request for this exact action is open: wait on it.
+    Join(Arc<Entry>),
+    /// An approver denied this exact action (before the request's deadline).
+    Denied(String, PendingApproval),
+    /// Nobody could approve it.
+    Unavailable(String),
+    /// Ask: a new request.
+    Create(Box<ApprovalRequest>),
 }
 
 /// How a forwarded action ended.
@@ -119,6 +174,7 @@ pub struct Governor {
     usage: UsageStore,
     sessions: SessionStore,
     controls: Arc<Controls>,
+    approvals: Arc<Approvals>,
     clock: Arc<dyn Clock>,
     paths: PathArguments,
     local_servers: HashSet<String>,
@@ -135,12 +191,17 @@ impl std::fmt::Debug for Governor {
 
 impl Governor {
     /// A governor over the given stores.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the composition root hands every store over once"
+    )]
     pub fn new(
         charter: Arc<CompiledCharter>,
         ledger: Ledger,
         usage: UsageStore,
         sessions: SessionStore,
         controls: Arc<Controls>,
+        approvals: Arc<Approvals>,
         clock: Arc<dyn Clock>,
         shutdown: CancellationToken,
     ) -> Governor {
@@ -158,6 +219,7 @@ impl Governor {
             usage,
             sessions,
             controls,
+            approvals,
             clock,
             local_servers,
             shutdown,
@@ -169,18 +231,37 @@ impl Governor {
         &self.ledger
     }
 
+    /// The approval workflow.
+    pub fn approvals(&self) -> &Arc<Approvals> {
+        &self.approvals
+    }
+
     /// The clock.
     pub fn now(&self) -> OffsetDateTime {
         self.clock.now()
     }
 
-    /// Decides an action, records it, and waits for approval where one is needed.
+    /// Decides an action, records it, and waits for approval where one is needed (until the
+    /// deadline).
     pub async fn authorize(
         &self,
         session: &Arc<Session>,
         tool: &str,
         args: Value,
         via: Via,
+    ) -> Result<Allowed, Refused> {
+        self.authorize_waiting(session, tool, args, via, Waiting::default())
+            .await
+    }
+
+    /// [`authorize`](Self::authorize), waiting for approval as `waiting` says.
+    pub async fn authorize_waiting(
+        &self,
+        session: &Arc<Session>,
+        tool: &str,
+        args: Value,
+        via: Via,
+        waiting: Waiting<'_>,
     ) -> Result<Allowed, Refused> {
         let action_id = Uuid::now_v7().to_string();
         let now = self.clock.now();
@@ -218,6 +299,7 @@ impl Governor {
                 refusal: Refusal::SessionExpired,
                 decision: None,
                 message: "the session has expired; ask the operator for a new one".to_owned(),
+                approval: None,
             });
         }
 
@@ -243,26 +325,55 @@ impl Governor {
                         },
                     )
                 });
-        let decided = json!({ "action": action_id, "decision": decision });
+        let hash = ActionHash::of(&session.id, tool, &decided_args);
+        let plan = match decision.verdict {
+            Verdict::Ask => Some(
+                self.plan_approval(
+                    session,
+                    tool,
+                    &decided_args,
+                    &decision,
+                    &action_id,
+                    &hash,
+                    now,
+                )
+                .await,
+            ),
+            _ => None,
+        };
+        let mut decided = json!({ "action": action_id, "decision": decision });
+        let linked = match &plan {
+            Some(Plan::Use(e) | Plan::Join(e)) => Some(e.id().to_owned()),
+            Some(Plan::Denied(_, p)) => Some(p.id.clone()),
+            Some(Plan::Create(r)) => Some(r.id.clone()),
+            Some(Plan::Unavailable(_)) | None => None,
+        };
+        if let (Some(id), Some(obj)) = (linked, decided.as_object_mut()) {
+            obj.insert("approval".to_owned(), Value::String(id));
+        }
         let mut batch = vec![
             record(RecordKind::ActionAttempted, attempted),
             record(RecordKind::ActionDecided, decided),
         ];
-        match decision.verdict {
-            Verdict::Allow => {
+        match (&decision.verdict, &plan) {
+            (Verdict::Allow, _) => {
                 batch.push(record(
                     RecordKind::ActionForwarded,
                     json!({ "action": action_id, "tool": tool }),
                 ));
             }
-            Verdict::Ask => {
-                let spec = decision.approval.clone();
-                batch.push(record(
-                    RecordKind::ApprovalRequested,
-                    json!({ "action": action_id, "approval": spec, "rules": decision.rules }),
-                ));
+            (_, Some(Plan::Join(e))) => batch.push(record(
+                RecordKind::ApprovalAwaited,
+                json!({ "action": action_id, "approval": e.id() }),
+            )),
+            (_, Some(Plan::Unavailable(why))) => batch.push(record(
+                RecordKind::ApprovalUnavailable,
+                json!({ "action": action_id, "why": why }),
+            )),
+            (_, Some(Plan::Create(req))) => {
+                batch.push(record(RecordKind::ApprovalRequested, view(req)));
             }
-            Verdict::Deny => {}
+            _ => {}
         }
         // INVARIANT: nothing is forwarded unless this commit succeeded.
         if let Err(e) = self.ledger.append_batch(batch).await {
@@ -272,6 +383,7 @@ impl Governor {
                 refusal: Refusal::LedgerUnavailable,
                 decision: Some(decision),
                 message: "the action is refused: the ledger cannot record it".to_owned(),
+                approval: None,
             });
         }
         if let Some(inc) = increment
@@ -279,52 +391,358 @@ impl Governor {
         {
             tracing::warn!(error = %e, "Scope counters could not be written through; they stay counted in memory.");
         }
-        match decision.verdict {
-            Verdict::Allow => Ok(Allowed {
+        let refused =
+            |refusal: Refusal, message: String, approval: Option<PendingApproval>| Refused {
+                action_id: Some(action_id.clone()),
+                refusal,
+                decision: Some(decision.clone()),
+                message,
+                approval,
+            };
+        match (decision.verdict, plan) {
+            (Verdict::Allow, _) => Ok(Allowed {
                 action_id,
                 decision,
                 args: decided_args,
                 started: Instant::now(),
             }),
-            Verdict::Deny => Err(Refused {
+            (Verdict::Deny, _) | (Verdict::Ask, None) => Err(Refused {
                 message: format!("warden refused `{tool}`: {}", decision.summary()),
                 action_id: Some(action_id),
                 refusal: Refusal::Denied,
                 decision: Some(decision),
+                approval: None,
             }),
-            Verdict::Ask => {
-                let timeout = Duration::from_secs(
-                    decision.approval.as_ref().map_or(0, |a| a.timeout_seconds),
-                );
-                let why = tokio::select! {
-                    () = tokio::time::sleep(timeout) => "timeout",
-                    () = self.shutdown.cancelled() => "shutdown",
+            (Verdict::Ask, Some(Plan::Unavailable(why))) => Err(refused(
+                Refusal::ApprovalUnavailable,
+                format!(
+                    "warden refused `{tool}`: it needs approval ({}), but {why}",
+                    decision.summary()
+                ),
+                None,
+            )),
+            (Verdict::Ask, Some(Plan::Denied(message, pending))) => Err(refused(
+                Refusal::ApprovalDenied,
+                format!("warden refused `{tool}`: {message}"),
+                Some(pending),
+            )),
+            (Verdict::Ask, Some(Plan::Use(entry) | Plan::Join(entry))) => {
+                self.wait(
+                    entry,
+                    &hash,
+                    tool,
+                    action_id,
+                    decision,
+                    decided_args,
+                    waiting,
+                )
+                .await
+            }
+            (Verdict::Ask, Some(Plan::Create(req))) => {
+                let entry = match self.approvals.create(*req).await {
+                    Ok(e) => e,
+                    Err(StoreError::Duplicate) => match self.approvals.by_hash(&hash) {
+                        // An identical call raised the same request a moment ago: join it.
+                        Some(e) => {
+                            let _ = self
+                                .ledger
+                                .append(record(
+                                    RecordKind::ApprovalAwaited,
+                                    json!({ "action": action_id, "approval": e.id() }),
+                                ))
+                                .await;
+                            e
+                        }
+                        None => {
+                            return Err(refused(
+                                Refusal::ApprovalUnavailable,
+                                format!(
+                                    "warden refused `{tool}`: the approval request could not be stored"
+                                ),
+                                None,
+                            ));
+                        }
+                    },
+                    Err(e) => {
+                        tracing::error!(error = %e, "An approval request could not be stored; the action is refused.");
+                        let _ = self
+                            .ledger
+                            .append(record(
+                                RecordKind::ApprovalUnavailable,
+                                json!({ "action": action_id, "why": "the approval request could not be stored" }),
+                            ))
+                            .await;
+                        return Err(refused(
+                            Refusal::ApprovalUnavailable,
+                            format!(
+                                "warden refused `{tool}`: the approval request could not be stored"
+                            ),
+                            None,
+                        ));
+                    }
                 };
-                let payload = json!({ "action": action_id, "reason": why, "waited_seconds": timeout.as_secs() });
-                if let Err(e) = self
-                    .ledger
-                    .append(record(RecordKind::ApprovalTimedOut, payload))
-                    .await
-                {
-                    tracing::error!(error = %e, "The ledger cannot record an approval timeout.");
+                self.wait(
+                    entry,
+                    &hash,
+                    tool,
+                    action_id,
+                    decision,
+                    decided_args,
+                    waiting,
+                )
+                .await
+            }
+        }
+    }
+
+    /// What to do about an action that needs approval: use a grant for this exact action,
+    /// join its open request, repeat its denial, or ask anew — unless nobody could approve it.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the action, as the governor sees it"
+    )]
+    async fn plan_approval(
+        &self,
+        session: &Session,
+        tool: &str,
+        args: &Value,
+        decision: &Decision,
+        action_id: &str,
+        hash: &ActionHash,
+        now: OffsetDateTime,
+    ) -> Plan {
+        if let Some(entry) = self.approvals.by_hash(hash) {
+            match entry.status() {
+                Status::Granted => return Plan::Use(entry),
+                Status::Pending => return Plan::Join(entry),
+                Status::Denied => {
+                    let req = entry.lock().await;
+                    let by = req.denial.as_ref().map_or_else(String::new, |d| {
+                        format!(
+                            " by `{}`{}",
+                            d.approver,
+                            d.reason
+                                .as_deref()
+                                .map_or_else(String::new, |r| format!(": {r}"))
+                        )
+                    });
+                    let message = format!(
+                        "this exact action was denied{by} (approval {}); it is refused until {}",
+                        req.id,
+                        fmt_time(req.deadline)
+                    );
+                    let pending = PendingApproval {
+                        id: req.id.clone(),
+                        deadline: fmt_time(req.deadline),
+                        status: Status::Denied,
+                    };
+                    return Plan::Denied(message, pending);
                 }
-                let message = if why == "shutdown" {
-                    format!(
-                        "warden refused `{tool}`: it needed approval and the gateway is shutting down"
-                    )
-                } else {
-                    format!(
-                        "warden refused `{tool}`: it needs approval ({}) and none was given within {}s",
-                        decision.summary(),
-                        timeout.as_secs()
-                    )
-                };
-                Err(Refused {
-                    action_id: Some(action_id),
-                    refusal: Refusal::ApprovalTimedOut,
-                    decision: Some(decision),
-                    message,
-                })
+                Status::TimedOut | Status::Used => {}
+            }
+        }
+        let spec = decision
+            .approval
+            .clone()
+            .unwrap_or(warden_core::ApprovalSpec {
+                timeout_seconds: self.charter.default_approval.timeout.as_secs(),
+                quorum: self.charter.default_approval.quorum,
+            });
+        let rules = authority_for(decision);
+        let approvers = self.approvals.eligible(&rules, &session.principal);
+        if approvers.len() < usize::try_from(spec.quorum).unwrap_or(usize::MAX) {
+            let sod = if self.charter.authority.separation_of_duties {
+                format!(" other than `{}`", session.principal)
+            } else {
+                String::new()
+            };
+            return Plan::Unavailable(format!(
+                "{} approver(s) needed and the charter gives the authority for {} to {} principal(s){sod}",
+                spec.quorum,
+                rules
+                    .iter()
+                    .map(|r| format!("`{r}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                approvers.len()
+            ));
+        }
+        let deadline = now
+            + time::Duration::seconds(i64::try_from(spec.timeout_seconds).unwrap_or(i64::MAX / 2));
+        Plan::Create(Box::new(self.approvals.new_request(NewApproval {
+            id: Uuid::now_v7().to_string(),
+            action: action_id.to_owned(),
+            session: session.id.clone(),
+            agent: session.agent.clone(),
+            principal: session.principal.clone(),
+            task: session.task.clone(),
+            tool: tool.to_owned(),
+            arguments: args.clone(),
+            reason: decision.reason.as_str().to_owned(),
+            why: decision.summary(),
+            rules: decision.rules.clone(),
+            authority_for: rules,
+            approvers,
+            quorum: spec.quorum,
+            requested_at: now,
+            deadline,
+        })))
+    }
+
+    /// Waits on `entry` until it is decided, then releases the action (marking the grant used)
+    /// or refuses it.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the action, as the governor sees it"
+    )]
+    async fn wait(
+        &self,
+        entry: Arc<Entry>,
+        hash: &ActionHash,
+        tool: &str,
+        action_id: String,
+        decision: Decision,
+        args: Value,
+        waiting: Waiting<'_>,
+    ) -> Result<Allowed, Refused> {
+        let started = Instant::now();
+        let deadline = entry.deadline();
+        let total = (deadline - self.clock.now()).as_seconds_f64().max(0.0);
+        let pending = |status: Status| PendingApproval {
+            id: entry.id().to_owned(),
+            deadline: fmt_time(deadline),
+            status,
+        };
+        let refused = |refusal: Refusal, message: String, status: Status| Refused {
+            action_id: Some(action_id.clone()),
+            refusal,
+            decision: Some(decision.clone()),
+            message,
+            approval: Some(pending(status)),
+        };
+        let mut rx = entry.subscribe();
+        let mut ticker = tokio::time::interval(self.approvals.progress_interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        let max_wait = tokio::time::sleep(waiting.max_wait.unwrap_or(Duration::MAX / 4));
+        tokio::pin!(max_wait);
+        let cancel = waiting.cancel.clone().unwrap_or_default();
+        loop {
+            let status = *rx.borrow_and_update();
+            match status {
+                Status::Pending => {}
+                Status::Granted => {
+                    if cancel.is_cancelled() {
+                        // Nobody would receive the result: leave the grant for the retry.
+                        return Err(refused(
+                            Refusal::ApprovalPending,
+                            "the caller went away; the approval stays for the same call, retried"
+                                .to_owned(),
+                            status,
+                        ));
+                    }
+                    return match self
+                        .approvals
+                        .use_grant(&entry, hash, &action_id, tool)
+                        .await
+                    {
+                        Ok(()) => Ok(Allowed {
+                            action_id,
+                            decision,
+                            args,
+                            started: Instant::now(),
+                        }),
+                        Err((_, message)) => Err(refused(
+                            Refusal::ApprovalDenied,
+                            format!("warden refused `{tool}`: {message}"),
+                            entry.status(),
+                        )),
+                    };
+                }
+                Status::Denied => {
+                    let req = entry.lock().await;
+                    let by = req.denial.as_ref().map_or_else(String::new, |d| {
+                        format!(
+                            " by `{}`{}",
+                            d.approver,
+                            d.reason
+                                .as_deref()
+                                .map_or_else(String::new, |r| format!(": {r}"))
+                        )
+                    });
+                    return Err(refused(
+                        Refusal::ApprovalDenied,
+                        format!(
+                            "warden refused `{tool}`: the approval request {} was denied{by}",
+                            req.id
+                        ),
+                        status,
+                    ));
+                }
+                Status::TimedOut => {
+                    return Err(refused(
+                        Refusal::ApprovalTimedOut,
+                        format!(
+                            "warden refused `{tool}`: it needs approval ({}) and none was given before the deadline ({}s, request {})",
+                            decision.summary(),
+                            decision.approval.as_ref().map_or(0, |a| a.timeout_seconds),
+                            entry.id()
+                        ),
+                        status,
+                    ));
+                }
+                Status::Used => {
+                    return Err(refused(
+                        Refusal::ApprovalDenied,
+                        format!(
+                            "warden refused `{tool}`: the approval {} was used by another call of the same action; an approval releases one call",
+                            entry.id()
+                        ),
+                        status,
+                    ));
+                }
+            }
+            tokio::select! {
+                changed = rx.changed() => {
+                    if changed.is_err() {
+                        return Err(refused(Refusal::ApprovalUnavailable, "the approval request was lost".to_owned(), status));
+                    }
+                }
+                _ = ticker.tick() => {
+                    if let Some(progress) = waiting.progress {
+                        let waited = started.elapsed().as_secs_f64();
+                        let message = format!(
+                            "waiting for approval {} (deadline {})",
+                            entry.id(),
+                            fmt_time(deadline)
+                        );
+                        progress(waited, total, message).await;
+                    }
+                }
+                () = &mut max_wait => {
+                    return Err(refused(
+                        Refusal::ApprovalPending,
+                        format!("`{tool}` is waiting for approval {}; send the same call again to pick up the decision", entry.id()),
+                        Status::Pending,
+                    ));
+                }
+                () = cancel.cancelled() => {
+                    return Err(refused(
+                        Refusal::ApprovalPending,
+                        "the caller went away; the request stays open for the same call, retried".to_owned(),
+                        Status::Pending,
+                    ));
+                }
+                () = self.shutdown.cancelled() => {
+                    return Err(refused(
+                        Refusal::ApprovalPending,
+                        format!(
+                            "warden refused `{tool}` for now: the gateway is shutting down; approval request {} stays open, and the same call retried after the restart picks up its decision",
+                            entry.id()
+                        ),
+                        Status::Pending,
+                    ));
+                }
             }
         }
     }
@@ -352,6 +770,7 @@ impl Governor {
             refusal: Refusal::Denied,
             decision: None,
             message: format!("warden refused `{tool}`: {why}"),
+            approval: None,
         }
     }
 

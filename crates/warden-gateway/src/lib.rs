@@ -10,6 +10,8 @@
 //! Sits at the top of the library DAG: core, charter, pdp and audit below it; the `warden`
 //! binary above it.
 
+pub mod approvals;
+pub mod approvals_api;
 pub mod config;
 pub mod control;
 pub mod decide_api;
@@ -22,6 +24,7 @@ pub mod sessions;
 pub mod tokens;
 pub mod upstream;
 pub mod usage;
+pub mod webhook;
 
 pub use config::{Config, ConfigError, ConfigSource, RawConfig};
 pub use server::{Gateway, RunningGateway};

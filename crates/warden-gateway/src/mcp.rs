@@ -23,15 +23,15 @@ use rmcp::handler::server::ServerHandler;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomRequest,
     CustomResult, Implementation, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
-    ResourceContents, ServerCapabilities, ServerConfig, Tool,
+    ProgressNotificationParam, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
+    Resource, ResourceContents, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use serde_json::{Value, json};
 use warden_charter::{CompiledCharter, DefaultPosture, Principal, RESOURCE_READ_TOOL};
 use warden_core::Tier;
 
-use crate::governor::{Allowed, Outcome, Via};
+use crate::governor::{Allowed, Outcome, Via, Waiting};
 use crate::server::Shared;
 use crate::sessions::Session;
 use crate::upstream::UpstreamError;
@@ -275,7 +275,34 @@ impl ServerHandler for AgentMcp {
                 Some(json!({ "warden": "unknown_tool" })),
             ));
         };
-        let allowed = match gov.authorize(&session, &name, args, Via::Mcp).await {
+        // While the call waits for approval: progress notifications (when the client asked
+        // for them with a progress token), and a stop when the client goes away, so a grant
+        // is never used for a call nobody will receive.
+        let token = ctx.meta.get_progress_token();
+        let peer = ctx.peer.clone();
+        let progress = move |waited: f64, total: f64, message: String| {
+            let peer = peer.clone();
+            let token = token.clone();
+            Box::pin(async move {
+                if let Some(token) = token {
+                    let param = ProgressNotificationParam::new(token, waited)
+                        .with_total(total)
+                        .with_message(message);
+                    if let Err(e) = peer.notify_progress(param).await {
+                        tracing::debug!(error = %e, "A progress notification could not be sent.");
+                    }
+                }
+            }) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+        };
+        let waiting = Waiting {
+            max_wait: None,
+            cancel: Some(ctx.ct.clone()),
+            progress: Some(&progress),
+        };
+        let allowed = match gov
+            .authorize_waiting(&session, &name, args, Via::Mcp, waiting)
+            .await
+        {
             Ok(a) => a,
             Err(refused) => return Ok(refusal_result(refused.message).into()),
         };

@@ -1,4 +1,5 @@
-//! The operator plane: sessions (and, with later issues, approvals and controls).
+//! The operator plane: authentication and sessions (approvals are in
+//! [`approvals_api`](crate::approvals_api)).
 //!
 //! Every route but `/healthz` needs an operator token (`Authorization: Bearer wo_…`). Agent
 //! session tokens are refused here, by their prefix, with a message that says so.
@@ -17,12 +18,8 @@ use warden_audit::{NewRecord, RecordKind};
 
 use crate::decide_api::api_error;
 use crate::server::Shared;
-use crate::sessions::{MAX_TASK_BYTES, MAX_TTL};
+use crate::sessions::{MAX_TASK_BYTES, MAX_TTL, OperatorIdentity, OperatorRole};
 use crate::tokens::{self, Plane};
-
-/// The name of the operator whose token authenticated the request.
-#[derive(Debug, Clone)]
-pub struct OperatorName(pub String);
 
 /// Authenticates operator requests.
 pub async fn authenticate(
@@ -44,6 +41,23 @@ pub async fn authenticate(
         );
     };
     if tokens::plane_of(&token) == Some(Plane::Agent) {
+        if req.uri().path().starts_with("/v1/approvals") {
+            // The agent's own credential on the approval channel: refused, and recorded.
+            let session = shared.sessions.authenticate(&token).map(|s| s.id.clone());
+            let payload = json!({
+                "path": req.uri().path(),
+                "method": req.method().as_str(),
+                "credential": "agent_session",
+                "channel": "operator_plane",
+                "refusal": "agent_credential",
+                "message": "agent session tokens are refused on the operator plane",
+            });
+            shared
+                .governor
+                .approvals()
+                .record_refused(session.as_deref(), payload)
+                .await;
+        }
         return api_error(
             StatusCode::FORBIDDEN,
             "wrong_plane",
@@ -51,8 +65,18 @@ pub async fn authenticate(
         );
     }
     match shared.sessions.authenticate_operator(&token).await {
-        Ok(Some(name)) => {
-            req.extensions_mut().insert(OperatorName(name));
+        Ok(Some(identity)) => {
+            // Approver credentials read and decide approvals; everything else is an admin's.
+            if identity.role != OperatorRole::Admin
+                && !req.uri().path().starts_with("/v1/approvals")
+            {
+                return api_error(
+                    StatusCode::FORBIDDEN,
+                    "admin_only",
+                    "an approver's credential may only read and decide approvals",
+                );
+            }
+            req.extensions_mut().insert(identity);
             next.run(req).await
         }
         Ok(None) => api_error(
@@ -90,7 +114,7 @@ pub struct OpenSession {
 /// `POST /v1/sessions`.
 pub async fn open_session(
     State(shared): State<Arc<Shared>>,
-    Extension(operator): Extension<OperatorName>,
+    Extension(operator): Extension<OperatorIdentity>,
     body: Result<Json<OpenSession>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     let Json(req) = match body {
@@ -167,7 +191,7 @@ pub async fn open_session(
             "roles": principal.roles,
             "task": session.task,
             "expires_at": opened.expires_at,
-            "by": operator.0,
+            "by": operator.name,
             "charter": charter.hash,
         }),
     };
@@ -192,7 +216,7 @@ pub async fn list_sessions(State(shared): State<Arc<Shared>>) -> Response {
 /// `POST /v1/sessions/{id}/revoke`.
 pub async fn revoke_session(
     State(shared): State<Arc<Shared>>,
-    Extension(operator): Extension<OperatorName>,
+    Extension(operator): Extension<OperatorIdentity>,
     Path(id): Path<String>,
 ) -> Response {
     let now = shared.governor.now();
@@ -201,7 +225,7 @@ pub async fn revoke_session(
             let record = NewRecord {
                 session: Some(id.clone()),
                 kind: RecordKind::SessionRevoked,
-                payload: json!({ "session": id, "by": operator.0 }),
+                payload: json!({ "session": id, "by": operator.name }),
             };
             if let Err(e) = shared.governor.ledger().append(record).await {
                 tracing::error!(error = %e, "The ledger cannot record a revocation; the session stays revoked.");

@@ -21,21 +21,45 @@ use warden_audit::{Ledger, LedgerConfig, NewRecord, RecordKind};
 use warden_charter::{CompiledCharter, Diagnostics};
 use warden_core::Clock;
 
+use crate::approvals::{Approvals, OnRequest, SWEEP_INTERVAL};
+use crate::approvals_api;
 use crate::config::Config;
 use crate::control::Controls;
 use crate::decide_api::{self, PendingResults, api_error};
 use crate::governor::Governor;
 use crate::mcp::AgentMcp;
 use crate::operator;
-use crate::sessions::SessionStore;
+use crate::sessions::{OperatorRole, SessionStore};
 use crate::tokens::{self, Plane};
 use crate::upstream::Upstreams;
 use crate::usage::UsageStore;
+use crate::webhook::{Notifier, WebhookConfig, WebhookFormat};
 
 /// How long start-up waits for upstream servers to connect before serving anyway.
 const UPSTREAM_INITIAL_WAIT: Duration = Duration::from_secs(15);
 /// The file the first operator token is written to, in the data directory.
 pub const OPERATOR_TOKEN_FILE: &str = "operator.token";
+/// The file holding the secret that signs approval links and webhook bodies (created at first
+/// start, mode 0600).
+pub const APPROVAL_KEY_FILE: &str = "approval.key";
+
+/// Reads the approval signing secret, creating it at first start.
+fn approval_signer(data_dir: &Path) -> anyhow::Result<warden_approval::Signer> {
+    use base64::Engine as _;
+    let path = data_dir.join(APPROVAL_KEY_FILE);
+    if !path.exists() {
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+        let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key);
+        write_secret(&path, &text).with_context(|| format!("cannot write `{}`", path.display()))?;
+    }
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read `{}`", path.display()))?;
+    let key = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text.trim())
+        .with_context(|| format!("`{}` is not a base64url secret", path.display()))?;
+    warden_approval::Signer::new(&key).with_context(|| format!("`{}`", path.display()))
+}
 
 /// State shared by every request.
 pub struct Shared {
@@ -259,6 +283,15 @@ fn agent_router(shared: Arc<Shared>, cancel: CancellationToken) -> Router {
     let protected = Router::new()
         .merge(mcp)
         .route("/v1/decide", post(decide_api::decide))
+        // An agent never reaches the approval channel; the attempt is recorded.
+        .route(
+            "/v1/approvals",
+            axum::routing::any(approvals_api::agent_refused),
+        )
+        .route(
+            "/v1/approvals/{*rest}",
+            axum::routing::any(approvals_api::agent_refused),
+        )
         .route("/v1/actions/{id}/result", post(decide_api::result))
         .layer(DefaultBodyLimit::max(shared.config.max_body_bytes))
         .layer(middleware::from_fn_with_state(shared.clone(), agent_auth));
@@ -282,13 +315,26 @@ fn operator_router(shared: Arc<Shared>) -> Router {
             post(operator::open_session).get(operator::list_sessions),
         )
         .route("/v1/sessions/{id}/revoke", post(operator::revoke_session))
+        .route("/v1/operator-tokens", post(approvals_api::issue_token))
+        .route("/v1/approvals", get(approvals_api::list))
+        .route("/v1/approvals/{id}", get(approvals_api::show))
+        .route("/v1/approvals/{id}/approve", post(approvals_api::approve))
+        .route("/v1/approvals/{id}/deny", post(approvals_api::deny))
         .layer(DefaultBodyLimit::max(shared.config.max_body_bytes))
         .layer(middleware::from_fn_with_state(
             shared.clone(),
             operator::authenticate,
         ));
+    // Signed links carry their own credential (the signature); no bearer token.
+    let links = Router::new()
+        .route(
+            "/v1/approvals/{id}/link/{action}",
+            get(approvals_api::link_page).post(approvals_api::link_decide),
+        )
+        .layer(DefaultBodyLimit::max(16 * 1024));
     Router::new()
         .route("/healthz", get(healthz))
+        .merge(links)
         .merge(protected)
         .fallback(|| async {
             api_error(
@@ -351,7 +397,7 @@ impl Gateway {
             == 0
         {
             let token = sessions
-                .create_operator_token("bootstrap", clock.now())
+                .create_operator_token("bootstrap", OperatorRole::Admin, clock.now())
                 .await
                 .context("cannot create the first operator token")?;
             let path: PathBuf = config.data_dir.join(OPERATOR_TOKEN_FILE);
@@ -378,12 +424,59 @@ impl Gateway {
         )
         .await;
         let stop = CancellationToken::new();
+        let approval_store = warden_approval::ApprovalStore::open(sessions.pool(), clock.now())
+            .await
+            .context("cannot open the approval store")?;
+        let signer = approval_signer(&config.data_dir)?;
+        let on_request: Option<OnRequest> = match &config.approval_webhook {
+            None => None,
+            Some(hook) => {
+                let format = if hook.slack {
+                    WebhookFormat::Slack
+                } else {
+                    WebhookFormat::Json
+                };
+                let notifier = Notifier::start(
+                    WebhookConfig::new(hook.url.clone(), format, config.public_url.clone()),
+                    signer.clone(),
+                    ledger.clone(),
+                    clock.clone(),
+                    &background,
+                    stop.clone(),
+                )
+                .context("approval webhook")?;
+                Some(Arc::new(move |req: &warden_approval::ApprovalRequest| {
+                    notifier.notify(req);
+                }))
+            }
+        };
+        let approvals = Arc::new(Approvals::new(
+            approval_store,
+            signer,
+            charter.clone(),
+            ledger.clone(),
+            clock.clone(),
+            on_request,
+            config.approval_progress_interval,
+        ));
+        // The sweeper times out requests past their deadline; it stops with the listeners.
+        let sweeper = approvals.clone();
+        let sweeper_stop = stop.clone();
+        background.spawn(async move {
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(SWEEP_INTERVAL) => { sweeper.sweep().await; }
+                    () = sweeper_stop.cancelled() => break,
+                }
+            }
+        });
         let governor = Governor::new(
             charter.clone(),
             ledger.clone(),
             usage,
             sessions.clone(),
             controls.clone(),
+            approvals,
             clock,
             stop.clone(),
         );

@@ -125,6 +125,42 @@ pub struct OpenedSession {
     pub expires_at: String,
 }
 
+/// What an operator credential may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OperatorRole {
+    /// Sessions, operator tokens, reading approvals; never deciding them.
+    Admin,
+    /// Reading and deciding approvals, as this charter principal.
+    Approver(String),
+}
+
+impl OperatorRole {
+    /// `admin` or `approver`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OperatorRole::Admin => "admin",
+            OperatorRole::Approver(_) => "approver",
+        }
+    }
+
+    /// The principal of an approver's credential.
+    pub fn principal(&self) -> Option<&str> {
+        match self {
+            OperatorRole::Admin => None,
+            OperatorRole::Approver(p) => Some(p),
+        }
+    }
+}
+
+/// Whose operator credential authenticated a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorIdentity {
+    /// The credential's name.
+    pub name: String,
+    /// What it may do.
+    pub role: OperatorRole,
+}
+
 /// The state store.
 #[derive(Debug, Clone)]
 pub struct SessionStore {
@@ -157,9 +193,29 @@ impl SessionStore {
         for stmt in [
             "CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, token_hash BLOB NOT NULL UNIQUE, agent TEXT NOT NULL, principal TEXT NOT NULL, task TEXT NOT NULL, opened_at TEXT NOT NULL, expires_at TEXT NOT NULL, revoked_at TEXT)",
             "CREATE TABLE IF NOT EXISTS session_labels (session TEXT NOT NULL, label TEXT NOT NULL, PRIMARY KEY (session, label))",
-            "CREATE TABLE IF NOT EXISTS operator_tokens (id TEXT PRIMARY KEY, token_hash BLOB NOT NULL UNIQUE, name TEXT NOT NULL, created_at TEXT NOT NULL, revoked_at TEXT)",
+            "CREATE TABLE IF NOT EXISTS operator_tokens (id TEXT PRIMARY KEY, token_hash BLOB NOT NULL UNIQUE, name TEXT NOT NULL, created_at TEXT NOT NULL, revoked_at TEXT, role TEXT NOT NULL DEFAULT 'admin', principal TEXT)",
         ] {
             sqlx::query(stmt).execute(&pool).await?;
+        }
+        // Stores made before approver credentials existed lack the role and principal.
+        let columns: Vec<String> =
+            sqlx::query("SELECT name FROM pragma_table_info('operator_tokens')")
+                .fetch_all(&pool)
+                .await?
+                .iter()
+                .map(|r| r.try_get::<String, _>("name"))
+                .collect::<Result<_, _>>()?;
+        if !columns.iter().any(|c| c == "role") {
+            sqlx::query(
+                "ALTER TABLE operator_tokens ADD COLUMN role TEXT NOT NULL DEFAULT 'admin'",
+            )
+            .execute(&pool)
+            .await?;
+        }
+        if !columns.iter().any(|c| c == "principal") {
+            sqlx::query("ALTER TABLE operator_tokens ADD COLUMN principal TEXT")
+                .execute(&pool)
+                .await?;
         }
         let store = SessionStore {
             pool,
@@ -340,20 +396,29 @@ impl SessionStore {
         Ok(())
     }
 
-    /// Issues an operator token (named, for the record).
+    /// Issues an operator token: an admin's (sessions, tokens, reading approvals) or an
+    /// approver's, tied to a charter principal (reading and deciding approvals). The caller has
+    /// checked the principal against the charter.
     pub async fn create_operator_token(
         &self,
         name: &str,
+        role: OperatorRole,
         now: OffsetDateTime,
     ) -> Result<String, StoreError> {
         let (token, hash) = tokens::generate(Plane::Operator)?;
+        let principal = match &role {
+            OperatorRole::Admin => None,
+            OperatorRole::Approver(p) => Some(p.as_str()),
+        };
         sqlx::query(
-            "INSERT INTO operator_tokens (id, token_hash, name, created_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO operator_tokens (id, token_hash, name, created_at, role, principal) VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(Uuid::now_v7().to_string())
         .bind(&hash[..])
         .bind(name)
         .bind(fmt_time(now))
+        .bind(role.as_str())
+        .bind(principal)
         .execute(&self.pool)
         .await?;
         Ok(token)
@@ -367,28 +432,40 @@ impl SessionStore {
             .try_get("n")?)
     }
 
-    /// Whether a presented operator token is valid; returns its name.
-    pub async fn authenticate_operator(&self, token: &str) -> Result<Option<String>, StoreError> {
+    /// Whether a presented operator token is valid; returns whose it is.
+    pub async fn authenticate_operator(
+        &self,
+        token: &str,
+    ) -> Result<Option<OperatorIdentity>, StoreError> {
         if tokens::plane_of(token) != Some(Plane::Operator) {
             return Ok(None);
         }
         let hash = tokens::hash(token);
-        let row = sqlx::query("SELECT token_hash, name FROM operator_tokens WHERE token_hash = ? AND revoked_at IS NULL")
+        let row = sqlx::query("SELECT token_hash, name, role, principal FROM operator_tokens WHERE token_hash = ? AND revoked_at IS NULL")
             .bind(&hash[..])
             .fetch_optional(&self.pool)
             .await?;
-        Ok(match row {
-            Some(row) => {
-                let stored: Vec<u8> = row.try_get("token_hash")?;
-                let stored: TokenHash = stored
-                    .try_into()
-                    .map_err(|_| StoreError::Corrupt("token_hash"))?;
-                tokens::hashes_equal(&stored, &hash)
-                    .then(|| row.try_get("name"))
-                    .transpose()?
-            }
-            None => None,
-        })
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let stored: Vec<u8> = row.try_get("token_hash")?;
+        let stored: TokenHash = stored
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("token_hash"))?;
+        if !tokens::hashes_equal(&stored, &hash) {
+            return Ok(None);
+        }
+        let role: String = row.try_get("role")?;
+        let principal: Option<String> = row.try_get("principal")?;
+        let role = match (role.as_str(), principal) {
+            ("admin", None) => OperatorRole::Admin,
+            ("approver", Some(p)) => OperatorRole::Approver(p),
+            _ => return Err(StoreError::Corrupt("operator_tokens.role")),
+        };
+        Ok(Some(OperatorIdentity {
+            name: row.try_get("name")?,
+            role,
+        }))
     }
 
     /// The connection pool (shared with the scope counters).

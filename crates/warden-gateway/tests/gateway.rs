@@ -18,8 +18,13 @@ use time::OffsetDateTime;
 use warden_core::{Clock, ManualClock, SystemClock};
 use warden_gateway::{Config, Gateway, RunningGateway};
 
+#[path = "gateway/approvals.rs"]
+mod approvals;
+
 struct Harness {
     gw: std::sync::Mutex<Option<RunningGateway>>,
+    config: Config,
+    clock: Arc<dyn Clock>,
     agent_addr: std::net::SocketAddr,
     operator_addr: std::net::SocketAddr,
     operator_token: String,
@@ -43,9 +48,18 @@ actions:
     - {{ id: echo-secret, tool: echo.echo, tier: prohibited, args: {{ text: {{ regex: ".*secret.*" }} }} }}
     - {{ id: echo-counted, tool: echo.echo, tier: preapproved, args: {{ text: {{ prefix: counted }} }}, scope: {{ per_session: 5 }} }}
     - {{ id: echo-ask, tool: echo.echo, tier: approval, args: {{ text: {{ prefix: ask }} }}, approval: {{ timeout: 60s }} }}
+    - {{ id: echo-quorum, tool: echo.echo, tier: approval, args: {{ text: {{ prefix: quorum }} }}, approval: {{ timeout: 60s, quorum: 2 }} }}
 {extra_rules}authority:
-  roles: [{{ id: ops, approve: [default] }}]
-  principals: [{{ id: alice, roles: [ops] }}]
+  separation_of_duties: true
+  roles:
+    - {{ id: ops, approve: [default] }}
+    - {{ id: approver, approve: [default, "echo-*"] }}
+    - {{ id: viewer }}
+  principals:
+    - {{ id: alice, roles: [ops, approver] }}
+    - {{ id: bob, roles: [approver] }}
+    - {{ id: carol, roles: [approver] }}
+    - {{ id: dave, roles: [viewer] }}
 "#
     )
 }
@@ -64,6 +78,17 @@ impl Harness {
         extra_rules: &str,
         ledger_max_bytes: Option<u64>,
     ) -> Harness {
+        Self::start_configured(clock, extra_rules, |c| {
+            c.ledger_max_bytes = ledger_max_bytes
+        })
+        .await
+    }
+
+    async fn start_configured(
+        clock: Arc<dyn Clock>,
+        extra_rules: &str,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Harness {
         let (echo_url, calls) = warden_testkit::echo::spawn().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let charter_path = dir.path().join("charter.yaml");
@@ -77,11 +102,18 @@ impl Harness {
             max_body_bytes: 64 * 1024,
             shutdown_grace: Duration::from_secs(5),
             upstream_timeout: Duration::from_secs(10),
-            ledger_max_bytes,
+            ledger_max_bytes: None,
+            approval_webhook: None,
+            public_url: "http://127.0.0.1".to_owned(),
+            approval_progress_interval: Duration::from_secs(10),
         };
-        let gw = Gateway::start(config, clock).await.unwrap();
+        let mut config = config;
+        adjust(&mut config);
+        let gw = Gateway::start(config.clone(), clock.clone()).await.unwrap();
         let operator_token = gw.bootstrap_operator_token.clone().unwrap();
         Harness {
+            config,
+            clock,
             agent_addr: gw.agent_addr,
             operator_addr: gw.operator_addr,
             gw: std::sync::Mutex::new(Some(gw)),
@@ -173,6 +205,62 @@ impl Harness {
     async fn records(&self) -> Vec<warden_audit::Record> {
         let reader = warden_audit::LedgerReader::open(&self.data).await.unwrap();
         reader.range(1, 100_000).await.unwrap()
+    }
+
+    /// Stops the gateway and starts it again on the same data directory and addresses.
+    async fn restart(&self) {
+        self.take().shutdown().await;
+        let mut config = self.config.clone();
+        config.agent_listen = self.agent_addr;
+        config.operator_listen = self.operator_addr;
+        let gw = Gateway::start(config, self.clock.clone()).await.unwrap();
+        *self.gw.lock().unwrap() = Some(gw);
+    }
+
+    /// Issues an approver's operator credential for `principal`.
+    async fn approver_token(&self, principal: &str) -> String {
+        let (status, body) = self
+            .operator(
+                reqwest::Method::POST,
+                "/v1/operator-tokens",
+                &self.operator_token,
+                Some(json!({ "name": format!("{principal}-laptop"), "role": "approver", "principal": principal })),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// `POST /v1/decide` for `echo.echo` with `text`.
+    async fn decide(&self, token: &str, text: &str, wait: Option<&str>) -> (u16, Value) {
+        let mut body = json!({ "tool": "echo.echo", "arguments": { "text": text } });
+        if let Some(w) = wait {
+            body["wait"] = json!(w);
+        }
+        let resp = self
+            .http
+            .post(format!("http://{}/v1/decide", self.agent_addr))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (
+            resp.status().as_u16(),
+            resp.json().await.unwrap_or(Value::Null),
+        )
+    }
+
+    async fn kinds(&self) -> Vec<String> {
+        self.records()
+            .await
+            .iter()
+            .map(|r| r.kind.to_string())
+            .collect()
+    }
+
+    fn shared(&self) -> Arc<warden_gateway::server::Shared> {
+        self.gw.lock().unwrap().as_ref().unwrap().shared.clone()
     }
 
     fn take(&self) -> RunningGateway {
@@ -409,7 +497,7 @@ async fn preapproved_scope_holds_under_concurrency() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_settles_pending_approvals_as_denied() {
+async fn shutdown_releases_waiting_calls_and_keeps_their_requests() {
     let h = Arc::new(Harness::start(Arc::new(SystemClock)).await);
     let (_, token) = h.open_session("1h").await;
     let (h2, t2) = (h.clone(), token.clone());
@@ -448,7 +536,8 @@ async fn shutdown_settles_pending_approvals_as_denied() {
         .iter()
         .map(|r| r.kind.to_string())
         .collect();
-    assert!(kinds.contains(&"approval_timed_out".to_owned()));
+    // The request is not timed out by a shutdown: it stays pending, decidable after a restart.
+    assert!(!kinds.contains(&"approval_timed_out".to_owned()));
     assert_eq!(kinds.last().map(String::as_str), Some("gateway_stopped"));
 }
 

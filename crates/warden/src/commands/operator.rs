@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use warden_gateway::sessions::SessionStore;
+use warden_gateway::sessions::{OperatorRole, SessionStore};
 
 /// `warden operator …`.
 #[derive(Debug, Args)]
@@ -23,6 +23,11 @@ pub enum OperatorCommand {
         /// A name for the token, kept in the state store and the records.
         #[arg(long)]
         name: String,
+        /// Make it an approver's credential, tied to this principal of the charter: it may
+        /// read and decide approval requests, and nothing else. Without it the token is an
+        /// admin's (sessions, tokens; never deciding approvals).
+        #[arg(long)]
+        principal: Option<String>,
         /// Data directory. Env `WARDEN_DATA`; default `./warden-data`.
         #[arg(long = "data")]
         data_dir: Option<PathBuf>,
@@ -31,7 +36,14 @@ pub enum OperatorCommand {
 
 /// Runs `warden operator …`.
 pub fn execute(args: &OperatorArgs) -> ExitCode {
-    let OperatorCommand::CreateToken { name, data_dir } = &args.command;
+    let OperatorCommand::CreateToken {
+        name,
+        principal,
+        data_dir,
+    } = &args.command;
+    let role = principal
+        .clone()
+        .map_or(OperatorRole::Admin, OperatorRole::Approver);
     let dir = data_dir
         .clone()
         .or_else(|| std::env::var("WARDEN_DATA").ok().map(PathBuf::from))
@@ -49,7 +61,7 @@ pub fn execute(args: &OperatorArgs) -> ExitCode {
             }
         };
         let now = time::OffsetDateTime::now_utc();
-        let result = store.create_operator_token(name, now).await;
+        let result = store.create_operator_token(name, role, now).await;
         store.close().await;
         match result {
             Ok(token) => {

@@ -40,6 +40,21 @@ pub struct GatewayFlags {
     /// `WARDEN_LEDGER_MAX_BYTES`; default no limit.
     #[arg(long)]
     pub ledger_max_bytes: Option<u64>,
+    /// POST each new approval request here (signed approve/deny links inside). Env
+    /// `WARDEN_APPROVAL_WEBHOOK_URL`.
+    #[arg(long)]
+    pub approval_webhook_url: Option<String>,
+    /// Webhook body: `json` (default) or `slack`. Env `WARDEN_APPROVAL_WEBHOOK_FORMAT`.
+    #[arg(long)]
+    pub approval_webhook_format: Option<String>,
+    /// The operator plane's URL as approvers reach it, for approval links. Env
+    /// `WARDEN_PUBLIC_URL`; default `http://` + the operator plane address.
+    #[arg(long)]
+    pub public_url: Option<String>,
+    /// How often a call waiting for approval gets an MCP progress notification (`10s`). Env
+    /// `WARDEN_APPROVAL_PROGRESS_INTERVAL`.
+    #[arg(long)]
+    pub approval_progress_interval: Option<String>,
 }
 
 /// Arguments of `warden serve`.
@@ -65,6 +80,10 @@ impl GatewayFlags {
             shutdown_grace: self.shutdown_grace.clone(),
             upstream_timeout: self.upstream_timeout.clone(),
             ledger_max_bytes: self.ledger_max_bytes,
+            approval_webhook_url: self.approval_webhook_url.clone(),
+            approval_webhook_format: self.approval_webhook_format.clone(),
+            public_url: self.public_url.clone(),
+            approval_progress_interval: self.approval_progress_interval.clone(),
         }
     }
 }
