@@ -428,6 +428,7 @@ impl Governor {
             )),
             (Verdict::Ask, Some(Plan::Use(entry) | Plan::Join(entry))) => {
                 self.wait(
+                    session,
                     entry,
                     &hash,
                     tool,
@@ -482,6 +483,7 @@ impl Governor {
                     }
                 };
                 self.wait(
+                    session,
                     entry,
                     &hash,
                     tool,
@@ -597,6 +599,7 @@ impl Governor {
     )]
     async fn wait(
         &self,
+        session: &Session,
         entry: Arc<Entry>,
         hash: &ActionHash,
         tool: &str,
@@ -638,6 +641,25 @@ impl Governor {
                             Refusal::ApprovalPending,
                             "the caller went away; the approval stays for the same call, retried"
                                 .to_owned(),
+                            status,
+                        ));
+                    }
+                    // What would deny any action also stops an approved one: the session
+                    // revoked or expired, the tool or the gateway frozen while it waited.
+                    if let Some(why) = self.stopped(session, tool) {
+                        let payload =
+                            json!({ "action": action_id, "approval": entry.id(), "why": why });
+                        let _ = self
+                            .ledger
+                            .append(NewRecord {
+                                session: Some(session.id.clone()),
+                                kind: RecordKind::ApprovalUnavailable,
+                                payload,
+                            })
+                            .await;
+                        return Err(refused(
+                            Refusal::Denied,
+                            format!("warden refused `{tool}`: it was approved, but {why}"),
                             status,
                         ));
                     }
@@ -744,6 +766,21 @@ impl Governor {
                     ));
                 }
             }
+        }
+    }
+
+    /// Why no action of `session` on `tool` may run now, if so.
+    fn stopped(&self, session: &Session, tool: &str) -> Option<&'static str> {
+        if session.is_revoked() {
+            Some("the session was revoked")
+        } else if session.is_expired(self.clock.now()) {
+            Some("the session has expired")
+        } else if self.controls.posture() == warden_core::Posture::Frozen {
+            Some("the gateway posture is frozen")
+        } else if self.controls.is_frozen(tool) {
+            Some("the tool is frozen")
+        } else {
+            None
         }
     }
 

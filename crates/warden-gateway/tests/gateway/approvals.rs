@@ -795,3 +795,35 @@ async fn webhook_links_decide_and_adversarial_forged_or_expired_signatures_are_r
     assert_eq!(warden_testkit::echo::count(&h.calls), 1);
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_does_not_release_a_call_whose_session_was_revoked_meanwhile() {
+    let h = Arc::new(Harness::start(Arc::new(SystemClock)).await);
+    let (session, token) = h.open_session("1h").await;
+    let bob = h.approver_token("bob").await;
+    let (h2, t2) = (h.clone(), token.clone());
+    let call = tokio::spawn(async move { h2.call(&t2, "ask then revoke").await });
+    let id = pending(&h, &bob, 1).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = h
+        .operator(
+            reqwest::Method::POST,
+            &format!("/v1/sessions/{session}/revoke"),
+            &h.operator_token,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = decide_approval(&h, &bob, &id, "approve", None).await;
+    assert_eq!(status, 200);
+    let answer = call.await.unwrap();
+    assert!(is_error(&answer));
+    assert!(
+        text_of(&answer).contains("it was approved, but the session was revoked"),
+        "{answer}"
+    );
+    assert_eq!(warden_testkit::echo::count(&h.calls), 0);
+    h.stop().await;
+}
