@@ -4,6 +4,7 @@ token it prints."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -11,6 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import anyio
 import pytest
 
 from conftest import REFUSED, REPO, WARDEN_BIN, free_port, mcp_http, run_warden, text_of
@@ -69,6 +71,41 @@ async def test_warden_up_serves_the_demo_folder(tmp_path: Path) -> None:
             )
             assert not r.is_error, text_of(r)
         assert (demo / "notes" / "hello.md").read_text() == "hi"
+
+        # A write elsewhere in the demo folder waits for `reviewer`, with the printed command.
+        approve = re.search(r"(warden approvals approve ID .*)", out)
+        listing = re.search(r"warden approvals list (.*)", out)
+        assert approve and listing, out
+        cli = listing.group(1).split()
+        target = demo / "plan.md"
+        result: dict[str, object] = {}
+        async with mcp_http(url.group(1), token.group(1)) as session:
+
+            async def write() -> None:
+                result["r"] = await session.call_tool(
+                    "fs.write_file", {"path": str(target), "content": "approved"}
+                )
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(write)
+                ids: list[str] = []
+                for _ in range(200):
+                    listed = await anyio.to_thread.run_sync(
+                        lambda: run_warden("approvals", "list", "--json", *cli)
+                    )
+                    assert listed.returncode == 0, listed.stderr
+                    ids = [a["id"] for a in json.loads(listed.stdout)["approvals"]]
+                    if ids:
+                        break
+                    await anyio.sleep(0.05)
+                assert ids, "no approval request"
+                approved = await anyio.to_thread.run_sync(
+                    lambda: run_warden("approvals", "approve", ids[0], *cli)
+                )
+                assert approved.returncode == 0, approved.stderr
+        r = result["r"]
+        assert not r.is_error, text_of(r)  # type: ignore[attr-defined]
+        assert target.read_text() == "approved"
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

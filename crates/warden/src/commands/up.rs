@@ -150,6 +150,16 @@ pub fn execute(args: &UpArgs) -> ExitCode {
             .and_then(serde_json::Value::as_str)
             .unwrap_or_default()
             .to_owned();
+        // A credential for the charter's second person, so approvals can be tried at once.
+        let reviewer = client
+            .call(
+                reqwest::Method::POST,
+                "/v1/operator-tokens",
+                Some(json!({ "name": "warden-up-reviewer", "role": "approver", "principal": "reviewer" })),
+            )
+            .await
+            .ok()
+            .and_then(|v| v.get("token").and_then(serde_json::Value::as_str).map(str::to_owned));
         let url = format!("http://{}/mcp", gateway.agent_addr);
         let http_config = json!({ "mcpServers": { "warden": { "type": "http", "url": url, "headers": { "Authorization": format!("Bearer {token}") } } } });
         let exe = std::env::current_exe()
@@ -169,6 +179,20 @@ pub fn execute(args: &UpArgs) -> ExitCode {
             data.join(warden_gateway::server::OPERATOR_TOKEN_FILE)
                 .display()
         );
+        if let Some(reviewer) = &reviewer {
+            println!();
+            println!(
+                "Actions that need approval wait for `reviewer` (the agent acts for `demo-user`):"
+            );
+            println!(
+                "  warden approvals list --operator-url http://{} --token {reviewer}",
+                gateway.operator_addr
+            );
+            println!(
+                "  warden approvals approve ID --operator-url http://{} --token {reviewer}",
+                gateway.operator_addr
+            );
+        }
         println!();
         println!("MCP client configuration (Streamable HTTP):");
         println!("{http_config:#}");
