@@ -147,16 +147,24 @@ impl ApprovalStore {
     }
 
     /// Stores a new pending request. Refused when an open request for the same action exists
-    /// (the caller joins that one instead).
+    /// (the caller joins that one instead). The check and the reservation are one step, so
+    /// two identical calls arriving together raise one request.
     pub async fn create(&self, req: ApprovalRequest) -> Result<Arc<Entry>, StoreError> {
-        if self
-            .by_hash(&req.action_hash)
-            .is_some_and(|e| e.status().is_open())
-        {
-            return Err(StoreError::Duplicate);
-        }
         let body = serde_json::to_string(&req).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        sqlx::query("INSERT INTO approvals (id, action_hash, status, requested_at, deadline, body) VALUES (?, ?, ?, ?, ?, ?)")
+        let entry = Entry::new(req.clone());
+        {
+            let mut index = self.index.lock().map_err(|_| StoreError::Poisoned)?;
+            if index
+                .by_hash
+                .get(&req.action_hash)
+                .is_some_and(|e| e.status().is_open())
+            {
+                return Err(StoreError::Duplicate);
+            }
+            index.by_hash.insert(entry.hash.clone(), entry.clone());
+            index.by_id.insert(entry.id.clone(), entry.clone());
+        }
+        let inserted = sqlx::query("INSERT INTO approvals (id, action_hash, status, requested_at, deadline, body) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(&req.id)
             .bind(req.action_hash.as_str())
             .bind(req.status.as_str())
@@ -164,11 +172,14 @@ impl ApprovalStore {
             .bind(fmt_time(req.deadline))
             .bind(body)
             .execute(&self.pool)
-            .await?;
-        let entry = Entry::new(req);
-        let mut index = self.index.lock().map_err(|_| StoreError::Poisoned)?;
-        index.by_hash.insert(entry.hash.clone(), entry.clone());
-        index.by_id.insert(entry.id.clone(), entry.clone());
+            .await;
+        if let Err(e) = inserted {
+            // Not stored: nothing may wait on it. Anyone who joined in the meantime is told it
+            // ended (fail closed).
+            self.forget(&entry);
+            entry.status.send_replace(Status::TimedOut);
+            return Err(e.into());
+        }
         Ok(entry)
     }
 

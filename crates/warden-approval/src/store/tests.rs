@@ -124,3 +124,28 @@ async fn a_failed_write_changes_nothing() {
     assert_eq!(g.status, Status::Pending);
     assert_eq!(e.status(), Status::Pending);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_calls_arriving_together_raise_one_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ApprovalStore::open(pool(dir.path()).await, t0())
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.create(request(&format!("r{i}"), 7)).await
+        }));
+    }
+    let mut created = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => created += 1,
+            Err(StoreError::Duplicate) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(created, 1);
+    assert_eq!(store.list(None, 100).await.unwrap().len(), 1);
+}
