@@ -3,8 +3,10 @@
 //!
 //! A link names the request, the action (approve or deny), the approver it was minted for and
 //! its expiry; the signature covers all four, so none can be changed. Verification is in
-//! constant time. Webhook bodies are signed as `t=<unix>,v1=<base64url>` over `<unix>.<body>`,
-//! so a receiver can check both origin and freshness.
+//! constant time. Webhook bodies are signed as `t=<unix>,v1=<base64url>`, the MAC over the
+//! parts `warden-webhook-v1`, `<unix>` and the body, so a receiver can check both origin and
+//! freshness. Every MAC input is a list of parts, each preceded by its length as a big-endian
+//! u64, so no boundary between parts can be moved.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

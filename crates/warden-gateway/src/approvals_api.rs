@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
@@ -227,8 +228,12 @@ async fn verify_link(
 pub async fn link_page(
     State(shared): State<Arc<Shared>>,
     Path((id, action)): Path<(String, String)>,
-    Query(q): Query<LinkQuery>,
+    query: Result<Query<LinkQuery>, QueryRejection>,
 ) -> Response {
+    let q = match query {
+        Ok(Query(q)) => q,
+        Err(e) => return bad_link(&e),
+    };
     if let Err(r) = verify_link(&shared, &id, &action, &q).await {
         return r;
     }
@@ -267,9 +272,19 @@ fn escape(s: &str) -> String {
 pub async fn link_decide(
     State(shared): State<Arc<Shared>>,
     Path((id, action)): Path<(String, String)>,
-    Query(q): Query<LinkQuery>,
+    query: Result<Query<LinkQuery>, QueryRejection>,
+    headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
+    let q = match query {
+        Ok(Query(q)) => q,
+        Err(e) => return bad_link(&e),
+    };
+    // A browser posting the confirmation form gets a page back; a program gets JSON.
+    let from_form = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     let link_action = match verify_link(&shared, &id, &action, &q).await {
         Ok(a) => a,
         Err(r) => return r,
@@ -293,17 +308,42 @@ pub async fn link_decide(
         LinkAction::Approve => Choice::Approve,
         LinkAction::Deny => Choice::Deny,
     };
-    match shared
+    let decided = shared
         .governor
         .approvals()
         .decide(&id, &decider, choice, reason)
-        .await
-    {
+        .await;
+    if from_form {
+        let (status, text) = match &decided {
+            Ok(d) => (
+                StatusCode::OK,
+                format!("Done: {} ({}).", d.outcome, d.request.id),
+            ),
+            Err(e) => (
+                StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                format!("Refused ({}): {}", e.code, e.message),
+            ),
+        };
+        let page = format!(
+            "<!doctype html><meta charset=utf-8><title>warden approval</title><p>{}</p>",
+            escape(&text)
+        );
+        return (status, Html(page)).into_response();
+    }
+    match decided {
         Ok(d) => {
             Json(json!({ "outcome": d.outcome, "approval": view(&d.request) })).into_response()
         }
         Err(e) => decide_error(e),
     }
+}
+
+fn bad_link(e: &QueryRejection) -> Response {
+    api_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_link",
+        format!("a link carries `approver`, `expires` and `sig`: {e}"),
+    )
 }
 
 /// Agent plane: any approvals path. The agent's own credential is refused on the approval
@@ -397,16 +437,31 @@ pub async fn issue_token(
         .create_operator_token(&req.name, role.clone(), now)
         .await
     {
-        Ok(token) => (
-            StatusCode::CREATED,
-            Json(json!({
-                "name": req.name,
-                "role": role.as_str(),
-                "principal": role.principal(),
-                "token": token,
-            })),
-        )
-            .into_response(),
+        Ok(token) => {
+            let record = warden_audit::NewRecord {
+                session: None,
+                kind: warden_audit::RecordKind::OperatorTokenIssued,
+                payload: json!({
+                    "name": req.name,
+                    "role": role.as_str(),
+                    "principal": role.principal(),
+                    "by": operator.name,
+                }),
+            };
+            if let Err(e) = shared.governor.ledger().append(record).await {
+                tracing::error!(error = %e, "The ledger cannot record an issued operator credential.");
+            }
+            (
+                StatusCode::CREATED,
+                Json(json!({
+                    "name": req.name,
+                    "role": role.as_str(),
+                    "principal": role.principal(),
+                    "token": token,
+                })),
+            )
+                .into_response()
+        }
         Err(e) => api_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "store_unavailable",

@@ -156,6 +156,32 @@ fn collect_text(v: &Value, out: &mut String) {
     }
 }
 
+/// Sends MCP progress notifications for a call waiting for approval, if the client gave a
+/// progress token.
+fn progress_reporter(
+    ctx: &RequestContext<RoleServer>,
+) -> impl Fn(f64, f64, String) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
++ Send
++ Sync
++ 'static {
+    let token = ctx.meta.get_progress_token();
+    let peer = ctx.peer.clone();
+    move |waited: f64, total: f64, message: String| {
+        let peer = peer.clone();
+        let token = token.clone();
+        Box::pin(async move {
+            if let Some(token) = token {
+                let param = ProgressNotificationParam::new(token, waited)
+                    .with_total(total)
+                    .with_message(message);
+                if let Err(e) = peer.notify_progress(param).await {
+                    tracing::debug!(error = %e, "A progress notification could not be sent.");
+                }
+            }
+        })
+    }
+}
+
 fn refusal_result(message: String) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(message)])
 }
@@ -278,22 +304,7 @@ impl ServerHandler for AgentMcp {
         // While the call waits for approval: progress notifications (when the client asked
         // for them with a progress token), and a stop when the client goes away, so a grant
         // is never used for a call nobody will receive.
-        let token = ctx.meta.get_progress_token();
-        let peer = ctx.peer.clone();
-        let progress = move |waited: f64, total: f64, message: String| {
-            let peer = peer.clone();
-            let token = token.clone();
-            Box::pin(async move {
-                if let Some(token) = token {
-                    let param = ProgressNotificationParam::new(token, waited)
-                        .with_total(total)
-                        .with_message(message);
-                    if let Err(e) = peer.notify_progress(param).await {
-                        tracing::debug!(error = %e, "A progress notification could not be sent.");
-                    }
-                }
-            }) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
-        };
+        let progress = progress_reporter(&ctx);
         let waiting = Waiting {
             max_wait: None,
             cancel: Some(ctx.ct.clone()),
@@ -377,7 +388,16 @@ impl ServerHandler for AgentMcp {
         let tool = format!("{server}.resources/read");
         let args = json!({ "uri": request.uri });
         let gov = &self.shared.governor;
-        let allowed = match gov.authorize(&session, &tool, args, Via::Mcp).await {
+        let progress = progress_reporter(&ctx);
+        let waiting = Waiting {
+            max_wait: None,
+            cancel: Some(ctx.ct.clone()),
+            progress: Some(&progress),
+        };
+        let allowed = match gov
+            .authorize_waiting(&session, &tool, args, Via::Mcp, waiting)
+            .await
+        {
             Ok(a) => a,
             Err(refused) => {
                 return Err(McpError::invalid_request(

@@ -1,7 +1,7 @@
 //! The operator plane: authentication and sessions (approvals are in
 //! [`approvals_api`](crate::approvals_api)).
 //!
-//! Every route but `/healthz` needs an operator token (`Authorization: Bearer wo_…`). Agent
+//! Every route but `/healthz` and the signed approval links needs an operator token (`Authorization: Bearer wo_…`). Agent
 //! session tokens are refused here, by their prefix, with a message that says so.
 
 use std::sync::Arc;

@@ -556,12 +556,14 @@ impl Gateway {
 impl RunningGateway {
     /// Stops the gateway, in phases:
     /// 1. stop accepting connections, and
-    /// 2. settle every pending approval wait as denied (the governor's token), so that
+    /// 2. answer every call waiting for approval at once (refused for now; its request stays
+    ///    open in the state store, decidable after a restart), and stop the sweeper and the
+    ///    webhook (the governor's token), so that
     /// 3. in-flight requests drain, within the shutdown grace;
     /// 4. record the stop and flush the ledger;
     /// 5. disconnect the upstream servers and close the stores.
     pub async fn shutdown(self) {
-        // Phases 1 and 2: one token stops the listeners and releases approval waits as denied.
+        // Phases 1 and 2: one token stops the listeners and answers the calls waiting for approval.
         self.stop.cancel();
         // Phase 3.
         if tokio::time::timeout(self.grace, self.servers.wait())

@@ -79,7 +79,10 @@ record_kinds! {
     ApprovalRefused = "approval_refused",
     /// No approver could ever approve the action (or the request could not be stored): denied.
     ApprovalUnavailable = "approval_unavailable",
-    /// The outbound webhook for a new request was delivered, or failed.
+    /// An admin issued an operator credential through the operator plane.
+    OperatorTokenIssued = "operator_token_issued",
+    /// The outbound webhook for a new request was delivered, failed, or was dropped (queue
+    /// full, or the gateway stopping).
     ApprovalNotified = "approval_notified",
     /// A session accumulated data labels.
     LabelsAdded = "labels_added",

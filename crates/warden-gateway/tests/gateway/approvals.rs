@@ -743,16 +743,37 @@ async fn webhook_links_decide_and_adversarial_forged_or_expired_signatures_are_r
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let body: Value = r.json().await.unwrap();
-    assert_eq!(body["outcome"], "granted");
-    assert_eq!(body["approval"]["approvals"][0]["approver"], "bob");
-    assert_eq!(body["approval"]["approvals"][0]["channel"], "link");
-    assert_eq!(body["approval"]["approvals"][0]["reason"], "via slack");
+    // A browser's form post gets a page back.
+    assert!(r.text().await.unwrap().contains("Done: granted"));
+    let id = payload["approval"]["id"].as_str().unwrap();
+    let bob_token = h.approver_token("bob").await;
+    let (_, body) = h
+        .operator(
+            reqwest::Method::GET,
+            &format!("/v1/approvals/{id}"),
+            &bob_token,
+            None,
+        )
+        .await;
+    assert_eq!(body["approvals"][0]["approver"], "bob");
+    assert_eq!(body["approvals"][0]["channel"], "link");
+    assert_eq!(body["approvals"][0]["reason"], "via slack");
     let answer = call.await.unwrap();
     assert!(!is_error(&answer), "{answer}");
-    // Replayed: the same link again.
+    // Replayed: the same link again (a program gets JSON).
     let r = http.post(&approve).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 409);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "replay");
+    // A link without its signature is a clear error in the API's shape.
+    let r = http
+        .post(approve.split('&').next().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_link");
     // Expired: a new request's link, used after its deadline.
     let (h2, t2) = (h.clone(), token.clone());
     let late = tokio::spawn(async move { h2.call(&t2, "ask by webhook, late").await });

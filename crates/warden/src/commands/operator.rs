@@ -1,4 +1,4 @@
-//! `warden operator token create`: an operator credential made offline, by whoever can write
+//! `warden operator create-token`: an operator credential made offline, by whoever can write
 //! the data directory (the first one is written by `warden serve` to `operator.token`).
 
 use std::path::PathBuf;
