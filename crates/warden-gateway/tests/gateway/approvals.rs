@@ -285,14 +285,27 @@ async fn adversarial_approvers_without_the_authority_and_self_approval() {
         )
         .await;
     assert_eq!(shown["status"], "pending");
+    let records = h.records().await;
     assert_eq!(
-        refusals(&h.records().await),
+        refusals(&records),
         [
             "no_authority",
             "no_authority",
             "self_approval",
             "not_an_approver"
         ]
+    );
+    let issued: Vec<&Value> = records
+        .iter()
+        .filter(|r| r.kind.to_string() == "operator_token_issued")
+        .map(|r| &r.payload)
+        .collect();
+    assert_eq!(issued.len(), 2);
+    assert_eq!(issued[0]["principal"], "dave");
+    assert_eq!(issued[0]["by"], "bootstrap");
+    assert!(
+        issued.iter().all(|p| p.get("token").is_none()),
+        "no secret in the ledger"
     );
     h.stop().await;
 }
