@@ -90,6 +90,16 @@ record_kinds! {
     GatewayStarted = "gateway_started",
     /// The gateway stopped.
     GatewayStopped = "gateway_stopped",
+    /// A request the model proxy received and forwarded (the prompt).
+    ModelRequested = "model_requested",
+    /// A completion (assembled from its stream when streamed), with usage.
+    ModelCompleted = "model_completed",
+    /// A tool call the model proposed: an intent the agent may then attempt.
+    ModelIntent = "model_intent",
+    /// A model call that failed on every route.
+    ModelFailed = "model_failed",
+    /// A model call refused because a token budget is spent.
+    BudgetExceeded = "budget_exceeded",
 }
 
 impl fmt::Display for RecordKind {
