@@ -15,12 +15,12 @@ use globset::GlobBuilder;
 use warden_core::{CharterHash, SourceLocation, Tier};
 
 use crate::compiled::{
-    ApprovalSettings, Authority, CompiledCharter, Context, DataPolicy, DataSource, DefaultPosture,
-    Detector, DetectorKind, Identity, Intervention, Inventory, Model, ModelRoute, ObserverSettings,
-    Principal, Provider, Role, Server, Transport,
+    ApprovalSettings, Authority, BudgetScope, CompiledCharter, Context, DataPolicy, DataSource,
+    DefaultPosture, Detector, DetectorKind, Identity, Intervention, Inventory, Model, ModelRoute,
+    ObserverSettings, Principal, Provider, Role, Server, TokenBudget, Transport,
 };
 use crate::diagnostic::{Diagnostic, Diagnostics, suggest};
-use crate::raw::{RawDefaultPosture, RawDetectorKind, RawProvider, RawResponse};
+use crate::raw::{RawBudgetScope, RawDefaultPosture, RawDetectorKind, RawProvider, RawResponse};
 use crate::source::{ParsedFile, Source, read_sources};
 use collect::{Collected, Item, collect_file};
 pub use rules::{CEL_VARIABLES, DEFAULT_RULE_ID};
@@ -457,6 +457,38 @@ fn inventory(c: &Collected<'_>, diags: &mut Diagnostics) -> Inventory {
         inv.models.push(Model {
             alias: raw.alias.clone(),
             routes,
+        });
+    }
+    for item in &c.token_budgets {
+        let raw = &item.raw;
+        if raw.tokens == 0 {
+            diags.push(
+                Diagnostic::error(
+                    item.at_path(&["tokens"]),
+                    "a token budget of 0 refuses every model call",
+                )
+                .with_hint("remove the model aliases instead, or give at least 1 token"),
+            );
+            continue;
+        }
+        let per = match raw.per {
+            RawBudgetScope::Session => BudgetScope::Session,
+            RawBudgetScope::Agent => BudgetScope::Agent,
+            RawBudgetScope::Principal => BudgetScope::Principal,
+        };
+        let window = match (&raw.window, per) {
+            (Some(w), _) => match duration_or_report(w, item.at_path(&["window"]), diags) {
+                Some(d) => Some(d),
+                None => continue,
+            },
+            (None, BudgetScope::Session) => None,
+            (None, _) => Some(Duration::from_secs(24 * 3600)),
+        };
+        inv.token_budgets.push(TokenBudget {
+            per,
+            tokens: raw.tokens,
+            window,
+            location: item.at(),
         });
     }
     inv

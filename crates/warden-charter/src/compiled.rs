@@ -85,6 +85,45 @@ pub struct Inventory {
     pub tools: HashMap<String, usize>,
     /// Model aliases.
     pub models: Vec<Model>,
+    /// Token budgets of the model proxy.
+    pub token_budgets: Vec<TokenBudget>,
+}
+
+/// Whose tokens a budget counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetScope {
+    /// One session.
+    Session,
+    /// The agent, across its sessions.
+    Agent,
+    /// The on-behalf-of principal, across sessions.
+    Principal,
+}
+
+impl BudgetScope {
+    /// `session`, `agent` or `principal`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BudgetScope::Session => "session",
+            BudgetScope::Agent => "agent",
+            BudgetScope::Principal => "principal",
+        }
+    }
+}
+
+/// A token budget: at most `tokens` (input and output) per `scope` and window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenBudget {
+    /// Whose tokens are counted together.
+    pub per: BudgetScope,
+    /// Tokens allowed per window.
+    pub tokens: u64,
+    /// Fixed windows of this length (aligned to the Unix epoch); `None` for a session's whole
+    /// life.
+    pub window: Option<Duration>,
+    /// Where it is declared.
+    pub location: SourceLocation,
 }
 
 /// How the gateway reaches a server.

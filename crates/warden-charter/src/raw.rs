@@ -86,6 +86,31 @@ pub(crate) struct RawModelRoute {
     pub timeout: Option<String>,
 }
 
+/// A token budget of the model proxy.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTokenBudget {
+    /// Whose tokens are counted together.
+    pub per: RawBudgetScope,
+    /// Tokens (input and output) allowed per window.
+    pub tokens: u64,
+    /// The window (`1h`, `1d`); default: the session's life for `session`, `1d` otherwise.
+    #[serde(default)]
+    pub window: Option<String>,
+}
+
+/// Whose tokens a budget counts.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RawBudgetScope {
+    /// One session.
+    Session,
+    /// The agent, across its sessions.
+    Agent,
+    /// The on-behalf-of principal, across sessions.
+    Principal,
+}
+
 /// Provider wire protocols.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -9,7 +9,7 @@ use warden_core::SourceLocation;
 use crate::diagnostic::{Diagnostic, Diagnostics, suggest};
 use crate::raw::{
     RawApproval, RawContext, RawDataSource, RawDefaultPosture, RawDetector, RawIdentity, RawLabel,
-    RawModel, RawPrincipal, RawRole, RawRule, RawServer,
+    RawModel, RawPrincipal, RawRole, RawRule, RawServer, RawTokenBudget,
 };
 use crate::source::{Node, NodeKind, ParsedFile};
 
@@ -46,6 +46,7 @@ pub(crate) struct Collected<'a> {
     pub identity: Option<Item<'a, RawIdentity>>,
     pub servers: Vec<Item<'a, RawServer>>,
     pub models: Vec<Item<'a, RawModel>>,
+    pub token_budgets: Vec<Item<'a, RawTokenBudget>>,
     pub default_posture: Option<Item<'a, RawDefaultPosture>>,
     pub approval: Option<Item<'a, RawApproval>>,
     pub rules: Vec<Item<'a, RawRule>>,
@@ -96,33 +97,39 @@ pub(crate) fn collect_file<'a>(
             "version" => single(file, node, k, &mut c.version, diags),
             "identity" => single(file, node, k, &mut c.identity, diags),
             "context" => single(file, node, k, &mut c.context, diags),
-            "inventory" => {
-                section(
-                    file,
-                    node,
-                    k,
-                    &["servers", "models"],
-                    diags,
-                    |key, n, d| match key {
-                        "servers" => list(
-                            file,
-                            n,
-                            "inventory.servers",
-                            &mut c.servers,
-                            &mut c.incomplete,
-                            d,
-                        ),
-                        _ => list(
-                            file,
-                            n,
-                            "inventory.models",
-                            &mut c.models,
-                            &mut c.incomplete,
-                            d,
-                        ),
-                    },
-                )
-            }
+            "inventory" => section(
+                file,
+                node,
+                k,
+                &["servers", "models", "token_budgets"],
+                diags,
+                |key, n, d| match key {
+                    "servers" => list(
+                        file,
+                        n,
+                        "inventory.servers",
+                        &mut c.servers,
+                        &mut c.incomplete,
+                        d,
+                    ),
+                    "token_budgets" => list(
+                        file,
+                        n,
+                        "inventory.token_budgets",
+                        &mut c.token_budgets,
+                        &mut c.incomplete,
+                        d,
+                    ),
+                    _ => list(
+                        file,
+                        n,
+                        "inventory.models",
+                        &mut c.models,
+                        &mut c.incomplete,
+                        d,
+                    ),
+                },
+            ),
             "actions" => section(
                 file,
                 node,

@@ -251,3 +251,32 @@ fn globs_hosts_and_cel_variables_are_checked() {
     assert!(r.contains("did you mean `args`?"), "{r}");
     assert!(!r.contains("unknown variable `p`"), "{r}");
 }
+
+#[test]
+fn token_budgets_compile_with_default_windows() {
+    let text = MINIMAL.replace(
+        "actions:",
+        "  models:\n    - alias: fast\n      routes: [{ provider: openai, base_url: \"http://127.0.0.1:9\", model: m }]\n  token_budgets:\n    - { per: session, tokens: 1000 }\n    - { per: principal, tokens: 5000 }\n    - { per: agent, tokens: 9000, window: 1h }\nactions:",
+    );
+    let c = compile(&src(&text)).unwrap().charter;
+    let b = &c.inventory.token_budgets;
+    assert_eq!(b.len(), 3);
+    assert_eq!(
+        (b[0].per, b[0].tokens, b[0].window),
+        (BudgetScope::Session, 1000, None)
+    );
+    assert_eq!(b[1].window, Some(Duration::from_secs(86_400)));
+    assert_eq!(b[2].window, Some(Duration::from_secs(3600)));
+
+    let zero = MINIMAL.replace(
+        "actions:",
+        "  token_budgets: [{ per: agent, tokens: 0 }]\nactions:",
+    );
+    let e = errors(&zero).to_string();
+    assert!(e.contains("a token budget of 0"), "{e}");
+    let bad = MINIMAL.replace(
+        "actions:",
+        "  token_budgets: [{ per: team, tokens: 5 }]\nactions:",
+    );
+    assert!(!errors(&bad).is_empty());
+}
