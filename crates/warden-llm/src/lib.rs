@@ -1,0 +1,22 @@
+//! The model providers' wire formats, as the model proxy needs them: it forwards requests and
+//! responses untouched (unknown fields included) and only *reads* them, to route, to count
+//! tokens and to capture what the model was asked and what it proposed.
+//!
+//! - [`Protocol`]: OpenAI chat completions or Anthropic messages, and errors in each shape.
+//! - [`request`]: what a request asks for (model, stream, prompt text), and the few edits the
+//!   proxy makes (the provider's model name, the charter's system message, usage in streams).
+//! - [`response`]: text, usage and proposed tool calls of a complete response.
+//! - [`stream`]: an incremental SSE parser and an assembler that rebuilds the same from a
+//!   stream's chunks.
+//!
+//! Pure: no IO, no async; everything here is tested without a network.
+
+pub mod protocol;
+pub mod request;
+pub mod response;
+pub mod stream;
+
+pub use protocol::Protocol;
+pub use request::{Inspected, inspect, prepare};
+pub use response::{Completion, Intent, Usage, estimate_tokens, read_response};
+pub use stream::{Assembler, SseEvent, SseParser};
