@@ -40,10 +40,7 @@ impl SseParser {
     pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<SseEvent>, EventTooLarge> {
         self.buf.extend_from_slice(bytes);
         let mut events = Vec::new();
-        loop {
-            let Some((end, sep)) = find_boundary(&self.buf) else {
-                break;
-            };
+        while let Some((end, sep)) = find_boundary(&self.buf) {
             let raw: Vec<u8> = self.buf.drain(..end + sep).collect();
             let text = String::from_utf8_lossy(raw.get(..end).unwrap_or_default());
             if let Some(e) = parse_event(&text) {
@@ -265,8 +262,8 @@ impl Assembler {
     pub fn finish(self) -> Completion {
         let intents = self
             .calls
-            .into_iter()
-            .map(|(_, c)| Intent {
+            .into_values()
+            .map(|c| Intent {
                 id: c.id,
                 tool: c.tool,
                 arguments: match c.input {
