@@ -141,6 +141,8 @@ pub struct NewApproval {
     pub requested_at: OffsetDateTime,
     /// When it times out.
     pub deadline: OffsetDateTime,
+    /// The session's recent model turns that led to the call (from the model proxy).
+    pub model_turns: Vec<Value>,
 }
 
 /// An approval request: bound to one exact action, decided by authorised humans, used once.
@@ -196,6 +198,11 @@ pub struct ApprovalRequest {
     pub used_at: Option<OffsetDateTime>,
     /// The attempt the grant released.
     pub used_by: Option<String>,
+    /// The session's recent model turns that led to the call: prompt and completion excerpts
+    /// and the tool calls the model proposed (empty when the agent does not use the model
+    /// proxy).
+    #[serde(default)]
+    pub model_turns: Vec<Value>,
 }
 
 impl ApprovalRequest {
@@ -225,6 +232,7 @@ impl ApprovalRequest {
             decided_at: None,
             used_at: None,
             used_by: None,
+            model_turns: n.model_turns,
         }
     }
 }

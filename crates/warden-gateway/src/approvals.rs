@@ -114,14 +114,10 @@ impl std::fmt::Debug for Approvals {
     }
 }
 
-/// The JSON an approver sees for a request: the request itself, and the model turns that led
-/// to the call (recorded once the model proxy captures them; empty until then).
+/// The JSON an approver sees for a request: the request itself, with the model turns that
+/// led to the call.
 pub fn view(req: &ApprovalRequest) -> Value {
-    let mut v = serde_json::to_value(req).unwrap_or(Value::Null);
-    if let Some(obj) = v.as_object_mut() {
-        obj.insert("model_turns".to_owned(), Value::Array(Vec::new()));
-    }
-    v
+    serde_json::to_value(req).unwrap_or(Value::Null)
 }
 
 /// The rule ids an approver needs authority for: the determining rules, or `default` when the

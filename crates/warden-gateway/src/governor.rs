@@ -27,6 +27,7 @@ use warden_pdp::{Controls as PdpControls, Request, decide, result_labels};
 
 use crate::approvals::{Approvals, ProgressFn, authority_for, fmt_time, view};
 use crate::control::Controls;
+use crate::model_turns::ModelTurns;
 use crate::paths::PathArguments;
 use crate::sessions::{Session, SessionStore};
 use crate::usage::UsageStore;
@@ -175,6 +176,7 @@ pub struct Governor {
     sessions: SessionStore,
     controls: Arc<Controls>,
     approvals: Arc<Approvals>,
+    model_turns: Arc<ModelTurns>,
     clock: Arc<dyn Clock>,
     paths: PathArguments,
     local_servers: HashSet<String>,
@@ -202,6 +204,7 @@ impl Governor {
         sessions: SessionStore,
         controls: Arc<Controls>,
         approvals: Arc<Approvals>,
+        model_turns: Arc<ModelTurns>,
         clock: Arc<dyn Clock>,
         shutdown: CancellationToken,
     ) -> Governor {
@@ -220,6 +223,7 @@ impl Governor {
             sessions,
             controls,
             approvals,
+            model_turns,
             clock,
             local_servers,
             shutdown,
@@ -234,6 +238,11 @@ impl Governor {
     /// The approval workflow.
     pub fn approvals(&self) -> &Arc<Approvals> {
         &self.approvals
+    }
+
+    /// Recent model turns by session.
+    pub fn model_turns(&self) -> &Arc<ModelTurns> {
+        &self.model_turns
     }
 
     /// The clock.
@@ -588,6 +597,7 @@ impl Governor {
             quorum: spec.quorum,
             requested_at: now,
             deadline,
+            model_turns: self.model_turns.recent(&session.id),
         })))
     }
 

@@ -27,6 +27,9 @@ use crate::config::Config;
 use crate::control::Controls;
 use crate::decide_api::{self, PendingResults, api_error};
 use crate::governor::Governor;
+use crate::budgets::TokenBudgets;
+use crate::model_proxy::{self, ModelProxy};
+use crate::model_turns::ModelTurns;
 use crate::mcp::AgentMcp;
 use crate::operator;
 use crate::sessions::{OperatorRole, SessionStore};
@@ -75,6 +78,8 @@ pub struct Shared {
     pub pending: PendingResults,
     /// Interventions in force.
     pub controls: Arc<Controls>,
+    /// The model proxy.
+    pub models: ModelProxy,
 }
 
 /// Why the gateway did not start.
@@ -107,6 +112,7 @@ pub struct RunningGateway {
     servers: TaskTracker,
     background: TaskTracker,
     background_cancel: CancellationToken,
+    model_tasks: TaskTracker,
     grace: Duration,
 }
 
@@ -134,6 +140,23 @@ fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
 /// Authenticates agent-plane requests: the session token as `Authorization: Bearer` (or
 /// `x-api-key`). Operator tokens are refused here.
 async fn agent_auth(State(shared): State<Arc<Shared>>, mut req: Request, next: Next) -> Response {
+    // The model endpoints answer in their provider's error shape; everything else in JSON-RPC.
+    let shape = match req.uri().path() {
+        "/v1/chat/completions" | "/v1/models" => Some(warden_llm::Protocol::OpenAi),
+        "/v1/messages" => Some(warden_llm::Protocol::Anthropic),
+        _ => None,
+    };
+    let jsonrpc_error = |status: StatusCode, code: i64, message: &str| match shape {
+        Some(p) => {
+            let kind = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "request_too_large"
+            } else {
+                "invalid_api_key"
+            };
+            (status, axum::Json(p.error_body(status.as_u16(), kind, message))).into_response()
+        }
+        None => jsonrpc_error(status, code, message),
+    };
     let headers = req.headers();
     if let Some(len) = headers
         .get(http::header::CONTENT_LENGTH)
@@ -283,6 +306,9 @@ fn agent_router(shared: Arc<Shared>, cancel: CancellationToken) -> Router {
     let protected = Router::new()
         .merge(mcp)
         .route("/v1/decide", post(decide_api::decide))
+        .route("/v1/chat/completions", post(model_proxy::chat_completions))
+        .route("/v1/messages", post(model_proxy::messages))
+        .route("/v1/models", get(model_proxy::models))
         // An agent never reaches the approval channel; the attempt is recorded.
         .route(
             "/v1/approvals",
@@ -477,9 +503,16 @@ impl Gateway {
             sessions.clone(),
             controls.clone(),
             approvals,
+            Arc::new(ModelTurns::default()),
             clock,
             stop.clone(),
         );
+        let budgets = TokenBudgets::open(sessions.pool(), charter.inventory.token_budgets.clone())
+            .await
+            .context("cannot open the token budgets")?;
+        let model_tasks = TaskTracker::new();
+        let models = ModelProxy::new(&charter, budgets, model_tasks.clone())
+            .context("cannot set up the model proxy")?;
         let shared = Arc::new(Shared {
             governor,
             upstreams,
@@ -487,6 +520,7 @@ impl Gateway {
             config: config.clone(),
             pending: PendingResults::default(),
             controls,
+            models,
         });
         let agent_listener = tokio::net::TcpListener::bind(config.agent_listen)
             .await
@@ -548,6 +582,7 @@ impl Gateway {
             servers,
             background,
             background_cancel,
+            model_tasks,
             grace: config.shutdown_grace,
         })
     }
@@ -576,6 +611,14 @@ impl RunningGateway {
             );
         }
         self.mcp_cancel.cancel();
+        // Model calls still relaying or recording finish before the ledger closes.
+        self.model_tasks.close();
+        if tokio::time::timeout(self.grace, self.model_tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("Model calls were still being recorded when the grace expired.");
+        }
         // Phase 4.
         let ledger = self.shared.governor.ledger().clone();
         let _ = ledger

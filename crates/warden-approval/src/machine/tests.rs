@@ -30,6 +30,7 @@ fn request(quorum: u32) -> ApprovalRequest {
         quorum,
         requested_at: t0(),
         deadline: t0() + Duration::minutes(15),
+        model_turns: Vec::new(),
     })
 }
 

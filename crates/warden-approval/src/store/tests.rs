@@ -42,6 +42,7 @@ fn request(id: &str, amount: u32) -> ApprovalRequest {
         quorum: 1,
         requested_at: t0(),
         deadline: t0() + Duration::minutes(10),
+        model_turns: Vec::new(),
     })
 }
 

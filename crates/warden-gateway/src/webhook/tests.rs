@@ -45,6 +45,7 @@ fn request(id: &str, approvers: &[&str]) -> ApprovalRequest {
         quorum: 1,
         requested_at: t0(),
         deadline: t0() + time::Duration::minutes(15),
+        model_turns: Vec::new(),
     })
 }
 
