@@ -5,15 +5,19 @@
 //! - [`store`] keeps the chain in SQLite: one writer thread owns the only write connection and
 //!   is fed by a bounded queue ([`Ledger`]); readers open the database read-only
 //!   ([`LedgerReader`]).
+//! - [`search`] is a full-text index of the text model calls, approval requests and attempted
+//!   actions carry ([`SearchIndex`]): derived data, kept beside the ledger and rebuilt from it.
 //!
 //! In the workspace DAG this crate depends only on `warden-core` (for the
 //! [`Clock`](warden_core::Clock)). `docs/ledger.md` describes the format, the durability
 //! guarantees and the failure behaviour.
 
 pub mod chain;
+pub mod search;
 pub mod store;
 
 pub use chain::{Head, Problem, Record, RecordKind, Verifier};
+pub use search::{Hit, SearchError, SearchIndex, UpdateReport};
 pub use store::{
     Appended, Ledger, LedgerConfig, LedgerError, LedgerReader, NewRecord, VerifyReport,
 };

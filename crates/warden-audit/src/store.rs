@@ -31,6 +31,7 @@ use crate::chain::{RecordKind, canonical_json};
 
 pub use error::LedgerError;
 pub use reader::{LedgerReader, VerifyReport};
+pub(crate) use schema::connect_reader;
 
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "ledger.db";

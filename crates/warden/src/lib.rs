@@ -35,7 +35,7 @@ pub enum Command {
     Check(commands::check::CheckArgs),
     /// Decide one action against a charter and explain why, without running anything.
     Explain(commands::explain::ExplainArgs),
-    /// Verify the ledger's hash chain; print ledger records.
+    /// Verify the ledger's hash chain; print and search ledger records.
     Audit(commands::audit::AuditArgs),
     /// Run the gateway: the agent plane (MCP, decide API) and the operator plane.
     Serve(commands::serve::ServeArgs),

@@ -179,3 +179,168 @@ fn a_directory_without_a_ledger_is_a_usage_error() {
     );
     assert!(!data.exists(), "verify creates nothing");
 }
+
+/// Model records in two sessions, written and closed through the library.
+fn model_ledger(dir: &Path, records: &[(&str, RecordKind, Value)]) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let ledger = Ledger::open(dir, Arc::new(SystemClock), LedgerConfig::default())
+            .await
+            .unwrap();
+        for (session, kind, payload) in records {
+            ledger
+                .append(NewRecord {
+                    session: Some((*session).to_owned()),
+                    kind: *kind,
+                    payload: payload.clone(),
+                })
+                .await
+                .unwrap();
+        }
+        ledger.shutdown().await.unwrap();
+    });
+}
+
+#[test]
+fn search_finds_model_text_and_keeps_up_with_the_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    model_ledger(
+        dir.path(),
+        &[
+            (
+                "s-1",
+                RecordKind::ModelRequested,
+                json!({"call": "c-1", "request": {"messages": [
+                    {"role": "user", "content": "what is the capital of France"}
+                ]}}),
+            ),
+            (
+                "s-1",
+                RecordKind::ModelCompleted,
+                json!({"call": "c-1", "completion": {"text": "Paris"}}),
+            ),
+            (
+                "s-2",
+                RecordKind::ModelCompleted,
+                json!({"call": "c-2", "completion": {"text": "Paris, again (\"surely\")"}}),
+            ),
+        ],
+    );
+
+    let out = warden(
+        &["audit", "search", "capital", "of", "france", "--data", data],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let fields: Vec<&str> = lines[0].split("  ").collect();
+    assert_eq!(fields[0], "1");
+    assert_eq!(fields[1].len(), 30, "{}", fields[1]);
+    assert_eq!(fields[2], "s-1");
+    assert_eq!(fields[3], "model_requested");
+    assert!(fields[4].contains("[capital of France]"), "{}", lines[0]);
+    assert!(dir.path().join("search.db").is_file());
+
+    // Newest first, as JSON lines; the session filter; the limit; `WARDEN_DATA`.
+    let out = warden(&["audit", "search", "paris", "--json"], Some(dir.path()));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let hits: Vec<Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(hits.len(), 2);
+    assert_eq!(hits[0]["seq"], json!(3));
+    assert_eq!(hits[0]["session"], json!("s-2"));
+    assert_eq!(hits[0]["kind"], json!("model_completed"));
+    assert!(hits[0]["time"].is_string());
+    assert_eq!(
+        hits[0]["snippet"],
+        json!("c-2\n[Paris], again (\"surely\")")
+    );
+    assert_eq!(hits[1]["seq"], json!(2));
+    let out = warden(
+        &[
+            "audit",
+            "search",
+            "paris",
+            "--session",
+            "s-1",
+            "--json",
+            "--data",
+            data,
+        ],
+        None,
+    );
+    assert_eq!(stdout(&out).lines().count(), 1, "{}", stdout(&out));
+    assert!(stdout(&out).starts_with(r#"{"seq":2,"#), "{}", stdout(&out));
+    let out = warden(
+        &["audit", "search", "paris", "--limit", "1", "--data", data],
+        None,
+    );
+    assert!(stdout(&out).starts_with("3  "), "{}", stdout(&out));
+
+    // Search syntax is plain text: no error, and nothing to find here.
+    for query in ["\"", "(", "AND", "*", "paris OR", "NEAR(paris)"] {
+        let out = warden(&["audit", "search", query, "--data", data], None);
+        assert_eq!(out.status.code(), Some(0), "{query}: {}", stderr(&out));
+        assert_eq!(stdout(&out), "", "{query}");
+    }
+    let out = warden(&["audit", "search", "\"surely\")", "--data", data], None);
+    assert!(stdout(&out).starts_with("3  "), "{}", stdout(&out));
+
+    // Records appended since are found by the next search.
+    model_ledger(
+        dir.path(),
+        &[(
+            "s-1",
+            RecordKind::ModelIntent,
+            json!({"call": "c-3", "tool": "maps.lookup", "arguments": "{\"city\":\"Paris\"}"}),
+        )],
+    );
+    let out = warden(&["audit", "search", "maps.lookup", "--data", data], None);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("4  "), "{}", stdout(&out));
+    assert_eq!(stderr(&out), "");
+
+    // Another ledger in its place: the index is rebuilt, and says so.
+    std::fs::remove_file(dir.path().join("ledger.db")).unwrap();
+    model_ledger(
+        dir.path(),
+        &[(
+            "s-9",
+            RecordKind::ModelRequested,
+            json!({"prompt": "hello Rome"}),
+        )],
+    );
+    let out = warden(&["audit", "search", "paris", "--data", data], None);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "");
+    assert!(stderr(&out).contains("rebuilt it"), "{}", stderr(&out));
+    let out = warden(&["audit", "search", "rome", "--data", data], None);
+    assert!(stdout(&out).starts_with("1  "), "{}", stdout(&out));
+
+    // No ledger: a usage error, and no index is created.
+    let nothing = dir.path().join("nothing");
+    let out = warden(
+        &[
+            "audit",
+            "search",
+            "paris",
+            "--data",
+            nothing.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(64));
+    assert!(
+        stderr(&out).starts_with("error: there is no ledger at `"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!nothing.exists());
+}

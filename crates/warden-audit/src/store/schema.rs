@@ -109,7 +109,39 @@ pub(super) async fn format_version(
     check_format(path, app, version, tables)
 }
 
-/// The format check of [`format_version`] and [`connect_writer`].
+/// Opens the ledger `path` read-only with `rusqlite` (for readers that stream rows on a
+/// blocking thread) and checks that it is a ledger this code reads; a missing file, or a new
+/// and empty database, is [`LedgerError::NotFound`].
+pub(crate) fn connect_reader(path: &Path) -> Result<rusqlite::Connection, LedgerError> {
+    if !path.is_file() {
+        return Err(LedgerError::NotFound {
+            path: path.to_path_buf(),
+        });
+    }
+    let fail = |e: rusqlite::Error| open_error(path, e);
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(fail)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(fail)?;
+    let scalar = |sql: &str| {
+        conn.query_row(sql, [], |row| row.get::<_, i64>(0))
+            .map_err(fail)
+    };
+    let app = scalar("PRAGMA application_id")?;
+    let version = scalar("PRAGMA user_version")?;
+    let tables = scalar("SELECT count(*) FROM sqlite_schema")?;
+    if check_format(path, app, version, tables)? == 0 {
+        return Err(LedgerError::NotFound {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(conn)
+}
+
+/// The format check of [`format_version`], [`connect_writer`] and [`connect_reader`].
 fn check_format(path: &Path, app: i64, version: i64, tables: i64) -> Result<i64, LedgerError> {
     let format_error = |reason: String| LedgerError::Format {
         path: path.to_path_buf(),

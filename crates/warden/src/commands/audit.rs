@@ -1,8 +1,10 @@
-//! `warden audit`: verify the ledger's hash chain, and print records as JSON lines.
+//! `warden audit`: verify the ledger's hash chain, print records as JSON lines, and search
+//! the text of model calls, approval requests and attempted actions.
 //!
-//! Exit codes: 0 success (for `verify`: the chain is intact), 3 the chain is not intact
-//! (the first bad record is named), 64 (`EX_USAGE`) no ledger in the data directory or no
-//! such record, 74 (`EX_IOERR`) the ledger could not be read.
+//! Exit codes: 0 success (for `verify`: the chain is intact; for `search`: with or without
+//! hits), 3 the chain is not intact (the first bad record is named), 64 (`EX_USAGE`) no ledger
+//! in the data directory, no such record, or a `search.db` that is not a search index, 74
+//! (`EX_IOERR`) the ledger or the search index could not be read (or the index written).
 
 use std::error::Error;
 use std::ffi::OsString;
@@ -12,7 +14,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use warden_audit::chain::hex;
-use warden_audit::{LedgerError, LedgerReader, VerifyReport};
+use warden_audit::{Hit, LedgerError, LedgerReader, SearchError, SearchIndex, VerifyReport};
 
 use crate::EXIT_USAGE;
 use crate::output::Format;
@@ -43,6 +45,21 @@ pub enum AuditCommand {
     Tail(TailArgs),
     /// Print one record as a JSON line.
     Show(ShowArgs),
+    /// Search the text of model calls, approval requests and attempted actions, newest first.
+    ///
+    /// Finds the records whose text contains TEXT. Searches every string in the payloads of `model_*`, `approval_requested` and
+    /// `action_attempted` records. TEXT is one literal phrase: its words, in this order
+    /// (case, accents and punctuation between words do not matter); quotes, `*`, `AND`, `OR`,
+    /// `NEAR`, parentheses are plain text, never search syntax.
+    ///
+    /// The index is `DIR/search.db`, beside the ledger: derived data, brought up to date with
+    /// the ledger (read-only) before each search, rebuilt when it does not match the ledger,
+    /// safe to delete. Hits come from the index and are not verified: `warden audit show SEQ`
+    /// prints a record as it is, `warden audit verify` says whether it can be trusted.
+    ///
+    /// Prints one line per hit: `SEQ  TIME  SESSION  KIND  SNIPPET`, the matched words in
+    /// `[` `]` (control characters in the snippet shown as spaces).
+    Search(SearchArgs),
 }
 
 /// Where the ledger is.
@@ -85,6 +102,26 @@ pub struct ShowArgs {
     pub data: DataArg,
 }
 
+/// Arguments of `warden audit search`.
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// The phrase to find (several words are one phrase).
+    #[arg(value_name = "TEXT", required = true)]
+    pub text: Vec<String>,
+    /// Only records of this session.
+    #[arg(long, value_name = "ID")]
+    pub session: Option<String>,
+    /// At most this many hits (the newest).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub limit: u64,
+    /// One JSON object per hit and line: `{"seq","time","session","kind","snippet"}`.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    #[allow(missing_docs, reason = "documented on `DataArg`")]
+    pub data: DataArg,
+}
+
 /// The data directory: `--data`, else the `WARDEN_DATA` environment variable, else
 /// `./warden-data`.
 pub fn data_dir(flag: Option<&Path>, env: Option<OsString>) -> PathBuf {
@@ -97,6 +134,11 @@ pub fn data_dir(flag: Option<&Path>, env: Option<OsString>) -> PathBuf {
 
 /// Runs `warden audit`.
 pub fn execute(args: &AuditArgs) -> ExitCode {
+    let data = |d: &DataArg| data_dir(d.data.as_deref(), std::env::var_os("WARDEN_DATA"));
+    if let AuditCommand::Search(a) = &args.command {
+        // SQLite through `rusqlite`, blocking: no runtime needed.
+        return search(&data(&a.data), a);
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -107,12 +149,12 @@ pub fn execute(args: &AuditArgs) -> ExitCode {
             return ExitCode::from(EXIT_IO);
         }
     };
-    let data = |d: &DataArg| data_dir(d.data.as_deref(), std::env::var_os("WARDEN_DATA"));
     runtime.block_on(async {
         match &args.command {
             AuditCommand::Verify(a) => verify(&data(&a.data), a.format).await,
             AuditCommand::Tail(a) => tail(&data(&a.data), a.lines).await,
             AuditCommand::Show(a) => show(&data(&a.data), a.seq).await,
+            AuditCommand::Search(a) => search(&data(&a.data), a),
         }
     })
 }
@@ -123,6 +165,15 @@ async fn open(dir: &Path) -> Result<LedgerReader, ExitCode> {
 
 /// Prints `e` with its causes and picks the exit code.
 fn failure(e: &LedgerError) -> ExitCode {
+    eprintln!("error: {}", with_causes(e));
+    match e {
+        LedgerError::NotFound { .. } | LedgerError::Format { .. } => ExitCode::from(EXIT_USAGE),
+        _ => ExitCode::from(EXIT_IO),
+    }
+}
+
+/// `e`'s message followed by its causes'.
+fn with_causes(e: &dyn Error) -> String {
     let mut message = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {
@@ -130,11 +181,7 @@ fn failure(e: &LedgerError) -> ExitCode {
         message.push_str(&cause.to_string());
         source = cause.source();
     }
-    eprintln!("error: {message}");
-    match e {
-        LedgerError::NotFound { .. } | LedgerError::Format { .. } => ExitCode::from(EXIT_USAGE),
-        _ => ExitCode::from(EXIT_IO),
-    }
+    message
 }
 
 async fn verify(dir: &Path, format: Format) -> ExitCode {
@@ -243,6 +290,65 @@ async fn show(dir: &Path, seq: u64) -> ExitCode {
     }
 }
 
+/// Brings the index up to date, then searches it.
+fn search(dir: &Path, args: &SearchArgs) -> ExitCode {
+    let found = SearchIndex::open(dir).and_then(|mut index| {
+        let update = index.update()?;
+        if update.rebuilt {
+            eprintln!(
+                "note: the search index `{}` did not match the ledger; rebuilt it",
+                index.path().display()
+            );
+        }
+        index.search(&args.text.join(" "), args.session.as_deref(), args.limit)
+    });
+    let hits = match found {
+        Ok(hits) => hits,
+        Err(SearchError::Ledger(e)) => return failure(&e),
+        Err(e) => {
+            eprintln!("error: {}", with_causes(&e));
+            return match e {
+                SearchError::Format { .. } => ExitCode::from(EXIT_USAGE),
+                _ => ExitCode::from(EXIT_IO),
+            };
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    for hit in &hits {
+        let line = if args.json {
+            serde_json::to_string(hit).unwrap_or_default()
+        } else {
+            hit_line(hit)
+        };
+        // A closed pipe (`| head`) ends the output; it is not an error.
+        if writeln!(out, "{line}").is_err() {
+            break;
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// `SEQ  TIME  SESSION  KIND  SNIPPET` on one line: `-` for no session; control characters
+/// (the newlines between a payload's strings, a model's escape sequences) as spaces.
+fn hit_line(hit: &Hit) -> String {
+    let snippet: String = hit
+        .snippet
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let session: String = hit
+        .session
+        .as_deref()
+        .unwrap_or("-")
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    format!(
+        "{}  {}  {session}  {}  {snippet}",
+        hit.seq, hit.time, hit.kind
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,5 +363,20 @@ mod tests {
             PathBuf::from("warden-data")
         );
         assert_eq!(data_dir(None, None), PathBuf::from("warden-data"));
+    }
+
+    #[test]
+    fn a_hit_is_one_line_without_control_characters() {
+        let hit = Hit {
+            seq: 7,
+            time: "2026-11-21T06:00:01.500000000Z".to_owned(),
+            session: None,
+            kind: "model_completed".to_owned(),
+            snippet: "[Paris]\nnext\u{1b}[2J".to_owned(),
+        };
+        assert_eq!(
+            hit_line(&hit),
+            "7  2026-11-21T06:00:01.500000000Z  -  model_completed  [Paris] next [2J"
+        );
     }
 }
