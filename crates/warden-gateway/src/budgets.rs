@@ -60,7 +60,10 @@ pub struct TokenBudgets {
 
 impl TokenBudgets {
     /// Opens the counters in the state database.
-    pub async fn open(pool: SqlitePool, budgets: Vec<TokenBudget>) -> Result<TokenBudgets, StoreError> {
+    pub async fn open(
+        pool: SqlitePool,
+        budgets: Vec<TokenBudget>,
+    ) -> Result<TokenBudgets, StoreError> {
         sqlx::query("CREATE TABLE IF NOT EXISTS model_usage (scope TEXT NOT NULL, key TEXT NOT NULL, window_start INTEGER NOT NULL, tokens INTEGER NOT NULL, PRIMARY KEY (scope, key, window_start))")
             .execute(&pool)
             .await?;

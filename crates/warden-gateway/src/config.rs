@@ -113,6 +113,9 @@ pub struct Config {
     pub public_url: String,
     /// Progress notification interval for calls waiting for approval.
     pub approval_progress_interval: Duration,
+    /// Where provider keys (the charter's `api_key_env` variables) are read from: `None` for
+    /// the process environment (always, from the command line); a map in tests.
+    pub provider_keys: Option<HashMap<String, String>>,
 }
 
 /// Where and how new approval requests are announced.
@@ -370,6 +373,7 @@ impl Config {
             Duration::from_secs(10),
         )?;
         Ok(Config {
+            provider_keys: None,
             approval_webhook,
             public_url,
             approval_progress_interval,

@@ -12,11 +12,11 @@
 
 pub mod approvals;
 pub mod approvals_api;
+pub mod budgets;
 pub mod config;
 pub mod control;
 pub mod decide_api;
 pub mod governor;
-pub mod budgets;
 pub mod mcp;
 pub mod model_proxy;
 pub mod model_turns;

@@ -50,7 +50,12 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 /// Longest text excerpt kept for an approval's model turns.
 const TURN_EXCERPT: usize = 1000;
 /// Headers of a provider response passed back to the agent.
-const PASSED_HEADERS: [&str; 4] = ["content-type", "x-request-id", "request-id", "openai-processing-ms"];
+const PASSED_HEADERS: [&str; 4] = [
+    "content-type",
+    "x-request-id",
+    "request-id",
+    "openai-processing-ms",
+];
 
 /// The model proxy's state.
 pub struct ModelProxy {
@@ -109,15 +114,22 @@ impl ModelProxy {
         charter: &CompiledCharter,
         budgets: TokenBudgets,
         tasks: TaskTracker,
+        env: Option<&HashMap<String, String>>,
     ) -> anyhow::Result<ModelProxy> {
         let mut keys = HashMap::new();
         for route in charter.inventory.models.iter().flat_map(|m| &m.routes) {
-            if let Some(env) = &route.api_key_env {
-                match std::env::var(env) {
-                    Ok(v) if !v.is_empty() => {
-                        keys.insert(env.clone(), v);
+            if let Some(name) = &route.api_key_env {
+                let value = match env {
+                    Some(map) => map.get(name).cloned(),
+                    None => std::env::var(name).ok(),
+                };
+                match value {
+                    Some(v) if !v.is_empty() => {
+                        keys.insert(name.clone(), v);
                     }
-                    _ => tracing::warn!(variable = %env, model = %route.model, "A provider key variable is not set; that route is called without a key."),
+                    _ => {
+                        tracing::warn!(variable = %name, model = %route.model, "A provider key variable is not set; that route is called without a key.")
+                    }
                 }
             }
         }
@@ -213,7 +225,9 @@ pub async fn models(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Re
     } else {
         let data: Vec<Value> = models
             .iter()
-            .map(|m| json!({ "id": m.alias, "object": "model", "created": 0, "owned_by": "warden" }))
+            .map(
+                |m| json!({ "id": m.alias, "object": "model", "created": 0, "owned_by": "warden" }),
+            )
             .collect();
         Json(json!({ "object": "list", "data": data })).into_response()
     }
@@ -290,11 +304,19 @@ async fn proxy(
             &format!(
                 "model `{}` is not in the charter; models: {}",
                 inspected.model,
-                if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                }
             ),
         );
     };
-    if !model.routes.iter().any(|r| protocol_of(r.provider) == protocol) {
+    if !model
+        .routes
+        .iter()
+        .any(|r| protocol_of(r.provider) == protocol)
+    {
         return error(
             protocol,
             StatusCode::BAD_REQUEST,
@@ -354,7 +376,12 @@ async fn proxy(
         }),
     };
     let Value::Object(request) = parsed else {
-        return error(protocol, StatusCode::BAD_REQUEST, "invalid_request", "the request body must be a JSON object");
+        return error(
+            protocol,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the request body must be a JSON object",
+        );
     };
     // The request is recorded while it is forwarded; nothing is answered unless it was.
     let ledger = gov.ledger().clone();
@@ -374,7 +401,9 @@ async fn proxy(
     match forwarded {
         Forwarded::Answer { response, capture } => {
             let shared = shared.clone();
-            proxy.tasks.spawn(async move { capture.record(&shared).await });
+            proxy
+                .tasks
+                .spawn(async move { capture.record(&shared).await });
             response
         }
         Forwarded::Stream { response, start } => {
@@ -404,7 +433,10 @@ enum Capture {
 
 enum Forwarded {
     /// A complete answer, recorded after it is sent.
-    Answer { response: Response, capture: Capture },
+    Answer {
+        response: Response,
+        capture: Capture,
+    },
     /// A stream: its task starts relaying when `start` fires (after the request is recorded)
     /// and records the completion at its end.
     Stream {
@@ -412,7 +444,10 @@ enum Forwarded {
         start: tokio::sync::oneshot::Sender<()>,
     },
     /// Nothing answered.
-    Failed { response: Response, capture: Capture },
+    Failed {
+        response: Response,
+        capture: Capture,
+    },
 }
 
 fn route_json(route: &ModelRoute) -> Value {
@@ -454,7 +489,8 @@ async fn forward(
         if let Some(until) = cooling {
             let left = until - now;
             soonest_retry = Some(soonest_retry.map_or(left, |s| s.min(left)));
-            call.attempts.push(json!({ "route": index, "skipped": "rate limited (Retry-After)" }));
+            call.attempts
+                .push(json!({ "route": index, "skipped": "rate limited (Retry-After)" }));
             continue;
         }
         let mut body = request.clone();
@@ -486,7 +522,10 @@ async fn forward(
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("2023-06-01");
                 req = req.header("anthropic-version", version);
-                if let Some(beta) = agent_headers.get("anthropic-beta").and_then(|v| v.to_str().ok()) {
+                if let Some(beta) = agent_headers
+                    .get("anthropic-beta")
+                    .and_then(|v| v.to_str().ok())
+                {
                     req = req.header("anthropic-beta", beta);
                 }
             }
@@ -494,7 +533,8 @@ async fn forward(
         let sent = tokio::time::timeout(route.timeout, req.send()).await;
         let upstream = match sent {
             Err(_) => {
-                call.attempts.push(json!({ "route": index, "error": "timeout" }));
+                call.attempts
+                    .push(json!({ "route": index, "error": "timeout" }));
                 continue;
             }
             Ok(Err(e)) => {
@@ -510,11 +550,14 @@ async fn forward(
                 c.insert(key, Instant::now() + wait);
             }
             soonest_retry = Some(soonest_retry.map_or(wait, |s| s.min(wait)));
-            call.attempts.push(json!({ "route": index, "status": 429, "retry_after_seconds": wait.as_secs() }));
+            call.attempts.push(
+                json!({ "route": index, "status": 429, "retry_after_seconds": wait.as_secs() }),
+            );
             continue;
         }
         if status >= 500 {
-            call.attempts.push(json!({ "route": index, "status": status }));
+            call.attempts
+                .push(json!({ "route": index, "status": status }));
             continue;
         }
         let is_stream = upstream
@@ -530,7 +573,8 @@ async fn forward(
                 passed.insert(name, v);
             }
         }
-        call.attempts.push(json!({ "route": index, "status": status }));
+        call.attempts
+            .push(json!({ "route": index, "status": status }));
         if call.stream && is_stream && (200..300).contains(&status) {
             return stream(shared.clone(), upstream, route, call, hide_usage, passed);
         }
@@ -705,7 +749,10 @@ fn stream(
         if let Some(a) = call.attempts.last_mut()
             && let Some(o) = a.as_object_mut()
         {
-            o.insert("stream".to_owned(), json!({ "outcome": outcome, "complete": complete }));
+            o.insert(
+                "stream".to_owned(),
+                json!({ "outcome": outcome, "complete": complete }),
+            );
         }
         let capture = Capture::Completed {
             call,
@@ -719,9 +766,10 @@ fn stream(
     let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
     let mut response = Response::new(body);
     *response.headers_mut() = passed;
-    response
-        .headers_mut()
-        .insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache"),
+    );
     Forwarded::Stream {
         response,
         start: start_tx,
@@ -778,7 +826,10 @@ async fn record_completion(
                 completion
                     .intents
                     .iter()
-                    .map(|i| estimate_tokens(&i.arguments.to_string()).saturating_add(estimate_tokens(&i.tool)))
+                    .map(|i| {
+                        estimate_tokens(&i.arguments.to_string())
+                            .saturating_add(estimate_tokens(&i.tool))
+                    })
                     .sum::<u64>(),
             ),
             estimated: true,
@@ -814,7 +865,11 @@ async fn record_completion(
         tracing::error!(error = %e, "The ledger cannot record a model completion.");
     }
     let now: OffsetDateTime = shared.governor.now();
-    shared.models.budgets.add(&call.session, now, usage.total()).await;
+    shared
+        .models
+        .budgets
+        .add(&call.session, now, usage.total())
+        .await;
     if ok {
         shared.governor.model_turns().push(
             &call.session.id,

@@ -23,14 +23,14 @@ use warden_core::Clock;
 
 use crate::approvals::{Approvals, OnRequest, SWEEP_INTERVAL};
 use crate::approvals_api;
+use crate::budgets::TokenBudgets;
 use crate::config::Config;
 use crate::control::Controls;
 use crate::decide_api::{self, PendingResults, api_error};
 use crate::governor::Governor;
-use crate::budgets::TokenBudgets;
+use crate::mcp::AgentMcp;
 use crate::model_proxy::{self, ModelProxy};
 use crate::model_turns::ModelTurns;
-use crate::mcp::AgentMcp;
 use crate::operator;
 use crate::sessions::{OperatorRole, SessionStore};
 use crate::tokens::{self, Plane};
@@ -153,7 +153,11 @@ async fn agent_auth(State(shared): State<Arc<Shared>>, mut req: Request, next: N
             } else {
                 "invalid_api_key"
             };
-            (status, axum::Json(p.error_body(status.as_u16(), kind, message))).into_response()
+            (
+                status,
+                axum::Json(p.error_body(status.as_u16(), kind, message)),
+            )
+                .into_response()
         }
         None => jsonrpc_error(status, code, message),
     };
@@ -511,8 +515,13 @@ impl Gateway {
             .await
             .context("cannot open the token budgets")?;
         let model_tasks = TaskTracker::new();
-        let models = ModelProxy::new(&charter, budgets, model_tasks.clone())
-            .context("cannot set up the model proxy")?;
+        let models = ModelProxy::new(
+            &charter,
+            budgets,
+            model_tasks.clone(),
+            config.provider_keys.as_ref(),
+        )
+        .context("cannot set up the model proxy")?;
         let shared = Arc::new(Shared {
             governor,
             upstreams,
