@@ -1,5 +1,8 @@
 //! Test and benchmark peers for warden: a fast echo MCP server over Streamable HTTP
-//! (`warden-echo-server`) and an MCP `tools/call` load generator (`warden-load`). Used by the
-//! benchmark scripts under `bench/`; never linked into warden itself.
+//! (`warden-echo-server`), a scripted mock model provider speaking the OpenAI and Anthropic wire
+//! shapes (`warden-mock-llm`, [`mock_llm`]) and an MCP `tools/call` load generator
+//! (`warden-load`). Used by tests and the benchmark scripts under `bench/`; never linked into
+//! warden itself.
 
 pub mod echo;
+pub mod mock_llm;
