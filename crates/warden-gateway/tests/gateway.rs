@@ -20,6 +20,8 @@ use warden_gateway::{Config, Gateway, RunningGateway};
 
 #[path = "gateway/approvals.rs"]
 mod approvals;
+#[path = "gateway/models.rs"]
+mod models;
 
 struct Harness {
     gw: std::sync::Mutex<Option<RunningGateway>>,
@@ -34,14 +36,14 @@ struct Harness {
     http: reqwest::Client,
 }
 
-fn charter(echo_url: &str, extra_rules: &str) -> String {
+fn charter(echo_url: &str, extra_rules: &str, inventory_extra: &str) -> String {
     format!(
         r#"version: 1
 identity: {{ id: agent-1, name: Agent, purpose: tests, serves: the test suite }}
 inventory:
   servers:
     - {{ id: echo, url: "{echo_url}", tools: [echo] }}
-actions:
+{inventory_extra}actions:
   approval: {{ timeout: 60s }}
   rules:
     - {{ id: echo-hello, tool: echo.echo, tier: autonomous, args: {{ text: {{ prefix: hello }} }} }}
@@ -89,10 +91,23 @@ impl Harness {
         extra_rules: &str,
         adjust: impl FnOnce(&mut Config),
     ) -> Harness {
+        Self::start_charter(clock, extra_rules, "", adjust).await
+    }
+
+    async fn start_charter(
+        clock: Arc<dyn Clock>,
+        extra_rules: &str,
+        inventory_extra: &str,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Harness {
         let (echo_url, calls) = warden_testkit::echo::spawn().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let charter_path = dir.path().join("charter.yaml");
-        std::fs::write(&charter_path, charter(&echo_url, extra_rules)).unwrap();
+        std::fs::write(
+            &charter_path,
+            charter(&echo_url, extra_rules, inventory_extra),
+        )
+        .unwrap();
         let data = dir.path().join("data");
         let config = Config {
             agent_listen: "127.0.0.1:0".parse().unwrap(),
@@ -106,6 +121,7 @@ impl Harness {
             approval_webhook: None,
             public_url: "http://127.0.0.1".to_owned(),
             approval_progress_interval: Duration::from_secs(10),
+            provider_keys: None,
         };
         let mut config = config;
         adjust(&mut config);
