@@ -139,6 +139,17 @@ pub struct Waiting<'a> {
     pub progress: Option<&'a ProgressFn>,
 }
 
+/// ` by `approver`: reason` for a denied request (empty if the denial is missing).
+fn denied_by(req: &ApprovalRequest) -> String {
+    req.denial.as_ref().map_or_else(String::new, |d| {
+        let reason = d
+            .reason
+            .as_deref()
+            .map_or_else(String::new, |r| format!(": {r}"));
+        format!(" by `{}`{reason}", d.approver)
+    })
+}
+
 /// What the governor does about an action that needs approval.
 enum Plan {
     /// A grant for this exact action exists: use it.
@@ -528,15 +539,7 @@ impl Governor {
                 Status::Pending => return Plan::Join(entry),
                 Status::Denied => {
                     let req = entry.lock().await;
-                    let by = req.denial.as_ref().map_or_else(String::new, |d| {
-                        format!(
-                            " by `{}`{}",
-                            d.approver,
-                            d.reason
-                                .as_deref()
-                                .map_or_else(String::new, |r| format!(": {r}"))
-                        )
-                    });
+                    let by = denied_by(&req);
                     let message = format!(
                         "this exact action was denied{by} (approval {}); it is refused until {}",
                         req.id,
@@ -693,15 +696,7 @@ impl Governor {
                 }
                 Status::Denied => {
                     let req = entry.lock().await;
-                    let by = req.denial.as_ref().map_or_else(String::new, |d| {
-                        format!(
-                            " by `{}`{}",
-                            d.approver,
-                            d.reason
-                                .as_deref()
-                                .map_or_else(String::new, |r| format!(": {r}"))
-                        )
-                    });
+                    let by = denied_by(&req);
                     return Err(refused(
                         Refusal::ApprovalDenied,
                         format!(
