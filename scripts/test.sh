@@ -78,6 +78,9 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "build the mock model provider the end-to-end suite starts (cargo test does not build it)"
+cargo build -p warden-testkit --bin warden-mock-llm --locked
+
 step "tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --profile ci

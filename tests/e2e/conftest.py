@@ -77,7 +77,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 #: The charter every test runs with. `$root` is the allowed folder; the filesystem server is
 #: started on `$base`, its parent, which also holds `$base/outside`: so the server itself would
-#: happily read and write outside `$root`, and only warden stands in the way.
+#: happily read and write outside `$root`, and only warden stands in the way. `$models` is more
+#: of the inventory (`models`, `token_budgets`; YAML indented by two spaces), empty by default.
 CHARTER = Template(
     """\
 version: 1
@@ -115,7 +116,7 @@ inventory:
     - id: pay
       description: No transport; the agent calls it itself after the decide API allows it.
       tools: [create_payment, refund]
-
+$models
 actions:
   default_posture: deny
   approval: { timeout: 2s }
@@ -227,13 +228,14 @@ class Workspace:
         return cls(base=base, root=root, outside=outside)
 
 
-def charter_text(ws: Workspace, approval_timeout: str = "2s") -> str:
+def charter_text(ws: Workspace, approval_timeout: str = "2s", models: str = "") -> str:
     return CHARTER.substitute(
         fs_server=FS_SERVER,
         everything_server=EVERYTHING_SERVER,
         base=ws.base,
         root=ws.root,
         approval_timeout=approval_timeout,
+        models=models,
     )
 
 
@@ -268,6 +270,10 @@ class Gateway:
     ws: Workspace
     extra_args: list[str] = field(default_factory=list)
     approval_timeout: str = "2s"
+    #: More of the charter's inventory (see `CHARTER`).
+    models: str = ""
+    #: Environment variables set for the gateway (after the caller's `WARDEN_*` are removed).
+    env: dict[str, str] = field(default_factory=dict)
     data: Path = field(init=False)
     charter: Path = field(init=False)
     agent_port: int = field(init=False)
@@ -279,7 +285,7 @@ class Gateway:
     def __post_init__(self) -> None:
         self.data = self.tmp / "data"
         self.charter = self.tmp / "charter.yaml"
-        self.charter.write_text(charter_text(self.ws, self.approval_timeout))
+        self.charter.write_text(charter_text(self.ws, self.approval_timeout, self.models))
         self.log_path = self.tmp / "warden.log"
 
     # -- addresses and credentials ----------------------------------------------------------
@@ -344,6 +350,7 @@ class Gateway:
                 env={
                     **{k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")},
                     "NO_COLOR": "1",
+                    **self.env,
                 },
                 preexec_fn=_ignore_sigxfsz,
             )
@@ -631,11 +638,21 @@ def start_gateway(
     test and checks that each exited 0."""
     started: list[Gateway] = []
 
-    def start(*extra_args: str, approval_timeout: str = "2s") -> Gateway:
+    def start(
+        *extra_args: str,
+        approval_timeout: str = "2s",
+        models: str = "",
+        env: dict[str, str] | None = None,
+    ) -> Gateway:
         d = tmp_path / f"gw{len(started)}"
         d.mkdir()
         gw = Gateway(
-            tmp=d, ws=workspace, extra_args=list(extra_args), approval_timeout=approval_timeout
+            tmp=d,
+            ws=workspace,
+            extra_args=list(extra_args),
+            approval_timeout=approval_timeout,
+            models=models,
+            env=dict(env or {}),
         )
         started.append(gw)
         return gw.start()
