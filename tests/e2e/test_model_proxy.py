@@ -662,13 +662,6 @@ def test_a_spent_token_budget_raises_rate_limit_error(
     assert resp.choices[0].message.content == "[primary] echo: fresh session"
 
 
-@pytest.mark.xfail(
-    # A race, but one lost nearly every time (19 sessions of 20 when measured): ten sessions
-    # all refused correctly means it was fixed.
-    strict=True,
-    reason="the budget check races the usage count: usage is added after the answer is sent "
-    "(in the background), so a call sent right after a call that spent the budget is let through",
-)
 def test_a_call_right_after_the_budget_is_spent_is_refused(
     start_model_gateway: Callable[..., ModelGateway],
 ) -> None:
@@ -875,11 +868,6 @@ def test_the_session_token_never_reaches_a_provider_or_the_ledger(
 # --------------------------------------------------------------------------------------------
 
 
-# Known proxy bug (strict xfail: these fail the suite once it is fixed, and become plain tests).
-BROKEN_STREAM_BUG = (
-    "warden ends the agent's stream cleanly when the provider's stream breaks (or stalls past "
-    "the route timeout), so the SDK takes a truncated answer for a complete one"
-)
 #: What the SDKs raise for a body cut short (wrapped, or the transport's own error mid-stream).
 BROKEN_STREAM_ERRORS = (openai.APIError, anthropic.APIError, httpx2.HTTPError)
 
@@ -894,7 +882,7 @@ def test_a_stream_broken_upstream_is_recorded_incomplete_without_fallback(
         ):
             text += (c.choices[0].delta.content or "") if c.choices else ""
     except BROKEN_STREAM_ERRORS:
-        pass  # what the SDK should see (the xfail below); either way, the record:
+        pass  # what the SDK sees (the tests below); and the record:
     completed = mg.wait_records("model_completed", 1)[0]
     assert completed["attempts"] == [
         {"route": 0, "status": 200, "stream": {"outcome": "upstream_error", "complete": False}}
@@ -908,7 +896,6 @@ def test_a_stream_broken_upstream_is_recorded_incomplete_without_fallback(
     assert completed["usage"]["estimated"] is True
 
 
-@pytest.mark.xfail(strict=True, reason=BROKEN_STREAM_BUG)
 def test_a_stream_broken_upstream_is_an_error_for_the_openai_sdk(
     mg: ModelGateway, providers: Providers
 ) -> None:
@@ -922,7 +909,6 @@ def test_a_stream_broken_upstream_is_an_error_for_the_openai_sdk(
         list(mg.openai().chat.completions.create(model="fast", messages=prompt, stream=True))
 
 
-@pytest.mark.xfail(strict=True, reason=BROKEN_STREAM_BUG)
 def test_a_stream_broken_upstream_is_an_error_for_the_anthropic_sdk(
     mg: ModelGateway, providers: Providers
 ) -> None:

@@ -50,6 +50,13 @@ impl Exceeded {
 
 type Key = (BudgetScope, String, i64);
 
+/// Tokens counted in memory, to be written through.
+#[derive(Debug, Default)]
+pub struct Counted {
+    keys: Vec<Key>,
+    tokens: u64,
+}
+
 /// The budgets and their counters.
 #[derive(Debug)]
 pub struct TokenBudgets {
@@ -139,10 +146,11 @@ impl TokenBudgets {
         Ok(())
     }
 
-    /// Counts `tokens` against every budget of `session`.
-    pub async fn add(&self, session: &Session, now: OffsetDateTime, tokens: u64) {
+    /// Counts `tokens` against every budget of `session`, in memory, at once: the next
+    /// [`check`](Self::check) sees them. Returns what [`persist`](Self::persist) writes through.
+    pub fn count(&self, session: &Session, now: OffsetDateTime, tokens: u64) -> Counted {
         if tokens == 0 || self.budgets.is_empty() {
-            return;
+            return Counted::default();
         }
         let keys: Vec<Key> = self
             .budgets
@@ -155,6 +163,12 @@ impl TokenBudgets {
                 *c = c.saturating_add(tokens);
             }
         }
+        Counted { keys, tokens }
+    }
+
+    /// Writes counted tokens through to the state store.
+    pub async fn persist(&self, counted: Counted) {
+        let Counted { keys, tokens } = counted;
         for (scope, key, start) in keys {
             let r = sqlx::query("INSERT INTO model_usage (scope, key, window_start, tokens) VALUES (?, ?, ?, ?) ON CONFLICT (scope, key, window_start) DO UPDATE SET tokens = tokens + excluded.tokens")
                 .bind(scope.as_str())

@@ -26,14 +26,13 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use futures::StreamExt as _;
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 use warden_audit::{Ledger, NewRecord, RecordKind};
 use warden_charter::{CompiledCharter, Model, ModelRoute, Provider};
 use warden_llm::{Assembler, Completion, Protocol, SseParser, Usage, estimate_tokens};
 
-use crate::budgets::TokenBudgets;
+use crate::budgets::{Counted, TokenBudgets};
 use crate::server::Shared;
 use crate::sessions::Session;
 
@@ -426,6 +425,8 @@ enum Capture {
         status: u16,
         body: Option<Value>,
         completion: Completion,
+        usage: Usage,
+        counted: Counted,
     },
     /// Every route failed.
     Failed { call: Call },
@@ -604,6 +605,11 @@ async fn forward(
         let mut response = Response::new(Body::from(bytes));
         *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
         *response.headers_mut() = passed;
+        // Counted before the agent has the answer, so its next call sees the tokens.
+        let usage = usage_of(&call, &completion, (200..300).contains(&status));
+        let counted = proxy
+            .budgets
+            .count(&call.session, shared.governor.now(), usage.total());
         return Forwarded::Answer {
             response,
             capture: Capture::Completed {
@@ -612,6 +618,8 @@ async fn forward(
                 status,
                 body,
                 completion,
+                usage,
+                counted,
             },
         };
     }
@@ -742,9 +750,24 @@ fn stream(
                 break;
             }
         }
-        drop(tx);
         let complete = assembler.complete;
         let completion = assembler.finish();
+        // Counted before the agent sees the end of the stream.
+        let usage = usage_of(&call, &completion, true);
+        let counted =
+            shared
+                .models
+                .budgets
+                .count(&call.session, shared.governor.now(), usage.total());
+        if outcome == "upstream_error" || outcome == "upstream_timeout" {
+            // Abort the agent's response: a cut-off stream must not look complete.
+            let _ = tx
+                .send(Err(std::io::Error::other(format!(
+                    "the provider's stream ended early ({outcome})"
+                ))))
+                .await;
+        }
+        drop(tx);
         let mut call = call;
         if let Some(a) = call.attempts.last_mut()
             && let Some(o) = a.as_object_mut()
@@ -760,6 +783,8 @@ fn stream(
             status: 200,
             body: None,
             completion,
+            usage,
+            counted,
         };
         capture.record(&shared).await;
     });
@@ -798,8 +823,11 @@ impl Capture {
                 status,
                 body,
                 completion,
+                usage,
+                counted,
             } => {
-                record_completion(shared, call, route, status, body, completion).await;
+                record_completion(shared, call, route, status, body, completion, usage).await;
+                shared.models.budgets.persist(counted).await;
             }
         }
     }
@@ -809,16 +837,9 @@ fn ms(started: Instant) -> u64 {
     u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-async fn record_completion(
-    shared: &Shared,
-    call: Call,
-    route: Value,
-    status: u16,
-    body: Option<Value>,
-    completion: Completion,
-) {
-    let ok = (200..300).contains(&status);
-    let usage = match completion.usage {
+/// The call's usage: the provider's, or an estimate for a successful call without one.
+fn usage_of(call: &Call, completion: &Completion, ok: bool) -> Usage {
+    match completion.usage {
         Some(u) => u,
         None if ok => Usage {
             input_tokens: estimate_tokens(&call.prompt_text),
@@ -835,7 +856,19 @@ async fn record_completion(
             estimated: true,
         },
         None => Usage::default(),
-    };
+    }
+}
+
+async fn record_completion(
+    shared: &Shared,
+    call: Call,
+    route: Value,
+    status: u16,
+    body: Option<Value>,
+    completion: Completion,
+    usage: Usage,
+) {
+    let ok = (200..300).contains(&status);
     let sid = Some(call.session.id.clone());
     let mut batch = vec![NewRecord {
         session: sid.clone(),
@@ -864,12 +897,6 @@ async fn record_completion(
     if let Err(e) = shared.governor.ledger().append_batch(batch).await {
         tracing::error!(error = %e, "The ledger cannot record a model completion.");
     }
-    let now: OffsetDateTime = shared.governor.now();
-    shared
-        .models
-        .budgets
-        .add(&call.session, now, usage.total())
-        .await;
     if ok {
         shared.governor.model_turns().push(
             &call.session.id,
