@@ -416,18 +416,21 @@ async fn proxy(
     }
 }
 
+/// A call that was answered.
+struct Done {
+    call: Call,
+    route: Value,
+    status: u16,
+    body: Option<Value>,
+    completion: Completion,
+    usage: Usage,
+    counted: Counted,
+}
+
 /// What to record once the answer is on its way.
 enum Capture {
     /// A complete response (or a provider error passed through).
-    Completed {
-        call: Call,
-        route: Value,
-        status: u16,
-        body: Option<Value>,
-        completion: Completion,
-        usage: Usage,
-        counted: Counted,
-    },
+    Completed(Box<Done>),
     /// Every route failed.
     Failed { call: Call },
 }
@@ -612,7 +615,7 @@ async fn forward(
             .count(&call.session, shared.governor.now(), usage.total());
         return Forwarded::Answer {
             response,
-            capture: Capture::Completed {
+            capture: Capture::Completed(Box::new(Done {
                 call,
                 route: route_json(route),
                 status,
@@ -620,7 +623,7 @@ async fn forward(
                 completion,
                 usage,
                 counted,
-            },
+            })),
         };
     }
     let response = match soonest_retry {
@@ -777,7 +780,7 @@ fn stream(
                 json!({ "outcome": outcome, "complete": complete }),
             );
         }
-        let capture = Capture::Completed {
+        let capture = Capture::Completed(Box::new(Done {
             call,
             route,
             status: 200,
@@ -785,7 +788,7 @@ fn stream(
             completion,
             usage,
             counted,
-        };
+        }));
         capture.record(&shared).await;
     });
     let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
@@ -817,15 +820,16 @@ impl Capture {
                     tracing::error!(error = %e, "The ledger cannot record a failed model call.");
                 }
             }
-            Capture::Completed {
-                call,
-                route,
-                status,
-                body,
-                completion,
-                usage,
-                counted,
-            } => {
+            Capture::Completed(done) => {
+                let Done {
+                    call,
+                    route,
+                    status,
+                    body,
+                    completion,
+                    usage,
+                    counted,
+                } = *done;
                 record_completion(shared, call, route, status, body, completion, usage).await;
                 shared.models.budgets.persist(counted).await;
             }
