@@ -637,9 +637,11 @@ impl Governor {
             approval: Some(pending(status)),
         };
         let mut rx = entry.subscribe();
-        let mut ticker = tokio::time::interval(self.approvals.progress_interval);
+        // The first progress report is one interval in (awaiting an interval's immediate
+        // first tick cost up to a millisecond of timer resolution before the status check).
+        let every = self.approvals.progress_interval;
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticker.tick().await;
         let max_wait = tokio::time::sleep(waiting.max_wait.unwrap_or(Duration::MAX / 4));
         tokio::pin!(max_wait);
         let cancel = waiting.cancel.clone().unwrap_or_default();
