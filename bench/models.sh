@@ -12,7 +12,8 @@
 # each proxy adds over the direct run of the same mode, and each proxy's peak RSS (VmHWM, reset
 # before each run) and CPU time per request. Then an open loop at a fixed rate (50 connections)
 # that every target sustains, and one at 1,000 requests/s for direct and warden, where the
-# added latency is the proxy's own work rather than queueing behind a saturated CPU.
+# added latency is the proxy's own work rather than queueing behind a saturated CPU (open-loop
+# latency counts from each send; how late the load generator's timer made the sends is printed).
 #
 # Usage: bench/models.sh [seconds per run, default 10]
 # Environment: LOW_RATE (default 25 requests/s, all three targets), HIGH_RATE (default 1000,
@@ -186,6 +187,9 @@ for loop in loops:
                 wa, la = w[k] - d[k], l[k] - d[k]
                 return f"{la / wa:.0f}x" if wa > 0 else "n/a (warden added nothing measurable)"
             print(f"  {mode}: LiteLLM-added / warden-added = {ratio('p50_us')} at p50, {ratio('p99_us')} at p99")
+    late = [r["late_p99_us"] for r in rows if r["label"].split()[2] == loop and "late_p99_us" in r]
+    if late:
+        print(f"  sends behind schedule (the load generator's timer), p99: at most {fmt(max(late))}")
     print()
 print("* the mock's own RSS and CPU (no proxy in the path).")
 print(f"warden ledger records after the run: {records}")

@@ -4,8 +4,11 @@
 //! One pooled HTTP/1.1 client with keep-alive connections; `--concurrency` workers each send a
 //! small chat request, read the whole response (a stream until `data: [DONE]` and its end), and
 //! send the next (closed loop). With `--rate`, the workers share a fixed schedule of requests per
-//! second instead (open loop: latency counts from each request's scheduled start, so queueing
-//! shows). Requests started during `--warmup` are not measured; then it measures for
+//! second instead (open loop). In an open loop, latency counts from the moment the worker sends,
+//! not from the scheduled start: tokio's timer wakes up to a millisecond late, which would blur a
+//! proxy's added latency; how late the sends were is reported (`late_p50_us`, `late_p99_us`), so
+//! a schedule the target could not keep up with still shows. Requests started during `--warmup`
+//! are not measured; then it measures for
 //! `--duration` or until `--requests` have been sent. For streams it also reports the time to
 //! the first byte of the body.
 
@@ -162,6 +165,7 @@ async fn request(
 struct Worker {
     totals: Vec<u64>,
     first_bytes: Vec<u64>,
+    late: Vec<u64>,
     errors: u64,
     first_error: Option<String>,
     last_end: Option<Instant>,
@@ -233,9 +237,13 @@ async fn main() -> anyhow::Result<()> {
                     "max_tokens": 32,
                     "stream": args.stream,
                 });
-                let result = request(&client, &endpoint, &args, &body, scheduled).await;
+                let sent = Instant::now();
+                let result = request(&client, &endpoint, &args, &body, sent).await;
                 if !measured {
                     continue;
+                }
+                if interval.is_some() {
+                    out.late.push(micros(sent.saturating_duration_since(scheduled)));
                 }
                 out.last_end = Some(Instant::now());
                 match result {
@@ -254,6 +262,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut totals = Vec::new();
     let mut first_bytes = Vec::new();
+    let mut late = Vec::new();
     let mut errors = 0;
     let mut first_error = None;
     let mut last_end = warm_until;
@@ -261,6 +270,7 @@ async fn main() -> anyhow::Result<()> {
         let w = h.await?;
         totals.extend(w.totals);
         first_bytes.extend(w.first_bytes);
+        late.extend(w.late);
         errors += w.errors;
         if first_error.is_none() {
             first_error = w.first_error;
@@ -292,6 +302,11 @@ async fn main() -> anyhow::Result<()> {
             && let Value::Object(f) = summary(&mut first_bytes)
         {
             o.extend(f.into_iter().map(|(k, v)| (format!("ttfb_{k}"), v)));
+        }
+        if args.rate.is_some() {
+            late.sort_unstable();
+            o.insert("late_p50_us".into(), json!(percentile(&late, 0.50)));
+            o.insert("late_p99_us".into(), json!(percentile(&late, 0.99)));
         }
         o.insert("first_error".into(), json!(first_error));
     }
