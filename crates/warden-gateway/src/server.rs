@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
+use axum::serve::ListenerExt as _;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
@@ -553,7 +554,12 @@ impl Gateway {
         let app = agent_router(shared.clone(), mcp_cancel.clone());
         let s = stop.clone();
         servers.spawn(async move {
-            if let Err(e) = axum::serve(agent_listener, app)
+            // No Nagle: a stream's chunks (and small answers) go out at once instead of
+            // waiting for the client's delayed ACK (~40 ms).
+            let listener = agent_listener.tap_io(|t| {
+                let _ = t.set_nodelay(true);
+            });
+            if let Err(e) = axum::serve(listener, app)
                 .with_graceful_shutdown(s.cancelled_owned())
                 .await
             {
@@ -563,7 +569,10 @@ impl Gateway {
         let app = operator_router(shared.clone());
         let s = stop.clone();
         servers.spawn(async move {
-            if let Err(e) = axum::serve(operator_listener, app)
+            let listener = operator_listener.tap_io(|t| {
+                let _ = t.set_nodelay(true);
+            });
+            if let Err(e) = axum::serve(listener, app)
                 .with_graceful_shutdown(s.cancelled_owned())
                 .await
             {
