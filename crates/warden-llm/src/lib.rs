@@ -8,6 +8,7 @@
 //! - [`response`]: text, usage and proposed tool calls of a complete response.
 //! - [`stream`]: an incremental SSE parser and an assembler that rebuilds the same from a
 //!   stream's chunks.
+//! - [`translate`]: requests, responses, errors and streams from one protocol to the other.
 //!
 //! Pure: no IO, no async; everything here is tested without a network.
 
@@ -15,8 +16,10 @@ pub mod protocol;
 pub mod request;
 pub mod response;
 pub mod stream;
+pub mod translate;
 
 pub use protocol::Protocol;
 pub use request::{Inspected, inspect, prepare};
 pub use response::{Completion, Intent, Usage, estimate_tokens, read_response};
 pub use stream::{Assembler, SseEvent, SseParser};
+pub use translate::StreamTranslator;
