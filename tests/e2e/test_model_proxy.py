@@ -888,9 +888,11 @@ def test_a_stream_broken_upstream_is_recorded_incomplete_without_fallback(
         {"route": 0, "status": 200, "stream": {"outcome": "upstream_error", "complete": False}}
     ]
     assert completed["completion"]["finish_reason"] is None
-    # What was recorded is what the agent got: the first words, then nothing.
-    assert completed["completion"]["text"] == text
-    assert "[primary]".startswith(text)
+    # What was recorded is what was relayed: the first words, then nothing. The SDK may raise
+    # before it yields those words (the abort can arrive in the same read), so what it yielded
+    # is a prefix of the record.
+    assert completed["completion"]["text"] == "[primary]"
+    assert completed["completion"]["text"].startswith(text)
     # Bytes had reached the agent: no second route.
     assert completed["route"]["model"] == "gpt-primary"
     assert completed["usage"]["estimated"] is True
