@@ -233,18 +233,24 @@ class Providers:
     - alias: flaky
       routes:
         - {{ provider: openai, base_url: "{f}/v1", model: gpt-flaky, {key} }}
-        - {{ provider: anthropic, base_url: "{f}", model: claude-flaky, {key} }}
         - {{ provider: openai, base_url: "{b}/v1", model: gpt-backup, {key} }}
+    - alias: flaky-claude
+      routes:
+        - {{ provider: anthropic, base_url: "{f}", model: claude-flaky, {key} }}
         - {{ provider: anthropic, base_url: "{b}", model: claude-backup, {key} }}
     - alias: resilient
       routes:
         - {{ provider: openai, base_url: "{dead}/v1", model: gpt-dead, timeout: 2s }}
-        - {{ provider: anthropic, base_url: "{dead}", model: claude-dead, timeout: 2s }}
         - {{ provider: openai, base_url: "{b}/v1", model: gpt-backup, {key} }}
+    - alias: resilient-claude
+      routes:
+        - {{ provider: anthropic, base_url: "{dead}", model: claude-dead, timeout: 2s }}
         - {{ provider: anthropic, base_url: "{b}", model: claude-backup, {key} }}
     - alias: recorded
       routes:
         - {{ provider: openai, base_url: "{r}/v1", model: gpt-recorded, {key} }}
+    - alias: recorded-claude
+      routes:
         - {{ provider: anthropic, base_url: "{r}", model: claude-recorded, {key} }}
 {budgets}"""
 
@@ -557,7 +563,7 @@ def test_fallback_to_the_next_route_is_invisible_to_the_sdk(mg: ModelGateway) ->
     # `flaky` answers 503 to its first two requests: the backup answers both.
     resp = oa.chat.completions.create(model="flaky", messages=user("first try"))
     assert resp.choices[0].message.content == "[backup] echo: first try"
-    msg = an.messages.create(model="flaky", max_tokens=50, messages=user("second try"))
+    msg = an.messages.create(model="flaky-claude", max_tokens=50, messages=user("second try"))
     assert msg.content[0].text == "[backup] echo: second try"
     # Connection refused on the first route, streaming: the backup answers.
     chunks = list(
@@ -566,7 +572,9 @@ def test_fallback_to_the_next_route_is_invisible_to_the_sdk(mg: ModelGateway) ->
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == (
         "[backup] echo: dead first"
     )
-    with an.messages.stream(model="resilient", max_tokens=50, messages=user("dead too")) as s:
+    with an.messages.stream(
+        model="resilient-claude", max_tokens=50, messages=user("dead too")
+    ) as s:
         assert "".join(s.text_stream) == "[backup] echo: dead too"
     # `flaky` is healthy again: its own answer.
     resp = oa.chat.completions.create(model="flaky", messages=user("third try"))
@@ -574,13 +582,12 @@ def test_fallback_to_the_next_route_is_invisible_to_the_sdk(mg: ModelGateway) ->
 
     completed = mg.completions(5)
     attempts = [c["attempts"] for c in completed]
-    # Route indices count every route of the alias, of either protocol.
-    assert attempts[0] == [{"route": 0, "status": 503}, {"route": 2, "status": 200}]
-    assert attempts[1] == [{"route": 1, "status": 503}, {"route": 3, "status": 200}]
+    assert attempts[0] == [{"route": 0, "status": 503}, {"route": 1, "status": 200}]
+    assert attempts[1] == [{"route": 0, "status": 503}, {"route": 1, "status": 200}]
     assert attempts[2][0] == {"route": 0, "error": "connection failed"}
-    assert attempts[2][1]["route"] == 2 and attempts[2][1]["status"] == 200
-    assert attempts[3][0] == {"route": 1, "error": "connection failed"}
-    assert attempts[3][1]["route"] == 3 and attempts[3][1]["status"] == 200
+    assert attempts[2][1]["route"] == 1 and attempts[2][1]["status"] == 200
+    assert attempts[3][0] == {"route": 0, "error": "connection failed"}
+    assert attempts[3][1]["route"] == 1 and attempts[3][1]["status"] == 200
     assert attempts[4] == [{"route": 0, "status": 200}]
     assert [c["route"]["model"] for c in completed] == [
         "gpt-backup",
@@ -701,7 +708,7 @@ def test_unknown_fields_pass_through_both_ways(mg: ModelGateway, providers: Prov
     assert requested["request"]["model"] == "recorded"
 
     msg = mg.anthropic().messages.create(
-        model="recorded",
+        model="recorded-claude",
         max_tokens=20,
         messages=user("extra fields too"),
         extra_body={"x_unknown": 2},
@@ -752,10 +759,10 @@ def test_errors_in_the_sdks_shapes(mg: ModelGateway) -> None:
         oa.chat.completions.create(model="fast", messages=user("[error:503]"))
     assert ise.value.status_code == 502
     assert ise.value.code == "upstream_unavailable"
-    # An alias without a route of the caller's protocol: no translation between providers.
-    with pytest.raises(anthropic.BadRequestError) as ns:
-        an.messages.create(model="fast", max_tokens=5, messages=user("x"))
-    assert "does not translate" in ns.value.message
+    # An alias whose routes speak the other protocol: translated there and back.
+    translated = an.messages.create(model="fast", max_tokens=5, messages=user("across"))
+    assert translated.type == "message"
+    assert "across" in translated.content[0].text
     # A request the SDK would never send, refused in the OpenAI shape.
     r = httpx2.post(
         f"{mg.gw.agent_url}/v1/chat/completions",
@@ -770,7 +777,16 @@ def test_errors_in_the_sdks_shapes(mg: ModelGateway) -> None:
 
 
 def test_models_list_shows_the_charters_aliases(mg: ModelGateway) -> None:
-    aliases = ["fast", "claude", "flaky", "resilient", "recorded"]
+    aliases = [
+        "fast",
+        "claude",
+        "flaky",
+        "flaky-claude",
+        "resilient",
+        "resilient-claude",
+        "recorded",
+        "recorded-claude",
+    ]
     assert [m.id for m in mg.openai().models.list()] == aliases
     page = mg.anthropic().models.list()
     assert [m.id for m in page.data] == aliases
@@ -829,9 +845,11 @@ def test_the_session_token_never_reaches_a_provider_or_the_ledger(
         )
     )
     assert chunks
-    mg.anthropic().messages.create(model="recorded", max_tokens=20, messages=user("and here"))
+    mg.anthropic().messages.create(
+        model="recorded-claude", max_tokens=20, messages=user("and here")
+    )
     mg.anthropic(x_api_key=True).messages.create(
-        model="recorded", max_tokens=20, messages=user("and by header")
+        model="recorded-claude", max_tokens=20, messages=user("and by header")
     )
     mg.anthropic().models.list()
 

@@ -10,9 +10,10 @@
 //! chunks as they pass, without holding them), its usage, and every tool call the model
 //! proposed as an intent → count the tokens.
 //!
-//! Errors are answered in the caller's protocol (OpenAI or Anthropic error objects). Routes
-//! are used only by the endpoint of their own protocol: an OpenAI request is never translated
-//! for an Anthropic provider, or the other way round.
+//! Errors are answered in the caller's protocol (OpenAI or Anthropic error objects). A route
+//! of the other protocol gets the request translated (`warden_llm::translate`), and its answer
+//! — complete or streamed — translated back; a request that cannot be translated skips that
+//! route.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -30,7 +31,10 @@ use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 use warden_audit::{Ledger, NewRecord, RecordKind};
 use warden_charter::{CompiledCharter, Model, ModelRoute, Provider};
-use warden_llm::{Assembler, Completion, Protocol, SseParser, Usage, estimate_tokens};
+use warden_llm::{
+    Assembler, Completion, Protocol, SseEvent, SseParser, StreamTranslator, Usage, estimate_tokens,
+    translate,
+};
 
 use crate::budgets::{Counted, TokenBudgets};
 use crate::server::Shared;
@@ -311,22 +315,6 @@ async fn proxy(
             ),
         );
     };
-    if !model
-        .routes
-        .iter()
-        .any(|r| protocol_of(r.provider) == protocol)
-    {
-        return error(
-            protocol,
-            StatusCode::BAD_REQUEST,
-            "model_not_supported",
-            &format!(
-                "model `{}` has no {} route in the charter; warden does not translate between providers",
-                model.alias,
-                protocol.as_str()
-            ),
-        );
-    }
     let proxy = &shared.models;
     let call = Call {
         id: Uuid::now_v7().to_string(),
@@ -479,9 +467,7 @@ async fn forward(
     let protocol = call.protocol;
     let mut soonest_retry: Option<Duration> = None;
     for (index, route) in model.routes.iter().enumerate() {
-        if protocol_of(route.provider) != protocol {
-            continue;
-        }
+        let upstream_protocol = protocol_of(route.provider);
         let key = (model.alias.clone(), index);
         let now = Instant::now();
         let cooling = proxy
@@ -497,9 +483,18 @@ async fn forward(
                 .push(json!({ "route": index, "skipped": "rate limited (Retry-After)" }));
             continue;
         }
-        let mut body = request.clone();
+        // A route of the other protocol gets the request translated (and its answer back).
+        let mut body = match translate::request(protocol, upstream_protocol, request) {
+            Ok(b) => b,
+            Err(e) => {
+                call.attempts.push(
+                    json!({ "route": index, "error": format!("cannot translate the request: {e}") }),
+                );
+                continue;
+            }
+        };
         let hide_usage = warden_llm::prepare(
-            protocol,
+            upstream_protocol,
             &mut body,
             &route.model,
             proxy.system_message.as_deref(),
@@ -507,11 +502,11 @@ async fn forward(
         );
         let mut req = proxy
             .client
-            .post(endpoint(route, protocol))
+            .post(endpoint(route, upstream_protocol))
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .json(&body);
         let key_value = route.api_key_env.as_ref().and_then(|e| proxy.keys.get(e));
-        match protocol {
+        match upstream_protocol {
             Protocol::OpenAi => {
                 if let Some(k) = key_value {
                     req = req.bearer_auth(k);
@@ -580,7 +575,16 @@ async fn forward(
         call.attempts
             .push(json!({ "route": index, "status": status }));
         if call.stream && is_stream && (200..300).contains(&status) {
-            return stream(shared.clone(), upstream, route, call, hide_usage, passed);
+            let agent_wants_usage = request
+                .get("stream_options")
+                .and_then(|o| o.get("include_usage"))
+                .and_then(Value::as_bool)
+                == Some(true);
+            let relay = Relay {
+                upstream_protocol,
+                hide_usage: hide_usage || !agent_wants_usage,
+            };
+            return stream(shared.clone(), upstream, route, call, relay, passed);
         }
         // A complete body: read it (bounded, within the route's timeout); a failure here is
         // still before any byte reached the agent, so the next route may answer.
@@ -601,9 +605,25 @@ async fn forward(
             }
         };
         let body: Option<Value> = serde_json::from_slice(&bytes).ok();
-        let completion = match (&body, (200..300).contains(&status)) {
-            (Some(b), true) => warden_llm::read_response(protocol, b),
+        let ok = (200..300).contains(&status);
+        let completion = match (&body, ok) {
+            (Some(b), true) => warden_llm::read_response(upstream_protocol, b),
             _ => Completion::default(),
+        };
+        let bytes = match (&body, upstream_protocol == protocol) {
+            (_, true) | (None, false) => bytes,
+            (Some(b), false) => {
+                let translated = if ok {
+                    translate::response(upstream_protocol, protocol, b)
+                } else {
+                    translate::error(upstream_protocol, protocol, status, b)
+                };
+                passed.insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                serde_json::to_vec(&translated).unwrap_or_default()
+            }
         };
         let mut response = Response::new(Body::from(bytes));
         *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
@@ -673,19 +693,58 @@ async fn read_bounded(mut r: reqwest::Response) -> Result<Vec<u8>, &'static str>
 }
 
 /// Relays a stream to the agent as it arrives, assembling the completion on the way.
+/// How a stream is relayed.
+struct Relay {
+    /// The provider's protocol (the agent's is the call's).
+    upstream_protocol: Protocol,
+    /// Leave out OpenAI usage-only chunks (the agent did not ask for them).
+    hide_usage: bool,
+}
+
+/// Writes events as SSE text.
+fn frame(events: &[SseEvent], out: &mut String) {
+    for e in events {
+        if let Some(name) = &e.event {
+            out.push_str("event: ");
+            out.push_str(name);
+            out.push('\n');
+        }
+        for line in e.data.split('\n') {
+            out.push_str("data: ");
+            out.push_str(line);
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+}
+
+/// Whether an OpenAI chunk carries only usage.
+fn usage_only(e: &SseEvent) -> bool {
+    serde_json::from_str::<Value>(&e.data).is_ok_and(|v| {
+        v.get("choices")
+            .and_then(Value::as_array)
+            .is_some_and(Vec::is_empty)
+            && v.get("usage").is_some_and(|u| !u.is_null())
+    })
+}
+
 fn stream(
     shared: Arc<Shared>,
     upstream: reqwest::Response,
     route: &ModelRoute,
     call: Call,
-    hide_usage: bool,
+    relay: Relay,
     passed: HeaderMap,
 ) -> Forwarded {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(STREAM_BUFFER);
     let (start_tx, start_rx) = tokio::sync::oneshot::channel::<()>();
     let idle = route.timeout;
+    let mut translator = (relay.upstream_protocol != call.protocol)
+        .then(|| StreamTranslator::new(relay.upstream_protocol, call.protocol, &route.model));
     let route = route_json(route);
-    let protocol = call.protocol;
+    let protocol = relay.upstream_protocol;
+    let agent_protocol = call.protocol;
+    let hide_usage = relay.hide_usage;
     let tasks = shared.models.tasks.clone();
     tasks.spawn(async move {
         // Relay only once the request is recorded (or not at all if it is not).
@@ -722,24 +781,29 @@ fn stream(
             } else {
                 Vec::new()
             };
-            let out = if hide_usage && capturing {
+            let out = if let Some(t) = translator.as_mut().filter(|_| capturing) {
+                // Another protocol: the agent gets the translated events.
+                let mut out = String::new();
+                for e in &events {
+                    assembler.feed(e);
+                    let translated: Vec<SseEvent> = t
+                        .event(e)
+                        .into_iter()
+                        .filter(|x| {
+                            !(hide_usage && agent_protocol == Protocol::OpenAi && usage_only(x))
+                        })
+                        .collect();
+                    frame(&translated, &mut out);
+                }
+                Bytes::from(out)
+            } else if hide_usage && protocol == Protocol::OpenAi && capturing {
                 // Re-frame the events, leaving out the usage chunk the agent did not ask for.
                 let mut out = String::new();
                 for e in &events {
                     if assembler.feed(e) {
                         continue;
                     }
-                    if let Some(name) = &e.event {
-                        out.push_str("event: ");
-                        out.push_str(name);
-                        out.push('\n');
-                    }
-                    for line in e.data.split('\n') {
-                        out.push_str("data: ");
-                        out.push_str(line);
-                        out.push('\n');
-                    }
-                    out.push('\n');
+                    frame(std::slice::from_ref(e), &mut out);
                 }
                 Bytes::from(out)
             } else {
@@ -751,6 +815,15 @@ fn stream(
             if !out.is_empty() && tx.send(Ok(out)).await.is_err() {
                 outcome = "client_closed";
                 break;
+            }
+        }
+        if outcome == "ok"
+            && let Some(t) = translator.as_mut()
+        {
+            let mut out = String::new();
+            frame(&t.finish(), &mut out);
+            if !out.is_empty() {
+                let _ = tx.send(Ok(Bytes::from(out))).await;
             }
         }
         let complete = assembler.complete;

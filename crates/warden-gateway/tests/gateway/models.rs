@@ -314,11 +314,11 @@ async fn errors_come_back_in_the_providers_shape() {
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["error"]["code"], "model_not_found");
     assert!(v["error"]["message"].as_str().unwrap().contains("fast"));
-    // Anthropic shape on the Anthropic endpoint; an OpenAI-only alias is refused there.
+    // Anthropic shape on the Anthropic endpoint: a bad request.
     let (status, _, body) = post(
         &s,
         "/v1/messages",
-        json!({ "model": "fast", "max_tokens": 5, "messages": [] }),
+        json!({ "model": "claude", "max_tokens": 5 }),
         true,
     )
     .await;
@@ -566,6 +566,84 @@ async fn approval_requests_show_the_model_turns_that_led_to_the_call() {
     assert_eq!(
         turns[0]["intents"][0]["arguments"],
         json!({ "text": "ask for it" })
+    );
+    s.h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_of_the_other_protocol_is_reached_through_translation() {
+    let s = setup(0, "", "").await;
+    // An Anthropic client, an OpenAI-only alias: translated there and back.
+    let body = json!({ "model": "fast", "max_tokens": 50, "system": "be brief",
+        "messages": [{ "role": "user", "content": r#"look [tool:echo.echo {"text": "x"}]"# }] });
+    let (status, _, text) = post(&s, "/v1/messages", body.clone(), true).await;
+    assert_eq!(status, 200, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["type"], "message");
+    assert_eq!(v["stop_reason"], "tool_use");
+    let tool = v["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["type"] == "tool_use")
+        .unwrap();
+    assert_eq!(tool["name"], "echo.echo");
+    assert_eq!(tool["input"], json!({ "text": "x" }));
+    let seen = s.first.last_request().unwrap();
+    assert_eq!(seen.body["messages"][0]["role"], "system");
+    assert_eq!(
+        seen.header("authorization"),
+        Some("Bearer sk-provider-secret")
+    );
+    // Streamed: Anthropic events built from the OpenAI chunks.
+    let mut streamed = body;
+    streamed["stream"] = json!(true);
+    let (status, _, text) = post(&s, "/v1/messages", streamed, true).await;
+    assert_eq!(status, 200);
+    assert!(
+        text.contains("event: message_start") && text.contains("event: message_stop"),
+        "{text}"
+    );
+    assert!(text.contains("input_json_delta"), "{text}");
+    // An OpenAI client, an Anthropic-only alias.
+    let (status, _, text) = post(
+        &s,
+        "/v1/chat/completions",
+        chat("claude", "hello claude"),
+        false,
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["object"], "chat.completion");
+    assert!(
+        v["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("hello claude")
+    );
+    assert!(v["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
+    let mut streamed = chat("claude", "stream claude");
+    streamed["stream"] = json!(true);
+    let (status, _, text) = post(&s, "/v1/chat/completions", streamed, false).await;
+    assert_eq!(status, 200);
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    assert!(
+        !text.contains("\"usage\":{"),
+        "usage was not asked for: {text}"
+    );
+    // The capture holds the provider's side, and intents either way.
+    let completed = wait_records(&s.h, "model_completed", 4).await;
+    assert_eq!(completed[0]["route"]["provider"], "openai");
+    assert!(
+        completed[3]["completion"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("stream claude")
+    );
+    assert_eq!(
+        wait_records(&s.h, "model_intent", 2).await[0]["tool"],
+        "echo.echo"
     );
     s.h.stop().await;
 }
