@@ -1,5 +1,6 @@
-//! The model providers' wire formats, as the model proxy needs them: it forwards requests and
-//! responses untouched (unknown fields included) and only *reads* them, to route, to count
+//! The model providers' wire formats, as the model proxy needs them: between a caller and a
+//! provider of the same protocol it forwards requests and responses untouched (unknown fields
+//! included) and only *reads* them, to route, to count
 //! tokens and to capture what the model was asked and what it proposed.
 //!
 //! - [`Protocol`]: OpenAI chat completions or Anthropic messages, and errors in each shape.

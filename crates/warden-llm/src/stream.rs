@@ -250,6 +250,15 @@ impl Assembler {
                 if let Some(out) = v.pointer("/usage/output_tokens").and_then(Value::as_u64) {
                     let mut u = self.usage.unwrap_or_default();
                     u.output_tokens = out;
+                    // Input tokens here too when the stream reports them last (a translated
+                    // OpenAI stream does; Anthropic's own may repeat them).
+                    if let Some(late) = v
+                        .get("usage")
+                        .and_then(|x| usage_of(Protocol::Anthropic, x))
+                        && late.input_tokens > 0
+                    {
+                        u.input_tokens = late.input_tokens;
+                    }
                     self.usage = Some(u);
                 }
             }
