@@ -86,6 +86,15 @@ pub struct DecideError {
     pub message: String,
 }
 
+/// The API error of a refused decision.
+fn refused(r: Refusal, message: String) -> DecideError {
+    DecideError {
+        status: refusal_status(r),
+        code: r.code(),
+        message,
+    }
+}
+
 fn refusal_status(r: Refusal) -> u16 {
     match r {
         Refusal::NotAnApprover | Refusal::NoAuthority | Refusal::SelfApproval => 403,
@@ -288,11 +297,7 @@ impl Approvals {
                 refused_payload(refusal.code(), &message),
             )
             .await;
-            return Err(DecideError {
-                status: refusal_status(refusal),
-                code: refusal.code(),
-                message,
-            });
+            return Err(refused(refusal, message));
         };
         let mut current = entry.lock().await;
         let now = self.clock.now();
@@ -320,11 +325,7 @@ impl Approvals {
                     refused_payload(refusal.code(), &message),
                 )
                 .await;
-                return Err(DecideError {
-                    status: refusal_status(refusal),
-                    code: refusal.code(),
-                    message,
-                });
+                return Err(refused(refusal, message));
             }
         };
         let outcome = match (choice, voted) {

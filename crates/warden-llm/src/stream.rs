@@ -292,4 +292,4 @@ impl Assembler {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
