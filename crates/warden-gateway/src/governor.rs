@@ -419,48 +419,44 @@ impl Governor {
                 message,
                 approval,
             };
-        match (decision.verdict, plan) {
-            (Verdict::Allow, _) => Ok(Allowed {
-                action_id,
-                decision,
-                args: decided_args,
-                started: Instant::now(),
-            }),
-            (Verdict::Deny, _) | (Verdict::Ask, None) => Err(Refused {
-                message: format!("warden refused `{tool}`: {}", decision.summary()),
-                action_id: Some(action_id),
-                refusal: Refusal::Denied,
-                decision: Some(decision),
-                approval: None,
-            }),
-            (Verdict::Ask, Some(Plan::Unavailable(why))) => Err(refused(
-                Refusal::ApprovalUnavailable,
-                format!(
-                    "warden refused `{tool}`: it needs approval ({}), but {why}",
-                    decision.summary()
-                ),
-                None,
-            )),
-            (Verdict::Ask, Some(Plan::Denied(message, pending))) => Err(refused(
-                Refusal::ApprovalDenied,
-                format!("warden refused `{tool}`: {message}"),
-                Some(pending),
-            )),
-            (Verdict::Ask, Some(Plan::Use(entry) | Plan::Join(entry))) => {
-                self.wait(
-                    session,
-                    entry,
-                    &hash,
-                    tool,
+        let entry = match (decision.verdict, plan) {
+            (Verdict::Allow, _) => {
+                return Ok(Allowed {
                     action_id,
                     decision,
-                    decided_args,
-                    waiting,
-                )
-                .await
+                    args: decided_args,
+                    started: Instant::now(),
+                });
             }
+            (Verdict::Deny, _) | (Verdict::Ask, None) => {
+                return Err(Refused {
+                    message: format!("warden refused `{tool}`: {}", decision.summary()),
+                    action_id: Some(action_id),
+                    refusal: Refusal::Denied,
+                    decision: Some(decision),
+                    approval: None,
+                });
+            }
+            (Verdict::Ask, Some(Plan::Unavailable(why))) => {
+                return Err(refused(
+                    Refusal::ApprovalUnavailable,
+                    format!(
+                        "warden refused `{tool}`: it needs approval ({}), but {why}",
+                        decision.summary()
+                    ),
+                    None,
+                ));
+            }
+            (Verdict::Ask, Some(Plan::Denied(message, pending))) => {
+                return Err(refused(
+                    Refusal::ApprovalDenied,
+                    format!("warden refused `{tool}`: {message}"),
+                    Some(pending),
+                ));
+            }
+            (Verdict::Ask, Some(Plan::Use(entry) | Plan::Join(entry))) => entry,
             (Verdict::Ask, Some(Plan::Create(req))) => {
-                let entry = match self.approvals.create(*req).await {
+                match self.approvals.create(*req).await {
                     Ok(e) => e,
                     Err(StoreError::Duplicate) => match self.approvals.by_hash(&hash) {
                         // An identical call raised the same request a moment ago: join it.
@@ -501,20 +497,20 @@ impl Governor {
                             None,
                         ));
                     }
-                };
-                self.wait(
-                    session,
-                    entry,
-                    &hash,
-                    tool,
-                    action_id,
-                    decision,
-                    decided_args,
-                    waiting,
-                )
-                .await
+                }
             }
-        }
+        };
+        self.wait(
+            session,
+            entry,
+            &hash,
+            tool,
+            action_id,
+            decision,
+            decided_args,
+            waiting,
+        )
+        .await
     }
 
     /// What to do about an action that needs approval: use a grant for this exact action,
