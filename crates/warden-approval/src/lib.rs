@@ -4,21 +4,31 @@
 //! - [`request`]: an [`ApprovalRequest`] — the exact action it is bound to (an [`ActionHash`]
 //!   of session, tool and canonical arguments), who asked, why, the deadline and the votes.
 //! - [`machine`]: the pure transitions — approve, deny, expire, use — each of which either
-//!   moves the request on or names why it is refused ([`Refusal`], [`UseRefusal`]). No IO, no
+//!   moves the request on or names why it is refused ([`VoteRefusal`], [`UseRefusal`]). No IO, no
 //!   clock: the caller passes `now`.
 //! - [`store`]: the requests in the state store (`state.db`), with an in-memory index by action
 //!   hash and a watch channel per request so that waiting calls wake when it is decided.
 //! - [`signing`]: HMAC-SHA256 signatures for webhook approve/deny links and webhook bodies.
 //!
-//! The gateway composes these with the ledger: every transition is recorded before it takes
-//! effect, and a request that cannot be recorded or stored does not change.
+//! - [`workflow`]: [`Approvals`], who may decide (the charter's authority section) and the
+//!   recording: every transition is recorded (through a [`Recorder`](warden_core::Recorder))
+//!   before it takes effect, and a request that cannot be recorded or stored does not change.
+//! - [`webhook`]: the outbound notifier — one signed POST per new request, with approve and
+//!   deny links for every approver, on a bounded queue that never blocks the decision path.
+//!
+//! In the workspace DAG this crate sits on `warden-core` and `warden-charter`; the ledger is
+//! reached only through the `Recorder` trait.
 
 pub mod machine;
 pub mod request;
 pub mod signing;
 pub mod store;
+pub mod webhook;
+pub mod workflow;
 
-pub use machine::{Approver, Refusal, UseRefusal, Voted};
+pub use machine::{Approver, UseRefusal, VoteRefusal, Voted};
 pub use request::{ActionHash, ApprovalRequest, NewApproval, Status, Vote};
 pub use signing::{LinkAction, Signer};
 pub use store::{ApprovalStore, Entry, StoreError};
+pub use webhook::{Notifier, WebhookConfig, WebhookFormat};
+pub use workflow::{Approvals, Choice, DecideError, Decided, Decider, OnRequest};

@@ -30,7 +30,7 @@ pub struct Approver<'a> {
 
 /// Why an attempt to decide a request was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Refusal {
+pub enum VoteRefusal {
     /// The credential is not tied to a charter principal.
     NotAnApprover,
     /// The principal's roles may not approve this request's rules.
@@ -48,27 +48,27 @@ pub enum Refusal {
     Expired,
 }
 
-impl Refusal {
+impl VoteRefusal {
     /// A stable label, for the ledger and the API's error code.
     pub fn code(self) -> &'static str {
         match self {
-            Refusal::NotAnApprover => "not_an_approver",
-            Refusal::NoAuthority => "no_authority",
-            Refusal::SelfApproval => "self_approval",
-            Refusal::DuplicateApprover => "duplicate_approver",
-            Refusal::Replay => "replay",
-            Refusal::AlreadyDecided(_) => "already_decided",
-            Refusal::Expired => "expired",
+            VoteRefusal::NotAnApprover => "not_an_approver",
+            VoteRefusal::NoAuthority => "no_authority",
+            VoteRefusal::SelfApproval => "self_approval",
+            VoteRefusal::DuplicateApprover => "duplicate_approver",
+            VoteRefusal::Replay => "replay",
+            VoteRefusal::AlreadyDecided(_) => "already_decided",
+            VoteRefusal::Expired => "expired",
         }
     }
 
     /// A sentence for the person who tried.
     pub fn message(self, req: &ApprovalRequest) -> String {
         match self {
-            Refusal::NotAnApprover => {
+            VoteRefusal::NotAnApprover => {
                 "this operator credential is not an approver's: it is tied to no principal of the charter".to_owned()
             }
-            Refusal::NoAuthority => format!(
+            VoteRefusal::NoAuthority => format!(
                 "no role of yours may approve {}; approvers: {}",
                 rule_list(&req.authority_for),
                 if req.approvers.is_empty() {
@@ -77,17 +77,17 @@ impl Refusal {
                     req.approvers.join(", ")
                 }
             ),
-            Refusal::SelfApproval => format!(
+            VoteRefusal::SelfApproval => format!(
                 "separation of duties: `{}` is the principal this agent acts for and may not approve its requests",
                 req.principal
             ),
-            Refusal::DuplicateApprover => format!(
+            VoteRefusal::DuplicateApprover => format!(
                 "you already approved; this request needs {} distinct approvers",
                 req.quorum
             ),
-            Refusal::Replay => "this approval was already used; it cannot be used again".to_owned(),
-            Refusal::AlreadyDecided(s) => format!("this request is already {s}"),
-            Refusal::Expired => "this request's deadline has passed".to_owned(),
+            VoteRefusal::Replay => "this approval was already used; it cannot be used again".to_owned(),
+            VoteRefusal::AlreadyDecided(s) => format!("this request is already {s}"),
+            VoteRefusal::Expired => "this request's deadline has passed".to_owned(),
         }
     }
 }
@@ -131,23 +131,23 @@ impl ApprovalRequest {
         approver: &Approver<'_>,
         separation_of_duties: bool,
         now: OffsetDateTime,
-    ) -> Result<String, Refusal> {
+    ) -> Result<String, VoteRefusal> {
         match self.status {
             Status::Pending => {}
-            Status::Used => return Err(Refusal::Replay),
-            s => return Err(Refusal::AlreadyDecided(s)),
+            Status::Used => return Err(VoteRefusal::Replay),
+            s => return Err(VoteRefusal::AlreadyDecided(s)),
         }
         if now >= self.deadline {
-            return Err(Refusal::Expired);
+            return Err(VoteRefusal::Expired);
         }
         let Some(principal) = approver.principal else {
-            return Err(Refusal::NotAnApprover);
+            return Err(VoteRefusal::NotAnApprover);
         };
         if separation_of_duties && principal == self.principal {
-            return Err(Refusal::SelfApproval);
+            return Err(VoteRefusal::SelfApproval);
         }
         if !approver.has_authority {
-            return Err(Refusal::NoAuthority);
+            return Err(VoteRefusal::NoAuthority);
         }
         Ok(principal.to_owned())
     }
@@ -160,10 +160,10 @@ impl ApprovalRequest {
         separation_of_duties: bool,
         reason: Option<String>,
         now: OffsetDateTime,
-    ) -> Result<Voted, Refusal> {
+    ) -> Result<Voted, VoteRefusal> {
         let principal = self.check(approver, separation_of_duties, now)?;
         if self.approvals.iter().any(|v| v.approver == principal) {
-            return Err(Refusal::DuplicateApprover);
+            return Err(VoteRefusal::DuplicateApprover);
         }
         self.approvals.push(Vote {
             approver: principal,
@@ -191,7 +191,7 @@ impl ApprovalRequest {
         separation_of_duties: bool,
         reason: Option<String>,
         now: OffsetDateTime,
-    ) -> Result<(), Refusal> {
+    ) -> Result<(), VoteRefusal> {
         let principal = self.check(approver, separation_of_duties, now)?;
         self.denial = Some(Vote {
             approver: principal,

@@ -5,8 +5,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use warden_audit::chain::{canonical_json, hex};
+pub use warden_core::ApprovalStatus as Status;
 use warden_core::RuleRef;
+use warden_core::canonical::{canonical_json, hex};
 
 /// The identity of one exact action: BLAKE3 over the canonical JSON of the session, the tool
 /// and the arguments as decided. An approval releases only an action with the same hash.
@@ -37,58 +38,6 @@ impl fmt::Debug for ActionHash {
 impl fmt::Display for ActionHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
-    }
-}
-
-/// Where a request is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    /// Waiting for approvers.
-    Pending,
-    /// The quorum approved; the action may run once, before the deadline.
-    Granted,
-    /// An approver denied it.
-    Denied,
-    /// The deadline passed before it was granted, or before a grant was used.
-    TimedOut,
-    /// A grant released its action. Final.
-    Used,
-}
-
-impl Status {
-    /// The stable name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Pending => "pending",
-            Status::Granted => "granted",
-            Status::Denied => "denied",
-            Status::TimedOut => "timed_out",
-            Status::Used => "used",
-        }
-    }
-
-    /// Parses a stable name.
-    pub fn parse(s: &str) -> Option<Status> {
-        Some(match s {
-            "pending" => Status::Pending,
-            "granted" => Status::Granted,
-            "denied" => Status::Denied,
-            "timed_out" => Status::TimedOut,
-            "used" => Status::Used,
-            _ => return None,
-        })
-    }
-
-    /// Whether the request can still change (pending, or granted and not yet used).
-    pub fn is_open(self) -> bool {
-        matches!(self, Status::Pending | Status::Granted)
-    }
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

@@ -2,17 +2,15 @@
 //! verifier. No IO, no async runtime; the encoding is pinned by golden vectors
 //! (`tests/fixtures/chain/vectors.json`) so it can never change silently.
 
-mod canonical;
 mod hash;
-mod kind;
 mod record;
 mod verify;
 
 #[cfg(test)]
 mod tests;
 
-pub use canonical::canonical_json;
 pub use hash::{GENESIS_HASH, HASH_DOMAIN, record_hash};
-pub use kind::{ParseRecordKindError, RecordKind};
-pub use record::{Record, RecordRef, TimeError, format_time, hex, parse_time};
+pub use record::{Record, RecordRef, TimeError, format_time, parse_time};
 pub use verify::{Head, Problem, Verifier};
+pub use warden_core::canonical::{canonical_json, hex};
+pub use warden_core::record::{ParseRecordKindError, RecordKind};

@@ -11,6 +11,7 @@
 
 mod error;
 mod reader;
+mod recorder;
 mod scan;
 mod schema;
 mod writer;
@@ -27,27 +28,17 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 use warden_core::Clock;
 
-use crate::chain::{RecordKind, canonical_json};
+use crate::chain::canonical_json;
 
 pub use error::LedgerError;
 pub use reader::{LedgerReader, VerifyReport};
 pub(crate) use schema::connect_reader;
+pub use warden_core::NewRecord;
 
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "ledger.db";
 /// The lock file the writing process holds inside the data directory.
 pub const LOCK_FILE: &str = "ledger.lock";
-
-/// A record to append: the ledger adds the sequence number, the time and the hashes.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewRecord {
-    /// The session the record belongs to, if any.
-    pub session: Option<String>,
-    /// What the record is about.
-    pub kind: RecordKind,
-    /// The content; stored as canonical JSON.
-    pub payload: serde_json::Value,
-}
 
 /// What the ledger assigned to a committed record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

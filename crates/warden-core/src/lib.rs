@@ -2,16 +2,25 @@
 //!
 //! This crate sits at the bottom of the workspace DAG: it has no IO, no async runtime and no
 //! internal dependencies. It defines the action tiers, the [`Decision`] every policy evaluation
-//! returns, the gateway postures, and the path canonicaliser used both by the decision engine
-//! and (later) by the gateway before it forwards an action.
+//! returns, the gateway postures, the path canonicaliser, the action gate's answers
+//! ([`gate`]), the ledger's record vocabulary and the [`Recorder`] trait components append
+//! through ([`record`]), canonical JSON ([`canonical`]) and the small text encodings every
+//! surface shares ([`text`]).
 
+pub mod canonical;
 mod clock;
 mod decision;
+pub mod gate;
 pub mod path;
+pub mod record;
+pub mod text;
 mod tier;
 
+pub use canonical::{canonical_json, hex};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use decision::{
     ApprovalSpec, CharterHash, Decision, Posture, Reason, RuleRef, SourceLocation, Verdict,
 };
+pub use gate::ApprovalStatus;
+pub use record::{NewRecord, ParseRecordKindError, RecordError, RecordKind, Recorder};
 pub use tier::{ParseTierError, Tier};

@@ -18,10 +18,10 @@ use serde::Deserialize;
 use serde_json::json;
 use warden_approval::{LinkAction, Status};
 
-use crate::approvals::{Choice, DecideError, Decider, MAX_LIST, view};
+use crate::app_state::AppState;
 use crate::decide_api::api_error;
-use crate::server::Shared;
-use crate::sessions::{OperatorIdentity, OperatorRole, Session};
+use warden_approval::workflow::{Choice, DecideError, Decider, MAX_LIST, request_json};
+use warden_session::{OperatorIdentity, OperatorRole, Session};
 
 fn decide_error(e: DecideError) -> Response {
     api_error(
@@ -33,7 +33,7 @@ fn decide_error(e: DecideError) -> Response {
 
 /// `GET /v1/approvals?status=…` (default `pending`; `all` for every status).
 pub async fn list(
-    State(shared): State<Arc<Shared>>,
+    State(state): State<Arc<AppState>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let status = match q.get("status").map(String::as_str) {
@@ -52,16 +52,15 @@ pub async fn list(
             }
         },
     };
-    match shared
+    match state
         .governor
         .approvals()
         .store()
         .list(status, MAX_LIST)
         .await
     {
-        Ok(reqs) => {
-            Json(json!({ "approvals": reqs.iter().map(view).collect::<Vec<_>>() })).into_response()
-        }
+        Ok(reqs) => Json(json!({ "approvals": reqs.iter().map(request_json).collect::<Vec<_>>() }))
+            .into_response(),
         Err(e) => api_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "store_unavailable",
@@ -71,9 +70,9 @@ pub async fn list(
 }
 
 /// `GET /v1/approvals/{id}`.
-pub async fn show(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
-    match shared.governor.approvals().store().get(&id).await {
-        Ok(Some(req)) => Json(view(&req)).into_response(),
+pub async fn show(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    match state.governor.approvals().store().get(&id).await {
+        Ok(Some(req)) => Json(request_json(&req)).into_response(),
         Ok(None) => api_error(
             StatusCode::NOT_FOUND,
             "unknown_approval",
@@ -97,7 +96,7 @@ pub struct DecideBody {
 }
 
 async fn decide_as(
-    shared: &Shared,
+    state: &AppState,
     operator: &OperatorIdentity,
     id: &str,
     choice: Choice,
@@ -109,15 +108,14 @@ async fn decide_as(
         channel: "api",
     };
     let reason = body.and_then(|b| b.reason).filter(|r| !r.trim().is_empty());
-    match shared
+    match state
         .governor
         .approvals()
         .decide(id, &decider, choice, reason)
         .await
     {
-        Ok(d) => {
-            Json(json!({ "outcome": d.outcome, "approval": view(&d.request) })).into_response()
-        }
+        Ok(d) => Json(json!({ "outcome": d.outcome, "approval": request_json(&d.request) }))
+            .into_response(),
         Err(e) => decide_error(e),
     }
 }
@@ -134,26 +132,26 @@ fn optional_body(bytes: &[u8]) -> Result<Option<DecideBody>, String> {
 
 /// `POST /v1/approvals/{id}/approve`.
 pub async fn approve(
-    State(shared): State<Arc<Shared>>,
+    State(state): State<Arc<AppState>>,
     Extension(operator): Extension<OperatorIdentity>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
     match optional_body(&body) {
-        Ok(b) => decide_as(&shared, &operator, &id, Choice::Approve, b).await,
+        Ok(b) => decide_as(&state, &operator, &id, Choice::Approve, b).await,
         Err(m) => api_error(StatusCode::BAD_REQUEST, "invalid_request", m),
     }
 }
 
 /// `POST /v1/approvals/{id}/deny`.
 pub async fn deny(
-    State(shared): State<Arc<Shared>>,
+    State(state): State<Arc<AppState>>,
     Extension(operator): Extension<OperatorIdentity>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
     match optional_body(&body) {
-        Ok(b) => decide_as(&shared, &operator, &id, Choice::Deny, b).await,
+        Ok(b) => decide_as(&state, &operator, &id, Choice::Deny, b).await,
         Err(m) => api_error(StatusCode::BAD_REQUEST, "invalid_request", m),
     }
 }
@@ -171,12 +169,12 @@ pub struct LinkQuery {
 
 /// Verifies a link; records and answers the refusal when it does not hold.
 async fn verify_link(
-    shared: &Shared,
+    state: &AppState,
     id: &str,
     action: &str,
     q: &LinkQuery,
 ) -> Result<LinkAction, Response> {
-    let approvals = shared.governor.approvals();
+    let approvals = state.governor.approvals();
     let refuse = |code: &'static str, message: &str, status: StatusCode| {
         let payload = json!({
             "approval": id,
@@ -226,7 +224,7 @@ async fn verify_link(
 /// `GET /v1/approvals/{id}/link/{action}?approver=…&expires=…&sig=…`: a confirmation page.
 /// Nothing is decided by a `GET`.
 pub async fn link_page(
-    State(shared): State<Arc<Shared>>,
+    State(state): State<Arc<AppState>>,
     Path((id, action)): Path<(String, String)>,
     query: Result<Query<LinkQuery>, QueryRejection>,
 ) -> Response {
@@ -234,10 +232,10 @@ pub async fn link_page(
         Ok(Query(q)) => q,
         Err(e) => return bad_link(&e),
     };
-    if let Err(r) = verify_link(&shared, &id, &action, &q).await {
+    if let Err(r) = verify_link(&state, &id, &action, &q).await {
         return r;
     }
-    let summary = match shared.governor.approvals().store().get(&id).await {
+    let summary = match state.governor.approvals().store().get(&id).await {
         Ok(Some(req)) => format!(
             "{} (on behalf of {}) wants to call {} with {}. Why: {}. Status: {}.",
             req.agent,
@@ -270,7 +268,7 @@ fn escape(s: &str) -> String {
 /// `POST /v1/approvals/{id}/link/{action}?approver=…&expires=…&sig=…`: decides as the
 /// approver the link was minted for (with every authority check of the API).
 pub async fn link_decide(
-    State(shared): State<Arc<Shared>>,
+    State(state): State<Arc<AppState>>,
     Path((id, action)): Path<(String, String)>,
     query: Result<Query<LinkQuery>, QueryRejection>,
     headers: axum::http::HeaderMap,
@@ -285,7 +283,7 @@ pub async fn link_decide(
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    let link_action = match verify_link(&shared, &id, &action, &q).await {
+    let link_action = match verify_link(&state, &id, &action, &q).await {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -308,7 +306,7 @@ pub async fn link_decide(
         LinkAction::Approve => Choice::Approve,
         LinkAction::Deny => Choice::Deny,
     };
-    let decided = shared
+    let decided = state
         .governor
         .approvals()
         .decide(&id, &decider, choice, reason)
@@ -331,9 +329,8 @@ pub async fn link_decide(
         return (status, Html(page)).into_response();
     }
     match decided {
-        Ok(d) => {
-            Json(json!({ "outcome": d.outcome, "approval": view(&d.request) })).into_response()
-        }
+        Ok(d) => Json(json!({ "outcome": d.outcome, "approval": request_json(&d.request) }))
+            .into_response(),
         Err(e) => decide_error(e),
     }
 }
@@ -349,7 +346,7 @@ fn bad_link(e: &QueryRejection) -> Response {
 /// Agent plane: any approvals path. The agent's own credential is refused on the approval
 /// channel, and the attempt is recorded.
 pub async fn agent_refused(
-    State(shared): State<Arc<Shared>>,
+    State(state): State<Arc<AppState>>,
     Extension(session): Extension<Arc<Session>>,
     req: Request,
 ) -> Response {
@@ -361,7 +358,7 @@ pub async fn agent_refused(
         "refusal": "agent_credential",
         "message": "approvals are decided on the operator plane by approvers, never by the agent",
     });
-    shared
+    state
         .governor
         .approvals()
         .record_refused(Some(&session.id), payload)
@@ -389,7 +386,7 @@ pub struct IssueToken {
 /// `POST /v1/operator-tokens` (admins only): issues an operator credential; the token is
 /// shown once and stored as a hash.
 pub async fn issue_token(
-    State(shared): State<Arc<Shared>>,
+    State(state): State<Arc<AppState>>,
     Extension(operator): Extension<OperatorIdentity>,
     body: Result<Json<IssueToken>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
@@ -414,7 +411,7 @@ pub async fn issue_token(
     let role = match (req.role.as_str(), req.principal) {
         ("admin", None) => OperatorRole::Admin,
         ("approver", Some(p)) => {
-            if shared.governor.charter.authority.principal(&p).is_none() {
+            if state.governor.charter.authority.principal(&p).is_none() {
                 return api_error(
                     StatusCode::BAD_REQUEST,
                     "unknown_principal",
@@ -431,12 +428,8 @@ pub async fn issue_token(
             );
         }
     };
-    let now = shared.governor.now();
-    match shared
-        .sessions
-        .create_operator_token(&req.name, role.clone(), now)
-        .await
-    {
+    let now = state.governor.now();
+    match state.operators.create(&req.name, role.clone(), now).await {
         Ok(token) => {
             let record = warden_audit::NewRecord {
                 session: None,
@@ -448,7 +441,7 @@ pub async fn issue_token(
                     "by": operator.name,
                 }),
             };
-            if let Err(e) = shared.governor.ledger().append(record).await {
+            if let Err(e) = state.governor.ledger().append(record).await {
                 tracing::error!(error = %e, "The ledger cannot record an issued operator credential.");
             }
             (

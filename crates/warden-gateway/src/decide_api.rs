@@ -16,9 +16,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::governor::{Allowed, Outcome, Refusal, Via, Waiting};
-use crate::server::Shared;
-use crate::sessions::Session;
+use crate::app_state::AppState;
+use crate::governor::Waiting;
+use warden_core::gate::{ActionOutcome, Allowed, RefusalReason, Via};
+use warden_session::Session;
 
 /// Allowed actions awaiting their result report, at most this many (the oldest is dropped).
 pub const MAX_PENDING_RESULTS: usize = 10_000;
@@ -100,7 +101,7 @@ pub const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// `POST /v1/decide`.
 pub async fn decide(
-    State(shared): State<Arc<Shared>>,
+    State(state): State<Arc<AppState>>,
     Extension(session): Extension<Arc<Session>>,
     body: Result<Json<DecideRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
@@ -134,7 +135,7 @@ pub async fn decide(
         cancel: None,
         progress: None,
     };
-    match shared
+    match state
         .governor
         .authorize_waiting(&session, &req.tool, args, Via::DecideApi, waiting)
         .await
@@ -146,11 +147,11 @@ pub async fn decide(
                 "decision": allowed.decision,
                 "arguments": allowed.args,
             });
-            shared.pending.insert(&session.id, &req.tool, allowed);
+            state.pending.insert(&session.id, &req.tool, allowed);
             (StatusCode::OK, Json(body)).into_response()
         }
         Err(refused) => {
-            let pending = refused.refusal == Refusal::ApprovalPending;
+            let pending = refused.reason == RefusalReason::ApprovalPending;
             let approval = refused
                 .approval
                 .as_ref()
@@ -158,7 +159,7 @@ pub async fn decide(
             let body = json!({
                 "action": refused.action_id,
                 "verdict": if pending { "ask" } else { "deny" },
-                "refusal": refused.refusal.as_str(),
+                "refusal": refused.reason.as_str(),
                 "message": refused.message,
                 "decision": refused.decision,
                 "approval": approval,
@@ -189,7 +190,7 @@ pub struct ResultReport {
 
 /// `POST /v1/actions/{id}/result`.
 pub async fn result(
-    State(shared): State<Arc<Shared>>,
+    State(state): State<Arc<AppState>>,
     Extension(session): Extension<Arc<Session>>,
     Path(id): Path<String>,
     body: Result<Json<ResultReport>, axum::extract::rejection::JsonRejection>,
@@ -209,7 +210,7 @@ pub async fn result(
             );
         }
     };
-    let (tool, allowed) = match shared.pending.take(&id, &session.id) {
+    let (tool, allowed) = match state.pending.take(&id, &session.id) {
         Ok(x) => x,
         Err(code) => {
             return api_error(
@@ -233,13 +234,13 @@ pub async fn result(
         }
         text.truncate(end);
     }
-    let outcome = Outcome {
+    let outcome = ActionOutcome {
         status,
         size_bytes,
         error: report.error,
         text,
     };
-    match shared
+    match state
         .governor
         .record_result(&session, &tool, &allowed, &outcome)
         .await

@@ -25,107 +25,17 @@ use warden_charter::{CompiledCharter, Transport};
 use warden_core::{Clock, Decision, Verdict};
 use warden_pdp::{Controls as PdpControls, Request, decide, result_labels};
 
-use crate::approvals::{Approvals, ProgressFn, authority_for, fmt_time, view};
+use warden_approval::Approvals;
+use warden_approval::workflow::{authority_for, request_json};
+use warden_core::gate::{
+    ActionOutcome, Allowed, PendingApproval, ProgressFn, RefusalReason, Refused, Via,
+};
+use warden_core::text::rfc3339;
+use warden_session::{ScopeCounters, Session, SessionStore};
+
 use crate::control::Controls;
 use crate::model_turns::ModelTurns;
 use crate::paths::PathArguments;
-use crate::sessions::{Session, SessionStore};
-use crate::usage::UsageStore;
-
-/// How an action reached the gateway.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Via {
-    /// An MCP `tools/call` or `resources/read`.
-    Mcp,
-    /// The decide API.
-    DecideApi,
-}
-
-impl Via {
-    fn as_str(self) -> &'static str {
-        match self {
-            Via::Mcp => "mcp",
-            Via::DecideApi => "decide_api",
-        }
-    }
-}
-
-/// An action the governor allowed; the caller forwards it (with `args`) and then reports the
-/// outcome with [`Governor::record_result`].
-#[derive(Debug, Clone)]
-pub struct Allowed {
-    /// The action id (UUID v7), also in the ledger.
-    pub action_id: String,
-    /// The decision.
-    pub decision: Decision,
-    /// The arguments to forward: those that were decided (paths resolved for local servers).
-    pub args: Value,
-    /// When the action was allowed, to measure its duration.
-    pub started: Instant,
-}
-
-/// Why an action was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    /// The decision denied it.
-    Denied,
-    /// It needed approval, and none came before the deadline.
-    ApprovalTimedOut,
-    /// An approver denied it.
-    ApprovalDenied,
-    /// It needs approval and nobody could give it (no principal with the authority), or the
-    /// request could not be stored.
-    ApprovalUnavailable,
-    /// It still waits for approval: the caller stopped waiting (decide API long-poll), the
-    /// client went away, or the gateway is shutting down. The same call, retried, picks up
-    /// the decision.
-    ApprovalPending,
-    /// The session expired.
-    SessionExpired,
-    /// The ledger could not record the attempt.
-    LedgerUnavailable,
-}
-
-impl Refusal {
-    /// A stable label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Refusal::Denied => "denied",
-            Refusal::ApprovalTimedOut => "approval_timed_out",
-            Refusal::ApprovalDenied => "approval_denied",
-            Refusal::ApprovalUnavailable => "approval_unavailable",
-            Refusal::ApprovalPending => "approval_pending",
-            Refusal::SessionExpired => "session_expired",
-            Refusal::LedgerUnavailable => "ledger_unavailable",
-        }
-    }
-}
-
-/// A refused action.
-#[derive(Debug, Clone)]
-pub struct Refused {
-    /// The action id, when the attempt was recorded.
-    pub action_id: Option<String>,
-    /// Why.
-    pub refusal: Refusal,
-    /// The decision, when one was made.
-    pub decision: Option<Decision>,
-    /// A sentence for the agent.
-    pub message: String,
-    /// The approval request involved, if any.
-    pub approval: Option<PendingApproval>,
-}
-
-/// The approval request an action waits on (or waited on).
-#[derive(Debug, Clone)]
-pub struct PendingApproval {
-    /// The request id.
-    pub id: String,
-    /// Its deadline (RFC 3339).
-    pub deadline: String,
-    /// Its status when the call stopped waiting.
-    pub status: Status,
-}
 
 /// How a caller waits for an approval.
 #[derive(Default)]
@@ -164,26 +74,12 @@ enum Plan {
     Create(Box<ApprovalRequest>),
 }
 
-/// How a forwarded action ended.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    /// `ok`, `tool_error` (the tool ran and reported an error) or `upstream_error` (the
-    /// upstream failed or did not answer).
-    pub status: &'static str,
-    /// Size of the result, in bytes.
-    pub size_bytes: usize,
-    /// The error, if any.
-    pub error: Option<String>,
-    /// The result text the data sources' patterns are matched against.
-    pub text: String,
-}
-
 /// The governor.
 pub struct Governor {
     /// The charter.
     pub charter: Arc<CompiledCharter>,
     ledger: Ledger,
-    usage: UsageStore,
+    scope_counters: ScopeCounters,
     sessions: SessionStore,
     controls: Arc<Controls>,
     approvals: Arc<Approvals>,
@@ -211,7 +107,7 @@ impl Governor {
     pub fn new(
         charter: Arc<CompiledCharter>,
         ledger: Ledger,
-        usage: UsageStore,
+        scope_counters: ScopeCounters,
         sessions: SessionStore,
         controls: Arc<Controls>,
         approvals: Arc<Approvals>,
@@ -230,7 +126,7 @@ impl Governor {
             paths: PathArguments::new(&charter),
             charter,
             ledger,
-            usage,
+            scope_counters,
             sessions,
             controls,
             approvals,
@@ -316,7 +212,7 @@ impl Governor {
             let _ = self.ledger.append_batch(batch).await;
             return Err(Refused {
                 action_id: Some(action_id),
-                refusal: Refusal::SessionExpired,
+                reason: RefusalReason::SessionExpired,
                 decision: None,
                 message: "the session has expired; ask the operator for a new one".to_owned(),
                 approval: None,
@@ -329,22 +225,26 @@ impl Governor {
             session_revoked: session.is_revoked(),
             tool_frozen: self.controls.is_frozen(tool),
         };
-        let (decision, increment) =
-            self.usage
-                .decide_and_count(&self.charter, &session.id, now, &decided_args, |usage| {
-                    decide(
-                        &self.charter,
-                        &Request {
-                            tool,
-                            args: &decided_args,
-                            principal: Some(&session.principal),
-                            labels: &labels,
-                            controls,
-                            usage,
-                            now,
-                        },
-                    )
-                });
+        let (decision, increment) = self.scope_counters.decide_and_count(
+            &self.charter,
+            &session.id,
+            now,
+            &decided_args,
+            |usage| {
+                decide(
+                    &self.charter,
+                    &Request {
+                        tool,
+                        args: &decided_args,
+                        principal: Some(&session.principal),
+                        labels: &labels,
+                        controls,
+                        usage,
+                        now,
+                    },
+                )
+            },
+        );
         let hash = ActionHash::of(&session.id, tool, &decided_args);
         let plan = match decision.verdict {
             Verdict::Ask => Some(
@@ -391,7 +291,7 @@ impl Governor {
                 json!({ "action": action_id, "why": why }),
             )),
             (_, Some(Plan::Create(req))) => {
-                batch.push(record(RecordKind::ApprovalRequested, view(req)));
+                batch.push(record(RecordKind::ApprovalRequested, request_json(req)));
             }
             _ => {}
         }
@@ -400,21 +300,21 @@ impl Governor {
             tracing::error!(error = %e, "The ledger cannot record an action; it is refused.");
             return Err(Refused {
                 action_id: None,
-                refusal: Refusal::LedgerUnavailable,
+                reason: RefusalReason::LedgerUnavailable,
                 decision: Some(decision),
                 message: "the action is refused: the ledger cannot record it".to_owned(),
                 approval: None,
             });
         }
         if let Some(inc) = increment
-            && let Err(e) = self.usage.persist(inc).await
+            && let Err(e) = self.scope_counters.persist(inc).await
         {
             tracing::warn!(error = %e, "Scope counters could not be written through; they stay counted in memory.");
         }
         let refused =
-            |refusal: Refusal, message: String, approval: Option<PendingApproval>| Refused {
+            |reason: RefusalReason, message: String, approval: Option<PendingApproval>| Refused {
                 action_id: Some(action_id.clone()),
-                refusal,
+                reason,
                 decision: Some(decision.clone()),
                 message,
                 approval,
@@ -432,14 +332,14 @@ impl Governor {
                 return Err(Refused {
                     message: format!("warden refused `{tool}`: {}", decision.summary()),
                     action_id: Some(action_id),
-                    refusal: Refusal::Denied,
+                    reason: RefusalReason::Denied,
                     decision: Some(decision),
                     approval: None,
                 });
             }
             (Verdict::Ask, Some(Plan::Unavailable(why))) => {
                 return Err(refused(
-                    Refusal::ApprovalUnavailable,
+                    RefusalReason::ApprovalUnavailable,
                     format!(
                         "warden refused `{tool}`: it needs approval ({}), but {why}",
                         decision.summary()
@@ -449,7 +349,7 @@ impl Governor {
             }
             (Verdict::Ask, Some(Plan::Denied(message, pending))) => {
                 return Err(refused(
-                    Refusal::ApprovalDenied,
+                    RefusalReason::ApprovalDenied,
                     format!("warden refused `{tool}`: {message}"),
                     Some(pending),
                 ));
@@ -472,7 +372,7 @@ impl Governor {
                         }
                         None => {
                             return Err(refused(
-                                Refusal::ApprovalUnavailable,
+                                RefusalReason::ApprovalUnavailable,
                                 format!(
                                     "warden refused `{tool}`: the approval request could not be stored"
                                 ),
@@ -490,7 +390,7 @@ impl Governor {
                             ))
                             .await;
                         return Err(refused(
-                            Refusal::ApprovalUnavailable,
+                            RefusalReason::ApprovalUnavailable,
                             format!(
                                 "warden refused `{tool}`: the approval request could not be stored"
                             ),
@@ -539,11 +439,11 @@ impl Governor {
                     let message = format!(
                         "this exact action was denied{by} (approval {}); it is refused until {}",
                         req.id,
-                        fmt_time(req.deadline)
+                        rfc3339(req.deadline)
                     );
                     let pending = PendingApproval {
                         id: req.id.clone(),
-                        deadline: fmt_time(req.deadline),
+                        deadline: rfc3339(req.deadline),
                         status: Status::Denied,
                     };
                     return Plan::Denied(message, pending);
@@ -622,12 +522,12 @@ impl Governor {
         let total = (deadline - self.clock.now()).as_seconds_f64().max(0.0);
         let pending = |status: Status| PendingApproval {
             id: entry.id().to_owned(),
-            deadline: fmt_time(deadline),
+            deadline: rfc3339(deadline),
             status,
         };
-        let refused = |refusal: Refusal, message: String, status: Status| Refused {
+        let refused = |reason: RefusalReason, message: String, status: Status| Refused {
             action_id: Some(action_id.clone()),
-            refusal,
+            reason,
             decision: Some(decision.clone()),
             message,
             approval: Some(pending(status)),
@@ -649,7 +549,7 @@ impl Governor {
                     if cancel.is_cancelled() {
                         // Nobody would receive the result: leave the grant for the retry.
                         return Err(refused(
-                            Refusal::ApprovalPending,
+                            RefusalReason::ApprovalPending,
                             "the caller went away; the approval stays for the same call, retried"
                                 .to_owned(),
                             status,
@@ -669,7 +569,7 @@ impl Governor {
                             })
                             .await;
                         return Err(refused(
-                            Refusal::Denied,
+                            RefusalReason::Denied,
                             format!("warden refused `{tool}`: it was approved, but {why}"),
                             status,
                         ));
@@ -686,7 +586,7 @@ impl Governor {
                             started: Instant::now(),
                         }),
                         Err((_, message)) => Err(refused(
-                            Refusal::ApprovalDenied,
+                            RefusalReason::ApprovalDenied,
                             format!("warden refused `{tool}`: {message}"),
                             entry.status(),
                         )),
@@ -696,7 +596,7 @@ impl Governor {
                     let req = entry.lock().await;
                     let by = denied_by(&req);
                     return Err(refused(
-                        Refusal::ApprovalDenied,
+                        RefusalReason::ApprovalDenied,
                         format!(
                             "warden refused `{tool}`: the approval request {} was denied{by}",
                             req.id
@@ -706,7 +606,7 @@ impl Governor {
                 }
                 Status::TimedOut => {
                     return Err(refused(
-                        Refusal::ApprovalTimedOut,
+                        RefusalReason::ApprovalTimedOut,
                         format!(
                             "warden refused `{tool}`: it needs approval ({}) and none was given before the deadline ({}s, request {})",
                             decision.summary(),
@@ -718,7 +618,7 @@ impl Governor {
                 }
                 Status::Used => {
                     return Err(refused(
-                        Refusal::ApprovalDenied,
+                        RefusalReason::ApprovalDenied,
                         format!(
                             "warden refused `{tool}`: the approval {} was used by another call of the same action; an approval releases one call",
                             entry.id()
@@ -730,7 +630,7 @@ impl Governor {
             tokio::select! {
                 changed = rx.changed() => {
                     if changed.is_err() {
-                        return Err(refused(Refusal::ApprovalUnavailable, "the approval request was lost".to_owned(), status));
+                        return Err(refused(RefusalReason::ApprovalUnavailable, "the approval request was lost".to_owned(), status));
                     }
                 }
                 _ = ticker.tick() => {
@@ -739,28 +639,28 @@ impl Governor {
                         let message = format!(
                             "waiting for approval {} (deadline {})",
                             entry.id(),
-                            fmt_time(deadline)
+                            rfc3339(deadline)
                         );
                         progress(waited, total, message).await;
                     }
                 }
                 () = &mut max_wait => {
                     return Err(refused(
-                        Refusal::ApprovalPending,
+                        RefusalReason::ApprovalPending,
                         format!("`{tool}` is waiting for approval {}; send the same call again to pick up the decision", entry.id()),
                         Status::Pending,
                     ));
                 }
                 () = cancel.cancelled() => {
                     return Err(refused(
-                        Refusal::ApprovalPending,
+                        RefusalReason::ApprovalPending,
                         "the caller went away; the request stays open for the same call, retried".to_owned(),
                         Status::Pending,
                     ));
                 }
                 () = self.shutdown.cancelled() => {
                     return Err(refused(
-                        Refusal::ApprovalPending,
+                        RefusalReason::ApprovalPending,
                         format!(
                             "warden refused `{tool}` for now: the gateway is shutting down; approval request {} stays open, and the same call retried after the restart picks up its decision",
                             entry.id()
@@ -807,7 +707,7 @@ impl Governor {
         }
         Refused {
             action_id: Some(action_id),
-            refusal: Refusal::Denied,
+            reason: RefusalReason::Denied,
             decision: None,
             message: format!("warden refused `{tool}`: {why}"),
             approval: None,
@@ -820,7 +720,7 @@ impl Governor {
         session: &Arc<Session>,
         tool: &str,
         allowed: &Allowed,
-        outcome: &Outcome,
+        outcome: &ActionOutcome,
     ) -> Result<Vec<Arc<str>>, warden_audit::LedgerError> {
         let duration_ms = u64::try_from(allowed.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let mut payload = json!({

@@ -10,9 +10,8 @@
 //! Sits at the top of the library DAG: core, charter, pdp and audit below it; the `warden`
 //! binary above it.
 
-pub mod approvals;
+pub mod app_state;
 pub mod approvals_api;
-pub mod budgets;
 pub mod config;
 pub mod control;
 pub mod decide_api;
@@ -22,12 +21,11 @@ pub mod model_proxy;
 pub mod model_turns;
 pub mod operator;
 pub mod paths;
-pub mod server;
-pub mod sessions;
-pub mod tokens;
+mod routes;
+pub mod shutdown;
+pub mod startup;
 pub mod upstream;
-pub mod usage;
-pub mod webhook;
 
+pub use app_state::AppState;
 pub use config::{Config, ConfigError, ConfigSource, RawConfig};
-pub use server::{Gateway, RunningGateway};
+pub use startup::{APPROVAL_KEY_FILE, Gateway, OPERATOR_TOKEN_FILE, RunningGateway, StartError};

@@ -31,10 +31,11 @@ use serde_json::{Value, json};
 use warden_charter::{CompiledCharter, DefaultPosture, Principal, RESOURCE_READ_TOOL};
 use warden_core::Tier;
 
-use crate::governor::{Allowed, Outcome, Via, Waiting};
-use crate::server::Shared;
-use crate::sessions::Session;
+use crate::app_state::AppState;
+use crate::governor::Waiting;
 use crate::upstream::UpstreamError;
+use warden_core::gate::{ActionOutcome, Allowed, Via};
+use warden_session::Session;
 
 /// The URI of the charter resource.
 pub const CHARTER_URI: &str = "warden://charter";
@@ -42,13 +43,13 @@ pub const CHARTER_URI: &str = "warden://charter";
 /// The MCP handler for one request (rmcp makes one per request in stateless mode).
 #[derive(Clone)]
 pub struct AgentMcp {
-    shared: Arc<Shared>,
+    state: Arc<AppState>,
 }
 
 impl AgentMcp {
-    /// A handler over the gateway's shared state.
-    pub fn new(shared: Arc<Shared>) -> Self {
-        Self { shared }
+    /// A handler over the gateway's state state.
+    pub fn new(state: Arc<AppState>) -> Self {
+        Self { state }
     }
 
     /// Records how a forwarded action ended (status, size, the labels its text carries) and
@@ -67,7 +68,7 @@ impl AgentMcp {
                 let v = serde_json::to_value(&r).unwrap_or_default();
                 let mut text = String::new();
                 collect_text(&v, &mut text);
-                let outcome = Outcome {
+                let outcome = ActionOutcome {
                     status: status(&r),
                     size_bytes: serde_json::to_vec(&v).map(|b| b.len()).unwrap_or(0),
                     error: None,
@@ -76,7 +77,7 @@ impl AgentMcp {
                 (outcome, Ok(r))
             }
             Err(e) => (
-                Outcome {
+                ActionOutcome {
                     status: "upstream_error",
                     size_bytes: 0,
                     error: Some(e.to_string()),
@@ -86,7 +87,7 @@ impl AgentMcp {
             ),
         };
         if let Err(e) = self
-            .shared
+            .state
             .governor
             .record_result(session, tool, allowed, &outcome)
             .await
@@ -231,7 +232,7 @@ impl ServerHandler for AgentMcp {
     }
 
     fn get_info(&self) -> ServerConfig {
-        let id = &self.shared.governor.charter.identity;
+        let id = &self.state.governor.charter.identity;
         let sentence = |s: &str| s.trim().trim_end_matches('.').to_owned();
         let mut instructions = format!(
             "You are {}: {}. You serve {}.",
@@ -260,10 +261,10 @@ impl ServerHandler for AgentMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
         let session = session_of(&ctx)?;
-        let charter = &self.shared.governor.charter;
+        let charter = &self.state.governor.charter;
         let principal = charter.authority.principal(&session.principal);
         let tools: Vec<Tool> =
-            self.shared
+            self.state
                 .upstreams
                 .tools()
                 .into_iter()
@@ -287,12 +288,12 @@ impl ServerHandler for AgentMcp {
         let session = session_of(&ctx)?;
         let name = request.name.to_string();
         let args = Value::Object(request.arguments.unwrap_or_default());
-        let gov = &self.shared.governor;
+        let gov = &self.state.governor;
         // A name no upstream server can take is refused (and recorded) without waiting for a
         // decision that could only ask a human about a call that cannot run.
         let routable = name
             .split_once('.')
-            .filter(|(server, _)| self.shared.upstreams.get(server).is_some());
+            .filter(|(server, _)| self.state.upstreams.get(server).is_some());
         let Some((server, tool)) = routable else {
             let why = "no upstream server offers this tool; tools are named `server.tool`";
             let refused = gov.record_unroutable(&session, &name, &args, why).await;
@@ -319,9 +320,9 @@ impl ServerHandler for AgentMcp {
         };
         let arguments = allowed.args.as_object().cloned().unwrap_or_default();
         let result = self
-            .shared
+            .state
             .upstreams
-            .call_tool(server, tool, arguments, self.shared.config.upstream_timeout)
+            .call_tool(server, tool, arguments, self.state.config.upstream_timeout)
             .await;
         self.settle(&session, &name, &allowed, result, |r: &CallToolResult| {
             if r.is_error == Some(true) {
@@ -340,11 +341,11 @@ impl ServerHandler for AgentMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
         let session = session_of(&ctx)?;
-        let charter = &self.shared.governor.charter;
+        let charter = &self.state.governor.charter;
         let principal = charter.authority.principal(&session.principal);
         let mut resources = vec![Resource::new(CHARTER_URI, "charter")];
         resources.extend(
-            self.shared
+            self.state
                 .upstreams
                 .resources()
                 .into_iter()
@@ -366,7 +367,7 @@ impl ServerHandler for AgentMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
         let session = session_of(&ctx)?;
-        let charter = &self.shared.governor.charter;
+        let charter = &self.state.governor.charter;
         if request.uri == CHARTER_URI {
             let doc = json!({
                 "identity": charter.identity,
@@ -379,7 +380,7 @@ impl ServerHandler for AgentMcp {
                 ReadResourceResult::new(vec![ResourceContents::text(text, CHARTER_URI)]).into(),
             );
         }
-        let Some(server) = self.shared.upstreams.server_for_resource(&request.uri) else {
+        let Some(server) = self.state.upstreams.server_for_resource(&request.uri) else {
             return Err(McpError::resource_not_found(
                 format!("no server offers `{}`", request.uri),
                 None,
@@ -387,7 +388,7 @@ impl ServerHandler for AgentMcp {
         };
         let tool = format!("{server}.resources/read");
         let args = json!({ "uri": request.uri });
-        let gov = &self.shared.governor;
+        let gov = &self.state.governor;
         let progress = progress_reporter(&ctx);
         let waiting = Waiting {
             max_wait: None,
@@ -402,14 +403,14 @@ impl ServerHandler for AgentMcp {
             Err(refused) => {
                 return Err(McpError::invalid_request(
                     refused.message,
-                    Some(json!({ "warden": refused.refusal.as_str() })),
+                    Some(json!({ "warden": refused.reason.as_str() })),
                 ));
             }
         };
         let result = self
-            .shared
+            .state
             .upstreams
-            .read_resource(&server, &request.uri, self.shared.config.upstream_timeout)
+            .read_resource(&server, &request.uri, self.state.config.upstream_timeout)
             .await;
         self.settle(
             &session,

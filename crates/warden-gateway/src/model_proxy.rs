@@ -36,9 +36,9 @@ use warden_llm::{
     translate,
 };
 
-use crate::budgets::{Counted, TokenBudgets};
-use crate::server::Shared;
-use crate::sessions::Session;
+use crate::app_state::AppState;
+use warden_session::Session;
+use warden_session::{CountedTokens as Counted, TokenBudgets};
 
 /// Largest provider response body read, in bytes.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
@@ -194,28 +194,28 @@ fn excerpt(s: &str) -> String {
 
 /// `POST /v1/chat/completions`.
 pub async fn chat_completions(
-    State(shared): State<Arc<Shared>>,
+    State(state): State<Arc<AppState>>,
     Extension(session): Extension<Arc<Session>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    proxy(shared, session, Protocol::OpenAi, headers, body).await
+    proxy(state, session, Protocol::OpenAi, headers, body).await
 }
 
 /// `POST /v1/messages`.
 pub async fn messages(
-    State(shared): State<Arc<Shared>>,
+    State(state): State<Arc<AppState>>,
     Extension(session): Extension<Arc<Session>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    proxy(shared, session, Protocol::Anthropic, headers, body).await
+    proxy(state, session, Protocol::Anthropic, headers, body).await
 }
 
 /// `GET /v1/models`: the charter's aliases, in Anthropic's shape when the client sends
 /// `anthropic-version`, OpenAI's otherwise.
-pub async fn models(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    let models = &shared.governor.charter.inventory.models;
+pub async fn models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let models = &state.governor.charter.inventory.models;
     if headers.contains_key("anthropic-version") {
         let data: Vec<Value> = models
             .iter()
@@ -250,7 +250,7 @@ struct Call {
 }
 
 async fn proxy(
-    shared: Arc<Shared>,
+    state: Arc<AppState>,
     session: Arc<Session>,
     protocol: Protocol,
     headers: HeaderMap,
@@ -277,7 +277,7 @@ async fn proxy(
         Ok(i) => i,
         Err(m) => return error(protocol, StatusCode::BAD_REQUEST, "invalid_request", &m),
     };
-    let gov = &shared.governor;
+    let gov = &state.governor;
     let now = gov.now();
     if session.is_revoked() || session.is_expired(now) {
         return error(
@@ -315,7 +315,7 @@ async fn proxy(
             ),
         );
     };
-    let proxy = &shared.models;
+    let proxy = &state.models;
     let call = Call {
         id: Uuid::now_v7().to_string(),
         session: session.clone(),
@@ -374,7 +374,7 @@ async fn proxy(
     let ledger = gov.ledger().clone();
     let (recorded, forwarded) = tokio::join!(
         ledger.append(requested),
-        forward(&shared, model, &request, &headers, call)
+        forward(&state, model, &request, &headers, call)
     );
     if let Err(e) = recorded {
         tracing::error!(error = %e, "The ledger cannot record a model request; the answer is withheld.");
@@ -387,10 +387,10 @@ async fn proxy(
     }
     match forwarded {
         Forwarded::Answer { response, capture } => {
-            let shared = shared.clone();
+            let state = state.clone();
             proxy
                 .tasks
-                .spawn(async move { capture.record(&shared).await });
+                .spawn(async move { capture.record(&state).await });
             response
         }
         Forwarded::Stream { response, start } => {
@@ -398,7 +398,7 @@ async fn proxy(
             response
         }
         Forwarded::Failed { response, capture } => {
-            capture.record(&shared).await;
+            capture.record(&state).await;
             response
         }
     }
@@ -457,13 +457,13 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Duration {
 
 /// Tries the alias's routes in order.
 async fn forward(
-    shared: &Arc<Shared>,
+    state: &Arc<AppState>,
     model: &Model,
     request: &serde_json::Map<String, Value>,
     agent_headers: &HeaderMap,
     mut call: Call,
 ) -> Forwarded {
-    let proxy = &shared.models;
+    let proxy = &state.models;
     let protocol = call.protocol;
     let mut soonest_retry: Option<Duration> = None;
     for (index, route) in model.routes.iter().enumerate() {
@@ -584,7 +584,7 @@ async fn forward(
                 upstream_protocol,
                 hide_usage: hide_usage || !agent_wants_usage,
             };
-            return stream(shared.clone(), upstream, route, call, relay, passed);
+            return stream(state.clone(), upstream, route, call, relay, passed);
         }
         // A complete body: read it (bounded, within the route's timeout); a failure here is
         // still before any byte reached the agent, so the next route may answer.
@@ -632,7 +632,7 @@ async fn forward(
         let usage = usage_of(&call, &completion, (200..300).contains(&status));
         let counted = proxy
             .budgets
-            .count(&call.session, shared.governor.now(), usage.total());
+            .count(&call.session, state.governor.now(), usage.total());
         return Forwarded::Answer {
             response,
             capture: Capture::Completed(Box::new(Done {
@@ -729,7 +729,7 @@ fn usage_only(e: &SseEvent) -> bool {
 }
 
 fn stream(
-    shared: Arc<Shared>,
+    state: Arc<AppState>,
     upstream: reqwest::Response,
     route: &ModelRoute,
     call: Call,
@@ -745,7 +745,7 @@ fn stream(
     let protocol = relay.upstream_protocol;
     let agent_protocol = call.protocol;
     let hide_usage = relay.hide_usage;
-    let tasks = shared.models.tasks.clone();
+    let tasks = state.models.tasks.clone();
     tasks.spawn(async move {
         // Relay only once the request is recorded (or not at all if it is not).
         if start_rx.await.is_err() {
@@ -831,10 +831,10 @@ fn stream(
         // Counted before the agent sees the end of the stream.
         let usage = usage_of(&call, &completion, true);
         let counted =
-            shared
+            state
                 .models
                 .budgets
-                .count(&call.session, shared.governor.now(), usage.total());
+                .count(&call.session, state.governor.now(), usage.total());
         if outcome == "upstream_error" || outcome == "upstream_timeout" {
             // Abort the agent's response: a cut-off stream must not look complete.
             let _ = tx
@@ -862,7 +862,7 @@ fn stream(
             usage,
             counted,
         }));
-        capture.record(&shared).await;
+        capture.record(&state).await;
     });
     let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
     let mut response = Response::new(body);
@@ -880,8 +880,8 @@ fn stream(
 impl Capture {
     /// Records the completion, its intents and usage; counts the tokens; keeps the turn for
     /// approvals.
-    async fn record(self, shared: &Shared) {
-        let ledger: &Ledger = shared.governor.ledger();
+    async fn record(self, state: &AppState) {
+        let ledger: &Ledger = state.governor.ledger();
         match self {
             Capture::Failed { call } => {
                 let record = NewRecord {
@@ -903,8 +903,8 @@ impl Capture {
                     usage,
                     counted,
                 } = *done;
-                record_completion(shared, call, route, status, body, completion, usage).await;
-                shared.models.budgets.persist(counted).await;
+                record_completion(state, call, route, status, body, completion, usage).await;
+                state.models.budgets.persist(counted).await;
             }
         }
     }
@@ -937,7 +937,7 @@ fn usage_of(call: &Call, completion: &Completion, ok: bool) -> Usage {
 }
 
 async fn record_completion(
-    shared: &Shared,
+    state: &AppState,
     call: Call,
     route: Value,
     status: u16,
@@ -971,11 +971,11 @@ async fn record_completion(
             payload: json!({ "call": call.id, "id": intent.id, "tool": intent.tool, "arguments": intent.arguments }),
         });
     }
-    if let Err(e) = shared.governor.ledger().append_batch(batch).await {
+    if let Err(e) = state.governor.ledger().append_batch(batch).await {
         tracing::error!(error = %e, "The ledger cannot record a model completion.");
     }
     if ok {
-        shared.governor.model_turns().push(
+        state.governor.model_turns().push(
             &call.session.id,
             json!({
                 "call": call.id,

@@ -16,14 +16,14 @@ use serde::Deserialize;
 use serde_json::json;
 use warden_audit::{NewRecord, RecordKind};
 
+use crate::app_state::AppState;
 use crate::decide_api::api_error;
-use crate::server::Shared;
-use crate::sessions::{MAX_TASK_BYTES, MAX_TTL, OperatorIdentity, OperatorRole};
-use crate::tokens::{self, Plane};
+use warden_session::tokens::{self, Plane};
+use warden_session::{MAX_TASK_BYTES, MAX_TTL, OperatorIdentity, OperatorRole};
 
 /// Authenticates operator requests.
 pub async fn authenticate(
-    State(shared): State<Arc<Shared>>,
+    State(state): State<Arc<AppState>>,
     mut req: Request,
     next: Next,
 ) -> Response {
@@ -43,7 +43,7 @@ pub async fn authenticate(
     if tokens::plane_of(&token) == Some(Plane::Agent) {
         if req.uri().path().starts_with("/v1/approvals") {
             // The agent's own credential on the approval channel: refused, and recorded.
-            let session = shared.sessions.authenticate(&token).map(|s| s.id.clone());
+            let session = state.sessions.authenticate(&token).map(|s| s.id.clone());
             let payload = json!({
                 "path": req.uri().path(),
                 "method": req.method().as_str(),
@@ -52,7 +52,7 @@ pub async fn authenticate(
                 "refusal": "agent_credential",
                 "message": "agent session tokens are refused on the operator plane",
             });
-            shared
+            state
                 .governor
                 .approvals()
                 .record_refused(session.as_deref(), payload)
@@ -64,7 +64,7 @@ pub async fn authenticate(
             "agent session tokens are refused on the operator plane",
         );
     }
-    match shared.sessions.authenticate_operator(&token).await {
+    match state.operators.authenticate(&token).await {
         Ok(Some(identity)) => {
             // Approver credentials read and decide approvals; everything else is an admin's.
             if identity.role != OperatorRole::Admin
@@ -113,7 +113,7 @@ pub struct OpenSession {
 
 /// `POST /v1/sessions`.
 pub async fn open_session(
-    State(shared): State<Arc<Shared>>,
+    State(state): State<Arc<AppState>>,
     Extension(operator): Extension<OperatorIdentity>,
     body: Result<Json<OpenSession>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
@@ -121,7 +121,7 @@ pub async fn open_session(
         Ok(b) => b,
         Err(e) => return api_error(e.status(), "invalid_request", e.body_text()),
     };
-    let charter = &shared.governor.charter;
+    let charter = &state.governor.charter;
     if req.agent != charter.identity.id {
         return api_error(
             StatusCode::BAD_REQUEST,
@@ -166,8 +166,8 @@ pub async fn open_session(
             format!("`task` is longer than {MAX_TASK_BYTES} bytes"),
         );
     }
-    let now = shared.governor.now();
-    let (opened, session) = match shared
+    let now = state.governor.now();
+    let (opened, session) = match state
         .sessions
         .open_session(&req.agent, &req.user, &task, ttl, now)
         .await
@@ -195,9 +195,9 @@ pub async fn open_session(
             "charter": charter.hash,
         }),
     };
-    if let Err(e) = shared.governor.ledger().append(record).await {
+    if let Err(e) = state.governor.ledger().append(record).await {
         // Fail closed: a session the ledger does not know about must not work.
-        let _ = shared.sessions.revoke(&session.id, now).await;
+        let _ = state.sessions.revoke(&session.id, now).await;
         return api_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "ledger_unavailable",
@@ -208,26 +208,26 @@ pub async fn open_session(
 }
 
 /// `GET /v1/sessions`.
-pub async fn list_sessions(State(shared): State<Arc<Shared>>) -> Response {
-    let now = shared.governor.now();
-    Json(json!({ "sessions": shared.sessions.list(now) })).into_response()
+pub async fn list_sessions(State(state): State<Arc<AppState>>) -> Response {
+    let now = state.governor.now();
+    Json(json!({ "sessions": state.sessions.list(now) })).into_response()
 }
 
 /// `POST /v1/sessions/{id}/revoke`.
 pub async fn revoke_session(
-    State(shared): State<Arc<Shared>>,
+    State(state): State<Arc<AppState>>,
     Extension(operator): Extension<OperatorIdentity>,
     Path(id): Path<String>,
 ) -> Response {
-    let now = shared.governor.now();
-    match shared.sessions.revoke(&id, now).await {
+    let now = state.governor.now();
+    match state.sessions.revoke(&id, now).await {
         Ok(true) => {
             let record = NewRecord {
                 session: Some(id.clone()),
                 kind: RecordKind::SessionRevoked,
                 payload: json!({ "session": id, "by": operator.name }),
             };
-            if let Err(e) = shared.governor.ledger().append(record).await {
+            if let Err(e) = state.governor.ledger().append(record).await {
                 tracing::error!(error = %e, "The ledger cannot record a revocation; the session stays revoked.");
             }
             Json(json!({ "session": id, "revoked": true })).into_response()

@@ -275,8 +275,8 @@ impl Harness {
             .collect()
     }
 
-    fn shared(&self) -> Arc<warden_gateway::server::Shared> {
-        self.gw.lock().unwrap().as_ref().unwrap().shared.clone()
+    fn app_state(&self) -> Arc<warden_gateway::AppState> {
+        self.gw.lock().unwrap().as_ref().unwrap().state.clone()
     }
 
     fn take(&self) -> RunningGateway {

@@ -62,7 +62,7 @@ fn one_authorised_approval_grants_then_the_same_action_uses_it_once() {
     );
     assert_eq!(
         r.approve(&who("carol", true), true, None, now),
-        Err(Refusal::Replay)
+        Err(VoteRefusal::Replay)
     );
 }
 
@@ -87,11 +87,11 @@ fn adversarial_self_approval_under_separation_of_duties() {
     let now = t0();
     assert_eq!(
         r.approve(&who("alice", true), true, None, now),
-        Err(Refusal::SelfApproval)
+        Err(VoteRefusal::SelfApproval)
     );
     assert_eq!(
         r.deny(&who("alice", true), true, None, now),
-        Err(Refusal::SelfApproval)
+        Err(VoteRefusal::SelfApproval)
     );
     assert_eq!(r.status, Status::Pending);
     // Without separation of duties, an authorised requester may approve.
@@ -106,7 +106,7 @@ fn adversarial_approver_without_authority_and_credential_without_principal() {
     let mut r = request(1);
     assert_eq!(
         r.approve(&who("dave", false), true, None, t0()),
-        Err(Refusal::NoAuthority)
+        Err(VoteRefusal::NoAuthority)
     );
     let admin = Approver {
         principal: None,
@@ -115,10 +115,10 @@ fn adversarial_approver_without_authority_and_credential_without_principal() {
     };
     assert_eq!(
         r.approve(&admin, true, None, t0()),
-        Err(Refusal::NotAnApprover)
+        Err(VoteRefusal::NotAnApprover)
     );
     assert!(r.approvals.is_empty());
-    assert!(Refusal::NoAuthority.message(&r).contains("bob, carol"));
+    assert!(VoteRefusal::NoAuthority.message(&r).contains("bob, carol"));
 }
 
 #[test]
@@ -134,7 +134,7 @@ fn adversarial_quorum_with_the_same_approver_twice() {
     );
     assert_eq!(
         r.approve(&who("bob", true), true, None, now),
-        Err(Refusal::DuplicateApprover)
+        Err(VoteRefusal::DuplicateApprover)
     );
     assert_eq!(r.status, Status::Pending);
     assert_eq!(
@@ -149,7 +149,7 @@ fn deadlines_time_out_pending_and_unused_grants() {
     let late = r.deadline;
     assert_eq!(
         r.approve(&who("bob", true), true, None, late),
-        Err(Refusal::Expired)
+        Err(VoteRefusal::Expired)
     );
     assert!(r.expire(late));
     assert_eq!(r.status, Status::TimedOut);
@@ -182,7 +182,7 @@ fn one_denial_denies_and_is_final() {
     );
     assert_eq!(
         r.approve(&who("dave", true), true, None, t0()),
-        Err(Refusal::AlreadyDecided(Status::Denied))
+        Err(VoteRefusal::AlreadyDecided(Status::Denied))
     );
     assert!(!r.expire(r.deadline));
 }

@@ -7,9 +7,10 @@ use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
-use super::canonical::{canonical_json, write_string};
 use super::hash::record_hash;
-use super::kind::RecordKind;
+use warden_core::RecordKind;
+use warden_core::canonical::hex;
+use warden_core::canonical::{canonical_json, write_json_string as write_string};
 
 /// One record of the ledger.
 #[derive(Debug, Clone, PartialEq)]
@@ -123,18 +124,4 @@ pub fn parse_time(text: &str) -> Result<OffsetDateTime, TimeError> {
     PrimitiveDateTime::parse(text, TIME_FORMAT)
         .map(PrimitiveDateTime::assume_utc)
         .map_err(|_| TimeError::Parse(text.to_owned()))
-}
-
-/// Lowercase hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        for nibble in [b >> 4, b & 0x0f] {
-            out.push(char::from(
-                DIGITS.get(usize::from(nibble)).copied().unwrap_or(b'0'),
-            ));
-        }
-    }
-    out
 }

@@ -3,7 +3,8 @@
 use serde::Serialize;
 
 use super::hash::{GENESIS_HASH, record_hash};
-use super::record::{RecordRef, hex};
+use super::record::RecordRef;
+use warden_core::canonical::hex;
 
 /// The first thing wrong with a ledger.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]

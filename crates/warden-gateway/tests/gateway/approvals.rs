@@ -149,10 +149,10 @@ async fn every_escalation_raises_a_request() {
     let (status, _) = h.decide(&token, "counted 5", None).await;
     assert_eq!(status, 202);
     // Conservative posture: an autonomous action asks.
-    h.shared().controls.set_posture(Posture::Conservative);
+    h.app_state().controls.set_posture(Posture::Conservative);
     let (status, _) = h.decide(&token, "hello there", None).await;
     assert_eq!(status, 202);
-    h.shared().controls.set_posture(Posture::Normal);
+    h.app_state().controls.set_posture(Posture::Normal);
 
     let list = pending(&h, &bob, 3).await;
     let mut reasons: Vec<&str> = list.iter().map(|r| r["reason"].as_str().unwrap()).collect();
@@ -592,7 +592,7 @@ async fn a_thousand_concurrent_pending_requests_none_lost_or_double_released() {
     let h = Arc::new(Harness::start(Arc::new(SystemClock)).await);
     let (_, token) = h.open_session("8h").await;
     let bob = h.approver_token("bob").await;
-    let shared = h.shared();
+    let shared = h.app_state();
     let session = shared.sessions.authenticate(&token).unwrap();
     // Every request waits in the real governor (no sockets: 1,000 open HTTP connections
     // would test the machine's file limits, not warden).
@@ -606,7 +606,7 @@ async fn a_thousand_concurrent_pending_requests_none_lost_or_double_released() {
                     &session,
                     "echo.echo",
                     json!({ "text": format!("ask #{i}") }),
-                    warden_gateway::governor::Via::DecideApi,
+                    warden_core::gate::Via::DecideApi,
                 )
                 .await;
             (i, r.map(|a| a.action_id))

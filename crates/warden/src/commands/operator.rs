@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use warden_gateway::sessions::{OperatorRole, SessionStore};
+use warden_session::{OperatorCredentials, OperatorRole, StateDb};
 
 /// `warden operator …`.
 #[derive(Debug, Args)]
@@ -53,7 +53,7 @@ pub fn execute(args: &OperatorArgs) -> ExitCode {
             eprintln!("error: cannot create `{}`: {e}", dir.display());
             return ExitCode::FAILURE;
         }
-        let store = match SessionStore::open(&dir).await {
+        let db = match StateDb::open(&dir).await {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -61,8 +61,8 @@ pub fn execute(args: &OperatorArgs) -> ExitCode {
             }
         };
         let now = time::OffsetDateTime::now_utc();
-        let result = store.create_operator_token(name, role, now).await;
-        store.close().await;
+        let result = OperatorCredentials::open(&db).create(name, role, now).await;
+        db.close().await;
         match result {
             Ok(token) => {
                 println!("{token}");

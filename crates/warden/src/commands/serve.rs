@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use clap::Args;
 use warden_core::SystemClock;
+use warden_gateway::StartError;
 use warden_gateway::config::ProcessEnv;
-use warden_gateway::server::StartError;
 use warden_gateway::{Config, Gateway, RawConfig};
 
 use crate::EXIT_USAGE;
@@ -133,10 +133,10 @@ pub fn execute(args: &ServeArgs) -> ExitCode {
             println!(
                 "first operator token written to {}",
                 gateway
-                    .shared
+                    .state
                     .config
                     .data_dir
-                    .join(warden_gateway::server::OPERATOR_TOKEN_FILE)
+                    .join(warden_gateway::OPERATOR_TOKEN_FILE)
                     .display()
             );
         }

@@ -176,8 +176,7 @@ pub fn execute(args: &UpArgs) -> ExitCode {
         println!(
             "  operator plane  http://{}  (token in {})",
             gateway.operator_addr,
-            data.join(warden_gateway::server::OPERATOR_TOKEN_FILE)
-                .display()
+            data.join(warden_gateway::OPERATOR_TOKEN_FILE).display()
         );
         if let Some(reviewer) = &reviewer {
             println!();

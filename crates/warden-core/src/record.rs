@@ -1,7 +1,14 @@
-//! What a record is about.
+//! The ledger's vocabulary, for every crate that records: what a record is about
+//! ([`RecordKind`]), a record to append ([`NewRecord`]), and the [`Recorder`] the components
+//! append through. The ledger (`warden-audit`) implements [`Recorder`]; components that record
+//! (approvals, the model proxy, the operator plane) hold an `Arc<dyn Recorder>` and never see
+//! the store behind it.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -112,3 +119,64 @@ impl fmt::Display for RecordKind {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown record kind `{0}`")]
 pub struct ParseRecordKindError(pub String);
+
+/// A record to append: the ledger adds the sequence number, the time and the hashes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRecord {
+    /// The session the record belongs to, if any.
+    pub session: Option<String>,
+    /// What the record is about.
+    pub kind: RecordKind,
+    /// The content; stored as canonical JSON.
+    pub payload: serde_json::Value,
+}
+
+impl NewRecord {
+    /// A record of `kind` about `session`.
+    pub fn new(session: Option<&str>, kind: RecordKind, payload: serde_json::Value) -> NewRecord {
+        NewRecord {
+            session: session.map(str::to_owned),
+            kind,
+            payload,
+        }
+    }
+}
+
+/// Why records could not be appended. Nothing of the batch was committed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct RecordError {
+    /// What the store said.
+    pub message: String,
+    /// The store's own error, when it has one.
+    #[source]
+    pub source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl RecordError {
+    /// An error from the store behind a [`Recorder`].
+    pub fn from_store<E: std::error::Error + Send + Sync + 'static>(error: E) -> RecordError {
+        RecordError {
+            message: error.to_string(),
+            source: Some(Arc::new(error)),
+        }
+    }
+}
+
+/// The future a [`Recorder`] returns.
+pub type RecordFuture<'a> = Pin<Box<dyn Future<Output = Result<(), RecordError>> + Send + 'a>>;
+
+/// Appends records to the ledger.
+///
+/// Guarantee every implementation gives: when the future resolves `Ok`, every record of the
+/// batch is durable, in order, with consecutive sequence numbers; on `Err`, none is. A caller
+/// on the action path treats `Err` as "refuse": nothing unrecorded runs.
+pub trait Recorder: Send + Sync + fmt::Debug {
+    /// Appends `records` atomically and resolves once they are durable.
+    fn append_batch(&self, records: Vec<NewRecord>) -> RecordFuture<'_>;
+
+    /// Appends one record and resolves once it is durable.
+    fn append(&self, record: NewRecord) -> RecordFuture<'_> {
+        self.append_batch(vec![record])
+    }
+}

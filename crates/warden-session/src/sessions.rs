@@ -1,4 +1,4 @@
-//! Sessions and operator credentials, kept in `state.db` under the data directory.
+//! Sessions, kept in `state.db` under the data directory.
 //!
 //! A session binds one agent, acting on behalf of one principal of the charter, to one task,
 //! for a limited time. Its token is shown once, when the session is opened; only its BLAKE3
@@ -6,40 +6,21 @@
 //! labels they have accumulated.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use serde::Serialize;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
+use crate::state_db::{StateDb, StoreError, fmt_time, parse_time};
 use crate::tokens::{self, Plane, TokenHash};
 
 /// Longest session lifetime accepted.
 pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Longest task text accepted, in bytes.
 pub const MAX_TASK_BYTES: usize = 16 * 1024;
-
-/// A store failure.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The database failed.
-    #[error("state store: {0}")]
-    Database(#[from] sqlx::Error),
-    /// No random token could be made.
-    #[error(transparent)]
-    Random(#[from] tokens::RandomError),
-    /// A lock was poisoned by a panic elsewhere.
-    #[error("state store: a lock was poisoned")]
-    Poisoned,
-    /// A stored value could not be read back.
-    #[error("state store: corrupt value in `{0}`")]
-    Corrupt(&'static str),
-}
 
 /// A live session, as the request path sees it.
 #[derive(Debug)]
@@ -125,43 +106,7 @@ pub struct OpenedSession {
     pub expires_at: String,
 }
 
-/// What an operator credential may do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OperatorRole {
-    /// Sessions, operator tokens, reading approvals; never deciding them.
-    Admin,
-    /// Reading and deciding approvals, as this charter principal.
-    Approver(String),
-}
-
-impl OperatorRole {
-    /// `admin` or `approver`.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            OperatorRole::Admin => "admin",
-            OperatorRole::Approver(_) => "approver",
-        }
-    }
-
-    /// The principal of an approver's credential.
-    pub fn principal(&self) -> Option<&str> {
-        match self {
-            OperatorRole::Admin => None,
-            OperatorRole::Approver(p) => Some(p),
-        }
-    }
-}
-
-/// Whose operator credential authenticated a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OperatorIdentity {
-    /// The credential's name.
-    pub name: String,
-    /// What it may do.
-    pub role: OperatorRole,
-}
-
-/// The state store.
+/// The sessions: in `state.db`, and the live ones in memory for the request path.
 #[derive(Debug, Clone)]
 pub struct SessionStore {
     pool: SqlitePool,
@@ -169,56 +114,11 @@ pub struct SessionStore {
     by_id: Arc<RwLock<HashMap<String, Arc<Session>>>>,
 }
 
-fn fmt_time(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
-}
-
-fn parse_time(s: &str) -> Result<OffsetDateTime, StoreError> {
-    OffsetDateTime::parse(s, &Rfc3339).map_err(|_| StoreError::Corrupt("time"))
-}
-
 impl SessionStore {
-    /// Opens (creating if needed) `state.db` in `data_dir` and loads the live sessions.
-    pub async fn open(data_dir: &Path) -> Result<SessionStore, StoreError> {
-        let options = SqliteConnectOptions::new()
-            .filename(data_dir.join("state.db"))
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        for stmt in [
-            "CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, token_hash BLOB NOT NULL UNIQUE, agent TEXT NOT NULL, principal TEXT NOT NULL, task TEXT NOT NULL, opened_at TEXT NOT NULL, expires_at TEXT NOT NULL, revoked_at TEXT)",
-            "CREATE TABLE IF NOT EXISTS session_labels (session TEXT NOT NULL, label TEXT NOT NULL, PRIMARY KEY (session, label))",
-            "CREATE TABLE IF NOT EXISTS operator_tokens (id TEXT PRIMARY KEY, token_hash BLOB NOT NULL UNIQUE, name TEXT NOT NULL, created_at TEXT NOT NULL, revoked_at TEXT, role TEXT NOT NULL DEFAULT 'admin', principal TEXT)",
-        ] {
-            sqlx::query(stmt).execute(&pool).await?;
-        }
-        // Stores made before approver credentials existed lack the role and principal.
-        let columns: Vec<String> =
-            sqlx::query("SELECT name FROM pragma_table_info('operator_tokens')")
-                .fetch_all(&pool)
-                .await?
-                .iter()
-                .map(|r| r.try_get::<String, _>("name"))
-                .collect::<Result<_, _>>()?;
-        if !columns.iter().any(|c| c == "role") {
-            sqlx::query(
-                "ALTER TABLE operator_tokens ADD COLUMN role TEXT NOT NULL DEFAULT 'admin'",
-            )
-            .execute(&pool)
-            .await?;
-        }
-        if !columns.iter().any(|c| c == "principal") {
-            sqlx::query("ALTER TABLE operator_tokens ADD COLUMN principal TEXT")
-                .execute(&pool)
-                .await?;
-        }
+    /// The sessions of `state.db`, the live ones loaded into memory.
+    pub async fn open(db: &StateDb) -> Result<SessionStore, StoreError> {
         let store = SessionStore {
-            pool,
+            pool: db.pool(),
             live: Arc::default(),
             by_id: Arc::default(),
         };
@@ -394,87 +294,5 @@ impl SessionStore {
                 .await?;
         }
         Ok(())
-    }
-
-    /// Issues an operator token: an admin's (sessions, tokens, reading approvals) or an
-    /// approver's, tied to a charter principal (reading and deciding approvals). The caller has
-    /// checked the principal against the charter.
-    pub async fn create_operator_token(
-        &self,
-        name: &str,
-        role: OperatorRole,
-        now: OffsetDateTime,
-    ) -> Result<String, StoreError> {
-        let (token, hash) = tokens::generate(Plane::Operator)?;
-        let principal = match &role {
-            OperatorRole::Admin => None,
-            OperatorRole::Approver(p) => Some(p.as_str()),
-        };
-        sqlx::query(
-            "INSERT INTO operator_tokens (id, token_hash, name, created_at, role, principal) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(Uuid::now_v7().to_string())
-        .bind(&hash[..])
-        .bind(name)
-        .bind(fmt_time(now))
-        .bind(role.as_str())
-        .bind(principal)
-        .execute(&self.pool)
-        .await?;
-        Ok(token)
-    }
-
-    /// How many operator tokens exist (revoked ones included).
-    pub async fn operator_token_count(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query("SELECT COUNT(*) AS n FROM operator_tokens")
-            .fetch_one(&self.pool)
-            .await?
-            .try_get("n")?)
-    }
-
-    /// Whether a presented operator token is valid; returns whose it is.
-    pub async fn authenticate_operator(
-        &self,
-        token: &str,
-    ) -> Result<Option<OperatorIdentity>, StoreError> {
-        if tokens::plane_of(token) != Some(Plane::Operator) {
-            return Ok(None);
-        }
-        let hash = tokens::hash(token);
-        let row = sqlx::query("SELECT token_hash, name, role, principal FROM operator_tokens WHERE token_hash = ? AND revoked_at IS NULL")
-            .bind(&hash[..])
-            .fetch_optional(&self.pool)
-            .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let stored: Vec<u8> = row.try_get("token_hash")?;
-        let stored: TokenHash = stored
-            .try_into()
-            .map_err(|_| StoreError::Corrupt("token_hash"))?;
-        if !tokens::hashes_equal(&stored, &hash) {
-            return Ok(None);
-        }
-        let role: String = row.try_get("role")?;
-        let principal: Option<String> = row.try_get("principal")?;
-        let role = match (role.as_str(), principal) {
-            ("admin", None) => OperatorRole::Admin,
-            ("approver", Some(p)) => OperatorRole::Approver(p),
-            _ => return Err(StoreError::Corrupt("operator_tokens.role")),
-        };
-        Ok(Some(OperatorIdentity {
-            name: row.try_get("name")?,
-            role,
-        }))
-    }
-
-    /// The connection pool (shared with the scope counters).
-    pub fn pool(&self) -> SqlitePool {
-        self.pool.clone()
-    }
-
-    /// Closes the pool.
-    pub async fn close(&self) {
-        self.pool.close().await;
     }
 }

@@ -11,11 +11,12 @@ use sqlx::{Row, SqlitePool};
 use time::OffsetDateTime;
 use warden_charter::{BudgetScope, TokenBudget};
 
-use crate::sessions::{Session, StoreError};
+use crate::sessions::Session;
+use crate::state_db::{StateDb, StoreError};
 
 /// A spent budget.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Exceeded {
+pub struct BudgetExceeded {
     /// Whose budget.
     pub per: BudgetScope,
     /// Its limit.
@@ -26,18 +27,12 @@ pub struct Exceeded {
     pub resets_at: Option<OffsetDateTime>,
 }
 
-impl Exceeded {
+impl BudgetExceeded {
     /// A sentence for the agent.
     pub fn message(&self) -> String {
         let when = self.resets_at.map_or_else(
             || "for the rest of this session".to_owned(),
-            |t| {
-                format!(
-                    "until {}",
-                    t.format(&time::format_description::well_known::Rfc3339)
-                        .unwrap_or_default()
-                )
-            },
+            |t| format!("until {}", warden_core::text::rfc3339(t)),
         );
         format!(
             "the {} token budget of {} is spent ({} used); model calls are refused {when}",
@@ -52,7 +47,7 @@ type Key = (BudgetScope, String, i64);
 
 /// Tokens counted in memory, to be written through.
 #[derive(Debug, Default)]
-pub struct Counted {
+pub struct CountedTokens {
     keys: Vec<Key>,
     tokens: u64,
 }
@@ -67,13 +62,8 @@ pub struct TokenBudgets {
 
 impl TokenBudgets {
     /// Opens the counters in the state database.
-    pub async fn open(
-        pool: SqlitePool,
-        budgets: Vec<TokenBudget>,
-    ) -> Result<TokenBudgets, StoreError> {
-        sqlx::query("CREATE TABLE IF NOT EXISTS model_usage (scope TEXT NOT NULL, key TEXT NOT NULL, window_start INTEGER NOT NULL, tokens INTEGER NOT NULL, PRIMARY KEY (scope, key, window_start))")
-            .execute(&pool)
-            .await?;
+    pub async fn open(db: &StateDb, budgets: Vec<TokenBudget>) -> Result<TokenBudgets, StoreError> {
+        let pool = db.pool();
         let mut counts = HashMap::new();
         for row in sqlx::query("SELECT scope, key, window_start, tokens FROM model_usage")
             .fetch_all(&pool)
@@ -121,10 +111,10 @@ impl TokenBudgets {
     }
 
     /// Whether `session` may make a model call now.
-    pub fn check(&self, session: &Session, now: OffsetDateTime) -> Result<(), Exceeded> {
+    pub fn check(&self, session: &Session, now: OffsetDateTime) -> Result<(), BudgetExceeded> {
         let Ok(counts) = self.counts.lock() else {
             // Fail closed: without the counters no budget can be vouched for.
-            return Err(Exceeded {
+            return Err(BudgetExceeded {
                 per: BudgetScope::Session,
                 limit: 0,
                 used: 0,
@@ -135,7 +125,7 @@ impl TokenBudgets {
             let (key, resets_at) = Self::key(b, session, now);
             let used = counts.get(&key).copied().unwrap_or(0);
             if used >= b.tokens {
-                return Err(Exceeded {
+                return Err(BudgetExceeded {
                     per: b.per,
                     limit: b.tokens,
                     used,
@@ -148,9 +138,9 @@ impl TokenBudgets {
 
     /// Counts `tokens` against every budget of `session`, in memory, at once: the next
     /// [`check`](Self::check) sees them. Returns what [`persist`](Self::persist) writes through.
-    pub fn count(&self, session: &Session, now: OffsetDateTime, tokens: u64) -> Counted {
+    pub fn count(&self, session: &Session, now: OffsetDateTime, tokens: u64) -> CountedTokens {
         if tokens == 0 || self.budgets.is_empty() {
-            return Counted::default();
+            return CountedTokens::default();
         }
         let keys: Vec<Key> = self
             .budgets
@@ -163,12 +153,12 @@ impl TokenBudgets {
                 *c = c.saturating_add(tokens);
             }
         }
-        Counted { keys, tokens }
+        CountedTokens { keys, tokens }
     }
 
     /// Writes counted tokens through to the state store.
-    pub async fn persist(&self, counted: Counted) {
-        let Counted { keys, tokens } = counted;
+    pub async fn persist(&self, counted: CountedTokens) {
+        let CountedTokens { keys, tokens } = counted;
         for (scope, key, start) in keys {
             let r = sqlx::query("INSERT INTO model_usage (scope, key, window_start, tokens) VALUES (?, ?, ?, ?) ON CONFLICT (scope, key, window_start) DO UPDATE SET tokens = tokens + excluded.tokens")
                 .bind(scope.as_str())

@@ -22,14 +22,14 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::{Value, json};
-use time::format_description::well_known::Rfc3339;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use warden_approval::{ApprovalRequest, LinkAction, Signer};
-use warden_audit::{Ledger, NewRecord, RecordKind};
-use warden_core::Clock;
+use warden_core::text::{ellipsize, percent_encode as encode, rfc3339};
+use warden_core::{Clock, NewRecord, RecordKind, Recorder};
+
+use crate::{ApprovalRequest, LinkAction, Signer};
 
 /// How many notifications may wait for the worker; past that, new ones are dropped (and
 /// recorded as dropped).
@@ -53,10 +53,10 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// How long the worker waits for the ledger to take an `approval_notified` record.
 const LEDGER_TIMEOUT: Duration = Duration::from_secs(10);
-/// The arguments are cut to about this many characters in a Slack message.
-const SLACK_ARGUMENTS_CHARS: usize = 500;
-/// The reason is cut to about this many characters in a Slack message.
-const SLACK_WHY_CHARS: usize = 500;
+/// The arguments are cut to at most this many bytes in a Slack message.
+const SLACK_ARGUMENTS_BYTES: usize = 500;
+/// The reason is cut to at most this many bytes in a Slack message.
+const SLACK_WHY_BYTES: usize = 500;
 /// At most this many approvers get link lines in a Slack message (Slack allows 50 blocks).
 const SLACK_MAX_APPROVER_BLOCKS: usize = 45;
 
@@ -138,7 +138,7 @@ pub struct WebhookError(#[source] reqwest::Error);
 #[derive(Debug, Clone)]
 pub struct Notifier {
     tx: mpsc::Sender<Box<ApprovalRequest>>,
-    ledger: Ledger,
+    ledger: Arc<dyn Recorder>,
     tasks: TaskTracker,
 }
 
@@ -150,7 +150,7 @@ impl Notifier {
     pub fn start(
         config: WebhookConfig,
         signer: Signer,
-        ledger: Ledger,
+        ledger: Arc<dyn Recorder>,
         clock: Arc<dyn Clock>,
         tasks: &TaskTracker,
         cancel: CancellationToken,
@@ -198,12 +198,12 @@ impl Notifier {
                 "the notifier has stopped"
             }
         };
-        let outcome = Outcome::dropped(error);
+        let outcome = Delivery::dropped(error);
         let ledger = self.ledger.clone();
         let session = request.session.clone();
         let id = request.id.clone();
         self.tasks.spawn(async move {
-            record(&ledger, session, &id, &outcome).await;
+            record(&*ledger, session, &id, &outcome).await;
         });
     }
 }
@@ -265,8 +265,8 @@ fn slack(request: &ApprovalRequest, links: &[ApproverLinks]) -> Value {
         agent = mrkdwn(&request.agent),
         principal = mrkdwn(&request.principal),
         tool = mrkdwn(&request.tool),
-        arguments = mrkdwn(&truncate(&arguments, SLACK_ARGUMENTS_CHARS)).replace('`', "'"),
-        why = mrkdwn(&truncate(&request.why, SLACK_WHY_CHARS)),
+        arguments = mrkdwn(&ellipsize(&arguments, SLACK_ARGUMENTS_BYTES)).replace('`', "'"),
+        why = mrkdwn(&ellipsize(&request.why, SLACK_WHY_BYTES)),
         deadline = rfc3339(request.deadline),
         quorum = request.quorum,
         approvers = mrkdwn(&request.approvers.join(", ")),
@@ -300,19 +300,6 @@ fn slack(request: &ApprovalRequest, links: &[ApproverLinks]) -> Value {
     json!({ "text": text, "blocks": blocks })
 }
 
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
-}
-
 /// Escapes the three characters Slack's mrkdwn treats as control characters.
 fn mrkdwn(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -320,30 +307,18 @@ fn mrkdwn(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// At most `max` characters of `s`, with an ellipsis when cut.
-fn truncate(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((cut, _)) => format!("{}…", s.get(..cut).unwrap_or(s)),
-        None => s.to_owned(),
-    }
-}
-
-fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
-}
-
 /// How one notification ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Outcome {
+struct Delivery {
     status: &'static str,
     attempts: u32,
     http_status: Option<u16>,
     error: Option<String>,
 }
 
-impl Outcome {
-    fn dropped(error: &str) -> Outcome {
-        Outcome {
+impl Delivery {
+    fn dropped(error: &str) -> Delivery {
+        Delivery {
             status: "dropped",
             attempts: 0,
             http_status: None,
@@ -354,13 +329,13 @@ impl Outcome {
 
 /// Appends the `approval_notified` record; a ledger that cannot take it is logged, not fatal
 /// (the request itself was recorded before it was announced).
-async fn record(ledger: &Ledger, session: String, approval: &str, outcome: &Outcome) {
+async fn record(ledger: &dyn Recorder, session: String, approval: &str, delivery: &Delivery) {
     let payload = json!({
         "approval": approval,
-        "status": outcome.status,
-        "attempts": outcome.attempts,
-        "http_status": outcome.http_status,
-        "error": outcome.error,
+        "status": delivery.status,
+        "attempts": delivery.attempts,
+        "http_status": delivery.http_status,
+        "error": delivery.error,
     });
     let append = ledger.append(NewRecord {
         session: Some(session),
@@ -403,7 +378,7 @@ fn describe(e: reqwest::Error) -> String {
 struct Worker {
     config: WebhookConfig,
     signer: Signer,
-    ledger: Ledger,
+    ledger: Arc<dyn Recorder>,
     clock: Arc<dyn Clock>,
     client: reqwest::Client,
     cancel: CancellationToken,
@@ -422,17 +397,17 @@ impl Worker {
                 },
             };
             let outcome = self.deliver(&request).await;
-            record(&self.ledger, request.session, &request.id, &outcome).await;
+            record(&*self.ledger, request.session, &request.id, &outcome).await;
         }
         // Shut down: whatever is still queued will not be sent.
         rx.close();
         while let Ok(request) = rx.try_recv() {
-            let outcome = Outcome::dropped("the gateway shut down");
-            record(&self.ledger, request.session, &request.id, &outcome).await;
+            let outcome = Delivery::dropped("the gateway shut down");
+            record(&*self.ledger, request.session, &request.id, &outcome).await;
         }
     }
 
-    async fn deliver(&self, request: &ApprovalRequest) -> Outcome {
+    async fn deliver(&self, request: &ApprovalRequest) -> Delivery {
         let body = payload(
             self.config.format,
             &self.signer,
@@ -442,7 +417,7 @@ impl Worker {
         let body = match serde_json::to_vec(&body) {
             Ok(b) => b,
             Err(e) => {
-                return Outcome {
+                return Delivery {
                     status: "failed",
                     attempts: 0,
                     http_status: None,
@@ -450,7 +425,7 @@ impl Worker {
                 };
             }
         };
-        let mut outcome = Outcome {
+        let mut outcome = Delivery {
             status: "failed",
             attempts: 0,
             http_status: None,
@@ -510,7 +485,7 @@ impl Worker {
 }
 
 /// A delivery abandoned because the gateway is shutting down.
-fn shut_down(mut outcome: Outcome) -> Outcome {
+fn shut_down(mut outcome: Delivery) -> Delivery {
     outcome.status = "failed";
     outcome.error = Some("the gateway shut down before the notification was delivered".to_owned());
     outcome

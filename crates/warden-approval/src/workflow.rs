@@ -1,26 +1,25 @@
-//! Approvals in the gateway: raising a request for an action that needs one, waiting for it,
-//! deciding it for an authorised approver, and timing it out.
+//! The approval workflow: raising a request for an action that needs one, deciding it for an
+//! authorised approver, using a grant once, and timing it out.
 //!
-//! The request's life is the pure state machine of `warden_approval::machine`; this module
+//! The request's life is the pure state machine of [`crate::machine`]; this module
 //! adds who may decide (the charter's authority section), the ledger and the store. Every
 //! change is recorded in the ledger before it is saved, and saved before anyone acts on it: a
 //! decision that cannot be recorded or stored changes nothing, and an action is released only
 //! after its grant was marked used (so a grant can never release twice).
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use warden_approval::{
-    ActionHash, ApprovalRequest, ApprovalStore, Approver, Entry, NewApproval, Refusal, Signer,
-    Status, StoreError, UseRefusal, Voted,
-};
-use warden_audit::{Ledger, NewRecord, RecordKind};
 use warden_charter::{CompiledCharter, DEFAULT_RULE_ID};
-use warden_core::{Clock, Decision};
+use warden_core::text::rfc3339;
+use warden_core::{Clock, Decision, NewRecord, RecordKind, Recorder};
+
+use crate::{
+    ActionHash, ApprovalRequest, ApprovalStore, Approver, Entry, NewApproval, Signer, Status,
+    StoreError, UseRefusal, VoteRefusal, Voted,
+};
 
 /// How often the sweeper looks for requests past their deadline.
 pub const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
@@ -31,11 +30,6 @@ pub const MAX_REASON_BYTES: usize = 4096;
 
 /// Called with each new request (the webhook notifier).
 pub type OnRequest = Arc<dyn Fn(&ApprovalRequest) + Send + Sync>;
-
-/// A progress report for a call waiting for approval: (seconds waited, seconds it may wait,
-/// message).
-pub type ProgressFn =
-    dyn Fn(f64, f64, String) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync;
 
 /// Approve or deny.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,7 +81,7 @@ pub struct DecideError {
 }
 
 /// The API error of a refused decision.
-fn refused(r: Refusal, message: String) -> DecideError {
+fn refused(r: VoteRefusal, message: String) -> DecideError {
     DecideError {
         status: refusal_status(r),
         code: r.code(),
@@ -95,11 +89,13 @@ fn refused(r: Refusal, message: String) -> DecideError {
     }
 }
 
-fn refusal_status(r: Refusal) -> u16 {
+fn refusal_status(r: VoteRefusal) -> u16 {
     match r {
-        Refusal::NotAnApprover | Refusal::NoAuthority | Refusal::SelfApproval => 403,
-        Refusal::DuplicateApprover | Refusal::Replay | Refusal::AlreadyDecided(_) => 409,
-        Refusal::Expired => 410,
+        VoteRefusal::NotAnApprover | VoteRefusal::NoAuthority | VoteRefusal::SelfApproval => 403,
+        VoteRefusal::DuplicateApprover | VoteRefusal::Replay | VoteRefusal::AlreadyDecided(_) => {
+            409
+        }
+        VoteRefusal::Expired => 410,
     }
 }
 
@@ -108,7 +104,7 @@ pub struct Approvals {
     store: ApprovalStore,
     signer: Signer,
     charter: Arc<CompiledCharter>,
-    ledger: Ledger,
+    ledger: Arc<dyn Recorder>,
     clock: Arc<dyn Clock>,
     on_request: Option<OnRequest>,
     /// How often a waiting call gets a progress report.
@@ -125,7 +121,7 @@ impl std::fmt::Debug for Approvals {
 
 /// The JSON an approver sees for a request: the request itself, with the model turns that
 /// led to the call.
-pub fn view(req: &ApprovalRequest) -> Value {
+pub fn request_json(req: &ApprovalRequest) -> Value {
     serde_json::to_value(req).unwrap_or(Value::Null)
 }
 
@@ -148,7 +144,7 @@ impl Approvals {
         store: ApprovalStore,
         signer: Signer,
         charter: Arc<CompiledCharter>,
-        ledger: Ledger,
+        ledger: Arc<dyn Recorder>,
         clock: Arc<dyn Clock>,
         on_request: Option<OnRequest>,
         progress_interval: Duration,
@@ -287,9 +283,9 @@ impl Approvals {
                 });
             };
             let refusal = if req.status == Status::Used {
-                Refusal::Replay
+                VoteRefusal::Replay
             } else {
-                Refusal::AlreadyDecided(req.status)
+                VoteRefusal::AlreadyDecided(req.status)
             };
             let message = refusal.message(&req);
             self.record_refused(
@@ -469,7 +465,7 @@ impl Approvals {
                 "was": current.status,
                 "approvals": current.approvals.len(),
                 "quorum": current.quorum,
-                "deadline": fmt_time(current.deadline),
+                "deadline": rfc3339(current.deadline),
             });
             if let Err(e) = self
                 .record(&current.session, RecordKind::ApprovalTimedOut, payload)
@@ -492,10 +488,4 @@ impl Approvals {
     pub fn now(&self) -> OffsetDateTime {
         self.clock.now()
     }
-}
-
-/// RFC 3339.
-pub fn fmt_time(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }

@@ -1,4 +1,5 @@
-//! Canonical JSON: one text for one JSON value, so equal payloads hash equally.
+//! Canonical JSON (one text for one JSON value, so equal payloads hash equally) and hex:
+//! the encodings the ledger hashes and the approval store keys by.
 
 use std::fmt::Write as _;
 
@@ -35,7 +36,7 @@ fn write_value(out: &mut String, value: &Value) {
         Value::Number(n) => {
             let _ = write!(out, "{n}");
         }
-        Value::String(s) => write_string(out, s),
+        Value::String(s) => write_json_string(out, s),
         Value::Array(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
@@ -54,7 +55,7 @@ fn write_value(out: &mut String, value: &Value) {
                 if i > 0 {
                     out.push(',');
                 }
-                write_string(out, key);
+                write_json_string(out, key);
                 out.push(':');
                 write_value(out, item);
             }
@@ -64,7 +65,7 @@ fn write_value(out: &mut String, value: &Value) {
 }
 
 /// Writes `s` as a JSON string with minimal escaping.
-pub(crate) fn write_string(out: &mut String, s: &str) {
+pub fn write_json_string(out: &mut String, s: &str) {
     out.push('"');
     let mut start = 0;
     for (i, c) in s.char_indices() {
@@ -89,4 +90,18 @@ pub(crate) fn write_string(out: &mut String, s: &str) {
     }
     out.push_str(s.get(start..).unwrap_or_default());
     out.push('"');
+}
+
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        for nibble in [b >> 4, b & 0x0f] {
+            out.push(char::from(
+                DIGITS.get(usize::from(nibble)).copied().unwrap_or(b'0'),
+            ));
+        }
+    }
+    out
 }

@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
+use crate::NewApproval;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -11,8 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use serde_json::json;
 use time::OffsetDateTime;
-use warden_approval::NewApproval;
-use warden_audit::{LedgerConfig, LedgerReader, Record};
+use warden_audit::{Ledger, LedgerConfig, LedgerReader, Record};
 use warden_core::ManualClock;
 
 use super::*;
@@ -118,7 +118,7 @@ impl Fixture {
         Notifier::start(
             config,
             signer(),
-            self.ledger.clone(),
+            Arc::new(self.ledger.clone()),
             self.clock.clone(),
             &self.tasks,
             self.cancel.clone(),
@@ -319,7 +319,7 @@ async fn an_unreachable_receiver_is_recorded_without_its_url() {
     let notifier = Notifier::start(
         config,
         signer(),
-        f.ledger.clone(),
+        Arc::new(f.ledger.clone()),
         f.clock.clone(),
         &f.tasks,
         f.cancel.clone(),

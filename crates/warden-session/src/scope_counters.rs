@@ -11,7 +11,7 @@ use warden_charter::amount::Amount;
 use warden_core::{Decision, Tier, Verdict};
 use warden_pdp::{RuleUsage, Usage};
 
-use crate::sessions::StoreError;
+use crate::state_db::{StateDb, StoreError};
 
 /// The window a counter covers.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -35,9 +35,10 @@ struct Counter {
     spend: Amount,
 }
 
-/// The counters.
+/// The preapproved-scope counters: how often (and how much) each preapproved rule was used,
+/// per session and per UTC day.
 #[derive(Debug)]
-pub struct UsageStore {
+pub struct ScopeCounters {
     counters: Mutex<HashMap<(String, Window), Counter>>,
     pool: SqlitePool,
 }
@@ -75,16 +76,14 @@ impl Usage for View<'_> {
 
 /// A counter change to persist.
 #[derive(Debug)]
-pub struct Increment {
+pub struct ScopeIncrement {
     rows: Vec<(String, String, u32, Amount)>,
 }
 
-impl UsageStore {
-    /// Loads the counters from `state.db` (the table is created if missing).
-    pub async fn open(pool: SqlitePool) -> Result<UsageStore, StoreError> {
-        sqlx::query("CREATE TABLE IF NOT EXISTS scope_usage (rule TEXT NOT NULL, window TEXT NOT NULL, count INTEGER NOT NULL, spend TEXT NOT NULL, PRIMARY KEY (rule, window))")
-            .execute(&pool)
-            .await?;
+impl ScopeCounters {
+    /// Loads the counters from `state.db`.
+    pub async fn open(db: &StateDb) -> Result<ScopeCounters, StoreError> {
+        let pool = db.pool();
         let rows = sqlx::query("SELECT rule, window, count, spend FROM scope_usage")
             .fetch_all(&pool)
             .await?;
@@ -109,7 +108,7 @@ impl UsageStore {
                 },
             );
         }
-        Ok(UsageStore {
+        Ok(ScopeCounters {
             counters: Mutex::new(counters),
             pool,
         })
@@ -125,7 +124,7 @@ impl UsageStore {
         now: OffsetDateTime,
         args: &serde_json::Value,
         decide: impl FnOnce(&dyn Usage) -> Decision,
-    ) -> (Decision, Option<Increment>) {
+    ) -> (Decision, Option<ScopeIncrement>) {
         let Ok(mut counters) = self.counters.lock() else {
             // A poisoned lock is an error on the decision path: deny.
             return (decide(&Poisoned), None);
@@ -156,11 +155,11 @@ impl UsageStore {
                 rows.push((r.id.to_string(), w.key(), c.count, c.spend));
             }
         }
-        (decision, Some(Increment { rows }))
+        (decision, Some(ScopeIncrement { rows }))
     }
 
     /// Writes counter changes through to `state.db`.
-    pub async fn persist(&self, inc: Increment) -> Result<(), StoreError> {
+    pub async fn persist(&self, inc: ScopeIncrement) -> Result<(), StoreError> {
         for (rule, window, count, spend) in inc.rows {
             sqlx::query("INSERT INTO scope_usage (rule, window, count, spend) VALUES (?, ?, ?, ?) ON CONFLICT (rule, window) DO UPDATE SET count = MAX(count, excluded.count), spend = excluded.spend")
                 .bind(rule)

@@ -1,0 +1,16 @@
+//! The ledger as the [`Recorder`] components append through.
+
+use warden_core::record::{NewRecord, RecordError, RecordFuture, Recorder};
+
+use super::Ledger;
+
+impl Recorder for Ledger {
+    fn append_batch(&self, records: Vec<NewRecord>) -> RecordFuture<'_> {
+        Box::pin(async move {
+            Ledger::append_batch(self, records)
+                .await
+                .map(drop)
+                .map_err(RecordError::from_store)
+        })
+    }
+}

@@ -1,0 +1,181 @@
+//! The action gate's vocabulary: how an action reached the gateway, what the governor
+//! answers (an [`Allowed`] action to forward, or a [`Refused`] one with its [`RefusalReason`]),
+//! and how a forwarded action ended ([`ActionOutcome`]). The governor produces these; the
+//! protocol front ends (MCP, the decide API) only read them.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::Decision;
+
+/// How an action reached the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// An MCP `tools/call` or `resources/read`.
+    Mcp,
+    /// The decide API.
+    DecideApi,
+}
+
+impl Via {
+    /// The stable name recorded in the ledger.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Mcp => "mcp",
+            Via::DecideApi => "decide_api",
+        }
+    }
+}
+
+/// An action the governor allowed; the caller forwards it (with `args`) and then reports the
+/// outcome.
+#[derive(Debug, Clone)]
+pub struct Allowed {
+    /// The action id (UUID v7), also in the ledger.
+    pub action_id: String,
+    /// The decision.
+    pub decision: Decision,
+    /// The arguments to forward: those that were decided (paths resolved for local servers).
+    pub args: Value,
+    /// When the action was allowed, to measure its duration.
+    pub started: Instant,
+}
+
+/// Why an action was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalReason {
+    /// The decision denied it.
+    Denied,
+    /// It needed approval, and none came before the deadline.
+    ApprovalTimedOut,
+    /// An approver denied it.
+    ApprovalDenied,
+    /// It needs approval and nobody could give it (no principal with the authority), or the
+    /// request could not be stored.
+    ApprovalUnavailable,
+    /// It still waits for approval: the caller stopped waiting (decide API long-poll), the
+    /// client went away, or the gateway is shutting down. The same call, retried, picks up
+    /// the decision.
+    ApprovalPending,
+    /// The session expired.
+    SessionExpired,
+    /// The ledger could not record the attempt.
+    LedgerUnavailable,
+}
+
+impl RefusalReason {
+    /// A stable label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusalReason::Denied => "denied",
+            RefusalReason::ApprovalTimedOut => "approval_timed_out",
+            RefusalReason::ApprovalDenied => "approval_denied",
+            RefusalReason::ApprovalUnavailable => "approval_unavailable",
+            RefusalReason::ApprovalPending => "approval_pending",
+            RefusalReason::SessionExpired => "session_expired",
+            RefusalReason::LedgerUnavailable => "ledger_unavailable",
+        }
+    }
+}
+
+/// A refused action.
+#[derive(Debug, Clone)]
+pub struct Refused {
+    /// The action id, when the attempt was recorded.
+    pub action_id: Option<String>,
+    /// Why.
+    pub reason: RefusalReason,
+    /// The decision, when one was made.
+    pub decision: Option<Decision>,
+    /// A sentence for the agent.
+    pub message: String,
+    /// The approval request involved, if any.
+    pub approval: Option<PendingApproval>,
+}
+
+/// The approval request an action waits on (or waited on).
+#[derive(Debug, Clone)]
+pub struct PendingApproval {
+    /// The request id.
+    pub id: String,
+    /// Its deadline (RFC 3339).
+    pub deadline: String,
+    /// Its status when the call stopped waiting.
+    pub status: ApprovalStatus,
+}
+
+/// How a forwarded action ended.
+#[derive(Debug, Clone)]
+pub struct ActionOutcome {
+    /// `ok`, `tool_error` (the tool ran and reported an error) or `upstream_error` (the
+    /// upstream failed or did not answer).
+    pub status: &'static str,
+    /// Size of the result, in bytes.
+    pub size_bytes: usize,
+    /// The error, if any.
+    pub error: Option<String>,
+    /// The result text the data sources' patterns are matched against.
+    pub text: String,
+}
+
+/// Reports progress while a call waits for approval: `(waited seconds, total seconds,
+/// message)`.
+pub type ProgressFn =
+    dyn Fn(f64, f64, String) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync;
+
+/// Where a request is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalStatus {
+    /// Waiting for approvers.
+    Pending,
+    /// The quorum approved; the action may run once, before the deadline.
+    Granted,
+    /// An approver denied it.
+    Denied,
+    /// The deadline passed before it was granted, or before a grant was used.
+    TimedOut,
+    /// A grant released its action. Final.
+    Used,
+}
+
+impl ApprovalStatus {
+    /// The stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalStatus::Pending => "pending",
+            ApprovalStatus::Granted => "granted",
+            ApprovalStatus::Denied => "denied",
+            ApprovalStatus::TimedOut => "timed_out",
+            ApprovalStatus::Used => "used",
+        }
+    }
+
+    /// Parses a stable name.
+    pub fn parse(s: &str) -> Option<ApprovalStatus> {
+        Some(match s {
+            "pending" => ApprovalStatus::Pending,
+            "granted" => ApprovalStatus::Granted,
+            "denied" => ApprovalStatus::Denied,
+            "timed_out" => ApprovalStatus::TimedOut,
+            "used" => ApprovalStatus::Used,
+            _ => return None,
+        })
+    }
+
+    /// Whether the request can still change (pending, or granted and not yet used).
+    pub fn is_open(self) -> bool {
+        matches!(self, ApprovalStatus::Pending | ApprovalStatus::Granted)
+    }
+}
+
+impl fmt::Display for ApprovalStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

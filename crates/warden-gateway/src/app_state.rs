@@ -1,0 +1,34 @@
+//! The state every agent-plane and operator-plane handler of the gateway shares.
+
+use std::sync::Arc;
+
+use warden_session::{OperatorCredentials, SessionStore, StateDb};
+
+use crate::config::Config;
+use crate::control::Controls;
+use crate::decide_api::PendingResults;
+use crate::governor::Governor;
+use crate::model_proxy::ModelProxy;
+use crate::upstream::Upstreams;
+
+/// State shared by every request.
+pub struct AppState {
+    /// The governor.
+    pub governor: Governor,
+    /// The upstream servers.
+    pub upstreams: Upstreams,
+    /// The state database.
+    pub state_db: StateDb,
+    /// Sessions.
+    pub sessions: SessionStore,
+    /// Operator credentials.
+    pub operators: OperatorCredentials,
+    /// The configuration.
+    pub config: Config,
+    /// Decide-API actions awaiting their result.
+    pub pending: PendingResults,
+    /// Interventions in force.
+    pub controls: Arc<Controls>,
+    /// The model proxy.
+    pub models: ModelProxy,
+}

@@ -1,0 +1,94 @@
+//! Stopping the gateway in phases, and waiting for the signal that asks for it.
+
+use std::time::Duration;
+
+use serde_json::json;
+use warden_audit::{NewRecord, RecordKind};
+
+use crate::startup::RunningGateway;
+
+impl RunningGateway {
+    /// Stops the gateway, in phases:
+    /// 1. stop accepting connections, and
+    /// 2. answer every call waiting for approval at once (refused for now; its request stays
+    ///    open in the state store, decidable after a restart), and stop the sweeper and the
+    ///    webhook (the governor's token), so that
+    /// 3. in-flight requests drain, within the shutdown grace;
+    /// 4. record the stop and flush the ledger;
+    /// 5. disconnect the upstream servers and close the stores.
+    pub async fn shutdown(self) {
+        // Phases 1 and 2: one token stops the listeners and answers the calls waiting for approval.
+        self.stop.cancel();
+        // Phase 3.
+        if tokio::time::timeout(self.grace, self.servers.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                grace_seconds = self.grace.as_secs(),
+                "Shutdown grace expired; in-flight requests were cut off."
+            );
+        }
+        self.mcp_cancel.cancel();
+        // Model calls still relaying or recording finish before the ledger closes.
+        self.model_tasks.close();
+        if tokio::time::timeout(self.grace, self.model_tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("Model calls were still being recorded when the grace expired.");
+        }
+        // Phase 4.
+        let ledger = self.state.governor.ledger().clone();
+        let _ = ledger
+            .append(NewRecord {
+                session: None,
+                kind: RecordKind::GatewayStopped,
+                payload: json!({}),
+            })
+            .await;
+        if let Err(e) = ledger.shutdown().await {
+            tracing::error!(error = %e, "The ledger did not flush cleanly.");
+        }
+        // Phase 5.
+        self.background_cancel.cancel();
+        self.background.close();
+        if tokio::time::timeout(Duration::from_secs(5), self.background.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("Upstream servers did not disconnect within 5s.");
+        }
+        self.state.state_db.close().await;
+        tracing::info!("Gateway stopped.");
+    }
+
+    /// Serves until SIGINT or SIGTERM, then shuts down.
+    pub async fn run_until_signal(self) {
+        wait_for_signal().await;
+        tracing::info!("Signal received; shutting down.");
+        self.shutdown().await;
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,430 @@
+//! Start-up, one function per phase: compile the charter (before anything is opened or
+//! bound), open the ledger, open `state.db`, start the background work (upstreams, approvals),
+//! assemble the application state, then bind both listeners and serve.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::serve::ListenerExt as _;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use warden_approval::workflow::SWEEP_INTERVAL;
+use warden_approval::{
+    ApprovalRequest, ApprovalStore, Approvals, Notifier, OnRequest, WebhookConfig, WebhookFormat,
+};
+use warden_audit::{Ledger, LedgerConfig, NewRecord, RecordKind};
+use warden_charter::{CompiledCharter, Diagnostics};
+use warden_core::Clock;
+use warden_session::{
+    OperatorCredentials, OperatorRole, ScopeCounters, SessionStore, StateDb, TokenBudgets,
+};
+
+use crate::app_state::AppState;
+use crate::config::Config;
+use crate::control::Controls;
+use crate::decide_api::PendingResults;
+use crate::governor::Governor;
+use crate::model_proxy::ModelProxy;
+use crate::model_turns::ModelTurns;
+use crate::routes::{agent_router, operator_router};
+use crate::upstream::Upstreams;
+
+/// How long start-up waits for upstream servers to connect before serving anyway.
+const UPSTREAM_INITIAL_WAIT: Duration = Duration::from_secs(15);
+/// The file the first operator token is written to, in the data directory.
+pub const OPERATOR_TOKEN_FILE: &str = "operator.token";
+/// The file holding the secret that signs approval links and webhook bodies (created at first
+/// start, mode 0600).
+pub const APPROVAL_KEY_FILE: &str = "approval.key";
+
+/// Why the gateway did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The charter does not compile.
+    #[error("the charter does not compile")]
+    Charter(Diagnostics),
+    /// Anything else (data directory, ledger, state store, sockets).
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// The gateway.
+#[derive(Debug)]
+pub struct Gateway;
+
+/// A running gateway: its addresses, and the handle to stop it.
+pub struct RunningGateway {
+    /// The agent plane's bound address.
+    pub agent_addr: SocketAddr,
+    /// The operator plane's bound address.
+    pub operator_addr: SocketAddr,
+    /// Application state (for in-process callers such as `warden up`).
+    pub state: Arc<AppState>,
+    /// The first operator token, when this start created it.
+    pub bootstrap_operator_token: Option<String>,
+    pub(crate) stop: CancellationToken,
+    pub(crate) mcp_cancel: CancellationToken,
+    pub(crate) servers: TaskTracker,
+    pub(crate) background: TaskTracker,
+    pub(crate) background_cancel: CancellationToken,
+    pub(crate) model_tasks: TaskTracker,
+    pub(crate) grace: Duration,
+}
+
+impl std::fmt::Debug for RunningGateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningGateway")
+            .field("agent_addr", &self.agent_addr)
+            .field("operator_addr", &self.operator_addr)
+            .finish()
+    }
+}
+
+/// The stores kept in `state.db`.
+struct StateStores {
+    db: StateDb,
+    sessions: SessionStore,
+    operators: OperatorCredentials,
+    scope_counters: ScopeCounters,
+    budgets: TokenBudgets,
+    bootstrap_operator_token: Option<String>,
+}
+
+/// Background work: its tasks, and the tokens that stop it.
+struct Background {
+    /// Upstream connections, the approval sweeper and the webhook worker.
+    tasks: TaskTracker,
+    /// Disconnects the upstream servers (the last phase of shutdown).
+    cancel: CancellationToken,
+    /// Stops the listeners, the sweeper and the webhook, and answers waiting calls.
+    stop: CancellationToken,
+}
+
+impl Gateway {
+    /// Compiles the charter, opens the stores, connects the upstreams, binds both listeners
+    /// and serves. The charter and config are checked before any socket is bound.
+    pub async fn start(
+        config: Config,
+        clock: Arc<dyn Clock>,
+    ) -> Result<RunningGateway, StartError> {
+        let charter = compile_charter(&config)?;
+        let ledger = open_ledger(&config, &charter, &clock).await?;
+        let stores = open_state(&config, &charter, &clock).await?;
+        let background = Background {
+            tasks: TaskTracker::new(),
+            cancel: CancellationToken::new(),
+            stop: CancellationToken::new(),
+        };
+        let upstreams = Upstreams::start(
+            &charter,
+            &background.tasks,
+            &background.cancel,
+            UPSTREAM_INITIAL_WAIT,
+        )
+        .await;
+        let approvals =
+            start_approvals(&config, &charter, &ledger, &stores.db, &clock, &background).await?;
+        let model_tasks = TaskTracker::new();
+        let models = ModelProxy::new(
+            &charter,
+            stores.budgets,
+            model_tasks.clone(),
+            config.provider_keys.as_ref(),
+        )
+        .context("cannot set up the model proxy")?;
+        let controls = Arc::new(Controls::default());
+        let governor = Governor::new(
+            charter,
+            ledger,
+            stores.scope_counters,
+            stores.sessions.clone(),
+            controls.clone(),
+            approvals,
+            Arc::new(ModelTurns::default()),
+            clock,
+            background.stop.clone(),
+        );
+        let state = Arc::new(AppState {
+            governor,
+            upstreams,
+            state_db: stores.db,
+            sessions: stores.sessions,
+            operators: stores.operators,
+            config: config.clone(),
+            pending: PendingResults::default(),
+            controls,
+            models,
+        });
+        serve(
+            state,
+            &config,
+            background,
+            model_tasks,
+            stores.bootstrap_operator_token,
+        )
+        .await
+    }
+}
+
+/// Phase 1: the charter compiles, or nothing starts.
+fn compile_charter(config: &Config) -> Result<Arc<CompiledCharter>, StartError> {
+    let compiled = warden_charter::load(&config.charter).map_err(StartError::Charter)?;
+    for w in compiled.warnings.warnings() {
+        tracing::warn!(diagnostic = %w, "Charter warning.");
+    }
+    Ok(Arc::new(compiled.charter))
+}
+
+/// Phase 2: the data directory and the ledger, with the charter's load recorded first.
+async fn open_ledger(
+    config: &Config,
+    charter: &CompiledCharter,
+    clock: &Arc<dyn Clock>,
+) -> anyhow::Result<Ledger> {
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory `{}`",
+            config.data_dir.display()
+        )
+    })?;
+    let ledger_config = LedgerConfig {
+        max_size_bytes: config.ledger_max_bytes,
+        ..LedgerConfig::default()
+    };
+    let ledger = Ledger::open(&config.data_dir, clock.clone(), ledger_config)
+        .await
+        .with_context(|| format!("cannot open the ledger in `{}`", config.data_dir.display()))?;
+    ledger
+        .append(NewRecord {
+            session: None,
+            kind: RecordKind::CharterLoaded,
+            payload: json!({
+                "charter": charter.hash,
+                "agent": charter.identity.id,
+                "files": charter.files,
+                "rules": charter.rules.len(),
+            }),
+        })
+        .await
+        .context("cannot write to the ledger")?;
+    Ok(ledger)
+}
+
+/// Phase 3: `state.db` — sessions, operator credentials (the first one written to the data
+/// directory when there is none), scope counters and token budgets.
+async fn open_state(
+    config: &Config,
+    charter: &CompiledCharter,
+    clock: &Arc<dyn Clock>,
+) -> anyhow::Result<StateStores> {
+    let db = StateDb::open(&config.data_dir)
+        .await
+        .context("cannot open the state store")?;
+    let sessions = SessionStore::open(&db)
+        .await
+        .context("cannot open the state store")?;
+    let operators = OperatorCredentials::open(&db);
+    let mut bootstrap_operator_token = None;
+    if operators.count().await.context("state store")? == 0 {
+        let token = operators
+            .create("bootstrap", OperatorRole::Admin, clock.now())
+            .await
+            .context("cannot create the first operator token")?;
+        let path: PathBuf = config.data_dir.join(OPERATOR_TOKEN_FILE);
+        write_secret(&path, &token).with_context(|| {
+            format!(
+                "cannot write the first operator token to `{}`",
+                path.display()
+            )
+        })?;
+        tracing::info!(path = %path.display(), "First operator token written (mode 0600).");
+        bootstrap_operator_token = Some(token);
+    }
+    let scope_counters = ScopeCounters::open(&db)
+        .await
+        .context("cannot open the scope counters")?;
+    let budgets = TokenBudgets::open(&db, charter.inventory.token_budgets.clone())
+        .await
+        .context("cannot open the token budgets")?;
+    Ok(StateStores {
+        db,
+        sessions,
+        operators,
+        scope_counters,
+        budgets,
+        bootstrap_operator_token,
+    })
+}
+
+/// Phase 4: the approval workflow, its webhook notifier (if configured) and the sweeper that
+/// times out requests past their deadline (it stops with the listeners).
+async fn start_approvals(
+    config: &Config,
+    charter: &Arc<CompiledCharter>,
+    ledger: &Ledger,
+    db: &StateDb,
+    clock: &Arc<dyn Clock>,
+    background: &Background,
+) -> anyhow::Result<Arc<Approvals>> {
+    let store = ApprovalStore::open(db.pool(), clock.now())
+        .await
+        .context("cannot open the approval store")?;
+    let signer = approval_signer(&config.data_dir)?;
+    let on_request: Option<OnRequest> = match &config.approval_webhook {
+        None => None,
+        Some(hook) => {
+            let format = if hook.slack {
+                WebhookFormat::Slack
+            } else {
+                WebhookFormat::Json
+            };
+            let notifier = Notifier::start(
+                WebhookConfig::new(hook.url.clone(), format, config.public_url.clone()),
+                signer.clone(),
+                Arc::new(ledger.clone()),
+                clock.clone(),
+                &background.tasks,
+                background.stop.clone(),
+            )
+            .context("approval webhook")?;
+            Some(Arc::new(move |req: &ApprovalRequest| {
+                notifier.notify(req);
+            }))
+        }
+    };
+    let approvals = Arc::new(Approvals::new(
+        store,
+        signer,
+        charter.clone(),
+        Arc::new(ledger.clone()),
+        clock.clone(),
+        on_request,
+        config.approval_progress_interval,
+    ));
+    let sweeper = approvals.clone();
+    let stop = background.stop.clone();
+    background.tasks.spawn(async move {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(SWEEP_INTERVAL) => { sweeper.sweep().await; }
+                () = stop.cancelled() => break,
+            }
+        }
+    });
+    Ok(approvals)
+}
+
+/// Phase 5: bind both listeners and serve them; the start is recorded.
+async fn serve(
+    state: Arc<AppState>,
+    config: &Config,
+    background: Background,
+    model_tasks: TaskTracker,
+    bootstrap_operator_token: Option<String>,
+) -> Result<RunningGateway, StartError> {
+    let agent_listener = tokio::net::TcpListener::bind(config.agent_listen)
+        .await
+        .with_context(|| format!("cannot bind the agent plane to {}", config.agent_listen))?;
+    let operator_listener = tokio::net::TcpListener::bind(config.operator_listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot bind the operator plane to {}",
+                config.operator_listen
+            )
+        })?;
+    let agent_addr = agent_listener.local_addr().context("agent listener")?;
+    let operator_addr = operator_listener
+        .local_addr()
+        .context("operator listener")?;
+    let servers = TaskTracker::new();
+    // The MCP service gets its own token, cancelled only after the drain: cancelling it first
+    // would cut in-flight calls off with a bare 500 instead of their (denied) answers.
+    let mcp_cancel = CancellationToken::new();
+    let planes = [
+        (
+            agent_listener,
+            agent_router(state.clone(), mcp_cancel.clone()),
+            "agent",
+        ),
+        (
+            operator_listener,
+            operator_router(state.clone()),
+            "operator",
+        ),
+    ];
+    for (listener, app, plane) in planes {
+        let stop = background.stop.clone();
+        servers.spawn(async move {
+            // No Nagle: a stream's chunks (and small answers) go out at once instead of
+            // waiting for the client's delayed ACK (~40 ms).
+            let listener = listener.tap_io(|t| {
+                let _ = t.set_nodelay(true);
+            });
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+            {
+                tracing::error!(error = %e, plane, "A listener failed.");
+            }
+        });
+    }
+    servers.close();
+    let _ = state
+        .governor
+        .ledger()
+        .append(NewRecord {
+            session: None,
+            kind: RecordKind::GatewayStarted,
+            payload: json!({ "agent_plane": agent_addr.to_string(), "operator_plane": operator_addr.to_string() }),
+        })
+        .await;
+    tracing::info!(agent = %agent_addr, operator = %operator_addr, "Gateway listening.");
+    Ok(RunningGateway {
+        agent_addr,
+        operator_addr,
+        state,
+        bootstrap_operator_token,
+        stop: background.stop,
+        mcp_cancel,
+        servers,
+        background: background.tasks,
+        background_cancel: background.cancel,
+        model_tasks,
+        grace: config.shutdown_grace,
+    })
+}
+
+/// Reads the approval signing secret, creating it at first start.
+fn approval_signer(data_dir: &Path) -> anyhow::Result<warden_approval::Signer> {
+    use base64::Engine as _;
+    let path = data_dir.join(APPROVAL_KEY_FILE);
+    if !path.exists() {
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+        let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key);
+        write_secret(&path, &text).with_context(|| format!("cannot write `{}`", path.display()))?;
+    }
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read `{}`", path.display()))?;
+    let key = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text.trim())
+        .with_context(|| format!("`{}` is not a base64url secret", path.display()))?;
+    warden_approval::Signer::new(&key).with_context(|| format!("`{}`", path.display()))
+}
+
+fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(secret.as_bytes())?;
+    f.write_all(b"\n")
+}

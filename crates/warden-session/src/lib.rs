@@ -1,0 +1,29 @@
+//! Who is acting, and what they have used: the gateway's mutable state in `state.db`.
+//!
+//! - [`state_db`]: the database, its pool and its versioned migrations.
+//! - [`tokens`]: session and operator tokens — random, prefixed by plane (`wa_` agent,
+//!   `wo_` operator), stored only as BLAKE3 hashes, compared in constant time.
+//! - [`sessions`]: a session binds one agent, acting for one principal, to one task for a
+//!   limited time, with the data labels it accumulates.
+//! - [`operators`]: operator credentials and their roles (admin, or approver as a principal).
+//! - [`scope_counters`]: preapproved-scope counters per session and per UTC day, counted
+//!   atomically with the decision that uses them.
+//! - [`token_budgets`]: the model proxy's token counters per session, agent and principal.
+//!
+//! In the workspace DAG this crate sits on `warden-core`, `warden-charter` (budgets, amounts)
+//! and `warden-pdp` (the scope counters answer its `Usage` queries); it knows nothing of
+//! protocols or the ledger.
+
+pub mod operators;
+pub mod scope_counters;
+pub mod sessions;
+pub mod state_db;
+pub mod token_budgets;
+pub mod tokens;
+
+pub use operators::{OperatorCredentials, OperatorIdentity, OperatorRole};
+pub use scope_counters::{ScopeCounters, ScopeIncrement};
+pub use sessions::{MAX_TASK_BYTES, MAX_TTL, OpenedSession, Session, SessionInfo, SessionStore};
+pub use state_db::{StateDb, StoreError};
+pub use token_budgets::{BudgetExceeded, CountedTokens, TokenBudgets};
+pub use tokens::Plane;

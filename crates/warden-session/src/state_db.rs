@@ -1,0 +1,222 @@
+//! `state.db`: the gateway's mutable state beside the ledger — sessions, operator credentials,
+//! preapproved-scope counters, token budgets (and the approval requests, whose store creates
+//! its own table). One connection pool in WAL mode with `synchronous=FULL`; the schema is
+//! versioned (`PRAGMA user_version`) and migrated forward at open; a database written by a
+//! newer warden is refused rather than misread.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use time::OffsetDateTime;
+
+use crate::tokens;
+
+/// The file inside the data directory.
+pub const STATE_DB_FILE: &str = "state.db";
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed.
+    #[error("state store: {0}")]
+    Database(#[from] sqlx::Error),
+    /// No random token could be made.
+    #[error(transparent)]
+    Random(#[from] tokens::RandomError),
+    /// A lock was poisoned by a panic elsewhere.
+    #[error("state store: a lock was poisoned")]
+    Poisoned,
+    /// A stored value could not be read back.
+    #[error("state store: corrupt value in `{0}`")]
+    Corrupt(&'static str),
+    /// The database was written by a newer warden.
+    #[error(
+        "state store: `state.db` has schema version {found}, this warden reads up to {supported}; run the newer warden, or move the data directory aside"
+    )]
+    NewerSchema {
+        /// The version found.
+        found: i64,
+        /// The newest version this warden knows.
+        supported: i64,
+    },
+}
+
+/// The migrations, in order: migration `n` (1-based) brings the schema from version `n - 1`
+/// to `n`. Never edit one that has shipped; append a new one.
+const MIGRATIONS: &[&[&str]] = &[
+    // 1: sessions, their labels, operator credentials, scope counters, token budgets. The
+    // `IF NOT EXISTS` keeps databases made before versioning (version 0 with these tables)
+    // readable; their missing operator columns are added below.
+    &[
+        "CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, token_hash BLOB NOT NULL UNIQUE, agent TEXT NOT NULL, principal TEXT NOT NULL, task TEXT NOT NULL, opened_at TEXT NOT NULL, expires_at TEXT NOT NULL, revoked_at TEXT)",
+        "CREATE TABLE IF NOT EXISTS session_labels (session TEXT NOT NULL, label TEXT NOT NULL, PRIMARY KEY (session, label))",
+        "CREATE TABLE IF NOT EXISTS operator_tokens (id TEXT PRIMARY KEY, token_hash BLOB NOT NULL UNIQUE, name TEXT NOT NULL, created_at TEXT NOT NULL, revoked_at TEXT, role TEXT NOT NULL DEFAULT 'admin', principal TEXT)",
+        "CREATE TABLE IF NOT EXISTS scope_usage (rule TEXT NOT NULL, window TEXT NOT NULL, count INTEGER NOT NULL, spend TEXT NOT NULL, PRIMARY KEY (rule, window))",
+        "CREATE TABLE IF NOT EXISTS model_usage (scope TEXT NOT NULL, key TEXT NOT NULL, window_start INTEGER NOT NULL, tokens INTEGER NOT NULL, PRIMARY KEY (scope, key, window_start))",
+    ],
+];
+
+/// The schema version this warden writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// The state database.
+#[derive(Debug, Clone)]
+pub struct StateDb {
+    pool: SqlitePool,
+}
+
+impl StateDb {
+    /// Opens (creating if needed) `state.db` in `data_dir` and migrates it to
+    /// [`SCHEMA_VERSION`]. Refuses a database of a newer version.
+    pub async fn open(data_dir: &Path) -> Result<StateDb, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(data_dir.join(STATE_DB_FILE))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        migrate(&pool).await?;
+        Ok(StateDb { pool })
+    }
+
+    /// The connection pool, for the stores kept in this database.
+    pub fn pool(&self) -> SqlitePool {
+        self.pool.clone()
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Runs the migrations the database lacks, each in its own transaction with its version.
+async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
+    let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+        .fetch_one(pool)
+        .await?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema {
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (n, statements) in (1..).zip(MIGRATIONS) {
+        if n <= version {
+            continue;
+        }
+        let mut tx = pool.begin().await?;
+        for stmt in *statements {
+            sqlx::query(*stmt).execute(&mut *tx).await?;
+        }
+        if n == 1 {
+            add_operator_columns(&mut tx).await?;
+        }
+        // `PRAGMA` takes no bound parameters; `n` is an integer of ours.
+        sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA user_version = {n}")))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
+/// Stores made before approver credentials existed lack the operator role and principal.
+async fn add_operator_columns(conn: &mut sqlx::SqliteConnection) -> Result<(), StoreError> {
+    let columns: Vec<String> = sqlx::query("SELECT name FROM pragma_table_info('operator_tokens')")
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<String, _>("name"))
+        .collect::<Result<_, _>>()?;
+    if !columns.iter().any(|c| c == "role") {
+        sqlx::query("ALTER TABLE operator_tokens ADD COLUMN role TEXT NOT NULL DEFAULT 'admin'")
+            .execute(&mut *conn)
+            .await?;
+    }
+    if !columns.iter().any(|c| c == "principal") {
+        sqlx::query("ALTER TABLE operator_tokens ADD COLUMN principal TEXT")
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// A stored time.
+pub(crate) fn fmt_time(t: OffsetDateTime) -> String {
+    warden_core::text::rfc3339(t)
+}
+
+/// Reads a stored time.
+pub(crate) fn parse_time(s: &str) -> Result<OffsetDateTime, StoreError> {
+    warden_core::text::parse_rfc3339(s).ok_or(StoreError::Corrupt("time"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_new_database_is_migrated_to_the_current_version_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(dir.path()).await.unwrap();
+        let v: i64 = sqlx::query_scalar("PRAGMA user_version")
+            .fetch_one(&db.pool())
+            .await
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        db.close().await;
+        StateDb::open(dir.path()).await.unwrap().close().await;
+    }
+
+    #[tokio::test]
+    async fn a_database_from_before_versioning_gains_the_operator_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = SqlitePoolOptions::new()
+            .connect_with(
+                SqliteConnectOptions::new()
+                    .filename(dir.path().join(STATE_DB_FILE))
+                    .create_if_missing(true),
+            )
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE operator_tokens (id TEXT PRIMARY KEY, token_hash BLOB NOT NULL UNIQUE, name TEXT NOT NULL, created_at TEXT NOT NULL, revoked_at TEXT)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        let db = StateDb::open(dir.path()).await.unwrap();
+        let columns: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM pragma_table_info('operator_tokens')")
+                .fetch_all(&db.pool())
+                .await
+                .unwrap();
+        assert!(columns.iter().any(|c| c == "role"), "{columns:?}");
+        assert!(columns.iter().any(|c| c == "principal"), "{columns:?}");
+    }
+
+    #[tokio::test]
+    async fn a_database_of_a_newer_warden_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(dir.path()).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "PRAGMA user_version = {}",
+            SCHEMA_VERSION + 1
+        )))
+        .execute(&db.pool())
+        .await
+        .unwrap();
+        db.close().await;
+        let err = StateDb::open(dir.path()).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::NewerSchema { found, .. } if found == SCHEMA_VERSION + 1),
+            "{err}"
+        );
+    }
+}
