@@ -1,8 +1,10 @@
 //! The SQLite store: one writer thread behind a bounded queue ([`Ledger`]), read-only readers
-//! ([`LedgerReader`]). The writer (on its own OS thread) and the verify scan use `rusqlite`
-//! directly, the writer to commit without a hop to another thread per statement, the scan to
-//! read columns in place (see `scan.rs`); the reader's queries use `sqlx`, over the same
-//! bundled SQLite.
+//! ([`LedgerReader`]). Everything goes through one SQLite crate, `rusqlite` (bundled SQLite),
+//! driven directly: the writer on its own OS thread commits without a hop to another thread
+//! per statement, the verify scan reads columns in place (see `scan.rs`), and the reader's
+//! queries run on blocking threads over a small pool of read-only connections (see
+//! `pool.rs`). The writer and every reader check the ledger's format with the same function
+//! (`schema.rs`).
 //!
 //! The database is `DIR/ledger.db`, in WAL mode with `synchronous=FULL`: a record whose
 //! append returned has been fsynced to the write-ahead log, so it survives a crash or a
@@ -10,6 +12,7 @@
 //! writes the ledger.
 
 mod error;
+mod pool;
 mod reader;
 mod recorder;
 mod scan;

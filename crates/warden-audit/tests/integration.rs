@@ -12,6 +12,7 @@
 mod integration {
     mod failures;
     mod ledger;
+    mod reader;
     mod support;
     mod tamper;
 }

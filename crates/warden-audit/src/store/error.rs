@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use crate::chain::TimeError;
 
-/// The underlying error of a failed open, write or read: SQLite's (through `rusqlite` or
-/// `sqlx`), or the reason a stored value could not be used.
+/// The underlying error of a failed open, write or read: SQLite's (through `rusqlite`), or
+/// the reason a stored value could not be used or a blocking task did not finish.
 pub(super) type Source = Arc<dyn std::error::Error + Send + Sync>;
 
 /// Something went wrong opening, writing or reading the ledger.

@@ -1,25 +1,26 @@
 //! Read-only access: queries for people and the observer, and chain verification.
+//!
+//! Every query runs on a blocking thread over a read-only `rusqlite` connection from a bounded
+//! pool (see `pool.rs`), so none blocks the async runtime.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
+use rusqlite::{Connection, Params};
 use serde::Serialize;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 
+use super::pool::ReadPool;
 use super::scan;
 use super::schema::{self, COLUMNS};
 use super::{DB_FILE, LedgerError};
 use crate::chain::{Head, Problem, Record};
 
-/// Rows buffered between the SQLite thread and the reading task.
-const ROW_BUFFER: usize = 4096;
-
-/// A read-only view of a ledger; cheap to clone. Opening it never creates or changes
-/// anything, and it can run beside the writer (WAL readers see committed records only).
+/// A read-only view of a ledger; cheap to clone (clones share their connections). Opening it
+/// never creates or changes anything, and it can run beside the writer (WAL readers see
+/// committed records only).
 #[derive(Debug, Clone)]
 pub struct LedgerReader {
-    pool: SqlitePool,
-    path: Arc<PathBuf>,
+    pool: Arc<ReadPool>,
 }
 
 /// What [`LedgerReader::verify`] found.
@@ -41,78 +42,54 @@ impl VerifyReport {
     }
 }
 
-fn read_error(e: sqlx::Error) -> LedgerError {
+fn read_error(e: rusqlite::Error) -> LedgerError {
     LedgerError::Read(Arc::new(e))
 }
 
 impl LedgerReader {
-    /// Opens `dir/ledger.db` read-only (`mode=ro`).
+    /// Opens `dir/ledger.db` read-only (`mode=ro`) and checks that it is a ledger this code
+    /// reads: a missing file, or a new and empty database, is [`LedgerError::NotFound`];
+    /// another database or another format is [`LedgerError::Format`]; a file SQLite cannot
+    /// open is [`LedgerError::Open`].
     pub async fn open(dir: &Path) -> Result<LedgerReader, LedgerError> {
         let path = dir.join(DB_FILE);
-        if !path.is_file() {
-            return Err(LedgerError::NotFound { path });
-        }
-        let options = SqliteConnectOptions::new()
-            .filename(&path)
-            .read_only(true)
-            .create_if_missing(false)
-            // Rows travel from SQLite's thread to the caller through a bounded channel; a
-            // deep one lets the two run in parallel instead of waking each other per row.
-            .row_buffer_size(ROW_BUFFER);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .min_connections(0)
-            .connect_with(options)
+        let opening = path.clone();
+        // Blocking: opening waits for a lock held by another connection (up to 5 s).
+        let first = tokio::task::spawn_blocking(move || schema::connect_reader(&opening))
             .await
-            .map_err(|e| schema::open_error(&path, e))?;
-        let mut conn = pool
-            .acquire()
-            .await
-            .map_err(|e| schema::open_error(&path, e))?;
-        if schema::format_version(&mut conn, &path).await? == 0 {
-            return Err(LedgerError::NotFound { path });
-        }
-        drop(conn);
+            .map_err(|e| schema::open_error(&path, e))??;
         Ok(LedgerReader {
-            pool,
-            path: Arc::new(path),
+            pool: Arc::new(ReadPool::new(path, first)),
         })
     }
 
     /// The last `n` records, oldest first.
     pub async fn tail(&self, n: u64) -> Result<Vec<Record>, LedgerError> {
-        let rows = sqlx::query(AssertSql::select("ORDER BY seq DESC LIMIT ?"))
-            .bind(clamp(n))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(read_error)?;
-        let mut records = rows
-            .iter()
-            .map(schema::record)
-            .collect::<Result<Vec<_>, _>>()?;
+        let n = clamp(n);
+        let mut records = self
+            .pool
+            .run(move |conn| select(conn, "ORDER BY seq DESC LIMIT ?1", [n]))
+            .await?;
         records.reverse();
         Ok(records)
     }
 
     /// The record `seq`, if there is one.
     pub async fn get(&self, seq: u64) -> Result<Option<Record>, LedgerError> {
-        let row = sqlx::query(AssertSql::select("WHERE seq = ?"))
-            .bind(clamp(seq))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(read_error)?;
-        row.as_ref().map(schema::record).transpose()
+        let seq = clamp(seq);
+        let records = self
+            .pool
+            .run(move |conn| select(conn, "WHERE seq = ?1", [seq]))
+            .await?;
+        Ok(records.into_iter().next())
     }
 
     /// Up to `limit` records from `from` on, in order.
     pub async fn range(&self, from: u64, limit: u64) -> Result<Vec<Record>, LedgerError> {
-        let rows = sqlx::query(AssertSql::select("WHERE seq >= ? ORDER BY seq LIMIT ?"))
-            .bind(clamp(from))
-            .bind(clamp(limit))
-            .fetch_all(&self.pool)
+        let (from, limit) = (clamp(from), clamp(limit));
+        self.pool
+            .run(move |conn| select(conn, "WHERE seq >= ?1 ORDER BY seq LIMIT ?2", [from, limit]))
             .await
-            .map_err(read_error)?;
-        rows.iter().map(schema::record).collect()
     }
 
     /// Recomputes the whole chain, streaming through the records in sequence order (one
@@ -122,13 +99,15 @@ impl LedgerReader {
     /// `Err` means the ledger could not be read; a ledger that reads but does not verify is
     /// an `Ok` report with a `first_problem`.
     pub async fn verify(&self) -> Result<VerifyReport, LedgerError> {
-        let path = Arc::clone(&self.path);
+        let path = self.pool.path().to_path_buf();
         tokio::task::spawn_blocking(move || scan::verify(&path))
             .await
             .map_err(|e| LedgerError::Read(Arc::new(e)))?
     }
 
-    /// Closes the reader's connections.
+    /// Closes the reader's connections, once the queries running on them have ended; later
+    /// `tail`, `get` and `range` calls, on this reader or any clone, fail with
+    /// [`LedgerError::Read`]. (`verify` opens connections of its own and still works.)
     pub async fn close(&self) {
         self.pool.close().await;
     }
@@ -139,11 +118,17 @@ fn clamp(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// The reader's statements: fixed text, no data spliced in.
-struct AssertSql;
-
-impl AssertSql {
-    fn select(tail: &'static str) -> sqlx::AssertSqlSafe<String> {
-        sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM records {tail}"))
+/// Runs `SELECT` of the record columns `FROM records` and `tail` (fixed text: only
+/// parameters carry data) and reads every row as a record; the first row that is not one is
+/// [`LedgerError::Malformed`].
+fn select<P: Params>(conn: &Connection, tail: &str, params: P) -> Result<Vec<Record>, LedgerError> {
+    let mut statement = conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM records {tail}"))
+        .map_err(read_error)?;
+    let mut rows = statement.query(params).map_err(read_error)?;
+    let mut records = Vec::new();
+    while let Some(row) = rows.next().map_err(read_error)? {
+        records.push(schema::record(row)?);
     }
+    Ok(records)
 }

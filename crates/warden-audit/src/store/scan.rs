@@ -1,23 +1,21 @@
 //! The verify scan: every record in `seq` order, read on the calling (blocking) thread with
 //! each column borrowed straight from SQLite, fed to the [`Verifier`].
 //!
-//! This path uses `rusqlite` (over the same bundled SQLite as `sqlx`) rather than `sqlx`:
-//! `sqlx` copies every column of every row on its connection thread and hands the row to the
-//! reading task through a channel, which cost about 4.7 µs of CPU per record, five times the
-//! hashing itself. Here a record costs one `sqlite3_step` and its hash.
+//! Nothing is copied out of SQLite and no row crosses to another thread: a record costs one
+//! `sqlite3_step` and its hash. (A driver that copies every column of every row and hands the
+//! row to the reading task through a channel cost about 4.7 µs of CPU per record, five times
+//! the hashing itself.)
 
 use std::num::NonZeroUsize;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
-use rusqlite::types::ValueRef;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 
 use super::LedgerError;
 use super::reader::VerifyReport;
-use super::schema::COLUMNS;
-use crate::chain::{GENESIS_HASH, Head, Problem, RecordRef, Verifier};
+use super::schema::{self, COLUMNS};
+use crate::chain::{GENESIS_HASH, Head, Problem, Verifier};
 
 /// Ledgers shorter than this many records per part are not split.
 const MIN_PART: u64 = 50_000;
@@ -141,15 +139,9 @@ fn stitch(parts: Vec<Result<Part, LedgerError>>) -> Result<VerifyReport, LedgerE
     Ok(report)
 }
 
+/// A read-only connection for one part; the reader checked the ledger's format when it opened.
 fn open(path: &Path) -> Result<Connection, LedgerError> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(read_error)?;
-    conn.busy_timeout(Duration::from_secs(5))
-        .map_err(read_error)?;
-    Ok(conn)
+    schema::open_read_only(path).map_err(read_error)
 }
 
 /// Verifies the records with `range.0 <= seq < range.1` in `seq` order. The part that
@@ -167,7 +159,7 @@ fn scan(conn: &Connection, range: (i64, i64), from_genesis: bool) -> Result<Part
         verifier: Verifier::new(),
     };
     while let Some(row) = rows.next().map_err(read_error)? {
-        let record = match record_ref(row) {
+        let record = match schema::record_ref(row) {
             Ok(r) => r,
             Err(problem) => {
                 part.verifier.fail(problem);
@@ -188,48 +180,4 @@ fn scan(conn: &Connection, range: (i64, i64), from_genesis: bool) -> Result<Part
         }
     }
     Ok(part)
-}
-
-/// Borrows a row as a record; a row that is not a record at all is [`Problem::Malformed`].
-fn record_ref<'r>(row: &'r rusqlite::Row<'_>) -> Result<RecordRef<'r>, Problem> {
-    let raw_seq = match row.get_ref(0) {
-        Ok(ValueRef::Integer(seq)) => seq,
-        _ => {
-            return Err(Problem::Malformed {
-                seq: -1,
-                detail: "its sequence number is not an integer".to_owned(),
-            });
-        }
-    };
-    let malformed = |detail: &str| Problem::Malformed {
-        seq: raw_seq,
-        detail: detail.to_owned(),
-    };
-    let seq = u64::try_from(raw_seq)
-        .ok()
-        .filter(|s| *s > 0)
-        .ok_or_else(|| malformed("sequence numbers start at 1"))?;
-    let text = |i: usize, name: &str| match row.get_ref(i) {
-        Ok(ValueRef::Text(bytes)) => {
-            std::str::from_utf8(bytes).map_err(|_| malformed(&format!("its {name} is not UTF-8")))
-        }
-        _ => Err(malformed(&format!("its {name} is not text"))),
-    };
-    let blob = |i: usize, name: &str| match row.get_ref(i) {
-        Ok(ValueRef::Blob(bytes)) => Ok(bytes),
-        _ => Err(malformed(&format!("its {name} is not a blob"))),
-    };
-    let session = match row.get_ref(2) {
-        Ok(ValueRef::Null) => None,
-        _ => Some(text(2, "session")?),
-    };
-    Ok(RecordRef {
-        seq,
-        time: text(1, "time")?,
-        session,
-        kind: text(3, "kind")?,
-        payload: text(4, "payload")?,
-        prev_hash: blob(5, "prev_hash")?,
-        hash: blob(6, "hash")?,
-    })
 }

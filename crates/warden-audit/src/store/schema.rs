@@ -3,9 +3,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rusqlite::{OpenFlags, OptionalExtension};
-use sqlx::Row;
-use sqlx::sqlite::{SqliteConnection, SqliteRow};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use super::error::Source;
 use super::{LedgerConfig, LedgerError};
@@ -41,9 +40,9 @@ pub(super) struct Tail {
 pub(super) fn connect_writer(
     path: &Path,
     config: &LedgerConfig,
-) -> Result<rusqlite::Connection, LedgerError> {
+) -> Result<Connection, LedgerError> {
     let fail = |e: rusqlite::Error| open_error(path, e);
-    let conn = rusqlite::Connection::open_with_flags(
+    let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
@@ -70,14 +69,7 @@ pub(super) fn connect_writer(
         conn.execute_batch(&format!("PRAGMA max_page_count = {pages}"))
             .map_err(fail)?;
     }
-    let scalar = |sql: &str| {
-        conn.query_row(sql, [], |row| row.get::<_, i64>(0))
-            .map_err(fail)
-    };
-    let app = scalar("PRAGMA application_id")?;
-    let version = scalar("PRAGMA user_version")?;
-    let tables = scalar("SELECT count(*) FROM sqlite_schema")?;
-    if check_format(path, app, version, tables)? == 0 {
+    if format_version(&conn, path)? == 0 {
         // One transaction: a database is either empty or a complete, stamped ledger.
         conn.execute_batch(&format!(
             "BEGIN; {CREATE}; PRAGMA application_id = {APPLICATION_ID}; \
@@ -88,52 +80,18 @@ pub(super) fn connect_writer(
     Ok(conn)
 }
 
-/// Checks that the database is a ledger of a format this code reads: returns its version,
-/// 0 for a database that is new and empty.
-pub(super) async fn format_version(
-    conn: &mut SqliteConnection,
-    path: &Path,
-) -> Result<i64, LedgerError> {
-    let app: i64 = sqlx::query_scalar("PRAGMA application_id")
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(|e| open_error(path, e))?;
-    let version: i64 = sqlx::query_scalar("PRAGMA user_version")
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(|e| open_error(path, e))?;
-    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_schema")
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(|e| open_error(path, e))?;
-    check_format(path, app, version, tables)
-}
-
 /// Opens the ledger `path` read-only with `rusqlite` (for readers that stream rows on a
 /// blocking thread) and checks that it is a ledger this code reads; a missing file, or a new
-/// and empty database, is [`LedgerError::NotFound`].
-pub(crate) fn connect_reader(path: &Path) -> Result<rusqlite::Connection, LedgerError> {
+/// and empty database, is [`LedgerError::NotFound`]. Every connection a reader queries the
+/// ledger through is opened here.
+pub(crate) fn connect_reader(path: &Path) -> Result<Connection, LedgerError> {
     if !path.is_file() {
         return Err(LedgerError::NotFound {
             path: path.to_path_buf(),
         });
     }
-    let fail = |e: rusqlite::Error| open_error(path, e);
-    let conn = rusqlite::Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(fail)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(fail)?;
-    let scalar = |sql: &str| {
-        conn.query_row(sql, [], |row| row.get::<_, i64>(0))
-            .map_err(fail)
-    };
-    let app = scalar("PRAGMA application_id")?;
-    let version = scalar("PRAGMA user_version")?;
-    let tables = scalar("SELECT count(*) FROM sqlite_schema")?;
-    if check_format(path, app, version, tables)? == 0 {
+    let conn = open_read_only(path).map_err(|e| open_error(path, e))?;
+    if format_version(&conn, path)? == 0 {
         return Err(LedgerError::NotFound {
             path: path.to_path_buf(),
         });
@@ -141,8 +99,30 @@ pub(crate) fn connect_reader(path: &Path) -> Result<rusqlite::Connection, Ledger
     Ok(conn)
 }
 
-/// The format check of [`format_version`], [`connect_writer`] and [`connect_reader`].
-fn check_format(path: &Path, app: i64, version: i64, tables: i64) -> Result<i64, LedgerError> {
+/// Opens `path` read-only (`SQLITE_OPEN_READ_ONLY`: it never creates or changes the file),
+/// waiting up to 5 s for a lock held by another connection. No format check: see
+/// [`connect_reader`].
+pub(super) fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+/// The ledger's one format check, for the writer and every reader: reads `application_id`,
+/// `user_version` and the number of schema objects, and returns the ledger format version,
+/// 0 for a database that is new and empty. Another SQLite database, or a ledger of another
+/// format, is [`LedgerError::Format`]; a failed read is [`LedgerError::Open`].
+fn format_version(conn: &Connection, path: &Path) -> Result<i64, LedgerError> {
+    let scalar = |sql: &str| {
+        conn.query_row(sql, [], |row| row.get::<_, i64>(0))
+            .map_err(|e| open_error(path, e))
+    };
+    let app = scalar("PRAGMA application_id")?;
+    let version = scalar("PRAGMA user_version")?;
+    let tables = scalar("SELECT count(*) FROM sqlite_schema")?;
     let format_error = |reason: String| LedgerError::Format {
         path: path.to_path_buf(),
         reason,
@@ -158,7 +138,7 @@ fn check_format(path: &Path, app: i64, version: i64, tables: i64) -> Result<i64,
 }
 
 /// Reads the last record's sequence number and hash.
-pub(super) fn read_tail(conn: &rusqlite::Connection) -> Result<Tail, Source> {
+pub(super) fn read_tail(conn: &Connection) -> Result<Tail, Source> {
     let row: Option<(i64, Vec<u8>)> = conn
         .prepare_cached("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1")
         .and_then(|mut last| {
@@ -195,35 +175,57 @@ where
     }
 }
 
-/// Borrows a row as a record for the verifier. A row that cannot be read as a record at all
-/// is a [`Problem::Malformed`].
-pub(super) fn record_ref(row: &SqliteRow) -> Result<RecordRef<'_>, Problem> {
-    let raw_seq: i64 = row.try_get(0).map_err(|e| Problem::Malformed {
-        seq: -1,
-        detail: format!("unreadable sequence number: {e}"),
-    })?;
-    let malformed = |detail: String| Problem::Malformed {
+/// Borrows a row (its columns in [`COLUMNS`] order) as a record, each column in place, for
+/// the verifier and the reader's queries alike. A row that cannot be read as a record at all
+/// (a column of the wrong type, text that is not UTF-8, a sequence number below 1) is a
+/// [`Problem::Malformed`].
+pub(super) fn record_ref<'r>(row: &'r rusqlite::Row<'_>) -> Result<RecordRef<'r>, Problem> {
+    let raw_seq = match row.get_ref(0) {
+        Ok(ValueRef::Integer(seq)) => seq,
+        _ => {
+            return Err(Problem::Malformed {
+                seq: -1,
+                detail: "its sequence number is not an integer".to_owned(),
+            });
+        }
+    };
+    let malformed = |detail: &str| Problem::Malformed {
         seq: raw_seq,
-        detail,
+        detail: detail.to_owned(),
     };
     let seq = u64::try_from(raw_seq)
         .ok()
         .filter(|s| *s > 0)
-        .ok_or_else(|| malformed("sequence numbers start at 1".to_owned()))?;
-    let column = |e: sqlx::Error| malformed(e.to_string());
+        .ok_or_else(|| malformed("sequence numbers start at 1"))?;
+    let text = |i: usize, name: &str| match row.get_ref(i) {
+        Ok(ValueRef::Text(bytes)) => {
+            std::str::from_utf8(bytes).map_err(|_| malformed(&format!("its {name} is not UTF-8")))
+        }
+        _ => Err(malformed(&format!("its {name} is not text"))),
+    };
+    let blob = |i: usize, name: &str| match row.get_ref(i) {
+        Ok(ValueRef::Blob(bytes)) => Ok(bytes),
+        _ => Err(malformed(&format!("its {name} is not a blob"))),
+    };
+    let session = match row.get_ref(2) {
+        Ok(ValueRef::Null) => None,
+        _ => Some(text(2, "session")?),
+    };
     Ok(RecordRef {
         seq,
-        time: row.try_get(1).map_err(column)?,
-        session: row.try_get(2).map_err(column)?,
-        kind: row.try_get(3).map_err(column)?,
-        payload: row.try_get(4).map_err(column)?,
-        prev_hash: row.try_get(5).map_err(column)?,
-        hash: row.try_get(6).map_err(column)?,
+        time: text(1, "time")?,
+        session,
+        kind: text(3, "kind")?,
+        payload: text(4, "payload")?,
+        prev_hash: blob(5, "prev_hash")?,
+        hash: blob(6, "hash")?,
     })
 }
 
-/// Reads a row as a typed record.
-pub(super) fn record(row: &SqliteRow) -> Result<Record, LedgerError> {
+/// Reads a row (its columns in [`COLUMNS`] order) as a typed record. A row that is not a
+/// record, or whose time, kind, payload or hashes do not parse, is
+/// [`LedgerError::Malformed`].
+pub(super) fn record(row: &rusqlite::Row<'_>) -> Result<Record, LedgerError> {
     let r = record_ref(row).map_err(|p| LedgerError::Malformed {
         seq: p.seq(),
         reason: match p {

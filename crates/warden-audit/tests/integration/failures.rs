@@ -14,7 +14,6 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use serde_json::json;
-use sqlx::Connection;
 use warden_audit::{LedgerConfig, LedgerError, LedgerReader, NewRecord, RecordKind};
 
 use super::support::{exec, fill, open, open_with, raw, record, verify};
@@ -182,15 +181,12 @@ async fn a_ledger_locked_by_another_connection_fails_after_the_busy_timeout() {
     )
     .await;
     fill(&ledger, 1).await;
-    let mut other = raw(dir.path()).await;
-    sqlx::raw_sql("BEGIN IMMEDIATE")
-        .execute(&mut other)
-        .await
-        .unwrap();
+    let other = raw(dir.path());
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
     let err = ledger.append(record(2)).await.unwrap_err();
     assert!(matches!(err, LedgerError::Write(_)), "{err:?}");
-    sqlx::raw_sql("ROLLBACK").execute(&mut other).await.unwrap();
-    other.close().await.unwrap();
+    other.execute_batch("ROLLBACK").unwrap();
+    other.close().unwrap();
     assert_eq!(ledger.append(record(2)).await.unwrap().seq, 2);
     ledger.shutdown().await.unwrap();
 }

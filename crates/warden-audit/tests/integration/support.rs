@@ -4,8 +4,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::json;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
-use sqlx::{ConnectOptions, Connection};
 use warden_audit::{Ledger, LedgerConfig, LedgerReader, NewRecord, RecordKind, VerifyReport};
 use warden_core::SystemClock;
 
@@ -41,19 +39,14 @@ pub(crate) async fn verify(dir: &Path) -> VerifyReport {
     report
 }
 
-/// A separate read-write connection to the ledger's database, for tampering and for
-/// making the writer fail.
-pub(crate) async fn raw(dir: &Path) -> SqliteConnection {
-    SqliteConnectOptions::new()
-        .filename(dir.join("ledger.db"))
-        .create_if_missing(true)
-        .connect()
-        .await
-        .unwrap()
+/// A separate read-write connection to the ledger's database (created if missing), for
+/// tampering and for making the writer fail.
+pub(crate) fn raw(dir: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(dir.join("ledger.db")).unwrap()
 }
 
 pub(crate) async fn exec(dir: &Path, sql: &'static str) {
-    let mut conn = raw(dir).await;
-    sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
-    conn.close().await.unwrap();
+    let conn = raw(dir);
+    conn.execute_batch(sql).unwrap();
+    conn.close().unwrap();
 }

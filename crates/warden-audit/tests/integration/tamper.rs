@@ -2,7 +2,6 @@
 
 use std::path::Path;
 
-use sqlx::{Connection, Row};
 use warden_audit::chain::record_hash;
 use warden_audit::{LedgerReader, Problem, VerifyReport};
 
@@ -92,29 +91,28 @@ async fn swapped_seq_numbers_break_the_chain_at_the_first_of_them() {
 /// Rewrites record `seq`'s payload and recomputes its hash, as an attacker who knows the
 /// format would.
 async fn rewrite(dir: &Path, seq: i64, payload: &str) {
-    let mut conn = raw(dir).await;
-    let row = sqlx::query("SELECT time, session, kind, prev_hash FROM records WHERE seq = ?")
-        .bind(seq)
-        .fetch_one(&mut conn)
-        .await
+    let conn = raw(dir);
+    let (time, session, kind, prev): (String, Option<String>, String, Vec<u8>) = conn
+        .query_row(
+            "SELECT time, session, kind, prev_hash FROM records WHERE seq = ?1",
+            [seq],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+        )
         .unwrap();
-    let prev: Vec<u8> = row.get(3);
     let hash = record_hash(
         &prev.try_into().unwrap(),
         seq as u64,
-        row.get(0),
-        row.get(1),
-        row.get(2),
+        &time,
+        session.as_deref(),
+        &kind,
         payload,
     );
-    sqlx::query("UPDATE records SET payload = ?, hash = ? WHERE seq = ?")
-        .bind(payload)
-        .bind(hash.to_vec())
-        .bind(seq)
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    conn.close().await.unwrap();
+    conn.execute(
+        "UPDATE records SET payload = ?1, hash = ?2 WHERE seq = ?3",
+        rusqlite::params![payload, hash.to_vec(), seq],
+    )
+    .unwrap();
+    conn.close().unwrap();
 }
 
 #[tokio::test]
@@ -158,4 +156,39 @@ async fn a_malformed_row_is_reported_not_an_error() {
         err.to_string().starts_with("record -1 cannot be read"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn a_column_of_the_wrong_type_is_named_alike_by_verify_and_the_queries() {
+    // The table is STRICT, so this takes replacing it with a loose copy first.
+    let dir = ledger_of(4).await;
+    exec(
+        dir.path(),
+        "CREATE TABLE loose (seq INTEGER PRIMARY KEY, time, session, kind, payload, prev_hash, \
+         hash); INSERT INTO loose SELECT * FROM records; DROP TABLE records; \
+         ALTER TABLE loose RENAME TO records; UPDATE records SET time = 42 WHERE seq = 2",
+    )
+    .await;
+    let reader = LedgerReader::open(dir.path()).await.unwrap();
+    let report = reader.verify().await.unwrap();
+    assert_eq!(
+        problem(&report),
+        Problem::Malformed {
+            seq: 2,
+            detail: "its time is not text".to_owned()
+        }
+    );
+    assert_eq!(report.records, 1);
+    for err in [
+        reader.tail(10).await.unwrap_err(),
+        reader.get(2).await.unwrap_err(),
+        reader.range(1, 10).await.unwrap_err(),
+    ] {
+        assert_eq!(
+            err.to_string(),
+            "record 2 cannot be read: its time is not text; run `warden audit verify`"
+        );
+    }
+    assert_eq!(reader.get(3).await.unwrap().unwrap().seq, 3);
+    reader.close().await;
 }
