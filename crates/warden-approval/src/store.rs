@@ -17,7 +17,6 @@ use std::sync::{Arc, Mutex};
 
 use sqlx::{Row, SqlitePool};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use tokio::sync::watch;
 
 use crate::request::{ActionHash, ApprovalRequest, Status};
@@ -105,13 +104,9 @@ pub struct ApprovalStore {
     index: Arc<Mutex<Index>>,
 }
 
-fn fmt_time(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
-}
-
 /// Whether a request in `status` stays in memory: open ones, and denials (a retry of the same
 /// action gets the denial until the deadline).
-fn kept(status: Status) -> bool {
+fn stays_in_memory(status: Status) -> bool {
     matches!(status, Status::Pending | Status::Granted | Status::Denied)
 }
 
@@ -132,7 +127,7 @@ impl ApprovalStore {
         let rows = sqlx::query(
             "SELECT id, body FROM approvals WHERE status IN ('pending', 'granted') OR (status = 'denied' AND deadline > ?) ORDER BY id",
         )
-        .bind(fmt_time(now))
+        .bind(warden_core::text::rfc3339(now))
         .fetch_all(&store.pool)
         .await?;
         let mut index = store.index.lock().map_err(|_| StoreError::Poisoned)?;
@@ -168,8 +163,8 @@ impl ApprovalStore {
             .bind(&req.id)
             .bind(req.action_hash.as_str())
             .bind(req.status.as_str())
-            .bind(fmt_time(req.requested_at))
-            .bind(fmt_time(req.deadline))
+            .bind(warden_core::text::rfc3339(req.requested_at))
+            .bind(warden_core::text::rfc3339(req.deadline))
             .bind(body)
             .execute(&self.pool)
             .await;
@@ -248,7 +243,7 @@ impl ApprovalStore {
             .await?;
         let status = next.status;
         *current = next;
-        if !kept(status) {
+        if !stays_in_memory(status) {
             self.forget(entry);
         }
         entry.status.send_replace(status);

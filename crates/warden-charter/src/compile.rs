@@ -196,21 +196,7 @@ pub(crate) fn valid_id(id: &str, allow_dot: bool) -> bool {
         && id.len() <= 128
 }
 
-/// Parses a duration written as a whole number and a unit: `90s`, `15m`, `2h`, `7d`.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit())?;
-    let (n, unit) = t.split_at(split);
-    let n: u64 = n.parse().ok()?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n.checked_mul(60)?,
-        "h" => n.checked_mul(3600)?,
-        "d" => n.checked_mul(86_400)?,
-        _ => return None,
-    };
-    (secs > 0).then(|| Duration::from_secs(secs))
-}
+pub use warden_core::text::parse_duration;
 
 pub(crate) fn duration_or_report(
     text: &str,

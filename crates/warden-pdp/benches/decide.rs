@@ -11,7 +11,7 @@ use std::hint::black_box;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use time::OffsetDateTime;
 use warden_charter::{Source, compile};
-use warden_pdp::{Controls, NoUsage, Request, decide};
+use warden_pdp::{Controls, NoScopeUsage, Request, decide};
 
 #[path = "support/charters.rs"]
 mod charters;
@@ -35,7 +35,7 @@ fn bench_decide(c: &mut Criterion) {
                             principal: Some("alice"),
                             labels: &[],
                             controls: Controls::default(),
-                            usage: &NoUsage,
+                            usage: &NoScopeUsage,
                             now: OffsetDateTime::UNIX_EPOCH,
                         },
                     ))

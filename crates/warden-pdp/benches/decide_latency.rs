@@ -12,7 +12,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use time::OffsetDateTime;
-use warden_pdp::{Controls, NoUsage, Request, decide};
+use warden_pdp::{Controls, NoScopeUsage, Request, decide};
 
 #[path = "support/charters.rs"]
 mod charters;
@@ -41,7 +41,7 @@ fn main() {
                 principal: Some("alice"),
                 labels: &[],
                 controls: Controls::default(),
-                usage: &NoUsage,
+                usage: &NoScopeUsage,
                 now: OffsetDateTime::UNIX_EPOCH,
             };
             for _ in 0..10_000 {

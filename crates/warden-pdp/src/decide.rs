@@ -239,9 +239,7 @@ fn scope_check(rules: &[&Rule], req: &Request<'_>) -> Result<Option<String>, Str
         if let Some(expires) = scope.expires
             && req.now >= expires
         {
-            let at = expires
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_else(|_| expires.to_string());
+            let at = warden_core::text::rfc3339(expires);
             return Ok(Some(format!("the preapproval of `{id}` expired at {at}")));
         }
         let used = req.usage.rule(id);

@@ -26,4 +26,4 @@ mod sql;
 pub use decide::decide;
 pub use eval::{lookup, principal_matches};
 pub use labels::result_labels;
-pub use request::{Controls, NoUsage, Request, RuleUsage, Usage};
+pub use request::{Controls, NoScopeUsage, Request, RuleUsage, ScopeUsage};

@@ -19,7 +19,7 @@ pub struct Request<'a> {
     /// Operator and observer controls in force.
     pub controls: Controls,
     /// Preapproved-scope usage so far.
-    pub usage: &'a dyn Usage,
+    pub usage: &'a dyn ScopeUsage,
     /// The time of the decision (for scope expiry).
     pub now: OffsetDateTime,
 }
@@ -49,22 +49,22 @@ pub struct RuleUsage {
 }
 
 /// Where preapproved-scope usage comes from (the gateway's counters, or nothing).
-pub trait Usage {
-    /// Usage of the rule `rule_id` so far.
+pub trait ScopeUsage {
+    /// How much the preapproved rule `rule_id` was used so far.
     fn rule(&self, rule_id: &str) -> RuleUsage;
 }
 
 /// No usage yet.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct NoUsage;
+pub struct NoScopeUsage;
 
-impl Usage for NoUsage {
+impl ScopeUsage for NoScopeUsage {
     fn rule(&self, _rule_id: &str) -> RuleUsage {
         RuleUsage::default()
     }
 }
 
-impl<S: std::hash::BuildHasher> Usage for HashMap<String, RuleUsage, S> {
+impl<S: std::hash::BuildHasher> ScopeUsage for HashMap<String, RuleUsage, S> {
     fn rule(&self, rule_id: &str) -> RuleUsage {
         self.get(rule_id).copied().unwrap_or_default()
     }

@@ -15,7 +15,7 @@ use proptest::prelude::*;
 use time::OffsetDateTime;
 use warden_charter::{CompiledCharter, Source, compile};
 use warden_core::Verdict;
-use warden_pdp::{Controls, NoUsage, Request, decide};
+use warden_pdp::{Controls, NoScopeUsage, Request, decide};
 
 const TIERS: [&str; 4] = ["autonomous", "preapproved", "approval", "prohibited"];
 
@@ -118,7 +118,7 @@ fn decide_v(charter: &CompiledCharter, v: &serde_json::Value) -> warden_core::De
             principal: None,
             labels: &[],
             controls: Controls::default(),
-            usage: &NoUsage,
+            usage: &NoScopeUsage,
             now: OffsetDateTime::UNIX_EPOCH,
         },
     )

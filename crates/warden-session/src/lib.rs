@@ -11,7 +11,7 @@
 //! - [`token_budgets`]: the model proxy's token counters per session, agent and principal.
 //!
 //! In the workspace DAG this crate sits on `warden-core`, `warden-charter` (budgets, amounts)
-//! and `warden-pdp` (the scope counters answer its `Usage` queries); it knows nothing of
+//! and `warden-pdp` (the scope counters answer its `ScopeUsage` queries); it knows nothing of
 //! protocols or the ledger.
 
 pub mod operators;

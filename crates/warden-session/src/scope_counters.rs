@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use warden_charter::CompiledCharter;
 use warden_charter::amount::Amount;
 use warden_core::{Decision, Tier, Verdict};
-use warden_pdp::{RuleUsage, Usage};
+use warden_pdp::{RuleUsage, ScopeUsage};
 
 use crate::state_db::{StateDb, StoreError};
 
@@ -55,7 +55,7 @@ struct View<'a> {
     day: Window,
 }
 
-impl Usage for View<'_> {
+impl ScopeUsage for View<'_> {
     fn rule(&self, rule_id: &str) -> RuleUsage {
         let get = |w: &Window| {
             self.counters
@@ -123,7 +123,7 @@ impl ScopeCounters {
         session_id: &str,
         now: OffsetDateTime,
         args: &serde_json::Value,
-        decide: impl FnOnce(&dyn Usage) -> Decision,
+        decide: impl FnOnce(&dyn ScopeUsage) -> Decision,
     ) -> (Decision, Option<ScopeIncrement>) {
         let Ok(mut counters) = self.counters.lock() else {
             // A poisoned lock is an error on the decision path: deny.
@@ -173,11 +173,11 @@ impl ScopeCounters {
     }
 }
 
-/// Usage when the counters cannot be read: every scope looks exhausted, so a preapproved
+/// ScopeUsage when the counters cannot be read: every scope looks exhausted, so a preapproved
 /// action escalates instead of running unmetered.
 struct Poisoned;
 
-impl Usage for Poisoned {
+impl ScopeUsage for Poisoned {
     fn rule(&self, _rule_id: &str) -> RuleUsage {
         RuleUsage {
             session_count: u32::MAX,

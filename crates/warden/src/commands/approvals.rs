@@ -123,7 +123,7 @@ pub fn execute(args: &ApprovalsArgs) -> ExitCode {
                 (result, ExitCode::from(EXIT_USAGE))
             }
             ApprovalsCommand::Show { id, json } => {
-                let path = format!("/v1/approvals/{}", encode_segment(id));
+                let path = format!("/v1/approvals/{}", warden_core::text::percent_encode(id));
                 let result = client
                     .call(reqwest::Method::GET, &path, None)
                     .await
@@ -169,7 +169,10 @@ async fn decide(
         Some(r) => json!({ "reason": r }),
         None => json!({}),
     };
-    let path = format!("/v1/approvals/{}/{verb}", encode_segment(id));
+    let path = format!(
+        "/v1/approvals/{}/{verb}",
+        warden_core::text::percent_encode(id)
+    );
     let answer = client
         .call(reqwest::Method::POST, &path, Some(body))
         .await?;
@@ -443,19 +446,6 @@ fn render_outcome(id: &str, answer: &Value) -> String {
     }
 }
 
-/// Percent-encodes a path segment (ids are UUIDs, but a typo must not change the route).
-fn encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(
@@ -635,8 +625,11 @@ mod tests {
 
     #[test]
     fn ids_cannot_change_the_route() {
-        assert_eq!(encode_segment("0190-ab_c.d~"), "0190-ab_c.d~");
-        assert_eq!(encode_segment("../x?y"), "..%2Fx%3Fy");
+        assert_eq!(
+            warden_core::text::percent_encode("0190-ab_c.d~"),
+            "0190-ab_c.d~"
+        );
+        assert_eq!(warden_core::text::percent_encode("../x?y"), "..%2Fx%3Fy");
     }
 
     #[test]

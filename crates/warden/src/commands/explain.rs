@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use warden_charter::load;
 use warden_core::Posture;
-use warden_pdp::{Controls, NoUsage, Request, decide};
+use warden_pdp::{Controls, NoScopeUsage, Request, decide};
 
 use crate::EXIT_USAGE;
 use crate::output::Format;
@@ -118,7 +118,7 @@ pub fn execute(a: &ExplainArgs) -> ExitCode {
             },
             ..Controls::default()
         },
-        usage: &NoUsage,
+        usage: &NoScopeUsage,
         now,
     };
     let decision = decide(&charter, &request);
