@@ -43,8 +43,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use warden_core::SystemClock;
+use warden_gateway::Gateway;
 use warden_gateway::config::Webhook;
-use warden_gateway::{Config, Gateway};
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -330,23 +330,14 @@ fn main() {
         let hook = format!("http://{}/hook", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
-        let config = Config {
-            agent_listen: "127.0.0.1:0".parse().unwrap(),
-            operator_listen: operator_addr,
-            data_dir: dir.path().join("data"),
-            charter: charter_path,
-            max_body_bytes: 64 * 1024,
-            shutdown_grace: Duration::from_secs(5),
-            upstream_timeout: Duration::from_secs(10),
-            ledger_max_bytes: None,
-            approval_webhook: Some(Webhook {
-                url: hook.parse().unwrap(),
-                slack: false,
-            }),
-            public_url: operator.clone(),
-            approval_progress_interval: Duration::from_secs(10),
-            provider_keys: None,
-        };
+        let mut config =
+            warden_testkit::harness::test_config(&dir.path().join("data"), &charter_path);
+        config.operator_listen = operator_addr;
+        config.approval_webhook = Some(Webhook {
+            url: hook.parse().unwrap(),
+            slack: false,
+        });
+        config.public_url = operator.clone();
         let gw = Gateway::start(config, Arc::new(SystemClock)).await.unwrap();
         let agent = format!("http://{}", gw.agent_addr);
         let admin = gw.bootstrap_operator_token.clone().unwrap();

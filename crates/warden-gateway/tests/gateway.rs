@@ -10,31 +10,18 @@
 )]
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use warden_core::{Clock, ManualClock, SystemClock};
-use warden_gateway::{Config, Gateway, RunningGateway};
+use warden_gateway::Config;
+use warden_testkit::harness::Harness;
 
 #[path = "gateway/approvals.rs"]
 mod approvals;
 #[path = "gateway/models.rs"]
 mod models;
-
-struct Harness {
-    gw: std::sync::Mutex<Option<RunningGateway>>,
-    config: Config,
-    clock: Arc<dyn Clock>,
-    agent_addr: std::net::SocketAddr,
-    operator_addr: std::net::SocketAddr,
-    operator_token: String,
-    calls: Arc<AtomicU64>,
-    _dir: tempfile::TempDir,
-    data: std::path::PathBuf,
-    http: reqwest::Client,
-}
 
 fn charter(echo_url: &str, extra_rules: &str, inventory_extra: &str) -> String {
     format!(
@@ -66,12 +53,13 @@ inventory:
     )
 }
 
-impl Harness {
-    async fn start(clock: Arc<dyn Clock>) -> Harness {
+/// The suite's ways of starting the testkit's harness, on this suite's charter.
+trait Start: Sized {
+    async fn start(clock: Arc<dyn Clock>) -> Self {
         Self::start_with(clock, "").await
     }
 
-    async fn start_with(clock: Arc<dyn Clock>, extra_rules: &str) -> Harness {
+    async fn start_with(clock: Arc<dyn Clock>, extra_rules: &str) -> Self {
         Self::start_full(clock, extra_rules, None).await
     }
 
@@ -79,8 +67,8 @@ impl Harness {
         clock: Arc<dyn Clock>,
         extra_rules: &str,
         ledger_max_bytes: Option<u64>,
-    ) -> Harness {
-        Self::start_configured(clock, extra_rules, |c| {
+    ) -> Self {
+        Self::start_configured(clock, extra_rules, move |c| {
             c.ledger_max_bytes = ledger_max_bytes
         })
         .await
@@ -89,8 +77,8 @@ impl Harness {
     async fn start_configured(
         clock: Arc<dyn Clock>,
         extra_rules: &str,
-        adjust: impl FnOnce(&mut Config),
-    ) -> Harness {
+        adjust: impl FnOnce(&mut Config) + Send + 'static,
+    ) -> Self {
         Self::start_charter(clock, extra_rules, "", adjust).await
     }
 
@@ -98,193 +86,23 @@ impl Harness {
         clock: Arc<dyn Clock>,
         extra_rules: &str,
         inventory_extra: &str,
-        adjust: impl FnOnce(&mut Config),
+        adjust: impl FnOnce(&mut Config) + Send + 'static,
+    ) -> Self;
+}
+
+impl Start for Harness {
+    async fn start_charter(
+        clock: Arc<dyn Clock>,
+        extra_rules: &str,
+        inventory_extra: &str,
+        adjust: impl FnOnce(&mut Config) + Send + 'static,
     ) -> Harness {
-        let (echo_url, calls) = warden_testkit::echo::spawn().await.unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let charter_path = dir.path().join("charter.yaml");
-        std::fs::write(
-            &charter_path,
-            charter(&echo_url, extra_rules, inventory_extra),
-        )
-        .unwrap();
-        let data = dir.path().join("data");
-        let config = Config {
-            agent_listen: "127.0.0.1:0".parse().unwrap(),
-            operator_listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: data.clone(),
-            charter: charter_path,
-            max_body_bytes: 64 * 1024,
-            shutdown_grace: Duration::from_secs(5),
-            upstream_timeout: Duration::from_secs(10),
-            ledger_max_bytes: None,
-            approval_webhook: None,
-            public_url: "http://127.0.0.1".to_owned(),
-            approval_progress_interval: Duration::from_secs(10),
-            provider_keys: None,
-        };
-        let mut config = config;
-        adjust(&mut config);
-        let gw = Gateway::start(config.clone(), clock.clone()).await.unwrap();
-        let operator_token = gw.bootstrap_operator_token.clone().unwrap();
-        Harness {
-            config,
-            clock,
-            agent_addr: gw.agent_addr,
-            operator_addr: gw.operator_addr,
-            gw: std::sync::Mutex::new(Some(gw)),
-            operator_token,
-            calls,
-            _dir: dir,
-            data,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    async fn operator(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("http://{}{path}", self.operator_addr))
-            .bearer_auth(token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        (
-            resp.status().as_u16(),
-            resp.json().await.unwrap_or(Value::Null),
-        )
-    }
-
-    async fn open_session(&self, ttl: &str) -> (String, String) {
-        let (status, body) = self
-            .operator(
-                reqwest::Method::POST,
-                "/v1/sessions",
-                &self.operator_token,
-                Some(json!({ "agent": "agent-1", "user": "alice", "task": "testing", "ttl": ttl })),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-        (
-            body["id"].as_str().unwrap().to_owned(),
-            body["token"].as_str().unwrap().to_owned(),
-        )
-    }
-
-    async fn mcp(&self, token: &str, method: &str, params: Value) -> (u16, Value) {
-        let resp = self
-            .http
-            .post(format!("http://{}/mcp", self.agent_addr))
-            .bearer_auth(token)
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", "2025-11-25")
-            .json(&json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params }))
-            .send()
+        let (extra_rules, inventory_extra) = (extra_rules.to_owned(), inventory_extra.to_owned());
+        Harness::builder(move |echo_url| charter(echo_url, &extra_rules, &inventory_extra))
+            .clock(clock)
+            .configure(adjust)
+            .start()
             .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        let body = serde_json::from_str(&text)
-            .or_else(|_| {
-                // An SSE answer: the last `data:` line.
-                let data = text
-                    .lines()
-                    .filter_map(|l| l.strip_prefix("data:"))
-                    .next_back()
-                    .unwrap_or("null");
-                serde_json::from_str(data.trim())
-            })
-            .unwrap_or(Value::Null);
-        (status, body)
-    }
-
-    async fn call(&self, token: &str, text: &str) -> Value {
-        let (status, body) = self
-            .mcp(
-                token,
-                "tools/call",
-                json!({ "name": "echo.echo", "arguments": { "text": text } }),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        body
-    }
-
-    async fn records(&self) -> Vec<warden_audit::Record> {
-        let reader = warden_audit::LedgerReader::open(&self.data).await.unwrap();
-        reader.range(1, 100_000).await.unwrap()
-    }
-
-    /// Stops the gateway and starts it again on the same data directory and addresses.
-    async fn restart(&self) {
-        self.take().shutdown().await;
-        let mut config = self.config.clone();
-        config.agent_listen = self.agent_addr;
-        config.operator_listen = self.operator_addr;
-        let gw = Gateway::start(config, self.clock.clone()).await.unwrap();
-        *self.gw.lock().unwrap() = Some(gw);
-    }
-
-    /// Issues an approver's operator credential for `principal`.
-    async fn approver_token(&self, principal: &str) -> String {
-        let (status, body) = self
-            .operator(
-                reqwest::Method::POST,
-                "/v1/operator-tokens",
-                &self.operator_token,
-                Some(json!({ "name": format!("{principal}-laptop"), "role": "approver", "principal": principal })),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-        body["token"].as_str().unwrap().to_owned()
-    }
-
-    /// `POST /v1/decide` for `echo.echo` with `text`.
-    async fn decide(&self, token: &str, text: &str, wait: Option<&str>) -> (u16, Value) {
-        let mut body = json!({ "tool": "echo.echo", "arguments": { "text": text } });
-        if let Some(w) = wait {
-            body["wait"] = json!(w);
-        }
-        let resp = self
-            .http
-            .post(format!("http://{}/v1/decide", self.agent_addr))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        (
-            resp.status().as_u16(),
-            resp.json().await.unwrap_or(Value::Null),
-        )
-    }
-
-    async fn kinds(&self) -> Vec<String> {
-        self.records()
-            .await
-            .iter()
-            .map(|r| r.kind.to_string())
-            .collect()
-    }
-
-    fn app_state(&self) -> Arc<warden_gateway::AppState> {
-        self.gw.lock().unwrap().as_ref().unwrap().state.clone()
-    }
-
-    fn take(&self) -> RunningGateway {
-        self.gw.lock().unwrap().take().unwrap()
-    }
-
-    async fn stop(&self) {
-        self.take().shutdown().await;
     }
 }
 

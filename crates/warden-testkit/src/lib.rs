@@ -1,8 +1,10 @@
 //! Test and benchmark peers for warden: a fast echo MCP server over Streamable HTTP
 //! (`warden-echo-server`), a scripted mock model provider speaking the OpenAI and Anthropic wire
 //! shapes (`warden-mock-llm`, [`mock_llm`]) and an MCP `tools/call` load generator
-//! (`warden-load`). Used by tests and the benchmark scripts under `bench/`; never linked into
+//! (`warden-load`), and the in-process gateway [`harness`] the gateway's tests and benchmarks
+//! share. Used by tests and the benchmark scripts under `bench/`; never linked into
 //! warden itself.
 
 pub mod echo;
+pub mod harness;
 pub mod mock_llm;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use warden_core::{ManualClock, Posture, SystemClock};
 
-use super::{Harness, is_error, text_of};
+use super::{Harness, Start as _, is_error, text_of};
 
 /// Waits until `n` requests are pending; returns them (newest first).
 async fn pending(h: &Harness, token: &str, n: usize) -> Vec<Value> {
@@ -703,7 +703,7 @@ async fn webhook_links_decide_and_adversarial_forged_or_expired_signatures_are_r
     let (hook, got) = receiver().await;
     let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
     let h = Arc::new(
-        Harness::start_configured(clock.clone(), "", |c| {
+        Harness::start_configured(clock.clone(), "", move |c| {
             c.approval_webhook = Some(warden_gateway::config::Webhook {
                 url: hook.parse().unwrap(),
                 slack: false,

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use warden_core::SystemClock;
 use warden_testkit::mock_llm::{self, MockConfig, MockLlm};
 
-use super::Harness;
+use super::{Harness, Start as _};
 
 struct Setup {
     limiter: Arc<std::sync::atomic::AtomicU64>,

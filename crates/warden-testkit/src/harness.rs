@@ -1,0 +1,317 @@
+//! The gateway in-process, for tests and benchmarks: a real `warden serve` (both listeners on
+//! loopback, a real ledger and `state.db` in a temporary directory) in front of the echo MCP
+//! server, with helpers that speak to it over HTTP as an orchestrator, an agent and an
+//! approver would.
+//!
+//! ```no_run
+//! # async fn example() {
+//! use std::sync::Arc;
+//! use warden_testkit::harness::Harness;
+//!
+//! let h = Harness::builder(|echo_url| format!("version: 1\n# … a charter naming {echo_url}"))
+//!     .configure(|c| c.max_body_bytes = 1024)
+//!     .start()
+//!     .await;
+//! let (_session, token) = h.open_session("1h").await;
+//! let answer = h.call(&token, "hello").await;
+//! # let _ = (answer, Arc::new(()));
+//! # }
+//! ```
+//!
+//! Everything here panics on failure: it is test code, and a failed step is a failed test.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test support: a failed step is a failed test"
+)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use warden_core::{Clock, SystemClock};
+use warden_gateway::{AppState, Config, Gateway, RunningGateway};
+
+/// The configuration tests start from: both planes on ephemeral loopback ports, a 64 KiB
+/// body limit, short grace and timeouts, no webhook, no provider keys.
+pub fn test_config(data_dir: &Path, charter: &Path) -> Config {
+    Config {
+        agent_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        operator_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        data_dir: data_dir.to_path_buf(),
+        charter: charter.to_path_buf(),
+        max_body_bytes: 64 * 1024,
+        shutdown_grace: Duration::from_secs(5),
+        upstream_timeout: Duration::from_secs(10),
+        ledger_max_bytes: None,
+        approval_webhook: None,
+        public_url: "http://127.0.0.1".to_owned(),
+        approval_progress_interval: Duration::from_secs(10),
+        provider_keys: None,
+    }
+}
+
+/// Writes a charter (made from the echo server's URL) and starts a gateway on it.
+pub struct HarnessBuilder {
+    charter: Box<dyn FnOnce(&str) -> String + Send>,
+    clock: Arc<dyn Clock>,
+    adjust: Box<dyn FnOnce(&mut Config) + Send>,
+    session_agent: String,
+    session_user: String,
+}
+
+impl HarnessBuilder {
+    /// The gateway's clock (default: the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Changes the configuration before the start (after [`test_config`]).
+    pub fn configure(mut self, adjust: impl FnOnce(&mut Config) + Send + 'static) -> Self {
+        self.adjust = Box::new(adjust);
+        self
+    }
+
+    /// The agent and the principal [`Harness::open_session`] opens sessions for (default:
+    /// `agent-1` acting for `alice`).
+    pub fn sessions_for(mut self, agent: &str, user: &str) -> Self {
+        agent.clone_into(&mut self.session_agent);
+        user.clone_into(&mut self.session_user);
+        self
+    }
+
+    /// Starts the echo server and the gateway.
+    pub async fn start(self) -> Harness {
+        let (echo_url, calls) = crate::echo::spawn().await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let charter_path = dir.path().join("charter.yaml");
+        std::fs::write(&charter_path, (self.charter)(&echo_url)).unwrap();
+        let data = dir.path().join("data");
+        let mut config = test_config(&data, &charter_path);
+        (self.adjust)(&mut config);
+        let gw = Gateway::start(config.clone(), self.clock.clone())
+            .await
+            .unwrap();
+        let operator_token = gw.bootstrap_operator_token.clone().unwrap();
+        Harness {
+            config,
+            clock: self.clock,
+            agent_addr: gw.agent_addr,
+            operator_addr: gw.operator_addr,
+            gw: Mutex::new(Some(gw)),
+            operator_token,
+            calls,
+            _dir: dir,
+            data,
+            http: reqwest::Client::new(),
+            session_agent: self.session_agent,
+            session_user: self.session_user,
+        }
+    }
+}
+
+/// A running in-process gateway and the means to talk to it.
+pub struct Harness {
+    gw: Mutex<Option<RunningGateway>>,
+    /// The configuration it was started with.
+    pub config: Config,
+    /// Its clock.
+    pub clock: Arc<dyn Clock>,
+    /// The agent plane.
+    pub agent_addr: SocketAddr,
+    /// The operator plane.
+    pub operator_addr: SocketAddr,
+    /// The bootstrap (admin) operator token.
+    pub operator_token: String,
+    /// How many calls reached the echo server.
+    pub calls: Arc<AtomicU64>,
+    _dir: tempfile::TempDir,
+    /// The data directory (ledger, `state.db`).
+    pub data: PathBuf,
+    /// An HTTP client.
+    pub http: reqwest::Client,
+    session_agent: String,
+    session_user: String,
+}
+
+impl Harness {
+    /// A gateway on the charter `charter(echo_url)`.
+    pub fn builder(charter: impl FnOnce(&str) -> String + Send + 'static) -> HarnessBuilder {
+        HarnessBuilder {
+            charter: Box::new(charter),
+            clock: Arc::new(SystemClock),
+            adjust: Box::new(|_| {}),
+            session_agent: "agent-1".to_owned(),
+            session_user: "alice".to_owned(),
+        }
+    }
+
+    /// A request to the operator plane with `token`; the status and the JSON body (`null`
+    /// when the body is not JSON).
+    pub async fn operator(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("http://{}{path}", self.operator_addr))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        (
+            resp.status().as_u16(),
+            resp.json().await.unwrap_or(Value::Null),
+        )
+    }
+
+    /// Opens a session with the TTL `ttl` (e.g. `1h`); its id and token.
+    pub async fn open_session(&self, ttl: &str) -> (String, String) {
+        let (status, body) = self
+            .operator(
+                reqwest::Method::POST,
+                "/v1/sessions",
+                &self.operator_token,
+                Some(json!({
+                    "agent": self.session_agent,
+                    "user": self.session_user,
+                    "task": "testing",
+                    "ttl": ttl,
+                })),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        (
+            body["id"].as_str().unwrap().to_owned(),
+            body["token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// One JSON-RPC request to the MCP endpoint; the status and the answer (from JSON or from
+    /// the last `data:` line of an SSE answer).
+    pub async fn mcp(&self, token: &str, method: &str, params: Value) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(format!("http://{}/mcp", self.agent_addr))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-11-25")
+            .json(&json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params }))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        let body = serde_json::from_str(&text)
+            .or_else(|_| {
+                // An SSE answer: the last `data:` line.
+                let data = text
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .next_back()
+                    .unwrap_or("null");
+                serde_json::from_str(data.trim())
+            })
+            .unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    /// `tools/call` of `echo.echo` with `text`; the answer (asserting HTTP 200).
+    pub async fn call(&self, token: &str, text: &str) -> Value {
+        let (status, body) = self
+            .mcp(
+                token,
+                "tools/call",
+                json!({ "name": "echo.echo", "arguments": { "text": text } }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Every record of the ledger, read through a read-only reader.
+    pub async fn records(&self) -> Vec<warden_audit::Record> {
+        let reader = warden_audit::LedgerReader::open(&self.data).await.unwrap();
+        reader.range(1, 100_000).await.unwrap()
+    }
+
+    /// The kinds of every record of the ledger, in order.
+    pub async fn kinds(&self) -> Vec<String> {
+        self.records()
+            .await
+            .iter()
+            .map(|r| r.kind.to_string())
+            .collect()
+    }
+
+    /// Stops the gateway and starts it again on the same data directory and addresses.
+    pub async fn restart(&self) {
+        self.take().shutdown().await;
+        let mut config = self.config.clone();
+        config.agent_listen = self.agent_addr;
+        config.operator_listen = self.operator_addr;
+        let gw = Gateway::start(config, self.clock.clone()).await.unwrap();
+        *self.gw.lock().unwrap() = Some(gw);
+    }
+
+    /// Issues an approver's operator credential for `principal`.
+    pub async fn approver_token(&self, principal: &str) -> String {
+        let (status, body) = self
+            .operator(
+                reqwest::Method::POST,
+                "/v1/operator-tokens",
+                &self.operator_token,
+                Some(json!({ "name": format!("{principal}-laptop"), "role": "approver", "principal": principal })),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// `POST /v1/decide` for `echo.echo` with `text` (and the long-poll `wait`, if any).
+    pub async fn decide(&self, token: &str, text: &str, wait: Option<&str>) -> (u16, Value) {
+        let mut body = json!({ "tool": "echo.echo", "arguments": { "text": text } });
+        if let Some(w) = wait {
+            body["wait"] = json!(w);
+        }
+        let resp = self
+            .http
+            .post(format!("http://{}/v1/decide", self.agent_addr))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (
+            resp.status().as_u16(),
+            resp.json().await.unwrap_or(Value::Null),
+        )
+    }
+
+    /// The running gateway's state (its governor, stores and controls).
+    pub fn app_state(&self) -> Arc<AppState> {
+        self.gw.lock().unwrap().as_ref().unwrap().state.clone()
+    }
+
+    /// Takes the running gateway out (to shut it down by hand).
+    pub fn take(&self) -> RunningGateway {
+        self.gw.lock().unwrap().take().unwrap()
+    }
+
+    /// Shuts the gateway down.
+    pub async fn stop(&self) {
+        self.take().shutdown().await;
+    }
+}
