@@ -5,7 +5,7 @@ use warden_charter::{ApprovalSettings, CompiledCharter, DefaultPosture, Principa
 use warden_core::{ApprovalSpec, Decision, Posture, Reason, RuleRef, Tier, Verdict};
 
 use crate::Request;
-use crate::eval::{Outcome, eval_rule, lookup};
+use crate::eval::{RuleMatch, eval_rule, lookup};
 
 /// Decides one action. Never panics and never turns an error into an allow: every error
 /// yields [`Verdict::Deny`] with [`Reason::EvaluationError`].
@@ -59,15 +59,15 @@ pub fn decide(charter: &CompiledCharter, req: &Request<'_>) -> Decision {
             continue;
         }
         match eval_rule(charter, rule, req, principal) {
-            Outcome::Match => {
+            RuleMatch::Match => {
                 if best.is_none_or(|b| rule.tier > b) {
                     best = Some(rule.tier);
                     matched.clear();
                 }
                 matched.push(rule);
             }
-            Outcome::NoMatch => {}
-            Outcome::Error(e) => {
+            RuleMatch::NoMatch => {}
+            RuleMatch::Error(e) => {
                 if rule.tier.is_restrictive() {
                     failed.push(rule);
                 }

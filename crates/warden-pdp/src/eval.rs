@@ -15,7 +15,7 @@ use crate::sql::is_read_only;
 
 /// Whether a rule matched.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Outcome {
+pub(crate) enum RuleMatch {
     Match,
     NoMatch,
     /// Evaluation failed; what to make of it depends on the rule's tier.
@@ -37,32 +37,32 @@ pub(crate) fn eval_rule(
     rule: &Rule,
     req: &Request<'_>,
     principal: Option<&Principal>,
-) -> Outcome {
+) -> RuleMatch {
     if let Some(p) = &rule.principal
         && !principal_matches(p, principal)
     {
-        return Outcome::NoMatch;
+        return RuleMatch::NoMatch;
     }
     if let Some(l) = &rule.labels
         && !labels_match(l, req.labels)
     {
-        return Outcome::NoMatch;
+        return RuleMatch::NoMatch;
     }
     let restrictive = rule.tier.is_restrictive();
     for constraint in &rule.args {
         match eval_constraint(constraint, req.args, restrictive) {
-            Outcome::Match => {}
+            RuleMatch::Match => {}
             other => return other,
         }
     }
     if let Some(cond) = &rule.when {
         return match eval_condition(charter, cond, req, principal) {
-            Ok(true) => Outcome::Match,
-            Ok(false) => Outcome::NoMatch,
-            Err(e) => Outcome::Error(format!("`when`: {e}")),
+            Ok(true) => RuleMatch::Match,
+            Ok(false) => RuleMatch::NoMatch,
+            Err(e) => RuleMatch::Error(format!("`when`: {e}")),
         };
     }
-    Outcome::Match
+    RuleMatch::Match
 }
 
 /// Whether a rule's principal constraint holds for `principal` (no principal: never).
@@ -85,16 +85,16 @@ fn labels_match(m: &LabelMatch, labels: &[Arc<str>]) -> bool {
         && m.none.as_ref().is_none_or(|a| !a.iter().any(has))
 }
 
-fn eval_constraint(c: &ArgConstraint, args: &Value, restrictive: bool) -> Outcome {
+fn eval_constraint(c: &ArgConstraint, args: &Value, restrictive: bool) -> RuleMatch {
     let Some(value) = lookup(args, &c.path) else {
         // An absent argument satisfies no constraint.
-        return Outcome::NoMatch;
+        return RuleMatch::NoMatch;
     };
     let name = &c.argument;
     match value {
         Value::Array(items) => {
             if items.is_empty() {
-                return Outcome::NoMatch;
+                return RuleMatch::NoMatch;
             }
             let mut error = None;
             let mut matched = 0usize;
@@ -107,24 +107,24 @@ fn eval_constraint(c: &ArgConstraint, args: &Value, restrictive: bool) -> Outcom
             }
             if restrictive {
                 if matched > 0 {
-                    Outcome::Match
+                    RuleMatch::Match
                 } else if let Some(e) = error {
-                    Outcome::Error(format!("argument `{name}`: {e}"))
+                    RuleMatch::Error(format!("argument `{name}`: {e}"))
                 } else {
-                    Outcome::NoMatch
+                    RuleMatch::NoMatch
                 }
             } else if let Some(e) = error {
-                Outcome::Error(format!("argument `{name}`: {e}"))
+                RuleMatch::Error(format!("argument `{name}`: {e}"))
             } else if matched == items.len() {
-                Outcome::Match
+                RuleMatch::Match
             } else {
-                Outcome::NoMatch
+                RuleMatch::NoMatch
             }
         }
         scalar => match eval_matcher(&c.matcher, scalar) {
-            Ok(true) => Outcome::Match,
-            Ok(false) => Outcome::NoMatch,
-            Err(e) => Outcome::Error(format!("argument `{name}`: {e}")),
+            Ok(true) => RuleMatch::Match,
+            Ok(false) => RuleMatch::NoMatch,
+            Err(e) => RuleMatch::Error(format!("argument `{name}`: {e}")),
         },
     }
 }

@@ -43,12 +43,19 @@ impl BudgetExceeded {
     }
 }
 
-type Key = (BudgetScope, String, i64);
+/// One token counter: whose (`per` and the session, agent or principal id) and which window
+/// (its start, in unix seconds; 0 for a budget over the whole session).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct CounterKey {
+    per: BudgetScope,
+    who: String,
+    window_start: i64,
+}
 
 /// Tokens counted in memory, to be written through.
 #[derive(Debug, Default)]
 pub struct CountedTokens {
-    keys: Vec<Key>,
+    keys: Vec<CounterKey>,
     tokens: u64,
 }
 
@@ -57,7 +64,7 @@ pub struct CountedTokens {
 pub struct TokenBudgets {
     budgets: Vec<TokenBudget>,
     pool: SqlitePool,
-    counts: Mutex<HashMap<Key, u64>>,
+    counts: Mutex<HashMap<CounterKey, u64>>,
 }
 
 impl TokenBudgets {
@@ -77,7 +84,11 @@ impl TokenBudgets {
             };
             let tokens: i64 = row.try_get("tokens")?;
             counts.insert(
-                (scope, row.try_get("key")?, row.try_get("window_start")?),
+                CounterKey {
+                    per: scope,
+                    who: row.try_get("key")?,
+                    window_start: row.try_get("window_start")?,
+                },
                 u64::try_from(tokens).unwrap_or(0),
             );
         }
@@ -93,19 +104,33 @@ impl TokenBudgets {
         budget: &TokenBudget,
         session: &Session,
         now: OffsetDateTime,
-    ) -> (Key, Option<OffsetDateTime>) {
+    ) -> (CounterKey, Option<OffsetDateTime>) {
         let who = match budget.per {
             BudgetScope::Session => session.id.clone(),
             BudgetScope::Agent => session.agent.clone(),
             BudgetScope::Principal => session.principal.clone(),
         };
         match budget.window {
-            None => ((budget.per, who, 0), None),
+            None => (
+                CounterKey {
+                    per: budget.per,
+                    who,
+                    window_start: 0,
+                },
+                None,
+            ),
             Some(w) => {
                 let len = i64::try_from(w.as_secs()).unwrap_or(i64::MAX).max(1);
                 let start = now.unix_timestamp().div_euclid(len) * len;
                 let end = OffsetDateTime::from_unix_timestamp(start.saturating_add(len)).ok();
-                ((budget.per, who, start), end)
+                (
+                    CounterKey {
+                        per: budget.per,
+                        who,
+                        window_start: start,
+                    },
+                    end,
+                )
             }
         }
     }
@@ -142,7 +167,7 @@ impl TokenBudgets {
         if tokens == 0 || self.budgets.is_empty() {
             return CountedTokens::default();
         }
-        let keys: Vec<Key> = self
+        let keys: Vec<CounterKey> = self
             .budgets
             .iter()
             .map(|b| Self::key(b, session, now).0)
@@ -159,11 +184,16 @@ impl TokenBudgets {
     /// Writes counted tokens through to the state store.
     pub async fn persist(&self, counted: CountedTokens) {
         let CountedTokens { keys, tokens } = counted;
-        for (scope, key, start) in keys {
+        for CounterKey {
+            per,
+            who,
+            window_start,
+        } in keys
+        {
             let r = sqlx::query("INSERT INTO model_usage (scope, key, window_start, tokens) VALUES (?, ?, ?, ?) ON CONFLICT (scope, key, window_start) DO UPDATE SET tokens = tokens + excluded.tokens")
-                .bind(scope.as_str())
-                .bind(key)
-                .bind(start)
+                .bind(per.as_str())
+                .bind(who)
+                .bind(window_start)
                 .bind(i64::try_from(tokens).unwrap_or(i64::MAX))
                 .execute(&self.pool)
                 .await;
