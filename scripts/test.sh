@@ -81,6 +81,15 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, benchmarks included; warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# cargo-deny is not preinstalled (`cargo install cargo-deny --locked`); the advisories check needs
+# the network, so it is not run here (see deny.toml).
+if cargo deny --version >/dev/null 2>&1; then
+  step "cargo deny (licences, sources, duplicate versions; offline)"
+  cargo deny --frozen check --hide-inclusion-graph bans licenses sources
+else
+  step "cargo deny: not installed, skipped"
+fi
+
 step "build the mock model provider the end-to-end suite starts (cargo test does not build it)"
 cargo build -p warden-testkit --bin warden-mock-llm --locked
 
