@@ -81,6 +81,9 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, benchmarks included; warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "cargo xtask check-deps (the internal dependency graph against the crate map)"
+cargo xtask check-deps
+
 # cargo-deny is not preinstalled (`cargo install cargo-deny --locked`); the advisories check needs
 # the network, so it is not run here (see deny.toml).
 if cargo deny --version >/dev/null 2>&1; then
