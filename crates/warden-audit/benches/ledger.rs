@@ -56,6 +56,10 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// `appenders` tasks make `total` appends between them, each waiting for its commit; an
 /// append is one record, or a batch of `per_append` records.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the appenders are awaited before this returns"
+)]
 async fn append_concurrently(ledger: &Ledger, appenders: u64, per_append: u64, total: u64) {
     let tasks: Vec<_> = (0..appenders)
         .map(|t| {

@@ -98,6 +98,10 @@ pub async fn spawn() -> std::io::Result<(String, Arc<AtomicU64>)> {
     let addr = listener.local_addr()?;
     let calls = Arc::new(AtomicU64::new(0));
     let app = router_counting(calls.clone());
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "a test peer: it serves until the test's runtime stops, with no shutdown to drain it"
+    )]
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });

@@ -122,6 +122,10 @@ pub async fn spawn(config: MockConfig) -> std::io::Result<MockLlm> {
         last: observed.last.clone(),
     };
     let app = router(config, observed);
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "a test peer: it serves until the test's runtime stops, with no shutdown to drain it"
+    )]
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });

@@ -135,6 +135,7 @@ async fn identical_calls_arriving_together_raise_one_request() {
     let mut tasks = Vec::new();
     for i in 0..16 {
         let store = store.clone();
+        #[expect(clippy::disallowed_methods, reason = "every task is awaited below")]
         tasks.push(tokio::spawn(async move {
             store.create(request(&format!("r{i}"), 7)).await
         }));

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use serde_json::{Value, json};
+use tokio_util::task::TaskTracker;
 
 /// Chat-completion load generator.
 #[derive(Debug, Parser)]
@@ -193,6 +194,7 @@ async fn main() -> anyhow::Result<()> {
         .rate
         .map(|r| Duration::from_nanos(1_000_000_000 / r.max(1)));
     let next_slot = Arc::new(std::sync::Mutex::new(start));
+    let workers = TaskTracker::new();
     let mut handles = Vec::new();
     for w in 0..args.concurrency {
         let (client, args, endpoint, issued, next_slot) = (
@@ -202,7 +204,7 @@ async fn main() -> anyhow::Result<()> {
             issued.clone(),
             next_slot.clone(),
         );
-        handles.push(tokio::spawn(async move {
+        handles.push(workers.spawn(async move {
             let mut out = Worker::default();
             let mut i = 0u64;
             loop {
@@ -260,6 +262,7 @@ async fn main() -> anyhow::Result<()> {
             out
         }));
     }
+    workers.close();
     let mut totals = Vec::new();
     let mut first_bytes = Vec::new();
     let mut late = Vec::new();

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use serde_json::json;
+use tokio_util::task::TaskTracker;
 
 /// Load generator.
 #[derive(Debug, Parser)]
@@ -89,10 +90,11 @@ async fn main() -> anyhow::Result<()> {
         .rate
         .map(|r| Duration::from_nanos(1_000_000_000 / r.max(1)));
     let next_slot = Arc::new(std::sync::Mutex::new(start));
+    let workers = TaskTracker::new();
     let mut handles = Vec::new();
     for w in 0..args.concurrency {
         let (client, args, next_slot) = (client.clone(), args.clone(), next_slot.clone());
-        handles.push(tokio::spawn(async move {
+        handles.push(workers.spawn(async move {
             let mut samples: Vec<u64> = Vec::new();
             let mut errors = 0u64;
             let mut i = 0u64;
@@ -129,6 +131,7 @@ async fn main() -> anyhow::Result<()> {
             (samples, errors)
         }));
     }
+    workers.close();
     let mut all = Vec::new();
     let mut errors = 0;
     for h in handles {
