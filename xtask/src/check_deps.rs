@@ -34,11 +34,8 @@ const CRATE_MAP: &[Row] = &[
         "warden-session",
         &["warden-core", "warden-charter", "warden-pdp"],
     ),
-    // `warden-audit`: an approval request's hash is taken over the ledger's canonical JSON.
-    only(
-        "warden-approval",
-        &["warden-core", "warden-charter", "warden-audit"],
-    ),
+    // The ledger is reached through `warden_core::Recorder`, never `warden-audit`'s store.
+    only("warden-approval", &["warden-core", "warden-charter"]),
     only(
         "warden-mcp",
         &["warden-core", "warden-charter", "warden-session"],
@@ -91,7 +88,8 @@ const CRATE_MAP: &[Row] = &[
             "warden-telemetry",
         ],
     ),
-    anything("warden"),
+    // The binary never links the test kit.
+    anything_except("warden", &["warden-testkit"]),
     anything_except("warden-testkit", &["warden"]),
     anything("warden-fuzz"),
     anything("xtask"),

@@ -31,6 +31,7 @@
     clippy::expect_used,
     clippy::panic,
     clippy::indexing_slicing,
+    clippy::disallowed_methods,
     reason = "benchmark code"
 )]
 #![allow(missing_docs, reason = "bench binary")]

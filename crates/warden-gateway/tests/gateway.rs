@@ -6,7 +6,8 @@
     clippy::expect_used,
     clippy::panic,
     clippy::indexing_slicing,
-    reason = "test code: a failed expectation is a test failure"
+    clippy::disallowed_methods,
+    reason = "test code: a failed expectation is a test failure, and tasks a test spawns end with its runtime"
 )]
 
 use std::sync::Arc;

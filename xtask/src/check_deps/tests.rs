@@ -12,7 +12,8 @@ fn graph(rows: &[(&str, &[(&str, Kind)])]) -> Graph {
         .collect()
 }
 
-/// Today's workspace: the gateway on everything below it, the approval store on the ledger.
+/// A workspace that keeps the crate map: the gateway on everything below it, the approval
+/// crate on the core and the charter (with the ledger for its tests only).
 fn today() -> Graph {
     use Kind::{Dev, Normal};
     graph(&[
@@ -26,7 +27,11 @@ fn today() -> Graph {
         ("warden-llm", &[]),
         (
             "warden-approval",
-            &[("warden-core", Normal), ("warden-audit", Normal)],
+            &[
+                ("warden-core", Normal),
+                ("warden-charter", Normal),
+                ("warden-audit", Dev),
+            ],
         ),
         (
             "warden-gateway",
@@ -266,4 +271,23 @@ fn every_crate_the_map_names_has_one_row() {
             );
         }
     }
+}
+
+#[test]
+fn the_approval_crate_may_not_link_the_ledger() {
+    let mut g = today();
+    g.insert(
+        "warden-approval".to_owned(),
+        [
+            ("warden-core".to_owned(), Kind::Normal),
+            ("warden-audit".to_owned(), Kind::Normal),
+        ]
+        .into_iter()
+        .collect(),
+    );
+    let problems = check(CRATE_MAP, &g);
+    assert!(
+        problems.iter().any(|p| matches!(p, Violation::Forbidden { from, to, .. } if from == "warden-approval" && to == "warden-audit")),
+        "{problems:?}"
+    );
 }

@@ -17,6 +17,15 @@ use warden_core::ManualClock;
 
 use super::*;
 
+/// Serves `app` on a task that ends with the test's runtime.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the receiver lives as long as the test's runtime"
+)]
+fn serve_until_the_test_ends(listener: tokio::net::TcpListener, app: Router) {
+    tokio::spawn(async move { axum::serve(listener, app).await });
+}
+
 const SECRET: &[u8] = b"an approval signing secret of 32+ bytes";
 
 fn t0() -> OffsetDateTime {
@@ -80,7 +89,7 @@ async fn receiver(script: &[u16]) -> (Arc<Receiver>, url::Url) {
         .with_state(state.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    serve_until_the_test_ends(listener, app);
     (
         state,
         url::Url::parse(&format!("http://{addr}/hook")).unwrap(),
