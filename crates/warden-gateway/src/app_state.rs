@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use warden_mcp::Upstreams;
 use warden_session::{OperatorCredentials, SessionStore, StateDb};
 
 use crate::config::Config;
@@ -9,12 +10,11 @@ use crate::control::Controls;
 use crate::decide_api::PendingResults;
 use crate::governor::Governor;
 use crate::model_proxy::ModelProxy;
-use crate::upstream::Upstreams;
 
 /// State shared by every request.
 pub struct AppState {
-    /// The governor.
-    pub governor: Governor,
+    /// The governor (shared with the MCP endpoint, whose gate it is).
+    pub governor: Arc<Governor>,
     /// The upstream servers.
     pub upstreams: Upstreams,
     /// The state database.

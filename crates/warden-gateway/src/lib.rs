@@ -16,7 +16,7 @@ pub mod config;
 pub mod control;
 pub mod decide_api;
 pub mod governor;
-pub mod mcp;
+pub mod mcp_gate;
 pub mod model_proxy;
 pub mod model_turns;
 pub mod operator;
@@ -24,7 +24,6 @@ pub mod paths;
 mod routes;
 pub mod shutdown;
 pub mod startup;
-pub mod upstream;
 
 pub use app_state::AppState;
 pub use config::{Config, ConfigError, ConfigSource, RawConfig};

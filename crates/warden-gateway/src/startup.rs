@@ -19,6 +19,7 @@ use warden_approval::{
 use warden_audit::{Ledger, LedgerConfig, NewRecord, RecordKind};
 use warden_charter::{CompiledCharter, Diagnostics};
 use warden_core::Clock;
+use warden_mcp::Upstreams;
 use warden_session::{
     OperatorCredentials, OperatorRole, ScopeCounters, SessionStore, StateDb, TokenBudgets,
 };
@@ -31,7 +32,6 @@ use crate::governor::Governor;
 use crate::model_proxy::ModelProxy;
 use crate::model_turns::ModelTurns;
 use crate::routes::{agent_router, operator_router};
-use crate::upstream::Upstreams;
 
 /// How long start-up waits for upstream servers to connect before serving anyway.
 const UPSTREAM_INITIAL_WAIT: Duration = Duration::from_secs(15);
@@ -137,7 +137,7 @@ impl Gateway {
         )
         .context("cannot set up the model proxy")?;
         let controls = Arc::new(Controls::default());
-        let governor = Governor::new(
+        let governor = Arc::new(Governor::new(
             charter,
             ledger,
             stores.scope_counters,
@@ -147,7 +147,7 @@ impl Gateway {
             Arc::new(ModelTurns::default()),
             clock,
             background.stop.clone(),
-        );
+        ));
         let state = Arc::new(AppState {
             governor,
             upstreams,

@@ -6,9 +6,9 @@
 //!
 //! - `tools/list`: the upstream tools, namespaced `server.tool`, only those in the charter's
 //!   inventory that this session could ever be allowed to call;
-//! - `tools/call`: through the [`Governor`](crate::governor::Governor) — a refusal is a tool
-//!   result with `isError: true` and the reason, so the model can read it; an upstream failure
-//!   is a JSON-RPC error, and its result is recorded;
+//! - `tools/call`: through the [`ToolGate`] — a refusal is a tool result with `isError: true`
+//!   and the reason, so the model can read it; an upstream failure is a JSON-RPC error, and
+//!   its result is recorded;
 //! - `resources/list` and `resources/read`: the charter's identity and context as
 //!   `warden://charter`, and upstream resources, whose reads are decided as the tool
 //!   `server.resources/read` with the argument `uri`;
@@ -17,6 +17,7 @@
 //!   "method not found". Nothing is passed through blindly.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use rmcp::ErrorData as McpError;
 use rmcp::handler::server::ServerHandler;
@@ -28,28 +29,42 @@ use rmcp::model::{
 };
 use rmcp::service::{RequestContext, RoleServer};
 use serde_json::{Value, json};
-use warden_charter::{CompiledCharter, DefaultPosture, Principal, RESOURCE_READ_TOOL};
-use warden_core::Tier;
-
-use crate::app_state::AppState;
-use crate::governor::Waiting;
-use crate::upstream::UpstreamError;
-use warden_core::gate::{ActionOutcome, Allowed, Via};
+use warden_charter::RESOURCE_READ_TOOL;
+use warden_core::gate::{ActionOutcome, Allowed};
 use warden_session::Session;
+
+use crate::gate::ToolGate;
+use crate::upstream::{UpstreamError, Upstreams};
 
 /// The URI of the charter resource.
 pub const CHARTER_URI: &str = "warden://charter";
 
 /// The MCP handler for one request (rmcp makes one per request in stateless mode).
-#[derive(Clone)]
-pub struct AgentMcp {
-    state: Arc<AppState>,
+pub struct AgentMcp<G> {
+    gate: Arc<G>,
+    upstreams: Upstreams,
+    upstream_timeout: Duration,
 }
 
-impl AgentMcp {
-    /// A handler over the gateway's state state.
-    pub fn new(state: Arc<AppState>) -> Self {
-        Self { state }
+impl<G> Clone for AgentMcp<G> {
+    fn clone(&self) -> Self {
+        Self {
+            gate: self.gate.clone(),
+            upstreams: self.upstreams.clone(),
+            upstream_timeout: self.upstream_timeout,
+        }
+    }
+}
+
+impl<G: ToolGate> AgentMcp<G> {
+    /// A handler that authorizes through `gate` and forwards to `upstreams`, giving each
+    /// upstream call up to `upstream_timeout`.
+    pub fn new(gate: Arc<G>, upstreams: Upstreams, upstream_timeout: Duration) -> Self {
+        Self {
+            gate,
+            upstreams,
+            upstream_timeout,
+        }
     }
 
     /// Records how a forwarded action ended (status, size, the labels its text carries) and
@@ -87,8 +102,7 @@ impl AgentMcp {
             ),
         };
         if let Err(e) = self
-            .state
-            .governor
+            .gate
             .record_result(session, tool, allowed, &outcome)
             .await
         {
@@ -108,40 +122,6 @@ fn session_of(ctx: &RequestContext<RoleServer>) -> Result<Arc<Session>, McpError
         .and_then(|p| p.extensions.get::<Arc<Session>>())
         .cloned()
         .ok_or_else(|| McpError::internal_error("no authenticated session on this request", None))
-}
-
-/// Whether `tool` could ever be allowed for `principal`: a tool is hidden when an
-/// unconditional prohibited rule covers it, or when no rule could allow it and unmatched
-/// actions are denied.
-pub fn could_ever_allow(
-    charter: &CompiledCharter,
-    tool: &str,
-    principal: Option<&Principal>,
-) -> bool {
-    let mut permissive = false;
-    for idx in charter.candidate_rules(tool).iter() {
-        let Some(rule) = usize::try_from(*idx)
-            .ok()
-            .and_then(|i| charter.rules.get(i))
-        else {
-            continue;
-        };
-        let principal_matches = rule
-            .principal
-            .as_ref()
-            .is_none_or(|m| warden_pdp::principal_matches(m, principal));
-        if !principal_matches {
-            continue;
-        }
-        let unconditional = rule.args.is_empty() && rule.labels.is_none() && rule.when.is_none();
-        if rule.tier == Tier::Prohibited && unconditional {
-            return false;
-        }
-        if rule.tier != Tier::Prohibited {
-            permissive = true;
-        }
-    }
-    permissive || charter.default_posture == DefaultPosture::Ask
 }
 
 /// Every string in a JSON value, joined by newlines: the text label patterns are matched on.
@@ -211,7 +191,7 @@ const KNOWN_METHODS: [&str; 12] = [
     "resources/subscribe",
 ];
 
-impl ServerHandler for AgentMcp {
+impl<G: ToolGate> ServerHandler for AgentMcp<G> {
     async fn on_custom_request(
         &self,
         request: CustomRequest,
@@ -232,7 +212,7 @@ impl ServerHandler for AgentMcp {
     }
 
     fn get_info(&self) -> ServerConfig {
-        let id = &self.state.governor.charter.identity;
+        let id = &self.gate.charter().identity;
         let sentence = |s: &str| s.trim().trim_end_matches('.').to_owned();
         let mut instructions = format!(
             "You are {}: {}. You serve {}.",
@@ -261,22 +241,21 @@ impl ServerHandler for AgentMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
         let session = session_of(&ctx)?;
-        let charter = &self.state.governor.charter;
+        let charter = self.gate.charter();
         let principal = charter.authority.principal(&session.principal);
-        let tools: Vec<Tool> =
-            self.state
-                .upstreams
-                .tools()
-                .into_iter()
-                .filter_map(|(server, mut tool)| {
-                    let name = format!("{server}.{}", tool.name);
-                    (charter.is_inventoried(&name) && could_ever_allow(charter, &name, principal))
-                        .then(|| {
-                            tool.name = name.into();
-                            tool
-                        })
-                })
-                .collect();
+        let tools: Vec<Tool> = self
+            .upstreams
+            .tools()
+            .into_iter()
+            .filter_map(|(server, mut tool)| {
+                let name = format!("{server}.{}", tool.name);
+                (charter.is_inventoried(&name) && self.gate.could_ever_allow(&name, principal))
+                    .then(|| {
+                        tool.name = name.into();
+                        tool
+                    })
+            })
+            .collect();
         Ok(ListToolsResult::with_all_items(tools))
     }
 
@@ -288,15 +267,17 @@ impl ServerHandler for AgentMcp {
         let session = session_of(&ctx)?;
         let name = request.name.to_string();
         let args = Value::Object(request.arguments.unwrap_or_default());
-        let gov = &self.state.governor;
         // A name no upstream server can take is refused (and recorded) without waiting for a
         // decision that could only ask a human about a call that cannot run.
         let routable = name
             .split_once('.')
-            .filter(|(server, _)| self.state.upstreams.get(server).is_some());
+            .filter(|(server, _)| self.upstreams.get(server).is_some());
         let Some((server, tool)) = routable else {
             let why = "no upstream server offers this tool; tools are named `server.tool`";
-            let refused = gov.record_unroutable(&session, &name, &args, why).await;
+            let refused = self
+                .gate
+                .record_unroutable(&session, &name, &args, why)
+                .await;
             return Err(McpError::invalid_params(
                 refused.message,
                 Some(json!({ "warden": "unknown_tool" })),
@@ -306,13 +287,9 @@ impl ServerHandler for AgentMcp {
         // for them with a progress token), and a stop when the client goes away, so a grant
         // is never used for a call nobody will receive.
         let progress = progress_reporter(&ctx);
-        let waiting = Waiting {
-            max_wait: None,
-            cancel: Some(ctx.ct.clone()),
-            progress: Some(&progress),
-        };
-        let allowed = match gov
-            .authorize_waiting(&session, &name, args, Via::Mcp, waiting)
+        let allowed = match self
+            .gate
+            .authorize(&session, &name, args, ctx.ct.clone(), &progress)
             .await
         {
             Ok(a) => a,
@@ -320,9 +297,8 @@ impl ServerHandler for AgentMcp {
         };
         let arguments = allowed.args.as_object().cloned().unwrap_or_default();
         let result = self
-            .state
             .upstreams
-            .call_tool(server, tool, arguments, self.state.config.upstream_timeout)
+            .call_tool(server, tool, arguments, self.upstream_timeout)
             .await;
         self.settle(&session, &name, &allowed, result, |r: &CallToolResult| {
             if r.is_error == Some(true) {
@@ -341,20 +317,16 @@ impl ServerHandler for AgentMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
         let session = session_of(&ctx)?;
-        let charter = &self.state.governor.charter;
+        let charter = self.gate.charter();
         let principal = charter.authority.principal(&session.principal);
         let mut resources = vec![Resource::new(CHARTER_URI, "charter")];
         resources.extend(
-            self.state
-                .upstreams
+            self.upstreams
                 .resources()
                 .into_iter()
                 .filter(|(server, _)| {
-                    could_ever_allow(
-                        charter,
-                        &format!("{server}.{RESOURCE_READ_TOOL}"),
-                        principal,
-                    )
+                    self.gate
+                        .could_ever_allow(&format!("{server}.{RESOURCE_READ_TOOL}"), principal)
                 })
                 .map(|(_, r)| r),
         );
@@ -367,7 +339,7 @@ impl ServerHandler for AgentMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
         let session = session_of(&ctx)?;
-        let charter = &self.state.governor.charter;
+        let charter = self.gate.charter();
         if request.uri == CHARTER_URI {
             let doc = json!({
                 "identity": charter.identity,
@@ -380,7 +352,7 @@ impl ServerHandler for AgentMcp {
                 ReadResourceResult::new(vec![ResourceContents::text(text, CHARTER_URI)]).into(),
             );
         }
-        let Some(server) = self.state.upstreams.server_for_resource(&request.uri) else {
+        let Some(server) = self.upstreams.server_for_resource(&request.uri) else {
             return Err(McpError::resource_not_found(
                 format!("no server offers `{}`", request.uri),
                 None,
@@ -388,15 +360,10 @@ impl ServerHandler for AgentMcp {
         };
         let tool = format!("{server}.resources/read");
         let args = json!({ "uri": request.uri });
-        let gov = &self.state.governor;
         let progress = progress_reporter(&ctx);
-        let waiting = Waiting {
-            max_wait: None,
-            cancel: Some(ctx.ct.clone()),
-            progress: Some(&progress),
-        };
-        let allowed = match gov
-            .authorize_waiting(&session, &tool, args, Via::Mcp, waiting)
+        let allowed = match self
+            .gate
+            .authorize(&session, &tool, args, ctx.ct.clone(), &progress)
             .await
         {
             Ok(a) => a,
@@ -408,9 +375,8 @@ impl ServerHandler for AgentMcp {
             }
         };
         let result = self
-            .state
             .upstreams
-            .read_resource(&server, &request.uri, self.state.config.upstream_timeout)
+            .read_resource(&server, &request.uri, self.upstream_timeout)
             .await;
         self.settle(
             &session,

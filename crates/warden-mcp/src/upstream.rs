@@ -213,7 +213,7 @@ impl Upstream {
     }
 }
 
-/// Maps a timed upstream request to the gateway's error.
+/// Maps a timed upstream request to an [`UpstreamError`].
 fn settle<T>(
     server: &str,
     timeout: Duration,

@@ -1,0 +1,99 @@
+//! The governor as the MCP endpoint's [`ToolGate`], and what the endpoint lists: a tool is
+//! listed only if some rule could ever allow it.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use warden_charter::{CompiledCharter, DefaultPosture, Principal};
+use warden_core::Tier;
+use warden_core::gate::{ActionOutcome, Allowed, ProgressFn, Refused, Via};
+use warden_core::record::RecordError;
+use warden_mcp::ToolGate;
+use warden_session::Session;
+
+use crate::governor::{Governor, Waiting};
+
+impl ToolGate for Governor {
+    fn charter(&self) -> &CompiledCharter {
+        &self.charter
+    }
+
+    fn could_ever_allow(&self, tool: &str, principal: Option<&Principal>) -> bool {
+        could_ever_allow(&self.charter, tool, principal)
+    }
+
+    fn authorize(
+        &self,
+        session: &Arc<Session>,
+        tool: &str,
+        args: Value,
+        cancel: CancellationToken,
+        progress: &ProgressFn,
+    ) -> impl Future<Output = Result<Allowed, Refused>> + Send {
+        let waiting = Waiting {
+            max_wait: None,
+            cancel: Some(cancel),
+            progress: Some(progress),
+        };
+        self.authorize_waiting(session, tool, args, Via::Mcp, waiting)
+    }
+
+    async fn record_result(
+        &self,
+        session: &Arc<Session>,
+        tool: &str,
+        allowed: &Allowed,
+        outcome: &ActionOutcome,
+    ) -> Result<(), RecordError> {
+        Governor::record_result(self, session, tool, allowed, outcome)
+            .await
+            .map(drop)
+            .map_err(RecordError::from_store)
+    }
+
+    fn record_unroutable(
+        &self,
+        session: &Arc<Session>,
+        tool: &str,
+        args: &Value,
+        why: &str,
+    ) -> impl Future<Output = Refused> + Send {
+        Governor::record_unroutable(self, session, tool, args, why)
+    }
+}
+
+/// Whether `tool` could ever be allowed for `principal`: a tool is hidden when an
+/// unconditional prohibited rule covers it, or when no rule could allow it and unmatched
+/// actions are denied.
+pub fn could_ever_allow(
+    charter: &CompiledCharter,
+    tool: &str,
+    principal: Option<&Principal>,
+) -> bool {
+    let mut permissive = false;
+    for idx in charter.candidate_rules(tool).iter() {
+        let Some(rule) = usize::try_from(*idx)
+            .ok()
+            .and_then(|i| charter.rules.get(i))
+        else {
+            continue;
+        };
+        let principal_matches = rule
+            .principal
+            .as_ref()
+            .is_none_or(|m| warden_pdp::principal_matches(m, principal));
+        if !principal_matches {
+            continue;
+        }
+        let unconditional = rule.args.is_empty() && rule.labels.is_none() && rule.when.is_none();
+        if rule.tier == Tier::Prohibited && unconditional {
+            return false;
+        }
+        if rule.tier != Tier::Prohibited {
+            permissive = true;
+        }
+    }
+    permissive || charter.default_posture == DefaultPosture::Ask
+}

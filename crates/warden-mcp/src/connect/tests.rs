@@ -1,0 +1,112 @@
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::post;
+use tokio::io::AsyncBufReadExt as _;
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+
+const PROGRESS: &str = r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":1}}"#;
+const RESULT: &str = r#"{"jsonrpc":"2.0","id":7,"result":{"content":[]}}"#;
+
+/// A gateway stand-in: `/sse` answers with two events (and a comment), `/big` with an event
+/// of 4 KiB and then a small one, `/refuse` with an error that has no id.
+async fn serve(tasks: &TaskTracker, stop: CancellationToken) -> SocketAddr {
+    let sse = |body: String| ([(header::CONTENT_TYPE, "text/event-stream")], body).into_response();
+    let app = Router::new()
+        .route(
+            "/sse",
+            post(move || async move {
+                sse(format!(": hello\n\nid: 0\nretry: 3000\ndata: {PROGRESS}\n\nid: 1\ndata: {RESULT}\r\n\r\n"))
+            }),
+        )
+        .route(
+            "/big",
+            post(move || async move {
+                sse(format!("data: {}\n\ndata: {RESULT}\n\n", "x".repeat(4096)))
+            }),
+        )
+        .route(
+            "/refuse",
+            post(|| async {
+                (
+                    axum::http::StatusCode::UNAUTHORIZED,
+                    axum::Json(json!({ "jsonrpc": "2.0", "id": null, "error": { "code": -32001, "message": "invalid session token" } })),
+                )
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tasks.spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+            .unwrap();
+    });
+    addr
+}
+
+/// Runs the bridge on `input` against `path` and returns the lines it wrote.
+async fn bridged(path: &str, input: &str) -> Vec<String> {
+    let (tasks, stop) = (TaskTracker::new(), CancellationToken::new());
+    let addr = serve(&tasks, stop.clone()).await;
+    let (output, read_back) = tokio::io::duplex(1 << 20);
+    let url = format!("http://{addr}{path}");
+    bridge(&url, "wa_test", input.as_bytes(), output)
+        .await
+        .unwrap();
+    stop.cancel();
+    tasks.close();
+    tasks.wait().await;
+    let mut lines = Vec::new();
+    let mut reader = tokio::io::BufReader::new(read_back).lines();
+    while let Some(line) = reader.next_line().await.unwrap() {
+        lines.push(line);
+    }
+    lines
+}
+
+#[tokio::test]
+async fn each_event_is_one_line_in_order() {
+    let lines = bridged(
+        "/sse",
+        "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\"}\n",
+    )
+    .await;
+    assert_eq!(lines, [PROGRESS, RESULT]);
+}
+
+#[tokio::test]
+async fn an_error_without_id_gets_the_requests() {
+    let lines = bridged(
+        "/refuse",
+        "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"ping\"}\n",
+    )
+    .await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let answer: Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(answer["id"], 3);
+    assert_eq!(answer["error"]["code"], -32001);
+}
+
+#[tokio::test]
+async fn an_event_over_the_bound_ends_the_stream() {
+    let (tasks, stop) = (TaskTracker::new(), CancellationToken::new());
+    let addr = serve(&tasks, stop.clone()).await;
+    let read = |limit: usize| async move {
+        let resp = reqwest::Client::new()
+            .post(format!("http://{addr}/big"))
+            .send()
+            .await
+            .unwrap();
+        bounded_events(resp, limit).collect::<Vec<String>>().await
+    };
+    assert_eq!(read(8192).await.len(), 2);
+    assert!(read(1024).await.is_empty());
+    stop.cancel();
+    tasks.close();
+    tasks.wait().await;
+}
