@@ -3,13 +3,13 @@
 use std::sync::Arc;
 
 use warden_mcp::Upstreams;
+use warden_models::ModelProxy;
 use warden_session::{OperatorCredentials, SessionStore, StateDb};
 
 use crate::config::Config;
 use crate::control::Controls;
 use crate::decide_api::PendingResults;
 use crate::governor::Governor;
-use crate::model_proxy::ModelProxy;
 
 /// State shared by every request.
 pub struct AppState {
@@ -29,6 +29,6 @@ pub struct AppState {
     pub pending: PendingResults,
     /// Interventions in force.
     pub controls: Arc<Controls>,
-    /// The model proxy.
-    pub models: ModelProxy,
+    /// The model proxy (its router is merged into the agent plane).
+    pub models: Arc<ModelProxy>,
 }

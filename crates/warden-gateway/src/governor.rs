@@ -31,10 +31,10 @@ use warden_core::gate::{
     ActionOutcome, Allowed, PendingApproval, ProgressFn, RefusalReason, Refused, Via,
 };
 use warden_core::text::rfc3339;
+use warden_models::ModelTurns;
 use warden_session::{ScopeCounters, Session, SessionStore};
 
 use crate::control::Controls;
-use crate::model_turns::ModelTurns;
 use crate::paths::PathArguments;
 
 /// How a caller waits for an approval.

@@ -17,8 +17,6 @@ pub mod control;
 pub mod decide_api;
 pub mod governor;
 pub mod mcp_gate;
-pub mod model_proxy;
-pub mod model_turns;
 pub mod operator;
 pub mod paths;
 mod routes;

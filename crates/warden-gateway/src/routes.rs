@@ -17,7 +17,6 @@ use warden_session::tokens::{self, Plane};
 use crate::app_state::AppState;
 use crate::approvals_api;
 use crate::decide_api::{self, api_error};
-use crate::model_proxy;
 use crate::operator;
 
 /// Authenticates agent-plane requests: the session token as `Authorization: Bearer` (or
@@ -115,9 +114,8 @@ pub(crate) fn agent_router(state: Arc<AppState>, cancel: CancellationToken) -> R
     let protected = Router::new()
         .merge(mcp)
         .route("/v1/decide", post(decide_api::decide))
-        .route("/v1/chat/completions", post(model_proxy::chat_completions))
-        .route("/v1/messages", post(model_proxy::messages))
-        .route("/v1/models", get(model_proxy::models))
+        // The model proxy's endpoints, behind the same body limit and authentication.
+        .merge(warden_models::router(state.models.clone()))
         // An agent never reaches the approval channel; the attempt is recorded.
         .route(
             "/v1/approvals",

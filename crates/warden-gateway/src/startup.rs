@@ -20,6 +20,7 @@ use warden_audit::{Ledger, LedgerConfig, NewRecord, RecordKind};
 use warden_charter::{CompiledCharter, Diagnostics};
 use warden_core::Clock;
 use warden_mcp::Upstreams;
+use warden_models::ModelProxy;
 use warden_session::{
     OperatorCredentials, OperatorRole, ScopeCounters, SessionStore, StateDb, TokenBudgets,
 };
@@ -29,8 +30,6 @@ use crate::config::Config;
 use crate::control::Controls;
 use crate::decide_api::PendingResults;
 use crate::governor::Governor;
-use crate::model_proxy::ModelProxy;
-use crate::model_turns::ModelTurns;
 use crate::routes::{agent_router, operator_router};
 
 /// How long start-up waits for upstream servers to connect before serving anyway.
@@ -129,13 +128,17 @@ impl Gateway {
         let approvals =
             start_approvals(&config, &charter, &ledger, &stores.db, &clock, &background).await?;
         let model_tasks = TaskTracker::new();
-        let models = ModelProxy::new(
-            &charter,
-            stores.budgets,
-            model_tasks.clone(),
-            config.provider_keys.as_ref(),
-        )
-        .context("cannot set up the model proxy")?;
+        let models = Arc::new(
+            ModelProxy::new(
+                charter.clone(),
+                stores.budgets,
+                Arc::new(ledger.clone()),
+                clock.clone(),
+                model_tasks.clone(),
+                config.provider_keys.as_ref(),
+            )
+            .context("cannot set up the model proxy")?,
+        );
         let controls = Arc::new(Controls::default());
         let governor = Arc::new(Governor::new(
             charter,
@@ -144,7 +147,8 @@ impl Gateway {
             stores.sessions.clone(),
             controls.clone(),
             approvals,
-            Arc::new(ModelTurns::default()),
+            // The proxy keeps the model turns; approvers see them through the governor.
+            models.turns().clone(),
             clock,
             background.stop.clone(),
         ));

@@ -7,8 +7,7 @@
 //! - [`request`]: what a request asks for (model, stream, prompt text), and the few edits the
 //!   proxy makes (the provider's model name, the charter's system message, usage in streams).
 //! - [`response`]: text, usage and proposed tool calls of a complete response.
-//! - [`stream`]: an incremental SSE parser and an assembler that rebuilds the same from a
-//!   stream's chunks.
+//! - [`stream`]: SSE events, and an assembler that rebuilds the same from a stream's events.
 //! - [`translate`]: requests, responses, errors and streams from one protocol to the other.
 //!
 //! Pure: no IO, no async; everything here is tested without a network.
@@ -22,5 +21,5 @@ pub mod translate;
 pub use protocol::Protocol;
 pub use request::{Inspected, inspect, prepare};
 pub use response::{Completion, Intent, Usage, estimate_tokens, read_response};
-pub use stream::{Assembler, SseEvent, SseParser};
+pub use stream::{Assembler, SseEvent};
 pub use translate::StreamTranslator;

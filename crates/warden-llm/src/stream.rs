@@ -1,5 +1,6 @@
-//! Server-sent event streams: an incremental parser, and an assembler that rebuilds a
-//! stream's text, tool calls and usage from its chunks as they pass through.
+//! Server-sent event streams: the [`SseEvent`] vocabulary, and an assembler that rebuilds a
+//! stream's text, tool calls and usage from its events as they pass through. Reading the events
+//! out of the bytes is the model proxy's relay's job (with `sse-stream`).
 
 use serde_json::Value;
 
@@ -13,82 +14,6 @@ pub struct SseEvent {
     pub event: Option<String>,
     /// The `data:` lines, joined by newlines.
     pub data: String,
-}
-
-/// Splits a byte stream into events, however the bytes are chunked. Bounded: a single event
-/// larger than the limit is an error (the proxy then stops capturing, never the stream).
-#[derive(Debug)]
-pub struct SseParser {
-    buf: Vec<u8>,
-    limit: usize,
-}
-
-/// An event over the parser's limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EventTooLarge;
-
-impl SseParser {
-    /// A parser that holds at most `limit` bytes of an unfinished event.
-    pub fn new(limit: usize) -> SseParser {
-        SseParser {
-            buf: Vec::new(),
-            limit,
-        }
-    }
-
-    /// Feeds bytes; returns the events they complete.
-    pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<SseEvent>, EventTooLarge> {
-        self.buf.extend_from_slice(bytes);
-        let mut events = Vec::new();
-        while let Some((end, sep)) = find_boundary(&self.buf) {
-            let raw: Vec<u8> = self.buf.drain(..end + sep).collect();
-            let text = String::from_utf8_lossy(raw.get(..end).unwrap_or_default());
-            if let Some(e) = parse_event(&text) {
-                events.push(e);
-            }
-        }
-        if self.buf.len() > self.limit {
-            self.buf.clear();
-            return Err(EventTooLarge);
-        }
-        Ok(events)
-    }
-}
-
-/// The end of the first event in `buf` and the length of its separator (a blank line).
-fn find_boundary(buf: &[u8]) -> Option<(usize, usize)> {
-    let mut i = 0;
-    while i + 1 < buf.len() {
-        match (buf.get(i), buf.get(i + 1), buf.get(i + 2), buf.get(i + 3)) {
-            (Some(b'\n'), Some(b'\n'), _, _) => return Some((i, 2)),
-            (Some(b'\r'), Some(b'\n'), Some(b'\r'), Some(b'\n')) => return Some((i, 4)),
-            _ => i += 1,
-        }
-    }
-    None
-}
-
-fn parse_event(text: &str) -> Option<SseEvent> {
-    let mut e = SseEvent::default();
-    let mut has_data = false;
-    for line in text.lines() {
-        let (field, value) = match line.split_once(':') {
-            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
-            None => (line, ""),
-        };
-        match field {
-            "event" => e.event = Some(value.to_owned()),
-            "data" => {
-                if has_data {
-                    e.data.push('\n');
-                }
-                e.data.push_str(value);
-                has_data = true;
-            }
-            _ => {}
-        }
-    }
-    (has_data || e.event.is_some()).then_some(e)
 }
 
 #[derive(Debug, Default)]

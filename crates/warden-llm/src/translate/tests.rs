@@ -1,9 +1,8 @@
 use serde_json::{Map, Value, json};
 
 use super::*;
-use crate::{Assembler, Completion, SseParser, read_response};
-
-use crate::stream::tests::{ANTHROPIC, OPENAI};
+use crate::stream::tests::{ANTHROPIC, OPENAI, events};
+use crate::{Assembler, Completion, read_response};
 
 fn obj(v: Value) -> Map<String, Value> {
     v.as_object().unwrap().clone()
@@ -466,10 +465,6 @@ fn errors_take_the_agents_shape() {
     );
     assert_eq!(odd["error"]["type"], "api_error");
     assert!(odd["error"]["message"].as_str().unwrap().contains("502"));
-}
-
-fn events(raw: &str) -> Vec<SseEvent> {
-    SseParser::new(1 << 20).push(raw.as_bytes()).unwrap()
 }
 
 fn translate(from: Protocol, to: Protocol, raw: &str) -> Vec<SseEvent> {

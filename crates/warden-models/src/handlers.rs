@@ -1,0 +1,215 @@
+//! The three endpoints: `POST /v1/chat/completions` and `POST /v1/messages` (one model call
+//! each, in the caller's protocol), and `GET /v1/models` (the charter's aliases).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde_json::{Value, json};
+use uuid::Uuid;
+use warden_llm::Protocol;
+use warden_session::Session;
+
+use crate::capture::ModelCall;
+use crate::proxy::ModelProxy;
+use crate::routing::{ForwardedAnswer, forward};
+
+/// `POST /v1/chat/completions`: a call in OpenAI's protocol.
+pub(crate) async fn chat_completions(
+    State(proxy): State<Arc<ModelProxy>>,
+    Extension(session): Extension<Arc<Session>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    model_call(proxy, session, Protocol::OpenAi, headers, body).await
+}
+
+/// `POST /v1/messages`: a call in Anthropic's protocol.
+pub(crate) async fn messages(
+    State(proxy): State<Arc<ModelProxy>>,
+    Extension(session): Extension<Arc<Session>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    model_call(proxy, session, Protocol::Anthropic, headers, body).await
+}
+
+/// `GET /v1/models`: the charter's aliases, in Anthropic's shape when the client sends
+/// `anthropic-version`, OpenAI's otherwise.
+pub(crate) async fn models(State(proxy): State<Arc<ModelProxy>>, headers: HeaderMap) -> Response {
+    let models = &proxy.charter.inventory.models;
+    if headers.contains_key("anthropic-version") {
+        let data: Vec<Value> = models
+            .iter()
+            .map(|m| json!({ "type": "model", "id": m.alias, "display_name": m.alias, "created_at": "1970-01-01T00:00:00Z" }))
+            .collect();
+        let first = data.first().and_then(|d| d.get("id")).cloned();
+        let last = data.last().and_then(|d| d.get("id")).cloned();
+        Json(json!({ "data": data, "has_more": false, "first_id": first, "last_id": last }))
+            .into_response()
+    } else {
+        let data: Vec<Value> = models
+            .iter()
+            .map(
+                |m| json!({ "id": m.alias, "object": "model", "created": 0, "owned_by": "warden" }),
+            )
+            .collect();
+        Json(json!({ "object": "list", "data": data })).into_response()
+    }
+}
+
+/// An error in the caller's protocol.
+pub(crate) fn protocol_error(
+    protocol: Protocol,
+    status: StatusCode,
+    code: &str,
+    message: &str,
+) -> Response {
+    (
+        status,
+        Json(protocol.error_body(status.as_u16(), code, message)),
+    )
+        .into_response()
+}
+
+/// One model call: read the request → resolve the alias → check the budgets → record the
+/// request while forwarding it → answer (a stream starts relaying only once the request is
+/// recorded) → record the outcome.
+async fn model_call(
+    proxy: Arc<ModelProxy>,
+    session: Arc<Session>,
+    protocol: Protocol,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            return protocol_error(protocol, e.status(), "invalid_request", &e.body_text());
+        }
+    };
+    let parsed: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return protocol_error(
+                protocol,
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                &format!("the request body is not valid JSON: {e}"),
+            );
+        }
+    };
+    let inspected = match warden_llm::inspect(protocol, &parsed) {
+        Ok(i) => i,
+        Err(m) => {
+            return protocol_error(protocol, StatusCode::BAD_REQUEST, "invalid_request", &m);
+        }
+    };
+    let now = proxy.clock.now();
+    if session.is_revoked() || session.is_expired(now) {
+        return protocol_error(
+            protocol,
+            StatusCode::UNAUTHORIZED,
+            "invalid_api_key",
+            "the session is revoked or expired",
+        );
+    }
+    let charter = proxy.charter.clone();
+    let Some(model) = charter
+        .inventory
+        .models
+        .iter()
+        .find(|m| m.alias == inspected.model)
+    else {
+        let known: Vec<&str> = charter
+            .inventory
+            .models
+            .iter()
+            .map(|m| m.alias.as_str())
+            .collect();
+        return protocol_error(
+            protocol,
+            StatusCode::NOT_FOUND,
+            "model_not_found",
+            &format!(
+                "model `{}` is not in the charter; models: {}",
+                inspected.model,
+                if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            ),
+        );
+    };
+    let call = ModelCall {
+        id: Uuid::now_v7().to_string(),
+        session: session.clone(),
+        protocol,
+        alias: model.alias.clone(),
+        stream: inspected.stream,
+        prompt_text: inspected.prompt_text,
+        last_user: inspected.last_user,
+        started: Instant::now(),
+        attempts: Vec::new(),
+    };
+    if let Err(exceeded) = proxy.budgets.check(&session, now) {
+        if let Err(e) = proxy.recorder.append(call.budget_exceeded(&exceeded)).await {
+            tracing::error!(error = %e, "The ledger cannot record a refused model call.");
+        }
+        return protocol_error(
+            protocol,
+            StatusCode::TOO_MANY_REQUESTS,
+            "budget_exceeded",
+            &exceeded.message(),
+        );
+    }
+    let requested = call.requested(proxy.system_message.is_some(), &parsed);
+    let Value::Object(request) = parsed else {
+        return protocol_error(
+            protocol,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the request body must be a JSON object",
+        );
+    };
+    // The request is recorded while it is forwarded; nothing is answered unless it was.
+    let (recorded, forwarded) = tokio::join!(
+        proxy.recorder.append(requested),
+        forward(&proxy, model, &request, &headers, call)
+    );
+    if let Err(e) = recorded {
+        tracing::error!(error = %e, "The ledger cannot record a model request; the answer is withheld.");
+        return protocol_error(
+            protocol,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ledger_unavailable",
+            "the request could not be recorded, so the answer is withheld",
+        );
+    }
+    match forwarded {
+        ForwardedAnswer::Complete { response, outcome } => {
+            let recorder = proxy.clone();
+            proxy
+                .tasks
+                .spawn(async move { outcome.record(&recorder).await });
+            response
+        }
+        ForwardedAnswer::Streaming {
+            response,
+            start_relay,
+        } => {
+            start_relay.send(()).ok();
+            response
+        }
+        ForwardedAnswer::Unanswered { response, outcome } => {
+            outcome.record(&proxy).await;
+            response
+        }
+    }
+}

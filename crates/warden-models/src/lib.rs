@@ -1,0 +1,72 @@
+//! The model proxy on the agent plane: `POST /v1/chat/completions` (OpenAI),
+//! `POST /v1/messages` (Anthropic) and `GET /v1/models`, with the session token as the API key.
+//!
+//! For each call: read the request (bounded) → resolve the charter's model alias → check the
+//! token budgets → record the request in the ledger, while forwarding it to the alias's first
+//! route (the provider's key from the environment, never the agent's token) → fall back to the
+//! next route on a connection error, a timeout, a 5xx or a 429 (whose `Retry-After` keeps the
+//! route aside) → answer with the provider's response, unknown fields untouched → record the
+//! completion (a stream assembled from its events as they pass, without holding them), its
+//! usage, and every tool call the model proposed as an intent → count the tokens.
+//!
+//! What it guarantees:
+//! - nothing is answered unless the request was recorded;
+//! - the agent's session token never reaches a provider;
+//! - no fallback once bytes of a stream reached the agent;
+//! - capturing a stream never stops or delays it: an event over [`MAX_EVENT_BYTES`] stops the
+//!   capture, never the agent's stream, and memory stays bounded;
+//! - errors are answered in the caller's protocol (OpenAI or Anthropic error objects); a route of
+//!   the other protocol gets the request translated (`warden_llm::translate`) and its answer —
+//!   complete or streamed — translated back; a request that cannot be translated skips that
+//!   route.
+//!
+//! The modules, in the order a call meets them:
+//! - [`proxy`]: [`ModelProxy`], what the proxy holds (charter, provider keys, budgets, the
+//!   recorder, the clock, the recent turns).
+//! - `handlers`: the three endpoints.
+//! - `routing`: the alias's routes in order, with fallback and `Retry-After` cool-downs.
+//! - `relay`: a stream relayed to the agent as it arrives, its events read on the way.
+//! - `capture`: what the ledger records about a call (request, completion, intents, failures).
+//! - [`mod@system_message`]: the charter's identity and context, as a system message.
+//! - [`turns`]: the recent model turns per session, shown to approvers.
+//!
+//! In the workspace DAG this crate sits on `warden-core` (the [`warden_core::Recorder`] it
+//! records through, the [`warden_core::Clock`]), `warden-charter` (model aliases and routes),
+//! `warden-llm` (the wire formats) and `warden-session` (sessions, token budgets). The gateway
+//! merges [`router`] inside its agent authentication (which puts the
+//! [`warden_session::Session`] in the request's extensions) and its body limit.
+
+mod capture;
+mod handlers;
+pub mod proxy;
+mod relay;
+mod routing;
+pub mod system_message;
+pub mod turns;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+pub use proxy::{ClientBuildError, ModelProxy};
+pub use relay::MAX_EVENT_BYTES;
+pub use system_message::system_message;
+pub use turns::{ModelTurns, TURNS_PER_SESSION};
+
+/// The model endpoints: `POST /v1/chat/completions`, `POST /v1/messages`, `GET /v1/models`.
+///
+/// Every handler expects an `Extension<Arc<warden_session::Session>>`: mount the router behind
+/// the layer that authenticates the agent and inserts it (a request without one is answered
+/// 500), and behind a body limit. Generic over the outer router's state, so it merges into any
+/// router.
+pub fn router<S>(proxy: Arc<ModelProxy>) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    Router::new()
+        .route("/v1/chat/completions", post(handlers::chat_completions))
+        .route("/v1/messages", post(handlers::messages))
+        .route("/v1/models", get(handlers::models))
+        .with_state(proxy)
+}

@@ -1,0 +1,114 @@
+//! [`ModelProxy`]: what the model proxy holds, set up once at start.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::task::TaskTracker;
+use warden_charter::CompiledCharter;
+use warden_core::{Clock, Recorder};
+use warden_session::TokenBudgets;
+
+use crate::routing::Cooldowns;
+use crate::system_message::system_message;
+use crate::turns::ModelTurns;
+
+/// The model proxy's state, shared by its handlers and its stream relays.
+pub struct ModelProxy {
+    /// The charter in force: its model aliases and their routes.
+    pub(crate) charter: Arc<CompiledCharter>,
+    /// The client that calls the providers (no redirects).
+    pub(crate) client: reqwest::Client,
+    /// Provider keys by the name of the environment variable they were read from.
+    pub(crate) keys: HashMap<String, String>,
+    /// Routes kept aside after a 429.
+    pub(crate) cooldowns: Cooldowns,
+    /// The token budgets, checked before a call and counted after it.
+    pub(crate) budgets: TokenBudgets,
+    /// The charter as a system message, when the charter asks for one.
+    pub(crate) system_message: Option<String>,
+    /// Where calls are recorded (the ledger).
+    pub(crate) recorder: Arc<dyn Recorder>,
+    /// The time budgets and sessions are checked against.
+    pub(crate) clock: Arc<dyn Clock>,
+    /// The recent model turns per session.
+    pub(crate) turns: Arc<ModelTurns>,
+    /// Stream relays and captures still running after their answer was sent; shutdown drains
+    /// them.
+    pub(crate) tasks: TaskTracker,
+}
+
+impl std::fmt::Debug for ModelProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The keys' values are secrets: only their count is shown.
+        f.debug_struct("ModelProxy")
+            .field("keys", &self.keys.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The HTTP client for the providers could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the http client for the model providers")]
+pub struct ClientBuildError(#[source] reqwest::Error);
+
+impl ModelProxy {
+    /// The proxy for `charter`'s models. Provider keys are read once, from `env` when given
+    /// (tests), from the process environment otherwise; a route whose key variable is unset is
+    /// called without a key (and a warning is logged). Records go to `recorder`; relays and
+    /// captures run on `tasks`, which the caller drains at shutdown.
+    pub fn new(
+        charter: Arc<CompiledCharter>,
+        budgets: TokenBudgets,
+        recorder: Arc<dyn Recorder>,
+        clock: Arc<dyn Clock>,
+        tasks: TaskTracker,
+        env: Option<&HashMap<String, String>>,
+    ) -> Result<ModelProxy, ClientBuildError> {
+        let mut keys = HashMap::new();
+        for route in charter.inventory.models.iter().flat_map(|m| &m.routes) {
+            if let Some(name) = &route.api_key_env {
+                let value = match env {
+                    Some(map) => map.get(name).cloned(),
+                    None => std::env::var(name).ok(),
+                };
+                match value {
+                    Some(v) if !v.is_empty() => {
+                        keys.insert(name.clone(), v);
+                    }
+                    _ => {
+                        tracing::warn!(variable = %name, model = %route.model, "A provider key variable is not set; that route is called without a key.")
+                    }
+                }
+            }
+        }
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .pool_max_idle_per_host(256)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(ClientBuildError)?;
+        let system_message = charter
+            .context
+            .system_message
+            .then(|| system_message(&charter));
+        Ok(ModelProxy {
+            charter,
+            client,
+            keys,
+            cooldowns: Cooldowns::default(),
+            budgets,
+            system_message,
+            recorder,
+            clock,
+            turns: Arc::new(ModelTurns::default()),
+            tasks,
+        })
+    }
+
+    /// The recent model turns per session, which the proxy keeps: the governor shows them to
+    /// approvers, so it gets this same `Arc`.
+    pub fn turns(&self) -> &Arc<ModelTurns> {
+        &self.turns
+    }
+}

@@ -1,0 +1,291 @@
+//! The stream relay: a provider's stream goes to the agent as it arrives — byte for byte when
+//! the protocols match and nothing is left out, re-framed otherwise — while its events are read
+//! ([`reader::EventReader`]) and assembled into the completion recorded at the end.
+//!
+//! Capturing never stops the agent's stream: an event over [`MAX_EVENT_BYTES`], or bytes that
+//! are not server-sent events, stop the capture and the relay passes the rest on as it comes.
+//! A stream the provider cuts short is cut short for the agent too (an error in its body),
+//! never made to look complete.
+
+mod reader;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::Response;
+use futures::{Stream, StreamExt as _};
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+use warden_charter::ModelRoute;
+use warden_llm::{Assembler, Protocol, SseEvent, StreamTranslator};
+
+use crate::capture::{AnsweredCall, CallOutcome, ModelCall};
+use crate::proxy::ModelProxy;
+use crate::routing::{ForwardedAnswer, route_json};
+use reader::EventReader;
+
+/// Largest single SSE event captured, in bytes; a larger one stops the capture, never the
+/// stream.
+pub const MAX_EVENT_BYTES: usize = 8 * 1024 * 1024;
+/// Chunks buffered between the provider and a slow agent.
+const STREAM_BUFFER: usize = 64;
+
+/// How a stream is relayed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RelayMode {
+    /// The provider's protocol (the agent's is the call's).
+    pub(crate) upstream_protocol: Protocol,
+    /// Leave out OpenAI usage-only chunks (the agent did not ask for them).
+    pub(crate) hide_usage: bool,
+}
+
+/// How a relayed stream ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StreamEnd {
+    /// The provider ended it.
+    Finished,
+    /// The provider sent nothing for longer than the route's timeout.
+    UpstreamTimeout,
+    /// The connection to the provider failed.
+    UpstreamError,
+    /// The agent went away.
+    ClientClosed,
+}
+
+impl StreamEnd {
+    /// The name recorded in the call's attempts.
+    fn as_str(self) -> &'static str {
+        match self {
+            StreamEnd::Finished => "ok",
+            StreamEnd::UpstreamTimeout => "upstream_timeout",
+            StreamEnd::UpstreamError => "upstream_error",
+            StreamEnd::ClientClosed => "client_closed",
+        }
+    }
+
+    /// Whether the provider cut the stream short.
+    fn cut_short(self) -> bool {
+        match self {
+            StreamEnd::UpstreamTimeout | StreamEnd::UpstreamError => true,
+            StreamEnd::Finished | StreamEnd::ClientClosed => false,
+        }
+    }
+}
+
+/// The chunks of the agent's response body; an error aborts it.
+type AgentBody = mpsc::Sender<Result<Bytes, std::io::Error>>;
+
+/// Answers the agent with a stream fed by a relay task, which starts when `start_relay` of the
+/// returned answer fires, and records the completion at its end.
+pub(crate) fn start_relay(
+    proxy: Arc<ModelProxy>,
+    upstream: reqwest::Response,
+    route: &ModelRoute,
+    call: ModelCall,
+    mode: RelayMode,
+    passed: HeaderMap,
+) -> ForwardedAnswer {
+    let (agent_body, chunks) = mpsc::channel(STREAM_BUFFER);
+    let (start_tx, start_rx) = oneshot::channel::<()>();
+    let relay = StreamRelay {
+        mode,
+        agent_protocol: call.protocol,
+        translator: (mode.upstream_protocol != call.protocol)
+            .then(|| StreamTranslator::new(mode.upstream_protocol, call.protocol, &route.model)),
+        idle: route.timeout,
+        reader: Some(EventReader::new(MAX_EVENT_BYTES)),
+        assembler: Assembler::new(mode.upstream_protocol),
+    };
+    let route = route_json(route);
+    let tasks = proxy.tasks.clone();
+    tasks.spawn(async move {
+        // Relay only once the request is recorded (or not at all if it is not).
+        if start_rx.await.is_err() {
+            return;
+        }
+        let (end, assembler) = relay.run(upstream.bytes_stream(), &agent_body).await;
+        let complete = assembler.complete;
+        let completion = assembler.finish();
+        // Counted before the agent sees the end of the stream.
+        let usage = call.usage(&completion, true);
+        let counted = proxy
+            .budgets
+            .count(&call.session, proxy.clock.now(), usage.total());
+        if end.cut_short() {
+            // Abort the agent's response: a cut-off stream must not look complete.
+            let _ = agent_body
+                .send(Err(std::io::Error::other(format!(
+                    "the provider's stream ended early ({})",
+                    end.as_str()
+                ))))
+                .await;
+        }
+        drop(agent_body);
+        let mut call = call;
+        if let Some(a) = call.attempts.last_mut()
+            && let Some(o) = a.as_object_mut()
+        {
+            o.insert(
+                "stream".to_owned(),
+                json!({ "outcome": end.as_str(), "complete": complete }),
+            );
+        }
+        let outcome = CallOutcome::Answered(Box::new(AnsweredCall {
+            call,
+            route,
+            status: 200,
+            body: None,
+            completion,
+            usage,
+            counted,
+        }));
+        outcome.record(&proxy).await;
+    });
+    let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(chunks));
+    let mut response = Response::new(body);
+    *response.headers_mut() = passed;
+    response.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache"),
+    );
+    ForwardedAnswer::Streaming {
+        response,
+        start_relay: start_tx,
+    }
+}
+
+/// One stream on its way from the provider to the agent.
+struct StreamRelay {
+    mode: RelayMode,
+    /// The agent's protocol.
+    agent_protocol: Protocol,
+    /// From the provider's protocol to the agent's, when they differ.
+    translator: Option<StreamTranslator>,
+    /// The longest wait for the provider's next chunk.
+    idle: Duration,
+    /// Reads the events; `None` once capturing stopped.
+    reader: Option<EventReader>,
+    /// Rebuilds the completion from the events read.
+    assembler: Assembler,
+}
+
+impl StreamRelay {
+    /// Pumps `upstream` into `agent` until either ends; returns how the stream ended and what
+    /// was assembled of it.
+    async fn run<S, E>(mut self, upstream: S, agent: &AgentBody) -> (StreamEnd, Assembler)
+    where
+        S: Stream<Item = Result<Bytes, E>>,
+    {
+        let mut upstream = std::pin::pin!(upstream);
+        let end = loop {
+            let chunk = match tokio::time::timeout(self.idle, upstream.next()).await {
+                Err(_) => break StreamEnd::UpstreamTimeout,
+                Ok(None) => break StreamEnd::Finished,
+                Ok(Some(Err(_))) => break StreamEnd::UpstreamError,
+                Ok(Some(Ok(c))) => c,
+            };
+            let events = self.read(&chunk);
+            let out = self.agent_bytes(chunk, &events);
+            if !out.is_empty() && agent.send(Ok(out)).await.is_err() {
+                break StreamEnd::ClientClosed;
+            }
+        };
+        if end == StreamEnd::Finished
+            && let Some(t) = self.translator.as_mut()
+        {
+            let mut out = String::new();
+            write_events(&t.finish(), &mut out);
+            if !out.is_empty() {
+                let _ = agent.send(Ok(Bytes::from(out))).await;
+            }
+        }
+        (end, self.assembler)
+    }
+
+    /// The events `chunk` completes, while capturing; a reader that stops is dropped (and its
+    /// buffer with it).
+    fn read(&mut self, chunk: &Bytes) -> Vec<SseEvent> {
+        let Some(reader) = self.reader.as_mut() else {
+            return Vec::new();
+        };
+        match reader.push(chunk.clone()) {
+            Ok(events) => events,
+            Err(stopped) => {
+                tracing::warn!(reason = %stopped, "A model stream is no longer captured; it is still relayed.");
+                self.reader = None;
+                Vec::new()
+            }
+        }
+    }
+
+    /// What the agent gets for `chunk`, whose `events` are assembled on the way.
+    fn agent_bytes(&mut self, chunk: Bytes, events: &[SseEvent]) -> Bytes {
+        let capturing = self.reader.is_some();
+        let hide_usage = self.mode.hide_usage;
+        if let Some(t) = self.translator.as_mut().filter(|_| capturing) {
+            // Another protocol: the agent gets the translated events.
+            let agent_protocol = self.agent_protocol;
+            let mut out = String::new();
+            for e in events {
+                self.assembler.feed(e);
+                let translated: Vec<SseEvent> = t
+                    .event(e)
+                    .into_iter()
+                    .filter(|x| {
+                        !(hide_usage && agent_protocol == Protocol::OpenAi && is_usage_only(x))
+                    })
+                    .collect();
+                write_events(&translated, &mut out);
+            }
+            Bytes::from(out)
+        } else if hide_usage && self.mode.upstream_protocol == Protocol::OpenAi && capturing {
+            // Re-frame the events, leaving out the usage chunk the agent did not ask for.
+            let mut out = String::new();
+            for e in events {
+                if self.assembler.feed(e) {
+                    continue;
+                }
+                write_events(std::slice::from_ref(e), &mut out);
+            }
+            Bytes::from(out)
+        } else {
+            // The provider's bytes, untouched.
+            for e in events {
+                self.assembler.feed(e);
+            }
+            chunk
+        }
+    }
+}
+
+/// Writes events as SSE text.
+fn write_events(events: &[SseEvent], out: &mut String) {
+    for e in events {
+        if let Some(name) = &e.event {
+            out.push_str("event: ");
+            out.push_str(name);
+            out.push('\n');
+        }
+        for line in e.data.split('\n') {
+            out.push_str("data: ");
+            out.push_str(line);
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+}
+
+/// Whether an OpenAI chunk carries only usage.
+fn is_usage_only(e: &SseEvent) -> bool {
+    serde_json::from_str::<Value>(&e.data).is_ok_and(|v| {
+        v.get("choices")
+            .and_then(Value::as_array)
+            .is_some_and(Vec::is_empty)
+            && v.get("usage").is_some_and(|u| !u.is_null())
+    })
+}
+
+#[cfg(test)]
+mod tests;

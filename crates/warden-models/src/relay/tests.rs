@@ -1,0 +1,206 @@
+use proptest::prelude::*;
+
+use super::reader::ReaderStopped;
+use super::*;
+
+/// The stream fixtures warden-llm's assembler and translation tests use.
+const OPENAI: &str = include_str!("../../../warden-llm/tests/fixtures/streams/openai.sse");
+const ANTHROPIC: &str = include_str!("../../../warden-llm/tests/fixtures/streams/anthropic.sse");
+
+/// The events of `raw` pushed through a reader in chunks of `chunk` bytes.
+fn read_in_chunks(raw: &[u8], chunk: usize) -> Vec<SseEvent> {
+    let mut reader = EventReader::new(1 << 20);
+    raw.chunks(chunk.max(1))
+        .flat_map(|part| reader.push(Bytes::copy_from_slice(part)).unwrap())
+        .collect()
+}
+
+fn assemble(protocol: Protocol, events: &[SseEvent]) -> (warden_llm::Completion, bool) {
+    let mut a = Assembler::new(protocol);
+    for e in events {
+        a.feed(e);
+    }
+    let complete = a.complete;
+    (a.finish(), complete)
+}
+
+#[test]
+fn the_reader_reads_both_providers_streams() {
+    let openai = read_in_chunks(OPENAI.as_bytes(), OPENAI.len());
+    assert_eq!(openai.len(), 9);
+    assert_eq!(openai.last().unwrap().data, "[DONE]");
+    let (completion, complete) = assemble(Protocol::OpenAi, &openai);
+    assert!(complete);
+    assert_eq!(completion.text, "Hello");
+    let anthropic = read_in_chunks(ANTHROPIC.as_bytes(), ANTHROPIC.len());
+    assert_eq!(anthropic.len(), 10);
+    assert_eq!(anthropic[2].event.as_deref(), Some("ping"));
+    let (completion, complete) = assemble(Protocol::Anthropic, &anthropic);
+    assert!(complete);
+    assert_eq!(completion.text, "Sure");
+}
+
+#[test]
+fn an_event_over_the_limit_stops_the_reader() {
+    let mut reader = EventReader::new(16);
+    assert_eq!(
+        reader.push(Bytes::from_static(&[b'x'; 64])),
+        Err(ReaderStopped::EventTooLarge { limit: 16 })
+    );
+    // An event arriving in small pieces is stopped as soon as it passes the limit: what the
+    // reader holds stays bounded.
+    let mut reader = EventReader::new(25);
+    let pieces: Vec<_> = std::iter::repeat_n(Bytes::from_static(b"data: aaaa"), 3)
+        .map(|p| reader.push(p))
+        .collect();
+    assert_eq!(pieces[0], Ok(Vec::new()));
+    assert_eq!(pieces[1], Ok(Vec::new()));
+    assert_eq!(pieces[2], Err(ReaderStopped::EventTooLarge { limit: 25 }));
+    // Events within the limit go through.
+    let mut reader = EventReader::new(16);
+    assert_eq!(
+        reader
+            .push(Bytes::from_static(b"data: 1\n\n"))
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn a_line_that_is_not_sse_stops_the_reader() {
+    let mut reader = EventReader::new(1 << 20);
+    assert!(matches!(
+        reader.push(Bytes::from_static(b"data: 1\n\nnonsense\n\n")),
+        Err(ReaderStopped::Malformed { .. })
+    ));
+}
+
+/// Relays `chunks` with a reader limited to `limit` bytes: what the agent received, how the
+/// stream ended and what was assembled.
+async fn relay(
+    chunks: Vec<Bytes>,
+    mode: RelayMode,
+    agent_protocol: Protocol,
+    limit: usize,
+) -> (Vec<u8>, StreamEnd, Assembler) {
+    let relay = StreamRelay {
+        mode,
+        agent_protocol,
+        translator: (mode.upstream_protocol != agent_protocol)
+            .then(|| StreamTranslator::new(mode.upstream_protocol, agent_protocol, "model")),
+        idle: Duration::from_secs(5),
+        reader: Some(EventReader::new(limit)),
+        assembler: Assembler::new(mode.upstream_protocol),
+    };
+    let upstream = futures::stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>));
+    let (agent, mut received) = mpsc::channel(1024);
+    let (end, assembler) = relay.run(upstream, &agent).await;
+    drop(agent);
+    let mut bytes = Vec::new();
+    while let Some(chunk) = received.recv().await {
+        bytes.extend_from_slice(&chunk.unwrap());
+    }
+    (bytes, end, assembler)
+}
+
+#[tokio::test]
+async fn an_event_over_the_limit_stops_the_capture_never_the_agents_stream() {
+    let huge = Bytes::from(format!("data: {{\"pad\":\"{}", "x".repeat(256)));
+    let chunks = vec![
+        Bytes::from_static(
+            b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"}}]}\n\n",
+        ),
+        huge.clone(),
+        huge,
+        Bytes::from_static(b"\"}\n\n"),
+        Bytes::from_static(
+            b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo\"}}]}\n\n",
+        ),
+        Bytes::from_static(b"data: [DONE]\n\n"),
+    ];
+    let sent: Vec<u8> = chunks.concat();
+    let mode = RelayMode {
+        upstream_protocol: Protocol::OpenAi,
+        hide_usage: false,
+    };
+    let (received, end, assembler) = relay(chunks, mode, Protocol::OpenAi, 128).await;
+    // The agent gets every byte, as sent; the capture stopped at the huge event.
+    assert_eq!(end, StreamEnd::Finished);
+    assert_eq!(received, sent);
+    assert!(!assembler.complete);
+    assert_eq!(assembler.finish().text, "Hel");
+}
+
+#[tokio::test]
+async fn a_stream_within_the_limit_is_captured_and_relayed_untouched() {
+    let mode = RelayMode {
+        upstream_protocol: Protocol::Anthropic,
+        hide_usage: false,
+    };
+    let chunks = ANTHROPIC
+        .as_bytes()
+        .chunks(7)
+        .map(Bytes::copy_from_slice)
+        .collect();
+    let (received, end, assembler) =
+        relay(chunks, mode, Protocol::Anthropic, MAX_EVENT_BYTES).await;
+    assert_eq!(end, StreamEnd::Finished);
+    assert_eq!(received, ANTHROPIC.as_bytes());
+    assert!(assembler.complete);
+    let completion = assembler.finish();
+    assert_eq!(completion.text, "Sure");
+    assert_eq!(completion.intents[0].tool, "pay.refund");
+}
+
+#[tokio::test]
+async fn usage_the_agent_did_not_ask_for_is_left_out() {
+    let mode = RelayMode {
+        upstream_protocol: Protocol::OpenAi,
+        hide_usage: true,
+    };
+    let chunks = OPENAI
+        .as_bytes()
+        .chunks(13)
+        .map(Bytes::copy_from_slice)
+        .collect();
+    let (received, _, assembler) = relay(chunks, mode, Protocol::OpenAi, MAX_EVENT_BYTES).await;
+    let received = String::from_utf8(received).unwrap();
+    assert!(!received.contains("\"usage\""), "{received}");
+    assert!(received.ends_with("data: [DONE]\n\n"));
+    assert_eq!(assembler.finish().usage.unwrap().total(), 13);
+}
+
+proptest! {
+    /// However the bytes are split, the reader gives the same events, and the assembler the
+    /// same completion.
+    #[test]
+    fn chunking_never_changes_the_result(chunk in 1usize..64) {
+        for (protocol, raw) in [(Protocol::OpenAi, OPENAI), (Protocol::Anthropic, ANTHROPIC)] {
+            let whole = read_in_chunks(raw.as_bytes(), raw.len());
+            let split = read_in_chunks(raw.as_bytes(), chunk);
+            prop_assert_eq!(&whole, &split);
+            let (whole, _) = assemble(protocol, &whole);
+            let (split, complete) = assemble(protocol, &split);
+            prop_assert!(complete);
+            prop_assert_eq!(whole, split);
+        }
+    }
+
+    /// Arbitrary bytes, however chunked, never panic the reader or the assembler.
+    #[test]
+    fn garbage_is_harmless(
+        bytes in prop::collection::vec(any::<u8>(), 0..512),
+        chunk in 1usize..64,
+    ) {
+        let mut reader = EventReader::new(256);
+        let mut a = Assembler::new(Protocol::OpenAi);
+        for part in bytes.chunks(chunk) {
+            match reader.push(Bytes::copy_from_slice(part)) {
+                Ok(events) => events.iter().for_each(|e| { a.feed(e); }),
+                Err(_) => break,
+            }
+        }
+        let _ = a.finish();
+    }
+}

@@ -1,0 +1,384 @@
+//! Routing and fallback: a model alias's routes are tried in order. The next route is tried
+//! after a connection error, a timeout, a 5xx, a 429 (whose `Retry-After` keeps that route
+//! aside for later calls too), a request that cannot be translated to the route's protocol, or
+//! a complete body that cannot be read — never once bytes of a stream reached the agent.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use serde_json::{Map, Value, json};
+use warden_charter::{Model, ModelRoute, Provider};
+use warden_llm::{Completion, Protocol, translate};
+
+use crate::capture::{AnsweredCall, CallOutcome, ModelCall};
+use crate::handlers::protocol_error;
+use crate::proxy::ModelProxy;
+use crate::relay::{RelayMode, start_relay};
+
+/// Largest provider response body read, in bytes.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+/// How long a 429 without `Retry-After` keeps a route aside.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
+/// Longest `Retry-After` honoured.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+/// Headers of a provider response passed back to the agent.
+const PASSED_HEADERS: [&str; 4] = [
+    "content-type",
+    "x-request-id",
+    "request-id",
+    "openai-processing-ms",
+];
+
+/// One route of a model alias: the alias, and the route's position in its list.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct RouteKey {
+    alias: String,
+    index: usize,
+}
+
+/// Routes kept aside after a 429, until the instant their `Retry-After` named.
+#[derive(Debug, Default)]
+pub(crate) struct Cooldowns {
+    until: Mutex<HashMap<RouteKey, Instant>>,
+}
+
+impl Cooldowns {
+    /// How long `route` stays aside, if it is still cooling down at `now`.
+    fn remaining(&self, route: &RouteKey, now: Instant) -> Option<Duration> {
+        self.until
+            .lock()
+            .ok()
+            .and_then(|c| c.get(route).copied())
+            .filter(|until| *until > now)
+            .map(|until| until - now)
+    }
+
+    /// Keeps `route` aside until `until`.
+    fn hold(&self, route: RouteKey, until: Instant) {
+        if let Ok(mut c) = self.until.lock() {
+            c.insert(route, until);
+        }
+    }
+}
+
+/// What forwarding a call gave: the response for the agent, and what is left to do.
+pub(crate) enum ForwardedAnswer {
+    /// A complete answer (or a provider error passed through); its outcome is recorded after
+    /// it is sent.
+    Complete {
+        /// The response for the agent.
+        response: Response,
+        /// What to record.
+        outcome: CallOutcome,
+    },
+    /// A stream: its relay starts when `start_relay` fires (once the request is recorded) and
+    /// records the completion at its end.
+    Streaming {
+        /// The response for the agent, whose body the relay feeds.
+        response: Response,
+        /// Starts the relay; dropping it cancels the relay.
+        start_relay: tokio::sync::oneshot::Sender<()>,
+    },
+    /// No route answered: an error for the agent, and the failure to record.
+    Unanswered {
+        /// The error for the agent.
+        response: Response,
+        /// What to record.
+        outcome: CallOutcome,
+    },
+}
+
+/// The protocol a provider speaks.
+fn protocol_of(p: Provider) -> Protocol {
+    match p {
+        Provider::Openai => Protocol::OpenAi,
+        Provider::Anthropic => Protocol::Anthropic,
+    }
+}
+
+/// The endpoint URL of a route.
+fn endpoint(route: &ModelRoute, protocol: Protocol) -> String {
+    let base = route.base_url.as_str().trim_end_matches('/');
+    if base.ends_with("/v1") {
+        format!("{base}/{}", protocol.endpoint())
+    } else {
+        format!("{base}/v1/{}", protocol.endpoint())
+    }
+}
+
+/// A route as recorded.
+pub(crate) fn route_json(route: &ModelRoute) -> Value {
+    json!({ "provider": protocol_of(route.provider).as_str(), "model": route.model, "base_url": route.base_url.as_str() })
+}
+
+/// How long a 429 keeps its route aside: its `Retry-After` (seconds), bounded.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Duration {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(DEFAULT_RETRY_AFTER, Duration::from_secs)
+        .min(MAX_RETRY_AFTER)
+}
+
+/// The provider request of a route: its endpoint, its key (never the agent's token), and
+/// Anthropic's version and beta headers from the agent.
+fn provider_request(
+    proxy: &ModelProxy,
+    route: &ModelRoute,
+    upstream_protocol: Protocol,
+    body: &Map<String, Value>,
+    agent_headers: &HeaderMap,
+) -> reqwest::RequestBuilder {
+    let mut req = proxy
+        .client
+        .post(endpoint(route, upstream_protocol))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .json(body);
+    let key = route.api_key_env.as_ref().and_then(|e| proxy.keys.get(e));
+    match upstream_protocol {
+        Protocol::OpenAi => {
+            if let Some(k) = key {
+                req = req.bearer_auth(k);
+            }
+        }
+        Protocol::Anthropic => {
+            if let Some(k) = key {
+                req = req.header("x-api-key", k);
+            }
+            let version = agent_headers
+                .get("anthropic-version")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("2023-06-01");
+            req = req.header("anthropic-version", version);
+            if let Some(beta) = agent_headers
+                .get("anthropic-beta")
+                .and_then(|v| v.to_str().ok())
+            {
+                req = req.header("anthropic-beta", beta);
+            }
+        }
+    }
+    req
+}
+
+/// Tries the alias's routes in order.
+pub(crate) async fn forward(
+    proxy: &Arc<ModelProxy>,
+    model: &Model,
+    request: &Map<String, Value>,
+    agent_headers: &HeaderMap,
+    mut call: ModelCall,
+) -> ForwardedAnswer {
+    let protocol = call.protocol;
+    let mut soonest_retry: Option<Duration> = None;
+    for (index, route) in model.routes.iter().enumerate() {
+        let upstream_protocol = protocol_of(route.provider);
+        let key = RouteKey {
+            alias: model.alias.clone(),
+            index,
+        };
+        if let Some(left) = proxy.cooldowns.remaining(&key, Instant::now()) {
+            soonest_retry = Some(soonest_retry.map_or(left, |s| s.min(left)));
+            call.attempts
+                .push(json!({ "route": index, "skipped": "rate limited (Retry-After)" }));
+            continue;
+        }
+        // A route of the other protocol gets the request translated (and its answer back).
+        let mut body = match translate::request(protocol, upstream_protocol, request) {
+            Ok(b) => b,
+            Err(e) => {
+                call.attempts.push(
+                    json!({ "route": index, "error": format!("cannot translate the request: {e}") }),
+                );
+                continue;
+            }
+        };
+        let hide_usage = warden_llm::prepare(
+            upstream_protocol,
+            &mut body,
+            &route.model,
+            proxy.system_message.as_deref(),
+            call.stream,
+        );
+        let req = provider_request(proxy, route, upstream_protocol, &body, agent_headers);
+        let sent = tokio::time::timeout(route.timeout, req.send()).await;
+        let upstream = match sent {
+            Err(_) => {
+                call.attempts
+                    .push(json!({ "route": index, "error": "timeout" }));
+                continue;
+            }
+            Ok(Err(e)) => {
+                call.attempts.push(json!({ "route": index, "error": if e.is_connect() { "connection failed" } else { "request failed" } }));
+                continue;
+            }
+            Ok(Ok(r)) => r,
+        };
+        let status = upstream.status().as_u16();
+        if status == 429 {
+            let wait = retry_after(upstream.headers());
+            proxy.cooldowns.hold(key, Instant::now() + wait);
+            soonest_retry = Some(soonest_retry.map_or(wait, |s| s.min(wait)));
+            call.attempts.push(
+                json!({ "route": index, "status": 429, "retry_after_seconds": wait.as_secs() }),
+            );
+            continue;
+        }
+        if status >= 500 {
+            call.attempts
+                .push(json!({ "route": index, "status": status }));
+            continue;
+        }
+        let is_stream = upstream
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        let mut passed = HeaderMap::new();
+        for name in PASSED_HEADERS {
+            if let Some(v) = upstream.headers().get(name)
+                && let Ok(v) = HeaderValue::from_bytes(v.as_bytes())
+            {
+                passed.insert(name, v);
+            }
+        }
+        call.attempts
+            .push(json!({ "route": index, "status": status }));
+        if call.stream && is_stream && (200..300).contains(&status) {
+            let agent_wants_usage = request
+                .get("stream_options")
+                .and_then(|o| o.get("include_usage"))
+                .and_then(Value::as_bool)
+                == Some(true);
+            let mode = RelayMode {
+                upstream_protocol,
+                hide_usage: hide_usage || !agent_wants_usage,
+            };
+            return start_relay(proxy.clone(), upstream, route, call, mode, passed);
+        }
+        // A complete body: read it (bounded, within the route's timeout); a failure here is
+        // still before any byte reached the agent, so the next route may answer.
+        let read = tokio::time::timeout(route.timeout, read_bounded(upstream)).await;
+        let bytes = match read {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => {
+                if let Some(a) = call.attempts.last_mut() {
+                    *a = json!({ "route": index, "status": status, "error": e });
+                }
+                continue;
+            }
+            Err(_) => {
+                if let Some(a) = call.attempts.last_mut() {
+                    *a = json!({ "route": index, "status": status, "error": "timeout reading the response" });
+                }
+                continue;
+            }
+        };
+        return complete_answer(proxy, route, upstream_protocol, status, bytes, passed, call);
+    }
+    let response = match soonest_retry {
+        Some(wait) => {
+            let mut r = protocol_error(
+                protocol,
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                &format!(
+                    "every provider of `{}` is rate limited; retry after {}s",
+                    model.alias,
+                    wait.as_secs().max(1)
+                ),
+            );
+            if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+                r.headers_mut().insert(http::header::RETRY_AFTER, v);
+            }
+            r
+        }
+        None => protocol_error(
+            protocol,
+            StatusCode::BAD_GATEWAY,
+            "upstream_unavailable",
+            &format!("no provider of `{}` answered", model.alias),
+        ),
+    };
+    ForwardedAnswer::Unanswered {
+        response,
+        outcome: CallOutcome::Failed(call),
+    }
+}
+
+/// The agent's response for a complete provider body (translated to the agent's protocol
+/// when the route speaks the other one); the tokens are counted before the agent has it, so
+/// its next call sees them.
+fn complete_answer(
+    proxy: &ModelProxy,
+    route: &ModelRoute,
+    upstream_protocol: Protocol,
+    status: u16,
+    bytes: Vec<u8>,
+    mut passed: HeaderMap,
+    call: ModelCall,
+) -> ForwardedAnswer {
+    let protocol = call.protocol;
+    let body: Option<Value> = serde_json::from_slice(&bytes).ok();
+    let ok = (200..300).contains(&status);
+    let completion = match (&body, ok) {
+        (Some(b), true) => warden_llm::read_response(upstream_protocol, b),
+        _ => Completion::default(),
+    };
+    let bytes = match (&body, upstream_protocol == protocol) {
+        (_, true) | (None, false) => bytes,
+        (Some(b), false) => {
+            let translated = if ok {
+                translate::response(upstream_protocol, protocol, b)
+            } else {
+                translate::error(upstream_protocol, protocol, status, b)
+            };
+            passed.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            serde_json::to_vec(&translated).unwrap_or_default()
+        }
+    };
+    let mut response = Response::new(Body::from(bytes));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    *response.headers_mut() = passed;
+    let usage = call.usage(&completion, ok);
+    let counted = proxy
+        .budgets
+        .count(&call.session, proxy.clock.now(), usage.total());
+    ForwardedAnswer::Complete {
+        response,
+        outcome: CallOutcome::Answered(Box::new(AnsweredCall {
+            call,
+            route: route_json(route),
+            status,
+            body,
+            completion,
+            usage,
+            counted,
+        })),
+    }
+}
+
+/// Reads a complete provider body, at most [`MAX_RESPONSE_BYTES`].
+async fn read_bounded(mut r: reqwest::Response) -> Result<Vec<u8>, &'static str> {
+    let mut out = Vec::new();
+    loop {
+        match r.chunk().await {
+            Ok(Some(c)) => {
+                if out.len() + c.len() > MAX_RESPONSE_BYTES {
+                    return Err("response larger than the limit");
+                }
+                out.extend_from_slice(&c);
+            }
+            Ok(None) => return Ok(out),
+            Err(_) => return Err("connection lost reading the response"),
+        }
+    }
+}
