@@ -11,7 +11,6 @@
 //! binary above it.
 
 pub mod app_state;
-pub mod approvals_api;
 pub mod config;
 pub mod control;
 pub mod decide_api;
@@ -19,7 +18,6 @@ pub mod governor;
 pub mod mcp;
 pub mod model_proxy;
 pub mod model_turns;
-pub mod operator;
 pub mod paths;
 mod routes;
 pub mod shutdown;

@@ -19,6 +19,7 @@ use warden_approval::{
 use warden_audit::{Ledger, LedgerConfig, NewRecord, RecordKind};
 use warden_charter::{CompiledCharter, Diagnostics};
 use warden_core::Clock;
+use warden_operator::OperatorState;
 use warden_session::{
     OperatorCredentials, OperatorRole, ScopeCounters, SessionStore, StateDb, TokenBudgets,
 };
@@ -30,7 +31,7 @@ use crate::decide_api::PendingResults;
 use crate::governor::Governor;
 use crate::model_proxy::ModelProxy;
 use crate::model_turns::ModelTurns;
-use crate::routes::{agent_router, operator_router};
+use crate::routes::agent_router;
 use crate::upstream::Upstreams;
 
 /// How long start-up waits for upstream servers to connect before serving anyway.
@@ -137,6 +138,15 @@ impl Gateway {
         )
         .context("cannot set up the model proxy")?;
         let controls = Arc::new(Controls::default());
+        let operator = Arc::new(OperatorState {
+            sessions: stores.sessions.clone(),
+            operators: stores.operators,
+            approvals: approvals.clone(),
+            charter: charter.clone(),
+            recorder: Arc::new(ledger.clone()),
+            clock: clock.clone(),
+            max_body_bytes: config.max_body_bytes,
+        });
         let governor = Governor::new(
             charter,
             ledger,
@@ -153,7 +163,6 @@ impl Gateway {
             upstreams,
             state_db: stores.db,
             sessions: stores.sessions,
-            operators: stores.operators,
             config: config.clone(),
             pending: PendingResults::default(),
             controls,
@@ -161,6 +170,7 @@ impl Gateway {
         });
         serve(
             state,
+            operator,
             &config,
             background,
             model_tasks,
@@ -321,6 +331,7 @@ async fn start_approvals(
 /// Phase 5: bind both listeners and serve them; the start is recorded.
 async fn serve(
     state: Arc<AppState>,
+    operator: Arc<OperatorState>,
     config: &Config,
     background: Background,
     model_tasks: TaskTracker,
@@ -353,7 +364,7 @@ async fn serve(
         ),
         (
             operator_listener,
-            operator_router(state.clone()),
+            warden_operator::router(operator),
             "operator",
         ),
     ];
