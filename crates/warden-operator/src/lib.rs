@@ -6,10 +6,10 @@
 //! token (`Authorization: Bearer wo_…`); an agent's session token is refused on every route
 //! (and recorded when it was aimed at the approval channel); an approver's credential reaches
 //! the approvals and nothing else; a signed link decides only what its signature covers, only
-//! before it expires, and never on a `GET`. Every refusal is an [`ApiError`]: one JSON shape,
-//! a stable code and a sentence. What the plane changes (sessions opened and revoked,
-//! credentials issued, approvals decided or refused) is recorded through the
-//! [`Recorder`](warden_core::Recorder).
+//! before it expires, and never on a `GET`. Every refusal is an [`ApiError`] (one JSON shape:
+//! a stable code and a sentence), except to a browser posting a link page's form, which gets
+//! a page. What the plane changes (sessions opened and revoked, credentials issued, approvals
+//! decided or refused) is recorded through the [`Recorder`].
 //!
 //! Where it sits: above `warden-core`, `warden-charter`, `warden-session` and
 //! `warden-approval`; below `warden-gateway`, which builds an [`OperatorState`] at start-up,
@@ -17,7 +17,10 @@
 //! agent plane.
 
 mod approvals;
+mod auth;
+mod credentials;
 mod error;
+mod links;
 mod sessions;
 
 use std::sync::Arc;
@@ -66,24 +69,24 @@ pub fn router(state: Arc<OperatorState>) -> Router {
             post(sessions::open_session).get(sessions::list_sessions),
         )
         .route("/v1/sessions/{id}/revoke", post(sessions::revoke_session))
-        .route("/v1/operator-tokens", post(approvals::issue_token))
+        .route("/v1/operator-tokens", post(credentials::issue_token))
         .route("/v1/approvals", get(approvals::list))
         .route("/v1/approvals/{id}", get(approvals::show))
         .route("/v1/approvals/{id}/approve", post(approvals::approve))
         .route("/v1/approvals/{id}/deny", post(approvals::deny))
-        // Inside authentication: the limit applies to the body extractors, so only an
-        // authenticated request's body is ever read, and never more than the limit.
+        // The limit the body extractors enforce (over it: `413` in the API's shape). It only
+        // sets a limit; bodies are read by the handlers, after authentication.
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
         // Outermost: nothing above reaches a handler without an operator token, and an
         // approver's credential reaches only the approvals.
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            sessions::authenticate,
+            auth::authenticate,
         ));
     let links = Router::new()
         .route(
             "/v1/approvals/{id}/link/{action}",
-            get(approvals::link_page).post(approvals::link_decide),
+            get(links::link_page).post(links::link_decide),
         )
         // No authentication layer: a signed link carries its own credential (the signature,
         // checked by the handler), and the person holding it has no bearer token. Its body is
@@ -94,6 +97,8 @@ pub fn router(state: Arc<OperatorState>) -> Router {
         .route("/healthz", get(healthz))
         .merge(links)
         .merge(protected)
+        // Anything else: a 404 in the API's shape (an unknown path needs no credential to
+        // learn that it is unknown; it reaches no handler).
         .fallback(|| async {
             ApiError::new(
                 http::StatusCode::NOT_FOUND,
@@ -123,3 +128,6 @@ where
 async fn healthz() -> Response {
     axum::Json(json!({ "status": "ok" })).into_response()
 }
+
+#[cfg(test)]
+mod tests;
