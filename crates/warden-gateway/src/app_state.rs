@@ -1,10 +1,11 @@
-//! The state every agent-plane and operator-plane handler of the gateway shares.
+//! The state every agent-plane handler of the gateway shares (the operator plane has its own,
+//! [`warden_operator::OperatorState`]).
 
 use std::sync::Arc;
 
 use warden_mcp::Upstreams;
 use warden_models::ModelProxy;
-use warden_session::{OperatorCredentials, SessionStore, StateDb};
+use warden_session::{SessionStore, StateDb};
 
 use crate::config::Config;
 use crate::control::Controls;
@@ -21,8 +22,6 @@ pub struct AppState {
     pub state_db: StateDb,
     /// Sessions.
     pub sessions: SessionStore,
-    /// Operator credentials.
-    pub operators: OperatorCredentials,
     /// The configuration.
     pub config: Config,
     /// Decide-API actions awaiting their result.

@@ -16,10 +16,12 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use warden_core::gate::{ActionOutcome, Allowed, RefusalReason, Via};
+use warden_operator::{ApiError, JsonBody};
+use warden_session::Session;
+
 use crate::app_state::AppState;
 use crate::governor::Waiting;
-use warden_core::gate::{ActionOutcome, Allowed, RefusalReason, Via};
-use warden_session::Session;
 
 /// Allowed actions awaiting their result report, at most this many (the oldest is dropped).
 pub const MAX_PENDING_RESULTS: usize = 10_000;
@@ -71,15 +73,6 @@ impl PendingResults {
     }
 }
 
-/// An API error body: `{"error": {"code": …, "message": …}}`.
-pub fn api_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    (
-        status,
-        Json(json!({ "error": { "code": code, "message": message.into() } })),
-    )
-        .into_response()
-}
-
 /// The body of `POST /v1/decide`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -103,30 +96,22 @@ pub const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
 pub async fn decide(
     State(state): State<Arc<AppState>>,
     Extension(session): Extension<Arc<Session>>,
-    body: Result<Json<DecideRequest>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    let Json(req) = match body {
-        Ok(b) => b,
-        Err(e) => return api_error(e.status(), "invalid_request", e.body_text()),
-    };
+    JsonBody(req): JsonBody<DecideRequest>,
+) -> Result<Response, ApiError> {
     let args = req.arguments.unwrap_or_else(|| json!({}));
     if !args.is_object() {
-        return api_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
+        return Err(ApiError::invalid_request(
             "`arguments` must be a JSON object",
-        );
+        ));
     }
     let max_wait = match req.wait.as_deref() {
         None | Some("0s" | "0") => std::time::Duration::ZERO,
         Some(w) => match warden_charter::parse_duration(w) {
             Some(d) if d <= MAX_WAIT => d,
             _ => {
-                return api_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    format!("`wait` `{w}` must be a duration such as `30s`, at most 300s"),
-                );
+                return Err(ApiError::invalid_request(format!(
+                    "`wait` `{w}` must be a duration such as `30s`, at most 300s"
+                )));
             }
         },
     };
@@ -148,7 +133,7 @@ pub async fn decide(
                 "arguments": allowed.args,
             });
             state.pending.insert(&session.id, &req.tool, allowed);
-            (StatusCode::OK, Json(body)).into_response()
+            Ok((StatusCode::OK, Json(body)).into_response())
         }
         Err(refused) => {
             let pending = refused.reason == RefusalReason::ApprovalPending;
@@ -169,7 +154,7 @@ pub async fn decide(
             } else {
                 StatusCode::OK
             };
-            (status, Json(body)).into_response()
+            Ok((status, Json(body)).into_response())
         }
     }
 }
@@ -193,33 +178,24 @@ pub async fn result(
     State(state): State<Arc<AppState>>,
     Extension(session): Extension<Arc<Session>>,
     Path(id): Path<String>,
-    body: Result<Json<ResultReport>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    let Json(report) = match body {
-        Ok(b) => b,
-        Err(e) => return api_error(e.status(), "invalid_request", e.body_text()),
-    };
+    JsonBody(report): JsonBody<ResultReport>,
+) -> Result<Response, ApiError> {
     let status = match report.status.as_str() {
         "ok" => "ok",
         "error" => "tool_error",
         other => {
-            return api_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                format!("`status` is `ok` or `error`, not `{other}`"),
-            );
+            return Err(ApiError::invalid_request(format!(
+                "`status` is `ok` or `error`, not `{other}`"
+            )));
         }
     };
-    let (tool, allowed) = match state.pending.take(&id, &session.id) {
-        Ok(x) => x,
-        Err(code) => {
-            return api_error(
-                code,
-                "unknown_action",
-                format!("no allowed action `{id}` of this session is waiting for its result"),
-            );
-        }
-    };
+    let (tool, allowed) = state.pending.take(&id, &session.id).map_err(|code| {
+        ApiError::new(
+            code,
+            "unknown_action",
+            format!("no allowed action `{id}` of this session is waiting for its result"),
+        )
+    })?;
     let text = match &report.output {
         None => String::new(),
         Some(Value::String(s)) => s.clone(),
@@ -245,15 +221,15 @@ pub async fn result(
         .record_result(&session, &tool, &allowed, &outcome)
         .await
     {
-        Ok(labels) => (
+        Ok(labels) => Ok((
             StatusCode::OK,
             Json(json!({ "action": id, "recorded": true, "labels_added": labels })),
         )
-            .into_response(),
-        Err(e) => api_error(
+            .into_response()),
+        Err(e) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "ledger_unavailable",
             format!("the result could not be recorded: {e}"),
-        ),
+        )),
     }
 }

@@ -11,13 +11,11 @@
 //! binary above it.
 
 pub mod app_state;
-pub mod approvals_api;
 pub mod config;
 pub mod control;
 pub mod decide_api;
 pub mod governor;
 pub mod mcp_gate;
-pub mod operator;
 pub mod paths;
 mod routes;
 pub mod shutdown;

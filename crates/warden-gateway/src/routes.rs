@@ -1,5 +1,6 @@
-//! The two planes' routers: which routes each listener serves, and the layers in front of them
-//! (authentication, body limits, the JSON-RPC guard), in the order their comments explain.
+//! The agent plane's router: which routes the agent listener serves, and the layers in front
+//! of them (authentication, body limits, the JSON-RPC guard), in the order their comments
+//! explain. The operator plane's router is [`warden_operator::router`].
 
 use std::sync::Arc;
 
@@ -12,12 +13,11 @@ use axum::routing::{get, post};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use warden_mcp::{McpEndpoint, jsonrpc_error};
+use warden_operator::ApiError;
 use warden_session::tokens::{self, Plane};
 
 use crate::app_state::AppState;
-use crate::approvals_api;
-use crate::decide_api::{self, api_error};
-use crate::operator;
+use crate::decide_api;
 
 /// Authenticates agent-plane requests: the session token as `Authorization: Bearer` (or
 /// `x-api-key`). Operator tokens are refused here.
@@ -117,14 +117,9 @@ pub(crate) fn agent_router(state: Arc<AppState>, cancel: CancellationToken) -> R
         // The model proxy's endpoints, behind the same body limit and authentication.
         .merge(warden_models::router(state.models.clone()))
         // An agent never reaches the approval channel; the attempt is recorded.
-        .route(
-            "/v1/approvals",
-            axum::routing::any(approvals_api::agent_refused),
-        )
-        .route(
-            "/v1/approvals/{*rest}",
-            axum::routing::any(approvals_api::agent_refused),
-        )
+        .merge(warden_operator::agent_plane_refusals(
+            state.governor.approvals().clone(),
+        ))
         .route("/v1/actions/{id}/result", post(decide_api::result))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), agent_auth));
@@ -132,48 +127,10 @@ pub(crate) fn agent_router(state: Arc<AppState>, cancel: CancellationToken) -> R
         .route("/healthz", get(healthz))
         .merge(protected)
         .fallback(|| async {
-            api_error(
+            ApiError::new(
                 StatusCode::NOT_FOUND,
                 "not_found",
                 "no such endpoint on the agent plane",
-            )
-        })
-        .with_state(state)
-}
-
-pub(crate) fn operator_router(state: Arc<AppState>) -> Router {
-    let protected = Router::new()
-        .route(
-            "/v1/sessions",
-            post(operator::open_session).get(operator::list_sessions),
-        )
-        .route("/v1/sessions/{id}/revoke", post(operator::revoke_session))
-        .route("/v1/operator-tokens", post(approvals_api::issue_token))
-        .route("/v1/approvals", get(approvals_api::list))
-        .route("/v1/approvals/{id}", get(approvals_api::show))
-        .route("/v1/approvals/{id}/approve", post(approvals_api::approve))
-        .route("/v1/approvals/{id}/deny", post(approvals_api::deny))
-        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            operator::authenticate,
-        ));
-    // Signed links carry their own credential (the signature); no bearer token.
-    let links = Router::new()
-        .route(
-            "/v1/approvals/{id}/link/{action}",
-            get(approvals_api::link_page).post(approvals_api::link_decide),
-        )
-        .layer(DefaultBodyLimit::max(16 * 1024));
-    Router::new()
-        .route("/healthz", get(healthz))
-        .merge(links)
-        .merge(protected)
-        .fallback(|| async {
-            api_error(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "no such endpoint on the operator plane",
             )
         })
         .with_state(state)

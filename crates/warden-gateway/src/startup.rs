@@ -21,6 +21,7 @@ use warden_charter::{CompiledCharter, Diagnostics};
 use warden_core::Clock;
 use warden_mcp::Upstreams;
 use warden_models::ModelProxy;
+use warden_operator::OperatorState;
 use warden_session::{
     OperatorCredentials, OperatorRole, ScopeCounters, SessionStore, StateDb, TokenBudgets,
 };
@@ -30,7 +31,7 @@ use crate::config::Config;
 use crate::control::Controls;
 use crate::decide_api::PendingResults;
 use crate::governor::Governor;
-use crate::routes::{agent_router, operator_router};
+use crate::routes::agent_router;
 
 /// How long start-up waits for upstream servers to connect before serving anyway.
 const UPSTREAM_INITIAL_WAIT: Duration = Duration::from_secs(15);
@@ -140,6 +141,15 @@ impl Gateway {
             .context("cannot set up the model proxy")?,
         );
         let controls = Arc::new(Controls::default());
+        let operator = Arc::new(OperatorState {
+            sessions: stores.sessions.clone(),
+            operators: stores.operators,
+            approvals: approvals.clone(),
+            charter: charter.clone(),
+            recorder: Arc::new(ledger.clone()),
+            clock: clock.clone(),
+            max_body_bytes: config.max_body_bytes,
+        });
         let governor = Arc::new(Governor::new(
             charter,
             ledger,
@@ -157,7 +167,6 @@ impl Gateway {
             upstreams,
             state_db: stores.db,
             sessions: stores.sessions,
-            operators: stores.operators,
             config: config.clone(),
             pending: PendingResults::default(),
             controls,
@@ -165,6 +174,7 @@ impl Gateway {
         });
         serve(
             state,
+            operator,
             &config,
             background,
             model_tasks,
@@ -325,6 +335,7 @@ async fn start_approvals(
 /// Phase 5: bind both listeners and serve them; the start is recorded.
 async fn serve(
     state: Arc<AppState>,
+    operator: Arc<OperatorState>,
     config: &Config,
     background: Background,
     model_tasks: TaskTracker,
@@ -357,7 +368,7 @@ async fn serve(
         ),
         (
             operator_listener,
-            operator_router(state.clone()),
+            warden_operator::router(operator),
             "operator",
         ),
     ];

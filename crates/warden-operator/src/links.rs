@@ -1,0 +1,184 @@
+//! The signed approve/deny links the webhook sends, on the operator plane without a token:
+//! the signature is the credential. `GET` shows a confirmation page (link previewers fetch
+//! links; a `GET` never decides), `POST` decides as the approver the link was minted for. A
+//! changed or expired link is refused, and the refusal recorded.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+use warden_approval::workflow::{Choice, Decider, request_json};
+use warden_approval::{Approvals, LinkAction};
+
+use crate::OperatorState;
+use crate::approvals::DecideBody;
+use crate::error::{ApiError, BodyBytes};
+
+/// The query of a signed link.
+#[derive(Debug, Deserialize)]
+pub(crate) struct LinkQuery {
+    /// The principal the link was minted for.
+    approver: String,
+    /// Expiry, Unix seconds.
+    expires: i64,
+    /// The signature.
+    sig: String,
+}
+
+/// Verifies a link; records and answers the refusal when it does not hold.
+async fn verify_link(
+    approvals: &Approvals,
+    id: &str,
+    action: &str,
+    q: &LinkQuery,
+) -> Result<LinkAction, ApiError> {
+    let Some(link_action) = LinkAction::parse(action) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "a link is `/link/approve` or `/link/deny`",
+        ));
+    };
+    let refusal =
+        if !approvals
+            .signer()
+            .verify_link(link_action, id, &q.approver, q.expires, &q.sig)
+        {
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "bad_signature",
+                "this link's signature does not hold: it was changed or not made by this gateway",
+            )
+        } else if approvals.now().unix_timestamp() >= q.expires {
+            ApiError::new(StatusCode::GONE, "link_expired", "this link has expired")
+        } else {
+            return Ok(link_action);
+        };
+    let payload = json!({
+        "approval": id,
+        "attempted": action,
+        "credential": "link",
+        "principal": q.approver,
+        "channel": "link",
+        "refusal": refusal.code,
+        "message": refusal.message,
+    });
+    let session = approvals
+        .store()
+        .get(id)
+        .await
+        .ok()
+        .flatten()
+        .map(|r| r.session);
+    approvals.record_refused(session.as_deref(), payload).await;
+    Err(refusal)
+}
+
+/// `GET /v1/approvals/{id}/link/{action}?approver=…&expires=…&sig=…`: a confirmation page.
+/// Nothing is decided by a `GET`.
+pub(crate) async fn link_page(
+    State(state): State<Arc<OperatorState>>,
+    Path((id, action)): Path<(String, String)>,
+    query: Result<Query<LinkQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| bad_link(&e))?;
+    verify_link(&state.approvals, &id, &action, &q).await?;
+    let summary = match state.approvals.store().get(&id).await {
+        Ok(Some(req)) => format!(
+            "{} (on behalf of {}) wants to call {} with {}. Why: {}. Status: {}.",
+            req.agent,
+            req.principal,
+            req.tool,
+            serde_json::to_string(&req.arguments).unwrap_or_default(),
+            req.why,
+            req.status
+        ),
+        _ => format!("approval request {id}"),
+    };
+    let page = format!(
+        "<!doctype html><meta charset=utf-8><title>warden approval</title>\
+         <p>{}</p><form method=post><input type=text name=reason placeholder=reason>\
+         <button type=submit>{} as {}</button></form>",
+        escape(&summary),
+        escape(&action),
+        escape(&q.approver)
+    );
+    Ok(Html(page).into_response())
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// `POST /v1/approvals/{id}/link/{action}?approver=…&expires=…&sig=…`: decides as the
+/// approver the link was minted for (with every authority check of the API).
+pub(crate) async fn link_decide(
+    State(state): State<Arc<OperatorState>>,
+    Path((id, action)): Path<(String, String)>,
+    query: Result<Query<LinkQuery>, QueryRejection>,
+    headers: axum::http::HeaderMap,
+    BodyBytes(body): BodyBytes,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| bad_link(&e))?;
+    // A browser posting the confirmation form gets a page back; a program gets JSON.
+    let from_form = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let link_action = verify_link(&state.approvals, &id, &action, &q).await?;
+    // A form post (`reason=…`) or JSON (`{"reason": …}`); both optional.
+    let reason = serde_json::from_slice::<DecideBody>(&body)
+        .ok()
+        .and_then(|b| b.reason)
+        .or_else(|| {
+            url::form_urlencoded::parse(&body)
+                .find(|(k, _)| k == "reason")
+                .map(|(_, v)| v.into_owned())
+        })
+        .filter(|r| !r.trim().is_empty());
+    let decider = Decider {
+        credential: "link",
+        principal: Some(&q.approver),
+        channel: "link",
+    };
+    let choice = match link_action {
+        LinkAction::Approve => Choice::Approve,
+        LinkAction::Deny => Choice::Deny,
+    };
+    let decided = state.approvals.decide(&id, &decider, choice, reason).await;
+    if from_form {
+        let (status, text) = match &decided {
+            Ok(d) => (
+                StatusCode::OK,
+                format!("Done: {} ({}).", d.outcome, d.request.id),
+            ),
+            Err(e) => (
+                StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                format!("Refused ({}): {}", e.code, e.message),
+            ),
+        };
+        let page = format!(
+            "<!doctype html><meta charset=utf-8><title>warden approval</title><p>{}</p>",
+            escape(&text)
+        );
+        return Ok((status, Html(page)).into_response());
+    }
+    let d = decided?;
+    Ok(Json(json!({ "outcome": d.outcome, "approval": request_json(&d.request) })).into_response())
+}
+
+fn bad_link(e: &QueryRejection) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_link",
+        format!("a link carries `approver`, `expires` and `sig`: {e}"),
+    )
+}
