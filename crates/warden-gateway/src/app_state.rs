@@ -8,9 +8,9 @@ use warden_models::ModelProxy;
 use warden_session::{SessionStore, StateDb};
 
 use crate::config::Config;
-use crate::control::Controls;
 use crate::decide_api::PendingResults;
 use crate::governor::Governor;
+use crate::interventions::Interventions;
 
 /// State shared by every request.
 pub struct AppState {
@@ -27,7 +27,7 @@ pub struct AppState {
     /// Decide-API actions awaiting their result.
     pub pending: PendingResults,
     /// Interventions in force.
-    pub controls: Arc<Controls>,
+    pub controls: Arc<Interventions>,
     /// The model proxy (its router is merged into the agent plane).
     pub models: Arc<ModelProxy>,
 }

@@ -28,28 +28,47 @@ pub const MAX_PENDING_RESULTS: usize = 10_000;
 /// Largest `output` recorded for label matching, in bytes.
 const MAX_OUTPUT_TEXT: usize = 1024 * 1024;
 
-/// An allowed action waiting for its result: (session id, tool, the allowance).
-type Pending = (String, String, Allowed);
+/// An allowed action waiting for its result report.
+#[derive(Debug)]
+struct AwaitingResult {
+    /// The session that was allowed the action (only it may report the result).
+    session: String,
+    /// The tool.
+    tool: String,
+    /// The allowance, as the governor gave it.
+    allowed: Allowed,
+}
 
 /// Allowed decide-API actions whose result has not been reported yet, in arrival order.
 #[derive(Debug, Default)]
 pub struct PendingResults {
-    inner: Mutex<(HashMap<String, Pending>, std::collections::VecDeque<String>)>,
+    inner: Mutex<PendingIndex>,
+}
+
+/// The actions by id, and their ids in arrival order (to drop the oldest past the bound).
+#[derive(Debug, Default)]
+struct PendingIndex {
+    by_id: HashMap<String, AwaitingResult>,
+    arrival: std::collections::VecDeque<String>,
 }
 
 impl PendingResults {
     fn insert(&self, session: &str, tool: &str, allowed: Allowed) {
         if let Ok(mut g) = self.inner.lock() {
-            let (map, order) = &mut *g;
-            if map.len() >= MAX_PENDING_RESULTS
-                && let Some(old) = order.pop_front()
+            let PendingIndex { by_id, arrival } = &mut *g;
+            if by_id.len() >= MAX_PENDING_RESULTS
+                && let Some(old) = arrival.pop_front()
             {
-                map.remove(&old);
+                by_id.remove(&old);
             }
-            order.push_back(allowed.action_id.clone());
-            map.insert(
+            arrival.push_back(allowed.action_id.clone());
+            by_id.insert(
                 allowed.action_id.clone(),
-                (session.to_owned(), tool.to_owned(), allowed),
+                AwaitingResult {
+                    session: session.to_owned(),
+                    tool: tool.to_owned(),
+                    allowed,
+                },
             );
         }
     }
@@ -59,14 +78,15 @@ impl PendingResults {
             .inner
             .lock()
             .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
-        let (map, order) = &mut *g;
-        match map.get(id) {
+        let PendingIndex { by_id, arrival } = &mut *g;
+        match by_id.get(id) {
             None => Err(StatusCode::NOT_FOUND),
-            Some((s, _, _)) if s != session => Err(StatusCode::NOT_FOUND),
+            Some(a) if a.session != session => Err(StatusCode::NOT_FOUND),
             Some(_) => {
-                order.retain(|x| x != id);
-                map.remove(id)
-                    .map(|(_, tool, a)| (tool, a))
+                arrival.retain(|x| x != id);
+                by_id
+                    .remove(id)
+                    .map(|a| (a.tool, a.allowed))
                     .ok_or(StatusCode::NOT_FOUND)
             }
         }

@@ -14,7 +14,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use warden_approval::{ActionHash, ApprovalRequest, Entry, NewApproval, Status, StoreError};
+use warden_approval::{ActionHash, StoreError};
 
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -22,20 +22,23 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use warden_audit::{Ledger, NewRecord, RecordKind};
 use warden_charter::{CompiledCharter, Transport};
-use warden_core::{Clock, Decision, Verdict};
+use warden_core::{Clock, Verdict};
 use warden_pdp::{Controls as PdpControls, Request, decide, result_labels};
 
 use warden_approval::Approvals;
-use warden_approval::workflow::{authority_for, request_json};
+use warden_approval::workflow::request_json;
 use warden_core::gate::{
     ActionOutcome, Allowed, PendingApproval, ProgressFn, RefusalReason, Refused, Via,
 };
-use warden_core::text::rfc3339;
 use warden_models::ModelTurns;
 use warden_session::{ScopeCounters, Session, SessionStore};
 
-use crate::control::Controls;
+use crate::interventions::Interventions;
 use crate::paths::PathArguments;
+
+mod approval_wait;
+
+use approval_wait::Plan;
 
 /// How a caller waits for an approval.
 #[derive(Default)]
@@ -49,31 +52,6 @@ pub struct Waiting<'a> {
     pub progress: Option<&'a ProgressFn>,
 }
 
-/// ` by `approver`: reason` for a denied request (empty if the denial is missing).
-fn denied_by(req: &ApprovalRequest) -> String {
-    req.denial.as_ref().map_or_else(String::new, |d| {
-        let reason = d
-            .reason
-            .as_deref()
-            .map_or_else(String::new, |r| format!(": {r}"));
-        format!(" by `{}`{reason}", d.approver)
-    })
-}
-
-/// What the governor does about an action that needs approval.
-enum Plan {
-    /// A grant for this exact action exists: use it.
-    Use(Arc<Entry>),
-    /// A request for this exact action is open: wait on it.
-    Join(Arc<Entry>),
-    /// An approver denied this exact action (before the request's deadline).
-    Denied(String, PendingApproval),
-    /// Nobody could approve it.
-    Unavailable(String),
-    /// Ask: a new request.
-    Create(Box<ApprovalRequest>),
-}
-
 /// The governor.
 pub struct Governor {
     /// The charter.
@@ -81,7 +59,7 @@ pub struct Governor {
     ledger: Ledger,
     scope_counters: ScopeCounters,
     sessions: SessionStore,
-    controls: Arc<Controls>,
+    controls: Arc<Interventions>,
     approvals: Arc<Approvals>,
     model_turns: Arc<ModelTurns>,
     clock: Arc<dyn Clock>,
@@ -109,7 +87,7 @@ impl Governor {
         ledger: Ledger,
         scope_counters: ScopeCounters,
         sessions: SessionStore,
-        controls: Arc<Controls>,
+        controls: Arc<Interventions>,
         approvals: Arc<Approvals>,
         model_turns: Arc<ModelTurns>,
         clock: Arc<dyn Clock>,
@@ -411,280 +389,6 @@ impl Governor {
             waiting,
         )
         .await
-    }
-
-    /// What to do about an action that needs approval: use a grant for this exact action,
-    /// join its open request, repeat its denial, or ask anew — unless nobody could approve it.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the action, as the governor sees it"
-    )]
-    async fn plan_approval(
-        &self,
-        session: &Session,
-        tool: &str,
-        args: &Value,
-        decision: &Decision,
-        action_id: &str,
-        hash: &ActionHash,
-        now: OffsetDateTime,
-    ) -> Plan {
-        if let Some(entry) = self.approvals.by_hash(hash) {
-            match entry.status() {
-                Status::Granted => return Plan::Use(entry),
-                Status::Pending => return Plan::Join(entry),
-                Status::Denied => {
-                    let req = entry.lock().await;
-                    let by = denied_by(&req);
-                    let message = format!(
-                        "this exact action was denied{by} (approval {}); it is refused until {}",
-                        req.id,
-                        rfc3339(req.deadline)
-                    );
-                    let pending = PendingApproval {
-                        id: req.id.clone(),
-                        deadline: rfc3339(req.deadline),
-                        status: Status::Denied,
-                    };
-                    return Plan::Denied(message, pending);
-                }
-                Status::TimedOut | Status::Used => {}
-            }
-        }
-        let spec = decision
-            .approval
-            .clone()
-            .unwrap_or(warden_core::ApprovalSpec {
-                timeout_seconds: self.charter.default_approval.timeout.as_secs(),
-                quorum: self.charter.default_approval.quorum,
-            });
-        let rules = authority_for(decision);
-        let approvers = self.approvals.eligible(&rules, &session.principal);
-        if approvers.len() < usize::try_from(spec.quorum).unwrap_or(usize::MAX) {
-            let sod = if self.charter.authority.separation_of_duties {
-                format!(" other than `{}`", session.principal)
-            } else {
-                String::new()
-            };
-            return Plan::Unavailable(format!(
-                "{} approver(s) needed and the charter gives the authority for {} to {} principal(s){sod}",
-                spec.quorum,
-                rules
-                    .iter()
-                    .map(|r| format!("`{r}`"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                approvers.len()
-            ));
-        }
-        let deadline = now
-            + time::Duration::seconds(i64::try_from(spec.timeout_seconds).unwrap_or(i64::MAX / 2));
-        Plan::Create(Box::new(self.approvals.new_request(NewApproval {
-            id: Uuid::now_v7().to_string(),
-            action: action_id.to_owned(),
-            session: session.id.clone(),
-            agent: session.agent.clone(),
-            principal: session.principal.clone(),
-            task: session.task.clone(),
-            tool: tool.to_owned(),
-            arguments: args.clone(),
-            reason: decision.reason.as_str().to_owned(),
-            why: decision.summary(),
-            rules: decision.rules.clone(),
-            authority_for: rules,
-            approvers,
-            quorum: spec.quorum,
-            requested_at: now,
-            deadline,
-            model_turns: self.model_turns.recent(&session.id),
-        })))
-    }
-
-    /// Waits on `entry` until it is decided, then releases the action (marking the grant used)
-    /// or refuses it.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the action, as the governor sees it"
-    )]
-    async fn wait(
-        &self,
-        session: &Session,
-        entry: Arc<Entry>,
-        hash: &ActionHash,
-        tool: &str,
-        action_id: String,
-        decision: Decision,
-        args: Value,
-        waiting: Waiting<'_>,
-    ) -> Result<Allowed, Refused> {
-        let started = Instant::now();
-        let deadline = entry.deadline();
-        let total = (deadline - self.clock.now()).as_seconds_f64().max(0.0);
-        let pending = |status: Status| PendingApproval {
-            id: entry.id().to_owned(),
-            deadline: rfc3339(deadline),
-            status,
-        };
-        let refused = |reason: RefusalReason, message: String, status: Status| Refused {
-            action_id: Some(action_id.clone()),
-            reason,
-            decision: Some(decision.clone()),
-            message,
-            approval: Some(pending(status)),
-        };
-        let mut rx = entry.subscribe();
-        // The first progress report is one interval in (awaiting an interval's immediate
-        // first tick cost up to a millisecond of timer resolution before the status check).
-        let every = self.approvals.progress_interval;
-        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let max_wait = tokio::time::sleep(waiting.max_wait.unwrap_or(Duration::MAX / 4));
-        tokio::pin!(max_wait);
-        let cancel = waiting.cancel.clone().unwrap_or_default();
-        loop {
-            let status = *rx.borrow_and_update();
-            match status {
-                Status::Pending => {}
-                Status::Granted => {
-                    if cancel.is_cancelled() {
-                        // Nobody would receive the result: leave the grant for the retry.
-                        return Err(refused(
-                            RefusalReason::ApprovalPending,
-                            "the caller went away; the approval stays for the same call, retried"
-                                .to_owned(),
-                            status,
-                        ));
-                    }
-                    // What would deny any action also stops an approved one: the session
-                    // revoked or expired, the tool or the gateway frozen while it waited.
-                    if let Some(why) = self.stopped(session, tool) {
-                        let payload =
-                            json!({ "action": action_id, "approval": entry.id(), "why": why });
-                        let _ = self
-                            .ledger
-                            .append(NewRecord {
-                                session: Some(session.id.clone()),
-                                kind: RecordKind::ApprovalUnavailable,
-                                payload,
-                            })
-                            .await;
-                        return Err(refused(
-                            RefusalReason::Denied,
-                            format!("warden refused `{tool}`: it was approved, but {why}"),
-                            status,
-                        ));
-                    }
-                    return match self
-                        .approvals
-                        .use_grant(&entry, hash, &action_id, tool)
-                        .await
-                    {
-                        Ok(()) => Ok(Allowed {
-                            action_id,
-                            decision,
-                            args,
-                            started: Instant::now(),
-                        }),
-                        Err((_, message)) => Err(refused(
-                            RefusalReason::ApprovalDenied,
-                            format!("warden refused `{tool}`: {message}"),
-                            entry.status(),
-                        )),
-                    };
-                }
-                Status::Denied => {
-                    let req = entry.lock().await;
-                    let by = denied_by(&req);
-                    return Err(refused(
-                        RefusalReason::ApprovalDenied,
-                        format!(
-                            "warden refused `{tool}`: the approval request {} was denied{by}",
-                            req.id
-                        ),
-                        status,
-                    ));
-                }
-                Status::TimedOut => {
-                    return Err(refused(
-                        RefusalReason::ApprovalTimedOut,
-                        format!(
-                            "warden refused `{tool}`: it needs approval ({}) and none was given before the deadline ({}s, request {})",
-                            decision.summary(),
-                            decision.approval.as_ref().map_or(0, |a| a.timeout_seconds),
-                            entry.id()
-                        ),
-                        status,
-                    ));
-                }
-                Status::Used => {
-                    return Err(refused(
-                        RefusalReason::ApprovalDenied,
-                        format!(
-                            "warden refused `{tool}`: the approval {} was used by another call of the same action; an approval releases one call",
-                            entry.id()
-                        ),
-                        status,
-                    ));
-                }
-            }
-            tokio::select! {
-                changed = rx.changed() => {
-                    if changed.is_err() {
-                        return Err(refused(RefusalReason::ApprovalUnavailable, "the approval request was lost".to_owned(), status));
-                    }
-                }
-                _ = ticker.tick() => {
-                    if let Some(progress) = waiting.progress {
-                        let waited = started.elapsed().as_secs_f64();
-                        let message = format!(
-                            "waiting for approval {} (deadline {})",
-                            entry.id(),
-                            rfc3339(deadline)
-                        );
-                        progress(waited, total, message).await;
-                    }
-                }
-                () = &mut max_wait => {
-                    return Err(refused(
-                        RefusalReason::ApprovalPending,
-                        format!("`{tool}` is waiting for approval {}; send the same call again to pick up the decision", entry.id()),
-                        Status::Pending,
-                    ));
-                }
-                () = cancel.cancelled() => {
-                    return Err(refused(
-                        RefusalReason::ApprovalPending,
-                        "the caller went away; the request stays open for the same call, retried".to_owned(),
-                        Status::Pending,
-                    ));
-                }
-                () = self.shutdown.cancelled() => {
-                    return Err(refused(
-                        RefusalReason::ApprovalPending,
-                        format!(
-                            "warden refused `{tool}` for now: the gateway is shutting down; approval request {} stays open, and the same call retried after the restart picks up its decision",
-                            entry.id()
-                        ),
-                        Status::Pending,
-                    ));
-                }
-            }
-        }
-    }
-
-    /// Why no action of `session` on `tool` may run now, if so.
-    fn stopped(&self, session: &Session, tool: &str) -> Option<&'static str> {
-        if session.is_revoked() {
-            Some("the session was revoked")
-        } else if session.is_expired(self.clock.now()) {
-            Some("the session has expired")
-        } else if self.controls.posture() == warden_core::Posture::Frozen {
-            Some("the gateway posture is frozen")
-        } else if self.controls.is_frozen(tool) {
-            Some("the tool is frozen")
-        } else {
-            None
-        }
     }
 
     /// Records an attempt refused before any decision: a tool no upstream server offers.

@@ -1,20 +1,23 @@
 //! The gateway: warden's composition root.
 //!
-//! It compiles the configuration and the charter before binding anything, opens the ledger
-//! and the state store, connects the upstream MCP servers, and serves two listeners: the agent
-//! plane (MCP over Streamable HTTP at `/mcp`, the decide API) and the operator plane (sessions,
-//! health). Every action runs through the [`governor::Governor`]: authenticate → decide →
-//! record the attempt and the decision durably → (wait for approval) → forward → record the
-//! result and the labels it carries → answer. Errors anywhere on that path deny.
+//! It compiles the configuration and the charter before binding anything ([`startup`], one
+//! function per phase), opens the ledger and `state.db`, connects the upstream MCP servers,
+//! and serves two listeners assembled from the surfaces: the agent plane (the MCP front end of
+//! `warden-mcp`, the decide API of [`decide_api`], the model proxy of `warden-models`) and the
+//! operator plane (`warden-operator`). Every action runs through the [`governor::Governor`]:
+//! authenticate → decide → record the attempt and the decision durably → (wait for approval)
+//! → forward → record the result and the labels it carries → answer. Errors anywhere on that
+//! path deny. [`shutdown`] stops it in phases.
 //!
-//! Sits at the top of the library DAG: core, charter, pdp and audit below it; the `warden`
-//! binary above it.
+//! Only this crate sees every other one: the surfaces meet the governor through traits
+//! (`warden_mcp::ToolGate`, `warden_core::Recorder`) and never import the gateway. The
+//! `warden` binary sits above it.
 
 pub mod app_state;
 pub mod config;
-pub mod control;
 pub mod decide_api;
 pub mod governor;
+pub mod interventions;
 pub mod mcp_gate;
 pub mod paths;
 mod routes;

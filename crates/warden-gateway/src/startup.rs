@@ -28,9 +28,9 @@ use warden_session::{
 
 use crate::app_state::AppState;
 use crate::config::Config;
-use crate::control::Controls;
 use crate::decide_api::PendingResults;
 use crate::governor::Governor;
+use crate::interventions::Interventions;
 use crate::routes::agent_router;
 
 /// How long start-up waits for upstream servers to connect before serving anyway.
@@ -140,7 +140,7 @@ impl Gateway {
             )
             .context("cannot set up the model proxy")?,
         );
-        let controls = Arc::new(Controls::default());
+        let controls = Arc::new(Interventions::default());
         let operator = Arc::new(OperatorState {
             sessions: stores.sessions.clone(),
             operators: stores.operators,

@@ -6,14 +6,15 @@ use std::sync::RwLock;
 
 use warden_core::Posture;
 
-/// The controls.
+/// The interventions in force: the gateway posture and the frozen tools. Read on every
+/// decision; a poisoned lock reads as the strictest state (frozen).
 #[derive(Debug, Default)]
-pub struct Controls {
+pub struct Interventions {
     posture: RwLock<Posture>,
     frozen: RwLock<HashSet<String>>,
 }
 
-impl Controls {
+impl Interventions {
     /// The current posture. A poisoned lock reads as frozen: fail closed.
     pub fn posture(&self) -> Posture {
         self.posture.read().map(|p| *p).unwrap_or(Posture::Frozen)
