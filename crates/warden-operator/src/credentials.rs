@@ -1,5 +1,6 @@
 //! Operator credentials, issued by an admin: the token is shown once and stored as a hash;
-//! the issue is recorded.
+//! the issue is recorded before the credential exists (if the ledger cannot take the record,
+//! no credential is issued).
 
 use std::sync::Arc;
 
@@ -65,12 +66,9 @@ pub(crate) async fn issue_token(
             ));
         }
     };
-    let now = state.clock.now();
-    let token = state
-        .operators
-        .create(&req.name, role.clone(), now)
-        .await
-        .map_err(|e| ApiError::store_unavailable(e.to_string()))?;
+    // Fail closed: the issue is recorded before the credential exists, so no credential ever
+    // works without its record. (A store failure after the record leaves a record of an issue
+    // that did not happen; never the reverse.)
     let record = NewRecord {
         session: None,
         kind: RecordKind::OperatorTokenIssued,
@@ -82,8 +80,18 @@ pub(crate) async fn issue_token(
         }),
     };
     if let Err(e) = state.recorder.append(record).await {
-        tracing::error!(error = %e, "The ledger cannot record an issued operator credential.");
+        tracing::error!(error = %e, "The ledger cannot record an operator credential; none is issued.");
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ledger_unavailable",
+            format!("the credential could not be recorded, so none was issued: {e}"),
+        ));
     }
+    let token = state
+        .operators
+        .create(&req.name, role.clone(), state.clock.now())
+        .await
+        .map_err(|e| ApiError::store_unavailable(e.to_string()))?;
     let issued = json!({
         "name": req.name,
         "role": role.as_str(),

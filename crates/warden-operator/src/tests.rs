@@ -591,3 +591,37 @@ async fn a_link_to_an_action_that_does_not_exist_is_not_found_and_not_recorded()
     assert_eq!(req.status, warden_approval::Status::Pending);
     assert!(f.recorder.kinds().is_empty());
 }
+
+#[tokio::test]
+async fn no_operator_credential_is_issued_that_the_ledger_cannot_record() {
+    let f = fixture().await;
+    let before = f.state.operators.count().await.unwrap();
+    f.recorder.failing.store(true, Ordering::SeqCst);
+    let body = json!({ "name": "unrecorded", "role": "admin" });
+    let got = send(
+        &f,
+        json_request("POST", "/v1/operator-tokens", &f.admin, body.to_string()),
+    )
+    .await;
+    assert_api_error("issue", &got, 503, "ledger_unavailable");
+    assert!(
+        !got.1.to_string().contains("wo_"),
+        "no token is handed out: {}",
+        got.1
+    );
+    assert_eq!(f.state.operators.count().await.unwrap(), before);
+    // With the ledger back, the same request issues one, recorded.
+    f.recorder.failing.store(false, Ordering::SeqCst);
+    let (status, issued) = send(
+        &f,
+        json_request("POST", "/v1/operator-tokens", &f.admin, body.to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{issued}");
+    assert_eq!(f.state.operators.count().await.unwrap(), before + 1);
+    assert!(
+        f.recorder
+            .kinds()
+            .contains(&RecordKind::OperatorTokenIssued)
+    );
+}
