@@ -48,6 +48,15 @@ impl CompiledCharter {
         self.index.candidates(tool)
     }
 
+    /// The rules whose tool pattern matches `tool` (those of [`Self::candidate_rules`]), in
+    /// charter order.
+    pub fn rules_for(&self, tool: &str) -> Vec<&Rule> {
+        self.candidate_rules(tool)
+            .iter()
+            .filter_map(|idx| usize::try_from(*idx).ok().and_then(|i| self.rules.get(i)))
+            .collect()
+    }
+
     /// A rule by id.
     pub fn rule(&self, id: &str) -> Option<&Rule> {
         self.rules.iter().find(|r| &*r.id == id)

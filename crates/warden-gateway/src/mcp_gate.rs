@@ -73,13 +73,7 @@ pub fn could_ever_allow(
     principal: Option<&Principal>,
 ) -> bool {
     let mut permissive = false;
-    for idx in charter.candidate_rules(tool).iter() {
-        let Some(rule) = usize::try_from(*idx)
-            .ok()
-            .and_then(|i| charter.rules.get(i))
-        else {
-            continue;
-        };
+    for rule in charter.rules_for(tool) {
         let principal_matches = rule
             .principal
             .as_ref()

@@ -31,13 +31,7 @@ impl PathArguments {
         let mut by_tool: HashMap<String, Vec<Vec<String>>> = HashMap::new();
         for tool in charter.inventory.tools.keys() {
             let mut paths: Vec<Vec<String>> = Vec::new();
-            for idx in charter.candidate_rules(tool).iter() {
-                let Some(rule) = usize::try_from(*idx)
-                    .ok()
-                    .and_then(|i| charter.rules.get(i))
-                else {
-                    continue;
-                };
+            for rule in charter.rules_for(tool) {
                 for c in &rule.args {
                     if has_glob(&c.matcher) && !paths.contains(&c.path) {
                         paths.push(c.path.clone());

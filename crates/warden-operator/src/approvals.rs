@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 use warden_approval::workflow::{Choice, Decider, MAX_LIST, request_json};
 use warden_approval::{Approvals, Status};
 use warden_session::{OperatorIdentity, Session};
@@ -127,18 +127,22 @@ pub(crate) async fn agent_refused(
     Extension(session): Extension<Arc<Session>>,
     req: Request,
 ) -> ApiError {
-    let payload = json!({
+    const WHY: &str =
+        "approvals are decided on the operator plane by approvers, never by the agent";
+    let payload = agent_credential_refusal(&req, "agent_plane", WHY);
+    approvals.record_refused(Some(&session.id), payload).await;
+    ApiError::new(StatusCode::FORBIDDEN, "agent_credential", WHY)
+}
+
+/// The `approval_refused` payload of an agent's session token presented on the approval
+/// channel, through `channel`.
+pub(crate) fn agent_credential_refusal(req: &Request, channel: &str, message: &str) -> Value {
+    json!({
         "path": req.uri().path(),
         "method": req.method().as_str(),
         "credential": "agent_session",
-        "channel": "agent_plane",
+        "channel": channel,
         "refusal": "agent_credential",
-        "message": "approvals are decided on the operator plane by approvers, never by the agent",
-    });
-    approvals.record_refused(Some(&session.id), payload).await;
-    ApiError::new(
-        StatusCode::FORBIDDEN,
-        "agent_credential",
-        "approvals are decided on the operator plane by approvers, never by the agent",
-    )
+        "message": message,
+    })
 }

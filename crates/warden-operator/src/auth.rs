@@ -10,11 +10,11 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
-use serde_json::json;
 use warden_session::OperatorRole;
 use warden_session::tokens::{self, Plane};
 
 use crate::OperatorState;
+use crate::approvals::agent_credential_refusal;
 use crate::error::ApiError;
 
 /// Authenticates operator requests.
@@ -40,14 +40,11 @@ pub(crate) async fn authenticate(
         if req.uri().path().starts_with("/v1/approvals") {
             // The agent's own credential on the approval channel: refused, and recorded.
             let session = state.sessions.authenticate(&token).map(|s| s.id.clone());
-            let payload = json!({
-                "path": req.uri().path(),
-                "method": req.method().as_str(),
-                "credential": "agent_session",
-                "channel": "operator_plane",
-                "refusal": "agent_credential",
-                "message": "agent session tokens are refused on the operator plane",
-            });
+            let payload = agent_credential_refusal(
+                &req,
+                "operator_plane",
+                "agent session tokens are refused on the operator plane",
+            );
             state
                 .approvals
                 .record_refused(session.as_deref(), payload)
