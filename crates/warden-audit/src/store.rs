@@ -34,7 +34,8 @@ use warden_core::Clock;
 use crate::chain::canonical_json;
 
 pub use error::LedgerError;
-pub use reader::{LedgerReader, VerifyReport};
+pub use reader::LedgerReader;
+pub use scan::VerifyReport;
 pub(crate) use schema::connect_reader;
 pub use warden_core::NewRecord;
 

@@ -8,9 +8,9 @@ use warden_models::ModelProxy;
 use warden_session::{SessionStore, StateDb};
 
 use crate::config::Config;
-use crate::decide_api::PendingResults;
 use crate::governor::Governor;
 use crate::interventions::Interventions;
+use crate::pending_results::PendingResults;
 
 /// State shared by every request.
 pub struct AppState {

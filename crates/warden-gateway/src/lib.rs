@@ -20,6 +20,7 @@ pub mod governor;
 pub mod interventions;
 pub mod mcp_gate;
 pub mod paths;
+pub mod pending_results;
 mod routes;
 pub mod shutdown;
 pub mod startup;

@@ -28,9 +28,9 @@ use warden_session::{
 
 use crate::app_state::AppState;
 use crate::config::Config;
-use crate::decide_api::PendingResults;
 use crate::governor::Governor;
 use crate::interventions::Interventions;
+use crate::pending_results::PendingResults;
 use crate::routes::agent_router;
 
 /// How long start-up waits for upstream servers to connect before serving anyway.

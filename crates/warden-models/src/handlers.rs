@@ -15,9 +15,11 @@ use uuid::Uuid;
 use warden_llm::Protocol;
 use warden_session::Session;
 
+use crate::answer::ForwardedAnswer;
 use crate::capture::ModelCall;
+use crate::errors::protocol_error;
 use crate::proxy::ModelProxy;
-use crate::routing::{ForwardedAnswer, forward};
+use crate::routing::forward;
 
 /// `POST /v1/chat/completions`: a call in OpenAI's protocol.
 pub(crate) async fn chat_completions(
@@ -61,20 +63,6 @@ pub(crate) async fn models(State(proxy): State<Arc<ModelProxy>>, headers: Header
             .collect();
         Json(json!({ "object": "list", "data": data })).into_response()
     }
-}
-
-/// An error in the caller's protocol.
-pub(crate) fn protocol_error(
-    protocol: Protocol,
-    status: StatusCode,
-    code: &str,
-    message: &str,
-) -> Response {
-    (
-        status,
-        Json(protocol.error_body(status.as_u16(), code, message)),
-    )
-        .into_response()
 }
 
 /// One model call: read the request → resolve the alias → check the budgets → record the

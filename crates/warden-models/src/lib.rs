@@ -36,8 +36,12 @@
 //! merges [`router`] inside its agent authentication (which puts the
 //! [`warden_session::Session`] in the request's extensions) and its body limit.
 
+mod answer;
 mod capture;
+mod cooldowns;
+mod errors;
 mod handlers;
+mod provider;
 pub mod proxy;
 mod relay;
 mod routing;

@@ -9,7 +9,7 @@ use warden_charter::CompiledCharter;
 use warden_core::{Clock, Recorder};
 use warden_session::TokenBudgets;
 
-use crate::routing::Cooldowns;
+use crate::cooldowns::Cooldowns;
 use crate::system_message::system_message;
 use crate::turns::ModelTurns;
 

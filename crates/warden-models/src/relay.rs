@@ -21,9 +21,10 @@ use tokio::sync::{mpsc, oneshot};
 use warden_charter::ModelRoute;
 use warden_llm::{Assembler, Protocol, SseEvent, StreamTranslator};
 
+use crate::answer::ForwardedAnswer;
 use crate::capture::{AnsweredCall, CallOutcome, ModelCall};
+use crate::provider::route_json;
 use crate::proxy::ModelProxy;
-use crate::routing::{ForwardedAnswer, route_json};
 use reader::EventReader;
 
 /// Largest single SSE event captured, in bytes; a larger one stops the capture, never the

@@ -3,19 +3,21 @@
 //! aside for later calls too), a request that cannot be translated to the route's protocol, or
 //! a complete body that cannot be read — never once bytes of a stream reached the agent.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
-use warden_charter::{Model, ModelRoute, Provider};
+use warden_charter::{Model, ModelRoute};
 use warden_llm::{Completion, Protocol, translate};
 
+use crate::answer::ForwardedAnswer;
 use crate::capture::{AnsweredCall, CallOutcome, ModelCall};
-use crate::handlers::protocol_error;
+use crate::cooldowns::RouteKey;
+use crate::errors::protocol_error;
+use crate::provider::{endpoint, protocol_of, route_json};
 use crate::proxy::ModelProxy;
 use crate::relay::{RelayMode, start_relay};
 
@@ -32,88 +34,6 @@ const PASSED_HEADERS: [&str; 4] = [
     "request-id",
     "openai-processing-ms",
 ];
-
-/// One route of a model alias: the alias, and the route's position in its list.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct RouteKey {
-    alias: String,
-    index: usize,
-}
-
-/// Routes kept aside after a 429, until the instant their `Retry-After` named.
-#[derive(Debug, Default)]
-pub(crate) struct Cooldowns {
-    until: Mutex<HashMap<RouteKey, Instant>>,
-}
-
-impl Cooldowns {
-    /// How long `route` stays aside, if it is still cooling down at `now`.
-    fn remaining(&self, route: &RouteKey, now: Instant) -> Option<Duration> {
-        self.until
-            .lock()
-            .ok()
-            .and_then(|c| c.get(route).copied())
-            .filter(|until| *until > now)
-            .map(|until| until - now)
-    }
-
-    /// Keeps `route` aside until `until`.
-    fn hold(&self, route: RouteKey, until: Instant) {
-        if let Ok(mut c) = self.until.lock() {
-            c.insert(route, until);
-        }
-    }
-}
-
-/// What forwarding a call gave: the response for the agent, and what is left to do.
-pub(crate) enum ForwardedAnswer {
-    /// A complete answer (or a provider error passed through); its outcome is recorded after
-    /// it is sent.
-    Complete {
-        /// The response for the agent.
-        response: Response,
-        /// What to record.
-        outcome: CallOutcome,
-    },
-    /// A stream: its relay starts when `start_relay` fires (once the request is recorded) and
-    /// records the completion at its end.
-    Streaming {
-        /// The response for the agent, whose body the relay feeds.
-        response: Response,
-        /// Starts the relay; dropping it cancels the relay.
-        start_relay: tokio::sync::oneshot::Sender<()>,
-    },
-    /// No route answered: an error for the agent, and the failure to record.
-    Unanswered {
-        /// The error for the agent.
-        response: Response,
-        /// What to record.
-        outcome: CallOutcome,
-    },
-}
-
-/// The protocol a provider speaks.
-fn protocol_of(p: Provider) -> Protocol {
-    match p {
-        Provider::Openai => Protocol::OpenAi,
-        Provider::Anthropic => Protocol::Anthropic,
-    }
-}
-
-/// The endpoint URL of a route.
-fn endpoint(route: &ModelRoute, protocol: Protocol) -> String {
-    let base = route.base_url.as_str().trim_end_matches('/');
-    if base.ends_with("/v1") {
-        format!("{base}/{}", protocol.endpoint())
-    } else {
-        format!("{base}/v1/{}", protocol.endpoint())
-    }
-}
-
-/// A route as recorded.
-pub(crate) fn route_json(route: &ModelRoute) -> Value {
-    json!({ "provider": protocol_of(route.provider).as_str(), "model": route.model, "base_url": route.base_url.as_str() })
-}
 
 /// How long a 429 keeps its route aside: its `Retry-After` (seconds), bounded.
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Duration {

@@ -7,13 +7,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rusqlite::{Connection, Params};
-use serde::Serialize;
 
 use super::pool::ReadPool;
-use super::scan;
+use super::scan::{self, VerifyReport};
 use super::schema::{self, COLUMNS};
 use super::{DB_FILE, LedgerError};
-use crate::chain::{Head, Problem, Record};
+use crate::chain::Record;
 
 /// A read-only view of a ledger; cheap to clone (clones share their connections). Opening it
 /// never creates or changes anything, and it can run beside the writer (WAL readers see
@@ -21,25 +20,6 @@ use crate::chain::{Head, Problem, Record};
 #[derive(Debug, Clone)]
 pub struct LedgerReader {
     pool: Arc<ReadPool>,
-}
-
-/// What [`LedgerReader::verify`] found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct VerifyReport {
-    /// How many records were verified intact (all of them when there is no problem; those
-    /// before the problem otherwise).
-    pub records: u64,
-    /// The last record verified intact.
-    pub head: Option<Head>,
-    /// The first problem, if the ledger is not intact.
-    pub first_problem: Option<Problem>,
-}
-
-impl VerifyReport {
-    /// Whether the ledger verified intact.
-    pub fn is_intact(&self) -> bool {
-        self.first_problem.is_none()
-    }
 }
 
 fn read_error(e: rusqlite::Error) -> LedgerError {

@@ -13,9 +13,9 @@ use std::sync::Arc;
 use rusqlite::Connection;
 
 use super::LedgerError;
-use super::reader::VerifyReport;
 use super::schema::{self, COLUMNS};
 use crate::chain::{GENESIS_HASH, Head, Problem, Verifier};
+use serde::Serialize;
 
 /// Ledgers shorter than this many records per part are not split.
 const MIN_PART: u64 = 50_000;
@@ -24,6 +24,25 @@ const MAX_PARTS: usize = 8;
 
 fn read_error(e: rusqlite::Error) -> LedgerError {
     LedgerError::Read(Arc::new(e))
+}
+
+/// What [`LedgerReader::verify`](super::LedgerReader::verify) found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    /// How many records were verified intact (all of them when there is no problem; those
+    /// before the problem otherwise).
+    pub records: u64,
+    /// The last record verified intact.
+    pub head: Option<Head>,
+    /// The first problem, if the ledger is not intact.
+    pub first_problem: Option<Problem>,
+}
+
+impl VerifyReport {
+    /// Whether the ledger verified intact.
+    pub fn is_intact(&self) -> bool {
+        self.first_problem.is_none()
+    }
 }
 
 /// Verifies the whole ledger in `path`, in parts on as many threads as the machine has

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::json;
 use warden_core::SystemClock;
 
-use super::reader::VerifyReport;
+use super::scan::VerifyReport;
 use super::scan::verify_in_parts;
 use super::{Ledger, LedgerConfig, NewRecord};
 use crate::chain::{Problem, RecordKind};
