@@ -1,4 +1,5 @@
 use super::*;
+use crate::compiled::BudgetScope;
 
 fn src(text: &str) -> Vec<Source> {
     vec![Source::new("charter.yaml", text)]

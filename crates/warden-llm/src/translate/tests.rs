@@ -2,7 +2,7 @@ use serde_json::{Map, Value, json};
 
 use super::*;
 use crate::stream::tests::{ANTHROPIC, OPENAI, events};
-use crate::{Assembler, Completion, read_response};
+use crate::{Assembler, Completion, Protocol, SseEvent, read_response};
 
 fn obj(v: Value) -> Map<String, Value> {
     v.as_object().unwrap().clone()

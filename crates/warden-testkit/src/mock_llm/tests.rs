@@ -4,6 +4,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use super::framing::{split_json, split_words};
+use super::script::Script;
 use super::*;
 
 async fn mock() -> MockLlm {

@@ -1,0 +1,215 @@
+//! Compiling the inventory: servers, their tools and transports, model providers and routes.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use warden_core::SourceLocation;
+
+use super::collect::Collected;
+use super::{DEFAULT_MODEL_TIMEOUT, RESOURCE_READ_TOOL, duration_or_report, valid_id};
+use crate::compiled::{
+    BudgetScope, Inventory, Model, ModelRoute, Provider, Server, TokenBudget, Transport,
+};
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::raw::{RawBudgetScope, RawProvider};
+
+pub(super) fn inventory(c: &Collected<'_>, diags: &mut Diagnostics) -> Inventory {
+    let mut inv = Inventory::default();
+    let mut seen: HashMap<&str, SourceLocation> = HashMap::new();
+    for item in &c.servers {
+        let raw = &item.raw;
+        let at_id = item.at_path(&["id"]);
+        if !valid_id(&raw.id, false) {
+            diags.push(
+                Diagnostic::error(at_id.clone(), format!("invalid server id `{}`", raw.id))
+                    .with_hint("server ids are the namespace of their tools and hold no `.`"),
+            );
+        }
+        if let Some(first) = seen.get(raw.id.as_str()) {
+            diags.push(
+                Diagnostic::error(at_id.clone(), format!("duplicate server `{}`", raw.id))
+                    .with_hint(format!("first declared at {first}")),
+            );
+            continue;
+        }
+        seen.insert(&raw.id, at_id);
+        let transport = match (&raw.command, &raw.url) {
+            (Some(_), Some(_)) => {
+                diags.push(
+                    Diagnostic::error(item.at(), format!("server `{}` has both `command` and `url`", raw.id))
+                        .with_hint("a server is reached over stdio (`command`) or Streamable HTTP (`url`), not both"),
+                );
+                Transport::DecideApi
+            }
+            (Some(command), None) => {
+                if command.is_empty() || command.iter().any(String::is_empty) {
+                    diags.push(Diagnostic::error(
+                        item.at_path(&["command"]),
+                        "`command` must be a non-empty list of non-empty strings",
+                    ));
+                }
+                Transport::Stdio {
+                    command: command.clone(),
+                    env: raw
+                        .env
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                }
+            }
+            (None, Some(u)) => match url::Url::parse(u) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") => {
+                    Transport::StreamableHttp { url }
+                }
+                Ok(url) => {
+                    diags.push(Diagnostic::error(
+                        item.at_path(&["url"]),
+                        format!(
+                            "server url scheme `{}` is not `http` or `https`",
+                            url.scheme()
+                        ),
+                    ));
+                    Transport::DecideApi
+                }
+                Err(e) => {
+                    diags.push(Diagnostic::error(
+                        item.at_path(&["url"]),
+                        format!("invalid url `{u}`: {e}"),
+                    ));
+                    Transport::DecideApi
+                }
+            },
+            (None, None) => Transport::DecideApi,
+        };
+        if !raw.env.is_empty() && raw.command.is_none() {
+            diags.push(Diagnostic::error(
+                item.at_path(&["env"]),
+                "`env` applies only to a stdio server (`command`)",
+            ));
+        }
+        let server_index = inv.servers.len();
+        let mut tools_seen = BTreeSet::new();
+        for (i, tool) in raw.tools.iter().enumerate() {
+            let at = item
+                .node
+                .get("tools")
+                .and_then(|(_, n)| n.items().get(i))
+                .map_or_else(|| item.at(), |n| item.file.at(n));
+            if tool.is_empty() || tool.contains(['*', '?', '[', '{', ' ']) {
+                diags.push(Diagnostic::error(at, format!("invalid tool name `{tool}`")));
+                continue;
+            }
+            if !tools_seen.insert(tool.as_str()) {
+                diags.push(Diagnostic::error(
+                    at,
+                    format!("tool `{tool}` is listed twice"),
+                ));
+                continue;
+            }
+            inv.tools.insert(format!("{}.{tool}", raw.id), server_index);
+        }
+        // Reading a server's resources is an action too: `server.resources/read`.
+        inv.tools
+            .insert(format!("{}.{RESOURCE_READ_TOOL}", raw.id), server_index);
+        inv.servers.push(Server {
+            id: raw.id.clone(),
+            description: raw.description.clone(),
+            transport,
+            tools: raw.tools.clone(),
+            location: item.at(),
+        });
+    }
+    let mut aliases: HashMap<&str, SourceLocation> = HashMap::new();
+    for item in &c.models {
+        let raw = &item.raw;
+        if let Some(first) = aliases.get(raw.alias.as_str()) {
+            diags.push(
+                Diagnostic::error(
+                    item.at_path(&["alias"]),
+                    format!("duplicate model alias `{}`", raw.alias),
+                )
+                .with_hint(format!("first declared at {first}")),
+            );
+            continue;
+        }
+        aliases.insert(&raw.alias, item.at_path(&["alias"]));
+        if raw.routes.is_empty() {
+            diags.push(Diagnostic::error(
+                item.at_path(&["routes"]),
+                format!("model `{}` has no routes", raw.alias),
+            ));
+        }
+        let mut routes = Vec::new();
+        for (i, r) in raw.routes.iter().enumerate() {
+            let route_node = item.node.get("routes").and_then(|(_, n)| n.items().get(i));
+            let at = |key: &str| {
+                route_node
+                    .and_then(|n| n.get(key))
+                    .map_or_else(|| item.at(), |(_, n)| item.file.at(n))
+            };
+            let base_url = match url::Url::parse(&r.base_url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => u,
+                Ok(_) | Err(_) => {
+                    diags.push(Diagnostic::error(
+                        at("base_url"),
+                        format!("invalid provider base url `{}`", r.base_url),
+                    ));
+                    continue;
+                }
+            };
+            let timeout = match &r.timeout {
+                Some(t) => {
+                    duration_or_report(t, at("timeout"), diags).unwrap_or(DEFAULT_MODEL_TIMEOUT)
+                }
+                None => DEFAULT_MODEL_TIMEOUT,
+            };
+            routes.push(ModelRoute {
+                provider: match r.provider {
+                    RawProvider::Openai => Provider::Openai,
+                    RawProvider::Anthropic => Provider::Anthropic,
+                },
+                base_url,
+                model: r.model.clone(),
+                api_key_env: r.api_key_env.clone(),
+                timeout,
+            });
+        }
+        inv.models.push(Model {
+            alias: raw.alias.clone(),
+            routes,
+        });
+    }
+    for item in &c.token_budgets {
+        let raw = &item.raw;
+        if raw.tokens == 0 {
+            diags.push(
+                Diagnostic::error(
+                    item.at_path(&["tokens"]),
+                    "a token budget of 0 refuses every model call",
+                )
+                .with_hint("remove the model aliases instead, or give at least 1 token"),
+            );
+            continue;
+        }
+        let per = match raw.per {
+            RawBudgetScope::Session => BudgetScope::Session,
+            RawBudgetScope::Agent => BudgetScope::Agent,
+            RawBudgetScope::Principal => BudgetScope::Principal,
+        };
+        let window = match (&raw.window, per) {
+            (Some(w), _) => match duration_or_report(w, item.at_path(&["window"]), diags) {
+                Some(d) => Some(d),
+                None => continue,
+            },
+            (None, BudgetScope::Session) => None,
+            (None, _) => Some(Duration::from_secs(24 * 3600)),
+        };
+        inv.token_budgets.push(TokenBudget {
+            per,
+            tokens: raw.tokens,
+            window,
+            location: item.at(),
+        });
+    }
+    inv
+}
