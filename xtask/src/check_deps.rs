@@ -18,6 +18,8 @@ use std::process::{Command, ExitCode};
 
 use serde::Deserialize;
 
+mod docs;
+
 #[cfg(test)]
 mod tests;
 
@@ -56,7 +58,6 @@ const CRATE_MAP: &[Row] = &[
             "warden-charter",
             "warden-session",
             "warden-approval",
-            "warden-audit",
         ],
     ),
     only("warden-telemetry", &["warden-core"]),
@@ -440,6 +441,17 @@ fn load() -> Result<Graph, LoadError> {
     graph_from_metadata(&String::from_utf8_lossy(&output.stdout)).map_err(LoadError::Parse)
 }
 
+/// README.md and docs/architecture.md of the workspace this xtask belongs to.
+fn read_docs() -> std::io::Result<(String, String)> {
+    let root = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(|d| Path::new(&d).join(".."))
+        .unwrap_or_else(|| Path::new(".").to_path_buf());
+    Ok((
+        std::fs::read_to_string(root.join("README.md"))?,
+        std::fs::read_to_string(root.join("docs").join("architecture.md"))?,
+    ))
+}
+
 /// `cargo xtask check-deps`.
 pub(crate) fn run() -> ExitCode {
     let graph = match load() {
@@ -451,11 +463,24 @@ pub(crate) fn run() -> ExitCode {
         }
     };
     print!("{}", render(CRATE_MAP, &graph));
-    let violations = check(CRATE_MAP, &graph);
+    let mut violations: Vec<String> = check(CRATE_MAP, &graph)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    match read_docs() {
+        Ok((readme, architecture)) => violations.extend(docs::check(
+            &graph,
+            &docs::Docs {
+                readme: &readme,
+                architecture: &architecture,
+            },
+        )),
+        Err(e) => violations.push(format!("cannot read the crate map's documents: {e}")),
+    }
     let edges: usize = graph.values().map(BTreeSet::len).sum();
     if violations.is_empty() {
         println!(
-            "check-deps: {} crates, {edges} internal edges, all allowed by the crate map",
+            "check-deps: {} crates, {edges} internal edges, all allowed by the crate map and as README.md and docs/architecture.md describe them",
             graph.len()
         );
         return ExitCode::SUCCESS;
@@ -464,7 +489,7 @@ pub(crate) fn run() -> ExitCode {
         eprintln!("error: {v}");
     }
     eprintln!(
-        "check-deps: {} problem(s); the crate map is `CRATE_MAP` in xtask/src/check_deps.rs",
+        "check-deps: {} problem(s); the crate map is `CRATE_MAP` in xtask/src/check_deps.rs, described in README.md and docs/architecture.md",
         violations.len()
     );
     ExitCode::FAILURE

@@ -291,3 +291,75 @@ fn the_approval_crate_may_not_link_the_ledger() {
         "{problems:?}"
     );
 }
+
+mod documents {
+    use super::super::docs::{Docs, check};
+    use super::*;
+
+    const README: &str = "| crate | what |\n|---|---|\n| `crates/warden-core` | v |\n| `crates/warden-charter` | c |\n";
+
+    fn two() -> Graph {
+        graph(&[
+            ("warden-core", &[]),
+            (
+                "warden-charter",
+                &[("warden-core", Kind::Normal), ("warden-pdp", Kind::Dev)],
+            ),
+        ])
+    }
+
+    #[test]
+    fn documents_that_match_the_graph_pass() {
+        let architecture = "| `warden-core` | v | — |\n| `warden-charter` | c | core |\n";
+        let docs = Docs {
+            readme: README,
+            architecture,
+        };
+        assert_eq!(check(&two(), &docs), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_wrong_dependency_list_or_a_missing_row_is_reported() {
+        let architecture = "| `warden-charter` | c | core, pdp |\n| `warden-ghost` | g | — |\n";
+        let docs = Docs {
+            readme: "| `crates/warden-core` | v |\n",
+            architecture,
+        };
+        let problems = check(&two(), &docs);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("README.md") && p.contains("warden-charter")),
+            "{problems:?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("`warden-charter` is said to depend on")),
+            "{problems:?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("`warden-ghost` is not a crate")),
+            "{problems:?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("no row for `warden-core`")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn prose_in_the_dependency_column_is_not_compared() {
+        let architecture =
+            "| `warden-core` | v | — |\n| `warden-charter` | c | all of the above |\n";
+        let docs = Docs {
+            readme: README,
+            architecture,
+        };
+        assert_eq!(check(&two(), &docs), Vec::<String>::new());
+    }
+}
