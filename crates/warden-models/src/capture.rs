@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{Value, json};
+use warden_core::record::RecordError;
 use warden_core::text::ellipsize;
 use warden_core::{NewRecord, RecordKind};
 use warden_llm::{Completion, Protocol, Usage, estimate_tokens};
@@ -128,7 +129,7 @@ pub(crate) enum CallOutcome {
 impl CallOutcome {
     /// Records the outcome: a failure, or the completion with its intents and usage (then
     /// persists the counted tokens and keeps the turn for approvers).
-    pub(crate) async fn record(self, proxy: &ModelProxy) {
+    pub(crate) async fn record(self, proxy: &ModelProxy) -> Result<(), RecordError> {
         match self {
             CallOutcome::Failed(call) => {
                 let record = NewRecord::new(
@@ -136,9 +137,11 @@ impl CallOutcome {
                     RecordKind::ModelFailed,
                     json!({ "call": call.id, "alias": call.alias, "attempts": call.attempts, "duration_ms": call.elapsed_ms() }),
                 );
-                if let Err(e) = proxy.recorder.append(record).await {
+                let recorded = proxy.recorder.append(record).await;
+                if let Err(e) = &recorded {
                     tracing::error!(error = %e, "The ledger cannot record a failed model call.");
                 }
+                recorded
             }
             CallOutcome::Answered(answered) => {
                 let AnsweredCall {
@@ -150,15 +153,17 @@ impl CallOutcome {
                     usage,
                     counted,
                 } = *answered;
-                record_completion(proxy, call, route, status, body, completion, usage).await;
+                let recorded =
+                    record_completion(proxy, call, route, status, body, completion, usage).await;
                 proxy.budgets.persist(counted).await;
+                recorded
             }
         }
     }
 }
 
-/// Records the completion and its intents in one batch; keeps a successful one as the
-/// session's latest model turn.
+/// Records the completion and its intents in one batch; keeps a successful, recorded one as
+/// the session's latest model turn.
 async fn record_completion(
     proxy: &ModelProxy,
     call: ModelCall,
@@ -167,7 +172,7 @@ async fn record_completion(
     body: Option<Value>,
     completion: Completion,
     usage: Usage,
-) {
+) -> Result<(), RecordError> {
     let ok = (200..300).contains(&status);
     let session = Some(call.session.id.as_str());
     let mut batch = vec![NewRecord::new(
@@ -196,6 +201,7 @@ async fn record_completion(
     }
     if let Err(e) = proxy.recorder.append_batch(batch).await {
         tracing::error!(error = %e, "The ledger cannot record a model completion.");
+        return Err(e);
     }
     if ok {
         proxy.turns.push(
@@ -209,4 +215,5 @@ async fn record_completion(
             }),
         );
     }
+    Ok(())
 }

@@ -166,28 +166,29 @@ async fn model_call(
             "the request body must be a JSON object",
         );
     };
-    // The request is recorded while it is forwarded; nothing is answered unless it was.
-    let (recorded, forwarded) = tokio::join!(
-        proxy.recorder.append(requested),
-        forward(&proxy, model, &request, &headers, call)
-    );
-    if let Err(e) = recorded {
-        tracing::error!(error = %e, "The ledger cannot record a model request; the answer is withheld.");
+    // Record before forward: the request is durable before a byte of it leaves for a
+    // provider. If the ledger cannot take it, nothing is sent.
+    if let Err(e) = proxy.recorder.append(requested).await {
+        tracing::error!(error = %e, "The ledger cannot record a model request; it is not forwarded.");
         return protocol_error(
             protocol,
             StatusCode::SERVICE_UNAVAILABLE,
             "ledger_unavailable",
-            "the request could not be recorded, so the answer is withheld",
+            "the request could not be recorded, so it was not forwarded",
         );
     }
+    let forwarded = forward(&proxy, model, &request, &headers, call).await;
     match forwarded {
-        ForwardedAnswer::Complete { response, outcome } => {
-            let recorder = proxy.clone();
-            proxy
-                .tasks
-                .spawn(async move { outcome.record(&recorder).await });
-            response
-        }
+        // A complete answer reaches the agent only once its completion is recorded.
+        ForwardedAnswer::Complete { response, outcome } => match outcome.record(&proxy).await {
+            Ok(()) => response,
+            Err(_) => protocol_error(
+                protocol,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ledger_unavailable",
+                "the answer could not be recorded, so it is withheld",
+            ),
+        },
         ForwardedAnswer::Streaming {
             response,
             start_relay,
@@ -195,8 +196,9 @@ async fn model_call(
             start_relay.send(()).ok();
             response
         }
+        // The failure is answered whether or not its record could be written: it is a refusal.
         ForwardedAnswer::Unanswered { response, outcome } => {
-            outcome.record(&proxy).await;
+            let _ = outcome.record(&proxy).await;
             response
         }
     }

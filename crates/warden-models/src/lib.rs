@@ -2,15 +2,20 @@
 //! `POST /v1/messages` (Anthropic) and `GET /v1/models`, with the session token as the API key.
 //!
 //! For each call: read the request (bounded) → resolve the charter's model alias → check the
-//! token budgets → record the request in the ledger, while forwarding it to the alias's first
-//! route (the provider's key from the environment, never the agent's token) → fall back to the
+//! token budgets → record the request in the ledger → forward it to the alias's first route (the
+//! provider's key from the environment, never the agent's token) → fall back to the
 //! next route on a connection error, a timeout, a 5xx or a 429 (whose `Retry-After` keeps the
 //! route aside) → answer with the provider's response, unknown fields untouched → record the
 //! completion (a stream assembled from its events as they pass, without holding them), its
 //! usage, and every tool call the model proposed as an intent → count the tokens.
 //!
 //! What it guarantees:
-//! - nothing is answered unless the request was recorded;
+//! - record before forward: the request is durable in the ledger before a byte of it leaves for
+//!   a provider, and nothing is forwarded when it cannot be recorded;
+//! - a complete (non-streamed) answer reaches the agent only after its completion and intents
+//!   are recorded; when they cannot be, the answer is withheld (503 `ledger_unavailable`);
+//! - a stream's completion is recorded when the stream ends, after the agent has its last
+//!   event (a stream whose final record fails is not yet failed to the agent);
 //! - the agent's session token never reaches a provider;
 //! - no fallback once bytes of a stream reached the agent;
 //! - capturing a stream never stops or delays it: an event over [`MAX_EVENT_BYTES`] stops the

@@ -142,7 +142,8 @@ pub(crate) fn start_relay(
             usage,
             counted,
         }));
-        outcome.record(&proxy).await;
+        // A stream's record is written after the agent has its end (see the crate docs).
+        let _ = outcome.record(&proxy).await;
     });
     let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(chunks));
     let mut response = Response::new(body);

@@ -647,3 +647,68 @@ async fn a_route_of_the_other_protocol_is_reached_through_translation() {
     );
     s.h.stop().await;
 }
+
+/// Issue 10, point 5: a model request leaves for the provider only once it is recorded, and a
+/// complete answer reaches the agent only once its completion is recorded. A 64 KiB ledger
+/// fills up under large prompts; whichever record fails first (the request's or the
+/// completion's), nothing unrecorded happens. Before the fix the request was forwarded while
+/// it was being recorded and the completion recorded after the answer, so the provider saw
+/// one request more than the ledger holds, or the agent got an answer the ledger does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_call_is_recorded_before_it_is_forwarded_and_before_it_is_answered() {
+    let provider = mock_llm::spawn(MockConfig {
+        fail_first: 0,
+        name: "recorded".into(),
+    })
+    .await
+    .unwrap();
+    let inventory = format!(
+        r#"  models:
+    - alias: fast
+      routes:
+        - {{ provider: openai, base_url: "{}", model: gpt-recorded }}
+"#,
+        provider.url
+    );
+    let h = Harness::start_charter(Arc::new(SystemClock), "", &inventory, |c| {
+        c.ledger_max_bytes = Some(64 * 1024);
+    })
+    .await;
+    let (_, token) = h.open_session("1h").await;
+    let big = "tell me about ".to_owned() + &"x".repeat(3000);
+    let mut answered = 0;
+    let mut refusal = None;
+    for i in 0..200 {
+        let resp = h
+            .http
+            .post(format!("http://{}/v1/chat/completions", h.agent_addr))
+            .bearer_auth(&token)
+            .json(&chat("fast", &format!("{big} {i}")))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if status == 200 {
+            answered += 1;
+        } else {
+            refusal = Some((status, body));
+            break;
+        }
+    }
+    let (status, body) = refusal.expect("the ledger never filled up");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "ledger_unavailable", "{body}");
+    let requested = records_of(&h, "model_requested").await.len();
+    let completed = records_of(&h, "model_completed").await.len();
+    assert_eq!(
+        u64::try_from(requested).unwrap(),
+        provider.request_count(),
+        "the provider saw exactly the recorded requests"
+    );
+    assert_eq!(
+        completed, answered,
+        "every answer the agent got is recorded"
+    );
+    h.stop().await;
+}
