@@ -335,3 +335,6 @@ impl StreamTranslator {
         out
     }
 }
+
+#[cfg(test)]
+mod tests;
