@@ -18,8 +18,9 @@
 //!   event (a stream whose final record fails is not yet failed to the agent);
 //! - the agent's session token never reaches a provider;
 //! - no fallback once bytes of a stream reached the agent;
-//! - capturing a stream never stops or delays it: an event over [`MAX_EVENT_BYTES`] stops the
-//!   capture, never the agent's stream, and memory stays bounded;
+//! - nothing of a stream reaches the agent uncaptured: an event over [`MAX_EVENT_BYTES`] (or
+//!   bytes that are not server-sent events) ends the stream with an error, recorded, and
+//!   memory stays bounded;
 //! - errors are answered in the caller's protocol (OpenAI or Anthropic error objects); a route of
 //!   the other protocol gets the request translated (`warden_llm::translate`) and its answer —
 //!   complete or streamed — translated back; a request that cannot be translated skips that

@@ -2,10 +2,10 @@
 //! the protocols match and nothing is left out, re-framed otherwise — while its events are read
 //! ([`reader::EventReader`]) and assembled into the completion recorded at the end.
 //!
-//! Capturing never stops the agent's stream: an event over [`MAX_EVENT_BYTES`], or bytes that
-//! are not server-sent events, stop the capture and the relay passes the rest on as it comes.
-//! A stream the provider cuts short is cut short for the agent too (an error in its body),
-//! never made to look complete.
+//! Nothing uncaptured is relayed: an event over [`MAX_EVENT_BYTES`], or bytes that are not
+//! server-sent events, end the stream — the agent's body ends with an error, and the call's
+//! record says `unreadable_event`. A stream the provider cuts short is cut short for the agent
+//! too (an error in its body), never made to look complete.
 
 mod reader;
 
@@ -27,8 +27,8 @@ use crate::provider::route_json;
 use crate::proxy::ModelProxy;
 use reader::EventReader;
 
-/// Largest single SSE event captured, in bytes; a larger one stops the capture, never the
-/// stream.
+/// Largest single SSE event read, in bytes; a larger one ends the stream with an error (it
+/// could not be captured, so it is not relayed). Memory stays bounded by it.
 pub const MAX_EVENT_BYTES: usize = 8 * 1024 * 1024;
 /// Chunks buffered between the provider and a slow agent.
 const STREAM_BUFFER: usize = 64;
@@ -53,6 +53,10 @@ enum StreamEnd {
     UpstreamError,
     /// The agent went away.
     ClientClosed,
+    /// An event could not be read (larger than [`MAX_EVENT_BYTES`], or not server-sent
+    /// events): what it carries could not be captured, so it is not relayed and the stream
+    /// ends with an error.
+    Unreadable,
 }
 
 impl StreamEnd {
@@ -63,13 +67,15 @@ impl StreamEnd {
             StreamEnd::UpstreamTimeout => "upstream_timeout",
             StreamEnd::UpstreamError => "upstream_error",
             StreamEnd::ClientClosed => "client_closed",
+            StreamEnd::Unreadable => "unreadable_event",
         }
     }
 
-    /// Whether the provider cut the stream short.
+    /// Whether the stream ended before the provider finished it, so the agent's response is
+    /// aborted (a cut-off stream must not look complete).
     fn cut_short(self) -> bool {
         match self {
-            StreamEnd::UpstreamTimeout | StreamEnd::UpstreamError => true,
+            StreamEnd::UpstreamTimeout | StreamEnd::UpstreamError | StreamEnd::Unreadable => true,
             StreamEnd::Finished | StreamEnd::ClientClosed => false,
         }
     }
@@ -188,7 +194,10 @@ impl StreamRelay {
                 Ok(Some(Err(_))) => break StreamEnd::UpstreamError,
                 Ok(Some(Ok(c))) => c,
             };
-            let events = self.read(&chunk);
+            // Fail closed: what cannot be read cannot be recorded, so it is not relayed.
+            let Some(events) = self.read(&chunk) else {
+                break StreamEnd::Unreadable;
+            };
             let out = self.agent_bytes(chunk, &events);
             if !out.is_empty() && agent.send(Ok(out)).await.is_err() {
                 break StreamEnd::ClientClosed;
@@ -206,18 +215,17 @@ impl StreamRelay {
         (end, self.assembler)
     }
 
-    /// The events `chunk` completes, while capturing; a reader that stops is dropped (and its
-    /// buffer with it).
-    fn read(&mut self, chunk: &Bytes) -> Vec<SseEvent> {
-        let Some(reader) = self.reader.as_mut() else {
-            return Vec::new();
-        };
+    /// The events `chunk` completes; `None` when the reader cannot read it (an event over the
+    /// limit, or bytes that are not server-sent events): the reader is dropped (and its buffer
+    /// with it) and the stream must end.
+    fn read(&mut self, chunk: &Bytes) -> Option<Vec<SseEvent>> {
+        let reader = self.reader.as_mut()?;
         match reader.push(chunk.clone()) {
-            Ok(events) => events,
+            Ok(events) => Some(events),
             Err(stopped) => {
-                tracing::warn!(reason = %stopped, "A model stream is no longer captured; it is still relayed.");
+                tracing::warn!(reason = %stopped, "A model stream sent an event that cannot be read; the stream is ended.");
                 self.reader = None;
-                Vec::new()
+                None
             }
         }
     }

@@ -18,7 +18,7 @@ use futures::{FutureExt as _, Stream, StreamExt as _};
 use sse_stream::{ByteStreamBody, Sse, SseStream};
 use warden_llm::SseEvent;
 
-/// Why the reader stopped: the relay then stops capturing, never the agent's stream.
+/// Why the reader stopped: the relay then ends the stream with an error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum ReaderStopped {
     /// An event grew past the limit before it ended.

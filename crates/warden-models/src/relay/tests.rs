@@ -104,13 +104,17 @@ async fn relay(
     (bytes, end, assembler)
 }
 
+/// Issue 10, point 7: an event the reader cannot take (over the limit) ends the stream with
+/// an error; what it carries is neither relayed nor lost from the record. (Before, capture
+/// stopped and the rest of the stream was relayed unrecorded.)
 #[tokio::test]
-async fn an_event_over_the_limit_stops_the_capture_never_the_agents_stream() {
+async fn an_event_over_the_limit_ends_the_stream_with_an_error() {
+    let first = Bytes::from_static(
+        b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"}}]}\n\n",
+    );
     let huge = Bytes::from(format!("data: {{\"pad\":\"{}", "x".repeat(256)));
     let chunks = vec![
-        Bytes::from_static(
-            b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"}}]}\n\n",
-        ),
+        first.clone(),
         huge.clone(),
         huge,
         Bytes::from_static(b"\"}\n\n"),
@@ -119,17 +123,36 @@ async fn an_event_over_the_limit_stops_the_capture_never_the_agents_stream() {
         ),
         Bytes::from_static(b"data: [DONE]\n\n"),
     ];
-    let sent: Vec<u8> = chunks.concat();
     let mode = RelayMode {
         upstream_protocol: Protocol::OpenAi,
         hide_usage: false,
     };
     let (received, end, assembler) = relay(chunks, mode, Protocol::OpenAi, 128).await;
-    // The agent gets every byte, as sent; the capture stopped at the huge event.
-    assert_eq!(end, StreamEnd::Finished);
-    assert_eq!(received, sent);
+    assert_eq!(end, StreamEnd::Unreadable);
+    assert!(end.cut_short(), "the agent's response is aborted");
+    // The agent got only what was read and captured before the unreadable event.
+    assert_eq!(received, first.to_vec());
     assert!(!assembler.complete);
     assert_eq!(assembler.finish().text, "Hel");
+}
+
+#[tokio::test]
+async fn bytes_that_are_not_server_sent_events_end_the_stream_with_an_error() {
+    let first = Bytes::from_static(
+        b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"}}]}\n\n",
+    );
+    let chunks = vec![
+        first.clone(),
+        Bytes::from_static(b"this line is not an SSE field\n\n"),
+        Bytes::from_static(b"data: [DONE]\n\n"),
+    ];
+    let mode = RelayMode {
+        upstream_protocol: Protocol::OpenAi,
+        hide_usage: false,
+    };
+    let (received, end, _) = relay(chunks, mode, Protocol::OpenAi, 1 << 20).await;
+    assert_eq!(end, StreamEnd::Unreadable);
+    assert_eq!(received, first.to_vec());
 }
 
 #[tokio::test]
