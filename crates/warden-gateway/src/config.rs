@@ -19,6 +19,7 @@
 //! | approval webhook body | `--approval-webhook-format` | `WARDEN_APPROVAL_WEBHOOK_FORMAT` | `approval_webhook_format` | `json` (or `slack`) |
 //! | operator plane URL in links | `--public-url` | `WARDEN_PUBLIC_URL` | `public_url` | `http://` + operator plane address |
 //! | progress notification interval | `--approval-progress-interval` | `WARDEN_APPROVAL_PROGRESS_INTERVAL` | `approval_progress_interval` | `10s` |
+//! | decide-API result deadline | `--result-deadline` | `WARDEN_RESULT_DEADLINE` | `result_deadline` | `15m` |
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -64,6 +65,9 @@ pub struct RawConfig {
     pub public_url: Option<String>,
     /// How often a waiting MCP call gets a progress notification (`10s`).
     pub approval_progress_interval: Option<String>,
+    /// How long after a decide-API action is allowed its result may be reported before it is
+    /// recorded as `unknown` (`15m`).
+    pub result_deadline: Option<String>,
 }
 
 /// Where environment variables come from.
@@ -113,6 +117,9 @@ pub struct Config {
     pub public_url: String,
     /// Progress notification interval for calls waiting for approval.
     pub approval_progress_interval: Duration,
+    /// How long after a decide-API action is allowed its result may be reported; past it the
+    /// result is recorded as `unknown` (a late report is still recorded, after it).
+    pub result_deadline: Duration,
     /// Where provider keys (the charter's `api_key_env` variables) are read from: `None` for
     /// the process environment (always, from the command line); a map in tests.
     pub provider_keys: Option<HashMap<String, String>>,
@@ -372,8 +379,18 @@ impl Config {
             ),
             Duration::from_secs(10),
         )?;
+        let result_deadline = duration(
+            "result_deadline",
+            pick(
+                &flags.result_deadline,
+                env.var("WARDEN_RESULT_DEADLINE"),
+                &file.result_deadline,
+            ),
+            Duration::from_secs(15 * 60),
+        )?;
         Ok(Config {
             provider_keys: None,
+            result_deadline,
             approval_webhook,
             public_url,
             approval_progress_interval,

@@ -34,6 +34,7 @@ use warden_models::ModelTurns;
 use warden_session::{ScopeCounters, Session, SessionStore};
 
 use crate::interventions::Interventions;
+use crate::outstanding::{OutstandingAction, OutstandingActions, ResultDeadlines};
 use crate::paths::PathArguments;
 
 mod approval_wait;
@@ -66,6 +67,7 @@ pub struct Governor {
     paths: PathArguments,
     local_servers: HashSet<String>,
     shutdown: CancellationToken,
+    outstanding: OutstandingActions,
 }
 
 impl std::fmt::Debug for Governor {
@@ -92,6 +94,7 @@ impl Governor {
         model_turns: Arc<ModelTurns>,
         clock: Arc<dyn Clock>,
         shutdown: CancellationToken,
+        result_deadlines: ResultDeadlines,
     ) -> Governor {
         let local_servers = charter
             .inventory
@@ -112,6 +115,7 @@ impl Governor {
             clock,
             local_servers,
             shutdown,
+            outstanding: OutstandingActions::new(result_deadlines),
         }
     }
 
@@ -150,6 +154,33 @@ impl Governor {
 
     /// [`authorize`](Self::authorize), waiting for approval as `waiting` says.
     pub async fn authorize_waiting(
+        &self,
+        session: &Arc<Session>,
+        tool: &str,
+        args: Value,
+        via: Via,
+        waiting: Waiting<'_>,
+    ) -> Result<Allowed, Refused> {
+        let allowed = self
+            .decide_and_wait(session, tool, args, via, waiting)
+            .await?;
+        // Tracked from here until its result is recorded: a result that never comes is
+        // recorded as `unknown` (see `record_unreported`).
+        if let Some(evicted) = self
+            .outstanding
+            .insert(&allowed.action_id, &session.id, tool, via)
+        {
+            self.record_unknown(
+                vec![evicted],
+                "more forwarded actions awaited their result than warden tracks",
+            )
+            .await;
+        }
+        Ok(allowed)
+    }
+
+    /// Decides, records, and waits for approval where one is needed.
+    async fn decide_and_wait(
         &self,
         session: &Arc<Session>,
         tool: &str,
@@ -391,6 +422,36 @@ impl Governor {
         .await
     }
 
+    /// Records, as `unknown`, the forwarded actions whose result is overdue at `now`: the
+    /// MCP client went away and the call was cut off, or a decide-API agent never reported it.
+    pub async fn record_unreported(&self, now: std::time::Instant) {
+        let overdue = self.outstanding.take_overdue(now);
+        if !overdue.is_empty() {
+            self.record_unknown(overdue, "no result was recorded within the deadline")
+                .await;
+        }
+    }
+
+    /// Records, as `unknown`, every forwarded action whose result was not recorded before the
+    /// gateway stopped (after the drain, before the ledger closes).
+    pub async fn record_cut_off_at_shutdown(&self) {
+        let cut_off = self.outstanding.take_all();
+        if !cut_off.is_empty() {
+            self.record_unknown(
+                cut_off,
+                "the gateway stopped before the action's result was recorded",
+            )
+            .await;
+        }
+    }
+
+    async fn record_unknown(&self, actions: Vec<OutstandingAction>, reason: &str) {
+        let batch = actions.iter().map(|a| a.unknown_result(reason)).collect();
+        if let Err(e) = self.ledger.append_batch(batch).await {
+            tracing::error!(error = %e, count = actions.len(), "The ledger cannot record actions whose result is unknown.");
+        }
+    }
+
     /// Records an attempt refused before any decision: a tool no upstream server offers.
     pub async fn record_unroutable(
         &self,
@@ -455,6 +516,7 @@ impl Governor {
             }
         }
         self.ledger.append_batch(batch).await?;
+        self.outstanding.remove(&allowed.action_id);
         if !added.is_empty()
             && let Err(e) = self.sessions.persist_labels(&session.id, &added).await
         {

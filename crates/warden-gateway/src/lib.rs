@@ -19,6 +19,7 @@ pub mod decide_api;
 pub mod governor;
 pub mod interventions;
 pub mod mcp_gate;
+pub mod outstanding;
 pub mod paths;
 pub mod pending_results;
 mod routes;

@@ -14,7 +14,8 @@ impl RunningGateway {
     ///    open in the state store, decidable after a restart), and stop the sweeper and the
     ///    webhook (the governor's token), so that
     /// 3. in-flight requests drain, within the shutdown grace;
-    /// 4. record the stop and flush the ledger;
+    /// 4. record every forwarded action whose result never came as `unknown`, record the stop
+    ///    and flush the ledger;
     /// 5. disconnect the upstream servers and close the stores.
     pub async fn shutdown(self) {
         // Phases 1 and 2: one token stops the listeners and answers the calls waiting for approval.
@@ -38,7 +39,9 @@ impl RunningGateway {
         {
             tracing::warn!("Model calls were still being recorded when the grace expired.");
         }
-        // Phase 4.
+        // Phase 4. Every forwarded action still without a recorded result ends in the ledger
+        // as `unknown` before the stop is recorded.
+        self.state.governor.record_cut_off_at_shutdown().await;
         let ledger = self.state.governor.ledger().clone();
         let _ = ledger
             .append(NewRecord {

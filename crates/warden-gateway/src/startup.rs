@@ -30,9 +30,12 @@ use crate::app_state::AppState;
 use crate::config::Config;
 use crate::governor::Governor;
 use crate::interventions::Interventions;
+use crate::outstanding::ResultDeadlines;
 use crate::pending_results::PendingResults;
 use crate::routes::agent_router;
 
+/// How often forwarded actions whose result is overdue are recorded as `unknown`.
+const UNREPORTED_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// How long start-up waits for upstream servers to connect before serving anyway.
 const UPSTREAM_INITIAL_WAIT: Duration = Duration::from_secs(15);
 /// The file the first operator token is written to, in the data directory.
@@ -161,7 +164,28 @@ impl Gateway {
             models.turns().clone(),
             clock,
             background.stop.clone(),
+            ResultDeadlines {
+                // An MCP call is forwarded by the gateway within the upstream timeout; a
+                // second more and it was cut off (its client went away mid-call).
+                mcp: config
+                    .upstream_timeout
+                    .saturating_add(Duration::from_secs(1)),
+                decide_api: config.result_deadline,
+            },
         ));
+        // Results that never come are recorded as `unknown`, once a second.
+        let sweeper = governor.clone();
+        let stop = background.stop.clone();
+        background.tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(UNREPORTED_SWEEP_INTERVAL) => {
+                        sweeper.record_unreported(std::time::Instant::now()).await;
+                    }
+                    () = stop.cancelled() => break,
+                }
+            }
+        });
         let state = Arc::new(AppState {
             governor,
             upstreams,

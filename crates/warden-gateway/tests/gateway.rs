@@ -476,3 +476,82 @@ async fn unknown_tools_and_methods_are_refused_and_recorded() {
     assert_eq!(warden_testkit::echo::count(&h.calls), 0);
     h.stop().await;
 }
+
+/// The `action_result` records of `action`.
+async fn results_of(h: &Harness, action: &str) -> Vec<Value> {
+    h.records()
+        .await
+        .into_iter()
+        .filter(|r| r.kind.to_string() == "action_result" && r.payload["action"] == action)
+        .map(|r| r.payload)
+        .collect()
+}
+
+/// Issue 10, point 6: a decide-API action whose result is never reported ends in the ledger
+/// as `unknown` once its deadline passes; a late report is still recorded after it. Before,
+/// no `action_result` was ever written for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreported_result_is_recorded_as_unknown_after_its_deadline() {
+    let h = Harness::start_configured(Arc::new(SystemClock), "", |c| {
+        c.result_deadline = Duration::from_secs(1);
+    })
+    .await;
+    let (_, token) = h.open_session("1h").await;
+    let (status, body) = h.decide(&token, "hello unreported", None).await;
+    assert_eq!(status, 200, "{body}");
+    let action = body["action"].as_str().unwrap().to_owned();
+    let mut results = Vec::new();
+    for _ in 0..100 {
+        results = results_of(&h, &action).await;
+        if !results.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert_eq!(results[0]["status"], "unknown");
+    assert_eq!(
+        results[0]["reason"],
+        "no result was recorded within the deadline"
+    );
+    // A report that comes late is still recorded, after the `unknown`.
+    let resp = h
+        .http
+        .post(format!(
+            "http://{}/v1/actions/{action}/result",
+            h.agent_addr
+        ))
+        .bearer_auth(&token)
+        .json(&json!({ "status": "ok", "output": "done" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let results = results_of(&h, &action).await;
+    assert_eq!(results.len(), 2, "{results:?}");
+    assert_eq!(results[1]["status"], "ok");
+    h.stop().await;
+}
+
+/// Issue 10, point 6: an action forwarded but without a recorded result when the gateway
+/// stops ends in the ledger as `unknown`, before `gateway_stopped`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_without_a_result_at_shutdown_is_recorded_as_unknown() {
+    let h = Harness::start(Arc::new(SystemClock)).await;
+    let (_, token) = h.open_session("1h").await;
+    let (status, body) = h.decide(&token, "hello cut off", None).await;
+    assert_eq!(status, 200, "{body}");
+    let action = body["action"].as_str().unwrap().to_owned();
+    h.stop().await;
+    let results = results_of(&h, &action).await;
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert_eq!(results[0]["status"], "unknown");
+    assert_eq!(
+        results[0]["reason"],
+        "the gateway stopped before the action's result was recorded"
+    );
+    let kinds = h.kinds().await;
+    let result_at = kinds.iter().rposition(|k| k == "action_result").unwrap();
+    let stopped_at = kinds.iter().rposition(|k| k == "gateway_stopped").unwrap();
+    assert!(result_at < stopped_at, "{kinds:?}");
+}

@@ -53,6 +53,7 @@ pub fn test_config(data_dir: &Path, charter: &Path) -> Config {
         approval_webhook: None,
         public_url: "http://127.0.0.1".to_owned(),
         approval_progress_interval: Duration::from_secs(10),
+        result_deadline: Duration::from_secs(15 * 60),
         provider_keys: None,
     }
 }

@@ -55,6 +55,10 @@ pub struct GatewayFlags {
     /// `WARDEN_APPROVAL_PROGRESS_INTERVAL`.
     #[arg(long)]
     pub approval_progress_interval: Option<String>,
+    /// How long after a decide-API action is allowed its result may be reported before it is
+    /// recorded as `unknown` (default 15m).
+    #[arg(long)]
+    pub result_deadline: Option<String>,
 }
 
 /// Arguments of `warden serve`.
@@ -84,6 +88,7 @@ impl GatewayFlags {
             approval_webhook_format: self.approval_webhook_format.clone(),
             public_url: self.public_url.clone(),
             approval_progress_interval: self.approval_progress_interval.clone(),
+            result_deadline: self.result_deadline.clone(),
         }
     }
 }
