@@ -44,7 +44,16 @@ fn ledger(dir: &Path) {
         let ledger = Ledger::open(dir, Arc::new(SystemClock), LedgerConfig::default())
             .await
             .unwrap();
-        for i in 1..=5 {
+        // As warden writes it: the first start's `charter_loaded`, then actions.
+        ledger
+            .append(NewRecord {
+                session: None,
+                kind: RecordKind::CharterLoaded,
+                payload: json!({"charter": "blake3:test"}),
+            })
+            .await
+            .unwrap();
+        for i in 2..=5 {
             ledger
                 .append(NewRecord {
                     session: Some("s-1".to_owned()),
@@ -343,4 +352,79 @@ fn search_finds_model_text_and_keeps_up_with_the_ledger() {
         stderr(&out)
     );
     assert!(!nothing.exists());
+}
+
+/// Writes a ledger of `kinds`, in order.
+fn ledger_of(dir: &Path, kinds: &[RecordKind]) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let ledger = Ledger::open(dir, Arc::new(SystemClock), LedgerConfig::default())
+            .await
+            .unwrap();
+        for kind in kinds {
+            ledger
+                .append(NewRecord {
+                    session: None,
+                    kind: *kind,
+                    payload: json!({}),
+                })
+                .await
+                .unwrap();
+        }
+        ledger.shutdown().await.unwrap();
+    });
+}
+
+/// Issue 10, point 26 (in part): an emptied ledger, or one whose first record is not the
+/// `charter_loaded` every ledger warden writes starts with, is not intact. Before, both were
+/// reported intact ("holds no records").
+#[test]
+fn an_empty_ledger_or_one_without_its_start_is_not_intact() {
+    let empty = tempfile::tempdir().unwrap();
+    ledger_of(empty.path(), &[]);
+    let out = warden(
+        &["audit", "verify", "--data", empty.path().to_str().unwrap()],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("ledger NOT intact: the ledger holds no records"),
+        "{}",
+        stdout(&out)
+    );
+
+    let headless = tempfile::tempdir().unwrap();
+    ledger_of(
+        headless.path(),
+        &[RecordKind::ActionAttempted, RecordKind::ActionDecided],
+    );
+    let data = headless.path().to_str().unwrap();
+    let out = warden(&["audit", "verify", "--data", data], None);
+    assert_eq!(out.status.code(), Some(3), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("record 1 is `action_attempted`"),
+        "{}",
+        stdout(&out)
+    );
+    let out = warden(
+        &["audit", "verify", "--format", "json", "--data", data],
+        None,
+    );
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["intact"], json!(false));
+    assert_eq!(report["problem"]["kind"], json!("missing_start"));
+
+    let whole = tempfile::tempdir().unwrap();
+    ledger_of(
+        whole.path(),
+        &[RecordKind::CharterLoaded, RecordKind::GatewayStarted],
+    );
+    let out = warden(
+        &["audit", "verify", "--data", whole.path().to_str().unwrap()],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 }

@@ -193,16 +193,52 @@ async fn verify(dir: &Path, format: Format) -> ExitCode {
         Ok(r) => r,
         Err(e) => return failure(&e),
     };
-    reader.close().await;
-    let mut out = std::io::stdout().lock();
-    let _ = match format {
-        Format::Human => writeln!(out, "{}", human(dir, &report)),
-        Format::Json => writeln!(out, "{}", json(&report)),
+    let first = match reader.get(1).await {
+        Ok(r) => r,
+        Err(e) => return failure(&e),
     };
-    if report.is_intact() {
+    reader.close().await;
+    let missing_start = report
+        .is_intact()
+        .then(|| missing_start(first.as_ref()))
+        .flatten();
+    let mut out = std::io::stdout().lock();
+    let _ = match (format, &missing_start) {
+        (Format::Human, None) => writeln!(out, "{}", human(dir, &report)),
+        (Format::Json, None) => writeln!(out, "{}", json(&report)),
+        (Format::Human, Some(why)) => writeln!(out, "ledger NOT intact: {why}"),
+        (Format::Json, Some(why)) => writeln!(
+            out,
+            "{}",
+            serde_json::json!({
+                "intact": false,
+                "records": report.records,
+                "head": report.head,
+                "problem": { "kind": "missing_start", "message": why },
+            })
+        ),
+    };
+    if report.is_intact() && missing_start.is_none() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_BROKEN)
+    }
+}
+
+/// Beyond an intact chain, what every ledger warden wrote has: a first record, the
+/// `charter_loaded` of its first start. An emptied ledger, or one whose start was cut off and
+/// the chain recomputed, fails here. (Signed checkpoints, a later step, catch a cut tail.)
+fn missing_start(first: Option<&warden_audit::Record>) -> Option<String> {
+    match first {
+        None => Some(
+            "the ledger holds no records, but every ledger warden writes starts with `charter_loaded` (an emptied ledger?)"
+                .to_owned(),
+        ),
+        Some(r) if r.kind != warden_audit::RecordKind::CharterLoaded => Some(format!(
+            "record 1 is `{}`, not the `charter_loaded` every ledger warden writes starts with (its start was removed?)",
+            r.kind
+        )),
+        Some(_) => None,
     }
 }
 
