@@ -120,6 +120,10 @@ pub enum UseRefusal {
     DifferentAction,
     /// The deadline has passed.
     Expired,
+    /// The request was raised under another charter than the one in force (or before requests
+    /// were bound to their charter): the authority and quorum that granted it may no longer
+    /// hold. Checked by the workflow, which knows the charter in force.
+    OtherCharter,
 }
 
 impl ApprovalRequest {

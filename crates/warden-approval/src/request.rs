@@ -86,6 +86,8 @@ pub struct NewApproval {
     pub approvers: Vec<String>,
     /// Distinct approvers needed.
     pub quorum: u32,
+    /// The content hash of the charter in force.
+    pub charter: String,
     /// When it was requested.
     pub requested_at: OffsetDateTime,
     /// When it times out.
@@ -129,6 +131,11 @@ pub struct ApprovalRequest {
     pub approvers: Vec<String>,
     /// Distinct approvers needed.
     pub quorum: u32,
+    /// The content hash of the charter it was raised under: its authority and quorum hold
+    /// only while that charter is in force (`None` for requests stored before requests were
+    /// bound to their charter; those are never used).
+    #[serde(default)]
+    pub charter: Option<String>,
     /// When it was requested.
     #[serde(with = "time::serde::rfc3339")]
     pub requested_at: OffsetDateTime,
@@ -174,6 +181,7 @@ impl ApprovalRequest {
             authority_for: n.authority_for,
             approvers: n.approvers,
             quorum: n.quorum.max(1),
+            charter: Some(n.charter),
             requested_at: n.requested_at,
             deadline: n.deadline,
             approvals: Vec::new(),

@@ -394,7 +394,13 @@ impl Approvals {
         let mut current = entry.lock().await;
         let now = self.clock.now();
         let mut next = current.clone();
-        if let Err(r) = next.use_grant(hash, action, now) {
+        let in_force = self.charter.hash.to_string();
+        let bound = if current.charter.as_deref() == Some(in_force.as_str()) {
+            Ok(())
+        } else {
+            Err(UseRefusal::OtherCharter)
+        };
+        if let Err(r) = bound.and_then(|()| next.use_grant(hash, action, now)) {
             let message = match r {
                 UseRefusal::NotGranted(Status::Used) => format!(
                     "the approval {} was already used (by attempt {}); an approval releases one call",
@@ -407,6 +413,11 @@ impl Approvals {
                     current.id
                 ),
                 UseRefusal::Expired => format!("the approval {} has expired", current.id),
+                UseRefusal::OtherCharter => format!(
+                    "the approval {} was given under charter {}, and charter {in_force} is in force now; ask again",
+                    current.id,
+                    current.charter.as_deref().unwrap_or("(unrecorded)")
+                ),
             };
             return Err((r, message));
         }

@@ -28,6 +28,7 @@ fn request(quorum: u32) -> ApprovalRequest {
         authority_for: vec!["pay".into()],
         approvers: vec!["bob".into(), "carol".into()],
         quorum,
+        charter: "blake3:test".to_owned(),
         requested_at: t0(),
         deadline: t0() + Duration::minutes(15),
         model_turns: Vec::new(),

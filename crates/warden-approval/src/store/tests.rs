@@ -40,6 +40,7 @@ fn request(id: &str, amount: u32) -> ApprovalRequest {
         authority_for: vec!["pay".into()],
         approvers: vec!["bob".into()],
         quorum: 1,
+        charter: "blake3:test".to_owned(),
         requested_at: t0(),
         deadline: t0() + Duration::minutes(10),
         model_turns: Vec::new(),

@@ -52,6 +52,7 @@ fn request(id: &str, approvers: &[&str]) -> ApprovalRequest {
         authority_for: vec!["pay".into()],
         approvers: approvers.iter().map(|a| (*a).to_owned()).collect(),
         quorum: 1,
+        charter: "blake3:test".to_owned(),
         requested_at: t0(),
         deadline: t0() + time::Duration::minutes(15),
         model_turns: Vec::new(),

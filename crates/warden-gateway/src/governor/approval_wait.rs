@@ -128,6 +128,7 @@ impl Governor {
             authority_for: rules,
             approvers,
             quorum: spec.quorum,
+            charter: self.charter.hash.to_string(),
             requested_at: now,
             deadline,
             model_turns: self.model_turns.recent(&session.id),

@@ -501,6 +501,41 @@ async fn a_restart_keeps_pending_requests_decidable() {
     h.stop().await;
 }
 
+/// Issue 10, point 12: a grant does not outlive the charter it was given under. Approved,
+/// then the gateway restarts with a changed charter: the same call is refused, because the
+/// authority and quorum that granted it may no longer hold. Before, the grant released the call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_given_under_another_charter_releases_nothing() {
+    let h = Harness::start(Arc::new(SystemClock)).await;
+    let (_, token) = h.open_session("1h").await;
+    let bob = h.approver_token("bob").await;
+    let (status, first) = h.decide(&token, "ask before the change", None).await;
+    assert_eq!(status, 202, "{first}");
+    let id = first["approval"]["id"].as_str().unwrap();
+    let (status, body) = decide_approval(&h, &bob, id, "approve", None).await;
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (200, Some("granted")),
+        "{body}"
+    );
+    // The charter changes (one more rule) while the grant waits to be used.
+    let charter = std::fs::read_to_string(&h.config.charter).unwrap();
+    let changed = charter.replace(
+        "  rules:\n",
+        "  rules:\n    - { id: added-later, tool: echo.echo, tier: autonomous, args: { text: { prefix: zzz } } }\n",
+    );
+    assert_ne!(charter, changed);
+    std::fs::write(&h.config.charter, changed).unwrap();
+    h.restart().await;
+    let (status, body) = h.decide(&token, "ask before the change", None).await;
+    assert_ne!(body["verdict"].as_str(), Some("allow"), "{status} {body}");
+    assert!(
+        body.to_string().contains("was given under charter"),
+        "{status} {body}"
+    );
+    h.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_decide_api_long_polls_and_a_dropped_connection_picks_up_the_decision() {
     let h = Arc::new(Harness::start(Arc::new(SystemClock)).await);
