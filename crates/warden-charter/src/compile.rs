@@ -3,6 +3,7 @@
 
 mod authority;
 mod collect;
+mod condition;
 mod data;
 mod identity;
 mod inventory;

@@ -39,7 +39,9 @@ impl Source {
     }
 }
 
-/// Reads a charter file, or every `*.yaml`/`*.yml` file of a directory in name order.
+/// Reads a charter file, or every `*.yaml`/`*.yml` file of a directory in name order. Each file
+/// must be a regular file of at most [`MAX_FILE_BYTES`]; anything else (a FIFO, a device) is
+/// refused without blocking on it or reading past the limit.
 pub fn read_sources(path: &Path) -> Result<Vec<Source>, Diagnostics> {
     let display = path.display().to_string();
     let meta = std::fs::metadata(path).map_err(|e| {
@@ -58,8 +60,11 @@ pub fn read_sources(path: &Path) -> Result<Vec<Source>, Diagnostics> {
         let mut files: Vec<PathBuf> = entries
             .filter_map(Result::ok)
             .map(|e| e.path())
+            // Every `*.yaml` entry but a directory is read, so a FIFO or a device among them is
+            // refused (by `read_capped`) rather than skipped: a charter never loses a file
+            // silently.
             .filter(|p| {
-                p.is_file()
+                !p.is_dir()
                     && p.extension().is_some_and(|x| {
                         x.eq_ignore_ascii_case("yaml") || x.eq_ignore_ascii_case("yml")
                     })
@@ -94,22 +99,70 @@ pub fn read_sources(path: &Path) -> Result<Vec<Source>, Diagnostics> {
     diags.into_result(sources)
 }
 
+/// Reads one charter file: a regular file (not a FIFO, a device, a socket or a directory) of
+/// at most [`MAX_FILE_BYTES`].
+///
+/// The type is checked before the file is opened, because opening a FIFO blocks until a writer
+/// appears, and again on the opened file; the size is enforced by the read itself, since the
+/// length in the metadata of a device such as `/dev/zero` says nothing about what it yields.
+/// Whoever can swap the path for a FIFO between the two checks can already rewrite the charter,
+/// so that window is left open rather than adding a dependency for `O_NONBLOCK`.
 fn read_capped(path: &Path) -> Result<String, String> {
-    let len = std::fs::metadata(path)
-        .map_err(|e| format!("cannot read charter: {e}"))?
-        .len();
-    if len > MAX_FILE_BYTES {
+    use std::io::Read;
+    let not_regular = |meta: &std::fs::Metadata| {
+        format!(
+            "charter is {}, not a regular file",
+            describe(&meta.file_type())
+        )
+    };
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read charter: {e}"))?;
+    if !meta.is_file() {
+        return Err(not_regular(&meta));
+    }
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read charter: {e}"))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read charter: {e}"))?;
+    if !meta.is_file() {
+        return Err(not_regular(&meta));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read charter: {e}"))?;
+    if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > MAX_FILE_BYTES {
         return Err(format!(
-            "charter file is {len} bytes, more than the limit of {MAX_FILE_BYTES}"
+            "charter file is larger than the limit of {MAX_FILE_BYTES} bytes"
         ));
     }
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read charter: {e}"))?;
     String::from_utf8(bytes).map_err(|e| {
         format!(
             "charter file is not UTF-8 (invalid byte at offset {})",
             e.utf8_error().valid_up_to()
         )
     })
+}
+
+/// What a file that is not a regular file is, for a message.
+fn describe(kind: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return "a FIFO";
+        }
+        if kind.is_char_device() || kind.is_block_device() {
+            return "a device";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+    }
+    if kind.is_dir() {
+        "a directory"
+    } else {
+        "a special file"
+    }
 }
 
 /// A YAML node with its position.

@@ -312,3 +312,132 @@ fn documented_explain_answers_hold() {
         "docs/charter.md has {checked} tested explain examples, expected at least 6"
     );
 }
+
+/// Runs `warden` with a deadline: a hang fails the test instead of hanging the suite.
+fn warden_within(args: &[&str], limit: std::time::Duration) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(args)
+        .current_dir(repo())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run warden");
+    let start = std::time::Instant::now();
+    while child.try_wait().expect("wait for warden").is_none() {
+        if start.elapsed() > limit {
+            child.kill().ok();
+            child.wait().ok();
+            panic!(
+                "`warden {}` did not finish within {limit:?}",
+                args.join(" ")
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("collect warden's output")
+}
+
+#[test]
+fn check_refuses_deeply_nested_globs_at_their_location() {
+    let nested = format!("{}b{}", "{a,".repeat(150), "}".repeat(150));
+    let dir = tempfile::tempdir().unwrap();
+    let text = VALID
+        .replace("'/ws/**'", &format!("'/ws/{nested}'"))
+        .replace("tool: fs.write_file", &format!("tool: 'fs.{nested}'"))
+        .replace(
+            "approve: [default, write]",
+            &format!("approve: [default, '{nested}']"),
+        );
+    let path = write(dir.path(), "nested.yaml", &text);
+    let out = warden_within(&["check", &path], std::time::Duration::from_secs(60));
+    let text = stdout(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(64),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        format!("{path}:8:79: error: invalid path glob `/ws/{{a,"),
+        format!("{path}:9:26: error: invalid tool pattern `fs.{{a,"),
+        format!("{path}:11:42: error: invalid rule pattern `{{a,"),
+        "alternatives nest 150 deep, more than the limit of 16".to_owned(),
+    ] {
+        assert!(text.contains(&expected), "missing {expected:?} in\n{text}");
+    }
+}
+
+#[test]
+fn check_parses_deep_conditions_without_running_out_of_stack() {
+    let dir = tempfile::tempdir().unwrap();
+    let with_when = |when: &str| {
+        VALID.replace(
+            "tier: approval }",
+            &format!("tier: approval, when: '{when}' }}"),
+        )
+    };
+    let check = |name: &str, when: &str| {
+        let path = write(dir.path(), name, &with_when(when));
+        let out = warden_within(&["check", &path], std::time::Duration::from_secs(60));
+        let text = format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+        (path, out.status.code(), text)
+    };
+    // Ninety parentheses are within the parser's own limit of 96 levels, and used to overflow
+    // the main thread's stack before the parser got there.
+    let (_, code, text) = check(
+        "parens.yaml",
+        &format!("{}true{}", "(".repeat(90), ")".repeat(90)),
+    );
+    assert_eq!(code, Some(0), "{text}");
+    for (name, when, expected) in [
+        (
+            "deeper.yaml",
+            format!("{}true{}", "(".repeat(400), ")".repeat(400)),
+            "Recursion limit of 96 exceeded",
+        ),
+        (
+            "chain.yaml",
+            format!("1{} == 1", "+1".repeat(1500)),
+            "`when` is nested 1502 levels deep, more than the limit of 32",
+        ),
+    ] {
+        let (path, code, text) = check(name, &when);
+        assert_eq!(code, Some(64), "{text}");
+        assert!(text.contains(&format!("{path}:9:63: error: ")), "{text}");
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+}
+
+#[test]
+fn check_refuses_what_is_not_a_regular_file_promptly() {
+    let limit = std::time::Duration::from_secs(20);
+    let out = warden_within(&["check", "/dev/zero"], limit);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(
+        stdout(&out).contains("/dev/zero:1:1: error: charter is a device, not a regular file"),
+        "{}",
+        stdout(&out)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("charter.yaml");
+    let made = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success());
+    let fifo = fifo.to_string_lossy().into_owned();
+    let out = warden_within(&["check", &fifo], limit);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(
+        stdout(&out).contains(&format!(
+            "{fifo}:1:1: error: charter is a FIFO, not a regular file"
+        )),
+        "{}",
+        stdout(&out)
+    );
+    // In a charter directory the FIFO is refused too, not skipped.
+    write(dir.path(), "base.yaml", VALID);
+    let out = warden_within(&["check", &dir.path().to_string_lossy()], limit);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(stdout(&out).contains(&format!("{fifo}:1:1: error: charter is a FIFO")));
+}

@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use globset::GlobBuilder;
 use warden_core::Tier;
 
 use super::collect::Collected;
@@ -44,7 +43,7 @@ pub(super) fn authority(c: &Collected<'_>, diags: &mut Diagnostics) -> Authority
         }
         let mut approve = Vec::new();
         for (i, pattern) in raw.approve.iter().enumerate() {
-            match GlobBuilder::new(pattern).build() {
+            match super::rules::tool_glob(pattern) {
                 Ok(g) => approve.push(g.compile_matcher()),
                 Err(e) => {
                     let at = item
@@ -54,7 +53,10 @@ pub(super) fn authority(c: &Collected<'_>, diags: &mut Diagnostics) -> Authority
                         .map_or_else(|| item.at(), |n| item.file.at(n));
                     diags.push(Diagnostic::error(
                         at,
-                        format!("invalid rule pattern `{pattern}`: {}", e.kind()),
+                        format!(
+                            "invalid rule pattern `{}`: {e}",
+                            super::matcher::shorten(pattern)
+                        ),
                     ));
                 }
             }

@@ -62,11 +62,21 @@ pub(super) fn data_policy(
                     }
                     Err(e) => diags.push(Diagnostic::error(
                         item.at_path(&["tool"]),
-                        format!("invalid tool pattern `{pattern}`: {}", e.kind()),
+                        format!(
+                            "invalid tool pattern `{}`: {e}",
+                            super::matcher::shorten(&pattern)
+                        ),
                     )),
                 }
             }
-            set.build().unwrap_or_else(|_| globset::GlobSet::empty())
+            // An empty set would silently drop the rule's tools; refuse the charter instead.
+            set.build().unwrap_or_else(|e| {
+                diags.push(Diagnostic::error(
+                    item.at_path(&["tool"]),
+                    format!("the tool patterns cannot be compiled together: {e}"),
+                ));
+                globset::GlobSet::empty()
+            })
         });
         let paths = raw.path.clone().map(|p| {
             p.into_vec()

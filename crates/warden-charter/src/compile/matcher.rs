@@ -1,6 +1,6 @@
 //! Compiling argument matchers, globs and regular expressions.
 
-use globset::{GlobBuilder, GlobMatcher};
+use globset::{Glob, GlobBuilder, GlobMatcher};
 use regex::{Regex, RegexBuilder};
 use warden_core::SourceLocation;
 use warden_core::path::{canonicalize, glob_root};
@@ -11,6 +11,58 @@ use crate::raw::{RawMatcher, RawSqlKind};
 
 /// Largest compiled regular expression, in bytes.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
+/// Deepest nesting of groups in a regular expression.
+const REGEX_NEST_LIMIT: u32 = 64;
+/// Longest glob accepted, in bytes.
+pub(crate) const MAX_GLOB_LEN: usize = 4096;
+/// Deepest nesting of `{…}` alternatives in a glob.
+pub(crate) const MAX_GLOB_NESTING: usize = 16;
+
+/// Builds a glob within bounds: at most [`MAX_GLOB_LEN`] bytes and [`MAX_GLOB_NESTING`] levels
+/// of `{…}`, and its regular expression must compile within [`REGEX_SIZE_LIMIT`]. `globset`
+/// panics when a glob it parsed turns into a regular expression the regex engine refuses (too
+/// deeply nested or too large), so the expression is compiled here first, with limits well
+/// inside `globset`'s own, and a glob this returns always has a matcher. `path` selects path
+/// semantics (`*` does not cross `/`, `\` escapes).
+pub(crate) fn bounded_glob(pattern: &str, path: bool) -> Result<Glob, String> {
+    if pattern.len() > MAX_GLOB_LEN {
+        return Err(format!("it is longer than {MAX_GLOB_LEN} bytes"));
+    }
+    let depth = brace_depth(pattern);
+    if depth > MAX_GLOB_NESTING {
+        return Err(format!(
+            "its `{{…}}` alternatives nest {depth} deep, more than the limit of {MAX_GLOB_NESTING}"
+        ));
+    }
+    let glob = GlobBuilder::new(pattern)
+        .literal_separator(path)
+        .backslash_escape(path)
+        .build()
+        .map_err(|e| e.kind().to_string())?;
+    regex::bytes::RegexBuilder::new(glob.regex())
+        .size_limit(REGEX_SIZE_LIMIT)
+        .nest_limit(REGEX_NEST_LIMIT)
+        .build()
+        .map_err(|_| "it is too large or too deeply nested to compile".to_owned())?;
+    Ok(glob)
+}
+
+/// The deepest nesting of `{` in a glob. Escapes and classes are not interpreted, so this
+/// can only count more than `globset` nests, never less.
+fn brace_depth(pattern: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    for c in pattern.chars() {
+        match c {
+            '{' => {
+                depth = depth.saturating_add(1);
+                max = max.max(depth);
+            }
+            '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
 
 /// A path glob: its literal root must already be canonical, and it is matched with `*` not
 /// crossing `/`.
@@ -50,16 +102,12 @@ pub(crate) fn path_glob(
         );
         return None;
     }
-    match GlobBuilder::new(pattern)
-        .literal_separator(true)
-        .backslash_escape(true)
-        .build()
-    {
+    match bounded_glob(pattern, true) {
         Ok(g) => Some(g.compile_matcher()),
         Err(e) => {
             diags.push(Diagnostic::error(
                 at,
-                format!("invalid path glob `{pattern}`: {}", e.kind()),
+                format!("invalid path glob `{}`: {e}", shorten(pattern)),
             ));
             None
         }
@@ -80,6 +128,7 @@ pub(crate) fn regex(
     };
     match RegexBuilder::new(&source)
         .size_limit(REGEX_SIZE_LIMIT)
+        .nest_limit(REGEX_NEST_LIMIT)
         .build()
     {
         Ok(r) => Some(r),
@@ -88,11 +137,20 @@ pub(crate) fn regex(
             let last = detail.lines().last().unwrap_or(&detail).trim();
             let last = last.strip_prefix("error: ").unwrap_or(last).to_owned();
             diags.push(
-                Diagnostic::error(at, format!("invalid regex `{pattern}`: {last}"))
+                Diagnostic::error(at, format!("invalid regex `{}`: {last}", shorten(pattern)))
                     .with_hint("the syntax is that of the Rust `regex` crate (no look-around, no backreferences)"),
             );
             None
         }
+    }
+}
+
+/// A pattern for a message: whole when short, else its first 64 characters and `…`.
+pub(crate) fn shorten(pattern: &str) -> String {
+    const SHOWN: usize = 64;
+    match pattern.char_indices().nth(SHOWN) {
+        Some((end, _)) => format!("{}…", pattern.get(..end).unwrap_or(pattern)),
+        None => pattern.to_owned(),
     }
 }
 

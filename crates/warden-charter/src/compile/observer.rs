@@ -43,7 +43,7 @@ pub(super) fn observer(
             if let Err(e) = rules::tool_glob(t) {
                 diags.push(Diagnostic::error(
                     item.at_path(&["tools"]),
-                    format!("invalid tool pattern `{t}`: {}", e.kind()),
+                    format!("invalid tool pattern `{}`: {e}", super::matcher::shorten(t)),
                 ));
             }
         }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use globset::{Glob, GlobBuilder, GlobSetBuilder};
+use globset::{Glob, GlobSetBuilder};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use warden_core::{RuleRef, SourceLocation, Tier};
@@ -12,8 +12,8 @@ use super::collect::{Collected, Item};
 use super::{matcher, valid_id};
 use crate::amount::Amount;
 use crate::compiled::{
-    ApprovalSettings, ArgConstraint, Authority, Condition, Inventory, LabelMatch, PrincipalMatch,
-    Rule, Scope, Spend,
+    ApprovalSettings, ArgConstraint, Authority, Inventory, LabelMatch, PrincipalMatch, Rule, Scope,
+    Spend,
 };
 use crate::diagnostic::{Diagnostic, Diagnostics, suggest};
 use crate::index::ToolIndex;
@@ -22,15 +22,12 @@ use crate::raw::RawRule;
 /// The rule id that stands for the default posture in approval authority.
 pub const DEFAULT_RULE_ID: &str = "default";
 
-/// Variables a `when` expression may use.
-pub const CEL_VARIABLES: [&str; 5] = ["args", "tool", "principal", "labels", "environment"];
+pub use super::condition::CEL_VARIABLES;
 
-/// Longest `when` expression accepted, in bytes.
-const MAX_CEL_LEN: usize = 4096;
-
-/// A tool-name glob (no path-separator semantics).
-pub(crate) fn tool_glob(pattern: &str) -> Result<Glob, globset::Error> {
-    GlobBuilder::new(pattern).build()
+/// A tool-name glob (no path-separator semantics), within the bounds of
+/// [`matcher::bounded_glob`]; the error says why it is refused.
+pub(crate) fn tool_glob(pattern: &str) -> Result<Glob, String> {
+    matcher::bounded_glob(pattern, false)
 }
 
 fn is_glob(pattern: &str) -> bool {
@@ -92,7 +89,7 @@ pub(crate) fn compile_rules(
                     }
                     Err(e) => diags.push(Diagnostic::error(
                         at,
-                        format!("invalid tool pattern `{pattern}`: {}", e.kind()),
+                        format!("invalid tool pattern `{}`: {e}", matcher::shorten(pattern)),
                     )),
                 }
             } else if inventory.tools.contains_key(pattern.as_str())
@@ -238,7 +235,7 @@ pub(crate) fn compile_rules(
         });
         let when = raw.when.as_ref().and_then(|src| {
             fingerprints.push(format!("when={src}"));
-            compile_condition(src, item.at_path(&["when"]), diags)
+            super::condition::compile(src, item.at_path(&["when"]), diags)
         });
         let scope = compile_scope(item, diags);
         let approval = ApprovalSettings {
@@ -329,78 +326,6 @@ fn node_json(item: &Item<'_, RawRule>, key: &str) -> String {
         .get(key)
         .map(|(_, n)| n.to_json().to_string())
         .unwrap_or_default()
-}
-
-fn compile_condition(src: &str, at: SourceLocation, diags: &mut Diagnostics) -> Option<Condition> {
-    if src.len() > MAX_CEL_LEN {
-        diags.push(Diagnostic::error(
-            at,
-            format!("`when` is longer than {MAX_CEL_LEN} bytes"),
-        ));
-        return None;
-    }
-    match cel::Program::compile(src) {
-        Ok(program) => {
-            let refs = program.references();
-            // Loop variables of the list macros (`args.paths.all(p, …)`) are bound by the
-            // expression itself.
-            let bound = macro_variables(src);
-            let unknown: Vec<String> = refs
-                .variables()
-                .into_iter()
-                .filter(|v| !CEL_VARIABLES.contains(v) && !bound.iter().any(|b| b == v))
-                .map(str::to_owned)
-                .collect();
-            if let Some(v) = unknown.first() {
-                diags.push(
-                    Diagnostic::error(at, format!("`when` uses unknown variable `{v}`"))
-                        .with_hint_opt(suggest(v, CEL_VARIABLES).or_else(|| {
-                            Some(format!(
-                                "variables are {}",
-                                super::collect::backticked(&CEL_VARIABLES)
-                            ))
-                        })),
-                );
-                return None;
-            }
-            let variables = refs
-                .variables()
-                .into_iter()
-                .filter(|v| CEL_VARIABLES.contains(v))
-                .map(str::to_owned)
-                .collect();
-            Some(Condition {
-                source: src.to_owned(),
-                program,
-                variables,
-            })
-        }
-        Err(e) => {
-            let detail = e.to_string();
-            let detail = detail.lines().next().unwrap_or(&detail).trim();
-            let detail = detail.strip_prefix("ERROR: <input>:").unwrap_or(detail);
-            diags.push(
-                Diagnostic::error(at, format!("invalid CEL expression in `when` at {detail}"))
-                    .with_hint("see https://github.com/google/cel-spec for the syntax"),
-            );
-            None
-        }
-    }
-}
-
-/// Identifiers bound as loop variables by CEL's list macros in `src`.
-fn macro_variables(src: &str) -> Vec<String> {
-    static MACRO: std::sync::LazyLock<Option<regex::Regex>> = std::sync::LazyLock::new(|| {
-        regex::Regex::new(
-            r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,",
-        )
-        .ok()
-    });
-    MACRO.as_ref().map_or_else(Vec::new, |re| {
-        re.captures_iter(src)
-            .filter_map(|c| c.get(1).map(|m| m.as_str().to_owned()))
-            .collect()
-    })
 }
 
 fn compile_scope(item: &Item<'_, RawRule>, diags: &mut Diagnostics) -> Option<Scope> {
@@ -528,7 +453,7 @@ pub(crate) fn check_approve_patterns(c: &Collected<'_>, rules: &[Rule], diags: &
                         )),
                     );
                 }
-            } else if let Ok(g) = GlobBuilder::new(pattern).build() {
+            } else if let Ok(g) = tool_glob(pattern) {
                 let m = g.compile_matcher();
                 if !m.is_match(DEFAULT_RULE_ID) && !rules.iter().any(|r| m.is_match(&*r.id)) {
                     diags.push(Diagnostic::warning(

@@ -281,3 +281,27 @@ fn token_budgets_compile_with_default_windows() {
     );
     assert!(!errors(&bad).is_empty());
 }
+
+/// The fuzz seeds of the charter parser (inputs that once crashed `warden check`) compile to a
+/// charter or to located diagnostics, and never panic or overflow the stack.
+#[test]
+fn fuzz_seeds_compile_without_crashing() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/charter_parser");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        match compile(&[Source::new(name.clone(), text)]) {
+            Ok(_) => {}
+            Err(d) => assert!(
+                d.errors()
+                    .all(|e| e.location.line >= 1 && e.location.column >= 1),
+                "{name}: {d:?}"
+            ),
+        }
+        seen += 1;
+    }
+    assert!(seen >= 6, "found {seen} seeds in {}", dir.display());
+}
