@@ -173,9 +173,13 @@ impl SessionStore {
         ttl: Duration,
         now: OffsetDateTime,
     ) -> Result<(OpenedSession, Arc<Session>), StoreError> {
+        // Checked: a lifetime that overflows the calendar is refused, never a panic.
+        let expires_at = time::Duration::try_from(ttl)
+            .ok()
+            .and_then(|ttl| now.checked_add(ttl))
+            .ok_or(StoreError::InvalidTtl)?;
         let (token, hash) = tokens::generate(Plane::Agent)?;
         let id = Uuid::now_v7().to_string();
-        let expires_at = now + ttl;
         sqlx::query("INSERT INTO sessions (id, token_hash, agent, principal, task, opened_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
             .bind(&id)
             .bind(&hash[..])
@@ -294,5 +298,30 @@ impl SessionStore {
                 .await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 10, point 17: a lifetime that ends past the calendar is refused, never a panic
+    /// (`now + ttl` panicked before).
+    #[tokio::test]
+    async fn a_lifetime_past_the_end_of_the_calendar_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(dir.path()).await.unwrap();
+        let store = SessionStore::open(&db).await.unwrap();
+        let end_of_time = time::macros::datetime!(9999-12-31 23:00:00 UTC);
+        let err = store
+            .open_session("a", "p", "t", MAX_TTL, end_of_time)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::InvalidTtl), "{err}");
+        assert!(store.list(end_of_time).is_empty());
+        let ok = store
+            .open_session("a", "p", "t", Duration::from_secs(60), end_of_time)
+            .await;
+        assert!(ok.is_ok());
     }
 }

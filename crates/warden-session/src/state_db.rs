@@ -31,6 +31,9 @@ pub enum StoreError {
     /// A stored value could not be read back.
     #[error("state store: corrupt value in `{0}`")]
     Corrupt(&'static str),
+    /// A session's lifetime ends past the end of the calendar.
+    #[error("the session's time to live ends past the year 9999")]
+    InvalidTtl,
     /// The database was written by a newer warden.
     #[error(
         "state store: `state.db` has schema version {found}, this warden reads up to {supported}; run the newer warden, or move the data directory aside"

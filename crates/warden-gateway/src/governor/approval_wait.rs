@@ -111,8 +111,16 @@ impl Governor {
                 approvers.len()
             ));
         }
-        let deadline = now
-            + time::Duration::seconds(i64::try_from(spec.timeout_seconds).unwrap_or(i64::MAX / 2));
+        // Checked: a deadline that cannot be computed denies (nobody could approve in time).
+        let deadline = i64::try_from(spec.timeout_seconds)
+            .ok()
+            .and_then(|secs| now.checked_add(time::Duration::seconds(secs)));
+        let Some(deadline) = deadline else {
+            return Plan::Unavailable(format!(
+                "the approval deadline ({}s from now) cannot be computed",
+                spec.timeout_seconds
+            ));
+        };
         Plan::Create(Box::new(self.approvals.new_request(NewApproval {
             id: Uuid::now_v7().to_string(),
             action: action_id.to_owned(),
