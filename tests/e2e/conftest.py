@@ -274,6 +274,8 @@ class Gateway:
     models: str = ""
     #: Environment variables set for the gateway (after the caller's `WARDEN_*` are removed).
     env: dict[str, str] = field(default_factory=dict)
+    #: A charter of the test's own, instead of `CHARTER`.
+    charter_override: str | None = None
     data: Path = field(init=False)
     charter: Path = field(init=False)
     agent_port: int = field(init=False)
@@ -285,7 +287,11 @@ class Gateway:
     def __post_init__(self) -> None:
         self.data = self.tmp / "data"
         self.charter = self.tmp / "charter.yaml"
-        self.charter.write_text(charter_text(self.ws, self.approval_timeout, self.models))
+        self.charter.write_text(
+            self.charter_override
+            if self.charter_override is not None
+            else charter_text(self.ws, self.approval_timeout, self.models)
+        )
         self.log_path = self.tmp / "warden.log"
 
     # -- addresses and credentials ----------------------------------------------------------
@@ -643,6 +649,7 @@ def start_gateway(
         approval_timeout: str = "2s",
         models: str = "",
         env: dict[str, str] | None = None,
+        charter: str | None = None,
     ) -> Gateway:
         d = tmp_path / f"gw{len(started)}"
         d.mkdir()
@@ -653,6 +660,7 @@ def start_gateway(
             approval_timeout=approval_timeout,
             models=models,
             env=dict(env or {}),
+            charter_override=charter,
         )
         started.append(gw)
         return gw.start()

@@ -1,5 +1,5 @@
-//! Start-up, one function per phase: compile the charter (before anything is opened or
-//! bound), open the ledger, open `state.db`, start the background work (upstreams, approvals),
+//! Start-up, one function per phase: compile the charter and resolve the environments of the
+//! stdio servers (before anything is opened or bound), open the ledger, open `state.db`, start the background work (upstreams, approvals),
 //! assemble the application state, then bind both listeners and serve.
 
 use std::net::SocketAddr;
@@ -19,7 +19,8 @@ use warden_approval::{
 use warden_audit::{Ledger, LedgerConfig, NewRecord, RecordKind};
 use warden_charter::{CompiledCharter, Diagnostics};
 use warden_core::Clock;
-use warden_mcp::Upstreams;
+use warden_mcp::child_env::UnsetVariables;
+use warden_mcp::{PreparedUpstreams, Upstreams};
 use warden_models::ModelProxy;
 use warden_operator::OperatorState;
 use warden_session::{
@@ -50,6 +51,9 @@ pub enum StartError {
     /// The charter does not compile.
     #[error("the charter does not compile")]
     Charter(Diagnostics),
+    /// A stdio server's `env` names a variable that is not set in the gateway's environment.
+    #[error(transparent)]
+    UnsetVariables(#[from] UnsetVariables),
     /// Anything else (data directory, ledger, state store, sockets).
     #[error(transparent)]
     Other(#[from] anyhow::Error),
@@ -115,6 +119,7 @@ impl Gateway {
         clock: Arc<dyn Clock>,
     ) -> Result<RunningGateway, StartError> {
         let charter = compile_charter(&config)?;
+        let prepared = prepare_upstreams(&charter)?;
         let ledger = open_ledger(&config, &charter, &clock).await?;
         let stores = open_state(&config, &charter, &clock).await?;
         let background = Background {
@@ -123,7 +128,7 @@ impl Gateway {
             stop: CancellationToken::new(),
         };
         let upstreams = Upstreams::start(
-            &charter,
+            prepared,
             &background.tasks,
             &background.cancel,
             UPSTREAM_INITIAL_WAIT,
@@ -215,6 +220,12 @@ fn compile_charter(config: &Config) -> Result<Arc<CompiledCharter>, StartError> 
         tracing::warn!(diagnostic = %w, "Charter warning.");
     }
     Ok(Arc::new(compiled.charter))
+}
+
+/// Phase 1 still: every stdio server's environment is resolved from the gateway's (a `${NAME}`
+/// that is not set stops start-up, before anything is opened or spawned).
+fn prepare_upstreams(charter: &CompiledCharter) -> Result<PreparedUpstreams, StartError> {
+    Ok(Upstreams::prepare(charter, |name| std::env::var_os(name))?)
 }
 
 /// Phase 2: the data directory and the ledger, with the charter's load recorded first.

@@ -4,7 +4,8 @@
 //!   [`AgentMcp`], an rmcp server handler, behind a guard that reads every POST body within a
 //!   limit and refuses, in JSON-RPC terms, whatever is not one JSON-RPC 2.0 message.
 //! - [`Upstreams`] supervises the charter's upstream MCP servers (stdio children or Streamable
-//!   HTTP), reconnecting with backoff, and forwards calls to them with a timeout.
+//!   HTTP), reconnecting with backoff, and forwards calls to them with a timeout. A stdio
+//!   child gets the environment of [`child_env`], not the gateway's.
 //! - [`connect::bridge`] is the client half of `warden connect`: stdio to the gateway's
 //!   `/mcp`.
 //!
@@ -18,6 +19,7 @@
 //! `warden-gateway` implements [`ToolGate`], merges the router behind its authentication,
 //! and the `warden` binary runs the bridge.
 
+pub mod child_env;
 pub mod connect;
 mod gate;
 mod guard;
@@ -29,4 +31,4 @@ pub use gate::ToolGate;
 pub use guard::jsonrpc_error;
 pub use handler::{AgentMcp, CHARTER_URI};
 pub use router::{McpEndpoint, router};
-pub use upstream::{UpstreamError, Upstreams};
+pub use upstream::{PreparedUpstreams, UpstreamError, Upstreams};

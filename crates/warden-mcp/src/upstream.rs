@@ -5,8 +5,12 @@
 //! resources, and — when the connection ends (the child crashed, the server went away) —
 //! marks the server down and reconnects with exponential backoff, up to 30 s between tries.
 //! Calls to a server that is down fail at once with [`UpstreamError::Unavailable`].
+//!
+//! A stdio child starts with the environment of [`crate::child_env`], never the gateway's
+//! own; it is resolved by [`Upstreams::prepare`], before anything is spawned.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::process::Stdio;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -21,6 +25,8 @@ use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use warden_charter::{CompiledCharter, Transport};
+
+use crate::child_env::{self, ChildEnv, UnsetVariables};
 
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -70,6 +76,8 @@ pub struct Upstream {
     /// Server id.
     pub id: String,
     transport: Transport,
+    /// The child's environment (stdio servers; empty for the others).
+    env: ChildEnv,
     state: RwLock<State>,
     tools: RwLock<Vec<Tool>>,
     resources: RwLock<Vec<Resource>>,
@@ -82,22 +90,22 @@ pub struct Upstreams {
     servers: Arc<HashMap<String, Arc<Upstream>>>,
 }
 
-fn env_value(v: &str) -> String {
-    match v.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
-        Some(name) => std::env::var(name).unwrap_or_default(),
-        None => v.to_owned(),
-    }
+/// The upstream servers, their stdio children's environments resolved, not yet started.
+#[derive(Debug)]
+pub struct PreparedUpstreams {
+    servers: Vec<Arc<Upstream>>,
 }
 
-async fn connect(transport: &Transport) -> Result<RunningService<RoleClient, ()>, String> {
+async fn connect(
+    transport: &Transport,
+    env: &ChildEnv,
+) -> Result<RunningService<RoleClient, ()>, String> {
     match transport {
-        Transport::Stdio { command, env } => {
+        Transport::Stdio { command, .. } => {
             let (program, args) = command.split_first().ok_or("empty command")?;
             let mut cmd = tokio::process::Command::new(program);
             cmd.args(args).kill_on_drop(true);
-            for (k, v) in env {
-                cmd.env(k, env_value(v));
-            }
+            env.apply(&mut cmd);
             let (child, _stderr) = TokioChildProcess::builder(cmd)
                 .stderr(Stdio::null())
                 .spawn()
@@ -164,7 +172,7 @@ impl Upstream {
             }
             self.set(State::Connecting);
             let connected = tokio::select! {
-                c = connect(&self.transport) => c,
+                c = connect(&self.transport, &self.env) => c,
                 () = cancel.cancelled() => return,
             };
             match connected {
@@ -233,29 +241,47 @@ fn settle<T>(
 }
 
 impl Upstreams {
-    /// Starts a supervisor for every server with a transport, and waits up to `initial_wait`
-    /// for them to connect (a server that is slower keeps connecting in the background).
-    pub async fn start(
+    /// Prepares every server of the charter that has a transport, resolving each stdio
+    /// server's environment through `lookup` (the gateway's environment:
+    /// `|name| std::env::var_os(name)`). Fails, naming the server and the variable, when a
+    /// `${NAME}` of a server's `env` is not set: nothing has been spawned then.
+    pub fn prepare(
         charter: &CompiledCharter,
+        lookup: impl Fn(&str) -> Option<OsString>,
+    ) -> Result<PreparedUpstreams, UnsetVariables> {
+        let mut envs = child_env::resolve_all(charter, lookup)?;
+        let servers = charter
+            .inventory
+            .servers
+            .iter()
+            .filter(|s| s.transport != Transport::DecideApi)
+            .map(|s| {
+                Arc::new(Upstream {
+                    id: s.id.clone(),
+                    transport: s.transport.clone(),
+                    env: envs.remove(&s.id).unwrap_or_default(),
+                    state: RwLock::new(State::Connecting),
+                    tools: RwLock::new(Vec::new()),
+                    resources: RwLock::new(Vec::new()),
+                    connected: tokio::sync::Notify::new(),
+                })
+            })
+            .collect();
+        Ok(PreparedUpstreams { servers })
+    }
+
+    /// Starts a supervisor for every prepared server, and waits up to `initial_wait` for them
+    /// to connect (a server that is slower keeps connecting in the background).
+    pub async fn start(
+        prepared: PreparedUpstreams,
         tasks: &TaskTracker,
         cancel: &CancellationToken,
         initial_wait: Duration,
     ) -> Upstreams {
         let mut servers = HashMap::new();
-        for s in &charter.inventory.servers {
-            if s.transport == Transport::DecideApi {
-                continue;
-            }
-            let up = Arc::new(Upstream {
-                id: s.id.clone(),
-                transport: s.transport.clone(),
-                state: RwLock::new(State::Connecting),
-                tools: RwLock::new(Vec::new()),
-                resources: RwLock::new(Vec::new()),
-                connected: tokio::sync::Notify::new(),
-            });
+        for up in prepared.servers {
             tasks.spawn(up.clone().supervise(cancel.clone()));
-            servers.insert(s.id.clone(), up);
+            servers.insert(up.id.clone(), up);
         }
         let upstreams = Upstreams {
             servers: Arc::new(servers),

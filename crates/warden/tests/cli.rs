@@ -441,3 +441,63 @@ fn check_refuses_what_is_not_a_regular_file_promptly() {
     assert_eq!(out.status.code(), Some(64));
     assert!(stdout(&out).contains(&format!("{fifo}:1:1: error: charter is a FIFO")));
 }
+
+/// Issue 10, point 9: a `${NAME}` of a stdio server's `env` whose variable is not set stops
+/// `warden serve` before anything is opened or spawned (it used to start the server with an
+/// empty value).
+#[test]
+fn serve_refuses_to_start_when_a_servers_env_variable_is_unset() {
+    const UNSET: &str = "WARDEN_TEST_ISSUE10_UNSET_VARIABLE";
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("spawned");
+    let charter = VALID.replace(
+        "    - { id: fs, command: [node, fs.js], tools: [read_file, write_file] }\n",
+        &format!(
+            "    - {{ id: fs, command: [node, fs.js], tools: [read_file, write_file] }}\n    - id: git\n      command: [sh, -c, 'touch {}; exec cat']\n      env: {{ PUSH_TOKEN: \"${{{UNSET}}}\", MODE: plain }}\n      tools: [push]\n",
+            marker.display()
+        ),
+    );
+    let path = write(dir.path(), "charter.yaml", &charter);
+    let data = dir.path().join("data");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["serve", "--charter", &path, "--data"])
+        .arg(&data)
+        .args([
+            "--agent-listen",
+            "127.0.0.1:0",
+            "--operator-listen",
+            "127.0.0.2:0",
+        ])
+        .env_remove(UNSET)
+        .env_remove("WARDEN_CONFIG")
+        .env_remove("WARDEN_DATA")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "warden serve started with `${{{UNSET}}}` unset:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "server `git` needs the environment variable `{UNSET}` (its `env` sets `PUSH_TOKEN: \"${{{UNSET}}}\"`), which is not set"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing was started"), "{stderr}");
+    assert!(!marker.exists(), "the server was spawned");
+    assert!(!data.exists(), "the data directory was created");
+}

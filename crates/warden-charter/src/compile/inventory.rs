@@ -211,5 +211,44 @@ pub(super) fn inventory(c: &Collected<'_>, diags: &mut Diagnostics) -> Inventory
             location: item.at(),
         });
     }
+    provider_keys_in_env(c, &inv, diags);
     inv
+}
+
+/// Provider key variables every gateway may hold, whether or not a route names them.
+const WELL_KNOWN_PROVIDER_KEYS: [&str; 2] = ["OPENAI_API_KEY", "ANTHROPIC_API_KEY"];
+
+/// Warns about a stdio server's `env` entry that hands it a provider key: its key or its
+/// `${NAME}` is a route's `api_key_env` or a well-known provider key variable. A tool server
+/// that holds the model proxy's key can spend it, or show it to the agent.
+fn provider_keys_in_env(c: &Collected<'_>, inv: &Inventory, diags: &mut Diagnostics) {
+    let mut keys: BTreeSet<&str> = WELL_KNOWN_PROVIDER_KEYS.into_iter().collect();
+    keys.extend(
+        inv.models
+            .iter()
+            .flat_map(|m| &m.routes)
+            .filter_map(|r| r.api_key_env.as_deref()),
+    );
+    for item in &c.servers {
+        for (key, value) in &item.raw.env {
+            let named = value.strip_prefix("${").and_then(|r| r.strip_suffix('}'));
+            let Some(variable) = [Some(key.as_str()), named]
+                .into_iter()
+                .flatten()
+                .find(|v| keys.contains(v))
+            else {
+                continue;
+            };
+            diags.push(
+                Diagnostic::warning(
+                    item.at_path(&["env", key]),
+                    format!(
+                        "server `{}` is given the provider key variable `{variable}` in its `env`",
+                        item.raw.id
+                    ),
+                )
+                .with_hint("a tool server that holds a model provider's key can spend it or show it to the agent; give it a key of its own"),
+            );
+        }
+    }
 }

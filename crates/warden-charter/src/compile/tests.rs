@@ -305,3 +305,35 @@ fn fuzz_seeds_compile_without_crashing() {
     }
     assert!(seen >= 6, "found {seen} seeds in {}", dir.display());
 }
+
+#[test]
+fn a_provider_key_in_a_servers_env_is_a_warning() {
+    let text = MINIMAL
+        .replace(
+            "      command: [node, fs.js]\n",
+            "      command: [node, fs.js]\n      env: { TOKEN: \"${MY_PROVIDER_KEY}\", OPENAI_API_KEY: literal, HOME: /srv, ANTHROPIC: \"${ANTHROPIC_API_KEY}\" }\n",
+        )
+        .replace(
+            "actions:",
+            "  models:\n    - alias: fast\n      routes: [{ provider: openai, base_url: \"http://127.0.0.1:9\", model: m, api_key_env: MY_PROVIDER_KEY }]\nactions:",
+        );
+    let c = compile(&src(&text)).unwrap();
+    let w: Vec<String> = c.warnings.warnings().map(ToString::to_string).collect();
+    let about_keys: Vec<&String> = w.iter().filter(|w| w.contains("provider key")).collect();
+    assert_eq!(about_keys.len(), 3, "{w:#?}");
+    // In the order of the charter, at the value of each entry.
+    assert!(
+        about_keys[0].starts_with(
+            "charter.yaml:11:21: warning: server `fs` is given the provider key variable `MY_PROVIDER_KEY` in its `env`"
+        ),
+        "{about_keys:#?}"
+    );
+    assert!(
+        about_keys[1].contains("`OPENAI_API_KEY`"),
+        "{about_keys:#?}"
+    );
+    assert!(
+        about_keys[2].contains("`ANTHROPIC_API_KEY`"),
+        "{about_keys:#?}"
+    );
+}

@@ -11,9 +11,17 @@ use super::*;
 
 const PROGRESS: &str = r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":1}}"#;
 const RESULT: &str = r#"{"jsonrpc":"2.0","id":7,"result":{"content":[]}}"#;
+/// An answer with characters of two, three and four bytes in UTF-8, one of them last.
+const UTF8_RESULT: &str = r#"{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"café 日本 🦀 naïve"}],"note":"é🦀"}}"#;
+
+/// `UTF8_RESULT` as one server-sent event.
+fn utf8_event() -> String {
+    format!("data: {UTF8_RESULT}\n\n")
+}
 
 /// A gateway stand-in: `/sse` answers with two events (and a comment), `/big` with an event
-/// of 4 KiB and then a small one, `/refuse` with an error that has no id.
+/// of 4 KiB and then a small one, `/refuse` with an error that has no id, `/utf8` with
+/// `UTF8_RESULT` sent one byte at a time.
 async fn serve(tasks: &TaskTracker, stop: CancellationToken) -> SocketAddr {
     let sse = |body: String| ([(header::CONTENT_TYPE, "text/event-stream")], body).into_response();
     let app = Router::new()
@@ -27,6 +35,17 @@ async fn serve(tasks: &TaskTracker, stop: CancellationToken) -> SocketAddr {
             "/big",
             post(move || async move {
                 sse(format!("data: {}\n\ndata: {RESULT}\n\n", "x".repeat(4096)))
+            }),
+        )
+        .route(
+            "/utf8",
+            post(|| async {
+                let bytes: Vec<Result<Vec<u8>, std::io::Error>> =
+                    utf8_event().into_bytes().into_iter().map(|b| Ok(vec![b])).collect();
+                (
+                    [(header::CONTENT_TYPE, "text/event-stream")],
+                    axum::body::Body::from_stream(futures::stream::iter(bytes)),
+                )
             }),
         )
         .route(
@@ -109,4 +128,51 @@ async fn an_event_over_the_bound_ends_the_stream() {
     stop.cancel();
     tasks.close();
     tasks.wait().await;
+}
+
+/// The events of an SSE answer whose body arrives in exactly these chunks.
+async fn events_of(chunks: Vec<Vec<u8>>) -> Vec<String> {
+    let body = futures::stream::iter(
+        chunks
+            .into_iter()
+            .map(|c| Ok::<_, std::io::Error>(axum::body::Bytes::from(c))),
+    );
+    let resp = http::Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .body(reqwest::Body::wrap_stream(body))
+        .unwrap();
+    bounded_events(reqwest::Response::from(resp), MAX_EVENT_BYTES)
+        .collect()
+        .await
+}
+
+/// Issue 10, point 19: a multi-byte character split between two chunks of the answer is
+/// reassembled, wherever the split falls, and so is one sent a byte at a time.
+#[tokio::test]
+async fn utf8_split_across_chunks_at_every_position_is_kept() {
+    let event = utf8_event().into_bytes();
+    assert!(
+        std::str::from_utf8(&event[..event.len() - 8]).is_err(),
+        "the event has a multi-byte character near its end"
+    );
+    for at in 1..event.len() {
+        let (head, tail) = event.split_at(at);
+        let events = events_of(vec![head.to_vec(), tail.to_vec()]).await;
+        assert_eq!(events, [UTF8_RESULT], "split at byte {at}");
+    }
+    let bytewise = event.iter().map(|b| vec![*b]).collect();
+    assert_eq!(events_of(bytewise).await, [UTF8_RESULT]);
+}
+
+/// The same through the whole bridge: the gateway stand-in sends the answer a byte at a time,
+/// and the line written is the JSON, byte for byte.
+#[tokio::test]
+async fn utf8_sent_a_byte_at_a_time_is_one_exact_line() {
+    let lines = bridged(
+        "/utf8",
+        "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\"}\n",
+    )
+    .await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0], UTF8_RESULT);
 }

@@ -110,6 +110,11 @@ pub async fn start(config: Config) -> Result<warden_gateway::RunningGateway, Exi
             eprintln!("error: the charter does not compile; nothing was started");
             Err(ExitCode::from(EXIT_USAGE))
         }
+        Err(StartError::UnsetVariables(e)) => {
+            eprintln!("error: {e}");
+            eprintln!("error: a stdio server's environment is incomplete; nothing was started");
+            Err(ExitCode::from(EXIT_USAGE))
+        }
         Err(StartError::Other(e)) => {
             eprintln!("error: {e:#}");
             Err(ExitCode::FAILURE)
