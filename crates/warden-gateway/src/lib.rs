@@ -22,6 +22,7 @@ pub mod mcp_gate;
 pub mod paths;
 pub mod pending_results;
 mod routes;
+pub mod session_refusals;
 pub mod shutdown;
 pub mod startup;
 
