@@ -19,6 +19,7 @@ from conftest import (
     Gateway,
     assert_recorded,
     attempts,
+    http_client,
     mcp_error_in,
     mcp_http,
     mcp_stdio,
@@ -76,19 +77,34 @@ async def test_an_expired_session_is_refused(gateway: Gateway) -> None:
     async with mcp_http(gw.mcp_url, token) as session:
         r = await session.call_tool("everything.echo", {"message": "in time"})
         assert not r.is_error, text_of(r)
+    # Once expired, the session is refused at authentication (401), on every request.
+    call = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "everything.echo", "arguments": args},
+    }
+    headers = {"accept": "application/json, text/event-stream"}
+    async with http_client(token) as http:
         deadline = time.monotonic() + 15
         while True:
-            r = await session.call_tool("everything.echo", args)
-            if r.is_error:
+            r = await http.post(gw.mcp_url, json=call, headers=headers)
+            if r.status_code == 401:
                 break
+            assert r.status_code == 200, r.text
             assert time.monotonic() < deadline, "the session did not expire"
             await anyio.sleep(0.25)
-    assert "expired" in text_of(r), text_of(r)
+        for _ in range(20):
+            again = await http.post(gw.mcp_url, json=call, headers=headers)
+            assert again.status_code == 401, again.text
+    assert "expired" in r.json()["error"]["message"], r.text
     records = gw.records()
     expired = [x for x in records if x["kind"] == "session_expired"]
-    assert expired, "the expiry is recorded"
-    refused = [a for a in attempts(records, "everything.echo") if a["payload"]["arguments"] == args]
-    assert refused[-1]["payload"]["action"] == expired[-1]["payload"]["action"]
+    assert len(expired) == 1, "the expiry is recorded, once however often it is refused"
+    assert expired[0]["payload"]["request"] == "POST /mcp"
+    # Nothing of the refused requests reached the governor.
+    late = [a for a in attempts(records, "everything.echo") if a["seq"] > expired[0]["seq"]]
+    assert not late, late
 
 
 async def test_sessions_labels_and_the_ledger_survive_a_restart(gateway: Gateway) -> None:

@@ -116,7 +116,7 @@ fn build(
     }
     let identity = identity(c, sources, unreadable, diags);
     let labels = labels(c, diags);
-    let inventory = inventory(c, diags);
+    let inventory = inventory(c, &labels, diags);
     let default_approval = ApprovalSettings {
         timeout: c
             .approval

@@ -176,6 +176,20 @@ pub struct Model {
     pub alias: String,
     /// Providers in fallback order.
     pub routes: Vec<ModelRoute>,
+    /// Declared data labels that keep a session from this alias: a session carrying any of
+    /// them may not call it. Empty: no label restriction.
+    pub deny_labels: Vec<Arc<str>>,
+}
+
+impl Model {
+    /// The labels among `session_labels` that keep a session from this alias (empty: the
+    /// session may call it).
+    pub fn denied_labels<'a>(&self, session_labels: &'a [Arc<str>]) -> Vec<&'a Arc<str>> {
+        session_labels
+            .iter()
+            .filter(|l| self.deny_labels.contains(l))
+            .collect()
+    }
 }
 
 /// Wire protocols of model providers.

@@ -66,6 +66,10 @@ pub(crate) struct RawModel {
     pub alias: String,
     /// Providers in fallback order.
     pub routes: Vec<RawModelRoute>,
+    /// Data labels that keep a session from this alias: a session carrying any of them may
+    /// not call it. Each must be declared under `data.labels`.
+    #[serde(default)]
+    pub deny_labels: Vec<String>,
 }
 
 /// One provider behind a model alias.

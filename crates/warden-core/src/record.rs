@@ -107,6 +107,12 @@ record_kinds! {
     ModelFailed = "model_failed",
     /// A model call refused because a token budget is spent.
     BudgetExceeded = "budget_exceeded",
+    /// A request of a revoked session refused by the agent plane's authentication (recorded
+    /// for the first refusal and then at most once a minute per session).
+    SessionRefused = "session_refused",
+    /// A model call refused before it was forwarded: the gateway posture is frozen, or the
+    /// session carries a data label the charter keeps from the model alias.
+    ModelRefused = "model_refused",
 }
 
 impl fmt::Display for RecordKind {

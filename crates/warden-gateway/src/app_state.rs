@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::governor::Governor;
 use crate::interventions::Interventions;
 use crate::pending_results::PendingResults;
+use crate::session_refusals::SessionRefusals;
 
 /// State shared by every request.
 pub struct AppState {
@@ -30,4 +31,6 @@ pub struct AppState {
     pub controls: Arc<Interventions>,
     /// The model proxy (its router is merged into the agent plane).
     pub models: Arc<ModelProxy>,
+    /// When refusals of revoked and expired sessions were last recorded.
+    pub session_refusals: SessionRefusals,
 }

@@ -23,6 +23,7 @@ pub mod outstanding;
 pub mod paths;
 pub mod pending_results;
 mod routes;
+pub mod session_refusals;
 pub mod shutdown;
 pub mod startup;
 

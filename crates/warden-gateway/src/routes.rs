@@ -12,37 +12,66 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
+use warden_audit::{NewRecord, RecordKind};
 use warden_mcp::{McpEndpoint, jsonrpc_error};
 use warden_operator::ApiError;
+use warden_session::Session;
 use warden_session::tokens::{self, Plane};
 
 use crate::app_state::AppState;
 use crate::decide_api;
 
-/// Authenticates agent-plane requests: the session token as `Authorization: Bearer` (or
-/// `x-api-key`). Operator tokens are refused here.
-async fn agent_auth(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
-    // The model endpoints answer in their provider's error shape; everything else in JSON-RPC.
-    let shape = match req.uri().path() {
-        "/v1/chat/completions" | "/v1/models" => Some(warden_llm::Protocol::OpenAi),
-        "/v1/messages" => Some(warden_llm::Protocol::Anthropic),
-        _ => None,
-    };
-    let jsonrpc_error = |status: StatusCode, code: i64, message: &str| match shape {
-        Some(p) => {
-            let kind = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                "request_too_large"
-            } else {
-                "invalid_api_key"
-            };
-            (
-                status,
-                axum::Json(p.error_body(status.as_u16(), kind, message)),
-            )
-                .into_response()
+/// The error shape of the route a request is for: the model endpoints answer in their
+/// provider's shape, the HTTP API (`/v1/decide`, `/v1/actions/…`, `/v1/approvals`) in its own,
+/// and MCP in JSON-RPC.
+#[derive(Debug, Clone, Copy)]
+enum Shape {
+    Provider(warden_llm::Protocol),
+    Api,
+    JsonRpc,
+}
+
+impl Shape {
+    fn of(path: &str) -> Shape {
+        match path {
+            "/v1/chat/completions" | "/v1/models" => Shape::Provider(warden_llm::Protocol::OpenAi),
+            "/v1/messages" => Shape::Provider(warden_llm::Protocol::Anthropic),
+            p if p.starts_with("/v1/") => Shape::Api,
+            _ => Shape::JsonRpc,
         }
-        None => jsonrpc_error(status, code, message),
-    };
+    }
+
+    /// A refusal in this shape: `code` is the stable code of the API and provider shapes
+    /// (the OpenAI `code`; Anthropic's shape carries only the status's type), `-32001` the
+    /// JSON-RPC code of every authentication refusal.
+    fn refuse(self, status: StatusCode, code: &'static str, message: &str) -> Response {
+        match self {
+            Shape::Provider(p) => (
+                status,
+                axum::Json(p.error_body(status.as_u16(), code, message)),
+            )
+                .into_response(),
+            Shape::Api => ApiError::new(status, code, message).into_response(),
+            Shape::JsonRpc => {
+                let jsonrpc_code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    -32600
+                } else {
+                    -32001
+                };
+                jsonrpc_error(status, jsonrpc_code, message)
+            }
+        }
+    }
+}
+
+/// Authenticates agent-plane requests: the session token as `Authorization: Bearer` (or
+/// `x-api-key`). Operator tokens are refused here, and so are revoked and expired sessions —
+/// on every route, listing tools and models included — with the refusal recorded
+/// (`session_refused`, `session_expired`) for the first request of the session and then at most
+/// once a minute ([`SessionRefusals`]). The governor checks revocation and expiry again on
+/// every action (a session can expire between this check and its decision).
+async fn agent_auth(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+    let shape = Shape::of(req.uri().path());
     let headers = req.headers();
     if let Some(len) = headers
         .get(http::header::CONTENT_LENGTH)
@@ -50,15 +79,23 @@ async fn agent_auth(State(state): State<Arc<AppState>>, mut req: Request, next: 
         .and_then(|v| v.parse::<usize>().ok())
         && len > state.config.max_body_bytes
     {
-        return jsonrpc_error(
+        let code = match shape {
+            Shape::Api => "invalid_request",
+            Shape::Provider(_) | Shape::JsonRpc => "request_too_large",
+        };
+        return shape.refuse(
             StatusCode::PAYLOAD_TOO_LARGE,
-            -32600,
+            code,
             &format!(
                 "request body of {len} bytes is larger than the limit of {} bytes",
                 state.config.max_body_bytes
             ),
         );
     }
+    let unauthenticated = match shape {
+        Shape::Provider(_) => "invalid_api_key",
+        Shape::Api | Shape::JsonRpc => "unauthenticated",
+    };
     let presented = headers
         .get(http::header::AUTHORIZATION)
         .or_else(|| headers.get("x-api-key"))
@@ -66,25 +103,82 @@ async fn agent_auth(State(state): State<Arc<AppState>>, mut req: Request, next: 
         .and_then(tokens::bearer)
         .map(str::to_owned);
     let Some(token) = presented else {
-        return jsonrpc_error(
+        return shape.refuse(
             StatusCode::UNAUTHORIZED,
-            -32001,
+            unauthenticated,
             "a session token is required (`Authorization: Bearer wa_…`)",
         );
     };
     if tokens::plane_of(&token) == Some(Plane::Operator) {
-        return jsonrpc_error(
+        let code = match shape {
+            Shape::Provider(_) => "invalid_api_key",
+            Shape::Api | Shape::JsonRpc => "wrong_plane",
+        };
+        return shape.refuse(
             StatusCode::FORBIDDEN,
-            -32001,
+            code,
             "operator tokens are refused on the agent plane",
         );
     }
-    match state.sessions.authenticate(&token) {
-        Some(session) => {
-            req.extensions_mut().insert(session);
-            next.run(req).await
-        }
-        None => jsonrpc_error(StatusCode::UNAUTHORIZED, -32001, "invalid session token"),
+    let Some(session) = state.sessions.authenticate(&token) else {
+        return shape.refuse(
+            StatusCode::UNAUTHORIZED,
+            unauthenticated,
+            "invalid session token",
+        );
+    };
+    let now = state.governor.now();
+    let refused = if session.is_revoked() {
+        Some((
+            "session_revoked",
+            "the session was revoked; ask the operator for a new one",
+        ))
+    } else if session.is_expired(now) {
+        Some((
+            "session_expired",
+            "the session has expired; ask the operator for a new one",
+        ))
+    } else {
+        None
+    };
+    if let Some((code, message)) = refused {
+        let attempted = format!("{} {}", req.method(), req.uri().path());
+        record_refusal(&state, &session, code, &attempted, now).await;
+        return shape.refuse(StatusCode::UNAUTHORIZED, code, message);
+    }
+    req.extensions_mut().insert(session);
+    next.run(req).await
+}
+
+/// Records the refusal of a revoked or expired session, unless one was recorded less than
+/// [`REFUSAL_RECORD_INTERVAL`](crate::session_refusals::REFUSAL_RECORD_INTERVAL) ago. The
+/// refusal is answered whether or not the record could be written (it refuses); a record the
+/// ledger could not take is tried again on the next refusal.
+async fn record_refusal(
+    state: &AppState,
+    session: &Session,
+    code: &'static str,
+    attempted: &str,
+    now: time::OffsetDateTime,
+) {
+    let Some(suppressed) = state.session_refusals.admit(&session.id, now) else {
+        return;
+    };
+    let (kind, payload) = if code == "session_revoked" {
+        (
+            RecordKind::SessionRefused,
+            json!({ "reason": "revoked", "request": attempted, "suppressed": suppressed }),
+        )
+    } else {
+        (
+            RecordKind::SessionExpired,
+            json!({ "expired_at": session.expires_at.to_string(), "request": attempted, "suppressed": suppressed }),
+        )
+    };
+    let record = NewRecord::new(Some(&session.id), kind, payload);
+    if let Err(e) = state.governor.ledger().append(record).await {
+        tracing::error!(error = %e, "The ledger cannot record a refused session; the request is refused all the same.");
+        state.session_refusals.forget(&session.id);
     }
 }
 

@@ -34,6 +34,7 @@ use crate::interventions::Interventions;
 use crate::outstanding::ResultDeadlines;
 use crate::pending_results::PendingResults;
 use crate::routes::agent_router;
+use crate::session_refusals::SessionRefusals;
 
 /// How often forwarded actions whose result is overdue are recorded as `unknown`.
 const UNREPORTED_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
@@ -137,6 +138,9 @@ impl Gateway {
         let approvals =
             start_approvals(&config, &charter, &ledger, &stores.db, &clock, &background).await?;
         let model_tasks = TaskTracker::new();
+        // One set of interventions for the governor and the model proxy: a frozen posture
+        // stops actions and model calls alike.
+        let controls = Arc::new(Interventions::default());
         let models = Arc::new(
             ModelProxy::new(
                 charter.clone(),
@@ -144,11 +148,11 @@ impl Gateway {
                 Arc::new(ledger.clone()),
                 clock.clone(),
                 model_tasks.clone(),
+                controls.clone(),
                 config.provider_keys.as_ref(),
             )
             .context("cannot set up the model proxy")?,
         );
-        let controls = Arc::new(Interventions::default());
         let operator = Arc::new(OperatorState {
             sessions: stores.sessions.clone(),
             operators: stores.operators,
@@ -200,6 +204,7 @@ impl Gateway {
             pending: PendingResults::default(),
             controls,
             models,
+            session_refusals: SessionRefusals::default(),
         });
         serve(
             state,

@@ -23,6 +23,8 @@ use warden_testkit::harness::Harness;
 mod approvals;
 #[path = "gateway/models.rs"]
 mod models;
+#[path = "gateway/refusals.rs"]
+mod refusals;
 
 fn charter(echo_url: &str, extra_rules: &str, inventory_extra: &str) -> String {
     format!(
@@ -282,17 +284,38 @@ async fn revoked_and_expired_sessions_are_refused() {
         )
         .await;
     assert_eq!(status, 200);
-    let revoked = h.call(&token, "hello").await;
+    // Refused at authentication, before the governor (which checks again on every action).
+    let (status, revoked) = h
+        .mcp(
+            &token,
+            "tools/call",
+            json!({ "name": "echo.echo", "arguments": { "text": "hello" } }),
+        )
+        .await;
+    assert_eq!(status, 401, "{revoked}");
     assert!(
-        is_error(&revoked) && text_of(&revoked).contains("revoked"),
+        revoked["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("revoked"),
         "{revoked}"
     );
 
     let (_, token2) = h.open_session("10m").await;
     clock.advance(time::Duration::minutes(11));
-    let expired = h.call(&token2, "hello").await;
+    let (status, expired) = h
+        .mcp(
+            &token2,
+            "tools/call",
+            json!({ "name": "echo.echo", "arguments": { "text": "hello" } }),
+        )
+        .await;
+    assert_eq!(status, 401, "{expired}");
     assert!(
-        is_error(&expired) && text_of(&expired).contains("expired"),
+        expired["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired"),
         "{expired}"
     );
     assert_eq!(warden_testkit::echo::count(&h.calls), 1);
@@ -303,6 +326,7 @@ async fn revoked_and_expired_sessions_are_refused() {
         .map(|r| r.kind.to_string())
         .collect();
     assert!(kinds.contains(&"session_revoked".to_owned()));
+    assert!(kinds.contains(&"session_refused".to_owned()));
     assert!(kinds.contains(&"session_expired".to_owned()));
     h.stop().await;
 }

@@ -1,5 +1,6 @@
 //! What the ledger records about a model call: the request (`model_requested`), a refusal for
-//! a spent budget (`budget_exceeded`), the completion with its usage (`model_completed`), each
+//! a spent budget (`budget_exceeded`) or for the posture or the session's labels
+//! (`model_refused`), the completion with its usage (`model_completed`), each
 //! tool call the model proposed (`model_intent`), or the failure of every route
 //! (`model_failed`). A successful completion is also kept as the session's latest model turn.
 
@@ -90,6 +91,23 @@ impl ModelCall {
                 "per": exceeded.per.as_str(),
                 "limit": exceeded.limit,
                 "used": exceeded.used,
+            }),
+        )
+    }
+
+    /// The `model_refused` record of a call refused before it was forwarded: `reason` is the
+    /// code the agent gets (`posture_frozen`, `label_denied`); `labels` the session's labels
+    /// that kept it from the alias, if any.
+    pub(crate) fn refused(&self, reason: &str, labels: &[&Arc<str>]) -> NewRecord {
+        NewRecord::new(
+            Some(&self.session.id),
+            RecordKind::ModelRefused,
+            json!({
+                "call": self.id,
+                "protocol": self.protocol.as_str(),
+                "alias": self.alias,
+                "reason": reason,
+                "labels": labels.iter().map(|l| &***l).collect::<Vec<&str>>(),
             }),
         )
     }

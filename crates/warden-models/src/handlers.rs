@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::{Value, json};
 use uuid::Uuid;
+use warden_core::Posture;
 use warden_llm::Protocol;
 use warden_session::Session;
 
@@ -65,8 +66,39 @@ pub(crate) async fn models(State(proxy): State<Arc<ModelProxy>>, headers: Header
     }
 }
 
-/// One model call: read the request → resolve the alias → check the budgets → record the
-/// request while forwarding it → answer (a stream starts relaying only once the request is
+/// A call refused before it was forwarded, as the agent is answered.
+struct RefusedCall {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+/// Records a refused call (`model_refused`) and answers the refusal in the caller's protocol,
+/// whether or not the record could be written: nothing was forwarded.
+async fn refuse(
+    proxy: &ModelProxy,
+    call: &ModelCall,
+    labels: &[&Arc<str>],
+    refused: RefusedCall,
+) -> Response {
+    if let Err(e) = proxy
+        .recorder
+        .append(call.refused(refused.code, labels))
+        .await
+    {
+        tracing::error!(error = %e, "The ledger cannot record a refused model call.");
+    }
+    protocol_error(
+        call.protocol,
+        refused.status,
+        refused.code,
+        &refused.message,
+    )
+}
+
+/// One model call: read the request → refuse it under the frozen posture → resolve the alias
+/// → refuse it for the session's labels → check the budgets → record the request while
+/// forwarding it → answer (a stream starts relaying only once the request is
 /// recorded) → record the outcome.
 async fn model_call(
     proxy: Arc<ModelProxy>,
@@ -107,6 +139,33 @@ async fn model_call(
             "the session is revoked or expired",
         );
     }
+    let call = ModelCall {
+        id: Uuid::now_v7().to_string(),
+        session: session.clone(),
+        protocol,
+        alias: inspected.model.clone(),
+        stream: inspected.stream,
+        prompt_text: inspected.prompt_text,
+        last_user: inspected.last_user,
+        started: Instant::now(),
+        attempts: Vec::new(),
+    };
+    // The frozen posture stops every call before anything else is looked at (as it stops
+    // every action in the decision); the refusal is recorded, and answered whether or not
+    // the record could be written.
+    if proxy.controls.posture() == Posture::Frozen {
+        return refuse(
+            &proxy,
+            &call,
+            &[],
+            RefusedCall {
+                status: StatusCode::FORBIDDEN,
+                code: "posture_frozen",
+                message: "the gateway posture is frozen: no model call is forwarded until an operator lifts it".to_owned(),
+            },
+        )
+        .await;
+    }
     let charter = proxy.charter.clone();
     let Some(model) = charter
         .inventory
@@ -135,17 +194,27 @@ async fn model_call(
             ),
         );
     };
-    let call = ModelCall {
-        id: Uuid::now_v7().to_string(),
-        session: session.clone(),
-        protocol,
-        alias: model.alias.clone(),
-        stream: inspected.stream,
-        prompt_text: inspected.prompt_text,
-        last_user: inspected.last_user,
-        started: Instant::now(),
-        attempts: Vec::new(),
-    };
+    // The charter keeps sessions carrying some data labels from some aliases.
+    let labels = session.labels();
+    let denied = model.denied_labels(&labels);
+    if !denied.is_empty() {
+        let names: Vec<String> = denied.iter().map(|l| format!("`{l}`")).collect();
+        return refuse(
+            &proxy,
+            &call,
+            &denied,
+            RefusedCall {
+                status: StatusCode::FORBIDDEN,
+                code: "label_denied",
+                message: format!(
+                    "the session carries data labelled {}, which the charter keeps from model `{}`",
+                    names.join(", "),
+                    model.alias
+                ),
+            },
+        )
+        .await;
+    }
     if let Err(exceeded) = proxy.budgets.check(&session, now) {
         if let Err(e) = proxy.recorder.append(call.budget_exceeded(&exceeded)).await {
             tracing::error!(error = %e, "The ledger cannot record a refused model call.");

@@ -1,8 +1,9 @@
 //! The model proxy on the agent plane: `POST /v1/chat/completions` (OpenAI),
 //! `POST /v1/messages` (Anthropic) and `GET /v1/models`, with the session token as the API key.
 //!
-//! For each call: read the request (bounded) → resolve the charter's model alias → check the
-//! token budgets → record the request in the ledger → forward it to the alias's first route (the
+//! For each call: read the request (bounded) → refuse it under the frozen posture → resolve the
+//! charter's model alias → refuse it when the session carries a label the alias denies
+//! (`deny_labels`) → check the token budgets → record the request in the ledger → forward it to the alias's first route (the
 //! provider's key from the environment, never the agent's token) → fall back to the
 //! next route on a connection error, a timeout, a 5xx or a 429 (whose `Retry-After` keeps the
 //! route aside) → answer with the provider's response, unknown fields untouched → record the
@@ -10,6 +11,8 @@
 //! usage, and every tool call the model proposed as an intent → count the tokens.
 //!
 //! What it guarantees:
+//! - nothing is forwarded while the gateway posture is frozen, nor for a session carrying a
+//!   data label its alias denies; both refusals are recorded (`model_refused`);
 //! - record before forward: the request is durable in the ledger before a byte of it leaves for
 //!   a provider, and nothing is forwarded when it cannot be recorded;
 //! - a complete (non-streamed) answer reaches the agent only after its completion and intents

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio_util::task::TaskTracker;
 use warden_charter::CompiledCharter;
 use warden_core::{Clock, Recorder};
-use warden_session::TokenBudgets;
+use warden_session::{Interventions, TokenBudgets};
 
 use crate::cooldowns::Cooldowns;
 use crate::system_message::system_message;
@@ -33,6 +33,9 @@ pub struct ModelProxy {
     pub(crate) clock: Arc<dyn Clock>,
     /// The recent model turns per session.
     pub(crate) turns: Arc<ModelTurns>,
+    /// The interventions in force (the governor's own): under the frozen posture no call is
+    /// forwarded.
+    pub(crate) controls: Arc<Interventions>,
     /// Stream relays and captures still running after their answer was sent; shutdown drains
     /// them.
     pub(crate) tasks: TaskTracker,
@@ -56,13 +59,16 @@ impl ModelProxy {
     /// The proxy for `charter`'s models. Provider keys are read once, from `env` when given
     /// (tests), from the process environment otherwise; a route whose key variable is unset is
     /// called without a key (and a warning is logged). Records go to `recorder`; relays and
-    /// captures run on `tasks`, which the caller drains at shutdown.
+    /// captures run on `tasks`, which the caller drains at shutdown. `controls` are the
+    /// interventions the governor reads: pass the same `Arc`, so that freezing the gateway
+    /// stops model calls too.
     pub fn new(
         charter: Arc<CompiledCharter>,
         budgets: TokenBudgets,
         recorder: Arc<dyn Recorder>,
         clock: Arc<dyn Clock>,
         tasks: TaskTracker,
+        controls: Arc<Interventions>,
         env: Option<&HashMap<String, String>>,
     ) -> Result<ModelProxy, ClientBuildError> {
         let mut keys = HashMap::new();
@@ -102,6 +108,7 @@ impl ModelProxy {
             recorder,
             clock,
             turns: Arc::new(ModelTurns::default()),
+            controls,
             tasks,
         })
     }

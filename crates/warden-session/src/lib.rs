@@ -9,11 +9,14 @@
 //! - [`scope_counters`]: preapproved-scope counters per session and per UTC day, counted
 //!   atomically with the decision that uses them.
 //! - [`token_budgets`]: the model proxy's token counters per session, agent and principal.
+//! - [`interventions`]: the posture and the frozen tools in force, read by the governor and
+//!   the model proxy alike.
 //!
 //! In the workspace DAG this crate sits on `warden-core`, `warden-charter` (budgets, amounts)
 //! and `warden-pdp` (the scope counters answer its `ScopeUsage` queries); it knows nothing of
 //! protocols or the ledger.
 
+pub mod interventions;
 pub mod operators;
 pub mod scope_counters;
 pub mod sessions;
@@ -21,6 +24,7 @@ pub mod state_db;
 pub mod token_budgets;
 pub mod tokens;
 
+pub use interventions::Interventions;
 pub use operators::{OperatorCredentials, OperatorIdentity, OperatorRole};
 pub use scope_counters::{ScopeCounters, ScopeIncrement};
 pub use sessions::{MAX_TASK_BYTES, MAX_TTL, OpenedSession, Session, SessionInfo, SessionStore};

@@ -1,19 +1,26 @@
 //! Compiling the inventory: servers, their tools and transports, model providers and routes.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use warden_core::SourceLocation;
 
-use super::collect::Collected;
+use super::collect::{Collected, Item};
 use super::{DEFAULT_MODEL_TIMEOUT, RESOURCE_READ_TOOL, duration_or_report, valid_id};
 use crate::compiled::{
     BudgetScope, Inventory, Model, ModelRoute, Provider, Server, TokenBudget, Transport,
 };
-use crate::diagnostic::{Diagnostic, Diagnostics};
-use crate::raw::{RawBudgetScope, RawProvider};
+use crate::diagnostic::{Diagnostic, Diagnostics, suggest};
+use crate::raw::{RawBudgetScope, RawModel, RawProvider};
 
-pub(super) fn inventory(c: &Collected<'_>, diags: &mut Diagnostics) -> Inventory {
+/// Compiles the inventory; `labels` are the declared data labels (model aliases may name them
+/// in `deny_labels`).
+pub(super) fn inventory(
+    c: &Collected<'_>,
+    labels: &[Arc<str>],
+    diags: &mut Diagnostics,
+) -> Inventory {
     let mut inv = Inventory::default();
     let mut seen: HashMap<&str, SourceLocation> = HashMap::new();
     for item in &c.servers {
@@ -174,9 +181,11 @@ pub(super) fn inventory(c: &Collected<'_>, diags: &mut Diagnostics) -> Inventory
                 timeout,
             });
         }
+        let deny_labels = deny_labels(c, item, labels, diags);
         inv.models.push(Model {
             alias: raw.alias.clone(),
             routes,
+            deny_labels,
         });
     }
     for item in &c.token_budgets {
@@ -251,4 +260,44 @@ fn provider_keys_in_env(c: &Collected<'_>, inv: &Inventory, diags: &mut Diagnost
             );
         }
     }
+}
+
+/// A model alias's `deny_labels`, resolved against the declared labels; an unknown one is an
+/// error at its own position in the list (unless `data.labels` could not be read whole).
+fn deny_labels(
+    c: &Collected<'_>,
+    item: &Item<'_, RawModel>,
+    labels: &[Arc<str>],
+    diags: &mut Diagnostics,
+) -> Vec<Arc<str>> {
+    let labels_complete = !c.incomplete.contains("data.labels");
+    let mut resolved: Vec<Arc<str>> = Vec::new();
+    for (i, name) in item.raw.deny_labels.iter().enumerate() {
+        match labels.iter().find(|l| ***l == **name) {
+            Some(l) if !resolved.contains(l) => resolved.push(l.clone()),
+            Some(_) => {}
+            None if labels_complete => {
+                let at = item
+                    .node
+                    .get("deny_labels")
+                    .and_then(|(_, n)| n.items().get(i))
+                    .map_or_else(|| item.at_path(&["deny_labels"]), |n| item.file.at(n));
+                diags.push(
+                    Diagnostic::error(
+                        at,
+                        format!(
+                            "unknown label `{name}` in `deny_labels` of model `{}`",
+                            item.raw.alias
+                        ),
+                    )
+                    .with_hint_opt(
+                        suggest(name, labels.iter().map(|l| &**l))
+                            .or_else(|| Some("declare it under `data.labels`".to_owned())),
+                    ),
+                );
+            }
+            None => {}
+        }
+    }
+    resolved
 }

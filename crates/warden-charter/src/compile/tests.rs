@@ -337,3 +337,28 @@ fn a_provider_key_in_a_servers_env_is_a_warning() {
         "{about_keys:#?}"
     );
 }
+
+#[test]
+fn model_deny_labels_resolve_and_unknown_ones_are_located() {
+    let models = "  models:\n    - alias: fast\n      routes: [{ provider: openai, base_url: \"http://127.0.0.1:9\", model: m }]\n      deny_labels: [secret, pii, secret]\n    - alias: local\n      routes: [{ provider: openai, base_url: \"http://127.0.0.1:9\", model: m }]\nactions:";
+    let labels = "data:\n  labels:\n    - id: secret\n    - id: pii\n";
+    let text = MINIMAL.replace("actions:", models) + labels;
+    let c = compile(&src(&text)).unwrap().charter;
+    let fast = &c.inventory.models[0];
+    let deny: Vec<&str> = fast.deny_labels.iter().map(|l| &**l).collect();
+    assert_eq!(deny, ["secret", "pii"]);
+    assert!(c.inventory.models[1].deny_labels.is_empty());
+    let carried: Vec<Arc<str>> = vec![Arc::from("other"), Arc::from("pii")];
+    assert_eq!(fast.denied_labels(&carried), [&carried[1]]);
+    assert!(fast.denied_labels(&carried[..1]).is_empty());
+
+    let typo = MINIMAL.replace("actions:", &models.replace("pii, secret]", "pi]")) + labels;
+    let r = errors(&typo).to_string();
+    assert!(
+        r.contains(
+            "charter.yaml:15:29: error: unknown label `pi` in `deny_labels` of model `fast`"
+        ),
+        "{r}"
+    );
+    assert!(r.contains("did you mean `pii`?"), "{r}");
+}
