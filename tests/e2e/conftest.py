@@ -558,6 +558,17 @@ def assert_recorded(
     return kinds
 
 
+def assert_refused_before_decision(
+    records: list[dict[str, Any]], tool: str, arguments: dict[str, Any]
+) -> None:
+    """A tool the charter's inventory does not name: its attempt is recorded with the refusal,
+    and nothing else happened to it (no decision, no forwarding)."""
+    attempt = find_attempt(records, tool, arguments)
+    assert "inventory" in attempt["payload"]["refused"], attempt
+    kinds = actions_by_id(records)[attempt["payload"]["action"]]
+    assert list(kinds) == ["action_attempted"], kinds.keys()
+
+
 # --------------------------------------------------------------------------------------------
 # MCP clients
 # --------------------------------------------------------------------------------------------

@@ -9,7 +9,15 @@ from typing import Any, Iterator
 import httpx2
 import pytest
 
-from conftest import SECRET_TEXT, Gateway, actions_by_id, assert_recorded, find_attempt, wait_for
+from conftest import (
+    SECRET_TEXT,
+    Gateway,
+    actions_by_id,
+    assert_recorded,
+    assert_refused_before_decision,
+    find_attempt,
+    wait_for,
+)
 
 
 @pytest.fixture
@@ -73,10 +81,11 @@ def test_same_semantics_as_mcp(gateway: Gateway, api: httpx2.Client) -> None:
     outside = {"path": str(gateway.ws.outside / "secret.txt")}
     d = decide(api, "fs.read_text_file", outside)
     assert d["verdict"] == "deny" and "outside-root" in d["message"], d
-    # A tool no rule names falls to the default posture (deny in this charter).
+    # A tool the inventory does not name is refused before any decision, as over MCP.
     d = decide(api, "pay.void", {"payment": "p-1"})
     assert d["verdict"] == "deny", d
-    assert d["decision"]["reason"] == "default_posture"
+    assert d["refusal"] == "not_inventoried" and d["decision"] is None, d
+    assert_refused_before_decision(gateway.records(), "pay.void", {"payment": "p-1"})
 
     # A reported read of a confidential file labels the session …
     secret = {"path": str(root / "secret" / "plan.txt")}

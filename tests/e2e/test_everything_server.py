@@ -18,6 +18,7 @@ from conftest import (
     Gateway,
     actions_by_id,
     assert_recorded,
+    assert_refused_before_decision,
     attempts,
     mcp_http,
     text_of,
@@ -63,7 +64,8 @@ async def test_echo_is_allowed_and_get_env_is_hidden_and_refused(gateway: Gatewa
         assert "never-env" in text_of(r)
         assert "PATH" not in text_of(r), "no environment leaked"
 
-        # A tool the charter does not know at all is refused too (default posture: deny).
+        # A tool the upstream offers and the inventory does not name is refused before any
+        # decision.
         r = await session.call_tool("everything.get-tiny-image", {})
         assert r.is_error and text_of(r).startswith(REFUSED), text_of(r)
 
@@ -71,7 +73,7 @@ async def test_echo_is_allowed_and_get_env_is_hidden_and_refused(gateway: Gatewa
     assert_recorded(records, "everything.echo", {"message": "hello warden"}, allowed=True)
     assert_recorded(records, "everything.get-sum", {"a": 2, "b": 40}, allowed=True)
     assert_recorded(records, "everything.get-env", {}, allowed=False)
-    assert_recorded(records, "everything.get-tiny-image", {}, allowed=False)
+    assert_refused_before_decision(records, "everything.get-tiny-image", {})
 
 
 async def test_the_upstream_dies_mid_call(gateway: Gateway) -> None:

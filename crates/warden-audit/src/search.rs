@@ -143,6 +143,15 @@ pub enum SearchError {
         #[source]
         source: rusqlite::Error,
     },
+    /// The index file cannot be created with mode 0600 (or an existing one made so).
+    #[error("cannot create the search index `{}` with mode 0600", path.display())]
+    Create {
+        /// The index file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The file is not a search index this version writes. The index is derived data: moving
     /// the file away is safe, the next search rebuilds it.
     #[error(
@@ -187,12 +196,18 @@ pub struct SearchIndex {
 }
 
 impl SearchIndex {
-    /// Opens the index of the ledger in `data_dir`, creating `data_dir/search.db` if it is
-    /// missing (empty: [`update`](Self::update) fills it). The ledger is opened read-only and
-    /// must exist.
+    /// Opens the index of the ledger in `data_dir`, creating `data_dir/search.db` (mode 0600,
+    /// its `-wal` and `-shm` too) if it is missing (empty: [`update`](Self::update) fills
+    /// it). The ledger is opened read-only and must exist.
     pub fn open(data_dir: &Path) -> Result<SearchIndex, SearchError> {
         let ledger = connect_reader(&data_dir.join(DB_FILE))?;
         let path = data_dir.join(INDEX_FILE);
+        // Created 0600 before SQLite opens it, so its companions get that mode too (see
+        // `warden_core::private`): the index holds the text of every prompt and argument.
+        warden_core::private::private_database(&path).map_err(|source| SearchError::Create {
+            path: path.clone(),
+            source,
+        })?;
         let index = Connection::open_with_flags(
             &path,
             OpenFlags::SQLITE_OPEN_READ_WRITE

@@ -96,7 +96,8 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    /// Opens the ledger in `dir` (creating the directory and `ledger.db` if missing), reads
+    /// Opens the ledger in `dir` (creating the directory, mode 0700, and `ledger.db` and its
+    /// lock, mode 0600, if missing; tightening them if group or others may use them), reads
     /// its last record, and starts the writer on a thread of its own (`warden-ledger`), which
     /// does the opening too, so this never blocks the calling task.
     ///

@@ -66,6 +66,9 @@ pub enum RefusalReason {
     SessionExpired,
     /// The ledger could not record the attempt.
     LedgerUnavailable,
+    /// The charter's inventory does not name the tool: refused before any decision, whatever
+    /// the rules say.
+    NotInventoried,
 }
 
 impl RefusalReason {
@@ -79,6 +82,7 @@ impl RefusalReason {
             RefusalReason::ApprovalPending => "approval_pending",
             RefusalReason::SessionExpired => "session_expired",
             RefusalReason::LedgerUnavailable => "ledger_unavailable",
+            RefusalReason::NotInventoried => "not_inventoried",
         }
     }
 }

@@ -1,7 +1,8 @@
 //! warden's vocabulary, shared by every other crate.
 //!
-//! This crate sits at the bottom of the workspace DAG: it has no IO, no async runtime and no
-//! internal dependencies. It defines the action tiers, the [`Decision`] every policy evaluation
+//! This crate sits at the bottom of the workspace DAG: it has no async runtime and no internal
+//! dependencies, and no IO but one module, [`private`], through which every store creates the
+//! data directory and its files with owner-only modes. It defines the action tiers, the [`Decision`] every policy evaluation
 //! returns, the gateway postures, the path canonicaliser, the action gate's answers
 //! ([`gate`]), the ledger's record vocabulary and the [`Recorder`] trait components append
 //! through ([`record`]), canonical JSON ([`canonical`]) and the small text encodings every
@@ -12,6 +13,7 @@ mod clock;
 mod decision;
 pub mod gate;
 pub mod path;
+pub mod private;
 pub mod record;
 pub mod text;
 mod tier;

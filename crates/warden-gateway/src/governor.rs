@@ -1,6 +1,7 @@
 //! The governor: the one path every action takes.
 //!
-//! authenticate (done by the caller) → resolve local path arguments → decide → record the
+//! authenticate (done by the caller) → refuse (and record) a tool the charter's inventory
+//! does not name → resolve local path arguments → decide → record the
 //! attempt and the decision durably (with `forwarded`, in the same commit, when allowed) →
 //! for an action that needs approval: raise a request (or join the open one for the same
 //! action), wait until an authorised human decides or the deadline passes, and on a grant mark
@@ -38,6 +39,10 @@ use crate::outstanding::{OutstandingAction, OutstandingActions, ResultDeadlines}
 use crate::paths::PathArguments;
 
 mod approval_wait;
+
+/// Why a tool outside the inventory is refused (recorded, and the agent's message).
+const NOT_INVENTORIED: &str =
+    "it is not in the charter's inventory, and only the tools the inventory names can be called";
 
 use approval_wait::Plan;
 
@@ -140,7 +145,8 @@ impl Governor {
     }
 
     /// Decides an action, records it, and waits for approval where one is needed (until the
-    /// deadline).
+    /// deadline). A tool the charter's inventory does not name is refused
+    /// ([`RefusalReason::NotInventoried`]) and recorded before any decision.
     pub async fn authorize(
         &self,
         session: &Arc<Session>,
@@ -188,6 +194,20 @@ impl Governor {
         via: Via,
         waiting: Waiting<'_>,
     ) -> Result<Allowed, Refused> {
+        // Before anything else looks at the call: a tool the inventory does not name is
+        // refused whatever the rules say (a glob such as `fs.*` would match it), on every path.
+        if !self.charter.is_inventoried(tool) {
+            return Err(self
+                .record_refused_attempt(
+                    session,
+                    tool,
+                    &args,
+                    via,
+                    RefusalReason::NotInventoried,
+                    NOT_INVENTORIED,
+                )
+                .await);
+        }
         let action_id = Uuid::now_v7().to_string();
         let now = self.clock.now();
         let server = tool.split_once('.').map_or(tool, |(s, _)| s);
@@ -460,8 +480,29 @@ impl Governor {
         args: &Value,
         why: &str,
     ) -> Refused {
+        self.record_refused_attempt(session, tool, args, Via::Mcp, RefusalReason::Denied, why)
+            .await
+    }
+
+    /// Records an attempt refused before any decision (`action_attempted` with `refused`:
+    /// why) and makes its refusal. The refusal stands when the ledger cannot record it.
+    async fn record_refused_attempt(
+        &self,
+        session: &Arc<Session>,
+        tool: &str,
+        args: &Value,
+        via: Via,
+        reason: RefusalReason,
+        why: &str,
+    ) -> Refused {
         let action_id = Uuid::now_v7().to_string();
-        let payload = json!({ "action": action_id, "via": "mcp", "tool": tool, "arguments": args, "refused": why });
+        let payload = json!({
+            "action": action_id,
+            "via": via.as_str(),
+            "tool": tool,
+            "arguments": args,
+            "refused": why,
+        });
         let record = NewRecord {
             session: Some(session.id.clone()),
             kind: RecordKind::ActionAttempted,
@@ -472,7 +513,7 @@ impl Governor {
         }
         Refused {
             action_id: Some(action_id),
-            reason: RefusalReason::Denied,
+            reason,
             decision: None,
             message: format!("warden refused `{tool}`: {why}"),
             approval: None,

@@ -15,6 +15,7 @@
 
 pub mod app_state;
 pub mod config;
+mod data_dir;
 pub mod decide_api;
 pub mod governor;
 pub mod interventions;

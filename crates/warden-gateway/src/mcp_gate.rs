@@ -64,14 +64,17 @@ impl ToolGate for Governor {
     }
 }
 
-/// Whether `tool` could ever be allowed for `principal`: a tool is hidden when an
-/// unconditional prohibited rule covers it, or when no rule could allow it and unmatched
-/// actions are denied.
+/// Whether `tool` could ever be allowed for `principal`: a tool is hidden when the inventory
+/// does not name it (the governor refuses it), when an unconditional prohibited rule covers
+/// it, or when no rule could allow it and unmatched actions are denied.
 pub fn could_ever_allow(
     charter: &CompiledCharter,
     tool: &str,
     principal: Option<&Principal>,
 ) -> bool {
+    if !charter.is_inventoried(tool) {
+        return false;
+    }
     let mut permissive = false;
     for rule in charter.rules_for(tool) {
         let principal_matches = rule

@@ -233,18 +233,14 @@ fn prepare_upstreams(charter: &CompiledCharter) -> Result<PreparedUpstreams, Sta
     Ok(Upstreams::prepare(charter, |name| std::env::var_os(name))?)
 }
 
-/// Phase 2: the data directory and the ledger, with the charter's load recorded first.
+/// Phase 2: the data directory (the owner's only; a secret others may read stops the start)
+/// and the ledger, with the charter's load recorded first.
 async fn open_ledger(
     config: &Config,
     charter: &CompiledCharter,
     clock: &Arc<dyn Clock>,
 ) -> anyhow::Result<Ledger> {
-    std::fs::create_dir_all(&config.data_dir).with_context(|| {
-        format!(
-            "cannot create the data directory `{}`",
-            config.data_dir.display()
-        )
-    })?;
+    crate::data_dir::prepare(&config.data_dir)?;
     let ledger_config = LedgerConfig {
         max_size_bytes: config.ledger_max_bytes,
         ..LedgerConfig::default()

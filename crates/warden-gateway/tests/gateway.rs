@@ -21,6 +21,10 @@ use warden_testkit::harness::Harness;
 
 #[path = "gateway/approvals.rs"]
 mod approvals;
+#[path = "gateway/files.rs"]
+mod files;
+#[path = "gateway/inventory.rs"]
+mod inventory;
 #[path = "gateway/models.rs"]
 mod models;
 #[path = "gateway/refusals.rs"]

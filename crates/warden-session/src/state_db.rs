@@ -34,6 +34,15 @@ pub enum StoreError {
     /// A session's lifetime ends past the end of the calendar.
     #[error("the session's time to live ends past the year 9999")]
     InvalidTtl,
+    /// `state.db` cannot be created with mode 0600 (or an existing one made so).
+    #[error("state store: cannot create `{}` with mode 0600: {source}", path.display())]
+    Create {
+        /// The database file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The database was written by a newer warden.
     #[error(
         "state store: `state.db` has schema version {found}, this warden reads up to {supported}; run the newer warden, or move the data directory aside"
@@ -71,11 +80,18 @@ pub struct StateDb {
 }
 
 impl StateDb {
-    /// Opens (creating if needed) `state.db` in `data_dir` and migrates it to
+    /// Opens (creating if needed, mode 0600) `state.db` in `data_dir` and migrates it to
     /// [`SCHEMA_VERSION`]. Refuses a database of a newer version.
     pub async fn open(data_dir: &Path) -> Result<StateDb, StoreError> {
+        let path = data_dir.join(STATE_DB_FILE);
+        // Created 0600 before SQLite opens it, so its `-wal` and `-shm` files get that mode
+        // too (see `warden_core::private`): it holds sessions and credential hashes.
+        warden_core::private::private_database(&path).map_err(|source| StoreError::Create {
+            path: path.clone(),
+            source,
+        })?;
         let options = SqliteConnectOptions::new()
-            .filename(data_dir.join(STATE_DB_FILE))
+            .filename(&path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)

@@ -1,5 +1,7 @@
-//! The echo MCP server: one tool, `echo`, that returns its `text` argument. Stateless
-//! Streamable HTTP with JSON responses, so it adds as little as an MCP server can.
+//! The echo MCP server: the tool `echo`, that returns its `text` argument, and the tool
+//! `shout`, that returns it in capitals (the test charters leave `shout` out of their
+//! inventory: a tool an upstream offers that the charter does not name). Stateless Streamable
+//! HTTP with JSON responses, so it adds as little as an MCP server can.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +22,7 @@ pub struct Echo {
     calls: Arc<AtomicU64>,
 }
 
-fn echo_tool() -> Tool {
+fn text_tool(name: &'static str, description: &'static str) -> Tool {
     let schema = serde_json::json!({
         "type": "object",
         "properties": { "text": { "type": "string" } },
@@ -30,7 +32,7 @@ fn echo_tool() -> Tool {
         serde_json::Value::Object(m) => m,
         _ => serde_json::Map::new(),
     };
-    Tool::new("echo", "Returns its `text` argument.", Arc::new(schema))
+    Tool::new(name, description, Arc::new(schema))
 }
 
 impl ServerHandler for Echo {
@@ -43,7 +45,10 @@ impl ServerHandler for Echo {
         _request: Option<PaginatedRequestParams>,
         _ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(vec![echo_tool()]))
+        Ok(ListToolsResult::with_all_items(vec![
+            text_tool("echo", "Returns its `text` argument."),
+            text_tool("shout", "Returns its `text` argument in capitals."),
+        ]))
     }
 
     async fn call_tool(
@@ -52,12 +57,13 @@ impl ServerHandler for Echo {
         _ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        if request.name != "echo" {
-            return Err(McpError::invalid_params(
-                format!("no tool `{}`", request.name),
-                None,
-            ));
-        }
+        let shout = match &*request.name {
+            "echo" => false,
+            "shout" => true,
+            other => {
+                return Err(McpError::invalid_params(format!("no tool `{other}`"), None));
+            }
+        };
         let text = request
             .arguments
             .as_ref()
@@ -65,6 +71,7 @@ impl ServerHandler for Echo {
             .and_then(|t| t.as_str())
             .unwrap_or_default()
             .to_owned();
+        let text = if shout { text.to_uppercase() } else { text };
         Ok(CallToolResult::success(vec![ContentBlock::text(text)]).into())
     }
 }

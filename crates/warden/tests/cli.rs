@@ -1,5 +1,6 @@
 //! The `warden` binary end to end: `check` and `explain` on real files, the examples, and the
-//! `warden explain` answers written in docs/charter.md.
+//! `warden explain` answers written in docs/charter.md, and the modes of a data directory
+//! `warden operator create-token` makes.
 
 #![allow(
     clippy::unwrap_used,
@@ -500,4 +501,35 @@ fn serve_refuses_to_start_when_a_servers_env_variable_is_unset() {
     assert!(stderr.contains("nothing was started"), "{stderr}");
     assert!(!marker.exists(), "the server was spawned");
     assert!(!data.exists(), "the data directory was created");
+}
+
+#[test]
+fn operator_create_token_keeps_the_data_directory_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let out = warden(&[
+        "operator",
+        "create-token",
+        "--name",
+        "ci",
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout(&out).starts_with("wo_"), "{out:?}");
+    assert_eq!(format!("{:04o}", mode(&data)), "0700");
+    let files: Vec<(String, String)> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            (p.display().to_string(), format!("{:04o}", mode(&p)))
+        })
+        .collect();
+    assert!(
+        files.iter().any(|(p, _)| p.ends_with("state.db")),
+        "{files:?}"
+    );
+    assert!(files.iter().all(|(_, m)| m == "0600"), "{files:?}");
 }

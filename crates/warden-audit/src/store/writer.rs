@@ -9,6 +9,7 @@ use std::sync::Arc;
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 use warden_core::Clock;
+use warden_core::private;
 
 use super::schema::{self, Tail};
 use super::{Appended, DB_FILE, LOCK_FILE, LedgerConfig, LedgerError};
@@ -73,12 +74,16 @@ impl Writer {
         config: &LedgerConfig,
         rx: mpsc::Receiver<Command>,
     ) -> Result<Writer, LedgerError> {
-        std::fs::create_dir_all(dir).map_err(|e| LedgerError::CreateDir {
+        // The owner's only: the directory 0700, every file 0600, the database created before
+        // SQLite opens it so its `-wal` and `-shm` files get its mode (see
+        // `warden_core::private`).
+        private::private_dir(dir).map_err(|e| LedgerError::CreateDir {
             path: dir.to_path_buf(),
             source: Arc::new(e),
         })?;
         let lock = lock(dir)?;
         let path = dir.join(DB_FILE);
+        private::private_database(&path).map_err(|e| schema::open_error(&path, e))?;
         let conn = schema::connect_writer(&path, config)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let tail = schema::read_tail(&conn).map_err(|source| LedgerError::Open {
@@ -306,6 +311,10 @@ fn insert_sql(n: usize) -> String {
 /// in-memory tails would race; the primary key would refuse the loser's records).
 fn lock(dir: &Path) -> Result<File, LedgerError> {
     let path = dir.join(LOCK_FILE);
+    private::private_file(&path).map_err(|e| LedgerError::Lock {
+        path: path.clone(),
+        source: Arc::new(e),
+    })?;
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)

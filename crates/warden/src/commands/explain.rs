@@ -101,7 +101,7 @@ pub fn execute(a: &ExplainArgs) -> ExitCode {
     };
     if !charter.is_inventoried(&a.tool) {
         eprintln!(
-            "warning: tool `{}` is not in the charter's inventory",
+            "warning: tool `{}` is not in the charter's inventory: the gateway refuses it before any decision (what follows is what the rules alone would say)",
             a.tool
         );
     }

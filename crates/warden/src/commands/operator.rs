@@ -49,9 +49,16 @@ pub fn execute(args: &OperatorArgs) -> ExitCode {
         .or_else(|| std::env::var("WARDEN_DATA").ok().map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from(warden_gateway::config::DEFAULT_DATA_DIR));
     crate::runtime(async move {
-        if let Err(e) = std::fs::create_dir_all(&dir) {
-            eprintln!("error: cannot create `{}`: {e}", dir.display());
-            return ExitCode::FAILURE;
+        match warden_core::private::private_dir(&dir) {
+            Ok(None) => {}
+            Ok(Some(t)) => eprintln!("note: the data directory was open to group or others: {t}"),
+            Err(e) => {
+                eprintln!(
+                    "error: cannot create `{}` with mode 0700: {e}",
+                    dir.display()
+                );
+                return ExitCode::FAILURE;
+            }
         }
         let db = match StateDb::open(&dir).await {
             Ok(s) => s,

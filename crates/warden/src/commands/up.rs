@@ -82,8 +82,12 @@ fn fs_command(arg: Option<&str>, demo: &Path) -> Result<Vec<String>, String> {
 
 /// Writes the demo folder and the demo charter under `data`; returns the charter's path.
 pub fn prepare(data: &Path, fs_command_arg: Option<&str>) -> Result<PathBuf, String> {
-    std::fs::create_dir_all(data)
-        .map_err(|e| format!("cannot create `{}`: {e}", data.display()))?;
+    // The owner's only (0700), like the gateway makes it: it holds the ledger and the keys.
+    let tightened = warden_core::private::private_dir(data)
+        .map_err(|e| format!("cannot create `{}` with mode 0700: {e}", data.display()))?;
+    if let Some(t) = tightened {
+        tracing::warn!(%t, "The data directory was open to group or others; it is now the owner's only.");
+    }
     let data = std::fs::canonicalize(data).map_err(|e| format!("`{}`: {e}", data.display()))?;
     let demo = data.join("demo");
     write_demo_folder(&demo).map_err(|e| format!("cannot write the demo folder: {e}"))?;
