@@ -3,9 +3,10 @@
 # directly, through warden's model proxy, and through the LiteLLM proxy.
 #
 # Upstream: warden-mock-llm (crates/warden-testkit; echoes the prompt, streaming or not).
-# Through warden: session-token authentication, the request recorded in the ledger while it is
-# forwarded (durable: SQLite WAL, synchronous=FULL, group commit), the answer relayed, the
-# completion (and any intents) recorded after. Through LiteLLM: its proxy (pinned below) with a
+# Through warden: session-token authentication, the request recorded in the ledger before it is
+# forwarded (durable: SQLite WAL, synchronous=FULL, group commit), the answer relayed — a
+# complete one only after its completion (and any intents) is recorded, a stream as it arrives
+# with its completion recorded at its end. Through LiteLLM: its proxy (pinned below) with a
 # master key, no database, one worker.
 #
 # Closed loop, 50 connections, non-streaming and streaming: requests/s, p50/p99, the latency
