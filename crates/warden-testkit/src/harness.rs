@@ -248,6 +248,16 @@ impl Harness {
         reader.range(1, 100_000).await.unwrap()
     }
 
+    /// The payloads of the ledger's records of `kind`, in order.
+    pub async fn records_of(&self, kind: &str) -> Vec<Value> {
+        self.records()
+            .await
+            .into_iter()
+            .filter(|r| r.kind.as_str() == kind)
+            .map(|r| r.payload)
+            .collect()
+    }
+
     /// The kinds of every record of the ledger, in order.
     pub async fn kinds(&self) -> Vec<String> {
         self.records()

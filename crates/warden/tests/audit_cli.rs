@@ -189,8 +189,8 @@ fn a_directory_without_a_ledger_is_a_usage_error() {
     assert!(!data.exists(), "verify creates nothing");
 }
 
-/// Model records in two sessions, written and closed through the library.
-fn model_ledger(dir: &Path, records: &[(&str, RecordKind, Value)]) {
+/// A ledger of `records` (session, kind, payload), written and closed through the library.
+fn write_ledger(dir: &Path, records: &[(&str, RecordKind, Value)]) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -217,7 +217,7 @@ fn model_ledger(dir: &Path, records: &[(&str, RecordKind, Value)]) {
 fn search_finds_model_text_and_keeps_up_with_the_ledger() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
-    model_ledger(
+    write_ledger(
         dir.path(),
         &[
             (
@@ -303,7 +303,7 @@ fn search_finds_model_text_and_keeps_up_with_the_ledger() {
     assert!(stdout(&out).starts_with("3  "), "{}", stdout(&out));
 
     // Records appended since are found by the next search.
-    model_ledger(
+    write_ledger(
         dir.path(),
         &[(
             "s-1",
@@ -318,7 +318,7 @@ fn search_finds_model_text_and_keeps_up_with_the_ledger() {
 
     // Another ledger in its place: the index is rebuilt, and says so.
     std::fs::remove_file(dir.path().join("ledger.db")).unwrap();
-    model_ledger(
+    write_ledger(
         dir.path(),
         &[(
             "s-9",
@@ -354,37 +354,13 @@ fn search_finds_model_text_and_keeps_up_with_the_ledger() {
     assert!(!nothing.exists());
 }
 
-/// Writes a ledger of `kinds`, in order.
-fn ledger_of(dir: &Path, kinds: &[RecordKind]) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let ledger = Ledger::open(dir, Arc::new(SystemClock), LedgerConfig::default())
-            .await
-            .unwrap();
-        for kind in kinds {
-            ledger
-                .append(NewRecord {
-                    session: None,
-                    kind: *kind,
-                    payload: json!({}),
-                })
-                .await
-                .unwrap();
-        }
-        ledger.shutdown().await.unwrap();
-    });
-}
-
 /// Issue 10, point 26 (in part): an emptied ledger, or one whose first record is not the
 /// `charter_loaded` every ledger warden writes starts with, is not intact. Before, both were
 /// reported intact ("holds no records").
 #[test]
 fn an_empty_ledger_or_one_without_its_start_is_not_intact() {
     let empty = tempfile::tempdir().unwrap();
-    ledger_of(empty.path(), &[]);
+    write_ledger(empty.path(), &[]);
     let out = warden(
         &["audit", "verify", "--data", empty.path().to_str().unwrap()],
         None,
@@ -397,9 +373,12 @@ fn an_empty_ledger_or_one_without_its_start_is_not_intact() {
     );
 
     let headless = tempfile::tempdir().unwrap();
-    ledger_of(
+    write_ledger(
         headless.path(),
-        &[RecordKind::ActionAttempted, RecordKind::ActionDecided],
+        &[
+            ("s-1", RecordKind::ActionAttempted, json!({})),
+            ("s-1", RecordKind::ActionDecided, json!({})),
+        ],
     );
     let data = headless.path().to_str().unwrap();
     let out = warden(&["audit", "verify", "--data", data], None);
@@ -418,9 +397,12 @@ fn an_empty_ledger_or_one_without_its_start_is_not_intact() {
     assert_eq!(report["problem"]["kind"], json!("missing_start"));
 
     let whole = tempfile::tempdir().unwrap();
-    ledger_of(
+    write_ledger(
         whole.path(),
-        &[RecordKind::CharterLoaded, RecordKind::GatewayStarted],
+        &[
+            ("s-1", RecordKind::CharterLoaded, json!({})),
+            ("s-1", RecordKind::GatewayStarted, json!({})),
+        ],
     );
     let out = warden(
         &["audit", "verify", "--data", whole.path().to_str().unwrap()],

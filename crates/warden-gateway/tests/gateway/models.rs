@@ -137,18 +137,9 @@ fn chat(model: &str, text: &str) -> Value {
     json!({ "model": model, "messages": [{ "role": "user", "content": text }], "temperature": 0.1, "x_agent_extra": { "kept": 1 } })
 }
 
-async fn records_of(h: &Harness, kind: &str) -> Vec<Value> {
-    h.records()
-        .await
-        .into_iter()
-        .filter(|r| r.kind.to_string() == kind)
-        .map(|r| r.payload)
-        .collect()
-}
-
 async fn wait_records(h: &Harness, kind: &str, n: usize) -> Vec<Value> {
     for _ in 0..200 {
-        let r = records_of(h, kind).await;
+        let r = h.records_of(kind).await;
         if r.len() >= n {
             return r;
         }
@@ -699,8 +690,8 @@ async fn a_model_call_is_recorded_before_it_is_forwarded_and_before_it_is_answer
     let (status, body) = refusal.expect("the ledger never filled up");
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"]["code"], "ledger_unavailable", "{body}");
-    let requested = records_of(&h, "model_requested").await.len();
-    let completed = records_of(&h, "model_completed").await.len();
+    let requested = h.records_of("model_requested").await.len();
+    let completed = h.records_of("model_completed").await.len();
     assert_eq!(
         u64::try_from(requested).unwrap(),
         provider.request_count(),

@@ -106,15 +106,6 @@ async fn flood(h: &Arc<Harness>, token: &str, code: &str) {
     }
 }
 
-async fn records_of(h: &Harness, kind: &str) -> Vec<Value> {
-    h.records()
-        .await
-        .into_iter()
-        .filter(|r| r.kind.to_string() == kind)
-        .map(|r| r.payload)
-        .collect()
-}
-
 /// Fails before the fix: a revoked session listed tools and models (200), and its model calls
 /// were refused by the proxy without a record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,13 +131,13 @@ async fn a_revoked_session_is_refused_on_every_route_and_recorded_once_under_a_f
         1,
         "the provider saw only the call before"
     );
-    let refused = records_of(&h, "session_refused").await;
+    let refused = h.records_of("session_refused").await;
     assert_eq!(refused.len(), 1, "{refused:?}");
     assert_eq!(refused[0]["reason"], "revoked");
     assert_eq!(refused[0]["suppressed"], 0);
     // Nothing of the flood reached the governor or the proxy.
-    assert!(records_of(&h, "action_attempted").await.is_empty());
-    assert_eq!(records_of(&h, "model_requested").await.len(), 1);
+    assert!(h.records_of("action_attempted").await.is_empty());
+    assert_eq!(h.records_of("model_requested").await.len(), 1);
     h.stop().await;
 }
 
@@ -164,16 +155,16 @@ async fn an_expired_session_is_refused_on_every_route_and_recorded_once_a_minute
 
     flood(&h, &token, "session_expired").await;
     assert_eq!(provider.request_count(), 0);
-    let expired = records_of(&h, "session_expired").await;
+    let expired = h.records_of("session_expired").await;
     assert_eq!(expired.len(), 1, "{expired:?}");
     assert_eq!(expired[0]["suppressed"], 0);
-    assert!(records_of(&h, "action_attempted").await.is_empty());
+    assert!(h.records_of("action_attempted").await.is_empty());
 
     // A minute later, the next refusal is recorded again, with the count of the unrecorded.
     clock.advance(time::Duration::seconds(61));
     let (status, _) = h.mcp(&token, "tools/list", json!({})).await;
     assert_eq!(status, 401);
-    let expired = records_of(&h, "session_expired").await;
+    let expired = h.records_of("session_expired").await;
     assert_eq!(expired.len(), 2, "{expired:?}");
     assert_eq!(expired[1]["suppressed"], 99);
     assert_eq!(expired[1]["request"], "POST /mcp");
@@ -203,10 +194,10 @@ async fn the_frozen_posture_stops_model_calls() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["type"], "permission_error", "{body}");
     assert_eq!(provider.request_count(), 0, "the provider saw nothing");
-    let refused = records_of(&h, "model_refused").await;
+    let refused = h.records_of("model_refused").await;
     assert_eq!(refused.len(), 2, "{refused:?}");
     assert_eq!(refused[0]["reason"], "posture_frozen");
-    assert!(records_of(&h, "model_requested").await.is_empty());
+    assert!(h.records_of("model_requested").await.is_empty());
 
     h.app_state().controls.set_posture(Posture::Normal);
     let (status, body) = agent(&h, reqwest::Method::POST, "/v1/chat/completions", &token).await;
@@ -251,7 +242,7 @@ async fn a_session_carrying_a_denied_label_cannot_call_the_restricted_alias() {
         "{body}"
     );
     assert_eq!(provider.request_count(), 1, "the provider saw nothing more");
-    let refused = records_of(&h, "model_refused").await;
+    let refused = h.records_of("model_refused").await;
     assert_eq!(refused.len(), 1, "{refused:?}");
     assert_eq!(refused[0]["reason"], "label_denied");
     assert_eq!(refused[0]["alias"], "fast");
