@@ -100,69 +100,19 @@ pub fn read_sources(path: &Path) -> Result<Vec<Source>, Diagnostics> {
 }
 
 /// Reads one charter file: a regular file (not a FIFO, a device, a socket or a directory) of
-/// at most [`MAX_FILE_BYTES`].
-///
-/// The type is checked before the file is opened, because opening a FIFO blocks until a writer
-/// appears, and again on the opened file; the size is enforced by the read itself, since the
-/// length in the metadata of a device such as `/dev/zero` says nothing about what it yields.
-/// Whoever can swap the path for a FIFO between the two checks can already rewrite the charter,
-/// so that window is left open rather than adding a dependency for `O_NONBLOCK`.
+/// at most [`MAX_FILE_BYTES`], through the bounded reader of `warden_core::small_file`.
 fn read_capped(path: &Path) -> Result<String, String> {
-    use std::io::Read;
-    let not_regular = |meta: &std::fs::Metadata| {
-        format!(
-            "charter is {}, not a regular file",
-            describe(&meta.file_type())
-        )
-    };
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read charter: {e}"))?;
-    if !meta.is_file() {
-        return Err(not_regular(&meta));
-    }
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot read charter: {e}"))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| format!("cannot read charter: {e}"))?;
-    if !meta.is_file() {
-        return Err(not_regular(&meta));
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_FILE_BYTES.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read charter: {e}"))?;
-    if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > MAX_FILE_BYTES {
-        return Err(format!(
-            "charter file is larger than the limit of {MAX_FILE_BYTES} bytes"
-        ));
-    }
-    String::from_utf8(bytes).map_err(|e| {
-        format!(
-            "charter file is not UTF-8 (invalid byte at offset {})",
-            e.utf8_error().valid_up_to()
-        )
+    use warden_core::small_file::{SmallFileError, read_text};
+    read_text(path, MAX_FILE_BYTES).map_err(|e| match e {
+        SmallFileError::Io(e) => format!("cannot read charter: {e}"),
+        SmallFileError::NotRegular(what) => format!("charter is {what}, not a regular file"),
+        SmallFileError::TooLarge(limit) => {
+            format!("charter file is larger than the limit of {limit} bytes")
+        }
+        SmallFileError::NotUtf8(at) => {
+            format!("charter file is not UTF-8 (invalid byte at offset {at})")
+        }
     })
-}
-
-/// What a file that is not a regular file is, for a message.
-fn describe(kind: &std::fs::FileType) -> &'static str {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if kind.is_fifo() {
-            return "a FIFO";
-        }
-        if kind.is_char_device() || kind.is_block_device() {
-            return "a device";
-        }
-        if kind.is_socket() {
-            return "a socket";
-        }
-    }
-    if kind.is_dir() {
-        "a directory"
-    } else {
-        "a special file"
-    }
 }
 
 /// A YAML node with its position.

@@ -34,6 +34,10 @@ pub const DEFAULT_AGENT_LISTEN: &str = "127.0.0.1:8700";
 pub const DEFAULT_OPERATOR_LISTEN: &str = "127.0.0.1:8701";
 /// Default data directory.
 pub const DEFAULT_DATA_DIR: &str = "warden-data";
+
+/// The largest config file read, in bytes (a config file is a few kilobytes; the bound keeps a
+/// device or an endless file from being read into memory).
+pub const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
 /// Default largest request body.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 4 * 1024 * 1024;
 
@@ -138,13 +142,13 @@ pub struct Webhook {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The config file could not be read.
-    #[error("cannot read config file `{path}`: {source}")]
+    #[error("config file `{path}` {source}")]
     Read {
         /// The file.
         path: PathBuf,
-        /// The cause.
+        /// The cause: it cannot be read, is not a regular file, is too large or not UTF-8.
         #[source]
-        source: std::io::Error,
+        source: warden_core::small_file::SmallFileError,
     },
     /// The config file is not valid TOML for this schema.
     #[error("invalid config file `{path}`: {message}")]
@@ -225,10 +229,11 @@ impl Config {
         let file = match &file_path {
             None => RawConfig::default(),
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
+                let text = warden_core::small_file::read_text(path, MAX_CONFIG_FILE_BYTES)
+                    .map_err(|source| ConfigError::Read {
+                        path: path.clone(),
+                        source,
+                    })?;
                 toml::from_str(&text).map_err(|e| {
                     let at = e.span().map(|span| {
                         let before = text.get(..span.start).unwrap_or_default();
@@ -501,5 +506,26 @@ mod tests {
             e.to_string().contains("unknown field `agent_lissen`"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_config_file_that_is_a_device_or_too_large_is_refused_without_reading_it_all() {
+        // Before the bounded reader, `/dev/zero` as the config file grew memory without bound.
+        let e = Config::resolve(
+            &RawConfig::default(),
+            Some(Path::new("/dev/zero")),
+            &env(&[]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "config file `/dev/zero` is a device, not a regular file"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("big.toml");
+        let big = vec![b'#'; usize::try_from(MAX_CONFIG_FILE_BYTES).unwrap() + 1];
+        std::fs::write(&file, big).unwrap();
+        let e = Config::resolve(&RawConfig::default(), Some(&file), &env(&[])).unwrap_err();
+        assert!(e.to_string().contains("larger than the limit"), "{e}");
     }
 }

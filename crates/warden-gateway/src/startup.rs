@@ -460,7 +460,8 @@ fn approval_signer(data_dir: &Path) -> anyhow::Result<warden_approval::Signer> {
         let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key);
         write_secret(&path, &text).with_context(|| format!("cannot write `{}`", path.display()))?;
     }
-    let text = std::fs::read_to_string(&path)
+    // The key is 43 characters; a few kilobytes bound the read whatever the file became.
+    let text = warden_core::small_file::read_text(&path, 4096)
         .with_context(|| format!("cannot read `{}`", path.display()))?;
     let key = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(text.trim())

@@ -90,7 +90,8 @@ impl OperatorClient {
             .or_else(|| std::env::var("WARDEN_DATA").ok().map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from(warden_gateway::config::DEFAULT_DATA_DIR));
         let path = dir.join(warden_gateway::OPERATOR_TOKEN_FILE);
-        std::fs::read_to_string(&path).map(|t| t.trim().to_owned()).map_err(|e| {
+        // A token is a few dozen characters; the bound keeps a device or FIFO from hanging the CLI.
+        warden_core::small_file::read_text(&path, 4096).map(|t| t.trim().to_owned()).map_err(|e| {
             format!(
                 "no operator token: pass `--token`, set `WARDEN_OPERATOR_TOKEN`, or let `warden serve` write `{}` ({e})",
                 path.display()
