@@ -158,10 +158,14 @@ pub fn outcome(
         }
         (SandboxMode::Auto, _) if !declared => return Ok(Outcome::Unconfined(None)),
         (SandboxMode::Auto, Support::Unavailable(reason)) => {
+            let kept = if roots.is_empty() {
+                "its sandbox paths".to_owned()
+            } else {
+                format!("its roots `{}`", roots.join("`, `"))
+            };
             return Ok(Outcome::Unconfined(Some(format!(
-                "server `{}` runs without kernel confinement, which this kernel cannot give ({reason}); a swapped directory or a link can take it out of its roots `{}`",
-                server.id,
-                roots.join("`, `")
+                "server `{}` runs without kernel confinement, which this kernel cannot give ({reason}); a swapped directory or a link can take it out of {kept}; set `sandbox: {{ mode: required }}` to refuse to start instead",
+                server.id
             ))));
         }
         (SandboxMode::Required, Support::Unavailable(reason)) => {
