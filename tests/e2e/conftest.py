@@ -77,8 +77,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 #: The charter every test runs with. `$root` is the allowed folder; the filesystem server is
 #: started on `$base`, its parent, which also holds `$base/outside`: so the server itself would
-#: happily read and write outside `$root`, and only warden stands in the way. `$models` is more
-#: of the inventory (`models`, `token_budgets`; YAML indented by two spaces), empty by default.
+#: happily read and write outside `$root`, and only warden's decisions stand in the way — the
+#: kernel confinement is off for it (`sandbox: { mode: off }`: confined to `$root`, a server
+#: started on `$base` cannot even walk down from `$base` to create a file; the confinement is
+#: tested in crates/warden-gateway/tests/gateway/sandbox.rs). `$models` is more of the
+#: inventory (`models`, `token_budgets`; YAML indented by two spaces), empty by default.
 CHARTER = Template(
     """\
 version: 1
@@ -95,6 +98,7 @@ inventory:
   servers:
     - id: fs
       command: [node, "$fs_server", "$base"]
+      sandbox: { mode: off }
       tools:
         - read_text_file
         - read_file

@@ -11,6 +11,7 @@ mod lint;
 mod matcher;
 mod observer;
 mod rules;
+mod sandbox;
 
 use std::path::Path;
 use std::sync::Arc;

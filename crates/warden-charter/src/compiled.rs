@@ -165,8 +165,38 @@ pub struct Server {
     pub transport: Transport,
     /// Tool names as the server names them.
     pub tools: Vec<String>,
+    /// Kernel confinement of its child process (stdio servers only; the default for others).
+    pub sandbox: Sandbox,
     /// Where it is declared.
     pub location: SourceLocation,
+}
+
+/// When a stdio server's child process is confined by the kernel (Landlock on Linux).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SandboxMode {
+    /// Confined when the server's rules name path roots; where the kernel cannot confine, the
+    /// server runs unconfined with a warning.
+    #[default]
+    Auto,
+    /// Always confined; a kernel without Landlock stops start-up.
+    Required,
+    /// Never confined; written explicitly, and warned about at start-up.
+    Off,
+}
+
+/// A stdio server's `sandbox`: the mode and the paths it may use beyond the default system
+/// paths and its rules' roots. Every path is absolute and canonical (checked at compile time).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sandbox {
+    /// When it applies.
+    pub mode: SandboxMode,
+    /// Further paths it may read (files and directories, and execute programs in them).
+    pub read: Vec<String>,
+    /// Further paths it may read and write.
+    pub write: Vec<String>,
+    /// Where `sandbox` is written (`None`: not written, the defaults).
+    pub location: Option<SourceLocation>,
 }
 
 /// A model alias and its providers.

@@ -49,6 +49,9 @@ pub(crate) struct RawServer {
     /// environment at start-up.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Kernel confinement of the stdio command (Landlock on Linux).
+    #[serde(default)]
+    pub sandbox: Option<RawSandbox>,
     /// MCP over Streamable HTTP: the server's URL (`http` or `https`).
     #[serde(default)]
     pub url: Option<String>,
@@ -56,6 +59,33 @@ pub(crate) struct RawServer {
     /// `server.tool`. With neither `command` nor `url`, the server stands for an API whose
     /// calls the agent reports through the decide API.
     pub tools: Vec<String>,
+}
+
+/// The kernel confinement of a stdio server.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSandbox {
+    /// `auto` (the default), `required` or `off`.
+    #[serde(default)]
+    pub mode: Option<RawSandboxMode>,
+    /// Further paths the server may read (and execute), beyond the default system paths.
+    #[serde(default)]
+    pub read: Vec<String>,
+    /// Further paths the server may read and write.
+    #[serde(default)]
+    pub write: Vec<String>,
+}
+
+/// When a stdio server is confined.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RawSandboxMode {
+    /// Confined when its rules name path roots, where the kernel can.
+    Auto,
+    /// Always confined; the gateway does not start without kernel support.
+    Required,
+    /// Never confined (warned at start-up).
+    Off,
 }
 
 /// A model alias.

@@ -20,7 +20,7 @@ use warden_audit::{Ledger, LedgerConfig, NewRecord, RecordKind};
 use warden_charter::{CompiledCharter, Diagnostics};
 use warden_core::Clock;
 use warden_mcp::child_env::UnsetVariables;
-use warden_mcp::{PreparedUpstreams, Upstreams};
+use warden_mcp::{PrepareError, PreparedUpstreams, Upstreams};
 use warden_models::ModelProxy;
 use warden_operator::OperatorState;
 use warden_session::{
@@ -228,9 +228,14 @@ fn compile_charter(config: &Config) -> Result<Arc<CompiledCharter>, StartError> 
 }
 
 /// Phase 1 still: every stdio server's environment is resolved from the gateway's (a `${NAME}`
-/// that is not set stops start-up, before anything is opened or spawned).
+/// that is not set stops start-up, before anything is opened or spawned), and so is its kernel
+/// confinement (a server that requires it on a kernel without Landlock stops start-up too).
 fn prepare_upstreams(charter: &CompiledCharter) -> Result<PreparedUpstreams, StartError> {
-    Ok(Upstreams::prepare(charter, |name| std::env::var_os(name))?)
+    match Upstreams::prepare(charter, |name| std::env::var_os(name)) {
+        Ok(prepared) => Ok(prepared),
+        Err(PrepareError::Env(e)) => Err(e.into()),
+        Err(PrepareError::Sandbox(e)) => Err(StartError::Other(e.into())),
+    }
 }
 
 /// Phase 2: the data directory (the owner's only; a secret others may read stops the start)

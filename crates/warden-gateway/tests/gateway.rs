@@ -29,6 +29,8 @@ mod inventory;
 mod models;
 #[path = "gateway/refusals.rs"]
 mod refusals;
+#[path = "gateway/sandbox.rs"]
+mod sandbox;
 
 fn charter(echo_url: &str, extra_rules: &str, inventory_extra: &str) -> String {
     format!(

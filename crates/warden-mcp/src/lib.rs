@@ -5,7 +5,8 @@
 //!   limit and refuses, in JSON-RPC terms, whatever is not one JSON-RPC 2.0 message.
 //! - [`Upstreams`] supervises the charter's upstream MCP servers (stdio children or Streamable
 //!   HTTP), reconnecting with backoff, and forwards calls to them with a timeout. A stdio
-//!   child gets the environment of [`child_env`], not the gateway's.
+//!   child gets the environment of [`child_env`], not the gateway's, and runs confined by
+//!   the kernel to its roots where [`sandbox`] says so.
 //! - [`connect::bridge`] is the client half of `warden connect`: stdio to the gateway's
 //!   `/mcp`.
 //!
@@ -25,10 +26,11 @@ mod gate;
 mod guard;
 mod handler;
 mod router;
+pub mod sandbox;
 pub mod upstream;
 
 pub use gate::ToolGate;
 pub use guard::jsonrpc_error;
 pub use handler::{AgentMcp, CHARTER_URI};
 pub use router::{McpEndpoint, router};
-pub use upstream::{PreparedUpstreams, UpstreamError, Upstreams};
+pub use upstream::{PrepareError, PreparedUpstreams, UpstreamError, Upstreams};

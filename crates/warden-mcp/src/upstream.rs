@@ -7,11 +7,11 @@
 //! Calls to a server that is down fail at once with [`UpstreamError::Unavailable`].
 //!
 //! A stdio child starts with the environment of [`crate::child_env`], never the gateway's
-//! own; it is resolved by [`Upstreams::prepare`], before anything is spawned.
+//! own; it is resolved by [`Upstreams::prepare`], before anything is spawned, and so is its
+//! kernel confinement ([`crate::sandbox`]).
 
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::process::Stdio;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -20,13 +20,14 @@ use rmcp::model::{
     ReadResourceResult, Resource, Tool,
 };
 use rmcp::service::{Peer, RoleClient, RunningService, ServiceExt};
+use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use warden_charter::{CompiledCharter, Transport};
 
 use crate::child_env::{self, ChildEnv, UnsetVariables};
+use crate::sandbox::{self, Outcome, Plan, SandboxUnavailable, Support};
 
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -78,6 +79,8 @@ pub struct Upstream {
     transport: Transport,
     /// The child's environment (stdio servers; empty for the others).
     env: ChildEnv,
+    /// The child's kernel confinement (stdio servers that are confined).
+    sandbox: Option<Plan>,
     state: RwLock<State>,
     tools: RwLock<Vec<Tool>>,
     resources: RwLock<Vec<Resource>>,
@@ -90,15 +93,38 @@ pub struct Upstreams {
     servers: Arc<HashMap<String, Arc<Upstream>>>,
 }
 
-/// The upstream servers, their stdio children's environments resolved, not yet started.
+/// The upstream servers, their stdio children's environments and confinement resolved, not
+/// yet started.
 #[derive(Debug)]
 pub struct PreparedUpstreams {
     servers: Vec<Arc<Upstream>>,
 }
 
+impl PreparedUpstreams {
+    /// The kernel confinement of the server `id`: `None` when it runs unconfined.
+    pub fn sandbox(&self, id: &str) -> Option<&Plan> {
+        self.servers
+            .iter()
+            .find(|s| s.id == id)
+            .and_then(|s| s.sandbox.as_ref())
+    }
+}
+
+/// Why the upstream servers could not be prepared; nothing has been spawned.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PrepareError {
+    /// A `${NAME}` of a server's `env` is not set.
+    #[error(transparent)]
+    Env(#[from] UnsetVariables),
+    /// A server requires kernel confinement that this kernel cannot give.
+    #[error(transparent)]
+    Sandbox(#[from] SandboxUnavailable),
+}
+
 async fn connect(
     transport: &Transport,
     env: &ChildEnv,
+    sandbox: Option<&Plan>,
 ) -> Result<RunningService<RoleClient, ()>, String> {
     match transport {
         Transport::Stdio { command, .. } => {
@@ -106,9 +132,8 @@ async fn connect(
             let mut cmd = tokio::process::Command::new(program);
             cmd.args(args).kill_on_drop(true);
             env.apply(&mut cmd);
-            let (child, _stderr) = TokioChildProcess::builder(cmd)
-                .stderr(Stdio::null())
-                .spawn()
+            let child = sandbox::spawn(cmd, sandbox)
+                .await
                 .map_err(|e| format!("cannot spawn `{program}`: {e}"))?;
             ().serve(child)
                 .await
@@ -172,7 +197,7 @@ impl Upstream {
             }
             self.set(State::Connecting);
             let connected = tokio::select! {
-                c = connect(&self.transport, &self.env) => c,
+                c = connect(&self.transport, &self.env, self.sandbox.as_ref()) => c,
                 () = cancel.cancelled() => return,
             };
             match connected {
@@ -243,30 +268,55 @@ fn settle<T>(
 impl Upstreams {
     /// Prepares every server of the charter that has a transport, resolving each stdio
     /// server's environment through `lookup` (the gateway's environment:
-    /// `|name| std::env::var_os(name)`). Fails, naming the server and the variable, when a
-    /// `${NAME}` of a server's `env` is not set: nothing has been spawned then.
+    /// `|name| std::env::var_os(name)`) and its kernel confinement on this kernel
+    /// ([`sandbox::landlock_support`]). Fails, naming the server and the variable, when a
+    /// `${NAME}` of a server's `env` is not set, and naming the server when it requires a
+    /// confinement the kernel cannot give: nothing has been spawned then. A server that runs
+    /// unconfined although it could be confined (`sandbox: { mode: off }`, or no Landlock) is
+    /// logged as a warning.
     pub fn prepare(
         charter: &CompiledCharter,
         lookup: impl Fn(&str) -> Option<OsString>,
-    ) -> Result<PreparedUpstreams, UnsetVariables> {
+    ) -> Result<PreparedUpstreams, PrepareError> {
+        Self::prepare_with(charter, lookup, &sandbox::landlock_support())
+    }
+
+    /// [`Upstreams::prepare`] with the kernel's Landlock support given rather than probed.
+    pub fn prepare_with(
+        charter: &CompiledCharter,
+        lookup: impl Fn(&str) -> Option<OsString>,
+        support: &Support,
+    ) -> Result<PreparedUpstreams, PrepareError> {
         let mut envs = child_env::resolve_all(charter, lookup)?;
-        let servers = charter
-            .inventory
-            .servers
-            .iter()
-            .filter(|s| s.transport != Transport::DecideApi)
-            .map(|s| {
-                Arc::new(Upstream {
-                    id: s.id.clone(),
-                    transport: s.transport.clone(),
-                    env: envs.remove(&s.id).unwrap_or_default(),
-                    state: RwLock::new(State::Connecting),
-                    tools: RwLock::new(Vec::new()),
-                    resources: RwLock::new(Vec::new()),
-                    connected: tokio::sync::Notify::new(),
-                })
-            })
-            .collect();
+        let mut servers = Vec::new();
+        for s in &charter.inventory.servers {
+            if s.transport == Transport::DecideApi {
+                continue;
+            }
+            let env = envs.remove(&s.id).unwrap_or_default();
+            let sandbox = match sandbox::outcome(charter, s, &env, support)? {
+                Outcome::Confined(plan) => {
+                    tracing::info!(server = %s.id, write = ?plan.write, "Upstream server confined by the kernel (Landlock).");
+                    Some(plan)
+                }
+                Outcome::Unconfined(warning) => {
+                    if let Some(w) = warning {
+                        tracing::warn!(server = %s.id, "{w}");
+                    }
+                    None
+                }
+            };
+            servers.push(Arc::new(Upstream {
+                id: s.id.clone(),
+                transport: s.transport.clone(),
+                env,
+                sandbox,
+                state: RwLock::new(State::Connecting),
+                tools: RwLock::new(Vec::new()),
+                resources: RwLock::new(Vec::new()),
+                connected: tokio::sync::Notify::new(),
+            }));
+        }
         Ok(PreparedUpstreams { servers })
     }
 

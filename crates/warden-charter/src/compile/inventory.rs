@@ -123,6 +123,7 @@ pub(super) fn inventory(
             description: raw.description.clone(),
             transport,
             tools: raw.tools.clone(),
+            sandbox: super::sandbox::sandbox(item, diags),
             location: item.at(),
         });
     }

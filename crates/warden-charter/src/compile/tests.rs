@@ -362,3 +362,61 @@ fn model_deny_labels_resolve_and_unknown_ones_are_located() {
     );
     assert!(r.contains("did you mean `pii`?"), "{r}");
 }
+
+#[test]
+fn a_servers_sandbox_is_compiled_and_defaults_to_auto() {
+    let c = compile(&src(MINIMAL)).unwrap();
+    let fs = &c.charter.inventory.servers[0];
+    assert_eq!(fs.sandbox.mode, crate::SandboxMode::Auto);
+    assert!(fs.sandbox.location.is_none());
+
+    let text = MINIMAL.replace(
+        "      command: [node, fs.js]\n",
+        "      command: [node, fs.js]\n      sandbox: { mode: required, read: [/opt/tools], write: [/srv/out, /srv/out] }\n",
+    );
+    let c = compile(&src(&text)).unwrap();
+    let s = &c.charter.inventory.servers[0].sandbox;
+    assert_eq!(s.mode, crate::SandboxMode::Required);
+    assert_eq!(s.read, ["/opt/tools"]);
+    assert_eq!(s.write, ["/srv/out"], "a path written twice is kept once");
+
+    let off = MINIMAL.replace(
+        "      command: [node, fs.js]\n",
+        "      command: [node, fs.js]\n      sandbox: { mode: off }\n",
+    );
+    let c = compile(&src(&off)).unwrap();
+    assert_eq!(
+        c.charter.inventory.servers[0].sandbox.mode,
+        crate::SandboxMode::Off,
+        "`off` is a string in this YAML, not a boolean"
+    );
+}
+
+#[test]
+fn a_bad_sandbox_is_an_error_at_its_position() {
+    let text = MINIMAL.replace(
+        "      command: [node, fs.js]\n",
+        "      command: [node, fs.js]\n      sandbox:\n        mode: strict\n        read: [opt/tools, /srv/../etc]\n",
+    );
+    let r = errors(&text).to_string();
+    assert!(
+        r.contains("charter.yaml:12:15: error: `inventory.servers[0].sandbox.mode`: unknown variant `strict`"),
+        "{r}"
+    );
+    let text = MINIMAL.replace(
+        "      command: [node, fs.js]\n",
+        "      command: [node, fs.js]\n      sandbox:\n        read: [opt/tools, /srv/../etc]\n",
+    )
+    .replace(
+        "actions:\n",
+        "    - id: api\n      url: http://127.0.0.1:9/mcp\n      tools: [x]\n      sandbox: { mode: required }\nactions:\n",
+    );
+    let r = errors(&text).to_string();
+    for e in [
+        "charter.yaml:12:16: error: sandbox path `opt/tools` is not absolute",
+        "charter.yaml:12:27: error: sandbox path `/srv/../etc` is not in canonical form",
+        "error: `sandbox` applies only to a stdio server (`command`)",
+    ] {
+        assert!(r.contains(e), "missing {e:?} in:\n{r}");
+    }
+}
