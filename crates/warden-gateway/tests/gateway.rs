@@ -27,6 +27,8 @@ mod files;
 mod inventory;
 #[path = "gateway/models.rs"]
 mod models;
+#[path = "gateway/provider_actions.rs"]
+mod provider_actions;
 #[path = "gateway/refusals.rs"]
 mod refusals;
 
