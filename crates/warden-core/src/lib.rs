@@ -5,7 +5,7 @@
 //! data directory and its files with owner-only modes. It defines the action tiers, the [`Decision`] every policy evaluation
 //! returns, the gateway postures, the path canonicaliser, the action gate's answers
 //! ([`gate`]), the ledger's record vocabulary and the [`Recorder`] trait components append
-//! through ([`record`]), canonical JSON ([`canonical`]) and the small text encodings every
+//! through ([`record`]), canonical JSON ([`canonical`]), the redaction of configured secrets ([`redact`]) and the small text encodings every
 //! surface shares ([`text`]).
 
 pub mod canonical;
@@ -15,6 +15,7 @@ pub mod gate;
 pub mod path;
 pub mod private;
 pub mod record;
+pub mod redact;
 pub mod text;
 mod tier;
 

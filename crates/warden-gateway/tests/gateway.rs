@@ -25,6 +25,8 @@ mod approvals;
 mod files;
 #[path = "gateway/inventory.rs"]
 mod inventory;
+#[path = "gateway/model_records.rs"]
+mod model_records;
 #[path = "gateway/models.rs"]
 mod models;
 #[path = "gateway/provider_actions.rs"]

@@ -19,8 +19,12 @@
 //!   a provider, and nothing is forwarded when it cannot be recorded;
 //! - a complete (non-streamed) answer reaches the agent only after its completion and intents
 //!   are recorded; when they cannot be, the answer is withheld (503 `ledger_unavailable`);
-//! - a stream's completion is recorded when the stream ends, after the agent has its last
-//!   event (a stream whose final record fails is not yet failed to the agent);
+//! - a stream's completion is recorded when the provider ends it, and its terminal event
+//!   (`[DONE]`, `message_stop`) reaches the agent only once that record is durable; when it
+//!   cannot be written, the stream ends with the protocol's error event instead;
+//! - the gateway's secrets (provider keys, upstream environment values, the webhook URL) are
+//!   replaced by `[REDACTED]` in every answer, stream and record, even when a provider echoes
+//!   them;
 //! - the agent's session token never reaches a provider;
 //! - a provider-side action (a hosted tool, an MCP server, a URL or file the provider would
 //!   fetch, a beta feature not known to be inert) reaches the provider only when the charter
@@ -69,7 +73,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::{get, post};
 
-pub use proxy::{ClientBuildError, ModelProxy};
+pub use proxy::{ModelProxy, ProxyBuildError};
 pub use relay::MAX_EVENT_BYTES;
 pub use system_message::system_message;
 pub use turns::{ModelTurns, TURNS_PER_SESSION};
