@@ -110,6 +110,7 @@ step "fuzz targets build, and run briefly without instrumentation"
 cargo build -p warden-fuzz --locked
 target/debug/canonicalize -runs=100000 >/dev/null 2>&1
 target/debug/charter_parser -runs=5000 -max_len=4096 >/dev/null 2>&1
+target/debug/provider_actions -runs=20000 -max_len=4096 >/dev/null 2>&1
 
 echo
 echo "all checks passed"

@@ -776,6 +776,35 @@ def test_errors_in_the_sdks_shapes(mg: ModelGateway) -> None:
     assert [a["status"] for a in failed[0]["attempts"]] == [503, 503]
 
 
+def test_provider_side_actions_and_echoed_keys_in_the_sdks_shapes(mg: ModelGateway) -> None:
+    """Issue 10, points 1 and 23: a hosted tool no rule allows is refused in each SDK's error
+    shape (nothing reaches a provider), and a provider key a provider echoes is redacted."""
+    oa, an = mg.openai(), mg.anthropic()
+    with pytest.raises(openai.PermissionDeniedError) as denied:
+        oa.chat.completions.create(
+            model="fast",
+            messages=user("x"),
+            tools=[{"type": "code_interpreter", "container": {"type": "auto"}}],  # type: ignore[list-item]
+        )
+    assert denied.value.code == "provider_action_denied"
+    assert "model.code_execution" in denied.value.message
+    with pytest.raises(anthropic.PermissionDeniedError) as adenied:
+        an.messages.create(
+            model="claude",
+            max_tokens=5,
+            messages=user("x"),
+            extra_body={"mcp_servers": [{"type": "url", "url": "https://evil.example/sse", "name": "e"}]},
+        )
+    assert adenied.value.body["error"]["type"] == "permission_error"
+    assert "model.mcp" in adenied.value.message
+    assert len(mg.wait_records("model_refused", 2)) == 2
+
+    with pytest.raises(openai.AuthenticationError) as echoed:
+        oa.chat.completions.create(model="fast", messages=user("[error:401] [echo-key]"))
+    assert PROVIDER_KEY not in echoed.value.message
+    assert "[REDACTED]" in echoed.value.message
+
+
 def test_models_list_shows_the_charters_aliases(mg: ModelGateway) -> None:
     aliases = [
         "fast",

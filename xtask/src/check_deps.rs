@@ -48,6 +48,7 @@ const CRATE_MAP: &[Row] = &[
             "warden-core",
             "warden-charter",
             "warden-llm",
+            "warden-pdp",
             "warden-session",
         ],
     ),

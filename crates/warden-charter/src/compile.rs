@@ -34,6 +34,24 @@ pub use rules::{CEL_VARIABLES, DEFAULT_RULE_ID};
 /// The tool name, under every server, that stands for reading one of its resources
 /// (`fs.resources/read`, with the argument `uri`).
 pub const RESOURCE_READ_TOOL: &str = "resources/read";
+/// The reserved server id of the model proxy's provider-side actions: what a model request
+/// asks the provider itself to do. No server of the inventory may take this id.
+pub const MODEL_SERVER: &str = "model";
+/// The tools of [`MODEL_SERVER`], implicit in every charter: rules may name them like
+/// inventoried tools (the model proxy decides them; see `warden_llm::provider_actions`).
+pub const MODEL_TOOLS: &[&str] = &[
+    "model.web_search",
+    "model.web_fetch",
+    "model.code_execution",
+    "model.computer_use",
+    "model.file_search",
+    "model.image_generation",
+    "model.mcp",
+    "model.fetch_url",
+    "model.read_file",
+    "model.tool",
+    "model.beta",
+];
 /// The charter format version this compiler reads.
 pub const CHARTER_VERSION: u32 = 1;
 /// Approval timeout when the charter sets none.

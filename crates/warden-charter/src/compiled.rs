@@ -66,6 +66,12 @@ impl CompiledCharter {
     pub fn is_inventoried(&self, tool: &str) -> bool {
         self.inventory.tools.contains_key(tool)
     }
+
+    /// Whether `tool` is one of the model proxy's provider-side actions
+    /// ([`crate::MODEL_TOOLS`]): implicit in every charter, decided by the model proxy only.
+    pub fn is_model_tool(tool: &str) -> bool {
+        crate::MODEL_TOOLS.contains(&tool)
+    }
 }
 
 /// Who the agent is (served to the agent as an MCP resource).

@@ -19,7 +19,7 @@ mod source;
 
 pub use compile::{
     CEL_VARIABLES, CHARTER_VERSION, Compiled, DEFAULT_APPROVAL_TIMEOUT, DEFAULT_MODEL_TIMEOUT,
-    DEFAULT_RULE_ID, RESOURCE_READ_TOOL, compile, load, parse_duration,
+    DEFAULT_RULE_ID, MODEL_SERVER, MODEL_TOOLS, RESOURCE_READ_TOOL, compile, load, parse_duration,
 };
 pub use compiled::*;
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};

@@ -3,11 +3,11 @@
 //! This crate sits at the bottom of the workspace DAG: it has no async runtime and no internal
 //! dependencies, and no IO but two modules: [`private`], through which every store creates the
 //! data directory and its files with owner-only modes, and [`small_file`], the bounded reader
-//! of configuration and secret files. It defines the action tiers, the [`Decision`] every policy evaluation
-//! returns, the gateway postures, the path canonicaliser, the action gate's answers
-//! ([`gate`]), the ledger's record vocabulary and the [`Recorder`] trait components append
-//! through ([`record`]), canonical JSON ([`canonical`]) and the small text encodings every
-//! surface shares ([`text`]).
+//! of configuration and secret files. It defines the action tiers, the [`Decision`] every
+//! policy evaluation returns, the gateway postures, the path canonicaliser, the action gate's
+//! answers ([`gate`]), the ledger's record vocabulary and the [`Recorder`] trait components
+//! append through ([`record`]), canonical JSON ([`canonical`]), the redaction of configured
+//! secrets ([`redact`]) and the small text encodings every surface shares ([`text`]).
 
 pub mod canonical;
 mod clock;
@@ -16,6 +16,7 @@ pub mod gate;
 pub mod path;
 pub mod private;
 pub mod record;
+pub mod redact;
 pub mod small_file;
 pub mod text;
 mod tier;

@@ -150,6 +150,7 @@ impl Gateway {
                 model_tasks.clone(),
                 controls.clone(),
                 config.provider_keys.as_ref(),
+                &other_secrets(&config, &charter),
             )
             .context("cannot set up the model proxy")?,
         );
@@ -453,6 +454,27 @@ async fn serve(
         model_tasks,
         grace: config.shutdown_grace,
     })
+}
+
+/// The secrets the gateway holds besides the provider keys, which the model proxy redacts
+/// from what it relays and records: every stdio server's `${NAME}` environment value (read as
+/// [`prepare_upstreams`] reads it) and the approval webhook URL (a Slack-style URL is itself
+/// the credential).
+fn other_secrets(config: &Config, charter: &CompiledCharter) -> Vec<String> {
+    let mut secrets: Vec<String> = charter
+        .inventory
+        .servers
+        .iter()
+        .filter_map(|s| match &s.transport {
+            warden_charter::Transport::Stdio { env, .. } => Some(env),
+            _ => None,
+        })
+        .flat_map(|env| env.iter())
+        .filter_map(|(_, v)| v.strip_prefix("${").and_then(|r| r.strip_suffix('}')))
+        .filter_map(|name| std::env::var(name).ok())
+        .collect();
+    secrets.extend(config.approval_webhook.as_ref().map(|w| w.url.to_string()));
+    secrets
 }
 
 /// Reads the approval signing secret, creating it at first start.

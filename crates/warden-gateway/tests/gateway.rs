@@ -25,8 +25,12 @@ mod approvals;
 mod files;
 #[path = "gateway/inventory.rs"]
 mod inventory;
+#[path = "gateway/model_records.rs"]
+mod model_records;
 #[path = "gateway/models.rs"]
 mod models;
+#[path = "gateway/provider_actions.rs"]
+mod provider_actions;
 #[path = "gateway/refusals.rs"]
 mod refusals;
 #[path = "gateway/sandbox.rs"]

@@ -6,6 +6,8 @@
 //! - [`Protocol`]: OpenAI chat completions or Anthropic messages, and errors in each shape.
 //! - [`request`]: what a request asks for (model, stream, prompt text), and the few edits the
 //!   proxy makes (the provider's model name, the charter's system message, usage in streams).
+//! - [`provider_actions`]: what a request asks the provider itself to do (hosted tools, MCP
+//!   servers, URLs and files it would fetch, beta features), each an action to decide.
 //! - [`response`]: text, usage and proposed tool calls of a complete response.
 //! - [`stream`]: SSE events, and an assembler that rebuilds the same from a stream's events.
 //! - [`translate`]: requests, responses, errors and streams from one protocol to the other.
@@ -13,12 +15,14 @@
 //! Pure: no IO, no async; everything here is tested without a network.
 
 pub mod protocol;
+pub mod provider_actions;
 pub mod request;
 pub mod response;
 pub mod stream;
 pub mod translate;
 
 pub use protocol::Protocol;
+pub use provider_actions::{ProviderAction, provider_actions};
 pub use request::{Inspected, inspect, prepare};
 pub use response::{Completion, Intent, Usage, estimate_tokens, read_response};
 pub use stream::{Assembler, SseEvent};

@@ -222,16 +222,16 @@ async fn record_completion(
         return Err(e);
     }
     if ok {
-        proxy.turns.push(
-            &call.session.id,
-            json!({
-                "call": call.id,
-                "alias": call.alias,
-                "prompt": ellipsize(&call.last_user, TURN_EXCERPT_BYTES),
-                "completion": ellipsize(&completion.text, TURN_EXCERPT_BYTES),
-                "intents": completion.intents,
-            }),
-        );
+        let mut turn = json!({
+            "call": call.id,
+            "alias": call.alias,
+            "prompt": ellipsize(&call.last_user, TURN_EXCERPT_BYTES),
+            "completion": ellipsize(&completion.text, TURN_EXCERPT_BYTES),
+            "intents": completion.intents,
+        });
+        // Approvers see (and approval records hold) the turn: redacted like the ledger.
+        proxy.secrets.redact_json(&mut turn);
+        proxy.turns.push(&call.session.id, turn);
     }
     Ok(())
 }

@@ -19,6 +19,7 @@ use warden_session::Session;
 use crate::answer::ForwardedAnswer;
 use crate::capture::ModelCall;
 use crate::errors::protocol_error;
+use crate::provider_actions;
 use crate::proxy::ModelProxy;
 use crate::routing::forward;
 
@@ -97,7 +98,7 @@ async fn refuse(
 }
 
 /// One model call: read the request → refuse it under the frozen posture → resolve the alias
-/// → refuse it for the session's labels → check the budgets → record the request while
+/// → refuse it for the session's labels → decide its provider-side actions → check the budgets → record the request while
 /// forwarding it → answer (a stream starts relaying only once the request is
 /// recorded) → record the outcome.
 async fn model_call(
@@ -214,6 +215,11 @@ async fn model_call(
             },
         )
         .await;
+    }
+    // What the request asks the provider itself to do (hosted tools, MCP servers, URLs it
+    // fetches, beta features) is decided under the charter and recorded; only allows pass.
+    if let Err(refused) = provider_actions::check(&proxy, &call, &parsed, &headers).await {
+        return refused;
     }
     if let Err(exceeded) = proxy.budgets.check(&session, now) {
         if let Err(e) = proxy.recorder.append(call.budget_exceeded(&exceeded)).await {

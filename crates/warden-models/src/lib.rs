@@ -3,7 +3,9 @@
 //!
 //! For each call: read the request (bounded) → refuse it under the frozen posture → resolve the
 //! charter's model alias → refuse it when the session carries a label the alias denies
-//! (`deny_labels`) → check the token budgets → record the request in the ledger → forward it to the alias's first route (the
+//! (`deny_labels`) → decide what the request asks the provider itself to do (hosted tools, MCP
+//! servers, URLs and files it would fetch, beta features: `provider_actions`) and refuse it
+//! unless the charter allows each → check the token budgets → record the request in the ledger → forward it to the alias's first route (the
 //! provider's key from the environment, never the agent's token) → fall back to the
 //! next route on a connection error, a timeout, a 5xx or a 429 (whose `Retry-After` keeps the
 //! route aside) → answer with the provider's response, unknown fields untouched → record the
@@ -17,9 +19,17 @@
 //!   a provider, and nothing is forwarded when it cannot be recorded;
 //! - a complete (non-streamed) answer reaches the agent only after its completion and intents
 //!   are recorded; when they cannot be, the answer is withheld (503 `ledger_unavailable`);
-//! - a stream's completion is recorded when the stream ends, after the agent has its last
-//!   event (a stream whose final record fails is not yet failed to the agent);
+//! - a stream's completion is recorded when the provider ends it, and its terminal event
+//!   (`[DONE]`, `message_stop`) reaches the agent only once that record is durable; when it
+//!   cannot be written, the stream ends with the protocol's error event instead;
+//! - the gateway's secrets (provider keys, upstream environment values, the webhook URL) are
+//!   replaced by `[REDACTED]` in every answer, stream and record, even when a provider echoes
+//!   them;
 //! - the agent's session token never reaches a provider;
+//! - a provider-side action (a hosted tool, an MCP server, a URL or file the provider would
+//!   fetch, a beta feature not known to be inert) reaches the provider only when the charter
+//!   allows it (autonomous or preapproved; never waiting for approval), and is recorded as an
+//!   action (`via: model`) before the request is;
 //! - no fallback once bytes of a stream reached the agent;
 //! - nothing of a stream reaches the agent uncaptured: an event over [`MAX_EVENT_BYTES`] (or
 //!   bytes that are not server-sent events) ends the stream with an error, recorded, and
@@ -41,7 +51,7 @@
 //!
 //! In the workspace DAG this crate sits on `warden-core` (the [`warden_core::Recorder`] it
 //! records through, the [`warden_core::Clock`]), `warden-charter` (model aliases and routes),
-//! `warden-llm` (the wire formats) and `warden-session` (sessions, token budgets). The gateway
+//! `warden-llm` (the wire formats), `warden-pdp` (the decision on provider-side actions) and `warden-session` (sessions, token budgets). The gateway
 //! merges [`router`] inside its agent authentication (which puts the
 //! [`warden_session::Session`] in the request's extensions) and its body limit.
 
@@ -51,6 +61,7 @@ mod cooldowns;
 mod errors;
 mod handlers;
 mod provider;
+mod provider_actions;
 pub mod proxy;
 mod relay;
 mod routing;
@@ -62,7 +73,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::{get, post};
 
-pub use proxy::{ClientBuildError, ModelProxy};
+pub use proxy::{ModelProxy, ProxyBuildError};
 pub use relay::MAX_EVENT_BYTES;
 pub use system_message::system_message;
 pub use turns::{ModelTurns, TURNS_PER_SESSION};

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio_util::task::TaskTracker;
 use warden_charter::CompiledCharter;
+use warden_core::redact::{RedactingRecorder, Secrets};
 use warden_core::{Clock, Recorder};
 use warden_session::{Interventions, TokenBudgets};
 
@@ -27,8 +28,11 @@ pub struct ModelProxy {
     pub(crate) budgets: TokenBudgets,
     /// The charter as a system message, when the charter asks for one.
     pub(crate) system_message: Option<String>,
-    /// Where calls are recorded (the ledger).
+    /// Where calls are recorded (the ledger), every payload redacted of [`Self::secrets`].
     pub(crate) recorder: Arc<dyn Recorder>,
+    /// The secrets the gateway holds (provider keys and the others it was given), replaced by
+    /// `[REDACTED]` in everything relayed to the agent or recorded.
+    pub(crate) secrets: Secrets,
     /// The time budgets and sessions are checked against.
     pub(crate) clock: Arc<dyn Clock>,
     /// The recent model turns per session.
@@ -50,10 +54,16 @@ impl std::fmt::Debug for ModelProxy {
     }
 }
 
-/// The HTTP client for the providers could not be built.
+/// The model proxy could not be set up.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot build the http client for the model providers")]
-pub struct ClientBuildError(#[source] reqwest::Error);
+pub enum ProxyBuildError {
+    /// The HTTP client for the providers could not be built.
+    #[error("cannot build the http client for the model providers")]
+    Client(#[source] reqwest::Error),
+    /// The secrets to redact could not be made into a redactor.
+    #[error(transparent)]
+    Secrets(#[from] warden_core::redact::SecretsError),
+}
 
 impl ModelProxy {
     /// The proxy for `charter`'s models. Provider keys are read once, from `env` when given
@@ -61,7 +71,13 @@ impl ModelProxy {
     /// called without a key (and a warning is logged). Records go to `recorder`; relays and
     /// captures run on `tasks`, which the caller drains at shutdown. `controls` are the
     /// interventions the governor reads: pass the same `Arc`, so that freezing the gateway
-    /// stops model calls too.
+    /// stops model calls too. The provider keys and `other_secrets` (the gateway's other
+    /// credentials: upstream environment values, the webhook URL) are redacted from every
+    /// answer relayed to the agent and every record.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "start-up hands the proxy everything it shares with the gateway, once"
+    )]
     pub fn new(
         charter: Arc<CompiledCharter>,
         budgets: TokenBudgets,
@@ -70,7 +86,8 @@ impl ModelProxy {
         tasks: TaskTracker,
         controls: Arc<Interventions>,
         env: Option<&HashMap<String, String>>,
-    ) -> Result<ModelProxy, ClientBuildError> {
+        other_secrets: &[String],
+    ) -> Result<ModelProxy, ProxyBuildError> {
         let mut keys = HashMap::new();
         for route in charter.inventory.models.iter().flat_map(|m| &m.routes) {
             if let Some(name) = &route.api_key_env {
@@ -93,7 +110,13 @@ impl ModelProxy {
             .pool_max_idle_per_host(256)
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(ClientBuildError)?;
+            .map_err(ProxyBuildError::Client)?;
+        let secrets = Secrets::new(keys.values().chain(other_secrets))?;
+        let recorder: Arc<dyn Recorder> = if secrets.is_empty() {
+            recorder
+        } else {
+            Arc::new(RedactingRecorder::new(recorder, secrets.clone()))
+        };
         let system_message = charter
             .context
             .system_message
@@ -106,6 +129,7 @@ impl ModelProxy {
             budgets,
             system_message,
             recorder,
+            secrets,
             clock,
             turns: Arc::new(ModelTurns::default()),
             controls,

@@ -2,11 +2,16 @@
 //! the protocols match and nothing is left out, re-framed otherwise — while its events are read
 //! ([`reader::EventReader`]) and assembled into the completion recorded at the end.
 //!
+//! Events are passed on whole. The stream's terminal event (OpenAI's `[DONE]`, Anthropic's `message_stop`) is held back
+//! until the completion is recorded; when it cannot be, the agent gets the protocol's error
+//! event instead. Everything the agent gets is redacted of the gateway's secrets.
+//!
 //! Nothing uncaptured is relayed: an event over [`MAX_EVENT_BYTES`], or bytes that are not
 //! server-sent events, end the stream — the agent's body ends with an error, and the call's
 //! record says `unreadable_event`. A stream the provider cuts short is cut short for the agent
 //! too (an error in its body), never made to look complete.
 
+mod boundary;
 mod reader;
 
 use std::sync::Arc;
@@ -19,12 +24,14 @@ use futures::{Stream, StreamExt as _};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 use warden_charter::ModelRoute;
+use warden_core::redact::StreamRedactor;
 use warden_llm::{Assembler, Protocol, SseEvent, StreamTranslator};
 
 use crate::answer::ForwardedAnswer;
 use crate::capture::{AnsweredCall, CallOutcome, ModelCall};
 use crate::provider::route_json;
 use crate::proxy::ModelProxy;
+use boundary::EventBoundary;
 use reader::EventReader;
 
 /// Largest single SSE event read, in bytes; a larger one ends the stream with an error (it
@@ -99,6 +106,10 @@ pub(crate) fn start_relay(
     let relay = StreamRelay {
         mode,
         agent_protocol: call.protocol,
+        redactor: proxy.secrets.stream(),
+        held: None,
+        boundary: EventBoundary::default(),
+        pending: Vec::new(),
         translator: (mode.upstream_protocol != call.protocol)
             .then(|| StreamTranslator::new(mode.upstream_protocol, call.protocol, &route.model)),
         idle: route.timeout,
@@ -112,7 +123,7 @@ pub(crate) fn start_relay(
         if start_rx.await.is_err() {
             return;
         }
-        let (end, assembler) = relay.run(upstream.bytes_stream(), &agent_body).await;
+        let (end, assembler, held) = relay.run(upstream.bytes_stream(), &agent_body).await;
         let complete = assembler.complete;
         let completion = assembler.finish();
         // Counted before the agent sees the end of the stream.
@@ -129,7 +140,7 @@ pub(crate) fn start_relay(
                 ))))
                 .await;
         }
-        drop(agent_body);
+        let agent_protocol = call.protocol;
         let mut call = call;
         if let Some(a) = call.attempts.last_mut()
             && let Some(o) = a.as_object_mut()
@@ -148,8 +159,20 @@ pub(crate) fn start_relay(
             usage,
             counted,
         }));
-        // A stream's record is written after the agent has its end (see the crate docs).
-        let _ = outcome.record(&proxy).await;
+        // The stream's end (its terminal event, `[DONE]` or `message_stop`) is held back
+        // until the completion is durable; if it cannot be recorded, the agent gets the
+        // protocol's error event instead, so the stream never looks complete unrecorded.
+        let recorded = outcome.record(&proxy).await;
+        if end.cut_short() || end == StreamEnd::ClientClosed {
+            return;
+        }
+        let last = match recorded {
+            Ok(()) => held,
+            Err(_) => error_event(agent_protocol),
+        };
+        if !last.is_empty() {
+            let _ = agent_body.send(Ok(Bytes::from(last))).await;
+        }
     });
     let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(chunks));
     let mut response = Response::new(body);
@@ -177,12 +200,23 @@ struct StreamRelay {
     reader: Option<EventReader>,
     /// Rebuilds the completion from the events read.
     assembler: Assembler,
+    /// Replaces the gateway's secrets in what the agent gets, across chunk boundaries.
+    redactor: StreamRedactor,
+    /// Once the stream's terminal event was seen: what the agent gets after the completion is
+    /// recorded (the chunk that carried it, and anything after).
+    held: Option<Vec<u8>>,
+    /// Where the provider's events end, when its bytes are passed on untouched.
+    boundary: EventBoundary,
+    /// The provider's bytes of an event not yet complete (passed on once it is; bounded by
+    /// the reader's limit).
+    pending: Vec<u8>,
 }
 
 impl StreamRelay {
-    /// Pumps `upstream` into `agent` until either ends; returns how the stream ended and what
-    /// was assembled of it.
-    async fn run<S, E>(mut self, upstream: S, agent: &AgentBody) -> (StreamEnd, Assembler)
+    /// Pumps `upstream` into `agent` until either ends; returns how the stream ended, what was
+    /// assembled of it, and what is held back for after the record: from the chunk that
+    /// carried the terminal event on (redacted, like everything the agent gets).
+    async fn run<S, E>(mut self, upstream: S, agent: &AgentBody) -> (StreamEnd, Assembler, Vec<u8>)
     where
         S: Stream<Item = Result<Bytes, E>>,
     {
@@ -198,21 +232,31 @@ impl StreamRelay {
             let Some(events) = self.read(&chunk) else {
                 break StreamEnd::Unreadable;
             };
-            let out = self.agent_bytes(chunk, &events);
-            if !out.is_empty() && agent.send(Ok(out)).await.is_err() {
+            let (out, terminal) = self.agent_bytes(chunk, &events);
+            let out = self.redactor.push(&out);
+            if terminal || self.held.is_some() {
+                self.held
+                    .get_or_insert_with(Vec::new)
+                    .extend_from_slice(&out);
+                continue;
+            }
+            if !out.is_empty() && agent.send(Ok(Bytes::from(out))).await.is_err() {
                 break StreamEnd::ClientClosed;
             }
         };
+        let mut rest = Vec::new();
         if end == StreamEnd::Finished
             && let Some(t) = self.translator.as_mut()
         {
             let mut out = String::new();
             write_events(&t.finish(), &mut out);
-            if !out.is_empty() {
-                let _ = agent.send(Ok(Bytes::from(out))).await;
-            }
+            rest = self.redactor.push(out.as_bytes());
         }
-        (end, self.assembler)
+        let mut held = self.held.take().unwrap_or_default();
+        held.extend_from_slice(&self.redactor.push(&std::mem::take(&mut self.pending)));
+        held.extend_from_slice(&rest);
+        held.extend_from_slice(&self.redactor.finish());
+        (end, self.assembler, held)
     }
 
     /// The events `chunk` completes; `None` when the reader cannot read it (an event over the
@@ -230,13 +274,15 @@ impl StreamRelay {
         }
     }
 
-    /// What the agent gets for `chunk`, whose `events` are assembled on the way.
-    fn agent_bytes(&mut self, chunk: Bytes, events: &[SseEvent]) -> Bytes {
+    /// What the agent gets for `chunk`, whose `events` are assembled on the way, and whether
+    /// it carries the stream's terminal event (in the agent's protocol).
+    fn agent_bytes(&mut self, chunk: Bytes, events: &[SseEvent]) -> (Bytes, bool) {
         let capturing = self.reader.is_some();
         let hide_usage = self.mode.hide_usage;
+        let agent_protocol = self.agent_protocol;
+        let mut terminal = false;
         if let Some(t) = self.translator.as_mut().filter(|_| capturing) {
             // Another protocol: the agent gets the translated events.
-            let agent_protocol = self.agent_protocol;
             let mut out = String::new();
             for e in events {
                 self.assembler.feed(e);
@@ -247,9 +293,10 @@ impl StreamRelay {
                         !(hide_usage && agent_protocol == Protocol::OpenAi && is_usage_only(x))
                     })
                     .collect();
+                terminal |= translated.iter().any(|x| is_terminal(agent_protocol, x));
                 write_events(&translated, &mut out);
             }
-            Bytes::from(out)
+            (Bytes::from(out), terminal)
         } else if hide_usage && self.mode.upstream_protocol == Protocol::OpenAi && capturing {
             // Re-frame the events, leaving out the usage chunk the agent did not ask for.
             let mut out = String::new();
@@ -257,17 +304,60 @@ impl StreamRelay {
                 if self.assembler.feed(e) {
                     continue;
                 }
+                terminal |= is_terminal(agent_protocol, e);
                 write_events(std::slice::from_ref(e), &mut out);
             }
-            Bytes::from(out)
+            (Bytes::from(out), terminal)
         } else {
-            // The provider's bytes, untouched.
+            // The provider's bytes, untouched, passed on event by event: the bytes of the
+            // events this chunk completes.
             for e in events {
                 self.assembler.feed(e);
+                terminal |= is_terminal(agent_protocol, e);
             }
-            chunk
+            let out = match self.boundary.feed(&chunk) {
+                Some(end) => {
+                    let mut out = std::mem::take(&mut self.pending);
+                    out.extend_from_slice(chunk.get(..end).unwrap_or_default());
+                    self.pending = chunk.get(end..).unwrap_or_default().to_vec();
+                    Bytes::from(out)
+                }
+                None => {
+                    self.pending.extend_from_slice(&chunk);
+                    Bytes::new()
+                }
+            };
+            (out, terminal)
         }
     }
+}
+
+/// Whether `e` ends a stream of `protocol`: OpenAI's `[DONE]`, Anthropic's `message_stop`.
+fn is_terminal(protocol: Protocol, e: &SseEvent) -> bool {
+    match protocol {
+        Protocol::OpenAi => e.data.trim() == "[DONE]",
+        Protocol::Anthropic => {
+            e.event.as_deref() == Some("message_stop")
+                || serde_json::from_str::<Value>(&e.data)
+                    .is_ok_and(|v| v.get("type").and_then(Value::as_str) == Some("message_stop"))
+        }
+    }
+}
+
+/// The protocol's error event that ends a stream whose completion could not be recorded.
+fn error_event(protocol: Protocol) -> Vec<u8> {
+    let body = protocol.error_body(
+        503,
+        "ledger_unavailable",
+        "the stream's completion could not be recorded, so it is not completed",
+    );
+    let event = SseEvent {
+        event: (protocol == Protocol::Anthropic).then(|| "error".to_owned()),
+        data: body.to_string(),
+    };
+    let mut out = String::new();
+    write_events(std::slice::from_ref(&event), &mut out);
+    out.into_bytes()
 }
 
 /// Writes events as SSE text.

@@ -162,7 +162,7 @@ pub(crate) async fn forward(
         let mut passed = HeaderMap::new();
         for name in PASSED_HEADERS {
             if let Some(v) = upstream.headers().get(name)
-                && let Ok(v) = HeaderValue::from_bytes(v.as_bytes())
+                && let Ok(v) = HeaderValue::from_bytes(&proxy.secrets.redact_bytes(v.as_bytes()))
             {
                 passed.insert(name, v);
             }
@@ -265,6 +265,8 @@ fn complete_answer(
             serde_json::to_vec(&translated).unwrap_or_default()
         }
     };
+    // The gateway's secrets never reach the agent (a provider error may echo its key).
+    let bytes = proxy.secrets.redact_bytes(&bytes).into_owned();
     let mut response = Response::new(Body::from(bytes));
     *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
     *response.headers_mut() = passed;

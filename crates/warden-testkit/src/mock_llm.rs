@@ -17,6 +17,8 @@
 //! | `[stall:MS]` | streaming: send the first events, then wait MS milliseconds |
 //! | `[no-usage]` | no usage, streaming or not |
 //! | `[drop-mid-stream]` | send part of the body, then abort the connection |
+//! | `[long:N]` | the reply text grows by about N bytes of filler words (at most 10 MiB) |
+//! | `[echo-key]` | the API key the request carried (`x-api-key`, or the bearer token) is echoed: in the error message with `[error:CODE]`, else at the end of the reply text |
 //!
 //! Otherwise the reply is `echo: <last message text>`. Usage: input (prompt) tokens are the
 //! whitespace-separated words of every message's text (text parts, tool results) plus one per
@@ -242,7 +244,7 @@ impl Mock {
                 }
             }
         }
-        let parsed = match parsed {
+        let mut parsed = match parsed {
             Some(Ok(parsed)) => parsed,
             Some(Err(message)) => {
                 return error_response(wire, StatusCode::BAD_REQUEST, &message, None);
@@ -252,6 +254,19 @@ impl Mock {
                 return error_response(wire, StatusCode::BAD_REQUEST, message, None);
             }
         };
+        let key = headers
+            .get("x-api-key")
+            .or_else(|| headers.get("authorization"))
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim_start_matches("Bearer ").to_owned())
+            .unwrap_or_default();
+        if parsed.script.echo_key && parsed.script.error.is_none() {
+            parsed.last_text.push_str(&format!(" (your key: {key})"));
+        }
+        if let Some(n) = parsed.script.long {
+            let words = usize::try_from(n / 6).unwrap_or(0);
+            parsed.last_text.push_str(&" filler".repeat(words));
+        }
         let script = &parsed.script;
         if let Some(ms) = script.slow_ms {
             tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -260,7 +275,11 @@ impl Mock {
             let retry_after = script
                 .retry_after
                 .or((status == StatusCode::TOO_MANY_REQUESTS).then_some(1));
-            let message = format!("mock error {}", status.as_u16());
+            let message = if script.echo_key {
+                format!("Incorrect API key provided: {key}")
+            } else {
+                format!("mock error {}", status.as_u16())
+            };
             return error_response(wire, status, &message, retry_after);
         }
         let reply = Reply::new(&self.prefix, seq, parsed);

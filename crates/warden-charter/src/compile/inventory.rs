@@ -7,7 +7,9 @@ use std::time::Duration;
 use warden_core::SourceLocation;
 
 use super::collect::{Collected, Item};
-use super::{DEFAULT_MODEL_TIMEOUT, RESOURCE_READ_TOOL, duration_or_report, valid_id};
+use super::{
+    DEFAULT_MODEL_TIMEOUT, MODEL_SERVER, RESOURCE_READ_TOOL, duration_or_report, valid_id,
+};
 use crate::compiled::{
     BudgetScope, Inventory, Model, ModelRoute, Provider, Server, TokenBudget, Transport,
 };
@@ -31,6 +33,13 @@ pub(super) fn inventory(
                 Diagnostic::error(at_id.clone(), format!("invalid server id `{}`", raw.id))
                     .with_hint("server ids are the namespace of their tools and hold no `.`"),
             );
+        }
+        if raw.id == MODEL_SERVER {
+            diags.push(
+                Diagnostic::error(at_id.clone(), format!("server id `{MODEL_SERVER}` is reserved"))
+                    .with_hint("`model.*` names the model proxy's provider-side actions; give the server another id"),
+            );
+            continue;
         }
         if let Some(first) = seen.get(raw.id.as_str()) {
             diags.push(

@@ -43,6 +43,15 @@ pub(crate) fn lint(charter: &CompiledCharter) -> Diagnostics {
             }
         }
     }
+    // Rules about the model proxy's provider-side actions reach those (implicit) tools; they
+    // are never unclassified (unmatched, they are refused: see docs/models.md).
+    for tool in crate::MODEL_TOOLS {
+        for r in charter.candidate_rules(tool).iter() {
+            if let Some(set) = usize::try_from(*r).ok().and_then(|r| rule_tools.get_mut(r)) {
+                set.insert(tool);
+            }
+        }
+    }
     for (rule, tools_of_rule) in charter.rules.iter().zip(&rule_tools) {
         unreachable(charter, rule, tools_of_rule.is_empty(), &mut d);
     }

@@ -12,8 +12,8 @@ use super::collect::{Collected, Item};
 use super::{matcher, valid_id};
 use crate::amount::Amount;
 use crate::compiled::{
-    ApprovalSettings, ArgConstraint, Authority, Inventory, LabelMatch, PrincipalMatch, Rule, Scope,
-    Spend,
+    ApprovalSettings, ArgConstraint, Authority, CompiledCharter, Inventory, LabelMatch,
+    PrincipalMatch, Rule, Scope, Spend,
 };
 use crate::diagnostic::{Diagnostic, Diagnostics, suggest};
 use crate::index::ToolIndex;
@@ -93,6 +93,7 @@ pub(crate) fn compile_rules(
                     )),
                 }
             } else if inventory.tools.contains_key(pattern.as_str())
+                || CompiledCharter::is_model_tool(pattern)
                 || c.incomplete.contains("inventory.servers")
             {
                 if let Ok(g) = tool_glob(&globset::escape(pattern)) {

@@ -117,6 +117,36 @@ fn unknown_tools_and_labels_get_suggestions() {
     assert!(r.contains("did you mean `fs.write_file`?"), "{r}");
 }
 
+/// Issue 10, point 1: rules can name the model proxy's provider-side actions (`model.*`,
+/// implicit in every charter) without a warning, and no server may take the id `model`.
+#[test]
+fn provider_side_actions_are_named_by_the_reserved_model_server() {
+    let text = MINIMAL.to_owned()
+        + "    - { id: search, tool: model.web_search, tier: autonomous }\n"
+        + "    - { id: docs-mcp, tool: model.mcp, tier: preapproved, args: { url: { prefix: \"https://docs.example/\" } } }\n"
+        + "    - { id: betas, tool: [model.beta, \"model.*\"], tier: prohibited }\n";
+    let c = compile(&src(&text)).unwrap();
+    assert_eq!(c.charter.rules_for("model.web_search").len(), 2);
+    assert_eq!(c.charter.rules_for("model.mcp").len(), 2);
+    assert!(CompiledCharter::is_model_tool("model.fetch_url"));
+    assert!(
+        !c.charter.is_inventoried("model.web_search"),
+        "not an MCP tool"
+    );
+    let warnings = c.warnings.to_string();
+    assert!(!warnings.contains("can never match"), "{warnings}");
+    let d = errors(&text.replace("tool: model.web_search", "tool: model.web_serch"));
+    assert!(
+        d.to_string().contains("unknown tool `model.web_serch`"),
+        "{d}"
+    );
+    let d = errors(&MINIMAL.replace("- id: fs", "- id: model"));
+    assert!(
+        d.to_string().contains("server id `model` is reserved"),
+        "{d}"
+    );
+}
+
 #[test]
 fn malformed_yaml_is_one_located_error() {
     let d = errors("version: 1\nidentity: [unclosed\n");

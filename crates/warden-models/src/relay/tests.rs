@@ -92,15 +92,21 @@ async fn relay(
         idle: Duration::from_secs(5),
         reader: Some(EventReader::new(limit)),
         assembler: Assembler::new(mode.upstream_protocol),
+        redactor: warden_core::redact::Secrets::default().stream(),
+        held: None,
+        boundary: boundary::EventBoundary::default(),
+        pending: Vec::new(),
     };
     let upstream = futures::stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>));
     let (agent, mut received) = mpsc::channel(1024);
-    let (end, assembler) = relay.run(upstream, &agent).await;
+    let (end, assembler, held) = relay.run(upstream, &agent).await;
     drop(agent);
     let mut bytes = Vec::new();
     while let Some(chunk) = received.recv().await {
         bytes.extend_from_slice(&chunk.unwrap());
     }
+    // What is held back goes last (once recorded).
+    bytes.extend_from_slice(&held);
     (bytes, end, assembler)
 }
 
@@ -225,5 +231,51 @@ proptest! {
             }
         }
         let _ = a.finish();
+    }
+}
+
+/// Issue 10, point 5: the terminal event is held back (for after the record), not relayed
+/// with the rest of the stream.
+#[tokio::test]
+async fn the_terminal_event_is_held_back_for_after_the_record() {
+    for (protocol, raw, terminal) in [
+        (Protocol::OpenAi, OPENAI, "[DONE]"),
+        (Protocol::Anthropic, ANTHROPIC, "message_stop"),
+    ] {
+        let mode = RelayMode {
+            upstream_protocol: protocol,
+            hide_usage: false,
+        };
+        let relay = StreamRelay {
+            mode,
+            agent_protocol: protocol,
+            translator: None,
+            idle: Duration::from_secs(5),
+            reader: Some(EventReader::new(1 << 20)),
+            assembler: Assembler::new(protocol),
+            redactor: warden_core::redact::Secrets::default().stream(),
+            held: None,
+            boundary: boundary::EventBoundary::default(),
+            pending: Vec::new(),
+        };
+        let chunks: Vec<Bytes> = raw
+            .as_bytes()
+            .chunks(7)
+            .map(Bytes::copy_from_slice)
+            .collect();
+        let upstream = futures::stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>));
+        let (agent, mut received) = mpsc::channel(1024);
+        let (end, _, held) = relay.run(upstream, &agent).await;
+        drop(agent);
+        let mut sent = Vec::new();
+        while let Some(chunk) = received.recv().await {
+            sent.extend_from_slice(&chunk.unwrap());
+        }
+        assert_eq!(end, StreamEnd::Finished);
+        let sent = String::from_utf8(sent).unwrap();
+        let held = String::from_utf8(held).unwrap();
+        assert!(!sent.contains(terminal), "{sent}");
+        assert!(held.contains(terminal), "{held}");
+        assert_eq!(sent + &held, raw, "nothing lost or changed");
     }
 }

@@ -107,6 +107,8 @@ pub(super) struct Script {
     pub(super) stall_ms: Option<u64>,
     pub(super) no_usage: bool,
     pub(super) drop_mid_stream: bool,
+    pub(super) echo_key: bool,
+    pub(super) long: Option<u64>,
 }
 
 impl Script {
@@ -135,6 +137,10 @@ impl Script {
                 script.no_usage = true;
             } else if rest.starts_with("drop-mid-stream]") {
                 script.drop_mid_stream = true;
+            } else if let Some(n) = number_arg(rest, "long:") {
+                script.long = Some(n.min(10 << 20));
+            } else if rest.starts_with("echo-key]") {
+                script.echo_key = true;
             }
         }
         script
