@@ -27,6 +27,8 @@ mod files;
 mod inventory;
 #[path = "gateway/models.rs"]
 mod models;
+#[path = "gateway/paths.rs"]
+mod paths;
 #[path = "gateway/refusals.rs"]
 mod refusals;
 
