@@ -58,7 +58,7 @@ async def test_warden_up_serves_the_demo_folder(tmp_path: Path) -> None:
         token = re.search(r"session token\s+(wa_\S+)", out)
         assert url and token, out
         assert '"mcpServers"' in out and "connect" in out, "client configuration snippets"
-        demo = data / "demo"
+        demo = data.parent / "warden-data-demo"  # beside the data directory, never in it
         async with mcp_http(url.group(1), token.group(1)) as session:
             names = {t.name for t in (await session.list_tools()).tools}
             assert "fs.read_text_file" in names, names

@@ -1,8 +1,8 @@
 //! Lexical path canonicalisation: the one form in which paths are compared with globs.
 //!
 //! [`canonicalize`] turns an argument as an agent wrote it into the path a file system would
-//! see, or refuses it. It rejects control characters, backslashes and Unicode characters that
-//! look like `/` or `.`, normalises to Unicode NFC, and collapses `.`, `..` and repeated `/`.
+//! see, or refuses it. It rejects control characters, backslashes, Unicode characters that
+//! look like `/` or `.` and text not in Unicode NFC, and collapses `.`, `..` and repeated `/`.
 //! A `..` that would climb above the start of the path is an error, never silently dropped. The
 //! result contains no `.` or `..` segments, so a path that matches `/srv/data/**` is inside
 //! `/srv/data`.
@@ -12,6 +12,11 @@
 //! `/ws/a%2fb/../../etc` names `/ws/etc` to one and `/etc` to the other. A path whose meaning
 //! depends on who reads it is refused, with what it decodes to in the error. A `%` that does not
 //! start an escape is an ordinary character.
+//!
+//! Text not in NFC is refused rather than normalised: the canonical path keeps the bytes the
+//! agent sent, so it names the directory entry a server opens byte for byte, and a name in
+//! decomposed form (`cafe` + U+0301) cannot be decided as its composed twin while a server
+//! opens a different entry.
 //!
 //! Symbolic links are not resolved here: that needs the file system, and is the gateway's job
 //! for paths it serves locally.
@@ -53,6 +58,12 @@ pub enum PathError {
     /// A `..` climbs above the start of the path.
     #[error("path escapes its root with `..`")]
     EscapesRoot,
+    /// The path is not in Unicode NFC: another spelling of a name a directory may store
+    /// either way.
+    #[error(
+        "path is not in Unicode NFC (it normalises to `{0}`); a name written in another form can be another file, so it is refused"
+    )]
+    NotNfc(String),
 }
 
 /// Canonicalises `raw` lexically; see the module documentation for the steps.
@@ -64,12 +75,10 @@ pub fn canonicalize(raw: &str) -> Result<String, PathError> {
     if decoded != raw {
         return Err(PathError::PercentEncoded(decoded.into_owned()));
     }
-    let normalized: Cow<'_, str> = if decoded.is_ascii() {
-        Cow::Borrowed(decoded.as_ref())
-    } else {
-        Cow::Owned(decoded.nfc().collect())
-    };
-    collapse(&normalized)
+    if !is_nfc(&decoded) {
+        return Err(PathError::NotNfc(nfc(&decoded)));
+    }
+    collapse(&decoded)
 }
 
 fn percent_decode_fixpoint(raw: &str) -> Result<Cow<'_, str>, PathError> {
@@ -149,6 +158,16 @@ fn collapse(s: &str) -> Result<String, PathError> {
         out.push('.');
     }
     Ok(out)
+}
+
+/// Whether `s` is in Unicode NFC (what [`canonicalize`] requires of a path).
+pub fn is_nfc(s: &str) -> bool {
+    s.is_ascii() || unicode_normalization::is_nfc(s)
+}
+
+/// `s` in Unicode NFC.
+pub fn nfc(s: &str) -> String {
+    s.nfc().collect()
 }
 
 /// The literal directory a glob is anchored at: everything up to the last `/` before the first

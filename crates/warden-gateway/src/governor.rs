@@ -39,6 +39,7 @@ use crate::outstanding::{OutstandingAction, OutstandingActions, ResultDeadlines}
 use crate::paths::PathArguments;
 
 mod approval_wait;
+mod recheck;
 
 /// Why a tool outside the inventory is refused (recorded, and the agent's message).
 const NOT_INVENTORIED: &str =
@@ -69,7 +70,7 @@ pub struct Governor {
     approvals: Arc<Approvals>,
     model_turns: Arc<ModelTurns>,
     clock: Arc<dyn Clock>,
-    paths: PathArguments,
+    paths: Arc<PathArguments>,
     local_servers: HashSet<String>,
     shutdown: CancellationToken,
     outstanding: OutstandingActions,
@@ -109,7 +110,7 @@ impl Governor {
             .map(|s| s.id.clone())
             .collect();
         Governor {
-            paths: PathArguments::new(&charter),
+            paths: Arc::new(PathArguments::new(&charter)),
             charter,
             ledger,
             scope_counters,
@@ -168,8 +169,9 @@ impl Governor {
         waiting: Waiting<'_>,
     ) -> Result<Allowed, Refused> {
         let allowed = self
-            .decide_and_wait(session, tool, args, via, waiting)
+            .decide_and_wait(session, tool, args.clone(), via, waiting)
             .await?;
+        self.recheck_paths(session, tool, &args, &allowed).await?;
         // Tracked from here until its result is recorded: a result that never comes is
         // recorded as `unknown` (see `record_unreported`).
         if let Some(evicted) = self
@@ -208,14 +210,18 @@ impl Governor {
                 )
                 .await);
         }
+        // Ahead of the charter: path arguments in the form that is decided and forwarded,
+        // refused when they cannot be resolved as the server would or reach the data directory.
+        let decided_args = match self.paths.prepare(tool, &args, self.is_local(tool)).await {
+            Ok(decided) => decided,
+            Err(why) => {
+                return Err(self
+                    .record_refused_attempt(session, tool, &args, via, RefusalReason::Denied, &why)
+                    .await);
+            }
+        };
         let action_id = Uuid::now_v7().to_string();
         let now = self.clock.now();
-        let server = tool.split_once('.').map_or(tool, |(s, _)| s);
-        let decided_args = if self.local_servers.contains(server) {
-            self.paths.resolve(tool, &args)
-        } else {
-            args.clone()
-        };
         let mut attempted =
             json!({ "action": action_id, "via": via.as_str(), "tool": tool, "arguments": args });
         if decided_args != args

@@ -163,26 +163,29 @@ impl Gateway {
             clock: clock.clone(),
             max_body_bytes: config.max_body_bytes,
         });
-        let governor = Arc::new(Governor::new(
-            charter,
-            ledger,
-            stores.scope_counters,
-            stores.sessions.clone(),
-            controls.clone(),
-            approvals,
-            // The proxy keeps the model turns; approvers see them through the governor.
-            models.turns().clone(),
-            clock,
-            background.stop.clone(),
-            ResultDeadlines {
-                // An MCP call is forwarded by the gateway within the upstream timeout; a
-                // second more and it was cut off (its client went away mid-call).
-                mcp: config
-                    .upstream_timeout
-                    .saturating_add(Duration::from_secs(1)),
-                decide_api: config.result_deadline,
-            },
-        ));
+        let governor = Arc::new(
+            Governor::new(
+                charter,
+                ledger,
+                stores.scope_counters,
+                stores.sessions.clone(),
+                controls.clone(),
+                approvals,
+                // The proxy keeps the model turns; approvers see them through the governor.
+                models.turns().clone(),
+                clock,
+                background.stop.clone(),
+                ResultDeadlines {
+                    // An MCP call is forwarded by the gateway within the upstream timeout; a
+                    // second more and it was cut off (its client went away mid-call).
+                    mcp: config
+                        .upstream_timeout
+                        .saturating_add(Duration::from_secs(1)),
+                    decide_api: config.result_deadline,
+                },
+            )
+            .protecting_data_dir(&config.data_dir),
+        );
         // Results that never come are recorded as `unknown`, once a second.
         let sweeper = governor.clone();
         let stop = background.stop.clone();

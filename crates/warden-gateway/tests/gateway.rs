@@ -29,6 +29,8 @@ mod inventory;
 mod model_records;
 #[path = "gateway/models.rs"]
 mod models;
+#[path = "gateway/paths.rs"]
+mod paths;
 #[path = "gateway/provider_actions.rs"]
 mod provider_actions;
 #[path = "gateway/refusals.rs"]

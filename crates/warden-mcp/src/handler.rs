@@ -374,10 +374,24 @@ impl<G: ToolGate> ServerHandler for AgentMcp<G> {
                 ));
             }
         };
-        let result = self
-            .upstreams
-            .read_resource(&server, &request.uri, self.upstream_timeout)
-            .await;
+        // Forward exactly what was decided: the gate may have resolved a `file:` URI (and
+        // refuses one that no longer resolves the same way just before it returns).
+        let uri = allowed
+            .args
+            .get("uri")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let result = match uri {
+            Some(uri) => {
+                self.upstreams
+                    .read_resource(&server, &uri, self.upstream_timeout)
+                    .await
+            }
+            None => Err(UpstreamError::Unavailable {
+                server: server.clone(),
+                reason: "the decided arguments hold no `uri`".to_owned(),
+            }),
+        };
         self.settle(
             &session,
             &tool,

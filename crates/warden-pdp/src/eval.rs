@@ -146,13 +146,22 @@ fn kind(v: &Value) -> &'static str {
 }
 
 /// Evaluates every constraint of a matcher against one value.
+///
+/// With `glob`, the value is a path: the later keys (`regex`, `prefix`, `suffix`, `not`) see
+/// its canonical form, so `/ws/../etc` is `/etc` to each of them, as it is to the glob.
 pub(crate) fn eval_matcher(m: &Matcher, v: &Value) -> Result<bool, String> {
-    if let Some(globs) = &m.globs {
-        let path = canonicalize(as_str(v, "a path glob")?).map_err(|e| e.to_string())?;
-        if !globs.iter().any(|g| g.is_match(&path)) {
-            return Ok(false);
+    let canonical;
+    let v = match &m.globs {
+        Some(globs) => {
+            let path = canonicalize(as_str(v, "a path glob")?).map_err(|e| e.to_string())?;
+            if !glob_matches(globs, &path)? {
+                return Ok(false);
+            }
+            canonical = Value::String(path);
+            &canonical
         }
-    }
+        None => v,
+    };
     if m.schemes.is_some() || m.hosts.is_some() {
         let text = as_str(v, "a URL")?;
         let url = url::Url::parse(text).map_err(|e| format!("invalid URL: {e}"))?;
@@ -221,6 +230,46 @@ pub(crate) fn eval_matcher(m: &Matcher, v: &Value) -> Result<bool, String> {
         return Ok(false);
     }
     Ok(true)
+}
+
+/// Whether a canonical path matches any of `globs`; an error when it matches none and some
+/// glob cannot place it (see [`placeable`]), so a path written relative to somewhere else
+/// never walks around a rule by not matching it.
+fn glob_matches(globs: &[globset::GlobMatcher], path: &str) -> Result<bool, String> {
+    let mut unplaceable = None;
+    for g in globs {
+        let pattern = g.glob().glob();
+        if !placeable(path, pattern) {
+            unplaceable = unplaceable.or(Some(pattern));
+        } else if g.is_match(path) {
+            return Ok(true);
+        }
+    }
+    match unplaceable {
+        Some(pattern) => Err(format!(
+            "path `{path}` cannot be placed under the glob `{pattern}`: {}",
+            if path.starts_with('~') {
+                "`~` is expanded by the server, to a home directory warden does not know"
+            } else if path.starts_with('/') {
+                "the path is absolute and the glob is relative"
+            } else {
+                "the path is relative, so where it points depends on the server; write an absolute path"
+            }
+        )),
+        None => Ok(false),
+    }
+}
+
+/// Whether a canonical path and a glob are anchored alike, so that not matching means being
+/// outside. A path starting with `~` is placed nowhere (servers expand it to a home directory
+/// of their own); an absolute glob places only absolute paths and a relative one (`data/**`,
+/// `notes.md`) only relative ones. A glob starting with `*` (`**/.env`, `*.md`) has no root
+/// and places every other path.
+fn placeable(path: &str, glob: &str) -> bool {
+    if path.starts_with('~') {
+        return false;
+    }
+    glob.starts_with('*') || path.starts_with('/') == glob.starts_with('/')
 }
 
 fn host_matches(p: &HostPattern, host: &str) -> bool {

@@ -67,9 +67,15 @@ fn refuses_dangerous_characters() {
 }
 
 #[test]
-fn normalises_to_nfc() {
-    // "é" as e + combining acute becomes the precomposed form.
-    assert_eq!(canonicalize("/caf\u{65}\u{301}").unwrap(), "/caf\u{e9}");
+fn refuses_text_not_in_nfc() {
+    // "é" as e + combining acute (NFD) is refused, naming its composed form; the composed
+    // form itself is canonical. (Issue 10, point 20: the decomposed name was decided as its
+    // composed twin while the server opened the decomposed entry.)
+    assert_eq!(
+        canonicalize("/caf\u{65}\u{301}"),
+        Err(PathError::NotNfc("/caf\u{e9}".to_owned()))
+    );
+    assert_eq!(canonicalize("/caf\u{e9}").unwrap(), "/caf\u{e9}");
 }
 
 #[test]

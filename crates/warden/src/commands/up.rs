@@ -80,7 +80,16 @@ fn fs_command(arg: Option<&str>, demo: &Path) -> Result<Vec<String>, String> {
     Ok(cmd)
 }
 
-/// Writes the demo folder and the demo charter under `data`; returns the charter's path.
+/// The demo folder of the data directory `data`: beside it (`warden-data-demo` for
+/// `warden-data`), never inside it, since no action may reach the data directory.
+pub fn demo_folder(data: &Path) -> PathBuf {
+    let mut name = data.file_name().unwrap_or_default().to_os_string();
+    name.push("-demo");
+    data.with_file_name(name)
+}
+
+/// Writes the demo folder (beside `data`) and the demo charter (in `data`); returns the
+/// charter's path.
 pub fn prepare(data: &Path, fs_command_arg: Option<&str>) -> Result<PathBuf, String> {
     // The owner's only (0700), like the gateway makes it: it holds the ledger and the keys.
     let tightened = warden_core::private::private_dir(data)
@@ -89,7 +98,7 @@ pub fn prepare(data: &Path, fs_command_arg: Option<&str>) -> Result<PathBuf, Str
         tracing::warn!(%t, "The data directory was open to group or others; it is now the owner's only.");
     }
     let data = std::fs::canonicalize(data).map_err(|e| format!("`{}`: {e}", data.display()))?;
-    let demo = data.join("demo");
+    let demo = demo_folder(&data);
     write_demo_folder(&demo).map_err(|e| format!("cannot write the demo folder: {e}"))?;
     let command = fs_command(fs_command_arg, &demo)?;
     let command_yaml = serde_json::to_string(&command).map_err(|e| e.to_string())?;
@@ -173,7 +182,7 @@ pub fn execute(args: &UpArgs) -> ExitCode {
         println!("warden is up.");
         println!();
         println!("  charter         {}", charter.display());
-        println!("  demo folder     {}", data.join("demo").display());
+        println!("  demo folder     {}", demo_folder(&data).display());
         println!("  ledger          {}", data.join("ledger.db").display());
         println!("  MCP endpoint    {url}");
         println!("  session token   {token}");

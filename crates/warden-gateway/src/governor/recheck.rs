@@ -1,0 +1,68 @@
+//! Path arguments resolved again just before forwarding, and the data directory's protection.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use warden_audit::{NewRecord, RecordKind};
+use warden_core::gate::{Allowed, RefusalReason, Refused};
+use warden_session::Session;
+
+use super::Governor;
+use crate::paths::PathArguments;
+
+impl Governor {
+    /// The same governor, refusing (and recording) before any rule every action whose
+    /// arguments name a place inside `data_dir`, whatever the charter allows.
+    #[must_use]
+    pub fn protecting_data_dir(mut self, data_dir: &Path) -> Governor {
+        self.paths = Arc::new(PathArguments::new(&self.charter).protecting(data_dir));
+        self
+    }
+
+    /// Whether `tool`'s server runs on this machine (a stdio server).
+    pub(super) fn is_local(&self, tool: &str) -> bool {
+        let server = tool.split_once('.').map_or(tool, |(s, _)| s);
+        self.local_servers.contains(server)
+    }
+
+    /// Resolves the path arguments of an allowed action again, just before it is forwarded
+    /// (after an approval wait, a link may have been changed). When they are refused now, or
+    /// no longer resolve to what was decided, the action is refused, and recorded as an
+    /// `action_result` with status `refused`; the refusal stands when the ledger cannot take it.
+    pub(super) async fn recheck_paths(
+        &self,
+        session: &Arc<Session>,
+        tool: &str,
+        raw: &Value,
+        allowed: &Allowed,
+    ) -> Result<(), Refused> {
+        let Err(why) = self
+            .paths
+            .recheck(tool, raw, self.is_local(tool), &allowed.args)
+            .await
+        else {
+            return Ok(());
+        };
+        let record = NewRecord {
+            session: Some(session.id.clone()),
+            kind: RecordKind::ActionResult,
+            payload: json!({
+                "action": allowed.action_id,
+                "tool": tool,
+                "status": "refused",
+                "reason": format!("not forwarded: {why}"),
+            }),
+        };
+        if let Err(e) = self.ledger.append(record).await {
+            tracing::error!(error = %e, "The ledger cannot record an action refused before forwarding.");
+        }
+        Err(Refused {
+            action_id: Some(allowed.action_id.clone()),
+            reason: RefusalReason::Denied,
+            decision: Some(allowed.decision.clone()),
+            message: format!("warden refused `{tool}` before forwarding it: {why}"),
+            approval: None,
+        })
+    }
+}
