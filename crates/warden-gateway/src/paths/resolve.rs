@@ -29,6 +29,13 @@ pub(super) enum ResolveError {
         /// The name as the path spells it.
         requested: String,
     },
+    /// The path names a regular file with more than one hard link: one of its other names may
+    /// lie outside every root (a link made outside warden's view), and neither the gateway
+    /// nor the kernel's confinement can tell which name is the file's own.
+    #[error(
+        "`{0}` is a file with more than one hard link, which may be a file outside the roots under another name, so it is refused"
+    )]
+    HardLinked(String),
     /// The directory is too large to compare names with.
     #[error("`{0}` has more than {MAX_DIR_ENTRIES} entries to compare a missing name with")]
     DirectoryTooLarge(String),
@@ -41,7 +48,8 @@ pub(super) enum ResolveError {
 /// A name that does not exist as spelled, where its directory stores the same name in another
 /// Unicode form (`café` composed against `cafe` + U+0301), is an error: servers such as the MCP
 /// filesystem server fall back to the stored form, so the path would be decided as one entry
-/// and opened as another.
+/// and opened as another. So is a regular file with more than one hard link: a link made
+/// inside a root to a file outside it is, to the path and to the kernel, a file of the root.
 pub(super) fn resolve(path: &Path) -> Result<PathBuf, ResolveError> {
     let mut pending: Vec<OsString> = path
         .components()
@@ -85,6 +93,9 @@ pub(super) fn resolve(path: &Path) -> Result<PathBuf, ResolveError> {
                         _ => {}
                     }
                 }
+            }
+            Ok(meta) if meta.is_file() && std::os::unix::fs::MetadataExt::nlink(&meta) > 1 => {
+                return Err(ResolveError::HardLinked(next.display().to_string()));
             }
             Ok(_) => out = next,
             Err(e) => {

@@ -1,5 +1,6 @@
 //! Path arguments against the npm filesystem reference server: a decomposed-Unicode link out of
-//! the root, warden's own data directory, and a link changed while a call waits for approval.
+//! the root, a hard link to a file outside it, warden's own data directory, and a link changed
+//! while a call waits for approval.
 //! Each test checks warden's answer, that the outside content never comes back, and the ledger.
 
 use std::path::{Path, PathBuf};
@@ -272,5 +273,38 @@ async fn issue_10_a_link_changed_during_the_approval_wait_is_refused_before_forw
         .collect();
     assert_eq!(results.len(), 1, "{results:?}");
     assert_eq!(results[0]["status"], "refused", "{results:?}");
+    h.stop().await;
+}
+
+/// Issue 10, point 21: a hard link inside the root to a file outside it, made before the
+/// gateway started (the kernel's confinement sees it as a file of the root). Before the fix it
+/// was decided as the inside path, allowed and read: the outside content came back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_10_a_hard_link_to_a_file_outside_the_root_is_refused_and_recorded() {
+    let files = Files::new();
+    let base = &files.base;
+    std::fs::hard_link(base.join("outside/secret.txt"), base.join("ws/linked.txt")).unwrap();
+    let h = files.gateway(base, None).await;
+    let (_, token) = h.open_session("1h").await;
+    until_up(&h, &token, &format!("{}/ws/readme.txt", base.display())).await;
+
+    let path = format!("{}/ws/linked.txt", base.display());
+    let body = read(&h, &token, &path).await;
+    assert!(is_error(&body), "the hard link was read: {body}");
+    assert!(!body.to_string().contains(OUTSIDE_SECRET), "{body}");
+    assert!(text_of(&body).contains("hard link"), "{body}");
+    let (attempts, forwarded) = attempts_of(&h, &path).await;
+    assert_eq!(attempts.len(), 1, "recorded once: {attempts:?}");
+    assert!(
+        attempts[0]["refused"]
+            .as_str()
+            .unwrap()
+            .contains("hard link"),
+        "{attempts:?}"
+    );
+    assert!(!forwarded, "the hard link was forwarded");
+    // A file with one link in the same directory still reads.
+    let body = read(&h, &token, &format!("{}/ws/readme.txt", base.display())).await;
+    assert!(!is_error(&body), "{body}");
     h.stop().await;
 }
