@@ -25,6 +25,8 @@ mod approvals;
 mod files;
 #[path = "gateway/inventory.rs"]
 mod inventory;
+#[path = "gateway/limits.rs"]
+mod limits;
 #[path = "gateway/models.rs"]
 mod models;
 #[path = "gateway/refusals.rs"]

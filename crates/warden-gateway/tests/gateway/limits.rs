@@ -1,0 +1,136 @@
+//! Issue 10 point 22: connection caps and timeouts on both planes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use warden_core::SystemClock;
+use warden_testkit::harness::Harness;
+
+use crate::Start as _;
+
+/// Opens `n` TCP connections to `addr` that never send a byte.
+async fn idle_connections(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
+    let mut idle = Vec::with_capacity(n);
+    for _ in 0..n {
+        idle.push(TcpStream::connect(addr).await.unwrap());
+    }
+    idle
+}
+
+/// Whether the server closed `stream` within `within` (end of stream, or a reset).
+async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 64];
+    matches!(
+        tokio::time::timeout(within, stream.read(&mut buf)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+/// The agent plane answers `tools/list` (on a fresh connection).
+async fn agent_answers(h: &Harness, token: &str) -> bool {
+    let (status, body) = h.mcp(token, "tools/list", json!({})).await;
+    status == 200 && body["result"]["tools"].is_array()
+}
+
+/// The operator plane answers a session listing (on a fresh connection).
+async fn operator_answers(h: &Harness) -> bool {
+    let resp = reqwest::Client::new()
+        .get(format!("http://{}/v1/sessions", h.operator_addr))
+        .bearer_auth(&h.operator_token)
+        .send()
+        .await;
+    matches!(resp, Ok(r) if r.status() == 200)
+}
+
+/// More idle connections than the cap to one plane: the other plane keeps answering; the
+/// connections over the cap are closed at once and the rest by the header timeout, after which
+/// the flooded plane answers again. Before the fix (axum::serve: no cap, no header timeout)
+/// the idle connections stayed open for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_10_idle_connections_to_one_plane_do_not_stop_the_other() {
+    let h = Harness::start_configured(Arc::new(SystemClock), "", |c| {
+        c.limits.agent_max_connections = 8;
+        c.limits.operator_max_connections = 8;
+        c.limits.header_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let (_, token) = h.open_session("1h").await;
+    for flooded_operator in [true, false] {
+        let flooded = if flooded_operator {
+            h.operator_addr
+        } else {
+            h.agent_addr
+        };
+        let mut idle = idle_connections(flooded, 40).await;
+        let other_answers = if flooded_operator {
+            agent_answers(&h, &token).await
+        } else {
+            operator_answers(&h).await
+        };
+        assert!(other_answers, "flooded operator plane: {flooded_operator}");
+        // Every idle connection is closed by the server: over the cap at once, the rest by the
+        // header timeout (1 s).
+        for (i, stream) in idle.iter_mut().enumerate() {
+            assert!(
+                closed_within(stream, Duration::from_secs(5)).await,
+                "idle connection {i} to the {} plane is still open",
+                if flooded_operator {
+                    "operator"
+                } else {
+                    "agent"
+                }
+            );
+        }
+        drop(idle);
+        let flooded_answers = if flooded_operator {
+            operator_answers(&h).await
+        } else {
+            agent_answers(&h, &token).await
+        };
+        assert!(
+            flooded_answers,
+            "flooded operator plane: {flooded_operator}"
+        );
+    }
+    h.stop().await;
+}
+
+/// A request head sent slowly (a byte at a time, never finished) is cut by the header
+/// timeout; a body that trickles in past the body timeout fails the request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_10_slow_heads_and_bodies_are_cut_off() {
+    let h = Harness::start_configured(Arc::new(SystemClock), "", |c| {
+        c.limits.header_timeout = Duration::from_secs(1);
+        c.limits.body_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let (_, token) = h.open_session("1h").await;
+    // A head that never ends.
+    let mut slow = TcpStream::connect(h.agent_addr).await.unwrap();
+    slow.write_all(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .await
+        .unwrap();
+    assert!(closed_within(&mut slow, Duration::from_secs(5)).await);
+    // A complete head, then a body that stops half-way.
+    let mut slow = TcpStream::connect(h.agent_addr).await.unwrap();
+    let head = format!(
+        "POST /v1/decide HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"tool\":"
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        read.is_ok(),
+        "the request with a trickling body was not ended"
+    );
+    assert!(
+        !answer.starts_with("HTTP/1.1 200"),
+        "a body that never arrived was answered 200: {answer}"
+    );
+    h.stop().await;
+}
