@@ -134,3 +134,79 @@ async fn issue_10_slow_heads_and_bodies_are_cut_off() {
     );
     h.stop().await;
 }
+
+/// An OpenAI-shaped provider that answers after `delay`, reporting 50 tokens of usage;
+/// counts the requests it gets.
+async fn slow_provider(delay: Duration) -> (String, Arc<std::sync::atomic::AtomicU64>) {
+    let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let c = count.clone();
+    let app = axum::Router::new().fallback(move || {
+        let c = c.clone();
+        async move {
+            c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(delay).await;
+            axum::Json(json!({
+                "id": "chatcmpl-1",
+                "object": "chat.completion",
+                "model": "slow",
+                "choices": [{ "index": 0, "finish_reason": "stop",
+                              "message": { "role": "assistant", "content": "done" } }],
+                "usage": { "prompt_tokens": 10, "completion_tokens": 40, "total_tokens": 50 }
+            }))
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), count)
+}
+
+/// Issue 10 point 16: eight concurrent model calls against a budget that fits one: one runs,
+/// the others get 429. Before the fix every call was checked (`used < limit`) before the
+/// first was counted, so all eight reached the provider.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_10_concurrent_model_calls_cannot_overrun_a_token_budget() {
+    let (url, reached) = slow_provider(Duration::from_millis(500)).await;
+    let inventory = format!(
+        "  models:\n    - alias: slow\n      routes:\n        - {{ provider: openai, base_url: \"{url}\", model: slow }}\n  token_budgets:\n    - {{ per: session, tokens: 100 }}\n"
+    );
+    let h = Harness::start_charter(Arc::new(SystemClock), "", &inventory, |_| {}).await;
+    let (_, token) = h.open_session("1h").await;
+    let calls = (0..8).map(|_| {
+        let (http, token) = (h.http.clone(), token.clone());
+        let url = format!("http://{}/v1/chat/completions", h.agent_addr);
+        async move {
+            http.post(url)
+                .bearer_auth(token)
+                .json(&json!({
+                    "model": "slow",
+                    "max_tokens": 80,
+                    "messages": [{ "role": "user", "content": "hi" }]
+                }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures::future::join_all(calls).await;
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    assert_eq!(ok, 1, "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 429),
+        "{statuses:?}"
+    );
+    assert_eq!(reached.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // The call ended: 50 of 100 tokens used, nothing in flight, so the next one runs.
+    let resp = h
+        .http
+        .post(format!("http://{}/v1/chat/completions", h.agent_addr))
+        .bearer_auth(&token)
+        .json(&json!({ "model": "slow", "max_tokens": 80, "messages": [{ "role": "user", "content": "again" }] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    h.stop().await;
+}
