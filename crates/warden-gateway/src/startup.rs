@@ -38,6 +38,11 @@ use crate::session_refusals::SessionRefusals;
 
 /// How often forwarded actions whose result is overdue are recorded as `unknown`.
 const UNREPORTED_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+/// How often sessions that expired long ago are forgotten in memory.
+const SESSION_PRUNE_INTERVAL: Duration = Duration::from_secs(600);
+/// How long an expired session stays in memory (refused as expired, listed) before it is
+/// forgotten (then its token is refused as unknown).
+pub const EXPIRED_SESSIONS_KEPT: Duration = Duration::from_secs(86_400);
 /// How long start-up waits for upstream servers to connect before serving anyway.
 const UPSTREAM_INITIAL_WAIT: Duration = Duration::from_secs(15);
 /// The file the first operator token is written to, in the data directory.
@@ -163,6 +168,7 @@ impl Gateway {
             clock: clock.clone(),
             max_body_bytes: config.max_body_bytes,
         });
+        let clock_for_pruning = clock.clone();
         let governor = Arc::new(Governor::new(
             charter,
             ledger,
@@ -192,6 +198,22 @@ impl Gateway {
                     () = tokio::time::sleep(UNREPORTED_SWEEP_INTERVAL) => {
                         sweeper.record_unreported(std::time::Instant::now()).await;
                     }
+                    () = stop.cancelled() => break,
+                }
+            }
+        });
+        // Sessions long expired are forgotten in memory, at start and every ten minutes.
+        let sessions = stores.sessions.clone();
+        let pruner_clock = clock_for_pruning.clone();
+        let stop = background.stop.clone();
+        background.tasks.spawn(async move {
+            loop {
+                let pruned = sessions.prune_expired(pruner_clock.now(), EXPIRED_SESSIONS_KEPT);
+                if pruned > 0 {
+                    tracing::debug!(pruned, "Expired sessions forgotten in memory.");
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(SESSION_PRUNE_INTERVAL) => {}
                     () = stop.cancelled() => break,
                 }
             }

@@ -210,3 +210,57 @@ async fn issue_10_concurrent_model_calls_cannot_overrun_a_token_budget() {
     assert_eq!(resp.status().as_u16(), 200);
     h.stop().await;
 }
+
+/// Issue 10 point 15: a session may have at most 16 approval requests open; the next action
+/// that would raise one is refused (recorded as `approval_unavailable`) while another session
+/// can still ask. Before the fix there was no cap: every new action raised a request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_10_open_approval_requests_per_session_are_capped() {
+    let h = Harness::start(Arc::new(SystemClock)).await;
+    let (_, token) = h.open_session("1h").await;
+    for i in 0..16 {
+        let (status, body) = h.decide(&token, &format!("ask {i}"), None).await;
+        assert_eq!(status, 202, "{i}: {body}");
+    }
+    let (status, body) = h.decide(&token, "ask one more", None).await;
+    assert_ne!(status, 202, "{body}");
+    assert!(
+        body.to_string().contains("16 open approval requests"),
+        "{body}"
+    );
+    // The same action again joins its open request: not a new one.
+    let (status, body) = h.decide(&token, "ask 3", None).await;
+    assert_eq!(status, 202, "{body}");
+    let (_, other) = h.open_session("1h").await;
+    let (status, body) = h.decide(&other, "ask 0", None).await;
+    assert_eq!(status, 202, "{body}");
+    let unavailable = h.records_of("approval_unavailable").await;
+    assert_eq!(unavailable.len(), 1, "{unavailable:?}");
+    h.stop().await;
+}
+
+/// Issue 10 point 15: a call waiting for approval ends at the request's deadline even when
+/// nothing marks the request timed out (here the sweeper's clock stands still). Before the
+/// fix the wait had no deadline arm of its own and waited until the caller gave up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_10_an_approval_wait_ends_at_its_deadline_by_itself() {
+    let clock = Arc::new(warden_core::ManualClock::new(
+        time::OffsetDateTime::now_utc(),
+    ));
+    let h = Harness::start_with(
+        clock,
+        "    - { id: echo-quick, tool: echo.echo, tier: approval, args: { text: { prefix: quick } }, approval: { timeout: 1s } }\n",
+    )
+    .await;
+    let (_, token) = h.open_session("1h").await;
+    let answer = tokio::time::timeout(Duration::from_secs(15), h.call(&token, "quick one"))
+        .await
+        .expect("the wait did not end at the approval deadline");
+    assert!(crate::is_error(&answer), "{answer}");
+    assert!(
+        crate::text_of(&answer).contains("before the deadline"),
+        "{answer}"
+    );
+    assert_eq!(h.calls.load(std::sync::atomic::Ordering::SeqCst), 0);
+    h.stop().await;
+}
