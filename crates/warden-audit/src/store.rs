@@ -70,6 +70,11 @@ pub struct LedgerConfig {
     /// Refuse to grow the database file beyond about this many bytes (SQLite
     /// `max_page_count`); appends past it fail as if the disk were full. Default: no limit.
     pub max_size_bytes: Option<u64>,
+    /// How long an append waits (for room in the queue and for its commit) before it fails
+    /// with [`LedgerError::TimedOut`]; the caller treats that as a failure to record and fails
+    /// closed. An append whose caller gave up is dropped by the writer if it has not started
+    /// writing it yet. Default 10 s.
+    pub append_timeout: Duration,
 }
 
 impl Default for LedgerConfig {
@@ -79,20 +84,24 @@ impl Default for LedgerConfig {
             max_batch: NonZeroUsize::new(512).unwrap_or(NonZeroUsize::MIN),
             busy_timeout: Duration::from_secs(5),
             max_size_bytes: None,
+            append_timeout: Duration::from_secs(10),
         }
     }
 }
 
 /// A handle on the ledger's writer: cheap to clone, shared by every task that appends.
 ///
-/// Appends are durable when they return `Ok`. Nothing here has a timeout of its own: a caller
-/// that must not wait forever (for a full queue, a slow disk, a lock held by another process)
-/// wraps the call in `tokio::time::timeout` and treats the timeout as a failure to record,
-/// that is, it fails closed. An append whose caller gave up may still be committed.
+/// Appends are durable when they return `Ok`. Every append is bounded by
+/// [`LedgerConfig::append_timeout`] (a full queue, a slow disk, a lock held by another
+/// process): past it the append fails with [`LedgerError::TimedOut`], and a caller treats that
+/// as a failure to record, that is, it fails closed. An append whose caller gave up (the
+/// timeout, or a dropped future) is skipped by the writer if it is still queued; one the
+/// writer had already started may still be committed.
 #[derive(Debug, Clone)]
 pub struct Ledger {
     tx: mpsc::Sender<writer::Command>,
     dir: Arc<PathBuf>,
+    append_timeout: Duration,
 }
 
 impl Ledger {
@@ -109,6 +118,7 @@ impl Ledger {
         config: LedgerConfig,
     ) -> Result<Ledger, LedgerError> {
         let (tx, rx) = mpsc::channel(config.queue_capacity.get());
+        let append_timeout = config.append_timeout;
         let (opened_tx, opened) = oneshot::channel();
         let thread_dir = dir.to_path_buf();
         std::thread::Builder::new()
@@ -135,6 +145,7 @@ impl Ledger {
         Ok(Ledger {
             tx,
             dir: Arc::new(dir.to_path_buf()),
+            append_timeout,
         })
     }
 
@@ -168,11 +179,18 @@ impl Ledger {
             })
             .collect();
         let (ack, done) = oneshot::channel();
-        self.tx
-            .send(writer::Command::Append(writer::Job { records, ack }))
+        let append = async {
+            self.tx
+                .send(writer::Command::Append(writer::Job { records, ack }))
+                .await
+                .map_err(|_| LedgerError::Closed)?;
+            done.await.map_err(|_| LedgerError::Closed)?
+        };
+        tokio::time::timeout(self.append_timeout, append)
             .await
-            .map_err(|_| LedgerError::Closed)?;
-        done.await.map_err(|_| LedgerError::Closed)?
+            .unwrap_or(Err(LedgerError::TimedOut {
+                after: self.append_timeout,
+            }))
     }
 
     /// Commits everything already queued, stops the writer, closes the database and releases

@@ -20,6 +20,15 @@
 //! | operator plane URL in links | `--public-url` | `WARDEN_PUBLIC_URL` | `public_url` | `http://` + operator plane address |
 //! | progress notification interval | `--approval-progress-interval` | `WARDEN_APPROVAL_PROGRESS_INTERVAL` | `approval_progress_interval` | `10s` |
 //! | decide-API result deadline | `--result-deadline` | `WARDEN_RESULT_DEADLINE` | `result_deadline` | `15m` |
+//! | agent plane connection cap | `--agent-max-connections` | `WARDEN_AGENT_MAX_CONNECTIONS` | `agent_max_connections` | `1024` |
+//! | operator plane connection cap | `--operator-max-connections` | `WARDEN_OPERATOR_MAX_CONNECTIONS` | `operator_max_connections` | `256` |
+//! | request head (and idle) timeout | `--header-timeout` | `WARDEN_HEADER_TIMEOUT` | `header_timeout` | `30s` |
+//! | request body timeout | `--body-timeout` | `WARDEN_BODY_TIMEOUT` | `body_timeout` | `30s` |
+//! | short-route request timeout | `--request-timeout` | `WARDEN_REQUEST_TIMEOUT` | `request_timeout` | `30s` |
+//!
+//! Durations are whole numbers with a unit (`90s`, `15m`, `2h`, `7d`), positive and at most ten
+//! years ([`warden_core::text::MAX_DURATION`]): a longer one is refused, so no deadline
+//! computed from a setting can overflow.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -40,6 +49,35 @@ pub const DEFAULT_DATA_DIR: &str = "warden-data";
 pub const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
 /// Default largest request body.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The bounds on the two listeners (see [`crate::listener`] for what each one cuts, and what
+/// it never cuts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most connections the agent plane holds at once; more are closed at once.
+    pub agent_max_connections: usize,
+    /// Most connections the operator plane holds at once; more are closed at once.
+    pub operator_max_connections: usize,
+    /// A connection must send a complete request head within this (a new one, and a kept-alive
+    /// one between requests), else it is closed.
+    pub header_timeout: Duration,
+    /// A request body must arrive within this of its head.
+    pub body_timeout: Duration,
+    /// The operator plane's routes and the agent plane's short ones answer within this.
+    pub request_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            agent_max_connections: 1024,
+            operator_max_connections: 256,
+            header_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
 
 /// Settings as given (by flags or the config file); every field optional.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -72,6 +110,16 @@ pub struct RawConfig {
     /// How long after a decide-API action is allowed its result may be reported before it is
     /// recorded as `unknown` (`15m`).
     pub result_deadline: Option<String>,
+    /// Most connections the agent plane holds at once (`1024`).
+    pub agent_max_connections: Option<u64>,
+    /// Most connections the operator plane holds at once (`256`).
+    pub operator_max_connections: Option<u64>,
+    /// Request head (and keep-alive idle) timeout (`30s`).
+    pub header_timeout: Option<String>,
+    /// Request body timeout (`30s`).
+    pub body_timeout: Option<String>,
+    /// Request timeout of the short routes (`30s`).
+    pub request_timeout: Option<String>,
 }
 
 /// Where environment variables come from.
@@ -127,6 +175,8 @@ pub struct Config {
     /// Where provider keys (the charter's `api_key_env` variables) are read from: `None` for
     /// the process environment (always, from the command line); a map in tests.
     pub provider_keys: Option<HashMap<String, String>>,
+    /// Connection caps and timeouts of the listeners.
+    pub limits: Limits,
 }
 
 /// Where and how new approval requests are announced.
@@ -210,8 +260,28 @@ fn duration(
             setting,
             origin,
             value: v,
-            reason: "write a whole number and a unit: `90s`, `15m`, `2h`".to_owned(),
+            reason: "write a positive whole number and a unit (`90s`, `15m`, `2h`, `7d`), at most ten years".to_owned(),
         }),
+    }
+}
+
+fn connections(
+    setting: &'static str,
+    value: Option<(String, &'static str)>,
+    default: usize,
+) -> Result<usize, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some((v, origin)) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1_000_000).contains(n))
+            .ok_or(ConfigError::Invalid {
+                setting,
+                origin,
+                value: v,
+                reason: "a whole number of connections, from 1 to 1000000".to_owned(),
+            }),
     }
 }
 
@@ -393,7 +463,56 @@ impl Config {
             ),
             Duration::from_secs(15 * 60),
         )?;
+        let defaults = Limits::default();
+        let limits = Limits {
+            agent_max_connections: connections(
+                "agent_max_connections",
+                pick(
+                    &flags.agent_max_connections.map(|v| v.to_string()),
+                    env.var("WARDEN_AGENT_MAX_CONNECTIONS"),
+                    &file.agent_max_connections.map(|v| v.to_string()),
+                ),
+                defaults.agent_max_connections,
+            )?,
+            operator_max_connections: connections(
+                "operator_max_connections",
+                pick(
+                    &flags.operator_max_connections.map(|v| v.to_string()),
+                    env.var("WARDEN_OPERATOR_MAX_CONNECTIONS"),
+                    &file.operator_max_connections.map(|v| v.to_string()),
+                ),
+                defaults.operator_max_connections,
+            )?,
+            header_timeout: duration(
+                "header_timeout",
+                pick(
+                    &flags.header_timeout,
+                    env.var("WARDEN_HEADER_TIMEOUT"),
+                    &file.header_timeout,
+                ),
+                defaults.header_timeout,
+            )?,
+            body_timeout: duration(
+                "body_timeout",
+                pick(
+                    &flags.body_timeout,
+                    env.var("WARDEN_BODY_TIMEOUT"),
+                    &file.body_timeout,
+                ),
+                defaults.body_timeout,
+            )?,
+            request_timeout: duration(
+                "request_timeout",
+                pick(
+                    &flags.request_timeout,
+                    env.var("WARDEN_REQUEST_TIMEOUT"),
+                    &file.request_timeout,
+                ),
+                defaults.request_timeout,
+            )?,
+        };
         Ok(Config {
+            limits,
             provider_keys: None,
             result_deadline,
             approval_webhook,
@@ -428,104 +547,4 @@ impl Config {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
-
-    #[test]
-    fn precedence_is_flag_env_file_default() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("warden.toml");
-        std::fs::write(&file, "agent_listen = \"127.0.0.1:9000\"\noperator_listen = \"127.0.0.1:9001\"\ncharter = \"from-file.yaml\"\nmax_body_bytes = 2048\n").unwrap();
-        let flags = RawConfig {
-            agent_listen: Some("127.0.0.1:7000".into()),
-            ..RawConfig::default()
-        };
-        let c = Config::resolve(
-            &flags,
-            Some(&file),
-            &env(&[("WARDEN_OPERATOR_LISTEN", "127.0.0.1:8001")]),
-        )
-        .unwrap();
-        assert_eq!(c.agent_listen.to_string(), "127.0.0.1:7000");
-        assert_eq!(c.operator_listen.to_string(), "127.0.0.1:8001");
-        assert_eq!(c.charter, PathBuf::from("from-file.yaml"));
-        assert_eq!(c.max_body_bytes, 2048);
-        assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
-        let c = Config::resolve(
-            &RawConfig::default(),
-            None,
-            &env(&[
-                ("WARDEN_CHARTER", "c.yaml"),
-                ("WARDEN_CONFIG", file.to_str().unwrap()),
-            ]),
-        )
-        .unwrap();
-        assert_eq!(c.agent_listen.to_string(), "127.0.0.1:9000");
-        assert_eq!(c.charter, PathBuf::from("c.yaml"));
-    }
-
-    #[test]
-    fn bad_values_are_named_with_their_origin() {
-        let e = Config::resolve(
-            &RawConfig::default(),
-            None,
-            &env(&[("WARDEN_CHARTER", "c"), ("WARDEN_AGENT_LISTEN", "nope")]),
-        )
-        .unwrap_err();
-        assert!(
-            e.to_string()
-                .starts_with("invalid `agent_listen` (from environment): `nope`"),
-            "{e}"
-        );
-        let e = Config::resolve(&RawConfig::default(), None, &env(&[])).unwrap_err();
-        assert!(matches!(e, ConfigError::NoCharter));
-        let same = RawConfig {
-            agent_listen: Some("127.0.0.1:1".into()),
-            operator_listen: Some("127.0.0.1:1".into()),
-            charter: Some("c".into()),
-            ..RawConfig::default()
-        };
-        assert!(
-            Config::resolve(&same, None, &env(&[]))
-                .unwrap_err()
-                .to_string()
-                .contains("separate listeners")
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("w.toml");
-        std::fs::write(&file, "agent_lissen = 1\n").unwrap();
-        let e = Config::resolve(&RawConfig::default(), Some(&file), &env(&[])).unwrap_err();
-        assert!(
-            e.to_string().contains("unknown field `agent_lissen`"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn a_config_file_that_is_a_device_or_too_large_is_refused_without_reading_it_all() {
-        // Before the bounded reader, `/dev/zero` as the config file grew memory without bound.
-        let e = Config::resolve(
-            &RawConfig::default(),
-            Some(Path::new("/dev/zero")),
-            &env(&[]),
-        )
-        .unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "config file `/dev/zero` is a device, not a regular file"
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("big.toml");
-        let big = vec![b'#'; usize::try_from(MAX_CONFIG_FILE_BYTES).unwrap() + 1];
-        std::fs::write(&file, big).unwrap();
-        let e = Config::resolve(&RawConfig::default(), Some(&file), &env(&[])).unwrap_err();
-        assert!(e.to_string().contains("larger than the limit"), "{e}");
-    }
-}
+mod tests;

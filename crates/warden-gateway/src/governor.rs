@@ -74,6 +74,7 @@ pub struct Governor {
     local_servers: HashSet<String>,
     shutdown: CancellationToken,
     outstanding: OutstandingActions,
+    open_approvals: approval_wait::OpenApprovals,
 }
 
 impl std::fmt::Debug for Governor {
@@ -122,6 +123,7 @@ impl Governor {
             local_servers,
             shutdown,
             outstanding: OutstandingActions::new(result_deadlines),
+            open_approvals: approval_wait::OpenApprovals::default(),
         }
     }
 
@@ -392,7 +394,10 @@ impl Governor {
             (Verdict::Ask, Some(Plan::Use(entry) | Plan::Join(entry))) => entry,
             (Verdict::Ask, Some(Plan::Create(req))) => {
                 match self.approvals.create(*req).await {
-                    Ok(e) => e,
+                    Ok(e) => {
+                        self.open_approvals.add(&session.id, &e);
+                        e
+                    }
                     Err(StoreError::Duplicate) => match self.approvals.by_hash(&hash) {
                         // An identical call raised the same request a moment ago: join it.
                         Some(e) => {

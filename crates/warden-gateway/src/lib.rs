@@ -19,6 +19,7 @@ mod data_dir;
 pub mod decide_api;
 pub mod governor;
 pub mod interventions;
+mod listener;
 pub mod mcp_gate;
 pub mod outstanding;
 pub mod paths;

@@ -187,6 +187,13 @@ async fn healthz() -> Response {
 }
 
 pub(crate) fn agent_router(state: Arc<AppState>, cancel: CancellationToken) -> Router {
+    let limits = state.config.limits;
+    // The short routes (health, result reports) answer at once: they are under the request
+    // timeout. The MCP endpoint, the decide API and the model endpoints wait for approvals and
+    // stream answers, bounded by their own deadlines instead (see `crate::listener`).
+    let within = middleware::from_fn(move |req, next| {
+        crate::listener::answer_within(limits.request_timeout, req, next)
+    });
     let mcp = warden_mcp::router(McpEndpoint {
         gate: state.governor.clone(),
         upstreams: state.upstreams.clone(),
@@ -214,11 +221,14 @@ pub(crate) fn agent_router(state: Arc<AppState>, cancel: CancellationToken) -> R
         .merge(warden_operator::agent_plane_refusals(
             state.governor.approvals().clone(),
         ))
-        .route("/v1/actions/{id}/result", post(decide_api::result))
+        .route(
+            "/v1/actions/{id}/result",
+            post(decide_api::result).layer(within.clone()),
+        )
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), agent_auth));
     Router::new()
-        .route("/healthz", get(healthz))
+        .route("/healthz", get(healthz).layer(within))
         .merge(protected)
         .fallback(|| async {
             ApiError::new(
@@ -228,4 +238,8 @@ pub(crate) fn agent_router(state: Arc<AppState>, cancel: CancellationToken) -> R
             )
         })
         .with_state(state)
+        // Outermost: the body timeout applies to every route's body, authenticated or not.
+        .layer(middleware::from_fn(move |req, next| {
+            crate::listener::body_within(limits.body_timeout, req, next)
+        }))
 }

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::serve::ListenerExt as _;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -31,6 +30,7 @@ use crate::app_state::AppState;
 use crate::config::Config;
 use crate::governor::Governor;
 use crate::interventions::Interventions;
+use crate::listener::Plane;
 use crate::outstanding::ResultDeadlines;
 use crate::pending_results::PendingResults;
 use crate::routes::agent_router;
@@ -38,6 +38,11 @@ use crate::session_refusals::SessionRefusals;
 
 /// How often forwarded actions whose result is overdue are recorded as `unknown`.
 const UNREPORTED_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+/// How often sessions that expired long ago are forgotten in memory.
+const SESSION_PRUNE_INTERVAL: Duration = Duration::from_secs(600);
+/// How long an expired session stays in memory (refused as expired, listed) before it is
+/// forgotten (then its token is refused as unknown).
+pub const EXPIRED_SESSIONS_KEPT: Duration = Duration::from_secs(86_400);
 /// How long start-up waits for upstream servers to connect before serving anyway.
 const UPSTREAM_INITIAL_WAIT: Duration = Duration::from_secs(15);
 /// The file the first operator token is written to, in the data directory.
@@ -120,6 +125,7 @@ impl Gateway {
         clock: Arc<dyn Clock>,
     ) -> Result<RunningGateway, StartError> {
         let charter = compile_charter(&config)?;
+        raise_open_files_limit();
         let prepared = prepare_upstreams(&charter)?;
         let ledger = open_ledger(&config, &charter, &clock).await?;
         let stores = open_state(&config, &charter, &clock).await?;
@@ -163,6 +169,7 @@ impl Gateway {
             clock: clock.clone(),
             max_body_bytes: config.max_body_bytes,
         });
+        let clock_for_pruning = clock.clone();
         let governor = Arc::new(
             Governor::new(
                 charter,
@@ -195,6 +202,22 @@ impl Gateway {
                     () = tokio::time::sleep(UNREPORTED_SWEEP_INTERVAL) => {
                         sweeper.record_unreported(std::time::Instant::now()).await;
                     }
+                    () = stop.cancelled() => break,
+                }
+            }
+        });
+        // Sessions long expired are forgotten in memory, at start and every ten minutes.
+        let sessions = stores.sessions.clone();
+        let pruner_clock = clock_for_pruning.clone();
+        let stop = background.stop.clone();
+        background.tasks.spawn(async move {
+            loop {
+                let pruned = sessions.prune_expired(pruner_clock.now(), EXPIRED_SESSIONS_KEPT);
+                if pruned > 0 {
+                    tracing::debug!(pruned, "Expired sessions forgotten in memory.");
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(SESSION_PRUNE_INTERVAL) => {}
                     () = stop.cancelled() => break,
                 }
             }
@@ -405,33 +428,34 @@ async fn serve(
     // The MCP service gets its own token, cancelled only after the drain: cancelling it first
     // would cut in-flight calls off with a bare 500 instead of their (denied) answers.
     let mcp_cancel = CancellationToken::new();
+    let limits = config.limits;
+    // The operator plane's routes all answer at once: every one is under the request
+    // timeout; the body timeout wraps it, so it runs first.
+    let operator_app = warden_operator::router(operator)
+        .layer(axum::middleware::from_fn(move |req, next| {
+            crate::listener::answer_within(limits.request_timeout, req, next)
+        }))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            crate::listener::body_within(limits.body_timeout, req, next)
+        }));
     let planes = [
-        (
-            agent_listener,
-            agent_router(state.clone(), mcp_cancel.clone()),
-            "agent",
-        ),
-        (
-            operator_listener,
-            warden_operator::router(operator),
-            "operator",
-        ),
+        Plane {
+            name: "agent",
+            listener: agent_listener,
+            app: agent_router(state.clone(), mcp_cancel.clone()),
+            max_connections: limits.agent_max_connections,
+        },
+        Plane {
+            name: "operator",
+            listener: operator_listener,
+            app: operator_app,
+            max_connections: limits.operator_max_connections,
+        },
     ];
-    for (listener, app, plane) in planes {
+    for plane in planes {
         let stop = background.stop.clone();
-        servers.spawn(async move {
-            // No Nagle: a stream's chunks (and small answers) go out at once instead of
-            // waiting for the client's delayed ACK (~40 ms).
-            let listener = listener.tap_io(|t| {
-                let _ = t.set_nodelay(true);
-            });
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-            {
-                tracing::error!(error = %e, plane, "A listener failed.");
-            }
-        });
+        let connections = servers.clone();
+        servers.spawn(crate::listener::serve(plane, limits, stop, connections));
     }
     servers.close();
     let _ = state
@@ -478,6 +502,23 @@ fn other_secrets(config: &Config, charter: &CompiledCharter) -> Vec<String> {
         .collect();
     secrets.extend(config.approval_webhook.as_ref().map(|w| w.url.to_string()));
     secrets
+}
+
+/// Raises the soft limit on open files to the hard limit, so that the connection caps, not the
+/// descriptor limit, bound the listeners (a soft limit of 1024 is common). A failure is
+/// logged and start-up goes on.
+fn raise_open_files_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current.is_some() && limit.current != limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::warn!(error = %e, "The open files limit could not be raised.");
+        }
+    }
 }
 
 /// Reads the approval signing secret, creating it at first start.

@@ -25,6 +25,8 @@ mod approvals;
 mod files;
 #[path = "gateway/inventory.rs"]
 mod inventory;
+#[path = "gateway/limits.rs"]
+mod limits;
 #[path = "gateway/model_records.rs"]
 mod model_records;
 #[path = "gateway/models.rs"]

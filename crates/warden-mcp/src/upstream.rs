@@ -31,6 +31,10 @@ use crate::sandbox::{self, Outcome, Plan, SandboxUnavailable, Support};
 
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long connecting to a server (spawn or connect, and the MCP initialisation) may take,
+/// and, separately, listing its tools and resources; past either the attempt fails and is
+/// retried with backoff, so a server that never answers does not hold its supervisor.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why an upstream call failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -98,6 +102,16 @@ pub struct Upstreams {
 #[derive(Debug)]
 pub struct PreparedUpstreams {
     servers: Vec<Arc<Upstream>>,
+    handshake_timeout: Duration,
+}
+
+impl PreparedUpstreams {
+    /// Uses `timeout` instead of [`HANDSHAKE_TIMEOUT`] for connecting and for listing.
+    #[must_use]
+    pub fn with_handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
 }
 
 impl PreparedUpstreams {
@@ -189,7 +203,7 @@ impl Upstream {
         matches!(self.state.read().map(|s| s.clone()), Ok(State::Up(_)))
     }
 
-    async fn supervise(self: Arc<Self>, cancel: CancellationToken) {
+    async fn supervise(self: Arc<Self>, cancel: CancellationToken, handshake: Duration) {
         let mut failures: u32 = 0;
         loop {
             if cancel.is_cancelled() {
@@ -197,14 +211,31 @@ impl Upstream {
             }
             self.set(State::Connecting);
             let connected = tokio::select! {
-                c = connect(&self.transport, &self.env, self.sandbox.as_ref()) => c,
+                c = tokio::time::timeout(handshake, connect(&self.transport, &self.env, self.sandbox.as_ref())) => {
+                    c.unwrap_or_else(|_| Err(format!("the connection did not finish within {handshake:?}")))
+                }
                 () = cancel.cancelled() => return,
             };
-            match connected {
+            // Listing is bounded too: a server that never answers it is dropped and retried.
+            let listed = match connected {
                 Ok(running) => {
                     let peer = running.peer().clone();
-                    let tools = peer.list_all_tools().await.unwrap_or_default();
-                    let resources = peer.list_all_resources().await.unwrap_or_default();
+                    let list = async {
+                        let tools = peer.list_all_tools().await.unwrap_or_default();
+                        let resources = peer.list_all_resources().await.unwrap_or_default();
+                        (tools, resources)
+                    };
+                    match tokio::time::timeout(handshake, list).await {
+                        Ok(lists) => Ok((running, peer, lists)),
+                        Err(_) => Err(format!(
+                            "listing its tools and resources did not finish within {handshake:?}"
+                        )),
+                    }
+                }
+                Err(reason) => Err(reason),
+            };
+            match listed {
+                Ok((running, peer, (tools, resources))) => {
                     if let Ok(mut t) = self.tools.write() {
                         *t = tools;
                     }
@@ -317,7 +348,10 @@ impl Upstreams {
                 connected: tokio::sync::Notify::new(),
             }));
         }
-        Ok(PreparedUpstreams { servers })
+        Ok(PreparedUpstreams {
+            servers,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+        })
     }
 
     /// Starts a supervisor for every prepared server, and waits up to `initial_wait` for them
@@ -330,7 +364,10 @@ impl Upstreams {
     ) -> Upstreams {
         let mut servers = HashMap::new();
         for up in prepared.servers {
-            tasks.spawn(up.clone().supervise(cancel.clone()));
+            tasks.spawn(
+                up.clone()
+                    .supervise(cancel.clone(), prepared.handshake_timeout),
+            );
             servers.insert(up.id.clone(), up);
         }
         let upstreams = Upstreams {
@@ -427,5 +464,50 @@ impl Upstreams {
         let peer = up.peer()?;
         let fut = peer.read_resource(ReadResourceRequestParams::new(uri.to_owned()));
         settle(server, timeout, tokio::time::timeout(timeout, fut).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 10, point 15: a server that never finishes the MCP initialisation is marked down
+    /// after the handshake timeout (and retried), instead of "connecting" for ever.
+    #[tokio::test]
+    async fn issue_10_a_server_that_never_initialises_is_marked_down() {
+        let up = Arc::new(Upstream {
+            id: "mute".to_owned(),
+            transport: Transport::Stdio {
+                command: vec!["/bin/sleep".to_owned(), "60".to_owned()],
+                env: Vec::new(),
+            },
+            env: ChildEnv::default(),
+            sandbox: None,
+            state: RwLock::new(State::Connecting),
+            tools: RwLock::new(Vec::new()),
+            resources: RwLock::new(Vec::new()),
+            connected: tokio::sync::Notify::new(),
+        });
+        let cancel = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        tasks.spawn(
+            up.clone()
+                .supervise(cancel.clone(), Duration::from_millis(200)),
+        );
+        let down = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let Err(UpstreamError::Unavailable { reason, .. }) = up.peer()
+                    && reason.contains("did not finish")
+                {
+                    break reason;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        cancel.cancel();
+        tasks.close();
+        tasks.wait().await;
+        assert!(down.is_ok(), "still connecting after the handshake timeout");
     }
 }

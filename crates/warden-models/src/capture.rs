@@ -39,6 +39,9 @@ pub(crate) struct ModelCall {
     pub(crate) started: Instant,
     /// One entry per route tried or skipped, in order: its index and what happened.
     pub(crate) attempts: Vec<Value>,
+    /// The tokens the call holds against the token budgets while it is in flight; released
+    /// when the call is dropped, after its usage is counted.
+    pub(crate) reservation: Option<warden_session::Reservation>,
 }
 
 impl ModelCall {
@@ -91,6 +94,7 @@ impl ModelCall {
                 "per": exceeded.per.as_str(),
                 "limit": exceeded.limit,
                 "used": exceeded.used,
+                "reserved": exceeded.reserved,
             }),
         )
     }

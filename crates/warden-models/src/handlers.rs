@@ -140,7 +140,7 @@ async fn model_call(
             "the session is revoked or expired",
         );
     }
-    let call = ModelCall {
+    let mut call = ModelCall {
         id: Uuid::now_v7().to_string(),
         session: session.clone(),
         protocol,
@@ -150,6 +150,7 @@ async fn model_call(
         last_user: inspected.last_user,
         started: Instant::now(),
         attempts: Vec::new(),
+        reservation: None,
     };
     // The frozen posture stops every call before anything else is looked at (as it stops
     // every action in the decision); the refusal is recorded, and answered whether or not
@@ -221,16 +222,26 @@ async fn model_call(
     if let Err(refused) = provider_actions::check(&proxy, &call, &parsed, &headers).await {
         return refused;
     }
-    if let Err(exceeded) = proxy.budgets.check(&session, now) {
-        if let Err(e) = proxy.recorder.append(call.budget_exceeded(&exceeded)).await {
-            tracing::error!(error = %e, "The ledger cannot record a refused model call.");
+    // Reserve before forward: the call holds what it may use (its prompt and its largest
+    // completion) against the budgets until it is counted, so concurrent calls cannot
+    // overrun them.
+    match proxy.budgets.reserve(
+        &session,
+        now,
+        reservation_tokens(&call.prompt_text, &parsed),
+    ) {
+        Ok(reservation) => call.reservation = Some(reservation),
+        Err(exceeded) => {
+            if let Err(e) = proxy.recorder.append(call.budget_exceeded(&exceeded)).await {
+                tracing::error!(error = %e, "The ledger cannot record a refused model call.");
+            }
+            return protocol_error(
+                protocol,
+                StatusCode::TOO_MANY_REQUESTS,
+                "budget_exceeded",
+                &exceeded.message(),
+            );
         }
-        return protocol_error(
-            protocol,
-            StatusCode::TOO_MANY_REQUESTS,
-            "budget_exceeded",
-            &exceeded.message(),
-        );
     }
     let requested = call.requested(proxy.system_message.is_some(), &parsed);
     let Value::Object(request) = parsed else {
@@ -277,4 +288,19 @@ async fn model_call(
             response
         }
     }
+}
+
+/// The completion reserved for a call that names no largest completion (`max_tokens`,
+/// `max_completion_tokens`), in tokens.
+const COMPLETION_CEILING_TOKENS: u64 = 4096;
+
+/// The tokens a call may use, reserved against the token budgets before it is forwarded: its
+/// prompt (estimated) and its largest completion — the request's `max_tokens` (or OpenAI's
+/// `max_completion_tokens`), else [`COMPLETION_CEILING_TOKENS`].
+fn reservation_tokens(prompt_text: &str, request: &Value) -> u64 {
+    let completion = ["max_completion_tokens", "max_tokens"]
+        .iter()
+        .find_map(|k| request.get(*k).and_then(Value::as_u64))
+        .unwrap_or(COMPLETION_CEILING_TOKENS);
+    warden_llm::estimate_tokens(prompt_text).saturating_add(completion)
 }

@@ -142,7 +142,11 @@ pub(crate) async fn forward(
         let status = upstream.status().as_u16();
         if status == 429 {
             let wait = retry_after(upstream.headers());
-            proxy.cooldowns.hold(key, Instant::now() + wait);
+            // Checked (`wait` is at most MAX_RETRY_AFTER, but no `Instant + Duration` may panic):
+            // a cooldown that cannot be computed is not held.
+            if let Some(until) = Instant::now().checked_add(wait) {
+                proxy.cooldowns.hold(key, until);
+            }
             soonest_retry = Some(soonest_retry.map_or(wait, |s| s.min(wait)));
             call.attempts.push(
                 json!({ "route": index, "status": 429, "retry_after_seconds": wait.as_secs() }),

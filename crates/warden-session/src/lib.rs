@@ -29,5 +29,5 @@ pub use operators::{OperatorCredentials, OperatorIdentity, OperatorRole};
 pub use scope_counters::{ScopeCounters, ScopeIncrement};
 pub use sessions::{MAX_TASK_BYTES, MAX_TTL, OpenedSession, Session, SessionInfo, SessionStore};
 pub use state_db::{StateDb, StoreError};
-pub use token_budgets::{BudgetExceeded, CountedTokens, TokenBudgets};
+pub use token_budgets::{BudgetExceeded, CountedTokens, Reservation, TokenBudgets};
 pub use tokens::Plane;

@@ -1,6 +1,13 @@
 //! Preapproved-scope counters, per session and per UTC day, kept in memory and written
 //! through to `state.db`, so a restart does not reset a day's spend.
+//!
+//! A decision is made without the counters' lock (it reads each rule's usage under the lock,
+//! one at a time); then, under the lock, the usage it read is checked to be unchanged and the
+//! use is counted. Usage that changed meanwhile (a concurrent call counted) makes it decide
+//! again, at most [`MAX_DECIDE_ATTEMPTS`] times; past that every scope looks used up, so the
+//! action escalates rather than runs unmetered.
 
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -12,6 +19,10 @@ use warden_core::{Decision, Tier, Verdict};
 use warden_pdp::{RuleUsage, ScopeUsage};
 
 use crate::state_db::{StateDb, StoreError};
+
+/// How many times a decision is made again when the usage it read changed before it could be
+/// counted.
+pub const MAX_DECIDE_ATTEMPTS: usize = 8;
 
 /// The window a counter covers.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -39,7 +50,7 @@ struct Counter {
 /// per session and per UTC day.
 #[derive(Debug)]
 pub struct ScopeCounters {
-    counters: Mutex<HashMap<(String, Window), Counter>>,
+    counters: Mutex<Counters>,
     pool: SqlitePool,
 }
 
@@ -49,28 +60,47 @@ pub fn utc_day(now: OffsetDateTime) -> String {
     format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
 }
 
-struct View<'a> {
-    counters: &'a HashMap<(String, Window), Counter>,
-    session: Window,
-    day: Window,
+type Counters = HashMap<(String, Window), Counter>;
+
+/// The usage of `rule_id` in the session's and the day's windows.
+fn usage_of(counters: &Counters, rule_id: &str, session: &Window, day: &Window) -> RuleUsage {
+    let get = |w: &Window| {
+        counters
+            .get(&(rule_id.to_owned(), w.clone()))
+            .copied()
+            .unwrap_or_default()
+    };
+    let s = get(session);
+    let d = get(day);
+    RuleUsage {
+        session_count: s.count,
+        day_count: d.count,
+        session_spend: s.spend,
+        day_spend: d.spend,
+    }
 }
 
-impl ScopeUsage for View<'_> {
+/// The usage a decision reads, each rule under the lock for the read only; what was read is
+/// kept, to be checked before the use is counted.
+struct Snapshot<'a> {
+    counters: &'a Mutex<Counters>,
+    session: &'a Window,
+    day: &'a Window,
+    read: RefCell<Vec<(String, RuleUsage)>>,
+    poisoned: Cell<bool>,
+}
+
+impl ScopeUsage for Snapshot<'_> {
     fn rule(&self, rule_id: &str) -> RuleUsage {
-        let get = |w: &Window| {
-            self.counters
-                .get(&(rule_id.to_owned(), w.clone()))
-                .copied()
-                .unwrap_or_default()
+        let usage = match self.counters.lock() {
+            Ok(c) => usage_of(&c, rule_id, self.session, self.day),
+            Err(_) => {
+                self.poisoned.set(true);
+                Poisoned.rule(rule_id)
+            }
         };
-        let s = get(&self.session);
-        let d = get(&self.day);
-        RuleUsage {
-            session_count: s.count,
-            day_count: d.count,
-            session_spend: s.spend,
-            day_spend: d.spend,
-        }
+        self.read.borrow_mut().push((rule_id.to_owned(), usage));
+        usage
     }
 }
 
@@ -114,48 +144,58 @@ impl ScopeCounters {
         })
     }
 
-    /// Runs `decide` with this session's usage, and — atomically with it — counts the use
-    /// when the decision allows a preapproved action, so concurrent calls cannot both take the
-    /// last unit of a scope. Returns the decision and the change to persist.
+    /// Runs `decide` with this session's usage, without holding the counters' lock, then —
+    /// under the lock, if the usage it read is unchanged — counts the use when the decision
+    /// allows a preapproved action, so concurrent calls cannot both take the last unit of a
+    /// scope. If the usage changed meanwhile it decides again (at most
+    /// [`MAX_DECIDE_ATTEMPTS`] times, then as if every scope were used up). Returns the
+    /// decision and the change to persist.
     pub fn decide_and_count(
         &self,
         charter: &CompiledCharter,
         session_id: &str,
         now: OffsetDateTime,
         args: &serde_json::Value,
-        decide: impl FnOnce(&dyn ScopeUsage) -> Decision,
+        decide: impl Fn(&dyn ScopeUsage) -> Decision,
     ) -> (Decision, Option<ScopeIncrement>) {
-        let Ok(mut counters) = self.counters.lock() else {
-            // A poisoned lock is an error on the decision path: deny.
-            return (decide(&Poisoned), None);
-        };
         let session = Window::Session(session_id.to_owned());
         let day = Window::Day(utc_day(now));
-        let decision = decide(&View {
-            counters: &counters,
-            session: session.clone(),
-            day: day.clone(),
-        });
-        if decision.verdict != Verdict::Allow || decision.tier != Tier::Preapproved {
-            return (decision, None);
-        }
-        let mut rows = Vec::new();
-        for r in &decision.rules {
-            let spent = charter
-                .rule(&r.id)
-                .and_then(|rule| rule.scope.as_ref())
-                .and_then(|s| s.spend.as_ref())
-                .and_then(|spend| warden_pdp::lookup(args, &spend.path))
-                .and_then(|v| Amount::from_json(v).ok())
-                .unwrap_or(Amount::ZERO);
-            for w in [&session, &day] {
-                let c = counters.entry((r.id.to_string(), w.clone())).or_default();
-                c.count = c.count.saturating_add(1);
-                c.spend = c.spend.checked_add(spent).unwrap_or(c.spend);
-                rows.push((r.id.to_string(), w.key(), c.count, c.spend));
+        for _ in 0..MAX_DECIDE_ATTEMPTS {
+            let snapshot = Snapshot {
+                counters: &self.counters,
+                session: &session,
+                day: &day,
+                read: RefCell::new(Vec::new()),
+                poisoned: Cell::new(false),
+            };
+            let decision = decide(&snapshot);
+            if snapshot.poisoned.get() {
+                // A poisoned lock is an error on the decision path: every scope used up.
+                return (decide(&Poisoned), None);
             }
+            let Ok(mut counters) = self.counters.lock() else {
+                return (decide(&Poisoned), None);
+            };
+            let unchanged = snapshot
+                .read
+                .borrow()
+                .iter()
+                .all(|(rule, seen)| usage_of(&counters, rule, &session, &day) == *seen);
+            if !unchanged {
+                continue;
+            }
+            if decision.verdict != Verdict::Allow || decision.tier != Tier::Preapproved {
+                return (decision, None);
+            }
+            let rows = count_use(&mut counters, charter, &decision, args, [&session, &day]);
+            return (decision, Some(ScopeIncrement { rows }));
         }
-        (decision, Some(ScopeIncrement { rows }))
+        tracing::warn!(
+            session = session_id,
+            attempts = MAX_DECIDE_ATTEMPTS,
+            "Scope usage kept changing under a decision; it is decided with every scope used up."
+        );
+        (decide(&Poisoned), None)
     }
 
     /// Writes counter changes through to `state.db`.
@@ -173,6 +213,33 @@ impl ScopeCounters {
     }
 }
 
+/// Counts one use of every rule of `decision` in `windows`; the rows to persist.
+fn count_use(
+    counters: &mut Counters,
+    charter: &CompiledCharter,
+    decision: &Decision,
+    args: &serde_json::Value,
+    windows: [&Window; 2],
+) -> Vec<(String, String, u32, Amount)> {
+    let mut rows = Vec::new();
+    for r in &decision.rules {
+        let spent = charter
+            .rule(&r.id)
+            .and_then(|rule| rule.scope.as_ref())
+            .and_then(|s| s.spend.as_ref())
+            .and_then(|spend| warden_pdp::lookup(args, &spend.path))
+            .and_then(|v| Amount::from_json(v).ok())
+            .unwrap_or(Amount::ZERO);
+        for w in windows {
+            let c = counters.entry((r.id.to_string(), w.clone())).or_default();
+            c.count = c.count.saturating_add(1);
+            c.spend = c.spend.checked_add(spent).unwrap_or(c.spend);
+            rows.push((r.id.to_string(), w.key(), c.count, c.spend));
+        }
+    }
+    rows
+}
+
 /// ScopeUsage when the counters cannot be read: every scope looks exhausted, so a preapproved
 /// action escalates instead of running unmetered.
 struct Poisoned;
@@ -187,3 +254,6 @@ impl ScopeUsage for Poisoned {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -265,6 +265,27 @@ impl SessionStore {
         v
     }
 
+    /// Forgets, in memory, the sessions that expired more than `kept_for` before `now`
+    /// (revoked ones included); returns how many. Their rows stay in `state.db`. A forgotten
+    /// session's token is refused as unknown (`invalid session token`) instead of as expired,
+    /// and it no longer appears in [`list`](Self::list), so memory is bounded by the sessions
+    /// live within `kept_for`.
+    pub fn prune_expired(&self, now: OffsetDateTime, kept_for: Duration) -> usize {
+        let Some(cutoff) = time::Duration::try_from(kept_for)
+            .ok()
+            .and_then(|d| now.checked_sub(d))
+        else {
+            return 0;
+        };
+        let (Ok(mut live), Ok(mut by_id)) = (self.live.write(), self.by_id.write()) else {
+            return 0;
+        };
+        let before = by_id.len();
+        live.retain(|_, s| s.expires_at > cutoff);
+        by_id.retain(|_, s| s.expires_at > cutoff);
+        before.saturating_sub(by_id.len())
+    }
+
     /// Revokes a session. `Ok(false)` when there is no such session or it was already revoked.
     pub async fn revoke(&self, id: &str, now: OffsetDateTime) -> Result<bool, StoreError> {
         let Some(session) = self.get(id) else {
@@ -323,5 +344,30 @@ mod tests {
             .open_session("a", "p", "t", Duration::from_secs(60), end_of_time)
             .await;
         assert!(ok.is_ok());
+    }
+
+    /// Issue 10, point 15: sessions long expired do not stay in memory for ever.
+    #[tokio::test]
+    async fn issue_10_long_expired_sessions_are_pruned_from_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(dir.path()).await.unwrap();
+        let store = SessionStore::open(&db).await.unwrap();
+        let t0 = time::macros::datetime!(2026-12-06 12:00:00 UTC);
+        let (old, _) = store
+            .open_session("a", "p", "t", Duration::from_secs(60), t0)
+            .await
+            .unwrap();
+        let (live, _) = store
+            .open_session("a", "p", "t", Duration::from_secs(3 * 86_400), t0)
+            .await
+            .unwrap();
+        let day = Duration::from_secs(86_400);
+        let later = t0 + time::Duration::days(2);
+        assert_eq!(store.prune_expired(later, day), 1);
+        assert!(store.authenticate(&old.token).is_none());
+        assert!(store.authenticate(&live.token).is_some());
+        assert_eq!(store.list(later).len(), 1);
+        // Recently expired ones are kept (refused as expired, listed).
+        assert_eq!(store.prune_expired(t0 + time::Duration::hours(1), day), 0);
     }
 }

@@ -1,11 +1,18 @@
 //! Token budgets of the model proxy: tokens counted per session, agent and principal over the
 //! charter's windows, in memory and written through to `state.db` (so they survive a restart).
 //!
-//! A call is checked before it is forwarded and counted when its usage is known, so the call
-//! that crosses a limit completes and the next one is refused.
+//! A call **reserves** before it is forwarded and is **counted** when its usage is known; the
+//! reservation is released when the call ends (its [`Reservation`] dropped, after the count).
+//! A call is admitted when every budget has room for it: with no call of the budget in flight,
+//! when some of the budget is left (so the call that crosses a limit completes and the next
+//! one is refused); with calls in flight, when its reservation fits beside theirs. So
+//! concurrent calls cannot overrun a budget by more than one call would alone.
+//!
+//! Counters of windows that have ended are pruned from memory at most once a minute, when
+//! tokens are counted (the table in `state.db` keeps them, for the record).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use sqlx::{Row, SqlitePool};
 use time::OffsetDateTime;
@@ -23,6 +30,8 @@ pub struct BudgetExceeded {
     pub limit: u64,
     /// Tokens used in the window.
     pub used: u64,
+    /// Tokens reserved in the window by calls in flight.
+    pub reserved: u64,
     /// When the window ends (`None`: with the session).
     pub resets_at: Option<OffsetDateTime>,
 }
@@ -34,6 +43,15 @@ impl BudgetExceeded {
             || "for the rest of this session".to_owned(),
             |t| format!("until {}", warden_core::text::rfc3339(t)),
         );
+        if self.reserved > 0 && self.used < self.limit {
+            return format!(
+                "the {} token budget of {} has no room for this call ({} used, {} reserved by calls in flight); try again when they end",
+                self.per.as_str(),
+                self.limit,
+                self.used,
+                self.reserved
+            );
+        }
         format!(
             "the {} token budget of {} is spent ({} used); model calls are refused {when}",
             self.per.as_str(),
@@ -59,12 +77,48 @@ pub struct CountedTokens {
     tokens: u64,
 }
 
+/// How often counters of ended windows are pruned from memory, in seconds.
+const PRUNE_EVERY_SECONDS: i64 = 60;
+
+/// The counters in memory: tokens counted, tokens reserved by calls in flight.
+#[derive(Debug, Default)]
+struct Counters {
+    used: HashMap<CounterKey, u64>,
+    reserved: HashMap<CounterKey, u64>,
+    /// When counters of ended windows were last pruned (unix seconds).
+    pruned_at: i64,
+}
+
+/// Tokens a call in flight holds against its budgets; released when dropped.
+#[derive(Debug)]
+pub struct Reservation {
+    counters: Arc<Mutex<Counters>>,
+    keys: Vec<CounterKey>,
+    tokens: u64,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        // A poisoned lock leaves the reservation held: the budget stays closed, never open.
+        if let Ok(mut c) = self.counters.lock() {
+            for k in &self.keys {
+                if let Some(r) = c.reserved.get_mut(k) {
+                    *r = r.saturating_sub(self.tokens);
+                    if *r == 0 {
+                        c.reserved.remove(k);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The budgets and their counters.
 #[derive(Debug)]
 pub struct TokenBudgets {
     budgets: Vec<TokenBudget>,
     pool: SqlitePool,
-    counts: Mutex<HashMap<CounterKey, u64>>,
+    counts: Arc<Mutex<Counters>>,
 }
 
 impl TokenBudgets {
@@ -95,7 +149,10 @@ impl TokenBudgets {
         Ok(TokenBudgets {
             budgets,
             pool,
-            counts: Mutex::new(counts),
+            counts: Arc::new(Mutex::new(Counters {
+                used: counts,
+                ..Counters::default()
+            })),
         })
     }
 
@@ -121,7 +178,7 @@ impl TokenBudgets {
             ),
             Some(w) => {
                 let len = i64::try_from(w.as_secs()).unwrap_or(i64::MAX).max(1);
-                let start = now.unix_timestamp().div_euclid(len) * len;
+                let start = now.unix_timestamp().div_euclid(len).saturating_mul(len);
                 let end = OffsetDateTime::from_unix_timestamp(start.saturating_add(len)).ok();
                 (
                     CounterKey {
@@ -135,34 +192,80 @@ impl TokenBudgets {
         }
     }
 
-    /// Whether `session` may make a model call now.
-    pub fn check(&self, session: &Session, now: OffsetDateTime) -> Result<(), BudgetExceeded> {
-        let Ok(counts) = self.counts.lock() else {
+    /// Admits a model call of `session` now that may use about `tokens` tokens (its prompt and
+    /// its largest completion), or says which budget has no room. The reservation is held
+    /// until the returned [`Reservation`] is dropped: keep it until the call's usage is
+    /// [counted](Self::count).
+    pub fn reserve(
+        &self,
+        session: &Session,
+        now: OffsetDateTime,
+        tokens: u64,
+    ) -> Result<Reservation, BudgetExceeded> {
+        let Ok(mut counts) = self.counts.lock() else {
             // Fail closed: without the counters no budget can be vouched for.
             return Err(BudgetExceeded {
                 per: BudgetScope::Session,
                 limit: 0,
                 used: 0,
+                reserved: 0,
                 resets_at: None,
             });
         };
+        let mut keys = Vec::with_capacity(self.budgets.len());
         for b in &self.budgets {
             let (key, resets_at) = Self::key(b, session, now);
-            let used = counts.get(&key).copied().unwrap_or(0);
-            if used >= b.tokens {
+            let used = counts.used.get(&key).copied().unwrap_or(0);
+            let reserved = counts.reserved.get(&key).copied().unwrap_or(0);
+            let room = if reserved == 0 {
+                used < b.tokens
+            } else {
+                used.saturating_add(reserved).saturating_add(tokens) <= b.tokens
+            };
+            if !room {
                 return Err(BudgetExceeded {
                     per: b.per,
                     limit: b.tokens,
                     used,
+                    reserved,
                     resets_at,
                 });
             }
+            keys.push(key);
         }
-        Ok(())
+        for k in &keys {
+            let r = counts.reserved.entry(k.clone()).or_insert(0);
+            *r = r.saturating_add(tokens);
+        }
+        Ok(Reservation {
+            counters: self.counts.clone(),
+            keys,
+            tokens,
+        })
+    }
+
+    /// Drops the in-memory counters of windows that have ended (at most once a minute).
+    fn prune(&self, counts: &mut Counters, now: OffsetDateTime) {
+        let t = now.unix_timestamp();
+        if t.saturating_sub(counts.pruned_at) < PRUNE_EVERY_SECONDS {
+            return;
+        }
+        counts.pruned_at = t;
+        let budgets = &self.budgets;
+        counts.used.retain(|k, _| {
+            k.window_start == 0
+                || budgets.iter().any(|b| {
+                    b.per == k.per
+                        && b.window.is_some_and(|w| {
+                            let len = i64::try_from(w.as_secs()).unwrap_or(i64::MAX).max(1);
+                            t.div_euclid(len).saturating_mul(len) == k.window_start
+                        })
+                })
+        });
     }
 
     /// Counts `tokens` against every budget of `session`, in memory, at once: the next
-    /// [`check`](Self::check) sees them. Returns what [`persist`](Self::persist) writes through.
+    /// [`reserve`](Self::reserve) sees them. Returns what [`persist`](Self::persist) writes through.
     pub fn count(&self, session: &Session, now: OffsetDateTime, tokens: u64) -> CountedTokens {
         if tokens == 0 || self.budgets.is_empty() {
             return CountedTokens::default();
@@ -174,9 +277,10 @@ impl TokenBudgets {
             .collect();
         if let Ok(mut counts) = self.counts.lock() {
             for k in &keys {
-                let c = counts.entry(k.clone()).or_insert(0);
+                let c = counts.used.entry(k.clone()).or_insert(0);
                 *c = c.saturating_add(tokens);
             }
+            self.prune(&mut counts, now);
         }
         CountedTokens { keys, tokens }
     }
@@ -203,3 +307,6 @@ impl TokenBudgets {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -55,6 +55,7 @@ pub fn test_config(data_dir: &Path, charter: &Path) -> Config {
         approval_progress_interval: Duration::from_secs(10),
         result_deadline: Duration::from_secs(15 * 60),
         provider_keys: None,
+        limits: warden_gateway::config::Limits::default(),
     }
 }
 

@@ -85,6 +85,13 @@ pub enum LedgerError {
     /// The ledger has been shut down (or its writer stopped).
     #[error("the ledger is closed")]
     Closed,
+    /// An append was not committed within [`LedgerConfig::append_timeout`](super::LedgerConfig::append_timeout)
+    /// (a full queue, a slow disk, a lock held too long).
+    #[error("the ledger did not commit the record within {after:?}")]
+    TimedOut {
+        /// The append timeout.
+        after: std::time::Duration,
+    },
     /// Kept for compatibility: [`Ledger::open`](super::Ledger::open) no longer needs a tokio
     /// runtime (its writer runs on a thread of its own) and never returns this.
     #[error("the ledger needs a tokio runtime to run its writer")]

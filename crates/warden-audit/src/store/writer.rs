@@ -165,6 +165,10 @@ impl Writer {
         let mut rows = Vec::new();
         let mut accepted = Vec::with_capacity(jobs.len());
         for job in jobs {
+            // Its caller gave up (timed out, or went away): it is not written.
+            if job.ack.is_closed() {
+                continue;
+            }
             match self.stamp(job.records, next, &mut rows) {
                 Ok((appended, after)) => {
                     next = after;

@@ -241,3 +241,58 @@ async fn a_full_disk_fails_every_later_append_and_loses_nothing_acknowledged() {
     reader.close().await;
     ledger.shutdown().await.unwrap();
 }
+
+/// Issue 10, point 15: an append is bounded by `append_timeout` — a ledger held by another
+/// connection (here for longer than the busy timeout lets the writer wait) fails the append
+/// with `TimedOut` at once, instead of after the busy timeout (30 s here). Before the fix an
+/// append had no deadline of its own. The append the caller gave up on while queued is not
+/// written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_10_an_append_that_cannot_commit_in_time_times_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open_with(
+        dir.path(),
+        LedgerConfig {
+            busy_timeout: Duration::from_secs(30),
+            append_timeout: Duration::from_millis(300),
+            ..LedgerConfig::default()
+        },
+    )
+    .await;
+    fill(&ledger, 1).await;
+    let other = raw(dir.path());
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let started = std::time::Instant::now();
+    // The first is being written (the writer waits for the lock); the second is queued.
+    let first = {
+        let ledger = ledger.clone();
+        tokio::spawn(async move { ledger.append(record(2)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let second = ledger.append(record(3)).await.unwrap_err();
+    assert!(matches!(second, LedgerError::TimedOut { .. }), "{second:?}");
+    let first = first.await.unwrap().unwrap_err();
+    assert!(matches!(first, LedgerError::TimedOut { .. }), "{first:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    other.execute_batch("ROLLBACK").unwrap();
+    other.close().unwrap();
+    // The writer goes on; the queued record whose caller gave up was dropped.
+    let next = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Ok(a) = ledger.append(record(4)).await {
+                break a;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    ledger.shutdown().await.unwrap();
+    let report = verify(dir.path()).await;
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.records, next.seq);
+    assert!(
+        next.seq <= 3,
+        "the queued, abandoned record was written: {}",
+        next.seq
+    );
+}

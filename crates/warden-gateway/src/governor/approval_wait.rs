@@ -21,6 +21,49 @@ use warden_session::Session;
 
 use super::{Governor, Waiting};
 
+/// The most approval requests one session may have open (pending, or granted and not yet
+/// used) at once; an action that would raise another is refused (`approval_unavailable`)
+/// until some are decided, so one agent cannot flood the approvers or the store.
+pub(crate) const MAX_OPEN_APPROVALS_PER_SESSION: usize = 16;
+
+/// The open approval requests each session raised in this run of the gateway (requests loaded
+/// at start-up are not counted against the cap).
+#[derive(Debug, Default)]
+pub(super) struct OpenApprovals {
+    by_session: std::sync::Mutex<std::collections::HashMap<String, Vec<Arc<Entry>>>>,
+}
+
+impl OpenApprovals {
+    /// How many of `session`'s requests are still open (forgetting the others).
+    fn open(&self, session: &str) -> usize {
+        let Ok(mut map) = self.by_session.lock() else {
+            // Fail closed: without the count, the session is at its cap.
+            return MAX_OPEN_APPROVALS_PER_SESSION;
+        };
+        let n = map.get_mut(session).map_or(0, |entries| {
+            entries.retain(|e| matches!(e.status(), Status::Pending | Status::Granted));
+            entries.len()
+        });
+        if n == 0 {
+            map.remove(session);
+        }
+        n
+    }
+
+    /// Counts `entry` as one of `session`'s open requests.
+    pub(super) fn add(&self, session: &str, entry: &Arc<Entry>) {
+        if let Ok(mut map) = self.by_session.lock() {
+            let entries = map.entry(session.to_owned()).or_default();
+            entries.retain(|e| matches!(e.status(), Status::Pending | Status::Granted));
+            entries.push(entry.clone());
+        }
+    }
+}
+
+/// How long past its deadline a wait ends by itself, as timed out, if the sweeper has not
+/// marked the request timed out by then (a few sweeps: the sweeper normally does it first).
+const DEADLINE_SLACK: Duration = Duration::from_secs(2);
+
 /// ` by `approver`: reason` for a denied request (empty if the denial is missing).
 fn denied_by(req: &ApprovalRequest) -> String {
     req.denial.as_ref().map_or_else(String::new, |d| {
@@ -111,6 +154,12 @@ impl Governor {
                 approvers.len()
             ));
         }
+        let open = self.open_approvals.open(&session.id);
+        if open >= MAX_OPEN_APPROVALS_PER_SESSION {
+            return Plan::Unavailable(format!(
+                "the session has {open} open approval requests, the most it may have; wait until some are decided"
+            ));
+        }
         // Checked: a deadline that cannot be computed denies (nobody could approve in time).
         let deadline = i64::try_from(spec.timeout_seconds)
             .ok()
@@ -179,10 +228,21 @@ impl Governor {
         // The first progress report is one interval in (awaiting an interval's immediate
         // first tick cost up to a millisecond of timer resolution before the status check).
         let every = self.approvals.progress_interval;
-        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        // Checked: an interval too long to add to now starts at once (a progress report is
+        // harmless; a panic is not).
+        let start = tokio::time::Instant::now();
+        let mut ticker = tokio::time::interval_at(
+            start.checked_add(every).unwrap_or(start),
+            every.max(Duration::from_millis(1)),
+        );
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let max_wait = tokio::time::sleep(waiting.max_wait.unwrap_or(Duration::MAX / 4));
         tokio::pin!(max_wait);
+        // The wait's own deadline arm: it ends at the request's deadline (plus a little slack
+        // for the sweeper) even if the request is never marked timed out (fail closed).
+        let left = std::time::Duration::try_from(deadline - self.clock.now()).unwrap_or_default();
+        let past_deadline = tokio::time::sleep(left.saturating_add(DEADLINE_SLACK));
+        tokio::pin!(past_deadline);
         let cancel = waiting.cancel.clone().unwrap_or_default();
         loop {
             let status = *rx.borrow_and_update();
@@ -286,6 +346,18 @@ impl Governor {
                         );
                         progress(waited, total, message).await;
                     }
+                }
+                () = &mut past_deadline => {
+                    return Err(refused(
+                        RefusalReason::ApprovalTimedOut,
+                        format!(
+                            "warden refused `{tool}`: it needs approval ({}) and none was given before the deadline ({}, request {})",
+                            decision.summary(),
+                            rfc3339(deadline),
+                            entry.id()
+                        ),
+                        Status::TimedOut,
+                    ));
                 }
                 () = &mut max_wait => {
                     return Err(refused(

@@ -59,6 +59,25 @@ pub struct GatewayFlags {
     /// recorded as `unknown` (default 15m).
     #[arg(long)]
     pub result_deadline: Option<String>,
+    /// Most connections the agent plane holds at once (default 1024). Env
+    /// `WARDEN_AGENT_MAX_CONNECTIONS`.
+    #[arg(long)]
+    pub agent_max_connections: Option<u64>,
+    /// Most connections the operator plane holds at once (default 256). Env
+    /// `WARDEN_OPERATOR_MAX_CONNECTIONS`.
+    #[arg(long)]
+    pub operator_max_connections: Option<u64>,
+    /// A connection must send a request head within this, also between requests (`30s`). Env
+    /// `WARDEN_HEADER_TIMEOUT`.
+    #[arg(long)]
+    pub header_timeout: Option<String>,
+    /// A request body must arrive within this (`30s`). Env `WARDEN_BODY_TIMEOUT`.
+    #[arg(long)]
+    pub body_timeout: Option<String>,
+    /// The operator plane and the agent plane's short routes answer within this (`30s`). Env
+    /// `WARDEN_REQUEST_TIMEOUT`.
+    #[arg(long)]
+    pub request_timeout: Option<String>,
 }
 
 /// Arguments of `warden serve`.
@@ -89,6 +108,11 @@ impl GatewayFlags {
             public_url: self.public_url.clone(),
             approval_progress_interval: self.approval_progress_interval.clone(),
             result_deadline: self.result_deadline.clone(),
+            agent_max_connections: self.agent_max_connections,
+            operator_max_connections: self.operator_max_connections,
+            header_timeout: self.header_timeout.clone(),
+            body_timeout: self.body_timeout.clone(),
+            request_timeout: self.request_timeout.clone(),
         }
     }
 }
