@@ -24,7 +24,7 @@ use uuid::Uuid;
 use warden_audit::{Ledger, NewRecord, RecordKind};
 use warden_charter::{CompiledCharter, Transport};
 use warden_core::{Clock, Verdict};
-use warden_pdp::{Controls as PdpControls, Request, decide, result_labels};
+use warden_pdp::{Controls as PdpControls, Request, action_labels, decide, result_labels};
 
 use warden_approval::Approvals;
 use warden_approval::workflow::request_json;
@@ -170,6 +170,20 @@ impl Governor {
         let allowed = self
             .decide_and_wait(session, tool, args, via, waiting)
             .await?;
+        // An action allowed after approval gains its action labels here, before the caller
+        // forwards it (one allowed at once gained them with its decision: none are new).
+        let added = session.add_labels(&action_labels(&self.charter, tool, &allowed.args));
+        if !added.is_empty() {
+            let record = NewRecord {
+                session: Some(session.id.clone()),
+                kind: RecordKind::LabelsAdded,
+                payload: json!({ "action": allowed.action_id, "labels": added }),
+            };
+            if let Err(e) = self.ledger.append(record).await {
+                tracing::error!(error = %e, "The ledger cannot record labels; they stay in force.");
+            }
+            self.persist_labels(session, &added).await;
+        }
         // Tracked from here until its result is recorded: a result that never comes is
         // recorded as `unknown` (see `record_unreported`).
         if let Some(evicted) = self
@@ -274,6 +288,14 @@ impl Governor {
                 )
             },
         );
+        // Labels that depend only on the action (its tool and paths) are in force from the
+        // moment it is allowed, before it runs: a concurrent call of the session decided after
+        // this one sees them. Added even if the commit below fails (they only restrict).
+        let labelled = if decision.verdict == Verdict::Allow {
+            session.add_labels(&action_labels(&self.charter, tool, &decided_args))
+        } else {
+            Vec::new()
+        };
         let hash = ActionHash::of(&session.id, tool, &decided_args);
         let plan = match decision.verdict {
             Verdict::Ask => Some(
@@ -306,6 +328,12 @@ impl Governor {
         ];
         match (&decision.verdict, &plan) {
             (Verdict::Allow, _) => {
+                if !labelled.is_empty() {
+                    batch.push(record(
+                        RecordKind::LabelsAdded,
+                        json!({ "action": action_id, "labels": labelled }),
+                    ));
+                }
                 batch.push(record(
                     RecordKind::ActionForwarded,
                     json!({ "action": action_id, "tool": tool }),
@@ -335,6 +363,7 @@ impl Governor {
                 approval: None,
             });
         }
+        self.persist_labels(session, &labelled).await;
         if let Some(inc) = increment
             && let Err(e) = self.scope_counters.persist(inc).await
         {
@@ -558,11 +587,17 @@ impl Governor {
         }
         self.ledger.append_batch(batch).await?;
         self.outstanding.remove(&allowed.action_id);
+        self.persist_labels(session, &added).await;
+        Ok(added)
+    }
+
+    /// Writes labels a session gained through to `state.db` (they are in force in memory
+    /// already).
+    async fn persist_labels(&self, session: &Session, added: &[Arc<str>]) {
         if !added.is_empty()
-            && let Err(e) = self.sessions.persist_labels(&session.id, &added).await
+            && let Err(e) = self.sessions.persist_labels(&session.id, added).await
         {
             tracing::warn!(error = %e, "Session labels could not be written through; they stay in memory.");
         }
-        Ok(added)
     }
 }
