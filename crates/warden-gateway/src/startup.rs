@@ -24,7 +24,8 @@ use warden_mcp::{PreparedUpstreams, Upstreams};
 use warden_models::ModelProxy;
 use warden_operator::OperatorState;
 use warden_session::{
-    OperatorCredentials, OperatorRole, ScopeCounters, SessionStore, StateDb, TokenBudgets,
+    LedgerMark, OperatorCredentials, OperatorRole, ScopeCounters, SessionStore, StateDb,
+    TokenBudgets,
 };
 
 use crate::app_state::AppState;
@@ -182,14 +183,19 @@ impl Gateway {
                 decide_api: config.result_deadline,
             },
         ));
-        // Results that never come are recorded as `unknown`, once a second.
+        // Results that never come are recorded as `unknown`, once a second; and the ledger's
+        // committed head is written to `state.db` (the mark `warden audit verify` compares).
         let sweeper = governor.clone();
         let stop = background.stop.clone();
+        let mark = LedgerMark::new(&stores.db);
         background.tasks.spawn(async move {
             loop {
                 tokio::select! {
                     () = tokio::time::sleep(UNREPORTED_SWEEP_INTERVAL) => {
                         sweeper.record_unreported(std::time::Instant::now()).await;
+                        if let Err(e) = mark.record(sweeper.ledger().committed_head()).await {
+                            tracing::warn!(error = %e, "The ledger mark could not be written to the state store.");
+                        }
                     }
                     () = stop.cancelled() => break,
                 }

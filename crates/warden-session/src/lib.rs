@@ -9,6 +9,8 @@
 //! - [`scope_counters`]: preapproved-scope counters per session and per UTC day, counted
 //!   atomically with the decision that uses them.
 //! - [`token_budgets`]: the model proxy's token counters per session, agent and principal.
+//! - [`ledger_mark`]: the last ledger sequence number the gateway knows committed, for
+//!   `warden audit verify` to tell a ledger whose tail was cut off.
 //! - [`interventions`]: the posture and the frozen tools in force, read by the governor and
 //!   the model proxy alike.
 //!
@@ -17,6 +19,7 @@
 //! protocols or the ledger.
 
 pub mod interventions;
+pub mod ledger_mark;
 pub mod operators;
 pub mod scope_counters;
 pub mod sessions;
@@ -25,6 +28,7 @@ pub mod token_budgets;
 pub mod tokens;
 
 pub use interventions::Interventions;
+pub use ledger_mark::LedgerMark;
 pub use operators::{OperatorCredentials, OperatorIdentity, OperatorRole};
 pub use scope_counters::{ScopeCounters, ScopeIncrement};
 pub use sessions::{MAX_TASK_BYTES, MAX_TTL, OpenedSession, Session, SessionInfo, SessionStore};
