@@ -20,6 +20,8 @@
 //! | operator plane URL in links | `--public-url` | `WARDEN_PUBLIC_URL` | `public_url` | `http://` + operator plane address |
 //! | progress notification interval | `--approval-progress-interval` | `WARDEN_APPROVAL_PROGRESS_INTERVAL` | `approval_progress_interval` | `10s` |
 //! | decide-API result deadline | `--result-deadline` | `WARDEN_RESULT_DEADLINE` | `result_deadline` | `15m` |
+//! | largest content captured per record | `--capture-max-record-bytes` | `WARDEN_CAPTURE_MAX_RECORD_BYTES` | `capture_max_record_bytes` | `1048576` |
+//! | largest content captured per session | `--capture-max-session-bytes` | `WARDEN_CAPTURE_MAX_SESSION_BYTES` | `capture_max_session_bytes` | `268435456` |
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -27,6 +29,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+pub use warden_session::CaptureLimits;
 
 /// Default agent plane address.
 pub const DEFAULT_AGENT_LISTEN: &str = "127.0.0.1:8700";
@@ -68,6 +71,11 @@ pub struct RawConfig {
     /// How long after a decide-API action is allowed its result may be reported before it is
     /// recorded as `unknown` (`15m`).
     pub result_deadline: Option<String>,
+    /// Largest arguments, or result content, one record captures, in bytes.
+    pub capture_max_record_bytes: Option<u64>,
+    /// Largest total one session may have captured (arguments, results, model calls), in
+    /// bytes; past it the session's calls are refused.
+    pub capture_max_session_bytes: Option<u64>,
 }
 
 /// Where environment variables come from.
@@ -120,6 +128,8 @@ pub struct Config {
     /// How long after a decide-API action is allowed its result may be reported; past it the
     /// result is recorded as `unknown` (a late report is still recorded, after it).
     pub result_deadline: Duration,
+    /// What one record and one session may capture (see `warden_session::CaptureQuota`).
+    pub capture: CaptureLimits,
     /// Where provider keys (the charter's `api_key_env` variables) are read from: `None` for
     /// the process environment (always, from the command line); a map in tests.
     pub provider_keys: Option<HashMap<String, String>>,
@@ -388,9 +398,51 @@ impl Config {
             ),
             Duration::from_secs(15 * 60),
         )?;
+        let capture_bytes = |setting: &'static str,
+                             flag: Option<u64>,
+                             var: &str,
+                             file: Option<u64>,
+                             default: u64|
+         -> Result<u64, ConfigError> {
+            match pick(
+                &flag.map(|v| v.to_string()),
+                env.var(var),
+                &file.map(|v| v.to_string()),
+            ) {
+                None => Ok(default),
+                Some((v, origin)) => {
+                    v.parse::<u64>()
+                        .ok()
+                        .filter(|n| *n >= 1024)
+                        .ok_or(ConfigError::Invalid {
+                            setting,
+                            origin,
+                            value: v,
+                            reason: "a whole number of bytes, at least 1024".to_owned(),
+                        })
+                }
+            }
+        };
+        let capture = CaptureLimits {
+            max_record_bytes: capture_bytes(
+                "capture_max_record_bytes",
+                flags.capture_max_record_bytes,
+                "WARDEN_CAPTURE_MAX_RECORD_BYTES",
+                file.capture_max_record_bytes,
+                warden_session::capture_quota::DEFAULT_MAX_RECORD_BYTES,
+            )?,
+            max_session_bytes: capture_bytes(
+                "capture_max_session_bytes",
+                flags.capture_max_session_bytes,
+                "WARDEN_CAPTURE_MAX_SESSION_BYTES",
+                file.capture_max_session_bytes,
+                warden_session::capture_quota::DEFAULT_MAX_SESSION_BYTES,
+            )?,
+        };
         Ok(Config {
             provider_keys: None,
             result_deadline,
+            capture,
             approval_webhook,
             public_url,
             approval_progress_interval,

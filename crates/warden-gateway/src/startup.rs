@@ -24,11 +24,12 @@ use warden_mcp::{PreparedUpstreams, Upstreams};
 use warden_models::ModelProxy;
 use warden_operator::OperatorState;
 use warden_session::{
-    LedgerMark, OperatorCredentials, OperatorRole, ScopeCounters, SessionStore, StateDb,
-    TokenBudgets,
+    CaptureQuota, LedgerMark, OperatorCredentials, OperatorRole, ScopeCounters, SessionStore,
+    StateDb, TokenBudgets,
 };
 
 use crate::app_state::AppState;
+use crate::capture::QuotaRecorder;
 use crate::config::Config;
 use crate::governor::Governor;
 use crate::interventions::Interventions;
@@ -142,11 +143,13 @@ impl Gateway {
         // One set of interventions for the governor and the model proxy: a frozen posture
         // stops actions and model calls alike.
         let controls = Arc::new(Interventions::default());
+        // One capture quota per session for the governor and the model proxy.
+        let capture = Arc::new(CaptureQuota::new(config.capture));
         let models = Arc::new(
             ModelProxy::new(
                 charter.clone(),
                 stores.budgets,
-                Arc::new(ledger.clone()),
+                Arc::new(QuotaRecorder::new(ledger.clone(), capture.clone())),
                 clock.clone(),
                 model_tasks.clone(),
                 controls.clone(),
@@ -182,6 +185,7 @@ impl Gateway {
                     .saturating_add(Duration::from_secs(1)),
                 decide_api: config.result_deadline,
             },
+            capture,
         ));
         // Results that never come are recorded as `unknown`, once a second; and the ledger's
         // committed head is written to `state.db` (the mark `warden audit verify` compares).

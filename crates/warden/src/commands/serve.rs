@@ -59,6 +59,16 @@ pub struct GatewayFlags {
     /// recorded as `unknown` (default 15m).
     #[arg(long)]
     pub result_deadline: Option<String>,
+    /// Largest arguments, or result content, one ledger record captures, in bytes; larger
+    /// arguments are refused, larger content is cut. Env `WARDEN_CAPTURE_MAX_RECORD_BYTES`;
+    /// default 1 MiB.
+    #[arg(long)]
+    pub capture_max_record_bytes: Option<u64>,
+    /// Largest total one session may have captured in the ledger (arguments, results, model
+    /// calls), in bytes; past it the session's calls are refused. Env
+    /// `WARDEN_CAPTURE_MAX_SESSION_BYTES`; default 256 MiB.
+    #[arg(long)]
+    pub capture_max_session_bytes: Option<u64>,
 }
 
 /// Arguments of `warden serve`.
@@ -89,6 +99,8 @@ impl GatewayFlags {
             public_url: self.public_url.clone(),
             approval_progress_interval: self.approval_progress_interval.clone(),
             result_deadline: self.result_deadline.clone(),
+            capture_max_record_bytes: self.capture_max_record_bytes,
+            capture_max_session_bytes: self.capture_max_session_bytes,
         }
     }
 }
