@@ -63,8 +63,11 @@ async def test_a_confidential_read_blocks_the_write_that_was_allowed_before(
     kinds = assert_recorded(records, "fs.read_text_file", secret, allowed=True)
     (labels,) = kinds["labels_added"]
     assert labels["payload"]["labels"] == ["confidential"]
-    result_seq = kinds["action_result"][0]["seq"]
-    assert labels["seq"] == result_seq + 1, "the labels are recorded with the result"
+    forwarded_seq = kinds["action_forwarded"][0]["seq"]
+    assert labels["seq"] == forwarded_seq - 1, (
+        "a path source's label is recorded with the decision, before the forward"
+    )
+    assert labels["seq"] < kinds["action_result"][0]["seq"]
     denied = assert_recorded(records, "fs.write_file", after, allowed=False)
     decision = denied["action_decided"][0]["payload"]["decision"]
     assert decision["verdict"] == "deny"
