@@ -27,6 +27,10 @@ use warden_session::CaptureQuota;
 /// What replaces a match of a `data.redact` pattern.
 pub const REDACTED: &str = "[REDACTED]";
 
+/// Most content parts one record lists; the rest are left out (and the content marked
+/// truncated).
+pub const MAX_PARTS: usize = 1000;
+
 /// Counts the bytes written to it.
 struct Counter(u64);
 
@@ -84,12 +88,15 @@ pub(crate) fn capture_content(
     let mut hasher = Sha256::new();
     let mut original_bytes: u64 = 0;
     let mut redacted = 0;
-    let mut texts: Vec<Option<String>> = Vec::with_capacity(parts.len());
-    for part in parts {
+    let mut texts: Vec<Option<String>> = Vec::with_capacity(parts.len().min(MAX_PARTS));
+    for (i, part) in parts.iter().enumerate() {
         match part {
             ContentPart::Text(t) => {
                 hasher.update(t.as_bytes());
                 original_bytes = original_bytes.saturating_add(t.len() as u64);
+                if i >= MAX_PARTS {
+                    continue;
+                }
                 let mut text = t.clone();
                 for re in &data.redact {
                     let n = re.find_iter(&text).count();
@@ -100,13 +107,14 @@ pub(crate) fn capture_content(
                 }
                 texts.push(Some(text));
             }
-            ContentPart::Other { .. } => texts.push(None),
+            ContentPart::Other { .. } if i < MAX_PARTS => texts.push(None),
+            ContentPart::Other { .. } => {}
         }
     }
     let wanted: u64 = texts.iter().flatten().map(|t| t.len() as u64).sum();
     let budget = wanted.min(quota.limits().max_record_bytes);
     let mut left = quota.charge_up_to(session, budget);
-    let mut cut = left < wanted;
+    let mut cut = left < wanted || parts.len() > MAX_PARTS;
     let mut content = Vec::with_capacity(parts.len());
     for (part, text) in parts.iter().zip(texts) {
         match (part, text) {

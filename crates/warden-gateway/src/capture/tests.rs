@@ -65,3 +65,18 @@ data:
     let shown = err.to_string();
     assert!(shown.contains("c.yaml:4:"), "{shown}");
 }
+
+#[test]
+fn at_most_max_parts_are_listed() {
+    let charter = data("[]");
+    let quota = CaptureQuota::new(CaptureLimits::default());
+    let parts: Vec<ContentPart> = (0..MAX_PARTS + 5)
+        .map(|_| ContentPart::Other {
+            kind: "image".to_owned(),
+            bytes: 1,
+        })
+        .collect();
+    let c = capture_content(&parts, &charter.data, &quota, "s");
+    assert_eq!(c.content.len(), MAX_PARTS);
+    assert!(c.truncated.is_some());
+}
