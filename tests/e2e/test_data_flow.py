@@ -68,6 +68,9 @@ async def test_a_confidential_read_blocks_the_write_that_was_allowed_before(
         "a path source's label is recorded with the decision, before the forward"
     )
     assert labels["seq"] < kinds["action_result"][0]["seq"]
+    # What the agent read is in the ledger (issue 10, point 8): the server's text content.
+    content = kinds["action_result"][0]["payload"]["content"]
+    assert content[0]["type"] == "text" and SECRET_TEXT in content[0]["text"], content
     denied = assert_recorded(records, "fs.write_file", after, allowed=False)
     decision = denied["action_decided"][0]["payload"]["decision"]
     assert decision["verdict"] == "deny"
