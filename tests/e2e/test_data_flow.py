@@ -63,8 +63,14 @@ async def test_a_confidential_read_blocks_the_write_that_was_allowed_before(
     kinds = assert_recorded(records, "fs.read_text_file", secret, allowed=True)
     (labels,) = kinds["labels_added"]
     assert labels["payload"]["labels"] == ["confidential"]
-    result_seq = kinds["action_result"][0]["seq"]
-    assert labels["seq"] == result_seq + 1, "the labels are recorded with the result"
+    forwarded_seq = kinds["action_forwarded"][0]["seq"]
+    assert labels["seq"] == forwarded_seq - 1, (
+        "a path source's label is recorded with the decision, before the forward"
+    )
+    assert labels["seq"] < kinds["action_result"][0]["seq"]
+    # What the agent read is in the ledger (issue 10, point 8): the server's text content.
+    content = kinds["action_result"][0]["payload"]["content"]
+    assert content[0]["type"] == "text" and SECRET_TEXT in content[0]["text"], content
     denied = assert_recorded(records, "fs.write_file", after, allowed=False)
     decision = denied["action_decided"][0]["payload"]["decision"]
     assert decision["verdict"] == "deny"

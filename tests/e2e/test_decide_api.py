@@ -87,13 +87,14 @@ def test_same_semantics_as_mcp(gateway: Gateway, api: httpx2.Client) -> None:
     assert d["refusal"] == "not_inventoried" and d["decision"] is None, d
     assert_refused_before_decision(gateway.records(), "pay.void", {"payment": "p-1"})
 
-    # A reported read of a confidential file labels the session …
+    # An allowed read of a confidential file labels the session …
     secret = {"path": str(root / "secret" / "plan.txt")}
     d = decide(api, "fs.read_text_file", secret)
     assert d["verdict"] == "allow", d
     r = api.post(f"/v1/actions/{d['action']}/result", json={"status": "ok", "output": SECRET_TEXT})
     assert r.status_code == 200, r.text
-    assert r.json()["labels_added"] == ["confidential"]
+    # (A path source's label attached when the read was allowed, not with the result.)
+    assert r.json()["labels_added"] == []
     # … and a write it would have been allowed before is denied now.
     d = decide(api, "fs.write_file", {"path": str(root / "notes" / "x.md"), "content": "x"})
     assert d["verdict"] == "deny" and "no-copies-of-secrets" in d["message"], d

@@ -25,6 +25,7 @@ mod tests;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -102,6 +103,8 @@ pub struct Ledger {
     tx: mpsc::Sender<writer::Command>,
     dir: Arc<PathBuf>,
     append_timeout: Duration,
+    /// The highest `seq` an append through this handle (or a clone) was acknowledged with.
+    head: Arc<AtomicU64>,
 }
 
 impl Ledger {
@@ -146,12 +149,20 @@ impl Ledger {
             tx,
             dir: Arc::new(dir.to_path_buf()),
             append_timeout,
+            head: Arc::new(AtomicU64::new(0)),
         })
     }
 
     /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The highest sequence number of a record appended through this handle or its clones,
+    /// acknowledged (committed, durable) before this call; 0 before the first append. Never
+    /// decreases. Cheap: one atomic load.
+    pub fn committed_head(&self) -> u64 {
+        self.head.load(Ordering::Acquire)
     }
 
     /// Appends one record and returns once its transaction has committed.
@@ -191,6 +202,11 @@ impl Ledger {
             .unwrap_or(Err(LedgerError::TimedOut {
                 after: self.append_timeout,
             }))
+            .inspect(|appended| {
+                if let Some(last) = appended.last() {
+                    self.head.fetch_max(last.seq, Ordering::AcqRel);
+                }
+            })
     }
 
     /// Commits everything already queued, stops the writer, closes the database and releases

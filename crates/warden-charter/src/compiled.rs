@@ -510,6 +510,9 @@ pub struct DataPolicy {
     pub descriptions: std::collections::BTreeMap<Arc<str>, String>,
     /// Label sources.
     pub sources: Vec<DataSource>,
+    /// Patterns of secrets: every match in content captured into the ledger (tool results'
+    /// content) is replaced by `[REDACTED]` before it is recorded.
+    pub redact: Vec<Regex>,
 }
 
 /// A label source: matching action results attach the label.

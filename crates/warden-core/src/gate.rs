@@ -69,6 +69,11 @@ pub enum RefusalReason {
     /// The charter's inventory does not name the tool: refused before any decision, whatever
     /// the rules say.
     NotInventoried,
+    /// The arguments are larger than one record may capture: they could not be recorded, so
+    /// the action is not forwarded.
+    ArgumentsTooLarge,
+    /// The session has used its quota of bytes recorded: its further calls are refused.
+    CaptureQuotaExhausted,
 }
 
 impl RefusalReason {
@@ -83,6 +88,8 @@ impl RefusalReason {
             RefusalReason::SessionExpired => "session_expired",
             RefusalReason::LedgerUnavailable => "ledger_unavailable",
             RefusalReason::NotInventoried => "not_inventoried",
+            RefusalReason::ArgumentsTooLarge => "arguments_too_large",
+            RefusalReason::CaptureQuotaExhausted => "capture_quota_exhausted",
         }
     }
 }
@@ -125,6 +132,24 @@ pub struct ActionOutcome {
     pub error: Option<String>,
     /// The result text the data sources' patterns are matched against.
     pub text: String,
+    /// The result's content as the agent receives it, to be captured in the ledger (bounded
+    /// and redacted by the governor).
+    pub content: Vec<ContentPart>,
+}
+
+/// A part of a result's content, as captured in the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContentPart {
+    /// Text: an MCP text part or resource text, or a decide-API output.
+    Text(String),
+    /// Anything else (an image, audio, a blob, an embedded resource): recorded by its type and
+    /// size only.
+    Other {
+        /// The part's type (`image`, `audio`, `blob`, …).
+        kind: String,
+        /// Its size in bytes (as JSON, or the blob's encoded length).
+        bytes: usize,
+    },
 }
 
 /// Reports progress while a call waits for approval: `(waited seconds, total seconds,

@@ -25,6 +25,8 @@
 //! | request head (and idle) timeout | `--header-timeout` | `WARDEN_HEADER_TIMEOUT` | `header_timeout` | `30s` |
 //! | request body timeout | `--body-timeout` | `WARDEN_BODY_TIMEOUT` | `body_timeout` | `30s` |
 //! | short-route request timeout | `--request-timeout` | `WARDEN_REQUEST_TIMEOUT` | `request_timeout` | `30s` |
+//! | largest content captured per record | `--capture-max-record-bytes` | `WARDEN_CAPTURE_MAX_RECORD_BYTES` | `capture_max_record_bytes` | `1048576` |
+//! | largest content captured per session | `--capture-max-session-bytes` | `WARDEN_CAPTURE_MAX_SESSION_BYTES` | `capture_max_session_bytes` | `268435456` |
 //!
 //! Durations are whole numbers with a unit (`90s`, `15m`, `2h`, `7d`), positive and at most ten
 //! years ([`warden_core::text::MAX_DURATION`]): a longer one is refused, so no deadline
@@ -36,6 +38,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+pub use warden_session::CaptureLimits;
 
 /// Default agent plane address.
 pub const DEFAULT_AGENT_LISTEN: &str = "127.0.0.1:8700";
@@ -120,6 +123,11 @@ pub struct RawConfig {
     pub body_timeout: Option<String>,
     /// Request timeout of the short routes (`30s`).
     pub request_timeout: Option<String>,
+    /// Largest arguments, or result content, one record captures, in bytes.
+    pub capture_max_record_bytes: Option<u64>,
+    /// Largest total one session may have captured (arguments, results, model calls), in
+    /// bytes; past it the session's calls are refused.
+    pub capture_max_session_bytes: Option<u64>,
 }
 
 /// Where environment variables come from.
@@ -172,6 +180,8 @@ pub struct Config {
     /// How long after a decide-API action is allowed its result may be reported; past it the
     /// result is recorded as `unknown` (a late report is still recorded, after it).
     pub result_deadline: Duration,
+    /// What one record and one session may capture (see `warden_session::CaptureQuota`).
+    pub capture: CaptureLimits,
     /// Where provider keys (the charter's `api_key_env` variables) are read from: `None` for
     /// the process environment (always, from the command line); a map in tests.
     pub provider_keys: Option<HashMap<String, String>>,
@@ -511,10 +521,52 @@ impl Config {
                 defaults.request_timeout,
             )?,
         };
+        let capture_bytes = |setting: &'static str,
+                             flag: Option<u64>,
+                             var: &str,
+                             file: Option<u64>,
+                             default: u64|
+         -> Result<u64, ConfigError> {
+            match pick(
+                &flag.map(|v| v.to_string()),
+                env.var(var),
+                &file.map(|v| v.to_string()),
+            ) {
+                None => Ok(default),
+                Some((v, origin)) => {
+                    v.parse::<u64>()
+                        .ok()
+                        .filter(|n| *n >= 1024)
+                        .ok_or(ConfigError::Invalid {
+                            setting,
+                            origin,
+                            value: v,
+                            reason: "a whole number of bytes, at least 1024".to_owned(),
+                        })
+                }
+            }
+        };
+        let capture = CaptureLimits {
+            max_record_bytes: capture_bytes(
+                "capture_max_record_bytes",
+                flags.capture_max_record_bytes,
+                "WARDEN_CAPTURE_MAX_RECORD_BYTES",
+                file.capture_max_record_bytes,
+                warden_session::capture_quota::DEFAULT_MAX_RECORD_BYTES,
+            )?,
+            max_session_bytes: capture_bytes(
+                "capture_max_session_bytes",
+                flags.capture_max_session_bytes,
+                "WARDEN_CAPTURE_MAX_SESSION_BYTES",
+                file.capture_max_session_bytes,
+                warden_session::capture_quota::DEFAULT_MAX_SESSION_BYTES,
+            )?,
+        };
         Ok(Config {
             limits,
             provider_keys: None,
             result_deadline,
+            capture,
             approval_webhook,
             public_url,
             approval_progress_interval,

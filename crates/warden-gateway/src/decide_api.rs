@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use warden_core::gate::{ActionOutcome, RefusalReason, Via};
+use warden_core::gate::{ActionOutcome, ContentPart, RefusalReason, Via};
 use warden_operator::{ApiError, JsonBody};
 use warden_session::Session;
 
@@ -154,6 +154,13 @@ pub async fn result(
         Some(v) => v.to_string(),
     };
     let size_bytes = text.len();
+    // The whole output is captured (bounded and redacted by the governor); the label
+    // patterns see its first MiB.
+    let content = if report.output.is_some() {
+        vec![ContentPart::Text(text.clone())]
+    } else {
+        Vec::new()
+    };
     let mut text = text;
     if text.len() > MAX_OUTPUT_TEXT {
         let mut end = MAX_OUTPUT_TEXT;
@@ -167,6 +174,7 @@ pub async fn result(
         size_bytes,
         error: report.error,
         text,
+        content,
     };
     match state
         .governor

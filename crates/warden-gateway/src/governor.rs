@@ -24,28 +24,31 @@ use uuid::Uuid;
 use warden_audit::{Ledger, NewRecord, RecordKind};
 use warden_charter::{CompiledCharter, Transport};
 use warden_core::{Clock, Verdict};
-use warden_pdp::{Controls as PdpControls, Request, decide, result_labels};
+use warden_pdp::{Controls as PdpControls, Request, action_labels, decide};
 
 use warden_approval::Approvals;
 use warden_approval::workflow::request_json;
-use warden_core::gate::{
-    ActionOutcome, Allowed, PendingApproval, ProgressFn, RefusalReason, Refused, Via,
-};
+use warden_core::gate::{Allowed, PendingApproval, ProgressFn, RefusalReason, Refused, Via};
 use warden_models::ModelTurns;
-use warden_session::{ScopeCounters, Session, SessionStore};
+use warden_session::{CaptureQuota, ScopeCounters, Session, SessionStore};
 
+use crate::capture::json_len;
 use crate::interventions::Interventions;
-use crate::outstanding::{OutstandingAction, OutstandingActions, ResultDeadlines};
+use crate::outstanding::{OutstandingActions, ResultDeadlines};
 use crate::paths::PathArguments;
 
 mod approval_wait;
 mod recheck;
+mod results;
 
 /// Why a tool outside the inventory is refused (recorded, and the agent's message).
 const NOT_INVENTORIED: &str =
     "it is not in the charter's inventory, and only the tools the inventory names can be called";
 
 use approval_wait::Plan;
+
+/// Longest error message of a result recorded, in bytes (longer ones are cut, with `…`).
+pub(crate) const MAX_ERROR_BYTES: usize = 4096;
 
 /// How a caller waits for an approval.
 #[derive(Default)]
@@ -75,6 +78,7 @@ pub struct Governor {
     shutdown: CancellationToken,
     outstanding: OutstandingActions,
     open_approvals: approval_wait::OpenApprovals,
+    capture: Arc<CaptureQuota>,
 }
 
 impl std::fmt::Debug for Governor {
@@ -102,6 +106,7 @@ impl Governor {
         clock: Arc<dyn Clock>,
         shutdown: CancellationToken,
         result_deadlines: ResultDeadlines,
+        capture: Arc<CaptureQuota>,
     ) -> Governor {
         let local_servers = charter
             .inventory
@@ -124,6 +129,7 @@ impl Governor {
             shutdown,
             outstanding: OutstandingActions::new(result_deadlines),
             open_approvals: approval_wait::OpenApprovals::default(),
+            capture,
         }
     }
 
@@ -174,6 +180,20 @@ impl Governor {
             .decide_and_wait(session, tool, args.clone(), via, waiting)
             .await?;
         self.recheck_paths(session, tool, &args, &allowed).await?;
+        // An action allowed after approval gains its action labels here, before the caller
+        // forwards it (one allowed at once gained them with its decision: none are new).
+        let added = session.add_labels(&action_labels(&self.charter, tool, &allowed.args));
+        if !added.is_empty() {
+            let record = NewRecord {
+                session: Some(session.id.clone()),
+                kind: RecordKind::LabelsAdded,
+                payload: json!({ "action": allowed.action_id, "labels": added }),
+            };
+            if let Err(e) = self.ledger.append(record).await {
+                tracing::error!(error = %e, "The ledger cannot record labels; they stay in force.");
+            }
+            self.persist_labels(session, &added).await;
+        }
         // Tracked from here until its result is recorded: a result that never comes is
         // recorded as `unknown` (see `record_unreported`).
         if let Some(evicted) = self
@@ -198,6 +218,8 @@ impl Governor {
         via: Via,
         waiting: Waiting<'_>,
     ) -> Result<Allowed, Refused> {
+        // Record before forward needs arguments the ledger can take.
+        self.check_capture(session, tool, &args, via).await?;
         // Before anything else looks at the call: a tool the inventory does not name is
         // refused whatever the rules say (a glob such as `fs.*` would match it), on every path.
         if !self.charter.is_inventoried(tool) {
@@ -229,6 +251,8 @@ impl Governor {
         if decided_args != args
             && let Some(obj) = attempted.as_object_mut()
         {
+            // Recorded too: charged (resolution adds a few bytes at most to each path).
+            self.capture.charge(&session.id, json_len(&decided_args));
             obj.insert("resolved_arguments".to_owned(), decided_args.clone());
         }
         let sid = Some(session.id.clone());
@@ -282,6 +306,14 @@ impl Governor {
                 )
             },
         );
+        // Labels that depend only on the action (its tool and paths) are in force from the
+        // moment it is allowed, before it runs: a concurrent call of the session decided after
+        // this one sees them. Added even if the commit below fails (they only restrict).
+        let labelled = if decision.verdict == Verdict::Allow {
+            session.add_labels(&action_labels(&self.charter, tool, &decided_args))
+        } else {
+            Vec::new()
+        };
         let hash = ActionHash::of(&session.id, tool, &decided_args);
         let plan = match decision.verdict {
             Verdict::Ask => Some(
@@ -314,6 +346,12 @@ impl Governor {
         ];
         match (&decision.verdict, &plan) {
             (Verdict::Allow, _) => {
+                if !labelled.is_empty() {
+                    batch.push(record(
+                        RecordKind::LabelsAdded,
+                        json!({ "action": action_id, "labels": labelled }),
+                    ));
+                }
                 batch.push(record(
                     RecordKind::ActionForwarded,
                     json!({ "action": action_id, "tool": tool }),
@@ -343,6 +381,7 @@ impl Governor {
                 approval: None,
             });
         }
+        self.persist_labels(session, &labelled).await;
         if let Some(inc) = increment
             && let Err(e) = self.scope_counters.persist(inc).await
         {
@@ -451,129 +490,5 @@ impl Governor {
             waiting,
         )
         .await
-    }
-
-    /// Records, as `unknown`, the forwarded actions whose result is overdue at `now`: the
-    /// MCP client went away and the call was cut off, or a decide-API agent never reported it.
-    pub async fn record_unreported(&self, now: std::time::Instant) {
-        let overdue = self.outstanding.take_overdue(now);
-        if !overdue.is_empty() {
-            self.record_unknown(overdue, "no result was recorded within the deadline")
-                .await;
-        }
-    }
-
-    /// Records, as `unknown`, every forwarded action whose result was not recorded before the
-    /// gateway stopped (after the drain, before the ledger closes).
-    pub async fn record_cut_off_at_shutdown(&self) {
-        let cut_off = self.outstanding.take_all();
-        if !cut_off.is_empty() {
-            self.record_unknown(
-                cut_off,
-                "the gateway stopped before the action's result was recorded",
-            )
-            .await;
-        }
-    }
-
-    async fn record_unknown(&self, actions: Vec<OutstandingAction>, reason: &str) {
-        let batch = actions.iter().map(|a| a.unknown_result(reason)).collect();
-        if let Err(e) = self.ledger.append_batch(batch).await {
-            tracing::error!(error = %e, count = actions.len(), "The ledger cannot record actions whose result is unknown.");
-        }
-    }
-
-    /// Records an attempt refused before any decision: a tool no upstream server offers.
-    pub async fn record_unroutable(
-        &self,
-        session: &Arc<Session>,
-        tool: &str,
-        args: &Value,
-        why: &str,
-    ) -> Refused {
-        self.record_refused_attempt(session, tool, args, Via::Mcp, RefusalReason::Denied, why)
-            .await
-    }
-
-    /// Records an attempt refused before any decision (`action_attempted` with `refused`:
-    /// why) and makes its refusal. The refusal stands when the ledger cannot record it.
-    async fn record_refused_attempt(
-        &self,
-        session: &Arc<Session>,
-        tool: &str,
-        args: &Value,
-        via: Via,
-        reason: RefusalReason,
-        why: &str,
-    ) -> Refused {
-        let action_id = Uuid::now_v7().to_string();
-        let payload = json!({
-            "action": action_id,
-            "via": via.as_str(),
-            "tool": tool,
-            "arguments": args,
-            "refused": why,
-        });
-        let record = NewRecord {
-            session: Some(session.id.clone()),
-            kind: RecordKind::ActionAttempted,
-            payload,
-        };
-        if let Err(e) = self.ledger.append(record).await {
-            tracing::error!(error = %e, "The ledger cannot record a refused attempt.");
-        }
-        Refused {
-            action_id: Some(action_id),
-            reason,
-            decision: None,
-            message: format!("warden refused `{tool}`: {why}"),
-            approval: None,
-        }
-    }
-
-    /// Records how a forwarded action ended, and the labels its result carries.
-    pub async fn record_result(
-        &self,
-        session: &Arc<Session>,
-        tool: &str,
-        allowed: &Allowed,
-        outcome: &ActionOutcome,
-    ) -> Result<Vec<Arc<str>>, warden_audit::LedgerError> {
-        let duration_ms = u64::try_from(allowed.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let mut payload = json!({
-            "action": allowed.action_id,
-            "status": outcome.status,
-            "size_bytes": outcome.size_bytes,
-            "duration_ms": duration_ms,
-        });
-        if let (Some(e), Some(obj)) = (&outcome.error, payload.as_object_mut()) {
-            obj.insert("error".to_owned(), Value::String(e.clone()));
-        }
-        let sid = Some(session.id.clone());
-        let mut batch = vec![NewRecord {
-            session: sid.clone(),
-            kind: RecordKind::ActionResult,
-            payload,
-        }];
-        let mut added = Vec::new();
-        if outcome.status != "upstream_error" {
-            let labels = result_labels(&self.charter, tool, &allowed.args, &outcome.text);
-            added = session.add_labels(&labels);
-            if !added.is_empty() {
-                batch.push(NewRecord {
-                    session: sid,
-                    kind: RecordKind::LabelsAdded,
-                    payload: json!({ "action": allowed.action_id, "labels": added }),
-                });
-            }
-        }
-        self.ledger.append_batch(batch).await?;
-        self.outstanding.remove(&allowed.action_id);
-        if !added.is_empty()
-            && let Err(e) = self.sessions.persist_labels(&session.id, &added).await
-        {
-            tracing::warn!(error = %e, "Session labels could not be written through; they stay in memory.");
-        }
-        Ok(added)
     }
 }

@@ -14,6 +14,7 @@
 //! `warden` binary sits above it.
 
 pub mod app_state;
+pub mod capture;
 pub mod config;
 mod data_dir;
 pub mod decide_api;

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use warden_audit::{NewRecord, RecordKind};
+use warden_session::LedgerMark;
 
 use crate::startup::RunningGateway;
 
@@ -14,8 +15,8 @@ impl RunningGateway {
     ///    open in the state store, decidable after a restart), and stop the sweeper and the
     ///    webhook (the governor's token), so that
     /// 3. in-flight requests drain, within the shutdown grace;
-    /// 4. record every forwarded action whose result never came as `unknown`, record the stop
-    ///    and flush the ledger;
+    /// 4. record every forwarded action whose result never came as `unknown`, record the stop,
+    ///    flush the ledger and write its head to `state.db` (the ledger mark);
     /// 5. disconnect the upstream servers and close the stores.
     pub async fn shutdown(self) {
         // Phases 1 and 2: one token stops the listeners and answers the calls waiting for approval.
@@ -52,6 +53,13 @@ impl RunningGateway {
             .await;
         if let Err(e) = ledger.shutdown().await {
             tracing::error!(error = %e, "The ledger did not flush cleanly.");
+        }
+        // The ledger's final head, for `warden audit verify` to compare (see `LedgerMark`).
+        if let Err(e) = LedgerMark::new(&self.state.state_db)
+            .record(ledger.committed_head())
+            .await
+        {
+            tracing::warn!(error = %e, "The ledger mark could not be written to the state store.");
         }
         // Phase 5.
         self.background_cancel.cancel();

@@ -23,10 +23,12 @@ use warden_mcp::{PrepareError, PreparedUpstreams, Upstreams};
 use warden_models::ModelProxy;
 use warden_operator::OperatorState;
 use warden_session::{
-    OperatorCredentials, OperatorRole, ScopeCounters, SessionStore, StateDb, TokenBudgets,
+    CaptureQuota, LedgerMark, OperatorCredentials, OperatorRole, ScopeCounters, SessionStore,
+    StateDb, TokenBudgets,
 };
 
 use crate::app_state::AppState;
+use crate::capture::QuotaRecorder;
 use crate::config::Config;
 use crate::governor::Governor;
 use crate::interventions::Interventions;
@@ -147,11 +149,13 @@ impl Gateway {
         // One set of interventions for the governor and the model proxy: a frozen posture
         // stops actions and model calls alike.
         let controls = Arc::new(Interventions::default());
+        // One capture quota per session for the governor and the model proxy.
+        let capture = Arc::new(CaptureQuota::new(config.capture));
         let models = Arc::new(
             ModelProxy::new(
                 charter.clone(),
                 stores.budgets,
-                Arc::new(ledger.clone()),
+                Arc::new(QuotaRecorder::new(ledger.clone(), capture.clone())),
                 clock.clone(),
                 model_tasks.clone(),
                 controls.clone(),
@@ -190,17 +194,23 @@ impl Gateway {
                         .saturating_add(Duration::from_secs(1)),
                     decide_api: config.result_deadline,
                 },
+                capture,
             )
             .protecting_data_dir(&config.data_dir),
         );
-        // Results that never come are recorded as `unknown`, once a second.
+        // Results that never come are recorded as `unknown`, once a second; and the ledger's
+        // committed head is written to `state.db` (the mark `warden audit verify` compares).
         let sweeper = governor.clone();
         let stop = background.stop.clone();
+        let mark = LedgerMark::new(&stores.db);
         background.tasks.spawn(async move {
             loop {
                 tokio::select! {
                     () = tokio::time::sleep(UNREPORTED_SWEEP_INTERVAL) => {
                         sweeper.record_unreported(std::time::Instant::now()).await;
+                        if let Err(e) = mark.record(sweeper.ledger().committed_head()).await {
+                            tracing::warn!(error = %e, "The ledger mark could not be written to the state store.");
+                        }
                     }
                     () = stop.cancelled() => break,
                 }

@@ -21,6 +21,8 @@ use warden_testkit::harness::Harness;
 
 #[path = "gateway/approvals.rs"]
 mod approvals;
+#[path = "gateway/capture.rs"]
+mod capture;
 #[path = "gateway/files.rs"]
 mod files;
 #[path = "gateway/inventory.rs"]

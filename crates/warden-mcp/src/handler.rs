@@ -30,7 +30,7 @@ use rmcp::model::{
 use rmcp::service::{RequestContext, RoleServer};
 use serde_json::{Value, json};
 use warden_charter::RESOURCE_READ_TOOL;
-use warden_core::gate::{ActionOutcome, Allowed};
+use warden_core::gate::{ActionOutcome, Allowed, ContentPart};
 use warden_session::Session;
 
 use crate::gate::ToolGate;
@@ -88,6 +88,7 @@ impl<G: ToolGate> AgentMcp<G> {
                     size_bytes: serde_json::to_vec(&v).map(|b| b.len()).unwrap_or(0),
                     error: None,
                     text,
+                    content: content_parts(&v),
                 };
                 (outcome, Ok(r))
             }
@@ -97,6 +98,7 @@ impl<G: ToolGate> AgentMcp<G> {
                     size_bytes: 0,
                     error: Some(e.to_string()),
                     text: String::new(),
+                    content: Vec::new(),
                 },
                 Err(upstream_error(&e)),
             ),
@@ -135,6 +137,37 @@ fn collect_text(v: &Value, out: &mut String) {
         Value::Object(map) => map.values().for_each(|i| collect_text(i, out)),
         _ => {}
     }
+}
+
+/// What a result carries, for the ledger: a tool result's `content` parts (text as text; an
+/// image, audio or embedded resource by its type and size), a resource's `contents` (text as
+/// text, a blob by its encoded size).
+fn content_parts(v: &Value) -> Vec<ContentPart> {
+    let parts = v
+        .get("content")
+        .or_else(|| v.get("contents"))
+        .and_then(Value::as_array);
+    parts
+        .into_iter()
+        .flatten()
+        .map(|part| match part.get("text").and_then(Value::as_str) {
+            Some(text) => ContentPart::Text(text.to_owned()),
+            None => match part.get("blob").and_then(Value::as_str) {
+                Some(blob) => ContentPart::Other {
+                    kind: "blob".to_owned(),
+                    bytes: blob.len(),
+                },
+                None => ContentPart::Other {
+                    kind: part
+                        .get("type")
+                        .and_then(Value::as_str)
+                        .unwrap_or("unknown")
+                        .to_owned(),
+                    bytes: serde_json::to_vec(part).map_or(0, |b| b.len()),
+                },
+            },
+        })
+        .collect()
 }
 
 /// Sends MCP progress notifications for a call waiting for approval, if the client gave a

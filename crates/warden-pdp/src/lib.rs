@@ -25,5 +25,5 @@ mod sql;
 
 pub use decide::decide;
 pub use eval::{lookup, principal_matches};
-pub use labels::result_labels;
+pub use labels::{action_labels, result_labels};
 pub use request::{Controls, NoScopeUsage, Request, RuleUsage, ScopeUsage};

@@ -9,6 +9,10 @@
 //! - [`scope_counters`]: preapproved-scope counters per session and per UTC day, counted
 //!   atomically with the decision that uses them.
 //! - [`token_budgets`]: the model proxy's token counters per session, agent and principal.
+//! - [`capture_quota`]: how many bytes a session may have recorded, per record and in all,
+//!   shared by the governor and the model proxy.
+//! - [`ledger_mark`]: the last ledger sequence number the gateway knows committed, for
+//!   `warden audit verify` to tell a ledger whose tail was cut off.
 //! - [`interventions`]: the posture and the frozen tools in force, read by the governor and
 //!   the model proxy alike.
 //!
@@ -16,7 +20,9 @@
 //! and `warden-pdp` (the scope counters answer its `ScopeUsage` queries); it knows nothing of
 //! protocols or the ledger.
 
+pub mod capture_quota;
 pub mod interventions;
+pub mod ledger_mark;
 pub mod operators;
 pub mod scope_counters;
 pub mod sessions;
@@ -24,7 +30,9 @@ pub mod state_db;
 pub mod token_budgets;
 pub mod tokens;
 
+pub use capture_quota::{CaptureLimits, CaptureQuota, QuotaExhausted};
 pub use interventions::Interventions;
+pub use ledger_mark::LedgerMark;
 pub use operators::{OperatorCredentials, OperatorIdentity, OperatorRole};
 pub use scope_counters::{ScopeCounters, ScopeIncrement};
 pub use sessions::{MAX_TASK_BYTES, MAX_TTL, OpenedSession, Session, SessionInfo, SessionStore};

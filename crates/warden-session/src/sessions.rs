@@ -52,16 +52,22 @@ impl Session {
         now >= self.expires_at
     }
 
-    /// The labels accumulated so far.
+    /// The labels accumulated so far. A lock poisoned by a panic elsewhere still yields
+    /// them (labels only restrict, so they are never dropped).
     pub fn labels(&self) -> Vec<Arc<str>> {
-        self.labels.lock().map(|l| l.clone()).unwrap_or_default()
+        self.labels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
-    /// Adds labels; returns those that were new.
+    /// Adds labels; returns those that were new. A poisoned lock does not stop them being
+    /// added (fail closed).
     pub fn add_labels(&self, new: &[Arc<str>]) -> Vec<Arc<str>> {
-        let Ok(mut labels) = self.labels.lock() else {
-            return Vec::new();
-        };
+        let mut labels = self
+            .labels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut added = Vec::new();
         for l in new {
             if !labels.contains(l) {
@@ -369,5 +375,34 @@ mod tests {
         assert_eq!(store.list(later).len(), 1);
         // Recently expired ones are kept (refused as expired, listed).
         assert_eq!(store.prune_expired(t0 + time::Duration::hours(1), day), 0);
+    }
+
+    /// Issue 10, point 18: a labels lock poisoned by a panic made `labels()` answer none and
+    /// `add_labels` add none (fail open); the labels stay and are added now.
+    #[test]
+    fn issue_10_a_poisoned_labels_lock_keeps_and_adds_labels() {
+        let s = Session {
+            id: "s".to_owned(),
+            agent: "a".to_owned(),
+            principal: "p".to_owned(),
+            task: "t".to_owned(),
+            opened_at: time::OffsetDateTime::UNIX_EPOCH,
+            expires_at: time::OffsetDateTime::UNIX_EPOCH,
+            revoked: std::sync::atomic::AtomicBool::new(false),
+            labels: Mutex::new(Vec::new()),
+        };
+        s.add_labels(&[Arc::from("pii")]);
+        std::thread::scope(|scope| {
+            let _ = scope
+                .spawn(|| {
+                    let _held = s.labels.lock();
+                    panic!("poison the lock");
+                })
+                .join();
+        });
+        assert!(s.labels.is_poisoned());
+        assert_eq!(s.labels(), [Arc::from("pii")]);
+        assert_eq!(s.add_labels(&[Arc::from("secret")]), [Arc::from("secret")]);
+        assert_eq!(s.labels(), [Arc::from("pii"), Arc::from("secret")]);
     }
 }

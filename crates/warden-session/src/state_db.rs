@@ -68,6 +68,9 @@ const MIGRATIONS: &[&[&str]] = &[
         "CREATE TABLE IF NOT EXISTS scope_usage (rule TEXT NOT NULL, window TEXT NOT NULL, count INTEGER NOT NULL, spend TEXT NOT NULL, PRIMARY KEY (rule, window))",
         "CREATE TABLE IF NOT EXISTS model_usage (scope TEXT NOT NULL, key TEXT NOT NULL, window_start INTEGER NOT NULL, tokens INTEGER NOT NULL, PRIMARY KEY (scope, key, window_start))",
     ],
+    // 2: the last ledger sequence number the gateway knows committed (one row), for
+    // `warden audit verify` to tell a ledger whose tail was cut off (see `ledger_mark`).
+    &["CREATE TABLE ledger_mark (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL)"],
 ];
 
 /// The schema version this warden writes.

@@ -54,6 +54,7 @@ pub fn test_config(data_dir: &Path, charter: &Path) -> Config {
         public_url: "http://127.0.0.1".to_owned(),
         approval_progress_interval: Duration::from_secs(10),
         result_deadline: Duration::from_secs(15 * 60),
+        capture: warden_gateway::config::CaptureLimits::default(),
         provider_keys: None,
         limits: warden_gateway::config::Limits::default(),
     }

@@ -410,3 +410,57 @@ fn an_empty_ledger_or_one_without_its_start_is_not_intact() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 }
+
+/// Issue 10, point 26: a ledger whose last records were removed (the chain still intact) fails
+/// `verify`, because its head is older than the last sequence number the gateway recorded in
+/// `state.db`. Before, it verified.
+#[test]
+fn issue_10_a_ledger_cut_short_of_the_recorded_head_fails_verify() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let h = rt.block_on(async {
+        let h = warden_testkit::harness::Harness::builder(|echo_url| {
+            format!(
+                "version: 1\nidentity: {{ id: agent-1, name: Agent, purpose: tests, serves: tests }}\ninventory:\n  servers:\n    - {{ id: echo, url: \"{echo_url}\", tools: [echo] }}\nactions:\n  rules:\n    - {{ id: echo, tool: echo.echo, tier: autonomous }}\nauthority:\n  principals:\n    - {{ id: alice }}\n"
+            )
+        })
+        .start()
+        .await;
+        let (_, token) = h.open_session("1h").await;
+        for i in 0..3 {
+            h.call(&token, &format!("hello {i}")).await;
+        }
+        h.stop().await;
+        h
+    });
+    let data = h.data.to_str().unwrap().to_owned();
+    let out = warden(&["audit", "verify", "--data", &data], None);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+
+    // Remove the last three records with SQL: the chain of what is left is intact.
+    let db = rusqlite::Connection::open(h.data.join("ledger.db")).unwrap();
+    let head: i64 = db
+        .query_row("SELECT max(seq) FROM records", [], |r| r.get(0))
+        .unwrap();
+    db.execute("DELETE FROM records WHERE seq > ?1", [head - 3])
+        .unwrap();
+    drop(db);
+
+    let out = warden(&["audit", "verify", "--data", &data], None);
+    assert_eq!(out.status.code(), Some(3), "{}", stdout(&out));
+    let expected = format!(
+        "ledger NOT intact: truncated tail: the ledger ends at record {}, but the gateway recorded in `state.db` that record {head} was committed",
+        head - 3
+    );
+    assert!(stdout(&out).contains(&expected), "{}", stdout(&out));
+    let out = warden(
+        &["audit", "verify", "--format", "json", "--data", &data],
+        None,
+    );
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["intact"], json!(false));
+    assert_eq!(report["problem"]["kind"], json!("truncated_tail"));
+}

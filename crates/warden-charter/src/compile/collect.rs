@@ -55,6 +55,7 @@ pub(crate) struct Collected<'a> {
     pub principals: Vec<Item<'a, RawPrincipal>>,
     pub labels: Vec<Item<'a, RawLabel>>,
     pub sources: Vec<Item<'a, RawDataSource>>,
+    pub redact: Vec<Item<'a, String>>,
     pub context: Option<Item<'a, RawContext>>,
     pub baseline_window: Option<Item<'a, String>>,
     pub learning_window: Option<Item<'a, String>>,
@@ -184,10 +185,11 @@ pub(crate) fn collect_file<'a>(
                 file,
                 node,
                 k,
-                &["labels", "sources"],
+                &["labels", "sources", "redact"],
                 diags,
                 |key, n, d| match key {
                     "labels" => list(file, n, "data.labels", &mut c.labels, &mut c.incomplete, d),
+                    "redact" => list(file, n, "data.redact", &mut c.redact, &mut c.incomplete, d),
                     _ => list(
                         file,
                         n,

@@ -126,9 +126,16 @@ pub(super) fn data_policy(
             Some((id, desc))
         })
         .collect();
+    // Secrets never written to the ledger: matched in captured content and replaced.
+    let redact = c
+        .redact
+        .iter()
+        .filter_map(|item| matcher::regex(&item.raw, false, item.at(), diags))
+        .collect();
     DataPolicy {
         labels,
         descriptions,
         sources,
+        redact,
     }
 }

@@ -198,27 +198,41 @@ async fn verify(dir: &Path, format: Format) -> ExitCode {
         Err(e) => return failure(&e),
     };
     reader.close().await;
-    let missing_start = report
-        .is_intact()
-        .then(|| missing_start(first.as_ref()))
-        .flatten();
+    let mark = match warden_session::LedgerMark::read(dir).await {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!(
+                "error: cannot read the ledger mark in `{}`: {}",
+                dir.join(warden_session::state_db::STATE_DB_FILE).display(),
+                with_causes(&e)
+            );
+            return ExitCode::from(EXIT_IO);
+        }
+    };
+    let beyond = if report.is_intact() {
+        missing_start(first.as_ref())
+            .map(|why| ("missing_start", why))
+            .or_else(|| truncated_tail(&report, mark).map(|why| ("truncated_tail", why)))
+    } else {
+        None
+    };
     let mut out = std::io::stdout().lock();
-    let _ = match (format, &missing_start) {
+    let _ = match (format, &beyond) {
         (Format::Human, None) => writeln!(out, "{}", human(dir, &report)),
         (Format::Json, None) => writeln!(out, "{}", json(&report)),
-        (Format::Human, Some(why)) => writeln!(out, "ledger NOT intact: {why}"),
-        (Format::Json, Some(why)) => writeln!(
+        (Format::Human, Some((_, why))) => writeln!(out, "ledger NOT intact: {why}"),
+        (Format::Json, Some((kind, why))) => writeln!(
             out,
             "{}",
             serde_json::json!({
                 "intact": false,
                 "records": report.records,
                 "head": report.head,
-                "problem": { "kind": "missing_start", "message": why },
+                "problem": { "kind": kind, "message": why },
             })
         ),
     };
-    if report.is_intact() && missing_start.is_none() {
+    if report.is_intact() && beyond.is_none() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_BROKEN)
@@ -227,7 +241,7 @@ async fn verify(dir: &Path, format: Format) -> ExitCode {
 
 /// Beyond an intact chain, what every ledger warden wrote has: a first record, the
 /// `charter_loaded` of its first start. An emptied ledger, or one whose start was cut off and
-/// the chain recomputed, fails here. (Signed checkpoints, a later step, catch a cut tail.)
+/// the chain recomputed, fails here. (A cut tail is caught by [`truncated_tail`].)
 fn missing_start(first: Option<&warden_audit::Record>) -> Option<String> {
     match first {
         None => Some(
@@ -240,6 +254,19 @@ fn missing_start(first: Option<&warden_audit::Record>) -> Option<String> {
         )),
         Some(_) => None,
     }
+}
+
+/// Beyond an intact chain: the ledger's head is not older than the last sequence number the
+/// gateway recorded in `state.db` as committed (the ledger mark). A ledger whose last records
+/// were removed, the chain still intact, fails here.
+fn truncated_tail(report: &VerifyReport, mark: Option<u64>) -> Option<String> {
+    let mark = mark?;
+    let head = report.head.map_or(0, |h| h.seq);
+    (head < mark).then(|| {
+        format!(
+            "truncated tail: the ledger ends at record {head}, but the gateway recorded in `state.db` that record {mark} was committed (records after {head} were removed?)"
+        )
+    })
 }
 
 fn human(dir: &Path, report: &VerifyReport) -> String {

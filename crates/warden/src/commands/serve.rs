@@ -78,6 +78,16 @@ pub struct GatewayFlags {
     /// `WARDEN_REQUEST_TIMEOUT`.
     #[arg(long)]
     pub request_timeout: Option<String>,
+    /// Largest arguments, or result content, one ledger record captures, in bytes; larger
+    /// arguments are refused, larger content is cut. Env `WARDEN_CAPTURE_MAX_RECORD_BYTES`;
+    /// default 1 MiB.
+    #[arg(long)]
+    pub capture_max_record_bytes: Option<u64>,
+    /// Largest total one session may have captured in the ledger (arguments, results, model
+    /// calls), in bytes; past it the session's calls are refused. Env
+    /// `WARDEN_CAPTURE_MAX_SESSION_BYTES`; default 256 MiB.
+    #[arg(long)]
+    pub capture_max_session_bytes: Option<u64>,
 }
 
 /// Arguments of `warden serve`.
@@ -113,6 +123,8 @@ impl GatewayFlags {
             header_timeout: self.header_timeout.clone(),
             body_timeout: self.body_timeout.clone(),
             request_timeout: self.request_timeout.clone(),
+            capture_max_record_bytes: self.capture_max_record_bytes,
+            capture_max_session_bytes: self.capture_max_session_bytes,
         }
     }
 }

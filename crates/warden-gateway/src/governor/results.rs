@@ -1,0 +1,220 @@
+//! The governor's recording of what is not a decision: attempts refused before any decision
+//! (outside the inventory, unroutable, arguments that cannot be recorded), results and the
+//! labels they carry, and results that never came (`unknown`).
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+use warden_audit::{NewRecord, RecordKind};
+use warden_core::gate::{ActionOutcome, Allowed, RefusalReason, Refused, Via};
+use warden_pdp::result_labels;
+use warden_session::Session;
+
+use super::{Governor, MAX_ERROR_BYTES};
+use crate::capture::{capture_content, json_len, too_large};
+use crate::outstanding::OutstandingAction;
+
+impl Governor {
+    /// Refuses (and records, small) an action whose arguments the ledger cannot take: larger
+    /// than one record captures, or past the session's capture quota (which is charged with
+    /// them otherwise).
+    pub(super) async fn check_capture(
+        &self,
+        session: &Arc<Session>,
+        tool: &str,
+        args: &Value,
+        via: Via,
+    ) -> Result<(), Refused> {
+        // Record before forward needs arguments the ledger can take: over the record limit,
+        // or past the session's quota, the call is refused (recorded small).
+        let args_bytes = json_len(args);
+        let limits = self.capture.limits();
+        if args_bytes > limits.max_record_bytes {
+            let why = format!(
+                "its arguments are too large to record ({args_bytes} bytes; at most {} per record)",
+                limits.max_record_bytes
+            );
+            let summary = too_large(args, args_bytes);
+            return Err(self
+                .record_refused_attempt(
+                    session,
+                    tool,
+                    &summary,
+                    via,
+                    RefusalReason::ArgumentsTooLarge,
+                    &why,
+                )
+                .await);
+        }
+        if let Err(e) = self.capture.try_charge(&session.id, args_bytes) {
+            let summary = too_large(args, args_bytes);
+            let summary = json!({ "not_recorded": summary.get("too_large") });
+            return Err(self
+                .record_refused_attempt(
+                    session,
+                    tool,
+                    &summary,
+                    via,
+                    RefusalReason::CaptureQuotaExhausted,
+                    &e.to_string(),
+                )
+                .await);
+        }
+        Ok(())
+    }
+
+    /// Records, as `unknown`, the forwarded actions whose result is overdue at `now`: the
+    /// MCP client went away and the call was cut off, or a decide-API agent never reported it.
+    pub async fn record_unreported(&self, now: std::time::Instant) {
+        let overdue = self.outstanding.take_overdue(now);
+        if !overdue.is_empty() {
+            self.record_unknown(overdue, "no result was recorded within the deadline")
+                .await;
+        }
+    }
+
+    /// Records, as `unknown`, every forwarded action whose result was not recorded before the
+    /// gateway stopped (after the drain, before the ledger closes).
+    pub async fn record_cut_off_at_shutdown(&self) {
+        let cut_off = self.outstanding.take_all();
+        if !cut_off.is_empty() {
+            self.record_unknown(
+                cut_off,
+                "the gateway stopped before the action's result was recorded",
+            )
+            .await;
+        }
+    }
+
+    pub(super) async fn record_unknown(&self, actions: Vec<OutstandingAction>, reason: &str) {
+        let batch = actions.iter().map(|a| a.unknown_result(reason)).collect();
+        if let Err(e) = self.ledger.append_batch(batch).await {
+            tracing::error!(error = %e, count = actions.len(), "The ledger cannot record actions whose result is unknown.");
+        }
+    }
+
+    /// Records an attempt refused before any decision: a tool no upstream server offers.
+    pub async fn record_unroutable(
+        &self,
+        session: &Arc<Session>,
+        tool: &str,
+        args: &Value,
+        why: &str,
+    ) -> Refused {
+        if let Err(refused) = self.check_capture(session, tool, args, Via::Mcp).await {
+            return refused;
+        }
+        self.record_refused_attempt(session, tool, args, Via::Mcp, RefusalReason::Denied, why)
+            .await
+    }
+
+    /// Records an attempt refused before any decision (`action_attempted` with `refused`:
+    /// why) and makes its refusal. The refusal stands when the ledger cannot record it.
+    pub(super) async fn record_refused_attempt(
+        &self,
+        session: &Arc<Session>,
+        tool: &str,
+        args: &Value,
+        via: Via,
+        reason: RefusalReason,
+        why: &str,
+    ) -> Refused {
+        let action_id = Uuid::now_v7().to_string();
+        let payload = json!({
+            "action": action_id,
+            "via": via.as_str(),
+            "tool": tool,
+            "arguments": args,
+            "refused": why,
+        });
+        let record = NewRecord {
+            session: Some(session.id.clone()),
+            kind: RecordKind::ActionAttempted,
+            payload,
+        };
+        if let Err(e) = self.ledger.append(record).await {
+            tracing::error!(error = %e, "The ledger cannot record a refused attempt.");
+        }
+        Refused {
+            action_id: Some(action_id),
+            reason,
+            decision: None,
+            message: format!("warden refused `{tool}`: {why}"),
+            approval: None,
+        }
+    }
+
+    /// Records how a forwarded action ended, and the labels its result carries.
+    pub async fn record_result(
+        &self,
+        session: &Arc<Session>,
+        tool: &str,
+        allowed: &Allowed,
+        outcome: &ActionOutcome,
+    ) -> Result<Vec<Arc<str>>, warden_audit::LedgerError> {
+        let duration_ms = u64::try_from(allowed.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let mut payload = json!({
+            "action": allowed.action_id,
+            "status": outcome.status,
+            "size_bytes": outcome.size_bytes,
+            "duration_ms": duration_ms,
+        });
+        if let Some(obj) = payload.as_object_mut() {
+            if let Some(e) = &outcome.error {
+                obj.insert(
+                    "error".to_owned(),
+                    Value::String(warden_core::text::ellipsize(e, MAX_ERROR_BYTES)),
+                );
+            }
+            // What the agent read, bounded and redacted (see `capture`).
+            if !outcome.content.is_empty() {
+                let captured = capture_content(
+                    &outcome.content,
+                    &self.charter.data,
+                    &self.capture,
+                    &session.id,
+                );
+                obj.insert("content".to_owned(), Value::Array(captured.content));
+                if let Some(t) = captured.truncated {
+                    obj.insert("truncated".to_owned(), t);
+                }
+                if captured.redacted > 0 {
+                    obj.insert("redacted".to_owned(), json!(captured.redacted));
+                }
+            }
+        }
+        let sid = Some(session.id.clone());
+        let mut batch = vec![NewRecord {
+            session: sid.clone(),
+            kind: RecordKind::ActionResult,
+            payload,
+        }];
+        let mut added = Vec::new();
+        if outcome.status != "upstream_error" {
+            let labels = result_labels(&self.charter, tool, &allowed.args, &outcome.text);
+            added = session.add_labels(&labels);
+            if !added.is_empty() {
+                batch.push(NewRecord {
+                    session: sid,
+                    kind: RecordKind::LabelsAdded,
+                    payload: json!({ "action": allowed.action_id, "labels": added }),
+                });
+            }
+        }
+        self.ledger.append_batch(batch).await?;
+        self.outstanding.remove(&allowed.action_id);
+        self.persist_labels(session, &added).await;
+        Ok(added)
+    }
+
+    /// Writes labels a session gained through to `state.db` (they are in force in memory
+    /// already).
+    pub(super) async fn persist_labels(&self, session: &Session, added: &[Arc<str>]) {
+        if !added.is_empty()
+            && let Err(e) = self.sessions.persist_labels(&session.id, added).await
+        {
+            tracing::warn!(error = %e, "Session labels could not be written through; they stay in memory.");
+        }
+    }
+}
