@@ -323,8 +323,39 @@ impl Harness {
         self.gw.lock().unwrap().take().unwrap()
     }
 
-    /// Shuts the gateway down.
+    /// Shuts the gateway down, then checks that its ledger passes what `warden audit verify`
+    /// checks (see [`Harness::assert_ledger_verifies`]): every test that stops its gateway
+    /// this way proves the ledger it wrote is intact.
     pub async fn stop(&self) {
         self.take().shutdown().await;
+        self.assert_ledger_verifies().await;
+    }
+
+    /// Panics unless the ledger in the data directory passes `warden audit verify`: the hash
+    /// chain is intact, record 1 is the `charter_loaded` every ledger starts with, and the
+    /// head is not older than the last sequence number the gateway marked as committed in
+    /// `state.db`.
+    pub async fn assert_ledger_verifies(&self) {
+        let reader = warden_audit::LedgerReader::open(&self.data).await.unwrap();
+        let report = reader.verify().await.unwrap();
+        assert!(
+            report.is_intact(),
+            "the ledger does not verify: {:?}",
+            report.first_problem
+        );
+        let first = reader.get(1).await.unwrap();
+        reader.close().await;
+        assert_eq!(
+            first.map(|r| r.kind),
+            Some(warden_audit::RecordKind::CharterLoaded),
+            "the ledger does not start with `charter_loaded`"
+        );
+        let head = report.head.map_or(0, |h| h.seq);
+        if let Some(mark) = warden_session::LedgerMark::read(&self.data).await.unwrap() {
+            assert!(
+                head >= mark,
+                "the ledger ends at record {head}, before the committed mark {mark}"
+            );
+        }
     }
 }
