@@ -56,6 +56,8 @@ inventory:
     - {{ id: bob, roles: [approver] }}
     - {{ id: carol, roles: [approver] }}
     - {{ id: dave, roles: [viewer] }}
+  enrolment:
+    - {{ by: admin, principals: ["*"] }}
 "#
     )
 }

@@ -25,7 +25,9 @@ pub mod token_budgets;
 pub mod tokens;
 
 pub use interventions::Interventions;
-pub use operators::{OperatorCredentials, OperatorIdentity, OperatorRole};
+pub use operators::{
+    Issued, MAX_OPERATOR_LIST, OperatorCredentials, OperatorIdentity, OperatorRole, OperatorToken,
+};
 pub use scope_counters::{ScopeCounters, ScopeIncrement};
 pub use sessions::{MAX_TASK_BYTES, MAX_TTL, OpenedSession, Session, SessionInfo, SessionStore};
 pub use state_db::{StateDb, StoreError};

@@ -68,6 +68,10 @@ const MIGRATIONS: &[&[&str]] = &[
         "CREATE TABLE IF NOT EXISTS scope_usage (rule TEXT NOT NULL, window TEXT NOT NULL, count INTEGER NOT NULL, spend TEXT NOT NULL, PRIMARY KEY (rule, window))",
         "CREATE TABLE IF NOT EXISTS model_usage (scope TEXT NOT NULL, key TEXT NOT NULL, window_start INTEGER NOT NULL, tokens INTEGER NOT NULL, PRIMARY KEY (scope, key, window_start))",
     ],
+    // 2: when an operator credential's issue reached the ledger. `NULL` for credentials made
+    // offline (and for every credential made before this column): the gateway records them
+    // before their first use.
+    &["ALTER TABLE operator_tokens ADD COLUMN recorded_at TEXT"],
 ];
 
 /// The schema version this warden writes.

@@ -68,11 +68,15 @@ pub fn execute(args: &OperatorArgs) -> ExitCode {
             }
         };
         let now = time::OffsetDateTime::now_utc();
-        let result = OperatorCredentials::open(&db).create(name, role, now).await;
+        // Offline: the ledger is the gateway's; the gateway records this issue before the
+        // credential's first use.
+        let result = OperatorCredentials::open(&db)
+            .create(name, role, now, false)
+            .await;
         db.close().await;
         match result {
-            Ok(token) => {
-                println!("{token}");
+            Ok(issued) => {
+                println!("{}", issued.token);
                 ExitCode::SUCCESS
             }
             Err(e) => {
