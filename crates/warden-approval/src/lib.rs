@@ -13,8 +13,11 @@
 //! - [`workflow`]: [`Approvals`], who may decide (the charter's authority section) and the
 //!   recording: every transition is recorded (through a [`Recorder`](warden_core::Recorder))
 //!   before it takes effect, and a request that cannot be recorded or stored does not change.
-//! - [`webhook`]: the outbound notifier — one signed POST per new request, with approve and
-//!   deny links for every approver, on a bounded queue that never blocks the decision path.
+//! - [`webhook`]: the outbound notifier — one signed POST per new request and delivery target,
+//!   with the approve and deny links of the approvers whose links go there, on a bounded queue
+//!   that never blocks the decision path.
+//! - [`throttle`]: refusals without a credential are recorded once per source and window, then
+//!   counted, so they cannot fill the ledger.
 //!
 //! In the workspace DAG this crate sits on `warden-core` and `warden-charter`; the ledger is
 //! reached only through the `Recorder` trait.
@@ -23,6 +26,7 @@ pub mod machine;
 pub mod request;
 pub mod signing;
 pub mod store;
+pub mod throttle;
 pub mod webhook;
 pub mod workflow;
 

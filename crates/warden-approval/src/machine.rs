@@ -26,6 +26,10 @@ pub struct Approver<'a> {
     pub has_authority: bool,
     /// How they decide: `api` or `link`.
     pub channel: &'a str,
+    /// For a link, the delivery target it was sent to.
+    pub target: Option<&'a str>,
+    /// For the API, the id of the operator credential.
+    pub credential: Option<&'a str>,
 }
 
 /// Why an attempt to decide a request was refused.
@@ -40,6 +44,9 @@ pub enum VoteRefusal {
     SelfApproval,
     /// This approver already approved; a quorum needs distinct approvers.
     DuplicateApprover,
+    /// A link delivered to the same target as a link that already approved: whoever reads
+    /// one webhook message casts at most one approving vote.
+    SharedTarget,
     /// The grant was already used: approving it again would be a replay.
     Replay,
     /// The request was already decided (granted, denied or timed out).
@@ -56,6 +63,7 @@ impl VoteRefusal {
             VoteRefusal::NoAuthority => "no_authority",
             VoteRefusal::SelfApproval => "self_approval",
             VoteRefusal::DuplicateApprover => "duplicate_approver",
+            VoteRefusal::SharedTarget => "shared_target",
             VoteRefusal::Replay => "replay",
             VoteRefusal::AlreadyDecided(_) => "already_decided",
             VoteRefusal::Expired => "expired",
@@ -85,6 +93,7 @@ impl VoteRefusal {
                 "you already approved; this request needs {} distinct approvers",
                 req.quorum
             ),
+            VoteRefusal::SharedTarget => "a link delivered to the same place already approved this request; links that went to one webhook target count as one vote: approve through the API, or from links delivered to you alone".to_owned(),
             VoteRefusal::Replay => "this approval was already used; it cannot be used again".to_owned(),
             VoteRefusal::AlreadyDecided(s) => format!("this request is already {s}"),
             VoteRefusal::Expired => "this request's deadline has passed".to_owned(),
@@ -124,6 +133,9 @@ pub enum UseRefusal {
     /// were bound to their charter): the authority and quorum that granted it may no longer
     /// hold. Checked by the workflow, which knows the charter in force.
     OtherCharter,
+    /// A vote that granted it no longer holds: its approver lost the authority under the
+    /// charter in force, or its operator credential was revoked since. Checked by the workflow.
+    AuthorityWithdrawn,
 }
 
 impl ApprovalRequest {
@@ -169,10 +181,20 @@ impl ApprovalRequest {
         if self.approvals.iter().any(|v| v.approver == principal) {
             return Err(VoteRefusal::DuplicateApprover);
         }
+        if let Some(target) = approver.target
+            && self
+                .approvals
+                .iter()
+                .any(|v| v.target.as_deref() == Some(target))
+        {
+            return Err(VoteRefusal::SharedTarget);
+        }
         self.approvals.push(Vote {
             approver: principal,
             reason,
             channel: approver.channel.to_owned(),
+            target: approver.target.map(str::to_owned),
+            credential: approver.credential.map(str::to_owned),
             at: now,
         });
         let approvals = u32::try_from(self.approvals.len()).unwrap_or(u32::MAX);
@@ -201,6 +223,8 @@ impl ApprovalRequest {
             approver: principal,
             reason,
             channel: approver.channel.to_owned(),
+            target: approver.target.map(str::to_owned),
+            credential: approver.credential.map(str::to_owned),
             at: now,
         });
         self.status = Status::Denied;

@@ -50,6 +50,14 @@ pub struct Vote {
     pub reason: Option<String>,
     /// How they decided: `api` (CLI or API) or `link` (a signed webhook link).
     pub channel: String,
+    /// For a link, the delivery target it was sent to (a keyed hash of the webhook URL): one
+    /// target casts at most one approving vote on a request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// For the API, the id of the operator credential used: a vote whose credential has been
+    /// revoked since no longer counts when the grant is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
     /// When.
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,

@@ -1,8 +1,9 @@
 //! Signatures for approval links and webhook bodies: HMAC-SHA256 under a secret only the
 //! gateway holds.
 //!
-//! A link names the request, the action (approve or deny), the approver it was minted for and
-//! its expiry; the signature covers all four, so none can be changed. Verification is in
+//! A link names the request, the action (approve or deny), the approver it was minted for, the
+//! delivery target it was sent to ([`Signer::target_id`]) and its expiry; the signature covers
+//! all five, so none can be changed. Verification is in
 //! constant time. Webhook bodies are signed as `t=<unix>,v1=<base64url>`, the MAC over the
 //! parts `warden-webhook-v1`, `<unix>` and the body, so a receiver can check both origin and
 //! freshness. Every MAC input is a list of parts, each preceded by its length as a big-endian
@@ -41,6 +42,22 @@ impl LinkAction {
             _ => None,
         }
     }
+}
+
+/// What a signed link says: approve or deny `request` as `approver`, delivered to the target
+/// `via`, until `expires_unix`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Link<'a> {
+    /// Approve or deny.
+    pub action: LinkAction,
+    /// The request id.
+    pub request: &'a str,
+    /// The principal the link was minted for.
+    pub approver: &'a str,
+    /// The delivery target the link was sent to ([`Signer::target_id`]).
+    pub via: &'a str,
+    /// Expiry, Unix seconds.
+    pub expires_unix: i64,
 }
 
 /// A signing key too short to be one.
@@ -83,51 +100,43 @@ impl Signer {
         mac
     }
 
-    fn link_parts<'a>(
-        action: LinkAction,
-        request: &'a str,
-        approver: &'a str,
-        expires: &'a str,
-    ) -> [&'a [u8]; 5] {
+    fn link_parts<'a>(link: &'a Link<'a>, expires: &'a str) -> [&'a [u8]; 6] {
         [
-            b"warden-approval-link-v1",
-            action.as_str().as_bytes(),
-            request.as_bytes(),
-            approver.as_bytes(),
+            b"warden-approval-link-v2",
+            link.action.as_str().as_bytes(),
+            link.request.as_bytes(),
+            link.approver.as_bytes(),
+            link.via.as_bytes(),
             expires.as_bytes(),
         ]
     }
 
     /// The signature of a link, base64url.
-    pub fn sign_link(
-        &self,
-        action: LinkAction,
-        request: &str,
-        approver: &str,
-        expires_unix: i64,
-    ) -> String {
-        let expires = expires_unix.to_string();
-        let mac = self.mac(&Self::link_parts(action, request, approver, &expires));
+    pub fn sign_link(&self, link: &Link<'_>) -> String {
+        let expires = link.expires_unix.to_string();
+        let mac = self.mac(&Self::link_parts(link, &expires));
         URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
     }
 
     /// Whether `signature` is the link's, compared in constant time. The caller checks the
     /// expiry against its clock.
-    pub fn verify_link(
-        &self,
-        action: LinkAction,
-        request: &str,
-        approver: &str,
-        expires_unix: i64,
-        signature: &str,
-    ) -> bool {
+    pub fn verify_link(&self, link: &Link<'_>, signature: &str) -> bool {
         let Ok(sig) = URL_SAFE_NO_PAD.decode(signature.trim()) else {
             return false;
         };
-        let expires = expires_unix.to_string();
-        self.mac(&Self::link_parts(action, request, approver, &expires))
+        let expires = link.expires_unix.to_string();
+        self.mac(&Self::link_parts(link, &expires))
             .verify_slice(&sig)
             .is_ok()
+    }
+
+    /// The id of a webhook delivery target: a keyed hash of its URL (16 base64url characters),
+    /// stable while the key is, and revealing nothing of the URL (which may be a credential).
+    /// Links carry it, so the workflow can tell which links went to the same place.
+    pub fn target_id(&self, url: &str) -> String {
+        let mac = self.mac(&[b"warden-webhook-target-v1", url.as_bytes()]);
+        let bytes = mac.finalize().into_bytes();
+        URL_SAFE_NO_PAD.encode(bytes.get(..12).unwrap_or_default())
     }
 
     /// The `X-Warden-Signature` header value of a webhook body sent at `unix`.
@@ -168,25 +177,70 @@ mod tests {
         Signer::new(&[7u8; 32]).unwrap()
     }
 
+    fn link<'a>(
+        action: LinkAction,
+        request: &'a str,
+        approver: &'a str,
+        via: &'a str,
+        expires_unix: i64,
+    ) -> Link<'a> {
+        Link {
+            action,
+            request,
+            approver,
+            via,
+            expires_unix,
+        }
+    }
+
     #[test]
     fn links_verify_only_unchanged() {
         let s = signer();
-        let sig = s.sign_link(LinkAction::Approve, "r1", "bob", 1_900_000_000);
-        assert!(s.verify_link(LinkAction::Approve, "r1", "bob", 1_900_000_000, &sig));
+        let l = link(LinkAction::Approve, "r1", "bob", "t1", 1_900_000_000);
+        let sig = s.sign_link(&l);
+        assert!(s.verify_link(&l, &sig));
         // Every field is covered.
-        assert!(!s.verify_link(LinkAction::Deny, "r1", "bob", 1_900_000_000, &sig));
-        assert!(!s.verify_link(LinkAction::Approve, "r2", "bob", 1_900_000_000, &sig));
-        assert!(!s.verify_link(LinkAction::Approve, "r1", "eve", 1_900_000_000, &sig));
-        assert!(!s.verify_link(LinkAction::Approve, "r1", "bob", 1_900_000_001, &sig));
+        for changed in [
+            Link {
+                action: LinkAction::Deny,
+                ..l
+            },
+            Link { request: "r2", ..l },
+            Link {
+                approver: "eve",
+                ..l
+            },
+            Link { via: "t2", ..l },
+            Link {
+                expires_unix: 1_900_000_001,
+                ..l
+            },
+        ] {
+            assert!(!s.verify_link(&changed, &sig));
+        }
         // A forged signature, an empty one, garbage.
         let other = Signer::new(&[8u8; 32]).unwrap();
-        let forged = other.sign_link(LinkAction::Approve, "r1", "bob", 1_900_000_000);
-        assert!(!s.verify_link(LinkAction::Approve, "r1", "bob", 1_900_000_000, &forged));
-        assert!(!s.verify_link(LinkAction::Approve, "r1", "bob", 1_900_000_000, ""));
-        assert!(!s.verify_link(LinkAction::Approve, "r1", "bob", 1_900_000_000, "%%%"));
+        let forged = other.sign_link(&l);
+        assert!(!s.verify_link(&l, &forged));
+        assert!(!s.verify_link(&l, ""));
+        assert!(!s.verify_link(&l, "%%%"));
         // Field boundaries cannot be shifted.
-        let a = s.sign_link(LinkAction::Approve, "r1\nbob", "x", 1);
-        assert!(!s.verify_link(LinkAction::Approve, "r1", "bob\nx", 1, &a));
+        let a = s.sign_link(&link(LinkAction::Approve, "r1\nbob", "x", "t", 1));
+        assert!(!s.verify_link(&link(LinkAction::Approve, "r1", "bob\nx", "t", 1), &a));
+    }
+
+    #[test]
+    fn target_ids_are_stable_and_distinct() {
+        let s = signer();
+        assert_eq!(
+            s.target_id("https://a.example/x"),
+            s.target_id("https://a.example/x")
+        );
+        assert_ne!(
+            s.target_id("https://a.example/x"),
+            s.target_id("https://a.example/y")
+        );
+        assert_eq!(s.target_id("https://a.example/x").len(), 16);
     }
 
     #[test]

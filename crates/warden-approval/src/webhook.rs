@@ -1,5 +1,13 @@
-//! The outbound approval webhook: for each new approval request, one signed POST that names
-//! the request and carries an approve and a deny link for every approver.
+//! The outbound approval webhook: for each new approval request, one signed POST per delivery
+//! target that names the request and carries the approve and deny links of the approvers
+//! whose links go there — and only theirs.
+//!
+//! Targets ([`WebhookConfig::targets`]): a principal with a `notify` URL in the charter gets
+//! their links there; the shared webhook (`approval_webhook_url`) gets the announcement, with
+//! the links of the approvers who have no `notify` of their own. Principals with the same URL
+//! share it explicitly. Each link carries its target's id ([`Signer::target_id`]), signed, and
+//! the workflow counts at most one approving vote per target on a request — so a quorum of N
+//! is never met by N links that one reader could see.
 //!
 //! [`Notifier::notify`] never blocks the decision path: it puts the request on a bounded queue
 //! (1024) that one worker task drains, delivering one notification at a time with a few
@@ -16,6 +24,7 @@
 //! Two body formats ([`WebhookFormat`]): warden's JSON (`type`, `approval`, `links`,
 //! `expires_at`), and a Slack incoming-webhook body (`text` + `blocks`).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +38,7 @@ use tokio_util::task::TaskTracker;
 use warden_core::text::{ellipsize, percent_encode as encode, rfc3339};
 use warden_core::{Clock, NewRecord, RecordKind, Recorder};
 
+use crate::signing::Link;
 use crate::{ApprovalRequest, LinkAction, Signer};
 
 /// How many notifications may wait for the worker; past that, new ones are dropped (and
@@ -91,10 +101,14 @@ impl WebhookFormat {
 /// Where and how new approval requests are announced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookConfig {
-    /// The receiver (http or https). Redirects are not followed.
-    pub url: url::Url,
-    /// The body format.
+    /// The shared receiver (http or https), if any: it gets every announcement, with the links
+    /// of approvers who have no target of their own. Redirects are not followed.
+    pub url: Option<url::Url>,
+    /// The shared receiver's body format.
     pub format: WebhookFormat,
+    /// Each principal's own target (the charter's `principals[].notify`): their links go there
+    /// and nowhere else.
+    pub principals: BTreeMap<String, (url::Url, WebhookFormat)>,
     /// The operator plane's base URL as approvers reach it, used in links (a trailing slash
     /// is ignored).
     pub public_url: String,
@@ -105,14 +119,85 @@ pub struct WebhookConfig {
 }
 
 impl WebhookConfig {
-    /// A configuration with the default timeout and attempts.
-    pub fn new(url: url::Url, format: WebhookFormat, public_url: String) -> WebhookConfig {
+    /// A configuration with the default timeout and attempts and no per-principal targets.
+    pub fn new(url: Option<url::Url>, format: WebhookFormat, public_url: String) -> WebhookConfig {
         WebhookConfig {
             url,
             format,
+            principals: BTreeMap::new(),
             public_url,
             timeout: DEFAULT_TIMEOUT,
             attempts: DEFAULT_ATTEMPTS,
+        }
+    }
+
+    /// Adds the per-principal targets the charter declares (`principals[].notify`).
+    #[must_use]
+    pub fn with_charter_targets(mut self, authority: &warden_charter::Authority) -> WebhookConfig {
+        for (id, p) in &authority.principals {
+            if let Some(n) = &p.notify {
+                let format = if n.slack {
+                    WebhookFormat::Slack
+                } else {
+                    WebhookFormat::Json
+                };
+                self.principals
+                    .insert(id.to_string(), (n.url.clone(), format));
+            }
+        }
+        self
+    }
+
+    /// Whether any notification would be sent at all.
+    pub fn is_active(&self) -> bool {
+        self.url.is_some() || !self.principals.is_empty()
+    }
+
+    /// Where the notification of `request` goes: one [`Target`] per distinct URL, each with the
+    /// approvers whose links go there (sorted). The shared receiver, if configured, is always
+    /// among them (possibly with no links); a principal's own target only when they may
+    /// approve the request.
+    pub fn targets(&self, signer: &Signer, request: &ApprovalRequest) -> Vec<Target> {
+        let mut by_url: BTreeMap<String, Target> = BTreeMap::new();
+        if let Some(url) = &self.url {
+            by_url.insert(url.to_string(), Target::new(signer, url, self.format));
+        }
+        for approver in &request.approvers {
+            let (url, format) = match (self.principals.get(approver), &self.url) {
+                (Some((url, format)), _) => (url, *format),
+                (None, Some(url)) => (url, self.format),
+                (None, None) => continue,
+            };
+            by_url
+                .entry(url.to_string())
+                .or_insert_with(|| Target::new(signer, url, format))
+                .approvers
+                .push(approver.clone());
+        }
+        by_url.into_values().collect()
+    }
+}
+
+/// One delivery target of one notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The receiver.
+    pub url: url::Url,
+    /// Its body format.
+    pub format: WebhookFormat,
+    /// Its id ([`Signer::target_id`] of the URL), carried by its links and its records.
+    pub id: String,
+    /// The approvers whose links go there.
+    pub approvers: Vec<String>,
+}
+
+impl Target {
+    fn new(signer: &Signer, url: &url::Url, format: WebhookFormat) -> Target {
+        Target {
+            url: url.clone(),
+            format,
+            id: signer.target_id(url.as_str()),
+            approvers: Vec::new(),
         }
     }
 }
@@ -203,31 +288,43 @@ impl Notifier {
         let session = request.session.clone();
         let id = request.id.clone();
         self.tasks.spawn(async move {
-            record(&*ledger, session, &id, &outcome).await;
+            record(&*ledger, session, &id, None, &outcome).await;
         });
     }
 }
 
-/// The approve and deny links of every approver of `request`, under `public_url` (the
-/// operator plane as approvers reach it):
-/// `{public_url}/v1/approvals/{id}/link/{approve|deny}?approver=…&expires=…&sig=…`, where
-/// `expires` is the request's deadline (unix seconds) and `sig` is
-/// [`Signer::sign_link`] over the action, the request id, the approver and `expires`.
-pub fn links(signer: &Signer, public_url: &str, request: &ApprovalRequest) -> Vec<ApproverLinks> {
+/// The approve and deny links of `approvers` for `request`, delivered to the target `via`,
+/// under `public_url` (the operator plane as approvers reach it):
+/// `{public_url}/v1/approvals/{id}/link/{approve|deny}?approver=…&via=…&expires=…&sig=…`,
+/// where `expires` is the request's deadline (unix seconds) and `sig` is
+/// [`Signer::sign_link`] over the action, the request id, the approver, `via` and `expires`.
+pub fn links(
+    signer: &Signer,
+    public_url: &str,
+    request: &ApprovalRequest,
+    approvers: &[String],
+    via: &str,
+) -> Vec<ApproverLinks> {
     let base = public_url.trim_end_matches('/');
     let expires = request.deadline.unix_timestamp();
     let link = |action: LinkAction, approver: &str| {
-        let sig = signer.sign_link(action, &request.id, approver, expires);
+        let sig = signer.sign_link(&Link {
+            action,
+            request: &request.id,
+            approver,
+            via,
+            expires_unix: expires,
+        });
         format!(
-            "{base}/v1/approvals/{}/link/{}?approver={}&expires={expires}&sig={}",
+            "{base}/v1/approvals/{}/link/{}?approver={}&via={}&expires={expires}&sig={}",
             encode(&request.id),
             action.as_str(),
             encode(approver),
+            encode(via),
             encode(&sig),
         )
     };
-    request
-        .approvers
+    approvers
         .iter()
         .map(|approver| ApproverLinks {
             approver: approver.clone(),
@@ -237,15 +334,16 @@ pub fn links(signer: &Signer, public_url: &str, request: &ApprovalRequest) -> Ve
         .collect()
 }
 
-/// The body of the notification for `request`, in `format`.
+/// The body of the notification of `request` to `target`: only the links of the target's
+/// approvers.
 pub fn payload(
-    format: WebhookFormat,
     signer: &Signer,
     public_url: &str,
     request: &ApprovalRequest,
+    target: &Target,
 ) -> Value {
-    let links = links(signer, public_url, request);
-    match format {
+    let links = links(signer, public_url, request, &target.approvers, &target.id);
+    match target.format {
         WebhookFormat::Json => json!({
             "type": EVENT,
             "approval": request,
@@ -329,9 +427,16 @@ impl Delivery {
 
 /// Appends the `approval_notified` record; a ledger that cannot take it is logged, not fatal
 /// (the request itself was recorded before it was announced).
-async fn record(ledger: &dyn Recorder, session: String, approval: &str, delivery: &Delivery) {
+async fn record(
+    ledger: &dyn Recorder,
+    session: String,
+    approval: &str,
+    target: Option<&str>,
+    delivery: &Delivery,
+) {
     let payload = json!({
         "approval": approval,
+        "target": target,
         "status": delivery.status,
         "attempts": delivery.attempts,
         "http_status": delivery.http_status,
@@ -396,24 +501,28 @@ impl Worker {
                     None => return,
                 },
             };
-            let outcome = self.deliver(&request).await;
-            record(&*self.ledger, request.session, &request.id, &outcome).await;
+            for target in self.config.targets(&self.signer, &request) {
+                let outcome = self.deliver(&request, &target).await;
+                record(
+                    &*self.ledger,
+                    request.session.clone(),
+                    &request.id,
+                    Some(&target.id),
+                    &outcome,
+                )
+                .await;
+            }
         }
         // Shut down: whatever is still queued will not be sent.
         rx.close();
         while let Ok(request) = rx.try_recv() {
             let outcome = Delivery::dropped("the gateway shut down");
-            record(&*self.ledger, request.session, &request.id, &outcome).await;
+            record(&*self.ledger, request.session, &request.id, None, &outcome).await;
         }
     }
 
-    async fn deliver(&self, request: &ApprovalRequest) -> Delivery {
-        let body = payload(
-            self.config.format,
-            &self.signer,
-            &self.config.public_url,
-            request,
-        );
+    async fn deliver(&self, request: &ApprovalRequest, target: &Target) -> Delivery {
+        let body = payload(&self.signer, &self.config.public_url, request, target);
         let body = match serde_json::to_vec(&body) {
             Ok(b) => b,
             Err(e) => {
@@ -446,7 +555,7 @@ impl Worker {
                 .sign_body(self.clock.now().unix_timestamp(), &body);
             let send = self
                 .client
-                .post(self.config.url.clone())
+                .post(target.url.clone())
                 .timeout(self.config.timeout)
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .header(SIGNATURE_HEADER, signature)

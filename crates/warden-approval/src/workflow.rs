@@ -16,6 +16,7 @@ use warden_charter::{CompiledCharter, DEFAULT_RULE_ID};
 use warden_core::text::rfc3339;
 use warden_core::{Clock, Decision, NewRecord, RecordKind, Recorder};
 
+use crate::throttle::Throttle;
 use crate::{
     ActionHash, ApprovalRequest, ApprovalStore, Approver, Entry, NewApproval, Signer, Status,
     StoreError, UseRefusal, VoteRefusal, Voted,
@@ -30,6 +31,17 @@ pub const MAX_REASON_BYTES: usize = 4096;
 
 /// Called with each new request (the webhook notifier).
 pub type OnRequest = Arc<dyn Fn(&ApprovalRequest) + Send + Sync>;
+
+/// Whether the operator credential with this id is still valid (not revoked); an `Err` (the
+/// store cannot say) counts as not valid.
+pub type CredentialCheck = Arc<
+    dyn Fn(
+            String,
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, String>> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// Approve or deny.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +70,10 @@ pub struct Decider<'a> {
     pub principal: Option<&'a str>,
     /// `api` or `link`.
     pub channel: &'a str,
+    /// For a link, the delivery target it was sent to (signed into the link).
+    pub target: Option<&'a str>,
+    /// For the API, the operator credential's id.
+    pub credential_id: Option<&'a str>,
 }
 
 /// An approver's decision that took effect.
@@ -92,9 +108,10 @@ fn refused(r: VoteRefusal, message: String) -> DecideError {
 fn refusal_status(r: VoteRefusal) -> u16 {
     match r {
         VoteRefusal::NotAnApprover | VoteRefusal::NoAuthority | VoteRefusal::SelfApproval => 403,
-        VoteRefusal::DuplicateApprover | VoteRefusal::Replay | VoteRefusal::AlreadyDecided(_) => {
-            409
-        }
+        VoteRefusal::DuplicateApprover
+        | VoteRefusal::SharedTarget
+        | VoteRefusal::Replay
+        | VoteRefusal::AlreadyDecided(_) => 409,
         VoteRefusal::Expired => 410,
     }
 }
@@ -107,6 +124,8 @@ pub struct Approvals {
     ledger: Arc<dyn Recorder>,
     clock: Arc<dyn Clock>,
     on_request: Option<OnRequest>,
+    anonymous: std::sync::Mutex<Throttle>,
+    credentials: Option<CredentialCheck>,
     /// How often a waiting call gets a progress report.
     pub progress_interval: Duration,
 }
@@ -154,10 +173,40 @@ impl Approvals {
             signer,
             charter,
             ledger,
+            anonymous: std::sync::Mutex::new(Throttle::new(clock.now())),
+            credentials: None,
             clock,
             on_request,
             progress_interval,
         }
+    }
+
+    /// Checks every grant's votes' operator credentials with `check` before it is used: a
+    /// vote cast with a credential revoked since no longer counts.
+    #[must_use]
+    pub fn with_credential_check(mut self, check: CredentialCheck) -> Approvals {
+        self.credentials = Some(check);
+        self
+    }
+
+    /// Whether every approving vote of `req` still holds: its approver has the authority
+    /// under the charter in force (and is not the requester under separation of duties), and
+    /// its operator credential, if it voted with one, is not revoked.
+    async fn votes_hold(&self, req: &ApprovalRequest) -> bool {
+        let sod = self.charter.authority.separation_of_duties;
+        for v in &req.approvals {
+            if !self.has_authority(&v.approver, &req.authority_for)
+                || (sod && v.approver == req.principal)
+            {
+                return false;
+            }
+            if let (Some(id), Some(check)) = (&v.credential, &self.credentials)
+                && !matches!(check(id.clone()).await, Ok(true))
+            {
+                return false;
+            }
+        }
+        u32::try_from(req.approvals.len()).unwrap_or(u32::MAX) >= req.quorum
     }
 
     /// The store.
@@ -239,6 +288,44 @@ impl Approvals {
         }
     }
 
+    /// Records a refused attempt by a caller without a credential (a bad or expired link, an
+    /// unknown agent token), from `source` (the client's address, or `unknown`): the first per
+    /// source and window in full, the rest counted into one aggregate record per window
+    /// ([`crate::throttle`]). Returns whether this one was recorded in full.
+    pub async fn record_anonymous_refusal(
+        &self,
+        source: &str,
+        session: Option<&str>,
+        mut payload: Value,
+    ) -> bool {
+        let admitted = match self.anonymous.lock() {
+            Ok(mut t) => t.admit(source, self.clock.now()),
+            Err(poisoned) => poisoned.into_inner().admit(source, self.clock.now()),
+        };
+        if let Some(aggregate) = admitted.aggregate {
+            self.record_refused(None, aggregate).await;
+        }
+        if admitted.record {
+            if let Value::Object(m) = &mut payload {
+                m.insert("source".to_owned(), Value::String(source.to_owned()));
+            }
+            self.record_refused(session, payload).await;
+        }
+        admitted.record
+    }
+
+    /// Records the aggregate of anonymous refusals once their window is over (the sweeper
+    /// calls it).
+    pub async fn flush_anonymous(&self) {
+        let aggregate = match self.anonymous.lock() {
+            Ok(mut t) => t.roll(self.clock.now()),
+            Err(poisoned) => poisoned.into_inner().roll(self.clock.now()),
+        };
+        if let Some(aggregate) = aggregate {
+            self.record_refused(None, aggregate).await;
+        }
+    }
+
     /// Approves or denies request `id` as `decider`.
     pub async fn decide(
         &self,
@@ -303,6 +390,8 @@ impl Approvals {
                 .principal
                 .is_some_and(|p| self.has_authority(p, &current.authority_for)),
             channel: decider.channel,
+            target: decider.target,
+            credential: decider.credential_id,
         };
         let sod = self.charter.authority.separation_of_duties;
         let mut next = current.clone();
@@ -338,6 +427,7 @@ impl Approvals {
                     "approver": decider.principal,
                     "credential": decider.credential,
                     "channel": decider.channel,
+                    "target": decider.target,
                     "reason": reason,
                     "approvals": next.approvals.len(),
                     "quorum": next.quorum,
@@ -400,6 +490,12 @@ impl Approvals {
         } else {
             Err(UseRefusal::OtherCharter)
         };
+        let bound = match bound {
+            Ok(()) if current.status == Status::Granted && !self.votes_hold(&current).await => {
+                Err(UseRefusal::AuthorityWithdrawn)
+            }
+            other => other,
+        };
         if let Err(r) = bound.and_then(|()| next.use_grant(hash, action, now)) {
             let message = match r {
                 UseRefusal::NotGranted(Status::Used) => format!(
@@ -413,6 +509,10 @@ impl Approvals {
                     current.id
                 ),
                 UseRefusal::Expired => format!("the approval {} has expired", current.id),
+                UseRefusal::AuthorityWithdrawn => format!(
+                    "the approval {} was given by approvers who no longer all have the authority (a principal removed or their role changed, or a credential revoked since); ask again",
+                    current.id
+                ),
                 UseRefusal::OtherCharter => format!(
                     "the approval {} was given under charter {}, and charter {in_force} is in force now; ask again",
                     current.id,
@@ -459,6 +559,7 @@ impl Approvals {
     /// Times out every open request past its deadline (recorded), and forgets denials past
     /// theirs. Returns how many timed out.
     pub async fn sweep(&self) -> usize {
+        self.flush_anonymous().await;
         let now = self.clock.now();
         let mut timed_out = 0;
         for entry in self.store.due(now) {

@@ -438,6 +438,20 @@ pub struct Authority {
     pub roles: HashMap<Arc<str>, Role>,
     /// Principals by id.
     pub principals: HashMap<Arc<str>, Principal>,
+    /// Who may issue approver credentials for whom. Empty (no `authority.enrolment`): nobody
+    /// may, through the operator plane.
+    pub enrolment: Vec<Enrolment>,
+}
+
+/// One `authority.enrolment` entry: an issuer and whom they may enrol as an approver.
+#[derive(Debug)]
+pub struct Enrolment {
+    /// `None` for an admin operator credential; otherwise the role an issuing approver holds.
+    pub by: Option<Arc<str>>,
+    /// Principal ids they may enrol; `*` for every principal.
+    pub principals: Vec<String>,
+    /// They may enrol every principal holding one of these roles.
+    pub roles: Vec<Arc<str>>,
 }
 
 impl Authority {
@@ -455,6 +469,31 @@ impl Authority {
                     .get(r)
                     .is_some_and(|role| role.approve.iter().any(|g| g.is_match(rule_id)))
             })
+        })
+    }
+
+    /// Whether `issuer` may issue an approver credential for `principal`: `None` is an admin
+    /// operator credential, `Some(p)` an approver acting as principal `p`. Only what
+    /// `authority.enrolment` grants; with no such section, nobody may.
+    pub fn may_enrol(&self, issuer: Option<&str>, principal: &str) -> bool {
+        let Some(target) = self.principals.get(principal) else {
+            return false;
+        };
+        let issuer_roles: &[Arc<str>] = match issuer {
+            None => &[],
+            Some(p) => match self.principals.get(p) {
+                Some(p) => &p.roles,
+                None => return false,
+            },
+        };
+        self.enrolment.iter().any(|e| {
+            let by = match (&e.by, issuer) {
+                (None, None) => true,
+                (Some(role), Some(_)) => issuer_roles.contains(role),
+                _ => false,
+            };
+            by && (e.principals.iter().any(|p| p == "*" || p == principal)
+                || e.roles.iter().any(|r| target.roles.contains(r)))
         })
     }
 
@@ -499,6 +538,18 @@ pub struct Principal {
     /// Highest tier this principal may direct (the highest over their roles; `autonomous`
     /// when they hold no role).
     pub max_direct: Tier,
+    /// Where this principal's approval links are delivered, if the charter says.
+    pub notify: Option<NotifyTarget>,
+}
+
+/// A webhook target for one principal's approval links (`principals[].notify`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifyTarget {
+    /// The receiver: an absolute `http` or `https` URL (a credential when it is a Slack
+    /// webhook URL; never written to the ledger).
+    pub url: url::Url,
+    /// `true` for a Slack incoming-webhook body, `false` for warden's JSON.
+    pub slack: bool,
 }
 
 /// Data labels and where they come from.

@@ -369,6 +369,28 @@ pub(crate) struct RawPrincipal {
     /// Roles held.
     #[serde(default)]
     pub roles: Vec<String>,
+    /// Where this principal's approval links are delivered (an `http` or `https` webhook
+    /// URL): only their own links go there. Principals with the same URL share it explicitly.
+    #[serde(default)]
+    pub notify: Option<String>,
+    /// The body format of `notify`: `json` (default) or `slack`.
+    #[serde(default)]
+    pub notify_format: Option<String>,
+}
+
+/// Who may issue approver credentials for whom (`authority.enrolment`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawEnrolment {
+    /// The issuer: `admin` (an admin operator credential) or a role id (an approver holding
+    /// it, with their own credential).
+    pub by: String,
+    /// Principals they may enrol (`*` for every principal).
+    #[serde(default)]
+    pub principals: Vec<String>,
+    /// They may also enrol every principal holding one of these roles.
+    #[serde(default)]
+    pub roles: Vec<String>,
 }
 
 /// A sensitivity label.

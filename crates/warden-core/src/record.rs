@@ -86,8 +86,11 @@ record_kinds! {
     ApprovalRefused = "approval_refused",
     /// No approver could ever approve the action (or the request could not be stored): denied.
     ApprovalUnavailable = "approval_unavailable",
-    /// An admin issued an operator credential through the operator plane.
+    /// An operator credential was issued: through the operator plane, or offline (recorded
+    /// before its first use).
     OperatorTokenIssued = "operator_token_issued",
+    /// An operator credential was revoked through the operator plane.
+    OperatorTokenRevoked = "operator_token_revoked",
     /// The outbound webhook for a new request was delivered, failed, or was dropped (queue
     /// full, or the gateway stopping).
     ApprovalNotified = "approval_notified",

@@ -75,8 +75,8 @@ pub(crate) async fn serve(
             () = stop.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(e) => {
                 tracing::warn!(error = %e, plane = name, "Accepting a connection failed.");
                 tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
@@ -101,7 +101,16 @@ pub(crate) async fn serve(
         // No Nagle: a stream's chunks (and small answers) go out at once instead of waiting
         // for the client's delayed ACK (~40 ms).
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
+        // The client's address reaches the handlers as axum's `ConnectInfo` (anonymous
+        // refusals on the operator plane are counted by it).
+        let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+            app.clone(),
+            move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                req
+            },
+        ));
         let stop = stop.clone();
         let header_timeout = limits.header_timeout;
         tracker.spawn(async move {

@@ -323,9 +323,10 @@ async fn open_state(
     let mut bootstrap_operator_token = None;
     if operators.count().await.context("state store")? == 0 {
         let token = operators
-            .create("bootstrap", OperatorRole::Admin, clock.now())
+            .create("bootstrap", OperatorRole::Admin, clock.now(), false)
             .await
-            .context("cannot create the first operator token")?;
+            .context("cannot create the first operator token")?
+            .token;
         let path: PathBuf = config.data_dir.join(OPERATOR_TOKEN_FILE);
         write_secret(&path, &token).with_context(|| {
             format!(
@@ -366,37 +367,55 @@ async fn start_approvals(
         .await
         .context("cannot open the approval store")?;
     let signer = approval_signer(&config.data_dir)?;
-    let on_request: Option<OnRequest> = match &config.approval_webhook {
-        None => None,
-        Some(hook) => {
-            let format = if hook.slack {
-                WebhookFormat::Slack
-            } else {
-                WebhookFormat::Json
-            };
-            let notifier = Notifier::start(
-                WebhookConfig::new(hook.url.clone(), format, config.public_url.clone()),
-                signer.clone(),
-                Arc::new(ledger.clone()),
-                clock.clone(),
-                &background.tasks,
-                background.stop.clone(),
-            )
-            .context("approval webhook")?;
-            Some(Arc::new(move |req: &ApprovalRequest| {
-                notifier.notify(req);
-            }))
-        }
+    // The shared webhook, if configured, and each principal's own target from the charter.
+    let webhook = match &config.approval_webhook {
+        Some(hook) if hook.slack => WebhookConfig::new(
+            Some(hook.url.clone()),
+            WebhookFormat::Slack,
+            config.public_url.clone(),
+        ),
+        hook => WebhookConfig::new(
+            hook.as_ref().map(|h| h.url.clone()),
+            WebhookFormat::Json,
+            config.public_url.clone(),
+        ),
+    }
+    .with_charter_targets(&charter.authority);
+    let on_request: Option<OnRequest> = if webhook.is_active() {
+        let notifier = Notifier::start(
+            webhook,
+            signer.clone(),
+            Arc::new(ledger.clone()),
+            clock.clone(),
+            &background.tasks,
+            background.stop.clone(),
+        )
+        .context("approval webhook")?;
+        Some(Arc::new(move |req: &ApprovalRequest| {
+            notifier.notify(req);
+        }))
+    } else {
+        None
     };
-    let approvals = Arc::new(Approvals::new(
-        store,
-        signer,
-        charter.clone(),
-        Arc::new(ledger.clone()),
-        clock.clone(),
-        on_request,
-        config.approval_progress_interval,
-    ));
+    let approvals = Arc::new(
+        Approvals::new(
+            store,
+            signer,
+            charter.clone(),
+            Arc::new(ledger.clone()),
+            clock.clone(),
+            on_request,
+            config.approval_progress_interval,
+        )
+        // A grant is used only while the credentials that voted for it are not revoked.
+        .with_credential_check({
+            let operators = OperatorCredentials::open(db);
+            Arc::new(move |id: String| {
+                let operators = operators.clone();
+                Box::pin(async move { operators.is_active(&id).await.map_err(|e| e.to_string()) })
+            })
+        }),
+    );
     let sweeper = approvals.clone();
     let stop = background.stop.clone();
     background.tasks.spawn(async move {

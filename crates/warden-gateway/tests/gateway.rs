@@ -68,6 +68,8 @@ inventory:
     - {{ id: bob, roles: [approver] }}
     - {{ id: carol, roles: [approver] }}
     - {{ id: dave, roles: [viewer] }}
+  enrolment:
+    - {{ by: admin, principals: ["*"] }}
 "#
     )
 }

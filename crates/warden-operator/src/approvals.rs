@@ -84,6 +84,8 @@ async fn decide_as(
         credential: &operator.name,
         principal: operator.role.principal(),
         channel: "api",
+        target: None,
+        credential_id: Some(&operator.id),
     };
     let reason = body.and_then(|b| b.reason).filter(|r| !r.trim().is_empty());
     let d = state.approvals.decide(id, &decider, choice, reason).await?;

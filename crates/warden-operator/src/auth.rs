@@ -10,8 +10,10 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
-use warden_session::OperatorRole;
+use serde_json::json;
+use warden_core::{NewRecord, RecordKind};
 use warden_session::tokens::{self, Plane};
+use warden_session::{OperatorIdentity, OperatorRole};
 
 use crate::OperatorState;
 use crate::approvals::agent_credential_refusal;
@@ -45,10 +47,21 @@ pub(crate) async fn authenticate(
                 "operator_plane",
                 "agent session tokens are refused on the operator plane",
             );
-            state
-                .approvals
-                .record_refused(session.as_deref(), payload)
-                .await;
+            match session {
+                Some(s) => state.approvals.record_refused(Some(&s), payload).await,
+                // Any `wa_…` string, no session behind it: no credential, so throttled.
+                None => {
+                    let peer = req
+                        .extensions()
+                        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                        .map(|c| axum::Extension(*c));
+                    let source = crate::links::source(peer.as_ref());
+                    state
+                        .approvals
+                        .record_anonymous_refusal(&source, None, payload)
+                        .await;
+                }
+            }
         }
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -58,15 +71,21 @@ pub(crate) async fn authenticate(
     }
     match state.operators.authenticate(&token).await {
         Ok(Some(identity)) => {
-            // Approver credentials read and decide approvals; everything else is an admin's.
-            if identity.role != OperatorRole::Admin
-                && !req.uri().path().starts_with("/v1/approvals")
-            {
+            // Approver credentials read and decide approvals, and may ask to issue approver
+            // credentials (the handler checks the charter's enrolment); everything else is an
+            // admin's.
+            let path = req.uri().path();
+            let approver_may = path.starts_with("/v1/approvals")
+                || (path == "/v1/operator-tokens" && req.method() == http::Method::POST);
+            if identity.role != OperatorRole::Admin && !approver_may {
                 return Err(ApiError::new(
                     StatusCode::FORBIDDEN,
                     "admin_only",
                     "an approver's credential may only read and decide approvals",
                 ));
+            }
+            if !identity.recorded {
+                record_offline_issue(&state, &identity).await?;
             }
             req.extensions_mut().insert(identity);
             Ok(next.run(req).await)
@@ -83,4 +102,39 @@ pub(crate) async fn authenticate(
             ))
         }
     }
+}
+
+/// A credential made offline (`warden operator create-token`, or the bootstrap token) is
+/// recorded before its first use; if the ledger cannot take the record, it is not used.
+async fn record_offline_issue(
+    state: &OperatorState,
+    identity: &OperatorIdentity,
+) -> Result<(), ApiError> {
+    let record = NewRecord {
+        session: None,
+        kind: RecordKind::OperatorTokenIssued,
+        payload: json!({
+            "id": identity.id,
+            "name": identity.name,
+            "role": identity.role.as_str(),
+            "principal": identity.role.principal(),
+            "by": null,
+            "offline": true,
+        }),
+    };
+    if let Err(e) = state.recorder.append(record).await {
+        tracing::error!(error = %e, "The ledger cannot record an offline operator credential; it is not used.");
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ledger_unavailable",
+            format!(
+                "this credential was made offline and its issue could not be recorded, so it is not accepted yet: {e}"
+            ),
+        ));
+    }
+    state
+        .operators
+        .mark_recorded(&identity.id, state.clock.now())
+        .await
+        .map_err(|e| ApiError::store_unavailable(e.to_string()))
 }

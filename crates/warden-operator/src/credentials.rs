@@ -1,17 +1,19 @@
-//! Operator credentials, issued by an admin: the token is shown once and stored as a hash;
-//! the issue is recorded before the credential exists (if the ledger cannot take the record,
-//! no credential is issued).
+//! Operator credentials: issued (by an admin, or by whom the charter's `authority.enrolment`
+//! lets issue approver credentials), listed and revoked. The token is shown once and stored as
+//! a hash; an issue or a revocation is recorded before it takes effect (if the ledger cannot
+//! take the record, nothing changes).
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
+use warden_core::text::rfc3339;
 use warden_core::{NewRecord, RecordKind};
-use warden_session::{OperatorIdentity, OperatorRole};
+use warden_session::{OperatorIdentity, OperatorRole, OperatorToken};
 
 use crate::OperatorState;
 use crate::error::{ApiError, JsonBody};
@@ -29,33 +31,60 @@ pub(crate) struct IssueToken {
     principal: Option<String>,
 }
 
-/// `POST /v1/operator-tokens` (admins only): issues an operator credential; the token is
-/// shown once and stored as a hash.
+/// `POST /v1/operator-tokens`: issues an operator credential; the token is shown once and
+/// stored as a hash. An admin may issue admin credentials, and approver credentials for the
+/// principals the charter's `authority.enrolment` lets admins enrol; an approver may issue
+/// approver credentials for the principals it lets their roles enrol. Nothing else.
 pub(crate) async fn issue_token(
     State(state): State<Arc<OperatorState>>,
     Extension(operator): Extension<OperatorIdentity>,
     body: Result<JsonBody<IssueToken>, ApiError>,
 ) -> Result<Response, ApiError> {
-    if operator.role != OperatorRole::Admin {
+    let issuer = operator.role.principal();
+    if issuer.is_some()
+        && state
+            .charter
+            .authority
+            .enrolment
+            .iter()
+            .all(|e| e.by.is_none())
+    {
+        // The role is checked before the body is looked at: a non-admin learns nothing more.
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "admin_only",
             "only an admin credential may issue operator credentials",
         ));
     }
-    // The role is checked before the body is looked at: a non-admin learns nothing more.
     let JsonBody(req) = body?;
     if req.name.trim().is_empty() || req.name.len() > 128 {
         return Err(ApiError::invalid_request("`name` must be 1 to 128 bytes"));
     }
     let role = match (req.role.as_str(), req.principal) {
-        ("admin", None) => OperatorRole::Admin,
+        ("admin", None) if issuer.is_none() => OperatorRole::Admin,
+        ("admin", None) => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "admin_only",
+                "only an admin credential may issue admin credentials",
+            ));
+        }
         ("approver", Some(p)) => {
             if state.charter.authority.principal(&p).is_none() {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
                     "unknown_principal",
                     format!("`{p}` is not a principal of the charter"),
+                ));
+            }
+            if !state.charter.authority.may_enrol(issuer, &p) {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "not_enrolled",
+                    format!(
+                        "the charter's `authority.enrolment` does not let {} issue approver credentials for `{p}`",
+                        issuer.map_or_else(|| "an admin".to_owned(), |i| format!("`{i}`"))
+                    ),
                 ));
             }
             OperatorRole::Approver(p)
@@ -77,6 +106,8 @@ pub(crate) async fn issue_token(
             "role": role.as_str(),
             "principal": role.principal(),
             "by": operator.name,
+            "by_id": operator.id,
+            "offline": false,
         }),
     };
     if let Err(e) = state.recorder.append(record).await {
@@ -87,16 +118,101 @@ pub(crate) async fn issue_token(
             format!("the credential could not be recorded, so none was issued: {e}"),
         ));
     }
-    let token = state
+    let issued = state
         .operators
-        .create(&req.name, role.clone(), state.clock.now())
+        .create(&req.name, role.clone(), state.clock.now(), true)
         .await
         .map_err(|e| ApiError::store_unavailable(e.to_string()))?;
-    let issued = json!({
+    let body = json!({
+        "id": issued.id,
         "name": req.name,
         "role": role.as_str(),
         "principal": role.principal(),
-        "token": token,
+        "token": issued.token,
     });
-    Ok((StatusCode::CREATED, Json(issued)).into_response())
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// An operator credential as the API shows it: never its token or hash.
+pub(crate) fn token_json(t: &OperatorToken) -> Value {
+    json!({
+        "id": t.id,
+        "name": t.name,
+        "role": t.role.as_str(),
+        "principal": t.role.principal(),
+        "created_at": rfc3339(t.created_at),
+        "revoked_at": t.revoked_at.map(rfc3339),
+        "recorded_at": t.recorded_at.map(rfc3339),
+    })
+}
+
+/// `GET /v1/operator-tokens` (admins only): every operator credential, oldest first.
+pub(crate) async fn list_tokens(
+    State(state): State<Arc<OperatorState>>,
+) -> Result<Response, ApiError> {
+    let tokens = state
+        .operators
+        .list()
+        .await
+        .map_err(|e| ApiError::store_unavailable(e.to_string()))?;
+    let tokens: Vec<Value> = tokens.iter().map(token_json).collect();
+    Ok(Json(json!({ "operator_tokens": tokens })).into_response())
+}
+
+/// `POST /v1/operator-tokens/{id}/revoke` (admins only): the credential never authenticates
+/// again, and votes it cast no longer count toward a grant not yet used. Recorded first: if
+/// the ledger cannot take the record, nothing is revoked.
+pub(crate) async fn revoke_token(
+    State(state): State<Arc<OperatorState>>,
+    Extension(operator): Extension<OperatorIdentity>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let found = state
+        .operators
+        .get(&id)
+        .await
+        .map_err(|e| ApiError::store_unavailable(e.to_string()))?;
+    let Some(token) = found else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_operator_token",
+            format!("no operator credential `{id}`"),
+        ));
+    };
+    if token.revoked_at.is_some() {
+        return Ok(
+            Json(json!({ "revoked": false, "operator_token": token_json(&token) })).into_response(),
+        );
+    }
+    let record = NewRecord {
+        session: None,
+        kind: RecordKind::OperatorTokenRevoked,
+        payload: json!({
+            "id": token.id,
+            "name": token.name,
+            "role": token.role.as_str(),
+            "principal": token.role.principal(),
+            "by": operator.name,
+            "by_id": operator.id,
+        }),
+    };
+    if let Err(e) = state.recorder.append(record).await {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ledger_unavailable",
+            format!("the revocation could not be recorded, so nothing was revoked: {e}"),
+        ));
+    }
+    let changed = state
+        .operators
+        .revoke(&id, state.clock.now())
+        .await
+        .map_err(|e| ApiError::store_unavailable(e.to_string()))?;
+    let now = state
+        .operators
+        .get(&id)
+        .await
+        .map_err(|e| ApiError::store_unavailable(e.to_string()))?
+        .map_or(Value::Null, |t| token_json(&t));
+    Ok(Json(json!({ "revoked": changed, "operator_token": now })).into_response())
 }

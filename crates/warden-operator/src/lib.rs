@@ -69,7 +69,14 @@ pub fn router(state: Arc<OperatorState>) -> Router {
             post(sessions::open_session).get(sessions::list_sessions),
         )
         .route("/v1/sessions/{id}/revoke", post(sessions::revoke_session))
-        .route("/v1/operator-tokens", post(credentials::issue_token))
+        .route(
+            "/v1/operator-tokens",
+            post(credentials::issue_token).get(credentials::list_tokens),
+        )
+        .route(
+            "/v1/operator-tokens/{id}/revoke",
+            post(credentials::revoke_token),
+        )
         .route("/v1/approvals", get(approvals::list))
         .route("/v1/approvals/{id}", get(approvals::show))
         .route("/v1/approvals/{id}/approve", post(approvals::approve))

@@ -5,13 +5,16 @@
 
 use std::sync::Arc;
 
-use axum::Json;
+use std::net::SocketAddr;
+
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::json;
+use warden_approval::signing::Link;
 use warden_approval::workflow::{Choice, Decider, request_json};
 use warden_approval::{Approvals, LinkAction};
 
@@ -24,6 +27,8 @@ use crate::error::{ApiError, BodyBytes};
 pub(crate) struct LinkQuery {
     /// The principal the link was minted for.
     approver: String,
+    /// The delivery target the link was sent to.
+    via: String,
     /// Expiry, Unix seconds.
     expires: i64,
     /// The signature.
@@ -36,6 +41,7 @@ async fn verify_link(
     id: &str,
     action: &str,
     q: &LinkQuery,
+    source: &str,
 ) -> Result<LinkAction, ApiError> {
     let Some(link_action) = LinkAction::parse(action) else {
         return Err(ApiError::new(
@@ -44,21 +50,26 @@ async fn verify_link(
             "a link is `/link/approve` or `/link/deny`",
         ));
     };
-    let refusal =
-        if !approvals
-            .signer()
-            .verify_link(link_action, id, &q.approver, q.expires, &q.sig)
-        {
-            ApiError::new(
-                StatusCode::FORBIDDEN,
-                "bad_signature",
-                "this link's signature does not hold: it was changed or not made by this gateway",
-            )
-        } else if approvals.now().unix_timestamp() >= q.expires {
-            ApiError::new(StatusCode::GONE, "link_expired", "this link has expired")
-        } else {
-            return Ok(link_action);
-        };
+    let refusal = if !approvals.signer().verify_link(
+        &Link {
+            action: link_action,
+            request: id,
+            approver: &q.approver,
+            via: &q.via,
+            expires_unix: q.expires,
+        },
+        &q.sig,
+    ) {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "bad_signature",
+            "this link's signature does not hold: it was changed or not made by this gateway",
+        )
+    } else if approvals.now().unix_timestamp() >= q.expires {
+        ApiError::new(StatusCode::GONE, "link_expired", "this link has expired")
+    } else {
+        return Ok(link_action);
+    };
     let payload = json!({
         "approval": id,
         "attempted": action,
@@ -68,14 +79,11 @@ async fn verify_link(
         "refusal": refusal.code,
         "message": refusal.message,
     });
-    let session = approvals
-        .store()
-        .get(id)
-        .await
-        .ok()
-        .flatten()
-        .map(|r| r.session);
-    approvals.record_refused(session.as_deref(), payload).await;
+    // No credential holds: recorded once per source and window, then counted (the request is
+    // not looked up either, so a flood costs no store reads).
+    approvals
+        .record_anonymous_refusal(source, None, payload)
+        .await;
     Err(refusal)
 }
 
@@ -84,10 +92,11 @@ async fn verify_link(
 pub(crate) async fn link_page(
     State(state): State<Arc<OperatorState>>,
     Path((id, action)): Path<(String, String)>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     query: Result<Query<LinkQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| bad_link(&e))?;
-    verify_link(&state.approvals, &id, &action, &q).await?;
+    verify_link(&state.approvals, &id, &action, &q, &source(peer.as_ref())).await?;
     let summary = match state.approvals.store().get(&id).await {
         Ok(Some(req)) => format!(
             "{} (on behalf of {}) wants to call {} with {}. Why: {}. Status: {}.",
@@ -123,6 +132,7 @@ fn escape(s: &str) -> String {
 pub(crate) async fn link_decide(
     State(state): State<Arc<OperatorState>>,
     Path((id, action)): Path<(String, String)>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     query: Result<Query<LinkQuery>, QueryRejection>,
     headers: axum::http::HeaderMap,
     BodyBytes(body): BodyBytes,
@@ -133,7 +143,8 @@ pub(crate) async fn link_decide(
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    let link_action = verify_link(&state.approvals, &id, &action, &q).await?;
+    let link_action =
+        verify_link(&state.approvals, &id, &action, &q, &source(peer.as_ref())).await?;
     // A form post (`reason=…`) or JSON (`{"reason": …}`); both optional.
     let reason = serde_json::from_slice::<DecideBody>(&body)
         .ok()
@@ -148,6 +159,8 @@ pub(crate) async fn link_decide(
         credential: "link",
         principal: Some(&q.approver),
         channel: "link",
+        target: Some(&q.via),
+        credential_id: None,
     };
     let choice = match link_action {
         LinkAction::Approve => Choice::Approve,
@@ -175,10 +188,19 @@ pub(crate) async fn link_decide(
     Ok(Json(json!({ "outcome": d.outcome, "approval": request_json(&d.request) })).into_response())
 }
 
+/// The client's address, when the listener provides it (`unknown` otherwise): the source
+/// anonymous refusals are counted by.
+pub(crate) fn source(peer: Option<&Extension<ConnectInfo<SocketAddr>>>) -> String {
+    peer.map_or_else(
+        || "unknown".to_owned(),
+        |Extension(ConnectInfo(a))| a.ip().to_string(),
+    )
+}
+
 fn bad_link(e: &QueryRejection) -> ApiError {
     ApiError::new(
         StatusCode::BAD_REQUEST,
         "invalid_link",
-        format!("a link carries `approver`, `expires` and `sig`: {e}"),
+        format!("a link carries `approver`, `via`, `expires` and `sig`: {e}"),
     )
 }

@@ -12,6 +12,7 @@ use axum::http::{Request, StatusCode, header};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tower::ServiceExt as _;
+use warden_approval::signing::Link;
 use warden_approval::{ApprovalRequest, ApprovalStore, Approvals, LinkAction, NewApproval, Signer};
 use warden_core::record::RecordFuture;
 use warden_core::{ManualClock, NewRecord, RecordError, RecordKind, Recorder};
@@ -33,6 +34,8 @@ authority:
   principals:
     - { id: alice, roles: [approver] }
     - { id: bob, roles: [approver] }
+  enrolment:
+    - { by: admin, principals: [bob] }
 "#;
 
 /// The body limit of the protected routes in these tests.
@@ -44,6 +47,8 @@ const PROTECTED: &[(&str, &str)] = &[
     ("POST", "/v1/sessions"),
     ("POST", "/v1/sessions/s-1/revoke"),
     ("POST", "/v1/operator-tokens"),
+    ("GET", "/v1/operator-tokens"),
+    ("POST", "/v1/operator-tokens/t-1/revoke"),
     ("GET", "/v1/approvals"),
     ("GET", "/v1/approvals/a-1"),
     ("POST", "/v1/approvals/a-1/approve"),
@@ -107,13 +112,15 @@ async fn fixture() -> Fixture {
     let sessions = SessionStore::open(&db).await.unwrap();
     let operators = OperatorCredentials::open(&db);
     let admin = operators
-        .create("admin", OperatorRole::Admin, t0())
+        .create("admin", OperatorRole::Admin, t0(), true)
         .await
-        .unwrap();
+        .unwrap()
+        .token;
     let approver = operators
-        .create("bob", OperatorRole::Approver("bob".into()), t0())
+        .create("bob", OperatorRole::Approver("bob".into()), t0(), true)
         .await
-        .unwrap();
+        .unwrap()
+        .token;
     let (opened, _) = sessions
         .open_session(
             "agent-1",
@@ -186,17 +193,19 @@ async fn pending_request(f: &Fixture, arguments: Value, why: &str) -> String {
 /// A signed link to `action` request `id` as `approver`, valid for an hour.
 fn link(f: &Fixture, action: LinkAction, id: &str, approver: &str) -> String {
     let expires = t0().unix_timestamp() + 3600;
-    let sig = f
-        .state
-        .approvals
-        .signer()
-        .sign_link(action, id, approver, expires);
+    let sig = f.state.approvals.signer().sign_link(&Link {
+        action,
+        request: id,
+        approver,
+        via: "t1",
+        expires_unix: expires,
+    });
     let approver = approver
         .bytes()
         .map(|b| format!("%{b:02X}"))
         .collect::<String>();
     format!(
-        "/v1/approvals/{id}/link/{}?approver={approver}&expires={expires}&sig={sig}",
+        "/v1/approvals/{id}/link/{}?approver={approver}&via=t1&expires={expires}&sig={sig}",
         action.as_str()
     )
 }
@@ -626,3 +635,5 @@ async fn no_operator_credential_is_issued_that_the_ledger_cannot_record() {
             .contains(&RecordKind::OperatorTokenIssued)
     );
 }
+
+mod issue10;

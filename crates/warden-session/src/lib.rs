@@ -33,7 +33,9 @@ pub mod tokens;
 pub use capture_quota::{CaptureLimits, CaptureQuota, QuotaExhausted};
 pub use interventions::Interventions;
 pub use ledger_mark::LedgerMark;
-pub use operators::{OperatorCredentials, OperatorIdentity, OperatorRole};
+pub use operators::{
+    Issued, MAX_OPERATOR_LIST, OperatorCredentials, OperatorIdentity, OperatorRole, OperatorToken,
+};
 pub use scope_counters::{ScopeCounters, ScopeIncrement};
 pub use sessions::{MAX_TASK_BYTES, MAX_TTL, OpenedSession, Session, SessionInfo, SessionStore};
 pub use state_db::{StateDb, StoreError};

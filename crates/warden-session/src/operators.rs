@@ -1,12 +1,18 @@
 //! Operator credentials: who may use the operator plane, and as what. Tokens are shown once
 //! when issued; only their BLAKE3 hash is stored in `state.db`, compared in constant time.
+//! A credential can be listed (never its token) and revoked; a revoked one never
+//! authenticates again. Each credential knows whether its issue reached the ledger
+//! (`recorded_at`): one made offline has not, and the gateway records it before its first use.
 
 use sqlx::{Row, SqlitePool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::state_db::{StateDb, StoreError, fmt_time};
+use crate::state_db::{StateDb, StoreError, fmt_time, parse_time};
 use crate::tokens::{self, Plane, TokenHash};
+
+/// Most credentials a list returns.
+pub const MAX_OPERATOR_LIST: u32 = 1000;
 
 /// What an operator credential may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,15 +39,54 @@ impl OperatorRole {
             OperatorRole::Approver(p) => Some(p),
         }
     }
+
+    fn from_row(role: &str, principal: Option<String>) -> Result<OperatorRole, StoreError> {
+        match (role, principal) {
+            ("admin", None) => Ok(OperatorRole::Admin),
+            ("approver", Some(p)) => Ok(OperatorRole::Approver(p)),
+            _ => Err(StoreError::Corrupt("operator_tokens.role")),
+        }
+    }
 }
 
 /// Whose operator credential authenticated a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OperatorIdentity {
+    /// The credential's id (UUID v7): what a list shows and a revocation names.
+    pub id: String,
     /// The credential's name.
     pub name: String,
     /// What it may do.
     pub role: OperatorRole,
+    /// Whether its issue is in the ledger (`false` for one made offline, until the gateway
+    /// recorded it).
+    pub recorded: bool,
+}
+
+/// One operator credential, as a list shows it (never its token or hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorToken {
+    /// Id (UUID v7).
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// What it may do.
+    pub role: OperatorRole,
+    /// When it was issued.
+    pub created_at: OffsetDateTime,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<OffsetDateTime>,
+    /// When its issue reached the ledger (`None`: made offline and not used since).
+    pub recorded_at: Option<OffsetDateTime>,
+}
+
+/// A credential just issued: its id and its token (shown once).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issued {
+    /// The credential's id.
+    pub id: String,
+    /// The token.
+    pub token: String,
 }
 
 /// The operator credentials in `state.db`.
@@ -58,30 +103,31 @@ impl OperatorCredentials {
 
     /// Issues an operator token: an admin's (sessions, tokens, reading approvals) or an
     /// approver's, tied to a charter principal (reading and deciding approvals). The caller has
-    /// checked the principal against the charter.
+    /// checked the principal against the charter. `recorded` says whether the caller already
+    /// recorded the issue in the ledger (`false` offline: the gateway records it before the
+    /// credential's first use).
     pub async fn create(
         &self,
         name: &str,
         role: OperatorRole,
         now: OffsetDateTime,
-    ) -> Result<String, StoreError> {
+        recorded: bool,
+    ) -> Result<Issued, StoreError> {
         let (token, hash) = tokens::generate(Plane::Operator)?;
-        let principal = match &role {
-            OperatorRole::Admin => None,
-            OperatorRole::Approver(p) => Some(p.as_str()),
-        };
+        let id = Uuid::now_v7().to_string();
         sqlx::query(
-            "INSERT INTO operator_tokens (id, token_hash, name, created_at, role, principal) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO operator_tokens (id, token_hash, name, created_at, role, principal, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
-        .bind(Uuid::now_v7().to_string())
+        .bind(&id)
         .bind(&hash[..])
         .bind(name)
         .bind(fmt_time(now))
         .bind(role.as_str())
-        .bind(principal)
+        .bind(role.principal())
+        .bind(recorded.then(|| fmt_time(now)))
         .execute(&self.pool)
         .await?;
-        Ok(token)
+        Ok(Issued { id, token })
     }
 
     /// How many operator tokens exist (revoked ones included).
@@ -92,13 +138,13 @@ impl OperatorCredentials {
             .try_get("n")?)
     }
 
-    /// Whether a presented operator token is valid; returns whose it is.
+    /// Whether a presented operator token is valid (issued, not revoked); returns whose it is.
     pub async fn authenticate(&self, token: &str) -> Result<Option<OperatorIdentity>, StoreError> {
         if tokens::plane_of(token) != Some(Plane::Operator) {
             return Ok(None);
         }
         let hash = tokens::hash(token);
-        let row = sqlx::query("SELECT token_hash, name, role, principal FROM operator_tokens WHERE token_hash = ? AND revoked_at IS NULL")
+        let row = sqlx::query("SELECT id, token_hash, name, role, principal, recorded_at FROM operator_tokens WHERE token_hash = ? AND revoked_at IS NULL")
             .bind(&hash[..])
             .fetch_optional(&self.pool)
             .await?;
@@ -113,15 +159,82 @@ impl OperatorCredentials {
             return Ok(None);
         }
         let role: String = row.try_get("role")?;
-        let principal: Option<String> = row.try_get("principal")?;
-        let role = match (role.as_str(), principal) {
-            ("admin", None) => OperatorRole::Admin,
-            ("approver", Some(p)) => OperatorRole::Approver(p),
-            _ => return Err(StoreError::Corrupt("operator_tokens.role")),
-        };
+        let recorded_at: Option<String> = row.try_get("recorded_at")?;
         Ok(Some(OperatorIdentity {
+            id: row.try_get("id")?,
             name: row.try_get("name")?,
-            role,
+            role: OperatorRole::from_row(&role, row.try_get("principal")?)?,
+            recorded: recorded_at.is_some(),
         }))
     }
+
+    /// Notes that the issue of credential `id` is now in the ledger.
+    pub async fn mark_recorded(&self, id: &str, now: OffsetDateTime) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE operator_tokens SET recorded_at = ? WHERE id = ? AND recorded_at IS NULL",
+        )
+        .bind(fmt_time(now))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The credentials, oldest first, at most [`MAX_OPERATOR_LIST`].
+    pub async fn list(&self) -> Result<Vec<OperatorToken>, StoreError> {
+        let rows = sqlx::query("SELECT id, name, role, principal, created_at, revoked_at, recorded_at FROM operator_tokens ORDER BY created_at, id LIMIT ?")
+            .bind(MAX_OPERATOR_LIST)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(token_of).collect()
+    }
+
+    /// One credential by id.
+    pub async fn get(&self, id: &str) -> Result<Option<OperatorToken>, StoreError> {
+        let row = sqlx::query("SELECT id, name, role, principal, created_at, revoked_at, recorded_at FROM operator_tokens WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(token_of).transpose()
+    }
+
+    /// Revokes credential `id`: it never authenticates again. Returns whether it changed
+    /// (`false` when it was already revoked or does not exist).
+    pub async fn revoke(&self, id: &str, now: OffsetDateTime) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE operator_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+        )
+        .bind(fmt_time(now))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Whether credential `id` exists and is not revoked.
+    pub async fn is_active(&self, id: &str) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM operator_tokens WHERE id = ? AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n > 0)
+    }
+}
+
+fn token_of(row: &sqlx::sqlite::SqliteRow) -> Result<OperatorToken, StoreError> {
+    let role: String = row.try_get("role")?;
+    let time = |col: &str| -> Result<Option<OffsetDateTime>, StoreError> {
+        let s: Option<String> = row.try_get(col)?;
+        s.as_deref().map(parse_time).transpose()
+    };
+    Ok(OperatorToken {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        role: OperatorRole::from_row(&role, row.try_get("principal")?)?,
+        created_at: time("created_at")?.ok_or(StoreError::Corrupt("operator_tokens.created_at"))?,
+        revoked_at: time("revoked_at")?,
+        recorded_at: time("recorded_at")?,
+    })
 }

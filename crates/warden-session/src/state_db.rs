@@ -71,6 +71,10 @@ const MIGRATIONS: &[&[&str]] = &[
     // 2: the last ledger sequence number the gateway knows committed (one row), for
     // `warden audit verify` to tell a ledger whose tail was cut off (see `ledger_mark`).
     &["CREATE TABLE ledger_mark (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL)"],
+    // 3: when an operator credential's issue reached the ledger. `NULL` for credentials made
+    // offline (and for every credential made before this column): the gateway records them
+    // before their first use.
+    &["ALTER TABLE operator_tokens ADD COLUMN recorded_at TEXT"],
 ];
 
 /// The schema version this warden writes.

@@ -40,7 +40,46 @@ fn who(principal: &str, has_authority: bool) -> Approver<'_> {
         principal: Some(principal),
         has_authority,
         channel: "api",
+        target: None,
+        credential: None,
     }
+}
+
+fn by_link<'a>(principal: &'a str, target: &'a str) -> Approver<'a> {
+    Approver {
+        principal: Some(principal),
+        has_authority: true,
+        channel: "link",
+        target: Some(target),
+        credential: None,
+    }
+}
+
+/// Issue 10, point 10: one webhook message carried every approver's links, so whoever read
+/// it could meet a quorum alone. Links delivered to one target now count as one vote.
+#[test]
+fn issue_10_links_delivered_to_one_target_cast_one_approving_vote() {
+    let mut r = request(2);
+    let now = t0() + Duration::minutes(1);
+    assert_eq!(
+        r.approve(&by_link("bob", "shared"), true, None, now),
+        Ok(Voted::Counted {
+            approvals: 1,
+            quorum: 2
+        })
+    );
+    // adversarial: carol's link from the same message
+    assert_eq!(
+        r.approve(&by_link("carol", "shared"), true, None, now),
+        Err(VoteRefusal::SharedTarget)
+    );
+    assert_eq!(r.status, Status::Pending);
+    // carol's own target, or the API, counts
+    assert_eq!(
+        r.approve(&by_link("carol", "carols-own"), true, None, now),
+        Ok(Voted::Granted)
+    );
+    assert_eq!(r.approvals[1].target.as_deref(), Some("carols-own"));
 }
 
 #[test]
@@ -113,6 +152,8 @@ fn adversarial_approver_without_authority_and_credential_without_principal() {
         principal: None,
         has_authority: true,
         channel: "api",
+        target: None,
+        credential: None,
     };
     assert_eq!(
         r.approve(&admin, true, None, t0()),

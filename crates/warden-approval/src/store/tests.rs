@@ -67,6 +67,8 @@ async fn pending_requests_survive_a_reopen_and_stay_decidable() {
             principal: Some("bob"),
             has_authority: true,
             channel: "api",
+            target: None,
+            credential: None,
         };
         next.deny(&bob, true, None, t0()).unwrap();
         store.save(&a, &mut g, next).await.unwrap();
@@ -90,6 +92,8 @@ async fn pending_requests_survive_a_reopen_and_stay_decidable() {
             principal: Some("bob"),
             has_authority: true,
             channel: "api",
+            target: None,
+            credential: None,
         };
         next.approve(&bob, true, None, t0()).unwrap();
         store.save(&e, &mut g, next).await.unwrap();
@@ -120,6 +124,8 @@ async fn a_failed_write_changes_nothing() {
         principal: Some("bob"),
         has_authority: true,
         channel: "api",
+        target: None,
+        credential: None,
     };
     next.approve(&bob, true, None, t0()).unwrap();
     assert!(store.save(&e, &mut g, next).await.is_err());

@@ -16,6 +16,7 @@ use warden_audit::{Ledger, LedgerConfig, LedgerReader, Record};
 use warden_core::ManualClock;
 
 use super::*;
+use crate::signing::Link;
 
 /// Serves `app` on a task that ends with the test's runtime.
 #[expect(
@@ -124,7 +125,8 @@ async fn fixture() -> Fixture {
 
 impl Fixture {
     fn notifier(&self, url: url::Url, format: WebhookFormat) -> Notifier {
-        let config = WebhookConfig::new(url, format, "https://warden.example/ops/".to_owned());
+        let config =
+            WebhookConfig::new(Some(url), format, "https://warden.example/ops/".to_owned());
         Notifier::start(
             config,
             signer(),
@@ -155,6 +157,14 @@ fn header<'a>(c: &'a Captured, name: &str) -> &'a str {
     c.headers.get(name).unwrap().to_str().unwrap()
 }
 
+/// A notification record without its `target` (the id of the receiver, checked to be there).
+fn without_target(payload: &Value) -> Value {
+    let mut p = payload.clone();
+    let target = p.as_object_mut().unwrap().remove("target").unwrap();
+    assert_eq!(target.as_str().unwrap().len(), 16);
+    p
+}
+
 /// Checks a link against the signer and returns its action and approver.
 fn check_link(link: &str, request: &ApprovalRequest) -> (LinkAction, String) {
     let url = url::Url::parse(link).unwrap();
@@ -165,11 +175,31 @@ fn check_link(link: &str, request: &ApprovalRequest) -> (LinkAction, String) {
     let q: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
     let expires: i64 = q["expires"].parse().unwrap();
     assert_eq!(expires, request.deadline.unix_timestamp());
-    assert!(signer().verify_link(action, &request.id, &q["approver"], expires, &q["sig"]));
-    // Another approver, another action or another secret does not verify.
-    assert!(!signer().verify_link(action, &request.id, "mallory", expires, &q["sig"]));
+    let l = Link {
+        action,
+        request: &request.id,
+        approver: &q["approver"],
+        via: &q["via"],
+        expires_unix: expires,
+    };
+    assert!(signer().verify_link(&l, &q["sig"]));
+    // Another approver, another target or another secret does not verify.
+    assert!(!signer().verify_link(
+        &Link {
+            approver: "mallory",
+            ..l
+        },
+        &q["sig"]
+    ));
+    assert!(!signer().verify_link(
+        &Link {
+            via: "elsewhere",
+            ..l
+        },
+        &q["sig"]
+    ));
     let other = Signer::new(&[9u8; 32]).unwrap();
-    assert!(!other.verify_link(action, &request.id, &q["approver"], expires, &q["sig"]));
+    assert!(!other.verify_link(&l, &q["sig"]));
     (action, q["approver"].clone())
 }
 
@@ -212,7 +242,7 @@ async fn json_notifications_are_signed_and_their_links_verify() {
     let r = &records[0];
     assert_eq!(r.session.as_deref(), Some("s1"));
     assert_eq!(
-        r.payload,
+        without_target(&r.payload),
         json!({ "approval": "r1", "status": "delivered", "attempts": 1, "http_status": 200, "error": null })
     );
     // Neither the secret nor a signature is in the record.
@@ -225,6 +255,7 @@ async fn json_notifications_are_signed_and_their_links_verify() {
 async fn slack_notifications_carry_text_and_links() {
     let f = fixture().await;
     let (rx, url) = receiver(&[]).await;
+    let via = signer().target_id(url.as_str());
     let notifier = f.notifier(url, WebhookFormat::Slack);
     let req = request("r2", &["bob", "carol"]);
     notifier.notify(&req);
@@ -258,7 +289,13 @@ async fn slack_notifications_carry_text_and_links() {
     let blocks = body["blocks"].as_array().unwrap();
     assert_eq!(blocks[0]["text"]["type"], "mrkdwn");
     assert_eq!(blocks[0]["text"]["text"], text);
-    let links = links(&signer(), "https://warden.example/ops", &req);
+    let links = links(
+        &signer(),
+        "https://warden.example/ops",
+        &req,
+        &req.approvers,
+        &via,
+    );
     for (block, l) in blocks[1..].iter().zip(&links) {
         let line = block["text"]["text"].as_str().unwrap();
         assert!(line.contains(&format!("<{}|Approve as {}>", l.approve, l.approver)));
@@ -292,7 +329,7 @@ async fn failed_attempts_are_retried() {
     }
     assert_eq!(records.len(), 1);
     assert_eq!(
-        records[0].payload,
+        without_target(&records[0].payload),
         json!({ "approval": "r3", "status": "delivered", "attempts": 3, "http_status": 200, "error": null })
     );
 }
@@ -308,7 +345,7 @@ async fn a_receiver_that_keeps_failing_is_recorded_as_failed() {
     assert_eq!(rx.got.lock().unwrap().len(), 3);
     assert_eq!(records.len(), 1);
     assert_eq!(
-        records[0].payload,
+        without_target(&records[0].payload),
         json!({
             "approval": "r4", "status": "failed", "attempts": 3, "http_status": 500,
             "error": "the receiver answered 500 Internal Server Error",
@@ -324,7 +361,7 @@ async fn an_unreachable_receiver_is_recorded_without_its_url() {
     let addr = listener.local_addr().unwrap();
     drop(listener);
     let url = url::Url::parse(&format!("http://{addr}/services/T000/SECRETPATH")).unwrap();
-    let mut config = WebhookConfig::new(url, WebhookFormat::Json, "https://w".to_owned());
+    let mut config = WebhookConfig::new(Some(url), WebhookFormat::Json, "https://w".to_owned());
     config.attempts = 2;
     let notifier = Notifier::start(
         config,
@@ -390,20 +427,33 @@ async fn after_shutdown_notifications_are_recorded_as_dropped() {
 #[test]
 fn links_encode_the_approver_and_ignore_a_trailing_slash() {
     let req = request("r8", &["a b&c=d"]);
-    let with = links(&signer(), "https://warden.example/ops/", &req);
-    let without = links(&signer(), "https://warden.example/ops", &req);
+    let with = links(
+        &signer(),
+        "https://warden.example/ops/",
+        &req,
+        &req.approvers,
+        "t1",
+    );
+    let without = links(
+        &signer(),
+        "https://warden.example/ops",
+        &req,
+        &req.approvers,
+        "t1",
+    );
     assert_eq!(with, without);
     assert_eq!(
         with[0].approve,
         format!(
-            "https://warden.example/ops/v1/approvals/r8/link/approve?approver=a%20b%26c%3Dd&expires={}&sig={}",
+            "https://warden.example/ops/v1/approvals/r8/link/approve?approver=a%20b%26c%3Dd&via=t1&expires={}&sig={}",
             req.deadline.unix_timestamp(),
-            signer().sign_link(
-                LinkAction::Approve,
-                "r8",
-                "a b&c=d",
-                req.deadline.unix_timestamp()
-            ),
+            signer().sign_link(&Link {
+                action: LinkAction::Approve,
+                request: "r8",
+                approver: "a b&c=d",
+                via: "t1",
+                expires_unix: req.deadline.unix_timestamp()
+            }),
         )
     );
     assert_eq!(
@@ -418,4 +468,64 @@ fn formats_parse() {
     assert_eq!(WebhookFormat::parse("slack"), Some(WebhookFormat::Slack));
     assert_eq!(WebhookFormat::parse("xml"), None);
     assert_eq!(WebhookFormat::Slack.as_str(), "slack");
+}
+
+/// Issue 10, point 10: every approver's links went into the one webhook message. With their
+/// own targets, each approver's target gets only their links; the shared webhook gets the
+/// links of approvers without a target; the links say where they went.
+#[tokio::test]
+async fn issue_10_each_target_gets_only_its_approvers_links() {
+    let f = fixture().await;
+    let (shared, shared_url) = receiver(&[200]).await;
+    let (bobs, bobs_url) = receiver(&[200]).await;
+    let mut config = WebhookConfig::new(
+        Some(shared_url.clone()),
+        WebhookFormat::Json,
+        "https://warden.example/ops/".to_owned(),
+    );
+    config
+        .principals
+        .insert("bob".to_owned(), (bobs_url.clone(), WebhookFormat::Json));
+    let notifier = Notifier::start(
+        config,
+        signer(),
+        Arc::new(f.ledger.clone()),
+        f.clock.clone(),
+        &f.tasks,
+        f.cancel.clone(),
+    )
+    .unwrap();
+    let req = request("r10", &["bob", "carol"]);
+    notifier.notify(&req);
+    let records = f.finish(notifier).await;
+    assert_eq!(records.len(), 2, "one record per target");
+    let approvers_at = |r: &Receiver| -> Vec<(String, String)> {
+        let got = r.got.lock().unwrap();
+        assert_eq!(got.len(), 1);
+        let body: Value = serde_json::from_slice(&got[0].body).unwrap();
+        body["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                let approve = l["approve"].as_str().unwrap();
+                let url = url::Url::parse(approve).unwrap();
+                let via = url
+                    .query_pairs()
+                    .find(|(k, _)| k == "via")
+                    .unwrap()
+                    .1
+                    .into_owned();
+                (l["approver"].as_str().unwrap().to_owned(), via)
+            })
+            .collect()
+    };
+    assert_eq!(
+        approvers_at(&bobs),
+        [("bob".to_owned(), signer().target_id(bobs_url.as_str()))]
+    );
+    assert_eq!(
+        approvers_at(&shared),
+        [("carol".to_owned(), signer().target_id(shared_url.as_str()))]
+    );
 }

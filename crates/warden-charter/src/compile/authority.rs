@@ -7,7 +7,7 @@ use warden_core::Tier;
 
 use super::collect::Collected;
 use super::valid_id;
-use crate::compiled::{Authority, Principal, Role};
+use crate::compiled::{Authority, Enrolment, NotifyTarget, Principal, Role};
 use crate::diagnostic::{Diagnostic, Diagnostics, suggest};
 
 pub(super) fn authority(c: &Collected<'_>, diags: &mut Diagnostics) -> Authority {
@@ -113,6 +113,7 @@ pub(super) fn authority(c: &Collected<'_>, diags: &mut Diagnostics) -> Authority
                 None => {}
             }
         }
+        let notify = notify_target(item, diags);
         principals.insert(
             id.clone(),
             Principal {
@@ -120,12 +121,128 @@ pub(super) fn authority(c: &Collected<'_>, diags: &mut Diagnostics) -> Authority
                 name: raw.name.clone(),
                 roles: held,
                 max_direct: max_direct.min(Tier::Approval),
+                notify,
             },
         );
     }
+    let enrolment = enrolment(c, &roles, &principals, diags);
     Authority {
         separation_of_duties: c.separation_of_duties.as_ref().is_none_or(|s| s.raw),
         roles,
         principals,
+        enrolment,
+    }
+}
+
+/// `authority.enrolment`: every issuer is `admin` or a declared role, every principal and role
+/// named is declared.
+fn enrolment(
+    c: &Collected<'_>,
+    roles: &HashMap<Arc<str>, Role>,
+    principals: &HashMap<Arc<str>, Principal>,
+    diags: &mut Diagnostics,
+) -> Vec<Enrolment> {
+    let roles_complete = !c.incomplete.contains("authority.roles");
+    let principals_complete = !c.incomplete.contains("authority.principals");
+    let mut out = Vec::new();
+    for item in &c.enrolment {
+        let raw = &item.raw;
+        let by = if raw.by == "admin" {
+            None
+        } else if let Some(role) = roles.get(raw.by.as_str()) {
+            Some(role.id.clone())
+        } else {
+            if roles_complete {
+                diags.push(
+                    Diagnostic::error(
+                        item.at_path(&["by"]),
+                        format!("unknown issuer `{}`", raw.by),
+                    )
+                    .with_hint("`by` is `admin` or a role id"),
+                );
+            }
+            continue;
+        };
+        if raw.principals.is_empty() && raw.roles.is_empty() {
+            diags.push(Diagnostic::error(
+                item.at(),
+                "an enrolment entry names nobody: give `principals` or `roles`",
+            ));
+        }
+        for p in &raw.principals {
+            if p != "*" && principals_complete && !principals.contains_key(p.as_str()) {
+                diags.push(
+                    Diagnostic::error(
+                        item.at_path(&["principals"]),
+                        format!("unknown principal `{p}`"),
+                    )
+                    .with_hint_opt(suggest(p, principals.keys().map(|k| &**k))),
+                );
+            }
+        }
+        let mut held = Vec::new();
+        for r in &raw.roles {
+            match roles.get(r.as_str()) {
+                Some(role) => held.push(role.id.clone()),
+                None if roles_complete => diags.push(
+                    Diagnostic::error(item.at_path(&["roles"]), format!("unknown role `{r}`"))
+                        .with_hint_opt(suggest(r, roles.keys().map(|k| &**k))),
+                ),
+                None => {}
+            }
+        }
+        out.push(Enrolment {
+            by,
+            principals: raw.principals.clone(),
+            roles: held,
+        });
+    }
+    out
+}
+
+/// A principal's `notify` and `notify_format`, checked: an absolute `http`/`https` URL and
+/// `json` or `slack`.
+fn notify_target(
+    item: &super::collect::Item<'_, crate::raw::RawPrincipal>,
+    diags: &mut Diagnostics,
+) -> Option<NotifyTarget> {
+    let raw = &item.raw;
+    let slack = match raw.notify_format.as_deref() {
+        None | Some("json") => false,
+        Some("slack") => true,
+        Some(other) => {
+            diags.push(
+                Diagnostic::error(
+                    item.at_path(&["notify_format"]),
+                    format!("unknown webhook format `{other}`"),
+                )
+                .with_hint("`notify_format` is `json` or `slack`"),
+            );
+            return None;
+        }
+    };
+    let Some(written) = raw.notify.as_deref() else {
+        if raw.notify_format.is_some() {
+            diags.push(Diagnostic::error(
+                item.at_path(&["notify_format"]),
+                "`notify_format` without `notify`",
+            ));
+        }
+        return None;
+    };
+    match url::Url::parse(written) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {
+            Some(NotifyTarget { url, slack })
+        }
+        Ok(_) | Err(_) => {
+            diags.push(
+                Diagnostic::error(
+                    item.at_path(&["notify"]),
+                    "`notify` is not an absolute `http` or `https` URL",
+                )
+                .with_hint("write the webhook URL this principal's approval links go to"),
+            );
+            None
+        }
     }
 }

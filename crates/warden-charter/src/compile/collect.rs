@@ -8,8 +8,8 @@ use warden_core::SourceLocation;
 
 use crate::diagnostic::{Diagnostic, Diagnostics, suggest};
 use crate::raw::{
-    RawApproval, RawContext, RawDataSource, RawDefaultPosture, RawDetector, RawIdentity, RawLabel,
-    RawModel, RawPrincipal, RawRole, RawRule, RawServer, RawTokenBudget,
+    RawApproval, RawContext, RawDataSource, RawDefaultPosture, RawDetector, RawEnrolment,
+    RawIdentity, RawLabel, RawModel, RawPrincipal, RawRole, RawRule, RawServer, RawTokenBudget,
 };
 use crate::source::{Node, NodeKind, ParsedFile};
 
@@ -53,6 +53,7 @@ pub(crate) struct Collected<'a> {
     pub separation_of_duties: Option<Item<'a, bool>>,
     pub roles: Vec<Item<'a, RawRole>>,
     pub principals: Vec<Item<'a, RawPrincipal>>,
+    pub enrolment: Vec<Item<'a, RawEnrolment>>,
     pub labels: Vec<Item<'a, RawLabel>>,
     pub sources: Vec<Item<'a, RawDataSource>>,
     pub redact: Vec<Item<'a, String>>,
@@ -153,7 +154,7 @@ pub(crate) fn collect_file<'a>(
                 file,
                 node,
                 k,
-                &["separation_of_duties", "roles", "principals"],
+                &["separation_of_duties", "roles", "principals", "enrolment"],
                 diags,
                 |key, n, d| match key {
                     "separation_of_duties" => single(
@@ -171,11 +172,19 @@ pub(crate) fn collect_file<'a>(
                         &mut c.incomplete,
                         d,
                     ),
-                    _ => list(
+                    "principals" => list(
                         file,
                         n,
                         "authority.principals",
                         &mut c.principals,
+                        &mut c.incomplete,
+                        d,
+                    ),
+                    _ => list(
+                        file,
+                        n,
+                        "authority.enrolment",
+                        &mut c.enrolment,
                         &mut c.incomplete,
                         d,
                     ),

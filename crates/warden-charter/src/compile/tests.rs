@@ -450,3 +450,57 @@ fn a_bad_sandbox_is_an_error_at_its_position() {
         assert!(r.contains(e), "missing {e:?} in:\n{r}");
     }
 }
+
+#[test]
+fn notify_targets_and_enrolment_compile_and_bad_ones_are_located() {
+    let good = format!(
+        "{MINIMAL}authority:
+  roles:
+    - {{ id: ctl, approve: [write] }}
+  principals:
+    - {{ id: bob, roles: [ctl], notify: \"https://hooks.example/bob\", notify_format: slack }}
+    - {{ id: carol, roles: [ctl] }}
+  enrolment:
+    - {{ by: admin, principals: [bob] }}
+    - {{ by: ctl, roles: [ctl] }}
+"
+    );
+    let c = compile(&src(&good)).unwrap().charter;
+    let bob = c.authority.principal("bob").unwrap();
+    assert!(bob.notify.as_ref().is_some_and(|n| n.slack));
+    assert!(c.authority.may_enrol(None, "bob"));
+    assert!(!c.authority.may_enrol(None, "carol"));
+    assert!(c.authority.may_enrol(Some("bob"), "carol"));
+    assert!(!c.authority.may_enrol(Some("nobody"), "carol"));
+    // No enrolment section: nobody may.
+    let none = format!("{MINIMAL}authority:\n  principals:\n    - {{ id: bob }}\n");
+    assert!(
+        !compile(&src(&none))
+            .unwrap()
+            .charter
+            .authority
+            .may_enrol(None, "bob")
+    );
+
+    let bad = format!(
+        "{MINIMAL}authority:
+  principals:
+    - {{ id: bob, notify: \"ftp://x\" }}
+    - {{ id: carol, notify: \"https://x.example\", notify_format: xml }}
+  enrolment:
+    - {{ by: wizard, principals: [bob] }}
+    - {{ by: admin, principals: [mallory] }}
+"
+    );
+    let text = errors(&bad).to_string();
+    for part in [
+        "charter.yaml:23:",
+        "not an absolute `http` or `https` URL",
+        "unknown webhook format `xml`",
+        "unknown issuer `wizard`",
+        "unknown principal `mallory`",
+    ] {
+        assert!(text.contains(part), "{part} missing from {text}");
+    }
+    assert!(!text.contains("ftp://x"), "the URL is not echoed: {text}");
+}

@@ -1,10 +1,17 @@
 //! `warden operator create-token`: an operator credential made offline, by whoever can write
-//! the data directory (the first one is written by `warden serve` to `operator.token`).
+//! the data directory (the first one is written by `warden serve` to `operator.token`); the
+//! gateway records its issue before its first use. `warden operator list-tokens` and
+//! `revoke-token` go through the operator plane (an admin's token), which records a
+//! revocation before it takes effect.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
+use serde_json::Value;
+
+use crate::EXIT_USAGE;
+use crate::commands::session::OperatorClient;
 use warden_session::{OperatorCredentials, OperatorRole, StateDb};
 
 /// `warden operator …`.
@@ -32,15 +39,37 @@ pub enum OperatorCommand {
         #[arg(long = "data")]
         data_dir: Option<PathBuf>,
     },
+    /// List the operator credentials (never their tokens), through the operator plane.
+    ListTokens {
+        /// Print the operator plane's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// The operator plane.
+        #[command(flatten)]
+        client: OperatorClient,
+    },
+    /// Revoke an operator credential by id (from `list-tokens`), through the operator plane:
+    /// it never authenticates again, and votes it cast no longer release a grant.
+    RevokeToken {
+        /// The credential's id.
+        id: String,
+        /// The operator plane.
+        #[command(flatten)]
+        client: OperatorClient,
+    },
 }
 
 /// Runs `warden operator …`.
 pub fn execute(args: &OperatorArgs) -> ExitCode {
-    let OperatorCommand::CreateToken {
-        name,
-        principal,
-        data_dir,
-    } = &args.command;
+    let (name, principal, data_dir) = match &args.command {
+        OperatorCommand::CreateToken {
+            name,
+            principal,
+            data_dir,
+        } => (name, principal, data_dir),
+        OperatorCommand::ListTokens { json, client } => return list_tokens(client, *json),
+        OperatorCommand::RevokeToken { id, client } => return revoke_token(client, id),
+    };
     let role = principal
         .clone()
         .map_or(OperatorRole::Admin, OperatorRole::Approver);
@@ -68,11 +97,15 @@ pub fn execute(args: &OperatorArgs) -> ExitCode {
             }
         };
         let now = time::OffsetDateTime::now_utc();
-        let result = OperatorCredentials::open(&db).create(name, role, now).await;
+        // Offline: the ledger is the gateway's; the gateway records this issue before the
+        // credential's first use.
+        let result = OperatorCredentials::open(&db)
+            .create(name, role, now, false)
+            .await;
         db.close().await;
         match result {
-            Ok(token) => {
-                println!("{token}");
+            Ok(issued) => {
+                println!("{}", issued.token);
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -82,3 +115,107 @@ pub fn execute(args: &OperatorArgs) -> ExitCode {
         }
     })
 }
+
+fn list_tokens(client: &OperatorClient, json: bool) -> ExitCode {
+    let client = client.clone();
+    crate::runtime(async move {
+        match client
+            .call(reqwest::Method::GET, "/v1/operator-tokens", None)
+            .await
+        {
+            Ok(v) if json => {
+                println!("{v:#}");
+                ExitCode::SUCCESS
+            }
+            Ok(v) => {
+                print!("{}", render_tokens(&v));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(EXIT_USAGE)
+            }
+        }
+    })
+}
+
+/// The credentials as a table: id, name, role, principal, created, state.
+fn render_tokens(v: &Value) -> String {
+    let field = |t: &Value, k: &str| t.get(k).and_then(Value::as_str).unwrap_or("-").to_owned();
+    let mut rows = vec![[
+        "id".to_owned(),
+        "name".to_owned(),
+        "role".to_owned(),
+        "principal".to_owned(),
+        "created at".to_owned(),
+        "state".to_owned(),
+    ]];
+    for t in v
+        .get("operator_tokens")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        let state = match (
+            t.get("revoked_at").and_then(Value::as_str),
+            t.get("recorded_at").and_then(Value::as_str),
+        ) {
+            (Some(at), _) => format!("revoked {at}"),
+            (None, None) => "active (made offline, not used yet)".to_owned(),
+            (None, Some(_)) => "active".to_owned(),
+        };
+        rows.push([
+            field(t, "id"),
+            field(t, "name"),
+            field(t, "role"),
+            field(t, "principal"),
+            field(t, "created_at"),
+            state,
+        ]);
+    }
+    let mut widths = [0usize; 6];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn revoke_token(client: &OperatorClient, id: &str) -> ExitCode {
+    let client = client.clone();
+    let path = format!(
+        "/v1/operator-tokens/{}/revoke",
+        warden_core::text::percent_encode(id)
+    );
+    let id = id.to_owned();
+    crate::runtime(async move {
+        match client.call(reqwest::Method::POST, &path, None).await {
+            Ok(v) if v.get("revoked") == Some(&Value::Bool(true)) => {
+                println!("revoked {id}");
+                ExitCode::SUCCESS
+            }
+            Ok(_) => {
+                println!("{id} was already revoked");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests;
