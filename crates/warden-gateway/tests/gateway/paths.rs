@@ -79,6 +79,8 @@ actions:
   principals:
     - {{ id: alice, roles: [viewer] }}
     - {{ id: bob, roles: [approver] }}
+  enrolment:
+    - {{ by: admin, principals: ["*"] }}
 "#
             )
         })
