@@ -206,6 +206,7 @@ pub(crate) fn agent_router(state: Arc<AppState>, cancel: CancellationToken) -> R
             state.config.agent_listen.ip().to_string(),
         ],
         shutdown: cancel,
+        secrets: state.models.secrets().clone(),
     });
     // Layer order: the body limit applies to the JSON extractors; authentication wraps every
     // route but `/healthz`, so nothing reaches the MCP service or the decide API without a

@@ -31,6 +31,7 @@ use rmcp::service::{RequestContext, RoleServer};
 use serde_json::{Value, json};
 use warden_charter::RESOURCE_READ_TOOL;
 use warden_core::gate::{ActionOutcome, Allowed, ContentPart};
+use warden_core::redact::Secrets;
 use warden_session::Session;
 
 use crate::gate::ToolGate;
@@ -44,6 +45,7 @@ pub struct AgentMcp<G> {
     gate: Arc<G>,
     upstreams: Upstreams,
     upstream_timeout: Duration,
+    secrets: Secrets,
 }
 
 impl<G> Clone for AgentMcp<G> {
@@ -51,6 +53,7 @@ impl<G> Clone for AgentMcp<G> {
         Self {
             gate: self.gate.clone(),
             upstreams: self.upstreams.clone(),
+            secrets: self.secrets.clone(),
             upstream_timeout: self.upstream_timeout,
         }
     }
@@ -64,13 +67,23 @@ impl<G: ToolGate> AgentMcp<G> {
             gate,
             upstreams,
             upstream_timeout,
+            secrets: Secrets::default(),
         }
+    }
+
+    /// Replaces each of `secrets` by `[REDACTED]` in every upstream answer (and upstream error)
+    /// before it is recorded or relayed: a tool server that echoes a credential it was given
+    /// never hands it to the agent or the ledger.
+    #[must_use]
+    pub fn redacting(mut self, secrets: Secrets) -> Self {
+        self.secrets = secrets;
+        self
     }
 
     /// Records how a forwarded action ended (status, size, the labels its text carries) and
     /// answers: the upstream's result, or a JSON-RPC error for an upstream failure. A result
     /// the ledger cannot record is withheld.
-    async fn settle<T: serde::Serialize>(
+    async fn settle<T: serde::Serialize + serde::de::DeserializeOwned>(
         &self,
         session: &Arc<Session>,
         tool: &str,
@@ -80,7 +93,20 @@ impl<G: ToolGate> AgentMcp<G> {
     ) -> Result<T, McpError> {
         let (outcome, answer) = match result {
             Ok(r) => {
-                let v = serde_json::to_value(&r).unwrap_or_default();
+                let mut v = serde_json::to_value(&r).unwrap_or_default();
+                let r = if self.secrets.is_empty() {
+                    r
+                } else {
+                    // Redacted as JSON, then read back; an answer that cannot be read back is
+                    // withheld rather than relayed unredacted.
+                    self.secrets.redact_json(&mut v);
+                    serde_json::from_value(v.clone()).map_err(|_| {
+                        McpError::internal_error(
+                            "the upstream answer could not be redacted, so it is withheld",
+                            None,
+                        )
+                    })?
+                };
                 let mut text = String::new();
                 collect_text(&v, &mut text);
                 let outcome = ActionOutcome {
@@ -96,11 +122,11 @@ impl<G: ToolGate> AgentMcp<G> {
                 ActionOutcome {
                     status: "upstream_error",
                     size_bytes: 0,
-                    error: Some(e.to_string()),
+                    error: Some(self.secrets.redact_str(&e.to_string()).into_owned()),
                     text: String::new(),
                     content: Vec::new(),
                 },
-                Err(upstream_error(&e)),
+                Err(upstream_error(&self.secrets.redact_str(&e.to_string()))),
             ),
         };
         if let Err(e) = self
@@ -200,7 +226,7 @@ fn refusal_result(message: String) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(message)])
 }
 
-fn upstream_error(e: &UpstreamError) -> McpError {
+fn upstream_error(e: &str) -> McpError {
     McpError::internal_error(
         format!("upstream error: {e}"),
         Some(json!({ "warden": "upstream_error" })),

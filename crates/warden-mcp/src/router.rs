@@ -9,6 +9,7 @@ use axum::middleware;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
+use warden_core::redact::Secrets;
 
 use crate::gate::ToolGate;
 use crate::guard::{BodyLimit, jsonrpc_guard};
@@ -30,6 +31,9 @@ pub struct McpEndpoint<G> {
     pub allowed_hosts: Vec<String>,
     /// Cancelled at shutdown: the service ends its open streams.
     pub shutdown: CancellationToken,
+    /// The gateway's secrets, replaced by `[REDACTED]` in every upstream answer before it is
+    /// recorded or relayed to the agent.
+    pub secrets: Secrets,
 }
 
 /// A router serving `/mcp`: stateless Streamable HTTP with JSON answers (no sessions), each
@@ -48,6 +52,7 @@ pub fn router<G: ToolGate, S: Clone + Send + Sync + 'static>(
         max_body_bytes,
         allowed_hosts,
         shutdown,
+        secrets,
     } = endpoint;
     let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
@@ -55,7 +60,7 @@ pub fn router<G: ToolGate, S: Clone + Send + Sync + 'static>(
         .with_cancellation_token(shutdown)
         .with_max_request_body_bytes(max_body_bytes)
         .with_allowed_hosts(allowed_hosts);
-    let handler = AgentMcp::new(gate, upstreams, upstream_timeout);
+    let handler = AgentMcp::new(gate, upstreams, upstream_timeout).redacting(secrets);
     let service = StreamableHttpService::new(
         move || Ok(handler.clone()),
         Arc::new(NeverSessionManager::default()),

@@ -66,6 +66,12 @@ pub enum ProxyBuildError {
 }
 
 impl ModelProxy {
+    /// The secrets the gateway holds (provider keys and the others it was given): what every
+    /// surface redacts from what it relays and records.
+    pub fn secrets(&self) -> &Secrets {
+        &self.secrets
+    }
+
     /// The proxy for `charter`'s models. Provider keys are read once, from `env` when given
     /// (tests), from the process environment otherwise; a route whose key variable is unset is
     /// called without a key (and a warning is logged). Records go to `recorder`; relays and

@@ -235,3 +235,48 @@ async fn issue_10_model_calls_count_against_the_session_quota() {
     assert_eq!(h.records_of("model_requested").await.len(), 1);
     h.stop().await;
 }
+
+/// Issue 10, point 23, on the MCP path: a tool server that echoes a credential the gateway
+/// holds (here a provider key) has it replaced by `[REDACTED]` in the answer the agent gets and
+/// in the captured result. Before the fix only the model proxy redacted: the echo server's
+/// answer carried the key to the agent and into `action_result`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_10_a_tool_echoing_a_configured_secret_is_redacted_for_the_agent_and_the_ledger() {
+    const KEY: &str = "sk-proj-Tool-Echoed-Secret-31337";
+    let inventory = r#"  models:
+    - alias: gpt
+      routes: [{ provider: openai, base_url: "http://127.0.0.1:9/v1", model: gpt-mock, api_key_env: WARDEN_TEST_TOOL_KEY }]
+"#;
+    let h = Harness::start_charter(Arc::new(SystemClock), "", inventory, |c| {
+        c.provider_keys = Some(
+            [("WARDEN_TEST_TOOL_KEY".to_owned(), KEY.to_owned())]
+                .into_iter()
+                .collect(),
+        );
+    })
+    .await;
+    let (_, token) = h.open_session("1h").await;
+    let (status, body) = h
+        .mcp(
+            &token,
+            "tools/call",
+            json!({ "name": "echo.echo", "arguments": { "text": format!("hello {KEY}") } }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        !body.to_string().contains(KEY),
+        "the agent got the key: {body}"
+    );
+    assert!(body.to_string().contains("[REDACTED]"), "{body}");
+    let results = h.records_of("action_result").await;
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert_eq!(results[0]["status"], "ok", "{results:?}");
+    let recorded = results[0].to_string();
+    assert!(
+        !recorded.contains(KEY),
+        "the ledger holds the key: {recorded}"
+    );
+    assert!(recorded.contains("[REDACTED]"), "{recorded}");
+    h.stop().await;
+}
