@@ -255,6 +255,20 @@ async fn model_call(
     // Record before forward: the request is durable before a byte of it leaves for a
     // provider. If the ledger cannot take it, nothing is sent.
     if let Err(e) = proxy.recorder.append(requested).await {
+        // A session past its capture quota is refused for good (the refusal is recorded, small,
+        // by the recorder): a distinct, non-retryable error rather than "ledger unavailable".
+        if let Some(q) = e
+            .source
+            .as_deref()
+            .and_then(|s| s.downcast_ref::<warden_session::QuotaExhausted>())
+        {
+            return protocol_error(
+                protocol,
+                StatusCode::FORBIDDEN,
+                "capture_quota_exhausted",
+                &q.to_string(),
+            );
+        }
         tracing::error!(error = %e, "The ledger cannot record a model request; it is not forwarded.");
         return protocol_error(
             protocol,

@@ -18,6 +18,7 @@ use warden_charter::amount::Amount;
 use warden_core::{Decision, Tier, Verdict};
 use warden_pdp::{RuleUsage, ScopeUsage};
 
+use crate::sessions::MAX_TTL;
 use crate::state_db::{StateDb, StoreError};
 
 /// How many times a decision is made again when the usage it read changed before it could be
@@ -44,6 +45,9 @@ impl Window {
 struct Counter {
     count: u32,
     spend: Amount,
+    /// When this process last counted a use (`None` for a counter loaded from `state.db` and
+    /// not seen by a pruning pass yet: the first pass stamps it).
+    last_used: Option<OffsetDateTime>,
 }
 
 /// The preapproved-scope counters: how often (and how much) each preapproved rule was used,
@@ -52,7 +56,13 @@ struct Counter {
 pub struct ScopeCounters {
     counters: Mutex<Counters>,
     pool: SqlitePool,
+    /// When counters of ended windows were last pruned (unix seconds).
+    pruned_at: std::sync::atomic::AtomicI64,
 }
+
+/// How often, at most, counters of ended windows are pruned (when a use is counted), in
+/// seconds.
+const PRUNE_EVERY_SECONDS: i64 = 60;
 
 /// The UTC day of `now`, as `YYYY-MM-DD`.
 pub fn utc_day(now: OffsetDateTime) -> String {
@@ -104,10 +114,11 @@ impl ScopeUsage for Snapshot<'_> {
     }
 }
 
-/// A counter change to persist.
+/// A counter change to persist: the counters a use changed, and those pruned.
 #[derive(Debug)]
 pub struct ScopeIncrement {
     rows: Vec<(String, String, u32, Amount)>,
+    deleted: Vec<(String, String)>,
 }
 
 impl ScopeCounters {
@@ -135,12 +146,14 @@ impl ScopeCounters {
                         .map_err(|_| StoreError::Corrupt("scope_usage.count"))?,
                     spend: Amount::parse(&spend)
                         .map_err(|_| StoreError::Corrupt("scope_usage.spend"))?,
+                    last_used: None,
                 },
             );
         }
         Ok(ScopeCounters {
             counters: Mutex::new(counters),
             pool,
+            pruned_at: std::sync::atomic::AtomicI64::new(i64::MIN),
         })
     }
 
@@ -187,8 +200,16 @@ impl ScopeCounters {
             if decision.verdict != Verdict::Allow || decision.tier != Tier::Preapproved {
                 return (decision, None);
             }
-            let rows = count_use(&mut counters, charter, &decision, args, [&session, &day]);
-            return (decision, Some(ScopeIncrement { rows }));
+            let rows = count_use(
+                &mut counters,
+                charter,
+                &decision,
+                args,
+                [&session, &day],
+                now,
+            );
+            let deleted = self.prune(&mut counters, now);
+            return (decision, Some(ScopeIncrement { rows, deleted }));
         }
         tracing::warn!(
             session = session_id,
@@ -198,8 +219,51 @@ impl ScopeCounters {
         (decide(&Poisoned), None)
     }
 
+    /// Drops (at most once a minute) the counters no decision can read again: those of UTC
+    /// days before yesterday (a decision reads only its own day's), and those of sessions
+    /// whose last counted use is older than the longest session lifetime ([`MAX_TTL`]: such a
+    /// session has expired). Returns the dropped keys, to delete from `state.db`.
+    fn prune(&self, counters: &mut Counters, now: OffsetDateTime) -> Vec<(String, String)> {
+        use std::sync::atomic::Ordering;
+        let t = now.unix_timestamp();
+        let last = self.pruned_at.load(Ordering::Acquire);
+        if t.saturating_sub(last) < PRUNE_EVERY_SECONDS {
+            return Vec::new();
+        }
+        self.pruned_at.store(t, Ordering::Release);
+        let oldest_day = utc_day(now.saturating_sub(time::Duration::days(1)));
+        let session_cutoff = time::Duration::try_from(MAX_TTL)
+            .ok()
+            .and_then(|ttl| now.checked_sub(ttl));
+        let mut deleted = Vec::new();
+        counters.retain(|(rule, window), counter| {
+            let keep = match window {
+                Window::Day(d) => *d >= oldest_day,
+                Window::Session(_) => match counter.last_used {
+                    None => {
+                        counter.last_used = Some(now);
+                        true
+                    }
+                    Some(used) => session_cutoff.is_none_or(|cutoff| used > cutoff),
+                },
+            };
+            if !keep {
+                deleted.push((rule.clone(), window.key()));
+            }
+            keep
+        });
+        deleted
+    }
+
     /// Writes counter changes through to `state.db`.
     pub async fn persist(&self, inc: ScopeIncrement) -> Result<(), StoreError> {
+        for (rule, window) in inc.deleted {
+            sqlx::query("DELETE FROM scope_usage WHERE rule = ? AND window = ?")
+                .bind(rule)
+                .bind(window)
+                .execute(&self.pool)
+                .await?;
+        }
         for (rule, window, count, spend) in inc.rows {
             sqlx::query("INSERT INTO scope_usage (rule, window, count, spend) VALUES (?, ?, ?, ?) ON CONFLICT (rule, window) DO UPDATE SET count = MAX(count, excluded.count), spend = excluded.spend")
                 .bind(rule)
@@ -220,6 +284,7 @@ fn count_use(
     decision: &Decision,
     args: &serde_json::Value,
     windows: [&Window; 2],
+    now: OffsetDateTime,
 ) -> Vec<(String, String, u32, Amount)> {
     let mut rows = Vec::new();
     for r in &decision.rules {
@@ -234,6 +299,7 @@ fn count_use(
             let c = counters.entry((r.id.to_string(), w.clone())).or_default();
             c.count = c.count.saturating_add(1);
             c.spend = c.spend.checked_add(spent).unwrap_or(c.spend);
+            c.last_used = Some(now);
             rows.push((r.id.to_string(), w.key(), c.count, c.spend));
         }
     }

@@ -227,7 +227,9 @@ async fn issue_10_model_calls_count_against_the_session_quota() {
     assert_eq!(ok.status().as_u16(), 200);
     assert_eq!(provider.request_count(), 1);
     let refused = send(chat("w".repeat(5000))).await.unwrap();
-    assert_eq!(refused.status().as_u16(), 503);
+    assert_eq!(refused.status().as_u16(), 403);
+    let error: Value = refused.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "capture_quota_exhausted", "{error}");
     assert_eq!(provider.request_count(), 1, "the provider saw nothing more");
     let records = h.records_of("model_refused").await;
     assert_eq!(records.len(), 1, "{records:?}");

@@ -98,3 +98,69 @@ async fn concurrent_decisions_take_the_last_use_once() {
     let allowed = verdicts.iter().filter(|v| **v == Verdict::Allow).count();
     assert_eq!(allowed, 1, "{verdicts:?}");
 }
+
+/// Issue 10, point 15: counters no decision can read again are pruned, in memory and in
+/// `state.db` — a past day's, and a session's whose last use is older than the longest
+/// session lifetime. Before, every session and day ever counted stayed for ever.
+#[tokio::test]
+async fn issue_10_counters_of_ended_windows_are_pruned() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = StateDb::open(dir.path()).await.unwrap();
+    let counters = ScopeCounters::open(&db).await.unwrap();
+    let charter = charter();
+    let day1 = time::macros::datetime!(2026-12-06 12:00:00 UTC);
+    let (d, inc) = counters.decide_and_count(&charter, "old", day1, &serde_json::json!({}), |u| {
+        decide_pay(&charter, u)
+    });
+    assert_eq!(d.verdict, Verdict::Allow);
+    counters.persist(inc.unwrap()).await.unwrap();
+    assert_eq!(counters.counters.lock().unwrap().len(), 2);
+
+    // Past the longest session lifetime, a use by another session prunes the old ones.
+    let later = day1 + time::Duration::try_from(MAX_TTL).unwrap() + time::Duration::days(1);
+    let (d, inc) = counters.decide_and_count(&charter, "new", later, &serde_json::json!({}), |u| {
+        decide_pay(&charter, u)
+    });
+    assert_eq!(d.verdict, Verdict::Allow);
+    counters.persist(inc.unwrap()).await.unwrap();
+    let kept: Vec<String> = counters
+        .counters
+        .lock()
+        .unwrap()
+        .keys()
+        .map(|(_, w)| w.key())
+        .collect();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(
+        kept.iter()
+            .all(|w| !w.contains("old") && !w.contains("2026-12-06")),
+        "{kept:?}"
+    );
+    let rows: Vec<String> = sqlx::query_scalar("SELECT window FROM scope_usage ORDER BY window")
+        .fetch_all(&db.pool())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(
+        rows.iter()
+            .all(|w| !w.contains("old") && !w.contains("2026-12-06")),
+        "{rows:?}"
+    );
+
+    // A counter loaded from `state.db` is stamped by the first pass, not dropped by it.
+    let reopened = ScopeCounters::open(&db).await.unwrap();
+    let much_later = later + time::Duration::days(400);
+    let (_, inc) =
+        reopened.decide_and_count(&charter, "third", much_later, &serde_json::json!({}), |u| {
+            decide_pay(&charter, u)
+        });
+    reopened.persist(inc.unwrap()).await.unwrap();
+    let sessions: Vec<String> = reopened
+        .counters
+        .lock()
+        .unwrap()
+        .keys()
+        .filter_map(|(_, w)| matches!(w, Window::Session(_)).then(|| w.key()))
+        .collect();
+    assert!(sessions.contains(&"session:new".to_owned()), "{sessions:?}");
+}
