@@ -160,7 +160,8 @@ async fn issue_10_counters_of_ended_windows_are_pruned() {
         .lock()
         .unwrap()
         .keys()
-        .filter_map(|(_, w)| matches!(w, Window::Session(_)).then(|| w.key()))
+        .filter(|&(_, w)| matches!(w, Window::Session(_)))
+        .map(|(_, w)| w.key())
         .collect();
     assert!(sessions.contains(&"session:new".to_owned()), "{sessions:?}");
 }
