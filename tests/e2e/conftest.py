@@ -290,6 +290,9 @@ class Gateway:
 
     def __post_init__(self) -> None:
         self.data = self.tmp / "data"
+        # Set by a test that breaks the ledger on purpose; otherwise the fixture checks, after
+        # the gateway stopped, that `warden audit verify` passes on what it wrote.
+        self.tampered = False
         self.charter = self.tmp / "charter.yaml"
         self.charter.write_text(
             self.charter_override
@@ -687,6 +690,12 @@ def start_gateway(
         code = gw.stop()
         if code != 0:
             failures.append(f"warden serve exited {code} after SIGTERM:\n{gw.log()}")
+        elif not gw.tampered and (gw.data / "ledger.db").exists():
+            verified = gw.verify()
+            if verified.returncode != 0:
+                failures.append(
+                    f"`warden audit verify` failed after the test:\n{verified.stdout}{verified.stderr}"
+                )
     assert not failures, "\n".join(failures)
 
 

@@ -129,6 +129,7 @@ async def test_end_to_end_over_streamable_http(
     assert decided["kind"] == "action_decided"
     assert decided["payload"]["decision"]["verdict"] == "deny"
 
+    gw.tampered = True
     db = sqlite3.connect(gw.data / "ledger.db")
     with db:
         if tamper == "edit":
