@@ -12,6 +12,7 @@ import shlex
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Callable
 
+import anyio
 import httpx2
 import jsonschema
 import pytest
@@ -320,3 +321,38 @@ async def test_a_snippet_with_a_wrong_token_fails_at_initialize(gateway: Gateway
     with pytest.raises(BaseException):
         async with http_session(f"{gateway.agent_url}/mcp", {"Authorization": f"Bearer {forged}"}):
             pass
+
+
+async def test_a_stdio_call_abandoned_by_its_client_leaves_the_approval_for_the_retry(
+    start_gateway: Callable[..., Gateway],
+) -> None:
+    """A client whose tool-call timeout is shorter than the approval gives up on the call (the
+    Python SDK, like the others, sends `notifications/cancelled`). `warden connect` abandons the
+    call's HTTP request, so the gateway stops waiting for it; the approval then goes to the same
+    call, retried — not to the abandoned one, whose result nobody would read."""
+    from test_approval import approvals, approver_token, pending_ids
+
+    gw = start_gateway(approval_timeout="60s")
+    bob = approver_token(gw, "bob")
+    token = gw.open_session()
+    target = str(gw.ws.root / "after-a-timeout")
+    (server,) = client_config("claude-desktop-stdio")["mcpServers"].values()
+    args = [_at(gw, a) for a in server["args"]]
+    async with stdio_session(server["command"], args, {"WARDEN_TOKEN": token}) as session:
+        with pytest.raises(BaseException) as gave_up:
+            await session.call_tool("fs.create_directory", {"path": target}, read_timeout_seconds=1.0)
+        assert mcp_error_in(gave_up.value) is not None, gave_up.value
+        (approval,) = pending_ids(gw, bob)
+        # The gateway sees the abandoned call go (its connection closes) before bob approves.
+        await anyio.sleep(1.0)
+        approved = approvals(gw, bob, "approve", approval)
+        assert approved.returncode == 0, approved.stderr
+        result = await session.call_tool(
+            "fs.create_directory", {"path": target}, read_timeout_seconds=15.0
+        )
+        assert not result.is_error, result
+    assert os.path.isdir(target)
+    records = gw.records()
+    assert len([r for r in records if r["kind"] == "approval_requested"]) == 1
+    (used,) = [r for r in records if r["kind"] == "approval_used"]
+    assert used["payload"]["approval"] == approval
