@@ -278,6 +278,8 @@ def test_bad_input_is_refused_before_anything_is_sent() -> None:
         Warden("127.0.0.1:8700", "wa_x")
     with pytest.raises(ValueError):
         Warden("http://127.0.0.1:8700", "wa_x\r\nX-Evil: 1")
+    with pytest.raises(ValueError, match="base URL"):
+        Warden("http://127.0.0.1:8700/mcp", "wa_x")
     w = Warden("http://127.0.0.1:1", "wa_x", timeout=1)
     with pytest.raises(ValueError):
         w.decide("no_server_part", {})

@@ -95,6 +95,10 @@ class Warden:
     ) -> None:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ValueError("warden's url must be an http:// or https:// URL")
+        if url.rstrip("/").endswith("/mcp"):
+            raise ValueError(
+                "warden's url is the agent plane's base URL (`http://127.0.0.1:8700`), not its MCP endpoint"
+            )
         if not isinstance(token, str) or not token or token != token.strip() or any(
             c.isspace() or ord(c) < 32 for c in token
         ):
