@@ -68,9 +68,27 @@ install_python_peers() {
   echo "$want" >"$stamp"
 }
 
-step "install the end-to-end test peers (npm MCP servers, Python MCP SDK)"
+# The Python client of the decide API (clients/python), which the end-to-end tests import:
+# installed into .venv again whenever one of its files changes (its dependency, httpx2, is
+# pinned in requirements-test.txt; pip fetches the build backend, hatchling, from PyPI).
+install_python_client() {
+  local want have stamp=.venv/.warden-client-installed
+  want=$(find clients/python -type f -not -path '*/__pycache__/*' -print0 | sort -z |
+    xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
+  have=$(cat "$stamp" 2>/dev/null || true)
+  if [[ "$want" == "$have" ]]; then
+    echo "the Python client in .venv matches clients/python"
+    return
+  fi
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
+    --force-reinstall ./clients/python
+  echo "$want" >"$stamp"
+}
+
+step "install the end-to-end test peers (npm MCP servers, Python MCP SDK, the Python client)"
 install_node_peers
 install_python_peers
+install_python_client
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -62,6 +62,10 @@ STOP_TIMEOUT = 30.0
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Refuse to run (fail, never skip) when the peers are not installed."""
     missing = [str(p) for p in (WARDEN_BIN, FS_SERVER, EVERYTHING_SERVER) if not p.exists()]
+    try:
+        import warden_client  # noqa: F401 — clients/python, installed by scripts/test.sh
+    except ImportError:
+        missing.append("the Python client `warden_client` (`pip install ./clients/python`)")
     if missing:
         raise pytest.UsageError(
             "warden's end-to-end tests need: "

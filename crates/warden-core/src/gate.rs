@@ -118,6 +118,10 @@ pub struct PendingApproval {
     pub deadline: String,
     /// Its status when the call stopped waiting.
     pub status: ApprovalStatus,
+    /// The principals who may approve it (as the request was raised), sorted.
+    pub approvers: Vec<String>,
+    /// Distinct approvers needed.
+    pub quorum: u32,
 }
 
 /// How a forwarded action ended.

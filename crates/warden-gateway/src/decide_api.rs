@@ -89,10 +89,15 @@ pub async fn decide(
         }
         Err(refused) => {
             let pending = refused.reason == RefusalReason::ApprovalPending;
-            let approval = refused
-                .approval
-                .as_ref()
-                .map(|a| json!({ "id": a.id, "status": a.status, "deadline": a.deadline }));
+            let approval = refused.approval.as_ref().map(|a| {
+                json!({
+                    "id": a.id,
+                    "status": a.status,
+                    "deadline": a.deadline,
+                    "approvers": a.approvers,
+                    "quorum": a.quorum,
+                })
+            });
             let body = json!({
                 "action": refused.action_id,
                 "verdict": if pending { "ask" } else { "deny" },

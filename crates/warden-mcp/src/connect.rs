@@ -5,8 +5,12 @@
 //! endpoint with the session token; JSON and SSE answers are written to the output, one
 //! message per line. The gateway, its policy and its ledger stay outside the agent's process:
 //! the bridge holds nothing but the token. Requests run concurrently (up to 64 at a time), so
-//! a call that waits for approval does not block the others.
+//! a call that waits for approval does not block the others. A request the client cancels
+//! (`notifications/cancelled`, which MCP clients send when they give up on a call) is abandoned:
+//! its HTTP request is dropped, so the gateway stops waiting for it (for an approval, say) the
+//! way it does when an HTTP client goes away, and leaves the approval for the same call, retried.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -16,6 +20,7 @@ use sse_stream::SseStream;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::{Mutex, Semaphore, mpsc};
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// Longest message accepted on the input, in bytes.
@@ -38,6 +43,26 @@ pub enum ConnectError {
 struct Negotiated {
     protocol_version: Option<String>,
     session_id: Option<String>,
+}
+
+/// The requests in flight, by the JSON text of their id, each with the token that abandons it
+/// and a sequence number (so that a finished request removes its own entry, not a later request
+/// that reused its id). At most [`MAX_IN_FLIGHT`] entries: one per request holding a permit.
+#[derive(Default)]
+struct InFlight {
+    next: u64,
+    by_id: HashMap<String, (u64, CancellationToken)>,
+}
+
+/// The `params.requestId` of a `notifications/cancelled`, as JSON text.
+fn cancelled_request(message: &Value) -> Option<String> {
+    if message.get("method").and_then(Value::as_str) != Some("notifications/cancelled") {
+        return None;
+    }
+    message
+        .pointer("/params/requestId")
+        .filter(|id| !id.is_null())
+        .map(Value::to_string)
 }
 
 /// Where the gateway is, and the token that opens it.
@@ -70,6 +95,7 @@ where
     let (tx, rx) = mpsc::channel::<String>(256);
     tasks.spawn(write_lines(rx, output));
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let in_flight = Arc::new(Mutex::new(InFlight::default()));
     let mut lines = FramedRead::new(input, LinesCodec::new_with_max_length(MAX_LINE_BYTES));
     while let Some(line) = lines.next().await {
         let line = match line {
@@ -88,10 +114,51 @@ where
             break;
         };
         let (target, tx) = (target.clone(), tx.clone());
+        let parsed: Option<Value> = serde_json::from_str(&line).ok();
+        let id = parsed
+            .as_ref()
+            .and_then(|v| v.get("id"))
+            .cloned()
+            .unwrap_or(Value::Null);
         // `initialize` must finish before anything else is sent: it fixes the version.
-        let is_initialize = line.contains("\"initialize\"");
+        let is_initialize = parsed
+            .as_ref()
+            .and_then(|v| v.get("method"))
+            .and_then(Value::as_str)
+            == Some("initialize");
+        if let Some(cancelled) = parsed.as_ref().and_then(cancelled_request)
+            && let Some((_, abandon)) = in_flight.lock().await.by_id.remove(&cancelled)
+        {
+            abandon.cancel();
+        }
+        // A request (a message with a method and an id) can be abandoned; an answer or a
+        // notification cannot.
+        let registered = if id.is_null() || parsed.as_ref().and_then(|v| v.get("method")).is_none()
+        {
+            None
+        } else {
+            let mut in_flight = in_flight.lock().await;
+            in_flight.next = in_flight.next.wrapping_add(1);
+            let (key, seq, abandon) = (id.to_string(), in_flight.next, CancellationToken::new());
+            in_flight.by_id.insert(key.clone(), (seq, abandon.clone()));
+            Some((key, seq, abandon))
+        };
+        let in_flight = in_flight.clone();
         let task = async move {
-            forward(&target, line, tx).await;
+            match &registered {
+                // Dropping the request closes its connection: the gateway sees the client go.
+                Some((_, _, abandon)) => tokio::select! {
+                    () = forward(&target, line, id, is_initialize, tx) => {}
+                    () = abandon.cancelled() => {}
+                },
+                None => forward(&target, line, id, is_initialize, tx).await,
+            }
+            if let Some((key, seq, _)) = registered {
+                let mut in_flight = in_flight.lock().await;
+                if in_flight.by_id.get(&key).is_some_and(|(s, _)| *s == seq) {
+                    in_flight.by_id.remove(&key);
+                }
+            }
             drop(permit);
         };
         if is_initialize {
@@ -127,19 +194,15 @@ fn error_for(id: &Value, message: String) -> Option<String> {
     })
 }
 
-/// Sends one message to the gateway and passes its answers on.
-async fn forward(target: &Target, message: String, out: mpsc::Sender<String>) {
-    let parsed: Option<Value> = serde_json::from_str(&message).ok();
-    let id = parsed
-        .as_ref()
-        .and_then(|v| v.get("id"))
-        .cloned()
-        .unwrap_or(Value::Null);
-    let is_initialize = parsed
-        .as_ref()
-        .and_then(|v| v.get("method"))
-        .and_then(Value::as_str)
-        == Some("initialize");
+/// Sends one message (whose JSON-RPC `id` is `id`, `null` for none) to the gateway and passes
+/// its answers on.
+async fn forward(
+    target: &Target,
+    message: String,
+    id: Value,
+    is_initialize: bool,
+    out: mpsc::Sender<String>,
+) {
     let negotiated = &target.negotiated;
     let mut req = target
         .client

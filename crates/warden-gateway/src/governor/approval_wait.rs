@@ -122,6 +122,8 @@ impl Governor {
                         id: req.id.clone(),
                         deadline: rfc3339(req.deadline),
                         status: Status::Denied,
+                        approvers: req.approvers.clone(),
+                        quorum: req.quorum,
                     };
                     return Plan::Denied(message, pending);
                 }
@@ -212,10 +214,17 @@ impl Governor {
         let started = Instant::now();
         let deadline = entry.deadline();
         let total = (deadline - self.clock.now()).as_seconds_f64().max(0.0);
+        // Who may approve, for the waiting caller (the decide API shows them).
+        let (approvers, quorum) = {
+            let req = entry.lock().await;
+            (req.approvers.clone(), req.quorum)
+        };
         let pending = |status: Status| PendingApproval {
             id: entry.id().to_owned(),
             deadline: rfc3339(deadline),
             status,
+            approvers: approvers.clone(),
+            quorum,
         };
         let refused = |reason: RefusalReason, message: String, status: Status| Refused {
             action_id: Some(action_id.clone()),
