@@ -105,7 +105,15 @@ pub struct Ledger {
     append_timeout: Duration,
     /// The highest `seq` an append through this handle (or a clone) was acknowledged with.
     head: Arc<AtomicU64>,
+    /// When the last append through this handle (or a clone) failed, in milliseconds since
+    /// `opened` plus one; 0 when the last append succeeded (or none failed).
+    failed_at: Arc<AtomicU64>,
+    opened: std::time::Instant,
 }
+
+/// How long after a failed append (with none succeeding since) the ledger is reported as not
+/// taking appends ([`Ledger::is_accepting`]).
+pub const FAILURE_REPORTED_FOR: Duration = Duration::from_secs(30);
 
 impl Ledger {
     /// Opens the ledger in `dir` (creating the directory, mode 0700, and `ledger.db` and its
@@ -150,6 +158,8 @@ impl Ledger {
             dir: Arc::new(dir.to_path_buf()),
             append_timeout,
             head: Arc::new(AtomicU64::new(0)),
+            failed_at: Arc::new(AtomicU64::new(0)),
+            opened: std::time::Instant::now(),
         })
     }
 
@@ -163,6 +173,25 @@ impl Ledger {
     /// decreases. Cheap: one atomic load.
     pub fn committed_head(&self) -> u64 {
         self.head.load(Ordering::Acquire)
+    }
+
+    /// Whether the ledger takes appends, as far as is known without writing: its writer is
+    /// running, and no append (through this handle or a clone) failed in the last
+    /// [`FAILURE_REPORTED_FOR`] without one succeeding since (a full disk, the size cap, a
+    /// lock held elsewhere). The window ends on its own so that a caller that stops sending
+    /// work while this is `false` sees it again. Cheap: an atomic load and a channel check.
+    pub fn is_accepting(&self) -> bool {
+        let failed_at = self.failed_at.load(Ordering::Acquire);
+        let recent_failure = failed_at != 0
+            && self
+                .since_opened_ms()
+                .saturating_sub(failed_at.saturating_sub(1))
+                < u64::try_from(FAILURE_REPORTED_FOR.as_millis()).unwrap_or(u64::MAX);
+        !self.tx.is_closed() && !recent_failure
+    }
+
+    fn since_opened_ms(&self) -> u64 {
+        u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Appends one record and returns once its transaction has committed.
@@ -206,6 +235,11 @@ impl Ledger {
                 if let Some(last) = appended.last() {
                     self.head.fetch_max(last.seq, Ordering::AcqRel);
                 }
+            })
+            .inspect(|_| self.failed_at.store(0, Ordering::Release))
+            .inspect_err(|_| {
+                let at = self.since_opened_ms().saturating_add(1);
+                self.failed_at.store(at, Ordering::Release);
             })
     }
 

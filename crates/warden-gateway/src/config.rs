@@ -28,6 +28,8 @@
 //! | largest content captured per record | `--capture-max-record-bytes` | `WARDEN_CAPTURE_MAX_RECORD_BYTES` | `capture_max_record_bytes` | `1048576` |
 //! | largest content captured per session | `--capture-max-session-bytes` | `WARDEN_CAPTURE_MAX_SESSION_BYTES` | `capture_max_session_bytes` | `268435456` |
 //!
+//! Host names and TLS of each plane: see [`deployment`].
+//!
 //! Durations are whole numbers with a unit (`90s`, `15m`, `2h`, `7d`), positive and at most ten
 //! years ([`warden_core::text::MAX_DURATION`]): a longer one is refused, so no deadline
 //! computed from a setting can overflow.
@@ -39,6 +41,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 pub use warden_session::CaptureLimits;
+
+pub mod deployment;
+pub use deployment::{Deployment, PlaneDeployment, TlsFiles};
 
 /// Default agent plane address.
 pub const DEFAULT_AGENT_LISTEN: &str = "127.0.0.1:8700";
@@ -128,6 +133,18 @@ pub struct RawConfig {
     /// Largest total one session may have captured (arguments, results, model calls), in
     /// bytes; past it the session's calls are refused.
     pub capture_max_session_bytes: Option<u64>,
+    /// Host names the agent plane answers to, besides the loopback names.
+    pub agent_allowed_hosts: Option<Vec<String>>,
+    /// Host names the operator plane answers to, besides the loopback names.
+    pub operator_allowed_hosts: Option<Vec<String>>,
+    /// The agent plane's TLS certificate chain (PEM).
+    pub agent_tls_cert: Option<PathBuf>,
+    /// The agent plane's TLS private key (PEM).
+    pub agent_tls_key: Option<PathBuf>,
+    /// The operator plane's TLS certificate chain (PEM).
+    pub operator_tls_cert: Option<PathBuf>,
+    /// The operator plane's TLS private key (PEM).
+    pub operator_tls_key: Option<PathBuf>,
 }
 
 /// Where environment variables come from.
@@ -187,6 +204,8 @@ pub struct Config {
     pub provider_keys: Option<HashMap<String, String>>,
     /// Connection caps and timeouts of the listeners.
     pub limits: Limits,
+    /// Host names and TLS of each plane.
+    pub deployment: Deployment,
 }
 
 /// Where and how new approval requests are announced.
@@ -563,6 +582,7 @@ impl Config {
             )?,
         };
         Ok(Config {
+            deployment: deployment::resolve(flags, &file, env)?,
             limits,
             provider_keys: None,
             result_deadline,

@@ -5,6 +5,9 @@
 //! - **Connections.** A plane holds at most its cap of connections (a semaphore permit per
 //!   connection); one accepted beyond it is closed at once, so a flood of one plane never
 //!   takes the file descriptors the other plane needs.
+//! - **TLS handshake** (a plane with a certificate). It must complete within the header
+//!   timeout, else the connection is closed: a slow or stalled handshake cannot hold a slot.
+//!   A handshake that fails (plain HTTP, a garbage or oversized ClientHello) closes it at once.
 //! - **Header timeout** (connection level). A connection must send a complete request head
 //!   within it — a new connection, and a kept-alive one between requests (so it is the idle
 //!   timeout too); else it is closed. It never applies while a response is being written, so
@@ -12,8 +15,8 @@
 //! - **Body timeout** (per request). The request body must have arrived within it of the
 //!   request head; a body still trickling in after it fails the request.
 //! - **Request timeout** (per request, short routes only). The operator plane's routes and the
-//!   agent plane's short ones (`/healthz`, `/v1/models`, result reports) must answer within
-//!   it. The MCP endpoint, the decide API and the model endpoints are not under it: they wait
+//!   agent plane's short ones (`/healthz`, `/readyz`, `/v1/models`, result reports) must answer
+//!   within it. The MCP endpoint, the decide API and the model endpoints are not under it: they wait
 //!   for approvals and stream answers, bounded by their own deadlines (the approval deadline,
 //!   the upstream timeout, a route's timeout).
 
@@ -36,6 +39,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Limits;
+use crate::tls::PlaneTls;
 
 /// How long the accept loop pauses after `accept` fails (out of file descriptors, say), so
 /// that it does not spin.
@@ -51,6 +55,8 @@ pub(crate) struct Plane {
     pub(crate) app: Router,
     /// At most this many connections at once.
     pub(crate) max_connections: usize,
+    /// The plane's TLS, if it serves TLS.
+    pub(crate) tls: Option<Arc<PlaneTls>>,
 }
 
 /// Accepts connections on `plane` until `stop`, each served on `tracker` (so the drain at
@@ -67,6 +73,7 @@ pub(crate) async fn serve(
         listener,
         app,
         max_connections,
+        tls,
     } = plane;
     let permits = Arc::new(Semaphore::new(max_connections.max(1)));
     let refused = AtomicU64::new(0);
@@ -113,26 +120,69 @@ pub(crate) async fn serve(
         ));
         let stop = stop.clone();
         let header_timeout = limits.header_timeout;
+        // The configuration in force when the connection is accepted (a reload applies to
+        // the connections accepted after it).
+        let acceptor = tls
+            .as_ref()
+            .map(|t| tokio_rustls::TlsAcceptor::from(t.current()));
         tracker.spawn(async move {
             let _permit = permit;
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout);
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => {
-                    if let Err(e) = r {
-                        tracing::debug!(error = %e, plane = name, "A connection ended with an error.");
-                    }
+            let Some(acceptor) = acceptor else {
+                serve_connection(name, stream, service, header_timeout, stop).await;
+                return;
+            };
+            let handshake = tokio::select! {
+                () = stop.cancelled() => return,
+                r = tokio::time::timeout(header_timeout, acceptor.accept(stream)) => r,
+            };
+            match handshake {
+                Ok(Ok(stream)) => {
+                    serve_connection(name, stream, service, header_timeout, stop).await;
                 }
-                () = stop.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, plane = name, "A TLS handshake failed.");
+                }
+                Err(_) => {
+                    tracing::debug!(plane = name, "A TLS handshake did not finish within the header timeout; the connection is closed.");
                 }
             }
         });
+    }
+}
+
+/// Serves HTTP/1 on one connection (plain or TLS) until it ends; at `stop`, the request in
+/// flight finishes and the connection closes.
+async fn serve_connection<I, S>(
+    name: &'static str,
+    io: I,
+    service: S,
+    header_timeout: Duration,
+    stop: CancellationToken,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming> + Send,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::Future: Send + 'static,
+    S::ResBody: Send + 'static,
+    <S::ResBody as hyper::body::Body>::Data: Send,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, plane = name, "A connection ended with an error.");
+            }
+        }
+        () = stop.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
     }
 }
 

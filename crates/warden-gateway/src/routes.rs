@@ -1,6 +1,7 @@
 //! The agent plane's router: which routes the agent listener serves, and the layers in front
-//! of them (authentication, body limits, the JSON-RPC guard), in the order their comments
-//! explain. The operator plane's router is [`warden_operator::router`].
+//! of them (the Host check, authentication, body limits, the JSON-RPC guard), in the order
+//! their comments explain. The operator plane's routes are [`warden_operator::router`]'s;
+//! [`operator_app`] puts `/readyz` and the plane's bounds and Host check around them.
 
 use std::sync::Arc;
 
@@ -62,6 +63,22 @@ impl Shape {
             }
         }
     }
+}
+
+/// A refusal in the shape of the agent-plane route `path` is for (the model endpoints in their
+/// provider's shape, MCP in JSON-RPC, everything else in the HTTP API's).
+pub(crate) fn refuse_for(
+    path: &str,
+    status: StatusCode,
+    code: &'static str,
+    message: &str,
+) -> Response {
+    let shape = match Shape::of(path) {
+        // `/healthz`, `/readyz` and unknown paths answer in the API's shape, not JSON-RPC.
+        Shape::JsonRpc if path != "/mcp" && !path.starts_with("/mcp/") => Shape::Api,
+        shape => shape,
+    };
+    shape.refuse(status, code, message)
 }
 
 /// Authenticates agent-plane requests: the session token as `Authorization: Bearer` (or
@@ -186,8 +203,17 @@ async fn healthz() -> Response {
     axum::Json(json!({ "status": "ok" })).into_response()
 }
 
-pub(crate) fn agent_router(state: Arc<AppState>, cancel: CancellationToken) -> Router {
+pub(crate) fn agent_router(
+    state: Arc<AppState>,
+    cancel: CancellationToken,
+    readiness: Router,
+) -> Router {
     let limits = state.config.limits;
+    let hosts = Arc::new(crate::host_check::AllowedHosts::new(
+        crate::host_check::PlaneKind::Agent,
+        state.config.agent_listen,
+        &state.config.deployment.agent.allowed_hosts,
+    ));
     // The short routes (health, result reports) answer at once: they are under the request
     // timeout. The MCP endpoint, the decide API and the model endpoints wait for approvals and
     // stream answers, bounded by their own deadlines instead (see `crate::listener`).
@@ -199,12 +225,10 @@ pub(crate) fn agent_router(state: Arc<AppState>, cancel: CancellationToken) -> R
         upstreams: state.upstreams.clone(),
         upstream_timeout: state.config.upstream_timeout,
         max_body_bytes: state.config.max_body_bytes,
-        allowed_hosts: vec![
-            "localhost".to_owned(),
-            "127.0.0.1".to_owned(),
-            "::1".to_owned(),
-            state.config.agent_listen.ip().to_string(),
-        ],
+        // Off here (an empty list): the plane's own Host check (`crate::host_check`, the
+        // outermost layer below) has already refused every host the plane does not answer
+        // to, on every route; rmcp's check cannot express its `*.` wildcards.
+        allowed_hosts: Vec::new(),
         shutdown: cancel,
         secrets: state.models.secrets().clone(),
     });
@@ -229,7 +253,7 @@ pub(crate) fn agent_router(state: Arc<AppState>, cancel: CancellationToken) -> R
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), agent_auth));
     Router::new()
-        .route("/healthz", get(healthz).layer(within))
+        .route("/healthz", get(healthz).layer(within.clone()))
         .merge(protected)
         .fallback(|| async {
             ApiError::new(
@@ -239,8 +263,46 @@ pub(crate) fn agent_router(state: Arc<AppState>, cancel: CancellationToken) -> R
             )
         })
         .with_state(state)
-        // Outermost: the body timeout applies to every route's body, authenticated or not.
+        // Readiness, like liveness, needs no credential.
+        .merge(readiness.layer(within))
+        // Outermost but one: the body timeout applies to every route's body, authenticated or not.
         .layer(middleware::from_fn(move |req, next| {
             crate::listener::body_within(limits.body_timeout, req, next)
         }))
+        // Outermost of all: a request for a host the plane does not answer to (DNS
+        // rebinding) reaches nothing, not even `/healthz`.
+        .layer(middleware::from_fn_with_state(
+            hosts,
+            crate::host_check::check_host,
+        ))
+}
+
+/// The operator plane: [`warden_operator::router`] and `/readyz`, with the plane's bounds and
+/// Host check.
+pub(crate) fn operator_app(
+    operator: Arc<warden_operator::OperatorState>,
+    readiness: Arc<crate::readiness::Readiness>,
+    config: &crate::config::Config,
+) -> Router {
+    let limits = config.limits;
+    let hosts = Arc::new(crate::host_check::AllowedHosts::new(
+        crate::host_check::PlaneKind::Operator,
+        config.operator_listen,
+        &config.deployment.operator.allowed_hosts,
+    ));
+    // The operator plane's routes all answer at once: every one is under the request
+    // timeout; the body timeout wraps it, so it runs first; the Host check wraps everything
+    // (a request for a host the plane does not answer to reaches nothing).
+    warden_operator::router(operator)
+        .merge(crate::readiness::router(readiness))
+        .layer(middleware::from_fn(move |req, next| {
+            crate::listener::answer_within(limits.request_timeout, req, next)
+        }))
+        .layer(middleware::from_fn(move |req, next| {
+            crate::listener::body_within(limits.body_timeout, req, next)
+        }))
+        .layer(middleware::from_fn_with_state(
+            hosts,
+            crate::host_check::check_host,
+        ))
 }

@@ -81,6 +81,8 @@ pub struct RunningGateway {
     pub state: Arc<AppState>,
     /// The first operator token, when this start created it.
     pub bootstrap_operator_token: Option<String>,
+    /// The planes' TLS (reloaded on SIGHUP; [`crate::tls::Tls::reload`] does it at once).
+    pub tls: crate::tls::Tls,
     pub(crate) stop: CancellationToken,
     pub(crate) mcp_cancel: CancellationToken,
     pub(crate) servers: TaskTracker,
@@ -127,6 +129,9 @@ impl Gateway {
         clock: Arc<dyn Clock>,
     ) -> Result<RunningGateway, StartError> {
         let charter = compile_charter(&config)?;
+        // The certificates are read before anything is opened or bound.
+        let tls =
+            crate::tls::Tls::load(&config.deployment).context("cannot load the TLS certificate")?;
         raise_open_files_limit();
         let prepared = prepare_upstreams(&charter)?;
         let ledger = open_ledger(&config, &charter, &clock).await?;
@@ -143,6 +148,16 @@ impl Gateway {
             UPSTREAM_INITIAL_WAIT,
         )
         .await;
+        let readiness = Arc::new(crate::readiness::Readiness {
+            ledger: ledger.clone(),
+            upstreams: upstreams.clone(),
+            servers: charter
+                .inventory
+                .servers
+                .iter()
+                .map(|s| s.id.clone())
+                .collect(),
+        });
         let approvals =
             start_approvals(&config, &charter, &ledger, &stores.db, &clock, &background).await?;
         let model_tasks = TaskTracker::new();
@@ -250,6 +265,7 @@ impl Gateway {
             background,
             model_tasks,
             stores.bootstrap_operator_token,
+            (tls, readiness),
         )
         .await
     }
@@ -437,6 +453,7 @@ async fn serve(
     background: Background,
     model_tasks: TaskTracker,
     bootstrap_operator_token: Option<String>,
+    (tls, readiness): (crate::tls::Tls, Arc<crate::readiness::Readiness>),
 ) -> Result<RunningGateway, StartError> {
     let agent_listener = tokio::net::TcpListener::bind(config.agent_listen)
         .await
@@ -458,27 +475,30 @@ async fn serve(
     // would cut in-flight calls off with a bare 500 instead of their (denied) answers.
     let mcp_cancel = CancellationToken::new();
     let limits = config.limits;
-    // The operator plane's routes all answer at once: every one is under the request
-    // timeout; the body timeout wraps it, so it runs first.
-    let operator_app = warden_operator::router(operator)
-        .layer(axum::middleware::from_fn(move |req, next| {
-            crate::listener::answer_within(limits.request_timeout, req, next)
-        }))
-        .layer(axum::middleware::from_fn(move |req, next| {
-            crate::listener::body_within(limits.body_timeout, req, next)
-        }));
+    let operator_app = crate::routes::operator_app(operator, readiness.clone(), config);
+    crate::tls::warn_if_exposed("agent", agent_addr, tls.agent.is_some());
+    crate::tls::warn_if_exposed("operator", operator_addr, tls.operator.is_some());
+    if let Some(reload) = crate::tls::reload_on_sighup(tls.clone(), background.stop.clone()) {
+        background.tasks.spawn(reload);
+    }
     let planes = [
         Plane {
             name: "agent",
             listener: agent_listener,
-            app: agent_router(state.clone(), mcp_cancel.clone()),
+            app: agent_router(
+                state.clone(),
+                mcp_cancel.clone(),
+                crate::readiness::router(readiness),
+            ),
             max_connections: limits.agent_max_connections,
+            tls: tls.agent.clone(),
         },
         Plane {
             name: "operator",
             listener: operator_listener,
             app: operator_app,
             max_connections: limits.operator_max_connections,
+            tls: tls.operator.clone(),
         },
     ];
     for plane in planes {
@@ -502,6 +522,7 @@ async fn serve(
         operator_addr,
         state,
         bootstrap_operator_token,
+        tls,
         stop: background.stop,
         mcp_cancel,
         servers,

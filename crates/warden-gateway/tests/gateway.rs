@@ -23,6 +23,8 @@ use warden_testkit::harness::Harness;
 mod approvals;
 #[path = "gateway/capture.rs"]
 mod capture;
+#[path = "gateway/deployment.rs"]
+mod deployment;
 #[path = "gateway/files.rs"]
 mod files;
 #[path = "gateway/inventory.rs"]

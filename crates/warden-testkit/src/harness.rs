@@ -57,6 +57,7 @@ pub fn test_config(data_dir: &Path, charter: &Path) -> Config {
         capture: warden_gateway::config::CaptureLimits::default(),
         provider_keys: None,
         limits: warden_gateway::config::Limits::default(),
+        deployment: warden_gateway::config::Deployment::default(),
     }
 }
 

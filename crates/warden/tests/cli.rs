@@ -533,3 +533,76 @@ fn operator_create_token_keeps_the_data_directory_private() {
     );
     assert!(files.iter().all(|(_, m)| m == "0600"), "{files:?}");
 }
+
+/// Issue 11, point 2: `warden serve` warns loudly — a `WARNING:` line in its summary and a log
+/// line — about a plane that listens beyond loopback without TLS, and only about that plane.
+#[test]
+fn serve_warns_about_a_plane_beyond_loopback_without_tls() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    // A server nothing answers for: it is down at once, and start-up goes on.
+    let charter = VALID.replace("command: [node, fs.js]", "url: \"http://127.0.0.1:1/mcp\"");
+    let path = write(dir.path(), "charter.yaml", &charter);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["serve", "--charter", &path, "--data"])
+        .arg(dir.path().join("data"))
+        .args([
+            "--agent-listen",
+            "0.0.0.0:0",
+            "--operator-listen",
+            "127.0.0.1:0",
+        ])
+        .current_dir(dir.path())
+        .env_remove("WARDEN_CONFIG")
+        .env_remove("WARDEN_DATA")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    let mut seen = Vec::new();
+    let mut warned = false;
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        let Ok(line) = rx.recv_timeout(left) else {
+            break;
+        };
+        seen.push(line.clone());
+        if line.starts_with("operator plane") {
+            // The summary is printed whole, warnings after the addresses.
+            while let Ok(more) = rx.recv_timeout(std::time::Duration::from_millis(500)) {
+                seen.push(more);
+            }
+            warned = true;
+            break;
+        }
+    }
+    child.kill().unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(warned, "no summary: {seen:?}\n{stderr}");
+    assert!(
+        seen.iter().any(
+            |l| l.starts_with("WARNING: the agent plane listens on 0.0.0.0:")
+                && l.contains("WITHOUT TLS")
+        ),
+        "{seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|l| l.contains("the operator plane")),
+        "{seen:?}"
+    );
+    assert!(
+        stderr.contains("The agent plane listens beyond loopback WITHOUT TLS"),
+        "{stderr}"
+    );
+}

@@ -88,6 +88,29 @@ pub struct GatewayFlags {
     /// `WARDEN_CAPTURE_MAX_SESSION_BYTES`; default 256 MiB.
     #[arg(long)]
     pub capture_max_session_bytes: Option<u64>,
+    /// Host names the agent plane answers to besides loopback, comma-separated
+    /// (`warden.example.com,*.agents.example.com`); any other `Host` is refused. Env
+    /// `WARDEN_AGENT_ALLOWED_HOSTS`.
+    #[arg(long, value_delimiter = ',')]
+    pub agent_allowed_hosts: Option<Vec<String>>,
+    /// Host names the operator plane answers to besides loopback, comma-separated. Env
+    /// `WARDEN_OPERATOR_ALLOWED_HOSTS`.
+    #[arg(long, value_delimiter = ',')]
+    pub operator_allowed_hosts: Option<Vec<String>>,
+    /// The agent plane's TLS certificate chain (PEM); reloaded on SIGHUP. Env
+    /// `WARDEN_AGENT_TLS_CERT`.
+    #[arg(long)]
+    pub agent_tls_cert: Option<PathBuf>,
+    /// The agent plane's TLS private key (PEM). Env `WARDEN_AGENT_TLS_KEY`.
+    #[arg(long)]
+    pub agent_tls_key: Option<PathBuf>,
+    /// The operator plane's TLS certificate chain (PEM); reloaded on SIGHUP. Env
+    /// `WARDEN_OPERATOR_TLS_CERT`.
+    #[arg(long)]
+    pub operator_tls_cert: Option<PathBuf>,
+    /// The operator plane's TLS private key (PEM). Env `WARDEN_OPERATOR_TLS_KEY`.
+    #[arg(long)]
+    pub operator_tls_key: Option<PathBuf>,
 }
 
 /// Arguments of `warden serve`.
@@ -125,6 +148,12 @@ impl GatewayFlags {
             request_timeout: self.request_timeout.clone(),
             capture_max_record_bytes: self.capture_max_record_bytes,
             capture_max_session_bytes: self.capture_max_session_bytes,
+            agent_allowed_hosts: self.agent_allowed_hosts.clone(),
+            operator_allowed_hosts: self.operator_allowed_hosts.clone(),
+            agent_tls_cert: self.agent_tls_cert.clone(),
+            agent_tls_key: self.agent_tls_key.clone(),
+            operator_tls_cert: self.operator_tls_cert.clone(),
+            operator_tls_key: self.operator_tls_key.clone(),
         }
     }
 }
@@ -170,11 +199,29 @@ pub fn execute(args: &ServeArgs) -> ExitCode {
             Ok(g) => g,
             Err(code) => return code,
         };
+        let agent_tls = gateway.tls.agent.is_some();
+        let operator_tls = gateway.tls.operator.is_some();
+        let scheme = |tls: bool| if tls { "https" } else { "http" };
         println!(
-            "agent plane     http://{}  (MCP at /mcp, decide API at /v1/decide)",
+            "agent plane     {}://{}  (MCP at /mcp, decide API at /v1/decide)",
+            scheme(agent_tls),
             gateway.agent_addr
         );
-        println!("operator plane  http://{}", gateway.operator_addr);
+        println!(
+            "operator plane  {}://{}",
+            scheme(operator_tls),
+            gateway.operator_addr
+        );
+        for (plane, addr, tls) in [
+            ("agent", gateway.agent_addr, agent_tls),
+            ("operator", gateway.operator_addr, operator_tls),
+        ] {
+            if warden_gateway::tls::exposed_without_tls(addr, tls) {
+                println!(
+                    "WARNING: the {plane} plane listens on {addr}, beyond loopback, WITHOUT TLS: its tokens and traffic cross the network in clear (set --{plane}-tls-cert and --{plane}-tls-key)"
+                );
+            }
+        }
         if gateway.bootstrap_operator_token.is_some() {
             println!(
                 "first operator token written to {}",

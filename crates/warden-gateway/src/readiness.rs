@@ -1,0 +1,68 @@
+//! `/readyz` on both planes: whether the gateway can do its work now — the ledger takes
+//! appends and every upstream server is connected.
+//!
+//! `200` with `{ "status": "ready", "ledger": "ok", "upstreams": { "fs": "up", … } }` when
+//! all is well; `503` with the same shape otherwise (`"ledger": "failing"`, an upstream
+//! `"down"`). Like `/healthz` it needs no credential, and it says nothing about sessions,
+//! tokens or settings: server ids are the charter's own names. (`/healthz` says only that
+//! the process answers.)
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Map, Value, json};
+use warden_audit::Ledger;
+use warden_mcp::Upstreams;
+
+/// What `/readyz` looks at.
+#[derive(Debug, Clone)]
+pub(crate) struct Readiness {
+    /// The ledger.
+    pub(crate) ledger: Ledger,
+    /// The upstream servers.
+    pub(crate) upstreams: Upstreams,
+    /// Every upstream server's id, in charter order.
+    pub(crate) servers: Arc<[String]>,
+}
+
+impl Readiness {
+    /// The answer: status and body.
+    pub(crate) fn report(&self) -> (StatusCode, Value) {
+        let ledger_ok = self.ledger.is_accepting();
+        let mut upstreams = Map::new();
+        let mut all_up = true;
+        for id in self.servers.iter() {
+            let up = self.upstreams.get(id).is_some_and(|u| u.is_up());
+            all_up &= up;
+            upstreams.insert(id.clone(), json!(if up { "up" } else { "down" }));
+        }
+        let ready = ledger_ok && all_up;
+        let body = json!({
+            "status": if ready { "ready" } else { "not_ready" },
+            "ledger": if ledger_ok { "ok" } else { "failing" },
+            "upstreams": upstreams,
+        });
+        let status = if ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        (status, body)
+    }
+}
+
+async fn readyz(State(readiness): State<Arc<Readiness>>) -> Response {
+    let (status, body) = readiness.report();
+    (status, axum::Json(body)).into_response()
+}
+
+/// A router serving `GET /readyz` (merge it into a plane, outside authentication).
+pub(crate) fn router(readiness: Arc<Readiness>) -> Router {
+    Router::new()
+        .route("/readyz", get(readyz))
+        .with_state(readiness)
+}
