@@ -3,7 +3,8 @@
 # command and what CI (.ci/run) calls. It installs what the tests need besides the Rust
 # toolchain (which the machine has): the real MCP peers of the end-to-end suite — the npm
 # reference servers (`npm ci`, pinned by package-lock.json) and the Python MCP SDK with pytest
-# (a virtual environment at .venv, pinned by requirements-test.txt). Installing is skipped when
+# (a virtual environment at .venv, pinned by requirements-test.txt; the LangGraph example's own at
+# .venv-langgraph, pinned by examples/langgraph/requirements.txt). Installing is skipped when
 # what is installed already matches the pins. Later issues add PostgreSQL here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -85,10 +86,30 @@ install_python_client() {
   echo "$want" >"$stamp"
 }
 
-step "install the end-to-end test peers (npm MCP servers, Python MCP SDK, the Python client)"
+# The LangGraph example runs in a virtual environment of its own (.venv-langgraph, pinned by
+# examples/langgraph/requirements.txt): `langchain-mcp-adapters` needs the MCP SDK 1.x, and
+# .venv has 2.x. Called after install_python_peers, which made sure `python -m venv` works.
+install_langgraph_peers() {
+  local python=${PYTHON:-python3}
+  local dir=.venv-langgraph reqs=examples/langgraph/requirements.txt
+  local want have stamp=$dir/.warden-installed
+  want=$(fingerprint "$python" "$reqs")
+  have=$(cat "$stamp" 2>/dev/null || true)
+  if [[ -x $dir/bin/python && "$want" == "$have" ]]; then
+    echo "$dir matches $reqs"
+    return
+  fi
+  rm -rf "$dir"
+  "$python" -m venv "$dir"
+  "$dir/bin/python" -m pip install --quiet --disable-pip-version-check -r "$reqs"
+  echo "$want" >"$stamp"
+}
+
+step "install the end-to-end test peers (npm MCP servers, Python MCP SDK, the Python client, agent frameworks)"
 install_node_peers
 install_python_peers
 install_python_client
+install_langgraph_peers
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -25,7 +25,7 @@ use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomRequest,
     CustomResult, Implementation, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
     ProgressNotificationParam, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
-    Resource, ResourceContents, ServerCapabilities, ServerConfig, Tool,
+    Resource, ResourceContents, ResultType, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use serde_json::{Value, json};
@@ -367,7 +367,12 @@ impl<G: ToolGate> ServerHandler for AgentMcp<G> {
             }
         })
         .await
-        .map(Into::into)
+        .map(|mut r| {
+            // An upstream on an older protocol sends no `resultType`; a client on 2026-07-28
+            // rejects a result without it (rmcp strips it again for older clients).
+            r.result_type.get_or_insert(ResultType::COMPLETE);
+            r.into()
+        })
     }
 
     async fn list_resources(
@@ -459,6 +464,10 @@ impl<G: ToolGate> ServerHandler for AgentMcp<G> {
             |_: &ReadResourceResult| "ok",
         )
         .await
-        .map(Into::into)
+        .map(|mut r| {
+            // As for a tool's result: `resultType` for clients on 2026-07-28.
+            r.result_type.get_or_insert(ResultType::COMPLETE);
+            r.into()
+        })
     }
 }

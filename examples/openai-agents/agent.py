@@ -1,0 +1,114 @@
+"""An OpenAI Agents SDK agent governed by warden.
+
+Its tools come from warden's MCP endpoint (`MCPServerStreamableHttp`, the session token as a
+bearer header) and its model calls go through warden's model proxy (an `AsyncOpenAI` client
+whose base URL is warden's agent plane `/v1` and whose API key is the session token), so every
+model turn, every tool call the model proposes and every tool call the agent makes is decided
+and recorded by warden, in one session.
+
+    python examples/openai-agents/agent.py ["PROMPT"]
+
+Environment:
+    WARDEN_TOKEN      the session token (`warden session open --agent agents-sdk-demo --user alice`)
+    WARDEN_AGENT_URL  warden's agent plane (default http://127.0.0.1:8700)
+    WARDEN_MODEL      the charter's model alias (default `agent`; `mock` for the mock provider)
+
+It prints the tools warden lists for the session on stderr and the agent's final answer on
+stdout; it exits 1 with a one-line error when warden or the provider refuses, 2 when it is
+misconfigured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+from agents import Agent, OpenAIChatCompletionsModel, Runner, set_tracing_disabled
+from agents.mcp import MCPServerStreamableHttp
+from openai import APIError, AsyncOpenAI
+
+DEFAULT_PROMPT = "What is 1234 plus 5678? Use the sum tool, then answer in one sentence."
+
+#: How long one tool call may take before the SDK gives up on it. A call that needs a human's
+#: approval waits in warden until the approval is decided or its deadline passes: keep this
+#: above the charter's approval timeout so the agent gets warden's answer, not a timeout.
+TOOL_TIMEOUT_SECONDS = 300.0
+
+
+def settings() -> tuple[str, str, str]:
+    token = os.environ.get("WARDEN_TOKEN", "").strip()
+    if not token:
+        print(
+            "error: set WARDEN_TOKEN to a session token "
+            "(warden session open --agent agents-sdk-demo --user alice)",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    url = os.environ.get("WARDEN_AGENT_URL", "http://127.0.0.1:8700").strip().rstrip("/")
+    model = os.environ.get("WARDEN_MODEL", "agent").strip()
+    return url, token, model
+
+
+async def run(prompt: str) -> str:
+    url, token, model = settings()
+    # The SDK's traces would go to OpenAI's tracing endpoint directly, with the prompts in
+    # them, around warden: keep them off (warden's ledger holds every turn).
+    set_tracing_disabled(True)
+    # Chat Completions, which warden's model proxy speaks (the SDK's default is the
+    # Responses API).
+    llm = OpenAIChatCompletionsModel(
+        model=model,
+        openai_client=AsyncOpenAI(base_url=f"{url}/v1", api_key=token),
+    )
+    warden = MCPServerStreamableHttp(
+        name="warden",
+        params={
+            "url": f"{url}/mcp",
+            "headers": {"Authorization": f"Bearer {token}"},
+            "timeout": 30,
+            "sse_read_timeout": TOOL_TIMEOUT_SECONDS,
+        },
+        client_session_timeout_seconds=TOOL_TIMEOUT_SECONDS,
+        cache_tools_list=True,
+    )
+    async with warden:
+        tools = await warden.list_tools()
+        print("tools:", ", ".join(t.name for t in tools), file=sys.stderr)
+        agent = Agent(
+            name="warden demo",
+            instructions=(
+                "You answer with the tools you have. When a tool result says warden refused "
+                "the call, say so and do not try to get around it."
+            ),
+            model=llm,
+            mcp_servers=[warden],
+        )
+        result = await Runner.run(agent, prompt, max_turns=6)
+    return str(result.final_output)
+
+
+def innermost(e: BaseException) -> BaseException:
+    """The first leaf of an exception group (the MCP client's task groups wrap its errors)."""
+    while getattr(e, "exceptions", None):
+        e = e.exceptions[0]  # type: ignore[attr-defined]
+    return e
+
+
+def main() -> None:
+    prompt = " ".join(sys.argv[1:]) or DEFAULT_PROMPT
+    try:
+        answer = asyncio.run(run(prompt))
+    except APIError as e:
+        # warden's refusals (a spent budget, a frozen posture, a revoked session…) and the
+        # provider's errors come back in OpenAI's error shape.
+        sys.exit(f"error: the model call failed: {e}")
+    except Exception as e:
+        # The MCP endpoint: warden refused the session token, or is not there.
+        cause = innermost(e)
+        sys.exit(f"error: {type(cause).__name__}: {cause}")
+    print(answer)
+
+
+if __name__ == "__main__":
+    main()
