@@ -208,15 +208,12 @@ fn content_hash(sources: &[Source]) -> CharterHash {
     CharterHash(*h.finalize().as_bytes())
 }
 
-/// Whether an id is made of safe characters: `[A-Za-z0-9][A-Za-z0-9_.:@-]*`.
-pub(crate) fn valid_id(id: &str, allow_dot: bool) -> bool {
+/// Whether an id is made of safe characters: `[A-Za-z0-9][A-Za-z0-9_.:@-]*`, at most 128.
+/// (Server ids are narrower: see [`crate::names`].)
+pub(crate) fn valid_id(id: &str) -> bool {
     let mut chars = id.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| {
-            c.is_ascii_alphanumeric()
-                || matches!(c, '_' | '-' | ':' | '@')
-                || (allow_dot && c == '.')
-        })
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ':' | '@' | '.'))
         && id.len() <= 128
 }
 
@@ -239,3 +236,5 @@ pub(crate) fn duration_or_report(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_names;
