@@ -122,7 +122,7 @@ fn build(
 ) -> Option<CompiledCharter> {
     // A file that did not parse may hold the missing sections: do not report them twice.
     match &c.version {
-        None if unreadable => {}
+        None if unreadable || c.incomplete.contains("version") => {}
         None => diags.push(
             Diagnostic::error(first_location(sources), "the charter has no `version`")
                 .with_hint(format!("add `version: {CHARTER_VERSION}` at the top")),
@@ -238,3 +238,5 @@ pub(crate) fn duration_or_report(
 mod tests;
 #[cfg(test)]
 mod tests_names;
+#[cfg(test)]
+mod tests_papercuts;
