@@ -6,6 +6,7 @@ record that was edited (first run) or deleted (second run) directly in the datab
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from typing import Any, Callable
 
@@ -34,17 +35,20 @@ async def basic_flow(session: Any, gw: Gateway) -> list[tuple[str, dict[str, Any
     root, outside = gw.ws.root, gw.ws.outside
     calls: list[tuple[str, dict[str, Any], bool]] = []
 
-    # tools/list is filtered and namespaced.
+    # tools/list is filtered and namespaced, as `server__tool`: function names model
+    # providers accept (`^[a-zA-Z0-9_-]{1,64}$`).
     names = {t.name for t in (await session.list_tools()).tools}
-    assert {"fs.read_text_file", "fs.write_file", "everything.echo"} <= names, names
-    assert all(n.split(".", 1)[0] in ("fs", "everything") for n in names), names
-    assert "fs.move_file" not in names, "an unconditionally prohibited tool is hidden"
-    assert "everything.get-env" not in names, "an unconditionally prohibited tool is hidden"
+    assert {"fs__read_text_file", "fs__write_file", "everything__echo"} <= names, names
+    assert all(n.split("__", 1)[0] in ("fs", "everything") for n in names), names
+    assert all(re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", n) for n in names), names
+    assert "fs__move_file" not in names, "an unconditionally prohibited tool is hidden"
+    assert "everything__get-env" not in names, "an unconditionally prohibited tool is hidden"
     assert "move_file" not in names and "read_text_file" not in names, "names are namespaced"
 
-    # An allowed read succeeds, with the file's content.
+    # An allowed read, by the listed name, succeeds with the file's content (decided and
+    # recorded as the charter's `fs.read_text_file`, with `called_as`).
     args = {"path": str(root / "README.md")}
-    r = await session.call_tool("fs.read_text_file", args)
+    r = await session.call_tool("fs__read_text_file", args)
     assert not r.is_error, text_of(r)
     assert text_of(r) == (root / "README.md").read_text()
     calls.append(("fs.read_text_file", args, True))
@@ -93,6 +97,14 @@ def assert_ledger(
         kinds = assert_recorded(records, tool, args, allowed)
         if allowed:
             assert kinds["action_result"][0]["payload"]["status"] == "ok"
+    listed = [
+        r["payload"]
+        for r in records
+        if r["kind"] == "action_attempted" and r["payload"].get("called_as")
+    ]
+    assert [(p["tool"], p["called_as"]) for p in listed] == [
+        ("fs.read_text_file", "fs__read_text_file")
+    ], listed
     seqs = [r["seq"] for r in records]
     assert seqs == list(range(1, len(records) + 1)), "sequence numbers are dense"
     assert records[0]["kind"] == "charter_loaded"

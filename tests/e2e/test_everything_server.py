@@ -5,6 +5,7 @@ call (a JSON-RPC error to the agent, the result recorded, the server restarted).
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from typing import Any, Callable
@@ -35,19 +36,21 @@ async def test_echo_is_allowed_and_get_env_is_hidden_and_refused(gateway: Gatewa
     token = gw.open_session()
     async with mcp_http(gw.mcp_url, token) as session:
         tools = {t.name: t for t in (await session.list_tools()).tools}
-        assert "everything.echo" in tools
-        assert "everything.get-env" not in tools
-        assert "message" in tools["everything.echo"].input_schema["properties"]
+        # Listed as `server__tool`, a function name model providers accept.
+        assert "everything__echo" in tools
+        assert "everything__get-env" not in tools
+        assert "message" in tools["everything__echo"].input_schema["properties"]
+        assert all(re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", n) for n in tools), sorted(tools)
         # Tools the charter does not inventory are not offered either.
         assert not [
             n
             for n in tools
-            if n.startswith("everything.")
+            if n.startswith("everything__")
             and n
             not in (
-                "everything.echo",
-                "everything.get-sum",
-                "everything.trigger-long-running-operation",
+                "everything__echo",
+                "everything__get-sum",
+                "everything__trigger-long-running-operation",
             )
         ], sorted(tools)
 
@@ -141,7 +144,7 @@ async def test_the_upstream_dies_mid_call(gateway: Gateway) -> None:
         assert text_of(r) == "Echo: back"
         # The tools are listed again after the restart.
         names = {t.name for t in (await session.list_tools()).tools}
-        assert "everything.echo" in names
+        assert "everything__echo" in names
     ok = gw.verify()
     assert ok.returncode == 0, ok.stdout + ok.stderr
 

@@ -69,7 +69,7 @@ def assert_healthy(gw: Gateway, http: httpx2.Client, token: str) -> None:
     assert http.get(f"{gw.agent_url}/healthz").json() == {"status": "ok"}
     r = http.post(gw.mcp_url, headers=auth(token), content=rpc("tools/list", id=99))
     assert r.status_code == 200, r.text
-    assert "fs.read_text_file" in {t["name"] for t in r.json()["result"]["tools"]}
+    assert "fs__read_text_file" in {t["name"] for t in r.json()["result"]["tools"]}
 
 
 def test_a_missing_token_is_401_with_a_jsonrpc_error(gw: Gateway, http: httpx2.Client) -> None:

@@ -61,7 +61,7 @@ async def test_warden_up_serves_the_demo_folder(tmp_path: Path) -> None:
         demo = data.parent / "warden-data-demo"  # beside the data directory, never in it
         async with mcp_http(url.group(1), token.group(1)) as session:
             names = {t.name for t in (await session.list_tools()).tools}
-            assert "fs.read_text_file" in names, names
+            assert "fs__read_text_file" in names, names
             r = await session.call_tool("fs.read_text_file", {"path": str(demo / "README.md")})
             assert not r.is_error and "Demo folder" in text_of(r), text_of(r)
             r = await session.call_tool("fs.read_text_file", {"path": "/etc/passwd"})

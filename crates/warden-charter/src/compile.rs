@@ -122,7 +122,7 @@ fn build(
 ) -> Option<CompiledCharter> {
     // A file that did not parse may hold the missing sections: do not report them twice.
     match &c.version {
-        None if unreadable => {}
+        None if unreadable || c.incomplete.contains("version") => {}
         None => diags.push(
             Diagnostic::error(first_location(sources), "the charter has no `version`")
                 .with_hint(format!("add `version: {CHARTER_VERSION}` at the top")),
@@ -208,15 +208,12 @@ fn content_hash(sources: &[Source]) -> CharterHash {
     CharterHash(*h.finalize().as_bytes())
 }
 
-/// Whether an id is made of safe characters: `[A-Za-z0-9][A-Za-z0-9_.:@-]*`.
-pub(crate) fn valid_id(id: &str, allow_dot: bool) -> bool {
+/// Whether an id is made of safe characters: `[A-Za-z0-9][A-Za-z0-9_.:@-]*`, at most 128.
+/// (Server ids are narrower: see [`crate::names`].)
+pub(crate) fn valid_id(id: &str) -> bool {
     let mut chars = id.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| {
-            c.is_ascii_alphanumeric()
-                || matches!(c, '_' | '-' | ':' | '@')
-                || (allow_dot && c == '.')
-        })
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ':' | '@' | '.'))
         && id.len() <= 128
 }
 
@@ -239,3 +236,7 @@ pub(crate) fn duration_or_report(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_names;
+#[cfg(test)]
+mod tests_papercuts;

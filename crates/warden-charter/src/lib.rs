@@ -14,6 +14,7 @@ mod compile;
 mod compiled;
 mod diagnostic;
 mod index;
+pub mod names;
 mod raw;
 mod source;
 
@@ -23,4 +24,5 @@ pub use compile::{
 };
 pub use compiled::*;
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
+pub use names::{agent_tool_name, charter_tool_name, is_function_name};
 pub use source::{MAX_FILE_BYTES, MAX_FILES, Source, read_sources};

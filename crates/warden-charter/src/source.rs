@@ -261,14 +261,23 @@ impl ParsedFile {
                     .map(|l| (l.line(), l.column()))
                     .unwrap_or((1, 1));
                 let message = first_line(&e.without_snippet().to_string());
-                Err(Diagnostic::error(
+                let diagnostic = Diagnostic::error(
                     SourceLocation {
                         file: source.name.clone(),
                         line: u32::try_from(line).unwrap_or(1).max(1),
                         column: u32::try_from(column).unwrap_or(1).max(1),
                     },
                     format!("invalid YAML: {message}"),
-                ))
+                );
+                // `*.example.com` unquoted is a YAML alias (`*name`) to an anchor that does
+                // not exist: the message says "alias", the fix is quoting.
+                let lower = message.to_ascii_lowercase();
+                let alias = lower.contains("alias") || lower.contains("anchor");
+                Err(if alias {
+                    diagnostic.with_hint(ALIAS_HINT)
+                } else {
+                    diagnostic
+                })
             }
         }
     }
@@ -291,6 +300,9 @@ impl ParsedFile {
         }
     }
 }
+
+/// The hint for a YAML alias error: most often a glob or host pattern starting with `*`.
+const ALIAS_HINT: &str = "quote a value that starts with `*`: YAML reads `*name` as an alias of an anchor, so write `\"*.example.com\"`";
 
 fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or(s).trim().to_owned()

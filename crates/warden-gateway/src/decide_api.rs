@@ -29,7 +29,7 @@ const MAX_OUTPUT_TEXT: usize = 1024 * 1024;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DecideRequest {
-    /// `server.tool`.
+    /// `server.tool` (or `server__tool`, as MCP lists it).
     pub tool: String,
     /// The arguments (an object; default `{}`).
     #[serde(default)]
@@ -67,14 +67,18 @@ pub async fn decide(
             }
         },
     };
+    // The charter's `server.tool`; `server__tool`, the name MCP lists, is accepted too (and
+    // recorded as `called_as`).
+    let tool = warden_charter::charter_tool_name(&req.tool).into_owned();
     let waiting = Waiting {
         max_wait: Some(max_wait),
         cancel: None,
         progress: None,
+        called_as: (tool != req.tool).then_some(req.tool.as_str()),
     };
     match state
         .governor
-        .authorize_waiting(&session, &req.tool, args, Via::DecideApi, waiting)
+        .authorize_waiting(&session, &tool, args, Via::DecideApi, waiting)
         .await
     {
         Ok(allowed) => {
@@ -84,7 +88,7 @@ pub async fn decide(
                 "decision": allowed.decision,
                 "arguments": allowed.args,
             });
-            state.pending.insert(&session.id, &req.tool, allowed);
+            state.pending.insert(&session.id, &tool, allowed);
             Ok((StatusCode::OK, Json(body)).into_response())
         }
         Err(refused) => {

@@ -60,6 +60,9 @@ pub struct Waiting<'a> {
     pub cancel: Option<tokio_util::sync::CancellationToken>,
     /// Called every progress interval while waiting.
     pub progress: Option<&'a ProgressFn>,
+    /// The name the agent sent, when it is not the charter's (`fs__read` for `fs.read`):
+    /// recorded as `called_as` with the attempt. (It travels with the call's options.)
+    pub called_as: Option<&'a str>,
 }
 
 /// The governor.
@@ -218,15 +221,17 @@ impl Governor {
         via: Via,
         waiting: Waiting<'_>,
     ) -> Result<Allowed, Refused> {
+        let called_as = waiting.called_as;
         // Record before forward needs arguments the ledger can take.
-        self.check_capture(session, tool, &args, via).await?;
+        self.check_capture(session, tool, called_as, &args, via)
+            .await?;
         // Before anything else looks at the call: a tool the inventory does not name is
         // refused whatever the rules say (a glob such as `fs.*` would match it), on every path.
         if !self.charter.is_inventoried(tool) {
             return Err(self
                 .record_refused_attempt(
                     session,
-                    tool,
+                    (tool, called_as),
                     &args,
                     via,
                     RefusalReason::NotInventoried,
@@ -240,7 +245,14 @@ impl Governor {
             Ok(decided) => decided,
             Err(why) => {
                 return Err(self
-                    .record_refused_attempt(session, tool, &args, via, RefusalReason::Denied, &why)
+                    .record_refused_attempt(
+                        session,
+                        (tool, called_as),
+                        &args,
+                        via,
+                        RefusalReason::Denied,
+                        &why,
+                    )
                     .await);
             }
         };
@@ -248,6 +260,9 @@ impl Governor {
         let now = self.clock.now();
         let mut attempted =
             json!({ "action": action_id, "via": via.as_str(), "tool": tool, "arguments": args });
+        if let (Some(sent), Some(obj)) = (called_as, attempted.as_object_mut()) {
+            obj.insert("called_as".to_owned(), Value::String(sent.to_owned()));
+        }
         if decided_args != args
             && let Some(obj) = attempted.as_object_mut()
         {

@@ -24,20 +24,23 @@ impl ToolGate for Governor {
         could_ever_allow(&self.charter, tool, principal)
     }
 
-    fn authorize(
+    async fn authorize(
         &self,
         session: &Arc<Session>,
         tool: &str,
+        called_as: Option<&str>,
         args: Value,
         cancel: CancellationToken,
         progress: &ProgressFn,
-    ) -> impl Future<Output = Result<Allowed, Refused>> + Send {
+    ) -> Result<Allowed, Refused> {
         let waiting = Waiting {
             max_wait: None,
             cancel: Some(cancel),
             progress: Some(progress),
+            called_as,
         };
         self.authorize_waiting(session, tool, args, Via::Mcp, waiting)
+            .await
     }
 
     async fn record_result(
@@ -57,10 +60,11 @@ impl ToolGate for Governor {
         &self,
         session: &Arc<Session>,
         tool: &str,
+        called_as: Option<&str>,
         args: &Value,
         why: &str,
     ) -> impl Future<Output = Refused> + Send {
-        Governor::record_unroutable(self, session, tool, args, why)
+        Governor::record_unroutable(self, session, tool, called_as, args, why)
     }
 }
 

@@ -20,11 +20,11 @@ use warden_charter::{CompiledCharter, Diagnostics};
 use warden_core::Clock;
 use warden_mcp::child_env::UnsetVariables;
 use warden_mcp::{PrepareError, PreparedUpstreams, Upstreams};
-use warden_models::ModelProxy;
+use warden_models::{ModelProxy, ModelTurns};
 use warden_operator::OperatorState;
 use warden_session::{
     CaptureQuota, LedgerMark, OperatorCredentials, OperatorRole, ScopeCounters, SessionStore,
-    StateDb, TokenBudgets,
+    StateDb, TokenBudgets, TurnStore,
 };
 
 use crate::app_state::AppState;
@@ -166,6 +166,12 @@ impl Gateway {
         let controls = Arc::new(Interventions::default());
         // One capture quota per session for the governor and the model proxy.
         let capture = Arc::new(CaptureQuota::new(config.capture));
+        // Each session's last model turns, kept across restarts: an approval raised after one
+        // still shows the turns that led to the call.
+        let (turn_store, stored_turns) = TurnStore::open(&stores.db)
+            .await
+            .context("cannot read the model turns from the state store")?;
+        let turns = Arc::new(ModelTurns::restored(turn_store, stored_turns));
         let models = Arc::new(
             ModelProxy::new(
                 charter.clone(),
@@ -177,7 +183,8 @@ impl Gateway {
                 config.provider_keys.as_ref(),
                 &other_secrets(&config, &charter),
             )
-            .context("cannot set up the model proxy")?,
+            .context("cannot set up the model proxy")?
+            .keeping_turns(turns),
         );
         let operator = Arc::new(OperatorState {
             sessions: stores.sessions.clone(),

@@ -33,8 +33,12 @@ mod inventory;
 mod limits;
 #[path = "gateway/model_records.rs"]
 mod model_records;
+#[path = "gateway/model_turns.rs"]
+mod model_turns;
 #[path = "gateway/models.rs"]
 mod models;
+#[path = "gateway/names.rs"]
+mod names;
 #[path = "gateway/paths.rs"]
 mod paths;
 #[path = "gateway/provider_actions.rs"]

@@ -74,9 +74,11 @@ struct Target {
 }
 
 /// Bridges `input` to the MCP endpoint at `url` and its answers to `output`, until the input
-/// ends and every request in flight has been answered. A line longer than 16 MiB is answered
-/// with a JSON-RPC error; an unreachable gateway or an answer that is not JSON-RPC becomes a
-/// JSON-RPC error for the request that caused it.
+/// ends and every request in flight has been answered. Only JSON-RPC is ever written to
+/// `output`: a line longer than 16 MiB is answered with a JSON-RPC error; an unreachable
+/// gateway or an answer that is not JSON-RPC (a URL without `/mcp` reaches a route that
+/// answers 404 in another shape) becomes a JSON-RPC error for the request that caused it,
+/// with its id (none for a notification); the human-readable account goes to stderr.
 pub async fn bridge<R, W>(url: &str, token: &str, input: R, output: W) -> Result<(), ConnectError>
 where
     R: AsyncRead + Unpin,
@@ -101,7 +103,9 @@ where
         let line = match line {
             Ok(l) => l,
             Err(LinesCodecError::MaxLineLengthExceeded) => {
-                let err = json!({ "jsonrpc": "2.0", "id": null, "error": { "code": -32600, "message": format!("message longer than {MAX_LINE_BYTES} bytes") } });
+                let message = format!("message longer than {MAX_LINE_BYTES} bytes");
+                eprintln!("warden connect: {message}");
+                let err = json!({ "jsonrpc": "2.0", "id": null, "error": { "code": -32600, "message": message } });
                 let _ = tx.send(err.to_string()).await;
                 continue;
             }
@@ -187,11 +191,44 @@ async fn write_lines<W: AsyncWrite + Unpin>(mut rx: mpsc::Receiver<String>, mut 
     }
 }
 
+/// The JSON-RPC error answering the request `id` with `message`, also written to stderr (the
+/// human's channel: stdout carries only JSON-RPC). A notification (no id) gets no answer.
 fn error_for(id: &Value, message: String) -> Option<String> {
+    eprintln!("warden connect: {message}");
     (!id.is_null()).then(|| {
         json!({ "jsonrpc": "2.0", "id": id, "error": { "code": -32000, "message": message } })
             .to_string()
     })
+}
+
+/// Whether `v` is a JSON-RPC 2.0 message (or a batch of them): what may be written to
+/// stdout, where the MCP client reads only JSON-RPC.
+fn is_jsonrpc(v: &Value) -> bool {
+    match v {
+        Value::Array(items) => !items.is_empty() && items.iter().all(is_jsonrpc),
+        Value::Object(obj) => {
+            obj.get("jsonrpc").and_then(Value::as_str) == Some("2.0")
+                && ["result", "error", "method"]
+                    .iter()
+                    .any(|k| obj.contains_key(*k))
+        }
+        _ => false,
+    }
+}
+
+/// What to say about an answer that is not JSON-RPC: the gateway's status, the URL, and a hint
+/// when the URL is not the MCP endpoint.
+fn not_jsonrpc(url: &str, status: reqwest::StatusCode, body: &str) -> String {
+    let mut excerpt: String = body.chars().take(200).collect();
+    if excerpt.len() < body.len() {
+        excerpt.push('…');
+    }
+    let hint = if url.trim_end_matches('/').ends_with("/mcp") {
+        String::new()
+    } else {
+        " (is the URL the gateway's MCP endpoint? it ends in `/mcp`, e.g. `http://127.0.0.1:8700/mcp`)".to_owned()
+    };
+    format!("`{url}` answered {status}, not JSON-RPC{hint}: {excerpt}")
 }
 
 /// Sends one message (whose JSON-RPC `id` is `id`, `null` for none) to the gateway and passes
@@ -226,7 +263,8 @@ async fn forward(
     let resp = match req.send().await {
         Ok(r) => r,
         Err(e) => {
-            if let Some(err) = error_for(&id, format!("the warden gateway is unreachable: {e}")) {
+            let message = format!("the warden gateway at `{}` is unreachable: {e}", target.url);
+            if let Some(err) = error_for(&id, message) {
                 let _ = out.send(err).await;
             }
             return;
@@ -248,7 +286,15 @@ async fn forward(
     if is_sse {
         let mut events = bounded_events(resp, MAX_EVENT_BYTES);
         while let Some(data) = events.next().await {
-            deliver(data, is_initialize, negotiated, &out).await;
+            // Only JSON-RPC reaches the client; anything else is told on stderr.
+            if serde_json::from_str::<Value>(&data).is_ok_and(|v| is_jsonrpc(&v)) {
+                deliver(data, is_initialize, negotiated, &out).await;
+            } else {
+                eprintln!(
+                    "warden connect: {}",
+                    not_jsonrpc(&target.url, status, &data)
+                );
+            }
         }
         return;
     }
@@ -256,14 +302,14 @@ async fn forward(
     let body = body.trim();
     if body.is_empty() {
         if !status.is_success()
-            && let Some(err) = error_for(&id, format!("the warden gateway answered {status}"))
+            && let Some(err) = error_for(&id, not_jsonrpc(&target.url, status, body))
         {
             let _ = out.send(err).await;
         }
         return;
     }
-    match serde_json::from_str::<Value>(body) {
-        Ok(mut v) => {
+    match serde_json::from_str::<Value>(body).ok().filter(is_jsonrpc) {
+        Some(mut v) => {
             // Errors the gateway raises before reading the request carry no id: give them the
             // request's, so the client can match them.
             if v.get("error").is_some()
@@ -275,10 +321,8 @@ async fn forward(
             }
             deliver(v.to_string(), is_initialize, negotiated, &out).await;
         }
-        Err(_) => {
-            if let Some(err) =
-                error_for(&id, format!("the warden gateway answered {status}: {body}"))
-            {
+        None => {
+            if let Some(err) = error_for(&id, not_jsonrpc(&target.url, status, body)) {
                 let _ = out.send(err).await;
             }
         }

@@ -29,11 +29,14 @@ pub trait ToolGate: Send + Sync + 'static {
     /// Decides an action that arrived over MCP and records it; where it needs approval, waits
     /// for a human until the decision, the deadline, or `cancel` (the client went away, so a
     /// grant is never used for a call nobody will receive). `progress` is called every
-    /// progress interval while it waits.
+    /// progress interval while it waits. `tool` is the charter's name (`server.tool`);
+    /// `called_as`, when given, the other name the agent sent (`server__tool`), recorded
+    /// with the attempt.
     fn authorize(
         &self,
         session: &Arc<Session>,
         tool: &str,
+        called_as: Option<&str>,
         args: Value,
         cancel: CancellationToken,
         progress: &ProgressFn,
@@ -50,11 +53,13 @@ pub trait ToolGate: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), RecordError>> + Send;
 
     /// Records an attempt refused before any decision, because no upstream server offers
-    /// `tool` (`why` says so), and returns the refusal to answer with.
+    /// `tool` (`why` says so; `called_as` as in [`authorize`](Self::authorize)), and returns
+    /// the refusal to answer with.
     fn record_unroutable(
         &self,
         session: &Arc<Session>,
         tool: &str,
+        called_as: Option<&str>,
         args: &Value,
         why: &str,
     ) -> impl Future<Output = Refused> + Send;

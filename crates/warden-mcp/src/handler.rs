@@ -4,11 +4,14 @@
 //! 2026-07-28), frames responses and refuses malformed or unknown requests with JSON-RPC
 //! errors. What this handler adds:
 //!
-//! - `tools/list`: the upstream tools, namespaced `server.tool`, only those in the charter's
+//! - `tools/list`: the upstream tools, named `server__tool` (a function name model providers
+//!   accept: the charter's `server.tool` with `__` for the dot), only those in the charter's
 //!   inventory that this session could ever be allowed to call;
-//! - `tools/call`: through the [`ToolGate`] — a refusal is a tool result with `isError: true`
-//!   and the reason, so the model can read it; an upstream failure is a JSON-RPC error, and
-//!   its result is recorded;
+//! - `tools/call`: a tool named `server__tool` or, as before, `server.tool`, decided and
+//!   recorded under the charter's `server.tool` (with `called_as`, the name the agent sent,
+//!   when it differs), through the [`ToolGate`] — a refusal is a tool result with
+//!   `isError: true` and the reason, so the model can read it; an upstream failure is a
+//!   JSON-RPC error, and its result is recorded;
 //! - `resources/list` and `resources/read`: the charter's identity and context as
 //!   `warden://charter`, and upstream resources, whose reads are decided as the tool
 //!   `server.resources/read` with the argument `uri`;
@@ -29,7 +32,7 @@ use rmcp::model::{
 };
 use rmcp::service::{RequestContext, RoleServer};
 use serde_json::{Value, json};
-use warden_charter::RESOURCE_READ_TOOL;
+use warden_charter::{RESOURCE_READ_TOOL, agent_tool_name, charter_tool_name, is_function_name};
 use warden_core::gate::{ActionOutcome, Allowed, ContentPart};
 use warden_core::redact::Secrets;
 use warden_session::Session;
@@ -308,11 +311,16 @@ impl<G: ToolGate> ServerHandler for AgentMcp<G> {
             .into_iter()
             .filter_map(|(server, mut tool)| {
                 let name = format!("{server}.{}", tool.name);
-                (charter.is_inventoried(&name) && self.gate.could_ever_allow(&name, principal))
-                    .then(|| {
-                        tool.name = name.into();
-                        tool
-                    })
+                let agent_name = agent_tool_name(&server, &tool.name);
+                // The compiler made every inventoried tool's agent name a valid function
+                // name; checked again, as a name a provider refuses breaks the agent's turn.
+                (charter.is_inventoried(&name)
+                    && is_function_name(&agent_name)
+                    && self.gate.could_ever_allow(&name, principal))
+                .then(|| {
+                    tool.name = agent_name.into();
+                    tool
+                })
             })
             .collect();
         Ok(ListToolsResult::with_all_items(tools))
@@ -324,7 +332,11 @@ impl<G: ToolGate> ServerHandler for AgentMcp<G> {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let session = session_of(&ctx)?;
-        let name = request.name.to_string();
+        let sent = request.name.to_string();
+        // `fs__read_text_file` (as listed) and `fs.read_text_file` (the charter's name) are
+        // one tool: decided and recorded as the latter, with the name the agent sent.
+        let name = charter_tool_name(&sent).into_owned();
+        let called_as = (name != sent).then_some(sent.as_str());
         let args = Value::Object(request.arguments.unwrap_or_default());
         // A name no upstream server can take is refused (and recorded) without waiting for a
         // decision that could only ask a human about a call that cannot run.
@@ -332,10 +344,10 @@ impl<G: ToolGate> ServerHandler for AgentMcp<G> {
             .split_once('.')
             .filter(|(server, _)| self.upstreams.get(server).is_some());
         let Some((server, tool)) = routable else {
-            let why = "no upstream server offers this tool; tools are named `server.tool`";
+            let why = "no upstream server offers this tool; tools are named `server__tool`, as `tools/list` shows them";
             let refused = self
                 .gate
-                .record_unroutable(&session, &name, &args, why)
+                .record_unroutable(&session, &name, called_as, &args, why)
                 .await;
             return Err(McpError::invalid_params(
                 refused.message,
@@ -348,7 +360,7 @@ impl<G: ToolGate> ServerHandler for AgentMcp<G> {
         let progress = progress_reporter(&ctx);
         let allowed = match self
             .gate
-            .authorize(&session, &name, args, ctx.ct.clone(), &progress)
+            .authorize(&session, &name, called_as, args, ctx.ct.clone(), &progress)
             .await
         {
             Ok(a) => a,
@@ -427,7 +439,7 @@ impl<G: ToolGate> ServerHandler for AgentMcp<G> {
         let progress = progress_reporter(&ctx);
         let allowed = match self
             .gate
-            .authorize(&session, &tool, args, ctx.ct.clone(), &progress)
+            .authorize(&session, &tool, None, args, ctx.ct.clone(), &progress)
             .await
         {
             Ok(a) => a,

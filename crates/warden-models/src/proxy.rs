@@ -143,6 +143,14 @@ impl ModelProxy {
         })
     }
 
+    /// Keeps the recent model turns in `turns` (one written through to `state.db`, say)
+    /// instead of in memory only.
+    #[must_use]
+    pub fn keeping_turns(mut self, turns: Arc<ModelTurns>) -> Self {
+        self.turns = turns;
+        self
+    }
+
     /// The recent model turns per session, which the proxy keeps: the governor shows them to
     /// approvers, so it gets this same `Arc`.
     pub fn turns(&self) -> &Arc<ModelTurns> {

@@ -13,6 +13,8 @@
 //!   shared by the governor and the model proxy.
 //! - [`ledger_mark`]: the last ledger sequence number the gateway knows committed, for
 //!   `warden audit verify` to tell a ledger whose tail was cut off.
+//! - [`model_turns`]: each session's last model turns, kept for approval requests raised
+//!   after a restart.
 //! - [`interventions`]: the posture and the frozen tools in force, read by the governor and
 //!   the model proxy alike.
 //!
@@ -23,6 +25,7 @@
 pub mod capture_quota;
 pub mod interventions;
 pub mod ledger_mark;
+pub mod model_turns;
 pub mod operators;
 pub mod scope_counters;
 pub mod sessions;
@@ -33,6 +36,7 @@ pub mod tokens;
 pub use capture_quota::{CaptureLimits, CaptureQuota, QuotaExhausted};
 pub use interventions::Interventions;
 pub use ledger_mark::LedgerMark;
+pub use model_turns::{StoredTurns, TurnStore};
 pub use operators::{
     Issued, MAX_OPERATOR_LIST, OperatorCredentials, OperatorIdentity, OperatorRole, OperatorToken,
 };

@@ -1,8 +1,8 @@
 //! `state.db`: the gateway's mutable state beside the ledger — sessions, operator credentials,
-//! preapproved-scope counters, token budgets (and the approval requests, whose store creates
-//! its own table). One connection pool in WAL mode with `synchronous=FULL`; the schema is
-//! versioned (`PRAGMA user_version`) and migrated forward at open; a database written by a
-//! newer warden is refused rather than misread.
+//! preapproved-scope counters, token budgets, recent model turns (and the approval requests,
+//! whose store creates its own table). One connection pool in WAL mode with
+//! `synchronous=FULL`; the schema is versioned (`PRAGMA user_version`) and migrated forward at
+//! open; a database written by a newer warden is refused rather than misread.
 
 use std::path::Path;
 use std::time::Duration;
@@ -75,6 +75,12 @@ const MIGRATIONS: &[&[&str]] = &[
     // offline (and for every credential made before this column): the gateway records them
     // before their first use.
     &["ALTER TABLE operator_tokens ADD COLUMN recorded_at TEXT"],
+    // 4: each session's last model turns, so approvals raised after a restart still show
+    // them (see `model_turns`).
+    &[
+        "CREATE TABLE model_turns (session TEXT PRIMARY KEY, turns TEXT NOT NULL, seq INTEGER NOT NULL)",
+        "CREATE INDEX model_turns_seq ON model_turns (seq)",
+    ],
 ];
 
 /// The schema version this warden writes.

@@ -20,6 +20,11 @@
 //! | `[long:N]` | the reply text grows by about N bytes of filler words (at most 10 MiB) |
 //! | `[echo-key]` | the API key the request carried (`x-api-key`, or the bearer token) is echoed: in the error message with `[error:CODE]`, else at the end of the reply text |
 //!
+//! A request whose `tools` hold a function name the providers refuse (outside
+//! `^[a-zA-Z0-9_-]{1,64}$`: `fs.read`, say) is answered 400 in the provider's shape, as the
+//! real APIs answer it (OpenAI: `invalid_request_error` with `param: tools[i].function.name`;
+//! Anthropic: `invalid_request_error`).
+//!
 //! Otherwise the reply is `echo: <last message text>`. Usage: input (prompt) tokens are the
 //! whitespace-separated words of every message's text (text parts, tool results) plus one per
 //! message; Anthropic's top-level `system` is not counted. Output (completion) tokens are the
@@ -226,6 +231,9 @@ impl Mock {
         let seq = self.observed.requests.fetch_add(1, Ordering::SeqCst);
         let json: Option<Value> = serde_json::from_slice(body).ok();
         let parsed = json.as_ref().map(|v| Parsed::from_body(wire, v));
+        let invalid_tool = json
+            .as_ref()
+            .and_then(|v| script::invalid_tool_name(wire, v));
         self.record(wire, &headers, json.unwrap_or(Value::Null));
 
         if seq < self.fail_first {
@@ -243,6 +251,11 @@ impl Mock {
                     return error_response(wire, StatusCode::UNAUTHORIZED, &message, None);
                 }
             }
+        }
+        // Like the real providers: a function name outside `^[a-zA-Z0-9_-]{1,64}$` in `tools`
+        // is a 400 (an MCP tool named `server.tool` handed to the model breaks the turn).
+        if let Some(bad) = invalid_tool {
+            return framing::invalid_tool_name(wire, &bad);
         }
         let mut parsed = match parsed {
             Some(Ok(parsed)) => parsed,
@@ -320,3 +333,5 @@ impl Mock {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_tool_names;

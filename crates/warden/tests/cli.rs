@@ -606,3 +606,30 @@ fn serve_warns_about_a_plane_beyond_loopback_without_tls() {
         "{stderr}"
     );
 }
+
+/// `warden --help` describes the binary as it is: no command "arrives with later crates".
+#[test]
+fn help_describes_every_command_as_it_is() {
+    let out = warden(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = stdout(&out);
+    assert!(!help.contains("later"), "{help}");
+    for command in [
+        "serve",
+        "up",
+        "session",
+        "approvals",
+        "operator",
+        "connect",
+        "audit",
+        "check",
+        "explain",
+    ] {
+        assert!(
+            help.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{command} "))),
+            "{command} is not in the help: {help}"
+        );
+    }
+    assert!(help.contains("governance layer for AI agents"), "{help}");
+}

@@ -15,7 +15,7 @@ pub(super) fn authority(c: &Collected<'_>, diags: &mut Diagnostics) -> Authority
     for item in &c.roles {
         let raw = &item.raw;
         let id: Arc<str> = Arc::from(raw.id.as_str());
-        if !valid_id(&raw.id, true) {
+        if !valid_id(&raw.id) {
             diags.push(Diagnostic::error(
                 item.at_path(&["id"]),
                 format!("invalid role id `{}`", raw.id),

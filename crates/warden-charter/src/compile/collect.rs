@@ -61,7 +61,8 @@ pub(crate) struct Collected<'a> {
     pub baseline_window: Option<Item<'a, String>>,
     pub learning_window: Option<Item<'a, String>>,
     pub detectors: Vec<Item<'a, RawDetector>>,
-    /// Lists with at least one item that failed to parse; reference checks against them are
+    /// Lists with at least one item that failed to parse, and `version` or `identity` when
+    /// present but unreadable; reference checks against them (and "missing" errors) are
     /// skipped so one typo does not cascade.
     pub incomplete: HashSet<&'static str>,
 }
@@ -96,8 +97,18 @@ pub(crate) fn collect_file<'a>(
     for (key, node) in entries {
         let k = key.name.as_str();
         match k {
-            "version" => single(file, node, k, &mut c.version, diags),
-            "identity" => single(file, node, k, &mut c.identity, diags),
+            "version" => {
+                if !read_single(file, node, k, &mut c.version, diags) {
+                    c.incomplete.insert("version");
+                }
+            }
+            "identity" => {
+                // Present but unreadable (a field missing, say): reported here, and not again
+                // as "no identity section".
+                if !read_single(file, node, k, &mut c.identity, diags) {
+                    c.incomplete.insert("identity");
+                }
+            }
             "context" => single(file, node, k, &mut c.context, diags),
             "inventory" => section(
                 file,
@@ -294,15 +305,31 @@ fn single<'a, T: DeserializeOwned>(
     slot: &mut Option<Item<'a, T>>,
     diags: &mut Diagnostics,
 ) {
+    read_single(file, node, name, slot, diags);
+}
+
+/// [`single`], saying whether the setting could be read (`false`: it is present, and its
+/// error reported).
+fn read_single<'a, T: DeserializeOwned>(
+    file: &'a ParsedFile,
+    node: &'a Node,
+    name: &str,
+    slot: &mut Option<Item<'a, T>>,
+    diags: &mut Diagnostics,
+) -> bool {
     if let Some(first) = slot {
         diags.push(
             Diagnostic::error(file.at(node), format!("`{name}` is set twice"))
                 .with_hint(format!("it is first set at {}", first.at())),
         );
-        return;
+        return true;
     }
-    if let Some(raw) = deserialize::<T>(file, node, name, diags) {
-        *slot = Some(Item { raw, file, node });
+    match deserialize::<T>(file, node, name, diags) {
+        Some(raw) => {
+            *slot = Some(Item { raw, file, node });
+            true
+        }
+        None => false,
     }
 }
 

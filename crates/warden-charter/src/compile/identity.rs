@@ -18,7 +18,8 @@ pub(super) fn identity(
     diags: &mut Diagnostics,
 ) -> Option<Identity> {
     let Some(item) = &c.identity else {
-        if unreadable {
+        // A file that did not parse may hold it; one present but unreadable was reported.
+        if unreadable || c.incomplete.contains("identity") {
             return None;
         }
         diags.push(
@@ -31,7 +32,7 @@ pub(super) fn identity(
         return None;
     };
     let raw = &item.raw;
-    if !valid_id(&raw.id, true) {
+    if !valid_id(&raw.id) {
         diags.push(
             Diagnostic::error(
                 item.at_path(&["id"]),
@@ -55,7 +56,7 @@ pub(super) fn identity(
 pub(super) fn labels(c: &Collected<'_>, diags: &mut Diagnostics) -> Vec<Arc<str>> {
     let mut seen: HashMap<&str, SourceLocation> = HashMap::new();
     for item in &c.labels {
-        if !valid_id(&item.raw.id, true) {
+        if !valid_id(&item.raw.id) {
             diags.push(Diagnostic::error(
                 item.at_path(&["id"]),
                 format!("invalid label id `{}`", item.raw.id),

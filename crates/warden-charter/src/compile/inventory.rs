@@ -7,13 +7,12 @@ use std::time::Duration;
 use warden_core::SourceLocation;
 
 use super::collect::{Collected, Item};
-use super::{
-    DEFAULT_MODEL_TIMEOUT, MODEL_SERVER, RESOURCE_READ_TOOL, duration_or_report, valid_id,
-};
+use super::{DEFAULT_MODEL_TIMEOUT, MODEL_SERVER, RESOURCE_READ_TOOL, duration_or_report};
 use crate::compiled::{
     BudgetScope, Inventory, Model, ModelRoute, Provider, Server, TokenBudget, Transport,
 };
 use crate::diagnostic::{Diagnostic, Diagnostics, suggest};
+use crate::names::{MAX_FUNCTION_NAME, agent_tool_name, is_function_name, is_server_id};
 use crate::raw::{RawBudgetScope, RawModel, RawProvider};
 
 /// Compiles the inventory; `labels` are the declared data labels (model aliases may name them
@@ -28,10 +27,13 @@ pub(super) fn inventory(
     for item in &c.servers {
         let raw = &item.raw;
         let at_id = item.at_path(&["id"]);
-        if !valid_id(&raw.id, false) {
+        let valid_server_id = is_server_id(&raw.id);
+        if !valid_server_id {
             diags.push(
                 Diagnostic::error(at_id.clone(), format!("invalid server id `{}`", raw.id))
-                    .with_hint("server ids are the namespace of their tools and hold no `.`"),
+                    .with_hint(format!(
+                        "agents see a server's tools as `server__tool` function names, so a server id is at most {MAX_FUNCTION_NAME} letters, digits, `_` and `-`, starts with a letter or digit, holds no `__` and does not end in `_`"
+                    )),
             );
         }
         if raw.id == MODEL_SERVER {
@@ -113,6 +115,28 @@ pub(super) fn inventory(
                 .map_or_else(|| item.at(), |n| item.file.at(n));
             if tool.is_empty() || tool.contains(['*', '?', '[', '{', ' ']) {
                 diags.push(Diagnostic::error(at, format!("invalid tool name `{tool}`")));
+                continue;
+            }
+            let agent_name = agent_tool_name(&raw.id, tool);
+            if valid_server_id && !is_function_name(&agent_name) {
+                let why = if agent_name.len() > MAX_FUNCTION_NAME {
+                    format!(
+                        "is {} bytes long, more than the {MAX_FUNCTION_NAME} model providers accept",
+                        agent_name.len()
+                    )
+                } else {
+                    "holds characters other than letters, digits, `_` and `-`".to_owned()
+                };
+                diags.push(
+                    Diagnostic::error(
+                        at,
+                        format!(
+                            "tool `{tool}` of server `{}` cannot be offered to agents: its name `{agent_name}` {why}",
+                            raw.id
+                        ),
+                    )
+                    .with_hint("agents see tools as `server__tool` and pass them to the model as function names (`^[a-zA-Z0-9_-]{1,64}$` for OpenAI and Anthropic); shorten the server id, or leave the tool out"),
+                );
                 continue;
             }
             if !tools_seen.insert(tool.as_str()) {

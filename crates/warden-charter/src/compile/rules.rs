@@ -50,7 +50,7 @@ pub(crate) fn compile_rules(
     for item in &c.rules {
         let raw = &item.raw;
         let at_id = item.at_path(&["id"]);
-        if !valid_id(&raw.id, true) {
+        if !valid_id(&raw.id) {
             diags.push(
                 Diagnostic::error(at_id.clone(), format!("invalid rule id `{}`", raw.id))
                     .with_hint("ids start with a letter or digit and use letters, digits, `_`, `-`, `.`, `:`, `@`"),
@@ -101,7 +101,12 @@ pub(crate) fn compile_rules(
                     pattern_rules.push(rule_index);
                 }
             } else {
-                let hint = suggest(pattern, inventory.tools.keys().map(String::as_str)).or_else(|| {
+                // `fs__read` is what agents see; rules name the charter's `fs.read`.
+                let dotted = crate::names::charter_tool_name(pattern);
+                let listed_form = (dotted != pattern.as_str()
+                    && inventory.tools.contains_key(dotted.as_ref()))
+                .then(|| format!("rules name tools `server.tool`: write `{dotted}` (agents see it as `{pattern}`)"));
+                let hint = listed_form.or_else(|| suggest(pattern, inventory.tools.keys().map(String::as_str))).or_else(|| {
                     Some(if pattern.contains('.') {
                         "add the tool to its server's `tools` in `inventory.servers`".to_owned()
                     } else {

@@ -23,6 +23,7 @@ impl Governor {
         &self,
         session: &Arc<Session>,
         tool: &str,
+        called_as: Option<&str>,
         args: &Value,
         via: Via,
     ) -> Result<(), Refused> {
@@ -39,7 +40,7 @@ impl Governor {
             return Err(self
                 .record_refused_attempt(
                     session,
-                    tool,
+                    (tool, called_as),
                     &summary,
                     via,
                     RefusalReason::ArgumentsTooLarge,
@@ -53,7 +54,7 @@ impl Governor {
             return Err(self
                 .record_refused_attempt(
                     session,
-                    tool,
+                    (tool, called_as),
                     &summary,
                     via,
                     RefusalReason::CaptureQuotaExhausted,
@@ -94,40 +95,56 @@ impl Governor {
         }
     }
 
-    /// Records an attempt refused before any decision: a tool no upstream server offers.
+    /// Records an attempt refused before any decision: a tool no upstream server offers
+    /// (`called_as`: the name the agent sent, when it is not `tool`).
     pub async fn record_unroutable(
         &self,
         session: &Arc<Session>,
         tool: &str,
+        called_as: Option<&str>,
         args: &Value,
         why: &str,
     ) -> Refused {
-        if let Err(refused) = self.check_capture(session, tool, args, Via::Mcp).await {
+        if let Err(refused) = self
+            .check_capture(session, tool, called_as, args, Via::Mcp)
+            .await
+        {
             return refused;
         }
-        self.record_refused_attempt(session, tool, args, Via::Mcp, RefusalReason::Denied, why)
-            .await
+        self.record_refused_attempt(
+            session,
+            (tool, called_as),
+            args,
+            Via::Mcp,
+            RefusalReason::Denied,
+            why,
+        )
+        .await
     }
 
     /// Records an attempt refused before any decision (`action_attempted` with `refused`:
     /// why) and makes its refusal. The refusal stands when the ledger cannot record it.
+    /// `(tool, called_as)`: the charter's name, and the name the agent sent when it differs.
     pub(super) async fn record_refused_attempt(
         &self,
         session: &Arc<Session>,
-        tool: &str,
+        (tool, called_as): (&str, Option<&str>),
         args: &Value,
         via: Via,
         reason: RefusalReason,
         why: &str,
     ) -> Refused {
         let action_id = Uuid::now_v7().to_string();
-        let payload = json!({
+        let mut payload = json!({
             "action": action_id,
             "via": via.as_str(),
             "tool": tool,
             "arguments": args,
             "refused": why,
         });
+        if let (Some(sent), Some(obj)) = (called_as, payload.as_object_mut()) {
+            obj.insert("called_as".to_owned(), Value::String(sent.to_owned()));
+        }
         let record = NewRecord {
             session: Some(session.id.clone()),
             kind: RecordKind::ActionAttempted,

@@ -24,7 +24,7 @@ async fn a_tool_outside_the_inventory_is_refused_and_recorded_on_every_path() {
         .iter()
         .filter_map(|t| t["name"].as_str())
         .collect();
-    assert_eq!(names, ["echo.echo"], "{listed}");
+    assert_eq!(names, ["echo__echo"], "{listed}");
 
     // MCP `tools/call`: refused as a tool result the model can read, never forwarded.
     let (status, body) = h

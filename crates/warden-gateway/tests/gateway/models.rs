@@ -12,10 +12,10 @@ use warden_testkit::mock_llm::{self, MockConfig, MockLlm};
 
 use super::{Harness, Start as _};
 
-struct Setup {
+pub(super) struct Setup {
     limiter: Arc<std::sync::atomic::AtomicU64>,
-    h: Harness,
-    token: String,
+    pub(super) h: Harness,
+    pub(super) token: String,
     session: String,
     first: MockLlm,
     second: MockLlm,
@@ -24,7 +24,7 @@ struct Setup {
 
 /// Two OpenAI routes for `fast` (the first may be told to fail), one Anthropic route for
 /// `claude`, a dead route first for `resilient`, and the given budgets.
-async fn setup(first_fails: u32, budgets: &str, context: &str) -> Setup {
+pub(super) async fn setup(first_fails: u32, budgets: &str, context: &str) -> Setup {
     let first = mock_llm::spawn(MockConfig {
         fail_first: first_fails,
         name: "first".into(),
@@ -111,7 +111,7 @@ async fn limiter() -> (String, Arc<std::sync::atomic::AtomicU64>) {
     (format!("http://{addr}"), count)
 }
 
-async fn post(
+pub(super) async fn post(
     s: &Setup,
     path: &str,
     body: Value,
@@ -133,11 +133,11 @@ async fn post(
     (status, headers, resp.text().await.unwrap())
 }
 
-fn chat(model: &str, text: &str) -> Value {
+pub(super) fn chat(model: &str, text: &str) -> Value {
     json!({ "model": model, "messages": [{ "role": "user", "content": text }], "temperature": 0.1, "x_agent_extra": { "kept": 1 } })
 }
 
-async fn wait_records(h: &Harness, kind: &str, n: usize) -> Vec<Value> {
+pub(super) async fn wait_records(h: &Harness, kind: &str, n: usize) -> Vec<Value> {
     for _ in 0..200 {
         let r = h.records_of(kind).await;
         if r.len() >= n {

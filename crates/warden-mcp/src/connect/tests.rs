@@ -49,6 +49,15 @@ async fn serve(tasks: &TaskTracker, stop: CancellationToken) -> SocketAddr {
             }),
         )
         .route(
+            "/v1/decide",
+            post(|| async {
+                (
+                    axum::http::StatusCode::NOT_FOUND,
+                    axum::Json(json!({ "error": { "code": "not_found", "message": "no such route" } })),
+                )
+            }),
+        )
+        .route(
             "/refuse",
             post(|| async {
                 (
@@ -175,4 +184,29 @@ async fn utf8_sent_a_byte_at_a_time_is_one_exact_line() {
     .await;
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert_eq!(lines[0], UTF8_RESULT);
+}
+
+/// A URL that is not the MCP endpoint (no `/mcp`): the gateway answers in another shape, and
+/// the client gets a JSON-RPC error with its request's id, saying where the endpoint is; a
+/// notification gets nothing. Nothing but JSON-RPC is written.
+#[tokio::test]
+async fn an_answer_that_is_not_jsonrpc_becomes_a_jsonrpc_error_with_the_id() {
+    for path in ["/v1/decide", "/nowhere"] {
+        let input = "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"initialize\"}\n{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n{\"jsonrpc\":\"2.0\",\"id\":\"six\",\"method\":\"tools/list\"}\n";
+        let lines = bridged(path, input).await;
+        assert_eq!(lines.len(), 2, "{path}: {lines:?}");
+        let mut ids = Vec::new();
+        for line in &lines {
+            let answer: Value = serde_json::from_str(line).unwrap();
+            assert!(is_jsonrpc(&answer), "{line}");
+            assert_eq!(answer["jsonrpc"], "2.0");
+            assert_eq!(answer["error"]["code"], -32000, "{line}");
+            let message = answer["error"]["message"].as_str().unwrap();
+            assert!(message.contains("404"), "{message}");
+            assert!(message.contains("ends in `/mcp`"), "{message}");
+            ids.push(answer["id"].clone());
+        }
+        ids.sort_by_key(Value::to_string);
+        assert_eq!(ids, [json!("six"), json!(5)], "{path}");
+    }
 }

@@ -147,3 +147,21 @@ pub(super) fn error_response(
     }
     response
 }
+
+/// The provider's 400 for a tool name it refuses: OpenAI's `invalid_request_error` with the
+/// `param` and `code`, Anthropic's `invalid_request_error`.
+pub(super) fn invalid_tool_name(wire: Wire, bad: &super::script::InvalidToolName) -> Response {
+    let body = match wire {
+        Wire::OpenAi => json!({"error": {
+            "message": bad.message,
+            "type": "invalid_request_error",
+            "param": bad.param,
+            "code": bad.code,
+        }}),
+        Wire::Anthropic => json!({"type": "error", "error": {
+            "type": "invalid_request_error",
+            "message": bad.message,
+        }}),
+    };
+    json_response(StatusCode::BAD_REQUEST, &body)
+}

@@ -74,6 +74,63 @@ fn text_of(content: &Value, out: &mut String) {
     }
 }
 
+/// A tool of the request whose name the provider would refuse: as the real APIs do, a
+/// function name must match `^[a-zA-Z0-9_-]{1,64}$`.
+#[derive(Debug, PartialEq)]
+pub(super) struct InvalidToolName {
+    /// The provider's message.
+    pub(super) message: String,
+    /// OpenAI's `param` (`tools[i].function.name`).
+    pub(super) param: String,
+    /// OpenAI's `code`.
+    pub(super) code: &'static str,
+}
+
+/// The first tool of `body.tools` whose name the provider refuses, in its words: OpenAI's
+/// `tools[i].function.name`, Anthropic's `tools[i].name`.
+pub(super) fn invalid_tool_name(wire: Wire, body: &Value) -> Option<InvalidToolName> {
+    let tools = body.get("tools")?.as_array()?;
+    tools.iter().enumerate().find_map(|(i, tool)| {
+        let name = match wire {
+            Wire::OpenAi => tool.pointer("/function/name"),
+            Wire::Anthropic => tool.get("name"),
+        }?
+        .as_str()
+        .unwrap_or_default();
+        let valid_chars = name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if valid_chars && (1..=64).contains(&name.len()) {
+            return None;
+        }
+        let param = format!("tools[{i}].function.name");
+        Some(match wire {
+            Wire::OpenAi if valid_chars && !name.is_empty() => InvalidToolName {
+                message: format!(
+                    "Invalid '{param}': string too long. Expected a string with maximum length 64, but got a string with length {} instead.",
+                    name.len()
+                ),
+                param,
+                code: "string_above_max_length",
+            },
+            Wire::OpenAi => InvalidToolName {
+                message: format!(
+                    "Invalid '{param}': string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'."
+                ),
+                param,
+                code: "invalid_value",
+            },
+            Wire::Anthropic => InvalidToolName {
+                message: format!(
+                    "tools.{i}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'"
+                ),
+                param,
+                code: "invalid_value",
+            },
+        })
+    })
+}
+
 /// Words in a content value: strings, `text` parts, and the content of tool results.
 fn count_words(content: Option<&Value>) -> u64 {
     match content {

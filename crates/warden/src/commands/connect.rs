@@ -18,6 +18,13 @@ pub struct ConnectArgs {
 
 /// Runs `warden connect`: bridges stdin and stdout to the gateway until stdin ends.
 pub fn execute(args: &ConnectArgs) -> ExitCode {
+    // stdout belongs to the MCP client (JSON-RPC only); the human is told on stderr.
+    if !args.url.trim_end_matches('/').ends_with("/mcp") {
+        eprintln!(
+            "warden connect: `{}` does not end in `/mcp`; the gateway's MCP endpoint is `http://HOST:PORT/mcp`",
+            args.url
+        );
+    }
     crate::runtime(async move {
         let bridged = warden_mcp::connect::bridge(
             &args.url,
@@ -29,7 +36,7 @@ pub fn execute(args: &ConnectArgs) -> ExitCode {
         match bridged {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("error: {e}");
+                eprintln!("warden connect: error: {e}");
                 ExitCode::FAILURE
             }
         }
