@@ -16,6 +16,7 @@ mod diagnostic;
 mod index;
 mod raw;
 mod source;
+mod upstream_auth;
 
 pub use compile::{
     CEL_VARIABLES, CHARTER_VERSION, Compiled, DEFAULT_APPROVAL_TIMEOUT, DEFAULT_MODEL_TIMEOUT,
@@ -24,3 +25,4 @@ pub use compile::{
 pub use compiled::*;
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use source::{MAX_FILE_BYTES, MAX_FILES, Source, read_sources};
+pub use upstream_auth::*;
