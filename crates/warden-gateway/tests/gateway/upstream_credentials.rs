@@ -241,3 +241,30 @@ async fn issue_11_an_upstream_refusing_the_credentials_is_down_not_bypassed() {
     assert!(log.refused() > 0);
     assert!(!ledger_text(&h).await.contains("a-forged-token-2"));
 }
+
+/// A wrong client secret: the token endpoint refuses it, the server is down (the refusal
+/// says so, without the secret), and nothing reaches the upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_11_a_refused_oauth_client_leaves_the_server_down() {
+    let log = Arc::new(AuthLog::default());
+    let issued = Arc::new(AtomicU64::new(0));
+    let token_url = token_endpoint(log.clone(), issued.clone(), 60).await;
+    let (url, _) = spawn_authenticated(log.clone()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = secret_file(dir.path(), "client-secret", "a-wrong-client-secret");
+    let server = format!(
+        "    - id: gh\n      url: \"{url}\"\n      tools: [echo]\n      oauth: {{ token_url: \"{token_url}\", client_id: warden-client, client_secret: \"${{file:{secret}}}\", scopes: [repo, \"read:org\"] }}\n"
+    );
+    let h = Harness::start_charter(Arc::new(SystemClock), ANY_GH, &server, |_| {}).await;
+    let (_, token) = h.open_session("1h").await;
+    let body = call(&h, &token, "gh.echo").await;
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("refused the client credentials") && message.contains("invalid_client"),
+        "{body}"
+    );
+    assert!(!message.contains("a-wrong-client-secret"), "{body}");
+    assert_eq!(issued.load(Ordering::SeqCst), 0);
+    assert!(log.calls().is_empty());
+    assert!(!ledger_text(&h).await.contains("a-wrong-client-secret"));
+}
