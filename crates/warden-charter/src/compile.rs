@@ -12,6 +12,7 @@ mod matcher;
 mod observer;
 mod rules;
 mod sandbox;
+mod upstream_auth;
 
 use std::path::Path;
 use std::sync::Arc;

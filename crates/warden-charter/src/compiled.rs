@@ -173,6 +173,8 @@ pub struct Server {
     pub tools: Vec<String>,
     /// Kernel confinement of its child process (stdio servers only; the default for others).
     pub sandbox: Sandbox,
+    /// How the gateway authenticates to it (Streamable HTTP servers only; empty for others).
+    pub http_auth: crate::HttpAuth,
     /// Where it is declared.
     pub location: SourceLocation,
 }

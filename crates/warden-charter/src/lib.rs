@@ -17,6 +17,7 @@ mod index;
 pub mod names;
 mod raw;
 mod source;
+mod upstream_auth;
 
 pub use compile::{
     CEL_VARIABLES, CHARTER_VERSION, Compiled, DEFAULT_APPROVAL_TIMEOUT, DEFAULT_MODEL_TIMEOUT,
@@ -26,3 +27,4 @@ pub use compiled::*;
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use names::{agent_tool_name, charter_tool_name, is_function_name};
 pub use source::{MAX_FILE_BYTES, MAX_FILES, Source, read_sources};
+pub use upstream_auth::*;

@@ -55,10 +55,68 @@ pub(crate) struct RawServer {
     /// MCP over Streamable HTTP: the server's URL (`http` or `https`).
     #[serde(default)]
     pub url: Option<String>,
+    /// HTTP headers sent with every request to a Streamable HTTP server. A value may hold
+    /// `${NAME}` (a variable of the gateway's environment) and `${file:/path}` (a file's
+    /// text), resolved once at start-up; they are secrets, never recorded.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Credentials of a Streamable HTTP server by on-behalf-of principal.
+    #[serde(default)]
+    pub credentials: Option<RawCredentials>,
+    /// OAuth 2.0 client credentials for a Streamable HTTP server: the gateway fetches a
+    /// token and sends it as `Authorization: Bearer`.
+    #[serde(default)]
+    pub oauth: Option<RawOAuth>,
     /// The tools this server offers, as the server names them. Rules refer to them as
     /// `server.tool`. With neither `command` nor `url`, the server stands for an API whose
     /// calls the agent reports through the decide API.
     pub tools: Vec<String>,
+}
+
+/// A Streamable HTTP server's credentials by on-behalf-of principal.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCredentials {
+    /// Each principal's own headers, sent on its sessions' calls (after the server-wide
+    /// `headers`, which they override).
+    pub per_principal: BTreeMap<String, RawPrincipalCredentials>,
+    /// What a principal not listed gets: `refuse` (the default: the call is refused and
+    /// recorded) or `shared` (the server-wide `headers` only).
+    #[serde(default)]
+    pub fallback: Option<RawFallback>,
+}
+
+/// One principal's credentials for a server.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPrincipalCredentials {
+    /// Its headers; values as in the server's `headers`.
+    pub headers: BTreeMap<String, String>,
+}
+
+/// What a principal without credentials of its own gets.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RawFallback {
+    /// Its calls are refused.
+    Refuse,
+    /// Its calls carry the server-wide headers.
+    Shared,
+}
+
+/// OAuth 2.0 client credentials grant (RFC 6749, section 4.4).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOAuth {
+    /// The token endpoint (`https`, or `http` on a loopback address).
+    pub token_url: String,
+    /// The client id (`${NAME}` and `${file:/path}` allowed).
+    pub client_id: String,
+    /// The client secret (`${NAME}` and `${file:/path}` allowed; never written in clear).
+    pub client_secret: String,
+    /// Scopes asked for.
+    #[serde(default)]
+    pub scopes: Vec<String>,
 }
 
 /// The kernel confinement of a stdio server.

@@ -141,25 +141,6 @@ impl Gateway {
             cancel: CancellationToken::new(),
             stop: CancellationToken::new(),
         };
-        let upstreams = Upstreams::start(
-            prepared,
-            &background.tasks,
-            &background.cancel,
-            UPSTREAM_INITIAL_WAIT,
-        )
-        .await;
-        let readiness = Arc::new(crate::readiness::Readiness {
-            ledger: ledger.clone(),
-            upstreams: upstreams.clone(),
-            servers: charter
-                .inventory
-                .servers
-                .iter()
-                .map(|s| s.id.clone())
-                .collect(),
-        });
-        let approvals =
-            start_approvals(&config, &charter, &ledger, &stores.db, &clock, &background).await?;
         let model_tasks = TaskTracker::new();
         // One set of interventions for the governor and the model proxy: a frozen posture
         // stops actions and model calls alike.
@@ -172,6 +153,9 @@ impl Gateway {
             .await
             .context("cannot read the model turns from the state store")?;
         let turns = Arc::new(ModelTurns::restored(turn_store, stored_turns));
+        // The model proxy holds every secret of the gateway (provider keys, upstream
+        // credentials): it is built before the upstreams start, so that their children's
+        // stderr is redacted with the same secrets as everything relayed and recorded.
         let models = Arc::new(
             ModelProxy::new(
                 charter.clone(),
@@ -181,11 +165,39 @@ impl Gateway {
                 model_tasks.clone(),
                 controls.clone(),
                 config.provider_keys.as_ref(),
-                &other_secrets(&config, &charter),
+                &other_secrets(&config, &charter, &prepared),
             )
             .context("cannot set up the model proxy")?
             .keeping_turns(turns),
         );
+        let upstreams = Upstreams::start(
+            prepared.redacting(models.secrets().clone()),
+            &background.tasks,
+            &background.cancel,
+            UPSTREAM_INITIAL_WAIT,
+        )
+        .await;
+        // `warden serve` keeps running and keeps retrying (with backoff) a server that is
+        // down; `warden up` stops on it (it reads the same list).
+        for down in upstreams.down() {
+            if down.connecting {
+                tracing::warn!(server = %down.id, "Upstream server is still connecting after the initial wait; its tools are unavailable until it connects.");
+            } else {
+                tracing::error!(server = %down.id, reason = %down.reason, stderr = %down.stderr.join(" | "), "Upstream server is not connected after the initial wait; its tools are unavailable until it connects.");
+            }
+        }
+        let readiness = Arc::new(crate::readiness::Readiness {
+            ledger: ledger.clone(),
+            upstreams: upstreams.clone(),
+            servers: charter
+                .inventory
+                .servers
+                .iter()
+                .map(|s| s.id.clone())
+                .collect(),
+        });
+        let approvals =
+            start_approvals(&config, &charter, &ledger, &stores.db, &clock, &background).await?;
         let operator = Arc::new(OperatorState {
             sessions: stores.sessions.clone(),
             operators: stores.operators,
@@ -289,12 +301,18 @@ fn compile_charter(config: &Config) -> Result<Arc<CompiledCharter>, StartError> 
 
 /// Phase 1 still: every stdio server's environment is resolved from the gateway's (a `${NAME}`
 /// that is not set stops start-up, before anything is opened or spawned), and so is its kernel
-/// confinement (a server that requires it on a kernel without Landlock stops start-up too).
+/// confinement (a server that requires it on a kernel without Landlock stops start-up too),
+/// and every Streamable HTTP server's credentials (an unset variable or an unreadable file
+/// stops start-up, naming the server and the variable or file).
 fn prepare_upstreams(charter: &CompiledCharter) -> Result<PreparedUpstreams, StartError> {
     match Upstreams::prepare(charter, |name| std::env::var_os(name)) {
         Ok(prepared) => Ok(prepared),
         Err(PrepareError::Env(e)) => Err(e.into()),
-        Err(PrepareError::Sandbox(e)) => Err(StartError::Other(e.into())),
+        Err(
+            e @ (PrepareError::Sandbox(_)
+            | PrepareError::Credentials(_)
+            | PrepareError::Client { .. }),
+        ) => Err(StartError::Other(e.into())),
     }
 }
 
@@ -542,9 +560,14 @@ async fn serve(
 
 /// The secrets the gateway holds besides the provider keys, which the model proxy redacts
 /// from what it relays and records: every stdio server's `${NAME}` environment value (read as
-/// [`prepare_upstreams`] reads it) and the approval webhook URL (a Slack-style URL is itself
-/// the credential).
-fn other_secrets(config: &Config, charter: &CompiledCharter) -> Vec<String> {
+/// [`prepare_upstreams`] reads it), every Streamable HTTP server's credential values (as
+/// `prepared` resolved them) and the approval webhook URL (a Slack-style URL is itself the
+/// credential).
+fn other_secrets(
+    config: &Config,
+    charter: &CompiledCharter,
+    prepared: &PreparedUpstreams,
+) -> Vec<String> {
     let mut secrets: Vec<String> = charter
         .inventory
         .servers
@@ -557,6 +580,7 @@ fn other_secrets(config: &Config, charter: &CompiledCharter) -> Vec<String> {
         .filter_map(|(_, v)| v.strip_prefix("${").and_then(|r| r.strip_suffix('}')))
         .filter_map(|name| std::env::var(name).ok())
         .collect();
+    secrets.extend(prepared.secret_values());
     secrets.extend(config.approval_webhook.as_ref().map(|w| w.url.to_string()));
     secrets
 }

@@ -47,6 +47,8 @@ mod provider_actions;
 mod refusals;
 #[path = "gateway/sandbox.rs"]
 mod sandbox;
+#[path = "gateway/upstream_credentials.rs"]
+mod upstream_credentials;
 
 fn charter(echo_url: &str, extra_rules: &str, inventory_extra: &str) -> String {
     format!(

@@ -369,7 +369,13 @@ impl<G: ToolGate> ServerHandler for AgentMcp<G> {
         let arguments = allowed.args.as_object().cloned().unwrap_or_default();
         let result = self
             .upstreams
-            .call_tool(server, tool, arguments, self.upstream_timeout)
+            .call_tool(
+                server,
+                &session.principal,
+                tool,
+                arguments,
+                self.upstream_timeout,
+            )
             .await;
         self.settle(&session, &name, &allowed, result, |r: &CallToolResult| {
             if r.is_error == Some(true) {
@@ -460,7 +466,7 @@ impl<G: ToolGate> ServerHandler for AgentMcp<G> {
         let result = match uri {
             Some(uri) => {
                 self.upstreams
-                    .read_resource(&server, &uri, self.upstream_timeout)
+                    .read_resource(&server, &session.principal, &uri, self.upstream_timeout)
                     .await
             }
             None => Err(UpstreamError::Unavailable {

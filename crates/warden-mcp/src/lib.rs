@@ -22,15 +22,18 @@
 
 pub mod child_env;
 pub mod connect;
+pub mod credentials;
 mod gate;
 mod guard;
 mod handler;
+mod http_client;
 mod router;
 pub mod sandbox;
+pub mod stderr;
 pub mod upstream;
 
 pub use gate::ToolGate;
 pub use guard::jsonrpc_error;
 pub use handler::{AgentMcp, CHARTER_URI};
 pub use router::{McpEndpoint, router};
-pub use upstream::{PrepareError, PreparedUpstreams, UpstreamError, Upstreams};
+pub use upstream::{DownServer, PrepareError, PreparedUpstreams, UpstreamError, Upstreams};

@@ -8,7 +8,10 @@
 //!
 //! A stdio child starts with the environment of [`crate::child_env`], never the gateway's
 //! own; it is resolved by [`Upstreams::prepare`], before anything is spawned, and so is its
-//! kernel confinement ([`crate::sandbox`]).
+//! kernel confinement ([`crate::sandbox`]). Its stderr is logged, redacted and bounded
+//! ([`crate::stderr`]). A Streamable HTTP server's credentials ([`crate::credentials`]) are
+//! resolved there too, and a call on behalf of a principal carries that principal's
+//! credentials where the charter names them ([`transport`]).
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -19,15 +22,22 @@ use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ReadResourceRequestParams,
     ReadResourceResult, Resource, Tool,
 };
-use rmcp::service::{Peer, RoleClient, RunningService, ServiceExt};
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::service::{Peer, RoleClient};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use warden_charter::{CompiledCharter, Transport};
+use warden_core::redact::Secrets;
 
 use crate::child_env::{self, ChildEnv, UnsetVariables};
+use crate::credentials::{Choice, CredentialError, HttpCredentials};
+use crate::http_client::OAuthTokens;
 use crate::sandbox::{self, Outcome, Plan, SandboxUnavailable, Support};
+use crate::stderr::{self, StderrTail};
+
+mod transport;
+
+pub use transport::MAX_PRINCIPAL_CONNECTIONS;
+use transport::{PrincipalPool, connect};
 
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -66,6 +76,17 @@ pub enum UpstreamError {
         /// The error.
         message: String,
     },
+    /// The server takes per-principal credentials, the charter names none for this
+    /// principal, and it does not fall back to the server-wide ones.
+    #[error(
+        "server `{server}` has no credentials for principal `{principal}`; the charter names none for it under `credentials.per_principal`"
+    )]
+    NoCredentials {
+        /// The server.
+        server: String,
+        /// The principal.
+        principal: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -85,6 +106,14 @@ pub struct Upstream {
     env: ChildEnv,
     /// The child's kernel confinement (stdio servers that are confined).
     sandbox: Option<Plan>,
+    /// The server's credentials (Streamable HTTP servers; empty for the others).
+    credentials: HttpCredentials,
+    /// The server's OAuth tokens, when it has a client credentials grant.
+    oauth: Option<Arc<OAuthTokens>>,
+    /// The connections of principals with credentials of their own.
+    principals: PrincipalPool,
+    /// The last stderr lines of its child (stdio servers).
+    stderr: Arc<StderrTail>,
     state: RwLock<State>,
     tools: RwLock<Vec<Tool>>,
     resources: RwLock<Vec<Resource>>,
@@ -95,6 +124,20 @@ pub struct Upstream {
 #[derive(Debug, Default, Clone)]
 pub struct Upstreams {
     servers: Arc<HashMap<String, Arc<Upstream>>>,
+    handshake: Duration,
+}
+
+/// A server that was not connected at the end of the initial wait of [`Upstreams::start`].
+#[derive(Debug, Clone)]
+pub struct DownServer {
+    /// The server.
+    pub id: String,
+    /// Why it is down (or `still connecting`).
+    pub reason: String,
+    /// Whether it is still connecting (no attempt has failed yet) rather than down.
+    pub connecting: bool,
+    /// The last lines its child wrote to stderr, redacted (stdio servers).
+    pub stderr: Vec<String>,
 }
 
 /// The upstream servers, their stdio children's environments and confinement resolved, not
@@ -103,6 +146,7 @@ pub struct Upstreams {
 pub struct PreparedUpstreams {
     servers: Vec<Arc<Upstream>>,
     handshake_timeout: Duration,
+    secrets: Secrets,
 }
 
 impl PreparedUpstreams {
@@ -111,6 +155,21 @@ impl PreparedUpstreams {
     pub fn with_handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
         self
+    }
+
+    /// Redacts `secrets` from the stderr lines of the children (logged and kept).
+    #[must_use]
+    pub fn redacting(mut self, secrets: Secrets) -> Self {
+        self.secrets = secrets;
+        self
+    }
+
+    /// Every credential value of the Streamable HTTP servers, for the gateway's redaction.
+    pub fn secret_values(&self) -> Vec<String> {
+        self.servers
+            .iter()
+            .flat_map(|s| s.credentials.secret_values().iter().cloned())
+            .collect()
     }
 }
 
@@ -133,43 +192,17 @@ pub enum PrepareError {
     /// A server requires kernel confinement that this kernel cannot give.
     #[error(transparent)]
     Sandbox(#[from] SandboxUnavailable),
-}
-
-async fn connect(
-    transport: &Transport,
-    env: &ChildEnv,
-    sandbox: Option<&Plan>,
-) -> Result<RunningService<RoleClient, ()>, String> {
-    match transport {
-        Transport::Stdio { command, .. } => {
-            let (program, args) = command.split_first().ok_or("empty command")?;
-            let mut cmd = tokio::process::Command::new(program);
-            cmd.args(args).kill_on_drop(true);
-            env.apply(&mut cmd);
-            let child = sandbox::spawn(cmd, sandbox)
-                .await
-                .map_err(|e| format!("cannot spawn `{program}`: {e}"))?;
-            ().serve(child)
-                .await
-                .map_err(|e| format!("initialisation failed: {e}"))
-        }
-        Transport::StreamableHttp { url } => {
-            // rmcp's default client keeps no idle connections (a TCP handshake per call, about
-            // a quarter of a millisecond here); pool them, and follow no redirects at all.
-            let client = reqwest::Client::builder()
-                .pool_idle_timeout(Duration::from_secs(30))
-                .tcp_nodelay(true)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-            let config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
-            let t = StreamableHttpClientTransport::with_client(client, config);
-            ().serve(t)
-                .await
-                .map_err(|e| format!("initialisation failed: {e}"))
-        }
-        Transport::DecideApi => Err("the server has no transport".to_owned()),
-    }
+    /// A Streamable HTTP server's credentials cannot be resolved.
+    #[error(transparent)]
+    Credentials(#[from] CredentialError),
+    /// An HTTP client for a server's OAuth grant cannot be built.
+    #[error("server `{server}`: {reason}")]
+    Client {
+        /// The server.
+        server: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl Upstream {
@@ -203,19 +236,75 @@ impl Upstream {
         matches!(self.state.read().map(|s| s.clone()), Ok(State::Up(_)))
     }
 
-    async fn supervise(self: Arc<Self>, cancel: CancellationToken, handshake: Duration) {
+    /// The peer for a call on behalf of `principal`: the server's own connection, or the
+    /// principal's where the server takes per-principal credentials. The server must be up.
+    async fn peer_for(
+        &self,
+        principal: &str,
+        handshake: Duration,
+    ) -> Result<Peer<RoleClient>, UpstreamError> {
+        let shared = self.peer()?;
+        match (self.credentials.choice(principal), &self.transport) {
+            (Choice::Shared, _) => Ok(shared),
+            (Choice::Refused, _) => Err(UpstreamError::NoCredentials {
+                server: self.id.clone(),
+                principal: principal.to_owned(),
+            }),
+            (Choice::Principal(headers), Transport::StreamableHttp { url }) => self
+                .principals
+                .peer(principal, url, headers, self.oauth.as_ref(), handshake)
+                .await
+                .map_err(|reason| UpstreamError::Unavailable {
+                    server: self.id.clone(),
+                    reason,
+                }),
+            (Choice::Principal(_), _) => Ok(shared),
+        }
+    }
+
+    async fn supervise(
+        self: Arc<Self>,
+        cancel: CancellationToken,
+        handshake: Duration,
+        tasks: TaskTracker,
+        secrets: Secrets,
+    ) {
         let mut failures: u32 = 0;
         loop {
             if cancel.is_cancelled() {
                 return;
             }
             self.set(State::Connecting);
+            let mut reader = None;
+            let sink = |pipe: tokio::process::ChildStderr| {
+                reader = Some(tasks.spawn(stderr::relay(
+                    self.id.clone(),
+                    pipe,
+                    secrets.clone(),
+                    self.stderr.clone(),
+                )));
+            };
+            let attempt = connect(
+                &self.transport,
+                &self.env,
+                self.sandbox.as_ref(),
+                &self.credentials.shared,
+                self.oauth.as_ref(),
+                sink,
+            );
             let connected = tokio::select! {
-                c = tokio::time::timeout(handshake, connect(&self.transport, &self.env, self.sandbox.as_ref())) => {
+                c = tokio::time::timeout(handshake, attempt) => {
                     c.unwrap_or_else(|_| Err(format!("the connection did not finish within {handshake:?}")))
                 }
                 () = cancel.cancelled() => return,
             };
+            if connected.is_err()
+                && let Some(reader) = reader
+            {
+                // The child is gone: let its last words reach the log (and the report of
+                // `warden up`) before the server is marked down.
+                let _ = tokio::time::timeout(Duration::from_secs(1), reader).await;
+            }
             // Listing is bounded too: a server that never answers it is dropped and retried.
             let listed = match connected {
                 Ok(running) => {
@@ -318,7 +407,7 @@ impl Upstreams {
         lookup: impl Fn(&str) -> Option<OsString>,
         support: &Support,
     ) -> Result<PreparedUpstreams, PrepareError> {
-        let mut envs = child_env::resolve_all(charter, lookup)?;
+        let mut envs = child_env::resolve_all(charter, &lookup)?;
         let mut servers = Vec::new();
         for s in &charter.inventory.servers {
             if s.transport == Transport::DecideApi {
@@ -337,11 +426,25 @@ impl Upstreams {
                     None
                 }
             };
+            let credentials = HttpCredentials::resolve(&s.id, &s.http_auth, &lookup)?;
+            let oauth = match &credentials.oauth {
+                Some(settings) => Some(Arc::new(OAuthTokens::new(settings.clone()).map_err(
+                    |reason| PrepareError::Client {
+                        server: s.id.clone(),
+                        reason,
+                    },
+                )?)),
+                None => None,
+            };
             servers.push(Arc::new(Upstream {
                 id: s.id.clone(),
                 transport: s.transport.clone(),
                 env,
                 sandbox,
+                credentials,
+                oauth,
+                principals: PrincipalPool::default(),
+                stderr: Arc::default(),
                 state: RwLock::new(State::Connecting),
                 tools: RwLock::new(Vec::new()),
                 resources: RwLock::new(Vec::new()),
@@ -351,6 +454,7 @@ impl Upstreams {
         Ok(PreparedUpstreams {
             servers,
             handshake_timeout: HANDSHAKE_TIMEOUT,
+            secrets: Secrets::default(),
         })
     }
 
@@ -364,14 +468,17 @@ impl Upstreams {
     ) -> Upstreams {
         let mut servers = HashMap::new();
         for up in prepared.servers {
-            tasks.spawn(
-                up.clone()
-                    .supervise(cancel.clone(), prepared.handshake_timeout),
-            );
+            tasks.spawn(up.clone().supervise(
+                cancel.clone(),
+                prepared.handshake_timeout,
+                tasks.clone(),
+                prepared.secrets.clone(),
+            ));
             servers.insert(up.id.clone(), up);
         }
         let upstreams = Upstreams {
             servers: Arc::new(servers),
+            handshake: prepared.handshake_timeout,
         };
         let deadline = tokio::time::Instant::now() + initial_wait;
         for up in upstreams.servers.values() {
@@ -388,6 +495,33 @@ impl Upstreams {
     /// A server by id.
     pub fn get(&self, id: &str) -> Option<&Arc<Upstream>> {
         self.servers.get(id)
+    }
+
+    /// The servers that are not connected, by id, with why and their last stderr lines.
+    /// Read at the end of [`Upstreams::start`]'s initial wait, a server that is down failed
+    /// (at least) its first attempt.
+    pub fn down(&self) -> Vec<DownServer> {
+        let mut out: Vec<DownServer> = self
+            .servers
+            .values()
+            .filter_map(|up| {
+                let state = up.state.read().map(|s| s.clone());
+                let (reason, connecting) = match state {
+                    Ok(State::Up(_)) => return None,
+                    Ok(State::Connecting) => ("still connecting".to_owned(), true),
+                    Ok(State::Down(reason)) => (reason, false),
+                    Err(_) => ("lock poisoned".to_owned(), false),
+                };
+                Some(DownServer {
+                    id: up.id.clone(),
+                    reason,
+                    connecting,
+                    stderr: up.stderr.lines(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
     }
 
     /// Every server's tools, as `(server, tool)`.
@@ -427,16 +561,18 @@ impl Upstreams {
             .ok_or_else(|| UpstreamError::UnknownServer(server.to_owned()))
     }
 
-    /// Calls a tool on a server.
+    /// Calls a tool on a server on behalf of `principal` (whose credentials it carries, where
+    /// the server takes per-principal credentials).
     pub async fn call_tool(
         &self,
         server: &str,
+        principal: &str,
         tool: &str,
         arguments: serde_json::Map<String, serde_json::Value>,
         timeout: Duration,
     ) -> Result<CallToolResult, UpstreamError> {
         let up = self.upstream(server)?;
-        let peer = up.peer()?;
+        let peer = up.peer_for(principal, self.handshake).await?;
         let params = CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
         let response = settle(
             server,
@@ -453,61 +589,20 @@ impl Upstreams {
         }
     }
 
-    /// Reads a resource from a server.
+    /// Reads a resource from a server on behalf of `principal` (as [`Upstreams::call_tool`]).
     pub async fn read_resource(
         &self,
         server: &str,
+        principal: &str,
         uri: &str,
         timeout: Duration,
     ) -> Result<ReadResourceResult, UpstreamError> {
         let up = self.upstream(server)?;
-        let peer = up.peer()?;
+        let peer = up.peer_for(principal, self.handshake).await?;
         let fut = peer.read_resource(ReadResourceRequestParams::new(uri.to_owned()));
         settle(server, timeout, tokio::time::timeout(timeout, fut).await)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Issue 10, point 15: a server that never finishes the MCP initialisation is marked down
-    /// after the handshake timeout (and retried), instead of "connecting" for ever.
-    #[tokio::test]
-    async fn issue_10_a_server_that_never_initialises_is_marked_down() {
-        let up = Arc::new(Upstream {
-            id: "mute".to_owned(),
-            transport: Transport::Stdio {
-                command: vec!["/bin/sleep".to_owned(), "60".to_owned()],
-                env: Vec::new(),
-            },
-            env: ChildEnv::default(),
-            sandbox: None,
-            state: RwLock::new(State::Connecting),
-            tools: RwLock::new(Vec::new()),
-            resources: RwLock::new(Vec::new()),
-            connected: tokio::sync::Notify::new(),
-        });
-        let cancel = CancellationToken::new();
-        let tasks = TaskTracker::new();
-        tasks.spawn(
-            up.clone()
-                .supervise(cancel.clone(), Duration::from_millis(200)),
-        );
-        let down = tokio::time::timeout(Duration::from_secs(10), async {
-            loop {
-                if let Err(UpstreamError::Unavailable { reason, .. }) = up.peer()
-                    && reason.contains("did not finish")
-                {
-                    break reason;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await;
-        cancel.cancel();
-        tasks.close();
-        tasks.wait().await;
-        assert!(down.is_ok(), "still connecting after the handshake timeout");
-    }
-}
+mod tests;

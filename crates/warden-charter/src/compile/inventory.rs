@@ -157,6 +157,7 @@ pub(super) fn inventory(
             transport,
             tools: raw.tools.clone(),
             sandbox: super::sandbox::sandbox(item, diags),
+            http_auth: super::upstream_auth::http_auth(item, diags),
             location: item.at(),
         });
     }

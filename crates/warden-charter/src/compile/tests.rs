@@ -504,3 +504,41 @@ fn notify_targets_and_enrolment_compile_and_bad_ones_are_located() {
     }
     assert!(!text.contains("ftp://x"), "the URL is not echoed: {text}");
 }
+
+/// Issue 11, point 3: a Streamable HTTP server's credentials compile to references; a bad one
+/// is an error at its position.
+#[test]
+fn issue_11_upstream_credentials_compile_and_bad_ones_are_located() {
+    let server = "    - id: gh\n      url: https://gh.example/mcp\n      tools: [search]\n      headers: { Authorization: \"Bearer ${GITHUB_TOKEN}\", X-Team: \"${file:/run/secrets/team}\" }\n      credentials:\n        per_principal:\n          alice: { headers: { Authorization: \"Bearer ${ALICE_TOKEN}\" } }\n        fallback: shared\nactions:\n";
+    let c = compile(&src(&MINIMAL.replace("actions:\n", server))).unwrap();
+    let gh = c
+        .charter
+        .inventory
+        .servers
+        .iter()
+        .find(|s| s.id == "gh")
+        .unwrap();
+    let auth = &gh.http_auth;
+    assert_eq!(auth.headers.len(), 2);
+    assert_eq!(auth.headers[0].0, "authorization");
+    assert!(auth.headers.iter().all(|(_, t)| t.has_reference()));
+    let per = auth.per_principal.as_ref().unwrap();
+    assert_eq!(per.fallback, crate::CredentialFallback::Shared);
+    assert!(per.principals.contains_key("alice"));
+
+    let bad = "    - id: gh\n      url: https://gh.example/mcp\n      tools: [search]\n      headers: { \"Bad Name\": x, Accept: y, Authorization: \"Bearer ${TOKEN\" }\n      oauth: { token_url: \"http://auth.example/token\", client_id: warden, client_secret: in-clear, scopes: [\"a b\"] }\n    - id: local\n      command: [node, x.js]\n      tools: [x]\n      headers: { X-A: b }\nactions:\n";
+    let r = errors(&MINIMAL.replace("actions:\n", bad)).to_string();
+    for e in [
+        "error: invalid header name `Bad Name`",
+        "error: header `Accept` is set by the gateway and may not be configured",
+        "error: `${` has no closing `}`",
+        "error: invalid token url `http://auth.example/token`",
+        "error: `client_secret` is written in clear in the charter",
+        "error: invalid scope `a b`",
+        "error: a server with `oauth` may not set an `Authorization` header",
+        "error: `headers` applies only to a Streamable HTTP server (`url`)",
+    ] {
+        assert!(r.contains(e), "missing {e:?} in:\n{r}");
+    }
+    assert!(r.contains("charter.yaml:15:"), "not located:\n{r}");
+}

@@ -11,28 +11,31 @@
 use std::process::Stdio;
 
 use rmcp::transport::TokioChildProcess;
+use tokio::process::ChildStderr;
 
 use super::{Plan, Support};
 
-/// Spawns `cmd` with its stderr discarded, as the stdio transport of an MCP client: confined
-/// by `plan` when there is one. With a plan, the child runs only under the enforced ruleset,
+/// A spawned child: its stdio transport, and its stderr (a pipe) for the caller to read.
+pub(crate) type Spawned = (TokioChildProcess, Option<ChildStderr>);
+
+/// Spawns `cmd` with its stderr piped (the caller reads it: [`crate::stderr`]), as the stdio
+/// transport of an MCP client: confined by `plan` when there is one. With a plan, the child runs only under the enforced ruleset,
 /// or — where the kernel did not enforce it and the plan is not `required` — unconfined with a
 /// warning; a `required` plan that the kernel does not enforce spawns nothing.
 pub(crate) async fn spawn(
     cmd: tokio::process::Command,
     plan: Option<&Plan>,
-) -> Result<TokioChildProcess, String> {
+) -> Result<Spawned, String> {
     match plan {
         None => spawn_plain(cmd),
         Some(plan) => linux::spawn_confined(cmd, plan).await,
     }
 }
 
-fn spawn_plain(cmd: tokio::process::Command) -> Result<TokioChildProcess, String> {
+fn spawn_plain(cmd: tokio::process::Command) -> Result<Spawned, String> {
     TokioChildProcess::builder(cmd)
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
-        .map(|(child, _stderr)| child)
         .map_err(|e| e.to_string())
 }
 
@@ -51,13 +54,11 @@ pub fn landlock_support() -> Support {
 
 #[cfg(target_os = "linux")]
 mod linux {
+    use super::{Plan, Spawned, Support, spawn_plain};
     use landlock::{
         ABI, Access, AccessFs, CompatLevel, Compatible, Ruleset, RulesetAttr, RulesetCreated,
         RulesetCreatedAttr, RulesetError, RulesetStatus, Scope, path_beneath_rules,
     };
-    use rmcp::transport::TokioChildProcess;
-
-    use super::{Plan, Support, spawn_plain};
 
     /// The ABI whose rights are asked for (Linux 6.15's: files, and the scoping of signals
     /// and abstract Unix sockets); rights an older kernel lacks are left out, best effort.
@@ -90,7 +91,7 @@ mod linux {
     pub(super) async fn spawn_confined(
         cmd: tokio::process::Command,
         plan: &Plan,
-    ) -> Result<TokioChildProcess, String> {
+    ) -> Result<Spawned, String> {
         let server = plan.server.clone();
         let required = plan.required;
         let ruleset =
@@ -127,15 +128,13 @@ mod linux {
 
 #[cfg(not(target_os = "linux"))]
 mod linux {
-    use rmcp::transport::TokioChildProcess;
-
-    use super::{Plan, spawn_plain};
+    use super::{Plan, Spawned, spawn_plain};
 
     /// No plan is made without Landlock; should one be, a `required` plan spawns nothing.
     pub(super) async fn spawn_confined(
         cmd: tokio::process::Command,
         plan: &Plan,
-    ) -> Result<TokioChildProcess, String> {
+    ) -> Result<Spawned, String> {
         if plan.required {
             return Err("this operating system has no Landlock".to_owned());
         }

@@ -200,7 +200,7 @@ async fn a_confined_child_cannot_reach_outside_its_roots() {
         cmd.args(args);
         let plan = plan.clone();
         async move {
-            let child = spawn(cmd, Some(&plan)).await.unwrap();
+            let (child, _stderr) = spawn(cmd, Some(&plan)).await.unwrap();
             let mut inner = child.into_inner().unwrap();
             inner.wait().await.unwrap().success()
         }
@@ -228,7 +228,7 @@ async fn a_confined_child_cannot_reach_outside_its_roots() {
     // The same children unconfined do all of it.
     let mut cmd = tokio::process::Command::new("ln");
     cmd.args([base.join("outside.txt"), made.clone()]);
-    let child = spawn(cmd, None).await.unwrap();
+    let (child, _stderr) = spawn(cmd, None).await.unwrap();
     assert!(child.into_inner().unwrap().wait().await.unwrap().success());
     assert!(made.exists());
 }

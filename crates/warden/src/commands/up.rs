@@ -1,6 +1,8 @@
 //! `warden up`: the one-command start. The gateway on the embedded SQLite default, with the
 //! demo charter whose upstream is the npm filesystem reference server on a demo folder; a demo
-//! session; the URL, the token and MCP client configuration printed.
+//! session; the URL, the token and MCP client configuration printed. If the upstream server
+//! is not connected once the gateway has waited for it, `warden up` prints its id, why, and
+//! the last lines it wrote to stderr, and exits non-zero.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -138,6 +140,41 @@ pub fn execute(args: &UpArgs) -> ExitCode {
             Ok(g) => g,
             Err(code) => return code,
         };
+        // The demo is its upstream: one that did not come up within the initial wait stops
+        // `warden up` (where `warden serve` logs it and keeps retrying).
+        let (connecting, down): (Vec<_>, Vec<_>) = gateway
+            .state
+            .upstreams
+            .down()
+            .into_iter()
+            .partition(|d| d.connecting);
+        for d in &connecting {
+            eprintln!(
+                "warning: upstream server `{}` is still connecting; its tools are unavailable until it does",
+                d.id
+            );
+        }
+        if !down.is_empty() {
+            for d in &down {
+                eprintln!(
+                    "error: upstream server `{}` did not start: {}",
+                    d.id, d.reason
+                );
+                if d.stderr.is_empty() {
+                    eprintln!("  (it wrote nothing to stderr)");
+                } else {
+                    eprintln!("  its last stderr lines:");
+                    for line in &d.stderr {
+                        eprintln!("    {line}");
+                    }
+                }
+            }
+            eprintln!(
+                "hint: check the server's command (`--fs-command`) and that it runs by itself"
+            );
+            gateway.shutdown().await;
+            return ExitCode::FAILURE;
+        }
         let client = crate::commands::session::OperatorClient {
             operator_url: Some(format!("http://{}", gateway.operator_addr)),
             token: gateway.bootstrap_operator_token.clone(),
