@@ -75,7 +75,9 @@ fn each_example_serves_with_the_command_its_readme_shows() {
         let (env, args) = serve_command(&readme)
             .unwrap_or_else(|| panic!("examples/{name}/README.md shows no `warden serve` command"));
         assert!(
-            args.iter().any(|a| a == &format!("examples/{name}")),
+            args.iter()
+                .any(|a| a == &format!("examples/{name}")
+                    || a.starts_with(&format!("examples/{name}/"))),
             "{name}: {args:?}"
         );
         // Run where `examples/` is the repository's, so the command's relative data directory
