@@ -105,11 +105,28 @@ install_langgraph_peers() {
   echo "$want" >"$stamp"
 }
 
-step "install the end-to-end test peers (npm MCP servers, Python MCP SDK, the Python client, agent frameworks)"
+# The packaging test checks the systemd unit with `systemd-analyze verify`; Debian's `systemd`
+# package brings it (nothing is started: in a container it installs and works as a program).
+install_systemd_analyze() {
+  if command -v systemd-analyze >/dev/null; then
+    echo "systemd-analyze: $(systemd-analyze --version | head -n1)"
+    return
+  fi
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    apt-get install -y -qq --no-install-recommends systemd >/dev/null ||
+      { apt-get update -qq && apt-get install -y -qq --no-install-recommends systemd >/dev/null; } ||
+      die "cannot install systemd (for systemd-analyze)"
+  else
+    die "systemd-analyze is needed for the packaging test: install the systemd package"
+  fi
+}
+
+step "install the end-to-end test peers (npm MCP servers, Python MCP SDK, the Python client, agent frameworks, systemd-analyze)"
 install_node_peers
 install_python_peers
 install_python_client
 install_langgraph_peers
+install_systemd_analyze
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

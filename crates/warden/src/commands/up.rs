@@ -212,10 +212,13 @@ pub fn execute(args: &UpArgs) -> ExitCode {
             .and_then(|v| v.get("token").and_then(serde_json::Value::as_str).map(str::to_owned));
         let url = format!("http://{}/mcp", gateway.agent_addr);
         let http_config = json!({ "mcpServers": { "warden": { "type": "http", "url": url, "headers": { "Authorization": format!("Bearer {token}") } } } });
-        let exe = std::env::current_exe()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|_| "warden".to_owned());
-        let stdio_config = json!({ "mcpServers": { "warden": { "command": exe, "args": ["connect", "--url", url, "--token", token] } } });
+        let exe = std::env::current_exe().ok();
+        let exe_shown = exe
+            .as_deref()
+            .map_or_else(|| "warden".to_owned(), |p| p.display().to_string());
+        let stdio_config = json!({ "mcpServers": { "warden": { "command": exe_shown, "args": ["connect", "--url", url, "--token", token] } } });
+        // Absolute, so the printed commands work from any folder.
+        let data = std::fs::canonicalize(&data).unwrap_or(data);
         println!("warden is up.");
         println!();
         println!("  charter         {}", charter.display());
@@ -228,6 +231,11 @@ pub fn execute(args: &UpArgs) -> ExitCode {
             gateway.operator_addr,
             data.join(warden_gateway::OPERATOR_TOKEN_FILE).display()
         );
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        if let Some(note) = exe.as_deref().and_then(|exe| path_note(exe, &path)) {
+            println!();
+            println!("{note}");
+        }
         if let Some(reviewer) = &reviewer {
             println!();
             println!(
@@ -257,4 +265,61 @@ pub fn execute(args: &UpArgs) -> ExitCode {
         gateway.run_until_signal().await;
         ExitCode::SUCCESS
     })
+}
+
+/// A note when the `warden` that the printed commands name is not this binary: there is none on
+/// `path` (the `PATH`; run through cargo, not installed), or another one comes first.
+fn path_note(exe: &Path, path: &std::ffi::OsStr) -> Option<String> {
+    let found = std::env::split_paths(path)
+        .map(|dir| dir.join("warden"))
+        .find(|candidate| candidate.is_file());
+    match found {
+        None => Some(format!(
+            "`warden` is not on the PATH, so the commands below need it installed \
+             (`cargo install --locked --path crates/warden`, see the README) or run as {}",
+            exe.display()
+        )),
+        Some(found) if std::fs::canonicalize(&found).ok() != std::fs::canonicalize(exe).ok() => {
+            Some(format!(
+                "note: the `warden` on the PATH is {}, not this binary ({}); the commands below \
+                 run that one",
+                found.display(),
+                exe.display()
+            ))
+        }
+        Some(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+
+    use super::path_note;
+    use std::ffi::OsString;
+
+    #[test]
+    fn path_note_says_when_the_printed_warden_is_not_this_binary() {
+        let dir = tempfile::tempdir().unwrap();
+        let (this, other) = (dir.path().join("this"), dir.path().join("other"));
+        for d in [&this, &other] {
+            std::fs::create_dir(d).unwrap();
+            std::fs::write(d.join("warden"), "").unwrap();
+        }
+        let exe = this.join("warden");
+        let path = |dirs: &[&std::path::Path]| -> OsString { std::env::join_paths(dirs).unwrap() };
+
+        let none = path_note(&exe, &path(&[dir.path()])).unwrap();
+        assert!(none.contains("is not on the PATH"), "{none}");
+        assert!(
+            none.contains("cargo install --locked --path crates/warden"),
+            "{none}"
+        );
+        assert_eq!(path_note(&exe, &path(&[dir.path(), &this, &other])), None);
+        let shadowed = path_note(&exe, &path(&[&other, &this])).unwrap();
+        assert!(
+            shadowed.contains(&other.join("warden").display().to_string()),
+            "{shadowed}"
+        );
+    }
 }
