@@ -3,7 +3,7 @@
 //! assemble the application state, then bind both listeners and serve.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,6 +37,9 @@ use crate::outstanding::ResultDeadlines;
 use crate::pending_results::PendingResults;
 use crate::routes::agent_router;
 use crate::session_refusals::SessionRefusals;
+
+mod secrets;
+use secrets::{approval_signer, other_secrets, write_secret};
 
 /// How often forwarded actions whose result is overdue are recorded as `unknown`.
 const UNREPORTED_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
@@ -558,33 +561,6 @@ async fn serve(
     })
 }
 
-/// The secrets the gateway holds besides the provider keys, which the model proxy redacts
-/// from what it relays and records: every stdio server's `${NAME}` environment value (read as
-/// [`prepare_upstreams`] reads it), every Streamable HTTP server's credential values (as
-/// `prepared` resolved them) and the approval webhook URL (a Slack-style URL is itself the
-/// credential).
-fn other_secrets(
-    config: &Config,
-    charter: &CompiledCharter,
-    prepared: &PreparedUpstreams,
-) -> Vec<String> {
-    let mut secrets: Vec<String> = charter
-        .inventory
-        .servers
-        .iter()
-        .filter_map(|s| match &s.transport {
-            warden_charter::Transport::Stdio { env, .. } => Some(env),
-            _ => None,
-        })
-        .flat_map(|env| env.iter())
-        .filter_map(|(_, v)| v.strip_prefix("${").and_then(|r| r.strip_suffix('}')))
-        .filter_map(|name| std::env::var(name).ok())
-        .collect();
-    secrets.extend(prepared.secret_values());
-    secrets.extend(config.approval_webhook.as_ref().map(|w| w.url.to_string()));
-    secrets
-}
-
 /// Raises the soft limit on open files to the hard limit, so that the connection caps, not the
 /// descriptor limit, bound the listeners (a soft limit of 1024 is common). A failure is
 /// logged and start-up goes on.
@@ -600,35 +576,4 @@ fn raise_open_files_limit() {
             tracing::warn!(error = %e, "The open files limit could not be raised.");
         }
     }
-}
-
-/// Reads the approval signing secret, creating it at first start.
-fn approval_signer(data_dir: &Path) -> anyhow::Result<warden_approval::Signer> {
-    use base64::Engine as _;
-    let path = data_dir.join(APPROVAL_KEY_FILE);
-    if !path.exists() {
-        let mut key = [0u8; 32];
-        getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-        let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key);
-        write_secret(&path, &text).with_context(|| format!("cannot write `{}`", path.display()))?;
-    }
-    // The key is 43 characters; a few kilobytes bound the read whatever the file became.
-    let text = warden_core::small_file::read_text(&path, 4096)
-        .with_context(|| format!("cannot read `{}`", path.display()))?;
-    let key = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(text.trim())
-        .with_context(|| format!("`{}` is not a base64url secret", path.display()))?;
-    warden_approval::Signer::new(&key).with_context(|| format!("`{}`", path.display()))
-}
-
-fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(secret.as_bytes())?;
-    f.write_all(b"\n")
 }
