@@ -62,10 +62,16 @@ const CRATE_MAP: &[Row] = &[
         ],
     ),
     only("warden-telemetry", &["warden-core"]),
-    // The observer and the gateway meet only in the audit database.
+    // The observer and the gateway meet only through the ledger stream, the metrics and the
+    // control API. It compiles the charter itself (its `observer` section).
     only(
         "warden-observer",
-        &["warden-core", "warden-audit", "warden-telemetry"],
+        &[
+            "warden-core",
+            "warden-charter",
+            "warden-audit",
+            "warden-telemetry",
+        ],
     )
     .never(&[
         "warden-gateway",

@@ -71,19 +71,7 @@ pub(crate) async fn authenticate(
     }
     match state.operators.authenticate(&token).await {
         Ok(Some(identity)) => {
-            // Approver credentials read and decide approvals, and may ask to issue approver
-            // credentials (the handler checks the charter's enrolment); everything else is an
-            // admin's.
-            let path = req.uri().path();
-            let approver_may = path.starts_with("/v1/approvals")
-                || (path == "/v1/operator-tokens" && req.method() == http::Method::POST);
-            if identity.role != OperatorRole::Admin && !approver_may {
-                return Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "admin_only",
-                    "an approver's credential may only read and decide approvals",
-                ));
-            }
+            role_may(&identity.role, req.method(), req.uri().path())?;
             if !identity.recorded {
                 record_offline_issue(&state, &identity).await?;
             }
@@ -103,6 +91,53 @@ pub(crate) async fn authenticate(
         }
     }
 }
+
+/// Whether a credential of `role` may reach `method path`: an admin everything; an approver
+/// the approvals, and asking to issue approver credentials (the handler checks the charter's
+/// enrolment); the observer only what [`OBSERVER_ROUTES`] lists.
+fn role_may(role: &OperatorRole, method: &http::Method, path: &str) -> Result<(), ApiError> {
+    match role {
+        OperatorRole::Admin => Ok(()),
+        OperatorRole::Approver(_) => {
+            if path.starts_with("/v1/approvals")
+                || (path == "/v1/operator-tokens" && method == http::Method::POST)
+            {
+                Ok(())
+            } else {
+                Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "admin_only",
+                    "an approver's credential may only read and decide approvals",
+                ))
+            }
+        }
+        OperatorRole::Observer => {
+            if OBSERVER_ROUTES
+                .iter()
+                .any(|(m, p)| method.as_str() == *m && path == *p)
+            {
+                Ok(())
+            } else {
+                Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "observer_only",
+                    "an observer's credential may only read the ledger stream and the metrics, send its heartbeat and set controls",
+                ))
+            }
+        }
+    }
+}
+
+/// Everything an observer credential may reach (method, exact path): reading the ledger
+/// stream and the metrics, listing and setting controls, and its heartbeat. Lifting a control
+/// (`/v1/controls/{id}/lift`) is not here: lifting is an admin's.
+pub(crate) const OBSERVER_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v1/ledger/stream"),
+    ("GET", "/metrics"),
+    ("GET", "/v1/controls"),
+    ("POST", "/v1/controls"),
+    ("POST", "/v1/observer/heartbeat"),
+];
 
 /// A credential made offline (`warden operator create-token`, or the bootstrap token) is
 /// recorded before its first use; if the ledger cannot take the record, it is not used.

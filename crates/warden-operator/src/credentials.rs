@@ -69,6 +69,14 @@ pub(crate) async fn issue_token(
                 "only an admin credential may issue admin credentials",
             ));
         }
+        ("observer", None) if issuer.is_none() => OperatorRole::Observer,
+        ("observer", None) => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "admin_only",
+                "only an admin credential may issue observer credentials",
+            ));
+        }
         ("approver", Some(p)) => {
             if state.charter.authority.principal(&p).is_none() {
                 return Err(ApiError::new(
@@ -91,7 +99,7 @@ pub(crate) async fn issue_token(
         }
         _ => {
             return Err(ApiError::invalid_request(
-                "`role` is `admin` (no `principal`) or `approver` (with the charter `principal` it acts as)",
+                "`role` is `admin` or `observer` (no `principal`), or `approver` (with the charter `principal` it acts as)",
             ));
         }
     };

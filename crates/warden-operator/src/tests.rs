@@ -637,3 +637,4 @@ async fn no_operator_credential_is_issued_that_the_ledger_cannot_record() {
 }
 
 mod issue10;
+mod observer_role;

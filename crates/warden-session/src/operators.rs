@@ -21,21 +21,26 @@ pub enum OperatorRole {
     Admin,
     /// Reading and deciding approvals, as this charter principal.
     Approver(String),
+    /// The observer process: reads the ledger stream and the metrics, sends its heartbeat and
+    /// sets controls; never lifts one, decides an approval, opens a session or issues a
+    /// credential.
+    Observer,
 }
 
 impl OperatorRole {
-    /// `admin` or `approver`.
+    /// `admin`, `approver` or `observer`.
     pub fn as_str(&self) -> &'static str {
         match self {
             OperatorRole::Admin => "admin",
             OperatorRole::Approver(_) => "approver",
+            OperatorRole::Observer => "observer",
         }
     }
 
     /// The principal of an approver's credential.
     pub fn principal(&self) -> Option<&str> {
         match self {
-            OperatorRole::Admin => None,
+            OperatorRole::Admin | OperatorRole::Observer => None,
             OperatorRole::Approver(p) => Some(p),
         }
     }
@@ -44,6 +49,7 @@ impl OperatorRole {
         match (role, principal) {
             ("admin", None) => Ok(OperatorRole::Admin),
             ("approver", Some(p)) => Ok(OperatorRole::Approver(p)),
+            ("observer", None) => Ok(OperatorRole::Observer),
             _ => Err(StoreError::Corrupt("operator_tokens.role")),
         }
     }

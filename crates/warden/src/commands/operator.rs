@@ -33,8 +33,13 @@ pub enum OperatorCommand {
         /// Make it an approver's credential, tied to this principal of the charter: it may
         /// read and decide approval requests, and nothing else. Without it the token is an
         /// admin's (sessions, tokens; never deciding approvals).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "observer")]
         principal: Option<String>,
+        /// Make it the observer's credential: it may read the ledger stream and the metrics,
+        /// send the observer's heartbeat and set controls, and nothing else (it never lifts a
+        /// control, decides an approval, opens a session or issues a credential).
+        #[arg(long)]
+        observer: bool,
         /// Data directory. Env `WARDEN_DATA`; default `./warden-data`.
         #[arg(long = "data")]
         data_dir: Option<PathBuf>,
@@ -61,18 +66,21 @@ pub enum OperatorCommand {
 
 /// Runs `warden operator …`.
 pub fn execute(args: &OperatorArgs) -> ExitCode {
-    let (name, principal, data_dir) = match &args.command {
+    let (name, principal, observer, data_dir) = match &args.command {
         OperatorCommand::CreateToken {
             name,
             principal,
+            observer,
             data_dir,
-        } => (name, principal, data_dir),
+        } => (name, principal, *observer, data_dir),
         OperatorCommand::ListTokens { json, client } => return list_tokens(client, *json),
         OperatorCommand::RevokeToken { id, client } => return revoke_token(client, id),
     };
-    let role = principal
-        .clone()
-        .map_or(OperatorRole::Admin, OperatorRole::Approver);
+    let role = match (principal.clone(), observer) {
+        (Some(p), _) => OperatorRole::Approver(p),
+        (None, true) => OperatorRole::Observer,
+        (None, false) => OperatorRole::Admin,
+    };
     let dir = data_dir
         .clone()
         .or_else(|| std::env::var("WARDEN_DATA").ok().map(PathBuf::from))

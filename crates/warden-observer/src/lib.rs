@@ -1,0 +1,20 @@
+//! The independent observer: a process of its own (`warden observe`), with its own credential
+//! and its own store, that reads the gateway's ledger stream, holds what the model proposed,
+//! what the agent attempted, what the policy decided and the governance events against
+//! baselines it maintains, correlates the signals of its detectors, and intervenes through the
+//! gateway's control API.
+//!
+//! What it guarantees: the [`Engine`] is deterministic — it reads records in ledger order and
+//! keeps time by the records' own timestamps, so replaying a ledger gives the same signals and
+//! responses as watching it live; every [`Response`] carries its evidence (ledger sequence
+//! numbers) and the signals that led to it, so it is explainable from the ledger alone.
+//!
+//! Where it sits: above `warden-core`, `warden-charter` (the charter's `observer` section)
+//! and `warden-audit` (the record format and the hash chain); it never depends on the gateway.
+//! The two meet only through the ledger stream, the metrics and the control API.
+
+mod engine;
+mod response;
+
+pub use engine::Engine;
+pub use response::{Action, Response, Scope, Signal};
