@@ -13,8 +13,18 @@
 //! and `warden-audit` (the record format and the hash chain); it never depends on the gateway.
 //! The two meet only through the ledger stream, the metrics and the control API.
 
+pub mod alerts;
+pub mod controls;
 mod engine;
+pub mod gateway;
+pub mod heartbeat;
+pub mod metrics;
 mod response;
+pub mod run;
+pub mod store;
+pub mod stream;
 
 pub use engine::Engine;
+pub use gateway::{GatewayClient, Token};
 pub use response::{Action, Response, Scope, Signal};
+pub use run::{ObserverConfig, RunError, run};

@@ -78,12 +78,16 @@ impl Record {
     /// ledger's format, the hashes 64 lowercase or uppercase hex digits. The hash is read as
     /// written, not checked: that is the [`Verifier`](super::Verifier)'s job.
     pub fn from_json_line(line: &str) -> Result<Record, LineError> {
-        let raw: RawLine = serde_json::from_str(line).map_err(|e| LineError::Json(e.to_string()))?;
+        let raw: RawLine =
+            serde_json::from_str(line).map_err(|e| LineError::Json(e.to_string()))?;
         Ok(Record {
             seq: raw.seq,
             time: parse_time(&raw.time).map_err(LineError::Time)?,
             session: raw.session,
-            kind: raw.kind.parse().map_err(|_| LineError::Kind(raw.kind.clone()))?,
+            kind: raw
+                .kind
+                .parse()
+                .map_err(|_| LineError::Kind(raw.kind.clone()))?,
             payload: raw.payload,
             prev_hash: unhex(&raw.prev_hash).ok_or(LineError::Hash("prev_hash"))?,
             hash: unhex(&raw.hash).ok_or(LineError::Hash("hash"))?,
@@ -130,7 +134,11 @@ fn unhex(text: &str) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
     for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
         let [hi, lo] = pair else { return None };
-        let value = |d: u8| char::from(d).to_digit(16).and_then(|v| u8::try_from(v).ok());
+        let value = |d: u8| {
+            char::from(d)
+                .to_digit(16)
+                .and_then(|v| u8::try_from(v).ok())
+        };
         *byte = value(*hi)? << 4 | value(*lo)?;
     }
     Some(out)

@@ -351,11 +351,26 @@ fn a_json_line_reads_back_as_the_same_record() {
     let bad = [
         ("{}", "not a ledger record"),
         ("[1]", "not a ledger record"),
-        (&line.replace("\"seq\":7", "\"seq\":-7") as &str, "not a ledger record"),
-        (&line.replace("model_intent", "model_dreamt"), "unknown record kind `model_dreamt`"),
-        (&line.replace(".000000123Z", "Z"), "not a time in the ledger's format"),
-        (&line.replace(&hex(&[0xab; 32]), "abab"), "`prev_hash` is not 64 hex digits"),
-        (&line.replace(&hex(&[0xab; 32]), &"zz".repeat(32)), "`prev_hash` is not 64 hex digits"),
+        (
+            &line.replace("\"seq\":7", "\"seq\":-7") as &str,
+            "not a ledger record",
+        ),
+        (
+            &line.replace("model_intent", "model_dreamt"),
+            "unknown record kind `model_dreamt`",
+        ),
+        (
+            &line.replace(".000000123Z", "Z"),
+            "not a time in the ledger's format",
+        ),
+        (
+            &line.replace(&hex(&[0xab; 32]), "abab"),
+            "`prev_hash` is not 64 hex digits",
+        ),
+        (
+            &line.replace(&hex(&[0xab; 32]), &"zz".repeat(32)),
+            "`prev_hash` is not 64 hex digits",
+        ),
         (&line.replacen("{", "{\"extra\":1,", 1), "unknown field"),
     ];
     for (text, want) in bad {
