@@ -5,6 +5,7 @@ pub mod audit;
 pub mod check;
 pub mod connect;
 pub mod explain;
+pub mod observe;
 pub mod operator;
 pub mod serve;
 pub mod session;

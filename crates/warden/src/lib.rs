@@ -49,6 +49,9 @@ pub enum Command {
     Operator(commands::operator::OperatorArgs),
     /// A stdio bridge to the gateway's MCP endpoint, for stdio-only MCP clients.
     Connect(commands::connect::ConnectArgs),
+    /// The independent observer: reads the ledger stream, detects, intervenes through the
+    /// control API.
+    Observe(commands::observe::ObserveArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -64,6 +67,7 @@ pub fn run() -> ExitCode {
         Command::Approvals(args) => commands::approvals::execute(&args),
         Command::Operator(args) => commands::operator::execute(&args),
         Command::Connect(args) => commands::connect::execute(&args),
+        Command::Observe(args) => commands::observe::execute(&args),
     }
 }
 
