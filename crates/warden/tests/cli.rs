@@ -13,6 +13,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+#[path = "cli/observe.rs"]
+mod observe;
 #[path = "cli/upstreams.rs"]
 mod upstreams;
 
