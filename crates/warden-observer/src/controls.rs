@@ -14,6 +14,9 @@
 //! - every response, sent or not, then goes to the alert webhook ([`AlertSink`]), which never
 //!   waits.
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -77,8 +80,8 @@ pub fn control_body(response: &Response) -> Value {
     let mut body = json!({
         "action": response.action.as_str(),
         "scope": scope,
-        "reason": ellipsize(&response.reason, MAX_REASON_BYTES),
-        "detector": ellipsize(&response.detector, MAX_DETECTOR_BYTES),
+        "reason": cut(&response.reason, MAX_REASON_BYTES),
+        "detector": cut(&response.detector, MAX_DETECTOR_BYTES),
     });
     let skip = response.evidence.len().saturating_sub(MAX_EVIDENCE);
     let evidence: Vec<u64> = response.evidence.iter().skip(skip).copied().collect();
@@ -100,6 +103,14 @@ pub fn control_body(response: &Response) -> Value {
         }
     }
     body
+}
+
+/// `text` within `max` bytes, an ellipsis included when it is cut.
+fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    ellipsize(text, max.saturating_sub('…'.len_utf8()))
 }
 
 /// What identifies a response: the BLAKE3 hash (hex) of the canonical JSON of its body.

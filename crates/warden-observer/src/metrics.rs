@@ -12,6 +12,9 @@
 //! raised a response to the gateway's answer that it is in force), `warden_observer_chain_breaks_total`,
 //! `warden_observer_alert_webhook_total{outcome}`.
 
+#[cfg(test)]
+mod tests;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
