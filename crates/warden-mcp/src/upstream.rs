@@ -30,7 +30,7 @@ use warden_core::redact::Secrets;
 
 use crate::child_env::{self, ChildEnv, UnsetVariables};
 use crate::credentials::{Choice, CredentialError, HttpCredentials};
-use crate::http_client::OAuthTokens;
+use crate::oauth::OAuthTokens;
 use crate::sandbox::{self, Outcome, Plan, SandboxUnavailable, Support};
 use crate::stderr::{self, StderrTail};
 
