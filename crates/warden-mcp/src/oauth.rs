@@ -24,11 +24,16 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 use http::{HeaderValue, StatusCode};
-use oauth2::basic::{BasicClient, BasicErrorResponse, BasicErrorResponseType, BasicTokenType};
-use oauth2::{
-    AsyncHttpClient, ClientId, ClientSecret, EndpointNotSet, EndpointSet, HttpRequest,
-    HttpResponse, RequestTokenError, Scope, TokenResponse as _, TokenUrl,
+use oauth2::basic::{
+    BasicErrorResponse, BasicErrorResponseType, BasicRevocationErrorResponse,
+    BasicTokenIntrospectionResponse, BasicTokenType,
 };
+use oauth2::{
+    AccessToken, AsyncHttpClient, ClientId, ClientSecret, EndpointNotSet, EndpointSet, HttpRequest,
+    HttpResponse, RefreshToken, RequestTokenError, Scope, StandardRevocableToken, TokenResponse,
+    TokenUrl,
+};
+use serde::{Deserialize, Deserializer, Serialize};
 use tokio::time::Instant;
 
 use crate::credentials::OAuthSettings;
@@ -44,9 +49,76 @@ pub(crate) const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60
 /// The longest `error_description` shown, in characters.
 const MAX_DESCRIPTION_CHARS: usize = 200;
 
-/// The crate's client, with its token endpoint set.
-type Grant =
-    BasicClient<EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+/// The crate's client, with [`TokenAnswer`] as its token response (and its token endpoint
+/// set, unless said otherwise).
+type Grant<HasTokenUrl = EndpointSet> = oauth2::Client<
+    BasicErrorResponse,
+    TokenAnswer,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    HasTokenUrl,
+>;
+
+/// A token response (RFC 6749, section 5.1), read leniently where providers differ: the token
+/// type in any case, and `expires_in` as a number or a string of digits (some providers send
+/// `"3599"`); any other `expires_in` counts as absent, so the token is reused for
+/// [`DEFAULT_TOKEN_LIFETIME`] only. Other fields are ignored. Its `Debug` shows no token.
+#[derive(Deserialize, Serialize)]
+pub(crate) struct TokenAnswer {
+    access_token: AccessToken,
+    #[serde(deserialize_with = "oauth2::helpers::deserialize_untagged_enum_case_insensitive")]
+    token_type: BasicTokenType,
+    #[serde(default, deserialize_with = "lenient_seconds")]
+    expires_in: Option<u64>,
+}
+
+impl std::fmt::Debug for TokenAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenAnswer")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenResponse for TokenAnswer {
+    type TokenType = BasicTokenType;
+
+    fn access_token(&self) -> &AccessToken {
+        &self.access_token
+    }
+
+    fn token_type(&self) -> &BasicTokenType {
+        &self.token_type
+    }
+
+    fn expires_in(&self) -> Option<Duration> {
+        self.expires_in.map(Duration::from_secs)
+    }
+
+    fn refresh_token(&self) -> Option<&RefreshToken> {
+        // A client credentials grant has none (RFC 6749, section 4.4.3).
+        None
+    }
+
+    fn scopes(&self) -> Option<&Vec<Scope>> {
+        None
+    }
+}
+
+/// `expires_in` as a JSON number or a string of digits; anything else is `None`.
+fn lenient_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    })
+}
 
 struct Cached {
     token: String,
@@ -94,7 +166,7 @@ impl OAuthTokens {
             ClientSecret::new(settings.client_secret.clone()),
             ClientSecret::new(encoded),
         ];
-        let grant = BasicClient::new(ClientId::new(settings.client_id))
+        let grant = Grant::<EndpointNotSet>::new(ClientId::new(settings.client_id))
             .set_client_secret(ClientSecret::new(settings.client_secret))
             .set_token_uri(TokenUrl::from_url(settings.token_url.clone()));
         Ok(OAuthTokens {

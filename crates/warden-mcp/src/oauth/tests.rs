@@ -191,8 +191,9 @@ async fn issue_11_oauth_error_responses_are_surfaced_without_the_secret() {
     }
 }
 
-/// A token without `expires_in` is reused for a minute (refreshed 15 s early); a huge
-/// `expires_in` is taken as a day, not an overflow.
+/// A token without `expires_in` is reused for a minute (refreshed 15 s early), and so is one
+/// whose `expires_in` is not a number; a string of digits is read as one; a huge `expires_in`
+/// is taken as a day, not an overflow (before, the expiry instant overflowed: a panic).
 #[tokio::test]
 async fn issue_11_oauth_expires_in_absent_or_huge() {
     let (url, seen) = endpoint(
@@ -217,6 +218,26 @@ async fn issue_11_oauth_expires_in_absent_or_huge() {
         2,
         "one fetch above, one for token()"
     );
+    for (expires_in, lifetime) in [(json!("3600"), 3600), (json!("soon"), 60), (json!(-5), 60)] {
+        let (url, _) = endpoint(
+            json_answer(
+                200,
+                json!({ "access_token": "tok-3", "token_type": "BEARER", "expires_in": expires_in }),
+            ),
+            Duration::ZERO,
+        )
+        .await;
+        let c = tokens(url, TOKEN_TIMEOUT).fetch().await.unwrap();
+        let left = c
+            .refresh_at
+            .saturating_duration_since(Instant::now())
+            .as_secs();
+        let expected = lifetime - (lifetime / 4).min(30);
+        assert!(
+            left + 5 >= expected && left <= expected,
+            "{expires_in}: {left}"
+        );
+    }
     let (url, _) = endpoint(
         json_answer(
             200,
@@ -259,11 +280,8 @@ async fn issue_11_oauth_answers_that_are_not_tokens_fail_closed() {
             "cannot be sent as a bearer token",
         ),
         (
-            json_answer(
-                200,
-                json!({ "access_token": "tok-str-5", "token_type": "bearer", "expires_in": "tok-str-6" }),
-            ),
-            "not a token response: `expires_in` is not what RFC 6749",
+            json_answer(200, json!({ "access_token": 42, "token_type": "bearer" })),
+            "not a token response: `access_token` is not what RFC 6749",
         ),
         (
             (200, "text/html", "<html>tok-html-3</html>".to_owned()),
