@@ -151,6 +151,7 @@ impl OAuthTokens {
         OAuthTokens::with_timeout(settings, TOKEN_TIMEOUT)
     }
 
+    /// [`OAuthTokens::new`] with `timeout` instead of [`TOKEN_TIMEOUT`] for each token request.
     pub(crate) fn with_timeout(
         settings: OAuthSettings,
         timeout: Duration,
