@@ -104,7 +104,7 @@ fn the_ceiling_defaults_to_revoke_session() {
     assert_eq!(e.ceiling, Intervention::RevokeSession);
     let c = compile(&[Source::new(
         "charter.yaml",
-        &with_observer("  detectors: []\n"),
+        with_observer("  detectors: []\n"),
     )])
     .unwrap();
     assert!(c.charter.observer.escalation.is_none());
