@@ -400,3 +400,44 @@ fn state_round_trips_and_continues_where_it_stopped() {
     assert_eq!(got, straight);
     assert_eq!(second.stats().records, s.records.len() as u64);
 }
+
+#[test]
+fn rate_signals_a_session_far_above_the_agents_baseline() {
+    let mut s = Synth::new(START_MS);
+    history(&mut s, 4);
+    s.advance(HOUR);
+    s.open("s-fast", "demo", "alice");
+    let mut seqs = Vec::new();
+    for i in 0..12 {
+        s.advance(2_000);
+        s.turn("s-fast", 1_000, &["read_file"]);
+        let path = format!("/workspace/src/f{i}");
+        seqs.push(s.action("s-fast", "fs.read_file", json!({ "path": path }), "allow"));
+    }
+    let out = run(&mut Engine::new(charter(CORRELATED)), &s);
+    let fast = Scope::Session("s-fast".into());
+    let rate: Vec<_> = out
+        .iter()
+        .filter(|(_, r)| r.detector == "rate" && r.scope == fast)
+        .collect();
+    assert_eq!(rate.len(), 1, "{out:#?}");
+    let (seq, r) = rate[0];
+    assert!(seqs.contains(seq));
+    assert_eq!(r.action, Action::Alert, "alone it only alerts");
+    let b = &r.signals[0].baseline;
+    let per_window = b["baseline_per_window"].as_f64().unwrap();
+    assert!(per_window > 0.0, "{b}");
+    assert!(b["count"].as_f64().unwrap() > 3.0 * per_window, "{b}");
+    assert!(b["history_hours"].as_u64().unwrap() > 24, "{b}");
+}
+
+#[test]
+fn set_charter_with_a_new_hash_starts_learning() {
+    let mut s = Synth::new(START_MS);
+    s.charter_loaded("blake3:aa");
+    let mut e = Engine::new(charter("  learning_window: 1h\n"));
+    run(&mut e, &s);
+    assert!(!e.learning());
+    e.set_charter(charter("  learning_window: 1h\n  escalate_within: 1m\n"));
+    assert!(e.learning());
+}

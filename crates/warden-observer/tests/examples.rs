@@ -164,6 +164,10 @@ fn json_value() -> impl Strategy<Value = Value> {
     })
 }
 
+/// The coding-agent charter (all seven detector kinds, correlation, escalation), compiled once.
+static CODING: std::sync::LazyLock<Arc<CompiledCharter>> =
+    std::sync::LazyLock::new(|| example("coding-agent/charter.yaml"));
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -176,7 +180,7 @@ proptest! {
         ),
         detail in ".{0,64}",
     ) {
-        let mut engine = Engine::new(example("coding-agent/charter.yaml"));
+        let mut engine = Engine::new(CODING.clone());
         let mut seq = 0u64;
         let mut ms = START_MS;
         for (k, session, payload, dt, jump) in recs {
