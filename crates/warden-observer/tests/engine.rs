@@ -441,3 +441,23 @@ fn set_charter_with_a_new_hash_starts_learning() {
     e.set_charter(charter("  learning_window: 1h\n  escalate_within: 1m\n"));
     assert!(e.learning());
 }
+
+#[test]
+fn sessions_tracked_are_bounded_the_least_recently_active_going_first() {
+    let mut e = Engine::new(charter("  detectors: []\n"));
+    let mut s = Synth::new(START_MS);
+    for i in 0..warden_observer::MAX_SESSIONS + 10 {
+        s.advance(1);
+        s.open(&format!("s{i}"), "demo", "alice");
+        if s.records.len() >= 10_000 {
+            for r in std::mem::take(&mut s.records) {
+                e.ingest(&r);
+            }
+        }
+    }
+    for r in std::mem::take(&mut s.records) {
+        e.ingest(&r);
+    }
+    assert_eq!(e.stats().sessions, warden_observer::MAX_SESSIONS as u64);
+    assert_eq!(e.stats().records, warden_observer::MAX_SESSIONS as u64 + 10);
+}
