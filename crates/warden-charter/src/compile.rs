@@ -240,4 +240,6 @@ mod tests;
 #[cfg(test)]
 mod tests_names;
 #[cfg(test)]
+mod tests_observer;
+#[cfg(test)]
 mod tests_papercuts;
