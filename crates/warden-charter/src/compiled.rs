@@ -483,7 +483,7 @@ pub struct Context {
 }
 
 /// Observer settings.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ObserverSettings {
     /// History a baseline covers.
     pub baseline_window: Option<Duration>,
@@ -491,6 +491,27 @@ pub struct ObserverSettings {
     pub learning_window: Option<Duration>,
     /// Detectors.
     pub detectors: Vec<Detector>,
+    // The dead man's switch.
+    /// Whether the gateway requires an observer: without its heartbeat within
+    /// `heartbeat_deadline`, the gateway puts itself in the conservative posture.
+    pub required: bool,
+    /// How long the gateway waits for the observer's heartbeat (default 10s; 1s to 10m).
+    pub heartbeat_deadline: Duration,
+}
+
+/// The heartbeat deadline when the charter names none.
+pub const DEFAULT_HEARTBEAT_DEADLINE: Duration = Duration::from_secs(10);
+
+impl Default for ObserverSettings {
+    fn default() -> ObserverSettings {
+        ObserverSettings {
+            baseline_window: None,
+            learning_window: None,
+            detectors: Vec::new(),
+            required: false,
+            heartbeat_deadline: DEFAULT_HEARTBEAT_DEADLINE,
+        }
+    }
 }
 
 /// Detector kinds.

@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::{Value, json};
 use uuid::Uuid;
-use warden_core::Posture;
 use warden_llm::Protocol;
 use warden_session::Session;
 
@@ -152,18 +151,24 @@ async fn model_call(
         attempts: Vec::new(),
         reservation: None,
     };
-    // The frozen posture stops every call before anything else is looked at (as it stops
-    // every action in the decision); the refusal is recorded, and answered whether or not
-    // the record could be written.
-    if proxy.controls.posture() == Posture::Frozen {
+    // The frozen posture (or a control refusing the session) stops every call before anything
+    // else is looked at (as it stops every action in the decision); the refusal is recorded,
+    // and answered whether or not the record could be written.
+    let applied = proxy.controls.applying(&session, None, now);
+    if let Some(why) = applied.stopped() {
+        let code = if applied.session_revoked.is_some() {
+            "session_revoked"
+        } else {
+            "posture_frozen"
+        };
         return refuse(
             &proxy,
             &call,
             &[],
             RefusedCall {
                 status: StatusCode::FORBIDDEN,
-                code: "posture_frozen",
-                message: "the gateway posture is frozen: no model call is forwarded until an operator lifts it".to_owned(),
+                code,
+                message: format!("{why}; no model call is forwarded until an operator lifts it"),
             },
         )
         .await;

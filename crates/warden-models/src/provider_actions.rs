@@ -19,7 +19,7 @@ use uuid::Uuid;
 use warden_charter::CompiledCharter;
 use warden_core::{Decision, NewRecord, RecordKind, Tier, Verdict};
 use warden_llm::{ProviderAction, provider_actions};
-use warden_pdp::{Controls, NoScopeUsage, Request, decide};
+use warden_pdp::{NoScopeUsage, Request, decide};
 
 use crate::capture::ModelCall;
 use crate::errors::protocol_error;
@@ -59,11 +59,10 @@ pub(crate) async fn check(
                 args: &action.args,
                 principal: Some(&call.session.principal),
                 labels: &labels,
-                controls: Controls {
-                    posture: proxy.controls.posture(),
-                    session_revoked: call.session.is_revoked(),
-                    tool_frozen: proxy.controls.is_frozen(action.tool),
-                },
+                controls: proxy
+                    .controls
+                    .applying(&call.session, Some(action.tool), now)
+                    .pdp(call.session.is_revoked()),
                 usage: &NoScopeUsage,
                 now,
             },

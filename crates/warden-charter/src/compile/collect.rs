@@ -61,6 +61,9 @@ pub(crate) struct Collected<'a> {
     pub baseline_window: Option<Item<'a, String>>,
     pub learning_window: Option<Item<'a, String>>,
     pub detectors: Vec<Item<'a, RawDetector>>,
+    // The dead man's switch.
+    pub observer_required: Option<Item<'a, bool>>,
+    pub heartbeat_deadline: Option<Item<'a, String>>,
     /// Lists with at least one item that failed to parse, and `version` or `identity` when
     /// present but unreadable; reference checks against them (and "missing" errors) are
     /// skipped so one typo does not cascade.
@@ -224,9 +227,24 @@ pub(crate) fn collect_file<'a>(
                 file,
                 node,
                 k,
-                &["baseline_window", "learning_window", "detectors"],
+                &[
+                    "baseline_window",
+                    "learning_window",
+                    "detectors",
+                    "required",
+                    "heartbeat_deadline",
+                ],
                 diags,
                 |key, n, d| match key {
+                    // The dead man's switch.
+                    "required" => single(file, n, "observer.required", &mut c.observer_required, d),
+                    "heartbeat_deadline" => single(
+                        file,
+                        n,
+                        "observer.heartbeat_deadline",
+                        &mut c.heartbeat_deadline,
+                        d,
+                    ),
                     "baseline_window" => single(
                         file,
                         n,
