@@ -18,7 +18,7 @@ actions:
 fn with(observer: &str) -> Result<Compiled, Diagnostics> {
     compile(&[Source::new(
         "charter.yaml",
-        &format!("{BASE}observer:\n{observer}"),
+        format!("{BASE}observer:\n{observer}"),
     )])
 }
 
