@@ -71,6 +71,8 @@ struct RefusedCall {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// The control that refused it, recorded with the refusal.
+    control: Option<String>,
 }
 
 /// Records a refused call (`model_refused`) and answers the refusal in the caller's protocol,
@@ -83,7 +85,7 @@ async fn refuse(
 ) -> Response {
     if let Err(e) = proxy
         .recorder
-        .append(call.refused(refused.code, labels))
+        .append(call.refused(refused.code, labels, refused.control.as_deref()))
         .await
     {
         tracing::error!(error = %e, "The ledger cannot record a refused model call.");
@@ -169,6 +171,11 @@ async fn model_call(
                 status: StatusCode::FORBIDDEN,
                 code,
                 message: format!("{why}; no model call is forwarded until an operator lifts it"),
+                control: applied
+                    .session_revoked
+                    .as_ref()
+                    .or(applied.posture_control.as_ref())
+                    .map(|c| c.id.clone()),
             },
         )
         .await;
@@ -218,6 +225,7 @@ async fn model_call(
                     names.join(", "),
                     model.alias
                 ),
+                control: None,
             },
         )
         .await;

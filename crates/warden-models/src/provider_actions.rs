@@ -52,21 +52,30 @@ pub(crate) async fn check(
     let mut batch = Vec::with_capacity(actions.len() * 3 + 1);
     let mut refusal: Option<String> = None;
     for action in &actions {
-        let decision = decide(
+        let applied = proxy
+            .controls
+            .applying(&call.session, Some(action.tool), now);
+        let mut decision = decide(
             &proxy.charter,
             &Request {
                 tool: action.tool,
                 args: &action.args,
                 principal: Some(&call.session.principal),
                 labels: &labels,
-                controls: proxy
-                    .controls
-                    .applying(&call.session, Some(action.tool), now)
-                    .pdp(call.session.is_revoked()),
+                controls: applied.pdp(call.session.is_revoked()),
                 usage: &NoScopeUsage,
                 now,
             },
         );
+        // A decision a control changed names it, as the governor's do.
+        let control = applied.changed(decision.reason).map(|c| {
+            let by = format!("control `{}`: {}", c.id, c.reason);
+            decision.detail = Some(match decision.detail.take() {
+                Some(d) => format!("{d}; {by}"),
+                None => by,
+            });
+            c.id.clone()
+        });
         let refused = refusal_of(&proxy.charter, action, &decision);
         let id = Uuid::now_v7().to_string();
         batch.push(NewRecord::new(
@@ -77,7 +86,10 @@ pub(crate) async fn check(
         batch.push(NewRecord::new(
             session,
             RecordKind::ActionDecided,
-            json!({ "action": id, "decision": decision }),
+            match &control {
+                Some(c) => json!({ "action": id, "decision": decision, "control": c }),
+                None => json!({ "action": id, "decision": decision }),
+            },
         ));
         match refused {
             None => batch.push(NewRecord::new(
@@ -105,7 +117,7 @@ pub(crate) async fn check(
             }
         };
     };
-    batch.push(call.refused(DENIED, &[]));
+    batch.push(call.refused(DENIED, &[], None));
     if let Err(e) = proxy.recorder.append_batch(batch).await {
         tracing::error!(error = %e, "The ledger cannot record a refused provider-side action.");
     }

@@ -167,7 +167,8 @@ fn check_target(state: &OperatorState, req: &SetControl) -> Result<(), ApiError>
 }
 
 /// The tool of a `freeze_tool`, as the charter names it (`server.tool`; `server__tool` is
-/// accepted), if the inventory has it.
+/// accepted), if the inventory has it or it is one of the model proxy's provider-side actions
+/// (`model.web_search`, ...).
 fn check_tool(state: &OperatorState, req: &SetControl) -> Result<Option<String>, ApiError> {
     match (req.action, req.tool.as_deref()) {
         (ControlAction::FreezeTool, None) => Err(bad(
@@ -180,7 +181,9 @@ fn check_tool(state: &OperatorState, req: &SetControl) -> Result<Option<String>,
             } else {
                 t.replacen("__", ".", 1)
             };
-            if state.charter.is_inventoried(&name) {
+            if state.charter.is_inventoried(&name)
+                || warden_charter::CompiledCharter::is_model_tool(&name)
+            {
                 Ok(Some(name))
             } else {
                 Err(bad(

@@ -199,6 +199,7 @@ async fn the_frozen_posture_stops_model_calls() {
     let refused = h.records_of("model_refused").await;
     assert_eq!(refused.len(), 2, "{refused:?}");
     assert_eq!(refused[0]["reason"], "posture_frozen");
+    assert_eq!(refused[0]["control"], c["id"], "{refused:?}");
     assert!(
         body["error"]["message"]
             .as_str()
