@@ -318,6 +318,16 @@ impl Governor {
                 )
             },
         );
+        // A decision a control changed names it, and its reason reaches the agent (and
+        // the approvers, when it asks).
+        let control = applied.changed(decision.reason).map(|c| {
+            let by = format!("control `{}`: {}", c.id, c.reason);
+            decision.detail = Some(match decision.detail.take() {
+                Some(d) => format!("{d}; {by}"),
+                None => by,
+            });
+            c.id.clone()
+        });
         // Labels that depend only on the action (its tool and paths) are in force from the
         // moment it is allowed, before it runs: a concurrent call of the session decided after
         // this one sees them. Added even if the commit below fails (they only restrict).
@@ -342,15 +352,6 @@ impl Governor {
             ),
             _ => None,
         };
-        // A decision a control changed names it, and its reason reaches the agent.
-        let control = applied.changed(decision.reason).map(|c| {
-            let by = format!("control `{}`: {}", c.id, c.reason);
-            decision.detail = Some(match decision.detail.take() {
-                Some(d) => format!("{d}; {by}"),
-                None => by,
-            });
-            c.id.clone()
-        });
         let mut decided = json!({ "action": action_id, "decision": decision });
         if let (Some(id), Some(obj)) = (control, decided.as_object_mut()) {
             obj.insert("control".to_owned(), Value::String(id));

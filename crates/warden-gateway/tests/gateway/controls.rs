@@ -60,6 +60,15 @@ async fn a_control_at_each_scope_changes_exactly_its_decisions_on_the_next_one()
     let record = decided(&h, &body["action"]).await;
     assert_eq!(record["control"], c["id"], "{record}");
     assert_eq!(record["decision"]["reason"], "conservative_posture");
+    // The approvers read the control's reason too.
+    let requested = h.records_of("approval_requested").await;
+    assert!(
+        requested[0]["why"]
+            .as_str()
+            .unwrap()
+            .contains("reads outside its task"),
+        "{requested:?}"
+    );
     assert_eq!(verdict(&h, &alice2, "s1").await.0, "allow");
     assert_eq!(verdict(&h, &bob, "s1").await.0, "allow");
     h.lift_control(c["id"].as_str().unwrap()).await;
