@@ -17,7 +17,8 @@ mod authority;
 mod observer;
 pub use authority::{Authority, Enrolment, NotifyTarget, Principal, Role};
 pub use observer::{
-    CorrelateOn, Correlation, Detector, DetectorKind, Escalation, Intervention, ObserverSettings,
+    CorrelateOn, Correlation, DEFAULT_HEARTBEAT_DEADLINE, Detector, DetectorKind, Escalation,
+    Intervention, ObserverSettings,
 };
 
 /// A charter compiled and ready to decide with. Cheap to share behind an `Arc`.

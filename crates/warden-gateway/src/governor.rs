@@ -30,10 +30,9 @@ use warden_approval::Approvals;
 use warden_approval::workflow::request_json;
 use warden_core::gate::{Allowed, PendingApproval, ProgressFn, RefusalReason, Refused, Via};
 use warden_models::ModelTurns;
-use warden_session::{CaptureQuota, ScopeCounters, Session, SessionStore};
+use warden_session::{CaptureQuota, Controls, ScopeCounters, Session, SessionStore};
 
 use crate::capture::json_len;
-use crate::interventions::Interventions;
 use crate::outstanding::{OutstandingActions, ResultDeadlines};
 use crate::paths::PathArguments;
 
@@ -72,7 +71,7 @@ pub struct Governor {
     ledger: Ledger,
     scope_counters: ScopeCounters,
     sessions: SessionStore,
-    controls: Arc<Interventions>,
+    controls: Arc<Controls>,
     approvals: Arc<Approvals>,
     model_turns: Arc<ModelTurns>,
     clock: Arc<dyn Clock>,
@@ -103,7 +102,7 @@ impl Governor {
         ledger: Ledger,
         scope_counters: ScopeCounters,
         sessions: SessionStore,
-        controls: Arc<Interventions>,
+        controls: Arc<Controls>,
         approvals: Arc<Approvals>,
         model_turns: Arc<ModelTurns>,
         clock: Arc<dyn Clock>,
@@ -296,12 +295,10 @@ impl Governor {
         }
 
         let labels = session.labels();
-        let controls = PdpControls {
-            posture: self.controls.posture(),
-            session_revoked: session.is_revoked(),
-            tool_frozen: self.controls.is_frozen(tool),
-        };
-        let (decision, increment) = self.scope_counters.decide_and_count(
+        // The controls that apply to this session and tool, from the in-memory snapshot.
+        let applied = self.controls.applying(session, Some(tool), now);
+        let controls: PdpControls = applied.pdp(session.is_revoked());
+        let (mut decision, increment) = self.scope_counters.decide_and_count(
             &self.charter,
             &session.id,
             now,
@@ -321,6 +318,16 @@ impl Governor {
                 )
             },
         );
+        // A decision a control changed names it, and its reason reaches the agent (and
+        // the approvers, when it asks).
+        let control = applied.changed(decision.reason).map(|c| {
+            let by = format!("control `{}`: {}", c.id, c.reason);
+            decision.detail = Some(match decision.detail.take() {
+                Some(d) => format!("{d}; {by}"),
+                None => by,
+            });
+            c.id.clone()
+        });
         // Labels that depend only on the action (its tool and paths) are in force from the
         // moment it is allowed, before it runs: a concurrent call of the session decided after
         // this one sees them. Added even if the commit below fails (they only restrict).
@@ -346,6 +353,9 @@ impl Governor {
             _ => None,
         };
         let mut decided = json!({ "action": action_id, "decision": decision });
+        if let (Some(id), Some(obj)) = (control, decided.as_object_mut()) {
+            obj.insert("control".to_owned(), Value::String(id));
+        }
         let linked = match &plan {
             Some(Plan::Use(e) | Plan::Join(e)) => Some(e.id().to_owned()),
             Some(Plan::Denied(_, p)) => Some(p.id.clone()),

@@ -22,16 +22,16 @@ use warden_mcp::child_env::UnsetVariables;
 use warden_mcp::{PrepareError, PreparedUpstreams, Upstreams};
 use warden_models::{ModelProxy, ModelTurns};
 use warden_operator::OperatorState;
+use warden_operator::controls::ControlDesk;
 use warden_session::{
-    CaptureQuota, LedgerMark, OperatorCredentials, OperatorRole, ScopeCounters, SessionStore,
-    StateDb, TokenBudgets, TurnStore,
+    CaptureQuota, Controls, LedgerMark, OperatorCredentials, OperatorRole, ScopeCounters,
+    SessionStore, StateDb, TokenBudgets, TurnStore,
 };
 
 use crate::app_state::AppState;
 use crate::capture::QuotaRecorder;
 use crate::config::Config;
 use crate::governor::Governor;
-use crate::interventions::Interventions;
 use crate::listener::Plane;
 use crate::outstanding::ResultDeadlines;
 use crate::pending_results::PendingResults;
@@ -145,9 +145,24 @@ impl Gateway {
             stop: CancellationToken::new(),
         };
         let model_tasks = TaskTracker::new();
-        // One set of interventions for the governor and the model proxy: a frozen posture
-        // stops actions and model calls alike.
-        let controls = Arc::new(Interventions::default());
+        // One set of controls for the governor and the model proxy: a frozen posture stops
+        // actions and model calls alike. Reloaded from `state.db`; unreadable, nothing starts.
+        let controls = Arc::new(
+            Controls::open(&stores.db)
+                .await
+                .context("cannot read the controls from the state store")?,
+        );
+        let desk = Arc::new(ControlDesk::new(
+            controls.clone(),
+            Arc::new(ledger.clone()),
+            clock.clone(),
+        ));
+        // Expired controls are recorded, and the dead man's switch kept.
+        background.tasks.spawn(crate::dead_mans_switch::run(
+            desk.clone(),
+            charter.observer.clone(),
+            background.stop.clone(),
+        ));
         // One capture quota per session for the governor and the model proxy.
         let capture = Arc::new(CaptureQuota::new(config.capture));
         // Each session's last model turns, kept across restarts: an approval raised after one
@@ -207,6 +222,7 @@ impl Gateway {
             approvals: approvals.clone(),
             charter: charter.clone(),
             recorder: Arc::new(ledger.clone()),
+            controls: desk.clone(),
             clock: clock.clone(),
             max_body_bytes: config.max_body_bytes,
         });
@@ -276,7 +292,7 @@ impl Gateway {
             sessions: stores.sessions,
             config: config.clone(),
             pending: PendingResults::default(),
-            controls,
+            controls: desk,
             models,
             session_refusals: SessionRefusals::default(),
         });

@@ -23,6 +23,8 @@ use warden_testkit::harness::Harness;
 mod approvals;
 #[path = "gateway/capture.rs"]
 mod capture;
+#[path = "gateway/controls.rs"]
+mod controls;
 #[path = "gateway/deployment.rs"]
 mod deployment;
 #[path = "gateway/files.rs"]

@@ -1,6 +1,6 @@
 //! The operator plane: the routes people and their tools use to run warden — sessions,
-//! operator credentials, approvals and the signed approval-link pages; the future home of the
-//! control API and the console.
+//! operator credentials, approvals, the signed approval-link pages, and the control API the
+//! observer and operators intervene through; the future home of the console.
 //!
 //! What it guarantees: every route but `/healthz` and the signed links needs an operator
 //! token (`Authorization: Bearer wo_…`); an agent's session token is refused on every route
@@ -18,6 +18,7 @@
 
 mod approvals;
 mod auth;
+pub mod controls;
 mod credentials;
 mod error;
 mod links;
@@ -55,6 +56,8 @@ pub struct OperatorState {
     pub charter: Arc<CompiledCharter>,
     /// Where sessions opened and revoked and credentials issued are recorded.
     pub recorder: Arc<dyn Recorder>,
+    /// The controls in force, and their one write path (shared with the dead man's switch).
+    pub controls: Arc<controls::ControlDesk>,
     /// The time.
     pub clock: Arc<dyn Clock>,
     /// The largest body an authenticated request may carry, in bytes.
@@ -77,6 +80,9 @@ pub fn router(state: Arc<OperatorState>) -> Router {
             "/v1/operator-tokens/{id}/revoke",
             post(credentials::revoke_token),
         )
+        .route("/v1/controls", post(controls::set).get(controls::list))
+        .route("/v1/controls/{id}/lift", post(controls::lift))
+        .route("/v1/observer/heartbeat", post(controls::heartbeat))
         .route("/v1/approvals", get(approvals::list))
         .route("/v1/approvals/{id}", get(approvals::show))
         .route("/v1/approvals/{id}/approve", post(approvals::approve))

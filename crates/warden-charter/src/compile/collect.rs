@@ -65,6 +65,9 @@ pub(crate) struct Collected<'a> {
     pub correlate: Vec<Item<'a, RawCorrelation>>,
     pub escalate_within: Option<Item<'a, String>>,
     pub ceiling: Option<Item<'a, RawResponse>>,
+    // The dead man's switch.
+    pub observer_required: Option<Item<'a, bool>>,
+    pub heartbeat_deadline: Option<Item<'a, String>>,
     /// Lists with at least one item that failed to parse, and `version` or `identity` when
     /// present but unreadable; reference checks against them (and "missing" errors) are
     /// skipped so one typo does not cascade.
@@ -235,6 +238,8 @@ pub(crate) fn collect_file<'a>(
                     "correlate",
                     "escalate_within",
                     "ceiling",
+                    "required",
+                    "heartbeat_deadline",
                 ],
                 diags,
                 |key, n, d| match key {
@@ -254,6 +259,15 @@ pub(crate) fn collect_file<'a>(
                         d,
                     ),
                     "ceiling" => single(file, n, "observer.ceiling", &mut c.ceiling, d),
+                    // The dead man's switch.
+                    "required" => single(file, n, "observer.required", &mut c.observer_required, d),
+                    "heartbeat_deadline" => single(
+                        file,
+                        n,
+                        "observer.heartbeat_deadline",
+                        &mut c.heartbeat_deadline,
+                        d,
+                    ),
                     "baseline_window" => single(
                         file,
                         n,

@@ -2,14 +2,15 @@
 //! correlation rules and the escalation policy.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use super::collect::{Collected, Item};
 use super::{duration_or_report, rules};
 use globset::GlobSetBuilder;
 
 use crate::compiled::{
-    CorrelateOn, Correlation, DataPolicy, Detector, DetectorKind, Escalation, Intervention,
-    ObserverSettings,
+    CorrelateOn, Correlation, DEFAULT_HEARTBEAT_DEADLINE, DataPolicy, Detector, DetectorKind,
+    Escalation, Intervention, ObserverSettings,
 };
 use crate::diagnostic::{Diagnostic, Diagnostics, suggest};
 use crate::raw::{RawCorrelateOn, RawDetectorKind, RawResponse};
@@ -99,12 +100,15 @@ pub(super) fn observer(
     }
     let correlate = correlations(c, &detectors, &mut ids, diags);
     let escalation = escalation(c, diags);
+    let (required, heartbeat_deadline) = dead_mans_switch(c, diags);
     ObserverSettings {
         baseline_window,
         learning_window,
         detectors,
         correlate,
         escalation,
+        required,
+        heartbeat_deadline,
     }
 }
 
@@ -224,3 +228,28 @@ fn escalation(c: &Collected<'_>, diags: &mut Diagnostics) -> Option<Escalation> 
             .map_or(Intervention::RevokeSession, |i| intervention(i.raw)),
     })
 }
+
+/// The dead man's switch: `observer.required` (default false) and
+/// `observer.heartbeat_deadline` (default 10s; 1s to 10m).
+fn dead_mans_switch(c: &Collected<'_>, diags: &mut Diagnostics) -> (bool, Duration) {
+    let required = c.observer_required.as_ref().is_some_and(|r| r.raw);
+    let deadline = c.heartbeat_deadline.as_ref().and_then(|i| {
+        let d = duration_or_report(&i.raw, i.at(), diags)?;
+        if (MIN_HEARTBEAT_DEADLINE..=MAX_HEARTBEAT_DEADLINE).contains(&d) {
+            Some(d)
+        } else {
+            diags.push(Diagnostic::error(
+                i.at(),
+                format!(
+                    "`observer.heartbeat_deadline` `{}` must be 1s to 10m",
+                    i.raw
+                ),
+            ));
+            None
+        }
+    });
+    (required, deadline.unwrap_or(DEFAULT_HEARTBEAT_DEADLINE))
+}
+
+const MIN_HEARTBEAT_DEADLINE: Duration = Duration::from_secs(1);
+const MAX_HEARTBEAT_DEADLINE: Duration = Duration::from_secs(600);

@@ -9,7 +9,7 @@ use serde::Serialize;
 /// The observer's settings. Everything here was validated at compile time: ids are unique
 /// across detectors and correlation rules, every rule names declared detectors, windows are
 /// positive.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ObserverSettings {
     /// History a baseline covers (records older than this age out of the profiles).
     pub baseline_window: Option<Duration>,
@@ -21,6 +21,29 @@ pub struct ObserverSettings {
     pub correlate: Vec<Correlation>,
     /// Escalation of repeated firings, when configured.
     pub escalation: Option<Escalation>,
+    // The dead man's switch.
+    /// Whether the gateway requires an observer: without its heartbeat within
+    /// `heartbeat_deadline`, the gateway puts itself in the conservative posture.
+    pub required: bool,
+    /// How long the gateway waits for the observer's heartbeat (default 10s; 1s to 10m).
+    pub heartbeat_deadline: Duration,
+}
+
+/// The heartbeat deadline when the charter names none.
+pub const DEFAULT_HEARTBEAT_DEADLINE: Duration = Duration::from_secs(10);
+
+impl Default for ObserverSettings {
+    fn default() -> ObserverSettings {
+        ObserverSettings {
+            baseline_window: None,
+            learning_window: None,
+            detectors: Vec::new(),
+            correlate: Vec::new(),
+            escalation: None,
+            required: false,
+            heartbeat_deadline: DEFAULT_HEARTBEAT_DEADLINE,
+        }
+    }
 }
 
 /// Detector kinds.
