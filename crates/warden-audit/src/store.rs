@@ -155,8 +155,8 @@ impl Ledger {
         let thread_dir = dir.to_path_buf();
         std::thread::Builder::new()
             .name("warden-ledger".to_owned())
-            .spawn(
-                move || match writer::Writer::open(&thread_dir, clock, &config, rx, (head_tx, observer)) {
+            .spawn(move || {
+                match writer::Writer::open(&thread_dir, clock, &config, rx, (head_tx, observer)) {
                     Ok(writer) => {
                         // If the caller gave up on `open`, nobody can append: drop the writer
                         // (and its lock) at once.
@@ -167,8 +167,8 @@ impl Ledger {
                     Err(e) => {
                         let _ = opened_tx.send(Err(e));
                     }
-                },
-            )
+                }
+            })
             .map_err(|e| LedgerError::Open {
                 path: dir.join(DB_FILE),
                 source: Arc::new(e),

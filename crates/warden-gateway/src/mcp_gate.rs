@@ -50,6 +50,11 @@ impl ToolGate for Governor {
         allowed: &Allowed,
         outcome: &ActionOutcome,
     ) -> Result<(), RecordError> {
+        // The upstream call ran from the decision to now (its server: the tool's prefix).
+        let server = tool.split_once('.').map_or(tool, |(server, _)| server);
+        let failed = outcome.status == "upstream_error";
+        self.telemetry
+            .upstream_call(server, allowed.started.elapsed(), failed);
         Governor::record_result(self, session, tool, allowed, outcome)
             .await
             .map(drop)

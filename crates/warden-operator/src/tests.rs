@@ -152,6 +152,7 @@ async fn fixture() -> Fixture {
         charter,
         recorder: recorder.clone(),
         clock,
+        observability: crate::Observability::default(),
         max_body_bytes: LIMIT,
     });
     Fixture {

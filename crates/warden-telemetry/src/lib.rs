@@ -230,13 +230,18 @@ impl Telemetry {
             .inc();
     }
 
-    /// An approval request settled (`approved`, `denied`, `expired`, ...) after `waited`.
-    pub fn approval(&self, outcome: &str, waited: Duration) {
+    /// An approval request settled: `outcome` is warden's own code (`granted`, `denied`,
+    /// `timed_out`).
+    pub fn approval(&self, outcome: &str) {
         self.approvals
             .get_or_create(&Outcome {
                 outcome: outcome.to_owned(),
             })
             .inc();
+    }
+
+    /// A call waited `waited` for an approval (however the wait ended).
+    pub fn approval_waited(&self, waited: Duration) {
         self.approval_wait.observe(waited.as_secs_f64());
     }
 
@@ -348,7 +353,10 @@ mod tests {
         }
         let text = t.encode();
         assert!(text.contains(r#"tool="fs.read""#), "{text}");
-        assert!(text.contains(r#"tool="other",agent="agent"} 100"#), "{text}");
+        assert!(
+            text.contains(r#"tool="other",agent="agent"} 100"#),
+            "{text}"
+        );
         assert!(!text.contains("evil"), "{text}");
     }
 
@@ -361,7 +369,10 @@ mod tests {
         t.ledger_commit(Duration::from_millis(1));
         t.set_controls_in_force(&[("frozen", 1)]);
         let text = t.encode();
-        for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        for line in text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
             assert!(line.starts_with("warden_"), "{line}");
         }
         assert!(text.contains(r#"warden_model_tokens_total{route="main",direction="input"} 10"#));
