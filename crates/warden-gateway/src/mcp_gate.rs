@@ -69,6 +69,11 @@ impl ToolGate for Governor {
         args: &Value,
         why: &str,
     ) -> impl Future<Output = Refused> + Send {
+        // A name no server offers: a refusal, counted under `tool="other"` unless inventoried.
+        let agent = &self.charter.identity.id;
+        let tier = Tier::Prohibited.as_str();
+        self.telemetry
+            .decision("deny", tier, "unroutable", tool, agent);
         Governor::record_unroutable(self, session, tool, called_as, args, why)
     }
 }
