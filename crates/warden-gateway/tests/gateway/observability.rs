@@ -448,3 +448,60 @@ async fn the_metrics_count_decisions_and_a_model_call_with_bounded_tool_labels()
     assert_eq!(m[r#"warden_controls_in_force{action="frozen"}"#], 1.0);
     s.h.stop().await;
 }
+
+/// This process's resident memory, in bytes (Linux).
+fn rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches(" kB")
+        .trim()
+        .parse()
+        .unwrap();
+    kb * 1024
+}
+
+/// A reader that connects and then reads nothing, on a real ledger of about 120 MB of events:
+/// the gateway reads the next batch only when the connection took the last one, so its memory
+/// grows by the socket buffers and a batch, not by the ledger.
+#[tokio::test]
+async fn a_stalled_reader_does_not_load_the_ledger_into_memory() {
+    let h = Harness::start(Arc::new(SystemClock)).await;
+    let observer = observer_token(&h).await;
+    let ledger = h.app_state().governor.ledger().clone();
+    let filler = "x".repeat(2000);
+    for _ in 0..60 {
+        let batch = (0..1000)
+            .map(|i| NewRecord {
+                session: None,
+                kind: RecordKind::GatewayStarted,
+                payload: json!({ "i": i, "filler": filler }),
+            })
+            .collect();
+        ledger.append_batch(batch).await.unwrap();
+    }
+    let before = rss();
+    let mut client = tokio::net::TcpStream::connect(h.operator_addr)
+        .await
+        .unwrap();
+    let request = format!(
+        "GET /v1/ledger/stream HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer {observer}\r\n\r\n",
+        h.operator_addr
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut client, request.as_bytes())
+        .await
+        .unwrap();
+    // Long enough to read the whole ledger many times over if nothing held it back.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let grown = rss().saturating_sub(before);
+    assert!(
+        grown < 48 * 1024 * 1024,
+        "memory grew by {} MB for a reader that reads nothing",
+        grown / (1024 * 1024)
+    );
+    drop(client);
+    h.stop().await;
+}

@@ -105,12 +105,7 @@ async fn main() {
     let mut readers = Vec::new();
     let started = Instant::now();
     for _ in 0..args.readers {
-        readers.push(tasks.spawn(read_all(
-            h.http.clone(),
-            url.clone(),
-            token.clone(),
-            head,
-        )));
+        readers.push(tasks.spawn(read_all(h.http.clone(), url.clone(), token.clone(), head)));
     }
     let mut total = 0;
     for r in readers {
