@@ -8,6 +8,7 @@
     clippy::print_stdout,
     clippy::unwrap_used,
     clippy::expect_used,
+    clippy::indexing_slicing,
     reason = "a benchmark tool that prints its figures; a failed step ends the run"
 )]
 
