@@ -81,6 +81,8 @@ pub struct Governor {
     outstanding: OutstandingActions,
     open_approvals: approval_wait::OpenApprovals,
     capture: Arc<CaptureQuota>,
+    /// The metrics it counts decisions into (see `crate::telemetry`).
+    pub(crate) telemetry: Arc<warden_telemetry::Telemetry>,
 }
 
 impl std::fmt::Debug for Governor {
@@ -118,6 +120,7 @@ impl Governor {
             .map(|s| s.id.clone())
             .collect();
         Governor {
+            telemetry: Arc::new(crate::telemetry::for_charter(&charter)),
             paths: Arc::new(PathArguments::new(&charter)),
             charter,
             ledger,
@@ -227,6 +230,13 @@ impl Governor {
         // Before anything else looks at the call: a tool the inventory does not name is
         // refused whatever the rules say (a glob such as `fs.*` would match it), on every path.
         if !self.charter.is_inventoried(tool) {
+            self.telemetry.decision(
+                "deny",
+                "prohibited",
+                "not_inventoried",
+                tool,
+                &self.charter.identity.id,
+            );
             return Err(self
                 .record_refused_attempt(
                     session,
@@ -406,6 +416,14 @@ impl Governor {
                 approval: None,
             });
         }
+        let (verdict, tier, why) = (decision.verdict, decision.tier, decision.reason);
+        self.telemetry.decision(
+            verdict.as_str(),
+            tier.as_str(),
+            why.as_str(),
+            tool,
+            &self.charter.identity.id,
+        );
         self.persist_labels(session, &labelled).await;
         if let Some(inc) = increment
             && let Err(e) = self.scope_counters.persist(inc).await

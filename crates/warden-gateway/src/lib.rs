@@ -31,6 +31,7 @@ mod routes;
 pub mod session_refusals;
 pub mod shutdown;
 pub mod startup;
+pub mod telemetry;
 pub mod tls;
 
 pub use app_state::AppState;

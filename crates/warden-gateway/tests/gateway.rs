@@ -41,6 +41,8 @@ mod model_turns;
 mod models;
 #[path = "gateway/names.rs"]
 mod names;
+#[path = "gateway/observability.rs"]
+mod observability;
 #[path = "gateway/paths.rs"]
 mod paths;
 #[path = "gateway/provider_actions.rs"]

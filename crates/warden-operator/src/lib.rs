@@ -21,6 +21,7 @@ mod auth;
 pub mod controls;
 mod credentials;
 mod error;
+mod ledger_stream;
 mod links;
 mod sessions;
 
@@ -38,6 +39,10 @@ use warden_core::{Clock, Recorder};
 use warden_session::{OperatorCredentials, SessionStore};
 
 pub use error::{ApiError, BodyBytes, JsonBody};
+pub use ledger_stream::{
+    FeedFuture, FeedRecord, KEEP_ALIVE, LedgerFeed, MAX_BATCH, MAX_STREAMS, MetricsSource,
+    Observability,
+};
 
 /// The largest body a signed-link `POST` may carry (a form with a reason).
 pub const MAX_LINK_BODY_BYTES: usize = 16 * 1024;
@@ -62,6 +67,8 @@ pub struct OperatorState {
     pub clock: Arc<dyn Clock>,
     /// The largest body an authenticated request may carry, in bytes.
     pub max_body_bytes: usize,
+    /// The ledger stream and the metrics (the observer's read surfaces).
+    pub observability: Observability,
 }
 
 /// The operator plane's routes, with their layers.
@@ -87,6 +94,8 @@ pub fn router(state: Arc<OperatorState>) -> Router {
         .route("/v1/approvals/{id}", get(approvals::show))
         .route("/v1/approvals/{id}/approve", post(approvals::approve))
         .route("/v1/approvals/{id}/deny", post(approvals::deny))
+        .route("/v1/ledger/stream", get(ledger_stream::stream))
+        .route("/metrics", get(ledger_stream::metrics))
         // The limit the body extractors enforce (over it: `413` in the API's shape). It only
         // sets a limit; bodies are read by the handlers, after authentication.
         .layer(DefaultBodyLimit::max(state.max_body_bytes))

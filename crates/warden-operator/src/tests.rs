@@ -159,6 +159,7 @@ async fn fixture() -> Fixture {
         recorder: recorder.clone(),
         controls,
         clock,
+        observability: crate::Observability::default(),
         max_body_bytes: LIMIT,
     });
     Fixture {

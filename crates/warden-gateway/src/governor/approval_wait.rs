@@ -211,6 +211,7 @@ impl Governor {
         args: Value,
         waiting: Waiting<'_>,
     ) -> Result<Allowed, Refused> {
+        let _waited = crate::telemetry::ApprovalWait::start(&self.telemetry);
         let started = Instant::now();
         let deadline = entry.deadline();
         let total = (deadline - self.clock.now()).as_seconds_f64().max(0.0);

@@ -44,6 +44,7 @@ fn restate(f: &mut Fixture, desk: Option<Arc<controls::ControlDesk>>, limit: usi
         charter: f.state.charter.clone(),
         recorder: f.recorder.clone(),
         controls: desk.unwrap_or_else(|| f.state.controls.clone()),
+        observability: f.state.observability.clone(),
         clock: f.state.clock.clone(),
         max_body_bytes: limit,
     });
