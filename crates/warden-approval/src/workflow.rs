@@ -18,9 +18,12 @@ use warden_core::{Clock, Decision, NewRecord, RecordKind, Recorder};
 
 use crate::throttle::Throttle;
 use crate::{
-    ActionHash, ApprovalRequest, ApprovalStore, Approver, Entry, NewApproval, Signer, Status,
-    StoreError, UseRefusal, VoteRefusal, Voted,
+    ActionHash, ApprovalRequest, ApprovalStore, Entry, NewApproval, Signer, Status, StoreError,
+    UseRefusal,
 };
+
+mod decide;
+pub use decide::{Choice, DecideError, Decided, Decider};
 
 /// How often the sweeper looks for requests past their deadline.
 pub const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
@@ -42,79 +45,6 @@ pub type CredentialCheck = Arc<
         + Send
         + Sync,
 >;
-
-/// Approve or deny.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Choice {
-    /// Approve.
-    Approve,
-    /// Deny.
-    Deny,
-}
-
-impl Choice {
-    fn as_str(self) -> &'static str {
-        match self {
-            Choice::Approve => "approve",
-            Choice::Deny => "deny",
-        }
-    }
-}
-
-/// Who is deciding, and through which channel.
-#[derive(Debug, Clone)]
-pub struct Decider<'a> {
-    /// The credential's name (an operator token's name, or `link` for a signed link).
-    pub credential: &'a str,
-    /// The charter principal, if the credential is an approver's.
-    pub principal: Option<&'a str>,
-    /// `api` or `link`.
-    pub channel: &'a str,
-    /// For a link, the delivery target it was sent to (signed into the link).
-    pub target: Option<&'a str>,
-    /// For the API, the operator credential's id.
-    pub credential_id: Option<&'a str>,
-}
-
-/// An approver's decision that took effect.
-#[derive(Debug, Clone)]
-pub struct Decided {
-    /// `granted`, `counted` (a vote; the quorum is not met yet) or `denied`.
-    pub outcome: &'static str,
-    /// The request after the decision.
-    pub request: ApprovalRequest,
-}
-
-/// Why a decision did not take effect: an HTTP status, a stable code and a sentence.
-#[derive(Debug, Clone)]
-pub struct DecideError {
-    /// HTTP status.
-    pub status: u16,
-    /// Stable code (the refusal's, `unknown_approval`, `ledger_unavailable`, ...).
-    pub code: &'static str,
-    /// For the person who tried.
-    pub message: String,
-}
-
-/// The API error of a refused decision.
-fn refused(r: VoteRefusal, message: String) -> DecideError {
-    DecideError {
-        status: refusal_status(r),
-        code: r.code(),
-        message,
-    }
-}
-
-fn refusal_status(r: VoteRefusal) -> u16 {
-    match r {
-        VoteRefusal::NotAnApprover | VoteRefusal::NoAuthority | VoteRefusal::SelfApproval => 403,
-        VoteRefusal::DuplicateApprover
-        | VoteRefusal::SharedTarget
-        | VoteRefusal::Replay
-        | VoteRefusal::AlreadyDecided(_) => 409,
-        VoteRefusal::Expired => 410,
-    }
-}
 
 /// The approval workflow.
 pub struct Approvals {
@@ -324,152 +254,6 @@ impl Approvals {
         if let Some(aggregate) = aggregate {
             self.record_refused(None, aggregate).await;
         }
-    }
-
-    /// Approves or denies request `id` as `decider`.
-    pub async fn decide(
-        &self,
-        id: &str,
-        decider: &Decider<'_>,
-        choice: Choice,
-        reason: Option<String>,
-    ) -> Result<Decided, DecideError> {
-        let refused_payload = |code: &str, message: &str| {
-            json!({
-                "approval": id,
-                "attempted": choice.as_str(),
-                "credential": decider.credential,
-                "principal": decider.principal,
-                "channel": decider.channel,
-                "refusal": code,
-                "message": message,
-            })
-        };
-        if reason.as_ref().is_some_and(|r| r.len() > MAX_REASON_BYTES) {
-            return Err(DecideError {
-                status: 400,
-                code: "invalid_reason",
-                message: format!("`reason` is longer than {MAX_REASON_BYTES} bytes"),
-            });
-        }
-        let Some(entry) = self.store.entry(id) else {
-            // Not in memory: decided long ago, or unknown.
-            let stored = self.store.get(id).await.map_err(|e| DecideError {
-                status: 503,
-                code: "store_unavailable",
-                message: e.to_string(),
-            })?;
-            let Some(req) = stored else {
-                let message = format!("no approval request `{id}`");
-                self.record_refused(None, refused_payload("unknown_approval", &message))
-                    .await;
-                return Err(DecideError {
-                    status: 404,
-                    code: "unknown_approval",
-                    message,
-                });
-            };
-            let refusal = if req.status == Status::Used {
-                VoteRefusal::Replay
-            } else {
-                VoteRefusal::AlreadyDecided(req.status)
-            };
-            let message = refusal.message(&req);
-            self.record_refused(
-                Some(&req.session),
-                refused_payload(refusal.code(), &message),
-            )
-            .await;
-            return Err(refused(refusal, message));
-        };
-        let mut current = entry.lock().await;
-        let now = self.clock.now();
-        let approver = Approver {
-            principal: decider.principal,
-            has_authority: decider
-                .principal
-                .is_some_and(|p| self.has_authority(p, &current.authority_for)),
-            channel: decider.channel,
-            target: decider.target,
-            credential: decider.credential_id,
-        };
-        let sod = self.charter.authority.separation_of_duties;
-        let mut next = current.clone();
-        let applied = match choice {
-            Choice::Approve => next.approve(&approver, sod, reason.clone(), now),
-            Choice::Deny => next
-                .deny(&approver, sod, reason.clone(), now)
-                .map(|()| Voted::Granted),
-        };
-        let voted = match applied {
-            Ok(v) => v,
-            Err(refusal) => {
-                let message = refusal.message(&current);
-                self.record_refused(
-                    Some(&current.session),
-                    refused_payload(refusal.code(), &message),
-                )
-                .await;
-                return Err(refused(refusal, message));
-            }
-        };
-        let outcome = match (choice, voted) {
-            (Choice::Deny, _) => "denied",
-            (Choice::Approve, Voted::Granted) => "granted",
-            (Choice::Approve, Voted::Counted { .. }) => "counted",
-        };
-        let (kind, payload) = match choice {
-            Choice::Approve => (
-                RecordKind::ApprovalGranted,
-                json!({
-                    "approval": id,
-                    "action": current.action,
-                    "approver": decider.principal,
-                    "credential": decider.credential,
-                    "channel": decider.channel,
-                    "target": decider.target,
-                    "reason": reason,
-                    "approvals": next.approvals.len(),
-                    "quorum": next.quorum,
-                    "granted": outcome == "granted",
-                }),
-            ),
-            Choice::Deny => (
-                RecordKind::ApprovalDenied,
-                json!({
-                    "approval": id,
-                    "action": current.action,
-                    "approver": decider.principal,
-                    "credential": decider.credential,
-                    "channel": decider.channel,
-                    "reason": reason,
-                }),
-            ),
-        };
-        // Recorded first; then stored; only then does anyone waiting see it.
-        self.record(&current.session, kind, payload)
-            .await
-            .map_err(|e| DecideError {
-                status: 503,
-                code: "ledger_unavailable",
-                message: format!(
-                    "the decision could not be recorded, so it did not take effect: {e}"
-                ),
-            })?;
-        self.store
-            .save(&entry, &mut current, next)
-            .await
-            .map_err(|e| DecideError {
-                status: 503,
-                code: "store_unavailable",
-                message: format!(
-                    "the decision could not be stored, so it did not take effect: {e}"
-                ),
-            })?;
-        Ok(Decided {
-            outcome,
-            request: current.clone(),
-        })
     }
 
     /// Marks the grant of `entry` used by the attempt `action` (whose hash must be the

@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use warden_core::Clock;
 
 use crate::chain::canonical_json;
@@ -90,6 +90,14 @@ impl Default for LedgerConfig {
     }
 }
 
+/// Told by the writer, on its thread, after each group commit: how many records, how long
+/// the transaction took, and whether it committed. It must return quickly (it runs between
+/// commits); a metrics histogram is the intended use.
+pub trait CommitObserver: Send + Sync + 'static {
+    /// One group commit of `records` records took `took`; `committed` is false if it failed.
+    fn committed(&self, records: usize, took: Duration, committed: bool);
+}
+
 /// A handle on the ledger's writer: cheap to clone, shared by every task that appends.
 ///
 /// Appends are durable when they return `Ok`. Every append is bounded by
@@ -109,6 +117,8 @@ pub struct Ledger {
     /// `opened` plus one; 0 when the last append succeeded (or none failed).
     failed_at: Arc<AtomicU64>,
     opened: std::time::Instant,
+    /// The committed head, as the writer publishes it.
+    committed: watch::Receiver<u64>,
 }
 
 /// How long after a failed append (with none succeeding since) the ledger is reported as not
@@ -128,14 +138,25 @@ impl Ledger {
         clock: Arc<dyn Clock>,
         config: LedgerConfig,
     ) -> Result<Ledger, LedgerError> {
+        Ledger::open_observed(dir, clock, config, None).await
+    }
+
+    /// [`Ledger::open`], with `observer` told of every group commit (its duration).
+    pub async fn open_observed(
+        dir: &Path,
+        clock: Arc<dyn Clock>,
+        config: LedgerConfig,
+        observer: Option<Arc<dyn CommitObserver>>,
+    ) -> Result<Ledger, LedgerError> {
         let (tx, rx) = mpsc::channel(config.queue_capacity.get());
+        let (head_tx, committed) = watch::channel(0);
         let append_timeout = config.append_timeout;
         let (opened_tx, opened) = oneshot::channel();
         let thread_dir = dir.to_path_buf();
         std::thread::Builder::new()
             .name("warden-ledger".to_owned())
-            .spawn(
-                move || match writer::Writer::open(&thread_dir, clock, &config, rx) {
+            .spawn(move || {
+                match writer::Writer::open(&thread_dir, clock, &config, rx, (head_tx, observer)) {
                     Ok(writer) => {
                         // If the caller gave up on `open`, nobody can append: drop the writer
                         // (and its lock) at once.
@@ -146,8 +167,8 @@ impl Ledger {
                     Err(e) => {
                         let _ = opened_tx.send(Err(e));
                     }
-                },
-            )
+                }
+            })
             .map_err(|e| LedgerError::Open {
                 path: dir.join(DB_FILE),
                 source: Arc::new(e),
@@ -160,7 +181,21 @@ impl Ledger {
             head: Arc::new(AtomicU64::new(0)),
             failed_at: Arc::new(AtomicU64::new(0)),
             opened: std::time::Instant::now(),
+            committed,
         })
+    }
+
+    /// A watch on the ledger's committed head: the `seq` of the last record the writer
+    /// committed (by any handle; the ledger's last record at open), updated after each commit
+    /// and before its appenders are answered. Never decreases. A reader following the ledger
+    /// waits on it (`changed()`) instead of polling.
+    pub fn watch_head(&self) -> watch::Receiver<u64> {
+        self.committed.clone()
+    }
+
+    /// How many appends wait in the writer's queue now (an `append_batch` counts as one).
+    pub fn queue_depth(&self) -> usize {
+        self.tx.max_capacity().saturating_sub(self.tx.capacity())
     }
 
     /// The data directory.

@@ -238,6 +238,10 @@ pub(crate) fn duration_or_report(
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_dead_mans_switch;
+#[cfg(test)]
 mod tests_names;
+#[cfg(test)]
+mod tests_observer;
 #[cfg(test)]
 mod tests_papercuts;

@@ -14,7 +14,12 @@ use crate::amount::Amount;
 use crate::index::ToolIndex;
 
 mod authority;
+mod observer;
 pub use authority::{Authority, Enrolment, NotifyTarget, Principal, Role};
+pub use observer::{
+    CorrelateOn, Correlation, DEFAULT_HEARTBEAT_DEADLINE, Detector, DetectorKind, Escalation,
+    Intervention, ObserverSettings,
+};
 
 /// A charter compiled and ready to decide with. Cheap to share behind an `Arc`.
 #[derive(Debug)]
@@ -480,64 +485,4 @@ pub struct Context {
     pub state: std::collections::BTreeMap<String, serde_json::Value>,
     /// Whether the model proxy adds identity and context as a system message.
     pub system_message: bool,
-}
-
-/// Observer settings.
-#[derive(Debug, Clone, Default)]
-pub struct ObserverSettings {
-    /// History a baseline covers.
-    pub baseline_window: Option<Duration>,
-    /// Learning window after a charter change.
-    pub learning_window: Option<Duration>,
-    /// Detectors.
-    pub detectors: Vec<Detector>,
-}
-
-/// Detector kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DetectorKind {
-    /// Intent without action or action without intent.
-    IntentMismatch,
-    /// Reads under a never-seen prefix.
-    NewResourceBurst,
-    /// Rate far off the baseline.
-    Rate,
-    /// Many denials.
-    DenialStorm,
-    /// Sensitive read then outbound send.
-    SensitiveThenSend,
-}
-
-/// Interventions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Intervention {
-    /// Alert.
-    Alert,
-    /// Conservative posture.
-    Conservative,
-    /// Freeze the tool.
-    FreezeTool,
-    /// Revoke the session.
-    RevokeSession,
-}
-
-/// An observer detector.
-#[derive(Debug, Clone)]
-pub struct Detector {
-    /// Detector id.
-    pub id: String,
-    /// Kind.
-    pub kind: DetectorKind,
-    /// Threshold.
-    pub threshold: Option<f64>,
-    /// Window.
-    pub window: Option<Duration>,
-    /// Sensitive labels.
-    pub labels: Vec<Arc<str>>,
-    /// Outbound tool globs as written.
-    pub tools: Vec<String>,
-    /// Response.
-    pub response: Intervention,
 }

@@ -526,6 +526,10 @@ pub(crate) struct RawDetector {
     pub tools: Vec<String>,
     /// The intervention.
     pub response: RawResponse,
+    /// Whether this detector's signal may act on its own (otherwise it only alerts, and acts
+    /// through a `correlate` rule).
+    #[serde(default)]
+    pub alone: Option<bool>,
 }
 
 /// Detector kinds.
@@ -542,6 +546,10 @@ pub(crate) enum RawDetectorKind {
     DenialStorm,
     /// A sensitive read followed by an outbound send.
     SensitiveThenSend,
+    /// A model turn using far more tokens than the baseline.
+    TokenSpike,
+    /// The ledger's hash chain does not verify.
+    LedgerIntegrity,
 }
 
 /// Interventions, mildest first.
@@ -556,4 +564,36 @@ pub(crate) enum RawResponse {
     FreezeTool,
     /// Revoke the session.
     RevokeSession,
+    /// The frozen posture: every action is denied.
+    Frozen,
+}
+
+/// One observer correlation rule: several detectors agreeing within a window act together.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCorrelation {
+    /// Rule id (unique among detectors and rules).
+    pub id: String,
+    /// The detectors whose signals count.
+    pub signals: Vec<String>,
+    /// How many distinct detectors of `signals` must agree.
+    #[serde(default)]
+    pub min: Option<u32>,
+    /// The window they must agree within (`5m`).
+    pub within: String,
+    /// Whether they must be about the same session or the same agent.
+    #[serde(default)]
+    pub on: Option<RawCorrelateOn>,
+    /// The intervention.
+    pub response: RawResponse,
+}
+
+/// What correlated signals must share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RawCorrelateOn {
+    /// The same session.
+    Session,
+    /// The same agent.
+    Agent,
 }

@@ -116,6 +116,20 @@ record_kinds! {
     /// A model call refused before it was forwarded: the gateway posture is frozen, or the
     /// session carries a data label the charter keeps from the model alias.
     ModelRefused = "model_refused",
+    /// A control was put in force (by an operator, the observer, or the gateway's dead man's
+    /// switch): the payload is the control; written before the control takes effect.
+    ControlSet = "control_set",
+    /// An admin (or the dead man's switch, for its own control) lifted a control.
+    ControlLifted = "control_lifted",
+    /// A control's expiry passed (written when the gateway first noticed it).
+    ControlExpired = "control_expired",
+    /// The observer sent an alert: the payload is control-shaped; nothing is put in force.
+    ObserverAlert = "observer_alert",
+    /// The charter requires an observer and none was heard within the heartbeat deadline: the
+    /// dead man's switch put the gateway in the conservative posture.
+    ObserverHeartbeatMissed = "observer_heartbeat_missed",
+    /// The observer was heard again: the dead man's switch lifted its control.
+    ObserverHeartbeatRestored = "observer_heartbeat_restored",
 }
 
 impl fmt::Display for RecordKind {

@@ -9,7 +9,6 @@ use warden_session::{SessionStore, StateDb};
 
 use crate::config::Config;
 use crate::governor::Governor;
-use crate::interventions::Interventions;
 use crate::pending_results::PendingResults;
 use crate::session_refusals::SessionRefusals;
 
@@ -27,8 +26,9 @@ pub struct AppState {
     pub config: Config,
     /// Decide-API actions awaiting their result.
     pub pending: PendingResults,
-    /// Interventions in force.
-    pub controls: Arc<Interventions>,
+    /// The controls in force (read by the governor and the model proxy), and their write
+    /// path (the control API and the dead man's switch).
+    pub controls: Arc<warden_operator::controls::ControlDesk>,
     /// The model proxy (its router is merged into the agent plane).
     pub models: Arc<ModelProxy>,
     /// When refusals of revoked and expired sessions were last recorded.

@@ -43,7 +43,11 @@ use serde::Deserialize;
 pub use warden_session::CaptureLimits;
 
 pub mod deployment;
+mod error;
+mod parse;
 pub use deployment::{Deployment, PlaneDeployment, TlsFiles};
+pub use error::ConfigError;
+use parse::{addr, connections, duration, pick};
 
 /// Default agent plane address.
 pub const DEFAULT_AGENT_LISTEN: &str = "127.0.0.1:8700";
@@ -215,103 +219,6 @@ pub struct Webhook {
     pub url: url::Url,
     /// `true` for a Slack-compatible body (`text` + `blocks`), `false` for warden's JSON.
     pub slack: bool,
-}
-
-/// A configuration problem.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The config file could not be read.
-    #[error("config file `{path}` {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The cause: it cannot be read, is not a regular file, is too large or not UTF-8.
-        #[source]
-        source: warden_core::small_file::SmallFileError,
-    },
-    /// The config file is not valid TOML for this schema.
-    #[error("invalid config file `{path}`: {message}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong, with line and column.
-        message: String,
-    },
-    /// A setting has an invalid value.
-    #[error("invalid `{setting}` (from {origin}): `{value}`: {reason}")]
-    Invalid {
-        /// The setting.
-        setting: &'static str,
-        /// Where the value came from.
-        origin: &'static str,
-        /// The value.
-        value: String,
-        /// Why it is invalid.
-        reason: String,
-    },
-    /// No charter was given.
-    #[error(
-        "no charter given: pass `--charter PATH`, set `WARDEN_CHARTER`, or set `charter` in the config file"
-    )]
-    NoCharter,
-}
-
-fn pick<T: Clone>(flag: &Option<T>, env: Option<T>, file: &Option<T>) -> Option<(T, &'static str)> {
-    flag.clone()
-        .map(|v| (v, "flag"))
-        .or_else(|| env.map(|v| (v, "environment")))
-        .or_else(|| file.clone().map(|v| (v, "config file")))
-}
-
-fn addr(
-    setting: &'static str,
-    value: Option<(String, &'static str)>,
-    default: &str,
-) -> Result<SocketAddr, ConfigError> {
-    let (v, origin) = value.unwrap_or_else(|| (default.to_owned(), "default"));
-    v.parse()
-        .map_err(|e: std::net::AddrParseError| ConfigError::Invalid {
-            setting,
-            origin,
-            value: v,
-            reason: format!("{e} (write `host:port`, e.g. `127.0.0.1:8700`)"),
-        })
-}
-
-fn duration(
-    setting: &'static str,
-    value: Option<(String, &'static str)>,
-    default: Duration,
-) -> Result<Duration, ConfigError> {
-    match value {
-        None => Ok(default),
-        Some((v, origin)) => warden_charter::parse_duration(&v).ok_or(ConfigError::Invalid {
-            setting,
-            origin,
-            value: v,
-            reason: "write a positive whole number and a unit (`90s`, `15m`, `2h`, `7d`), at most ten years".to_owned(),
-        }),
-    }
-}
-
-fn connections(
-    setting: &'static str,
-    value: Option<(String, &'static str)>,
-    default: usize,
-) -> Result<usize, ConfigError> {
-    match value {
-        None => Ok(default),
-        Some((v, origin)) => v
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=1_000_000).contains(n))
-            .ok_or(ConfigError::Invalid {
-                setting,
-                origin,
-                value: v,
-                reason: "a whole number of connections, from 1 to 1000000".to_owned(),
-            }),
-    }
 }
 
 impl Config {

@@ -30,10 +30,9 @@ use warden_approval::Approvals;
 use warden_approval::workflow::request_json;
 use warden_core::gate::{Allowed, PendingApproval, ProgressFn, RefusalReason, Refused, Via};
 use warden_models::ModelTurns;
-use warden_session::{CaptureQuota, ScopeCounters, Session, SessionStore};
+use warden_session::{CaptureQuota, Controls, ScopeCounters, Session, SessionStore};
 
 use crate::capture::json_len;
-use crate::interventions::Interventions;
 use crate::outstanding::{OutstandingActions, ResultDeadlines};
 use crate::paths::PathArguments;
 
@@ -72,7 +71,7 @@ pub struct Governor {
     ledger: Ledger,
     scope_counters: ScopeCounters,
     sessions: SessionStore,
-    controls: Arc<Interventions>,
+    controls: Arc<Controls>,
     approvals: Arc<Approvals>,
     model_turns: Arc<ModelTurns>,
     clock: Arc<dyn Clock>,
@@ -82,6 +81,8 @@ pub struct Governor {
     outstanding: OutstandingActions,
     open_approvals: approval_wait::OpenApprovals,
     capture: Arc<CaptureQuota>,
+    /// The metrics it counts decisions into (see `crate::telemetry`).
+    pub(crate) telemetry: Arc<warden_telemetry::Telemetry>,
 }
 
 impl std::fmt::Debug for Governor {
@@ -103,7 +104,7 @@ impl Governor {
         ledger: Ledger,
         scope_counters: ScopeCounters,
         sessions: SessionStore,
-        controls: Arc<Interventions>,
+        controls: Arc<Controls>,
         approvals: Arc<Approvals>,
         model_turns: Arc<ModelTurns>,
         clock: Arc<dyn Clock>,
@@ -119,6 +120,7 @@ impl Governor {
             .map(|s| s.id.clone())
             .collect();
         Governor {
+            telemetry: Arc::new(crate::telemetry::for_charter(&charter)),
             paths: Arc::new(PathArguments::new(&charter)),
             charter,
             ledger,
@@ -228,6 +230,13 @@ impl Governor {
         // Before anything else looks at the call: a tool the inventory does not name is
         // refused whatever the rules say (a glob such as `fs.*` would match it), on every path.
         if !self.charter.is_inventoried(tool) {
+            self.telemetry.decision(
+                "deny",
+                "prohibited",
+                "not_inventoried",
+                tool,
+                &self.charter.identity.id,
+            );
             return Err(self
                 .record_refused_attempt(
                     session,
@@ -296,12 +305,10 @@ impl Governor {
         }
 
         let labels = session.labels();
-        let controls = PdpControls {
-            posture: self.controls.posture(),
-            session_revoked: session.is_revoked(),
-            tool_frozen: self.controls.is_frozen(tool),
-        };
-        let (decision, increment) = self.scope_counters.decide_and_count(
+        // The controls that apply to this session and tool, from the in-memory snapshot.
+        let applied = self.controls.applying(session, Some(tool), now);
+        let controls: PdpControls = applied.pdp(session.is_revoked());
+        let (mut decision, increment) = self.scope_counters.decide_and_count(
             &self.charter,
             &session.id,
             now,
@@ -321,6 +328,16 @@ impl Governor {
                 )
             },
         );
+        // A decision a control changed names it, and its reason reaches the agent (and
+        // the approvers, when it asks).
+        let control = applied.changed(decision.reason).map(|c| {
+            let by = format!("control `{}`: {}", c.id, c.reason);
+            decision.detail = Some(match decision.detail.take() {
+                Some(d) => format!("{d}; {by}"),
+                None => by,
+            });
+            c.id.clone()
+        });
         // Labels that depend only on the action (its tool and paths) are in force from the
         // moment it is allowed, before it runs: a concurrent call of the session decided after
         // this one sees them. Added even if the commit below fails (they only restrict).
@@ -346,6 +363,9 @@ impl Governor {
             _ => None,
         };
         let mut decided = json!({ "action": action_id, "decision": decision });
+        if let (Some(id), Some(obj)) = (control, decided.as_object_mut()) {
+            obj.insert("control".to_owned(), Value::String(id));
+        }
         let linked = match &plan {
             Some(Plan::Use(e) | Plan::Join(e)) => Some(e.id().to_owned()),
             Some(Plan::Denied(_, p)) => Some(p.id.clone()),
@@ -396,6 +416,14 @@ impl Governor {
                 approval: None,
             });
         }
+        let (verdict, tier, why) = (decision.verdict, decision.tier, decision.reason);
+        self.telemetry.decision(
+            verdict.as_str(),
+            tier.as_str(),
+            why.as_str(),
+            tool,
+            &self.charter.identity.id,
+        );
         self.persist_labels(session, &labelled).await;
         if let Some(inc) = increment
             && let Err(e) = self.scope_counters.persist(inc).await

@@ -225,3 +225,20 @@ pub(crate) async fn answer_within(timeout: Duration, req: Request, next: Next) -
         .into_response(),
     }
 }
+
+/// Raises the soft limit on open files to the hard limit, so that the connection caps, not the
+/// descriptor limit, bound the listeners (a soft limit of 1024 is common). A failure is
+/// logged and start-up goes on.
+pub(crate) fn raise_open_files_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current.is_some() && limit.current != limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::warn!(error = %e, "The open files limit could not be raised.");
+        }
+    }
+}

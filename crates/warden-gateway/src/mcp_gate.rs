@@ -50,6 +50,11 @@ impl ToolGate for Governor {
         allowed: &Allowed,
         outcome: &ActionOutcome,
     ) -> Result<(), RecordError> {
+        // The upstream call ran from the decision to now (its server: the tool's prefix).
+        let server = tool.split_once('.').map_or(tool, |(server, _)| server);
+        let failed = outcome.status == "upstream_error";
+        self.telemetry
+            .upstream_call(server, allowed.started.elapsed(), failed);
         Governor::record_result(self, session, tool, allowed, outcome)
             .await
             .map(drop)
@@ -64,6 +69,11 @@ impl ToolGate for Governor {
         args: &Value,
         why: &str,
     ) -> impl Future<Output = Refused> + Send {
+        // A name no server offers: a refusal, counted under `tool="other"` unless inventoried.
+        let agent = &self.charter.identity.id;
+        let tier = Tier::Prohibited.as_str();
+        self.telemetry
+            .decision("deny", tier, "unroutable", tool, agent);
         Governor::record_unroutable(self, session, tool, called_as, args, why)
     }
 }

@@ -22,21 +22,22 @@ use warden_mcp::child_env::UnsetVariables;
 use warden_mcp::{PrepareError, PreparedUpstreams, Upstreams};
 use warden_models::{ModelProxy, ModelTurns};
 use warden_operator::OperatorState;
+use warden_operator::controls::ControlDesk;
 use warden_session::{
-    CaptureQuota, LedgerMark, OperatorCredentials, OperatorRole, ScopeCounters, SessionStore,
-    StateDb, TokenBudgets, TurnStore,
+    CaptureQuota, Controls, LedgerMark, OperatorCredentials, OperatorRole, ScopeCounters,
+    SessionStore, StateDb, TokenBudgets, TurnStore,
 };
 
 use crate::app_state::AppState;
 use crate::capture::QuotaRecorder;
 use crate::config::Config;
 use crate::governor::Governor;
-use crate::interventions::Interventions;
 use crate::listener::Plane;
 use crate::outstanding::ResultDeadlines;
 use crate::pending_results::PendingResults;
 use crate::routes::agent_router;
 use crate::session_refusals::SessionRefusals;
+use crate::telemetry::{GatewayMetrics, LedgerCommits, MeteredRecorder, observability};
 
 mod secrets;
 use secrets::{approval_signer, other_secrets, write_secret};
@@ -132,12 +133,13 @@ impl Gateway {
         clock: Arc<dyn Clock>,
     ) -> Result<RunningGateway, StartError> {
         let charter = compile_charter(&config)?;
+        let telemetry = Arc::new(crate::telemetry::for_charter(&charter));
         // The certificates are read before anything is opened or bound.
         let tls =
             crate::tls::Tls::load(&config.deployment).context("cannot load the TLS certificate")?;
-        raise_open_files_limit();
+        crate::listener::raise_open_files_limit();
         let prepared = prepare_upstreams(&charter)?;
-        let ledger = open_ledger(&config, &charter, &clock).await?;
+        let ledger = open_ledger(&config, &charter, &clock, &telemetry).await?;
         let stores = open_state(&config, &charter, &clock).await?;
         let background = Background {
             tasks: TaskTracker::new(),
@@ -145,9 +147,24 @@ impl Gateway {
             stop: CancellationToken::new(),
         };
         let model_tasks = TaskTracker::new();
-        // One set of interventions for the governor and the model proxy: a frozen posture
-        // stops actions and model calls alike.
-        let controls = Arc::new(Interventions::default());
+        // One set of controls for the governor and the model proxy: a frozen posture stops
+        // actions and model calls alike. Reloaded from `state.db`; unreadable, nothing starts.
+        let controls = Arc::new(
+            Controls::open(&stores.db)
+                .await
+                .context("cannot read the controls from the state store")?,
+        );
+        let desk = Arc::new(ControlDesk::new(
+            controls.clone(),
+            Arc::new(ledger.clone()),
+            clock.clone(),
+        ));
+        // Expired controls are recorded, and the dead man's switch kept.
+        background.tasks.spawn(crate::dead_mans_switch::run(
+            desk.clone(),
+            charter.observer.clone(),
+            background.stop.clone(),
+        ));
         // One capture quota per session for the governor and the model proxy.
         let capture = Arc::new(CaptureQuota::new(config.capture));
         // Each session's last model turns, kept across restarts: an approval raised after one
@@ -163,7 +180,10 @@ impl Gateway {
             ModelProxy::new(
                 charter.clone(),
                 stores.budgets,
-                Arc::new(QuotaRecorder::new(ledger.clone(), capture.clone())),
+                Arc::new(MeteredRecorder::new(
+                    Arc::new(QuotaRecorder::new(ledger.clone(), capture.clone())),
+                    telemetry.clone(),
+                )),
                 clock.clone(),
                 model_tasks.clone(),
                 controls.clone(),
@@ -199,16 +219,33 @@ impl Gateway {
                 .map(|s| s.id.clone())
                 .collect(),
         });
-        let approvals =
-            start_approvals(&config, &charter, &ledger, &stores.db, &clock, &background).await?;
+        let approvals = start_approvals(
+            &config,
+            &charter,
+            (&ledger, &telemetry),
+            &stores.db,
+            &clock,
+            &background,
+        )
+        .await?;
+        let metrics = GatewayMetrics {
+            telemetry: telemetry.clone(),
+            ledger: ledger.clone(),
+            sessions: stores.sessions.clone(),
+            controls: controls.clone(),
+            clock: clock.clone(),
+        };
         let operator = Arc::new(OperatorState {
             sessions: stores.sessions.clone(),
             operators: stores.operators,
             approvals: approvals.clone(),
             charter: charter.clone(),
             recorder: Arc::new(ledger.clone()),
+            controls: desk.clone(),
             clock: clock.clone(),
             max_body_bytes: config.max_body_bytes,
+            observability: observability(&config.data_dir, background.stop.clone(), metrics)
+                .await?,
         });
         let clock_for_pruning = clock.clone();
         let governor = Arc::new(
@@ -233,7 +270,8 @@ impl Gateway {
                 },
                 capture,
             )
-            .protecting_data_dir(&config.data_dir),
+            .protecting_data_dir(&config.data_dir)
+            .with_telemetry(telemetry),
         );
         // Results that never come are recorded as `unknown`, once a second; and the ledger's
         // committed head is written to `state.db` (the mark `warden audit verify` compares).
@@ -276,7 +314,7 @@ impl Gateway {
             sessions: stores.sessions,
             config: config.clone(),
             pending: PendingResults::default(),
-            controls,
+            controls: desk,
             models,
             session_refusals: SessionRefusals::default(),
         });
@@ -325,15 +363,22 @@ async fn open_ledger(
     config: &Config,
     charter: &CompiledCharter,
     clock: &Arc<dyn Clock>,
+    telemetry: &Arc<warden_telemetry::Telemetry>,
 ) -> anyhow::Result<Ledger> {
     crate::data_dir::prepare(&config.data_dir)?;
     let ledger_config = LedgerConfig {
         max_size_bytes: config.ledger_max_bytes,
         ..LedgerConfig::default()
     };
-    let ledger = Ledger::open(&config.data_dir, clock.clone(), ledger_config)
-        .await
-        .with_context(|| format!("cannot open the ledger in `{}`", config.data_dir.display()))?;
+    let commits = Arc::new(LedgerCommits(telemetry.clone()));
+    let ledger = Ledger::open_observed(
+        &config.data_dir,
+        clock.clone(),
+        ledger_config,
+        Some(commits),
+    )
+    .await
+    .with_context(|| format!("cannot open the ledger in `{}`", config.data_dir.display()))?;
     ledger
         .append(NewRecord {
             session: None,
@@ -402,7 +447,7 @@ async fn open_state(
 async fn start_approvals(
     config: &Config,
     charter: &Arc<CompiledCharter>,
-    ledger: &Ledger,
+    (ledger, telemetry): (&Ledger, &Arc<warden_telemetry::Telemetry>),
     db: &StateDb,
     clock: &Arc<dyn Clock>,
     background: &Background,
@@ -446,7 +491,10 @@ async fn start_approvals(
             store,
             signer,
             charter.clone(),
-            Arc::new(ledger.clone()),
+            Arc::new(MeteredRecorder::new(
+                Arc::new(ledger.clone()),
+                telemetry.clone(),
+            )),
             clock.clone(),
             on_request,
             config.approval_progress_interval,
@@ -559,21 +607,4 @@ async fn serve(
         model_tasks,
         grace: config.shutdown_grace,
     })
-}
-
-/// Raises the soft limit on open files to the hard limit, so that the connection caps, not the
-/// descriptor limit, bound the listeners (a soft limit of 1024 is common). A failure is
-/// logged and start-up goes on.
-fn raise_open_files_limit() {
-    use rustix::process::{Resource, getrlimit, setrlimit};
-    let limit = getrlimit(Resource::Nofile);
-    if limit.current.is_some() && limit.current != limit.maximum {
-        let raised = rustix::process::Rlimit {
-            current: limit.maximum,
-            maximum: limit.maximum,
-        };
-        if let Err(e) = setrlimit(Resource::Nofile, raised) {
-            tracing::warn!(error = %e, "The open files limit could not be raised.");
-        }
-    }
 }

@@ -23,6 +23,8 @@ use warden_testkit::harness::Harness;
 mod approvals;
 #[path = "gateway/capture.rs"]
 mod capture;
+#[path = "gateway/controls.rs"]
+mod controls;
 #[path = "gateway/deployment.rs"]
 mod deployment;
 #[path = "gateway/files.rs"]
@@ -39,6 +41,8 @@ mod model_turns;
 mod models;
 #[path = "gateway/names.rs"]
 mod names;
+#[path = "gateway/observability.rs"]
+mod observability;
 #[path = "gateway/paths.rs"]
 mod paths;
 #[path = "gateway/provider_actions.rs"]

@@ -14,7 +14,6 @@
 //! credentials where the charter names them ([`transport`]).
 
 use std::collections::HashMap;
-use std::ffi::OsString;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -25,17 +24,19 @@ use rmcp::model::{
 use rmcp::service::{Peer, RoleClient};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use warden_charter::{CompiledCharter, Transport};
+use warden_charter::Transport;
 use warden_core::redact::Secrets;
 
-use crate::child_env::{self, ChildEnv, UnsetVariables};
-use crate::credentials::{Choice, CredentialError, HttpCredentials};
-use crate::http_client::OAuthTokens;
-use crate::sandbox::{self, Outcome, Plan, SandboxUnavailable, Support};
+use crate::child_env::ChildEnv;
+use crate::credentials::{Choice, HttpCredentials};
+use crate::oauth::OAuthTokens;
+use crate::sandbox::Plan;
 use crate::stderr::{self, StderrTail};
 
+mod prepare;
 mod transport;
 
+pub use prepare::{PrepareError, PreparedUpstreams};
 pub use transport::MAX_PRINCIPAL_CONNECTIONS;
 use transport::{PrincipalPool, connect};
 
@@ -138,71 +139,6 @@ pub struct DownServer {
     pub connecting: bool,
     /// The last lines its child wrote to stderr, redacted (stdio servers).
     pub stderr: Vec<String>,
-}
-
-/// The upstream servers, their stdio children's environments and confinement resolved, not
-/// yet started.
-#[derive(Debug)]
-pub struct PreparedUpstreams {
-    servers: Vec<Arc<Upstream>>,
-    handshake_timeout: Duration,
-    secrets: Secrets,
-}
-
-impl PreparedUpstreams {
-    /// Uses `timeout` instead of [`HANDSHAKE_TIMEOUT`] for connecting and for listing.
-    #[must_use]
-    pub fn with_handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.handshake_timeout = timeout;
-        self
-    }
-
-    /// Redacts `secrets` from the stderr lines of the children (logged and kept).
-    #[must_use]
-    pub fn redacting(mut self, secrets: Secrets) -> Self {
-        self.secrets = secrets;
-        self
-    }
-
-    /// Every credential value of the Streamable HTTP servers, for the gateway's redaction.
-    pub fn secret_values(&self) -> Vec<String> {
-        self.servers
-            .iter()
-            .flat_map(|s| s.credentials.secret_values().iter().cloned())
-            .collect()
-    }
-}
-
-impl PreparedUpstreams {
-    /// The kernel confinement of the server `id`: `None` when it runs unconfined.
-    pub fn sandbox(&self, id: &str) -> Option<&Plan> {
-        self.servers
-            .iter()
-            .find(|s| s.id == id)
-            .and_then(|s| s.sandbox.as_ref())
-    }
-}
-
-/// Why the upstream servers could not be prepared; nothing has been spawned.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum PrepareError {
-    /// A `${NAME}` of a server's `env` is not set.
-    #[error(transparent)]
-    Env(#[from] UnsetVariables),
-    /// A server requires kernel confinement that this kernel cannot give.
-    #[error(transparent)]
-    Sandbox(#[from] SandboxUnavailable),
-    /// A Streamable HTTP server's credentials cannot be resolved.
-    #[error(transparent)]
-    Credentials(#[from] CredentialError),
-    /// An HTTP client for a server's OAuth grant cannot be built.
-    #[error("server `{server}`: {reason}")]
-    Client {
-        /// The server.
-        server: String,
-        /// Why.
-        reason: String,
-    },
 }
 
 impl Upstream {
@@ -386,78 +322,6 @@ fn settle<T>(
 }
 
 impl Upstreams {
-    /// Prepares every server of the charter that has a transport, resolving each stdio
-    /// server's environment through `lookup` (the gateway's environment:
-    /// `|name| std::env::var_os(name)`) and its kernel confinement on this kernel
-    /// ([`sandbox::landlock_support`]). Fails, naming the server and the variable, when a
-    /// `${NAME}` of a server's `env` is not set, and naming the server when it requires a
-    /// confinement the kernel cannot give: nothing has been spawned then. A server that runs
-    /// unconfined although it could be confined (`sandbox: { mode: off }`, or no Landlock) is
-    /// logged as a warning.
-    pub fn prepare(
-        charter: &CompiledCharter,
-        lookup: impl Fn(&str) -> Option<OsString>,
-    ) -> Result<PreparedUpstreams, PrepareError> {
-        Self::prepare_with(charter, lookup, &sandbox::landlock_support())
-    }
-
-    /// [`Upstreams::prepare`] with the kernel's Landlock support given rather than probed.
-    pub fn prepare_with(
-        charter: &CompiledCharter,
-        lookup: impl Fn(&str) -> Option<OsString>,
-        support: &Support,
-    ) -> Result<PreparedUpstreams, PrepareError> {
-        let mut envs = child_env::resolve_all(charter, &lookup)?;
-        let mut servers = Vec::new();
-        for s in &charter.inventory.servers {
-            if s.transport == Transport::DecideApi {
-                continue;
-            }
-            let env = envs.remove(&s.id).unwrap_or_default();
-            let sandbox = match sandbox::outcome(charter, s, &env, support)? {
-                Outcome::Confined(plan) => {
-                    tracing::info!(server = %s.id, write = ?plan.write, "Upstream server confined by the kernel (Landlock).");
-                    Some(plan)
-                }
-                Outcome::Unconfined(warning) => {
-                    if let Some(w) = warning {
-                        tracing::warn!(server = %s.id, "{w}");
-                    }
-                    None
-                }
-            };
-            let credentials = HttpCredentials::resolve(&s.id, &s.http_auth, &lookup)?;
-            let oauth = match &credentials.oauth {
-                Some(settings) => Some(Arc::new(OAuthTokens::new(settings.clone()).map_err(
-                    |reason| PrepareError::Client {
-                        server: s.id.clone(),
-                        reason,
-                    },
-                )?)),
-                None => None,
-            };
-            servers.push(Arc::new(Upstream {
-                id: s.id.clone(),
-                transport: s.transport.clone(),
-                env,
-                sandbox,
-                credentials,
-                oauth,
-                principals: PrincipalPool::default(),
-                stderr: Arc::default(),
-                state: RwLock::new(State::Connecting),
-                tools: RwLock::new(Vec::new()),
-                resources: RwLock::new(Vec::new()),
-                connected: tokio::sync::Notify::new(),
-            }));
-        }
-        Ok(PreparedUpstreams {
-            servers,
-            handshake_timeout: HANDSHAKE_TIMEOUT,
-            secrets: Secrets::default(),
-        })
-    }
-
     /// Starts a supervisor for every prepared server, and waits up to `initial_wait` for them
     /// to connect (a server that is slower keeps connecting in the background).
     pub async fn start(

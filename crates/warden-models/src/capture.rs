@@ -101,19 +101,24 @@ impl ModelCall {
 
     /// The `model_refused` record of a call refused before it was forwarded: `reason` is the
     /// code the agent gets (`posture_frozen`, `label_denied`); `labels` the session's labels
-    /// that kept it from the alias, if any.
-    pub(crate) fn refused(&self, reason: &str, labels: &[&Arc<str>]) -> NewRecord {
-        NewRecord::new(
-            Some(&self.session.id),
-            RecordKind::ModelRefused,
-            json!({
-                "call": self.id,
-                "protocol": self.protocol.as_str(),
-                "alias": self.alias,
-                "reason": reason,
-                "labels": labels.iter().map(|l| &***l).collect::<Vec<&str>>(),
-            }),
-        )
+    /// that kept it from the alias, if any; `control` the control that refused it, if one did.
+    pub(crate) fn refused(
+        &self,
+        reason: &str,
+        labels: &[&Arc<str>],
+        control: Option<&str>,
+    ) -> NewRecord {
+        let mut payload = json!({
+            "call": self.id,
+            "protocol": self.protocol.as_str(),
+            "alias": self.alias,
+            "reason": reason,
+            "labels": labels.iter().map(|l| &***l).collect::<Vec<&str>>(),
+        });
+        if let (Some(id), Some(obj)) = (control, payload.as_object_mut()) {
+            obj.insert("control".to_owned(), json!(id));
+        }
+        NewRecord::new(Some(&self.session.id), RecordKind::ModelRefused, payload)
     }
 
     /// Milliseconds since the call was received.

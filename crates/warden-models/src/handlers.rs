@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::{Value, json};
 use uuid::Uuid;
-use warden_core::Posture;
 use warden_llm::Protocol;
 use warden_session::Session;
 
@@ -72,6 +71,8 @@ struct RefusedCall {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// The control that refused it, recorded with the refusal.
+    control: Option<String>,
 }
 
 /// Records a refused call (`model_refused`) and answers the refusal in the caller's protocol,
@@ -84,7 +85,7 @@ async fn refuse(
 ) -> Response {
     if let Err(e) = proxy
         .recorder
-        .append(call.refused(refused.code, labels))
+        .append(call.refused(refused.code, labels, refused.control.as_deref()))
         .await
     {
         tracing::error!(error = %e, "The ledger cannot record a refused model call.");
@@ -152,18 +153,29 @@ async fn model_call(
         attempts: Vec::new(),
         reservation: None,
     };
-    // The frozen posture stops every call before anything else is looked at (as it stops
-    // every action in the decision); the refusal is recorded, and answered whether or not
-    // the record could be written.
-    if proxy.controls.posture() == Posture::Frozen {
+    // The frozen posture (or a control refusing the session) stops every call before anything
+    // else is looked at (as it stops every action in the decision); the refusal is recorded,
+    // and answered whether or not the record could be written.
+    let applied = proxy.controls.applying(&session, None, now);
+    if let Some(why) = applied.stopped() {
+        let code = if applied.session_revoked.is_some() {
+            "session_revoked"
+        } else {
+            "posture_frozen"
+        };
         return refuse(
             &proxy,
             &call,
             &[],
             RefusedCall {
                 status: StatusCode::FORBIDDEN,
-                code: "posture_frozen",
-                message: "the gateway posture is frozen: no model call is forwarded until an operator lifts it".to_owned(),
+                code,
+                message: format!("{why}; no model call is forwarded until an operator lifts it"),
+                control: applied
+                    .session_revoked
+                    .as_ref()
+                    .or(applied.posture_control.as_ref())
+                    .map(|c| c.id.clone()),
             },
         )
         .await;
@@ -213,6 +225,7 @@ async fn model_call(
                     names.join(", "),
                     model.alias
                 ),
+                control: None,
             },
         )
         .await;

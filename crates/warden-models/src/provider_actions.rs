@@ -19,7 +19,7 @@ use uuid::Uuid;
 use warden_charter::CompiledCharter;
 use warden_core::{Decision, NewRecord, RecordKind, Tier, Verdict};
 use warden_llm::{ProviderAction, provider_actions};
-use warden_pdp::{Controls, NoScopeUsage, Request, decide};
+use warden_pdp::{NoScopeUsage, Request, decide};
 
 use crate::capture::ModelCall;
 use crate::errors::protocol_error;
@@ -52,22 +52,30 @@ pub(crate) async fn check(
     let mut batch = Vec::with_capacity(actions.len() * 3 + 1);
     let mut refusal: Option<String> = None;
     for action in &actions {
-        let decision = decide(
+        let applied = proxy
+            .controls
+            .applying(&call.session, Some(action.tool), now);
+        let mut decision = decide(
             &proxy.charter,
             &Request {
                 tool: action.tool,
                 args: &action.args,
                 principal: Some(&call.session.principal),
                 labels: &labels,
-                controls: Controls {
-                    posture: proxy.controls.posture(),
-                    session_revoked: call.session.is_revoked(),
-                    tool_frozen: proxy.controls.is_frozen(action.tool),
-                },
+                controls: applied.pdp(call.session.is_revoked()),
                 usage: &NoScopeUsage,
                 now,
             },
         );
+        // A decision a control changed names it, as the governor's do.
+        let control = applied.changed(decision.reason).map(|c| {
+            let by = format!("control `{}`: {}", c.id, c.reason);
+            decision.detail = Some(match decision.detail.take() {
+                Some(d) => format!("{d}; {by}"),
+                None => by,
+            });
+            c.id.clone()
+        });
         let refused = refusal_of(&proxy.charter, action, &decision);
         let id = Uuid::now_v7().to_string();
         batch.push(NewRecord::new(
@@ -78,7 +86,10 @@ pub(crate) async fn check(
         batch.push(NewRecord::new(
             session,
             RecordKind::ActionDecided,
-            json!({ "action": id, "decision": decision }),
+            match &control {
+                Some(c) => json!({ "action": id, "decision": decision, "control": c }),
+                None => json!({ "action": id, "decision": decision }),
+            },
         ));
         match refused {
             None => batch.push(NewRecord::new(
@@ -106,7 +117,7 @@ pub(crate) async fn check(
             }
         };
     };
-    batch.push(call.refused(DENIED, &[]));
+    batch.push(call.refused(DENIED, &[], None));
     if let Err(e) = proxy.recorder.append_batch(batch).await {
         tracing::error!(error = %e, "The ledger cannot record a refused provider-side action.");
     }

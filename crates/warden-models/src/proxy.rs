@@ -8,7 +8,7 @@ use tokio_util::task::TaskTracker;
 use warden_charter::CompiledCharter;
 use warden_core::redact::{RedactingRecorder, Secrets};
 use warden_core::{Clock, Recorder};
-use warden_session::{Interventions, TokenBudgets};
+use warden_session::{Controls, TokenBudgets};
 
 use crate::cooldowns::Cooldowns;
 use crate::system_message::system_message;
@@ -39,7 +39,7 @@ pub struct ModelProxy {
     pub(crate) turns: Arc<ModelTurns>,
     /// The interventions in force (the governor's own): under the frozen posture no call is
     /// forwarded.
-    pub(crate) controls: Arc<Interventions>,
+    pub(crate) controls: Arc<Controls>,
     /// Stream relays and captures still running after their answer was sent; shutdown drains
     /// them.
     pub(crate) tasks: TaskTracker,
@@ -90,7 +90,7 @@ impl ModelProxy {
         recorder: Arc<dyn Recorder>,
         clock: Arc<dyn Clock>,
         tasks: TaskTracker,
-        controls: Arc<Interventions>,
+        controls: Arc<Controls>,
         env: Option<&HashMap<String, String>>,
         other_secrets: &[String],
     ) -> Result<ModelProxy, ProxyBuildError> {

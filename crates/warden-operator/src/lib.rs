@@ -1,6 +1,6 @@
 //! The operator plane: the routes people and their tools use to run warden — sessions,
-//! operator credentials, approvals and the signed approval-link pages; the future home of the
-//! control API and the console.
+//! operator credentials, approvals, the signed approval-link pages, and the control API the
+//! observer and operators intervene through; the future home of the console.
 //!
 //! What it guarantees: every route but `/healthz` and the signed links needs an operator
 //! token (`Authorization: Bearer wo_…`); an agent's session token is refused on every route
@@ -18,8 +18,10 @@
 
 mod approvals;
 mod auth;
+pub mod controls;
 mod credentials;
 mod error;
+mod ledger_stream;
 mod links;
 mod sessions;
 
@@ -37,6 +39,10 @@ use warden_core::{Clock, Recorder};
 use warden_session::{OperatorCredentials, SessionStore};
 
 pub use error::{ApiError, BodyBytes, JsonBody};
+pub use ledger_stream::{
+    FeedFuture, FeedRecord, KEEP_ALIVE, LedgerFeed, MAX_BATCH, MAX_STREAMS, MetricsSource,
+    Observability,
+};
 
 /// The largest body a signed-link `POST` may carry (a form with a reason).
 pub const MAX_LINK_BODY_BYTES: usize = 16 * 1024;
@@ -55,10 +61,14 @@ pub struct OperatorState {
     pub charter: Arc<CompiledCharter>,
     /// Where sessions opened and revoked and credentials issued are recorded.
     pub recorder: Arc<dyn Recorder>,
+    /// The controls in force, and their one write path (shared with the dead man's switch).
+    pub controls: Arc<controls::ControlDesk>,
     /// The time.
     pub clock: Arc<dyn Clock>,
     /// The largest body an authenticated request may carry, in bytes.
     pub max_body_bytes: usize,
+    /// The ledger stream and the metrics (the observer's read surfaces).
+    pub observability: Observability,
 }
 
 /// The operator plane's routes, with their layers.
@@ -77,10 +87,15 @@ pub fn router(state: Arc<OperatorState>) -> Router {
             "/v1/operator-tokens/{id}/revoke",
             post(credentials::revoke_token),
         )
+        .route("/v1/controls", post(controls::set).get(controls::list))
+        .route("/v1/controls/{id}/lift", post(controls::lift))
+        .route("/v1/observer/heartbeat", post(controls::heartbeat))
         .route("/v1/approvals", get(approvals::list))
         .route("/v1/approvals/{id}", get(approvals::show))
         .route("/v1/approvals/{id}/approve", post(approvals::approve))
         .route("/v1/approvals/{id}/deny", post(approvals::deny))
+        .route("/v1/ledger/stream", get(ledger_stream::stream))
+        .route("/metrics", get(ledger_stream::metrics))
         // The limit the body extractors enforce (over it: `413` in the API's shape). It only
         // sets a limit; bodies are read by the handlers, after authentication.
         .layer(DefaultBodyLimit::max(state.max_body_bytes))

@@ -53,6 +53,7 @@ const PROTECTED: &[(&str, &str)] = &[
     ("GET", "/v1/approvals/a-1"),
     ("POST", "/v1/approvals/a-1/approve"),
     ("POST", "/v1/approvals/a-1/deny"),
+    ("POST", "/v1/controls/c-1/lift"),
 ];
 
 /// A recorder that keeps what it is given, or fails when told to.
@@ -145,13 +146,20 @@ async fn fixture() -> Fixture {
         None,
         Duration::from_secs(10),
     ));
+    let controls = Arc::new(controls::ControlDesk::new(
+        Arc::new(warden_session::Controls::open(&db).await.unwrap()),
+        recorder.clone(),
+        clock.clone(),
+    ));
     let state = Arc::new(OperatorState {
         sessions,
         operators,
         approvals,
         charter,
         recorder: recorder.clone(),
+        controls,
         clock,
+        observability: crate::Observability::default(),
         max_body_bytes: LIMIT,
     });
     Fixture {
@@ -636,5 +644,6 @@ async fn no_operator_credential_is_issued_that_the_ledger_cannot_record() {
     );
 }
 
+mod controls_api;
 mod issue10;
 mod observer_role;

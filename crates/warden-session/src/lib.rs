@@ -15,15 +15,16 @@
 //!   `warden audit verify` to tell a ledger whose tail was cut off.
 //! - [`model_turns`]: each session's last model turns, kept for approval requests raised
 //!   after a restart.
-//! - [`interventions`]: the posture and the frozen tools in force, read by the governor and
-//!   the model proxy alike.
+//! - [`controls`]: the controls in force (posture, frozen tools, refused sessions), each
+//!   scoped to the gateway, an agent, a principal or a session, read by the governor and the
+//!   model proxy alike.
 //!
 //! In the workspace DAG this crate sits on `warden-core`, `warden-charter` (budgets, amounts)
 //! and `warden-pdp` (the scope counters answer its `ScopeUsage` queries); it knows nothing of
 //! protocols or the ledger.
 
 pub mod capture_quota;
-pub mod interventions;
+pub mod controls;
 pub mod ledger_mark;
 pub mod model_turns;
 pub mod operators;
@@ -34,7 +35,7 @@ pub mod token_budgets;
 pub mod tokens;
 
 pub use capture_quota::{CaptureLimits, CaptureQuota, QuotaExhausted};
-pub use interventions::Interventions;
+pub use controls::{Actor, Applied, Control, ControlAction, ControlScope, Controls};
 pub use ledger_mark::LedgerMark;
 pub use model_turns::{StoredTurns, TurnStore};
 pub use operators::{

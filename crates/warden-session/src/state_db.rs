@@ -1,5 +1,5 @@
 //! `state.db`: the gateway's mutable state beside the ledger — sessions, operator credentials,
-//! preapproved-scope counters, token budgets, recent model turns (and the approval requests,
+//! preapproved-scope counters, token budgets, recent model turns, controls (and the approval requests,
 //! whose store creates its own table). One connection pool in WAL mode with
 //! `synchronous=FULL`; the schema is versioned (`PRAGMA user_version`) and migrated forward at
 //! open; a database written by a newer warden is refused rather than misread.
@@ -81,6 +81,9 @@ const MIGRATIONS: &[&[&str]] = &[
         "CREATE TABLE model_turns (session TEXT PRIMARY KEY, turns TEXT NOT NULL, seq INTEGER NOT NULL)",
         "CREATE INDEX model_turns_seq ON model_turns (seq)",
     ],
+    // 5: the controls (see `controls`): each as its JSON, with its state (`in_force`,
+    // `lifted`, `expired`, or `alert` for an alert that never was in force).
+    &["CREATE TABLE controls (id TEXT PRIMARY KEY, state TEXT NOT NULL, body TEXT NOT NULL)"],
 ];
 
 /// The schema version this warden writes.

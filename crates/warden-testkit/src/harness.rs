@@ -280,6 +280,34 @@ impl Harness {
         *self.gw.lock().unwrap() = Some(gw);
     }
 
+    /// Sets a control as the admin (`POST /v1/controls` with `body`); the control set.
+    pub async fn set_control(&self, body: Value) -> Value {
+        let (status, got) = self
+            .operator(
+                reqwest::Method::POST,
+                "/v1/controls",
+                &self.operator_token,
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, 201, "{got}");
+        got["control"].clone()
+    }
+
+    /// Lifts control `id` as the admin; the control lifted.
+    pub async fn lift_control(&self, id: &str) -> Value {
+        let (status, got) = self
+            .operator(
+                reqwest::Method::POST,
+                &format!("/v1/controls/{id}/lift"),
+                &self.operator_token,
+                Some(json!({ "reason": "test over" })),
+            )
+            .await;
+        assert_eq!(status, 200, "{got}");
+        got["control"].clone()
+    }
+
     /// Issues an approver's operator credential for `principal`.
     pub async fn approver_token(&self, principal: &str) -> String {
         let (status, body) = self

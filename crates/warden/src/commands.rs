@@ -4,6 +4,7 @@ pub mod approvals;
 pub mod audit;
 pub mod check;
 pub mod connect;
+pub mod control;
 pub mod explain;
 pub mod observe;
 pub mod operator;

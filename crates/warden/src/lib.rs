@@ -45,6 +45,8 @@ pub enum Command {
     Session(commands::session::SessionArgs),
     /// List, show, approve and deny human approval requests (through the operator plane).
     Approvals(commands::approvals::ApprovalsArgs),
+    /// List, set and lift controls (through the operator plane).
+    Control(commands::control::ControlArgs),
     /// Operator credentials.
     Operator(commands::operator::OperatorArgs),
     /// A stdio bridge to the gateway's MCP endpoint, for stdio-only MCP clients.
@@ -65,6 +67,7 @@ pub fn run() -> ExitCode {
         Command::Up(args) => commands::up::execute(&args),
         Command::Session(args) => commands::session::execute(&args),
         Command::Approvals(args) => commands::approvals::execute(&args),
+        Command::Control(args) => commands::control::execute(&args),
         Command::Operator(args) => commands::operator::execute(&args),
         Command::Connect(args) => commands::connect::execute(&args),
         Command::Observe(args) => commands::observe::execute(&args),

@@ -624,6 +624,7 @@ fn help_describes_every_command_as_it_is() {
         "up",
         "session",
         "approvals",
+        "control",
         "operator",
         "connect",
         "audit",

@@ -4,13 +4,13 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
-use crate::NewApproval;
+use crate::{LinkAction, NewApproval};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use serde_json::json;
+use serde_json::{Value, json};
 use time::OffsetDateTime;
 use warden_audit::{Ledger, LedgerConfig, LedgerReader, Record};
 use warden_core::ManualClock;

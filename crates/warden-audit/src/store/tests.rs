@@ -109,3 +109,49 @@ async fn parts_agree_with_a_single_pass() {
         }
     }
 }
+
+/// Counts the commits the writer reports.
+#[derive(Default)]
+struct Commits(std::sync::Mutex<Vec<(usize, bool)>>);
+
+impl super::CommitObserver for Commits {
+    fn committed(&self, records: usize, _took: std::time::Duration, committed: bool) {
+        self.0.lock().unwrap().push((records, committed));
+    }
+}
+
+/// The committed-head watch starts at the ledger's last record, moves with each commit (by any
+/// handle) before the appender hears of it, and the commit observer sees every commit.
+#[tokio::test]
+async fn the_head_watch_follows_the_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    ledger(dir.path(), 3).await;
+    let commits = Arc::new(Commits::default());
+    let ledger = Ledger::open_observed(
+        dir.path(),
+        Arc::new(SystemClock),
+        LedgerConfig::default(),
+        Some(commits.clone()),
+    )
+    .await
+    .unwrap();
+    let mut head = ledger.watch_head();
+    assert_eq!(*head.borrow_and_update(), 3);
+    let appended = ledger
+        .clone()
+        .append(NewRecord {
+            session: None,
+            kind: RecordKind::ActionDecided,
+            payload: json!({}),
+        })
+        .await
+        .unwrap();
+    assert!(head.has_changed().unwrap());
+    assert_eq!(*head.borrow_and_update(), appended.seq);
+    assert_eq!(appended.seq, 4);
+    assert_eq!(ledger.queue_depth(), 0);
+    assert_eq!(*commits.0.lock().unwrap(), vec![(1, true)]);
+    ledger.shutdown().await.unwrap();
+    // The writer is gone: a follower learns that the ledger closed.
+    assert!(head.changed().await.is_err());
+}

@@ -7,12 +7,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rusqlite::Connection;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use warden_core::Clock;
 use warden_core::private;
 
 use super::schema::{self, Tail};
-use super::{Appended, DB_FILE, LOCK_FILE, LedgerConfig, LedgerError};
+use super::{Appended, CommitObserver, DB_FILE, LOCK_FILE, LedgerConfig, LedgerError};
 use crate::chain::{RecordKind, format_time, record_hash};
 
 /// Rows per `INSERT` statement (7 parameters each, far below SQLite's limit of 32766).
@@ -61,6 +61,11 @@ pub(super) struct Writer {
     tail: Option<Tail>,
     /// `INSERT` statements by row count (index `n - 1`).
     inserts: Vec<String>,
+    /// The committed head: the last record's `seq`, published after each commit (and at
+    /// open), so readers following the ledger wake on new records without polling.
+    head: watch::Sender<u64>,
+    /// Told how long each commit took.
+    observer: Option<Arc<dyn CommitObserver>>,
     /// Held for the writer's lifetime: one writing process per ledger.
     _lock: File,
 }
@@ -73,6 +78,7 @@ impl Writer {
         clock: Arc<dyn Clock>,
         config: &LedgerConfig,
         rx: mpsc::Receiver<Command>,
+        (head, observer): (watch::Sender<u64>, Option<Arc<dyn CommitObserver>>),
     ) -> Result<Writer, LedgerError> {
         // The owner's only: the directory 0700, every file 0600, the database created before
         // SQLite opens it so its `-wal` and `-shm` files get its mode (see
@@ -90,6 +96,7 @@ impl Writer {
             path: path.clone(),
             source,
         })?;
+        head.send_replace(tail.seq);
         Ok(Writer {
             conn,
             rx,
@@ -97,6 +104,8 @@ impl Writer {
             max_batch: config.max_batch.get(),
             tail: Some(tail),
             inserts: (1..=ROWS_PER_INSERT).map(insert_sql).collect(),
+            head,
+            observer,
             _lock: lock,
         })
     }
@@ -182,9 +191,16 @@ impl Writer {
         if rows.is_empty() {
             return;
         }
-        match self.write(&rows) {
+        let started = std::time::Instant::now();
+        let written = self.write(&rows);
+        if let Some(observer) = &self.observer {
+            observer.committed(rows.len(), started.elapsed(), written.is_ok());
+        }
+        match written {
             Ok(()) => {
                 self.tail = Some(next);
+                // Published once durable, before the appenders hear of it.
+                self.head.send_replace(next.seq);
                 for (ack, appended) in accepted {
                     let _ = ack.send(Ok(appended));
                 }

@@ -8,8 +8,9 @@ use warden_core::SourceLocation;
 
 use crate::diagnostic::{Diagnostic, Diagnostics, suggest};
 use crate::raw::{
-    RawApproval, RawContext, RawDataSource, RawDefaultPosture, RawDetector, RawEnrolment,
-    RawIdentity, RawLabel, RawModel, RawPrincipal, RawRole, RawRule, RawServer, RawTokenBudget,
+    RawApproval, RawContext, RawCorrelation, RawDataSource, RawDefaultPosture, RawDetector,
+    RawEnrolment, RawIdentity, RawLabel, RawModel, RawPrincipal, RawResponse, RawRole, RawRule,
+    RawServer, RawTokenBudget,
 };
 use crate::source::{Node, NodeKind, ParsedFile};
 
@@ -61,6 +62,12 @@ pub(crate) struct Collected<'a> {
     pub baseline_window: Option<Item<'a, String>>,
     pub learning_window: Option<Item<'a, String>>,
     pub detectors: Vec<Item<'a, RawDetector>>,
+    pub correlate: Vec<Item<'a, RawCorrelation>>,
+    pub escalate_within: Option<Item<'a, String>>,
+    pub ceiling: Option<Item<'a, RawResponse>>,
+    // The dead man's switch.
+    pub observer_required: Option<Item<'a, bool>>,
+    pub heartbeat_deadline: Option<Item<'a, String>>,
     /// Lists with at least one item that failed to parse, and `version` or `identity` when
     /// present but unreadable; reference checks against them (and "missing" errors) are
     /// skipped so one typo does not cascade.
@@ -224,9 +231,43 @@ pub(crate) fn collect_file<'a>(
                 file,
                 node,
                 k,
-                &["baseline_window", "learning_window", "detectors"],
+                &[
+                    "baseline_window",
+                    "learning_window",
+                    "detectors",
+                    "correlate",
+                    "escalate_within",
+                    "ceiling",
+                    "required",
+                    "heartbeat_deadline",
+                ],
                 diags,
                 |key, n, d| match key {
+                    "correlate" => list(
+                        file,
+                        n,
+                        "observer.correlate",
+                        &mut c.correlate,
+                        &mut c.incomplete,
+                        d,
+                    ),
+                    "escalate_within" => single(
+                        file,
+                        n,
+                        "observer.escalate_within",
+                        &mut c.escalate_within,
+                        d,
+                    ),
+                    "ceiling" => single(file, n, "observer.ceiling", &mut c.ceiling, d),
+                    // The dead man's switch.
+                    "required" => single(file, n, "observer.required", &mut c.observer_required, d),
+                    "heartbeat_deadline" => single(
+                        file,
+                        n,
+                        "observer.heartbeat_deadline",
+                        &mut c.heartbeat_deadline,
+                        d,
+                    ),
                     "baseline_window" => single(
                         file,
                         n,

@@ -211,6 +211,7 @@ impl Governor {
         args: Value,
         waiting: Waiting<'_>,
     ) -> Result<Allowed, Refused> {
+        let _waited = crate::telemetry::ApprovalWait::start(&self.telemetry);
         let started = Instant::now();
         let deadline = entry.deadline();
         let total = (deadline - self.clock.now()).as_seconds_f64().max(0.0);
@@ -397,17 +398,20 @@ impl Governor {
     }
 
     /// Why no action of `session` on `tool` may run now, if so.
-    fn stopped(&self, session: &Session, tool: &str) -> Option<&'static str> {
+    fn stopped(&self, session: &Session, tool: &str) -> Option<String> {
+        let now = self.clock.now();
         if session.is_revoked() {
-            Some("the session was revoked")
-        } else if session.is_expired(self.clock.now()) {
-            Some("the session has expired")
-        } else if self.controls.posture() == warden_core::Posture::Frozen {
-            Some("the gateway posture is frozen")
-        } else if self.controls.is_frozen(tool) {
-            Some("the tool is frozen")
-        } else {
-            None
+            return Some("the session was revoked".to_owned());
         }
+        if session.is_expired(now) {
+            return Some("the session has expired".to_owned());
+        }
+        let applied = self.controls.applying(session, Some(tool), now);
+        if let Some(why) = applied.stopped() {
+            return Some(why);
+        }
+        applied
+            .tool_frozen
+            .map(|c| format!("the tool is frozen by control `{}`: {}", c.id, c.reason))
     }
 }

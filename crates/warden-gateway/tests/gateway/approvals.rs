@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use warden_core::{ManualClock, Posture, SystemClock};
+use warden_core::{ManualClock, SystemClock};
 
 use super::{Harness, Start as _, is_error, text_of};
 
@@ -149,10 +149,12 @@ async fn every_escalation_raises_a_request() {
     let (status, _) = h.decide(&token, "counted 5", None).await;
     assert_eq!(status, 202);
     // Conservative posture: an autonomous action asks.
-    h.app_state().controls.set_posture(Posture::Conservative);
+    let c = h
+        .set_control(json!({ "action": "conservative", "scope": "gateway", "reason": "testing" }))
+        .await;
     let (status, _) = h.decide(&token, "hello there", None).await;
     assert_eq!(status, 202);
-    h.app_state().controls.set_posture(Posture::Normal);
+    h.lift_control(c["id"].as_str().unwrap()).await;
 
     let list = pending(&h, &bob, 3).await;
     let mut reasons: Vec<&str> = list.iter().map(|r| r["reason"].as_str().unwrap()).collect();

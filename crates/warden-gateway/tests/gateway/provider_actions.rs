@@ -402,3 +402,44 @@ async fn beta_values_not_known_to_be_inert_are_decided() {
     assert_eq!(s.h.records_of("action_attempted").await.len(), before);
     s.h.stop().await;
 }
+
+/// Issue 12: a control reaches provider-side actions: a frozen `model.web_search` refuses a
+/// request asking for it, and the decision names the control.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_control_freezing_a_provider_side_action_refuses_it_and_is_named() {
+    let s = setup().await;
+    let c = s
+        .h
+        .set_control(json!({ "action": "freeze_tool", "scope": "gateway", "tool": "model.web_search", "reason": "no searching today" }))
+        .await;
+    let (status, body) = send(
+        &s,
+        openai(json!("x"), json!({ "web_search_options": {} })),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.to_string().contains("no searching today"),
+        "the refusal names the control's reason: {body}"
+    );
+    let decisions = decisions_of(&s.h, "model.web_search").await;
+    assert_eq!(decisions.len(), 1);
+    let decided =
+        s.h.records_of("action_decided")
+            .await
+            .into_iter()
+            .find(|r| r["decision"]["reason"] == "tool_frozen")
+            .unwrap();
+    assert_eq!(decided["control"], c["id"], "{decided}");
+    assert_eq!(s.gpt.request_count(), 0);
+    s.h.lift_control(c["id"].as_str().unwrap()).await;
+    let (status, body) = send(
+        &s,
+        openai(json!("x"), json!({ "web_search_options": {} })),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    s.h.stop().await;
+}

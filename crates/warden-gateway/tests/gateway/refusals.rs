@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use warden_core::{Clock, ManualClock, Posture, SystemClock};
+use warden_core::{Clock, ManualClock, SystemClock};
 use warden_testkit::mock_llm::{self, MockConfig, MockLlm};
 
 use super::{Harness, Start as _};
@@ -177,7 +177,9 @@ async fn an_expired_session_is_refused_on_every_route_and_recorded_once_a_minute
 async fn the_frozen_posture_stops_model_calls() {
     let (h, provider) = start(Arc::new(SystemClock)).await;
     let (_, token) = h.open_session("1h").await;
-    h.app_state().controls.set_posture(Posture::Frozen);
+    let c = h
+        .set_control(json!({ "action": "frozen", "scope": "gateway", "reason": "incident 42" }))
+        .await;
     let (status, body) = agent(&h, reqwest::Method::POST, "/v1/chat/completions", &token).await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["error"]["code"], "posture_frozen", "{body}");
@@ -197,9 +199,17 @@ async fn the_frozen_posture_stops_model_calls() {
     let refused = h.records_of("model_refused").await;
     assert_eq!(refused.len(), 2, "{refused:?}");
     assert_eq!(refused[0]["reason"], "posture_frozen");
+    assert_eq!(refused[0]["control"], c["id"], "{refused:?}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("incident 42"),
+        "the refusal names the control's reason: {body}"
+    );
     assert!(h.records_of("model_requested").await.is_empty());
 
-    h.app_state().controls.set_posture(Posture::Normal);
+    h.lift_control(c["id"].as_str().unwrap()).await;
     let (status, body) = agent(&h, reqwest::Method::POST, "/v1/chat/completions", &token).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(provider.request_count(), 1);

@@ -19,7 +19,8 @@ use tokio::process::ChildStderr;
 use warden_charter::Transport;
 
 use crate::child_env::ChildEnv;
-use crate::http_client::{AuthClient, OAuthTokens, reqwest_client};
+use crate::http_client::{AuthClient, reqwest_client};
+use crate::oauth::OAuthTokens;
 use crate::sandbox::{self, Plan};
 
 /// Connections kept per server with per-principal credentials.

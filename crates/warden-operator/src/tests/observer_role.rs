@@ -46,3 +46,23 @@ async fn only_an_admin_issues_an_observer_credential() {
     assert_eq!(f.state.operators.count().await.unwrap(), 3);
     assert_eq!(f.recorder.kinds(), vec![RecordKind::OperatorTokenIssued]);
 }
+
+#[tokio::test]
+async fn an_observer_may_not_lift_a_control() {
+    let f = fixture().await;
+    let observer = f
+        .state
+        .operators
+        .create("observer", OperatorRole::Observer, t0(), true)
+        .await
+        .unwrap()
+        .token;
+    let body = json!({ "reason": "the observer would rather not" }).to_string();
+    let got = send(
+        &f,
+        json_request("POST", "/v1/controls/c-1/lift", &observer, body),
+    )
+    .await;
+    assert_api_error("observer lifting", &got, 403, "observer_only");
+    assert!(f.recorder.kinds().is_empty());
+}

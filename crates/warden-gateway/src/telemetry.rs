@@ -1,0 +1,250 @@
+//! The gateway's side of the observer's read surfaces: the ledger stream's feed (over the
+//! ledger's reader and its committed-head watch) and the metrics (one
+//! [`warden_telemetry::Telemetry`], counted into by the governor, the MCP endpoint, the
+//! ledger's writer and the recorders of the model proxy and the approval workflow, with the
+//! gauges read at scrape time).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use warden_audit::{CommitObserver, LedgerReader};
+use warden_charter::CompiledCharter;
+use warden_core::record::{NewRecord, RecordFuture, Recorder};
+use warden_core::{Clock, RecordKind};
+use warden_operator::{FeedFuture, FeedRecord, LedgerFeed, MetricsSource};
+use warden_session::{ControlAction, SessionStore};
+use warden_telemetry::{Bounds, Telemetry};
+
+/// The metrics of a gateway running `charter`: label values bounded to its tools, servers,
+/// model aliases and agent.
+pub fn for_charter(charter: &CompiledCharter) -> Telemetry {
+    let inventory = &charter.inventory;
+    Telemetry::new(Bounds {
+        tools: inventory.tools.keys().cloned().collect(),
+        servers: inventory.servers.iter().map(|s| s.id.clone()).collect(),
+        routes: inventory.models.iter().map(|m| m.alias.clone()).collect(),
+        agents: [charter.identity.id.clone()].into(),
+    })
+}
+
+/// The ledger writer's commit latency, into the metrics.
+#[derive(Debug)]
+pub struct LedgerCommits(pub Arc<Telemetry>);
+
+impl CommitObserver for LedgerCommits {
+    fn committed(&self, _records: usize, took: Duration, _committed: bool) {
+        self.0.ledger_commit(took);
+    }
+}
+
+/// A recorder that counts what it recorded: the model proxy's completions and failures
+/// (`warden_model_*`, the route label being the model alias) and the approval workflow's
+/// settlements (`warden_approvals_total`). Counted only once durable.
+#[derive(Debug)]
+pub struct MeteredRecorder {
+    inner: Arc<dyn Recorder>,
+    telemetry: Arc<Telemetry>,
+}
+
+impl MeteredRecorder {
+    /// Records through `inner`, counting into `telemetry`.
+    pub fn new(inner: Arc<dyn Recorder>, telemetry: Arc<Telemetry>) -> MeteredRecorder {
+        MeteredRecorder { inner, telemetry }
+    }
+
+    fn count(&self, record: &NewRecord) {
+        let p = &record.payload;
+        let text = |key: &str| p.get(key).and_then(|v| v.as_str()).unwrap_or("");
+        match record.kind {
+            RecordKind::ModelCompleted => {
+                let status = p
+                    .get("status")
+                    .and_then(serde_json::Value::as_u64)
+                    .and_then(|s| u16::try_from(s).ok())
+                    .unwrap_or(0);
+                self.telemetry.model_request(text("alias"), status);
+                let usage = |key: &str| {
+                    p.get("usage")
+                        .and_then(|u| u.get(key))
+                        .and_then(serde_json::Value::as_u64)
+                        .unwrap_or(0)
+                };
+                self.telemetry.model_tokens(
+                    text("alias"),
+                    usage("input_tokens"),
+                    usage("output_tokens"),
+                );
+            }
+            // Every route failed or was skipped: the agent was answered 502.
+            RecordKind::ModelFailed => self.telemetry.model_request(text("alias"), 502),
+            RecordKind::ApprovalGranted
+                if p.get("granted").and_then(serde_json::Value::as_bool) == Some(true) =>
+            {
+                self.telemetry.approval("granted");
+            }
+            RecordKind::ApprovalDenied => self.telemetry.approval("denied"),
+            RecordKind::ApprovalTimedOut => self.telemetry.approval("timed_out"),
+            _ => {}
+        }
+    }
+}
+
+impl Recorder for MeteredRecorder {
+    fn append_batch(&self, records: Vec<NewRecord>) -> RecordFuture<'_> {
+        Box::pin(async move {
+            let counted: Vec<NewRecord> = records
+                .iter()
+                .filter(|r| {
+                    matches!(
+                        r.kind,
+                        RecordKind::ModelCompleted
+                            | RecordKind::ModelFailed
+                            | RecordKind::ApprovalGranted
+                            | RecordKind::ApprovalDenied
+                            | RecordKind::ApprovalTimedOut
+                    )
+                })
+                .cloned()
+                .collect();
+            self.inner.append_batch(records).await?;
+            for r in &counted {
+                self.count(r);
+            }
+            Ok(())
+        })
+    }
+}
+
+/// The ledger stream's feed: committed records read with the ledger's read-only reader, the
+/// head from the writer's watch, and the gateway's stop.
+#[derive(Debug)]
+pub struct GatewayFeed {
+    /// The reader (its own connections: streaming never holds the writer).
+    pub reader: LedgerReader,
+    /// The committed head.
+    pub head: watch::Receiver<u64>,
+    /// Cancelled when the gateway stops.
+    pub stop: CancellationToken,
+}
+
+impl LedgerFeed for GatewayFeed {
+    fn range(&self, from: u64, limit: usize) -> FeedFuture<'_, Result<Vec<FeedRecord>, String>> {
+        Box::pin(async move {
+            let limit = u64::try_from(limit).unwrap_or(u64::MAX);
+            let records = self
+                .reader
+                .range(from, limit)
+                .await
+                .map_err(|e| format!("the ledger cannot be read: {e}"))?;
+            Ok(records
+                .iter()
+                .map(|r| FeedRecord {
+                    seq: r.seq,
+                    line: r.to_json_line(),
+                })
+                .collect())
+        })
+    }
+
+    fn watch_head(&self) -> watch::Receiver<u64> {
+        self.head.clone()
+    }
+
+    fn stopping(&self) -> FeedFuture<'static, ()> {
+        Box::pin(self.stop.clone().cancelled_owned())
+    }
+}
+
+/// `GET /metrics`: the counters as counted, the gauges read now — the ledger's queue, the
+/// active sessions, and the controls in force by action (`conservative`, `frozen`,
+/// `freeze_tool`, `revoke_session`; alerts are never in force).
+pub struct GatewayMetrics {
+    /// The families.
+    pub telemetry: Arc<Telemetry>,
+    /// The ledger (its queue depth).
+    pub ledger: warden_audit::Ledger,
+    /// The sessions.
+    pub sessions: SessionStore,
+    /// The controls (those in force are counted).
+    pub controls: Arc<warden_session::Controls>,
+    /// The time sessions expire by.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl MetricsSource for GatewayMetrics {
+    fn render(&self) -> (&'static str, String) {
+        let t = &self.telemetry;
+        t.set_ledger_queue_depth(self.ledger.queue_depth());
+        let active = self
+            .sessions
+            .list(self.clock.now())
+            .iter()
+            .filter(|s| s.status == "active")
+            .count();
+        t.set_sessions_active(active);
+        let in_force = self.controls.in_force(self.clock.now());
+        let count = |action: ControlAction| in_force.iter().filter(|c| c.action == action).count();
+        t.set_controls_in_force(&[
+            ("conservative", count(ControlAction::Conservative)),
+            ("frozen", count(ControlAction::Frozen)),
+            ("freeze_tool", count(ControlAction::FreezeTool)),
+            ("revoke_session", count(ControlAction::RevokeSession)),
+        ]);
+        (warden_telemetry::CONTENT_TYPE, t.encode())
+    }
+}
+
+/// Observes how long a caller waited for approval, when dropped.
+#[derive(Debug)]
+pub struct ApprovalWait {
+    telemetry: Arc<Telemetry>,
+    started: Instant,
+}
+
+impl ApprovalWait {
+    /// Starts timing a wait.
+    pub fn start(telemetry: &Arc<Telemetry>) -> ApprovalWait {
+        ApprovalWait {
+            telemetry: telemetry.clone(),
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Drop for ApprovalWait {
+    fn drop(&mut self) {
+        self.telemetry.approval_waited(self.started.elapsed());
+    }
+}
+
+impl crate::governor::Governor {
+    /// Counts into `telemetry` (shared with the rest of the gateway) instead of its own.
+    pub fn with_telemetry(mut self, telemetry: Arc<Telemetry>) -> Self {
+        self.telemetry = telemetry;
+        self
+    }
+}
+
+/// What the operator plane serves the observer: the ledger stream (a read-only reader of the
+/// ledger in `data_dir`, following the writer's head, ending at `stop`) and the metrics.
+pub(crate) async fn observability(
+    data_dir: &std::path::Path,
+    stop: CancellationToken,
+    metrics: GatewayMetrics,
+) -> anyhow::Result<warden_operator::Observability> {
+    use anyhow::Context as _;
+    let reader = LedgerReader::open(data_dir)
+        .await
+        .context("cannot open the ledger for reading (the ledger stream)")?;
+    let feed = GatewayFeed {
+        reader,
+        head: metrics.ledger.watch_head(),
+        stop,
+    };
+    Ok(warden_operator::Observability::new(
+        Some(Arc::new(feed)),
+        Some(Arc::new(metrics)),
+    ))
+}

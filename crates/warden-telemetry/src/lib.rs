@@ -1,0 +1,382 @@
+//! The gateway's Prometheus metrics: one [`Telemetry`] holds every family, the code paths
+//! count into it, and [`Telemetry::encode`] renders the text exposition `GET /metrics` serves.
+//!
+//! What it guarantees: every metric name starts with `warden_`; a label value an agent
+//! controls is bounded — a tool is a label value only if the charter's inventory names it, a
+//! server or a model route only if the charter declares it; anything else is counted under
+//! `"other"`, so no request can add a time series. Counting never fails, never blocks on IO
+//! and never panics (a short lock per update).
+//!
+//! Where it sits: above nothing but the standard library and `prometheus-client` (the crate
+//! map allows `warden-core`); the gateway builds one at start-up and hands it to the governor,
+//! the model proxy, the MCP endpoint and the ledger's commit observer; the observer process
+//! uses the same crate for its own `/metrics`.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// The `Content-Type` of [`Telemetry::encode`]'s output (OpenMetrics text, which Prometheus
+/// scrapes natively).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The label value for anything outside the charter's declared names.
+pub const OTHER: &str = "other";
+
+/// The names label values may take; anything else becomes [`OTHER`].
+#[derive(Debug, Clone, Default)]
+pub struct Bounds {
+    /// The inventory's tools (`server.tool`).
+    pub tools: HashSet<String>,
+    /// The inventory's servers.
+    pub servers: HashSet<String>,
+    /// The model routes.
+    pub routes: HashSet<String>,
+    /// The agent (the charter's identity).
+    pub agents: HashSet<String>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecisionLabels {
+    verdict: String,
+    tier: String,
+    reason: String,
+    tool: String,
+    agent: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Outcome {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteStatus {
+    route: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteDirection {
+    route: String,
+    direction: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Route {
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Server {
+    server: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Action {
+    action: String,
+}
+
+/// Buckets for latencies: 0.5 ms to about 16 s (doubling).
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+/// Buckets for approval waits: 1 s to about 9 h (doubling).
+fn wait_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(1.0, 2.0, 16))
+}
+
+/// Every metric family of the gateway, and the bounds of their label values.
+#[derive(Debug)]
+pub struct Telemetry {
+    registry: Registry,
+    bounds: Bounds,
+    decisions: Family<DecisionLabels, Counter>,
+    approvals: Family<Outcome, Counter>,
+    approval_wait: Histogram,
+    model_requests: Family<RouteStatus, Counter>,
+    model_tokens: Family<RouteDirection, Counter>,
+    model_errors: Family<Route, Counter>,
+    upstream_errors: Family<Server, Counter>,
+    upstream_call: Family<Server, Histogram>,
+    ledger_commit: Histogram,
+    ledger_queue_depth: Gauge,
+    sessions_active: Gauge,
+    controls_in_force: Family<Action, Gauge>,
+}
+
+impl Telemetry {
+    /// Every family registered, at zero; label values bounded by `bounds`.
+    pub fn new(bounds: Bounds) -> Telemetry {
+        let mut registry = Registry::default();
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        let approvals = Family::<Outcome, Counter>::default();
+        let approval_wait = wait_histogram();
+        let model_requests = Family::<RouteStatus, Counter>::default();
+        let model_tokens = Family::<RouteDirection, Counter>::default();
+        let model_errors = Family::<Route, Counter>::default();
+        let upstream_errors = Family::<Server, Counter>::default();
+        let upstream_call =
+            Family::<Server, Histogram>::new_with_constructor(latency_histogram as fn() -> _);
+        let ledger_commit = latency_histogram();
+        let ledger_queue_depth = Gauge::default();
+        let sessions_active = Gauge::default();
+        let controls_in_force = Family::<Action, Gauge>::default();
+        // Counters are registered without `_total`: the encoder appends it.
+        registry.register(
+            "warden_decisions",
+            "Decisions taken on agent actions",
+            decisions.clone(),
+        );
+        registry.register(
+            "warden_approvals",
+            "Approval requests settled, by outcome",
+            approvals.clone(),
+        );
+        registry.register(
+            "warden_approval_wait_seconds",
+            "How long settled approval requests waited",
+            approval_wait.clone(),
+        );
+        registry.register(
+            "warden_model_requests",
+            "Model requests answered, by route and HTTP status",
+            model_requests.clone(),
+        );
+        registry.register(
+            "warden_model_tokens",
+            "Model tokens, by route and direction (input, output)",
+            model_tokens.clone(),
+        );
+        registry.register(
+            "warden_model_errors",
+            "Model requests that failed at the provider or on the way",
+            model_errors.clone(),
+        );
+        registry.register(
+            "warden_upstream_errors",
+            "Upstream tool calls that failed, by server",
+            upstream_errors.clone(),
+        );
+        registry.register(
+            "warden_upstream_call_seconds",
+            "Upstream tool call latency, by server",
+            upstream_call.clone(),
+        );
+        registry.register(
+            "warden_ledger_commit_seconds",
+            "Ledger group commit latency",
+            ledger_commit.clone(),
+        );
+        registry.register(
+            "warden_ledger_queue_depth",
+            "Appends waiting in the ledger writer's queue",
+            ledger_queue_depth.clone(),
+        );
+        registry.register(
+            "warden_sessions_active",
+            "Agent sessions neither expired nor revoked",
+            sessions_active.clone(),
+        );
+        registry.register(
+            "warden_controls_in_force",
+            "Controls in force, by action",
+            controls_in_force.clone(),
+        );
+        Telemetry {
+            registry,
+            bounds,
+            decisions,
+            approvals,
+            approval_wait,
+            model_requests,
+            model_tokens,
+            model_errors,
+            upstream_errors,
+            upstream_call,
+            ledger_commit,
+            ledger_queue_depth,
+            sessions_active,
+            controls_in_force,
+        }
+    }
+
+    fn bounded(set: &HashSet<String>, value: &str) -> String {
+        if set.contains(value) {
+            value.to_owned()
+        } else {
+            OTHER.to_owned()
+        }
+    }
+
+    /// One decision on an agent action. `verdict`, `tier` and `reason` are warden's own
+    /// codes; `tool` and `agent` are bounded.
+    pub fn decision(&self, verdict: &str, tier: &str, reason: &str, tool: &str, agent: &str) {
+        self.decisions
+            .get_or_create(&DecisionLabels {
+                verdict: verdict.to_owned(),
+                tier: tier.to_owned(),
+                reason: reason.to_owned(),
+                tool: Self::bounded(&self.bounds.tools, tool),
+                agent: Self::bounded(&self.bounds.agents, agent),
+            })
+            .inc();
+    }
+
+    /// An approval request settled: `outcome` is warden's own code (`granted`, `denied`,
+    /// `timed_out`).
+    pub fn approval(&self, outcome: &str) {
+        self.approvals
+            .get_or_create(&Outcome {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// A call waited `waited` for an approval (however the wait ended).
+    pub fn approval_waited(&self, waited: Duration) {
+        self.approval_wait.observe(waited.as_secs_f64());
+    }
+
+    /// A model request answered with HTTP `status` on `route` (bounded); a status of 500 or
+    /// more also counts as an error.
+    pub fn model_request(&self, route: &str, status: u16) {
+        let route = Self::bounded(&self.bounds.routes, route);
+        if status >= 500 {
+            self.model_errors
+                .get_or_create(&Route {
+                    route: route.clone(),
+                })
+                .inc();
+        }
+        self.model_requests
+            .get_or_create(&RouteStatus {
+                route,
+                status: status.to_string(),
+            })
+            .inc();
+    }
+
+    /// Tokens a model call on `route` used: `input` (prompt) and `output` (completion).
+    pub fn model_tokens(&self, route: &str, input: u64, output: u64) {
+        let route = Self::bounded(&self.bounds.routes, route);
+        for (direction, n) in [("input", input), ("output", output)] {
+            self.model_tokens
+                .get_or_create(&RouteDirection {
+                    route: route.clone(),
+                    direction: direction.to_owned(),
+                })
+                .inc_by(n);
+        }
+    }
+
+    /// An upstream tool call to `server` (bounded) took `took`; `failed` counts an error.
+    pub fn upstream_call(&self, server: &str, took: Duration, failed: bool) {
+        let server = Server {
+            server: Self::bounded(&self.bounds.servers, server),
+        };
+        self.upstream_call
+            .get_or_create(&server)
+            .observe(took.as_secs_f64());
+        if failed {
+            self.upstream_errors.get_or_create(&server).inc();
+        }
+    }
+
+    /// One ledger group commit took `took`.
+    pub fn ledger_commit(&self, took: Duration) {
+        self.ledger_commit.observe(took.as_secs_f64());
+    }
+
+    /// The ledger writer's queue depth now.
+    pub fn set_ledger_queue_depth(&self, depth: usize) {
+        self.ledger_queue_depth.set(saturating_i64(depth));
+    }
+
+    /// The agent sessions neither expired nor revoked now.
+    pub fn set_sessions_active(&self, n: usize) {
+        self.sessions_active.set(saturating_i64(n));
+    }
+
+    /// The controls in force now, by action (an action absent from `counts` is set to 0 if
+    /// it was reported before).
+    pub fn set_controls_in_force(&self, counts: &[(&str, usize)]) {
+        self.controls_in_force.clear();
+        for (action, n) in counts {
+            self.controls_in_force
+                .get_or_create(&Action {
+                    action: (*action).to_owned(),
+                })
+                .set(saturating_i64(*n));
+        }
+    }
+
+    /// The text exposition of every family ([`CONTENT_TYPE`]).
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a `String` cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+fn saturating_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn telemetry() -> Telemetry {
+        Telemetry::new(Bounds {
+            tools: ["fs.read".to_owned()].into(),
+            servers: ["fs".to_owned()].into(),
+            routes: ["main".to_owned()].into(),
+            agents: ["agent".to_owned()].into(),
+        })
+    }
+
+    #[test]
+    fn unknown_tools_count_as_other() {
+        let t = telemetry();
+        t.decision("allow", "autonomous", "rule", "fs.read", "agent");
+        for i in 0..100 {
+            t.decision("deny", "prohibited", "rule", &format!("evil.{i}"), "agent");
+        }
+        let text = t.encode();
+        assert!(text.contains(r#"tool="fs.read""#), "{text}");
+        assert!(
+            text.contains(r#"tool="other",agent="agent"} 100"#),
+            "{text}"
+        );
+        assert!(!text.contains("evil"), "{text}");
+    }
+
+    #[test]
+    fn every_family_is_named_warden() {
+        let t = telemetry();
+        t.model_request("main", 200);
+        t.model_tokens("main", 10, 5);
+        t.upstream_call("fs", Duration::from_millis(3), true);
+        t.ledger_commit(Duration::from_millis(1));
+        t.set_controls_in_force(&[("frozen", 1)]);
+        let text = t.encode();
+        for line in text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
+            assert!(line.starts_with("warden_"), "{line}");
+        }
+        assert!(text.contains(r#"warden_model_tokens_total{route="main",direction="input"} 10"#));
+        assert!(text.contains(r#"warden_upstream_errors_total{server="fs"} 1"#));
+        assert!(text.contains(r#"warden_controls_in_force{action="frozen"} 1"#));
+    }
+}
