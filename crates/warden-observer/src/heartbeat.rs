@@ -31,6 +31,7 @@ pub async fn run(
             _ = ticks.tick() => {}
         }
         if !connected.load(Ordering::Relaxed) {
+            tracing::debug!("No heartbeat: the ledger stream is not connected.");
             continue;
         }
         let head = last_read.load(Ordering::Relaxed);
@@ -48,6 +49,7 @@ pub async fn run(
             }
             Err(e) => Some(e.to_string()),
         };
+        tracing::debug!(head, ok = problem.is_none(), "Heartbeat sent.");
         match problem {
             None if failing => {
                 failing = false;

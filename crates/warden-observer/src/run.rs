@@ -29,15 +29,13 @@ use warden_core::Clock;
 
 use crate::alerts::{self, AlertSink, AlertTarget};
 use crate::controls::{ControlSender, Outgoing};
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineState};
 use crate::gateway::{GatewayClient, Token};
 use crate::metrics::{self, Metrics};
 use crate::response::Response;
 use crate::store::{Checkpoint, Store, StoreError};
 use crate::stream::{self, ChainCheck, StreamClient, StreamError, StreamItem};
 
-/// The heartbeat deadline when the charter sets none.
-pub const DEFAULT_HEARTBEAT_DEADLINE: Duration = Duration::from_secs(10);
 /// How often the checkpoint is saved by default.
 pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
 /// How often the whole chain is read again by default.
@@ -86,27 +84,35 @@ pub enum RunError {
     Stream(#[from] StreamError),
 }
 
-/// The heartbeat deadline the charter sets (its `observer.heartbeat_deadline`), or the default.
+/// The heartbeat deadline the charter sets (its `observer.heartbeat_deadline`; 10 s by
+/// default).
 pub fn heartbeat_deadline(charter: &CompiledCharter) -> Duration {
-    let _ = charter;
-    DEFAULT_HEARTBEAT_DEADLINE
+    charter.observer.heartbeat_deadline
 }
 
 /// The engine's state, for the checkpoint.
 fn engine_state(engine: &Engine) -> Option<serde_json::Value> {
-    let _ = engine;
-    None
+    match serde_json::to_value(engine.state()) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::warn!(error = %e, "Cannot save the engine's state; the checkpoint keeps the position only.");
+            None
+        }
+    }
 }
 
-/// The engine as of a checkpoint (a fresh one when there is none, or it cannot be read).
+/// The engine as of a checkpoint: a fresh one when there is none. A state that cannot be read
+/// (written by another version) is dropped with a warning: the engine then learns again from
+/// the records that follow, and its baselines start empty.
 fn restore_engine(charter: Arc<CompiledCharter>, state: Option<serde_json::Value>) -> Engine {
-    let _ = state;
-    Engine::new(charter)
-}
-
-/// Gives the engine a new charter, keeping what it learnt.
-fn set_charter(engine: &mut Engine, charter: Arc<CompiledCharter>) {
-    *engine = restore_engine(charter, engine_state(engine));
+    match state.map(serde_json::from_value::<EngineState>) {
+        Some(Ok(state)) => Engine::restore(charter, state),
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "The engine's saved state cannot be read; it starts afresh.");
+            Engine::new(charter)
+        }
+        None => Engine::new(charter),
+    }
 }
 
 /// The shared view of the last record read.
@@ -377,7 +383,7 @@ fn reload_charter(
         Ok(compiled) if Some(compiled.charter.hash.to_prefixed_hex().as_str()) == loaded => {
             tracing::info!(charter = ?loaded, "The gateway loaded a new charter; the observer follows.");
             *charter = Arc::new(compiled.charter);
-            set_charter(engine, charter.clone());
+            engine.set_charter(charter.clone());
         }
         Ok(_) | Err(_) => tracing::warn!(
             gateway = ?loaded, observer = %current, path = %path.display(),
