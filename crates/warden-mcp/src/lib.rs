@@ -27,6 +27,7 @@ mod gate;
 mod guard;
 mod handler;
 mod http_client;
+mod outcome;
 mod router;
 pub mod sandbox;
 pub mod stderr;
