@@ -180,6 +180,29 @@ impl Harness {
         )
     }
 
+    /// Waits until at least `n` approval requests are pending for the approver of `token`
+    /// (`GET /v1/approvals`, polled every 20 ms); returns them, newest first. Panics after
+    /// 20 s.
+    pub async fn wait_for_approval(&self, token: &str, n: usize) -> Vec<Value> {
+        let started = std::time::Instant::now();
+        loop {
+            let (status, body) = self
+                .operator(reqwest::Method::GET, "/v1/approvals", token, None)
+                .await;
+            assert_eq!(status, 200, "{body}");
+            let list = body["approvals"].as_array().unwrap().clone();
+            if list.len() >= n {
+                return list;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{} of {n} approval requests pending",
+                list.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Opens a session with the TTL `ttl` (e.g. `1h`); its id and token.
     pub async fn open_session(&self, ttl: &str) -> (String, String) {
         let (status, body) = self

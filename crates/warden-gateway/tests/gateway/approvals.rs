@@ -10,27 +10,6 @@ use warden_core::{ManualClock, Posture, SystemClock};
 
 use super::{Harness, Start as _, is_error, text_of};
 
-/// Waits until `n` requests are pending; returns them (newest first).
-async fn pending(h: &Harness, token: &str, n: usize) -> Vec<Value> {
-    let started = Instant::now();
-    loop {
-        let (status, body) = h
-            .operator(reqwest::Method::GET, "/v1/approvals", token, None)
-            .await;
-        assert_eq!(status, 200, "{body}");
-        let list = body["approvals"].as_array().unwrap().clone();
-        if list.len() >= n {
-            return list;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "{} of {n} requests pending",
-            list.len()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 async fn decide_approval(
     h: &Harness,
     token: &str,
@@ -64,7 +43,7 @@ async fn an_authorised_approver_releases_the_waiting_mcp_call() {
     let (h2, t2) = (h.clone(), token.clone());
     let call = tokio::spawn(async move { h2.call(&t2, "ask for it").await });
 
-    let list = pending(&h, &bob, 1).await;
+    let list = h.wait_for_approval(&bob, 1).await;
     let req = &list[0];
     // What the approver sees.
     assert_eq!(req["status"], "pending");
@@ -154,7 +133,7 @@ async fn every_escalation_raises_a_request() {
     assert_eq!(status, 202);
     h.app_state().controls.set_posture(Posture::Normal);
 
-    let list = pending(&h, &bob, 3).await;
+    let list = h.wait_for_approval(&bob, 3).await;
     let mut reasons: Vec<&str> = list.iter().map(|r| r["reason"].as_str().unwrap()).collect();
     reasons.sort_unstable();
     assert_eq!(
@@ -321,7 +300,7 @@ async fn adversarial_a_quorum_reached_with_the_same_approver_twice() {
     let carol = h.approver_token("carol").await;
     let (h2, t2) = (h.clone(), token.clone());
     let call = tokio::spawn(async move { h2.call(&t2, "quorum please").await });
-    let id = pending(&h, &bob, 1).await[0]["id"]
+    let id = h.wait_for_approval(&bob, 1).await[0]["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -400,7 +379,7 @@ async fn a_denial_refuses_the_waiting_call_and_its_retries() {
     let carol = h.approver_token("carol").await;
     let (h2, t2) = (h.clone(), token.clone());
     let call = tokio::spawn(async move { h2.call(&t2, "ask to delete").await });
-    let id = pending(&h, &carol, 1).await[0]["id"]
+    let id = h.wait_for_approval(&carol, 1).await[0]["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -432,7 +411,7 @@ async fn a_timeout_denies_with_a_clear_message() {
     let bob = h.approver_token("bob").await;
     let (h2, t2) = (h.clone(), token.clone());
     let call = tokio::spawn(async move { h2.call(&t2, "ask and wait").await });
-    let id = pending(&h, &bob, 1).await[0]["id"]
+    let id = h.wait_for_approval(&bob, 1).await[0]["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -485,7 +464,7 @@ async fn a_restart_keeps_pending_requests_decidable() {
     let (status, _) = h.decide(&token, "ask across a restart, too", None).await;
     assert_eq!(status, 202);
     h.restart().await;
-    let list = pending(&h, &bob, 2).await;
+    let list = h.wait_for_approval(&bob, 2).await;
     assert_eq!(list.len(), 2);
     let id = first["approval"]["id"].as_str().unwrap();
     let (status, body) = decide_approval(&h, &bob, id, "approve", None).await;
@@ -604,7 +583,7 @@ async fn a_dropped_mcp_call_retried_picks_up_the_grant() {
     )
     .await;
     assert!(dropped.is_err(), "the call waits for approval");
-    let id = pending(&h, &bob, 1).await[0]["id"]
+    let id = h.wait_for_approval(&bob, 1).await[0]["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -654,7 +633,7 @@ async fn a_thousand_concurrent_pending_requests_none_lost_or_double_released() {
         .await;
     assert_eq!(status, 200);
     let _ = body;
-    let list = pending(&h, &bob, N).await;
+    let list = h.wait_for_approval(&bob, N).await;
     assert_eq!(list.len(), N, "none lost");
     // Approve every one, 8 at a time; each approval twice (the second must be refused).
     let ids: Vec<String> = list
@@ -881,7 +860,7 @@ async fn an_approval_does_not_release_a_call_whose_session_was_revoked_meanwhile
     let bob = h.approver_token("bob").await;
     let (h2, t2) = (h.clone(), token.clone());
     let call = tokio::spawn(async move { h2.call(&t2, "ask then revoke").await });
-    let id = pending(&h, &bob, 1).await[0]["id"]
+    let id = h.wait_for_approval(&bob, 1).await[0]["id"]
         .as_str()
         .unwrap()
         .to_owned();
