@@ -10,23 +10,6 @@ use warden_core::{ManualClock, Posture, SystemClock};
 
 use super::{Harness, Start as _, is_error, text_of};
 
-async fn decide_approval(
-    h: &Harness,
-    token: &str,
-    id: &str,
-    choice: &str,
-    reason: Option<&str>,
-) -> (u16, Value) {
-    let body = reason.map(|r| json!({ "reason": r }));
-    h.operator(
-        reqwest::Method::POST,
-        &format!("/v1/approvals/{id}/{choice}"),
-        token,
-        body,
-    )
-    .await
-}
-
 fn refusals(records: &[warden_audit::Record]) -> Vec<String> {
     records
         .iter()
@@ -78,7 +61,9 @@ async fn an_authorised_approver_releases_the_waiting_mcp_call() {
     assert_eq!(status, 200);
     assert_eq!(body["id"], id);
 
-    let (status, body) = decide_approval(&h, &bob, id, "approve", Some("looks right")).await;
+    let (status, body) = h
+        .decide_approval(&bob, id, "approve", Some("looks right"))
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["outcome"], "granted");
     let answer = call.await.unwrap();
@@ -158,7 +143,7 @@ async fn adversarial_the_agent_tries_to_approve_its_own_request_on_both_planes()
     let id = body["approval"]["id"].as_str().unwrap().to_owned();
 
     // Operator plane, with the agent's session token.
-    let (status, body) = decide_approval(&h, &token, &id, "approve", None).await;
+    let (status, body) = h.decide_approval(&token, &id, "approve", None).await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["error"]["code"], "wrong_plane");
     // Agent plane: there is no approval channel there.
@@ -214,22 +199,24 @@ async fn adversarial_approvers_without_the_authority_and_self_approval() {
     let id = body["approval"]["id"].as_str().unwrap().to_owned();
 
     // An approver without the authority for the rule.
-    let (status, body) = decide_approval(&h, &dave, &id, "approve", None).await;
+    let (status, body) = h.decide_approval(&dave, &id, "approve", None).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (403, Some("no_authority"))
     );
-    let (status, _) = decide_approval(&h, &dave, &id, "deny", None).await;
+    let (status, _) = h.decide_approval(&dave, &id, "deny", None).await;
     assert_eq!(status, 403);
     // Self-approval under separation of duties: alice holds the role, but the agent acts
     // for her.
-    let (status, body) = decide_approval(&h, &alice, &id, "approve", None).await;
+    let (status, body) = h.decide_approval(&alice, &id, "approve", None).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (403, Some("self_approval"))
     );
     // An admin credential is not an approver's.
-    let (status, body) = decide_approval(&h, &h.operator_token, &id, "approve", None).await;
+    let (status, body) = h
+        .decide_approval(&h.operator_token, &id, "approve", None)
+        .await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (403, Some("not_an_approver"))
@@ -300,16 +287,13 @@ async fn adversarial_a_quorum_reached_with_the_same_approver_twice() {
     let carol = h.approver_token("carol").await;
     let (h2, t2) = (h.clone(), token.clone());
     let call = tokio::spawn(async move { h2.call(&t2, "quorum please").await });
-    let id = h.wait_for_approval(&bob, 1).await[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = h.wait_for_approval_id(&bob).await;
 
-    let (status, body) = decide_approval(&h, &bob, &id, "approve", None).await;
+    let (status, body) = h.decide_approval(&bob, &id, "approve", None).await;
     assert_eq!((status, body["outcome"].as_str()), (200, Some("counted")));
     // The same approver, with the same or another credential, does not count twice.
     for t in [&bob, &bob_again] {
-        let (status, body) = decide_approval(&h, t, &id, "approve", None).await;
+        let (status, body) = h.decide_approval(t, &id, "approve", None).await;
         assert_eq!(
             (status, body["error"]["code"].as_str()),
             (409, Some("duplicate_approver"))
@@ -317,7 +301,7 @@ async fn adversarial_a_quorum_reached_with_the_same_approver_twice() {
     }
     assert!(!call.is_finished(), "one approver is not a quorum of two");
     assert_eq!(warden_testkit::echo::count(&h.calls), 0);
-    let (status, body) = decide_approval(&h, &carol, &id, "approve", None).await;
+    let (status, body) = h.decide_approval(&carol, &id, "approve", None).await;
     assert_eq!((status, body["outcome"].as_str()), (200, Some("granted")));
     let answer = call.await.unwrap();
     assert!(!is_error(&answer), "{answer}");
@@ -334,7 +318,7 @@ async fn adversarial_a_replayed_approval_and_arguments_a_used_for_b() {
     let bob = h.approver_token("bob").await;
     let (_, a) = h.decide(&token, "ask A", None).await;
     let id_a = a["approval"]["id"].as_str().unwrap().to_owned();
-    let (status, _) = decide_approval(&h, &bob, &id_a, "approve", None).await;
+    let (status, _) = h.decide_approval(&bob, &id_a, "approve", None).await;
     assert_eq!(status, 200);
 
     // Arguments B are not released by the approval of A: they raise their own request.
@@ -355,7 +339,7 @@ async fn adversarial_a_replayed_approval_and_arguments_a_used_for_b() {
     assert_eq!(status, 202, "a used approval releases nothing: {again}");
     assert_ne!(again["approval"]["id"], a["approval"]["id"]);
     // Replaying the decision on the used request is refused.
-    let (status, body) = decide_approval(&h, &bob, &id_a, "approve", None).await;
+    let (status, body) = h.decide_approval(&bob, &id_a, "approve", None).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (409, Some("replay"))
@@ -379,11 +363,10 @@ async fn a_denial_refuses_the_waiting_call_and_its_retries() {
     let carol = h.approver_token("carol").await;
     let (h2, t2) = (h.clone(), token.clone());
     let call = tokio::spawn(async move { h2.call(&t2, "ask to delete").await });
-    let id = h.wait_for_approval(&carol, 1).await[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let (status, body) = decide_approval(&h, &carol, &id, "deny", Some("not today")).await;
+    let id = h.wait_for_approval_id(&carol).await;
+    let (status, body) = h
+        .decide_approval(&carol, &id, "deny", Some("not today"))
+        .await;
     assert_eq!((status, body["outcome"].as_str()), (200, Some("denied")));
     let answer = call.await.unwrap();
     assert!(is_error(&answer));
@@ -411,10 +394,7 @@ async fn a_timeout_denies_with_a_clear_message() {
     let bob = h.approver_token("bob").await;
     let (h2, t2) = (h.clone(), token.clone());
     let call = tokio::spawn(async move { h2.call(&t2, "ask and wait").await });
-    let id = h.wait_for_approval(&bob, 1).await[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = h.wait_for_approval_id(&bob).await;
     clock.advance(time::Duration::seconds(61));
     let answer = call.await.unwrap();
     assert!(is_error(&answer));
@@ -423,7 +403,7 @@ async fn a_timeout_denies_with_a_clear_message() {
         "{answer}"
     );
     // Too late to approve.
-    let (status, body) = decide_approval(&h, &bob, &id, "approve", None).await;
+    let (status, body) = h.decide_approval(&bob, &id, "approve", None).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (409, Some("already_decided"))
@@ -467,7 +447,7 @@ async fn a_restart_keeps_pending_requests_decidable() {
     let list = h.wait_for_approval(&bob, 2).await;
     assert_eq!(list.len(), 2);
     let id = first["approval"]["id"].as_str().unwrap();
-    let (status, body) = decide_approval(&h, &bob, id, "approve", None).await;
+    let (status, body) = h.decide_approval(&bob, id, "approve", None).await;
     assert_eq!(
         (status, body["outcome"].as_str()),
         (200, Some("granted")),
@@ -493,7 +473,7 @@ async fn a_grant_given_under_another_charter_releases_nothing() {
     let (status, first) = h.decide(&token, "ask before the change", None).await;
     assert_eq!(status, 202, "{first}");
     let id = first["approval"]["id"].as_str().unwrap();
-    let (status, body) = decide_approval(&h, &bob, id, "approve", None).await;
+    let (status, body) = h.decide_approval(&bob, id, "approve", None).await;
     assert_eq!(
         (status, body["outcome"].as_str()),
         (200, Some("granted")),
@@ -548,7 +528,7 @@ async fn the_decide_api_long_polls_and_a_dropped_connection_picks_up_the_decisio
     });
     abandoned.await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let (status, _) = decide_approval(&h, &bob, &id, "approve", None).await;
+    let (status, _) = h.decide_approval(&bob, &id, "approve", None).await;
     assert_eq!(status, 200);
     let (status, body) = poll.await.unwrap();
     assert_eq!(
@@ -583,12 +563,9 @@ async fn a_dropped_mcp_call_retried_picks_up_the_grant() {
     )
     .await;
     assert!(dropped.is_err(), "the call waits for approval");
-    let id = h.wait_for_approval(&bob, 1).await[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = h.wait_for_approval_id(&bob).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let (status, _) = decide_approval(&h, &bob, &id, "approve", None).await;
+    let (status, _) = h.decide_approval(&bob, &id, "approve", None).await;
     assert_eq!(status, 200);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(
@@ -647,9 +624,9 @@ async fn a_thousand_concurrent_pending_requests_none_lost_or_double_released() {
         approvals.push(tokio::spawn(async move {
             let mut refused = 0;
             for id in chunk {
-                let (status, _) = decide_approval(&h, &bob, &id, "approve", None).await;
+                let (status, _) = h.decide_approval(&bob, &id, "approve", None).await;
                 assert_eq!(status, 200);
-                let (status, _) = decide_approval(&h, &bob, &id, "approve", None).await;
+                let (status, _) = h.decide_approval(&bob, &id, "approve", None).await;
                 if status == 409 {
                     refused += 1;
                 }
@@ -860,10 +837,7 @@ async fn an_approval_does_not_release_a_call_whose_session_was_revoked_meanwhile
     let bob = h.approver_token("bob").await;
     let (h2, t2) = (h.clone(), token.clone());
     let call = tokio::spawn(async move { h2.call(&t2, "ask then revoke").await });
-    let id = h.wait_for_approval(&bob, 1).await[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = h.wait_for_approval_id(&bob).await;
     let (status, _) = h
         .operator(
             reqwest::Method::POST,
@@ -873,7 +847,7 @@ async fn an_approval_does_not_release_a_call_whose_session_was_revoked_meanwhile
         )
         .await;
     assert_eq!(status, 200);
-    let (status, _) = decide_approval(&h, &bob, &id, "approve", None).await;
+    let (status, _) = h.decide_approval(&bob, &id, "approve", None).await;
     assert_eq!(status, 200);
     let answer = call.await.unwrap();
     assert!(is_error(&answer));
@@ -895,14 +869,7 @@ async fn issue_10_a_grant_whose_voters_credential_was_revoked_is_not_used() {
     let (status, body) = h.decide(&token, "ask for the revoked", None).await;
     assert_eq!(status, 202, "{body}");
     let id = body["approval"]["id"].as_str().unwrap().to_owned();
-    let (status, body) = h
-        .operator(
-            reqwest::Method::POST,
-            &format!("/v1/approvals/{id}/approve"),
-            &bob,
-            None,
-        )
-        .await;
+    let (status, body) = h.decide_approval(&bob, &id, "approve", None).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["outcome"], "granted");
     // The admin revokes bob's credential before the grant is used.
