@@ -19,6 +19,6 @@ pub mod store;
 pub use chain::{Head, Problem, Record, RecordKind, Verifier};
 pub use search::{Hit, SearchError, SearchIndex, UpdateReport};
 pub use store::{
-    Appended, CommitObserver, Ledger, LedgerConfig, LedgerError, LedgerReader, NewRecord,
-    VerifyReport,
+    Appended, CanonicalRecord, CommitObserver, Ledger, LedgerConfig, LedgerError, LedgerReader,
+    NewRecord, VerifyReport,
 };

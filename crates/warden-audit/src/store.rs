@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot, watch};
-use warden_core::Clock;
+use warden_core::{Clock, RecordKind};
 
 use crate::chain::canonical_json;
 
@@ -44,6 +44,46 @@ pub use warden_core::NewRecord;
 pub const DB_FILE: &str = "ledger.db";
 /// The lock file the writing process holds inside the data directory.
 pub const LOCK_FILE: &str = "ledger.lock";
+
+/// A record to append with its payload already in canonical JSON: the exact text the ledger
+/// stores and hashes. Built only from a [`NewRecord`], so its payload is always canonical.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CanonicalRecord {
+    pub(crate) session: Option<String>,
+    pub(crate) kind: RecordKind,
+    pub(crate) payload: String,
+}
+
+impl CanonicalRecord {
+    /// `record`, its payload written as canonical JSON (once).
+    pub fn new(record: NewRecord) -> CanonicalRecord {
+        CanonicalRecord {
+            payload: canonical_json(&record.payload),
+            session: record.session,
+            kind: record.kind,
+        }
+    }
+
+    /// The payload as the ledger will store it.
+    pub fn payload(&self) -> &str {
+        &self.payload
+    }
+
+    /// The size in bytes of the stored payload (the `payload` column).
+    pub fn payload_bytes(&self) -> u64 {
+        self.payload.len() as u64
+    }
+
+    /// The record's session, if any.
+    pub fn session(&self) -> Option<&str> {
+        self.session.as_deref()
+    }
+
+    /// What the record is about.
+    pub fn kind(&self) -> RecordKind {
+        self.kind
+    }
+}
 
 /// What the ledger assigned to a committed record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -245,14 +285,20 @@ impl Ledger {
             return Ok(Vec::new());
         }
         // Canonicalise here, on the caller's task, so the one writer only hashes and writes.
-        let records = records
-            .into_iter()
-            .map(|r| writer::Pending {
-                session: r.session,
-                kind: r.kind,
-                payload: canonical_json(&r.payload),
-            })
-            .collect();
+        let records = records.into_iter().map(CanonicalRecord::new).collect();
+        self.append_canonical(records).await
+    }
+
+    /// [`Ledger::append_batch`] for records already in canonical form: a caller that needs a
+    /// record's stored size before appending it (a quota) canonicalises it once, with
+    /// [`CanonicalRecord::new`], and appends exactly the bytes it measured.
+    pub async fn append_canonical(
+        &self,
+        records: Vec<CanonicalRecord>,
+    ) -> Result<Vec<Appended>, LedgerError> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
         let (ack, done) = oneshot::channel();
         let append = async {
             self.tx

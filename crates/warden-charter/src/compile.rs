@@ -236,6 +236,8 @@ pub(crate) fn duration_or_report(
 }
 
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_dead_mans_switch;

@@ -107,18 +107,23 @@ impl Secrets {
         }
     }
 
-    /// Replaces every secret in the strings (and object keys) of `value`.
-    pub fn redact_json(&self, value: &mut Value) {
+    /// Replaces every secret in the strings (and object keys) of `value`; returns whether it
+    /// replaced any (when it did not, `value` is untouched).
+    pub fn redact_json(&self, value: &mut Value) -> bool {
         if self.is_empty() {
-            return;
+            return false;
         }
         match value {
-            Value::String(s) => {
-                if let Cow::Owned(r) = self.redact_str(s) {
+            Value::String(s) => match self.redact_str(s) {
+                Cow::Owned(r) => {
                     *s = r;
+                    true
                 }
-            }
-            Value::Array(items) => items.iter_mut().for_each(|v| self.redact_json(v)),
+                Cow::Borrowed(_) => false,
+            },
+            Value::Array(items) => items
+                .iter_mut()
+                .fold(false, |hit, v| self.redact_json(v) | hit),
             Value::Object(map) => {
                 let keys_hit = map
                     .keys()
@@ -129,9 +134,10 @@ impl Secrets {
                         map.insert(self.redact_str(&k).into_owned(), v);
                     }
                 }
-                map.values_mut().for_each(|v| self.redact_json(v));
+                map.values_mut()
+                    .fold(keys_hit, |hit, v| self.redact_json(v) | hit)
             }
-            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+            Value::Null | Value::Bool(_) | Value::Number(_) => false,
         }
     }
 

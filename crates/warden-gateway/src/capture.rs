@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use warden_audit::Ledger;
+use warden_audit::{CanonicalRecord, Ledger};
 use warden_charter::DataPolicy;
 use warden_core::RecordKind;
 use warden_core::canonical::hex;
@@ -160,17 +160,26 @@ impl QuotaRecorder {
         QuotaRecorder { ledger, quota }
     }
 
-    /// Charges the batch's model records to their sessions; a `model_requested` that does
-    /// not fit is refused, and its refusal recorded small.
-    async fn charge(&self, records: &[NewRecord]) -> Result<(), RecordError> {
+    /// Canonicalises the batch (once: the ledger stores exactly these bytes) and charges its
+    /// model records to their sessions by their stored size; a `model_requested` that does
+    /// not fit is refused, and its refusal recorded small. Records before a refused one stay
+    /// charged, as nothing of the batch is appended.
+    async fn charge(&self, records: Vec<NewRecord>) -> Result<Vec<CanonicalRecord>, RecordError> {
+        let mut canonical = Vec::with_capacity(records.len());
         for r in records {
-            let Some(session) = &r.session else { continue };
-            if !r.kind.as_str().starts_with("model_") {
+            let is_model = r.session.is_some() && r.kind.as_str().starts_with("model_");
+            let call = (is_model && r.kind == RecordKind::ModelRequested)
+                .then(|| r.payload.get("call").cloned())
+                .flatten();
+            let c = CanonicalRecord::new(r);
+            let Some(session) = c.session().filter(|_| is_model) else {
+                canonical.push(c);
                 continue;
-            }
-            let bytes = json_len(&r.payload);
-            if r.kind != RecordKind::ModelRequested {
+            };
+            let bytes = c.payload_bytes();
+            if c.kind() != RecordKind::ModelRequested {
                 self.quota.charge(session, bytes);
+                canonical.push(c);
                 continue;
             }
             if let Err(e) = self.quota.try_charge(session, bytes) {
@@ -178,7 +187,7 @@ impl QuotaRecorder {
                     Some(session),
                     RecordKind::ModelRefused,
                     json!({
-                        "call": r.payload.get("call"),
+                        "call": call,
                         "reason": "capture_quota_exhausted",
                         "request_bytes": bytes,
                         "used_bytes": e.used,
@@ -190,17 +199,18 @@ impl QuotaRecorder {
                 }
                 return Err(RecordError::from_store(e));
             }
+            canonical.push(c);
         }
-        Ok(())
+        Ok(canonical)
     }
 }
 
 impl Recorder for QuotaRecorder {
     fn append_batch(&self, records: Vec<NewRecord>) -> RecordFuture<'_> {
         Box::pin(async move {
-            self.charge(&records).await?;
+            let records = self.charge(records).await?;
             self.ledger
-                .append_batch(records)
+                .append_canonical(records)
                 .await
                 .map(drop)
                 .map_err(RecordError::from_store)

@@ -33,11 +33,12 @@ use rmcp::model::{
 use rmcp::service::{RequestContext, RoleServer};
 use serde_json::{Value, json};
 use warden_charter::{RESOURCE_READ_TOOL, agent_tool_name, charter_tool_name, is_function_name};
-use warden_core::gate::{ActionOutcome, Allowed, ContentPart};
+use warden_core::gate::{ActionOutcome, Allowed};
 use warden_core::redact::Secrets;
 use warden_session::Session;
 
 use crate::gate::ToolGate;
+use crate::outcome::settle_answer;
 use crate::upstream::{UpstreamError, Upstreams};
 
 /// The URI of the charter resource.
@@ -96,29 +97,7 @@ impl<G: ToolGate> AgentMcp<G> {
     ) -> Result<T, McpError> {
         let (outcome, answer) = match result {
             Ok(r) => {
-                let mut v = serde_json::to_value(&r).unwrap_or_default();
-                let r = if self.secrets.is_empty() {
-                    r
-                } else {
-                    // Redacted as JSON, then read back; an answer that cannot be read back is
-                    // withheld rather than relayed unredacted.
-                    self.secrets.redact_json(&mut v);
-                    serde_json::from_value(v.clone()).map_err(|_| {
-                        McpError::internal_error(
-                            "the upstream answer could not be redacted, so it is withheld",
-                            None,
-                        )
-                    })?
-                };
-                let mut text = String::new();
-                collect_text(&v, &mut text);
-                let outcome = ActionOutcome {
-                    status: status(&r),
-                    size_bytes: serde_json::to_vec(&v).map(|b| b.len()).unwrap_or(0),
-                    error: None,
-                    text,
-                    content: content_parts(&v),
-                };
+                let (outcome, r) = settle_answer(&self.secrets, r, status)?;
                 (outcome, Ok(r))
             }
             Err(e) => (
@@ -153,50 +132,6 @@ fn session_of(ctx: &RequestContext<RoleServer>) -> Result<Arc<Session>, McpError
         .and_then(|p| p.extensions.get::<Arc<Session>>())
         .cloned()
         .ok_or_else(|| McpError::internal_error("no authenticated session on this request", None))
-}
-
-/// Every string in a JSON value, joined by newlines: the text label patterns are matched on.
-fn collect_text(v: &Value, out: &mut String) {
-    match v {
-        Value::String(s) => {
-            out.push_str(s);
-            out.push('\n');
-        }
-        Value::Array(items) => items.iter().for_each(|i| collect_text(i, out)),
-        Value::Object(map) => map.values().for_each(|i| collect_text(i, out)),
-        _ => {}
-    }
-}
-
-/// What a result carries, for the ledger: a tool result's `content` parts (text as text; an
-/// image, audio or embedded resource by its type and size), a resource's `contents` (text as
-/// text, a blob by its encoded size).
-fn content_parts(v: &Value) -> Vec<ContentPart> {
-    let parts = v
-        .get("content")
-        .or_else(|| v.get("contents"))
-        .and_then(Value::as_array);
-    parts
-        .into_iter()
-        .flatten()
-        .map(|part| match part.get("text").and_then(Value::as_str) {
-            Some(text) => ContentPart::Text(text.to_owned()),
-            None => match part.get("blob").and_then(Value::as_str) {
-                Some(blob) => ContentPart::Other {
-                    kind: "blob".to_owned(),
-                    bytes: blob.len(),
-                },
-                None => ContentPart::Other {
-                    kind: part
-                        .get("type")
-                        .and_then(Value::as_str)
-                        .unwrap_or("unknown")
-                        .to_owned(),
-                    bytes: serde_json::to_vec(part).map_or(0, |b| b.len()),
-                },
-            },
-        })
-        .collect()
 }
 
 /// Sends MCP progress notifications for a call waiting for approval, if the client gave a

@@ -28,6 +28,7 @@ mod guard;
 mod handler;
 mod http_client;
 mod oauth;
+mod outcome;
 mod router;
 pub mod sandbox;
 pub mod stderr;

@@ -180,6 +180,57 @@ impl Harness {
         )
     }
 
+    /// Waits until at least `n` approval requests are pending for the approver of `token`
+    /// (`GET /v1/approvals`, polled every 20 ms); returns them, newest first. Panics after
+    /// 20 s.
+    pub async fn wait_for_approval(&self, token: &str, n: usize) -> Vec<Value> {
+        let started = std::time::Instant::now();
+        loop {
+            let (status, body) = self
+                .operator(reqwest::Method::GET, "/v1/approvals", token, None)
+                .await;
+            assert_eq!(status, 200, "{body}");
+            let list = body["approvals"].as_array().unwrap().clone();
+            if list.len() >= n {
+                return list;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{} of {n} approval requests pending",
+                list.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until an approval request is pending for the approver of `token`; the id of the
+    /// newest.
+    pub async fn wait_for_approval_id(&self, token: &str) -> String {
+        self.wait_for_approval(token, 1).await[0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// `POST /v1/approvals/{id}/{choice}` (`approve` or `deny`) as the approver of `token`,
+    /// with `reason` if given; the status and the answer.
+    pub async fn decide_approval(
+        &self,
+        token: &str,
+        id: &str,
+        choice: &str,
+        reason: Option<&str>,
+    ) -> (u16, Value) {
+        let body = reason.map(|r| json!({ "reason": r }));
+        self.operator(
+            reqwest::Method::POST,
+            &format!("/v1/approvals/{id}/{choice}"),
+            token,
+            body,
+        )
+        .await
+    }
+
     /// Opens a session with the TTL `ttl` (e.g. `1h`); its id and token.
     pub async fn open_session(&self, ttl: &str) -> (String, String) {
         let (status, body) = self

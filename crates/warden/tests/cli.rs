@@ -10,17 +10,16 @@
     reason = "test code: a failed expectation is a test failure"
 )]
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::repo;
+use std::path::Path;
 use std::process::{Command, Output};
 
 #[path = "cli/observe.rs"]
 mod observe;
 #[path = "cli/upstreams.rs"]
 mod upstreams;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn warden(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_warden"))

@@ -11,20 +11,15 @@
 //! environment at `.venv` from `requirements-test.txt`); without them this test fails, it
 //! never passes silently.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::repo;
 use std::process::Command;
 use std::time::Instant;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("the repository root")
-}
-
 #[test]
 fn end_to_end_suite_with_real_mcp_peers() {
-    let root = repo_root();
+    let root = repo();
     let python = root.join(".venv/bin/python");
     let servers = [
         "node_modules/@modelcontextprotocol/server-filesystem/dist/index.js",

@@ -11,15 +11,13 @@
     reason = "test code: a failed expectation is a test failure"
 )]
 
+mod common;
+
+use common::{free_port, repo};
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// A command line: its environment assignments and its arguments.
 type CommandLine = (Vec<(String, String)>, Vec<String>);
@@ -39,12 +37,6 @@ fn serve_command(readme: &str) -> Option<CommandLine> {
         env.push((name.to_owned(), value.to_owned()));
     }
     Some((env, words.map(str::to_owned).collect()))
-}
-
-/// A loopback address with a port free a moment ago (the planes need distinct ones).
-fn free_port() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
 }
 
 fn healthz(addr: &str) -> String {
@@ -87,8 +79,11 @@ fn each_example_serves_with_the_command_its_readme_shows() {
         let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
             .args(&args)
             .envs(env)
-            .env("WARDEN_AGENT_LISTEN", free_port())
-            .env("WARDEN_OPERATOR_LISTEN", free_port())
+            .env("WARDEN_AGENT_LISTEN", format!("127.0.0.1:{}", free_port()))
+            .env(
+                "WARDEN_OPERATOR_LISTEN",
+                format!("127.0.0.1:{}", free_port()),
+            )
             .env("NO_COLOR", "1")
             .current_dir(cwd.path())
             .stdin(Stdio::null())

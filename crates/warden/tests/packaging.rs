@@ -12,16 +12,12 @@
     reason = "test code: a failed expectation is a test failure"
 )]
 
+mod common;
+
+use common::repo;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
 
 fn unit_text() -> String {
     std::fs::read_to_string(repo().join("packaging/systemd/warden.service")).unwrap()

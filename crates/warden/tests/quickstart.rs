@@ -19,18 +19,14 @@
     reason = "test code: a failed expectation is a test failure"
 )]
 
+mod common;
+
+use common::{free_port, repo};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
 
 /// One marked block of the README.
 #[derive(Debug)]
@@ -90,14 +86,6 @@ fn promised(line: &str) -> Option<String> {
     let comment = &line[line.find(" #")?..];
     let rest = &comment[comment.find("prints \"")? + "prints \"".len()..];
     Some(rest[..rest.find('"')?].to_owned())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The folder of this build's `warden` first, then the `PATH` without any folder that holds

@@ -13,7 +13,7 @@ use warden_core::private;
 
 use super::schema::{self, Tail};
 use super::{Appended, CommitObserver, DB_FILE, LOCK_FILE, LedgerConfig, LedgerError};
-use crate::chain::{RecordKind, format_time, record_hash};
+use crate::chain::{format_time, record_hash};
 
 /// Rows per `INSERT` statement (7 parameters each, far below SQLite's limit of 32766).
 const ROWS_PER_INSERT: usize = 64;
@@ -34,11 +34,7 @@ pub(super) struct Job {
 }
 
 /// A record with its payload already in canonical form.
-pub(super) struct Pending {
-    pub(super) session: Option<String>,
-    pub(super) kind: RecordKind,
-    pub(super) payload: String,
-}
+pub(super) type Pending = super::CanonicalRecord;
 
 /// A stamped record, ready to insert.
 struct Row {

@@ -1,21 +1,10 @@
+use super::test_support::{errors, header, src};
 use super::*;
 use crate::compiled::BudgetScope;
 
-fn src(text: &str) -> Vec<Source> {
-    vec![Source::new("charter.yaml", text)]
-}
-
-fn errors(text: &str) -> Diagnostics {
-    compile(&src(text)).expect_err("charter should not compile")
-}
-
-const MINIMAL: &str = "\
-version: 1
-identity:
-  id: demo
-  name: Demo
-  purpose: test
-  serves: tests
+const MINIMAL: &str = concat!(
+    header!(),
+    "\
 inventory:
   servers:
     - id: fs
@@ -29,7 +18,8 @@ actions:
     - id: write
       tool: fs.write_file
       tier: approval
-";
+"
+);
 
 #[test]
 fn minimal_charter_compiles() {
@@ -44,13 +34,9 @@ fn minimal_charter_compiles() {
 
 #[test]
 fn every_problem_is_reported_at_once_with_locations() {
-    let text = "\
-version: 1
-identity:
-  id: demo
-  name: Demo
-  purpose: test
-  serves: tests
+    let text = concat!(
+        header!(),
+        "\
 inventory:
   servers:
     - id: fs
@@ -80,7 +66,8 @@ authority:
   principals:
     - id: alice
       roles: [nobody]
-";
+"
+    );
     let d = errors(text);
     let rendered = d.to_string();
     let expect = [

@@ -1,32 +1,22 @@
 //! Server ids and tool names agents can be offered (`server__tool`, a valid function name):
 //! issue 11, point 4.
 
+use super::test_support::{error_text as errors, header, src};
 use super::*;
-
-fn src(text: &str) -> Vec<Source> {
-    vec![Source::new("charter.yaml", text)]
-}
-
-fn errors(text: &str) -> String {
-    compile(&src(text))
-        .expect_err("charter should not compile")
-        .to_string()
-}
 
 fn with_server(id: &str, tools: &str) -> String {
     format!(
-        "\
-version: 1
-identity:
-  id: demo
-  name: Demo
-  purpose: test
-  serves: tests
+        concat!(
+            header!(),
+            "\
 inventory:
   servers:
     - id: {id}
       tools: [{tools}]
 "
+        ),
+        id = id,
+        tools = tools
     )
 }
 

@@ -1,30 +1,17 @@
 //! The diagnostics of a half-written charter (issue 11, point 6): one error for a section
 //! with a missing field, and the hint to quote a value that YAML reads as an alias.
 
-use super::*;
+use super::test_support::{error_text as errors, header};
 
-fn src(text: &str) -> Vec<Source> {
-    vec![Source::new("charter.yaml", text)]
-}
-
-fn errors(text: &str) -> String {
-    compile(&src(text))
-        .expect_err("charter should not compile")
-        .to_string()
-}
-
-const SERVER: &str = "\
-version: 1
-identity:
-  id: demo
-  name: Demo
-  purpose: test
-  serves: tests
+const SERVER: &str = concat!(
+    header!(),
+    "\
 inventory:
   servers:
     - id: fs
       tools: [read]
-";
+"
+);
 
 #[test]
 fn an_identity_with_a_missing_field_is_one_error_not_two() {

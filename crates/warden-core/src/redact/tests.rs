@@ -22,11 +22,23 @@ fn secrets_are_replaced_in_text_bytes_and_json() {
         b"a[REDACTED]b[REDACTED]"
     );
     let mut v = json!({ "error": { "message": format!("bad key {KEY}"), KEY: [1, KEY] } });
-    s.redact_json(&mut v);
+    assert!(s.redact_json(&mut v));
     assert_eq!(
         v,
         json!({ "error": { "message": "bad key [REDACTED]", "[REDACTED]": [1, "[REDACTED]"] } })
     );
+    // Nothing to replace: untouched, and said so.
+    for clean in [json!({ "a": ["short", 1, null] }), json!("text"), json!([])] {
+        let mut v = clean.clone();
+        assert!(!s.redact_json(&mut v));
+        assert_eq!(v, clean);
+    }
+    // A secret only in a key, or only deep inside, is reported.
+    for dirty in [json!({ KEY: 1 }), json!([[{ "x": [format!("..{KEY}")] }]])] {
+        let mut v = dirty;
+        assert!(s.redact_json(&mut v), "{v}");
+        assert!(!v.to_string().contains(KEY));
+    }
     assert!(format!("{s:?}").contains("count: 2"), "{s:?}");
     assert!(!format!("{s:?}").contains(KEY));
 }

@@ -10,44 +10,6 @@ use warden_core::{ManualClock, SystemClock};
 
 use super::{Harness, Start as _, is_error, text_of};
 
-/// Waits until `n` requests are pending; returns them (newest first).
-async fn pending(h: &Harness, token: &str, n: usize) -> Vec<Value> {
-    let started = Instant::now();
-    loop {
-        let (status, body) = h
-            .operator(reqwest::Method::GET, "/v1/approvals", token, None)
-            .await;
-        assert_eq!(status, 200, "{body}");
-        let list = body["approvals"].as_array().unwrap().clone();
-        if list.len() >= n {
-            return list;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "{} of {n} requests pending",
-            list.len()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn decide_approval(
-    h: &Harness,
-    token: &str,
-    id: &str,
-    choice: &str,
-    reason: Option<&str>,
-) -> (u16, Value) {
-    let body = reason.map(|r| json!({ "reason": r }));
-    h.operator(
-        reqwest::Method::POST,
-        &format!("/v1/approvals/{id}/{choice}"),
-        token,
-        body,
-    )
-    .await
-}
-
 fn refusals(records: &[warden_audit::Record]) -> Vec<String> {
     records
         .iter()
@@ -64,7 +26,7 @@ async fn an_authorised_approver_releases_the_waiting_mcp_call() {
     let (h2, t2) = (h.clone(), token.clone());
     let call = tokio::spawn(async move { h2.call(&t2, "ask for it").await });
 
-    let list = pending(&h, &bob, 1).await;
+    let list = h.wait_for_approval(&bob, 1).await;
     let req = &list[0];
     // What the approver sees.
     assert_eq!(req["status"], "pending");
@@ -99,7 +61,9 @@ async fn an_authorised_approver_releases_the_waiting_mcp_call() {
     assert_eq!(status, 200);
     assert_eq!(body["id"], id);
 
-    let (status, body) = decide_approval(&h, &bob, id, "approve", Some("looks right")).await;
+    let (status, body) = h
+        .decide_approval(&bob, id, "approve", Some("looks right"))
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["outcome"], "granted");
     let answer = call.await.unwrap();
@@ -156,7 +120,7 @@ async fn every_escalation_raises_a_request() {
     assert_eq!(status, 202);
     h.lift_control(c["id"].as_str().unwrap()).await;
 
-    let list = pending(&h, &bob, 3).await;
+    let list = h.wait_for_approval(&bob, 3).await;
     let mut reasons: Vec<&str> = list.iter().map(|r| r["reason"].as_str().unwrap()).collect();
     reasons.sort_unstable();
     assert_eq!(
@@ -181,7 +145,7 @@ async fn adversarial_the_agent_tries_to_approve_its_own_request_on_both_planes()
     let id = body["approval"]["id"].as_str().unwrap().to_owned();
 
     // Operator plane, with the agent's session token.
-    let (status, body) = decide_approval(&h, &token, &id, "approve", None).await;
+    let (status, body) = h.decide_approval(&token, &id, "approve", None).await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["error"]["code"], "wrong_plane");
     // Agent plane: there is no approval channel there.
@@ -237,22 +201,24 @@ async fn adversarial_approvers_without_the_authority_and_self_approval() {
     let id = body["approval"]["id"].as_str().unwrap().to_owned();
 
     // An approver without the authority for the rule.
-    let (status, body) = decide_approval(&h, &dave, &id, "approve", None).await;
+    let (status, body) = h.decide_approval(&dave, &id, "approve", None).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (403, Some("no_authority"))
     );
-    let (status, _) = decide_approval(&h, &dave, &id, "deny", None).await;
+    let (status, _) = h.decide_approval(&dave, &id, "deny", None).await;
     assert_eq!(status, 403);
     // Self-approval under separation of duties: alice holds the role, but the agent acts
     // for her.
-    let (status, body) = decide_approval(&h, &alice, &id, "approve", None).await;
+    let (status, body) = h.decide_approval(&alice, &id, "approve", None).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (403, Some("self_approval"))
     );
     // An admin credential is not an approver's.
-    let (status, body) = decide_approval(&h, &h.operator_token, &id, "approve", None).await;
+    let (status, body) = h
+        .decide_approval(&h.operator_token, &id, "approve", None)
+        .await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (403, Some("not_an_approver"))
@@ -323,16 +289,13 @@ async fn adversarial_a_quorum_reached_with_the_same_approver_twice() {
     let carol = h.approver_token("carol").await;
     let (h2, t2) = (h.clone(), token.clone());
     let call = tokio::spawn(async move { h2.call(&t2, "quorum please").await });
-    let id = pending(&h, &bob, 1).await[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = h.wait_for_approval_id(&bob).await;
 
-    let (status, body) = decide_approval(&h, &bob, &id, "approve", None).await;
+    let (status, body) = h.decide_approval(&bob, &id, "approve", None).await;
     assert_eq!((status, body["outcome"].as_str()), (200, Some("counted")));
     // The same approver, with the same or another credential, does not count twice.
     for t in [&bob, &bob_again] {
-        let (status, body) = decide_approval(&h, t, &id, "approve", None).await;
+        let (status, body) = h.decide_approval(t, &id, "approve", None).await;
         assert_eq!(
             (status, body["error"]["code"].as_str()),
             (409, Some("duplicate_approver"))
@@ -340,7 +303,7 @@ async fn adversarial_a_quorum_reached_with_the_same_approver_twice() {
     }
     assert!(!call.is_finished(), "one approver is not a quorum of two");
     assert_eq!(warden_testkit::echo::count(&h.calls), 0);
-    let (status, body) = decide_approval(&h, &carol, &id, "approve", None).await;
+    let (status, body) = h.decide_approval(&carol, &id, "approve", None).await;
     assert_eq!((status, body["outcome"].as_str()), (200, Some("granted")));
     let answer = call.await.unwrap();
     assert!(!is_error(&answer), "{answer}");
@@ -357,7 +320,7 @@ async fn adversarial_a_replayed_approval_and_arguments_a_used_for_b() {
     let bob = h.approver_token("bob").await;
     let (_, a) = h.decide(&token, "ask A", None).await;
     let id_a = a["approval"]["id"].as_str().unwrap().to_owned();
-    let (status, _) = decide_approval(&h, &bob, &id_a, "approve", None).await;
+    let (status, _) = h.decide_approval(&bob, &id_a, "approve", None).await;
     assert_eq!(status, 200);
 
     // Arguments B are not released by the approval of A: they raise their own request.
@@ -378,7 +341,7 @@ async fn adversarial_a_replayed_approval_and_arguments_a_used_for_b() {
     assert_eq!(status, 202, "a used approval releases nothing: {again}");
     assert_ne!(again["approval"]["id"], a["approval"]["id"]);
     // Replaying the decision on the used request is refused.
-    let (status, body) = decide_approval(&h, &bob, &id_a, "approve", None).await;
+    let (status, body) = h.decide_approval(&bob, &id_a, "approve", None).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (409, Some("replay"))
@@ -402,11 +365,10 @@ async fn a_denial_refuses_the_waiting_call_and_its_retries() {
     let carol = h.approver_token("carol").await;
     let (h2, t2) = (h.clone(), token.clone());
     let call = tokio::spawn(async move { h2.call(&t2, "ask to delete").await });
-    let id = pending(&h, &carol, 1).await[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let (status, body) = decide_approval(&h, &carol, &id, "deny", Some("not today")).await;
+    let id = h.wait_for_approval_id(&carol).await;
+    let (status, body) = h
+        .decide_approval(&carol, &id, "deny", Some("not today"))
+        .await;
     assert_eq!((status, body["outcome"].as_str()), (200, Some("denied")));
     let answer = call.await.unwrap();
     assert!(is_error(&answer));
@@ -434,10 +396,7 @@ async fn a_timeout_denies_with_a_clear_message() {
     let bob = h.approver_token("bob").await;
     let (h2, t2) = (h.clone(), token.clone());
     let call = tokio::spawn(async move { h2.call(&t2, "ask and wait").await });
-    let id = pending(&h, &bob, 1).await[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = h.wait_for_approval_id(&bob).await;
     clock.advance(time::Duration::seconds(61));
     let answer = call.await.unwrap();
     assert!(is_error(&answer));
@@ -446,7 +405,7 @@ async fn a_timeout_denies_with_a_clear_message() {
         "{answer}"
     );
     // Too late to approve.
-    let (status, body) = decide_approval(&h, &bob, &id, "approve", None).await;
+    let (status, body) = h.decide_approval(&bob, &id, "approve", None).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (409, Some("already_decided"))
@@ -487,10 +446,10 @@ async fn a_restart_keeps_pending_requests_decidable() {
     let (status, _) = h.decide(&token, "ask across a restart, too", None).await;
     assert_eq!(status, 202);
     h.restart().await;
-    let list = pending(&h, &bob, 2).await;
+    let list = h.wait_for_approval(&bob, 2).await;
     assert_eq!(list.len(), 2);
     let id = first["approval"]["id"].as_str().unwrap();
-    let (status, body) = decide_approval(&h, &bob, id, "approve", None).await;
+    let (status, body) = h.decide_approval(&bob, id, "approve", None).await;
     assert_eq!(
         (status, body["outcome"].as_str()),
         (200, Some("granted")),
@@ -516,7 +475,7 @@ async fn a_grant_given_under_another_charter_releases_nothing() {
     let (status, first) = h.decide(&token, "ask before the change", None).await;
     assert_eq!(status, 202, "{first}");
     let id = first["approval"]["id"].as_str().unwrap();
-    let (status, body) = decide_approval(&h, &bob, id, "approve", None).await;
+    let (status, body) = h.decide_approval(&bob, id, "approve", None).await;
     assert_eq!(
         (status, body["outcome"].as_str()),
         (200, Some("granted")),
@@ -571,7 +530,7 @@ async fn the_decide_api_long_polls_and_a_dropped_connection_picks_up_the_decisio
     });
     abandoned.await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let (status, _) = decide_approval(&h, &bob, &id, "approve", None).await;
+    let (status, _) = h.decide_approval(&bob, &id, "approve", None).await;
     assert_eq!(status, 200);
     let (status, body) = poll.await.unwrap();
     assert_eq!(
@@ -606,12 +565,9 @@ async fn a_dropped_mcp_call_retried_picks_up_the_grant() {
     )
     .await;
     assert!(dropped.is_err(), "the call waits for approval");
-    let id = pending(&h, &bob, 1).await[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = h.wait_for_approval_id(&bob).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let (status, _) = decide_approval(&h, &bob, &id, "approve", None).await;
+    let (status, _) = h.decide_approval(&bob, &id, "approve", None).await;
     assert_eq!(status, 200);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(
@@ -656,7 +612,7 @@ async fn a_thousand_concurrent_pending_requests_none_lost_or_double_released() {
         .await;
     assert_eq!(status, 200);
     let _ = body;
-    let list = pending(&h, &bob, N).await;
+    let list = h.wait_for_approval(&bob, N).await;
     assert_eq!(list.len(), N, "none lost");
     // Approve every one, 8 at a time; each approval twice (the second must be refused).
     let ids: Vec<String> = list
@@ -670,9 +626,9 @@ async fn a_thousand_concurrent_pending_requests_none_lost_or_double_released() {
         approvals.push(tokio::spawn(async move {
             let mut refused = 0;
             for id in chunk {
-                let (status, _) = decide_approval(&h, &bob, &id, "approve", None).await;
+                let (status, _) = h.decide_approval(&bob, &id, "approve", None).await;
                 assert_eq!(status, 200);
-                let (status, _) = decide_approval(&h, &bob, &id, "approve", None).await;
+                let (status, _) = h.decide_approval(&bob, &id, "approve", None).await;
                 if status == 409 {
                     refused += 1;
                 }
@@ -883,10 +839,7 @@ async fn an_approval_does_not_release_a_call_whose_session_was_revoked_meanwhile
     let bob = h.approver_token("bob").await;
     let (h2, t2) = (h.clone(), token.clone());
     let call = tokio::spawn(async move { h2.call(&t2, "ask then revoke").await });
-    let id = pending(&h, &bob, 1).await[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = h.wait_for_approval_id(&bob).await;
     let (status, _) = h
         .operator(
             reqwest::Method::POST,
@@ -896,7 +849,7 @@ async fn an_approval_does_not_release_a_call_whose_session_was_revoked_meanwhile
         )
         .await;
     assert_eq!(status, 200);
-    let (status, _) = decide_approval(&h, &bob, &id, "approve", None).await;
+    let (status, _) = h.decide_approval(&bob, &id, "approve", None).await;
     assert_eq!(status, 200);
     let answer = call.await.unwrap();
     assert!(is_error(&answer));
@@ -918,14 +871,7 @@ async fn issue_10_a_grant_whose_voters_credential_was_revoked_is_not_used() {
     let (status, body) = h.decide(&token, "ask for the revoked", None).await;
     assert_eq!(status, 202, "{body}");
     let id = body["approval"]["id"].as_str().unwrap().to_owned();
-    let (status, body) = h
-        .operator(
-            reqwest::Method::POST,
-            &format!("/v1/approvals/{id}/approve"),
-            &bob,
-            None,
-        )
-        .await;
+    let (status, body) = h.decide_approval(&bob, &id, "approve", None).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["outcome"], "granted");
     // The admin revokes bob's credential before the grant is used.

@@ -237,29 +237,11 @@ async fn issue_10_a_link_changed_during_the_approval_wait_is_refused_before_forw
     let path = format!("{}/held/inside/secret.txt", base.display());
     let (h2, t2, p2) = (h.clone(), token.clone(), path.clone());
     let call = tokio::spawn(async move { read(&h2, &t2, &p2).await });
-    let started = Instant::now();
-    let id = loop {
-        let (status, body) = h
-            .operator(reqwest::Method::GET, "/v1/approvals", &bob, None)
-            .await;
-        assert_eq!(status, 200, "{body}");
-        if let Some(req) = body["approvals"].as_array().unwrap().first() {
-            break req["id"].as_str().unwrap().to_owned();
-        }
-        assert!(started.elapsed() < Duration::from_secs(20), "no request");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let id = h.wait_for_approval_id(&bob).await;
     // While it waits, the directory is replaced by a link to the outside folder.
     std::fs::remove_dir(base.join("held/inside")).unwrap();
     std::os::unix::fs::symlink(base.join("outside"), base.join("held/inside")).unwrap();
-    let (status, body) = h
-        .operator(
-            reqwest::Method::POST,
-            &format!("/v1/approvals/{id}/approve"),
-            &bob,
-            None,
-        )
-        .await;
+    let (status, body) = h.decide_approval(&bob, &id, "approve", None).await;
     assert_eq!(status, 200, "{body}");
     let body = call.await.unwrap();
     assert!(is_error(&body), "released after the link changed: {body}");
