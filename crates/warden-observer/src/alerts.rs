@@ -6,6 +6,9 @@
 //! delivers them in order, each with up to [`ATTEMPTS`] attempts of at most
 //! [`ATTEMPT_TIMEOUT`]. The webhook URL is a credential (Slack's are) and is never logged.
 
+#[cfg(test)]
+mod tests;
+
 use std::time::Duration;
 
 use serde_json::{Value, json};
