@@ -10,7 +10,7 @@ mod verify;
 mod tests;
 
 pub use hash::{GENESIS_HASH, HASH_DOMAIN, record_hash};
-pub use record::{Record, RecordRef, TimeError, format_time, parse_time};
+pub use record::{LineError, Record, RecordRef, TimeError, format_time, parse_time};
 pub use verify::{Head, Problem, Verifier};
 pub use warden_core::canonical::{canonical_json, hex};
 pub use warden_core::record::{ParseRecordKindError, RecordKind};

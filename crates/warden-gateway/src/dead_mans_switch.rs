@@ -61,11 +61,17 @@ pub(crate) async fn run(
         .find(|c| c.set_by.role == "gateway")
         .map(|c| c.id);
     let mut since = Instant::now();
+    // The last heartbeat already taken into account: only a newer one is "heard" (the same
+    // one, seen again at the next tick, must not lift the switch it failed to prevent).
+    let mut accounted: Option<Instant> = None;
     loop {
         desk.sweep().await;
-        let heard = desk.last_heard().filter(|h| *h >= since);
+        let heard = desk
+            .last_heard()
+            .filter(|h| *h >= since && Some(*h) != accounted);
         if let Some(h) = heard {
             since = h;
+            accounted = Some(h);
         }
         if let Some(id) = switched.clone() {
             if desk.controls.get(&id).is_none() {

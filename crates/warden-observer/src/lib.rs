@@ -13,14 +13,24 @@
 //! and `warden-audit` (the record format and the hash chain); it never depends on the gateway.
 //! The two meet only through the ledger stream, the metrics and the control API.
 
+pub mod alerts;
+pub mod controls;
 mod detect;
 mod engine;
+pub mod gateway;
+pub mod heartbeat;
+pub mod metrics;
 mod profile;
 mod respond;
 mod response;
+pub mod run;
+pub mod store;
+pub mod stream;
 pub mod synth;
 
 pub use detect::{MAX_EVIDENCE, MIN_BASELINE_TURNS, MIN_RATE_EVENTS, defaults};
 pub use engine::{DEFAULT_BASELINE, Engine, EngineState, EngineStats, MAX_AGENTS, MAX_SESSIONS};
+pub use gateway::{GatewayClient, Token};
 pub use respond::{MAX_FIRED, MAX_RECENT, MAX_RESPONSE_EVIDENCE, action_of, step};
 pub use response::{Action, Response, Scope, Signal};
+pub use run::{ObserverConfig, RunError, run};

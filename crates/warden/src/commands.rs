@@ -6,6 +6,7 @@ pub mod check;
 pub mod connect;
 pub mod control;
 pub mod explain;
+pub mod observe;
 pub mod operator;
 pub mod serve;
 pub mod session;

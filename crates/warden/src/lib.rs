@@ -51,6 +51,9 @@ pub enum Command {
     Operator(commands::operator::OperatorArgs),
     /// A stdio bridge to the gateway's MCP endpoint, for stdio-only MCP clients.
     Connect(commands::connect::ConnectArgs),
+    /// The independent observer: reads the ledger stream, detects, intervenes through the
+    /// control API.
+    Observe(commands::observe::ObserveArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -67,6 +70,7 @@ pub fn run() -> ExitCode {
         Command::Control(args) => commands::control::execute(&args),
         Command::Operator(args) => commands::operator::execute(&args),
         Command::Connect(args) => commands::connect::execute(&args),
+        Command::Observe(args) => commands::observe::execute(&args),
     }
 }
 

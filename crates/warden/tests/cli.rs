@@ -16,6 +16,8 @@ use common::repo;
 use std::path::Path;
 use std::process::{Command, Output};
 
+#[path = "cli/observe.rs"]
+mod observe;
 #[path = "cli/upstreams.rs"]
 mod upstreams;
 

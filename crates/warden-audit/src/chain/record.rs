@@ -72,6 +72,76 @@ impl Record {
         );
         out
     }
+
+    /// Reads a record written by [`Record::to_json_line`] (the ledger stream's `data:` lines,
+    /// `warden audit tail`). Strict: every field present, none unknown, the time in the
+    /// ledger's format, the hashes 64 lowercase or uppercase hex digits. The hash is read as
+    /// written, not checked: that is the [`Verifier`](super::Verifier)'s job.
+    pub fn from_json_line(line: &str) -> Result<Record, LineError> {
+        let raw: RawLine =
+            serde_json::from_str(line).map_err(|e| LineError::Json(e.to_string()))?;
+        Ok(Record {
+            seq: raw.seq,
+            time: parse_time(&raw.time).map_err(LineError::Time)?,
+            session: raw.session,
+            kind: raw
+                .kind
+                .parse()
+                .map_err(|_| LineError::Kind(raw.kind.clone()))?,
+            payload: raw.payload,
+            prev_hash: unhex(&raw.prev_hash).ok_or(LineError::Hash("prev_hash"))?,
+            hash: unhex(&raw.hash).ok_or(LineError::Hash("hash"))?,
+        })
+    }
+}
+
+/// Why a line is not a record ([`Record::from_json_line`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LineError {
+    /// Not a JSON object of the record's fields.
+    #[error("not a ledger record: {0}")]
+    Json(String),
+    /// The time is not in the ledger's format.
+    #[error(transparent)]
+    Time(TimeError),
+    /// A kind this version of warden does not know.
+    #[error("unknown record kind `{0}`")]
+    Kind(String),
+    /// A hash that is not 32 bytes in hex.
+    #[error("`{0}` is not 64 hex digits")]
+    Hash(&'static str),
+}
+
+/// The fields of a JSON line, as written.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLine {
+    seq: u64,
+    time: String,
+    session: Option<String>,
+    kind: String,
+    payload: Value,
+    prev_hash: String,
+    hash: String,
+}
+
+/// 64 hex digits as 32 bytes.
+fn unhex(text: &str) -> Option<[u8; 32]> {
+    let digits = text.as_bytes();
+    if digits.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        let [hi, lo] = pair else { return None };
+        let value = |d: u8| {
+            char::from(d)
+                .to_digit(16)
+                .and_then(|v| u8::try_from(v).ok())
+        };
+        *byte = value(*hi)? << 4 | value(*lo)?;
+    }
+    Some(out)
 }
 
 /// One record as it is stored, borrowed: what the [`Verifier`](super::Verifier) checks.

@@ -331,6 +331,54 @@ fn record_json_line_has_the_documented_shape() {
     assert_eq!(v["hash"], json!(hex(&r.hash)));
 }
 
+#[test]
+fn a_json_line_reads_back_as_the_same_record() {
+    let mut r = Record {
+        seq: 7,
+        time: time::macros::datetime!(2026-11-21 06:00:01.000000123 UTC),
+        session: None,
+        kind: RecordKind::ModelIntent,
+        payload: json!({"tool": "fs.read", "n": [1, 2.5, -3], "s": "é\n\"", "z": null}),
+        prev_hash: [0xab; 32],
+        hash: [0; 32],
+    };
+    r.hash = r.compute_hash().unwrap();
+    let back = Record::from_json_line(&r.to_json_line()).unwrap();
+    assert_eq!(back, r);
+    assert_eq!(back.compute_hash().unwrap(), r.hash);
+
+    let line = r.to_json_line();
+    let bad = [
+        ("{}", "not a ledger record"),
+        ("[1]", "not a ledger record"),
+        (
+            &line.replace("\"seq\":7", "\"seq\":-7") as &str,
+            "not a ledger record",
+        ),
+        (
+            &line.replace("model_intent", "model_dreamt"),
+            "unknown record kind `model_dreamt`",
+        ),
+        (
+            &line.replace(".000000123Z", "Z"),
+            "not a time in the ledger's format",
+        ),
+        (
+            &line.replace(&hex(&[0xab; 32]), "abab"),
+            "`prev_hash` is not 64 hex digits",
+        ),
+        (
+            &line.replace(&hex(&[0xab; 32]), &"zz".repeat(32)),
+            "`prev_hash` is not 64 hex digits",
+        ),
+        (&line.replacen("{", "{\"extra\":1,", 1), "unknown field"),
+    ];
+    for (text, want) in bad {
+        let err = Record::from_json_line(text).unwrap_err().to_string();
+        assert!(err.contains(want), "{text}: {err}");
+    }
+}
+
 proptest::proptest! {
     #[test]
     fn canonical_json_round_trips(s in "\\PC*", k in "[a-zA-Z0-9_é]{0,8}", n in proptest::num::i64::ANY, f in proptest::num::f64::NORMAL) {

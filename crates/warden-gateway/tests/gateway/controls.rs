@@ -281,3 +281,37 @@ async fn the_dead_mans_switch_never_lifts_an_operators_control_and_stays_off_unl
     assert!(h.records_of("observer_heartbeat_missed").await.is_empty());
     h.stop().await;
 }
+
+/// The observer heard once, then silent: the switch engages and stays engaged. (It used to
+/// take the last heartbeat, already accounted for, as the observer heard again at the next
+/// tick: the switch lifted itself and engaged again every half second, two records each
+/// time, while the observer was dead.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_12_the_dead_mans_switch_stays_engaged_while_the_observer_is_silent() {
+    let h = start_observed(true).await;
+    let (status, issued) = h
+        .operator(
+            reqwest::Method::POST,
+            "/v1/operator-tokens",
+            &h.operator_token,
+            Some(json!({ "name": "observer", "role": "observer" })),
+        )
+        .await;
+    assert_eq!(status, 201, "{issued}");
+    let observer = issued["token"].as_str().unwrap().to_owned();
+    heartbeat(&h, &observer).await;
+    // The observer falls silent: after the deadline (1s) the switch engages, once.
+    let switched = controls_in_force(&h, 1).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let still = controls_in_force(&h, 1).await;
+    assert_eq!(still[0]["id"], switched[0]["id"], "{still}");
+    let missed = h.records_of("observer_heartbeat_missed").await.len();
+    let restored = h.records_of("observer_heartbeat_restored").await.len();
+    assert_eq!(
+        (missed, restored),
+        (missed, missed - 1),
+        "the switch toggled"
+    );
+    assert!(missed <= 2, "{missed} switches");
+    h.stop().await;
+}

@@ -12,6 +12,8 @@ use serde_json::json;
 
 use crate::commands::serve::{self, GatewayFlags};
 
+pub mod observer;
+
 /// The demo charter template.
 const CHARTER_TEMPLATE: &str = include_str!("up_charter.yaml");
 /// The reference server's entry point when it was installed with npm in the current folder.
@@ -31,6 +33,9 @@ pub struct UpArgs {
     /// Session lifetime.
     #[arg(long, default_value = "8h")]
     pub ttl: String,
+    /// Do not start the observer (`warden observe`) beside the gateway.
+    #[arg(long)]
+    pub no_observer: bool,
 }
 
 fn write_demo_folder(demo: &Path) -> std::io::Result<()> {
@@ -135,6 +140,7 @@ pub fn execute(args: &UpArgs) -> ExitCode {
         Err(code) => return code,
     };
     let ttl = args.ttl.clone();
+    let no_observer = args.no_observer;
     crate::runtime(async move {
         let gateway = match serve::start(config).await {
             Ok(g) => g,
@@ -210,6 +216,19 @@ pub fn execute(args: &UpArgs) -> ExitCode {
             .await
             .ok()
             .and_then(|v| v.get("token").and_then(serde_json::Value::as_str).map(str::to_owned));
+        let observer = if no_observer {
+            None
+        } else {
+            let operator_url = format!("http://{}", gateway.operator_addr);
+            match observer::start(&client, &operator_url, &data, &charter).await {
+                Ok(o) => Some(o),
+                Err(e) => {
+                    eprintln!("error: cannot start the observer: {e}");
+                    gateway.shutdown().await;
+                    return ExitCode::FAILURE;
+                }
+            }
+        };
         let url = format!("http://{}/mcp", gateway.agent_addr);
         let http_config = json!({ "mcpServers": { "warden": { "type": "http", "url": url, "headers": { "Authorization": format!("Bearer {token}") } } } });
         let exe = std::env::current_exe().ok();
@@ -235,6 +254,14 @@ pub fn execute(args: &UpArgs) -> ExitCode {
         if let Some(note) = exe.as_deref().and_then(|exe| path_note(exe, &path)) {
             println!();
             println!("{note}");
+        }
+        if let Some(o) = &observer {
+            println!(
+                "  observer        pid {}  (credential in {}, data in {})",
+                o.id().unwrap_or_default(),
+                data.join(observer::TOKEN_FILE).display(),
+                data.join(observer::DATA_SUBDIR).display()
+            );
         }
         if let Some(reviewer) = &reviewer {
             println!();
@@ -263,6 +290,9 @@ pub fn execute(args: &UpArgs) -> ExitCode {
         );
         println!("Press Ctrl-C to stop.");
         gateway.run_until_signal().await;
+        if let Some(o) = observer {
+            o.stop().await;
+        }
         ExitCode::SUCCESS
     })
 }
