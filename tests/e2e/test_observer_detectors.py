@@ -1,0 +1,319 @@
+"""The observer's detectors end to end: a real `warden serve`, a real `warden observe` with its
+own `observer` credential, the npm filesystem and everything servers, the scripted mock model
+provider answering with tool calls (`warden-mock-llm`), the Python `mcp` and `openai` SDKs as
+the agent.
+
+Each test provokes one of the issue's scenarios, waits for the observer's intervention to be in
+force (`GET /v1/controls`), checks its evidence and detector, and then checks that the gateway
+enforces it on the very next call (the decision names the control). `warden audit verify` runs
+after every test (the `start_gateway` fixture).
+
+Rate baselines are learned from whole hours before the present one, so the rate scenario
+records ordinary sessions first, stops the gateway and moves that history three hours back
+(`warden-ledger-backdate`, a testkit tool that rehashes the chain), then starts the gateway
+again on the same data: the observer reads the whole ledger from seq 1.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import anyio
+import httpx2
+import openai
+import pytest
+from conftest import (
+    AGENT,
+    REFUSED,
+    REPO,
+    WARDEN_BIN,
+    Gateway,
+    charter_text,
+    free_port,
+    mcp_error_in,
+    mcp_http,
+    text_of,
+    wait_for,
+)
+from test_model_proxy import KEY_ENV, PROVIDER_KEY, MockLlm
+
+pytestmark = pytest.mark.anyio
+
+#: The testkit tool that moves a stopped gateway's ledger back in time (beside the binary).
+BACKDATE_BIN = (
+    Path(os.environ["WARDEN_BACKDATE_BIN"])
+    if os.environ.get("WARDEN_BACKDATE_BIN")
+    else WARDEN_BIN.parent / "warden-ledger-backdate"
+)
+#: How long an intervention may take to be in force once its record is committed.
+INTERVENTION_TIMEOUT = 15.0
+
+
+# --------------------------------------------------------------------------------------------
+# The observer process
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Observer:
+    """One `warden observe` process watching `gw`."""
+
+    gw: Gateway
+    dir: Path
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    @classmethod
+    def start(cls, gw: Gateway, dir: Path) -> "Observer":
+        dir.mkdir(parents=True, exist_ok=True)
+        r = httpx2.post(
+            f"{gw.operator_url}/v1/operator-tokens",
+            headers={"Authorization": f"Bearer {gw.operator_token}"},
+            json={"name": "observer-e2e", "role": "observer"},
+            timeout=10,
+        )
+        assert r.status_code == 201, r.text
+        token_file = dir / "observer.token"
+        token_file.write_text(r.json()["token"])
+        token_file.chmod(0o600)
+        log_path = dir / "observe.log"
+        proc = subprocess.Popen(
+            [
+                str(WARDEN_BIN),
+                "observe",
+                "--gateway",
+                gw.operator_url,
+                "--token-file",
+                str(token_file),
+                "--charter",
+                str(gw.charter),
+                "--data",
+                str(dir / "data"),
+                "--checkpoint-interval",
+                "1s",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=REPO,
+            env={
+                **{k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")},
+                "NO_COLOR": "1",
+                "RUST_LOG": "info",
+            },
+        )
+
+        def copy() -> None:
+            assert proc.stdout is not None
+            with log_path.open("ab") as out:
+                for line in iter(proc.stdout.readline, b""):
+                    out.write(line)
+                    out.flush()
+
+        threading.Thread(target=copy, daemon=True).start()
+        return cls(gw=gw, dir=dir, proc=proc, log_path=log_path)
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            return self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"warden observe did not stop:\n{self.log()}") from None
+
+
+@pytest.fixture
+def start_observer(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Callable[[Gateway], Observer]]:
+    started: list[Observer] = []
+
+    def start(gw: Gateway) -> Observer:
+        obs = Observer.start(gw, tmp_path / f"observer{len(started)}")
+        started.append(obs)
+        return obs
+
+    yield start
+    report = getattr(request.node, "rep_call", None)
+    codes = []
+    for obs in started:
+        codes.append(obs.stop())
+        if report is not None and report.failed:
+            tail = "\n".join(obs.log().splitlines()[-60:])
+            print(f"--- warden observe log ({obs.log_path}), last lines ---\n{tail}")
+    assert all(c == 0 for c in codes), f"warden observe exited {codes}"
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------
+
+
+def admin(gw: Gateway) -> dict[str, str]:
+    return {"Authorization": f"Bearer {gw.operator_token}"}
+
+
+def controls(gw: Gateway, all_: bool = False) -> list[dict[str, Any]]:
+    r = httpx2.get(
+        f"{gw.operator_url}/v1/controls" + ("?all=true" if all_ else ""),
+        headers=admin(gw),
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    return r.json()["controls"]
+
+
+def wait_control(gw: Gateway, action: str, **match: Any) -> dict[str, Any]:
+    """The first control in force with this action (and these fields), once there is one."""
+
+    def found() -> dict[str, Any] | None:
+        for c in controls(gw):
+            if c["action"] == action and all(c.get(k) == v for k, v in match.items()):
+                return c
+        return None
+
+    return wait_for(f"a `{action}` control {match}", found, timeout=INTERVENTION_TIMEOUT)
+
+
+def kinds(gw: Gateway, kind: str) -> list[dict[str, Any]]:
+    return [r for r in gw.records() if r["kind"] == kind]
+
+
+def session_of(gw: Gateway, token: str) -> str:
+    """The id of the session the agent token belongs to (the newest `session_opened`)."""
+    return kinds(gw, "session_opened")[-1]["session"]
+
+
+def decisions(gw: Gateway, session: str, tool: str) -> list[dict[str, Any]]:
+    by_action = {
+        r["payload"]["action"]: r["payload"]["tool"]
+        for r in gw.records()
+        if r["kind"] == "action_attempted" and r["session"] == session
+    }
+    return [
+        r
+        for r in gw.records()
+        if r["kind"] == "action_decided"
+        and r["session"] == session
+        and by_action.get(r["payload"].get("action")) == tool
+    ]
+
+
+def observer_section(body: str) -> str:
+    return "\nobserver:\n" + body
+
+
+async def call(url: str, token: str, tool: str, args: dict[str, Any]) -> tuple[bool, str]:
+    """One tool call in its own MCP session: (refused or failed, text)."""
+    try:
+        async with mcp_http(url, token) as s:
+            result = await s.call_tool(tool, args)
+            return bool(result.is_error), text_of(result)
+    except Exception as exc:  # noqa: BLE001 — a revoked token fails the session itself
+        err = mcp_error_in(exc)
+        return True, str(err if err is not None else exc)
+
+
+# --------------------------------------------------------------------------------------------
+# d. A denial storm; a sensitive read followed by an outbound send
+# --------------------------------------------------------------------------------------------
+
+#: `everything.echo` stands for the outbound send (it is what leaves the session's data).
+STORM_AND_SEND = observer_section("""\
+  detectors:
+    - { id: denials, kind: denial_storm, threshold: 5, window: 10m, response: revoke_session, alone: true }
+    - id: secret-then-send
+      kind: sensitive_then_send
+      labels: [confidential]
+      tools: [everything.echo]
+      response: freeze_tool
+""")
+
+
+async def test_denial_storm_revokes_the_session(
+    start_gateway: Callable[..., Gateway], start_observer: Callable[[Gateway], Observer], workspace
+) -> None:
+    gw = start_gateway(charter=charter_text(workspace) + STORM_AND_SEND)
+    start_observer(gw)
+    token = gw.open_session()
+    sid = session_of(gw, token)
+    outside = str(workspace.outside / "secret.txt")
+    async with mcp_http(gw.mcp_url, token) as s:
+        ok = await s.call_tool("fs__read_text_file", {"path": str(workspace.root / "README.md")})
+        assert not ok.is_error, text_of(ok)
+        for _ in range(5):
+            r = await s.call_tool("fs__read_text_file", {"path": outside})
+            assert r.is_error and REFUSED in text_of(r), text_of(r)
+    control = wait_control(gw, "revoke_session", scope="session", target=sid)
+    assert control["detector"] == "denials"
+    assert control["set_by"]["role"] == "observer"
+    denied = [
+        r["seq"]
+        for r in decisions(gw, sid, "fs.read_text_file")
+        if r["payload"]["decision"]["verdict"] == "deny"
+    ]
+    assert set(denied) <= set(control["evidence"]) and len(denied) == 5, (denied, control)
+    # The very next call: the session is revoked, its token no longer works.
+    refused, text = await call(gw.mcp_url, token, "fs__read_text_file", {"path": str(workspace.root / "README.md")})
+    assert refused, text
+    revoked = kinds(gw, "session_revoked")
+    assert [r["session"] for r in revoked] == [sid], revoked
+    # Nothing of the session ran after the control: its last allowed read came before.
+    forwarded = [r["seq"] for r in kinds(gw, "action_forwarded") if r["session"] == sid]
+    set_at = [r["seq"] for r in kinds(gw, "control_set") if r["payload"]["id"] == control["id"]]
+    assert set_at and all(f < set_at[0] for f in forwarded), (forwarded, set_at)
+
+
+async def test_sensitive_read_then_send_freezes_the_send_tool(
+    start_gateway: Callable[..., Gateway], start_observer: Callable[[Gateway], Observer], workspace
+) -> None:
+    gw = start_gateway(charter=charter_text(workspace) + STORM_AND_SEND)
+    start_observer(gw)
+    token = gw.open_session()
+    sid = session_of(gw, token)
+    async with mcp_http(gw.mcp_url, token) as s:
+        # An echo before the confidential read is ordinary: nothing happens.
+        before = await s.call_tool("everything__echo", {"message": "hello"})
+        assert not before.is_error, text_of(before)
+        secret = await s.call_tool(
+            "fs__read_text_file", {"path": str(workspace.root / "secret" / "plan.txt")}
+        )
+        assert not secret.is_error, text_of(secret)
+        sent = await s.call_tool("everything__echo", {"message": "the plan"})
+        control = wait_control(gw, "freeze_tool", scope="session", target=sid)
+        assert control["tool"] in ("everything.echo", "everything__echo"), control
+        assert control["detector"] == "secret-then-send"
+        labels = [r["seq"] for r in kinds(gw, "labels_added") if r["session"] == sid]
+        send = [
+            r["seq"]
+            for r in kinds(gw, "action_attempted")
+            if r["session"] == sid and r["payload"]["arguments"] == {"message": "the plan"}
+        ]
+        assert labels and send and set(labels[:1] + send) <= set(control["evidence"]), control
+        del sent  # decided before the observer saw it: the send itself was not stopped
+        # The very next send is denied, naming the control; other tools still work.
+        nxt = await s.call_tool("everything__echo", {"message": "again"})
+        assert nxt.is_error and REFUSED in text_of(nxt), text_of(nxt)
+        assert control["reason"] in text_of(nxt) or "observer" in text_of(nxt), text_of(nxt)
+        read = await s.call_tool("fs__read_text_file", {"path": str(workspace.root / "README.md")})
+        assert not read.is_error, text_of(read)
+    last = decisions(gw, sid, "everything.echo")[-1]["payload"]
+    assert last["decision"]["verdict"] == "deny", last
+    assert last.get("control") == control["id"] or last["decision"].get("control") == control["id"], last
+    # Another session is not affected.
+    other = gw.open_session()
+    refused, text = await call(gw.mcp_url, other, "everything__echo", {"message": "fine"})
+    assert not refused, text
