@@ -138,11 +138,13 @@ class Observer:
 @pytest.fixture
 def start_observer(
     request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[Callable[[Gateway], Observer]]:
+) -> Iterator[Callable[..., Observer]]:
     started: list[Observer] = []
 
-    def start(gw: Gateway) -> Observer:
-        obs = Observer.start(gw, tmp_path / f"observer{len(started)}")
+    def start(gw: Gateway, again: Observer | None = None) -> Observer:
+        """A new observer of `gw`; with `again`, one on the store of that (stopped) observer,
+        which resumes from its checkpoint."""
+        obs = Observer.start(gw, again.dir if again else tmp_path / f"observer{len(started)}")
         started.append(obs)
         return obs
 
@@ -244,7 +246,7 @@ STORM_AND_SEND = observer_section("""\
 
 
 async def test_denial_storm_revokes_the_session(
-    start_gateway: Callable[..., Gateway], start_observer: Callable[[Gateway], Observer], workspace
+    start_gateway: Callable[..., Gateway], start_observer: Callable[..., Observer], workspace
 ) -> None:
     gw = start_gateway(charter=charter_text(workspace) + STORM_AND_SEND)
     start_observer(gw)
@@ -278,7 +280,7 @@ async def test_denial_storm_revokes_the_session(
 
 
 async def test_sensitive_read_then_send_freezes_the_send_tool(
-    start_gateway: Callable[..., Gateway], start_observer: Callable[[Gateway], Observer], workspace
+    start_gateway: Callable[..., Gateway], start_observer: Callable[..., Observer], workspace
 ) -> None:
     gw = start_gateway(charter=charter_text(workspace) + STORM_AND_SEND)
     start_observer(gw)
@@ -312,8 +314,149 @@ async def test_sensitive_read_then_send_freezes_the_send_tool(
         assert not read.is_error, text_of(read)
     last = decisions(gw, sid, "everything.echo")[-1]["payload"]
     assert last["decision"]["verdict"] == "deny", last
-    assert last.get("control") == control["id"] or last["decision"].get("control") == control["id"], last
+    assert last.get("control") == control["id"], last
+    assert last["decision"]["reason"] == "tool_frozen", last
     # Another session is not affected.
     other = gw.open_session()
     refused, text = await call(gw.mcp_url, other, "everything__echo", {"message": "fine"})
     assert not refused, text
+
+
+# --------------------------------------------------------------------------------------------
+# f. A rate far above the baseline learned from recorded history; the same during learning
+# --------------------------------------------------------------------------------------------
+
+RATE = observer_section("""\
+  baseline_window: 1d
+  learning_window: 1h
+  detectors:
+    - { id: action-rate, kind: rate, threshold: 3, window: 1m, response: conservative, alone: true }
+""")
+#: How far the recorded history is moved back: whole hours before the present one.
+HISTORY_AGE_SECS = 3 * 3600
+
+
+async def ordinary_session(gw: Gateway, ws: Any, reads: int = 2) -> None:
+    token = gw.open_session()
+    async with mcp_http(gw.mcp_url, token) as s:
+        for i in range(reads):
+            path = ws.root / ("README.md" if i % 2 == 0 else "docs/plan.md")
+            r = await s.call_tool("fs__read_text_file", {"path": str(path)})
+            assert not r.is_error, text_of(r)
+
+
+async def burst(gw: Gateway, token: str, ws: Any, n: int) -> list[str]:
+    """`n` reads in the root as fast as the agent can; the refusals' texts (an intervention
+    may land in the middle of the burst)."""
+    refusals = []
+    async with mcp_http(gw.mcp_url, token) as s:
+        for i in range(n):
+            path = ws.root / ("README.md" if i % 2 == 0 else "docs/plan.md")
+            r = await s.call_tool("fs__read_text_file", {"path": str(path)})
+            if r.is_error:
+                refusals.append(text_of(r))
+    return refusals
+
+
+def first_decision_after_control(gw: Gateway, session: str, control: dict[str, Any]) -> dict[str, Any]:
+    """The decision of the session's first action attempted after the control's `control_set`
+    record (an action attempted before it may be decided while the control is being set)."""
+    records = gw.records()
+    set_at = [r["seq"] for r in records if r["kind"] == "control_set" and r["payload"]["id"] == control["id"]]
+    assert set_at, "no control_set record"
+    attempted = [
+        r["payload"]["action"]
+        for r in records
+        if r["kind"] == "action_attempted" and r["session"] == session and r["seq"] > set_at[0]
+    ]
+    assert attempted, "no action after the control"
+    decided = [
+        r["payload"]
+        for r in records
+        if r["kind"] == "action_decided" and r["payload"].get("action") == attempted[0]
+    ]
+    assert len(decided) == 1, decided
+    return decided[0]
+
+
+def backdate(gw: Gateway, secs: int) -> None:
+    if not BACKDATE_BIN.exists():
+        pytest.fail(f"{BACKDATE_BIN} is not built: `cargo build -p warden-testkit`")
+    out = subprocess.run(
+        [str(BACKDATE_BIN), "--ledger", str(gw.data / "ledger.db"), "--by-secs", str(secs)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+
+
+async def test_rate_far_above_the_learned_baseline_is_conservative_and_only_alerts_while_learning(
+    start_gateway: Callable[..., Gateway], start_observer: Callable[..., Observer], workspace
+) -> None:
+    gw = start_gateway(charter=charter_text(workspace) + RATE)
+    # Recorded history: ordinary sessions of two reads each, then moved three hours back.
+    for _ in range(6):
+        await ordinary_session(gw, workspace)
+    assert gw.stop() == 0, gw.log()
+    backdate(gw, HISTORY_AGE_SECS)
+    assert gw.verify().returncode == 0, gw.verify().stdout
+    gw.restart()
+    obs = start_observer(gw)
+
+    # Twenty reads within a minute: far above two per active minute.
+    token = gw.open_session()
+    sid = session_of(gw, token)
+    refusals = await burst(gw, token, workspace, 20)
+    control = wait_control(gw, "conservative", scope="session", target=sid)
+    assert control["detector"] == "action-rate" and control["set_by"]["role"] == "observer"
+    assert "learning" not in control["reason"], control
+    attempted = {r["seq"] for r in kinds(gw, "action_attempted") if r["session"] == sid}
+    assert control["evidence"] and set(control["evidence"]) <= attempted, control
+    # The very next decision of the session after the control sees it: the read needs
+    # approval (the charter gives nobody but alice herself the authority: refused at once).
+    nxt = first_decision_after_control(gw, sid, control)
+    assert nxt["decision"]["verdict"] == "ask", nxt
+    assert nxt["decision"]["reason"] == "conservative_posture", nxt
+    assert nxt["control"] == control["id"], nxt
+    assert refusals and control["id"] in refusals[0], refusals
+    refused, text = await call(
+        gw.mcp_url, token, "fs__read_text_file", {"path": str(workspace.root / "README.md")}
+    )
+    assert refused, text
+    last = decisions(gw, sid, "fs.read_text_file")[-1]["payload"]
+    assert last["decision"]["verdict"] == "ask", last
+    assert last["decision"]["reason"] == "conservative_posture", last
+    assert last["control"] == control["id"], last
+
+    # A legitimate charter change: the observer learns for an hour and only alerts.
+    assert obs.stop() == 0, obs.log()
+    gw.charter.write_text(
+        gw.charter.read_text().replace(
+            "Exercise warden against the real MCP reference servers.",
+            "Exercise warden against the real MCP reference servers, with a new purpose.",
+        )
+    )
+    gw.restart()
+    start_observer(gw, again=obs)
+    token2 = gw.open_session()
+    sid2 = session_of(gw, token2)
+    assert await burst(gw, token2, workspace, 20) == []
+
+    def alert() -> dict[str, Any] | None:
+        for r in kinds(gw, "observer_alert"):
+            if r["payload"].get("target") == sid2:
+                return r["payload"]
+        return None
+
+    found = wait_for("the learning-window alert", alert, timeout=INTERVENTION_TIMEOUT)
+    assert found["detector"] == "action-rate", found
+    assert "learning window: alert only" in found["reason"], found
+    assert not [c for c in controls(gw) if c.get("target") == sid2], controls(gw)
+    # The very next read runs as the charter says (autonomous): nothing was put in force.
+    refused, text = await call(
+        gw.mcp_url, token2, "fs__read_text_file", {"path": str(workspace.root / "README.md")}
+    )
+    assert not refused, text
+    last = decisions(gw, sid2, "fs.read_text_file")[-1]["payload"]
+    assert last["decision"]["verdict"] == "allow" and "control" not in last, last
