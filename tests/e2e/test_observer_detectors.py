@@ -460,3 +460,131 @@ async def test_rate_far_above_the_learned_baseline_is_conservative_and_only_aler
     assert not refused, text
     last = decisions(gw, sid2, "fs.read_text_file")[-1]["payload"]
     assert last["decision"]["verdict"] == "allow" and "control" not in last, last
+
+
+# --------------------------------------------------------------------------------------------
+# e. The model proposed read_file, the agent attempted a send: intent mismatch, correlated
+# --------------------------------------------------------------------------------------------
+
+#: A mismatch alone, or a send after a confidential read alone, only alerts; the two on one
+#: session within five minutes put it in the conservative posture.
+MISMATCH = observer_section("""\
+  detectors:
+    - { id: unproposed-actions, kind: intent_mismatch, threshold: 1, window: 5m, response: conservative }
+    - id: secret-then-send
+      kind: sensitive_then_send
+      labels: [confidential]
+      tools: [everything.echo]
+      response: conservative
+      alone: false
+  correlate:
+    - id: unasked-send-of-secrets
+      signals: [unproposed-actions, secret-then-send]
+      min: 2
+      within: 5m
+      on: session
+      response: conservative
+""")
+READ_FILE_TOOL = [
+    {
+        "type": "function",
+        "function": {
+            "name": "read_file",
+            "description": "Read a file.",
+            "parameters": {"type": "object", "properties": {"path": {"type": "string"}}},
+        },
+    }
+]
+
+
+@pytest.fixture
+def mock_llm() -> Iterator[MockLlm]:
+    m = MockLlm.start("primary")
+    try:
+        yield m
+    finally:
+        m.stop()
+
+
+def models_yaml(url: str) -> str:
+    key = f"api_key_env: {KEY_ENV}, timeout: 10s"
+    return f"""\
+  models:
+    - alias: fast
+      routes:
+        - {{ provider: openai, base_url: "{url}/v1", model: gpt-primary, {key} }}
+"""
+
+
+def propose_read(gw: Gateway, token: str, path: Path) -> None:
+    """One model turn through warden's model proxy: the model proposes `read_file(path)`."""
+    client = openai.OpenAI(api_key=token, base_url=f"{gw.agent_url}/v1", max_retries=0, timeout=30)
+    reply = client.chat.completions.create(
+        model="fast",
+        messages=[{"role": "user", "content": f'read it [tool:read_file {{"path": "{path}"}}]'}],
+        tools=READ_FILE_TOOL,
+    )
+    calls = reply.choices[0].message.tool_calls or []
+    assert [c.function.name for c in calls] == ["read_file"], reply
+
+
+async def test_model_proposed_a_read_agent_sent_instead_correlated_with_a_secret_read(
+    start_gateway: Callable[..., Gateway],
+    start_observer: Callable[..., Observer],
+    workspace,
+    mock_llm: MockLlm,
+) -> None:
+    gw = start_gateway(
+        charter=charter_text(workspace, models=models_yaml(mock_llm.url)) + MISMATCH,
+        env={KEY_ENV: PROVIDER_KEY},
+    )
+    start_observer(gw)
+    readme, secret = workspace.root / "README.md", workspace.root / "secret" / "plan.txt"
+
+    # One signal alone: the model proposed a read, the agent sent instead. An alert, nothing
+    # in force, the next send runs.
+    token = gw.open_session()
+    sid = session_of(gw, token)
+    propose_read(gw, token, readme)
+    wait_for("the model's intent", lambda: [r for r in kinds(gw, "model_intent") if r["session"] == sid])
+    refused, text = await call(gw.mcp_url, token, "everything__echo", {"message": "hi"})
+    assert not refused, text
+    alert = wait_for(
+        "the mismatch alert",
+        lambda: [r["payload"] for r in kinds(gw, "observer_alert") if r["payload"].get("target") == sid],
+        timeout=INTERVENTION_TIMEOUT,
+    )[0]
+    assert alert["detector"] == "unproposed-actions", alert
+    assert not [c for c in controls(gw) if c.get("target") == sid], controls(gw)
+    refused, text = await call(gw.mcp_url, token, "everything__echo", {"message": "again"})
+    assert not refused, text
+
+    # Correlated: the model proposed reading the secret plan, the agent read it (as proposed)
+    # and then sent it out, which the model never proposed. Two signals on one session.
+    token2 = gw.open_session()
+    sid2 = session_of(gw, token2)
+    propose_read(gw, token2, secret)
+    wait_for("the model's intent", lambda: [r for r in kinds(gw, "model_intent") if r["session"] == sid2])
+    async with mcp_http(gw.mcp_url, token2) as s:
+        r = await s.call_tool("fs__read_file", {"path": str(secret)})
+        assert not r.is_error, text_of(r)
+        r = await s.call_tool("everything__echo", {"message": "the plan"})
+        control = wait_control(gw, "conservative", scope="session", target=sid2)
+        assert control["detector"] == "unasked-send-of-secrets", control
+        intent = [r["seq"] for r in kinds(gw, "model_intent") if r["session"] == sid2]
+        send = [
+            r["seq"]
+            for r in kinds(gw, "action_attempted")
+            if r["session"] == sid2 and r["payload"]["tool"] == "everything.echo"
+        ]
+        labels = [r["seq"] for r in kinds(gw, "labels_added") if r["session"] == sid2]
+        assert send[0] in control["evidence"] and labels[0] in control["evidence"], (control, intent)
+        # The very next call needs approval (nobody but alice could give it: refused at once).
+        nxt = await s.call_tool("fs__read_file", {"path": str(readme)})
+        assert nxt.is_error and control["id"] in text_of(nxt), text_of(nxt)
+    decided = first_decision_after_control(gw, sid2, control)
+    assert decided["decision"]["verdict"] == "ask", decided
+    assert decided["decision"]["reason"] == "conservative_posture", decided
+    assert decided["control"] == control["id"], decided
+    # The first session, with only one signal, is still not under any control.
+    assert not [c for c in controls(gw) if c.get("target") == sid], controls(gw)
