@@ -9,7 +9,14 @@
 #
 # Goals: >= 100,000 records/s; <= 256 MiB with 10,000 active sessions.
 #
+# Then detection to intervention end to end (bench/observer_latency.py): a real gateway under
+# sustained traffic (warden-load, closed loop, $LATENCY_CONCURRENCY clients: the highest rate
+# the machine sustains with them), a real `warden observe`, and $DETECTIONS probe sessions that
+# each read a labelled resource and send; from the ledger alone, the time from the send's
+# record to the first decision refused by the observer's `freeze_tool`. Goal: p99 < 1 s.
+#
 # Usage: bench/observer.sh [sessions, default 10000] [rounds, default 10] [--criterion]
+#        DETECTIONS=200 LATENCY_CONCURRENCY=16 (environment) for the second part
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SESSIONS=${1:-10000}
@@ -27,3 +34,8 @@ if [[ " $* " == *" --criterion "* ]]; then
   echo "== criterion: engine/replay"
   cargo bench -q -p warden-observer --bench engine
 fi
+
+echo "== detection to intervention under sustained traffic (${DETECTIONS:-200} detections)"
+cargo build --release -q -p warden -p warden-testkit --bin warden --bin warden-echo-server --bin warden-load
+python3 bench/observer_latency.py --bin target/release \
+  --detections "${DETECTIONS:-200}" --concurrency "${LATENCY_CONCURRENCY:-16}"
