@@ -298,8 +298,10 @@ async def test_denial_storm_revokes_the_session(
     ]
     assert set(denied) <= set(control["evidence"]) and len(denied) == 5, (denied, control)
     # The very next call: the session is revoked, its token no longer works.
-    refused, text = await call(gw.mcp_url, token, "fs__read_text_file", {"path": str(workspace.root / "README.md")})
-    assert refused, text
+    refused, text = await call(
+        gw.mcp_url, token, "fs__read_text_file", {"path": str(workspace.root / "README.md")}
+    )
+    assert refused and ("401" in text or "revoked" in text.lower()), text
     revoked = kinds(gw, "session_revoked")
     assert [r["session"] for r in revoked] == [sid], revoked
     # Nothing of the session ran after the control: its last allowed read came before.
@@ -338,7 +340,7 @@ async def test_sensitive_read_then_send_freezes_the_send_tool(
         # The very next send is denied, naming the control; other tools still work.
         nxt = await s.call_tool("everything__echo", {"message": "again"})
         assert nxt.is_error and REFUSED in text_of(nxt), text_of(nxt)
-        assert control["reason"] in text_of(nxt) or "observer" in text_of(nxt), text_of(nxt)
+        assert control["id"] in text_of(nxt) and "observer:" in text_of(nxt), text_of(nxt)
         read = await s.call_tool("fs__read_text_file", {"path": str(workspace.root / "README.md")})
         assert not read.is_error, text_of(read)
     last = decisions(gw, sid, "everything.echo")[-1]["payload"]
