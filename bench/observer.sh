@@ -9,14 +9,11 @@
 #
 # Goals: >= 100,000 records/s; <= 256 MiB with 10,000 active sessions.
 #
-# Then detection to intervention end to end (bench/observer_latency.py): a real gateway under
-# sustained traffic (warden-load, closed loop, $LATENCY_CONCURRENCY clients: the highest rate
-# the machine sustains with them), a real `warden observe`, and $DETECTIONS probe sessions that
-# each read a labelled resource and send; from the ledger alone, the time from the send's
-# record to the first decision refused by the observer's `freeze_tool`. Goal: p99 < 1 s.
+# Then detection to intervention end to end (the section at the end; `--no-latency` skips it):
+# from the commit of the anomalous record to the first decision that sees the observer's
+# control, under sustained load through the gateway (p50, p90, p99). Goal: p99 < 1 s.
 #
-# Usage: bench/observer.sh [sessions, default 10000] [rounds, default 10] [--criterion]
-#        DETECTIONS=200 LATENCY_CONCURRENCY=16 (environment) for the second part
+# Usage: bench/observer.sh [sessions, default 10000] [rounds, default 10] [--criterion] [--no-latency]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SESSIONS=${1:-10000}
@@ -35,7 +32,81 @@ if [[ " $* " == *" --criterion "* ]]; then
   cargo bench -q -p warden-observer --bench engine
 fi
 
-echo "== detection to intervention under sustained traffic (${DETECTIONS:-200} detections)"
-cargo build --release -q -p warden -p warden-testkit --bin warden --bin warden-echo-server --bin warden-load
-python3 bench/observer_latency.py --bin target/release \
-  --detections "${DETECTIONS:-200}" --concurrency "${LATENCY_CONCURRENCY:-16}"
+# -- Detection to intervention ----------------------------------------------------------------
+# The whole path on the release binaries: the gateway (`warden serve`), the observer (`warden
+# observe`, its own process and credential), background load through the gateway (`warden-load`:
+# MCP tools/call at the highest rate the machine sustains, 16 clients in a closed loop), and
+# bench/observer_latency.py, which trips a `denial_storm` detector on a fresh session and times
+# from the commit of the record that reaches the threshold to the first decision that carries
+# the observer's control (both ledger times). Skipped with --no-latency.
+if [[ " $* " == *" --no-latency "* ]]; then
+  exit 0
+fi
+ITERATIONS=${ITERATIONS:-50}
+LOAD_SECONDS=${LOAD_SECONDS:-600}
+echo "== detection to intervention ($ITERATIONS iterations under load)"
+cargo build --release -q -p warden -p warden-testkit
+BIN=target/release
+tmp=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+ECHO_PORT=$(free_port); AGENT_PORT=$(free_port); OP_PORT=$(free_port)
+"$BIN/warden-echo-server" --listen "127.0.0.1:$ECHO_PORT" > "$tmp/echo.log" 2>&1 &
+pids+=($!)
+cat > "$tmp/charter.yaml" <<YAML
+version: 1
+identity: { id: bench-agent, name: Bench, purpose: benchmarks, serves: the benchmark }
+inventory:
+  servers:
+    - { id: echo, url: "http://127.0.0.1:$ECHO_PORT/mcp", tools: [echo] }
+    - { id: pay, tools: [create_payment] }
+actions:
+  rules:
+    - { id: echo, tool: echo.echo, tier: autonomous, args: { text: { regex: "hello [0-9]+ [0-9]+" } } }
+    - { id: small-payments, tool: pay.create_payment, tier: autonomous, args: { amount: { max: 100 } } }
+    - { id: large-payments, tool: pay.create_payment, tier: prohibited, args: { amount: { not: { max: 100 } } } }
+authority:
+  roles: [{ id: ops, approve: [default] }]
+  principals: [{ id: bench, roles: [ops] }]
+observer:
+  detectors:
+    - { id: denials, kind: denial_storm, threshold: 3, window: 1m, response: frozen, alone: true }
+YAML
+WARDEN_LOG=warn "$BIN/warden" serve --charter "$tmp/charter.yaml" --data "$tmp/data" \
+  --agent-listen "127.0.0.1:$AGENT_PORT" --operator-listen "127.0.0.1:$OP_PORT" > "$tmp/warden.log" 2>&1 &
+WARDEN_PID=$!
+pids+=($WARDEN_PID)
+for _ in $(seq 1 100); do
+  curl -sf "http://127.0.0.1:$AGENT_PORT/healthz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+OPERATOR="http://127.0.0.1:$OP_PORT"
+(umask 077 && curl -sf -X POST -H "Authorization: Bearer $(cat "$tmp/data/operator.token")" \
+  -H 'content-type: application/json' -d '{"name":"bench-observer","role":"observer"}' \
+  "$OPERATOR/v1/operator-tokens" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])' \
+  > "$tmp/observer.token")
+WARDEN_LOG=warn "$BIN/warden" observe --gateway "$OPERATOR" --token-file "$tmp/observer.token" \
+  --charter "$tmp/charter.yaml" --data "$tmp/observer" > "$tmp/observer.log" 2>&1 &
+pids+=($!)
+TOKEN=$("$BIN/warden" session open --agent bench-agent --user bench --ttl 2h \
+  --operator-url "$OPERATOR" --data "$tmp/data")
+"$BIN/warden-load" --url "http://127.0.0.1:$AGENT_PORT/mcp" --token "$TOKEN" --tool echo.echo \
+  --concurrency 16 --seconds "$LOAD_SECONDS" --warmup 2 --label "background load" > "$tmp/load.json" 2>&1 &
+LOAD_PID=$!
+pids+=($LOAD_PID)
+sleep 3
+head() { python3 -c 'import sqlite3,sys; print(sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True).execute("SELECT MAX(seq) FROM records").fetchone()[0])' "$tmp/data/ledger.db"; }
+before=$(head)
+t0=$(date +%s.%N)
+python3 bench/observer_latency.py --agent "http://127.0.0.1:$AGENT_PORT" --operator "$OPERATOR" \
+  --data "$tmp/data" --iterations "$ITERATIONS" | tee "$tmp/latency.json"
+t1=$(date +%s.%N)
+after=$(head)
+python3 - "$before" "$after" "$t0" "$t1" <<'PY'
+import sys
+before, after, t0, t1 = int(sys.argv[1] or 0), int(sys.argv[2] or 0), float(sys.argv[3]), float(sys.argv[4])
+print(f"ledger records committed during the measurement: {(after - before) / (t1 - t0):.0f}/s "
+      f"(about {(after - before) / (t1 - t0) / 4:.0f} tools/call/s: 4 records each)")
+PY

@@ -387,7 +387,7 @@ fn reload_charter(
         }
         Ok(_) | Err(_) => tracing::warn!(
             gateway = ?loaded, observer = %current, path = %path.display(),
-            "The gateway loaded a charter the observer does not have; it goes on with its own."
+            "The ledger names a charter the observer does not have (an earlier one, or a change not given to the observer); it goes on with its own."
         ),
     }
 }
