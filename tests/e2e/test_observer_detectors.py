@@ -16,246 +16,31 @@ again on the same data: the observer reads the whole ledger from seq 1.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import threading
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
-import anyio
-import httpx2
 import openai
 import pytest
-from conftest import (
-    AGENT,
-    REFUSED,
-    REPO,
-    WARDEN_BIN,
-    Gateway,
-    charter_text,
-    free_port,
-    mcp_error_in,
-    mcp_http,
-    text_of,
-    wait_for,
+from conftest import REFUSED, Gateway, charter_text, mcp_http, text_of, wait_for
+from observer_detectors_support import (
+    INTERVENTION_TIMEOUT,
+    HISTORY_AGE_SECS,
+    Observer,
+    backdate,
+    call,
+    controls,
+    decisions,
+    first_decision_after_control,
+    kinds,
+    mock_llm,  # noqa: F401 — a fixture
+    observer_section,
+    session_of,
+    start_observer,  # noqa: F401 — a fixture
+    wait_control,
 )
 from test_model_proxy import KEY_ENV, PROVIDER_KEY, MockLlm
 
 pytestmark = pytest.mark.anyio
-
-#: The testkit tool that moves a stopped gateway's ledger back in time (beside the binary).
-BACKDATE_BIN = (
-    Path(os.environ["WARDEN_BACKDATE_BIN"])
-    if os.environ.get("WARDEN_BACKDATE_BIN")
-    else WARDEN_BIN.parent / "warden-ledger-backdate"
-)
-#: How long an intervention may take to be in force once its record is committed.
-INTERVENTION_TIMEOUT = 15.0
-
-
-# --------------------------------------------------------------------------------------------
-# The observer process
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Observer:
-    """One `warden observe` process watching `gw`."""
-
-    gw: Gateway
-    dir: Path
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-    metrics_port: int
-
-    @classmethod
-    def start(cls, gw: Gateway, dir: Path) -> "Observer":
-        dir.mkdir(parents=True, exist_ok=True)
-        r = httpx2.post(
-            f"{gw.operator_url}/v1/operator-tokens",
-            headers={"Authorization": f"Bearer {gw.operator_token}"},
-            json={"name": "observer-e2e", "role": "observer"},
-            timeout=10,
-        )
-        assert r.status_code == 201, r.text
-        token_file = dir / "observer.token"
-        token_file.write_text(r.json()["token"])
-        token_file.chmod(0o600)
-        log_path = dir / "observe.log"
-        metrics_port = free_port()
-        proc = subprocess.Popen(
-            [
-                str(WARDEN_BIN),
-                "observe",
-                "--gateway",
-                gw.operator_url,
-                "--token-file",
-                str(token_file),
-                "--charter",
-                str(gw.charter),
-                "--data",
-                str(dir / "data"),
-                "--checkpoint-interval",
-                "1s",
-                "--metrics-listen",
-                f"127.0.0.1:{metrics_port}",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=REPO,
-            env={
-                **{k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")},
-                "NO_COLOR": "1",
-                "RUST_LOG": "info",
-            },
-        )
-
-        def copy() -> None:
-            assert proc.stdout is not None
-            with log_path.open("ab") as out:
-                for line in iter(proc.stdout.readline, b""):
-                    out.write(line)
-                    out.flush()
-
-        threading.Thread(target=copy, daemon=True).start()
-        return cls(gw=gw, dir=dir, proc=proc, log_path=log_path, metrics_port=metrics_port)
-
-    def metric(self, name: str) -> float | None:
-        """One unlabelled figure of the observer's own `/metrics`."""
-        token = (self.dir / "observer.token").read_text().strip()
-        try:
-            r = httpx2.get(
-                f"http://127.0.0.1:{self.metrics_port}/metrics",
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=5,
-            )
-        except httpx2.HTTPError:
-            return None
-        for line in r.text.splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-        return None
-
-    def caught_up(self, timeout: float = 30.0) -> None:
-        """Waits until the observer has read every record the gateway has committed so far."""
-        head = max(r["seq"] for r in self.gw.records())
-        wait_for(
-            f"the observer to read up to {head}",
-            lambda: (self.metric("warden_observer_last_read") or 0) >= head,
-            timeout=timeout,
-        )
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        try:
-            return self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError(f"warden observe did not stop:\n{self.log()}") from None
-
-
-@pytest.fixture
-def start_observer(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[Callable[..., Observer]]:
-    started: list[Observer] = []
-
-    def start(gw: Gateway, again: Observer | None = None) -> Observer:
-        """A new observer of `gw`; with `again`, one on the store of that (stopped) observer,
-        which resumes from its checkpoint."""
-        obs = Observer.start(gw, again.dir if again else tmp_path / f"observer{len(started)}")
-        started.append(obs)
-        return obs
-
-    yield start
-    report = getattr(request.node, "rep_call", None)
-    codes = []
-    for obs in started:
-        codes.append(obs.stop())
-        if report is not None and report.failed:
-            tail = "\n".join(obs.log().splitlines()[-60:])
-            print(f"--- warden observe log ({obs.log_path}), last lines ---\n{tail}")
-    assert all(c == 0 for c in codes), f"warden observe exited {codes}"
-
-
-# --------------------------------------------------------------------------------------------
-# Helpers
-# --------------------------------------------------------------------------------------------
-
-
-def admin(gw: Gateway) -> dict[str, str]:
-    return {"Authorization": f"Bearer {gw.operator_token}"}
-
-
-def controls(gw: Gateway, all_: bool = False) -> list[dict[str, Any]]:
-    r = httpx2.get(
-        f"{gw.operator_url}/v1/controls" + ("?all=true" if all_ else ""),
-        headers=admin(gw),
-        timeout=10,
-    )
-    assert r.status_code == 200, r.text
-    return r.json()["controls"]
-
-
-def wait_control(gw: Gateway, action: str, **match: Any) -> dict[str, Any]:
-    """The first control in force with this action (and these fields), once there is one."""
-
-    def found() -> dict[str, Any] | None:
-        for c in controls(gw):
-            if c["action"] == action and all(c.get(k) == v for k, v in match.items()):
-                return c
-        return None
-
-    return wait_for(f"a `{action}` control {match}", found, timeout=INTERVENTION_TIMEOUT)
-
-
-def kinds(gw: Gateway, kind: str) -> list[dict[str, Any]]:
-    return [r for r in gw.records() if r["kind"] == kind]
-
-
-def session_of(gw: Gateway, token: str) -> str:
-    """The id of the session the agent token belongs to (the newest `session_opened`)."""
-    return kinds(gw, "session_opened")[-1]["session"]
-
-
-def decisions(gw: Gateway, session: str, tool: str) -> list[dict[str, Any]]:
-    by_action = {
-        r["payload"]["action"]: r["payload"]["tool"]
-        for r in gw.records()
-        if r["kind"] == "action_attempted" and r["session"] == session
-    }
-    return [
-        r
-        for r in gw.records()
-        if r["kind"] == "action_decided"
-        and r["session"] == session
-        and by_action.get(r["payload"].get("action")) == tool
-    ]
-
-
-def observer_section(body: str) -> str:
-    return "\nobserver:\n" + body
-
-
-async def call(url: str, token: str, tool: str, args: dict[str, Any]) -> tuple[bool, str]:
-    """One tool call in its own MCP session: (refused or failed, text)."""
-    try:
-        async with mcp_http(url, token) as s:
-            result = await s.call_tool(tool, args)
-            return bool(result.is_error), text_of(result)
-    except Exception as exc:  # noqa: BLE001 — a revoked token fails the session itself
-        err = mcp_error_in(exc)
-        return True, str(err if err is not None else exc)
 
 
 # --------------------------------------------------------------------------------------------
@@ -363,8 +148,6 @@ RATE = observer_section("""\
   detectors:
     - { id: action-rate, kind: rate, threshold: 3, window: 1m, response: conservative, alone: true }
 """)
-#: How far the recorded history is moved back: whole hours before the present one.
-HISTORY_AGE_SECS = 3 * 3600
 
 
 async def ordinary_session(gw: Gateway, ws: Any, reads: int = 2) -> None:
@@ -387,39 +170,6 @@ async def burst(gw: Gateway, token: str, ws: Any, n: int) -> list[str]:
             if r.is_error:
                 refusals.append(text_of(r))
     return refusals
-
-
-def first_decision_after_control(gw: Gateway, session: str, control: dict[str, Any]) -> dict[str, Any]:
-    """The decision of the session's first action attempted after the control's `control_set`
-    record (an action attempted before it may be decided while the control is being set)."""
-    records = gw.records()
-    set_at = [r["seq"] for r in records if r["kind"] == "control_set" and r["payload"]["id"] == control["id"]]
-    assert set_at, "no control_set record"
-    attempted = [
-        r["payload"]["action"]
-        for r in records
-        if r["kind"] == "action_attempted" and r["session"] == session and r["seq"] > set_at[0]
-    ]
-    assert attempted, "no action after the control"
-    decided = [
-        r["payload"]
-        for r in records
-        if r["kind"] == "action_decided" and r["payload"].get("action") == attempted[0]
-    ]
-    assert len(decided) == 1, decided
-    return decided[0]
-
-
-def backdate(gw: Gateway, secs: int) -> None:
-    if not BACKDATE_BIN.exists():
-        pytest.fail(f"{BACKDATE_BIN} is not built: `cargo build -p warden-testkit`")
-    out = subprocess.run(
-        [str(BACKDATE_BIN), "--ledger", str(gw.data / "ledger.db"), "--by-secs", str(secs)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 0, out.stderr
 
 
 async def test_rate_far_above_the_learned_baseline_is_conservative_and_only_alerts_while_learning(
@@ -528,15 +278,6 @@ READ_FILE_TOOL = [
 ]
 
 
-@pytest.fixture
-def mock_llm() -> Iterator[MockLlm]:
-    m = MockLlm.start("primary")
-    try:
-        yield m
-    finally:
-        m.stop()
-
-
 def models_yaml(url: str) -> str:
     key = f"api_key_env: {KEY_ENV}, timeout: 10s"
     return f"""\
@@ -619,205 +360,3 @@ async def test_model_proposed_a_read_agent_sent_instead_correlated_with_a_secret
     assert decided["control"] == control["id"], decided
     # The first session, with only one signal, is still not under any control.
     assert not [c for c in controls(gw) if c.get("target") == sid], controls(gw)
-
-
-# --------------------------------------------------------------------------------------------
-# h. A benign run of realistic sessions for each example charter: no intervention
-# --------------------------------------------------------------------------------------------
-
-#: The detectors of the coding-agent example, for the examples that have no `observer` section
-#: of their own (without `sensitive_then_send`, whose labels and tools are that charter's).
-GENERIC_OBSERVER = observer_section("""\
-  baseline_window: 14d
-  learning_window: 2d
-  escalate_within: 30m
-  ceiling: revoke_session
-  detectors:
-    - { id: denials, kind: denial_storm, threshold: 5, window: 10m, response: conservative, alone: true }
-    - { id: unfamiliar-directory, kind: new_resource_burst, threshold: 15, window: 5m, response: conservative }
-    - { id: action-rate, kind: rate, threshold: 3, window: 1m, response: conservative }
-    - { id: unproposed-actions, kind: intent_mismatch, threshold: 3, window: 5m, response: conservative }
-    - { id: token-spike, kind: token_spike, threshold: 4, response: alert }
-    - { id: ledger, kind: ledger_integrity, response: conservative }
-  correlate:
-    - { id: exploring-unfamiliar-ground, signals: [unfamiliar-directory, action-rate], within: 5m, response: conservative }
-    - { id: exploring-unasked, signals: [unfamiliar-directory, unproposed-actions], within: 5m, response: conservative }
-""")
-
-
-def example_charter(name: str, mock_url: str) -> tuple[str, dict[str, str]]:
-    """An example charter as a test can run it: servers that would need software or hosts this
-    machine does not have lose their transport (the agent calls them itself, after the decide
-    API), the mock alias points at the test's mock provider, provider keys are dummies; the
-    `observer` section is the example's own, else `GENERIC_OBSERVER`."""
-    import re
-
-    text = (REPO / "examples" / name / "charter.yaml").read_text()
-    out, skip_env = [], False
-    for line in text.splitlines():
-        if skip_env:
-            if line.startswith("        "):
-                continue
-            skip_env = False
-        if re.match(r"^      (command|url): ", line) and "node_modules/" not in line:
-            continue
-        if re.match(r"^      env:\s*$", line):
-            skip_env = True
-            continue
-        out.append(line)
-    text = "\n".join(out) + "\n"
-    text = text.replace("http://127.0.0.1:8790", mock_url)
-    if "\nobserver:" not in text:
-        text += GENERIC_OBSERVER
-    env = {k: "sk-dummy-not-used" for k in set(re.findall(r"api_key_env: (\w+)", text))}
-    return text, env
-
-
-def coding_calls(rng: Any) -> list[tuple[str, dict[str, Any]]]:
-    crate = rng.choice(["core", "pdp", "audit", "gateway"])
-    src = f"/workspace/crates/{crate}/src"
-    calls = [
-        ("git.status", {}),
-        ("fs.list_directory", {"path": src}),
-        ("fs.read_text_file", {"path": f"{src}/lib.rs"}),
-        ("fs.search_files", {"path": "/workspace/crates", "pattern": rng.choice(["fn main", "TODO", "unwrap"])}),
-        ("fs.read_text_file", {"path": f"{src}/{rng.choice(['error', 'config', 'store'])}.rs"}),
-        ("shell.run_command", {"command": rng.choice(["cargo test", "cargo check", "cargo clippy"])}),
-        ("fs.edit_file", {"path": f"{src}/lib.rs", "edits": [{"oldText": "a", "newText": "b"}]}),
-        ("git.diff", {}),
-        ("db.query", {"sql": "SELECT id, status FROM builds ORDER BY id DESC LIMIT 10"}),
-        ("web.fetch", {"url": "https://docs.rs/tokio/latest/tokio/"}),
-        ("git.commit", {"message": "fix the flaky test"}),
-    ]
-    if rng.random() < 0.3:  # an ordinary mistake, refused
-        calls.insert(3, ("fs.read_text_file", {"path": "/workspace/.env"}))
-    return calls[: rng.randint(5, len(calls))]
-
-
-def support_calls(rng: Any) -> list[tuple[str, dict[str, Any]]]:
-    ticket = f"T-{rng.randint(1000, 9999)}"
-    customer = f"C-{rng.randint(100, 999)}"
-    calls = [
-        ("crm.get_ticket", {"ticket_id": ticket}),
-        ("crm.lookup_customer", {"customer_id": customer}),
-        ("email.list_threads", {"ticket_id": ticket}),
-        ("email.get_thread", {"thread_id": f"th-{ticket}"}),
-        ("fs.read_text_file", {"path": f"/srv/support/kb/{rng.choice(['billing', 'refunds', 'login'])}.md"}),
-        ("fs.read_text_file", {"path": f"/srv/support/macros/{rng.choice(['apology', 'refund-done'])}.md"}),
-        ("fs.write_file", {"path": f"/srv/support/drafts/{ticket}.md", "content": "Dear customer"}),
-        ("crm.update_ticket", {"ticket_id": ticket, "status": "pending", "note": "drafted a reply"}),
-        ("email.send_email", {"to": "maria.keller@acme.example", "subject": f"{ticket}", "body": "Can you check?"}),
-    ]
-    return calls[: rng.randint(4, len(calls))]
-
-
-def python_agent_calls(rng: Any) -> list[tuple[str, dict[str, Any]]]:
-    calls = [("crm.lookup_customer", {"id": f"cust-{rng.randint(1, 500)}"}) for _ in range(rng.randint(1, 4))]
-    if rng.random() < 0.3:
-        calls.append(("mail.send_email", {"to": "someone@elsewhere.org", "subject": "Hi", "body": "x"}))
-    return calls
-
-
-def everything_calls(rng: Any) -> list[tuple[str, dict[str, Any]]]:
-    calls: list[tuple[str, dict[str, Any]]] = []
-    for _ in range(rng.randint(2, 6)):
-        if rng.random() < 0.5:
-            calls.append(("everything.echo", {"message": rng.choice(["hello", "status?", "done"])}))
-        else:
-            calls.append(("everything.get-sum", {"a": rng.randint(-50, 50), "b": rng.randint(0, 99)}))
-    return calls
-
-
-#: Per example: its principals for sessions, the calls of one session, and whether the agent
-#: talks MCP (with model turns through the proxy proposing each call) or the decide API.
-EXAMPLES: dict[str, tuple[list[str], Callable[[Any], list[tuple[str, dict[str, Any]]]], bool]] = {
-    "coding-agent": (["priya@platform.example", "jonas@platform.example"], coding_calls, False),
-    "customer-support": (["tom.ferreira@acme.example", "jamie.chen@acme.example"], support_calls, False),
-    "python-agent": (["alice"], python_agent_calls, False),
-    "langgraph": (["alice"], everything_calls, True),
-    "openai-agents": (["alice"], everything_calls, True),
-}
-
-
-async def benign_session(
-    gw: Gateway, agent: str, user: str, calls: list[tuple[str, dict[str, Any]]], mcp: bool
-) -> dict[str, int]:
-    """One session doing `calls`; its verdicts counted."""
-    import json as _json
-
-    token = gw.open_session(user=user, agent=agent)
-    verdicts: dict[str, int] = {}
-    if mcp:
-        client = openai.OpenAI(api_key=token, base_url=f"{gw.agent_url}/v1", max_retries=0, timeout=30)
-        async with mcp_http(gw.mcp_url, token) as s:
-            for tool, args in calls:
-                name = tool.split(".", 1)[1]
-                # The model proposes the call, the agent makes it, the result goes back.
-                client.chat.completions.create(
-                    model="mock",
-                    messages=[{"role": "user", "content": f"next step [tool:{name} {_json.dumps(args)}]"}],
-                    tools=[{"type": "function", "function": {"name": name, "parameters": {"type": "object"}}}],
-                )
-                r = await s.call_tool(tool.replace(".", "__"), args)
-                key = "refused" if r.is_error else "allow"
-                verdicts[key] = verdicts.get(key, 0) + 1
-        return verdicts
-    with httpx2.Client(base_url=gw.agent_url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as api:
-        for tool, args in calls:
-            r = api.post("/v1/decide", json={"tool": tool, "arguments": args})
-            assert r.status_code in (200, 202), r.text
-            d = r.json()
-            verdicts[d["verdict"]] = verdicts.get(d["verdict"], 0) + 1
-            if d["verdict"] == "allow":
-                res = api.post(f"/v1/actions/{d['action']}/result", json={"status": "ok", "output": "done"})
-                assert res.status_code == 200, res.text
-    return verdicts
-
-
-#: False positives of the benign run, per example charter: alerts and interventions the
-#: observer raised on ordinary, varied behaviour. Kept here so a change that makes the
-#: detectors noisier fails this test.
-EXPECTED_FALSE_POSITIVES = {name: 0 for name in EXAMPLES}
-
-
-@pytest.mark.parametrize("example", list(EXAMPLES))
-async def test_benign_sessions_of_each_example_charter_trigger_no_intervention(
-    example: str,
-    start_gateway: Callable[..., Gateway],
-    start_observer: Callable[..., Observer],
-    mock_llm: MockLlm,
-) -> None:
-    import random
-
-    principals, make_calls, mcp = EXAMPLES[example]
-    text, env = example_charter(example, mock_llm.url)
-    gw = start_gateway(charter=text, env=env)
-    agent = next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("  id:"))
-    rng = random.Random(f"warden-benign-{example}")
-    totals: dict[str, int] = {}
-
-    async def sessions(n: int) -> None:
-        for i in range(n):
-            v = await benign_session(gw, agent, principals[i % len(principals)], make_calls(rng), mcp)
-            for k, c in v.items():
-                totals[k] = totals.get(k, 0) + c
-
-    # History three hours back (the profiles learn from whole hours), then the live run.
-    await sessions(12)
-    assert gw.stop() == 0, gw.log()
-    backdate(gw, HISTORY_AGE_SECS)
-    gw.restart()
-    obs = start_observer(gw)
-    await sessions(12)
-    obs.caught_up()
-    records = gw.records()
-    alerts = [r["payload"] for r in records if r["kind"] == "observer_alert"]
-    interventions = [
-        r["payload"]
-        for r in records
-        if r["kind"] == "control_set" and r["payload"]["set_by"]["role"] == "observer"
-    ]
-    print(f"{example}: verdicts {totals}, alerts {len(alerts)}, interventions {len(interventions)}")
-    assert totals.get("allow", 0) >= sum(totals.values()) // 2, totals
-    assert len(alerts) + len(interventions) == EXPECTED_FALSE_POSITIVES[example], (alerts, interventions)
-    assert controls(gw) == []
