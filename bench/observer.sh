@@ -48,7 +48,7 @@ ITERATIONS=${ITERATIONS:-50}
 LOAD_SECONDS=${LOAD_SECONDS:-600}
 echo "== detection to intervention ($ITERATIONS iterations under load)"
 cargo build --release -q -p warden -p warden-testkit
-BIN=target/release
+BIN=${CARGO_TARGET_DIR:-target}/release
 tmp=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }

@@ -14,7 +14,11 @@ use std::path::Path;
 use anyhow::Context as _;
 use warden_core::private::{self, SHARED_BITS, Tightened};
 
-use crate::startup::{APPROVAL_KEY_FILE, OPERATOR_TOKEN_FILE};
+/// The file the first operator token is written to, in the data directory.
+pub const OPERATOR_TOKEN_FILE: &str = "operator.token";
+/// The file holding the secret that signs approval links and webhook bodies (created at first
+/// start, mode 0600).
+pub const APPROVAL_KEY_FILE: &str = "approval.key";
 
 /// The SQLite databases warden keeps in the data directory.
 const DATABASES: [&str; 3] = [

@@ -138,6 +138,12 @@ impl Governor {
         }
     }
 
+    /// Counts into `telemetry` (shared with the rest of the gateway) instead of its own.
+    pub fn with_telemetry(mut self, telemetry: Arc<warden_telemetry::Telemetry>) -> Self {
+        self.telemetry = telemetry;
+        self
+    }
+
     /// The ledger.
     pub fn ledger(&self) -> &Ledger {
         &self.ledger

@@ -1,6 +1,7 @@
 //! Start-up, one function per phase: compile the charter and resolve the environments of the
-//! stdio servers (before anything is opened or bound), open the ledger, open `state.db`, start the background work (upstreams, approvals),
-//! assemble the application state, then bind both listeners and serve.
+//! stdio servers (before anything is opened or bound), open the ledger, open `state.db`, start
+//! the background work (upstreams, approvals: `approvals.rs`), assemble the application state,
+//! then bind both listeners and serve.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,10 +12,6 @@ use anyhow::Context as _;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use warden_approval::workflow::SWEEP_INTERVAL;
-use warden_approval::{
-    ApprovalRequest, ApprovalStore, Approvals, Notifier, OnRequest, WebhookConfig, WebhookFormat,
-};
 use warden_audit::{Ledger, LedgerConfig, NewRecord, RecordKind};
 use warden_charter::{CompiledCharter, Diagnostics};
 use warden_core::Clock;
@@ -39,8 +36,10 @@ use crate::routes::agent_router;
 use crate::session_refusals::SessionRefusals;
 use crate::telemetry::{GatewayMetrics, LedgerCommits, MeteredRecorder, observability};
 
+mod approvals;
 mod secrets;
-use secrets::{approval_signer, other_secrets, write_secret};
+use approvals::start_approvals;
+use secrets::{other_secrets, write_secret};
 
 /// How often forwarded actions whose result is overdue are recorded as `unknown`.
 const UNREPORTED_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
@@ -51,11 +50,7 @@ const SESSION_PRUNE_INTERVAL: Duration = Duration::from_secs(600);
 pub const EXPIRED_SESSIONS_KEPT: Duration = Duration::from_secs(86_400);
 /// How long start-up waits for upstream servers to connect before serving anyway.
 const UPSTREAM_INITIAL_WAIT: Duration = Duration::from_secs(15);
-/// The file the first operator token is written to, in the data directory.
-pub const OPERATOR_TOKEN_FILE: &str = "operator.token";
-/// The file holding the secret that signs approval links and webhook bodies (created at first
-/// start, mode 0600).
-pub const APPROVAL_KEY_FILE: &str = "approval.key";
+pub use crate::data_dir::{APPROVAL_KEY_FILE, OPERATOR_TOKEN_FILE};
 
 /// Why the gateway did not start.
 #[derive(Debug, thiserror::Error)]
@@ -440,85 +435,6 @@ async fn open_state(
         budgets,
         bootstrap_operator_token,
     })
-}
-
-/// Phase 4: the approval workflow, its webhook notifier (if configured) and the sweeper that
-/// times out requests past their deadline (it stops with the listeners).
-async fn start_approvals(
-    config: &Config,
-    charter: &Arc<CompiledCharter>,
-    (ledger, telemetry): (&Ledger, &Arc<warden_telemetry::Telemetry>),
-    db: &StateDb,
-    clock: &Arc<dyn Clock>,
-    background: &Background,
-) -> anyhow::Result<Arc<Approvals>> {
-    let store = ApprovalStore::open(db.pool(), clock.now())
-        .await
-        .context("cannot open the approval store")?;
-    let signer = approval_signer(&config.data_dir)?;
-    // The shared webhook, if configured, and each principal's own target from the charter.
-    let webhook = match &config.approval_webhook {
-        Some(hook) if hook.slack => WebhookConfig::new(
-            Some(hook.url.clone()),
-            WebhookFormat::Slack,
-            config.public_url.clone(),
-        ),
-        hook => WebhookConfig::new(
-            hook.as_ref().map(|h| h.url.clone()),
-            WebhookFormat::Json,
-            config.public_url.clone(),
-        ),
-    }
-    .with_charter_targets(&charter.authority);
-    let on_request: Option<OnRequest> = if webhook.is_active() {
-        let notifier = Notifier::start(
-            webhook,
-            signer.clone(),
-            Arc::new(ledger.clone()),
-            clock.clone(),
-            &background.tasks,
-            background.stop.clone(),
-        )
-        .context("approval webhook")?;
-        Some(Arc::new(move |req: &ApprovalRequest| {
-            notifier.notify(req);
-        }))
-    } else {
-        None
-    };
-    let approvals = Arc::new(
-        Approvals::new(
-            store,
-            signer,
-            charter.clone(),
-            Arc::new(MeteredRecorder::new(
-                Arc::new(ledger.clone()),
-                telemetry.clone(),
-            )),
-            clock.clone(),
-            on_request,
-            config.approval_progress_interval,
-        )
-        // A grant is used only while the credentials that voted for it are not revoked.
-        .with_credential_check({
-            let operators = OperatorCredentials::open(db);
-            Arc::new(move |id: String| {
-                let operators = operators.clone();
-                Box::pin(async move { operators.is_active(&id).await.map_err(|e| e.to_string()) })
-            })
-        }),
-    );
-    let sweeper = approvals.clone();
-    let stop = background.stop.clone();
-    background.tasks.spawn(async move {
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep(SWEEP_INTERVAL) => { sweeper.sweep().await; }
-                () = stop.cancelled() => break,
-            }
-        }
-    });
-    Ok(approvals)
 }
 
 /// Phase 5: bind both listeners and serve them; the start is recorded.

@@ -219,14 +219,6 @@ impl Drop for ApprovalWait {
     }
 }
 
-impl crate::governor::Governor {
-    /// Counts into `telemetry` (shared with the rest of the gateway) instead of its own.
-    pub fn with_telemetry(mut self, telemetry: Arc<Telemetry>) -> Self {
-        self.telemetry = telemetry;
-        self
-    }
-}
-
 /// What the operator plane serves the observer: the ledger stream (a read-only reader of the
 /// ledger in `data_dir`, following the writer's head, ending at `stop`) and the metrics.
 pub(crate) async fn observability(
