@@ -14,6 +14,8 @@
 # control, under sustained load through the gateway (p50, p90, p99). Goal: p99 < 1 s.
 #
 # Usage: bench/observer.sh [sessions, default 10000] [rounds, default 10] [--criterion] [--no-latency]
+#        environment: ITERATIONS (detections, default 50), LOAD_CONCURRENCY (load clients,
+#        default 16), LOAD_SECONDS (how long the load may run, default 600)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SESSIONS=${1:-10000}
@@ -35,7 +37,7 @@ fi
 # -- Detection to intervention ----------------------------------------------------------------
 # The whole path on the release binaries: the gateway (`warden serve`), the observer (`warden
 # observe`, its own process and credential), background load through the gateway (`warden-load`:
-# MCP tools/call at the highest rate the machine sustains, 16 clients in a closed loop), and
+# MCP tools/call at the highest rate the machine sustains: $LOAD_CONCURRENCY clients, default 16, in a closed loop), and
 # bench/observer_latency.py, which trips a `denial_storm` detector on a fresh session and times
 # from the commit of the record that reaches the threshold to the first decision that carries
 # the observer's control (both ledger times). Skipped with --no-latency.
@@ -93,7 +95,7 @@ pids+=($!)
 TOKEN=$("$BIN/warden" session open --agent bench-agent --user bench --ttl 2h \
   --operator-url "$OPERATOR" --data "$tmp/data")
 "$BIN/warden-load" --url "http://127.0.0.1:$AGENT_PORT/mcp" --token "$TOKEN" --tool echo.echo \
-  --concurrency 16 --seconds "$LOAD_SECONDS" --warmup 2 --label "background load" > "$tmp/load.json" 2>&1 &
+  --concurrency "${LOAD_CONCURRENCY:-16}" --seconds "$LOAD_SECONDS" --warmup 2 --label "background load" > "$tmp/load.json" 2>&1 &
 LOAD_PID=$!
 pids+=($LOAD_PID)
 sleep 3

@@ -149,8 +149,8 @@ else
   step "cargo deny: not installed, skipped"
 fi
 
-step "build the mock model provider and the history writer the end-to-end suite starts (cargo test does not build them)"
-cargo build -p warden-testkit --bin warden-mock-llm --bin warden-ledger-history --locked
+step "build the mock model provider, the history writer and the ledger backdating tool the end-to-end suite uses (cargo test does not build them)"
+cargo build -p warden-testkit --bin warden-mock-llm --bin warden-ledger-history --bin warden-ledger-backdate --locked
 
 step "tests"
 if cargo nextest --version >/dev/null 2>&1; then
