@@ -29,12 +29,21 @@ mod tests;
 const CRATE_MAP: &[Row] = &[
     only("warden-core", &[]),
     only("warden-charter", &["warden-core"]),
-    only("warden-pdp", &["warden-core", "warden-charter"]),
+    only("warden-provenance", &["warden-core"]),
+    only(
+        "warden-pdp",
+        &["warden-core", "warden-charter", "warden-provenance"],
+    ),
     only("warden-audit", &["warden-core"]),
     only("warden-llm", &["warden-core"]),
     only(
         "warden-session",
-        &["warden-core", "warden-charter", "warden-pdp"],
+        &[
+            "warden-core",
+            "warden-charter",
+            "warden-pdp",
+            "warden-provenance",
+        ],
     ),
     // The ledger is reached through `warden_core::Recorder`, never `warden-audit`'s store.
     only("warden-approval", &["warden-core", "warden-charter"]),
@@ -49,6 +58,7 @@ const CRATE_MAP: &[Row] = &[
             "warden-charter",
             "warden-llm",
             "warden-pdp",
+            "warden-provenance",
             "warden-session",
         ],
     ),
@@ -86,6 +96,7 @@ const CRATE_MAP: &[Row] = &[
             "warden-core",
             "warden-charter",
             "warden-pdp",
+            "warden-provenance",
             "warden-audit",
             "warden-llm",
             "warden-session",

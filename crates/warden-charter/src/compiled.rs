@@ -307,6 +307,9 @@ pub struct Rule {
     pub scope: Option<Scope>,
     /// Approval settings for actions this rule sends to approval.
     pub approval: ApprovalSettings,
+    /// Arguments whose approved value an approver may confirm "for this session" (the rule's
+    /// `approval.remember`): on such a grant the value becomes trusted text of the session.
+    pub remember: Vec<RememberArg>,
     /// Canonical text of each condition, for the shadowing and conflict checks.
     pub(crate) fingerprints: Vec<String>,
 }
@@ -318,6 +321,15 @@ impl Rule {
     }
 }
 
+/// An argument named by a rule's `approval.remember`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RememberArg {
+    /// The argument name as written (dotted for nested objects).
+    pub argument: String,
+    /// The argument path split at dots.
+    pub path: Vec<String>,
+}
+
 /// A constraint on one argument.
 #[derive(Debug)]
 pub struct ArgConstraint {
@@ -325,6 +337,9 @@ pub struct ArgConstraint {
     pub argument: String,
     /// The argument path split at dots.
     pub path: Vec<String>,
+    /// `optional: true`: an absent or `null` argument satisfies the constraint (otherwise it
+    /// satisfies none).
+    pub optional: bool,
     /// What the value must satisfy.
     pub matcher: Matcher,
 }
@@ -352,8 +367,25 @@ pub struct Matcher {
     pub suffix: Option<String>,
     /// SQL statement kind.
     pub sql: Option<SqlKind>,
+    /// `in_task`: `Some(true)` holds when trusted text (the task, instructions, confirmed
+    /// values) states the value; `Some(false)` when it does not.
+    pub in_task: Option<bool>,
+    /// Where the value may (not) have been found.
+    pub provenance: Option<ProvenanceMatch>,
     /// Negated matcher.
     pub not: Option<Box<Matcher>>,
+}
+
+/// `provenance: { from: [...], not_from: [...] }`: labels are untrusted labels of
+/// `data.labels`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ProvenanceMatch {
+    /// Holds when the value, or a meaningful part of it, was found in content carrying one of
+    /// these labels and not in trusted text (or the index is incomplete and trusted text does
+    /// not state the value).
+    pub from: Option<Vec<Arc<str>>>,
+    /// Holds when `from` with these labels would not.
+    pub not_from: Option<Vec<Arc<str>>>,
 }
 
 /// A host pattern: exact, or every subdomain of a domain.
@@ -444,6 +476,9 @@ pub struct Spend {
 pub struct DataPolicy {
     /// Declared labels, sorted.
     pub labels: Vec<Arc<str>>,
+    /// The declared labels marked `untrusted: true`, sorted: results carrying one are indexed
+    /// for argument provenance.
+    pub untrusted: Vec<Arc<str>>,
     /// What each label means, where the charter says.
     pub descriptions: std::collections::BTreeMap<Arc<str>, String>,
     /// Label sources.

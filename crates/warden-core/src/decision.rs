@@ -208,6 +208,10 @@ pub struct Decision {
     /// What an approval needs, when the verdict is [`Verdict::Ask`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval: Option<ApprovalSpec>,
+    /// Where the argument values judged by provenance (`in_task`, `provenance`) were found,
+    /// for the rules that determined the decision (and, when it asks, for the approver).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub provenance: Vec<crate::ArgProvenance>,
 }
 
 impl Decision {

@@ -15,6 +15,7 @@ mod decision;
 pub mod gate;
 pub mod path;
 pub mod private;
+pub mod provenance;
 pub mod record;
 pub mod redact;
 pub mod small_file;
@@ -27,5 +28,6 @@ pub use decision::{
     ApprovalSpec, CharterHash, Decision, Posture, Reason, RuleRef, SourceLocation, Verdict,
 };
 pub use gate::ApprovalStatus;
+pub use provenance::{ArgProvenance, FoundIn, TrustedSource};
 pub use record::{NewRecord, ParseRecordKindError, RecordError, RecordKind, Recorder};
 pub use tier::{ParseTierError, Tier};

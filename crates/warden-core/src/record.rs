@@ -130,6 +130,13 @@ record_kinds! {
     ObserverHeartbeatMissed = "observer_heartbeat_missed",
     /// The observer was heard again: the dead man's switch lifted its control.
     ObserverHeartbeatRestored = "observer_heartbeat_restored",
+    /// A session gained trusted text: an instruction an operator added for the principal, or a
+    /// value an approver confirmed for the session (`source`, `text`); written before it is
+    /// in force.
+    TrustAdded = "trust_added",
+    /// An approver reversed a denial before the request's deadline: the request is pending
+    /// again (`approval`, `by`, `reason`).
+    ApprovalReversed = "approval_reversed",
 }
 
 impl fmt::Display for RecordKind {

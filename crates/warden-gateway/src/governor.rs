@@ -327,6 +327,7 @@ impl Governor {
                         args: &decided_args,
                         principal: Some(&session.principal),
                         labels: &labels,
+                        provenance: warden_provenance::SessionProvenance::empty(),
                         controls,
                         usage,
                         now,

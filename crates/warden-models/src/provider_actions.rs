@@ -62,6 +62,7 @@ pub(crate) async fn check(
                 args: &action.args,
                 principal: Some(&call.session.principal),
                 labels: &labels,
+                provenance: warden_provenance::SessionProvenance::empty(),
                 controls: applied.pdp(call.session.is_revoked()),
                 usage: &NoScopeUsage,
                 now,

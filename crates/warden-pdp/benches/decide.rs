@@ -34,6 +34,7 @@ fn bench_decide(c: &mut Criterion) {
                             args,
                             principal: Some("alice"),
                             labels: &[],
+                            provenance: warden_provenance::SessionProvenance::empty(),
                             controls: Controls::default(),
                             usage: &NoScopeUsage,
                             now: OffsetDateTime::UNIX_EPOCH,

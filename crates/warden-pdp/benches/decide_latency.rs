@@ -40,6 +40,7 @@ fn main() {
                 args,
                 principal: Some("alice"),
                 labels: &[],
+                provenance: warden_provenance::SessionProvenance::empty(),
                 controls: Controls::default(),
                 usage: &NoScopeUsage,
                 now: OffsetDateTime::UNIX_EPOCH,

@@ -148,6 +148,7 @@ impl Draft<'_, '_> {
             charter: self.charter.hash,
             errors: Vec::new(),
             approval: None,
+            provenance: Vec::new(),
         }
     }
 
@@ -212,6 +213,7 @@ impl Draft<'_, '_> {
             charter: self.charter.hash,
             errors,
             approval,
+            provenance: Vec::new(),
         }
     }
 }

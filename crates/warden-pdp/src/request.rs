@@ -4,6 +4,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 use warden_charter::amount::Amount;
 use warden_core::Posture;
+use warden_provenance::SessionProvenance;
 
 /// Everything one decision depends on besides the charter.
 #[derive(Clone, Copy)]
@@ -16,6 +17,9 @@ pub struct Request<'a> {
     pub principal: Option<&'a str>,
     /// Data labels the session has accumulated.
     pub labels: &'a [Arc<str>],
+    /// The session's trusted text and the index of the untrusted content it read
+    /// ([`SessionProvenance::empty`] outside a session).
+    pub provenance: &'a SessionProvenance,
     /// Operator and observer controls in force.
     pub controls: Controls,
     /// Preapproved-scope usage so far.

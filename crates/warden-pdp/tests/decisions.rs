@@ -131,6 +131,7 @@ fn run_fixture(path: &Path) -> Vec<String> {
                 args: &args,
                 principal: case.user.as_deref(),
                 labels: &labels,
+                provenance: warden_provenance::SessionProvenance::empty(),
                 controls: Controls {
                     posture,
                     session_revoked: case.revoked,

@@ -117,6 +117,7 @@ fn decide_v(charter: &CompiledCharter, v: &serde_json::Value) -> warden_core::De
             args: &args,
             principal: None,
             labels: &[],
+            provenance: warden_provenance::SessionProvenance::empty(),
             controls: Controls::default(),
             usage: &NoScopeUsage,
             now: OffsetDateTime::UNIX_EPOCH,

@@ -14,6 +14,9 @@ use sqlx::{Row, SqlitePool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use warden_core::TrustedSource;
+use warden_provenance::{Limits, Origin, SessionProvenance, TrustError};
+
 use crate::state_db::{StateDb, StoreError, fmt_time, parse_time};
 use crate::tokens::{self, Plane, TokenHash};
 
@@ -39,6 +42,18 @@ pub struct Session {
     pub expires_at: OffsetDateTime,
     revoked: std::sync::atomic::AtomicBool,
     labels: Mutex<Vec<Arc<str>>>,
+    provenance: RwLock<SessionProvenance>,
+}
+
+/// A fresh provenance whose trusted text is `task`. A task longer than the trusted-text bound
+/// cannot be (opening refuses it: [`MAX_TASK_BYTES`] is far below the bound).
+fn provenance_of(task: &str) -> RwLock<SessionProvenance> {
+    let mut p = SessionProvenance::new(Limits::default());
+    if p.add_trusted(task, TrustedSource::Task).is_err() {
+        // Fail closed: the task is not trusted, and nothing is lost but convenience.
+        tracing::warn!("A session's task exceeds the trusted-text bound; it is not trusted.");
+    }
+    RwLock::new(p)
 }
 
 impl Session {
@@ -59,6 +74,41 @@ impl Session {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    /// The session's provenance, for a decision. A lock poisoned by a panic elsewhere still
+    /// yields it (it only ever grows: trusted text, indexed content, incompleteness).
+    pub fn provenance(&self) -> std::sync::RwLockReadGuard<'_, SessionProvenance> {
+        self.provenance
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Adds trusted text (an instruction, a value confirmed on approval). The caller records
+    /// it first.
+    pub fn add_trusted(&self, text: &str, source: TrustedSource) -> Result<(), TrustError> {
+        self.provenance
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .add_trusted(text, source)
+    }
+
+    /// Indexes untrusted content the session read (a result carrying an untrusted label,
+    /// recorded at `origin.seq`).
+    pub fn add_untrusted(&self, text: &str, origin: Origin) {
+        self.provenance
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .add_untrusted(text, origin);
+    }
+
+    /// Marks the session's untrusted index incomplete (fail closed: every value trusted text
+    /// does not state counts as untrusted).
+    pub fn mark_provenance_incomplete(&self) {
+        self.provenance
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .mark_incomplete();
     }
 
     /// Adds labels; returns those that were new. A poisoned lock does not stop them being
@@ -163,6 +213,7 @@ impl SessionStore {
                 opened_at: parse_time(&row.try_get::<String, _>("opened_at")?)?,
                 expires_at: parse_time(&row.try_get::<String, _>("expires_at")?)?,
                 revoked: std::sync::atomic::AtomicBool::new(revoked.is_some()),
+                provenance: provenance_of(&row.try_get::<String, _>("task")?),
             });
             live.insert(hash, session.clone());
             by_id.insert(id, session);
@@ -205,6 +256,7 @@ impl SessionStore {
             expires_at,
             revoked: std::sync::atomic::AtomicBool::new(false),
             labels: Mutex::new(Vec::new()),
+            provenance: provenance_of(task),
         });
         self.live
             .write()
@@ -326,6 +378,20 @@ impl SessionStore {
         }
         Ok(())
     }
+
+    /// Persists trusted text a session gained (an instruction, a value confirmed on
+    /// approval), so that it is trusted again after a restart.
+    ///
+    /// SKELETON: not persisted yet (issue 13 work in progress).
+    pub async fn persist_trust(
+        &self,
+        session: &str,
+        text: &str,
+        source: &TrustedSource,
+    ) -> Result<(), StoreError> {
+        let _ = (session, text, source);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -390,6 +456,7 @@ mod tests {
             expires_at: time::OffsetDateTime::UNIX_EPOCH,
             revoked: std::sync::atomic::AtomicBool::new(false),
             labels: Mutex::new(Vec::new()),
+            provenance: provenance_of("t"),
         };
         s.add_labels(&[Arc::from("pii")]);
         std::thread::scope(|scope| {

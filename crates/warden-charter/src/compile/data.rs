@@ -134,6 +134,7 @@ pub(super) fn data_policy(
         .collect();
     DataPolicy {
         labels,
+        untrusted: Vec::new(),
         descriptions,
         sources,
         redact,

@@ -148,6 +148,7 @@ pub(crate) fn compile_rules(
             args.push(ArgConstraint {
                 argument: name.clone(),
                 path: name.split('.').map(str::to_owned).collect(),
+                optional: false,
                 matcher,
             });
         }
@@ -283,6 +284,7 @@ pub(crate) fn compile_rules(
             when,
             scope,
             approval,
+            remember: Vec::new(),
             fingerprints,
         });
     }

@@ -42,6 +42,7 @@ fn decide_pay(charter: &CompiledCharter, usage: &dyn ScopeUsage) -> Decision {
             args: &serde_json::json!({}),
             principal: Some("alice"),
             labels: &[],
+            provenance: warden_provenance::SessionProvenance::empty(),
             controls: Controls {
                 posture: Posture::Normal,
                 session_revoked: false,

@@ -110,6 +110,7 @@ pub fn execute(a: &ExplainArgs) -> ExitCode {
         args: &args,
         principal: a.user.as_deref(),
         labels: &labels,
+        provenance: warden_provenance::SessionProvenance::empty(),
         controls: Controls {
             posture: match a.posture {
                 PostureArg::Normal => Posture::Normal,
