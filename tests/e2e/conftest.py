@@ -426,7 +426,9 @@ class Gateway:
 
     # -- sessions ---------------------------------------------------------------------------
 
-    def open_session(self, user: str = USER, agent: str = AGENT, ttl: str | None = None) -> str:
+    def open_session(
+        self, user: str = USER, agent: str = AGENT, ttl: str | None = None, task: str = "end-to-end test"
+    ) -> str:
         args = [
             "session",
             "open",
@@ -435,7 +437,7 @@ class Gateway:
             "--user",
             user,
             "--task",
-            "end-to-end test",
+            task,
             "--operator-url",
             self.operator_url,
             "--token",
