@@ -68,7 +68,10 @@ proptest! {
         if !in_task && !n.is_empty() {
             prop_assert!(!t.is_stated(), "{value:?} stated by {task:?}");
             // And when it has a meaningful part, it is found in the content.
-            let meaningful = n.chars().count() >= 4 && !n.contains(' ');
+            let meaningful = match n.replace(',', "").parse::<f64>() {
+                Ok(x) => format!("{x}").chars().filter(char::is_ascii_digit).count() >= 3,
+                Err(_) => n.chars().count() >= 4 && !n.contains(' '),
+            };
             if meaningful {
                 prop_assert!(t.from_any(&[label()]), "{value:?} not found: {t:?}");
             }
