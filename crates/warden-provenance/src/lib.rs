@@ -367,14 +367,19 @@ impl SessionProvenance {
         }
         let mut untrusted = Vec::new();
         if !self.index.is_empty() {
-            for part in parts::value_parts(&normalized) {
+            let terms: Vec<&str> = normalize::terms(&normalized).collect();
+            for part in parts::value_parts(&terms) {
                 if untrusted.len() >= MAX_FOUND {
                     break;
                 }
                 let Some(entry) = self.index.get(&part.key) else {
                     continue;
                 };
-                if self.stating(&part.text, part.kind).is_some() {
+                let text = match part.span {
+                    Some((a, b)) => terms.get(a..b).unwrap_or_default().join(" "),
+                    None => part.text,
+                };
+                if self.stating(&text, part.kind).is_some() {
                     continue;
                 }
                 let seq = usize::try_from(entry.origin)
@@ -382,7 +387,7 @@ impl SessionProvenance {
                     .and_then(|i| self.origins.get(i))
                     .map_or(0, |o| o.seq);
                 untrusted.push(FoundIn {
-                    part: warden_core::text::ellipsize(&part.text, MAX_PART_BYTES),
+                    part: warden_core::text::ellipsize(&text, MAX_PART_BYTES),
                     kind: part.kind.as_str().to_owned(),
                     seq,
                     labels: self.labels_of(entry.labels),

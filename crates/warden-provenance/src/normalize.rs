@@ -22,10 +22,14 @@ const PUNCTUATION: &[char] = &['.', ',', ';', ':', '!', '?'];
 /// The normalised text: NFC, lower case, whitespace collapsed, each term stripped of quoting
 /// and sentence punctuation, terms joined by one space.
 pub fn normalize(text: &str) -> String {
-    let composed: String = text.nfc().collect::<String>().to_lowercase();
-    // Lower-casing can produce decomposed sequences (e.g. `İ`): compose again so the result is
-    // a fixed point.
-    let composed: String = composed.nfc().collect();
+    let composed: String = if text.is_ascii() {
+        // ASCII is its own NFC, and lower-cases to ASCII.
+        text.to_ascii_lowercase()
+    } else {
+        // Lower-casing can produce decomposed sequences (e.g. `İ`): compose again so the
+        // result is a fixed point.
+        text.nfc().collect::<String>().to_lowercase().nfc().collect()
+    };
     let mut out = String::with_capacity(composed.len());
     for term in composed.split_whitespace().filter_map(clean_term) {
         if !out.is_empty() {

@@ -31,8 +31,11 @@ pub(crate) const PHRASE_TERMS: usize = 4;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Part {
     pub kind: PartKind,
-    /// The normalised text (digits only for an account, without spaces for an IBAN).
+    /// The normalised text (digits only for an account, without spaces for an IBAN); empty
+    /// for a run of terms, which `span` names instead (built only when it is reported).
     pub text: String,
+    /// For a run of terms: its first term and the term after its last.
+    pub span: Option<(usize, usize)>,
     /// The index key.
     pub key: u64,
 }
@@ -52,6 +55,22 @@ fn key(space: Space, text: &str) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     (space as u8).hash(&mut h);
     text.hash(&mut h);
+    h.finish()
+}
+
+/// The key of a run of terms, as [`key`] of the terms joined by one space would be, without
+/// joining them (the decision path pays no allocation per shingle).
+fn shingle_key(terms: &[&str]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (Space::Shingle as u8).hash(&mut h);
+    for (i, t) in terms.iter().enumerate() {
+        if i > 0 {
+            h.write(b" ");
+        }
+        h.write(t.as_bytes());
+    }
+    // `str::hash` ends with a 0xff byte: the same, so both spell one key.
+    h.write_u8(0xff);
     h.finish()
 }
 
@@ -188,20 +207,24 @@ pub(crate) fn content_keys(normalized: &str, mut f: impl FnMut(u64)) {
     }
     for n in 2..=PHRASE_TERMS {
         for w in ts.windows(n) {
-            f(key(Space::Shingle, &w.join(" ")));
+            f(shingle_key(w));
         }
     }
 }
 
 /// The meaningful parts of a normalised value.
-pub(crate) fn value_parts(normalized: &str) -> Vec<Part> {
-    let ts: Vec<&str> = terms(normalized).collect();
+pub(crate) fn value_parts(ts: &[&str]) -> Vec<Part> {
     let mut parts = Vec::new();
     match ts.len() {
         0 => {}
         1 => {
             if let Some((kind, text, key)) = ts.first().and_then(|t| term_key(t)) {
-                parts.push(Part { kind, text, key });
+                parts.push(Part {
+                    kind,
+                    text,
+                    span: None,
+                    key,
+                });
             }
         }
         2..PHRASE_TERMS => {
@@ -210,6 +233,7 @@ pub(crate) fn value_parts(normalized: &str) -> Vec<Part> {
             parts.push(Part {
                 kind: PartKind::Whole,
                 text,
+                span: None,
                 key: k,
             });
         }
@@ -220,13 +244,14 @@ pub(crate) fn value_parts(normalized: &str) -> Vec<Part> {
                 parts.push(Part {
                     kind: PartKind::Phrase,
                     text,
+                    span: None,
                     key: k,
                 });
             }
         }
     }
     let single = ts.len() == 1;
-    for t in &ts {
+    for t in ts {
         let url = is_url(t);
         let email = is_email(t);
         if !single && (url || email) {
@@ -234,6 +259,7 @@ pub(crate) fn value_parts(normalized: &str) -> Vec<Part> {
             parts.push(Part {
                 kind,
                 text: (*t).to_owned(),
+                span: None,
                 key: key(Space::Term, t),
             });
         }
@@ -243,12 +269,14 @@ pub(crate) fn value_parts(normalized: &str) -> Vec<Part> {
             parts.push(Part {
                 kind: PartKind::Host,
                 text: h.to_owned(),
+                span: None,
                 key: key(Space::Term, h),
             });
         } else if !single && looks_like_host(t) && t.chars().count() >= MIN_TERM_CHARS {
             parts.push(Part {
                 kind: PartKind::Host,
                 text: (*t).to_owned(),
+                span: None,
                 key: key(Space::Term, t),
             });
         } else if !single
@@ -259,15 +287,17 @@ pub(crate) fn value_parts(normalized: &str) -> Vec<Part> {
             parts.push(Part {
                 kind: PartKind::Number,
                 text: n,
+                span: None,
                 key: k,
             });
         }
     }
-    for (kind, g) in groups(&ts) {
+    for (kind, g) in groups(ts) {
         let k = key(Space::Compact, &g);
         parts.push(Part {
             kind,
             text: g,
+            span: None,
             key: k,
         });
     }
@@ -281,10 +311,26 @@ mod tests {
     use crate::normalize::normalize;
 
     fn kinds(v: &str) -> Vec<(PartKind, String)> {
-        value_parts(&normalize(v))
+        let n = normalize(v);
+        let ts: Vec<&str> = terms(&n).collect();
+        value_parts(&ts)
             .into_iter()
-            .map(|p| (p.kind, p.text))
+            .map(|p| {
+                let text = match p.span {
+                    Some((a, b)) => ts.get(a..b).unwrap_or_default().join(" "),
+                    None => p.text,
+                };
+                (p.kind, text)
+            })
             .collect()
+    }
+
+    #[test]
+    fn a_run_of_terms_has_the_key_of_its_joined_text() {
+        assert_eq!(
+            shingle_key(&["acme", "energy"]),
+            key(Space::Shingle, "acme energy")
+        );
     }
 
     #[test]
