@@ -36,10 +36,15 @@ pub(crate) fn trim_ends(s: &str) -> &str {
 
 /// The normalised form of `s` (see the module's table). Idempotent.
 pub fn normalise(s: &str) -> String {
-    let lowered: String = s.nfc().collect::<String>().to_lowercase();
+    // ASCII text is NFC already and lower-cases to ASCII: skip both NFC passes.
+    let lowered: String = if s.is_ascii() {
+        s.to_ascii_lowercase()
+    } else {
+        s.nfc().collect::<String>().to_lowercase().nfc().collect()
+    };
     let mut out = String::with_capacity(lowered.len());
     let mut space = false;
-    for c in lowered.nfc() {
+    for c in lowered.chars() {
         if c.is_whitespace() {
             space = true;
         } else {
