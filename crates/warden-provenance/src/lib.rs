@@ -17,16 +17,28 @@
 //!
 //! Pure and synchronous: no IO, no clock. Sits above `warden-core` only.
 
+mod index;
+mod normalise;
+mod parts;
+mod trusted;
+
 use std::sync::{Arc, LazyLock};
 
+use warden_core::text::ellipsize;
 use warden_core::{FoundIn, TrustedSource};
 
-mod normalize;
-mod parts;
-#[cfg(test)]
-mod tests;
+pub use index::{MAX_ORIGINS, ORIGINS_PER_KEY};
+pub use normalise::normalise;
+pub use parts::{MIN_PART_CHARS, SHINGLE_WORDS, value_parts};
 
-pub use normalize::normalize;
+use index::Index;
+use trusted::{Piece, occurs_at_boundaries};
+
+/// Most parts listed in one [`Trace`].
+pub const MAX_TRACE_PARTS: usize = 16;
+
+/// Most bytes of a part shown in [`FoundIn::part`] (longer ones are ellipsized).
+pub const MAX_PART_BYTES: usize = 120;
 
 /// The bounds of one session's provenance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,8 +55,8 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_untrusted_bytes: 2 * 1024 * 1024,
-            max_keys: 1 << 19,
+            max_untrusted_bytes: 4 * 1024 * 1024,
+            max_keys: 1 << 20,
             max_trusted_bytes: 256 * 1024,
         }
     }
@@ -146,39 +158,8 @@ pub struct SessionProvenance {
     limits: Limits,
     trusted: Vec<Piece>,
     trusted_bytes: usize,
-    index: std::collections::HashMap<u64, Entry>,
-    origins: Vec<Origin>,
-    labels: Vec<Arc<str>>,
-    indexed_bytes: usize,
-    incomplete: bool,
+    index: Index,
 }
-
-/// A piece of trusted text, normalised three ways for the three comparisons.
-#[derive(Debug)]
-struct Piece {
-    raw: String,
-    normalized: String,
-    compact: String,
-    numbers: Vec<String>,
-    source: TrustedSource,
-}
-
-/// Where an index key was first found, and every untrusted label it was found under.
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    origin: u32,
-    labels: u64,
-}
-
-/// Most origins (indexed results) per session; past it the index is incomplete.
-const MAX_ORIGINS: usize = 100_000;
-/// Most parts a trace reports.
-const MAX_FOUND: usize = 16;
-/// Longest part text a trace reports, in bytes.
-const MAX_PART_BYTES: usize = 120;
-/// Bytes one index key costs, as [`SessionProvenance::memory_bytes`] counts it (the key, the
-/// entry and the hash table's overhead at its load factor).
-const BYTES_PER_KEY: usize = 40;
 
 static EMPTY: LazyLock<SessionProvenance> = LazyLock::new(SessionProvenance::default);
 
@@ -203,116 +184,50 @@ impl SessionProvenance {
     }
 
     /// Adds trusted text from `source`. Refused, and nothing added, past
-    /// [`Limits::max_trusted_bytes`].
+    /// [`Limits::max_trusted_bytes`] (counted on the text as given). Empty text states nothing
+    /// and is not kept.
     pub fn add_trusted(&mut self, text: &str, source: TrustedSource) -> Result<(), TrustError> {
-        if self.trusted_bytes.saturating_add(text.len()) > self.limits.max_trusted_bytes {
+        let used = self.trusted_bytes.saturating_add(text.len());
+        if used > self.limits.max_trusted_bytes {
             return Err(TrustError::TooLarge {
                 limit: self.limits.max_trusted_bytes,
             });
         }
-        let normalized = normalize(text);
-        let numbers = normalize::terms(&normalized)
-            .filter_map(normalize::number)
-            .collect();
-        self.trusted.push(Piece {
-            raw: text.to_owned(),
-            compact: normalize::compact(&normalized),
-            normalized,
-            numbers,
-            source,
-        });
-        self.trusted_bytes += text.len();
+        if text.is_empty() {
+            // States nothing; not kept, so that pieces are bounded by the bytes they hold.
+            return Ok(());
+        }
+        self.trusted_bytes = used;
+        self.trusted.push(Piece::new(text, source));
         Ok(())
     }
 
-    /// Indexes untrusted content read by the session. Content past the bounds marks the index
-    /// incomplete instead of growing it.
+    /// Indexes untrusted content read by the session under its keys (words of at least
+    /// [`MIN_PART_CHARS`] characters, phrases, e-mail addresses, URLs, hosts, IBANs, account
+    /// numbers, numbers). Content past the bounds marks the index incomplete instead of
+    /// growing it; once incomplete, nothing more is indexed.
     pub fn add_untrusted(&mut self, text: &str, origin: Origin) {
-        if self.indexed_bytes.saturating_add(text.len()) > self.limits.max_untrusted_bytes
-            || self.origins.len() >= MAX_ORIGINS
-        {
-            self.incomplete = true;
+        if self.index.is_incomplete() {
             return;
         }
-        let normalized = normalize(text);
-        if normalized.is_empty() {
+        if text.len() > self.limits.max_untrusted_bytes {
+            self.index.mark_incomplete();
             return;
         }
-        self.indexed_bytes += text.len();
-        let mask = self.label_mask(&origin.labels);
-        let Ok(at) = u32::try_from(self.origins.len()) else {
-            self.incomplete = true;
-            return;
-        };
-        self.origins.push(origin);
-        let max_keys = self.limits.max_keys;
-        let index = &mut self.index;
-        let mut overflow = false;
-        parts::content_keys(&normalized, |k| {
-            if let Some(e) = index.get_mut(&k) {
-                e.labels |= mask;
-            } else if index.len() < max_keys {
-                index.insert(
-                    k,
-                    Entry {
-                        origin: at,
-                        labels: mask,
-                    },
-                );
-            } else {
-                overflow = true;
-            }
-        });
-        if overflow {
-            self.incomplete = true;
-        }
-    }
-
-    /// The bit mask of `labels`; a label past the 64th distinct one sets every bit (fail
-    /// closed: it then counts as every label).
-    fn label_mask(&mut self, labels: &[Arc<str>]) -> u64 {
-        let mut mask = 0u64;
-        for l in labels {
-            let bit = match self.labels.iter().position(|x| x == l) {
-                Some(i) => i,
-                None => {
-                    self.labels.push(l.clone());
-                    self.labels.len() - 1
-                }
-            };
-            mask |= u32::try_from(bit)
-                .ok()
-                .and_then(|b| 1u64.checked_shl(b))
-                .unwrap_or(u64::MAX);
-        }
-        mask
-    }
-
-    fn labels_of(&self, mask: u64) -> Vec<Arc<str>> {
-        self.labels
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| {
-                mask == u64::MAX
-                    || u32::try_from(*i)
-                        .ok()
-                        .and_then(|b| 1u64.checked_shl(b))
-                        .is_some_and(|bit| mask & bit != 0)
-            })
-            .map(|(_, l)| l.clone())
-            .collect()
+        let norm = normalise(text);
+        self.index.add(&norm, text.len(), origin, &self.limits);
     }
 
     /// Marks the index incomplete (content that could not be indexed, or an index that could
     /// not be rebuilt after a restart): every value trusted text does not state then counts
     /// as untrusted.
     pub fn mark_incomplete(&mut self) {
-        self.incomplete = true;
+        self.index.mark_incomplete();
     }
 
     /// Whether every untrusted content the session read is indexed.
     pub fn is_complete(&self) -> bool {
-        !self.incomplete
+        !self.index.is_incomplete()
     }
 
     /// The trusted text, in the order it was added (the task first), one piece per line: what
@@ -330,96 +245,78 @@ impl SessionProvenance {
         self.trusted.iter().map(|p| (p.raw.as_str(), &p.source))
     }
 
-    /// The trusted source that states a normalised text, if one does: the text occurs in a
-    /// piece at term boundaries; a number equals a number of the piece; an IBAN or account
-    /// number occurs in the piece with spaces and punctuation removed.
-    fn stating(&self, normalized: &str, kind: PartKind) -> Option<&TrustedSource> {
-        if normalized.is_empty() {
-            return None;
-        }
-        let as_number = matches!(kind, PartKind::Number | PartKind::Whole)
-            .then(|| normalize::number(normalized))
-            .flatten();
-        let compacted = matches!(kind, PartKind::Iban | PartKind::Account | PartKind::Whole)
-            .then(|| normalize::compact(normalized))
-            .filter(|c| c.len() >= 8 && c.chars().any(|ch| ch.is_ascii_digit()));
-        self.trusted
-            .iter()
-            .find(|p| {
-                contains_at_boundary(&p.normalized, normalized)
-                    || as_number.as_ref().is_some_and(|n| p.numbers.contains(n))
-                    || compacted
-                        .as_ref()
-                        .is_some_and(|c| p.compact.contains(c.as_str()))
-            })
-            .map(|p| &p.source)
+    /// The number of distinct keys in the untrusted index (at most [`Limits::max_keys`]).
+    pub fn keys(&self) -> usize {
+        self.index.key_count()
     }
 
     /// Where `value` (the text of a JSON string or number) was found.
+    ///
+    /// `stated` is the first trusted piece whose normalised text contains the normalised value
+    /// at token boundaries (then nothing else is reported). Otherwise `untrusted` lists the
+    /// value's meaningful parts ([`value_parts`]) found in the untrusted index and not
+    /// occurring in trusted text — at most [`MAX_TRACE_PARTS`] parts, each with at most
+    /// [`ORIGINS_PER_KEY`] origins, the part ellipsized to [`MAX_PART_BYTES`] bytes.
+    /// `incomplete` is set when the index is. An empty value is never stated.
     pub fn trace(&self, value: &str) -> Trace {
-        let normalized = normalize(value);
-        if let Some(source) = self.stating(&normalized, PartKind::Whole) {
+        let incomplete = self.index.is_incomplete();
+        let norm = normalise(value);
+        if let Some(piece) = self
+            .trusted
+            .iter()
+            .find(|p| occurs_at_boundaries(&p.norm, &norm))
+        {
             return Trace {
-                stated: Some(source.clone()),
+                stated: Some(piece.source.clone()),
                 untrusted: Vec::new(),
-                incomplete: self.incomplete,
+                incomplete,
             };
         }
         let mut untrusted = Vec::new();
-        if !self.index.is_empty() {
-            let terms: Vec<&str> = normalize::terms(&normalized).collect();
-            for part in parts::value_parts(&terms) {
-                if untrusted.len() >= MAX_FOUND {
-                    break;
-                }
-                let Some(entry) = self.index.get(&part.key) else {
-                    continue;
-                };
-                let text = match part.span {
-                    Some((a, b)) => terms.get(a..b).unwrap_or_default().join(" "),
-                    None => part.text,
-                };
-                if self.stating(&text, part.kind).is_some() {
-                    continue;
-                }
-                let seq = usize::try_from(entry.origin)
-                    .ok()
-                    .and_then(|i| self.origins.get(i))
-                    .map_or(0, |o| o.seq);
-                untrusted.push(FoundIn {
-                    part: warden_core::text::ellipsize(&text, MAX_PART_BYTES),
-                    kind: part.kind.as_str().to_owned(),
-                    seq,
-                    labels: self.labels_of(entry.labels),
-                });
+        let mut parts = 0;
+        for (kind, part) in value_parts(&norm) {
+            if parts >= MAX_TRACE_PARTS {
+                break;
             }
+            let mut origins = self
+                .index
+                .origins(self.index.hash(&part))
+                .take(ORIGINS_PER_KEY)
+                .peekable();
+            if origins.peek().is_none()
+                || self
+                    .trusted
+                    .iter()
+                    .any(|p| occurs_at_boundaries(&p.norm, &part))
+            {
+                continue;
+            }
+            parts += 1;
+            let shown = ellipsize(&part, MAX_PART_BYTES - '…'.len_utf8());
+            untrusted.extend(origins.map(|o| FoundIn {
+                part: shown.clone(),
+                kind: kind.as_str().to_owned(),
+                seq: o.seq,
+                labels: o.labels.clone(),
+            }));
         }
         Trace {
             stated: None,
             untrusted,
-            incomplete: self.incomplete,
+            incomplete,
         }
     }
 
-    /// How many keys the untrusted index holds.
-    pub fn keys(&self) -> usize {
-        self.index.len()
-    }
-
-    /// An estimate of the memory the index and the trusted text hold, in bytes: at most
-    /// `max_keys × 40` for the index, plus three times the trusted text, plus the origins.
+    /// An estimate of the memory the index and the trusted text hold, in bytes.
     pub fn memory_bytes(&self) -> usize {
-        self.index.len() * BYTES_PER_KEY
-            + self.trusted_bytes * 3
-            + self.origins.len() * std::mem::size_of::<Origin>()
+        let trusted: usize = self
+            .trusted
+            .iter()
+            .map(|p| std::mem::size_of::<Piece>() + p.raw.capacity() + p.norm.capacity())
+            .sum();
+        self.index.memory_bytes() + trusted
     }
 }
 
-/// Whether `needle` occurs in `hay` with no letter or digit right before or after it.
-fn contains_at_boundary(hay: &str, needle: &str) -> bool {
-    hay.match_indices(needle).any(|(at, _)| {
-        let before = hay.get(..at).and_then(|s| s.chars().next_back());
-        let after = hay.get(at + needle.len()..).and_then(|s| s.chars().next());
-        !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
-    })
-}
+#[cfg(test)]
+mod tests;

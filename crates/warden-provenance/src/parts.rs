@@ -1,382 +1,432 @@
-//! The meaningful parts of a value, and the keys content is indexed under.
+//! The meaningful parts of normalised text: words, e-mail addresses, URLs and hosts, IBANs,
+//! account numbers, numbers and phrases (word shingles).
 //!
-//! | kind | what | minimum |
-//! |---|---|---|
-//! | `whole` | the whole value: one term, or a run of 2–3 terms | 4 characters (a number: 3 digits) |
-//! | `email` | a term with `@` and a dot after it | 4 characters |
-//! | `url` | a term with `://` | 4 characters |
-//! | `host` | the host of a URL or an e-mail address, or a term that looks like a host name (`a.b`) | 4 characters |
-//! | `iban` | 2 letters, 2 digits, then letters and digits, possibly in groups of ≤ 4 (`DE89 3704 …`), compared without spaces | 15 characters |
-//! | `account` | a run of digits, possibly in groups or with dashes, compared as digits only | 8 digits |
-//! | `number` | a number term, compared by value | 3 digits |
-//! | `phrase` | every run of 4 consecutive terms (a word shingle) of a value of 4 terms or more | 4 terms |
-//!
-//! Content is indexed under the same keys: every term (≥ 4 characters, numbers ≥ 3 digits),
-//! the hosts of its URLs and addresses, its IBAN and account groups, and every run of 2, 3 and
-//! 4 consecutive terms.
+//! The same scanner serves both sides: [`content_keys`] lists every key under which untrusted
+//! content is indexed, [`value_parts`] the parts of a value looked up in that index. A part
+//! shorter than [`MIN_PART_CHARS`] characters is never a key nor a part.
 
-use std::hash::{Hash, Hasher};
+use std::collections::HashSet;
 
 use crate::PartKind;
-use crate::normalize::{compact, number, terms};
+use crate::normalise::trim_ends;
 
-/// Terms shorter than this (in characters) are not meaningful on their own.
-pub(crate) const MIN_TERM_CHARS: usize = 4;
-/// Numbers with fewer digits than this are not meaningful on their own.
-pub(crate) const MIN_NUMBER_DIGITS: usize = 3;
-/// Longest word shingle indexed, and the length of a phrase.
-pub(crate) const PHRASE_TERMS: usize = 4;
+/// Parts shorter than this many characters are ignored.
+pub const MIN_PART_CHARS: usize = 4;
 
-/// One meaningful part of a value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Part {
-    pub kind: PartKind,
-    /// The normalised text (digits only for an account, without spaces for an IBAN); empty
-    /// for a run of terms, which `span` names instead (built only when it is reported).
-    pub text: String,
-    /// For a run of terms: its first term and the term after its last.
-    pub span: Option<(usize, usize)>,
-    /// The index key.
-    pub key: u64,
+/// Words per phrase (word shingle).
+pub const SHINGLE_WORDS: usize = 4;
+
+/// Most consecutive groups (words) joined into one IBAN or account number.
+const MAX_GROUPS: usize = 9;
+
+/// The words of normalised text: its space-separated tokens with quoting and trailing
+/// punctuation trimmed, empty ones dropped.
+pub(crate) fn words(norm: &str) -> Vec<&str> {
+    norm.split(' ')
+        .map(trim_ends)
+        .filter(|w| !w.is_empty())
+        .collect()
 }
 
-/// The namespaces of index keys.
-#[derive(Clone, Copy)]
-enum Space {
-    Term = 1,
-    Shingle = 2,
-    Compact = 3,
+fn long_enough(s: &str) -> bool {
+    s.chars().nth(MIN_PART_CHARS - 1).is_some()
 }
 
-/// A key: a 64-bit SipHash (fixed keys) of the namespace and the text. A collision can only
-/// make a value look as if it came from content it did not come from (fail closed); trusted
-/// text is never compared by key.
-fn key(space: Space, text: &str) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    (space as u8).hash(&mut h);
-    text.hash(&mut h);
-    h.finish()
-}
-
-/// The key of a run of terms, as [`key`] of the terms joined by one space would be, without
-/// joining them (the decision path pays no allocation per shingle).
-fn shingle_key(terms: &[&str]) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    (Space::Shingle as u8).hash(&mut h);
-    for (i, t) in terms.iter().enumerate() {
-        if i > 0 {
-            h.write(b" ");
+/// Whether `s` looks like a host name: dot-separated labels of letters, digits and `-`, the
+/// last of at least two letters.
+pub(crate) fn is_host(s: &str) -> bool {
+    if !s.contains('.') || !long_enough(s) {
+        return false;
+    }
+    let mut labels = s.split('.').peekable();
+    while let Some(label) = labels.next() {
+        if label.is_empty() || !label.chars().all(|c| c.is_alphanumeric() || c == '-') {
+            return false;
         }
-        h.write(t.as_bytes());
+        if labels.peek().is_none()
+            && (label.chars().count() < 2 || !label.chars().all(char::is_alphabetic))
+        {
+            return false;
+        }
     }
-    // `str::hash` ends with a 0xff byte: the same, so both spell one key.
-    h.write_u8(0xff);
-    h.finish()
+    true
 }
 
-fn is_email(t: &str) -> bool {
-    t.split_once('@')
-        .is_some_and(|(user, host)| !user.is_empty() && host.contains('.') && !host.contains('@'))
-}
-
-fn is_url(t: &str) -> bool {
-    t.contains("://")
-}
-
-/// The host of a URL or an e-mail address term.
-fn host_of(t: &str) -> Option<&str> {
-    let host = if let Some((_, rest)) = t.split_once("://") {
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-        let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-        authority.split(':').next().unwrap_or("")
-    } else {
-        t.split_once('@').map(|(_, h)| h)?
+/// The host of a URL (`scheme://[user@]host[:port]/...` or `www.host/...`).
+fn url_host(url: &str) -> Option<&str> {
+    let rest = match url.split_once("://") {
+        Some((_, rest)) => rest,
+        None => url,
     };
-    let host = host.trim_end_matches('.');
-    (host.chars().count() >= MIN_TERM_CHARS).then_some(host)
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = authority.rsplit('@').next()?;
+    let host = host.split(':').next()?;
+    is_host(host).then_some(host)
 }
 
-/// A bare term that looks like a host name: letters, digits, dots and dashes, with a dot
-/// inside and a letter in its last label.
-fn looks_like_host(t: &str) -> bool {
-    t.contains('.')
-        && !t.starts_with('.')
-        && t.chars()
-            .all(|c| c.is_alphanumeric() || c == '.' || c == '-')
-        && t.rsplit('.')
+/// The canonical form of a number run (`1,200.50` → `1200.5`, `007` → `7`, `12,5` → `12.5`),
+/// and the count of its significant digits.
+fn canonical_number(run: &str) -> (String, usize) {
+    let commas = run.matches(',').count();
+    let decimal_comma = !run.contains('.')
+        && commas == 1
+        && run
+            .rsplit(',')
             .next()
-            .is_some_and(|tld| tld.chars().any(char::is_alphabetic))
-}
-
-fn digit_count(s: &str) -> usize {
-    s.chars().filter(char::is_ascii_digit).count()
-}
-
-/// The key of one term, if it is meaningful: numbers by value.
-fn term_key(t: &str) -> Option<(PartKind, String, u64)> {
-    if let Some(n) = number(t) {
-        return (digit_count(&n) >= MIN_NUMBER_DIGITS).then(|| {
-            let k = key(Space::Term, &n);
-            (PartKind::Number, n, k)
-        });
+            .is_some_and(|tail| (1..=2).contains(&tail.len()));
+    let mut s: String = run
+        .chars()
+        .filter_map(|c| match c {
+            ',' if decimal_comma => Some('.'),
+            ',' => None,
+            c => Some(c),
+        })
+        .collect();
+    if s.matches('.').count() > 1 {
+        // `1.200.000` (dots as thousands separators).
+        s.retain(|c| c != '.');
     }
-    (t.chars().count() >= MIN_TERM_CHARS)
-        .then(|| (PartKind::Whole, t.to_owned(), key(Space::Term, t)))
-}
-
-fn is_iban_start(t: &str) -> bool {
-    let mut chars = t.chars();
-    let letters = chars
-        .by_ref()
-        .take(2)
-        .filter(char::is_ascii_alphabetic)
+    if s.contains('.') {
+        while s.ends_with('0') {
+            s.pop();
+        }
+        if s.ends_with('.') {
+            s.pop();
+        }
+    }
+    let trimmed = s.trim_start_matches('0');
+    let s = if trimmed.is_empty() || trimmed.starts_with('.') {
+        format!("0{trimmed}")
+    } else {
+        trimmed.to_owned()
+    };
+    let significant = s
+        .chars()
+        .filter(char::is_ascii_digit)
+        .skip_while(|c| *c == '0')
         .count();
-    let digits = chars.by_ref().take(2).filter(char::is_ascii_digit).count();
-    letters == 2 && digits == 2 && t.chars().all(|c| c.is_ascii_alphanumeric())
+    (s, significant)
 }
 
-fn is_digit_group(t: &str) -> bool {
-    !t.is_empty()
-        && t.chars().all(|c| c.is_ascii_digit() || c == '-')
-        && t.chars().any(|c| c.is_ascii_digit())
-}
-
-/// IBANs and account numbers written over several terms (or in one), compact.
-fn groups(ts: &[&str]) -> Vec<(PartKind, String)> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while let Some(t) = ts.get(i) {
-        if is_iban_start(t) {
-            // Every length the groups reach from 15 characters on is a candidate: where the
-            // IBAN ends is not known without the country's format.
-            let mut acc = compact(t);
-            if (15..=34).contains(&acc.len()) {
-                out.push((PartKind::Iban, acc.clone()));
+/// Calls `f` with every number in `word` with at least 3 significant digits.
+fn numbers(word: &str, f: &mut impl FnMut(PartKind, &str)) {
+    if !word.bytes().any(|b| b.is_ascii_digit()) {
+        return;
+    }
+    let mut run = String::new();
+    let mut chars = word.chars().peekable();
+    let flush = |run: &mut String, f: &mut dyn FnMut(PartKind, &str)| {
+        if !run.is_empty() {
+            let (canon, significant) = canonical_number(run);
+            if significant >= 3 {
+                f(PartKind::Number, &canon);
             }
-            let mut j = i + 1;
-            while let Some(next) = ts.get(j) {
-                let group = next.len() <= 4
-                    && next.chars().all(|c| c.is_ascii_alphanumeric())
-                    && (next.len() == 4 || next.chars().any(|c| c.is_ascii_digit()));
-                if !group || acc.len() + next.len() > 34 {
-                    break;
-                }
-                acc.push_str(next);
-                if acc.len() >= 15 {
-                    out.push((PartKind::Iban, acc.clone()));
-                }
-                j += 1;
-            }
-            i = j;
-        } else if is_digit_group(t) {
-            let mut acc: String = t.chars().filter(char::is_ascii_digit).collect();
-            let mut j = i + 1;
-            while let Some(next) = ts.get(j) {
-                if !is_digit_group(next) {
-                    break;
-                }
-                acc.extend(next.chars().filter(char::is_ascii_digit));
-                j += 1;
-            }
-            if acc.len() >= 8 {
-                out.push((PartKind::Account, acc));
-            }
-            i = j;
+            run.clear();
+        }
+    };
+    while let Some(c) = chars.next() {
+        let separator = (c == '.' || c == ',')
+            && !run.is_empty()
+            && chars.peek().is_some_and(char::is_ascii_digit);
+        if c.is_ascii_digit() || separator {
+            run.push(c);
         } else {
-            i += 1;
+            flush(&mut run, f);
+        }
+    }
+    flush(&mut run, f);
+}
+
+/// Calls `f` with the parts of one word: e-mail address and its host, URL and its host, host,
+/// numbers.
+fn word_parts(word: &str, f: &mut impl FnMut(PartKind, &str)) {
+    let url =
+        word.starts_with("http://") || word.starts_with("https://") || word.starts_with("www.");
+    if url {
+        f(PartKind::Url, word);
+        if let Some(host) = url_host(word) {
+            f(PartKind::Host, host);
+        }
+    } else if let Some((local, domain)) = word.rsplit_once('@') {
+        let local = local.trim_start_matches("mailto:");
+        if !local.is_empty() && is_host(domain) {
+            if local.len() + 1 + domain.len() == word.len() {
+                f(PartKind::Email, word);
+            } else {
+                f(PartKind::Email, &format!("{local}@{domain}"));
+            }
+            f(PartKind::Host, domain);
+        }
+    } else if is_host(word) {
+        f(PartKind::Host, word);
+    }
+    numbers(word, f);
+}
+
+fn iban_start(w: &str) -> bool {
+    let b = w.as_bytes();
+    matches!(b, [a, c, x, y, ..]
+        if a.is_ascii_lowercase() && c.is_ascii_lowercase() && x.is_ascii_digit() && y.is_ascii_digit())
+        && b.iter().all(u8::is_ascii_alphanumeric)
+}
+
+fn digit_group(w: &str) -> bool {
+    w.bytes().any(|b| b.is_ascii_digit()) && w.bytes().all(|b| b.is_ascii_digit() || b == b'-')
+}
+
+/// Calls `f` with the IBANs and account numbers that start at each word (written in groups
+/// over several words, or in one).
+fn grouped_parts(words: &[&str], f: &mut impl FnMut(PartKind, &str)) {
+    let mut buf = String::new();
+    for (i, first) in words.iter().enumerate() {
+        if iban_start(first) {
+            buf.clear();
+            for w in words.iter().skip(i).take(MAX_GROUPS) {
+                let group = w.len() <= 4 || buf.is_empty();
+                if !group
+                    || !w.chars().all(|c| c.is_ascii_alphanumeric())
+                    || buf.len() + w.len() > 34
+                {
+                    break;
+                }
+                buf.push_str(w);
+                if buf.len() >= 15 {
+                    f(PartKind::Iban, &buf);
+                }
+            }
+        }
+        if digit_group(first) {
+            buf.clear();
+            for w in words.iter().skip(i).take(MAX_GROUPS) {
+                if !digit_group(w) {
+                    break;
+                }
+                buf.extend(w.chars().filter(char::is_ascii_digit));
+                if buf.len() >= 8 {
+                    f(PartKind::Account, &buf);
+                }
+            }
+        }
+    }
+}
+
+/// `w` without leading and trailing characters that are neither letters nor digits (`«x»`,
+/// `*x*`, `#x` keep `x`), when that differs from `w`.
+fn core(w: &str) -> Option<&str> {
+    let c = w.trim_matches(|c: char| !c.is_alphanumeric());
+    (c.len() != w.len() && !c.is_empty()).then_some(c)
+}
+
+/// Whether every word of `ws` is shorter than [`MIN_PART_CHARS`] (no word of it is a key).
+fn all_short(ws: &[&str]) -> bool {
+    ws.iter().all(|w| !long_enough(w))
+}
+
+/// `buf` set to the words of `ws` joined by single spaces.
+fn joined(ws: &[&str], buf: &mut String) {
+    buf.clear();
+    for (n, w) in ws.iter().enumerate() {
+        if n > 0 {
+            buf.push(' ');
+        }
+        buf.push_str(w);
+    }
+}
+
+/// Calls `f` with every key under which normalised untrusted content is indexed: each word of
+/// at least [`MIN_PART_CHARS`] characters (and its core without wrapping punctuation), each
+/// phrase of [`SHINGLE_WORDS`] words, each run of two or three words that are all shorter than
+/// [`MIN_PART_CHARS`] (so that `bo li` is traced), and every e-mail address, URL, host, IBAN,
+/// account number and number. Keys may repeat.
+pub(crate) fn content_keys(norm: &str, mut f: impl FnMut(&str)) {
+    let words = words(norm);
+    let mut emit = |_: PartKind, s: &str| {
+        if long_enough(s) {
+            f(s);
+        }
+    };
+    for w in &words {
+        emit(PartKind::Whole, w);
+        if let Some(c) = core(w) {
+            emit(PartKind::Whole, c);
+        }
+        word_parts(w, &mut emit);
+    }
+    grouped_parts(&words, &mut emit);
+    let mut buf = String::new();
+    for n in 2..SHINGLE_WORDS {
+        for run in words.windows(n).filter(|r| all_short(r)) {
+            joined(run, &mut buf);
+            emit(PartKind::Phrase, &buf);
+        }
+    }
+    for shingle in words.windows(SHINGLE_WORDS) {
+        joined(shingle, &mut buf);
+        emit(PartKind::Phrase, &buf);
+    }
+}
+
+/// The meaningful parts of a normalised value, each once, in this order: the whole value (and
+/// its core without wrapping punctuation), its e-mail addresses, URLs, hosts, IBANs, account
+/// numbers and numbers, then its phrases (each run of [`SHINGLE_WORDS`] words; for a value of
+/// two or three words, each of its words and their cores). Parts shorter than
+/// [`MIN_PART_CHARS`] characters are left out.
+pub fn value_parts(norm: &str) -> Vec<(PartKind, String)> {
+    let mut out: Vec<(PartKind, String)> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut push = |kind: PartKind, s: &str| {
+        if long_enough(s) && !seen.contains(s) {
+            seen.insert(s.to_owned());
+            out.push((kind, s.to_owned()));
+        }
+    };
+    push(PartKind::Whole, norm);
+    let words = words(norm);
+    if let ([_], Some(c)) = (words.as_slice(), words.first().and_then(|w| core(w))) {
+        // A one-word value: its core stands for the whole.
+        push(PartKind::Whole, c);
+    }
+    for w in &words {
+        word_parts(w, &mut push);
+    }
+    grouped_parts(&words, &mut push);
+    if words.len() < SHINGLE_WORDS {
+        if words.len() > 1 {
+            for w in &words {
+                push(PartKind::Phrase, w);
+                if let Some(c) = core(w) {
+                    push(PartKind::Phrase, c);
+                }
+            }
+        }
+    } else {
+        let mut buf = String::new();
+        for shingle in words.windows(SHINGLE_WORDS) {
+            joined(shingle, &mut buf);
+            push(PartKind::Phrase, &buf);
         }
     }
     out
 }
 
-/// Every key normalised content is indexed under (duplicates included).
-pub(crate) fn content_keys(normalized: &str, mut f: impl FnMut(u64)) {
-    let ts: Vec<&str> = terms(normalized).collect();
-    for t in &ts {
-        if let Some((_, _, k)) = term_key(t) {
-            f(k);
-        }
-        if (is_url(t) || is_email(t))
-            && let Some(h) = host_of(t)
-        {
-            f(key(Space::Term, h));
-        }
-    }
-    for (_, g) in groups(&ts) {
-        f(key(Space::Compact, &g));
-    }
-    for n in 2..=PHRASE_TERMS {
-        for w in ts.windows(n) {
-            f(shingle_key(w));
-        }
-    }
-}
-
-/// The meaningful parts of a normalised value.
-pub(crate) fn value_parts(ts: &[&str]) -> Vec<Part> {
-    let mut parts = Vec::new();
-    match ts.len() {
-        0 => {}
-        1 => {
-            if let Some((kind, text, key)) = ts.first().and_then(|t| term_key(t)) {
-                parts.push(Part {
-                    kind,
-                    text,
-                    span: None,
-                    key,
-                });
-            }
-        }
-        2..PHRASE_TERMS => {
-            let text = ts.join(" ");
-            let k = key(Space::Shingle, &text);
-            parts.push(Part {
-                kind: PartKind::Whole,
-                text,
-                span: None,
-                key: k,
-            });
-        }
-        _ => {
-            for w in ts.windows(PHRASE_TERMS) {
-                let text = w.join(" ");
-                let k = key(Space::Shingle, &text);
-                parts.push(Part {
-                    kind: PartKind::Phrase,
-                    text,
-                    span: None,
-                    key: k,
-                });
-            }
-        }
-    }
-    let single = ts.len() == 1;
-    for t in ts {
-        let url = is_url(t);
-        let email = is_email(t);
-        if !single && (url || email) {
-            let kind = if url { PartKind::Url } else { PartKind::Email };
-            parts.push(Part {
-                kind,
-                text: (*t).to_owned(),
-                span: None,
-                key: key(Space::Term, t),
-            });
-        }
-        if (url || email)
-            && let Some(h) = host_of(t)
-        {
-            parts.push(Part {
-                kind: PartKind::Host,
-                text: h.to_owned(),
-                span: None,
-                key: key(Space::Term, h),
-            });
-        } else if !single && looks_like_host(t) && t.chars().count() >= MIN_TERM_CHARS {
-            parts.push(Part {
-                kind: PartKind::Host,
-                text: (*t).to_owned(),
-                span: None,
-                key: key(Space::Term, t),
-            });
-        } else if !single
-            && let Some(n) = number(t)
-            && digit_count(&n) >= MIN_NUMBER_DIGITS
-        {
-            let k = key(Space::Term, &n);
-            parts.push(Part {
-                kind: PartKind::Number,
-                text: n,
-                span: None,
-                key: k,
-            });
-        }
-    }
-    for (kind, g) in groups(ts) {
-        let k = key(Space::Compact, &g);
-        parts.push(Part {
-            kind,
-            text: g,
-            span: None,
-            key: k,
-        });
-    }
-    parts.dedup_by(|a, b| a.key == b.key);
-    parts
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::normalize::normalize;
 
-    fn kinds(v: &str) -> Vec<(PartKind, String)> {
-        let n = normalize(v);
-        let ts: Vec<&str> = terms(&n).collect();
-        value_parts(&ts)
+    fn parts(v: &str) -> Vec<(&'static str, String)> {
+        value_parts(v)
             .into_iter()
-            .map(|p| {
-                let text = match p.span {
-                    Some((a, b)) => ts.get(a..b).unwrap_or_default().join(" "),
-                    None => p.text,
-                };
-                (p.kind, text)
-            })
+            .map(|(k, p)| (k.as_str(), p))
             .collect()
     }
 
-    #[test]
-    fn a_run_of_terms_has_the_key_of_its_joined_text() {
-        assert_eq!(
-            shingle_key(&["acme", "energy"]),
-            key(Space::Shingle, "acme energy")
-        );
+    fn keys(c: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        content_keys(c, |k| out.push(k.to_owned()));
+        out
     }
 
     #[test]
-    fn a_url_gives_its_host_and_an_address_its_domain() {
-        let p = kinds("see https://evil.example/x?d=1 and mail eve@attacker.test now");
-        assert!(
-            p.contains(&(PartKind::Url, "https://evil.example/x?d=1".to_owned())),
-            "{p:?}"
-        );
-        assert!(
-            p.contains(&(PartKind::Host, "evil.example".to_owned())),
-            "{p:?}"
-        );
-        assert!(
-            p.contains(&(PartKind::Email, "eve@attacker.test".to_owned())),
-            "{p:?}"
-        );
-        assert!(
-            p.contains(&(PartKind::Host, "attacker.test".to_owned())),
-            "{p:?}"
-        );
-        assert!(p.iter().any(|(k, _)| *k == PartKind::Phrase));
+    fn email_and_host() {
+        let p = parts("write to bob@evil.example now");
+        assert!(p.contains(&("email", "bob@evil.example".into())));
+        assert!(p.contains(&("host", "evil.example".into())));
+        assert!(parts("mailto:bob@x.com").contains(&("email", "bob@x.com".into())));
+        assert!(!parts("a@b").iter().any(|(k, _)| *k == "email"));
     }
 
     #[test]
-    fn ibans_and_accounts_are_found_in_groups() {
-        let p = kinds("DE89 3704 0044 0532 0130 00");
-        assert!(
-            p.contains(&(PartKind::Iban, "de89370400440532013000".to_owned())),
-            "{p:?}"
-        );
-        let p = kinds("card 4111-1111-1111-1111 please");
-        assert!(
-            p.contains(&(PartKind::Account, "4111111111111111".to_owned())),
-            "{p:?}"
-        );
+    fn url_and_host() {
+        let p = parts("see https://user@pay.evil.example:8443/x?y=1");
+        assert_eq!(p.first().map(|(k, _)| *k), Some("whole"));
+        assert!(p.contains(&("url", "https://user@pay.evil.example:8443/x?y=1".into())));
+        assert!(p.contains(&("host", "pay.evil.example".into())));
+        assert!(parts("see www.evil.example/login").contains(&("host", "www.evil.example".into())));
+        assert!(parts("visit evil.example").contains(&("host", "evil.example".into())));
+        assert!(!is_host("1.2.3.4"));
+        assert!(!is_host("a..b.com"));
     }
 
     #[test]
-    fn short_values_are_not_meaningful() {
-        assert!(kinds("ab").is_empty());
-        assert!(kinds("42").is_empty());
-        assert_eq!(kinds("420"), vec![(PartKind::Number, "420".to_owned())]);
-        assert_eq!(
-            kinds("acme energy"),
-            vec![(PartKind::Whole, "acme energy".to_owned())]
+    fn iban_in_groups_and_whole() {
+        let grouped = parts("de89 3704 0044 0532 0130 00");
+        assert!(grouped.contains(&("iban", "de89370400440532013000".into())));
+        assert!(
+            parts("to de89370400440532013000").contains(&("iban", "de89370400440532013000".into()))
         );
+        let k = keys("iban: de89 3704 0044 0532 0130 00, thanks");
+        assert!(k.contains(&"de89370400440532013000".to_owned()));
+    }
+
+    #[test]
+    fn accounts_and_numbers() {
+        let p = parts("card 4111-1111 1111-1111");
+        assert!(p.contains(&("account", "4111111111111111".into())));
+        assert!(parts("eur 1,200.50").contains(&("number", "1200.5".into())));
+        assert!(parts("12,50 eur").contains(&("number", "12.5".into())));
+        assert!(!parts("5,00 eur").iter().any(|(k, _)| *k == "number"));
+        assert!(parts("total 120.50").contains(&("number", "120.5".into())));
+        assert!(keys("amount: 0120.500 eur").contains(&"120.5".to_owned()));
+        assert!(!parts("007 x").iter().any(|(k, _)| *k == "number"));
+    }
+
+    #[test]
+    fn phrases_and_short_values() {
+        let p = parts("please wire the money today");
+        assert!(p.contains(&("phrase", "please wire the money".into())));
+        assert!(p.contains(&("phrase", "wire the money today".into())));
+        let short = parts("john smith");
+        assert!(short.contains(&("phrase", "john".into())));
+        assert!(short.contains(&("phrase", "smith".into())));
+        assert_eq!(parts("ab"), vec![]);
+        assert_eq!(parts("alice"), vec![("whole", "alice".into())]);
+    }
+
+    #[test]
+    fn content_keys_cover_words_and_shingles() {
+        let k = keys("hello \"mallory\", send the funds to https://evil.example/pay.");
+        for want in [
+            "hello",
+            "mallory",
+            "send the funds to",
+            "https://evil.example/pay",
+            "evil.example",
+        ] {
+            assert!(k.contains(&want.to_owned()), "{want}: {k:?}");
+        }
+        assert!(!k.contains(&"the".to_owned()));
+        assert!(k.contains(&"to https://evil.example/pay".to_owned()) || k.len() > 5);
+    }
+
+    #[test]
+    fn short_word_runs_and_cores() {
+        let k = keys("pay bo li now, «mallory» *urgent*");
+        for want in [
+            "pay bo",
+            "bo li",
+            "pay bo li",
+            "bo li now",
+            "mallory",
+            "urgent",
+        ] {
+            assert!(k.contains(&want.to_owned()), "{want}: {k:?}");
+        }
+        assert!(!k.contains(&"li now «mallory»".to_owned()));
+        assert!(parts("«mallory»").contains(&("whole", "mallory".into())));
+        assert!(parts("bo li").contains(&("whole", "bo li".into())));
+    }
+
+    #[test]
+    fn unicode_never_splits_a_char() {
+        for s in [
+            "ü@ß.日本",
+            "€1.234,56",
+            "ÿÿÿÿ ääää öööö üüüü ßßßß",
+            "de89 ää 12",
+        ] {
+            let _ = parts(s);
+            let _ = keys(s);
+        }
+        assert!(parts("an müller@straße.de").contains(&("email", "müller@straße.de".into())));
     }
 }
