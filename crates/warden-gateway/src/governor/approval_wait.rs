@@ -16,8 +16,8 @@ use warden_approval::{ActionHash, ApprovalRequest, Entry, NewApproval, Status};
 use warden_audit::{NewRecord, RecordKind};
 use warden_core::gate::{Allowed, PendingApproval, RefusalReason, Refused};
 use warden_core::text::rfc3339;
-use warden_core::{Decision, TrustedSource};
-use warden_session::Session;
+use warden_core::{Decision, Recorder, TrustedSource};
+use warden_session::{Session, SessionStore};
 
 use super::{Governor, Waiting};
 
@@ -215,50 +215,6 @@ impl Governor {
         )))
     }
 
-    /// Makes the values a used grant remembers trusted text of `session`: for each, records
-    /// `trust_added` first, then adds it to the session's provenance and persists it. Called
-    /// after the grant was used and the forwarding recorded, before the call runs. A value
-    /// whose `trust_added` cannot be recorded, or that the session's trusted text cannot take
-    /// (over its bound), is logged and NOT trusted (fail closed: a later call with it needs
-    /// approval again); the approved call itself still runs. A value that cannot be persisted
-    /// is trusted until the gateway restarts (it was recorded).
-    async fn trust_remembered(&self, session: &Session, entry: &Entry) {
-        let (approval, values) = {
-            let req = entry.lock().await;
-            (req.id.clone(), req.remembered())
-        };
-        for (argument, text) in values {
-            let source = TrustedSource::Approval {
-                approval: approval.clone(),
-                argument: argument.clone(),
-            };
-            let source_json = serde_json::to_value(&source).unwrap_or(Value::Null);
-            let recorded = self
-                .ledger
-                .append(NewRecord {
-                    session: Some(session.id.clone()),
-                    kind: RecordKind::TrustAdded,
-                    payload: json!({ "session": session.id, "source": source_json, "text": text }),
-                })
-                .await;
-            if let Err(e) = recorded {
-                tracing::error!(error = %e, approval = %approval, argument = %argument, "The ledger cannot record a remembered value; it is not trusted.");
-                continue;
-            }
-            if let Err(e) = session.add_trusted(&text, source.clone()) {
-                tracing::warn!(error = %e, approval = %approval, argument = %argument, "A remembered value was not trusted.");
-                continue;
-            }
-            if let Err(e) = self
-                .sessions
-                .persist_trust(&session.id, &text, &source)
-                .await
-            {
-                tracing::error!(error = %e, approval = %approval, argument = %argument, "A remembered value could not be persisted; it is trusted until the gateway restarts.");
-            }
-        }
-    }
-
     /// Waits on `entry` until it is decided, then releases the action (marking the grant used)
     /// or refuses it.
     #[expect(
@@ -358,7 +314,8 @@ impl Governor {
                         .await
                     {
                         Ok(()) => {
-                            self.trust_remembered(session, &entry).await;
+                            let req = entry.lock().await.clone();
+                            trust_remembered(&self.ledger, &self.sessions, session, &req).await;
                             Ok(Allowed {
                                 action_id,
                                 decision,
@@ -483,3 +440,56 @@ impl Governor {
             .map(|c| format!("the tool is frozen by control `{}`: {}", c.id, c.reason))
     }
 }
+
+/// Makes the values a used grant of `req` remembers ([`ApprovalRequest::remembered`]) trusted
+/// text of `session` (the request's own session: the caller passes the session the grant was
+/// used in, whose id the action hash binds): for each, records `trust_added` first, then adds
+/// it to the session's provenance and persists it. Called after the grant was used and the
+/// forwarding recorded, before the call runs. A value whose `trust_added` cannot be recorded,
+/// or that the session's trusted text cannot take (over its bound), is logged and NOT trusted
+/// (fail closed: a later call with it needs approval again); the approved call itself still
+/// runs. A value that cannot be persisted is trusted until the gateway restarts (it was
+/// recorded). Returns how many values were trusted.
+pub(crate) async fn trust_remembered(
+    ledger: &dyn Recorder,
+    sessions: &SessionStore,
+    session: &Session,
+    req: &ApprovalRequest,
+) -> usize {
+    if req.session != session.id {
+        // Never: the action hash binds the session. Fail closed all the same.
+        tracing::error!(approval = %req.id, "A grant of another session was not remembered.");
+        return 0;
+    }
+    let mut trusted = 0;
+    for (argument, text) in req.remembered() {
+        let source = TrustedSource::Approval {
+            approval: req.id.clone(),
+            argument: argument.clone(),
+        };
+        let source_json = serde_json::to_value(&source).unwrap_or(Value::Null);
+        let recorded = ledger
+            .append(NewRecord {
+                session: Some(session.id.clone()),
+                kind: RecordKind::TrustAdded,
+                payload: json!({ "session": session.id, "source": source_json, "text": text }),
+            })
+            .await;
+        if let Err(e) = recorded {
+            tracing::error!(error = %e, approval = %req.id, argument = %argument, "The ledger cannot record a remembered value; it is not trusted.");
+            continue;
+        }
+        if let Err(e) = session.add_trusted(&text, source.clone()) {
+            tracing::warn!(error = %e, approval = %req.id, argument = %argument, "A remembered value was not trusted.");
+            continue;
+        }
+        trusted += 1;
+        if let Err(e) = sessions.persist_trust(&session.id, &text, &source).await {
+            tracing::error!(error = %e, approval = %req.id, argument = %argument, "A remembered value could not be persisted; it is trusted until the gateway restarts.");
+        }
+    }
+    trusted
+}
+
+#[cfg(test)]
+mod tests;
