@@ -127,7 +127,10 @@ async fn a_remembered_value_is_recorded_then_trusted_in_its_own_session_only() {
             argument: "iban".into()
         })
     );
-    // Never in another session, even of the same agent and principal.
+    // The value is now stated in the session's trusted text (what `in_task` judges) ...
+    assert!(a.provenance().trace(IBAN).is_stated(), "stated in A");
+    // ... and never in another session, even of the same agent and principal.
+    assert!(!b.provenance().trace(IBAN).is_stated(), "not stated in B");
     assert_eq!(trusts(&b, IBAN), None);
     assert!(!b.provenance().trusted_text().contains(IBAN));
     // A grant of session A presented with session B trusts nothing anywhere.
