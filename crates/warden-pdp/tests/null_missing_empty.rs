@@ -51,8 +51,11 @@ enum Input {
 }
 use Input::{Absent, EmptyList, Good, Null, WrongType};
 
+/// A key, its matcher, a value it holds for, and a wrong-typed value.
+type Key = (&'static str, &'static str, fn() -> Value, fn() -> Value);
+
 /// Each key: its matcher, a value it holds for, and a wrong-typed value.
-const KEYS: &[(&str, &str, fn() -> Value, fn() -> Value)] = &[
+const KEYS: &[Key] = &[
     (
         "glob",
         "{ glob: '/ws/**' }",
