@@ -146,3 +146,56 @@ async fn the_next_request_shows_the_earlier_refusals_and_a_late_reversal_is_refu
     assert!(is_error(&call.await.unwrap()));
     h.stop().await;
 }
+
+/// Point 1 end to end: a rule with `approval.remember`; bob approves "for this session"; when
+/// the grant is used, `trust_added` is recorded (after the use, before the result) and the
+/// value is trusted text of that session — and of no other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approving_for_this_session_makes_the_value_trusted_in_that_session_only() {
+    const PAYEE: &str = "payee NL91ABNA0417164300";
+    let rule = "    - { id: echo-payee, tool: echo.echo, tier: approval, args: { text: { prefix: payee } }, approval: { timeout: 60s, remember: [text] } }\n";
+    let h = Arc::new(Harness::start_with(Arc::new(SystemClock), rule).await);
+    let (session, token) = h.open_session("1h").await;
+    let (other, _) = h.open_session("1h").await;
+    let bob = h.approver_token("bob").await;
+    let (h2, t2) = (h.clone(), token.clone());
+    let call = tokio::spawn(async move { h2.call(&t2, PAYEE).await });
+    let list = h.wait_for_approval(&bob, 1).await;
+    assert_eq!(list[0]["remember"], json!(["text"]));
+    let id = list[0]["id"].as_str().unwrap().to_owned();
+    let (status, body) = h
+        .operator(
+            reqwest::Method::POST,
+            &format!("/v1/approvals/{id}/approve"),
+            &bob,
+            Some(json!({ "remember": true })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let answer = call.await.unwrap();
+    assert!(!is_error(&answer), "{answer}");
+
+    let granted = h.records_of("approval_granted").await;
+    assert_eq!(granted[0]["remember"], true);
+    let trust = h.records_of("trust_added").await;
+    assert_eq!(trust.len(), 1, "{trust:?}");
+    assert_eq!(
+        trust[0],
+        json!({
+            "session": session,
+            "source": { "kind": "approval", "approval": id, "argument": "text" },
+            "text": PAYEE,
+        })
+    );
+    let kinds = h.kinds().await;
+    let pos = |k: &str| kinds.iter().position(|x| x == k).unwrap();
+    assert!(pos("approval_used") < pos("trust_added"));
+    assert!(pos("trust_added") < pos("action_result"));
+    let sessions = &h.app_state().sessions;
+    let mine = sessions.get(&session).unwrap();
+    assert!(mine.provenance().trace(PAYEE).is_stated());
+    let theirs = sessions.get(&other).unwrap();
+    assert!(!theirs.provenance().trace(PAYEE).is_stated());
+    h.assert_ledger_verifies().await;
+    h.stop().await;
+}
