@@ -21,6 +21,8 @@ use warden_testkit::harness::Harness;
 
 #[path = "gateway/approvals.rs"]
 mod approvals;
+#[path = "gateway/approvals_teach.rs"]
+mod approvals_teach;
 #[path = "gateway/capture.rs"]
 mod capture;
 #[path = "gateway/controls.rs"]

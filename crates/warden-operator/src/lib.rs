@@ -94,6 +94,7 @@ pub fn router(state: Arc<OperatorState>) -> Router {
         .route("/v1/approvals/{id}", get(approvals::show))
         .route("/v1/approvals/{id}/approve", post(approvals::approve))
         .route("/v1/approvals/{id}/deny", post(approvals::deny))
+        .route("/v1/approvals/{id}/reverse", post(approvals::reverse))
         .route("/v1/ledger/stream", get(ledger_stream::stream))
         .route("/metrics", get(ledger_stream::metrics))
         // The limit the body extractors enforce (over it: `413` in the API's shape). It only
