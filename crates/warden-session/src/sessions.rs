@@ -19,6 +19,7 @@ use warden_provenance::{Limits, Origin, SessionProvenance, TrustError};
 
 use crate::state_db::{StateDb, StoreError, fmt_time, parse_time};
 use crate::tokens::{self, Plane, TokenHash};
+use crate::trust::{self, TrustedPiece};
 
 /// Longest session lifetime accepted.
 pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -102,6 +103,25 @@ impl Session {
             .add_untrusted(text, origin);
     }
 
+    /// The pieces of the session's trusted text (the task first) with their sources.
+    pub fn trusted_pieces(&self) -> Vec<TrustedPiece> {
+        self.provenance()
+            .trusted()
+            .map(|(text, source)| TrustedPiece {
+                text: text.to_owned(),
+                source: source.clone(),
+            })
+            .collect()
+    }
+
+    /// Whether `bytes` more of trusted text would fit the session's bound now (checked before
+    /// an instruction is recorded; [`add_trusted`](Self::add_trusted) checks again).
+    pub fn trusted_fits(&self, bytes: usize) -> bool {
+        let p = self.provenance();
+        let used: usize = p.trusted().map(|(t, _)| t.len()).sum();
+        used.saturating_add(bytes) <= p.limits().max_trusted_bytes
+    }
+
     /// Marks the session's untrusted index incomplete (fail closed: every value trusted text
     /// does not state counts as untrusted).
     pub fn mark_provenance_incomplete(&self) {
@@ -149,6 +169,12 @@ pub struct SessionInfo {
     pub status: &'static str,
     /// Labels accumulated.
     pub labels: Vec<String>,
+    /// The pieces of its trusted text (the task first: instructions, values confirmed on
+    /// approval) with their sources.
+    pub trusted: Vec<TrustedPiece>,
+    /// Whether the index of the untrusted content it read is complete (`false`: every value
+    /// its trusted text does not state counts as untrusted).
+    pub provenance_complete: bool,
 }
 
 /// A newly opened session: the token is returned exactly once.
@@ -218,6 +244,9 @@ impl SessionStore {
             live.insert(hash, session.clone());
             by_id.insert(id, session);
         }
+        let sessions = by_id.clone();
+        drop((live, by_id));
+        trust::restore(&self.pool, &sessions).await?;
         Ok(())
     }
 
@@ -317,6 +346,8 @@ impl SessionStore {
                     "active"
                 },
                 labels: s.labels().iter().map(|l| l.to_string()).collect(),
+                trusted: s.trusted_pieces(),
+                provenance_complete: s.provenance().is_complete(),
             })
             .collect();
         v.sort_by(|a, b| b.id.cmp(&a.id));
@@ -380,17 +411,16 @@ impl SessionStore {
     }
 
     /// Persists trusted text a session gained (an instruction, a value confirmed on
-    /// approval), so that it is trusted again after a restart.
-    ///
-    /// SKELETON: not persisted yet (issue 13 work in progress).
+    /// approval), so that it is trusted again after a restart (reloaded, in order and with
+    /// its source, when the store is opened). The caller records it and adds it to the live
+    /// session first.
     pub async fn persist_trust(
         &self,
         session: &str,
         text: &str,
         source: &TrustedSource,
     ) -> Result<(), StoreError> {
-        let _ = (session, text, source);
-        Ok(())
+        trust::insert(&self.pool, session, text, source).await
     }
 }
 
@@ -441,6 +471,56 @@ mod tests {
         assert_eq!(store.list(later).len(), 1);
         // Recently expired ones are kept (refused as expired, listed).
         assert_eq!(store.prune_expired(t0 + time::Duration::hours(1), day), 0);
+    }
+
+    /// Issue 13: trusted text added to a session is persisted and back, in order and with its
+    /// source, after the store is reopened; an unreadable stored source is not trusted.
+    #[tokio::test]
+    async fn issue_13_trusted_text_is_back_after_a_restart_with_its_sources() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(dir.path()).await.unwrap();
+        let store = SessionStore::open(&db).await.unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        let (opened, session) = store
+            .open_session("a", "p", "pay the rent", Duration::from_secs(600), now)
+            .await
+            .unwrap();
+        let source = TrustedSource::Instruction { seq: Some(7) };
+        session
+            .add_trusted("also pay bob@x.com", source.clone())
+            .unwrap();
+        store
+            .persist_trust(&opened.id, "also pay bob@x.com", &source)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO session_trust (session, text, source) VALUES (?, 'forged', '{bad')",
+        )
+        .bind(&opened.id)
+        .execute(&db.pool())
+        .await
+        .unwrap();
+        db.close().await;
+        let db = StateDb::open(dir.path()).await.unwrap();
+        let store = SessionStore::open(&db).await.unwrap();
+        let back = store.get(&opened.id).unwrap();
+        assert_eq!(
+            back.trusted_pieces(),
+            [
+                TrustedPiece {
+                    text: "pay the rent".to_owned(),
+                    source: TrustedSource::Task
+                },
+                TrustedPiece {
+                    text: "also pay bob@x.com".to_owned(),
+                    source
+                },
+            ]
+        );
+        let listed = store.list(now);
+        assert_eq!(listed[0].trusted.len(), 2);
+        assert!(back.trusted_fits(1024));
+        assert!(!back.trusted_fits(Limits::default().max_trusted_bytes));
     }
 
     /// Issue 10, point 18: a labels lock poisoned by a panic made `labels()` answer none and
