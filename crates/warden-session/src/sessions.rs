@@ -122,6 +122,28 @@ impl Session {
         used.saturating_add(bytes) <= p.limits().max_trusted_bytes
     }
 
+    /// The session as operators see it at `now` (never its token).
+    pub fn info(&self, now: OffsetDateTime) -> SessionInfo {
+        SessionInfo {
+            id: self.id.clone(),
+            agent: self.agent.clone(),
+            principal: self.principal.clone(),
+            task: self.task.clone(),
+            opened_at: fmt_time(self.opened_at),
+            expires_at: fmt_time(self.expires_at),
+            status: if self.is_revoked() {
+                "revoked"
+            } else if self.is_expired(now) {
+                "expired"
+            } else {
+                "active"
+            },
+            labels: self.labels().iter().map(|l| l.to_string()).collect(),
+            trusted: self.trusted_pieces(),
+            provenance_complete: self.provenance().is_complete(),
+        }
+    }
+
     /// Marks the session's untrusted index incomplete (fail closed: every value trusted text
     /// does not state counts as untrusted).
     pub fn mark_provenance_incomplete(&self) {
@@ -329,27 +351,7 @@ impl SessionStore {
         let Ok(by_id) = self.by_id.read() else {
             return Vec::new();
         };
-        let mut v: Vec<SessionInfo> = by_id
-            .values()
-            .map(|s| SessionInfo {
-                id: s.id.clone(),
-                agent: s.agent.clone(),
-                principal: s.principal.clone(),
-                task: s.task.clone(),
-                opened_at: fmt_time(s.opened_at),
-                expires_at: fmt_time(s.expires_at),
-                status: if s.is_revoked() {
-                    "revoked"
-                } else if s.is_expired(now) {
-                    "expired"
-                } else {
-                    "active"
-                },
-                labels: s.labels().iter().map(|l| l.to_string()).collect(),
-                trusted: s.trusted_pieces(),
-                provenance_complete: s.provenance().is_complete(),
-            })
-            .collect();
+        let mut v: Vec<SessionInfo> = by_id.values().map(|s| s.info(now)).collect();
         v.sort_by(|a, b| b.id.cmp(&a.id));
         v
     }
