@@ -214,6 +214,98 @@ fn recorded_text(payload: &Value) -> (String, bool) {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::time::Duration;
+    use warden_audit::{Ledger, LedgerConfig, NewRecord};
+    use warden_core::SystemClock;
+    use warden_session::StateDb;
+
+    fn result(session: &str, action: &str, extra: Value) -> NewRecord {
+        let mut payload = json!({
+            "action": action,
+            "status": "ok",
+            "content": [{ "type": "text", "text": format!("pay DE89370400440532013000 ({action})") }],
+        });
+        if let (Some(p), Some(e)) = (payload.as_object_mut(), extra.as_object()) {
+            p.extend(e.clone());
+        }
+        NewRecord::new(Some(session), RecordKind::ActionResult, payload)
+    }
+
+    /// Results of live sessions carrying untrusted labels (their own `untrusted`, or the
+    /// `labels_added` of the same action) are indexed again by their sequence; others, and
+    /// other sessions', are not; a cut content marks the index incomplete; a ledger that
+    /// cannot be read marks every live session's index incomplete.
+    #[tokio::test]
+    async fn the_index_is_rebuilt_from_the_results_of_live_sessions_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(dir.path()).await.unwrap();
+        let sessions = SessionStore::open(&db).await.unwrap();
+        let now = OffsetDateTime::now_utc();
+        let ttl = Duration::from_secs(3600);
+        for _ in 0..2 {
+            sessions
+                .open_session("a", "p", "t", ttl, now)
+                .await
+                .unwrap();
+        }
+        let (revoked, _) = sessions
+            .open_session("a", "p", "t", ttl, now)
+            .await
+            .unwrap();
+        sessions.revoke(&revoked.id, now).await.unwrap();
+        let untrusted: Vec<Arc<str>> = vec![Arc::from("mail")];
+        // No ledger at all: nothing can be rebuilt, so every live session is incomplete.
+        let done = rebuild(dir.path(), &sessions, &untrusted, now).await;
+        assert_eq!((done.sessions, done.incomplete), (2, 2));
+
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(dir.path()).await.unwrap();
+        let sessions = SessionStore::open(&db).await.unwrap();
+        let (live, _) = sessions
+            .open_session("a", "p", "t", ttl, now)
+            .await
+            .unwrap();
+        let (cut, _) = sessions
+            .open_session("a", "p", "t", ttl, now)
+            .await
+            .unwrap();
+        let (revoked, _) = sessions
+            .open_session("a", "p", "t", ttl, now)
+            .await
+            .unwrap();
+        sessions.revoke(&revoked.id, now).await.unwrap();
+        let ledger = Ledger::open(dir.path(), Arc::new(SystemClock), LedgerConfig::default())
+            .await
+            .unwrap();
+        ledger
+            .append_batch(vec![
+                result(&live.id, "a1", json!({ "untrusted": ["mail"] })),
+                result(&live.id, "a2", json!({})),
+                NewRecord::new(
+                    Some(&live.id),
+                    RecordKind::LabelsAdded,
+                    json!({ "action": "a2", "labels": ["mail", "pii"] }),
+                ),
+                result(&live.id, "a3", json!({ "untrusted": ["web"] })),
+                result(&live.id, "a4", json!({})),
+                result(&revoked.id, "r1", json!({ "untrusted": ["mail"] })),
+                result(
+                    &cut.id,
+                    "c1",
+                    json!({ "untrusted": ["mail"], "truncated": { "original_bytes": 9 } }),
+                ),
+            ])
+            .await
+            .unwrap();
+        ledger.shutdown().await.unwrap();
+        let done = rebuild(dir.path(), &sessions, &untrusted, now).await;
+        assert_eq!(done.sessions, 2);
+        assert_eq!(done.results, 3, "a1, a2 (by its labels_added) and c1");
+        assert!(!sessions.get(&cut.id).unwrap().provenance().is_complete());
+        // No untrusted label in the charter: nothing to rebuild, nothing marked.
+        let none = rebuild(dir.path(), &sessions, &[], now).await;
+        assert_eq!((none.results, none.incomplete), (0, 0));
+    }
 
     #[test]
     fn recorded_content_that_was_cut_redacted_or_not_text_is_not_complete() {
