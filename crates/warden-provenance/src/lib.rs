@@ -17,9 +17,28 @@
 //!
 //! Pure and synchronous: no IO, no clock. Sits above `warden-core` only.
 
+mod index;
+mod normalise;
+mod parts;
+mod trusted;
+
 use std::sync::{Arc, LazyLock};
 
+use warden_core::text::ellipsize;
 use warden_core::{FoundIn, TrustedSource};
+
+pub use index::{MAX_ORIGINS, ORIGINS_PER_KEY};
+pub use normalise::normalise;
+pub use parts::{MIN_PART_CHARS, SHINGLE_WORDS, value_parts};
+
+use index::Index;
+use trusted::{Piece, occurs_at_boundaries};
+
+/// Most parts listed in one [`Trace`].
+pub const MAX_TRACE_PARTS: usize = 16;
+
+/// Most bytes of a part shown in [`FoundIn::part`] (longer ones are ellipsized).
+pub const MAX_PART_BYTES: usize = 120;
 
 /// The bounds of one session's provenance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,8 +156,9 @@ impl Trace {
 #[derive(Debug, Default)]
 pub struct SessionProvenance {
     limits: Limits,
-    trusted: Vec<(String, TrustedSource)>,
-    incomplete: bool,
+    trusted: Vec<Piece>,
+    trusted_bytes: usize,
+    index: Index,
 }
 
 static EMPTY: LazyLock<SessionProvenance> = LazyLock::new(SessionProvenance::default);
@@ -164,36 +184,45 @@ impl SessionProvenance {
     }
 
     /// Adds trusted text from `source`. Refused, and nothing added, past
-    /// [`Limits::max_trusted_bytes`].
+    /// [`Limits::max_trusted_bytes`] (counted on the text as given).
     pub fn add_trusted(&mut self, text: &str, source: TrustedSource) -> Result<(), TrustError> {
-        let used: usize = self.trusted.iter().map(|(t, _)| t.len()).sum();
-        if used.saturating_add(text.len()) > self.limits.max_trusted_bytes {
+        let used = self.trusted_bytes.saturating_add(text.len());
+        if used > self.limits.max_trusted_bytes {
             return Err(TrustError::TooLarge {
                 limit: self.limits.max_trusted_bytes,
             });
         }
-        self.trusted.push((text.to_owned(), source));
+        self.trusted_bytes = used;
+        self.trusted.push(Piece::new(text, source));
         Ok(())
     }
 
-    /// Indexes untrusted content read by the session. Content past the bounds marks the index
-    /// incomplete instead of growing it.
+    /// Indexes untrusted content read by the session under its keys (words of at least
+    /// [`MIN_PART_CHARS`] characters, phrases, e-mail addresses, URLs, hosts, IBANs, account
+    /// numbers, numbers). Content past the bounds marks the index incomplete instead of
+    /// growing it; once incomplete, nothing more is indexed.
     pub fn add_untrusted(&mut self, text: &str, origin: Origin) {
-        // Skeleton: nothing is indexed yet, so everything not stated counts as untrusted.
-        let _ = (text, origin);
-        self.incomplete = true;
+        if self.index.is_incomplete() {
+            return;
+        }
+        if text.len() > self.limits.max_untrusted_bytes {
+            self.index.mark_incomplete();
+            return;
+        }
+        let norm = normalise(text);
+        self.index.add(&norm, text.len(), origin, &self.limits);
     }
 
     /// Marks the index incomplete (content that could not be indexed, or an index that could
     /// not be rebuilt after a restart): every value trusted text does not state then counts
     /// as untrusted.
     pub fn mark_incomplete(&mut self) {
-        self.incomplete = true;
+        self.index.mark_incomplete();
     }
 
     /// Whether every untrusted content the session read is indexed.
     pub fn is_complete(&self) -> bool {
-        !self.incomplete
+        !self.index.is_incomplete()
     }
 
     /// The trusted text, in the order it was added (the task first), one piece per line: what
@@ -201,28 +230,88 @@ impl SessionProvenance {
     pub fn trusted_text(&self) -> String {
         self.trusted
             .iter()
-            .map(|(t, _)| t.as_str())
+            .map(|p| p.raw.as_str())
             .collect::<Vec<_>>()
             .join("\n")
     }
 
     /// The pieces of trusted text and their sources.
     pub fn trusted(&self) -> impl Iterator<Item = (&str, &TrustedSource)> {
-        self.trusted.iter().map(|(t, s)| (t.as_str(), s))
+        self.trusted.iter().map(|p| (p.raw.as_str(), &p.source))
+    }
+
+    /// The number of distinct keys in the untrusted index (at most [`Limits::max_keys`]).
+    pub fn keys(&self) -> usize {
+        self.index.key_count()
     }
 
     /// Where `value` (the text of a JSON string or number) was found.
+    ///
+    /// `stated` is the first trusted piece whose normalised text contains the normalised value
+    /// at token boundaries (then nothing else is reported). Otherwise `untrusted` lists the
+    /// value's meaningful parts ([`value_parts`]) found in the untrusted index and not
+    /// occurring in trusted text — at most [`MAX_TRACE_PARTS`] parts, each with at most
+    /// [`ORIGINS_PER_KEY`] origins, the part ellipsized to [`MAX_PART_BYTES`] bytes.
+    /// `incomplete` is set when the index is. An empty value is never stated.
     pub fn trace(&self, value: &str) -> Trace {
-        let _ = value;
+        let incomplete = self.index.is_incomplete();
+        let norm = normalise(value);
+        if let Some(piece) = self
+            .trusted
+            .iter()
+            .find(|p| occurs_at_boundaries(&p.norm, &norm))
+        {
+            return Trace {
+                stated: Some(piece.source.clone()),
+                untrusted: Vec::new(),
+                incomplete,
+            };
+        }
+        let mut untrusted = Vec::new();
+        let mut parts = 0;
+        for (kind, part) in value_parts(&norm) {
+            if parts >= MAX_TRACE_PARTS {
+                break;
+            }
+            let mut origins = self
+                .index
+                .origins(self.index.hash(&part))
+                .take(ORIGINS_PER_KEY)
+                .peekable();
+            if origins.peek().is_none()
+                || self
+                    .trusted
+                    .iter()
+                    .any(|p| occurs_at_boundaries(&p.norm, &part))
+            {
+                continue;
+            }
+            parts += 1;
+            let shown = ellipsize(&part, MAX_PART_BYTES - '…'.len_utf8());
+            untrusted.extend(origins.map(|o| FoundIn {
+                part: shown.clone(),
+                kind: kind.as_str().to_owned(),
+                seq: o.seq,
+                labels: o.labels.clone(),
+            }));
+        }
         Trace {
             stated: None,
-            untrusted: Vec::new(),
-            incomplete: self.incomplete,
+            untrusted,
+            incomplete,
         }
     }
 
     /// An estimate of the memory the index and the trusted text hold, in bytes.
     pub fn memory_bytes(&self) -> usize {
-        self.trusted.iter().map(|(t, _)| t.len()).sum()
+        let trusted: usize = self
+            .trusted
+            .iter()
+            .map(|p| std::mem::size_of::<Piece>() + p.raw.capacity() + p.norm.capacity())
+            .sum();
+        self.index.memory_bytes() + trusted
     }
 }
+
+#[cfg(test)]
+mod tests;
