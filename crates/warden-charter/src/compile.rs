@@ -136,6 +136,7 @@ fn build(
     }
     let identity = identity(c, sources, unreadable, diags);
     let labels = labels(c, diags);
+    let untrusted = data::untrusted_labels(c, &labels);
     let inventory = inventory(c, &labels, diags);
     let default_approval = ApprovalSettings {
         timeout: c
@@ -159,11 +160,27 @@ fn build(
                 q.max(1)
             }),
     };
+    if let Some(a) = c.approval.as_ref().filter(|a| a.raw.remember.is_some()) {
+        diags.push(
+            Diagnostic::error(
+                a.at_path(&["remember"]),
+                "`remember` applies only to a rule's `approval` (of tier `approval`)",
+            )
+            .with_hint("move it to the rules whose approvers may confirm a value for the session"),
+        );
+    }
     let authority = authority(c, diags);
-    let (rules, index) =
-        rules::compile_rules(c, &inventory, &authority, &labels, default_approval, diags);
+    let (rules, index) = rules::compile_rules(
+        c,
+        &inventory,
+        &authority,
+        &labels,
+        &untrusted,
+        default_approval,
+        diags,
+    );
     rules::check_approve_patterns(c, &rules, diags);
-    let data = data_policy(c, &inventory, labels, diags);
+    let data = data_policy(c, &inventory, labels, untrusted, diags);
     let context = c.context.as_ref().map(|ctx| Context {
         organisation: ctx.raw.organisation.clone(),
         mission: ctx.raw.mission.clone(),
@@ -247,3 +264,5 @@ mod tests_names;
 mod tests_observer;
 #[cfg(test)]
 mod tests_papercuts;
+#[cfg(test)]
+mod tests_provenance;

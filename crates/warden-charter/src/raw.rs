@@ -233,6 +233,10 @@ pub(crate) struct RawApproval {
     /// Distinct approvers needed.
     #[serde(default)]
     pub quorum: Option<u32>,
+    /// Arguments (dotted names) whose value an approver may confirm "for this session"
+    /// (approval-tier rules only).
+    #[serde(default)]
+    pub remember: Option<Vec<String>>,
 }
 
 /// One rule: when it matches an action, the action is (at least) in this rule's tier.
@@ -322,9 +326,32 @@ pub(crate) struct RawMatcher {
     /// one statement writes or changes schema).
     #[serde(default)]
     pub sql: Option<RawSqlKind>,
+    /// The value (every element of a list) is (`true`) or is not (`false`) stated in the
+    /// session's trusted text.
+    #[serde(default)]
+    pub in_task: Option<bool>,
+    /// Where the value may (`from`) or may not (`not_from`) have been found.
+    #[serde(default)]
+    pub provenance: Option<RawProvenanceMatch>,
+    /// Not a value constraint: an absent or `null` argument satisfies the constraint
+    /// (top level of an argument's matcher only).
+    #[serde(default)]
+    pub optional: Option<bool>,
     /// The negation of another matcher (applied to a present value).
     #[serde(default)]
     pub not: Option<Box<RawMatcher>>,
+}
+
+/// `provenance: {from: [..], not_from: [..]}`: untrusted labels of `data.labels`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProvenanceMatch {
+    /// Holds when the value was found in content carrying one of these labels.
+    #[serde(default)]
+    pub from: Option<Vec<String>>,
+    /// Holds when it was not.
+    #[serde(default)]
+    pub not_from: Option<Vec<String>>,
 }
 
 /// SQL statement kinds.
@@ -460,6 +487,9 @@ pub(crate) struct RawLabel {
     /// What the label means.
     #[serde(default)]
     pub description: Option<String>,
+    /// Results carrying it are untrusted content, indexed for argument provenance.
+    #[serde(default)]
+    pub untrusted: bool,
 }
 
 /// A label source. Every key given must hold for the label to attach.

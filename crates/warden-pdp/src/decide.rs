@@ -6,6 +6,7 @@ use warden_core::{ApprovalSpec, Decision, Posture, Reason, RuleRef, Tier, Verdic
 
 use crate::Request;
 use crate::eval::{RuleMatch, eval_rule, lookup};
+use crate::provenance::explain;
 
 /// Decides one action. Never panics and never turns an error into an allow: every error
 /// yields [`Verdict::Deny`] with [`Reason::EvaluationError`].
@@ -79,6 +80,7 @@ pub fn decide(charter: &CompiledCharter, req: &Request<'_>) -> Decision {
         let refs = failed.iter().map(|r| r.reference.clone()).collect();
         return Decision {
             errors,
+            provenance: explain(&failed, req.args, req.provenance),
             ..d.error_decision(refs)
         };
     }
@@ -105,8 +107,27 @@ pub fn decide(charter: &CompiledCharter, req: &Request<'_>) -> Decision {
     };
     let refs: Vec<RuleRef> = matched.iter().map(|r| r.reference.clone()).collect();
     let approval = combined_approval(&matched);
+    let decision = decide_matched(&d, &matched, tier, refs, errors, approval, principal);
+    Decision {
+        provenance: explain(&matched, req.args, req.provenance),
+        ..decision
+    }
+}
+
+/// The decision of the matched rules (all of tier `tier`): the preapproved scope, then the
+/// principal's authority and the posture.
+fn decide_matched(
+    d: &Draft<'_, '_>,
+    matched: &[&Rule],
+    tier: Tier,
+    refs: Vec<RuleRef>,
+    mut errors: Vec<String>,
+    approval: Option<ApprovalSettings>,
+    principal: Option<&Principal>,
+) -> Decision {
+    let req = d.req;
     if tier == Tier::Preapproved {
-        match scope_check(&matched, req) {
+        match scope_check(matched, req) {
             Ok(None) => {}
             Ok(Some(detail)) => {
                 return d.finish(

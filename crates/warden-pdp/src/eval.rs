@@ -11,6 +11,7 @@ use warden_charter::{
 use warden_core::path::canonicalize;
 
 use crate::Request;
+use crate::provenance;
 use crate::sql::is_read_only;
 
 /// Whether a rule matched.
@@ -50,7 +51,7 @@ pub(crate) fn eval_rule(
     }
     let restrictive = rule.tier.is_restrictive();
     for constraint in &rule.args {
-        match eval_constraint(constraint, req.args, restrictive) {
+        match eval_constraint(constraint, req, restrictive) {
             RuleMatch::Match => {}
             other => return other,
         }
@@ -85,21 +86,44 @@ fn labels_match(m: &LabelMatch, labels: &[Arc<str>]) -> bool {
         && m.none.as_ref().is_none_or(|a| !a.iter().any(has))
 }
 
-fn eval_constraint(c: &ArgConstraint, args: &Value, restrictive: bool) -> RuleMatch {
-    let Some(value) = lookup(args, &c.path) else {
-        // An absent argument satisfies no constraint.
-        return RuleMatch::NoMatch;
+/// One argument constraint. `null` counts as absent; an absent argument satisfies the
+/// constraint only when it is `optional`, else the rule does not match. A list is quantified
+/// by the tier: a permissive rule needs every element to hold (an empty list holds), a
+/// restrictive rule some element (an empty list does not).
+fn eval_constraint(c: &ArgConstraint, req: &Request<'_>, restrictive: bool) -> RuleMatch {
+    let value = match lookup(req.args, &c.path) {
+        None | Some(Value::Null) => {
+            return if c.optional {
+                RuleMatch::Match
+            } else {
+                RuleMatch::NoMatch
+            };
+        }
+        Some(v) => v,
     };
     let name = &c.argument;
+    let check = |v: &Value| -> Result<bool, String> {
+        if !eval_matcher(&c.matcher, v)? {
+            return Ok(false);
+        }
+        if provenance::uses_provenance(&c.matcher) {
+            return provenance::holds(&c.matcher, v, req.provenance);
+        }
+        Ok(true)
+    };
     match value {
         Value::Array(items) => {
             if items.is_empty() {
-                return RuleMatch::NoMatch;
+                return if restrictive {
+                    RuleMatch::NoMatch
+                } else {
+                    RuleMatch::Match
+                };
             }
             let mut error = None;
             let mut matched = 0usize;
             for item in items {
-                match eval_matcher(&c.matcher, item) {
+                match check(item) {
                     Ok(true) => matched += 1,
                     Ok(false) => {}
                     Err(e) => error = error.or(Some(e)),
@@ -121,7 +145,7 @@ fn eval_constraint(c: &ArgConstraint, args: &Value, restrictive: bool) -> RuleMa
                 RuleMatch::NoMatch
             }
         }
-        scalar => match eval_matcher(&c.matcher, scalar) {
+        scalar => match check(scalar) {
             Ok(true) => RuleMatch::Match,
             Ok(false) => RuleMatch::NoMatch,
             Err(e) => RuleMatch::Error(format!("argument `{name}`: {e}")),
@@ -355,6 +379,7 @@ fn eval_condition(
             "environment" => {
                 cel::Value::from(charter.context.environment.clone().unwrap_or_default())
             }
+            "task" => cel::Value::from(req.provenance.trusted_text()),
             other => return Err(format!("unknown variable `{other}`")),
         };
         ctx.add_variable_from_value(var.as_str(), value);

@@ -15,15 +15,21 @@
 //! 5. an action above what the principal may direct escalates to approval;
 //! 6. the conservative posture turns autonomous and preapproved into approval.
 //!
+//! `in_task` and `provenance` matchers trace argument values through the request's
+//! [`warden_provenance::SessionProvenance`]; the decision lists what its determining rules
+//! judged that way in [`warden_core::Decision::provenance`].
+//!
 //! Sits above `warden-core` and `warden-charter` in the workspace DAG.
 
 mod decide;
 mod eval;
 mod labels;
+mod provenance;
 mod request;
 mod sql;
 
 pub use decide::decide;
 pub use eval::{lookup, principal_matches};
 pub use labels::{action_labels, result_labels};
+pub use provenance::{MAX_EXPLAINED, MAX_EXPLAINED_VALUE, MAX_LEAVES};
 pub use request::{Controls, NoScopeUsage, Request, RuleUsage, ScopeUsage};

@@ -112,7 +112,19 @@ impl Index {
             return;
         }
         let bytes = self.bytes.saturating_add(raw_len.max(norm.len()));
-        if bytes > limits.max_untrusted_bytes || self.sources.len() >= MAX_ORIGINS {
+        if bytes > limits.max_untrusted_bytes {
+            self.incomplete = true;
+            return;
+        }
+        let mut hashes: Vec<u64> = Vec::new();
+        content_keys(norm, |key| hashes.push(self.hasher.hash_one(key)));
+        if hashes.is_empty() {
+            // Nothing to index (no part of MIN_PART_CHARS): no source is kept for it.
+            return;
+        }
+        hashes.sort_unstable();
+        hashes.dedup();
+        if self.sources.len() >= MAX_ORIGINS {
             self.incomplete = true;
             return;
         }
@@ -133,29 +145,22 @@ impl Index {
             self.incomplete = true;
             return;
         };
-        let hasher = self.hasher.clone();
-        let max_keys = limits.max_keys;
-        let mut full = false;
         let mut lost_label = false;
-        let (keys, sources) = (&mut self.keys, &self.sources);
-        content_keys(norm, |key| {
-            if full {
+        for h in hashes {
+            if let Some(slots) = self.keys.get_mut(&h) {
+                lost_label |= !add_slot(slots, id, mask, &self.sources);
+            } else if self.keys.len() >= limits.max_keys {
+                self.incomplete = true;
                 return;
-            }
-            let h = hasher.hash_one(key);
-            if let Some(slots) = keys.get_mut(&h) {
-                lost_label |= !add_slot(slots, id, mask, sources);
-            } else if keys.len() >= max_keys {
-                full = true;
             } else {
                 let mut slots = [EMPTY_SLOT; ORIGINS_PER_KEY];
                 if let Some(first) = slots.first_mut() {
                     *first = id;
                 }
-                keys.insert(h, slots);
+                self.keys.insert(h, slots);
             }
-        });
-        if full || lost_label {
+        }
+        if lost_label {
             self.incomplete = true;
         }
     }

@@ -184,13 +184,18 @@ impl SessionProvenance {
     }
 
     /// Adds trusted text from `source`. Refused, and nothing added, past
-    /// [`Limits::max_trusted_bytes`] (counted on the text as given).
+    /// [`Limits::max_trusted_bytes`] (counted on the text as given). Empty text states nothing
+    /// and is not kept.
     pub fn add_trusted(&mut self, text: &str, source: TrustedSource) -> Result<(), TrustError> {
         let used = self.trusted_bytes.saturating_add(text.len());
         if used > self.limits.max_trusted_bytes {
             return Err(TrustError::TooLarge {
                 limit: self.limits.max_trusted_bytes,
             });
+        }
+        if text.is_empty() {
+            // States nothing; not kept, so that pieces are bounded by the bytes they hold.
+            return Ok(());
         }
         self.trusted_bytes = used;
         self.trusted.push(Piece::new(text, source));

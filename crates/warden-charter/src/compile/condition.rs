@@ -7,7 +7,7 @@ use crate::compiled::Condition;
 use crate::diagnostic::{Diagnostic, Diagnostics, suggest};
 
 /// Variables a `when` expression may use.
-pub const CEL_VARIABLES: [&str; 5] = ["args", "tool", "principal", "labels", "environment"];
+pub const CEL_VARIABLES: [&str; 6] = ["args", "tool", "principal", "labels", "environment", "task"];
 
 /// Longest `when` expression accepted, in bytes.
 const MAX_CEL_LEN: usize = 4096;

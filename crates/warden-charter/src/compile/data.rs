@@ -8,10 +8,24 @@ use super::{matcher, rules};
 use crate::compiled::{DataPolicy, DataSource, Inventory};
 use crate::diagnostic::{Diagnostic, Diagnostics, suggest};
 
+/// The declared labels marked `untrusted: true`, sorted and without duplicates.
+pub(super) fn untrusted_labels(c: &Collected<'_>, labels: &[Arc<str>]) -> Vec<Arc<str>> {
+    let mut out: Vec<Arc<str>> = c
+        .labels
+        .iter()
+        .filter(|l| l.raw.untrusted)
+        .filter_map(|l| labels.iter().find(|x| ***x == *l.raw.id).cloned())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 pub(super) fn data_policy(
     c: &Collected<'_>,
     inventory: &Inventory,
     labels: Vec<Arc<str>>,
+    untrusted: Vec<Arc<str>>,
     diags: &mut Diagnostics,
 ) -> DataPolicy {
     let labels_complete = !c.incomplete.contains("data.labels");
@@ -134,7 +148,7 @@ pub(super) fn data_policy(
         .collect();
     DataPolicy {
         labels,
-        untrusted: Vec::new(),
+        untrusted,
         descriptions,
         sources,
         redact,

@@ -123,8 +123,14 @@ fn shadowing(
             _ => false,
         }
     };
-    let conditions_subset =
-        |s: &Rule, r: &Rule| s.fingerprints.iter().all(|f| r.fingerprints.contains(f));
+    // `approval.*` fingerprints are not conditions (they say what an approver may do), so
+    // they never keep a stricter rule from shadowing.
+    let conditions_subset = |s: &Rule, r: &Rule| {
+        s.fingerprints
+            .iter()
+            .filter(|f| !f.starts_with("approval."))
+            .all(|f| r.fingerprints.contains(f))
+    };
     for tool in tools {
         let candidates = charter.candidate_rules(tool);
         let idx: Vec<usize> = candidates

@@ -1,13 +1,15 @@
 //! Compiling argument matchers, globs and regular expressions.
 
+use std::sync::Arc;
+
 use globset::{Glob, GlobBuilder, GlobMatcher};
 use regex::{Regex, RegexBuilder};
 use warden_core::SourceLocation;
 use warden_core::path::{canonicalize, glob_root};
 
-use crate::compiled::{HostPattern, Matcher, SqlKind};
-use crate::diagnostic::{Diagnostic, Diagnostics};
-use crate::raw::{RawMatcher, RawSqlKind};
+use crate::compiled::{HostPattern, Matcher, ProvenanceMatch, SqlKind};
+use crate::diagnostic::{Diagnostic, Diagnostics, suggest};
+use crate::raw::{RawMatcher, RawProvenanceMatch, RawSqlKind};
 
 /// Largest compiled regular expression, in bytes.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
@@ -154,14 +156,38 @@ pub(crate) fn shorten(pattern: &str) -> String {
     }
 }
 
+/// The labels a provenance matcher may name.
+pub(crate) struct LabelScope<'a> {
+    /// Every declared label.
+    pub declared: &'a [Arc<str>],
+    /// The declared labels marked `untrusted: true`.
+    pub untrusted: &'a [Arc<str>],
+    /// Whether `data.labels` was read whole (else unknown labels are not reported).
+    pub complete: bool,
+}
+
 /// Compiles one argument's matcher. `at` gives the location of a key of the matcher.
+/// `optional` is read by the caller; here it is only refused where it means nothing.
 pub(crate) fn compile(
     raw: &RawMatcher,
     argument: &str,
     at: &dyn Fn(&[&str]) -> SourceLocation,
+    labels: &LabelScope<'_>,
+    diags: &mut Diagnostics,
+) -> Matcher {
+    compile_level(raw, argument, at, labels, true, diags)
+}
+
+fn compile_level(
+    raw: &RawMatcher,
+    argument: &str,
+    at: &dyn Fn(&[&str]) -> SourceLocation,
+    labels: &LabelScope<'_>,
+    top: bool,
     diags: &mut Diagnostics,
 ) -> Matcher {
     let mut m = Matcher::default();
+    // `optional` is not a value constraint: a matcher of `optional` alone is empty.
     let empty = raw.glob.is_none()
         && raw.scheme.is_none()
         && raw.host.is_none()
@@ -172,12 +198,46 @@ pub(crate) fn compile(
         && raw.prefix.is_none()
         && raw.suffix.is_none()
         && raw.sql.is_none()
+        && raw.in_task.is_none()
+        && raw.provenance.is_none()
         && raw.not.is_none();
     if empty {
+        let hint = if raw.optional.is_some() {
+            "`optional` only says what an absent argument does; add a value constraint (`glob`, `one_of`, `in_task`, `provenance`, …) or drop the argument"
+        } else {
+            "use one of `glob`, `scheme`, `host`, `one_of`, `min`, `max`, `regex`, `prefix`, `suffix`, `sql`, `in_task`, `provenance`, `not`"
+        };
         diags.push(
-            Diagnostic::error(at(&[]), format!("the constraint on argument `{argument}` is empty"))
-                .with_hint("use one of `glob`, `scheme`, `host`, `one_of`, `min`, `max`, `regex`, `prefix`, `suffix`, `sql`, `not`"),
+            Diagnostic::error(
+                at(&[]),
+                format!("the constraint on argument `{argument}` is empty"),
+            )
+            .with_hint(hint),
         );
+    }
+    if !top {
+        for (key, set) in [
+            ("optional", raw.optional.is_some()),
+            ("in_task", raw.in_task.is_some()),
+            ("provenance", raw.provenance.is_some()),
+        ] {
+            if set {
+                diags.push(
+                    Diagnostic::error(at(&[key]), format!("`{key}` is not allowed inside `not`"))
+                        .with_hint(match key {
+                            "optional" => {
+                                "write `optional` next to the argument's other constraints"
+                            }
+                            "in_task" => "write `in_task: false` outside `not`",
+                            _ => "write `provenance: { not_from: [...] }` outside `not`",
+                        }),
+                );
+            }
+        }
+    }
+    m.in_task = raw.in_task;
+    if let Some(p) = &raw.provenance {
+        m.provenance = Some(provenance(p, at, labels, diags));
     }
     if let Some(globs) = &raw.glob {
         m.globs = Some(
@@ -279,7 +339,69 @@ pub(crate) fn compile(
             k.extend_from_slice(keys);
             at(&k)
         };
-        m.not = Some(Box::new(compile(inner, argument, &nested, diags)));
+        m.not = Some(Box::new(compile_level(
+            inner, argument, &nested, labels, false, diags,
+        )));
     }
     m
+}
+
+/// Compiles `provenance: {from, not_from}`: each label must be declared and marked
+/// `untrusted: true` (an empty list could never hold, or always would: refused too).
+fn provenance(
+    raw: &RawProvenanceMatch,
+    at: &dyn Fn(&[&str]) -> SourceLocation,
+    labels: &LabelScope<'_>,
+    diags: &mut Diagnostics,
+) -> ProvenanceMatch {
+    if raw.from.is_none() && raw.not_from.is_none() {
+        diags.push(
+            Diagnostic::error(
+                at(&["provenance"]),
+                "`provenance` needs `from` or `not_from`",
+            )
+            .with_hint("write `provenance: { from: [label] }` or `{ not_from: [label] }`"),
+        );
+    }
+    let mut resolve = |list: &Option<Vec<String>>, key: &str| {
+        let names = list.as_ref()?;
+        if names.is_empty() {
+            diags.push(Diagnostic::error(
+                at(&["provenance", key]),
+                format!("`provenance.{key}` is empty"),
+            ));
+        }
+        let mut out: Vec<Arc<str>> = Vec::with_capacity(names.len());
+        for n in names {
+            if let Some(l) = labels.untrusted.iter().find(|l| ***l == **n) {
+                out.push(l.clone());
+            } else if labels.declared.iter().any(|l| **l == **n) {
+                diags.push(
+                    Diagnostic::error(
+                        at(&["provenance", key]),
+                        format!("label `{n}` is not marked untrusted"),
+                    )
+                    .with_hint(format!(
+                        "add `untrusted: true` to label `{n}` under `data.labels`, so the content it labels is indexed"
+                    )),
+                );
+            } else if labels.complete {
+                diags.push(
+                    Diagnostic::error(at(&["provenance", key]), format!("unknown label `{n}`"))
+                        .with_hint_opt(suggest(n, labels.untrusted.iter().map(|l| &**l)).or_else(
+                            || {
+                                Some(
+                                    "declare it under `data.labels` with `untrusted: true`"
+                                        .to_owned(),
+                                )
+                            },
+                        )),
+                );
+            }
+        }
+        Some(out)
+    };
+    let from = resolve(&raw.from, "from");
+    let not_from = resolve(&raw.not_from, "not_from");
+    ProvenanceMatch { from, not_from }
 }

@@ -13,7 +13,7 @@ use super::{matcher, valid_id};
 use crate::amount::Amount;
 use crate::compiled::{
     ApprovalSettings, ArgConstraint, Authority, CompiledCharter, Inventory, LabelMatch,
-    PrincipalMatch, Rule, Scope, Spend,
+    PrincipalMatch, RememberArg, Rule, Scope, Spend,
 };
 use crate::diagnostic::{Diagnostic, Diagnostics, suggest};
 use crate::index::ToolIndex;
@@ -39,9 +39,15 @@ pub(crate) fn compile_rules(
     inventory: &Inventory,
     authority: &Authority,
     labels: &[Arc<str>],
+    untrusted: &[Arc<str>],
     defaults: ApprovalSettings,
     diags: &mut Diagnostics,
 ) -> (Vec<Rule>, ToolIndex) {
+    let scope = matcher::LabelScope {
+        declared: labels,
+        untrusted,
+        complete: !c.incomplete.contains("data.labels"),
+    };
     let mut rules = Vec::with_capacity(c.rules.len());
     let mut seen: HashMap<&str, SourceLocation> = HashMap::new();
     let mut patterns = GlobSetBuilder::new();
@@ -137,7 +143,7 @@ pub(crate) fn compile_rules(
                 k.extend_from_slice(keys);
                 item.at_path(&k)
             };
-            let matcher = matcher::compile(raw_matcher, name, &at, diags);
+            let matcher = matcher::compile(raw_matcher, name, &at, &scope, diags);
             let json = item
                 .node
                 .get("args")
@@ -148,7 +154,7 @@ pub(crate) fn compile_rules(
             args.push(ArgConstraint {
                 argument: name.clone(),
                 path: name.split('.').map(str::to_owned).collect(),
-                optional: false,
+                optional: raw_matcher.optional.unwrap_or(false),
                 matcher,
             });
         }
@@ -266,6 +272,7 @@ pub(crate) fn compile_rules(
                 None => defaults.quorum,
             },
         };
+        let remember = compile_remember(item, &mut fingerprints, diags);
         fingerprints.sort();
         let id: Arc<str> = Arc::from(raw.id.as_str());
         rules.push(Rule {
@@ -284,7 +291,7 @@ pub(crate) fn compile_rules(
             when,
             scope,
             approval,
-            remember: Vec::new(),
+            remember,
             fingerprints,
         });
     }
@@ -334,6 +341,62 @@ fn node_json(item: &Item<'_, RawRule>, key: &str) -> String {
         .get(key)
         .map(|(_, n)| n.to_json().to_string())
         .unwrap_or_default()
+}
+
+/// `approval.remember`: dotted argument names, on approval-tier rules only. Kept as a
+/// fingerprint prefixed `approval.` (not a condition: the lints compare it only for duplicates).
+fn compile_remember(
+    item: &Item<'_, RawRule>,
+    fingerprints: &mut Vec<String>,
+    diags: &mut Diagnostics,
+) -> Vec<RememberArg> {
+    let Some(names) = item.raw.approval.as_ref().and_then(|a| a.remember.as_ref()) else {
+        return Vec::new();
+    };
+    let at = item.at_path(&["approval", "remember"]);
+    if item.raw.tier != Tier::Approval {
+        diags.push(
+            Diagnostic::error(
+                at.clone(),
+                format!(
+                    "`approval.remember` applies only to rules of tier `approval`, and this rule is `{}`",
+                    item.raw.tier
+                ),
+            )
+            .with_hint("set `tier: approval` or remove `remember`"),
+        );
+    }
+    if names.is_empty() {
+        diags.push(
+            Diagnostic::error(at.clone(), "`approval.remember` is empty")
+                .with_hint("name the arguments an approver may confirm, or remove `remember`"),
+        );
+    }
+    let mut out: Vec<RememberArg> = Vec::with_capacity(names.len());
+    for name in names {
+        if name.is_empty() || name.split('.').any(str::is_empty) {
+            diags.push(Diagnostic::error(
+                at.clone(),
+                format!("invalid argument name `{name}` in `approval.remember`"),
+            ));
+            continue;
+        }
+        if out.iter().any(|r| r.argument == *name) {
+            diags.push(Diagnostic::error(
+                at.clone(),
+                format!("argument `{name}` is named twice in `approval.remember`"),
+            ));
+            continue;
+        }
+        out.push(RememberArg {
+            argument: name.clone(),
+            path: name.split('.').map(str::to_owned).collect(),
+        });
+    }
+    let mut sorted: Vec<&str> = out.iter().map(|r| r.argument.as_str()).collect();
+    sorted.sort_unstable();
+    fingerprints.push(format!("approval.remember={}", sorted.join(",")));
+    out
 }
 
 fn compile_scope(item: &Item<'_, RawRule>, diags: &mut Diagnostics) -> Option<Scope> {
