@@ -49,6 +49,8 @@ mod paths;
 mod provenance;
 #[path = "gateway/provenance_adversarial.rs"]
 mod provenance_adversarial;
+#[path = "gateway/provenance_model.rs"]
+mod provenance_model;
 #[path = "gateway/provider_actions.rs"]
 mod provider_actions;
 #[path = "gateway/refusals.rs"]

@@ -70,7 +70,7 @@ pub(crate) async fn open(h: &Harness) -> (String, String) {
 /// `action_result`.
 pub(crate) async fn read_mail(h: &Harness, token: &str, mail: &str) -> u64 {
     let body = h.call(token, &format!("MAIL: {mail}")).await;
-    assert!(!is_error(&body), "{body}");
+    assert!(!is_error(&body), "{body}\n{}", last_decision(h).await);
     let records = h.records().await;
     let result = records
         .iter()
@@ -223,7 +223,7 @@ async fn trusted_text_and_the_untrusted_index_are_back_after_a_restart() {
 #[tokio::test]
 async fn a_cut_recorded_result_makes_the_rebuilt_index_incomplete() {
     let h = Harness::builder(provenance_charter)
-        .configure(|c| c.capture.max_record_bytes = 64)
+        .configure(|c| c.capture.max_session_bytes = 300)
         .start()
         .await;
     let (id, token) = open(&h).await;
