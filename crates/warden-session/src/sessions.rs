@@ -243,6 +243,7 @@ impl SessionStore {
             let l: String = row.try_get("label")?;
             by_session.entry(s).or_default().push(Arc::from(l.as_str()));
         }
+        let trusted = trust::load(&self.pool).await?;
         let mut live = self.live.write().map_err(|_| StoreError::Poisoned)?;
         let mut by_id = self.by_id.write().map_err(|_| StoreError::Poisoned)?;
         for row in rows {
@@ -266,9 +267,7 @@ impl SessionStore {
             live.insert(hash, session.clone());
             by_id.insert(id, session);
         }
-        let sessions = by_id.clone();
-        drop((live, by_id));
-        trust::restore(&self.pool, &sessions).await?;
+        trust::restore(trusted, &by_id);
         Ok(())
     }
 

@@ -43,23 +43,42 @@ pub(crate) async fn insert(
     Ok(())
 }
 
-/// Adds the stored trusted text to each of `sessions` (after its task), in the order it was
-/// added. Returns how many pieces were restored.
-pub(crate) async fn restore(
-    pool: &SqlitePool,
-    sessions: &HashMap<String, Arc<Session>>,
-) -> Result<usize, StoreError> {
+/// One stored piece of trusted text: its session, text and source (as JSON).
+pub(crate) struct Stored {
+    session: String,
+    text: String,
+    source: String,
+}
+
+/// Every stored piece of trusted text, in the order it was added.
+pub(crate) async fn load(pool: &SqlitePool) -> Result<Vec<Stored>, StoreError> {
     let rows = sqlx::query("SELECT session, text, source FROM session_trust ORDER BY n")
         .fetch_all(pool)
         .await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(Stored {
+                session: row.try_get("session")?,
+                text: row.try_get("text")?,
+                source: row.try_get("source")?,
+            })
+        })
+        .collect()
+}
+
+/// Adds the `stored` trusted text to each of `sessions` (after its task), in the order it was
+/// added. Returns how many pieces were restored.
+pub(crate) fn restore(stored: Vec<Stored>, sessions: &HashMap<String, Arc<Session>>) -> usize {
     let mut restored = 0;
-    for row in rows {
-        let id: String = row.try_get("session")?;
+    for Stored {
+        session: id,
+        text,
+        source,
+    } in stored
+    {
         let Some(session) = sessions.get(&id) else {
             continue;
         };
-        let text: String = row.try_get("text")?;
-        let source: String = row.try_get("source")?;
         let Ok(source) = serde_json::from_str::<TrustedSource>(&source) else {
             tracing::warn!(session = %id, "A stored piece of trusted text has an unreadable source; it is not trusted.");
             continue;
@@ -70,5 +89,5 @@ pub(crate) async fn restore(
         }
         restored += 1;
     }
-    Ok(restored)
+    restored
 }

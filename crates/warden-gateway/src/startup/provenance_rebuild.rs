@@ -302,16 +302,20 @@ mod tests {
         assert_eq!(done.sessions, 2);
         assert_eq!(done.results, 3, "a1, a2 (by its labels_added) and c1");
         assert!(!sessions.get(&cut.id).unwrap().provenance().is_complete());
-        let session = sessions.get(&live.id).unwrap();
-        let provenance = session.provenance();
-        assert!(provenance.is_complete());
-        let trace = provenance.trace("DE89370400440532013000");
+        let (complete, trace) = {
+            let session = sessions.get(&live.id).unwrap();
+            let provenance = session.provenance();
+            (
+                provenance.is_complete(),
+                provenance.trace("DE89370400440532013000"),
+            )
+        };
+        assert!(complete);
         let mut seqs: Vec<u64> = trace.untrusted.iter().map(|f| f.seq).collect();
         seqs.sort_unstable();
         seqs.dedup();
         assert_eq!(seqs, [appended[0].seq, appended[1].seq], "{trace:?}");
         assert!(trace.from_any(&untrusted));
-        drop(provenance);
         // No untrusted label in the charter: nothing to rebuild, nothing marked.
         let none = rebuild(dir.path(), &sessions, &[], now).await;
         assert_eq!((none.results, none.incomplete), (0, 0));
