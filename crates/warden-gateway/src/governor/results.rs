@@ -212,6 +212,11 @@ impl Governor {
         let untrusted = untrusted_labels(&self.charter.data.untrusted, &labels);
         if let (false, Some(obj)) = (untrusted.is_empty(), payload.as_object_mut()) {
             obj.insert("untrusted".to_owned(), json!(untrusted));
+            // The index gets text the recorded content does not hold (structured content, a
+            // resource's URI): a rebuild from the ledger cannot be complete (fail closed).
+            if beyond_content(outcome) {
+                obj.insert("indexed_beyond_content".to_owned(), Value::Bool(true));
+            }
         }
         let sid = Some(session.id.clone());
         let mut batch = vec![NewRecord {
@@ -286,4 +291,78 @@ fn seen_in_full(outcome: &ActionOutcome) -> bool {
         ContentPart::Text(t) => outcome.text.contains(t.as_str()),
         ContentPart::Other { .. } => false,
     })
+}
+
+/// Whether the result's text (every string of the answer, one per line) holds anything
+/// besides its text content parts and the names of its parts' types: text the ledger's
+/// recorded content would not give back. The text parts appear in the text in their order,
+/// so one pass from a cursor finds them.
+pub(crate) fn beyond_content(outcome: &ActionOutcome) -> bool {
+    let kinds: Vec<&str> = outcome
+        .content
+        .iter()
+        .filter_map(|part| match part {
+            ContentPart::Other { kind, .. } => Some(kind.as_str()),
+            ContentPart::Text(_) => None,
+        })
+        .collect();
+    let structural = |gap: &str| {
+        gap.split('\n')
+            .map(str::trim)
+            .all(|line| line.is_empty() || line == "text" || kinds.contains(&line))
+    };
+    let text = outcome.text.as_str();
+    let mut at = 0;
+    for part in &outcome.content {
+        let ContentPart::Text(t) = part else {
+            continue;
+        };
+        let Some(found) = text.get(at..).and_then(|rest| rest.find(t.as_str())) else {
+            // Not there in full (cut before the label patterns): `seen_in_full` marks it.
+            return false;
+        };
+        if !text.get(at..at + found).is_some_and(structural) {
+            return true;
+        }
+        at += found + t.len();
+    }
+    !text.get(at..).is_some_and(structural)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(text: &str, content: Vec<ContentPart>) -> ActionOutcome {
+        ActionOutcome {
+            status: "ok",
+            size_bytes: text.len(),
+            error: None,
+            text: text.to_owned(),
+            content,
+        }
+    }
+
+    /// Issue 13: a result whose strings go beyond its text parts (structured content, a
+    /// resource's URI) is flagged, so that the index rebuilt from the recorded content is
+    /// incomplete; type names between parts are not content.
+    #[test]
+    fn text_beyond_the_content_parts_is_found() {
+        let t = |s: &str| ContentPart::Text(s.to_owned());
+        let plain = outcome("pay DE89\ntext\nhi\ntext\n", vec![t("pay DE89"), t("hi")]);
+        assert!(!beyond_content(&plain));
+        let image = ContentPart::Other {
+            kind: "image".to_owned(),
+            bytes: 3,
+        };
+        assert!(!beyond_content(&outcome(
+            "a\ntext\nimage\n",
+            vec![t("a"), image]
+        )));
+        let structured = outcome("pay\ntext\nNL91ABNA0417164300\n", vec![t("pay")]);
+        assert!(beyond_content(&structured));
+        let resource = outcome("text/plain\nbody\nfile:///x\n", vec![t("body")]);
+        assert!(beyond_content(&resource));
+        assert!(!beyond_content(&outcome("", vec![])));
+    }
 }

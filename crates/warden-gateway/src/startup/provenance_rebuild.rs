@@ -189,6 +189,7 @@ fn label_list(v: Option<&Value>) -> Vec<Arc<str>> {
 /// the whole content the agent read: not cut, nothing redacted, every part text.
 fn recorded_text(payload: &Value) -> (String, bool) {
     let mut complete = payload.get("truncated").is_none()
+        && payload.get("indexed_beyond_content").is_none()
         && payload
             .get("redacted")
             .and_then(Value::as_u64)
@@ -331,6 +332,9 @@ mod tests {
         assert!(!recorded_text(&cut).1);
         let redacted = json!({"content": [{"type": "text", "text": "a"}], "redacted": 1});
         assert!(!recorded_text(&redacted).1);
+        let beyond =
+            json!({"content": [{"type": "text", "text": "a"}], "indexed_beyond_content": true});
+        assert!(!recorded_text(&beyond).1);
         let image = json!({"content": [{"type": "image", "bytes": 10}]});
         assert!(!recorded_text(&image).1);
         assert!(recorded_text(&json!({"status": "ok"})).1);

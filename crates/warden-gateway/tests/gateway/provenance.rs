@@ -255,3 +255,46 @@ async fn a_cut_recorded_result_makes_the_rebuilt_index_incomplete() {
     assert!(allowed, "{decision}");
     h.stop().await;
 }
+
+/// A decide-API result longer than the text warden matches (1 MiB) was not seen in full: the
+/// session's index is incomplete at once, and a value nobody stated counts as untrusted.
+#[tokio::test]
+async fn a_decide_api_result_not_seen_in_full_makes_the_index_incomplete() {
+    let h = Harness::builder(provenance_charter)
+        .configure(|c| c.max_body_bytes = 4 << 20)
+        .start()
+        .await;
+    let (id, token) = open(&h).await;
+    let (status, body) = h.decide(&token, "MAIL: the inbox", None).await;
+    assert_eq!(status, 200, "{body}");
+    let action = body["action"].as_str().unwrap().to_owned();
+    let output = format!("MAIL: {}", "y ".repeat(600 * 1024));
+    let resp = h
+        .http
+        .post(format!(
+            "http://{}/v1/actions/{action}/result",
+            h.agent_addr
+        ))
+        .bearer_auth(&token)
+        .json(&json!({ "status": "ok", "output": output }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let (_, shown) = h
+        .operator(
+            reqwest::Method::GET,
+            &format!("/v1/sessions/{id}"),
+            &h.operator_token,
+            None,
+        )
+        .await;
+    assert_eq!(shown["provenance_complete"], false, "{shown}");
+    let (allowed, decision) = send_decide(&h, &token, "NL91ABNA0417164300").await;
+    assert!(!allowed, "{decision}");
+    assert_eq!(decision["rules"][0]["id"], "planted-by-mail", "{decision}");
+    // The task still states its value.
+    let (allowed, decision) = send_decide(&h, &token, IN_TASK).await;
+    assert!(allowed, "{decision}");
+    h.stop().await;
+}
