@@ -47,6 +47,12 @@ mod names;
 mod observability;
 #[path = "gateway/paths.rs"]
 mod paths;
+#[path = "gateway/provenance.rs"]
+mod provenance;
+#[path = "gateway/provenance_adversarial.rs"]
+mod provenance_adversarial;
+#[path = "gateway/provenance_model.rs"]
+mod provenance_model;
 #[path = "gateway/provider_actions.rs"]
 mod provider_actions;
 #[path = "gateway/refusals.rs"]

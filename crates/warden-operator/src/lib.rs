@@ -43,6 +43,7 @@ pub use ledger_stream::{
     FeedFuture, FeedRecord, KEEP_ALIVE, LedgerFeed, MAX_BATCH, MAX_STREAMS, MetricsSource,
     Observability,
 };
+pub use sessions::MAX_INSTRUCTION_BYTES;
 
 /// The largest body a signed-link `POST` may carry (a form with a reason).
 pub const MAX_LINK_BODY_BYTES: usize = 16 * 1024;
@@ -78,7 +79,12 @@ pub fn router(state: Arc<OperatorState>) -> Router {
             "/v1/sessions",
             post(sessions::open_session).get(sessions::list_sessions),
         )
+        .route("/v1/sessions/{id}", get(sessions::show_session))
         .route("/v1/sessions/{id}/revoke", post(sessions::revoke_session))
+        .route(
+            "/v1/sessions/{id}/instructions",
+            post(sessions::add_instruction),
+        )
         .route(
             "/v1/operator-tokens",
             post(credentials::issue_token).get(credentials::list_tokens),

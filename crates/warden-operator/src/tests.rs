@@ -46,6 +46,8 @@ const PROTECTED: &[(&str, &str)] = &[
     ("GET", "/v1/sessions"),
     ("POST", "/v1/sessions"),
     ("POST", "/v1/sessions/s-1/revoke"),
+    ("GET", "/v1/sessions/s-1"),
+    ("POST", "/v1/sessions/s-1/instructions"),
     ("POST", "/v1/operator-tokens"),
     ("GET", "/v1/operator-tokens"),
     ("POST", "/v1/operator-tokens/t-1/revoke"),
@@ -650,5 +652,6 @@ async fn no_operator_credential_is_issued_that_the_ledger_cannot_record() {
 
 mod approvals_teach;
 mod controls_api;
+mod instructions;
 mod issue10;
 mod observer_role;
