@@ -112,7 +112,7 @@ async def test_a_decision_error_denies(gateway: Gateway) -> None:
     gw = gateway
     token = gw.open_session()
     async with mcp_http(gw.mcp_url, token) as session:
-        for args in ({"path": 42}, {"path": None}, {"path": {"nested": "/"}}):
+        for args in ({"path": 42}, {"path": {"nested": "/"}}):
             r = await session.call_tool("fs.read_text_file", args)
             assert r.is_error and text_of(r).startswith(REFUSED), (args, text_of(r))
             assert "error" in text_of(r), text_of(r)
@@ -120,6 +120,14 @@ async def test_a_decision_error_denies(gateway: Gateway) -> None:
             decision = kinds["action_decided"][0]["payload"]["decision"]
             assert decision["reason"] == "evaluation_error", decision
             assert decision["errors"], decision
+        # `null` counts as absent (issue 13): no rule about the path matches it, so no
+        # permissive rule allows it, and the default posture decides.
+        args = {"path": None}
+        r = await session.call_tool("fs.read_text_file", args)
+        assert r.is_error and text_of(r).startswith(REFUSED), (args, text_of(r))
+        kinds = assert_recorded(gw.records(), "fs.read_text_file", args, allowed=False)
+        decision = kinds["action_decided"][0]["payload"]["decision"]
+        assert decision["verdict"] == "deny" and decision["reason"] == "default_posture", decision
     with httpx2.Client(
         base_url=gw.agent_url, headers={"Authorization": f"Bearer {token}"}, timeout=30
     ) as api:

@@ -31,7 +31,7 @@ pub mod webhook;
 pub mod workflow;
 
 pub use machine::{Approver, UseRefusal, VoteRefusal, Voted};
-pub use request::{ActionHash, ApprovalRequest, NewApproval, Status, Vote};
+pub use request::{ActionHash, ApprovalRequest, Earlier, NewApproval, Reversal, Status, Vote};
 pub use signing::{LinkAction, Signer};
 pub use store::{ApprovalStore, Entry, StoreError};
 pub use webhook::{Notifier, WebhookConfig, WebhookFormat};

@@ -7,13 +7,18 @@
 //!     │   ╲── deny ──▶ denied                 │ deadline
 //!     │ deadline                              ▼
 //!     └──────────────────────────────────▶ timed_out
+//!
+//!  denied ── reverse (an approver with authority, through the API, before the deadline) ──▶ pending
 //! ```
+//!
+//! A reversal clears the votes (the request is asked again) and keeps the reversed denial in
+//! `reversals`; the deadline does not move.
 //!
 //! Every refusal names its reason, so the gateway can record it and answer the caller.
 
 use time::OffsetDateTime;
 
-use crate::request::{ActionHash, ApprovalRequest, Status, Vote};
+use crate::request::{ActionHash, ApprovalRequest, Reversal, Status, Vote};
 
 /// Who is trying to decide a request.
 #[derive(Clone, Copy, Debug)]
@@ -53,6 +58,13 @@ pub enum VoteRefusal {
     AlreadyDecided(Status),
     /// The deadline has passed.
     Expired,
+    /// `remember` was asked for, and no determining rule of the request has
+    /// `approval.remember`.
+    RememberNotAllowed,
+    /// A reversal of a request that is not denied (the status says what it is).
+    NotDenied(Status),
+    /// A reversal through a signed link: links approve or deny, and never reverse.
+    LinkCannotReverse,
 }
 
 impl VoteRefusal {
@@ -67,6 +79,9 @@ impl VoteRefusal {
             VoteRefusal::Replay => "replay",
             VoteRefusal::AlreadyDecided(_) => "already_decided",
             VoteRefusal::Expired => "expired",
+            VoteRefusal::RememberNotAllowed => "remember_not_allowed",
+            VoteRefusal::NotDenied(_) => "not_denied",
+            VoteRefusal::LinkCannotReverse => "link_cannot_reverse",
         }
     }
 
@@ -97,6 +112,14 @@ impl VoteRefusal {
             VoteRefusal::Replay => "this approval was already used; it cannot be used again".to_owned(),
             VoteRefusal::AlreadyDecided(s) => format!("this request is already {s}"),
             VoteRefusal::Expired => "this request's deadline has passed".to_owned(),
+            VoteRefusal::RememberNotAllowed => format!(
+                "`remember` is not allowed: no rule that decided this request ({}) has `approval.remember`",
+                rule_list(&req.authority_for)
+            ),
+            VoteRefusal::NotDenied(s) => {
+                format!("only a denied request can be reversed; this one is {s}")
+            }
+            VoteRefusal::LinkCannotReverse => "a denial is reversed through the API (`warden approvals reverse`), never through a link".to_owned(),
         }
     }
 }
@@ -177,7 +200,25 @@ impl ApprovalRequest {
         reason: Option<String>,
         now: OffsetDateTime,
     ) -> Result<Voted, VoteRefusal> {
+        self.approve_remembering(approver, separation_of_duties, reason, false, now)
+    }
+
+    /// [`approve`](Self::approve), with the approver asking (`remember`) that the values the
+    /// request's rules name in `approval.remember` become trusted for the session when the
+    /// grant is used. Refused ([`VoteRefusal::RememberNotAllowed`]) when the request names no
+    /// argument to remember; the other checks come first.
+    pub fn approve_remembering(
+        &mut self,
+        approver: &Approver<'_>,
+        separation_of_duties: bool,
+        reason: Option<String>,
+        remember: bool,
+        now: OffsetDateTime,
+    ) -> Result<Voted, VoteRefusal> {
         let principal = self.check(approver, separation_of_duties, now)?;
+        if remember && self.remember.is_empty() {
+            return Err(VoteRefusal::RememberNotAllowed);
+        }
         if self.approvals.iter().any(|v| v.approver == principal) {
             return Err(VoteRefusal::DuplicateApprover);
         }
@@ -195,6 +236,7 @@ impl ApprovalRequest {
             channel: approver.channel.to_owned(),
             target: approver.target.map(str::to_owned),
             credential: approver.credential.map(str::to_owned),
+            remember,
             at: now,
         });
         let approvals = u32::try_from(self.approvals.len()).unwrap_or(u32::MAX);
@@ -225,10 +267,62 @@ impl ApprovalRequest {
             channel: approver.channel.to_owned(),
             target: approver.target.map(str::to_owned),
             credential: approver.credential.map(str::to_owned),
+            remember: false,
             at: now,
         });
         self.status = Status::Denied;
         self.decided_at = Some(now);
+        Ok(())
+    }
+
+    /// Reverses the denial: the request is pending again, its votes cleared, the denial kept
+    /// in `reversals`. Only a denied request, before its deadline, by an approver who could
+    /// have decided it (an approver's credential, not the requester under separation of
+    /// duties, with authority), and never through a link. The deadline stays.
+    pub fn reverse(
+        &mut self,
+        approver: &Approver<'_>,
+        separation_of_duties: bool,
+        reason: Option<String>,
+        now: OffsetDateTime,
+    ) -> Result<(), VoteRefusal> {
+        match self.status {
+            Status::Denied => {}
+            s => return Err(VoteRefusal::NotDenied(s)),
+        }
+        if approver.channel == "link" || approver.target.is_some() {
+            return Err(VoteRefusal::LinkCannotReverse);
+        }
+        if now >= self.deadline {
+            return Err(VoteRefusal::Expired);
+        }
+        let Some(principal) = approver.principal else {
+            return Err(VoteRefusal::NotAnApprover);
+        };
+        if separation_of_duties && principal == self.principal {
+            return Err(VoteRefusal::SelfApproval);
+        }
+        if !approver.has_authority {
+            return Err(VoteRefusal::NoAuthority);
+        }
+        let Some(denial) = self.denial.take() else {
+            return Err(VoteRefusal::NotDenied(self.status));
+        };
+        self.reversals.push(Reversal {
+            denial,
+            by: Vote {
+                approver: principal.to_owned(),
+                reason,
+                channel: approver.channel.to_owned(),
+                target: None,
+                credential: approver.credential.map(str::to_owned),
+                remember: false,
+                at: now,
+            },
+        });
+        self.approvals.clear();
+        self.status = Status::Pending;
+        self.decided_at = None;
         Ok(())
     }
 

@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 pub use warden_core::ApprovalStatus as Status;
 use warden_core::RuleRef;
 use warden_core::canonical::{canonical_json, hex};
+use warden_core::provenance::ArgProvenance;
 
 /// The identity of one exact action: BLAKE3 over the canonical JSON of the session, the tool
 /// and the arguments as decided. An approval releases only an action with the same hash.
@@ -58,9 +59,38 @@ pub struct Vote {
     /// revoked since no longer counts when the grant is used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential: Option<String>,
+    /// Whether the approver asked to remember the values the request's rules name in
+    /// `approval.remember` for the session (only on approving votes; `false` on old bodies).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub remember: bool,
     /// When.
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
+}
+
+/// An earlier request of the same session for the same action that was refused: what an
+/// approver sees as the action's history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Earlier {
+    /// The earlier request's id.
+    pub id: String,
+    /// How it ended: `denied` or `timed_out`.
+    pub status: Status,
+    /// When it was decided (denied or timed out); its request time if that is not known.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+/// Most earlier refusals a request carries.
+pub const MAX_EARLIER: usize = 8;
+
+/// A denial that was reversed: the denial, and the reversal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reversal {
+    /// The denial that was reversed.
+    pub denial: Vote,
+    /// Who reversed it, why and when.
+    pub by: Vote,
 }
 
 /// What the gateway knows when it asks for approval.
@@ -167,6 +197,20 @@ pub struct ApprovalRequest {
     /// proxy).
     #[serde(default)]
     pub model_turns: Vec<Value>,
+    /// The arguments (dotted names) the determining rules allow an approver to remember for the
+    /// session (their `approval.remember`); empty: nobody may approve with `remember`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remember: Vec<String>,
+    /// Earlier refusals of the same action in the same session, newest first.
+    #[serde(default)]
+    pub earlier: Vec<Earlier>,
+    /// The decision's provenance (empty when no rule judged an argument by provenance).
+    #[serde(default)]
+    pub provenance: Vec<ArgProvenance>,
+    /// Denials of this request that were reversed, oldest first (at most one per deadline in
+    /// practice: a reversal needs a denial, and each reversal clears the votes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reversals: Vec<Reversal>,
 }
 
 impl ApprovalRequest {
@@ -198,6 +242,71 @@ impl ApprovalRequest {
             used_at: None,
             used_by: None,
             model_turns: n.model_turns,
+            remember: Vec::new(),
+            earlier: Vec::new(),
+            provenance: Vec::new(),
+            reversals: Vec::new(),
         }
+    }
+
+    /// The request with what teaches its approver: the arguments the determining rules allow
+    /// to remember for the session (their `approval.remember`, deduplicated), the earlier
+    /// refusals of the same action (at most [`MAX_EARLIER`] kept) and the decision's
+    /// provenance.
+    #[must_use]
+    pub fn with_context(
+        mut self,
+        remember: Vec<String>,
+        earlier: Vec<Earlier>,
+        provenance: Vec<ArgProvenance>,
+    ) -> ApprovalRequest {
+        let mut remember = remember;
+        remember.sort();
+        remember.dedup();
+        self.remember = remember;
+        self.earlier = earlier.into_iter().take(MAX_EARLIER).collect();
+        self.provenance = provenance;
+        self
+    }
+
+    /// Whether a grant of this request makes its remembered values trusted: it names
+    /// arguments to remember, and every approving vote asked to remember.
+    pub fn remembers(&self) -> bool {
+        !self.remember.is_empty()
+            && !self.approvals.is_empty()
+            && self.approvals.iter().all(|v| v.remember)
+    }
+
+    /// The values to trust when the grant is used (`(argument, text)`, in the order of
+    /// `remember`): each named argument's value in the decided arguments — a string as itself,
+    /// a number as its JSON text, each string or number element of a list. Missing arguments
+    /// and other types are skipped. Empty unless [`remembers`](Self::remembers).
+    pub fn remembered(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if !self.remembers() {
+            return out;
+        }
+        for name in &self.remember {
+            let mut at = Some(&self.arguments);
+            for part in name.split('.') {
+                at = at.and_then(|v| v.get(part));
+            }
+            let values: Vec<&Value> = match at {
+                Some(Value::Array(items)) => items.iter().collect(),
+                Some(v) => vec![v],
+                None => Vec::new(),
+            };
+            for v in values {
+                let text = match v {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    _ => continue,
+                };
+                if !text.trim().is_empty() {
+                    out.push((name.clone(), text));
+                }
+            }
+        }
+        out
     }
 }

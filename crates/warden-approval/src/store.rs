@@ -19,7 +19,7 @@ use sqlx::{Row, SqlitePool};
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
-use crate::request::{ActionHash, ApprovalRequest, Status};
+use crate::request::{ActionHash, ApprovalRequest, Earlier, MAX_EARLIER, Status};
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
@@ -224,6 +224,37 @@ impl ApprovalStore {
             }
         };
         rows.iter().map(decode).collect()
+    }
+
+    /// The earlier refusals of the action `hash` (which binds the session): requests that
+    /// were denied or timed out, newest first, at most [`MAX_EARLIER`]. A request whose body
+    /// cannot be read is listed with its request time (its row's status is authoritative).
+    pub async fn earlier(&self, hash: &ActionHash) -> Result<Vec<Earlier>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, status, requested_at, body FROM approvals WHERE action_hash = ? AND status IN ('denied', 'timed_out') ORDER BY id DESC LIMIT ?",
+        )
+        .bind(hash.as_str())
+        .bind(i64::try_from(MAX_EARLIER).unwrap_or(8))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: String = row.try_get("id")?;
+            let status: String = row.try_get("status")?;
+            let Some(status) = Status::parse(&status) else {
+                return Err(StoreError::Corrupt(id));
+            };
+            let at = match decode(&row) {
+                Ok(req) => req.decided_at.unwrap_or(req.requested_at),
+                Err(_) => {
+                    let requested: String = row.try_get("requested_at")?;
+                    warden_core::text::parse_rfc3339(&requested)
+                        .ok_or_else(|| StoreError::Corrupt(id.clone()))?
+                }
+            };
+            out.push(Earlier { id, status, at });
+        }
+        Ok(out)
     }
 
     /// Writes `next` as the new state of the locked request `current` (of `entry`), then makes

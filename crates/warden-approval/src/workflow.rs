@@ -23,6 +23,7 @@ use crate::{
 };
 
 mod decide;
+mod reverse;
 pub use decide::{Choice, DecideError, Decided, Decider};
 
 /// How often the sweeper looks for requests past their deadline.

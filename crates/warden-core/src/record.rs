@@ -209,4 +209,14 @@ pub trait Recorder: Send + Sync + fmt::Debug {
     fn append(&self, record: NewRecord) -> RecordFuture<'_> {
         self.append_batch(vec![record])
     }
+
+    /// Appends one record and resolves, once it is durable, with its sequence number when
+    /// the store knows it (`None` from a recorder that does not tell).
+    fn append_seq(&self, record: NewRecord) -> SeqFuture<'_> {
+        Box::pin(async move { self.append(record).await.map(|()| None) })
+    }
 }
+
+/// The future [`Recorder::append_seq`] returns.
+pub type SeqFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Option<u64>, RecordError>> + Send + 'a>>;

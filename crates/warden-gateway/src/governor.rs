@@ -38,7 +38,7 @@ use crate::paths::PathArguments;
 
 mod approval_wait;
 mod recheck;
-mod results;
+pub(crate) mod results;
 
 /// Why a tool outside the inventory is refused (recorded, and the agent's message).
 const NOT_INVENTORIED: &str =
@@ -320,6 +320,9 @@ impl Governor {
             now,
             &decided_args,
             |usage| {
+                // The session's provenance (trusted text, untrusted index), read-locked only
+                // for this synchronous decision: never across an await.
+                let provenance = session.provenance();
                 decide(
                     &self.charter,
                     &Request {
@@ -327,7 +330,7 @@ impl Governor {
                         args: &decided_args,
                         principal: Some(&session.principal),
                         labels: &labels,
-                        provenance: warden_provenance::SessionProvenance::empty(),
+                        provenance: &provenance,
                         controls,
                         usage,
                         now,

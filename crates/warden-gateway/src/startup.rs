@@ -37,6 +37,7 @@ use crate::session_refusals::SessionRefusals;
 use crate::telemetry::{GatewayMetrics, LedgerCommits, MeteredRecorder, observability};
 
 mod approvals;
+pub mod provenance_rebuild;
 mod secrets;
 use approvals::start_approvals;
 use secrets::{other_secrets, write_secret};
@@ -136,6 +137,22 @@ impl Gateway {
         let prepared = prepare_upstreams(&charter)?;
         let ledger = open_ledger(&config, &charter, &clock, &telemetry).await?;
         let stores = open_state(&config, &charter, &clock).await?;
+        // Each live session's untrusted index, rebuilt from the ledger (fail closed).
+        let rebuilt = provenance_rebuild::rebuild(
+            &config.data_dir,
+            &stores.sessions,
+            &charter.data.untrusted,
+            clock.now(),
+        )
+        .await;
+        if rebuilt.results > 0 || rebuilt.incomplete > 0 {
+            tracing::info!(
+                sessions = rebuilt.sessions,
+                results = rebuilt.results,
+                incomplete = rebuilt.incomplete,
+                "The live sessions' untrusted index was rebuilt from the ledger."
+            );
+        }
         let background = Background {
             tasks: TaskTracker::new(),
             cancel: CancellationToken::new(),

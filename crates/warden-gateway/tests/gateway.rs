@@ -21,6 +21,8 @@ use warden_testkit::harness::Harness;
 
 #[path = "gateway/approvals.rs"]
 mod approvals;
+#[path = "gateway/approvals_teach.rs"]
+mod approvals_teach;
 #[path = "gateway/capture.rs"]
 mod capture;
 #[path = "gateway/controls.rs"]
@@ -45,6 +47,12 @@ mod names;
 mod observability;
 #[path = "gateway/paths.rs"]
 mod paths;
+#[path = "gateway/provenance.rs"]
+mod provenance;
+#[path = "gateway/provenance_adversarial.rs"]
+mod provenance_adversarial;
+#[path = "gateway/provenance_model.rs"]
+mod provenance_model;
 #[path = "gateway/provider_actions.rs"]
 mod provider_actions;
 #[path = "gateway/refusals.rs"]

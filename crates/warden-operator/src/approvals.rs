@@ -1,6 +1,7 @@
 //! The approval channel's HTTP surface (documented in docs/api.md).
 //!
-//! Operator plane, with an operator token: list, show, approve, deny (the signed links are in
+//! Operator plane, with an operator token: list, show, approve (optionally `remember`), deny,
+//! reverse a denial (the signed links are in
 //! [`links`](crate::links)). Agent plane: every approvals path answers 403 and is recorded —
 //! an agent never reaches the approval channel.
 
@@ -70,13 +71,18 @@ pub(crate) struct DecideBody {
     /// Why (optional; recorded).
     #[serde(default)]
     pub(crate) reason: Option<String>,
+    /// On approve: remember the values the request's rules name in `approval.remember` for
+    /// the session once the grant is used (refused, `400 remember_not_allowed`, when they
+    /// name none, and on deny).
+    #[serde(default)]
+    pub(crate) remember: bool,
 }
 
 async fn decide_as(
     state: &OperatorState,
     operator: &OperatorIdentity,
     id: &str,
-    choice: Choice,
+    choice: Option<Choice>,
     body: &[u8],
 ) -> Result<Response, ApiError> {
     let body = optional_body(body).map_err(ApiError::invalid_request)?;
@@ -87,19 +93,35 @@ async fn decide_as(
         target: None,
         credential_id: Some(&operator.id),
     };
+    let remember = body.as_ref().is_some_and(|b| b.remember);
     let reason = body.and_then(|b| b.reason).filter(|r| !r.trim().is_empty());
-    let d = state.approvals.decide(id, &decider, choice, reason).await?;
+    let d = match choice {
+        Some(choice) => {
+            state
+                .approvals
+                .decide_remembering(id, &decider, choice, reason, remember)
+                .await?
+        }
+        None if remember => {
+            return Err(ApiError::invalid_request(
+                "`remember` is given on approve, not on a reversal",
+            ));
+        }
+        None => state.approvals.reverse(id, &decider, reason).await?,
+    };
     Ok(Json(json!({ "outcome": d.outcome, "approval": request_json(&d.request) })).into_response())
 }
 
-/// Reads an optional JSON body: empty means none.
+/// Reads an optional JSON body (`reason`, `remember`): empty means none.
 fn optional_body(bytes: &[u8]) -> Result<Option<DecideBody>, String> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
     serde_json::from_slice(bytes)
         .map(Some)
-        .map_err(|e| format!("the body must be `{{\"reason\": \"…\"}}` or empty: {e}"))
+        .map_err(|e| {
+            format!("the body must be `{{\"reason\": \"…\", \"remember\": true}}` (both optional) or empty: {e}")
+        })
 }
 
 /// `POST /v1/approvals/{id}/approve`.
@@ -109,7 +131,7 @@ pub(crate) async fn approve(
     Path(id): Path<String>,
     BodyBytes(body): BodyBytes,
 ) -> Result<Response, ApiError> {
-    decide_as(&state, &operator, &id, Choice::Approve, &body).await
+    decide_as(&state, &operator, &id, Some(Choice::Approve), &body).await
 }
 
 /// `POST /v1/approvals/{id}/deny`.
@@ -119,7 +141,18 @@ pub(crate) async fn deny(
     Path(id): Path<String>,
     BodyBytes(body): BodyBytes,
 ) -> Result<Response, ApiError> {
-    decide_as(&state, &operator, &id, Choice::Deny, &body).await
+    decide_as(&state, &operator, &id, Some(Choice::Deny), &body).await
+}
+
+/// `POST /v1/approvals/{id}/reverse` (`{"reason": …}`): makes a denied request pending again,
+/// before its deadline, for an approver with authority for it.
+pub(crate) async fn reverse(
+    State(state): State<Arc<OperatorState>>,
+    Extension(operator): Extension<OperatorIdentity>,
+    Path(id): Path<String>,
+    BodyBytes(body): BodyBytes,
+) -> Result<Response, ApiError> {
+    decide_as(&state, &operator, &id, None, &body).await
 }
 
 /// Agent plane: any approvals path. The agent's own credential is refused on the approval

@@ -43,6 +43,7 @@ pub use ledger_stream::{
     FeedFuture, FeedRecord, KEEP_ALIVE, LedgerFeed, MAX_BATCH, MAX_STREAMS, MetricsSource,
     Observability,
 };
+pub use sessions::MAX_INSTRUCTION_BYTES;
 
 /// The largest body a signed-link `POST` may carry (a form with a reason).
 pub const MAX_LINK_BODY_BYTES: usize = 16 * 1024;
@@ -78,7 +79,12 @@ pub fn router(state: Arc<OperatorState>) -> Router {
             "/v1/sessions",
             post(sessions::open_session).get(sessions::list_sessions),
         )
+        .route("/v1/sessions/{id}", get(sessions::show_session))
         .route("/v1/sessions/{id}/revoke", post(sessions::revoke_session))
+        .route(
+            "/v1/sessions/{id}/instructions",
+            post(sessions::add_instruction),
+        )
         .route(
             "/v1/operator-tokens",
             post(credentials::issue_token).get(credentials::list_tokens),
@@ -94,6 +100,7 @@ pub fn router(state: Arc<OperatorState>) -> Router {
         .route("/v1/approvals/{id}", get(approvals::show))
         .route("/v1/approvals/{id}/approve", post(approvals::approve))
         .route("/v1/approvals/{id}/deny", post(approvals::deny))
+        .route("/v1/approvals/{id}/reverse", post(approvals::reverse))
         .route("/v1/ledger/stream", get(ledger_stream::stream))
         .route("/metrics", get(ledger_stream::metrics))
         // The limit the body extractors enforce (over it: `413` in the API's shape). It only

@@ -47,7 +47,7 @@ async fn verify_link(
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
-            "a link is `/link/approve` or `/link/deny`",
+            "a link is `/link/approve` or `/link/deny`: a link never reverses a denial (that is `POST /v1/approvals/{id}/reverse` with an approver's token)",
         ));
     };
     let refusal = if !approvals.signer().verify_link(
@@ -97,27 +97,89 @@ pub(crate) async fn link_page(
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| bad_link(&e))?;
     verify_link(&state.approvals, &id, &action, &q, &source(peer.as_ref())).await?;
-    let summary = match state.approvals.store().get(&id).await {
-        Ok(Some(req)) => format!(
-            "{} (on behalf of {}) wants to call {} with {}. Why: {}. Status: {}.",
-            req.agent,
-            req.principal,
-            req.tool,
-            serde_json::to_string(&req.arguments).unwrap_or_default(),
-            req.why,
-            req.status
+    let (summary, context) = match state.approvals.store().get(&id).await {
+        Ok(Some(req)) => (
+            format!(
+                "{} (on behalf of {}) wants to call {} with {}. Why: {}. Status: {}.",
+                req.agent,
+                req.principal,
+                req.tool,
+                serde_json::to_string(&req.arguments).unwrap_or_default(),
+                req.why,
+                req.status
+            ),
+            context_html(&req),
         ),
-        _ => format!("approval request {id}"),
+        _ => (format!("approval request {id}"), String::new()),
     };
     let page = format!(
         "<!doctype html><meta charset=utf-8><title>warden approval</title>\
-         <p>{}</p><form method=post><input type=text name=reason placeholder=reason>\
+         <p>{}</p>{context}<p>A link approves or denies only: it cannot approve \"for this \
+         session\" (remember) nor reverse a denial; use the operator API or `warden approvals` \
+         for those.</p><form method=post><input type=text name=reason placeholder=reason>\
          <button type=submit>{} as {}</button></form>",
         escape(&summary),
         escape(&action),
         escape(&q.approver)
     );
     Ok(Html(page).into_response())
+}
+
+/// The earlier refusals of the same action and where the judged argument values were found,
+/// as HTML (escaped; empty when there are none).
+fn context_html(req: &warden_approval::ApprovalRequest) -> String {
+    let mut out = String::new();
+    if !req.earlier.is_empty() {
+        out.push_str("<p>Earlier refusals of this exact action in this session:</p><ul>");
+        for e in &req.earlier {
+            out.push_str(&format!(
+                "<li>{} {} at {}</li>",
+                escape(&e.id),
+                e.status,
+                warden_core::text::rfc3339(e.at)
+            ));
+        }
+        out.push_str("</ul>");
+    }
+    if !req.provenance.is_empty() {
+        out.push_str("<p>Where the arguments come from:</p><ul>");
+        for p in &req.provenance {
+            let from = match (&p.trusted, p.found.is_empty()) {
+                (Some(t), _) => format!("stated in trusted text: {t}"),
+                (None, false) => {
+                    let found: Vec<String> = p
+                        .found
+                        .iter()
+                        .map(|f| {
+                            let labels: Vec<&str> = f.labels.iter().map(|l| &**l).collect();
+                            format!(
+                                "`{}` in ledger record {} ({})",
+                                f.part,
+                                f.seq,
+                                labels.join(", ")
+                            )
+                        })
+                        .collect();
+                    format!("found in untrusted content: {}", found.join("; "))
+                }
+                (None, true) => "not found in trusted text nor in indexed content".to_owned(),
+            };
+            let incomplete = if p.incomplete {
+                " (the session's index is incomplete)"
+            } else {
+                ""
+            };
+            out.push_str(&format!(
+                "<li>{} = {} (rule {}): {}{incomplete}</li>",
+                escape(&p.argument),
+                escape(&p.value),
+                escape(&p.rule),
+                escape(&from)
+            ));
+        }
+        out.push_str("</ul>");
+    }
+    out
 }
 
 fn escape(s: &str) -> String {
@@ -146,8 +208,16 @@ pub(crate) async fn link_decide(
     let link_action =
         verify_link(&state.approvals, &id, &action, &q, &source(peer.as_ref())).await?;
     // A form post (`reason=…`) or JSON (`{"reason": …}`); both optional.
-    let reason = serde_json::from_slice::<DecideBody>(&body)
-        .ok()
+    let json_body = serde_json::from_slice::<DecideBody>(&body).ok();
+    if json_body.as_ref().is_some_and(|b| b.remember) {
+        // Remembering makes values trusted for the session: an approver's token only.
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "link_cannot_remember",
+            "a link approves this call only; approving \"for this session\" (remember) is done through the operator API or `warden approvals approve --remember`",
+        ));
+    }
+    let reason = json_body
         .and_then(|b| b.reason)
         .or_else(|| {
             url::form_urlencoded::parse(&body)

@@ -1,5 +1,7 @@
-//! The agent sessions operators open, list and revoke. Opening and revoking are recorded;
-//! a session the ledger could not record is revoked at once (fail closed).
+//! The agent sessions operators open, list, show and revoke, and the instructions an admin
+//! adds to a session's trusted text. Opening, revoking and instructing are recorded; a session
+//! the ledger could not record is revoked at once, and an instruction the ledger could not
+//! record is not in force (fail closed).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::json;
-use warden_core::{NewRecord, RecordKind};
+use warden_core::{NewRecord, RecordKind, TrustedSource};
 use warden_session::{MAX_TASK_BYTES, MAX_TTL, OperatorIdentity};
 
 use crate::OperatorState;
@@ -149,4 +151,123 @@ pub(crate) async fn revoke_session(
         tracing::error!(error = %e, "The ledger cannot record a revocation; the session stays revoked.");
     }
     Ok(Json(json!({ "session": id, "revoked": true })).into_response())
+}
+
+/// `GET /v1/sessions/{id}`: one session, with its trusted text and its sources.
+pub(crate) async fn show_session(
+    State(state): State<Arc<OperatorState>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let session = state
+        .sessions
+        .get(&id)
+        .ok_or_else(|| unknown_session(&id))?;
+    Ok(Json(session.info(state.clock.now())).into_response())
+}
+
+fn unknown_session(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "unknown_session",
+        format!("no session `{id}`"),
+    )
+}
+
+/// The longest instruction accepted, in bytes.
+pub const MAX_INSTRUCTION_BYTES: usize = 16 * 1024;
+
+/// The body of `POST /v1/sessions/{id}/instructions`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Instruction {
+    /// The instruction: the principal's own words, trusted like the task.
+    text: String,
+}
+
+/// `POST /v1/sessions/{id}/instructions` (admins only): adds the principal's words to the
+/// session's trusted text. Recorded (`trust_added`) before it is in force, then persisted.
+/// Refused, and not recorded: an empty or too long text, an unknown, revoked or expired
+/// session, a text past the session's trusted-text bound.
+pub(crate) async fn add_instruction(
+    State(state): State<Arc<OperatorState>>,
+    Extension(operator): Extension<OperatorIdentity>,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<Instruction>,
+) -> Result<Response, ApiError> {
+    let text = req.text;
+    if text.trim().is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_text",
+            "`text` must not be empty",
+        ));
+    }
+    if text.len() > MAX_INSTRUCTION_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "text_too_large",
+            format!("`text` is longer than {MAX_INSTRUCTION_BYTES} bytes"),
+        ));
+    }
+    let session = state
+        .sessions
+        .get(&id)
+        .ok_or_else(|| unknown_session(&id))?;
+    let now = state.clock.now();
+    if session.is_revoked() || session.is_expired(now) {
+        let status = if session.is_revoked() {
+            "revoked"
+        } else {
+            "expired"
+        };
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "session_ended",
+            format!("session `{id}` is {status}; it takes no instruction"),
+        ));
+    }
+    let full = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "trusted_text_full",
+            format!(
+                "session `{id}`'s trusted text would exceed its bound; open a new session with the task restated"
+            ),
+        )
+    };
+    if !session.trusted_fits(text.len()) {
+        return Err(full());
+    }
+    let record = NewRecord {
+        session: Some(id.clone()),
+        kind: RecordKind::TrustAdded,
+        payload: json!({
+            "session": id,
+            "source": TrustedSource::Instruction { seq: None },
+            "text": text,
+            "by": operator.id,
+        }),
+    };
+    // Recorded before it is in force: an instruction the ledger does not hold is not trusted.
+    let seq = state.recorder.append_seq(record).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ledger_unavailable",
+            format!("the instruction could not be recorded, so it is not in force: {e}"),
+        )
+    })?;
+    let source = TrustedSource::Instruction { seq };
+    // A concurrent instruction may have filled the bound since the check: recorded, not in
+    // force (fail closed).
+    session
+        .add_trusted(&text, source.clone())
+        .map_err(|_| full())?;
+    let persisted = match state.sessions.persist_trust(&id, &text, &source).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, session = %id, "An instruction could not be written to the state store; it is in force until the gateway restarts.");
+            false
+        }
+    };
+    Ok(Json(json!({ "session": id, "seq": seq, "persisted": persisted })).into_response())
 }

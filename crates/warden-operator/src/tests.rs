@@ -46,6 +46,8 @@ const PROTECTED: &[(&str, &str)] = &[
     ("GET", "/v1/sessions"),
     ("POST", "/v1/sessions"),
     ("POST", "/v1/sessions/s-1/revoke"),
+    ("GET", "/v1/sessions/s-1"),
+    ("POST", "/v1/sessions/s-1/instructions"),
     ("POST", "/v1/operator-tokens"),
     ("GET", "/v1/operator-tokens"),
     ("POST", "/v1/operator-tokens/t-1/revoke"),
@@ -53,6 +55,7 @@ const PROTECTED: &[(&str, &str)] = &[
     ("GET", "/v1/approvals/a-1"),
     ("POST", "/v1/approvals/a-1/approve"),
     ("POST", "/v1/approvals/a-1/deny"),
+    ("POST", "/v1/approvals/a-1/reverse"),
     ("POST", "/v1/controls/c-1/lift"),
 ];
 
@@ -98,6 +101,8 @@ struct Fixture {
     approver: String,
     /// An agent session's token (alice's agent).
     agent: String,
+    /// The clock the approvals read.
+    clock: Arc<ManualClock>,
     _dir: tempfile::TempDir,
 }
 
@@ -158,7 +163,7 @@ async fn fixture() -> Fixture {
         charter,
         recorder: recorder.clone(),
         controls,
-        clock,
+        clock: clock.clone(),
         observability: crate::Observability::default(),
         max_body_bytes: LIMIT,
     });
@@ -168,6 +173,7 @@ async fn fixture() -> Fixture {
         admin,
         approver,
         agent: opened.token,
+        clock,
         _dir: dir,
     }
 }
@@ -644,6 +650,8 @@ async fn no_operator_credential_is_issued_that_the_ledger_cannot_record() {
     );
 }
 
+mod approvals_teach;
 mod controls_api;
+mod instructions;
 mod issue10;
 mod observer_role;

@@ -31,8 +31,10 @@ pub fn lookup<'v>(args: &'v Value, path: &[String]) -> Option<&'v Value> {
 /// Evaluates the rule's conditions (its tool already matched through the index).
 ///
 /// Cheap conditions run first. Array-valued arguments are quantified by the rule's tier: a
-/// permissive rule needs every element to satisfy its constraint, a restrictive rule matches
-/// when any element does — so a list can never smuggle one forbidden item past either.
+/// permissive rule needs every element to satisfy its constraint (an empty list does), a
+/// restrictive rule matches when any element does (an empty list does not) — so a list can
+/// never smuggle one forbidden item past either. An absent or `null` argument satisfies only
+/// an `optional` constraint.
 pub(crate) fn eval_rule(
     charter: &CompiledCharter,
     rule: &Rule,

@@ -7,6 +7,7 @@
 //! trusted text is compared as text, not by hash: collisions fail closed.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::Arc;
 
@@ -146,18 +147,24 @@ impl Index {
             return;
         };
         let mut lost_label = false;
+        let mut count = self.keys.len();
         for h in hashes {
-            if let Some(slots) = self.keys.get_mut(&h) {
-                lost_label |= !add_slot(slots, id, mask, &self.sources);
-            } else if self.keys.len() >= limits.max_keys {
-                self.incomplete = true;
-                return;
-            } else {
-                let mut slots = [EMPTY_SLOT; ORIGINS_PER_KEY];
-                if let Some(first) = slots.first_mut() {
-                    *first = id;
+            match self.keys.entry(h) {
+                Entry::Occupied(slots) => {
+                    lost_label |= !add_slot(slots.into_mut(), id, mask, &self.sources);
                 }
-                self.keys.insert(h, slots);
+                Entry::Vacant(_) if count >= limits.max_keys => {
+                    self.incomplete = true;
+                    return;
+                }
+                Entry::Vacant(free) => {
+                    let mut slots = [EMPTY_SLOT; ORIGINS_PER_KEY];
+                    if let Some(first) = slots.first_mut() {
+                        *first = id;
+                    }
+                    free.insert(slots);
+                    count += 1;
+                }
             }
         }
         if lost_label {

@@ -10,7 +10,7 @@
 //!
 //! The result is a fixed point: normalising it again changes nothing.
 
-use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
 
 /// Quoting stripped from both ends of a value (and of every word).
 pub(crate) const QUOTING: &[char] = &['"', '\'', '`', '<', '>', '(', ')', '[', ']'];
@@ -36,10 +36,25 @@ pub(crate) fn trim_ends(s: &str) -> &str {
 
 /// The normalised form of `s` (see the module's table). Idempotent.
 pub fn normalise(s: &str) -> String {
-    let lowered: String = s.nfc().collect::<String>().to_lowercase();
+    // ASCII text is NFC already and lower-cases to ASCII: skip both NFC passes; text the quick
+    // check finds composed already skips a pass too.
+    let lowered: String = if s.is_ascii() {
+        s.to_ascii_lowercase()
+    } else {
+        let composed = if is_nfc_quick(s.chars()) == IsNormalized::Yes {
+            s.to_lowercase()
+        } else {
+            s.nfc().collect::<String>().to_lowercase()
+        };
+        if is_nfc_quick(composed.chars()) == IsNormalized::Yes {
+            composed
+        } else {
+            composed.nfc().collect()
+        }
+    };
     let mut out = String::with_capacity(lowered.len());
     let mut space = false;
-    for c in lowered.nfc() {
+    for c in lowered.chars() {
         if c.is_whitespace() {
             space = true;
         } else {

@@ -110,6 +110,9 @@ fn canonical_number(run: &str) -> (String, usize) {
 
 /// Calls `f` with every number in `word` with at least 3 significant digits.
 fn numbers(word: &str, f: &mut impl FnMut(PartKind, &str)) {
+    if !word.bytes().any(|b| b.is_ascii_digit()) {
+        return;
+    }
     let mut run = String::new();
     let mut chars = word.chars().peekable();
     let flush = |run: &mut String, f: &mut dyn FnMut(PartKind, &str)| {
@@ -161,15 +164,14 @@ fn word_parts(word: &str, f: &mut impl FnMut(PartKind, &str)) {
 }
 
 fn iban_start(w: &str) -> bool {
-    let mut c = w.chars();
-    let head: Vec<char> = c.by_ref().take(4).collect();
-    matches!(head.as_slice(), [a, b, x, y]
-        if a.is_ascii_lowercase() && b.is_ascii_lowercase() && x.is_ascii_digit() && y.is_ascii_digit())
-        && w.chars().all(|c| c.is_ascii_alphanumeric())
+    let b = w.as_bytes();
+    matches!(b, [a, c, x, y, ..]
+        if a.is_ascii_lowercase() && c.is_ascii_lowercase() && x.is_ascii_digit() && y.is_ascii_digit())
+        && b.iter().all(u8::is_ascii_alphanumeric)
 }
 
 fn digit_group(w: &str) -> bool {
-    w.chars().any(|c| c.is_ascii_digit()) && w.chars().all(|c| c.is_ascii_digit() || c == '-')
+    w.bytes().any(|b| b.is_ascii_digit()) && w.bytes().all(|b| b.is_ascii_digit() || b == b'-')
 }
 
 /// Calls `f` with the IBANs and account numbers that start at each word (written in groups

@@ -15,6 +15,8 @@
 //!   `warden audit verify` to tell a ledger whose tail was cut off.
 //! - [`model_turns`]: each session's last model turns, kept for approval requests raised
 //!   after a restart.
+//! - [`trust`]: each session's trusted text beyond its task (instructions, values confirmed
+//!   on approval), reloaded into the live session at start-up.
 //! - [`controls`]: the controls in force (posture, frozen tools, refused sessions), each
 //!   scoped to the gateway, an agent, a principal or a session, read by the governor and the
 //!   model proxy alike.
@@ -33,6 +35,7 @@ pub mod sessions;
 pub mod state_db;
 pub mod token_budgets;
 pub mod tokens;
+pub mod trust;
 
 pub use capture_quota::{CaptureLimits, CaptureQuota, QuotaExhausted};
 pub use controls::{Actor, Applied, Control, ControlAction, ControlScope, Controls};
@@ -46,3 +49,4 @@ pub use sessions::{MAX_TASK_BYTES, MAX_TTL, OpenedSession, Session, SessionInfo,
 pub use state_db::{StateDb, StoreError};
 pub use token_budgets::{BudgetExceeded, CountedTokens, Reservation, TokenBudgets};
 pub use tokens::Plane;
+pub use trust::TrustedPiece;

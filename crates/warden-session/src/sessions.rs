@@ -19,6 +19,7 @@ use warden_provenance::{Limits, Origin, SessionProvenance, TrustError};
 
 use crate::state_db::{StateDb, StoreError, fmt_time, parse_time};
 use crate::tokens::{self, Plane, TokenHash};
+use crate::trust::{self, TrustedPiece};
 
 /// Longest session lifetime accepted.
 pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -102,6 +103,47 @@ impl Session {
             .add_untrusted(text, origin);
     }
 
+    /// The pieces of the session's trusted text (the task first) with their sources.
+    pub fn trusted_pieces(&self) -> Vec<TrustedPiece> {
+        self.provenance()
+            .trusted()
+            .map(|(text, source)| TrustedPiece {
+                text: text.to_owned(),
+                source: source.clone(),
+            })
+            .collect()
+    }
+
+    /// Whether `bytes` more of trusted text would fit the session's bound now (checked before
+    /// an instruction is recorded; [`add_trusted`](Self::add_trusted) checks again).
+    pub fn trusted_fits(&self, bytes: usize) -> bool {
+        let p = self.provenance();
+        let used: usize = p.trusted().map(|(t, _)| t.len()).sum();
+        used.saturating_add(bytes) <= p.limits().max_trusted_bytes
+    }
+
+    /// The session as operators see it at `now` (never its token).
+    pub fn info(&self, now: OffsetDateTime) -> SessionInfo {
+        SessionInfo {
+            id: self.id.clone(),
+            agent: self.agent.clone(),
+            principal: self.principal.clone(),
+            task: self.task.clone(),
+            opened_at: fmt_time(self.opened_at),
+            expires_at: fmt_time(self.expires_at),
+            status: if self.is_revoked() {
+                "revoked"
+            } else if self.is_expired(now) {
+                "expired"
+            } else {
+                "active"
+            },
+            labels: self.labels().iter().map(|l| l.to_string()).collect(),
+            trusted: self.trusted_pieces(),
+            provenance_complete: self.provenance().is_complete(),
+        }
+    }
+
     /// Marks the session's untrusted index incomplete (fail closed: every value trusted text
     /// does not state counts as untrusted).
     pub fn mark_provenance_incomplete(&self) {
@@ -149,6 +191,12 @@ pub struct SessionInfo {
     pub status: &'static str,
     /// Labels accumulated.
     pub labels: Vec<String>,
+    /// The pieces of its trusted text (the task first: instructions, values confirmed on
+    /// approval) with their sources.
+    pub trusted: Vec<TrustedPiece>,
+    /// Whether the index of the untrusted content it read is complete (`false`: every value
+    /// its trusted text does not state counts as untrusted).
+    pub provenance_complete: bool,
 }
 
 /// A newly opened session: the token is returned exactly once.
@@ -195,6 +243,7 @@ impl SessionStore {
             let l: String = row.try_get("label")?;
             by_session.entry(s).or_default().push(Arc::from(l.as_str()));
         }
+        let trusted = trust::load(&self.pool).await?;
         let mut live = self.live.write().map_err(|_| StoreError::Poisoned)?;
         let mut by_id = self.by_id.write().map_err(|_| StoreError::Poisoned)?;
         for row in rows {
@@ -218,6 +267,7 @@ impl SessionStore {
             live.insert(hash, session.clone());
             by_id.insert(id, session);
         }
+        trust::restore(trusted, &by_id);
         Ok(())
     }
 
@@ -300,25 +350,7 @@ impl SessionStore {
         let Ok(by_id) = self.by_id.read() else {
             return Vec::new();
         };
-        let mut v: Vec<SessionInfo> = by_id
-            .values()
-            .map(|s| SessionInfo {
-                id: s.id.clone(),
-                agent: s.agent.clone(),
-                principal: s.principal.clone(),
-                task: s.task.clone(),
-                opened_at: fmt_time(s.opened_at),
-                expires_at: fmt_time(s.expires_at),
-                status: if s.is_revoked() {
-                    "revoked"
-                } else if s.is_expired(now) {
-                    "expired"
-                } else {
-                    "active"
-                },
-                labels: s.labels().iter().map(|l| l.to_string()).collect(),
-            })
-            .collect();
+        let mut v: Vec<SessionInfo> = by_id.values().map(|s| s.info(now)).collect();
         v.sort_by(|a, b| b.id.cmp(&a.id));
         v
     }
@@ -380,17 +412,16 @@ impl SessionStore {
     }
 
     /// Persists trusted text a session gained (an instruction, a value confirmed on
-    /// approval), so that it is trusted again after a restart.
-    ///
-    /// SKELETON: not persisted yet (issue 13 work in progress).
+    /// approval), so that it is trusted again after a restart (reloaded, in order and with
+    /// its source, when the store is opened). The caller records it and adds it to the live
+    /// session first.
     pub async fn persist_trust(
         &self,
         session: &str,
         text: &str,
         source: &TrustedSource,
     ) -> Result<(), StoreError> {
-        let _ = (session, text, source);
-        Ok(())
+        trust::insert(&self.pool, session, text, source).await
     }
 }
 
@@ -441,6 +472,56 @@ mod tests {
         assert_eq!(store.list(later).len(), 1);
         // Recently expired ones are kept (refused as expired, listed).
         assert_eq!(store.prune_expired(t0 + time::Duration::hours(1), day), 0);
+    }
+
+    /// Issue 13: trusted text added to a session is persisted and back, in order and with its
+    /// source, after the store is reopened; an unreadable stored source is not trusted.
+    #[tokio::test]
+    async fn issue_13_trusted_text_is_back_after_a_restart_with_its_sources() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(dir.path()).await.unwrap();
+        let store = SessionStore::open(&db).await.unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        let (opened, session) = store
+            .open_session("a", "p", "pay the rent", Duration::from_secs(600), now)
+            .await
+            .unwrap();
+        let source = TrustedSource::Instruction { seq: Some(7) };
+        session
+            .add_trusted("also pay bob@x.com", source.clone())
+            .unwrap();
+        store
+            .persist_trust(&opened.id, "also pay bob@x.com", &source)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO session_trust (session, text, source) VALUES (?, 'forged', '{bad')",
+        )
+        .bind(&opened.id)
+        .execute(&db.pool())
+        .await
+        .unwrap();
+        db.close().await;
+        let db = StateDb::open(dir.path()).await.unwrap();
+        let store = SessionStore::open(&db).await.unwrap();
+        let back = store.get(&opened.id).unwrap();
+        assert_eq!(
+            back.trusted_pieces(),
+            [
+                TrustedPiece {
+                    text: "pay the rent".to_owned(),
+                    source: TrustedSource::Task
+                },
+                TrustedPiece {
+                    text: "also pay bob@x.com".to_owned(),
+                    source
+                },
+            ]
+        );
+        let listed = store.list(now);
+        assert_eq!(listed[0].trusted.len(), 2);
+        assert!(back.trusted_fits(1024));
+        assert!(!back.trusted_fits(Limits::default().max_trusted_bytes));
     }
 
     /// Issue 10, point 18: a labels lock poisoned by a panic made `labels()` answer none and

@@ -1,8 +1,9 @@
 //! `state.db`: the gateway's mutable state beside the ledger — sessions, operator credentials,
-//! preapproved-scope counters, token budgets, recent model turns, controls (and the approval requests,
-//! whose store creates its own table). One connection pool in WAL mode with
-//! `synchronous=FULL`; the schema is versioned (`PRAGMA user_version`) and migrated forward at
-//! open; a database written by a newer warden is refused rather than misread.
+//! preapproved-scope counters, token budgets, recent model turns, controls, the sessions'
+//! trusted text (and the approval requests, whose store creates its own table). One
+//! connection pool in WAL mode with `synchronous=FULL`; the schema is versioned (`PRAGMA
+//! user_version`) and migrated forward at open; a database written by a newer warden is
+//! refused rather than misread.
 
 use std::path::Path;
 use std::time::Duration;
@@ -84,6 +85,12 @@ const MIGRATIONS: &[&[&str]] = &[
     // 5: the controls (see `controls`): each as its JSON, with its state (`in_force`,
     // `lifted`, `expired`, or `alert` for an alert that never was in force).
     &["CREATE TABLE controls (id TEXT PRIMARY KEY, state TEXT NOT NULL, body TEXT NOT NULL)"],
+    // 6: each session's trusted text beyond its task (instructions, values confirmed on
+    // approval), in the order it was added, with its source as JSON (see `trust`).
+    &[
+        "CREATE TABLE session_trust (n INTEGER PRIMARY KEY AUTOINCREMENT, session TEXT NOT NULL, text TEXT NOT NULL, source TEXT NOT NULL)",
+        "CREATE INDEX session_trust_session ON session_trust (session)",
+    ],
 ];
 
 /// The schema version this warden writes.

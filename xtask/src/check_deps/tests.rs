@@ -76,13 +76,13 @@ fn an_edge_outside_the_row_is_forbidden() {
             from: "warden-pdp".to_owned(),
             to: "warden-audit".to_owned(),
             kind: Kind::Normal,
-            allowed: Allowed::Only(&["warden-core", "warden-charter"]),
+            allowed: Allowed::Only(&["warden-core", "warden-charter", "warden-provenance"]),
         }]
     );
     assert_eq!(
         violations[0].to_string(),
         "forbidden edge `warden-pdp` -> `warden-audit` (dependency): the crate map lets \
-         `warden-pdp` depend on `warden-core` and `warden-charter` only"
+         `warden-pdp` depend on `warden-core`, `warden-charter` and `warden-provenance` only"
     );
 }
 

@@ -310,3 +310,171 @@ proptest! {
         }
     }
 }
+
+/// Issue 13: approvals that teach, and reversible denials.
+mod teach {
+    use super::*;
+
+    fn denied() -> ApprovalRequest {
+        let mut r = request(1);
+        r.deny(&who("bob", true), true, Some("no".into()), t0())
+            .unwrap();
+        r
+    }
+
+    #[test]
+    fn remember_is_refused_when_no_rule_allows_it() {
+        let mut r = request(1);
+        assert_eq!(
+            r.approve_remembering(&who("bob", true), true, None, true, t0()),
+            Err(VoteRefusal::RememberNotAllowed)
+        );
+        assert_eq!(r.status, Status::Pending);
+        assert!(r.approvals.is_empty());
+        // Without `remember` the same approver may approve.
+        assert_eq!(
+            r.approve(&who("bob", true), true, None, t0()),
+            Ok(Voted::Granted)
+        );
+    }
+
+    #[test]
+    fn remember_needs_every_approving_vote() {
+        let mut r = request(2).with_context(vec!["iban".into()], Vec::new(), Vec::new());
+        r.arguments = json!({"iban": "DE44 5001 0517 5407 3249 31", "amount": 10});
+        r.approve_remembering(&who("bob", true), true, None, true, t0())
+            .unwrap();
+        r.approve(&who("carol", true), true, None, t0()).unwrap();
+        assert_eq!(r.status, Status::Granted);
+        assert!(!r.remembers(), "one vote did not ask to remember");
+        assert!(r.remembered().is_empty());
+
+        let mut r = request(2).with_context(vec!["iban".into()], Vec::new(), Vec::new());
+        r.arguments = json!({"iban": "DE44 5001 0517 5407 3249 31", "amount": 10});
+        for p in ["bob", "carol"] {
+            r.approve_remembering(&who(p, true), true, None, true, t0())
+                .unwrap();
+        }
+        assert!(r.remembers());
+        assert_eq!(
+            r.remembered(),
+            vec![("iban".to_owned(), "DE44 5001 0517 5407 3249 31".to_owned())]
+        );
+    }
+
+    #[test]
+    fn remembered_values_follow_dotted_names_and_lists() {
+        let mut r = request(1).with_context(
+            vec![
+                "to.iban".into(),
+                "cc".into(),
+                "amount".into(),
+                "missing".into(),
+            ],
+            Vec::new(),
+            Vec::new(),
+        );
+        r.arguments = json!({"to": {"iban": "NL91ABNA0417164300"}, "cc": ["a@x.org", {"no": 1}], "amount": 120.5});
+        r.approve_remembering(&who("bob", true), true, None, true, t0())
+            .unwrap();
+        assert_eq!(
+            r.remembered(),
+            vec![
+                ("amount".to_owned(), "120.5".to_owned()),
+                ("cc".to_owned(), "a@x.org".to_owned()),
+                ("to.iban".to_owned(), "NL91ABNA0417164300".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_denial_is_reversed_before_the_deadline() {
+        let mut r = denied();
+        r.reverse(
+            &who("carol", true),
+            true,
+            Some("my mistake".into()),
+            t0() + Duration::minutes(1),
+        )
+        .unwrap();
+        assert_eq!(r.status, Status::Pending);
+        assert!(r.denial.is_none() && r.approvals.is_empty() && r.decided_at.is_none());
+        assert_eq!(r.reversals.len(), 1);
+        assert_eq!(r.reversals[0].denial.approver, "bob");
+        assert_eq!(r.reversals[0].by.approver, "carol");
+        // Then it is decided like any pending request.
+        assert_eq!(
+            r.approve(&who("bob", true), true, None, t0() + Duration::minutes(2)),
+            Ok(Voted::Granted)
+        );
+    }
+
+    #[test]
+    fn reversals_that_are_refused() {
+        let late = t0() + Duration::minutes(15);
+        assert_eq!(
+            denied().reverse(&who("carol", true), true, None, late),
+            Err(VoteRefusal::Expired)
+        );
+        assert_eq!(
+            denied().reverse(&who("alice", true), true, None, t0()),
+            Err(VoteRefusal::SelfApproval)
+        );
+        assert_eq!(
+            denied().reverse(&who("carol", false), true, None, t0()),
+            Err(VoteRefusal::NoAuthority)
+        );
+        let admin = Approver {
+            principal: None,
+            has_authority: false,
+            channel: "api",
+            target: None,
+            credential: Some("op1"),
+        };
+        assert_eq!(
+            denied().reverse(&admin, true, None, t0()),
+            Err(VoteRefusal::NotAnApprover)
+        );
+        assert_eq!(
+            denied().reverse(&by_link("carol", "t1"), true, None, t0()),
+            Err(VoteRefusal::LinkCannotReverse)
+        );
+        // Twice: the first made it pending.
+        let mut r = denied();
+        r.reverse(&who("carol", true), true, None, t0()).unwrap();
+        assert_eq!(
+            r.reverse(&who("carol", true), true, None, t0()),
+            Err(VoteRefusal::NotDenied(Status::Pending))
+        );
+        // Not denied at all.
+        assert_eq!(
+            request(1).reverse(&who("carol", true), true, None, t0()),
+            Err(VoteRefusal::NotDenied(Status::Pending))
+        );
+        let mut granted = request(1);
+        granted
+            .approve(&who("bob", true), true, None, t0())
+            .unwrap();
+        assert_eq!(
+            granted.reverse(&who("carol", true), true, None, t0()),
+            Err(VoteRefusal::NotDenied(Status::Granted))
+        );
+        let mut timed_out = request(1);
+        assert!(timed_out.expire(late));
+        assert_eq!(
+            timed_out.reverse(&who("carol", true), true, None, late),
+            Err(VoteRefusal::NotDenied(Status::TimedOut))
+        );
+    }
+
+    #[test]
+    fn old_bodies_without_the_new_fields_load() {
+        let mut v = serde_json::to_value(denied()).unwrap();
+        let m = v.as_object_mut().unwrap();
+        for k in ["remember", "earlier", "provenance", "reversals"] {
+            m.remove(k);
+        }
+        let back: ApprovalRequest = serde_json::from_value(v).unwrap();
+        assert!(back.earlier.is_empty() && back.provenance.is_empty() && back.remember.is_empty());
+    }
+}

@@ -92,6 +92,7 @@ fn slack(request: &ApprovalRequest, links: &[ApproverLinks]) -> Value {
         approvers = mrkdwn(&request.approvers.join(", ")),
         id = mrkdwn(&request.id),
     );
+    let text = format!("{text}{}", slack_context(request));
     let mut blocks = vec![json!({
         "type": "section",
         "text": { "type": "mrkdwn", "text": text },
@@ -118,6 +119,45 @@ fn slack(request: &ApprovalRequest, links: &[ApproverLinks]) -> Value {
         }));
     }
     json!({ "text": text, "blocks": blocks })
+}
+
+/// The earlier refusals of the same action and the decision's provenance, as extra lines of
+/// the Slack message (empty when there are none).
+fn slack_context(request: &ApprovalRequest) -> String {
+    let mut out = String::new();
+    if !request.earlier.is_empty() {
+        let earlier: Vec<String> = request
+            .earlier
+            .iter()
+            .map(|e| format!("{} {} ({})", mrkdwn(&e.id), e.status, rfc3339(e.at)))
+            .collect();
+        out.push_str(&format!(
+            "\n*Earlier refusals of this action:* {}",
+            earlier.join("; ")
+        ));
+    }
+    for p in request.provenance.iter().take(4) {
+        let source = match (&p.trusted, p.found.is_empty()) {
+            (Some(t), _) => format!("stated in trusted text ({t})"),
+            (None, false) => {
+                let mut labels: Vec<&str> = p
+                    .found
+                    .iter()
+                    .flat_map(|f| f.labels.iter().map(|l| &**l))
+                    .collect();
+                labels.sort_unstable();
+                labels.dedup();
+                format!("found in untrusted content ({})", labels.join(", "))
+            }
+            (None, true) => "found nowhere".to_owned(),
+        };
+        out.push_str(&format!(
+            "\n*Provenance:* `{}` = {}: {source}",
+            mrkdwn(&p.argument),
+            mrkdwn(&ellipsize(&p.value, 80)).replace('`', "'")
+        ));
+    }
+    out
 }
 
 /// Escapes the three characters Slack's mrkdwn treats as control characters.

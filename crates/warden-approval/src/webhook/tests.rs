@@ -529,3 +529,50 @@ async fn issue_10_each_target_gets_only_its_approvers_links() {
         [("carol".to_owned(), signer().target_id(shared_url.as_str()))]
     );
 }
+
+/// Issue 13, point 3: the notification carries the earlier refusals of the action and the
+/// decision's provenance (the JSON as fields of `approval`, Slack as lines of the message).
+#[tokio::test]
+async fn notifications_carry_earlier_refusals_and_provenance() {
+    use warden_core::provenance::{ArgProvenance, FoundIn};
+    let f = fixture().await;
+    let (rx, url) = receiver(&[]).await;
+    let notifier = f.notifier(url, WebhookFormat::Slack);
+    let req = request("r3", &["bob"]).with_context(
+        Vec::new(),
+        vec![crate::Earlier {
+            id: "r0".into(),
+            status: crate::Status::TimedOut,
+            at: t0(),
+        }],
+        vec![ArgProvenance {
+            rule: "pay".into(),
+            argument: "iban".into(),
+            value: "NL91ABNA0417164300".into(),
+            trusted: None,
+            found: vec![FoundIn {
+                part: "nl91abna0417164300".into(),
+                kind: "iban".into(),
+                seq: 7,
+                labels: vec!["untrusted_mail".into()],
+            }],
+            incomplete: false,
+        }],
+    );
+    let json = serde_json::to_value(&req).unwrap();
+    assert_eq!(json["earlier"][0]["id"], "r0");
+    assert_eq!(json["provenance"][0]["found"][0]["seq"], 7);
+    notifier.notify(&req);
+    f.finish(notifier).await;
+    let got = rx.got.lock().unwrap().clone();
+    let body: Value = serde_json::from_slice(&got[0].body).unwrap();
+    let text = body["text"].as_str().unwrap();
+    assert!(
+        text.contains("*Earlier refusals of this action:* r0 timed_out"),
+        "{text}"
+    );
+    assert!(
+        text.contains("found in untrusted content (untrusted_mail)"),
+        "{text}"
+    );
+}

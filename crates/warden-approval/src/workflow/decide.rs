@@ -45,7 +45,7 @@ pub struct Decider<'a> {
 /// An approver's decision that took effect.
 #[derive(Debug, Clone)]
 pub struct Decided {
-    /// `granted`, `counted` (a vote; the quorum is not met yet) or `denied`.
+    /// `granted`, `counted` (a vote; the quorum is not met yet), `denied` or `reversed`.
     pub outcome: &'static str,
     /// The request after the decision.
     pub request: ApprovalRequest,
@@ -63,7 +63,7 @@ pub struct DecideError {
 }
 
 /// The API error of a refused decision.
-fn refused(r: VoteRefusal, message: String) -> DecideError {
+pub(super) fn refused(r: VoteRefusal, message: String) -> DecideError {
     DecideError {
         status: refusal_status(r),
         code: r.code(),
@@ -79,6 +79,9 @@ fn refusal_status(r: VoteRefusal) -> u16 {
         | VoteRefusal::Replay
         | VoteRefusal::AlreadyDecided(_) => 409,
         VoteRefusal::Expired => 410,
+        VoteRefusal::RememberNotAllowed => 400,
+        VoteRefusal::NotDenied(_) => 409,
+        VoteRefusal::LinkCannotReverse => 403,
     }
 }
 
@@ -91,10 +94,27 @@ impl Approvals {
         choice: Choice,
         reason: Option<String>,
     ) -> Result<Decided, DecideError> {
+        self.decide_remembering(id, decider, choice, reason, false)
+            .await
+    }
+
+    /// [`decide`](Self::decide), with `remember` on an approval: the approver asks that the
+    /// values the request's rules name in `approval.remember` become trusted for the session
+    /// when the grant is used (refused, `400 remember_not_allowed` and recorded, when the
+    /// request names none). `remember` on a denial is refused the same way.
+    pub async fn decide_remembering(
+        &self,
+        id: &str,
+        decider: &Decider<'_>,
+        choice: Choice,
+        reason: Option<String>,
+        remember: bool,
+    ) -> Result<Decided, DecideError> {
         let refused_payload = |code: &str, message: &str| {
             json!({
                 "approval": id,
                 "attempted": choice.as_str(),
+                "remember": remember,
                 "credential": decider.credential,
                 "principal": decider.principal,
                 "channel": decider.channel,
@@ -153,7 +173,10 @@ impl Approvals {
         let sod = self.charter.authority.separation_of_duties;
         let mut next = current.clone();
         let applied = match choice {
-            Choice::Approve => next.approve(&approver, sod, reason.clone(), now),
+            Choice::Approve => {
+                next.approve_remembering(&approver, sod, reason.clone(), remember, now)
+            }
+            Choice::Deny if remember => Err(VoteRefusal::RememberNotAllowed),
             Choice::Deny => next
                 .deny(&approver, sod, reason.clone(), now)
                 .map(|()| Voted::Granted),
@@ -186,6 +209,7 @@ impl Approvals {
                     "channel": decider.channel,
                     "target": decider.target,
                     "reason": reason,
+                    "remember": remember,
                     "approvals": next.approvals.len(),
                     "quorum": next.quorum,
                     "granted": outcome == "granted",

@@ -14,10 +14,10 @@ use uuid::Uuid;
 use warden_approval::workflow::authority_for;
 use warden_approval::{ActionHash, ApprovalRequest, Entry, NewApproval, Status};
 use warden_audit::{NewRecord, RecordKind};
-use warden_core::Decision;
 use warden_core::gate::{Allowed, PendingApproval, RefusalReason, Refused};
 use warden_core::text::rfc3339;
-use warden_session::Session;
+use warden_core::{Decision, Recorder, TrustedSource};
+use warden_session::{Session, SessionStore};
 
 use super::{Governor, Waiting};
 
@@ -172,7 +172,23 @@ impl Governor {
                 spec.timeout_seconds
             ));
         };
-        Plan::Create(Box::new(self.approvals.new_request(NewApproval {
+        // What teaches the approver: the arguments the determining rules let them remember,
+        // the earlier refusals of this action (none, if the store cannot say: the request is
+        // still raised), and where the judged values were found.
+        let remember: Vec<String> = decision
+            .rules
+            .iter()
+            .filter_map(|r| self.charter.rule(&r.id))
+            .flat_map(|r| r.remember.iter().map(|a| a.argument.clone()))
+            .collect();
+        let earlier = match self.approvals.store().earlier(hash).await {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(error = %e, "The earlier refusals of an action could not be read.");
+                Vec::new()
+            }
+        };
+        let request = self.approvals.new_request(NewApproval {
             id: Uuid::now_v7().to_string(),
             action: action_id.to_owned(),
             session: session.id.clone(),
@@ -191,7 +207,12 @@ impl Governor {
             requested_at: now,
             deadline,
             model_turns: self.model_turns.recent(&session.id),
-        })))
+        });
+        Plan::Create(Box::new(request.with_context(
+            remember,
+            earlier,
+            decision.provenance.clone(),
+        )))
     }
 
     /// Waits on `entry` until it is decided, then releases the action (marking the grant used)
@@ -292,12 +313,16 @@ impl Governor {
                         .use_grant(&entry, hash, &action_id, tool)
                         .await
                     {
-                        Ok(()) => Ok(Allowed {
-                            action_id,
-                            decision,
-                            args,
-                            started: Instant::now(),
-                        }),
+                        Ok(()) => {
+                            let req = entry.lock().await.clone();
+                            trust_remembered(&self.ledger, &self.sessions, session, &req).await;
+                            Ok(Allowed {
+                                action_id,
+                                decision,
+                                args,
+                                started: Instant::now(),
+                            })
+                        }
                         Err((_, message)) => Err(refused(
                             RefusalReason::ApprovalDenied,
                             format!("warden refused `{tool}`: {message}"),
@@ -415,3 +440,56 @@ impl Governor {
             .map(|c| format!("the tool is frozen by control `{}`: {}", c.id, c.reason))
     }
 }
+
+/// Makes the values a used grant of `req` remembers ([`ApprovalRequest::remembered`]) trusted
+/// text of `session` (the request's own session: the caller passes the session the grant was
+/// used in, whose id the action hash binds): for each, records `trust_added` first, then adds
+/// it to the session's provenance and persists it. Called after the grant was used and the
+/// forwarding recorded, before the call runs. A value whose `trust_added` cannot be recorded,
+/// or that the session's trusted text cannot take (over its bound), is logged and NOT trusted
+/// (fail closed: a later call with it needs approval again); the approved call itself still
+/// runs. A value that cannot be persisted is trusted until the gateway restarts (it was
+/// recorded). Returns how many values were trusted.
+pub(crate) async fn trust_remembered(
+    ledger: &dyn Recorder,
+    sessions: &SessionStore,
+    session: &Session,
+    req: &ApprovalRequest,
+) -> usize {
+    if req.session != session.id {
+        // Never: the action hash binds the session. Fail closed all the same.
+        tracing::error!(approval = %req.id, "A grant of another session was not remembered.");
+        return 0;
+    }
+    let mut trusted = 0;
+    for (argument, text) in req.remembered() {
+        let source = TrustedSource::Approval {
+            approval: req.id.clone(),
+            argument: argument.clone(),
+        };
+        let source_json = serde_json::to_value(&source).unwrap_or(Value::Null);
+        let recorded = ledger
+            .append(NewRecord {
+                session: Some(session.id.clone()),
+                kind: RecordKind::TrustAdded,
+                payload: json!({ "session": session.id, "source": source_json, "text": text }),
+            })
+            .await;
+        if let Err(e) = recorded {
+            tracing::error!(error = %e, approval = %req.id, argument = %argument, "The ledger cannot record a remembered value; it is not trusted.");
+            continue;
+        }
+        if let Err(e) = session.add_trusted(&text, source.clone()) {
+            tracing::warn!(error = %e, approval = %req.id, argument = %argument, "A remembered value was not trusted.");
+            continue;
+        }
+        trusted += 1;
+        if let Err(e) = sessions.persist_trust(&session.id, &text, &source).await {
+            tracing::error!(error = %e, approval = %req.id, argument = %argument, "A remembered value could not be persisted; it is trusted until the gateway restarts.");
+        }
+    }
+    trusted
+}
+
+#[cfg(test)]
+mod tests;

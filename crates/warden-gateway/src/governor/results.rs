@@ -7,8 +7,9 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use uuid::Uuid;
 use warden_audit::{NewRecord, RecordKind};
-use warden_core::gate::{ActionOutcome, Allowed, RefusalReason, Refused, Via};
+use warden_core::gate::{ActionOutcome, Allowed, ContentPart, RefusalReason, Refused, Via};
 use warden_pdp::result_labels;
+use warden_provenance::Origin;
 use warden_session::Session;
 
 use super::{Governor, MAX_ERROR_BYTES};
@@ -201,26 +202,41 @@ impl Governor {
                 }
             }
         }
+        let labels = if outcome.status == "upstream_error" {
+            Vec::new()
+        } else {
+            result_labels(&self.charter, tool, &allowed.args, &outcome.text)
+        };
+        // The untrusted labels the result carries: recorded with it (whether or not the
+        // session had them already), so that the index can be rebuilt from the ledger.
+        let untrusted = untrusted_labels(&self.charter.data.untrusted, &labels);
+        if let (false, Some(obj)) = (untrusted.is_empty(), payload.as_object_mut()) {
+            obj.insert("untrusted".to_owned(), json!(untrusted));
+            // The index gets text the recorded content does not hold (structured content, a
+            // resource's URI): a rebuild from the ledger cannot be complete (fail closed).
+            if beyond_content(outcome) {
+                obj.insert("indexed_beyond_content".to_owned(), Value::Bool(true));
+            }
+        }
         let sid = Some(session.id.clone());
         let mut batch = vec![NewRecord {
             session: sid.clone(),
             kind: RecordKind::ActionResult,
             payload,
         }];
-        let mut added = Vec::new();
-        if outcome.status != "upstream_error" {
-            let labels = result_labels(&self.charter, tool, &allowed.args, &outcome.text);
-            added = session.add_labels(&labels);
-            if !added.is_empty() {
-                batch.push(NewRecord {
-                    session: sid,
-                    kind: RecordKind::LabelsAdded,
-                    payload: json!({ "action": allowed.action_id, "labels": added }),
-                });
-            }
+        let added = session.add_labels(&labels);
+        if !added.is_empty() {
+            batch.push(NewRecord {
+                session: sid,
+                kind: RecordKind::LabelsAdded,
+                payload: json!({ "action": allowed.action_id, "labels": added }),
+            });
         }
-        self.ledger.append_batch(batch).await?;
+        let appended = self.ledger.append_batch(batch).await?;
         self.outstanding.remove(&allowed.action_id);
+        if !untrusted.is_empty() {
+            index_untrusted(session, outcome, appended.first().map(|a| a.seq), untrusted);
+        }
         self.persist_labels(session, &added).await;
         Ok(added)
     }
@@ -233,5 +249,120 @@ impl Governor {
         {
             tracing::warn!(error = %e, "Session labels could not be written through; they stay in memory.");
         }
+    }
+}
+
+/// The labels of `labels` that the charter declares untrusted, sorted.
+pub(crate) fn untrusted_labels(untrusted: &[Arc<str>], labels: &[Arc<str>]) -> Vec<Arc<str>> {
+    let mut v: Vec<Arc<str>> = labels
+        .iter()
+        .filter(|l| untrusted.contains(l))
+        .cloned()
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Indexes the text of a result carrying untrusted labels, known by the sequence `seq` of its
+/// recorded `action_result`. Fail closed: a result warden did not see in full (its text cut
+/// before the label patterns, or parts that are not text, such as an image a model can read)
+/// marks the session's index incomplete.
+fn index_untrusted(
+    session: &Session,
+    outcome: &ActionOutcome,
+    seq: Option<u64>,
+    labels: Vec<Arc<str>>,
+) {
+    let Some(seq) = seq else {
+        session.mark_provenance_incomplete();
+        return;
+    };
+    session.add_untrusted(&outcome.text, Origin { seq, labels });
+    if !seen_in_full(outcome) {
+        session.mark_provenance_incomplete();
+    }
+}
+
+/// Whether the result's text holds all of its content: every part is text, and every text
+/// part is in it (the decide API cuts the text the label patterns see at 1 MiB).
+fn seen_in_full(outcome: &ActionOutcome) -> bool {
+    outcome.content.iter().all(|part| match part {
+        ContentPart::Text(t) => outcome.text.contains(t.as_str()),
+        ContentPart::Other { .. } => false,
+    })
+}
+
+/// Whether the result's text (every string of the answer, one per line) holds anything
+/// besides its text content parts and the names of its parts' types: text the ledger's
+/// recorded content would not give back. The text parts appear in the text in their order,
+/// so one pass from a cursor finds them.
+pub(crate) fn beyond_content(outcome: &ActionOutcome) -> bool {
+    let kinds: Vec<&str> = outcome
+        .content
+        .iter()
+        .filter_map(|part| match part {
+            ContentPart::Other { kind, .. } => Some(kind.as_str()),
+            ContentPart::Text(_) => None,
+        })
+        .collect();
+    let structural = |gap: &str| {
+        gap.split('\n')
+            .map(str::trim)
+            .all(|line| line.is_empty() || line == "text" || kinds.contains(&line))
+    };
+    let text = outcome.text.as_str();
+    let mut at = 0;
+    for part in &outcome.content {
+        let ContentPart::Text(t) = part else {
+            continue;
+        };
+        let Some(found) = text.get(at..).and_then(|rest| rest.find(t.as_str())) else {
+            // Not there in full (cut before the label patterns): `seen_in_full` marks it.
+            return false;
+        };
+        if !text.get(at..at + found).is_some_and(structural) {
+            return true;
+        }
+        at += found + t.len();
+    }
+    !text.get(at..).is_some_and(structural)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(text: &str, content: Vec<ContentPart>) -> ActionOutcome {
+        ActionOutcome {
+            status: "ok",
+            size_bytes: text.len(),
+            error: None,
+            text: text.to_owned(),
+            content,
+        }
+    }
+
+    /// Issue 13: a result whose strings go beyond its text parts (structured content, a
+    /// resource's URI) is flagged, so that the index rebuilt from the recorded content is
+    /// incomplete; type names between parts are not content.
+    #[test]
+    fn text_beyond_the_content_parts_is_found() {
+        let t = |s: &str| ContentPart::Text(s.to_owned());
+        let plain = outcome("pay DE89\ntext\nhi\ntext\n", vec![t("pay DE89"), t("hi")]);
+        assert!(!beyond_content(&plain));
+        let image = ContentPart::Other {
+            kind: "image".to_owned(),
+            bytes: 3,
+        };
+        assert!(!beyond_content(&outcome(
+            "a\ntext\nimage\n",
+            vec![t("a"), image]
+        )));
+        let structured = outcome("pay\ntext\nNL91ABNA0417164300\n", vec![t("pay")]);
+        assert!(beyond_content(&structured));
+        let resource = outcome("text/plain\nbody\nfile:///x\n", vec![t("body")]);
+        assert!(beyond_content(&resource));
+        assert!(!beyond_content(&outcome("", vec![])));
     }
 }

@@ -1,5 +1,5 @@
-//! `warden approvals list|show|approve|deny`: human approval requests, through the operator
-//! plane.
+//! `warden approvals list|show|approve|deny|reverse`: human approval requests, through the
+//! operator plane.
 //!
 //! The client ([`OperatorClient`]) is the one `warden session` uses. `list` and `show` fail
 //! like `session` does (64, `EX_USAGE`); a refused `approve` or `deny` exits 1, so a script can
@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -57,6 +57,20 @@ pub enum ApprovalsCommand {
         /// The request id.
         id: String,
         /// Why, kept with the vote and in the ledger.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Approve "for this session": once the grant is used, the values of the arguments
+        /// the rule names in `approval.remember` become trusted text of the session (refused
+        /// when no rule of the request allows it).
+        #[arg(long)]
+        remember: bool,
+    },
+    /// Reverse a denial, before the request's deadline: the request is pending again (its
+    /// votes cleared) and the same call, retried, waits for it.
+    Reverse {
+        /// The request id.
+        id: String,
+        /// Why, kept with the reversal and in the ledger.
         #[arg(long)]
         reason: Option<String>,
     },
@@ -136,13 +150,22 @@ pub fn execute(args: &ApprovalsArgs) -> ExitCode {
                     });
                 (result, ExitCode::from(EXIT_USAGE))
             }
-            ApprovalsCommand::Approve { id, reason } => (
-                decide(&client, id, "approve", reason).await,
+            ApprovalsCommand::Approve {
+                id,
+                reason,
+                remember,
+            } => (
+                decide(&client, id, "approve", reason, *remember).await,
                 ExitCode::FAILURE,
             ),
-            ApprovalsCommand::Deny { id, reason } => {
-                (decide(&client, id, "deny", reason).await, ExitCode::FAILURE)
-            }
+            ApprovalsCommand::Deny { id, reason } => (
+                decide(&client, id, "deny", reason, false).await,
+                ExitCode::FAILURE,
+            ),
+            ApprovalsCommand::Reverse { id, reason } => (
+                decide(&client, id, "reverse", reason, false).await,
+                ExitCode::FAILURE,
+            ),
         };
         match result {
             Ok(out) => {
@@ -158,17 +181,15 @@ pub fn execute(args: &ApprovalsArgs) -> ExitCode {
     })
 }
 
-/// Sends one vote (`approve` or `deny`) and describes the outcome.
+/// Sends one vote (`approve`, `deny` or `reverse`) and describes the outcome.
 async fn decide(
     client: &OperatorClient,
     id: &str,
     verb: &str,
     reason: &Option<String>,
+    remember: bool,
 ) -> Result<String, String> {
-    let body = match reason {
-        Some(r) => json!({ "reason": r }),
-        None => json!({}),
-    };
+    let body = decide_body(reason.as_deref(), remember);
     let path = format!(
         "/v1/approvals/{}/{verb}",
         warden_core::text::percent_encode(id)
@@ -177,6 +198,18 @@ async fn decide(
         .call(reqwest::Method::POST, &path, Some(body))
         .await?;
     Ok(render_outcome(id, &answer))
+}
+
+/// The body of a decision: the reason when given, `remember` only when asked for.
+fn decide_body(reason: Option<&str>, remember: bool) -> Value {
+    let mut body = serde_json::Map::new();
+    if let Some(r) = reason {
+        body.insert("reason".to_owned(), Value::from(r));
+    }
+    if remember {
+        body.insert("remember".to_owned(), Value::Bool(true));
+    }
+    Value::Object(body)
 }
 
 /// One approval request as the operator plane returns it. Fields the CLI does not print are
@@ -206,6 +239,10 @@ struct View {
     used_at: Option<String>,
     used_by: Option<String>,
     model_turns: Vec<Value>,
+    remember: Vec<String>,
+    earlier: Vec<EarlierView>,
+    provenance: Vec<ProvenanceView>,
+    reversals: Vec<ReversalView>,
 }
 
 /// A rule that determined the decision.
@@ -256,8 +293,17 @@ fn render_list(answer: &Value, filter: StatusFilter) -> Result<String, String> {
             f => format!("no {} approval requests\n", f.as_str()),
         });
     }
-    let header = ["id", "tool", "on behalf of", "votes", "deadline", "status"].map(str::to_owned);
-    let rows: Vec<[String; 6]> = views
+    let header = [
+        "id",
+        "tool",
+        "on behalf of",
+        "votes",
+        "deadline",
+        "earlier",
+        "status",
+    ]
+    .map(str::to_owned);
+    let rows: Vec<[String; 7]> = views
         .iter()
         .map(|v| {
             [
@@ -266,6 +312,7 @@ fn render_list(answer: &Value, filter: StatusFilter) -> Result<String, String> {
                 v.principal.clone(),
                 format!("{}/{}", v.approvals.len(), v.quorum),
                 v.deadline.clone(),
+                v.earlier.len().to_string(),
                 v.status.clone(),
             ]
         })
@@ -372,6 +419,33 @@ fn render_show(answer: &Value, now: OffsetDateTime) -> Result<String, String> {
         let by = v.used_by.as_deref().unwrap_or("?");
         field("used at", &format!("{at} by {by}"));
     }
+    if !v.reversals.is_empty() {
+        let lines: Vec<String> = v
+            .reversals
+            .iter()
+            .map(|r| format!("{} (denied by {})", vote_line(&r.by), r.denial.approver))
+            .collect();
+        field("reversed", &lines.join("\n"));
+    }
+    if !v.remember.is_empty() {
+        field("may remember", &v.remember.join(", "));
+    }
+    field(
+        "earlier",
+        &if v.earlier.is_empty() {
+            "(no earlier refusal of this action)".to_owned()
+        } else {
+            v.earlier
+                .iter()
+                .map(|e| format!("{} {} at {}", e.id, e.status, e.at))
+                .collect::<Vec<_>>()
+                .join("\n")
+        },
+    );
+    if !v.provenance.is_empty() {
+        let lines: Vec<String> = v.provenance.iter().map(provenance_line).collect();
+        field("provenance", &lines.join("\n"));
+    }
     field("action hash", &v.action_hash);
     if v.model_turns.is_empty() {
         out.push_str("model turns: none recorded\n");
@@ -442,9 +516,13 @@ fn render_outcome(id: &str, answer: &Value) -> String {
         "granted" => format!("approved {id}: granted — the action is released\n"),
         "counted" => format!("approved {id}: {votes} of {quorum} approvals recorded\n"),
         "denied" => format!("denied {id}\n"),
+        "reversed" => format!("reversed the denial of {id}: it is pending again\n"),
         other => format!("{id}: {other}\n"),
     }
 }
+
+mod teach;
+use teach::{EarlierView, ProvenanceView, ReversalView, provenance_line};
 
 #[cfg(test)]
 mod tests;

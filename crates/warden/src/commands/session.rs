@@ -1,4 +1,4 @@
-//! `warden session open|list|revoke`: sessions, through the operator plane.
+//! `warden session open|list|show|revoke|instruct`: sessions, through the operator plane.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,11 +57,41 @@ pub enum SessionCommand {
     },
     /// List sessions (JSON).
     List,
+    /// Show one session (JSON), with its trusted text and the sources of each piece.
+    Show {
+        /// The session id.
+        id: String,
+    },
     /// Revoke a session.
     Revoke {
         /// The session id.
         id: String,
     },
+    /// Add an instruction, in the principal's own words, to a session's trusted text (as
+    /// trusted as its task; recorded before it is in force). Admin credentials only.
+    Instruct {
+        /// The session id.
+        id: String,
+        /// The instruction (at most 16 KiB).
+        #[arg(required_unless_present = "file", conflicts_with = "file")]
+        text: Option<String>,
+        /// Read the instruction from this file instead.
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+}
+
+/// The longest instruction the operator plane accepts, in bytes.
+const MAX_INSTRUCTION_BYTES: u64 = 16 * 1024;
+
+/// The instruction's text: given, or read (bounded) from `file`.
+fn instruction_text(text: Option<&String>, file: Option<&PathBuf>) -> Result<String, String> {
+    match (text, file) {
+        (Some(t), _) => Ok(t.clone()),
+        (None, Some(path)) => warden_core::small_file::read_text(path, MAX_INSTRUCTION_BYTES)
+            .map_err(|e| format!("cannot read the instruction from `{}`: {e}", path.display())),
+        (None, None) => Err("give the instruction's text, or `--file`".to_owned()),
+    }
 }
 
 impl OperatorClient {
@@ -164,6 +194,28 @@ pub fn execute(args: &SessionArgs) -> ExitCode {
                 .call(reqwest::Method::GET, "/v1/sessions", None)
                 .await
                 .map(|v| format!("{v:#}")),
+            SessionCommand::Show { id } => client
+                .call(reqwest::Method::GET, &format!("/v1/sessions/{id}"), None)
+                .await
+                .map(|v| format!("{v:#}")),
+            SessionCommand::Instruct { id, text, file } => {
+                match instruction_text(text.as_ref(), file.as_ref()) {
+                    Ok(text) => client
+                        .call(
+                            reqwest::Method::POST,
+                            &format!("/v1/sessions/{id}/instructions"),
+                            Some(json!({ "text": text })),
+                        )
+                        .await
+                        .map(|v| {
+                            let seq = v
+                                .get("seq")
+                                .map_or_else(String::new, |s| format!(" (ledger #{s})"));
+                            format!("instruction added to session {id}{seq}")
+                        }),
+                    Err(e) => Err(e),
+                }
+            }
             SessionCommand::Revoke { id } => client
                 .call(
                     reqwest::Method::POST,

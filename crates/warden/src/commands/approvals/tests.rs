@@ -225,3 +225,88 @@ fn the_command_line_parses() {
         }
     ));
 }
+
+/// Issue 13: `approve --remember`, `reverse --reason`, and what `show` and `list` say about
+/// earlier refusals and provenance.
+mod teach {
+    use super::*;
+
+    #[test]
+    fn remember_and_reverse_parse_and_build_their_bodies() {
+        let cli =
+            Cli::try_parse_from(["warden", "approvals", "approve", "a1", "--remember"]).unwrap();
+        let Command::Approvals(a) = cli.command else {
+            panic!("parsed as another command")
+        };
+        assert!(matches!(
+            a.command,
+            ApprovalsCommand::Approve { remember: true, .. }
+        ));
+        let cli = Cli::try_parse_from(["warden", "approvals", "reverse", "a1", "--reason", "mine"])
+            .unwrap();
+        let Command::Approvals(a) = cli.command else {
+            panic!("parsed as another command")
+        };
+        assert!(matches!(
+            a.command,
+            ApprovalsCommand::Reverse { reason: Some(ref r), .. } if r == "mine"
+        ));
+        // `--remember` is an approval's, not a denial's nor a reversal's.
+        assert!(Cli::try_parse_from(["warden", "approvals", "deny", "a1", "--remember"]).is_err());
+        assert!(
+            Cli::try_parse_from(["warden", "approvals", "reverse", "a1", "--remember"]).is_err()
+        );
+        assert_eq!(
+            decide_body(Some("ok"), true),
+            json!({"reason": "ok", "remember": true})
+        );
+        assert_eq!(decide_body(None, false), json!({}));
+        assert_eq!(
+            render_outcome(
+                "a1",
+                &json!({ "outcome": "reversed", "approval": sample() })
+            ),
+            "reversed the denial of a1: it is pending again\n"
+        );
+    }
+
+    #[test]
+    fn show_and_list_carry_earlier_refusals_and_provenance() {
+        let mut v = sample();
+        v["remember"] = json!(["iban"]);
+        v["earlier"] = json!([
+            { "id": "e2", "status": "timed_out", "at": "2025-06-01T09:30:00Z" },
+            { "id": "e1", "status": "denied", "at": "2025-06-01T09:00:00Z" }
+        ]);
+        v["provenance"] = json!([
+            { "rule": "payee-planted", "argument": "iban", "value": "NL91ABNA0417164300",
+              "found": [{ "part": "nl91abna0417164300", "kind": "iban", "seq": 42, "labels": ["untrusted_mail"] }] },
+            { "rule": "payee-planted", "argument": "memo", "value": "rent",
+              "trusted": { "kind": "approval", "approval": "a0", "argument": "memo" } }
+        ]);
+        v["reversals"] = json!([{
+            "denial": { "approver": "carol", "channel": "api", "at": "2025-06-01T10:01:00Z" },
+            "by": { "approver": "bob", "reason": "my mistake", "channel": "api", "at": "2025-06-01T10:02:00Z" }
+        }]);
+        let text = render_show(&v, datetime!(2025-06-01 10:10:30 UTC)).unwrap();
+        for expected in [
+            "may remember  iban\n",
+            "earlier       e2 timed_out at 2025-06-01T09:30:00Z\n              e1 denied at 2025-06-01T09:00:00Z\n",
+            "provenance    iban = \"NL91ABNA0417164300\" (rule payee-planted): found in untrusted content: \"nl91abna0417164300\" in record 42 (untrusted_mail)\n",
+            "              memo = \"rent\" (rule payee-planted): stated in approval a0 (memo)\n",
+            "reversed      bob at 2025-06-01T10:02:00Z via api: \"my mistake\" (denied by carol)\n",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+        }
+        // An old gateway's answer (no such fields) still renders.
+        let old = render_show(&sample(), datetime!(2025-06-01 10:10:30 UTC)).unwrap();
+        assert!(
+            old.contains("earlier       (no earlier refusal of this action)\n"),
+            "{old}"
+        );
+        let table = render_list(&json!({ "approvals": [v] }), StatusFilter::All).unwrap();
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].contains("earlier"), "{table}");
+        assert!(lines[1].contains(" 2 "), "{table}");
+    }
+}

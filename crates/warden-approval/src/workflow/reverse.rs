@@ -1,0 +1,133 @@
+//! Reversing a denial: [`Approvals::reverse`] makes a denied request pending again, for an
+//! approver who could have decided it, through the API, before the deadline. The reversal is
+//! recorded (`approval_reversed`) before it is stored, and stored before anyone sees it: the
+//! calls of the same action that arrive afterwards join the pending request. Every refused
+//! attempt is recorded as `approval_refused`.
+
+use serde_json::json;
+use warden_core::RecordKind;
+
+use super::decide::{DecideError, Decided, Decider};
+use super::{Approvals, MAX_REASON_BYTES};
+use crate::{Approver, Status, VoteRefusal};
+
+impl Approvals {
+    /// Reverses the denial of request `id` as `decider`. Refused (and recorded): an unknown
+    /// request (`404`), one that is not denied (`409 not_denied`), past its deadline (`410
+    /// expired`), through a link (`403 link_cannot_reverse`), by a credential that is not an
+    /// approver's, by the requester under separation of duties, or without authority (`403`).
+    pub async fn reverse(
+        &self,
+        id: &str,
+        decider: &Decider<'_>,
+        reason: Option<String>,
+    ) -> Result<Decided, DecideError> {
+        let refused_payload = |code: &str, message: &str| {
+            json!({
+                "approval": id,
+                "attempted": "reverse",
+                "credential": decider.credential,
+                "principal": decider.principal,
+                "channel": decider.channel,
+                "refusal": code,
+                "message": message,
+            })
+        };
+        if reason.as_ref().is_some_and(|r| r.len() > MAX_REASON_BYTES) {
+            return Err(DecideError {
+                status: 400,
+                code: "invalid_reason",
+                message: format!("`reason` is longer than {MAX_REASON_BYTES} bytes"),
+            });
+        }
+        let Some(entry) = self.store.entry(id) else {
+            // Not in memory: a denial past its deadline (forgotten by the sweeper), another
+            // status decided long ago, or unknown.
+            let stored = self.store.get(id).await.map_err(|e| DecideError {
+                status: 503,
+                code: "store_unavailable",
+                message: e.to_string(),
+            })?;
+            let Some(req) = stored else {
+                let message = format!("no approval request `{id}`");
+                self.record_refused(None, refused_payload("unknown_approval", &message))
+                    .await;
+                return Err(DecideError {
+                    status: 404,
+                    code: "unknown_approval",
+                    message,
+                });
+            };
+            let refusal = if req.status == Status::Denied {
+                VoteRefusal::Expired
+            } else {
+                VoteRefusal::NotDenied(req.status)
+            };
+            let message = refusal.message(&req);
+            self.record_refused(
+                Some(&req.session),
+                refused_payload(refusal.code(), &message),
+            )
+            .await;
+            return Err(super::decide::refused(refusal, message));
+        };
+        let mut current = entry.lock().await;
+        let now = self.clock.now();
+        let approver = Approver {
+            principal: decider.principal,
+            has_authority: decider
+                .principal
+                .is_some_and(|p| self.has_authority(p, &current.authority_for)),
+            channel: decider.channel,
+            target: decider.target,
+            credential: decider.credential_id,
+        };
+        let sod = self.charter.authority.separation_of_duties;
+        let mut next = current.clone();
+        if let Err(refusal) = next.reverse(&approver, sod, reason.clone(), now) {
+            let message = refusal.message(&current);
+            self.record_refused(
+                Some(&current.session),
+                refused_payload(refusal.code(), &message),
+            )
+            .await;
+            return Err(super::decide::refused(refusal, message));
+        }
+        let denial = current.denial.as_ref();
+        let payload = json!({
+            "approval": id,
+            "action": current.action,
+            "approver": decider.principal,
+            "credential": decider.credential,
+            "channel": decider.channel,
+            "reason": reason,
+            "denied_by": denial.map(|d| d.approver.as_str()),
+            "denial_reason": denial.and_then(|d| d.reason.as_deref()),
+            "deadline": warden_core::text::rfc3339(current.deadline),
+        });
+        // Recorded first; then stored; only then does a call of the same action join it.
+        self.record(&current.session, RecordKind::ApprovalReversed, payload)
+            .await
+            .map_err(|e| DecideError {
+                status: 503,
+                code: "ledger_unavailable",
+                message: format!(
+                    "the reversal could not be recorded, so it did not take effect: {e}"
+                ),
+            })?;
+        self.store
+            .save(&entry, &mut current, next)
+            .await
+            .map_err(|e| DecideError {
+                status: 503,
+                code: "store_unavailable",
+                message: format!(
+                    "the reversal could not be stored, so it did not take effect: {e}"
+                ),
+            })?;
+        Ok(Decided {
+            outcome: "reversed",
+            request: current.clone(),
+        })
+    }
+}
