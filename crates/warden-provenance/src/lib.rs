@@ -255,7 +255,8 @@ impl SessionProvenance {
     /// `stated` is the first trusted piece whose normalised text contains the normalised value
     /// at token boundaries (then nothing else is reported). Otherwise `untrusted` lists the
     /// value's meaningful parts ([`value_parts`]) found in the untrusted index and not
-    /// occurring in trusted text — at most [`MAX_TRACE_PARTS`] parts, each with at most
+    /// occurring in trusted text, nor inside a word of the value that trusted text states (the
+    /// host of a URL the principal wrote, passed on inside a sentence) — at most [`MAX_TRACE_PARTS`] parts, each with at most
     /// [`ORIGINS_PER_KEY`] origins, the part ellipsized to [`MAX_PART_BYTES`] bytes.
     /// `incomplete` is set when the index is. An empty value is never stated.
     pub fn trace(&self, value: &str) -> Trace {
@@ -272,6 +273,17 @@ impl SessionProvenance {
                 incomplete,
             };
         }
+        // Words of the value that trusted text states (a URL or an address the principal
+        // wrote): the parts found inside them (the URL's host, a number in its path) are the
+        // principal's too.
+        let stated_words: Vec<&str> = parts::words(&norm)
+            .into_iter()
+            .filter(|w| {
+                self.trusted
+                    .iter()
+                    .any(|p| occurs_at_boundaries(&p.norm, w))
+            })
+            .collect();
         let mut untrusted = Vec::new();
         let mut parts = 0;
         for (kind, part) in value_parts(&norm) {
@@ -284,6 +296,7 @@ impl SessionProvenance {
                 .take(ORIGINS_PER_KEY)
                 .peekable();
             if origins.peek().is_none()
+                || stated_words.iter().any(|w| w.contains(part.as_str()))
                 || self
                     .trusted
                     .iter()

@@ -162,3 +162,33 @@ fn the_empty_provenance_is_empty() {
     assert_eq!(e.trusted_text(), "");
     assert!(e.trace("anything").untrusted.is_empty());
 }
+
+#[test]
+fn parts_inside_a_word_the_principal_wrote_are_the_principals() {
+    // The principal named a link; the agent passes it on inside a sentence. The link's host
+    // and the numbers in its path are found in chat content too, but they are part of what
+    // the principal wrote.
+    let mut p = SessionProvenance::new(Limits::default());
+    p.add_trusted(
+        "Send the family chat the concert link, https://tickets.example/e/2026-12-12",
+        TrustedSource::Task,
+    )
+    .unwrap();
+    p.add_untrusted(
+        "Jonas: got ours, https://tickets.example/e/2026-12-12 see you! also https://evil.example/x?y=2026",
+        origin(5),
+    );
+    let t = p.trace("Concert tickets: https://tickets.example/e/2026-12-12");
+    assert!(!t.is_stated());
+    assert!(t.untrusted.is_empty(), "{:?}", t.untrusted);
+    // A planted link in the same sentence is still found.
+    let t =
+        p.trace("Concert: https://tickets.example/e/2026-12-12 and https://evil.example/x?y=2026");
+    assert!(
+        t.untrusted
+            .iter()
+            .any(|f| f.part == "evil.example" && f.seq == 5),
+        "{:?}",
+        t.untrusted
+    );
+}
