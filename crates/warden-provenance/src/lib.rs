@@ -32,7 +32,7 @@ pub use normalise::normalise;
 pub use parts::{MIN_PART_CHARS, SHINGLE_WORDS, value_parts};
 
 use index::Index;
-use trusted::{Piece, occurs_at_boundaries};
+use trusted::Piece;
 
 /// Most parts listed in one [`Trace`].
 pub const MAX_TRACE_PARTS: usize = 16;
@@ -262,11 +262,7 @@ impl SessionProvenance {
     pub fn trace(&self, value: &str) -> Trace {
         let incomplete = self.index.is_incomplete();
         let norm = normalise(value);
-        if let Some(piece) = self
-            .trusted
-            .iter()
-            .find(|p| occurs_at_boundaries(&p.norm, &norm))
-        {
+        if let Some(piece) = self.trusted.iter().find(|p| p.states(&norm)) {
             return Trace {
                 stated: Some(piece.source.clone()),
                 untrusted: Vec::new(),
@@ -278,11 +274,7 @@ impl SessionProvenance {
         // principal's too.
         let stated_words: Vec<&str> = parts::words(&norm)
             .into_iter()
-            .filter(|w| {
-                self.trusted
-                    .iter()
-                    .any(|p| occurs_at_boundaries(&p.norm, w))
-            })
+            .filter(|w| self.trusted.iter().any(|p| p.states(w)))
             .collect();
         let mut untrusted = Vec::new();
         let mut parts = 0;
@@ -297,10 +289,7 @@ impl SessionProvenance {
                 .peekable();
             if origins.peek().is_none()
                 || stated_words.iter().any(|w| w.contains(part.as_str()))
-                || self
-                    .trusted
-                    .iter()
-                    .any(|p| occurs_at_boundaries(&p.norm, &part))
+                || self.trusted.iter().any(|p| p.states(&part))
             {
                 continue;
             }

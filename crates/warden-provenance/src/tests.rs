@@ -192,3 +192,23 @@ fn parts_inside_a_word_the_principal_wrote_are_the_principals() {
         t.untrusted
     );
 }
+
+/// An IBAN the task writes in groups is stated by the same IBAN sent without spaces (and the
+/// other way round); a prefix or an extension of it is not.
+#[test]
+fn an_iban_is_stated_with_or_without_its_spaces_but_not_a_part_of_it() {
+    let mut p = SessionProvenance::new(Limits::default());
+    p.add_trusted(
+        "Pay the March bill to DE89 3704 0044 0532 0130 00, please.",
+        TrustedSource::Task,
+    )
+    .unwrap();
+    assert!(p.trace("DE89370400440532013000").is_stated());
+    assert!(p.trace("de89-3704-0044-0532-0130-00").is_stated());
+    assert!(!p.trace("DE8937040044053201").is_stated());
+    assert!(!p.trace("DE8937040044053201300099").is_stated());
+    let mut q = SessionProvenance::new(Limits::default());
+    q.add_trusted("Pay DE89370400440532013000 today", TrustedSource::Task)
+        .unwrap();
+    assert!(q.trace("DE89 3704 0044 0532 0130 00").is_stated());
+}

@@ -21,6 +21,32 @@ impl Piece {
             source,
         }
     }
+
+    /// Whether this piece states normalised `needle`: it occurs at token boundaries, or — for
+    /// an IBAN or account number, written with or without spaces and dashes — its letters and
+    /// digits equal those of a run of whole words of the piece (`DE89370400440532013000` is
+    /// stated by `DE89 3704 0044 0532 0130 00`; a prefix of it is not).
+    pub(crate) fn states(&self, needle: &str) -> bool {
+        occurs_at_boundaries(&self.norm, needle) || self.states_compact(needle)
+    }
+
+    fn states_compact(&self, needle: &str) -> bool {
+        let want: String = needle.chars().filter(|c| c.is_alphanumeric()).collect();
+        if want.len() < 8 || want.chars().filter(char::is_ascii_digit).count() < 4 {
+            return false;
+        }
+        let words: Vec<&str> = self.norm.split(' ').collect();
+        (0..words.len()).any(|start| {
+            let mut run = String::with_capacity(want.len() + 8);
+            for w in words.iter().skip(start) {
+                run.extend(w.chars().filter(|c| c.is_alphanumeric()));
+                if run.len() >= want.len() {
+                    break;
+                }
+            }
+            run == want
+        })
+    }
 }
 
 /// Whether `c` may precede a token.

@@ -56,7 +56,8 @@ fn the_stated_table() {
     q.add_trusted("Pay DE89 3704 0044 0532 0130 00!", TrustedSource::Task)
         .unwrap();
     assert!(q.trace("de89 3704 0044 0532 0130 00").is_stated());
-    assert!(!q.trace("DE89370400440532013000").is_stated());
+    assert!(q.trace("DE89370400440532013000").is_stated());
+    assert!(!q.trace("DE8937040044053201").is_stated());
 }
 
 #[test]
