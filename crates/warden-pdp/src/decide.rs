@@ -5,8 +5,9 @@ use warden_charter::{ApprovalSettings, CompiledCharter, DefaultPosture, Principa
 use warden_core::{ApprovalSpec, Decision, Posture, Reason, RuleRef, Tier, Verdict};
 
 use crate::Request;
-use crate::eval::{RuleMatch, eval_rule, lookup};
+use crate::eval::{RuleMatch, eval_rule};
 use crate::provenance::explain;
+use crate::request::lookup;
 
 /// Decides one action. Never panics and never turns an error into an allow: every error
 /// yields [`Verdict::Deny`] with [`Reason::EvaluationError`].

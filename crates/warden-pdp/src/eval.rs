@@ -12,6 +12,7 @@ use warden_core::path::canonicalize;
 
 use crate::Request;
 use crate::provenance;
+use crate::request::lookup;
 use crate::sql::is_read_only;
 
 /// Whether a rule matched.
@@ -21,11 +22,6 @@ pub(crate) enum RuleMatch {
     NoMatch,
     /// Evaluation failed; what to make of it depends on the rule's tier.
     Error(String),
-}
-
-/// The value at a dotted argument path, if present.
-pub fn lookup<'v>(args: &'v Value, path: &[String]) -> Option<&'v Value> {
-    path.iter().try_fold(args, |v, key| v.as_object()?.get(key))
 }
 
 /// Evaluates the rule's conditions (its tool already matched through the index).

@@ -14,7 +14,7 @@ use serde_json::Value;
 use warden_charter::{CompiledCharter, DataSource};
 use warden_core::path::canonicalize;
 
-use crate::eval::lookup;
+use crate::request::lookup;
 
 /// The labels that `tool(args)` attaches to the session as soon as it is allowed: every source
 /// without a `pattern` whose tool and path conditions hold. Sorted, no duplicates.

@@ -29,7 +29,8 @@ mod request;
 mod sql;
 
 pub use decide::decide;
-pub use eval::{lookup, principal_matches};
+pub use eval::principal_matches;
 pub use labels::{action_labels, result_labels};
 pub use provenance::{MAX_EXPLAINED, MAX_EXPLAINED_VALUE, MAX_LEAVES};
+pub use request::lookup;
 pub use request::{Controls, NoScopeUsage, Request, RuleUsage, ScopeUsage};

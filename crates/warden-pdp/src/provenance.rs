@@ -11,7 +11,7 @@ use warden_charter::{Matcher, ProvenanceMatch, Rule};
 use warden_core::ArgProvenance;
 use warden_provenance::SessionProvenance;
 
-use crate::eval::lookup;
+use crate::request::lookup;
 
 /// Most explanation entries one decision carries.
 pub const MAX_EXPLAINED: usize = 16;

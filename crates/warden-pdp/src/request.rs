@@ -73,3 +73,8 @@ impl<S: std::hash::BuildHasher> ScopeUsage for HashMap<String, RuleUsage, S> {
         self.get(rule_id).copied().unwrap_or_default()
     }
 }
+
+/// The value at a dotted argument path, if present.
+pub fn lookup<'v>(args: &'v serde_json::Value, path: &[String]) -> Option<&'v serde_json::Value> {
+    path.iter().try_fold(args, |v, key| v.as_object()?.get(key))
+}
