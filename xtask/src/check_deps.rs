@@ -58,7 +58,6 @@ const CRATE_MAP: &[Row] = &[
             "warden-charter",
             "warden-llm",
             "warden-pdp",
-            "warden-provenance",
             "warden-session",
         ],
     ),

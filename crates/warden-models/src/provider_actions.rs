@@ -55,19 +55,25 @@ pub(crate) async fn check(
         let applied = proxy
             .controls
             .applying(&call.session, Some(action.tool), now);
-        let mut decision = decide(
-            &proxy.charter,
-            &Request {
-                tool: action.tool,
-                args: &action.args,
-                principal: Some(&call.session.principal),
-                labels: &labels,
-                provenance: warden_provenance::SessionProvenance::empty(),
-                controls: applied.pdp(call.session.is_revoked()),
-                usage: &NoScopeUsage,
-                now,
-            },
-        );
+        let mut decision = {
+            // The session's provenance, read-locked for this synchronous decision only: a
+            // provider-side action's arguments are judged by where they came from, as a tool
+            // call's are.
+            let provenance = call.session.provenance();
+            decide(
+                &proxy.charter,
+                &Request {
+                    tool: action.tool,
+                    args: &action.args,
+                    principal: Some(&call.session.principal),
+                    labels: &labels,
+                    provenance: &provenance,
+                    controls: applied.pdp(call.session.is_revoked()),
+                    usage: &NoScopeUsage,
+                    now,
+                },
+            )
+        };
         // A decision a control changed names it, as the governor's do.
         let control = applied.changed(decision.reason).map(|c| {
             let by = format!("control `{}`: {}", c.id, c.reason);

@@ -443,3 +443,57 @@ async fn a_control_freezing_a_provider_side_action_refuses_it_and_is_named() {
     assert_eq!(status, 200, "{body}");
     s.h.stop().await;
 }
+
+/// Issue 13: a provider-side action's arguments are judged by where they came from, as a tool
+/// call's are — the model proxy decides with the session's provenance. Before the fix it
+/// decided with an empty one, so `in_task` never held for a provider-side action, whatever the
+/// principal had said.
+#[tokio::test]
+async fn a_provider_side_action_is_decided_with_the_sessions_trusted_text() {
+    const NAMED: &str = r#"    - { id: fetch-named, tool: model.fetch_url, tier: autonomous, args: { url: { in_task: true } } }
+    - { id: fetch-unnamed, tool: model.fetch_url, tier: prohibited, args: { url: { in_task: false } } }
+"#;
+    let gpt = mock_llm::spawn(MockConfig::default()).await.unwrap();
+    let inventory = format!(
+        "  models:\n    - alias: gpt\n      routes: [{{ provider: openai, base_url: \"{}\", model: gpt-mock }}]\n",
+        gpt.url
+    );
+    let h = Harness::start_charter(Arc::new(SystemClock), NAMED, &inventory, |_| {}).await;
+    let (id, token) = h.open_session("1h").await;
+    let s = Setup {
+        h,
+        token,
+        claude: mock_llm::spawn(MockConfig::default()).await.unwrap(),
+        gpt,
+    };
+    let url = "https://pages.example/chart.png";
+    let body = openai(
+        json!([{ "type": "text", "text": "look" }, { "type": "image_url", "image_url": { "url": url } }]),
+        json!({}),
+    );
+    // Not named by the principal: prohibited, and nothing reaches the provider.
+    let r = send(&s, body.clone(), None).await;
+    refused(&s, r, "model.fetch_url", true).await;
+
+    // The operator adds the principal's instruction naming the URL: now it is trusted.
+    let (status, added) =
+        s.h.operator(
+            reqwest::Method::POST,
+            &format!("/v1/sessions/{id}/instructions"),
+            &s.h.operator_token,
+            Some(json!({ "text": format!("Please describe the chart at {url}.") })),
+        )
+        .await;
+    assert_eq!(status, 200, "{added}");
+    let (status, answer) = send(&s, body, None).await;
+    assert_eq!(status, 200, "{answer}");
+    let decided = decisions_of(&s.h, "model.fetch_url").await;
+    let (_, last) = decided.last().unwrap();
+    let decision = &last["decision"];
+    assert_eq!(decision["verdict"], "allow", "{last}");
+    assert_eq!(
+        decision["provenance"][0]["trusted"]["kind"], "instruction",
+        "{last}"
+    );
+    assert_eq!(decided.len(), 2);
+}
