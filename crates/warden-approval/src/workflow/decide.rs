@@ -63,6 +63,71 @@ pub struct DecideError {
 }
 
 /// The API error of a refused decision.
+/// Refuses a reason longer than [`MAX_REASON_BYTES`].
+pub(super) fn check_reason(reason: Option<&str>) -> Result<(), DecideError> {
+    match reason {
+        Some(r) if r.len() > MAX_REASON_BYTES => Err(DecideError {
+            status: 400,
+            code: "invalid_reason",
+            message: format!("`reason` is longer than {MAX_REASON_BYTES} bytes"),
+        }),
+        _ => Ok(()),
+    }
+}
+
+impl Approvals {
+    /// The request `id` held in memory, to decide on. When it is not — decided long ago, or
+    /// unknown — the refusal, recorded with `payload(code, message)`: `unknown_approval`
+    /// (404) for an unknown id, what `gone` says for a stored request.
+    pub(super) async fn live_entry(
+        &self,
+        id: &str,
+        payload: &(dyn Fn(&str, &str) -> serde_json::Value + Sync),
+        gone: fn(&ApprovalRequest) -> VoteRefusal,
+    ) -> Result<std::sync::Arc<crate::store::Entry>, DecideError> {
+        if let Some(entry) = self.store.entry(id) {
+            return Ok(entry);
+        }
+        let stored = self.store.get(id).await.map_err(|e| DecideError {
+            status: 503,
+            code: "store_unavailable",
+            message: e.to_string(),
+        })?;
+        let Some(req) = stored else {
+            let message = format!("no approval request `{id}`");
+            self.record_refused(None, payload("unknown_approval", &message))
+                .await;
+            return Err(DecideError {
+                status: 404,
+                code: "unknown_approval",
+                message,
+            });
+        };
+        let refusal = gone(&req);
+        let message = refusal.message(&req);
+        self.record_refused(Some(&req.session), payload(refusal.code(), &message))
+            .await;
+        Err(refused(refusal, message))
+    }
+
+    /// `decider` as the state machine sees it, for `request`.
+    pub(super) fn approver<'a>(
+        &self,
+        decider: &Decider<'a>,
+        request: &ApprovalRequest,
+    ) -> Approver<'a> {
+        Approver {
+            principal: decider.principal,
+            has_authority: decider
+                .principal
+                .is_some_and(|p| self.has_authority(p, &request.authority_for)),
+            channel: decider.channel,
+            target: decider.target,
+            credential: decider.credential_id,
+        }
+    }
+}
+
 pub(super) fn refused(r: VoteRefusal, message: String) -> DecideError {
     DecideError {
         status: refusal_status(r),
@@ -122,54 +187,19 @@ impl Approvals {
                 "message": message,
             })
         };
-        if reason.as_ref().is_some_and(|r| r.len() > MAX_REASON_BYTES) {
-            return Err(DecideError {
-                status: 400,
-                code: "invalid_reason",
-                message: format!("`reason` is longer than {MAX_REASON_BYTES} bytes"),
-            });
-        }
-        let Some(entry) = self.store.entry(id) else {
-            // Not in memory: decided long ago, or unknown.
-            let stored = self.store.get(id).await.map_err(|e| DecideError {
-                status: 503,
-                code: "store_unavailable",
-                message: e.to_string(),
-            })?;
-            let Some(req) = stored else {
-                let message = format!("no approval request `{id}`");
-                self.record_refused(None, refused_payload("unknown_approval", &message))
-                    .await;
-                return Err(DecideError {
-                    status: 404,
-                    code: "unknown_approval",
-                    message,
-                });
-            };
-            let refusal = if req.status == Status::Used {
-                VoteRefusal::Replay
-            } else {
-                VoteRefusal::AlreadyDecided(req.status)
-            };
-            let message = refusal.message(&req);
-            self.record_refused(
-                Some(&req.session),
-                refused_payload(refusal.code(), &message),
-            )
-            .await;
-            return Err(refused(refusal, message));
-        };
+        check_reason(reason.as_deref())?;
+        let entry = self
+            .live_entry(id, &refused_payload, |req| {
+                if req.status == Status::Used {
+                    VoteRefusal::Replay
+                } else {
+                    VoteRefusal::AlreadyDecided(req.status)
+                }
+            })
+            .await?;
         let mut current = entry.lock().await;
         let now = self.clock.now();
-        let approver = Approver {
-            principal: decider.principal,
-            has_authority: decider
-                .principal
-                .is_some_and(|p| self.has_authority(p, &current.authority_for)),
-            channel: decider.channel,
-            target: decider.target,
-            credential: decider.credential_id,
-        };
+        let approver = self.approver(decider, &current);
         let sod = self.charter.authority.separation_of_duties;
         let mut next = current.clone();
         let applied = match choice {

@@ -7,9 +7,9 @@
 use serde_json::json;
 use warden_core::RecordKind;
 
+use super::Approvals;
 use super::decide::{DecideError, Decided, Decider};
-use super::{Approvals, MAX_REASON_BYTES};
-use crate::{Approver, Status, VoteRefusal};
+use crate::{Status, VoteRefusal};
 
 impl Approvals {
     /// Reverses the denial of request `id` as `decider`. Refused (and recorded): an unknown
@@ -33,55 +33,21 @@ impl Approvals {
                 "message": message,
             })
         };
-        if reason.as_ref().is_some_and(|r| r.len() > MAX_REASON_BYTES) {
-            return Err(DecideError {
-                status: 400,
-                code: "invalid_reason",
-                message: format!("`reason` is longer than {MAX_REASON_BYTES} bytes"),
-            });
-        }
-        let Some(entry) = self.store.entry(id) else {
-            // Not in memory: a denial past its deadline (forgotten by the sweeper), another
-            // status decided long ago, or unknown.
-            let stored = self.store.get(id).await.map_err(|e| DecideError {
-                status: 503,
-                code: "store_unavailable",
-                message: e.to_string(),
-            })?;
-            let Some(req) = stored else {
-                let message = format!("no approval request `{id}`");
-                self.record_refused(None, refused_payload("unknown_approval", &message))
-                    .await;
-                return Err(DecideError {
-                    status: 404,
-                    code: "unknown_approval",
-                    message,
-                });
-            };
-            let refusal = if req.status == Status::Denied {
-                VoteRefusal::Expired
-            } else {
-                VoteRefusal::NotDenied(req.status)
-            };
-            let message = refusal.message(&req);
-            self.record_refused(
-                Some(&req.session),
-                refused_payload(refusal.code(), &message),
-            )
-            .await;
-            return Err(super::decide::refused(refusal, message));
-        };
+        super::decide::check_reason(reason.as_deref())?;
+        // Not in memory: a denial past its deadline (forgotten by the sweeper), another status
+        // decided long ago, or unknown.
+        let entry = self
+            .live_entry(id, &refused_payload, |req| {
+                if req.status == Status::Denied {
+                    VoteRefusal::Expired
+                } else {
+                    VoteRefusal::NotDenied(req.status)
+                }
+            })
+            .await?;
         let mut current = entry.lock().await;
         let now = self.clock.now();
-        let approver = Approver {
-            principal: decider.principal,
-            has_authority: decider
-                .principal
-                .is_some_and(|p| self.has_authority(p, &current.authority_for)),
-            channel: decider.channel,
-            target: decider.target,
-            credential: decider.credential_id,
-        };
+        let approver = self.approver(decider, &current);
         let sod = self.charter.authority.separation_of_duties;
         let mut next = current.clone();
         if let Err(refusal) = next.reverse(&approver, sod, reason.clone(), now) {
