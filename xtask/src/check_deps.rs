@@ -71,6 +71,23 @@ const CRATE_MAP: &[Row] = &[
         ],
     ),
     only("warden-telemetry", &["warden-core"]),
+    only(
+        "warden-console",
+        &[
+            "warden-core",
+            "warden-charter",
+            "warden-pdp",
+            "warden-provenance",
+            "warden-audit",
+            "warden-session",
+            "warden-approval",
+            "warden-operator",
+        ],
+    ),
+    only(
+        "warden-otel",
+        &["warden-core", "warden-audit", "warden-telemetry"],
+    ),
     // The observer and the gateway meet only through the ledger stream, the metrics and the
     // control API. It compiles the charter itself (its `observer` section).
     only(
@@ -104,6 +121,8 @@ const CRATE_MAP: &[Row] = &[
             "warden-models",
             "warden-operator",
             "warden-telemetry",
+            "warden-console",
+            "warden-otel",
         ],
     ),
     // The binary never links the test kit.

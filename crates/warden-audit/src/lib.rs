@@ -20,5 +20,5 @@ pub use chain::{Head, Problem, Record, RecordKind, Verifier};
 pub use search::{Hit, SearchError, SearchIndex, UpdateReport};
 pub use store::{
     Appended, CanonicalRecord, CommitObserver, Ledger, LedgerConfig, LedgerError, LedgerReader,
-    NewRecord, VerifyReport,
+    NewRecord, PageBound, VerifyReport,
 };

@@ -35,7 +35,7 @@ use warden_core::{Clock, RecordKind};
 use crate::chain::canonical_json;
 
 pub use error::LedgerError;
-pub use reader::LedgerReader;
+pub use reader::{LedgerReader, PageBound};
 pub use scan::VerifyReport;
 pub(crate) use schema::connect_reader;
 pub use warden_core::NewRecord;

@@ -137,6 +137,12 @@ record_kinds! {
     /// An approver reversed a denial before the request's deadline: the request is pending
     /// again (`approval`, `by`, `reason`).
     ApprovalReversed = "approval_reversed",
+    /// An operator signed in to the console (`credential`, `name`, `role`); written before the
+    /// console session is usable.
+    ConsoleSignedIn = "console_signed_in",
+    /// An operator signed out of the console, or its console session was ended (`credential`,
+    /// `reason`: `signed_out`, `expired`, `credential_revoked`).
+    ConsoleSignedOut = "console_signed_out",
 }
 
 impl fmt::Display for RecordKind {

@@ -277,10 +277,12 @@ pub(crate) fn agent_router(
         ))
 }
 
-/// The operator plane: [`warden_operator::router`] and `/readyz`, with the plane's bounds and
+/// The operator plane: [`warden_operator::router`], the console ([`warden_console::router`])
+/// and `/readyz`, with the plane's bounds and
 /// Host check.
 pub(crate) fn operator_app(
     operator: Arc<warden_operator::OperatorState>,
+    console: Arc<warden_console::ConsoleState>,
     readiness: Arc<crate::readiness::Readiness>,
     config: &crate::config::Config,
 ) -> Router {
@@ -294,6 +296,8 @@ pub(crate) fn operator_app(
     // timeout; the body timeout wraps it, so it runs first; the Host check wraps everything
     // (a request for a host the plane does not answer to reaches nothing).
     warden_operator::router(operator)
+        // The console authenticates with its own cookie, not the operator token layer.
+        .merge(warden_console::router(console))
         .merge(crate::readiness::router(readiness))
         .layer(middleware::from_fn(move |req, next| {
             crate::listener::answer_within(limits.request_timeout, req, next)

@@ -484,7 +484,20 @@ async fn serve(
     // would cut in-flight calls off with a bare 500 instead of their (denied) answers.
     let mcp_cancel = CancellationToken::new();
     let limits = config.limits;
-    let operator_app = crate::routes::operator_app(operator, readiness.clone(), config);
+    let console = Arc::new(warden_console::ConsoleState::new(
+        operator.clone(),
+        warden_audit::LedgerReader::open(&config.data_dir)
+            .await
+            .context("cannot open the ledger for reading (the console)")?,
+        state.governor.ledger().watch_head(),
+        config.data_dir.clone(),
+        tls.operator.is_some(),
+        background.stop.clone(),
+    ));
+    background
+        .tasks
+        .spawn(warden_console::background(console.clone()));
+    let operator_app = crate::routes::operator_app(operator, console, readiness.clone(), config);
     crate::tls::warn_if_exposed("agent", agent_addr, tls.agent.is_some());
     crate::tls::warn_if_exposed("operator", operator_addr, tls.operator.is_some());
     if let Some(reload) = crate::tls::reload_on_sighup(tls.clone(), background.stop.clone()) {

@@ -72,6 +72,96 @@ impl LedgerReader {
             .await
     }
 
+    /// A page of one session's records, in sequence order: up to `limit` records of
+    /// `session` after `after` (exclusive; 0 for the first), or, with `before`, the `limit`
+    /// records just before it (exclusive), still oldest first. Served by the ledger's session
+    /// index, so a page costs the same on a session of ten records or of a million.
+    pub async fn session_page(
+        &self,
+        session: &str,
+        bound: PageBound,
+        limit: u64,
+    ) -> Result<Vec<Record>, LedgerError> {
+        let session = session.to_owned();
+        let limit = clamp(limit);
+        let mut records = match bound {
+            PageBound::After(after) => {
+                let after = clamp(after);
+                self.pool
+                    .run(move |conn| {
+                        select(
+                            conn,
+                            "WHERE session = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+                            rusqlite::params![session, after, limit],
+                        )
+                    })
+                    .await?
+            }
+            PageBound::Before(before) => {
+                let before = clamp(before);
+                self.pool
+                    .run(move |conn| {
+                        select(
+                            conn,
+                            "WHERE session = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
+                            rusqlite::params![session, before, limit],
+                        )
+                    })
+                    .await?
+            }
+        };
+        if matches!(bound, PageBound::Before(_)) {
+            records.reverse();
+        }
+        Ok(records)
+    }
+
+    /// How many records `session` has.
+    pub async fn session_count(&self, session: &str) -> Result<u64, LedgerError> {
+        let session = session.to_owned();
+        self.pool
+            .run(move |conn| {
+                conn.query_row(
+                    "SELECT count(*) FROM records WHERE session = ?1",
+                    [session],
+                    |row| row.get::<_, i64>(0),
+                )
+                .map(|n| u64::try_from(n).unwrap_or(0))
+                .map_err(read_error)
+            })
+            .await
+    }
+
+    /// The newest records of the given kinds (stored names, at most 16), newest first: up to
+    /// `limit` records with `seq < before` (all when `None`). Served by the ledger's kind
+    /// index.
+    pub async fn newest_of_kinds(
+        &self,
+        kinds: &[&str],
+        before: Option<u64>,
+        limit: u64,
+    ) -> Result<Vec<Record>, LedgerError> {
+        let kinds: Vec<String> = kinds.iter().take(16).map(|k| (*k).to_owned()).collect();
+        if kinds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let before = clamp(before.unwrap_or(u64::MAX));
+        let limit = clamp(limit);
+        self.pool
+            .run(move |conn| {
+                let marks = vec!["?"; kinds.len()].join(", ");
+                let tail = format!("WHERE kind IN ({marks}) AND seq < ? ORDER BY seq DESC LIMIT ?");
+                let mut params: Vec<rusqlite::types::Value> = kinds
+                    .into_iter()
+                    .map(rusqlite::types::Value::Text)
+                    .collect();
+                params.push(rusqlite::types::Value::Integer(before));
+                params.push(rusqlite::types::Value::Integer(limit));
+                select(conn, &tail, rusqlite::params_from_iter(params))
+            })
+            .await
+    }
+
     /// Recomputes the whole chain, streaming through the records in sequence order (one
     /// read transaction, so a consistent snapshot even while the writer appends), and
     /// reports the first problem. Memory use does not grow with the ledger.
@@ -91,6 +181,15 @@ impl LedgerReader {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Which side of a sequence number a [`LedgerReader::session_page`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageBound {
+    /// The records after this sequence number (exclusive; 0 for the first).
+    After(u64),
+    /// The records just before this sequence number (exclusive).
+    Before(u64),
 }
 
 /// Sequence numbers and counts as SQLite integers (saturating).

@@ -25,6 +25,13 @@ const CREATE: &str = "CREATE TABLE IF NOT EXISTS records (
     hash BLOB NOT NULL
 ) STRICT";
 
+/// The indexes the readers' queries by session and by kind use (the console's timelines and
+/// lists). `IF NOT EXISTS`: a ledger made before they existed gets them at the writer's next
+/// open.
+const INDEXES: &str = "CREATE INDEX IF NOT EXISTS records_by_session ON records(session, seq) \
+     WHERE session IS NOT NULL; \
+     CREATE INDEX IF NOT EXISTS records_by_kind ON records(kind, seq);";
+
 /// The columns of a record, in the order [`record`] and [`record_ref`] read them.
 pub(super) const COLUMNS: &str = "seq, time, session, kind, payload, prev_hash, hash";
 
@@ -77,6 +84,9 @@ pub(super) fn connect_writer(
         ))
         .map_err(fail)?;
     }
+    // The reading indexes (a session's records, the records of some kinds), created on a
+    // ledger of any age when the writer opens it: derived, never part of the chain.
+    conn.execute_batch(INDEXES).map_err(fail)?;
     Ok(conn)
 }
 

@@ -1,0 +1,2 @@
+// warden console script (skeleton: the live updates are to be built).
+"use strict";
