@@ -13,6 +13,7 @@
 mod integration {
     mod failures;
     mod ledger;
+    mod pages;
     mod reader;
     mod support;
     mod tamper;

@@ -1,0 +1,166 @@
+//! Reading by session and by kind: the pages the console's timelines and lists read, and the
+//! indexes behind them (a ledger made before the indexes gets them at the writer's next open).
+
+use serde_json::json;
+use warden_audit::{LedgerReader, NewRecord, PageBound, RecordKind};
+
+use super::support::open;
+
+fn of(session: Option<&str>, kind: RecordKind, n: u64) -> NewRecord {
+    NewRecord {
+        session: session.map(str::to_owned),
+        kind,
+        payload: json!({ "n": n }),
+    }
+}
+
+#[tokio::test]
+async fn a_session_is_read_a_page_at_a_time_in_both_directions() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path()).await;
+    // Two sessions interleaved, and records of no session between them.
+    for n in 0..30 {
+        let session = match n % 3 {
+            0 => Some("s-a"),
+            1 => Some("s-b"),
+            _ => None,
+        };
+        ledger
+            .append(of(session, RecordKind::ActionAttempted, n))
+            .await
+            .unwrap();
+    }
+    let reader = LedgerReader::open(dir.path()).await.unwrap();
+    assert_eq!(reader.session_count("s-a").await.unwrap(), 10);
+    assert_eq!(reader.session_count("nobody").await.unwrap(), 0);
+
+    let first = reader
+        .session_page("s-a", PageBound::After(0), 4)
+        .await
+        .unwrap();
+    let seqs: Vec<u64> = first.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, [1, 4, 7, 10]);
+    assert!(first.iter().all(|r| r.session.as_deref() == Some("s-a")));
+
+    let next = reader
+        .session_page("s-a", PageBound::After(10), 4)
+        .await
+        .unwrap();
+    assert_eq!(
+        next.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        [13, 16, 19, 22]
+    );
+
+    // Before: the records just before, still oldest first.
+    let before = reader
+        .session_page("s-a", PageBound::Before(22), 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        before.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        [13, 16, 19]
+    );
+
+    let past_the_end = reader
+        .session_page("s-a", PageBound::After(28), 4)
+        .await
+        .unwrap();
+    assert!(past_the_end.is_empty());
+    ledger.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_newest_records_of_some_kinds_come_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path()).await;
+    let kinds = [
+        RecordKind::ObserverAlert,
+        RecordKind::ActionAttempted,
+        RecordKind::ControlSet,
+    ];
+    for n in 0..12 {
+        let kind = kinds[usize::try_from(n % 3).unwrap()];
+        ledger.append(of(None, kind, n)).await.unwrap();
+    }
+    let reader = LedgerReader::open(dir.path()).await.unwrap();
+    let alerts = reader
+        .newest_of_kinds(&["observer_alert", "control_set"], None, 5)
+        .await
+        .unwrap();
+    assert_eq!(
+        alerts.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        [12, 10, 9, 7, 6]
+    );
+    let older = reader
+        .newest_of_kinds(&["observer_alert"], Some(7), 10)
+        .await
+        .unwrap();
+    assert_eq!(older.iter().map(|r| r.seq).collect::<Vec<_>>(), [4, 1]);
+    assert!(
+        reader
+            .newest_of_kinds(&[], None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    ledger.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_writer_creates_the_reading_indexes_and_the_chain_ignores_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path()).await;
+    ledger
+        .append(of(Some("s"), RecordKind::SessionOpened, 1))
+        .await
+        .unwrap();
+    ledger.shutdown().await.unwrap();
+    let conn = rusqlite::Connection::open(dir.path().join("ledger.db")).unwrap();
+    let mut names: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND name LIKE 'records_by_%'")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    names.sort();
+    assert_eq!(names, ["records_by_kind", "records_by_session"]);
+    // The pages' queries are served by them, not by a scan of the ledger.
+    for (query, index) in [
+        (
+            "SELECT seq FROM records WHERE session = 's' AND seq > 0 ORDER BY seq LIMIT 5",
+            "records_by_session",
+        ),
+        (
+            "SELECT seq FROM records WHERE kind IN ('observer_alert') AND seq < 9 ORDER BY seq DESC LIMIT 5",
+            "records_by_kind",
+        ),
+    ] {
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {query}"))
+            .unwrap()
+            .query_map([], |row| row.get::<_, String>(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert!(plan.iter().any(|p| p.contains(index)), "{query}: {plan:?}");
+    }
+    // A ledger whose indexes were dropped (one made before they existed) gets them back at
+    // the writer's next open, and still verifies.
+    conn.execute_batch("DROP INDEX records_by_kind; DROP INDEX records_by_session;")
+        .unwrap();
+    drop(conn);
+    let ledger = open(dir.path()).await;
+    ledger.shutdown().await.unwrap();
+    let conn = rusqlite::Connection::open(dir.path().join("ledger.db")).unwrap();
+    let count: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name LIKE 'records_by_%'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(count, 2);
+    let reader = LedgerReader::open(dir.path()).await.unwrap();
+    assert!(reader.verify().await.unwrap().is_intact());
+}
