@@ -2,6 +2,15 @@
 //! approval, approvers see (only) what they may decide, decide it through the same workflow
 //! as the API (channel `console`), and the call is released.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::disallowed_methods,
+    reason = "test code: a failed expectation is a test failure, and tasks a test spawns end with its runtime"
+)]
+
 mod common;
 
 use std::sync::Arc;

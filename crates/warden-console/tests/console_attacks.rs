@@ -4,6 +4,15 @@
 //! an approver reaching for admin pages and for decisions it may not take; too many live
 //! streams; the security headers on every answer, errors and redirects included.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::disallowed_methods,
+    reason = "test code: a failed expectation is a test failure, and tasks a test spawns end with its runtime"
+)]
+
 mod common;
 
 use std::sync::Arc;

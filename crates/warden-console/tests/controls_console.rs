@@ -1,6 +1,15 @@
 //! Alerts and controls in the console, end to end: the observer's alerts with their evidence
 //! linked, paged; the controls in force; lifting one (recorded, as the API does).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::disallowed_methods,
+    reason = "test code: a failed expectation is a test failure, and tasks a test spawns end with its runtime"
+)]
+
 mod common;
 
 use common::{admin, approver, start};
