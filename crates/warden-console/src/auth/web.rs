@@ -210,6 +210,24 @@ mod tests {
     }
 
     #[test]
+    fn with_tls_the_cookies_are_host_prefixed_and_secure() {
+        let name = session_cookie(true);
+        assert_eq!(name, "__Host-warden_console");
+        assert_eq!(login_cookie(true), "__Host-warden_console_login");
+        let c = set_cookie(name, "v", 28800, true);
+        // What `__Host-` requires: Secure, Path=/, no Domain.
+        assert!(
+            c.contains("; Secure") && c.contains("Path=/;") && !c.contains("Domain"),
+            "{c}"
+        );
+        assert!(
+            c.contains("HttpOnly") && c.contains("SameSite=Strict"),
+            "{c}"
+        );
+        assert!(!set_cookie(COOKIE, "v", 1, false).contains("Secure"));
+    }
+
+    #[test]
     fn a_repeated_field_is_refused() {
         let mut p = vec![
             ("csrf".to_owned(), "a".to_owned()),
