@@ -14,13 +14,17 @@
 //! - **Headers on every `/ui` response** ([`headers`]): a strict Content-Security-Policy (no
 //!   inline script, no inline style, nothing from another origin), `X-Frame-Options: DENY`,
 //!   `Cache-Control: no-store`, `X-Content-Type-Options: nosniff`, `Referrer-Policy:
-//!   no-referrer`.
+//!   same-origin`.
 //! - **Rights follow the role**: an admin sees everything; an approver sees the approvals
 //!   inbox, only the requests it may decide; an observer credential gets nothing here.
 //!   Decisions taken here go through the same workflow as the API (authority, separation of
 //!   duties, quorum, single use, recorded before they take effect).
 //! - **Live without refresh**: one server-sent-event stream per page ([`live`]) says when the
-//!   ledger's committed head moves; the script re-fetches the page's live parts.
+//!   ledger's committed head moves (at most 4 times a second, at most
+//!   [`live::MAX_LIVE_STREAMS`] streams, ending with the console session); the script
+//!   re-fetches the page's live parts, which check the session again.
+//! - **Every `/ui` path answers a page**: one no route serves is a `404` page with the same
+//!   headers, never the operator API's JSON.
 //!
 //! # How the pieces meet (contract between the modules)
 //! - Each module exposes `pub(crate) fn routes() -> Router<Arc<ConsoleState>>`; [`router`]
@@ -53,6 +57,8 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
+use axum::response::Response;
+use axum::routing::any;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use warden_audit::LedgerReader;
@@ -81,6 +87,8 @@ pub struct ConsoleState {
     pub activity: views::overview::Activity,
     /// The last ledger verification run from the console.
     pub last_verify: views::overview::LastVerify,
+    /// The open live streams (bounded).
+    pub live: live::LiveStreams,
     /// Cancelled when the gateway stops: live streams end.
     pub stop: CancellationToken,
 }
@@ -104,6 +112,7 @@ impl ConsoleState {
             signins: auth::SignIns::default(),
             activity: views::overview::Activity::default(),
             last_verify: views::overview::LastVerify::default(),
+            live: live::LiveStreams::default(),
             stop,
         }
     }
@@ -126,10 +135,21 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .merge(assets::routes())
         .merge(live::routes())
         .merge(views::routes())
+        // Any other path under `/ui`: a page (with the headers below), not the operator
+        // plane's JSON 404.
+        .route("/ui/{*rest}", any(not_found))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             headers::secure_headers,
         ))
         .with_state(state)
+}
+
+async fn not_found() -> Response {
+    page::error_page(
+        page::Layout::default(),
+        http::StatusCode::NOT_FOUND,
+        "there is no such page in the console",
+    )
 }
