@@ -162,6 +162,38 @@ impl LedgerReader {
             .await
     }
 
+    /// The newest records of `session` of the given kinds (stored names, at most 16) with
+    /// `seq < before`, newest first, at most `limit`. Served by the ledger's session index:
+    /// the cost grows with the session's records before `before` that are read to find them,
+    /// never with the rest of the ledger.
+    pub async fn session_kinds_before(
+        &self,
+        session: &str,
+        kinds: &[&str],
+        before: u64,
+        limit: u64,
+    ) -> Result<Vec<Record>, LedgerError> {
+        let kinds: Vec<String> = kinds.iter().take(16).map(|k| (*k).to_owned()).collect();
+        if kinds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let session = session.to_owned();
+        let (before, limit) = (clamp(before), clamp(limit));
+        self.pool
+            .run(move |conn| {
+                let marks = vec!["?"; kinds.len()].join(", ");
+                let tail = format!(
+                    "WHERE session = ? AND kind IN ({marks}) AND seq < ? ORDER BY seq DESC LIMIT ?"
+                );
+                let mut params = vec![rusqlite::types::Value::Text(session)];
+                params.extend(kinds.into_iter().map(rusqlite::types::Value::Text));
+                params.push(rusqlite::types::Value::Integer(before));
+                params.push(rusqlite::types::Value::Integer(limit));
+                select(conn, &tail, rusqlite::params_from_iter(params))
+            })
+            .await
+    }
+
     /// Recomputes the whole chain, streaming through the records in sequence order (one
     /// read transaction, so a consistent snapshot even while the writer appends), and
     /// reports the first problem. Memory use does not grow with the ledger.
