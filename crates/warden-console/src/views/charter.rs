@@ -204,11 +204,11 @@ async fn explain_page(
         labels: field("labels"),
     };
     let charter = &state.operator.charter;
-    let (explained, problem, status) =
-        match decide_form(charter, &form, state.operator.clock.now()) {
-            Ok(e) => (Some(e), None, StatusCode::OK),
-            Err(p) => (None, Some(p), StatusCode::BAD_REQUEST),
-        };
+    let (explained, problem, status) = match decide_form(charter, &form, state.operator.clock.now())
+    {
+        Ok(e) => (Some(e), None, StatusCode::OK),
+        Err(p) => (None, Some(p), StatusCode::BAD_REQUEST),
+    };
     // The form echoes what was typed, bounded (an oversized value is not shown back whole).
     let bounded = |s: String, max: usize| {
         if s.len() > max {

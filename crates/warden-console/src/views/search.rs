@@ -251,7 +251,12 @@ mod tests {
         let text: Vec<(&str, bool)> = p.iter().map(|p| (p.text.as_str(), p.matched)).collect();
         assert_eq!(
             text,
-            vec![("a ", false), ("b", true), (" <script>", false), ("c", true)]
+            vec![
+                ("a ", false),
+                ("b", true),
+                (" <script>", false),
+                ("c", true)
+            ]
         );
         let odd = pieces("x [y");
         assert_eq!(odd.len(), 1);

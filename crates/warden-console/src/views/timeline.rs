@@ -482,4 +482,4 @@ async fn record(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -232,18 +232,23 @@ fn rule_view(charter: &CompiledCharter, r: &Rule) -> RuleView {
 
 /// The charter page's content for `charter`.
 pub fn view(charter: &CompiledCharter) -> CharterView {
-    let tiers = [Tier::Prohibited, Tier::Approval, Tier::Preapproved, Tier::Autonomous]
-        .iter()
-        .map(|t| TierView {
-            tier: t.to_string(),
-            rules: charter
-                .rules
-                .iter()
-                .filter(|r| r.tier == *t)
-                .map(|r| rule_view(charter, r))
-                .collect(),
-        })
-        .collect();
+    let tiers = [
+        Tier::Prohibited,
+        Tier::Approval,
+        Tier::Preapproved,
+        Tier::Autonomous,
+    ]
+    .iter()
+    .map(|t| TierView {
+        tier: t.to_string(),
+        rules: charter
+            .rules
+            .iter()
+            .filter(|r| r.tier == *t)
+            .map(|r| rule_view(charter, r))
+            .collect(),
+    })
+    .collect();
     let mut principals: Vec<PrincipalView> = charter
         .authority
         .principals
@@ -271,7 +276,12 @@ pub fn view(charter: &CompiledCharter) -> CharterView {
     CharterView {
         agent: format!("{} ({})", charter.identity.id, charter.identity.name),
         hash: charter.hash.to_prefixed_hex(),
-        files: charter.files.iter().map(|f| &**f).collect::<Vec<_>>().join(", "),
+        files: charter
+            .files
+            .iter()
+            .map(|f| &**f)
+            .collect::<Vec<_>>()
+            .join(", "),
         default_posture: match charter.default_posture {
             DefaultPosture::Ask => "ask (approval)",
             DefaultPosture::Deny => "deny",
@@ -280,6 +290,11 @@ pub fn view(charter: &CompiledCharter) -> CharterView {
         tiers,
         principals,
         roles,
-        labels: charter.data.labels.iter().map(ToString::to_string).collect(),
+        labels: charter
+            .data
+            .labels
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
     }
 }
