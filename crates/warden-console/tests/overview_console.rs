@@ -39,11 +39,12 @@ async fn the_overview_shows_sessions_approvals_activity_and_the_head() {
     h.call(&token, "hello").await;
     h.call(&token, "hello twice").await;
     // A call that waits for approval: pending in the inbox.
+    let tasks = tokio_util::task::TaskTracker::new();
     let waiting = {
         let token = token.clone();
         let h2 = h.http.clone();
         let addr = h.agent_addr;
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             let _ = h2
                 .post(format!("http://{addr}/mcp"))
                 .bearer_auth(&token)
