@@ -132,3 +132,20 @@ async fn verification_runs_from_the_console_for_admins_with_their_csrf_token() {
     assert_eq!(home.location(), "/ui/approvals");
     assert_eq!(bob.get("/ui/overview/live").await.status, 403);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_the_last_hour_is_counted_again_from_the_ledger() {
+    let h = common::start().await;
+    let (_sid, token) = h.open_session("1h").await;
+    h.call(&token, "hello").await;
+    h.call(&token, "hello again").await;
+    h.call(&token, "hello thrice").await;
+    h.restart().await;
+    let mut c = admin(&h).await;
+    until(
+        &mut c,
+        "/ui/overview/live",
+        "allowed 3 · denied 0 · sent to approval 0",
+    )
+    .await;
+}

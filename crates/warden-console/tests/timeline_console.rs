@@ -296,3 +296,51 @@ async fn unknown_sessions_bad_bounds_records_without_session_and_approvers() {
     assert_eq!(p.status, 303);
     assert!(p.location().starts_with("/ui/login"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_call_shows_its_request_vote_use_and_result() {
+    let h = common::start().await;
+    let (sid, token) = h.open_session("1h").await;
+    let bob = h.approver_token("bob").await;
+    let tasks = tokio_util::task::TaskTracker::new();
+    let call = {
+        let h_http = h.http.clone();
+        let addr = h.agent_addr;
+        let token = token.clone();
+        tasks.spawn(async move {
+            h_http
+                .post(format!("http://{addr}/mcp"))
+                .bearer_auth(&token)
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream")
+                .header("mcp-protocol-version", "2025-11-25")
+                .json(&json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                    "params": { "name": "echo.echo", "arguments": { "text": "ask to run" } } }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    };
+    let id = h.wait_for_approval_id(&bob).await;
+    let (status, body) = h
+        .decide_approval(&bob, &id, "approve", Some("looks <fine>"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(call.await.unwrap(), 200);
+    let mut c = admin(&h).await;
+    let page = c.get(&format!("/ui/sessions/{sid}")).await;
+    let b = &page.body;
+    assert!(b.contains("decided: ask (tier approval)"), "{b}");
+    assert!(b.contains("approval requested for `echo.echo`"), "{b}");
+    assert!(
+        b.contains("<code>echo-ask</code> <span class=\"tier\">approval</span>"),
+        "{b}"
+    );
+    assert!(b.contains("granted by bob"), "{b}");
+    assert!(b.contains("looks &#60;fine&#62;"), "{b}");
+    assert!(b.contains("approval used"), "{b}");
+    assert!(b.contains("forwarded `echo.echo`"), "{b}");
+    assert!(b.contains("class=\"row k-result\""), "{b}");
+}

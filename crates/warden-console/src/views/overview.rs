@@ -95,7 +95,14 @@ fn agent_of(state: &ConsoleState, record: &Record) -> String {
 
 /// Counts the last hour's decisions and completions that committed up to `head`.
 async fn backfill(state: &ConsoleState, head: u64) {
-    let since = state.operator.clock.now() - time::Duration::hours(1);
+    let Some(since) = state
+        .operator
+        .clock
+        .now()
+        .checked_sub(time::Duration::hours(1))
+    else {
+        return;
+    };
     let mut before = head.saturating_add(1);
     let mut read = 0u64;
     while read < BACKFILL_MAX {
