@@ -12,9 +12,10 @@
 //! - **Every row is `id="seq-N"`**, and `/ui/records/N` leads to it (the timeline page around
 //!   it), or shows the record when it belongs to no session.
 //! - **Intents are matched as the observer matches them** (an attempt takes the oldest pending
-//!   intent of the same tool, see [`rows::intents`]), over the page and at most
-//!   [`LOOKBACK`] earlier intents and attempts of the session: an attempt shows "from intent
-//!   #N" or "no intent".
+//!   intent of the same tool, see [`rows::intents`]), over the page and the intents and
+//!   attempts among the session's [`LOOKBACK`] records before it (a bounded read of the
+//!   session index): an attempt shows "from intent #N" or "no intent". An intent proposed
+//!   more than [`LOOKBACK`] records of the session earlier is not seen.
 //! - **Everything shown is escaped** (askama); long values are clipped and expand in a
 //!   `<details>`.
 //! - Admins only; an unknown session is a `404` page; a malformed bound is a `400` page.
@@ -42,8 +43,9 @@ use rows::{IntentMatch, Row};
 
 /// The most records a timeline page (or a live append) holds.
 pub const PAGE: u64 = 200;
-/// Earlier intents and attempts read to match the attempts of a page.
-pub const LOOKBACK: u64 = 512;
+/// Earlier records of the session (the intents and attempts among them) read to match the
+/// attempts of a page.
+pub const LOOKBACK: u64 = 2000;
 /// The most sessions the list shows (newest first).
 pub const MAX_LISTED: usize = 200;
 /// The longest session id looked up.
@@ -233,7 +235,7 @@ fn intent_window(charter: &CompiledCharter) -> Option<time::Duration> {
 }
 
 /// The rows of `records` (one session's, oldest first), their attempts matched to the
-/// session's intents over the page and up to [`LOOKBACK`] earlier intents and attempts.
+/// session's intents over the page and the [`LOOKBACK`] records of the session before it.
 async fn rows_of(
     state: &ConsoleState,
     session: &str,
@@ -249,6 +251,7 @@ async fn rows_of(
             session,
             &["model_intent", "action_attempted", "model_requested"],
             first,
+            LOOKBACK,
             LOOKBACK,
         )
         .await?;
