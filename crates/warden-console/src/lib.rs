@@ -83,6 +83,8 @@ pub struct ConsoleState {
     pub activity: views::overview::Activity,
     /// The last ledger verification run from the console.
     pub last_verify: views::overview::LastVerify,
+    /// The open live streams (bounded).
+    pub live: live::LiveStreams,
     /// Cancelled when the gateway stops: live streams end.
     pub stop: CancellationToken,
 }
@@ -106,6 +108,7 @@ impl ConsoleState {
             signins: auth::SignIns::default(),
             activity: views::overview::Activity::default(),
             last_verify: views::overview::LastVerify::default(),
+            live: live::LiveStreams::default(),
             stop,
         }
     }

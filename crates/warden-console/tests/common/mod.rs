@@ -290,3 +290,40 @@ pub async fn approver(h: &Harness, principal: &str) -> Client {
     c.sign_in(&token).await;
     c
 }
+
+impl Client {
+    /// Opens `GET /ui/live` (the status, and the stream to read with [`read_until`]).
+    pub async fn live(&self) -> reqwest::Response {
+        self.http
+            .get(format!("{}/ui/live", self.base))
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// Reads `stream` until its text so far contains `needle` (`Some(text)`) or it ends
+/// (`None`); gives up (panics) after 20 s.
+pub async fn read_until(stream: &mut reqwest::Response, seen: &mut String, needle: &str) -> bool {
+    let deadline = std::time::Duration::from_secs(20);
+    tokio::time::timeout(deadline, async {
+        loop {
+            if seen.contains(needle) {
+                return true;
+            }
+            match stream.chunk().await {
+                Ok(Some(bytes)) => seen.push_str(&String::from_utf8_lossy(&bytes)),
+                Ok(None) | Err(_) => return false,
+            }
+        }
+    })
+    .await
+    .expect("the live stream neither said it nor ended within 20 s")
+}
+
+/// Reads `stream` to its end (panics unless it ends within 20 s).
+pub async fn read_to_end(stream: &mut reqwest::Response, seen: &mut String) {
+    let ended = read_until(stream, seen, "\u{0}never\u{0}").await;
+    assert!(!ended);
+}
