@@ -214,3 +214,23 @@ fn prompts_read_both_protocols() {
     let anthropic = json!({ "system": "sys", "messages": [{ "role": "user", "content": "yo" }] });
     assert_eq!(rows::prompt_text(&anthropic), "system: sys\nuser: yo");
 }
+
+#[test]
+fn alerts_link_their_evidence_and_unknown_kinds_show_their_payload() {
+    let c = charter();
+    let alert = rec(
+        9,
+        RecordKind::ControlSet,
+        json!({ "action": "freeze_tool", "scope": "session", "reason": "burst", "evidence": [3, 4] }),
+    );
+    let r = row(&alert, &c, None, &|_| true);
+    assert_eq!(r.class, "alert");
+    assert_eq!(r.title, "control set: freeze_tool");
+    let hrefs: Vec<&str> = r.links.iter().map(|l| l.href.as_str()).collect();
+    assert_eq!(hrefs, ["/ui/records/3", "/ui/records/4"]);
+    assert_eq!(r.time, "2026-01-01 12:00:09.000");
+    let other = rec(10, RecordKind::SessionOpened, json!({ "task": "t" }));
+    let r = row(&other, &c, None, &|_| true);
+    assert_eq!(r.fields[0].name, "payload");
+    assert_eq!(r.fields[0].value.head, r#"{"task":"t"}"#);
+}
