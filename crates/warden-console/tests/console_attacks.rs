@@ -419,3 +419,63 @@ async fn live_streams_are_bounded() {
     assert!(freed, "a closed stream gives its place back");
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_the_ledger_cannot_record_is_refused() {
+    let h = Harness::builder(common::charter)
+        .configure(|c| c.ledger_max_bytes = Some(64 * 1024))
+        .start()
+        .await;
+    let bob = h.approver_token("bob").await;
+    // Fill the ledger (alerts, with shorter reasons as it fills) until it refuses even a
+    // short record.
+    let mut refused = 0;
+    for size in [1000, 100, 1] {
+        for i in 0..500 {
+            let (status, _) = h
+                .operator(
+                    reqwest::Method::POST,
+                    "/v1/controls",
+                    &h.operator_token,
+                    Some(json!({
+                        "action": "alert", "scope": "gateway",
+                        "reason": format!("{i} {}", "x".repeat(size)),
+                    })),
+                )
+                .await;
+            if status != 201 {
+                assert_eq!(status, 503);
+                refused += 1;
+                break;
+            }
+        }
+    }
+    assert_eq!(refused, 3, "the ledger never refused an append");
+    // Sign in until the ledger cannot record one more: that one is refused, without a
+    // session; every one let in is recorded.
+    let mut signed_in = 0;
+    let mut refusal = None;
+    for _ in 0..200 {
+        let mut c = Client::new(&h);
+        let page = c.try_sign_in(&bob).await;
+        if page.status == 303 {
+            signed_in += 1;
+            continue;
+        }
+        assert!(
+            c.cookie("warden_console").is_none(),
+            "no session without its record"
+        );
+        refusal = Some(page);
+        break;
+    }
+    let page = refusal.expect("the ledger never refused a sign-in");
+    assert_eq!(page.status, 503, "{}", page.body);
+    assert!(
+        page.body.contains("cannot record the sign-in"),
+        "{}",
+        page.body
+    );
+    assert_eq!(h.records_of("console_signed_in").await.len(), signed_in);
+    h.take().shutdown().await;
+}
