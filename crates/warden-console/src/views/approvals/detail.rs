@@ -72,7 +72,7 @@ struct DetailPage {
     reason: String,
     why: String,
     rules: Vec<RuleRow>,
-    turns: Vec<Clip>,
+    turns: Vec<Turn>,
     requested_at: String,
     deadline: String,
     votes: Vec<VoteRow>,
@@ -86,6 +86,49 @@ struct DetailPage {
 }
 
 /// A JSON value as a person reads it: a string as itself, anything else as JSON.
+/// One model turn that led to the request, as the model proxy kept it: the route alias, the
+/// user's last words, the completion and the tool calls it proposed, each clipped. A turn of
+/// another shape is shown whole, clipped, as JSON.
+struct Turn {
+    alias: String,
+    prompt: Clip,
+    completion: Clip,
+    intents: Vec<Clip>,
+}
+
+impl Turn {
+    fn of(turn: &Value) -> Turn {
+        let field = |k: &str| turn.get(k).map(text_of).unwrap_or_default();
+        if turn.get("prompt").is_none() && turn.get("completion").is_none() {
+            return Turn {
+                alias: String::new(),
+                prompt: clip(&text_of(turn), TURN_CLIP),
+                completion: clip("", TURN_CLIP),
+                intents: Vec::new(),
+            };
+        }
+        let intents = turn
+            .get("intents")
+            .and_then(Value::as_array)
+            .map(|list| {
+                list.iter()
+                    .map(|i| {
+                        let tool = i.get("tool").map(text_of).unwrap_or_default();
+                        let args = i.get("arguments").map(Value::to_string).unwrap_or_default();
+                        clip(&format!("{tool} {args}"), ARG_CLIP)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Turn {
+            alias: field("alias"),
+            prompt: clip(&field("prompt"), TURN_CLIP),
+            completion: clip(&field("completion"), TURN_CLIP),
+            intents,
+        }
+    }
+}
+
 fn text_of(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -140,11 +183,7 @@ fn page_of(
                 at: format!("{}:{}", r.location.file, r.location.line),
             })
             .collect(),
-        turns: req
-            .model_turns
-            .iter()
-            .map(|t| clip(&text_of(t), TURN_CLIP))
-            .collect(),
+        turns: req.model_turns.iter().map(Turn::of).collect(),
         requested_at: rfc3339(req.requested_at),
         deadline: rfc3339(req.deadline),
         votes: req.approvals.iter().map(VoteRow::of).collect(),
@@ -278,5 +317,39 @@ pub(super) async fn decide(
             StatusCode::from_u16(e.status).unwrap_or(StatusCode::FORBIDDEN),
             format!("the decision was refused ({}): {}", e.code, e.message),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::indexing_slicing,
+        reason = "test code: a failed expectation is a test failure"
+    )]
+
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_turn_shows_its_prompt_completion_and_proposals_each_clipped() {
+        let long = "x".repeat(TURN_CLIP + 10);
+        let turn = Turn::of(&json!({
+            "call": "c1",
+            "alias": "fast",
+            "prompt": long,
+            "completion": "calling create_directory",
+            "intents": [{"id": "i1", "tool": "create_directory", "arguments": {"path": "/a"}}],
+        }));
+        assert_eq!(turn.alias, "fast");
+        assert_eq!(turn.prompt.more, 10);
+        assert_eq!(turn.completion.head, "calling create_directory");
+        assert_eq!(turn.intents.len(), 1);
+        assert_eq!(turn.intents[0].head, r#"create_directory {"path":"/a"}"#);
+        // A turn of another shape is shown whole, as JSON.
+        let other = Turn::of(&json!({"something": "else"}));
+        assert_eq!(other.prompt.head, r#"{"something":"else"}"#);
+        assert!(other.intents.is_empty());
     }
 }
