@@ -44,7 +44,7 @@ pub(crate) struct ModelCall {
     pub(crate) reservation: Option<warden_session::Reservation>,
     /// The W3C trace context the agent sent in its headers, when valid: recorded with the
     /// request (and with the provider-side actions it asks for) as `trace`.
-    pub(crate) trace: Option<TraceContext>,
+    pub(crate) trace: Option<Box<TraceContext>>,
 }
 
 impl ModelCall {

@@ -157,7 +157,8 @@ async fn model_call(
         trace: TraceContext::from_headers(
             headers.get_all("traceparent").iter().map(|v| v.as_bytes()),
             headers.get_all("tracestate").iter().map(|v| v.as_bytes()),
-        ),
+        )
+        .map(Box::new),
     };
     // The frozen posture (or a control refusing the session) stops every call before anything
     // else is looked at (as it stops every action in the decision); the refusal is recorded,
