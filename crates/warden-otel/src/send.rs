@@ -188,7 +188,12 @@ impl Sender {
                     () = stop.cancelled() => break,
                 }
             }
-            match self.attempt(body.clone()).await {
+            // At stop, a request in flight is given up: the last spans get their own try.
+            let outcome = tokio::select! {
+                a = self.attempt(body.clone()) => a,
+                () = stop.cancelled() => Attempt::GiveUp("the gateway is stopping".to_owned()),
+            };
+            match outcome {
                 Attempt::Delivered => {
                     self.telemetry.otel_exported(n);
                     return;
