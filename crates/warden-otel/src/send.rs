@@ -91,6 +91,12 @@ impl Queue {
         self.len() == 0
     }
 
+    /// Takes up to `max` spans, oldest first (what the sender does; for tests and tools that
+    /// read the queue themselves).
+    pub fn drain(&self, max: usize) -> Vec<Span> {
+        self.take(max)
+    }
+
     fn take(&self, max: usize) -> Vec<Span> {
         let mut q = self.spans.lock().unwrap_or_else(|e| e.into_inner());
         let n = q.len().min(max);

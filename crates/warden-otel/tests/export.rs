@@ -176,3 +176,83 @@ fn a_full_queue_drops_the_oldest_and_counts_them() {
     assert_eq!(queue.len(), 2);
     assert_eq!(metric(&telemetry, "warden_otel_spans_dropped_total"), 1.0);
 }
+
+/// `follow` exports what is committed after it started, not the history before (a restart
+/// does not export old records again), and flushes a span still waiting at stop as
+/// incomplete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn following_starts_at_the_head_and_flushes_at_stop() {
+    use serde_json::json;
+    use warden_audit::{Ledger, LedgerConfig, LedgerReader, NewRecord, RecordKind};
+
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(
+        dir.path(),
+        Arc::new(warden_core::SystemClock),
+        LedgerConfig::default(),
+    )
+    .await
+    .unwrap();
+    let attempt = |action: &str| NewRecord {
+        session: Some("s-1".to_owned()),
+        kind: RecordKind::ActionAttempted,
+        payload: json!({ "action": action, "via": "mcp", "tool": "fs.read" }),
+    };
+    let denied = |action: &str| NewRecord {
+        session: Some("s-1".to_owned()),
+        kind: RecordKind::ActionDecided,
+        payload: json!({ "action": action, "decision": { "verdict": "deny", "tier": "prohibited", "rules": [] } }),
+    };
+    // History before the exporter starts.
+    ledger
+        .append_batch(vec![attempt("old"), denied("old")])
+        .await
+        .unwrap();
+    let telemetry = Arc::new(Telemetry::new(Bounds::default()));
+    let queue = Queue::new(send::MAX_QUEUED, telemetry);
+    let stop = CancellationToken::new();
+    let followed = CancellationToken::new();
+    let reader = LedgerReader::open(dir.path()).await.unwrap();
+    let follower = warden_otel::follow(
+        warden_otel::Mapper::new(false, 100, std::time::Duration::from_secs(3600)),
+        reader,
+        ledger.watch_head(),
+        &queue,
+        &stop,
+        &followed,
+    );
+    let drive = async {
+        ledger
+            .append_batch(vec![attempt("new"), denied("new")])
+            .await
+            .unwrap();
+        ledger.append(attempt("waiting")).await.unwrap();
+        while queue.len() < 1 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        stop.cancel();
+    };
+    tokio::join!(follower, drive);
+    assert!(followed.is_cancelled());
+    let exported: Vec<(String, bool)> = std::iter::from_fn(|| {
+        let batch = queue_take(&queue);
+        (!batch.is_empty()).then_some(batch)
+    })
+    .flatten()
+    .map(|s| {
+        (
+            s.attrs.str("warden.action.id").unwrap().to_owned(),
+            s.attrs.get("warden.incomplete").is_some(),
+        )
+    })
+    .collect();
+    assert_eq!(
+        exported,
+        [("new".to_owned(), false), ("waiting".to_owned(), true)]
+    );
+    ledger.shutdown().await.unwrap();
+}
+
+fn queue_take(queue: &Queue) -> Vec<Span> {
+    queue.drain(send::MAX_BATCH)
+}
