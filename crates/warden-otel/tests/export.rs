@@ -227,7 +227,7 @@ async fn following_starts_at_the_head_and_flushes_at_stop() {
             .await
             .unwrap();
         ledger.append(attempt("waiting")).await.unwrap();
-        while queue.len() < 1 {
+        while queue.is_empty() {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         stop.cancel();
