@@ -107,10 +107,9 @@ impl Mapper {
             RecordKind::ApprovalDenied
             | RecordKind::ApprovalTimedOut
             | RecordKind::ApprovalUnavailable => {
+                // A denial settles the request (one vote suffices), as do the others.
                 self.approval_event(r, time);
-                let ends = r.kind != RecordKind::ApprovalDenied
-                    || p.get("final").and_then(Value::as_bool).unwrap_or(true);
-                if ends && let Some(mut span) = self.take(&action_key(p)) {
+                if let Some(mut span) = self.take(&action_key(p)) {
                     span.attrs.set("error.type", r.kind.as_str());
                     span.error = Some(format!("refused: {}", r.kind.as_str().replace('_', " ")));
                     out.push(end(span, time));
