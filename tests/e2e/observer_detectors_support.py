@@ -238,8 +238,13 @@ HISTORY_AGE_SECS = 3 * 3600
 
 
 def first_decision_after_control(gw: Gateway, session: str, control: dict[str, Any]) -> dict[str, Any]:
-    """The decision of the session's first action attempted after the control's `control_set`
-    record (an action attempted before it may be decided while the control is being set)."""
+    """The decision of the session's first action attempted after the control took effect.
+
+    The control is recorded (`control_set`) before it takes effect, and an attempt is recorded
+    with its decision in one commit after it is decided: so the one call a sequential agent
+    has in flight while the control is being set can be decided without it and committed after
+    its record. That call (only the first attempt after the record, and only when it was
+    decided without the control) is passed over; every later one must see the control."""
     records = gw.records()
     set_at = [r["seq"] for r in records if r["kind"] == "control_set" and r["payload"]["id"] == control["id"]]
     assert set_at, "no control_set record"
@@ -249,13 +254,21 @@ def first_decision_after_control(gw: Gateway, session: str, control: dict[str, A
         if r["kind"] == "action_attempted" and r["session"] == session and r["seq"] > set_at[0]
     ]
     assert attempted, "no action after the control"
-    decided = [
-        r["payload"]
-        for r in records
-        if r["kind"] == "action_decided" and r["payload"].get("action") == attempted[0]
-    ]
-    assert len(decided) == 1, decided
-    return decided[0]
+    def decision_of(action: str) -> dict[str, Any]:
+        decided = [
+            r["payload"]
+            for r in records
+            if r["kind"] == "action_decided" and r["payload"].get("action") == action
+        ]
+        assert len(decided) == 1, decided
+        return decided[0]
+
+    first = decision_of(attempted[0])
+    if first.get("control") != control["id"]:
+        # In flight while the control was being set: decided before it was in force.
+        assert len(attempted) > 1, "no action decided after the control took effect"
+        return decision_of(attempted[1])
+    return first
 
 
 def backdate(gw: Gateway, secs: int) -> None:
