@@ -53,6 +53,8 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
+use axum::response::Response;
+use axum::routing::any;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use warden_audit::LedgerReader;
@@ -81,6 +83,8 @@ pub struct ConsoleState {
     pub activity: views::overview::Activity,
     /// The last ledger verification run from the console.
     pub last_verify: views::overview::LastVerify,
+    /// The open live streams (bounded).
+    pub live: live::LiveStreams,
     /// Cancelled when the gateway stops: live streams end.
     pub stop: CancellationToken,
 }
@@ -104,6 +108,7 @@ impl ConsoleState {
             signins: auth::SignIns::default(),
             activity: views::overview::Activity::default(),
             last_verify: views::overview::LastVerify::default(),
+            live: live::LiveStreams::default(),
             stop,
         }
     }
@@ -126,10 +131,21 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .merge(assets::routes())
         .merge(live::routes())
         .merge(views::routes())
+        // Any other path under `/ui`: a page (with the headers below), not the operator
+        // plane's JSON 404.
+        .route("/ui/{*rest}", any(not_found))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             headers::secure_headers,
         ))
         .with_state(state)
+}
+
+async fn not_found() -> Response {
+    page::error_page(
+        page::Layout::default(),
+        http::StatusCode::NOT_FOUND,
+        "there is no such page in the console",
+    )
 }
