@@ -35,9 +35,12 @@ pub(crate) async fn secure_headers(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // `same-origin`, not `no-referrer`: under `no-referrer` a browser sends `Origin: null` with
+    // every form post, so the same-origin check would refuse the console's own forms. A
+    // `Referer` still never leaves this origin (session and approval ids in URLs stay here).
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     response
 }

@@ -14,7 +14,7 @@
 //! - **Headers on every `/ui` response** ([`headers`]): a strict Content-Security-Policy (no
 //!   inline script, no inline style, nothing from another origin), `X-Frame-Options: DENY`,
 //!   `Cache-Control: no-store`, `X-Content-Type-Options: nosniff`, `Referrer-Policy:
-//!   no-referrer`.
+//!   same-origin`.
 //! - **Rights follow the role**: an admin sees everything; an approver sees the approvals
 //!   inbox, only the requests it may decide; an observer credential gets nothing here.
 //!   Decisions taken here go through the same workflow as the API (authority, separation of

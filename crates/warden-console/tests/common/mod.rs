@@ -110,7 +110,7 @@ impl Page {
         assert_eq!(h.get("x-frame-options").unwrap(), "DENY");
         assert_eq!(h.get("cache-control").unwrap(), "no-store");
         assert_eq!(h.get("x-content-type-options").unwrap(), "nosniff");
-        assert_eq!(h.get("referrer-policy").unwrap(), "no-referrer");
+        assert_eq!(h.get("referrer-policy").unwrap(), "same-origin");
     }
 }
 
