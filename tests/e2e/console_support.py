@@ -154,14 +154,14 @@ class Console:
         """The first operator token (an admin), from the data directory."""
         return self.gw.operator_token
 
-    def operator_token(self, name: str, principal: str | None = None, role: str | None = None) -> str:
-        """A new operator credential, made offline as an admin with access to the data
-        directory: an approver acting as `principal`, or of `role`."""
+    def operator_token(self, name: str, principal: str | None = None, observer: bool = False) -> str:
+        """A new operator credential, made offline with access to the data directory: an
+        approver acting as `principal`, the observer's, or else an admin's."""
         args = ["operator", "create-token", "--name", name, "--data", str(self.gw.data)]
         if principal:
             args += ["--principal", principal]
-        if role:
-            args += ["--role", role]
+        if observer:
+            args += ["--observer"]
         r = run_warden(*args)
         assert r.returncode == 0, r.stderr
         token = r.stdout.strip()
@@ -391,3 +391,34 @@ def shot(page: Page, name: str) -> None:
         folder = REPO / folder
     folder.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(folder / f"{name}.png"), full_page=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Signing in, and what every page must carry
+# --------------------------------------------------------------------------------------------
+
+#: The headers every console response carries (crates/warden-console/src/headers.rs).
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+def assert_secure_headers(response: Any) -> None:
+    """The console's security headers on a Playwright response."""
+    assert response is not None
+    h = response.headers
+    assert h.get("content-security-policy") == CSP, h
+    assert h.get("x-frame-options") == "DENY", h
+    assert h.get("cache-control") == "no-store", h
+    assert h.get("x-content-type-options") == "nosniff", h
+    assert h.get("referrer-policy") == "same-origin", h
+
+
+def sign_in(tab: Tab, token: str) -> Any:
+    """Signs in on `/ui/login` with `token`; the response of the page it lands on."""
+    assert_secure_headers(tab.goto("/ui/login"))
+    tab.page.fill("input[name='token']", token)
+    with tab.page.expect_navigation() as nav:
+        tab.page.locator("form[action='/ui/login'] [type='submit']").click()
+    return nav.value
