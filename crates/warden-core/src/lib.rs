@@ -7,7 +7,8 @@
 //! policy evaluation returns, the gateway postures, the path canonicaliser, the action gate's
 //! answers ([`gate`]), the ledger's record vocabulary and the [`Recorder`] trait components
 //! append through ([`record`]), canonical JSON ([`canonical`]), the redaction of configured
-//! secrets ([`redact`]) and the small text encodings every surface shares ([`text`]).
+//! secrets ([`redact`]), the small text encodings every surface shares ([`text`]) and the W3C
+//! trace context an agent sends ([`trace_context`]).
 
 pub mod canonical;
 mod clock;
@@ -21,6 +22,7 @@ pub mod redact;
 pub mod small_file;
 pub mod text;
 mod tier;
+pub mod trace_context;
 
 pub use canonical::{canonical_json, hex};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -31,3 +33,4 @@ pub use gate::ApprovalStatus;
 pub use provenance::{ArgProvenance, FoundIn, TrustedSource};
 pub use record::{NewRecord, ParseRecordKindError, RecordError, RecordKind, Recorder};
 pub use tier::{ParseTierError, Tier};
+pub use trace_context::TraceContext;

@@ -28,7 +28,8 @@
 //! | largest content captured per record | `--capture-max-record-bytes` | `WARDEN_CAPTURE_MAX_RECORD_BYTES` | `capture_max_record_bytes` | `1048576` |
 //! | largest content captured per session | `--capture-max-session-bytes` | `WARDEN_CAPTURE_MAX_SESSION_BYTES` | `capture_max_session_bytes` | `268435456` |
 //!
-//! Host names and TLS of each plane: see [`deployment`].
+//! Host names and TLS of each plane: see [`deployment`]. OpenTelemetry export: the file's
+//! `[otel]` section or `OTEL_EXPORTER_OTLP_ENDPOINT`, see [`otel`].
 //!
 //! Durations are whole numbers with a unit (`90s`, `15m`, `2h`, `7d`), positive and at most ten
 //! years ([`warden_core::text::MAX_DURATION`]): a longer one is refused, so no deadline
@@ -44,9 +45,11 @@ pub use warden_session::CaptureLimits;
 
 pub mod deployment;
 mod error;
+pub mod otel;
 mod parse;
 pub use deployment::{Deployment, PlaneDeployment, TlsFiles};
 pub use error::ConfigError;
+pub use otel::RawOtel;
 use parse::{addr, connections, duration, pick};
 
 /// Default agent plane address.
@@ -149,6 +152,8 @@ pub struct RawConfig {
     pub operator_tls_cert: Option<PathBuf>,
     /// The operator plane's TLS private key (PEM).
     pub operator_tls_key: Option<PathBuf>,
+    /// The `[otel]` section (file only): OpenTelemetry export.
+    pub otel: Option<RawOtel>,
 }
 
 /// Where environment variables come from.
@@ -210,6 +215,8 @@ pub struct Config {
     pub limits: Limits,
     /// Host names and TLS of each plane.
     pub deployment: Deployment,
+    /// OpenTelemetry export, when on (see [`otel`]).
+    pub otel: Option<warden_otel::OtelConfig>,
 }
 
 /// Where and how new approval requests are announced.
@@ -490,6 +497,7 @@ impl Config {
         };
         Ok(Config {
             deployment: deployment::resolve(flags, &file, env)?,
+            otel: otel::resolve(file.otel.as_ref(), env)?,
             limits,
             provider_keys: None,
             result_deadline,

@@ -10,11 +10,12 @@ use std::sync::Arc;
 use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use warden_core::TraceContext;
 use warden_core::gate::{ActionOutcome, ContentPart, RefusalReason, Via};
 use warden_operator::{ApiError, JsonBody};
 use warden_session::Session;
@@ -48,6 +49,7 @@ pub const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
 pub async fn decide(
     State(state): State<Arc<AppState>>,
     Extension(session): Extension<Arc<Session>>,
+    headers: HeaderMap,
     JsonBody(req): JsonBody<DecideRequest>,
 ) -> Result<Response, ApiError> {
     let args = req.arguments.unwrap_or_else(|| json!({}));
@@ -70,7 +72,9 @@ pub async fn decide(
     // The charter's `server.tool`; `server__tool`, the name MCP lists, is accepted too (and
     // recorded as `called_as`).
     let tool = warden_charter::charter_tool_name(&req.tool).into_owned();
+    let trace = trace_of(&headers);
     let waiting = Waiting {
+        trace: trace.as_ref(),
         max_wait: Some(max_wait),
         cancel: None,
         progress: None,
@@ -118,6 +122,15 @@ pub async fn decide(
             Ok((status, Json(body)).into_response())
         }
     }
+}
+
+/// The W3C trace context of the request's `traceparent` and `tracestate` headers, when valid
+/// (a header sent twice is ignored).
+fn trace_of(headers: &HeaderMap) -> Option<TraceContext> {
+    TraceContext::from_headers(
+        headers.get_all("traceparent").iter().map(|v| v.as_bytes()),
+        headers.get_all("tracestate").iter().map(|v| v.as_bytes()),
+    )
 }
 
 /// The body of `POST /v1/actions/{id}/result`.

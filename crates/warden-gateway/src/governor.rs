@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use warden_audit::{Ledger, NewRecord, RecordKind};
 use warden_charter::{CompiledCharter, Transport};
-use warden_core::{Clock, Verdict};
+use warden_core::{Clock, TraceContext, Verdict};
 use warden_pdp::{Controls as PdpControls, Request, action_labels, decide};
 
 use warden_approval::Approvals;
@@ -62,6 +62,9 @@ pub struct Waiting<'a> {
     /// The name the agent sent, when it is not the charter's (`fs__read` for `fs.read`):
     /// recorded as `called_as` with the attempt. (It travels with the call's options.)
     pub called_as: Option<&'a str>,
+    /// The W3C trace context the agent sent with the call, when valid: recorded as `trace`
+    /// with the attempt (the OpenTelemetry exporter continues that trace).
+    pub trace: Option<&'a TraceContext>,
 }
 
 /// The governor.
@@ -277,6 +280,9 @@ impl Governor {
             json!({ "action": action_id, "via": via.as_str(), "tool": tool, "arguments": args });
         if let (Some(sent), Some(obj)) = (called_as, attempted.as_object_mut()) {
             obj.insert("called_as".to_owned(), Value::String(sent.to_owned()));
+        }
+        if let Some(trace) = waiting.trace {
+            trace.record_in(&mut attempted);
         }
         if decided_args != args
             && let Some(obj) = attempted.as_object_mut()

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use warden_charter::{CompiledCharter, DefaultPosture, Principal};
-use warden_core::Tier;
 use warden_core::gate::{ActionOutcome, Allowed, ProgressFn, Refused, Via};
 use warden_core::record::RecordError;
+use warden_core::{Tier, TraceContext};
 use warden_mcp::ToolGate;
 use warden_session::Session;
 
@@ -29,6 +29,7 @@ impl ToolGate for Governor {
         session: &Arc<Session>,
         tool: &str,
         called_as: Option<&str>,
+        trace: Option<&TraceContext>,
         args: Value,
         cancel: CancellationToken,
         progress: &ProgressFn,
@@ -38,6 +39,7 @@ impl ToolGate for Governor {
             cancel: Some(cancel),
             progress: Some(progress),
             called_as,
+            trace,
         };
         self.authorize_waiting(session, tool, args, Via::Mcp, waiting)
             .await

@@ -497,6 +497,21 @@ async fn serve(
     background
         .tasks
         .spawn(warden_console::background(console.clone()));
+    // OpenTelemetry export, when configured: it follows the committed head with its own
+    // read-only connection (never on the action path) until the last phase of shutdown,
+    // after the ledger's final records, and sends what is left within 3 s.
+    if let Some(otel) = config.otel.clone() {
+        let reader = warden_audit::LedgerReader::open(&config.data_dir)
+            .await
+            .context("cannot open the ledger for reading (OpenTelemetry export)")?;
+        background.tasks.spawn(warden_otel::run(
+            otel,
+            reader,
+            state.governor.ledger().watch_head(),
+            state.governor.telemetry.clone(),
+            background.cancel.clone(),
+        ));
+    }
     let operator_app = crate::routes::operator_app(operator, console, readiness.clone(), config);
     crate::tls::warn_if_exposed("agent", agent_addr, tls.agent.is_some());
     crate::tls::warn_if_exposed("operator", operator_addr, tls.operator.is_some());

@@ -59,6 +59,8 @@ mod provider_actions;
 mod refusals;
 #[path = "gateway/sandbox.rs"]
 mod sandbox;
+#[path = "gateway/trace_context.rs"]
+mod trace_context;
 #[path = "gateway/upstream_credentials.rs"]
 mod upstream_credentials;
 

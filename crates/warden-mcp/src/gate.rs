@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use warden_charter::{CompiledCharter, Principal};
+use warden_core::TraceContext;
 use warden_core::gate::{ActionOutcome, Allowed, ProgressFn, Refused};
 use warden_core::record::RecordError;
 use warden_session::Session;
@@ -31,12 +32,17 @@ pub trait ToolGate: Send + Sync + 'static {
     /// grant is never used for a call nobody will receive). `progress` is called every
     /// progress interval while it waits. `tool` is the charter's name (`server.tool`);
     /// `called_as`, when given, the other name the agent sent (`server__tool`), recorded
-    /// with the attempt.
+    /// with the attempt, and `trace`, when the agent sent a valid W3C trace context, too.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "each is one fact about the call; a struct would only rename them"
+    )]
     fn authorize(
         &self,
         session: &Arc<Session>,
         tool: &str,
         called_as: Option<&str>,
+        trace: Option<&TraceContext>,
         args: Value,
         cancel: CancellationToken,
         progress: &ProgressFn,

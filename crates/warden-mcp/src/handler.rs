@@ -33,6 +33,7 @@ use rmcp::model::{
 use rmcp::service::{RequestContext, RoleServer};
 use serde_json::{Value, json};
 use warden_charter::{RESOURCE_READ_TOOL, agent_tool_name, charter_tool_name, is_function_name};
+use warden_core::TraceContext;
 use warden_core::gate::{ActionOutcome, Allowed};
 use warden_core::redact::Secrets;
 use warden_session::Session;
@@ -124,6 +125,19 @@ impl<G: ToolGate> AgentMcp<G> {
         }
         answer
     }
+}
+
+/// The W3C trace context of a request: from its `_meta` when that holds a valid one (it
+/// wins for that call), else from the HTTP request's `traceparent` and `tracestate` headers.
+/// Invalid values, a header sent twice, and values that are not strings are ignored.
+fn trace_of(ctx: &RequestContext<RoleServer>) -> Option<TraceContext> {
+    TraceContext::from_meta(&ctx.meta.0.0).or_else(|| {
+        let headers = &ctx.extensions.get::<http::request::Parts>()?.headers;
+        TraceContext::from_headers(
+            headers.get_all("traceparent").iter().map(|v| v.as_bytes()),
+            headers.get_all("tracestate").iter().map(|v| v.as_bytes()),
+        )
+    })
 }
 
 fn session_of(ctx: &RequestContext<RoleServer>) -> Result<Arc<Session>, McpError> {
@@ -295,7 +309,15 @@ impl<G: ToolGate> ServerHandler for AgentMcp<G> {
         let progress = progress_reporter(&ctx);
         let allowed = match self
             .gate
-            .authorize(&session, &name, called_as, args, ctx.ct.clone(), &progress)
+            .authorize(
+                &session,
+                &name,
+                called_as,
+                trace_of(&ctx).as_ref(),
+                args,
+                ctx.ct.clone(),
+                &progress,
+            )
             .await
         {
             Ok(a) => a,
@@ -380,7 +402,15 @@ impl<G: ToolGate> ServerHandler for AgentMcp<G> {
         let progress = progress_reporter(&ctx);
         let allowed = match self
             .gate
-            .authorize(&session, &tool, None, args, ctx.ct.clone(), &progress)
+            .authorize(
+                &session,
+                &tool,
+                None,
+                trace_of(&ctx).as_ref(),
+                args,
+                ctx.ct.clone(),
+                &progress,
+            )
             .await
         {
             Ok(a) => a,

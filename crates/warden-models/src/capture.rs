@@ -10,7 +10,7 @@ use std::time::Instant;
 use serde_json::{Value, json};
 use warden_core::record::RecordError;
 use warden_core::text::ellipsize;
-use warden_core::{NewRecord, RecordKind};
+use warden_core::{NewRecord, RecordKind, TraceContext};
 use warden_llm::{Completion, Protocol, Usage, estimate_tokens};
 use warden_session::{BudgetExceeded, CountedTokens, Session};
 
@@ -42,6 +42,9 @@ pub(crate) struct ModelCall {
     /// The tokens the call holds against the token budgets while it is in flight; released
     /// when the call is dropped, after its usage is counted.
     pub(crate) reservation: Option<warden_session::Reservation>,
+    /// The W3C trace context the agent sent in its headers, when valid: recorded with the
+    /// request (and with the provider-side actions it asks for) as `trace`.
+    pub(crate) trace: Option<Box<TraceContext>>,
 }
 
 impl ModelCall {
@@ -69,18 +72,18 @@ impl ModelCall {
 
     /// The `model_requested` record: the request as the agent sent it.
     pub(crate) fn requested(&self, system_message: bool, request: &Value) -> NewRecord {
-        NewRecord::new(
-            Some(&self.session.id),
-            RecordKind::ModelRequested,
-            json!({
-                "call": self.id,
-                "protocol": self.protocol.as_str(),
-                "alias": self.alias,
-                "stream": self.stream,
-                "system_message": system_message,
-                "request": request,
-            }),
-        )
+        let mut payload = json!({
+            "call": self.id,
+            "protocol": self.protocol.as_str(),
+            "alias": self.alias,
+            "stream": self.stream,
+            "system_message": system_message,
+            "request": request,
+        });
+        if let Some(trace) = &self.trace {
+            trace.record_in(&mut payload);
+        }
+        NewRecord::new(Some(&self.session.id), RecordKind::ModelRequested, payload)
     }
 
     /// The `budget_exceeded` record of a call refused because `exceeded` is spent.

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::{Value, json};
 use uuid::Uuid;
+use warden_core::TraceContext;
 use warden_llm::Protocol;
 use warden_session::Session;
 
@@ -152,6 +153,12 @@ async fn model_call(
         started: Instant::now(),
         attempts: Vec::new(),
         reservation: None,
+        // Read from the headers only: never forwarded to a provider (as before).
+        trace: TraceContext::from_headers(
+            headers.get_all("traceparent").iter().map(|v| v.as_bytes()),
+            headers.get_all("tracestate").iter().map(|v| v.as_bytes()),
+        )
+        .map(Box::new),
     };
     // The frozen posture (or a control refusing the session) stops every call before anything
     // else is looked at (as it stops every action in the decision); the refusal is recorded,

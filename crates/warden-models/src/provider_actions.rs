@@ -85,10 +85,14 @@ pub(crate) async fn check(
         });
         let refused = refusal_of(&proxy.charter, action, &decision);
         let id = Uuid::now_v7().to_string();
+        let mut attempted = json!({ "action": id, "via": "model", "call": call.id, "tool": action.tool, "arguments": action.args });
+        if let Some(trace) = &call.trace {
+            trace.record_in(&mut attempted);
+        }
         batch.push(NewRecord::new(
             session,
             RecordKind::ActionAttempted,
-            json!({ "action": id, "via": "model", "call": call.id, "tool": action.tool, "arguments": action.args }),
+            attempted,
         ));
         batch.push(NewRecord::new(
             session,

@@ -110,6 +110,9 @@ pub struct Telemetry {
     ledger_queue_depth: Gauge,
     sessions_active: Gauge,
     controls_in_force: Family<Action, Gauge>,
+    otel_exported: Counter,
+    otel_dropped: Counter,
+    otel_failures: Counter,
 }
 
 impl Telemetry {
@@ -129,6 +132,8 @@ impl Telemetry {
         let ledger_queue_depth = Gauge::default();
         let sessions_active = Gauge::default();
         let controls_in_force = Family::<Action, Gauge>::default();
+        let (otel_exported, otel_dropped, otel_failures) =
+            (Counter::default(), Counter::default(), Counter::default());
         // Counters are registered without `_total`: the encoder appends it.
         registry.register(
             "warden_decisions",
@@ -190,6 +195,21 @@ impl Telemetry {
             "Controls in force, by action",
             controls_in_force.clone(),
         );
+        registry.register(
+            "warden_otel_spans_exported",
+            "Spans the OpenTelemetry exporter delivered to the collector",
+            otel_exported.clone(),
+        );
+        registry.register(
+            "warden_otel_spans_dropped",
+            "Spans the OpenTelemetry exporter dropped (queue full, or a batch given up)",
+            otel_dropped.clone(),
+        );
+        registry.register(
+            "warden_otel_export_failures",
+            "OTLP export requests that failed (each retry counts)",
+            otel_failures.clone(),
+        );
         Telemetry {
             registry,
             bounds,
@@ -205,6 +225,9 @@ impl Telemetry {
             ledger_queue_depth,
             sessions_active,
             controls_in_force,
+            otel_exported,
+            otel_dropped,
+            otel_failures,
         }
     }
 
@@ -316,6 +339,21 @@ impl Telemetry {
                 })
                 .set(saturating_i64(*n));
         }
+    }
+
+    /// The OpenTelemetry exporter delivered `n` spans.
+    pub fn otel_exported(&self, n: u64) {
+        self.otel_exported.inc_by(n);
+    }
+
+    /// The OpenTelemetry exporter dropped `n` spans.
+    pub fn otel_dropped(&self, n: u64) {
+        self.otel_dropped.inc_by(n);
+    }
+
+    /// One OTLP export request failed (a refused, unanswered or unreachable collector).
+    pub fn otel_failure(&self) {
+        self.otel_failures.inc();
     }
 
     /// The text exposition of every family ([`CONTENT_TYPE`]).

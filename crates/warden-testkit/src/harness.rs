@@ -58,6 +58,7 @@ pub fn test_config(data_dir: &Path, charter: &Path) -> Config {
         provider_keys: None,
         limits: warden_gateway::config::Limits::default(),
         deployment: warden_gateway::config::Deployment::default(),
+        otel: None,
     }
 }
 

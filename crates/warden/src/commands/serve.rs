@@ -154,6 +154,7 @@ impl GatewayFlags {
             agent_tls_key: self.agent_tls_key.clone(),
             operator_tls_cert: self.operator_tls_cert.clone(),
             operator_tls_key: self.operator_tls_key.clone(),
+            otel: None,
         }
     }
 }
