@@ -6,8 +6,8 @@
 #              console and kept open on the live timeline of the bench's session for the whole
 #              run; at the end, how many rows it appended live.
 #   OTLP=1     the OTLP receiver of the end-to-end tests (tests/e2e/otlp_receiver.py, on the
-#              official protobuf definitions) and the gateway's export to it on
-#              (OTEL_EXPORTER_OTLP_ENDPOINT); at the end, how many spans it received.
+#              official protobuf definitions, run by bench/otlp_sink.py) and the gateway's export
+#              to it on (OTEL_EXPORTER_OTLP_ENDPOINT); at the end, how many spans it received.
 #
 # The calling script sets `pids` (processes killed at exit) and `tmp`, and calls:
 #   extras_env                        before starting warden: prints the variables to start it with
@@ -34,15 +34,14 @@ extras_env() {
   if [ "$OTLP" = 1 ]; then
     [ -x "$PYTHON_VENV" ] || { echo "OTLP=1 needs $PYTHON_VENV (scripts/test.sh creates it)" >&2; return 1; }
     OTLP_PORT=$(extras_free_port)
-    "$PYTHON_VENV" tests/e2e/otlp_receiver.py --port "$OTLP_PORT" --count-only \
-      > "$tmp/otlp.log" 2>&1 &
+    "$PYTHON_VENV" bench/otlp_sink.py "$OTLP_PORT" > "$tmp/otlp.log" 2>&1 &
     OTLP_PID=$!
     pids+=("$OTLP_PID")
     for _ in $(seq 1 100); do
-      grep -q "listening" "$tmp/otlp.log" 2>/dev/null && break
+      grep -q "listening on" "$tmp/otlp.log" 2>/dev/null && break
       sleep 0.1
     done
-    grep -q "listening" "$tmp/otlp.log" || { cat "$tmp/otlp.log" >&2; return 1; }
+    grep -q "listening on" "$tmp/otlp.log" || { cat "$tmp/otlp.log" >&2; return 1; }
     echo "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$OTLP_PORT"
   fi
 }
@@ -76,6 +75,9 @@ extras_report() {
     echo "console viewer: $(tail -n 1 "$tmp/viewer.log")"
   fi
   if [ "$OTLP" = 1 ]; then
-    echo "OTLP receiver: $(curl -sf "http://127.0.0.1:$OTLP_PORT/stats" || tail -n 1 "$tmp/otlp.log")"
+    sleep 2 # the exporter's last batch leaves within a second
+    kill -TERM "$OTLP_PID" 2>/dev/null || true
+    wait "$OTLP_PID" 2>/dev/null || true
+    echo "OTLP receiver: $(grep 'spans received' "$tmp/otlp.log" || tail -n 1 "$tmp/otlp.log")"
   fi
 }
