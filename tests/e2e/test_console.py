@@ -274,10 +274,9 @@ def test_a_quorum_rule_needs_a_second_approver(console: Console, new_tab: NewTab
     is_error, text = waiting.result()
     assert not is_error, text
     assert target.is_dir()
-    voters = sorted(r["payload"]["approver"] for r in console.records("approval_vote")) or sorted(
-        r["payload"]["approver"] for r in console.records("approval_granted")
-    )
-    assert "carol" in voters, voters
+    votes = console.records("approval_granted")
+    assert sorted(v["payload"]["approver"] for v in votes) == ["bob", "carol"], votes
+    assert {v["payload"].get("channel") for v in votes} == {"console"}, votes
 
 
 # --------------------------------------------------------------------------------------------
