@@ -1,6 +1,15 @@
 //! Signing in to the console and out of it, end to end against a real gateway: the cookie,
 //! the records, where each role lands, the CSRF token forms carry.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::disallowed_methods,
+    reason = "test code: a failed expectation is a test failure, and tasks a test spawns end with its runtime"
+)]
+
 mod common;
 
 use common::{Client, admin, start};

@@ -1,6 +1,15 @@
 //! The live stream (`GET /ui/live`) against a real gateway: what it says when the ledger's
 //! head moves, and that it ends with the console session.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::disallowed_methods,
+    reason = "test code: a failed expectation is a test failure, and tasks a test spawns end with its runtime"
+)]
+
 mod common;
 
 use std::sync::Arc;

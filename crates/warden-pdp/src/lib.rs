@@ -23,6 +23,7 @@
 
 mod decide;
 mod eval;
+pub mod explain;
 mod labels;
 mod provenance;
 mod request;

@@ -162,6 +162,50 @@ impl LedgerReader {
             .await
     }
 
+    /// The records of the given kinds (stored names, at most 16) among the last `within`
+    /// records of `session` before `before` (exclusive), newest first, at most `limit`. The
+    /// cost is bounded by `within` entries of the ledger's session index, whatever the
+    /// session's length and whatever the kinds.
+    pub async fn session_kinds_before(
+        &self,
+        session: &str,
+        kinds: &[&str],
+        before: u64,
+        within: u64,
+        limit: u64,
+    ) -> Result<Vec<Record>, LedgerError> {
+        let kinds: Vec<String> = kinds.iter().take(16).map(|k| (*k).to_owned()).collect();
+        if kinds.is_empty() || within == 0 {
+            return Ok(Vec::new());
+        }
+        let session = session.to_owned();
+        let (before, offset, limit) = (clamp(before), clamp(within - 1), clamp(limit));
+        self.pool
+            .run(move |conn| {
+                // Numbered after the four fixed parameters.
+                let marks = (0..kinds.len())
+                    .map(|i| format!("?{}", i.saturating_add(5)))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                // The lowest seq of the window: the `within`-th record of the session before
+                // `before` (read from the index alone), or 0 when the session has fewer.
+                let tail = format!(
+                    "WHERE session = ?1 AND seq < ?2 AND seq >= COALESCE((SELECT seq FROM \
+                     records WHERE session = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT 1 \
+                     OFFSET ?3), 0) AND kind IN ({marks}) ORDER BY seq DESC LIMIT ?4"
+                );
+                let mut params = vec![
+                    rusqlite::types::Value::Text(session),
+                    rusqlite::types::Value::Integer(before),
+                    rusqlite::types::Value::Integer(offset),
+                    rusqlite::types::Value::Integer(limit),
+                ];
+                params.extend(kinds.into_iter().map(rusqlite::types::Value::Text));
+                select(conn, &tail, rusqlite::params_from_iter(params))
+            })
+            .await
+    }
+
     /// Recomputes the whole chain, streaming through the records in sequence order (one
     /// read transaction, so a consistent snapshot even while the writer appends), and
     /// reports the first problem. Memory use does not grow with the ledger.

@@ -62,3 +62,78 @@ fn a_reader_is_send_sync_clone_and_debug() {
     fn shareable<T: Send + Sync + Clone + std::fmt::Debug + 'static>() {}
     shareable::<LedgerReader>();
 }
+
+/// A session's records of some kinds, within its last records before a seq: newest first,
+/// only that session's, only those kinds, never past the window.
+#[tokio::test]
+async fn a_sessions_records_of_some_kinds_within_a_window() {
+    use warden_audit::{NewRecord, RecordKind};
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path()).await;
+    // Session `a`: seq 1..=30, every third an intent; session `b` interleaved from 31.
+    let mut batch = Vec::new();
+    for i in 1..=30u64 {
+        let kind = if i % 3 == 0 {
+            RecordKind::ModelIntent
+        } else {
+            RecordKind::ActionDecided
+        };
+        batch.push(NewRecord::new(
+            Some("a"),
+            kind,
+            serde_json::json!({ "i": i }),
+        ));
+        batch.push(NewRecord::new(
+            Some("b"),
+            RecordKind::ModelIntent,
+            serde_json::json!({}),
+        ));
+    }
+    ledger.append_batch(batch).await.unwrap();
+    let reader = LedgerReader::open(dir.path()).await.unwrap();
+    let seqs = |v: Vec<warden_audit::Record>| {
+        v.iter()
+            .map(|r| r.payload["i"].as_u64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    // Session `a`'s records are seq 1, 3, 5, …: i = (seq + 1) / 2.
+    let all = reader
+        .session_kinds_before("a", &["model_intent"], u64::MAX, 1000, 100)
+        .await
+        .unwrap();
+    assert_eq!(seqs(all), vec![30, 27, 24, 21, 18, 15, 12, 9, 6, 3]);
+    // Within the last 7 records of `a` before its 20th (seq 39): i = 13..=19.
+    let window = reader
+        .session_kinds_before("a", &["model_intent"], 39, 7, 100)
+        .await
+        .unwrap();
+    assert_eq!(seqs(window), vec![18, 15]);
+    let limited = reader
+        .session_kinds_before("a", &["model_intent", "action_decided"], 39, 7, 3)
+        .await
+        .unwrap();
+    assert_eq!(seqs(limited), vec![19, 18, 17]);
+    assert!(
+        reader
+            .session_kinds_before("a", &[], 39, 7, 3)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        reader
+            .session_kinds_before("a", &["model_intent"], 39, 0, 3)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        reader
+            .session_kinds_before("c", &["model_intent"], 99, 9, 3)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    reader.close().await;
+    ledger.shutdown().await.unwrap();
+}

@@ -201,4 +201,26 @@ mod tests {
         let swept = s.take_expired(datetime!(2026-12-06 12:00 UTC));
         assert!(swept.is_empty(), "not yet activated, not yet expired");
     }
+
+    #[test]
+    fn the_sweep_takes_the_expired_only_and_ends_their_streams() {
+        let s = SignIns::default();
+        let now = datetime!(2026-12-06 12:00 UTC);
+        for (key, id, end) in [
+            ([1; 32], "old", now),
+            ([2; 32], "new", now + time::Duration::hours(1)),
+        ] {
+            assert!(s.reserve(key, session(id, end)));
+            s.activate(&key);
+        }
+        let swept = s.take_expired(now);
+        assert_eq!(swept.len(), 1);
+        assert_eq!(swept[0].id, "old");
+        assert!(swept[0].ended.is_cancelled());
+        assert!(s.is_live("new", now));
+        assert!(!s.is_live("old", now));
+        let gone = s.remove_by_id("new").unwrap();
+        assert!(gone.ended.is_cancelled());
+        assert!(s.is_empty());
+    }
 }

@@ -11,7 +11,7 @@ use time::format_description::well_known::Rfc3339;
 use warden_charter::CompiledCharter;
 use warden_charter::load;
 use warden_core::{ArgProvenance, Posture, TrustedSource};
-use warden_pdp::{Controls, NoScopeUsage, Request, decide};
+use warden_pdp::explain::{self, ExplainError, Typed};
 use warden_provenance::{Limits, Origin, SessionProvenance};
 
 use crate::EXIT_USAGE;
@@ -83,28 +83,23 @@ pub fn execute(a: &ExplainArgs) -> ExitCode {
         }
     };
     let charter = compiled.charter;
-    let args: serde_json::Value = match serde_json::from_str(&a.args) {
-        Ok(v @ serde_json::Value::Object(_)) => v,
-        Ok(_) => return usage_error("`--args` must be a JSON object"),
-        Err(e) => return usage_error(&format!("`--args` is not valid JSON: {e}")),
-    };
-    if let Some(user) = &a.user
-        && charter.authority.principal(user).is_none()
-    {
-        let mut known: Vec<&str> = charter.authority.principals.keys().map(|k| &**k).collect();
-        known.sort_unstable();
-        return usage_error(&format!(
-            "unknown user `{user}`; the charter's principals are: {}",
-            known.join(", ")
-        ));
-    }
-    let mut labels: Vec<Arc<str>> = Vec::new();
-    for l in a.labels.iter().filter(|l| !l.is_empty()) {
-        match charter.data.labels.iter().find(|x| ***x == **l) {
-            Some(x) => labels.push(x.clone()),
-            None => return usage_error(&format!("unknown label `{l}`")),
+    let args = match explain::parse_args(&a.args) {
+        Ok(v) => v,
+        Err(ExplainError::ArgsNotJson(e)) => {
+            return usage_error(&format!("`--args` is not valid JSON: {e}"));
         }
+        Err(ExplainError::ArgsNotObject) => {
+            return usage_error("`--args` must be a JSON object");
+        }
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    if let Err(e) = explain::check_user(&charter, a.user.as_deref()) {
+        return usage_error(&e.to_string());
     }
+    let labels = match explain::resolve_labels(&charter, &a.labels) {
+        Ok(l) => l,
+        Err(e) => return usage_error(&e.to_string()),
+    };
     let now = match &a.at {
         Some(t) => match OffsetDateTime::parse(t, &Rfc3339) {
             Ok(t) => t,
@@ -122,24 +117,22 @@ pub fn execute(a: &ExplainArgs) -> ExitCode {
             a.tool
         );
     }
-    let request = Request {
-        tool: &a.tool,
-        args: &args,
-        principal: a.user.as_deref(),
-        labels: &labels,
-        provenance: &provenance,
-        controls: Controls {
+    let decision = explain::explain(
+        &charter,
+        &Typed {
+            tool: &a.tool,
+            args: &args,
+            user: a.user.as_deref(),
+            labels: &labels,
+            provenance: &provenance,
             posture: match a.posture {
                 PostureArg::Normal => Posture::Normal,
                 PostureArg::Conservative => Posture::Conservative,
                 PostureArg::Frozen => Posture::Frozen,
             },
-            ..Controls::default()
+            now,
         },
-        usage: &NoScopeUsage,
-        now,
-    };
-    let decision = decide(&charter, &request);
+    );
     let mut out = std::io::stdout().lock();
     let printed = match a.format {
         Format::Json => {
