@@ -382,15 +382,16 @@ def new_tab(browser: Browser, console: Console) -> Iterator[Callable[[], Tab]]:
         c.close()
 
 
-def shot(page: Page, name: str) -> None:
-    """A screenshot of the page to `$WARDEN_SCREENSHOTS/NAME.png` when that is set."""
+def shot(page: Page, name: str, full: bool = False) -> None:
+    """A screenshot of the page (the viewport, or the whole page with `full`) to
+    `$WARDEN_SCREENSHOTS/NAME.png` when that is set."""
     if not SCREENSHOTS:
         return
     folder = Path(SCREENSHOTS)
     if not folder.is_absolute():
         folder = REPO / folder
     folder.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(folder / f"{name}.png"), full_page=False)
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=full)
 
 
 # --------------------------------------------------------------------------------------------

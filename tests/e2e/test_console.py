@@ -186,7 +186,7 @@ def test_a_session_appears_live_and_its_timeline_shows_the_decision_trace(
     expect(sessions.page.locator(f"a[href='#seq-{intent['seq']}']").first).to_be_visible()
     attempt = console.records("action_attempted")[-1]
     expect(sessions.page.locator(f"#seq-{attempt['seq']}")).to_be_visible()
-    shot(sessions.page, "timeline")
+    shot(sessions.page, "timeline", full=True)
 
     # A new call appends to the open timeline, live.
     mark_page(sessions)
@@ -236,7 +236,7 @@ def test_a_waiting_mcp_call_is_approved_in_the_inbox_and_completes(
                   "mkdir-needs-approval", "make the folder",
                   f"charter.yaml:{rule_line(console.charter, 'mkdir-needs-approval')}"):
         expect(main).to_contain_text(shown)
-    shot(bob.page, "approval-detail")
+    shot(bob.page, "approval-detail", full=True)
     assert not waiting.done() and not target.exists(), "nothing runs before approval"
 
     decide(bob, "approve", "the folder is needed")
@@ -299,12 +299,26 @@ def test_an_admin_lifts_a_control(console: Console, new_tab: NewTab) -> None:
     response = bob.goto("/ui/controls")
     assert response.status == 403 or "/ui/approvals" in bob.page.url, response.status
 
+    # An alert (as the observer raises them) with the refused attempt as its evidence.
+    session = console.session_id("echo things")
+    refused = console.records("action_attempted")[-1]["seq"]
+    console.set_control(
+        "alert", "--scope", "session", "--target", session,
+        "--reason", "echo refused while frozen", "--evidence", str(refused),
+    )
+
     admin = new_tab()
     sign_in(admin, console.admin_token)
     admin.goto("/ui/controls")
     main = admin.page.locator("main")
     expect(main).to_contain_text("echo misbehaved")
+    expect(main).to_contain_text("echo refused while frozen")
     shot(admin.page, "alerts-and-controls")
+    # The alert's evidence leads into the session's timeline, at that record.
+    main.locator(f"a[href='/ui/records/{refused}']").first.click()
+    expect(admin.page).to_have_url(re.compile(f"/ui/sessions/{session}.*#seq-{refused}$"))
+    expect(admin.page.locator(f"#seq-{refused}")).to_be_visible()
+    admin.goto("/ui/controls")
     form = admin.page.locator(f"form[action='/ui/controls/{control}/lift']")
     form.locator("[name='reason']").fill("fixed upstream")
     with admin.page.expect_navigation():
