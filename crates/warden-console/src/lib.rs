@@ -20,7 +20,11 @@
 //!   Decisions taken here go through the same workflow as the API (authority, separation of
 //!   duties, quorum, single use, recorded before they take effect).
 //! - **Live without refresh**: one server-sent-event stream per page ([`live`]) says when the
-//!   ledger's committed head moves; the script re-fetches the page's live parts.
+//!   ledger's committed head moves (at most 4 times a second, at most
+//!   [`live::MAX_LIVE_STREAMS`] streams, ending with the console session); the script
+//!   re-fetches the page's live parts, which check the session again.
+//! - **Every `/ui` path answers a page**: one no route serves is a `404` page with the same
+//!   headers, never the operator API's JSON.
 //!
 //! # How the pieces meet (contract between the modules)
 //! - Each module exposes `pub(crate) fn routes() -> Router<Arc<ConsoleState>>`; [`router`]

@@ -230,9 +230,39 @@ async fn a_denial_with_remember_offered_and_long_values_clipped() {
     assert_eq!(answer["result"]["isError"], json!(true), "{answer}");
     let page = bob.get(&format!("/ui/approvals/{id}")).await;
     assert!(page.body.contains("denied") && page.body.contains("not this payee"));
-    assert!(!page.body.contains("/decide\""), "no form once decided");
+    assert!(
+        !page.body.contains("value=\"approve\""),
+        "no vote once decided"
+    );
+    assert!(
+        page.body.contains("value=\"reverse\""),
+        "a denial may be reversed"
+    );
     let inbox = bob.get("/ui/approvals").await;
     assert!(!inbox.body.contains(&id), "decided: no longer waiting");
+
+    // Reversing the denial (as the API does, channel `console`): pending again.
+    let decide = format!("/ui/approvals/{id}/decide");
+    let refused = bob
+        .post(&decide, &[("choice", "reverse"), ("remember", "on")])
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    let mut carol = approver(&h, "carol").await;
+    let reversed = carol
+        .post(
+            &decide,
+            &[("choice", "reverse"), ("reason", "it was the right payee")],
+        )
+        .await;
+    assert_eq!(reversed.status, 303, "{}", reversed.body);
+    let records = h.records_of("approval_reversed").await;
+    assert_eq!(records.len(), 1);
+    assert!(records[0].to_string().contains("console"), "{}", records[0]);
+    let page = carol.get(&format!("/ui/approvals/{id}")).await;
+    assert!(page.body.contains("status-pending"), "{}", page.body);
+    assert!(page.body.contains("value=\"approve\""));
+    let twice = carol.post(&decide, &[("choice", "reverse")]).await;
+    assert_eq!(twice.status, 409, "not denied any more: {}", twice.body);
     let _ = Client::new(&h);
     h.stop().await;
 }

@@ -76,7 +76,8 @@ pub(crate) fn secrets_equal(a: &str, b: &str) -> bool {
 
 /// Refuses a request another site made: `Sec-Fetch-Site` `cross-site` or `same-site` (a
 /// sibling host is another origin), or an `Origin` that is not this request's own
-/// (`http(s)://` + its `Host`). A request without either header (an old browser, a script
+/// (`https://` + its `Host` with TLS; `http://` or `https://` + its `Host` without, for a
+/// TLS-terminating proxy that passes the `Host` through). A request without either header (an old browser, a script
 /// on the operator's machine) passes; the CSRF token and the `SameSite=Strict` cookie still
 /// hold it.
 pub(crate) fn same_origin(headers: &HeaderMap, tls: bool) -> Result<(), Refusal> {
@@ -94,9 +95,18 @@ pub(crate) fn same_origin(headers: &HeaderMap, tls: bool) -> Result<(), Refusal>
         return Ok(());
     };
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    let scheme = if tls { "https" } else { "http" };
+    // With TLS on the plane, only `https://`. Without, `http://` or `https://`: a
+    // TLS-terminating proxy in front of the plane (a supported set-up) makes the browser's
+    // origin `https://` + the same host; another host never matches.
+    let schemes: &[&str] = if tls { &["https"] } else { &["http", "https"] };
     match (origin.to_str().ok(), host) {
-        (Some(o), Some(h)) if o.eq_ignore_ascii_case(&format!("{scheme}://{h}")) => Ok(()),
+        (Some(o), Some(h))
+            if schemes
+                .iter()
+                .any(|s| o.eq_ignore_ascii_case(&format!("{s}://{h}"))) =>
+        {
+            Ok(())
+        }
         _ => Err(CROSS),
     }
 }
@@ -196,7 +206,27 @@ mod tests {
             HeaderValue::from_static("http://127.0.0.1:9"),
         );
         assert!(same_origin(&h, false).is_ok());
-        assert!(same_origin(&h, true).is_err(), "scheme differs");
+        assert!(
+            same_origin(&h, true).is_err(),
+            "with TLS, http is another origin"
+        );
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://127.0.0.1:9"),
+        );
+        assert!(same_origin(&h, true).is_ok());
+        assert!(
+            same_origin(&h, false).is_ok(),
+            "behind a TLS-terminating proxy"
+        );
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://127.0.0.1:10"),
+        );
+        assert!(
+            same_origin(&h, false).is_err(),
+            "another port is another origin"
+        );
         h.insert(
             header::ORIGIN,
             HeaderValue::from_static("http://evil.example"),
@@ -207,6 +237,24 @@ mod tests {
         h.remove(header::ORIGIN);
         h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
         assert!(same_origin(&h, false).is_err());
+    }
+
+    #[test]
+    fn with_tls_the_cookies_are_host_prefixed_and_secure() {
+        let name = session_cookie(true);
+        assert_eq!(name, "__Host-warden_console");
+        assert_eq!(login_cookie(true), "__Host-warden_console_login");
+        let c = set_cookie(name, "v", 28800, true);
+        // What `__Host-` requires: Secure, Path=/, no Domain.
+        assert!(
+            c.contains("; Secure") && c.contains("Path=/;") && !c.contains("Domain"),
+            "{c}"
+        );
+        assert!(
+            c.contains("HttpOnly") && c.contains("SameSite=Strict"),
+            "{c}"
+        );
+        assert!(!set_cookie(COOKIE, "v", 1, false).contains("Secure"));
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! The approvals inbox: the pending requests the signed-in operator may decide (an admin
 //! sees them all, read-only; an approver those its principal has authority for, by the
 //! workflow's own check, [`Approvals::eligible`](warden_approval::Approvals::eligible)), a
-//! request's page with everything that led to it, and the decision form. A decision goes
-//! through [`Approvals::decide_remembering`](warden_approval::Approvals::decide_remembering)
-//! with the channel `console`: authority, separation of duties, quorum and single use hold
-//! exactly as on the API, and a refusal is a page with the workflow's own message.
+//! request's page with everything that led to it, and the decision form (and, on a denial
+//! before its deadline, the reversal form). A decision goes through
+//! [`Approvals::decide_remembering`](warden_approval::Approvals::decide_remembering), a
+//! reversal through [`Approvals::reverse`](warden_approval::Approvals::reverse), with the
+//! channel `console`: authority, separation of duties, quorum and single use hold exactly as
+//! on the API, and a refusal is a page with the workflow's own code and message.
 
 mod detail;
 

@@ -81,6 +81,7 @@ struct DetailPage {
     approvers: String,
     remember: String,
     may_decide: bool,
+    may_reverse: bool,
     voted: bool,
 }
 
@@ -111,7 +112,12 @@ fn args_of(arguments: &Value) -> Vec<Arg> {
     }
 }
 
-fn page_of(signed: &Signed, may_decide: bool, req: &ApprovalRequest) -> DetailPage {
+fn page_of(
+    signed: &Signed,
+    may_decide: bool,
+    req: &ApprovalRequest,
+    now: time::OffsetDateTime,
+) -> DetailPage {
     let me = signed.identity.role.principal();
     DetailPage {
         layout: signed.layout("approvals"),
@@ -147,6 +153,7 @@ fn page_of(signed: &Signed, may_decide: bool, req: &ApprovalRequest) -> DetailPa
         approvers: req.approvers.join(", "),
         remember: req.remember.join(", "),
         may_decide: may_decide && req.status == Status::Pending,
+        may_reverse: may_decide && req.status == Status::Denied && now < req.deadline,
         voted: me.is_some_and(|p| req.approvals.iter().any(|v| v.approver == p)),
     }
 }
@@ -190,7 +197,8 @@ pub(super) async fn show(
     match visible(&state, &signed, &id).await {
         Ok(req) => {
             let may_decide = signed.identity.role.principal().is_some();
-            render(&page_of(&signed, may_decide, &req))
+            let now = state.operator.clock.now();
+            render(&page_of(&signed, may_decide, &req, now))
         }
         Err(page) => page,
     }
@@ -210,8 +218,9 @@ pub(super) struct DecideForm {
     remember: Option<String>,
 }
 
-/// `POST /ui/approvals/{id}/decide`: through the workflow, as the API decides, with the
-/// channel `console`.
+/// `POST /ui/approvals/{id}/decide` (`choice`: `approve`, `deny`, or `reverse` for a
+/// denial): through the workflow, as the API decides and reverses, with the channel
+/// `console`.
 pub(super) async fn decide(
     State(state): State<Arc<ConsoleState>>,
     Path(id): Path<String>,
@@ -219,13 +228,14 @@ pub(super) async fn decide(
 ) -> Response {
     let layout = signed.layout("approvals");
     let choice = match form.choice.as_str() {
-        "approve" => Choice::Approve,
-        "deny" => Choice::Deny,
+        "approve" => Some(Choice::Approve),
+        "deny" => Some(Choice::Deny),
+        "reverse" => None,
         _ => {
             return error_page(
                 layout,
                 StatusCode::BAD_REQUEST,
-                "`choice` is `approve` or `deny`",
+                "`choice` is `approve`, `deny` or `reverse`",
             );
         }
     };
@@ -245,12 +255,23 @@ pub(super) async fn decide(
     };
     let reason = Some(form.reason.trim().to_owned()).filter(|r| !r.is_empty());
     let remember = form.remember.is_some_and(|v| !v.is_empty());
-    match state
-        .operator
-        .approvals
-        .decide_remembering(&id, &decider, choice, reason, remember)
-        .await
-    {
+    let approvals = &state.operator.approvals;
+    let decided = match choice {
+        Some(choice) => {
+            approvals
+                .decide_remembering(&id, &decider, choice, reason, remember)
+                .await
+        }
+        None if remember => {
+            return error_page(
+                layout,
+                StatusCode::BAD_REQUEST,
+                "`remember` is given on approve, not on a reversal",
+            );
+        }
+        None => approvals.reverse(&id, &decider, reason).await,
+    };
+    match decided {
         Ok(_) => Redirect::to(&format!("/ui/approvals/{id}")).into_response(),
         Err(e) => error_page(
             layout,
