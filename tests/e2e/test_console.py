@@ -321,6 +321,14 @@ def test_an_admin_lifts_a_control(console: Console, new_tab: NewTab) -> None:
     admin.goto("/ui/controls")
     form = admin.page.locator(f"form[action='/ui/controls/{control}/lift']")
     form.locator("[name='reason']").fill("fixed upstream")
+    # The ledger moves while the admin types: the alerts refresh live, the form being typed
+    # into is left alone (replacing it would lose the reason, and under a busy ledger a lift
+    # could never be sent).
+    console.set_control(
+        "alert", "--scope", "session", "--target", session, "--reason", "raised while typing",
+    )
+    expect(main).to_contain_text("raised while typing")
+    expect(form.locator("[name='reason']")).to_have_value("fixed upstream")
     with admin.page.expect_navigation():
         form.locator("[type='submit']").click()
     assert console.controls() == []
