@@ -14,6 +14,7 @@ mod common;
 
 use common::{free_port, repo};
 use std::io::{BufRead as _, BufReader};
+use std::os::unix::process::ExitStatusExt as _;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -112,7 +113,13 @@ fn stderr_until_then_stop(mut child: Child, wanted: &str) -> Vec<String> {
         .status()
         .unwrap();
     let status = child.wait().unwrap();
-    assert!(status.success(), "{status}\n{}", lines.join("\n"));
+    // The signal may arrive before the gateway has installed its handler (it logs that it
+    // listens first): then SIGTERM ends it as it ends any process. Either is fine here.
+    assert!(
+        status.success() || status.signal() == Some(15),
+        "{status}\n{}",
+        lines.join("\n")
+    );
     reader.join().unwrap();
     lines.extend(rx.try_iter());
     lines
