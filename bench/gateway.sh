@@ -9,9 +9,13 @@
 # adds, and warden's peak RSS.
 #
 # Usage: bench/gateway.sh [seconds per run, default 10]
+# Environment: CONSOLE=1 keeps the console open on the live timeline of the bench's session,
+# OTLP=1 exports spans to an OTLP receiver (bench/extras.sh says how); compare a run without and
+# one with them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_RUN=${1:-10}
+source bench/extras.sh
 
 cargo build --release -q -p warden -p warden-testkit
 BIN=target/release
@@ -40,7 +44,8 @@ authority:
   principals: [{ id: bench, roles: [ops] }]
 YAML
 
-WARDEN_LOG=warn "$BIN/warden" serve --charter "$tmp/charter.yaml" --data "$tmp/data" \
+extras_env > "$tmp/extras.env"
+env $(cat "$tmp/extras.env") WARDEN_LOG=warn "$BIN/warden" serve --charter "$tmp/charter.yaml" --data "$tmp/data" \
   --agent-listen "127.0.0.1:$AGENT_PORT" --operator-listen "127.0.0.1:$OP_PORT" > "$tmp/warden.log" 2>&1 &
 WARDEN_PID=$!
 pids+=($WARDEN_PID)
@@ -48,8 +53,11 @@ for _ in $(seq 1 100); do
   curl -sf "http://127.0.0.1:$AGENT_PORT/healthz" >/dev/null 2>&1 && break
   sleep 0.1
 done
-TOKEN=$("$BIN/warden" session open --agent bench-agent --user bench --ttl 2h \
+OPENED=$("$BIN/warden" session open --agent bench-agent --user bench --ttl 2h --json \
   --operator-url "http://127.0.0.1:$OP_PORT" --data "$tmp/data")
+TOKEN=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])' <<<"$OPENED")
+SESSION_ID=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])' <<<"$OPENED")
+extras_start "http://127.0.0.1:$OP_PORT" "$tmp/data" "$SESSION_ID"
 
 run() { # label url token tool concurrency [rate]
   local args=(--url "$2" --tool "$4" --concurrency "$5" --seconds "$SECONDS_PER_RUN" --label "$1")
@@ -67,6 +75,7 @@ run "direct 1000/s" "http://127.0.0.1:$ECHO_PORT/mcp" "" echo 50 1000 >> "$resul
 run "warden 1000/s" "http://127.0.0.1:$AGENT_PORT/mcp" "$TOKEN" echo.echo 50 1000 >> "$results"
 
 RSS_KB=$(awk '/VmHWM/ {print $2}' "/proc/$WARDEN_PID/status")
+extras_report > "$tmp/extras.txt"
 RECORDS=$("$BIN/warden" audit verify --data "$tmp/data" --format json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin).get("records", "?"))' || echo "?")
 
 python3 - "$results" "$RSS_KB" "$RECORDS" <<'PY'
@@ -82,3 +91,4 @@ for mode in ["c=1", "c=50", "1000/s"]:
     print(f"added by warden, {mode:<7}: p50 {w['p50_us']-d['p50_us']:>6} µs   p99 {w['p99_us']-d['p99_us']:>6} µs")
 print(f"\nwarden peak RSS: {int(sys.argv[2])/1024:.1f} MiB; ledger records after the run: {sys.argv[3]}")
 PY
+cat "$tmp/extras.txt"

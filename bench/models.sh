@@ -20,25 +20,30 @@
 # Environment: LOW_RATE (default 25 requests/s, all three targets), HIGH_RATE (default 1000,
 # direct and warden), OPEN_LOOP=0 to skip the open-loop runs; for experiments, WARDEN (another
 # warden binary) and DATA_PARENT (where warden's data directory goes, e.g. /dev/shm to take the
-# disk's fsync out).
+# disk's fsync out); LITELLM=0 leaves LiteLLM out (direct and warden only); CONSOLE=1 keeps the
+# console open on the live timeline of the bench's session and OTLP=1 exports spans to an OTLP
+# receiver (bench/extras.sh says how): compare a run without and one with them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_RUN=${1:-10}
 LOW_RATE=${LOW_RATE:-25}
 HIGH_RATE=${HIGH_RATE:-1000}
 OPEN_LOOP=${OPEN_LOOP:-1}
+LITELLM=${LITELLM:-1}
+source bench/extras.sh
 LITELLM_VERSION=1.106.2
 VENV=bench/.venv-litellm
 
 cargo build --release -q -p warden -p warden-testkit
 BIN=target/release
-if [ ! -x "$VENV/bin/litellm" ]; then
+INSTALLED="(not run)"
+if [ "$LITELLM" = 1 ] && [ ! -x "$VENV/bin/litellm" ]; then
   echo "creating $VENV with litellm[proxy]==$LITELLM_VERSION (a few minutes)..." >&2
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --upgrade pip
   "$VENV/bin/pip" install -q "litellm[proxy]==$LITELLM_VERSION"
 fi
-INSTALLED=$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("litellm"))')
+[ "$LITELLM" = 1 ] && INSTALLED=$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("litellm"))')
 
 WARDEN=${WARDEN:-$BIN/warden}
 tmp=$(mktemp -d)
@@ -81,14 +86,21 @@ authority:
   roles: [{ id: ops, approve: [default] }]
   principals: [{ id: bench, roles: [ops] }]
 YAML
-WARDEN_LOG=warn "$WARDEN" serve --charter "$tmp/charter.yaml" --data "$data" \
+extras_env > "$tmp/extras.env"
+env $(cat "$tmp/extras.env") WARDEN_LOG=warn "$WARDEN" serve --charter "$tmp/charter.yaml" --data "$data" \
   --agent-listen "127.0.0.1:$AGENT_PORT" --operator-listen "127.0.0.1:$OP_PORT" > "$tmp/warden.log" 2>&1 &
 WARDEN_PID=$!
 pids+=("$WARDEN_PID")
 wait_for "http://127.0.0.1:$AGENT_PORT/healthz" "warden" || { cat "$tmp/warden.log" >&2; exit 1; }
-TOKEN=$("$WARDEN" session open --agent bench-agent --user bench --ttl 2h \
+OPENED=$("$WARDEN" session open --agent bench-agent --user bench --ttl 2h --json \
   --operator-url "http://127.0.0.1:$OP_PORT" --data "$data")
+TOKEN=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])' <<<"$OPENED")
+SESSION_ID=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])' <<<"$OPENED")
+extras_start "http://127.0.0.1:$OP_PORT" "$data" "$SESSION_ID"
 
+TARGETS=(direct warden)
+if [ "$LITELLM" = 1 ]; then
+TARGETS+=(litellm)
 cat > "$tmp/litellm.yaml" <<YAML
 model_list:
   - model_name: bench
@@ -102,11 +114,12 @@ LITELLM_LOCAL_MODEL_COST_MAP=True LITELLM_LOG=ERROR \
 LITELLM_PID=$!
 pids+=("$LITELLM_PID")
 wait_for "http://127.0.0.1:$LITELLM_PORT/health/liveliness" "LiteLLM" || { tail -20 "$tmp/litellm.log" >&2; exit 1; }
+fi
 
 # target -> "url key pid"
 declare -A URL=([direct]="$MOCK" [warden]="http://127.0.0.1:$AGENT_PORT" [litellm]="http://127.0.0.1:$LITELLM_PORT")
 declare -A KEY=([direct]="" [warden]="$TOKEN" [litellm]="sk-bench")
-declare -A PID=([direct]="$MOCK_PID" [warden]="$WARDEN_PID" [litellm]="$LITELLM_PID")
+declare -A PID=([direct]="$MOCK_PID" [warden]="$WARDEN_PID" [litellm]="${LITELLM_PID:-}")
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 results="$tmp/results.jsonl"
@@ -131,14 +144,15 @@ run() { # target mode(plain|stream) loop(closed|RATE)
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "load average before the runs: $LOAD_START" >&2
 for mode in plain stream; do
-  for target in direct warden litellm; do run "$target" "$mode" closed; done
+  for target in "${TARGETS[@]}"; do run "$target" "$mode" closed; done
 done
 if [ "$OPEN_LOOP" = 1 ]; then
   for mode in plain stream; do
-    for target in direct warden litellm; do run "$target" "$mode" "$LOW_RATE"; done
+    for target in "${TARGETS[@]}"; do run "$target" "$mode" "$LOW_RATE"; done
     for target in direct warden; do run "$target" "$mode" "$HIGH_RATE"; done
   done
 fi
+extras_report > "$tmp/extras.txt"
 RECORDS=$("$WARDEN" audit verify --data "$data" --format json 2>/dev/null \
   | python3 -c 'import json,sys; print(json.load(sys.stdin).get("records", "?"))' || echo "?")
 
@@ -195,3 +209,4 @@ for loop in loops:
 print("* the mock's own RSS and CPU (no proxy in the path).")
 print(f"warden ledger records after the run: {records}")
 PY
+cat "$tmp/extras.txt"

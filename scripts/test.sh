@@ -4,8 +4,10 @@
 # toolchain (which the machine has): the real MCP peers of the end-to-end suite — the npm
 # reference servers (`npm ci`, pinned by package-lock.json) and the Python MCP SDK with pytest
 # (a virtual environment at .venv, pinned by requirements-test.txt; the LangGraph example's own at
-# .venv-langgraph, pinned by examples/langgraph/requirements.txt). Installing is skipped when
-# what is installed already matches the pins. Later issues add PostgreSQL here.
+# .venv-langgraph, pinned by examples/langgraph/requirements.txt), and the browser the console's
+# tests drive (Debian's `chromium`, run by Playwright for Python, which downloads no browser of
+# its own). Installing is skipped when what is installed already matches the pins. Later issues
+# add PostgreSQL here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -121,12 +123,33 @@ install_systemd_analyze() {
   fi
 }
 
-step "install the end-to-end test peers (npm MCP servers, Python MCP SDK, the Python client, agent frameworks, systemd-analyze)"
+# The console's browser tests (tests/e2e/test_console.py) drive Debian's `chromium` through
+# Playwright for Python (pinned in requirements-test.txt) with `executable_path=/usr/bin/chromium`:
+# Playwright's own browser download is never used. `fonts-dejavu-core` gives the screenshots
+# text to render. Installed only when /usr/bin/chromium is missing.
+install_chromium() {
+  if [[ -x /usr/bin/chromium ]]; then
+    echo "chromium: $(/usr/bin/chromium --version 2>/dev/null | head -n1)"
+    return
+  fi
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    local packages=(chromium fonts-dejavu-core)
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null ||
+      { apt-get update -qq &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null; } ||
+      die "cannot install chromium (for the console's browser tests)"
+  else
+    die "/usr/bin/chromium is needed for the console's browser tests: install Debian's chromium package"
+  fi
+}
+
+step "install the end-to-end test peers (npm MCP servers, Python MCP SDK, the Python client, agent frameworks, systemd-analyze, chromium)"
 install_node_peers
 install_python_peers
 install_python_client
 install_langgraph_peers
 install_systemd_analyze
+install_chromium
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -3,7 +3,8 @@
 //
 // - One EventSource on /ui/live per page that has live parts; each `head` event (the ledger's
 //   committed head moved) refreshes them:
-//   - [data-live="URL"]: its inner HTML is replaced by GET URL;
+//   - [data-live="URL"]: its inner HTML is replaced by GET URL (not while the operator is
+//     typing into or focused on a form inside it);
 //   - [data-live-append="URL"][data-after="SEQ"]: GET URL?after=SEQ is appended (HTML rows),
 //     and the answer's X-Warden-Last-Seq header becomes its new data-after.
 // - One fetch at a time per element; a head that moves meanwhile is fetched once after.
@@ -50,10 +51,31 @@
       });
   }
 
+  // Whether the operator is using a form inside el: a field or button of it has the focus, or a
+  // field holds something typed. Such a part is not replaced (what was typed would be lost, and
+  // a lift form under a busy ledger could never be sent); the next head after refreshes it.
+  function editing(el) {
+    var active = document.activeElement;
+    if (active && active !== document.body && el.contains(active)) {
+      return true;
+    }
+    return Array.prototype.some.call(
+      el.querySelectorAll("input, textarea, select"),
+      function (f) {
+        return f.type !== "hidden" && f.value !== f.defaultValue;
+      }
+    );
+  }
+
   function refresh(el) {
+    if (editing(el)) {
+      return Promise.resolve(null);
+    }
     return fetchPart(el.getAttribute("data-live")).then(function (r) {
       return r && r.text().then(function (html) {
-        el.innerHTML = html;
+        if (!editing(el)) {
+          el.innerHTML = html;
+        }
       });
     });
   }

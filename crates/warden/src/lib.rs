@@ -7,9 +7,11 @@
 //! found a broken chain, 64 (`EX_USAGE`) invalid input (a charter that does not compile or
 //! cannot be read, bad argument values, no ledger), 74 (`EX_IOERR`) the ledger cannot be read.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 pub mod commands;
 pub mod output;
@@ -23,6 +25,16 @@ pub const EXIT_WARNINGS: u8 = 1;
 #[derive(Debug, Parser)]
 #[command(name = "warden", version, about, long_about = None)]
 pub struct Cli {
+    /// How log lines on stderr are written: `text` (coloured only on a terminal) or `json` (one
+    /// object a line). Env `WARDEN_LOG_FORMAT`.
+    #[arg(
+        long,
+        global = true,
+        env = "WARDEN_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text
+    )]
+    pub log_format: LogFormat,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -56,9 +68,23 @@ pub enum Command {
     Observe(commands::observe::ObserveArgs),
 }
 
+/// The format of the log lines on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines; ANSI colours only when stderr is a terminal.
+    #[default]
+    Text,
+    /// One JSON object a line: `timestamp`, `level`, `target`, `fields` (with `message`).
+    Json,
+}
+
+/// The format chosen on the command line, read by [`init_tracing`].
+static LOG_FORMAT: OnceLock<LogFormat> = OnceLock::new();
+
 /// Parses the command line and runs the command.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    let _ = LOG_FORMAT.set(cli.log_format);
     match cli.command {
         Command::Check(args) => commands::check::execute(&args),
         Command::Explain(args) => commands::explain::execute(&args),
@@ -74,14 +100,26 @@ pub fn run() -> ExitCode {
     }
 }
 
-/// Logs to stderr; the level comes from `WARDEN_LOG` (default `info`).
+/// The log format chosen on the command line (text when [`run`] has not parsed one).
+pub fn log_format() -> LogFormat {
+    LOG_FORMAT.get().copied().unwrap_or_default()
+}
+
+/// Logs to stderr; the level comes from `WARDEN_LOG` (default `info`), the format from
+/// `--log-format` / `WARDEN_LOG_FORMAT` (default text). Text carries ANSI colour codes only when
+/// stderr is a terminal; JSON never does. A second call changes nothing.
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match log_format() {
+        LogFormat::Json => builder.json().with_ansi(false).try_init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+    };
 }
 
 /// Runs a future on a multi-threaded tokio runtime; a runtime that cannot start is a failure.

@@ -3,7 +3,8 @@
 //! issued are revoked first, so one is live at a time), written to `<data>/observer.token`
 //! (0600), and `warden observe` as a second process of this same binary, its data in
 //! `<data>/observer`. Its output goes to this process's standard error, each line prefixed
-//! `observer: `. It is stopped (SIGTERM, then SIGKILL after 10 s) when the gateway stops.
+//! `observer: ` (with `--log-format json` the observer logs JSON too: its JSON lines are passed
+//! on as they are and any other line becomes a JSON log event of its own). It is stopped (SIGTERM, then SIGKILL after 10 s) when the gateway stops.
 
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -94,7 +95,10 @@ pub async fn start(
 ) -> Result<ObserverProcess, String> {
     let token_file = issue_credential(client, data).await?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let json = crate::log_format() == crate::LogFormat::Json;
     let mut child = tokio::process::Command::new(exe)
+        .arg("--log-format")
+        .arg(if json { "json" } else { "text" })
         .arg("observe")
         .arg("--gateway")
         .arg(operator_url)
@@ -112,20 +116,27 @@ pub async fn start(
         .map_err(|e| format!("cannot start the observer: {e}"))?;
     let output = TaskTracker::new();
     if let Some(out) = child.stdout.take() {
-        output.spawn(forward(BufReader::new(out)));
+        output.spawn(forward(BufReader::new(out), json));
     }
     if let Some(err) = child.stderr.take() {
-        output.spawn(forward(BufReader::new(err)));
+        output.spawn(forward(BufReader::new(err), json));
     }
     output.close();
     Ok(ObserverProcess { child, output })
 }
 
-/// Copies the observer's lines to standard error, prefixed.
-async fn forward<R: tokio::io::AsyncBufRead + Unpin>(reader: R) {
+/// Copies the observer's lines to standard error: prefixed as text; as JSON, a JSON object line
+/// as it is and any other line inside a log event.
+async fn forward<R: tokio::io::AsyncBufRead + Unpin>(reader: R, json: bool) {
     let mut lines = reader.lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        eprintln!("observer: {line}");
+        if !json {
+            eprintln!("observer: {line}");
+        } else if serde_json::from_str::<Value>(&line).is_ok_and(|v| v.is_object()) {
+            eprintln!("{line}");
+        } else {
+            tracing::info!(target: "observer", line = %line, "Observer output.");
+        }
     }
 }
 
