@@ -13,6 +13,22 @@ use serde_json::Value;
 
 use crate::Decision;
 
+/// Whether a tool the model proposed (an intent's tool) names the tool the agent attempted:
+/// equal, equal to the name the agent called it by, or equal once the server prefix
+/// (`server.` or `server__`) is taken off both — `fs.read_file`, `fs__read_file` and
+/// `read_file` all name `fs.read_file`. The one rule the observer and the console's timeline
+/// match intents to attempts by.
+pub fn intent_names_tool(intent: &str, tool: &str, called_as: Option<&str>) -> bool {
+    if intent == tool || called_as == Some(intent) {
+        return true;
+    }
+    let short = |s: &str| -> String {
+        let s = s.rsplit('.').next().unwrap_or(s);
+        s.rsplit("__").next().unwrap_or(s).to_owned()
+    };
+    short(intent) == short(tool)
+}
+
 /// How an action reached the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Via {
@@ -210,5 +226,27 @@ impl ApprovalStatus {
 impl fmt::Display for ApprovalStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod intent_tests {
+    use super::intent_names_tool;
+
+    #[test]
+    fn intents_name_tools_in_every_spelling() {
+        assert!(intent_names_tool("read_file", "fs.read_file", None));
+        assert!(intent_names_tool("fs.read_file", "fs.read_file", None));
+        assert!(intent_names_tool(
+            "fs__read_file",
+            "fs.read_file",
+            Some("fs__read_file")
+        ));
+        assert!(!intent_names_tool("write_file", "fs.read_file", None));
+        assert!(!intent_names_tool(
+            "fs.read_file",
+            "db.query",
+            Some("db__query")
+        ));
     }
 }

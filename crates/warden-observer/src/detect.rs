@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use warden_charter::{Detector, DetectorKind};
+use warden_core::gate::intent_names_tool;
 
 use crate::engine::{Engine, dur_ms, time_of};
 use crate::profile::{
     Event, HOUR_MS, Intent, MAX_INTENTS, MAX_LABELS, SessionState, prune, push_event, resources,
-    same_tool,
 };
 use crate::response::Signal;
 
@@ -185,7 +185,7 @@ impl Engine {
         match s
             .intents
             .iter()
-            .position(|i| same_tool(&i.tool, tool, called_as))
+            .position(|i| intent_names_tool(&i.tool, tool, called_as))
         {
             Some(i) => {
                 s.intents.remove(i);

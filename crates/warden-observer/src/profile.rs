@@ -358,19 +358,6 @@ fn sql_table(sql: &str) -> Option<String> {
     None
 }
 
-/// Whether a tool the model proposed names the tool the agent attempted (`fs.read_file`,
-/// `fs__read_file` and `read_file` all name `fs.read_file`).
-pub(crate) fn same_tool(intent: &str, tool: &str, called_as: Option<&str>) -> bool {
-    if intent == tool || called_as == Some(intent) {
-        return true;
-    }
-    let short = |s: &str| -> String {
-        let s = s.rsplit('.').next().unwrap_or(s);
-        s.rsplit("__").next().unwrap_or(s).to_owned()
-    };
-    short(intent) == short(tool)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -392,16 +379,5 @@ mod tests {
         assert_eq!(r.len(), 4);
         assert_eq!(dir_of("/x", false), "/");
         assert_eq!(dir_of("rel/y.txt", false), "rel");
-    }
-
-    #[test]
-    fn intents_name_tools_in_every_spelling() {
-        assert!(same_tool("read_file", "fs.read_file", None));
-        assert!(same_tool(
-            "fs__read_file",
-            "fs.read_file",
-            Some("fs__read_file")
-        ));
-        assert!(!same_tool("write_file", "fs.read_file", None));
     }
 }

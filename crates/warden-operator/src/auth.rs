@@ -140,8 +140,10 @@ pub(crate) const OBSERVER_ROUTES: &[(&str, &str)] = &[
 ];
 
 /// A credential made offline (`warden operator create-token`, or the bootstrap token) is
-/// recorded before its first use; if the ledger cannot take the record, it is not used.
-async fn record_offline_issue(
+/// recorded before its first use — on the operator plane and in the console alike; if the
+/// ledger cannot take the record (`503 ledger_unavailable`), or the state store cannot mark it
+/// recorded (`503 store_unavailable`), it is not used.
+pub async fn record_offline_issue(
     state: &OperatorState,
     identity: &OperatorIdentity,
 ) -> Result<(), ApiError> {

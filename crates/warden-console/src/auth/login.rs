@@ -134,49 +134,19 @@ async fn sign_in_checked(state: &Arc<ConsoleState>, req: Request) -> Result<Resp
         ));
     }
     if !identity.recorded {
-        record_offline_issue(state, &identity).await?;
+        // Recorded before its first use, as on the operator plane (one function for both).
+        warden_operator::record_offline_issue(&state.operator, &identity)
+            .await
+            .map_err(|e| {
+                let sentence = if e.code == "ledger_unavailable" {
+                    "this credential was made offline and its issue cannot be recorded yet, so it is not accepted"
+                } else {
+                    "the state store is unavailable; try again"
+                };
+                (StatusCode::SERVICE_UNAVAILABLE, sentence)
+            })?;
     }
     open_session(state, identity).await
-}
-
-/// A credential made offline (`warden operator create-token`, or the bootstrap token) is
-/// recorded before its first use, as the operator plane does; if the ledger cannot take the
-/// record, it is not used.
-async fn record_offline_issue(
-    state: &ConsoleState,
-    identity: &OperatorIdentity,
-) -> Result<(), Refusal> {
-    let record = NewRecord::new(
-        None,
-        RecordKind::OperatorTokenIssued,
-        json!({
-            "id": identity.id,
-            "name": identity.name,
-            "role": identity.role.as_str(),
-            "principal": identity.role.principal(),
-            "by": null,
-            "offline": true,
-        }),
-    );
-    if let Err(e) = state.operator.recorder.append(record).await {
-        tracing::error!(error = %e, "The ledger cannot record an offline operator credential; it is not used.");
-        return Err((
-            StatusCode::SERVICE_UNAVAILABLE,
-            "this credential was made offline and its issue cannot be recorded yet, so it is not accepted",
-        ));
-    }
-    state
-        .operator
-        .operators
-        .mark_recorded(&identity.id, state.operator.clock.now())
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "The state store cannot mark a credential recorded.");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the state store is unavailable; try again",
-            )
-        })
 }
 
 /// Opens a console session for `identity`: a place reserved, the sign-in recorded, then the

@@ -462,19 +462,6 @@ pub fn row(
     }
 }
 
-/// Same tool as the observer judges it: equal, equal to the name the agent called it by, or
-/// equal once the server prefix (`server.` or `server__`) is taken off both.
-pub(crate) fn same_tool(intent: &str, tool: &str, called_as: Option<&str>) -> bool {
-    if intent == tool || called_as == Some(intent) {
-        return true;
-    }
-    let short = |s: &str| -> String {
-        let s = s.rsplit('.').next().unwrap_or(s);
-        s.rsplit("__").next().unwrap_or(s).to_owned()
-    };
-    short(intent) == short(tool)
-}
-
 /// Pending intents kept per session while matching (as the observer keeps them).
 const MAX_PENDING: usize = 64;
 
@@ -516,7 +503,7 @@ pub fn intents<'a>(
                 let called_as = p.get("called_as").and_then(Value::as_str);
                 let found = pending
                     .iter()
-                    .position(|(_, _, t)| same_tool(t, tool, called_as));
+                    .position(|(_, _, t)| warden_core::gate::intent_names_tool(t, tool, called_as));
                 match found.and_then(|i| pending.remove(i)) {
                     Some((seq, _, _)) => {
                         out.insert(r.seq, IntentMatch::From(seq));
