@@ -6,7 +6,7 @@
 # group-committed transaction), the upstream call, ledger commit of the result — durable
 # (SQLite WAL, synchronous=FULL). Runs closed loops with 1 and 50 clients, and an open loop at
 # 1,000 calls/s with 50 clients, and prints calls/s, latency percentiles, the latency warden
-# adds, and warden's peak RSS.
+# adds, warden's peak RSS, and warden's own CPU per call (user + system time during its runs).
 #
 # Usage: bench/gateway.sh [seconds per run, default 10]
 # Environment: CONSOLE=1 keeps the console open on the live timeline of the bench's session,
@@ -67,18 +67,27 @@ run() { # label url token tool concurrency [rate]
 }
 
 results="$tmp/results.jsonl"
+# warden's own CPU (user + system, clock ticks) spent during the runs through it: what it costs
+# per call, whatever else (a browser, a receiver) shares the cores.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$WARDEN_PID/stat"; }
+WARDEN_TICKS=0
+through_warden() {
+  local before; before=$(cpu_ticks)
+  run "$@" >> "$results"
+  WARDEN_TICKS=$(( WARDEN_TICKS + $(cpu_ticks) - before ))
+}
 for c in 1 50; do
   run "direct c=$c" "http://127.0.0.1:$ECHO_PORT/mcp" "" echo "$c" >> "$results"
-  run "warden c=$c" "http://127.0.0.1:$AGENT_PORT/mcp" "$TOKEN" echo.echo "$c" >> "$results"
+  through_warden "warden c=$c" "http://127.0.0.1:$AGENT_PORT/mcp" "$TOKEN" echo.echo "$c"
 done
 run "direct 1000/s" "http://127.0.0.1:$ECHO_PORT/mcp" "" echo 50 1000 >> "$results"
-run "warden 1000/s" "http://127.0.0.1:$AGENT_PORT/mcp" "$TOKEN" echo.echo 50 1000 >> "$results"
+through_warden "warden 1000/s" "http://127.0.0.1:$AGENT_PORT/mcp" "$TOKEN" echo.echo 50 1000
 
 RSS_KB=$(awk '/VmHWM/ {print $2}' "/proc/$WARDEN_PID/status")
 extras_report > "$tmp/extras.txt"
 RECORDS=$("$BIN/warden" audit verify --data "$tmp/data" --format json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin).get("records", "?"))' || echo "?")
 
-python3 - "$results" "$RSS_KB" "$RECORDS" <<'PY'
+python3 - "$results" "$RSS_KB" "$RECORDS" "$WARDEN_TICKS" "$(getconf CLK_TCK)" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 by = {r["label"]: r for r in rows}
@@ -90,5 +99,9 @@ for mode in ["c=1", "c=50", "1000/s"]:
     d, w = by[f"direct {mode}"], by[f"warden {mode}"]
     print(f"added by warden, {mode:<7}: p50 {w['p50_us']-d['p50_us']:>6} µs   p99 {w['p99_us']-d['p99_us']:>6} µs")
 print(f"\nwarden peak RSS: {int(sys.argv[2])/1024:.1f} MiB; ledger records after the run: {sys.argv[3]}")
+warden_calls = sum(r["calls"] for r in rows if r["label"].startswith("warden"))
+cpu_s = int(sys.argv[4]) / int(sys.argv[5])
+if warden_calls:
+    print(f"warden CPU during its runs: {cpu_s:.1f} s for {warden_calls} calls = {cpu_s / warden_calls * 1e6:.0f} µs per call")
 PY
 cat "$tmp/extras.txt"
