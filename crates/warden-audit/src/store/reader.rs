@@ -84,32 +84,20 @@ impl LedgerReader {
     ) -> Result<Vec<Record>, LedgerError> {
         let session = session.to_owned();
         let limit = clamp(limit);
-        let mut records = match bound {
-            PageBound::After(after) => {
-                let after = clamp(after);
-                self.pool
-                    .run(move |conn| {
-                        select(
-                            conn,
-                            "WHERE session = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-                            rusqlite::params![session, after, limit],
-                        )
-                    })
-                    .await?
-            }
-            PageBound::Before(before) => {
-                let before = clamp(before);
-                self.pool
-                    .run(move |conn| {
-                        select(
-                            conn,
-                            "WHERE session = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
-                            rusqlite::params![session, before, limit],
-                        )
-                    })
-                    .await?
-            }
+        let (tail, seq) = match bound {
+            PageBound::After(after) => (
+                "WHERE session = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+                clamp(after),
+            ),
+            PageBound::Before(before) => (
+                "WHERE session = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
+                clamp(before),
+            ),
         };
+        let mut records = self
+            .pool
+            .run(move |conn| select(conn, tail, rusqlite::params![session, seq, limit]))
+            .await?;
         if matches!(bound, PageBound::Before(_)) {
             records.reverse();
         }
