@@ -13,6 +13,7 @@
 //! guarantees and the failure behaviour.
 
 pub mod chain;
+pub mod merkle;
 pub mod search;
 pub mod store;
 
