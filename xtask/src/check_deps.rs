@@ -88,6 +88,10 @@ const CRATE_MAP: &[Row] = &[
         "warden-otel",
         &["warden-core", "warden-audit", "warden-telemetry"],
     ),
+    only(
+        "warden-export",
+        &["warden-core", "warden-audit", "warden-telemetry"],
+    ),
     // The observer and the gateway meet only through the ledger stream, the metrics and the
     // control API. It compiles the charter itself (its `observer` section).
     only(
@@ -123,6 +127,7 @@ const CRATE_MAP: &[Row] = &[
             "warden-telemetry",
             "warden-console",
             "warden-otel",
+            "warden-export",
         ],
     ),
     // The binary never links the test kit.

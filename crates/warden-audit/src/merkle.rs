@@ -157,7 +157,7 @@ pub enum ProofError<E> {
 
 /// The root of leaves `start .. start + n` (`n >= 1`), from perfect subtrees.
 fn range_root<N: Nodes>(nodes: &N, start: u64, n: u64) -> Result<Hash, N::Error> {
-    if n.is_power_of_two() && start % n == 0 {
+    if n.is_power_of_two() && start.is_multiple_of(n) {
         return nodes.subtree(n.trailing_zeros(), start >> n.trailing_zeros());
     }
     let k = split(n);
@@ -389,7 +389,9 @@ impl Nodes for MemoryLeaves {
             }
         }
         let width = 1usize << level;
-        let start = usize::try_from(index).unwrap_or(usize::MAX).saturating_mul(width);
+        let start = usize::try_from(index)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(width);
         let end = start.saturating_add(width).min(self.0.len());
         Ok(root(self.0.get(start..end).unwrap_or(&[])))
     }

@@ -143,6 +143,17 @@ record_kinds! {
     /// An operator signed out of the console, or its console session was ended (`credential`,
     /// `reason`: `signed_out`, `expired`, `credential_revoked`).
     ConsoleSignedOut = "console_signed_out",
+    /// The gateway signed a checkpoint of the ledger's Merkle tree (`note`: the C2SP signed
+    /// note, `origin`, `size`, `root`): the records `1..=size` are the ones it signed.
+    CheckpointSigned = "checkpoint_signed",
+    /// An export sink fell behind the ledger by more than its limit (`sink`, `acked`, `head`,
+    /// `lag`, `error`): the ledger keeps everything and the sink catches up when it can.
+    ExportLagging = "export_lagging",
+    /// An export sink caught up again after `export_lagging` (`sink`, `acked`, `head`).
+    ExportRecovered = "export_recovered",
+    /// Records `1..=through` were archived and removed from the local ledger (`through`,
+    /// `archive`, `checkpoint`); the signed checkpoint stands for them.
+    LedgerPruned = "ledger_pruned",
 }
 
 impl fmt::Display for RecordKind {

@@ -43,12 +43,16 @@ use std::time::Duration;
 use serde::Deserialize;
 pub use warden_session::CaptureLimits;
 
+pub mod checkpoints;
 pub mod deployment;
 mod error;
+pub mod export;
 pub mod otel;
 mod parse;
+pub use checkpoints::RawCheckpoints;
 pub use deployment::{Deployment, PlaneDeployment, TlsFiles};
 pub use error::ConfigError;
+pub use export::RawExportSink;
 pub use otel::RawOtel;
 use parse::{addr, connections, duration, pick};
 
@@ -154,6 +158,11 @@ pub struct RawConfig {
     pub operator_tls_key: Option<PathBuf>,
     /// The `[otel]` section (file only): OpenTelemetry export.
     pub otel: Option<RawOtel>,
+    /// The `[checkpoints]` section (file only): signed checkpoints of the ledger.
+    pub checkpoints: Option<RawCheckpoints>,
+    /// The `[[export]]` sections (file only): where the ledger's records are copied.
+    #[serde(default)]
+    pub export: Vec<RawExportSink>,
 }
 
 /// Where environment variables come from.
@@ -217,6 +226,10 @@ pub struct Config {
     pub deployment: Deployment,
     /// OpenTelemetry export, when on (see [`otel`]).
     pub otel: Option<warden_otel::OtelConfig>,
+    /// Signed checkpoints, when a key is configured (see [`checkpoints`]).
+    pub checkpoints: Option<checkpoints::CheckpointConfig>,
+    /// The export sinks (see [`export`]); empty: no export.
+    pub exports: Vec<export::ExportSink>,
 }
 
 /// Where and how new approval requests are announced.
@@ -498,6 +511,8 @@ impl Config {
         Ok(Config {
             deployment: deployment::resolve(flags, &file, env)?,
             otel: otel::resolve(file.otel.as_ref(), env)?,
+            checkpoints: checkpoints::resolve(file.checkpoints.as_ref(), env)?,
+            exports: export::resolve(&file.export, env)?,
             limits,
             provider_keys: None,
             result_deadline,

@@ -37,6 +37,8 @@ use crate::session_refusals::SessionRefusals;
 use crate::telemetry::{GatewayMetrics, LedgerCommits, MeteredRecorder, observability};
 
 mod approvals;
+mod checkpoints;
+mod exports;
 pub mod provenance_rebuild;
 mod secrets;
 use approvals::start_approvals;
@@ -512,6 +514,10 @@ async fn serve(
             background.cancel.clone(),
         ));
     }
+    // Signed checkpoints of the ledger, and its copies outside the agent's reach: both follow
+    // the committed head, never on the action path.
+    checkpoints::spawn(config, &state, &background).await?;
+    exports::spawn(config, &state, &background).await?;
     let operator_app = crate::routes::operator_app(operator, console, readiness.clone(), config);
     crate::tls::warn_if_exposed("agent", agent_addr, tls.agent.is_some());
     crate::tls::warn_if_exposed("operator", operator_addr, tls.operator.is_some());

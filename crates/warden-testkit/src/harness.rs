@@ -59,6 +59,8 @@ pub fn test_config(data_dir: &Path, charter: &Path) -> Config {
         limits: warden_gateway::config::Limits::default(),
         deployment: warden_gateway::config::Deployment::default(),
         otel: None,
+        checkpoints: None,
+        exports: Vec::new(),
     }
 }
 

@@ -57,7 +57,12 @@ fn roots_match_the_reference_vectors() {
         let leaf = leaf_hash(&unhex(input));
         frontier.push(leaf, |_, _, _| {});
         mem.0.push(leaf);
-        assert_eq!(frontier.root().to_vec(), unhex(root), "size {}", mem.0.len());
+        assert_eq!(
+            frontier.root().to_vec(),
+            unhex(root),
+            "size {}",
+            mem.0.len()
+        );
         assert_eq!(
             root_of(&mem, mem.0.len() as u64).unwrap().to_vec(),
             unhex(root)

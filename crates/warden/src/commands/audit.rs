@@ -19,6 +19,11 @@ use warden_audit::{Hit, LedgerError, LedgerReader, SearchError, SearchIndex, Ver
 use crate::EXIT_USAGE;
 use crate::output::Format;
 
+pub mod keys;
+pub mod proofs;
+pub mod retention;
+pub mod watch;
+
 /// `warden audit verify` found a record that was changed, removed or reordered.
 pub const EXIT_BROKEN: u8 = 3;
 /// The ledger could not be read (`EX_IOERR`).
@@ -60,6 +65,18 @@ pub enum AuditCommand {
     /// Prints one line per hit: `SEQ  TIME  SESSION  KIND  SNIPPET`, the matched words in
     /// `[` `]` (control characters in the snippet shown as spaces).
     Search(SearchArgs),
+    /// Make a checkpoint signing key (Ed25519) in its own 0600 file, and print its public key.
+    Keygen(keys::KeygenArgs),
+    /// Print the inclusion proof of one record against a checkpoint.
+    Prove(proofs::ProveArgs),
+    /// Prove that a later checkpoint extends an earlier one (append-only).
+    Consistency(proofs::ConsistencyArgs),
+    /// Follow a gateway's signed checkpoints and alert on a fork or a rollback.
+    Watch(watch::WatchArgs),
+    /// Copy the records a signed checkpoint covers to an export directory, verified.
+    Archive(retention::ArchiveArgs),
+    /// Remove archived records from the local ledger; their checkpoint stands for them.
+    Prune(retention::PruneArgs),
 }
 
 /// Where the ledger is.
@@ -139,6 +156,15 @@ pub fn execute(args: &AuditArgs) -> ExitCode {
         // SQLite through `rusqlite`, blocking: no runtime needed.
         return search(&data(&a.data), a);
     }
+    match &args.command {
+        AuditCommand::Keygen(a) => return keys::execute(a),
+        AuditCommand::Prove(a) => return proofs::prove(a),
+        AuditCommand::Consistency(a) => return proofs::consistency(a),
+        AuditCommand::Watch(a) => return watch::execute(a),
+        AuditCommand::Archive(a) => return retention::archive(a),
+        AuditCommand::Prune(a) => return retention::prune(a),
+        _ => {}
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -155,6 +181,12 @@ pub fn execute(args: &AuditArgs) -> ExitCode {
             AuditCommand::Tail(a) => tail(&data(&a.data), a.lines).await,
             AuditCommand::Show(a) => show(&data(&a.data), a.seq).await,
             AuditCommand::Search(a) => search(&data(&a.data), a),
+            AuditCommand::Keygen(_)
+            | AuditCommand::Prove(_)
+            | AuditCommand::Consistency(_)
+            | AuditCommand::Watch(_)
+            | AuditCommand::Archive(_)
+            | AuditCommand::Prune(_) => ExitCode::from(EXIT_USAGE),
         }
     })
 }

@@ -155,6 +155,8 @@ impl GatewayFlags {
             operator_tls_cert: self.operator_tls_cert.clone(),
             operator_tls_key: self.operator_tls_key.clone(),
             otel: None,
+            checkpoints: None,
+            export: Vec::new(),
         }
     }
 }
