@@ -13,8 +13,10 @@
 //! guarantees and the failure behaviour.
 
 pub mod chain;
+pub mod checkpoint;
 pub mod merkle;
 pub mod search;
+pub mod signed;
 pub mod store;
 
 pub use chain::{Head, Problem, Record, RecordKind, Verifier};
