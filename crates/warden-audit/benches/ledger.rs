@@ -1,5 +1,5 @@
 //! Criterion benchmarks of the ledger: durable append throughput with group commit, verify
-//! throughput through SQLite, and the pure chain work per record.
+//! throughput through SQLite, and the pure chain and Merkle tree work per record.
 //!
 //! Run: `cargo bench -p warden-audit --bench ledger`. The ledgers live in a temporary
 //! directory on the same disk as `TMPDIR` (every append is fsynced: the figure is the disk's).
@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 use warden_audit::chain::{
     GENESIS_HASH, RecordRef, Verifier, canonical_json, format_time, record_hash,
 };
+use warden_audit::merkle;
 use warden_audit::{Ledger, LedgerConfig, LedgerReader, NewRecord, RecordKind};
 use warden_core::{Clock, SystemClock};
 
@@ -199,6 +200,32 @@ fn bench_chain(c: &mut Criterion) {
             }
             start.elapsed()
         })
+    });
+    group.finish();
+
+    // The Merkle tree's share of the writer's work per record: the leaf hash and the frontier
+    // push (one node hash per record, amortised), and the root it publishes once per commit.
+    let mut group = c.benchmark_group("tree");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("push_record", |b| {
+        let mut frontier = merkle::Frontier::new();
+        let mut stored = 0u64;
+        b.iter(|| {
+            frontier.push(merkle::leaf_hash(black_box(&hash)), |level, _, _| {
+                if level >= merkle::STORED_LEVEL {
+                    stored += 1;
+                }
+            })
+        });
+        black_box(stored);
+    });
+    group.bench_function("root_per_commit", |b| {
+        let mut frontier = merkle::Frontier::new();
+        // A size with many set bits: the most hashes a root takes below 2^20.
+        for _ in 0..(1u64 << 20) - 1 {
+            frontier.push(hash, |_, _, _| {});
+        }
+        b.iter(|| black_box(&frontier).root())
     });
     group.finish();
 }
