@@ -25,6 +25,8 @@ mod approvals;
 mod approvals_teach;
 #[path = "gateway/capture.rs"]
 mod capture;
+#[path = "gateway/checkpoints.rs"]
+mod checkpoints;
 #[path = "gateway/controls.rs"]
 mod controls;
 #[path = "gateway/deployment.rs"]
