@@ -27,6 +27,8 @@ mod approvals_teach;
 mod capture;
 #[path = "gateway/checkpoints.rs"]
 mod checkpoints;
+#[path = "gateway/checkpoints_adversarial.rs"]
+mod checkpoints_adversarial;
 #[path = "gateway/controls.rs"]
 mod controls;
 #[path = "gateway/deployment.rs"]

@@ -242,3 +242,105 @@ async fn a_key_others_may_read_or_a_bad_key_stops_the_start() {
         .await
         .unwrap();
 }
+
+/// `GET path` on the operator plane with `token`: the status, the content type and the body.
+pub(super) async fn get(h: &Harness, path: &str, token: &str) -> (u16, String, String) {
+    let resp = h
+        .http
+        .get(format!("http://{}{path}", h.operator_addr))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, content_type, resp.text().await.unwrap())
+}
+
+fn hashes(body: &serde_json::Value) -> Vec<warden_audit::merkle::Hash> {
+    use base64::Engine as _;
+    body["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            base64::engine::general_purpose::STANDARD
+                .decode(h.as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_routes_serve_the_latest_note_and_proofs_that_verify_against_it() {
+    use warden_audit::merkle;
+    let (_keys, key_path, vkey) = key_file();
+    let h = start(&key_path, 5, Duration::from_secs(3600)).await;
+    let first = wait_for(&h, &vkey, |c| !c.is_empty()).await;
+    let (_session, token) = h.open_session("1h").await;
+    for i in 0..8 {
+        h.call(&token, &format!("hello {i}")).await;
+    }
+    wait_for(&h, &vkey, |c| c.len() >= 2).await;
+
+    // The note served is one the ledger recorded, no older than the second, and it verifies
+    // with the verifier key.
+    let (status, content_type, note) = get(&h, "/v1/audit/checkpoint", &h.operator_token).await;
+    assert_eq!(status, 200, "{note}");
+    assert_eq!(content_type, "text/plain; charset=utf-8");
+    let served = Checkpoint::open(&note, &vkey).unwrap();
+    let recorded = checkpoints(&h.records().await, &vkey);
+    let at = recorded.iter().position(|(_, c)| *c == served).unwrap();
+    assert!(at >= 1, "{recorded:?}");
+
+    // Consistency from the first checkpoint to the latest, against their signed roots.
+    let old = &first[0].1;
+    let (status, _, body) = get(
+        &h,
+        &format!("/v1/audit/consistency?old={}&new={}", old.size, served.size),
+        &h.operator_token,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    merkle::verify_consistency(
+        old.size,
+        served.size,
+        &old.root,
+        &served.root,
+        &hashes(&body),
+    )
+    .unwrap();
+
+    // Inclusion of every record in the latest checkpoint's tree.
+    let records = h.records().await;
+    for record in records.iter().take(usize::try_from(served.size).unwrap()) {
+        let (status, _, body) = get(
+            &h,
+            &format!(
+                "/v1/audit/inclusion?seq={}&size={}",
+                record.seq, served.size
+            ),
+            &h.operator_token,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["leaf_index"], record.seq - 1);
+        merkle::verify_inclusion(
+            record.seq - 1,
+            served.size,
+            &merkle::leaf_hash(&record.hash),
+            &hashes(&body),
+            &served.root,
+        )
+        .unwrap();
+    }
+    h.stop().await;
+}
