@@ -430,3 +430,25 @@ fn origins_are_printable_ascii() {
     assert!(!valid_origin(&"x".repeat(MAX_ORIGIN_BYTES + 1)));
     assert_eq!(default_origin("id"), "warden/ledger/id");
 }
+
+/// The example of docs/checkpoints.md, signed outside warden (Python `cryptography`, i.e.
+/// OpenSSL's Ed25519, with the key id and note assembled by hand from the spec).
+const DOCS_VKEY: &str = "ops.example/warden+dc6988f2+AUnojEA/Jcim9viMKvmHo9uOWau8woEiZtFrA+Tm5WWf";
+const DOCS_NOTE: &str = "warden/ledger/0193f3a2-5c1e-7d44-9a0b-2f6d1c8e4b71\n1024\nC65pPpLZgjm4owaKUAjFZ7NtZDlYe7M6zcOzB2eWOp8=\ntime 2026-12-06T18:30:00Z\n\n\u{2014} ops.example/warden 3GmI8lbTpsm6dfGeXWmmV4DN2RKrjVoQDmNjU+qN3EUlTe2TgVxwQUKQZSxmz+iTRCUgO96KAh+zvcmfHfkkblzavgw=\n";
+
+#[test]
+fn the_documented_example_signed_elsewhere_opens() {
+    let key = VerifierKey::parse(DOCS_VKEY).unwrap();
+    let checkpoint = Checkpoint::open(DOCS_NOTE, &key).unwrap();
+    assert_eq!(
+        checkpoint,
+        Checkpoint {
+            origin: "warden/ledger/0193f3a2-5c1e-7d44-9a0b-2f6d1c8e4b71".to_owned(),
+            size: 1024,
+            root: merkle::leaf_hash(b"example"),
+            time: Some(datetime!(2026-12-06 18:30:00 UTC)),
+        }
+    );
+    // And warden writes the same body for it.
+    assert!(DOCS_NOTE.starts_with(&checkpoint.body()));
+}
