@@ -470,3 +470,133 @@ async fn watch_refuses_a_wrong_key_and_reports_an_unreachable_gateway() {
     assert!(lines.is_empty());
     h.stop().await;
 }
+
+// ---- `warden serve` with `[checkpoints]`, as a process ----
+
+/// `warden serve --config FILE` on free loopback ports, in front of an echo server, with the
+/// environment `env`; stderr piped.
+async fn serve(dir: &Path, config: &str, env: &[(&str, &str)]) -> tokio::process::Child {
+    let (echo_url, _calls) = warden_testkit::echo::spawn().await.unwrap();
+    let charter = dir.join("charter.yaml");
+    fs::write(&charter, echo_charter(&echo_url)).unwrap();
+    let config_path = dir.join("warden.toml");
+    fs::write(&config_path, config).unwrap();
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_warden"));
+    cmd.args(["serve", "--charter"])
+        .arg(&charter)
+        .arg("--data")
+        .arg(dir.join("data"))
+        .arg("--config")
+        .arg(&config_path)
+        .args([
+            "--agent-listen",
+            &format!("127.0.0.1:{}", common::free_port()),
+            "--operator-listen",
+            &format!("127.0.0.1:{}", common::free_port()),
+        ])
+        .env_remove("WARDEN_CHECKPOINT_KEY")
+        .env_remove("WARDEN_DATA")
+        .env_remove("WARDEN_CONFIG")
+        .env_remove("WARDEN_LOG_FORMAT")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refuses_a_checkpoint_key_others_may_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_keys, key, _public) = keys();
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o640)).unwrap();
+    let config = format!("[checkpoints]\nkey = \"{}\"\n", key.display());
+    let child = serve(dir.path(), &config, &[]).await;
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("serve refuses within a minute")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("checkpoint signing key"), "{stderr}");
+    assert!(stderr.contains("chmod 600"), "{stderr}");
+    // The key's content is never shown.
+    let private = fs::read_to_string(&key).unwrap();
+    assert!(!stderr.contains(private.trim().rsplit_once('+').unwrap().1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_signs_with_the_key_from_the_environment_and_ends_with_a_checkpoint() {
+    use tokio::io::AsyncBufReadExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let (_keys, key, public) = keys();
+    // The section sets the rhythm; the key comes from the environment.
+    let config = "[checkpoints]\nevery_records = 1000\nevery = \"1h\"\n";
+    let key_env = key.to_str().unwrap().to_owned();
+    // A section without a key and no variable is an error, naming the setting.
+    let out = serve(dir.path(), config, &[])
+        .await
+        .wait_with_output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("checkpoints.key"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = serve(dir.path(), config, &[("WARDEN_CHECKPOINT_KEY", &key_env)]).await;
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let listening = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("Gateway listening") {
+                return;
+            }
+        }
+        panic!("warden serve ended before listening");
+    });
+    listening
+        .await
+        .expect("warden serve listens within a minute");
+    // The start-up checkpoint is recorded.
+    let data = dir.path().join("data");
+    let started = Instant::now();
+    loop {
+        let reader = warden_audit::LedgerReader::open(&data).await.unwrap();
+        let found = reader
+            .newest_of_kinds(&["checkpoint_signed"], None, 1)
+            .await
+            .unwrap();
+        reader.close().await;
+        if !found.is_empty() {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pid = child.id().unwrap().to_string();
+    let killed = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .expect("serve stops within a minute")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    // The ledger ends with a checkpoint of every record before it, which the `.pub` verifies.
+    let reader = warden_audit::LedgerReader::open(&data).await.unwrap();
+    let last = reader.tail(1).await.unwrap().pop().unwrap();
+    assert_eq!(last.kind, RecordKind::CheckpointSigned);
+    let vkey = VerifierKey::from_arg(path_str(&public)).unwrap();
+    let checkpoint = Checkpoint::from_record_payload(&last.payload, &vkey).unwrap();
+    assert_eq!(checkpoint.size, last.seq - 1);
+    assert_eq!(
+        reader.tree_root(checkpoint.size).await.unwrap(),
+        checkpoint.root
+    );
+    reader.close().await;
+}
