@@ -22,6 +22,8 @@ use warden_session::tokens::{self, Plane};
 use crate::app_state::AppState;
 use crate::decide_api;
 
+mod audit;
+
 /// The error shape of the route a request is for: the model endpoints answer in their
 /// provider's shape, the HTTP API (`/v1/decide`, `/v1/actions/…`, `/v1/approvals`) in its own,
 /// and MCP in JSON-RPC.
@@ -277,9 +279,9 @@ pub(crate) fn agent_router(
         ))
 }
 
-/// The operator plane: [`warden_operator::router`], the console ([`warden_console::router`])
-/// and `/readyz`, with the plane's bounds and
-/// Host check.
+/// The operator plane: [`warden_operator::router`], the console ([`warden_console::router`]),
+/// the audit routes (`/v1/audit/…`, [`audit`]: the signed checkpoint and the proofs, for
+/// admins and observers) and `/readyz`, with the plane's bounds and Host check.
 pub(crate) fn operator_app(
     operator: Arc<warden_operator::OperatorState>,
     console: Arc<warden_console::ConsoleState>,
@@ -295,7 +297,11 @@ pub(crate) fn operator_app(
     // The operator plane's routes all answer at once: every one is under the request
     // timeout; the body timeout wraps it, so it runs first; the Host check wraps everything
     // (a request for a host the plane does not answer to reaches nothing).
+    // The audit routes authenticate with their own layer (an admin's or an observer's
+    // operator token), so they are merged beside the operator router, not inside it.
+    let audit = audit::router(operator.clone(), console.ledger.clone());
     warden_operator::router(operator)
+        .merge(audit)
         // The console authenticates with its own cookie, not the operator token layer.
         .merge(warden_console::router(console))
         .merge(crate::readiness::router(readiness))

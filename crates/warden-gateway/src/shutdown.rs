@@ -8,6 +8,9 @@ use warden_session::LedgerMark;
 
 use crate::startup::RunningGateway;
 
+/// How long shutdown waits for the final checkpoint to be signed and recorded.
+const FINAL_CHECKPOINT_WAIT: Duration = Duration::from_secs(5);
+
 impl RunningGateway {
     /// Stops the gateway, in phases:
     /// 1. stop accepting connections, and
@@ -16,7 +19,8 @@ impl RunningGateway {
     ///    webhook (the governor's token), so that
     /// 3. in-flight requests drain, within the shutdown grace;
     /// 4. record every forwarded action whose result never came as `unknown`, record the stop,
-    ///    flush the ledger and write its head to `state.db` (the ledger mark);
+    ///    sign the final checkpoint (when a key is configured: it covers every record before
+    ///    it), flush the ledger and write its head to `state.db` (the ledger mark);
     /// 5. disconnect the upstream servers and close the stores.
     pub async fn shutdown(self) {
         // Phases 1 and 2: one token stops the listeners and answers the calls waiting for approval.
@@ -51,6 +55,16 @@ impl RunningGateway {
                 payload: json!({}),
             })
             .await;
+        // The last record of a cleanly stopped ledger: a checkpoint of everything before it.
+        if let Some(signer) = &self.checkpoints
+            && tokio::time::timeout(FINAL_CHECKPOINT_WAIT, signer.sign_final())
+                .await
+                .is_err()
+        {
+            tracing::warn!(
+                "The final checkpoint was not recorded within 5s; the ledger closes without it."
+            );
+        }
         if let Err(e) = ledger.shutdown().await {
             tracing::error!(error = %e, "The ledger did not flush cleanly.");
         }

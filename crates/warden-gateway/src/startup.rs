@@ -37,7 +37,7 @@ use crate::session_refusals::SessionRefusals;
 use crate::telemetry::{GatewayMetrics, LedgerCommits, MeteredRecorder, observability};
 
 mod approvals;
-mod checkpoints;
+pub(crate) mod checkpoints;
 mod exports;
 pub mod provenance_rebuild;
 mod secrets;
@@ -92,6 +92,8 @@ pub struct RunningGateway {
     pub(crate) background_cancel: CancellationToken,
     pub(crate) model_tasks: TaskTracker,
     pub(crate) grace: Duration,
+    /// The checkpoint signer, when a key is configured (signs the final checkpoint).
+    pub(crate) checkpoints: Option<checkpoints::CheckpointSigner>,
 }
 
 impl std::fmt::Debug for RunningGateway {
@@ -516,7 +518,7 @@ async fn serve(
     }
     // Signed checkpoints of the ledger, and its copies outside the agent's reach: both follow
     // the committed head, never on the action path.
-    checkpoints::spawn(config, &state, &background).await?;
+    let checkpoint_signer = checkpoints::spawn(config, &state, &background).await?;
     exports::spawn(config, &state, &background).await?;
     let operator_app = crate::routes::operator_app(operator, console, readiness.clone(), config);
     crate::tls::warn_if_exposed("agent", agent_addr, tls.agent.is_some());
@@ -573,5 +575,6 @@ async fn serve(
         background_cancel: background.cancel,
         model_tasks,
         grace: config.shutdown_grace,
+        checkpoints: checkpoint_signer,
     })
 }

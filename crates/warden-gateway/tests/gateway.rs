@@ -25,6 +25,10 @@ mod approvals;
 mod approvals_teach;
 #[path = "gateway/capture.rs"]
 mod capture;
+#[path = "gateway/checkpoints.rs"]
+mod checkpoints;
+#[path = "gateway/checkpoints_adversarial.rs"]
+mod checkpoints_adversarial;
 #[path = "gateway/controls.rs"]
 mod controls;
 #[path = "gateway/deployment.rs"]
