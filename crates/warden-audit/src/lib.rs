@@ -21,6 +21,7 @@ pub mod store;
 
 pub use chain::{Head, Problem, Record, RecordKind, Verifier};
 pub use search::{Hit, SearchError, SearchIndex, UpdateReport};
+pub use store::TreeHead;
 pub use store::{
     Appended, CanonicalRecord, CommitObserver, Ledger, LedgerConfig, LedgerError, LedgerReader,
     NewRecord, PageBound, VerifyReport,

@@ -17,6 +17,7 @@ mod reader;
 mod recorder;
 mod scan;
 mod schema;
+mod tree;
 mod writer;
 
 #[cfg(test)]
@@ -33,6 +34,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use warden_core::{Clock, RecordKind};
 
 use crate::chain::canonical_json;
+use crate::merkle;
 
 pub use error::LedgerError;
 pub use reader::{LedgerReader, PageBound};
@@ -94,6 +96,16 @@ pub struct Appended {
     pub hash: [u8; 32],
     /// The record's time.
     pub time: OffsetDateTime,
+}
+
+/// The Merkle tree head after a commit: the tree of the records `1..=size` (leaf `seq - 1` is
+/// `merkle::leaf_hash(&record.hash)`) and its root. `size` is the committed head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TreeHead {
+    /// How many records the tree holds (the last record's `seq`).
+    pub size: u64,
+    /// The tree's root (RFC 9162, SHA-256; [`merkle::empty_root`] for an empty ledger).
+    pub root: merkle::Hash,
 }
 
 /// How the ledger's writer runs.
@@ -159,6 +171,10 @@ pub struct Ledger {
     opened: std::time::Instant,
     /// The committed head, as the writer publishes it.
     committed: watch::Receiver<u64>,
+    /// The tree head of the committed records, as the writer publishes it.
+    tree: watch::Receiver<TreeHead>,
+    /// The ledger's identity.
+    id: Arc<str>,
 }
 
 /// How long after a failed append (with none succeeding since) the ledger is reported as not
@@ -190,17 +206,26 @@ impl Ledger {
     ) -> Result<Ledger, LedgerError> {
         let (tx, rx) = mpsc::channel(config.queue_capacity.get());
         let (head_tx, committed) = watch::channel(0);
+        let (tree_tx, tree) = watch::channel(TreeHead {
+            size: 0,
+            root: merkle::empty_root(),
+        });
+        let publish = writer::Publish {
+            head: head_tx,
+            tree: tree_tx,
+            observer,
+        };
         let append_timeout = config.append_timeout;
         let (opened_tx, opened) = oneshot::channel();
         let thread_dir = dir.to_path_buf();
         std::thread::Builder::new()
             .name("warden-ledger".to_owned())
             .spawn(move || {
-                match writer::Writer::open(&thread_dir, clock, &config, rx, (head_tx, observer)) {
+                match writer::Writer::open(&thread_dir, clock, &config, rx, publish) {
                     Ok(writer) => {
                         // If the caller gave up on `open`, nobody can append: drop the writer
                         // (and its lock) at once.
-                        if opened_tx.send(Ok(())).is_ok() {
+                        if opened_tx.send(Ok(Arc::from(writer.id()))).is_ok() {
                             writer.run();
                         }
                     }
@@ -213,7 +238,7 @@ impl Ledger {
                 path: dir.join(DB_FILE),
                 source: Arc::new(e),
             })?;
-        opened.await.map_err(|_| LedgerError::Closed)??;
+        let id = opened.await.map_err(|_| LedgerError::Closed)??;
         Ok(Ledger {
             tx,
             dir: Arc::new(dir.to_path_buf()),
@@ -222,6 +247,8 @@ impl Ledger {
             failed_at: Arc::new(AtomicU64::new(0)),
             opened: std::time::Instant::now(),
             committed,
+            tree,
+            id,
         })
     }
 
@@ -231,6 +258,21 @@ impl Ledger {
     /// waits on it (`changed()`) instead of polling.
     pub fn watch_head(&self) -> watch::Receiver<u64> {
         self.committed.clone()
+    }
+
+    /// A watch on the Merkle tree head of the committed records, published by the writer after
+    /// each commit (and at open) together with [`Ledger::watch_head`], before the commit's
+    /// appenders are answered: its `size` is the committed head and its root covers exactly the
+    /// records `1..=size`. Never shrinks.
+    pub fn watch_tree(&self) -> watch::Receiver<TreeHead> {
+        self.tree.clone()
+    }
+
+    /// The ledger's identity: a UUID made when the ledger is created (a ledger made before
+    /// the tree gets one at the writer's next open), stored in the database (`meta`), so it
+    /// is the same at every open.
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     /// How many appends wait in the writer's queue now (an `append_batch` counts as one).

@@ -17,4 +17,5 @@ mod integration {
     mod reader;
     mod support;
     mod tamper;
+    mod tree;
 }

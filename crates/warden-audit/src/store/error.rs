@@ -96,4 +96,54 @@ pub enum LedgerError {
     /// runtime (its writer runs on a thread of its own) and never returns this.
     #[error("the ledger needs a tokio runtime to run its writer")]
     NoRuntime,
+    /// A Merkle tree of no records was asked for: it has no root worth signing and no proofs.
+    #[error("the tree of 0 records has no root or proofs; ask for a size of 1 or more")]
+    EmptyTree,
+    /// A tree larger than the ledger was asked for.
+    #[error("the ledger holds {head} records, so it has no tree of {size}")]
+    BeyondHead {
+        /// The size asked for.
+        size: u64,
+        /// The ledger's last record.
+        head: u64,
+    },
+    /// An inclusion proof was asked for a record outside the tree (0, or past its size).
+    #[error("record {seq} is not in the tree of {size} records")]
+    NotInTree {
+        /// The record.
+        seq: u64,
+        /// The tree's size.
+        size: u64,
+    },
+    /// A consistency proof was asked from a larger tree to a smaller one.
+    #[error("a tree of {old} records cannot be extended by one of {new}")]
+    Shrinks {
+        /// The old size.
+        old: u64,
+        /// The new size.
+        new: u64,
+    },
+    /// The answer needs a record pruned from this ledger (retention).
+    #[error(
+        "record {seq} has been pruned from this ledger; prove it from the archive that holds it"
+    )]
+    Pruned {
+        /// The first pruned record needed.
+        seq: u64,
+    },
+    /// A node of the ledger's Merkle tree is not stored where it should be.
+    #[error(
+        "the ledger's Merkle tree has no node at level {level}, index {index}; the ledger's writer (the gateway) rebuilds the tree when it next opens the ledger"
+    )]
+    TreeNode {
+        /// The node's level (8 or more).
+        level: u32,
+        /// Its index at that level.
+        index: u64,
+    },
+    /// The ledger was last written by a warden without the Merkle tree: no tree, no id yet.
+    #[error(
+        "the ledger has no Merkle tree yet; the ledger's writer (the gateway) builds it when it next opens the ledger"
+    )]
+    NoTree,
 }

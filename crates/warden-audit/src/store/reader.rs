@@ -11,8 +11,9 @@ use rusqlite::{Connection, Params};
 use super::pool::ReadPool;
 use super::scan::{self, VerifyReport};
 use super::schema::{self, COLUMNS};
-use super::{DB_FILE, LedgerError};
+use super::{DB_FILE, LedgerError, tree};
 use crate::chain::Record;
+use crate::merkle;
 
 /// A read-only view of a ledger; cheap to clone (clones share their connections). Opening it
 /// never creates or changes anything, and it can run beside the writer (WAL readers see
@@ -191,6 +192,50 @@ impl LedgerReader {
                 params.extend(kinds.into_iter().map(rusqlite::types::Value::Text));
                 select(conn, &tail, rusqlite::params_from_iter(params))
             })
+            .await
+    }
+
+    /// The ledger's identity (see [`Ledger::id`](super::Ledger::id)); [`LedgerError::NoTree`]
+    /// if no writer of this version has opened the ledger yet.
+    pub async fn id(&self) -> Result<String, LedgerError> {
+        self.pool.run(tree::read_id).await
+    }
+
+    /// The Merkle root of the first `size` records, built from the stored nodes (and the
+    /// records' hashes below 256 leaves); equal to the root the writer published for that
+    /// size. [`LedgerError::EmptyTree`] for 0, [`LedgerError::BeyondHead`] past the last
+    /// record, [`LedgerError::Pruned`] when it needs pruned records.
+    ///
+    /// Nothing here is verified: a root read from a tampered database is whatever it holds.
+    /// Checkers compare it with a signed checkpoint, or recompute it from the records.
+    pub async fn tree_root(&self, size: u64) -> Result<merkle::Hash, LedgerError> {
+        self.pool.run(move |conn| tree::root(conn, size)).await
+    }
+
+    /// The inclusion proof of record `seq` (leaf `seq - 1`) in the tree of the first `size`
+    /// records: O(log size) hashes, for [`merkle::verify_inclusion`]. Errors as
+    /// [`LedgerReader::tree_root`], and [`LedgerError::NotInTree`] for `seq` 0 or past `size`.
+    pub async fn inclusion_proof(
+        &self,
+        seq: u64,
+        size: u64,
+    ) -> Result<Vec<merkle::Hash>, LedgerError> {
+        self.pool
+            .run(move |conn| tree::inclusion(conn, seq, size))
+            .await
+    }
+
+    /// The consistency proof from the tree of the first `old` records to the tree of the
+    /// first `new` (empty when they are equal), for [`merkle::verify_consistency`].
+    /// [`LedgerError::EmptyTree`] for `old` 0, [`LedgerError::Shrinks`] for `old > new`,
+    /// otherwise errors as [`LedgerReader::tree_root`] of `new`.
+    pub async fn consistency_proof(
+        &self,
+        old: u64,
+        new: u64,
+    ) -> Result<Vec<merkle::Hash>, LedgerError> {
+        self.pool
+            .run(move |conn| tree::consistency(conn, old, new))
             .await
     }
 

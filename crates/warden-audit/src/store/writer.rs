@@ -12,14 +12,17 @@ use warden_core::Clock;
 use warden_core::private;
 
 use super::schema::{self, Tail};
-use super::{Appended, CommitObserver, DB_FILE, LOCK_FILE, LedgerConfig, LedgerError};
+use super::tree::{self, Node};
+use super::{Appended, CommitObserver, DB_FILE, LOCK_FILE, LedgerConfig, LedgerError, TreeHead};
 use crate::chain::{format_time, record_hash};
+use crate::merkle::Frontier;
 
 /// Rows per `INSERT` statement (7 parameters each, far below SQLite's limit of 32766).
 const ROWS_PER_INSERT: usize = 64;
-/// Prepared statements kept: the `INSERT`s of every row count, `BEGIN`, `COMMIT`, `ROLLBACK`
-/// and the tail query, so a group of any size never re-prepares.
-const STATEMENT_CACHE: usize = ROWS_PER_INSERT + 8;
+/// Prepared statements kept: the `INSERT`s of every row count, `BEGIN`, `COMMIT`, `ROLLBACK`,
+/// the tree's node insert and the tail and frontier queries, so a group of any size never
+/// re-prepares.
+const STATEMENT_CACHE: usize = ROWS_PER_INSERT + 12;
 
 /// What the [`Ledger`](super::Ledger) handles send to the writer.
 pub(super) enum Command {
@@ -47,34 +50,55 @@ struct Row {
     hash: [u8; 32],
 }
 
+/// The ledger's end as the writer knows it: the last record and the tree's right edge.
+#[derive(Debug, Clone)]
+struct Edge {
+    tail: Tail,
+    /// The tree of the records `1..=tail.seq`.
+    frontier: Frontier,
+}
+
+/// Where the writer publishes what it committed.
+pub(super) struct Publish {
+    /// The committed head: the last record's `seq`.
+    pub(super) head: watch::Sender<u64>,
+    /// The tree head of the committed records.
+    pub(super) tree: watch::Sender<TreeHead>,
+    /// Told how long each commit took.
+    pub(super) observer: Option<Arc<dyn CommitObserver>>,
+}
+
 pub(super) struct Writer {
     conn: Connection,
     rx: mpsc::Receiver<Command>,
     clock: Arc<dyn Clock>,
     max_batch: usize,
-    // INVARIANT: `Some` only while it equals the last committed record in the database.
-    // After a failed commit it is `None`, and read again before the next write.
-    tail: Option<Tail>,
+    // INVARIANT: `Some` only while it equals the last committed record in the database and
+    // the tree of the committed records (whose stored nodes the same transactions wrote).
+    // After a failed commit it is `None`, and both are read again before the next write.
+    edge: Option<Edge>,
+    /// The ledger's identity (in `meta`).
+    id: String,
     /// `INSERT` statements by row count (index `n - 1`).
     inserts: Vec<String>,
-    /// The committed head: the last record's `seq`, published after each commit (and at
-    /// open), so readers following the ledger wake on new records without polling.
-    head: watch::Sender<u64>,
-    /// Told how long each commit took.
-    observer: Option<Arc<dyn CommitObserver>>,
+    /// The committed head and tree head, published after each commit (and at open), so
+    /// readers following the ledger wake on new records without polling; and the observer.
+    publish: Publish,
     /// Held for the writer's lifetime: one writing process per ledger.
     _lock: File,
 }
 
 impl Writer {
-    /// Takes the lock, opens (or creates) the database and reads its last record. Blocking:
-    /// runs on the writer's thread.
+    /// Takes the lock, opens (or creates) the database, makes the tree's tables and the
+    /// ledger id if missing (rebuilding `tree_nodes` from the records if it does not match
+    /// them), and reads its last record and the tree's right edge. Blocking: runs on the
+    /// writer's thread.
     pub(super) fn open(
         dir: &Path,
         clock: Arc<dyn Clock>,
         config: &LedgerConfig,
         rx: mpsc::Receiver<Command>,
-        (head, observer): (watch::Sender<u64>, Option<Arc<dyn CommitObserver>>),
+        publish: Publish,
     ) -> Result<Writer, LedgerError> {
         // The owner's only: the directory 0700, every file 0600, the database created before
         // SQLite opens it so its `-wal` and `-shm` files get its mode (see
@@ -88,22 +112,40 @@ impl Writer {
         private::private_database(&path).map_err(|e| schema::open_error(&path, e))?;
         let conn = schema::connect_writer(&path, config)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        let id = tree::prepare(&conn, &path)?;
         let tail = schema::read_tail(&conn).map_err(|source| LedgerError::Open {
             path: path.clone(),
             source,
         })?;
-        head.send_replace(tail.seq);
+        let frontier = tree::open_frontier(&conn, tail.seq, &path)?;
+        publish.head.send_replace(tail.seq);
+        publish.tree.send_replace(TreeHead {
+            size: frontier.size(),
+            root: frontier.root(),
+        });
         Ok(Writer {
             conn,
             rx,
             clock,
             max_batch: config.max_batch.get(),
-            tail: Some(tail),
+            edge: Some(Edge { tail, frontier }),
+            id,
             inserts: (1..=ROWS_PER_INSERT).map(insert_sql).collect(),
-            head,
-            observer,
+            publish,
             _lock: lock,
         })
+    }
+
+    /// The ledger's identity, as stored in `meta`.
+    pub(super) fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The ledger's end, read from the database (after a failed commit).
+    fn read_edge(&self) -> Result<Edge, super::error::Source> {
+        let tail = schema::read_tail(&self.conn)?;
+        let frontier = tree::read_frontier(&self.conn, tail.seq)?;
+        Ok(Edge { tail, frontier })
     }
 
     /// Runs until every handle is dropped or a shutdown was asked for and the queue drained,
@@ -153,10 +195,10 @@ impl Writer {
 
     /// Stamps, writes and commits `jobs` in one transaction, then answers each job.
     fn commit(&mut self, jobs: Vec<Job>) {
-        let tail = match self.tail {
-            Some(tail) => tail,
-            None => match schema::read_tail(&self.conn) {
-                Ok(tail) => *self.tail.insert(tail),
+        let edge = match &self.edge {
+            Some(edge) => edge.clone(),
+            None => match self.read_edge() {
+                Ok(edge) => self.edge.insert(edge).clone(),
                 Err(e) => {
                     let e = LedgerError::Write(e);
                     for job in jobs {
@@ -166,7 +208,10 @@ impl Writer {
                 }
             },
         };
-        let mut next = tail;
+        let Edge {
+            tail: mut next,
+            mut frontier,
+        } = edge;
         let mut rows = Vec::new();
         let mut accepted = Vec::with_capacity(jobs.len());
         for job in jobs {
@@ -188,21 +233,35 @@ impl Writer {
             return;
         }
         let started = std::time::Instant::now();
-        let written = self.write(&rows);
-        if let Some(observer) = &self.observer {
+        // The tree grows by the same records, and its completed subtrees are written in the
+        // same transaction as they are.
+        let mut nodes = Vec::new();
+        for row in &rows {
+            tree::push_record(&mut frontier, &row.hash, &mut nodes);
+        }
+        let written = self.write(&rows, &nodes);
+        if let Some(observer) = &self.publish.observer {
             observer.committed(rows.len(), started.elapsed(), written.is_ok());
         }
         match written {
             Ok(()) => {
-                self.tail = Some(next);
+                let tree_head = TreeHead {
+                    size: frontier.size(),
+                    root: frontier.root(),
+                };
+                self.edge = Some(Edge {
+                    tail: next,
+                    frontier,
+                });
                 // Published once durable, before the appenders hear of it.
-                self.head.send_replace(next.seq);
+                self.publish.head.send_replace(next.seq);
+                self.publish.tree.send_replace(tree_head);
                 for (ack, appended) in accepted {
                     let _ = ack.send(Ok(appended));
                 }
             }
             Err(e) => {
-                self.tail = None;
+                self.edge = None;
                 let e = LedgerError::Write(Arc::new(e));
                 for (ack, _) in accepted {
                     let _ = ack.send(Err(e.clone()));
@@ -262,7 +321,7 @@ impl Writer {
         Ok((appended, prev))
     }
 
-    /// Inserts `rows` in one transaction and commits it.
+    /// Inserts `rows` and the tree's completed `nodes` in one transaction and commits it.
     ///
     /// The transaction is driven with plain `BEGIN IMMEDIATE` / `COMMIT` / `ROLLBACK`
     /// statements, and a failed write always ends with an explicit ROLLBACK (its "no
@@ -271,9 +330,9 @@ impl Writer {
     /// autocommit before the next batch, or every later write would run inside a transaction
     /// that is never committed, acknowledged but never durable. (This is why the writer never
     /// used a transaction guard that tracks its own depth, as sqlx's once got stuck at 1.)
-    fn write(&mut self, rows: &[Row]) -> rusqlite::Result<()> {
+    fn write(&mut self, rows: &[Row], nodes: &[Node]) -> rusqlite::Result<()> {
         self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-        let result = self.insert_and_commit(rows);
+        let result = self.insert_and_commit(rows, nodes);
         if result.is_err()
             && let Ok(mut rollback) = self.conn.prepare_cached("ROLLBACK")
         {
@@ -282,7 +341,7 @@ impl Writer {
         result
     }
 
-    fn insert_and_commit(&mut self, rows: &[Row]) -> rusqlite::Result<()> {
+    fn insert_and_commit(&mut self, rows: &[Row], nodes: &[Node]) -> rusqlite::Result<()> {
         for chunk in rows.chunks(ROWS_PER_INSERT) {
             let Some(sql) = chunk.len().checked_sub(1).and_then(|i| self.inserts.get(i)) else {
                 break;
@@ -304,6 +363,7 @@ impl Writer {
             }
             insert.raw_execute()?;
         }
+        tree::insert_nodes(&self.conn, nodes)?;
         self.conn.prepare_cached("COMMIT")?.execute([])?;
         Ok(())
     }
