@@ -30,6 +30,8 @@ mod checker;
 pub mod export;
 mod finding;
 mod history;
+mod ledger;
+pub mod pruned;
 mod tree;
 
 #[cfg(test)]
@@ -37,6 +39,7 @@ mod tests;
 
 pub use checker::{Checker, Report};
 pub use finding::Finding;
+pub use ledger::verify_ledger;
 pub(crate) use tree::{Start, TreeChecker};
 
 use crate::merkle::Hash;
@@ -65,4 +68,16 @@ pub trait OpenNote {
     /// The checkpoint `note` carries, if its signature verifies with this key and its body is
     /// a well-formed checkpoint; else why not (one line, no secret).
     fn open_note(&self, note: &str) -> Result<SignedHead, String>;
+}
+
+impl OpenNote for crate::checkpoint::VerifierKey {
+    fn open_note(&self, note: &str) -> Result<SignedHead, String> {
+        crate::checkpoint::Checkpoint::open(note, self)
+            .map(|c| SignedHead {
+                origin: c.origin,
+                size: c.size,
+                root: c.root,
+            })
+            .map_err(|e| e.to_string())
+    }
 }

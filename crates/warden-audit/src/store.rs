@@ -39,6 +39,9 @@ use crate::merkle;
 pub use error::LedgerError;
 pub use reader::{LedgerReader, PageBound};
 pub use scan::VerifyReport;
+#[cfg(test)]
+pub(crate) use scan::verify_signed_in_parts;
+pub(crate) use scan::{Resume, verify_signed};
 pub(crate) use schema::connect_reader;
 pub use warden_core::NewRecord;
 

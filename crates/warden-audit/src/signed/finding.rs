@@ -184,9 +184,11 @@ impl Finding {
     /// passes run in parallel); `u64::MAX` for what only the end of the ledger shows.
     pub(crate) fn found_at(&self) -> u64 {
         match self {
-            Finding::Rewritten { checkpoint_seq, through, .. } => {
-                checkpoint_seq.unwrap_or(*through)
-            }
+            Finding::Rewritten {
+                checkpoint_seq,
+                through,
+                ..
+            } => checkpoint_seq.unwrap_or(*through),
             Finding::Truncated { .. }
             | Finding::RolledBack { .. }
             | Finding::Emptied { .. }

@@ -37,6 +37,8 @@ pub(crate) struct Start {
     pub(crate) signed: u64,
     /// The ledger's origin, if already known.
     pub(crate) origin: Option<String>,
+    /// A checkpoint the records to come must reach and match (a pruned ledger's).
+    pub(crate) pending: Option<SignedHead>,
 }
 
 impl Default for Start {
@@ -45,6 +47,7 @@ impl Default for Start {
             frontier: Frontier::new(),
             signed: 0,
             origin: None,
+            pending: None,
         }
     }
 }
@@ -54,8 +57,8 @@ pub(crate) struct TreeChecker<'k> {
     key: &'k (dyn OpenNote + Sync),
     history: History,
     origin: Option<String>,
-    /// The anchor checkpoint, until the tree reaches its size.
-    anchor: Option<SignedHead>,
+    /// The anchor checkpoint (and a pruned ledger's), until the tree reaches its size.
+    pending: Vec<SignedHead>,
     /// The largest size whose root a signed checkpoint (or the anchor) vouched for.
     signed: u64,
     /// How many checkpoint records verified.
@@ -79,7 +82,7 @@ impl<'k> TreeChecker<'k> {
             key,
             history: History::new(start.frontier),
             origin: start.origin,
-            anchor: None,
+            pending: start.pending.into_iter().collect(),
             signed: start.signed,
             checkpoints: 0,
             last_plain: 0,
@@ -88,15 +91,13 @@ impl<'k> TreeChecker<'k> {
         };
         if let Some(note) = anchor {
             match checker.open_anchor(note) {
-                Ok(head) => {
-                    checker.anchor = Some(head);
-                    checker.check_anchor();
-                }
+                Ok(head) => checker.pending.push(head),
                 Err(reason) => {
                     checker.finding = Some(Finding::BadCheckpoint { seq: None, reason });
                 }
             }
         }
+        checker.check_anchor();
         checker
     }
 
@@ -179,16 +180,21 @@ impl<'k> TreeChecker<'k> {
     }
 
     fn check_anchor(&mut self) {
-        let Some(anchor) = &self.anchor else { return };
-        if anchor.size != self.history.frontier().size() {
+        let size = self.history.frontier().size();
+        if !self.pending.iter().any(|a| a.size == size) {
             return;
         }
-        if self.history.frontier().root() == anchor.root {
-            self.signed = self.signed.max(anchor.size);
-            self.anchor = None;
-        } else {
-            self.finding = Some(self.rewritten(anchor.size, None));
+        let root = self.history.frontier().root();
+        if self
+            .pending
+            .iter()
+            .any(|a| a.size == size && a.root != root)
+        {
+            self.finding = Some(self.rewritten(size, None));
+            return;
         }
+        self.signed = self.signed.max(size);
+        self.pending.retain(|a| a.size != size);
     }
 
     fn rewritten(&self, size: u64, checkpoint_seq: Option<u64>) -> Finding {
@@ -248,7 +254,11 @@ impl<'k> TreeChecker<'k> {
             return Err(disagree("origin", &p.origin, &head.origin));
         }
         if p.size != head.size {
-            return Err(disagree("size", &p.size.to_string(), &head.size.to_string()));
+            return Err(disagree(
+                "size",
+                &p.size.to_string(),
+                &head.size.to_string(),
+            ));
         }
         if p.root != hex(&head.root) {
             return Err(disagree("root", &p.root, &hex(&head.root)));
@@ -282,7 +292,7 @@ impl<'k> TreeChecker<'k> {
             return Some(finding.clone());
         }
         let records = self.size();
-        if let Some(anchor) = &self.anchor {
+        if let Some(anchor) = self.pending.iter().max_by_key(|a| a.size) {
             return Some(if records == 0 {
                 Finding::Emptied {
                     checkpoint: anchor.size,
