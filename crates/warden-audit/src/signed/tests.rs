@@ -192,7 +192,7 @@ fn a_forged_append_with_correct_hashes_is_an_unsigned_tail() {
     assert_eq!(
         report.finding,
         Some(Finding::UnsignedTail {
-            from: 111,
+            from: 112,
             through: 114
         })
     );

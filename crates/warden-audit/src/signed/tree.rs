@@ -8,6 +8,8 @@
 //!
 //! [`Checker`]: super::Checker
 
+use std::collections::VecDeque;
+
 use serde::Deserialize;
 
 use super::history::{History, WINDOW};
@@ -15,6 +17,9 @@ use super::{Finding, OpenNote, SignedHead};
 use crate::chain::hex;
 use crate::merkle::{Frontier, Hash, leaf_hash};
 use warden_core::RecordKind;
+
+/// At most this many checkpoint records after the signed size are remembered.
+const MAX_RECENT: usize = 1024;
 
 /// The payload of a `checkpoint_signed` record: the signed note (the truth) and, for readers
 /// that do not check signatures, its checkpoint's fields (which must equal the note's).
@@ -67,6 +72,9 @@ pub(crate) struct TreeChecker<'k> {
     last_plain: u64,
     /// The size of the checkpoint the last record carries, if the last record is one.
     ends_on_checkpoint: Option<u64>,
+    /// The checkpoint records after `signed` (at most [`MAX_RECENT`]), ascending: an unsigned
+    /// tail is named from the first record after `signed` that is not one of them.
+    recent_checkpoints: VecDeque<u64>,
     finding: Option<Finding>,
 }
 
@@ -87,6 +95,7 @@ impl<'k> TreeChecker<'k> {
             checkpoints: 0,
             last_plain: 0,
             ends_on_checkpoint: None,
+            recent_checkpoints: VecDeque::new(),
             finding: None,
         };
         if let Some(note) = anchor {
@@ -214,6 +223,15 @@ impl<'k> TreeChecker<'k> {
             Ok(head) => match self.history.root_at(head.size) {
                 Some(root) if root == head.root => {
                     self.signed = self.signed.max(head.size);
+                    self.recent_checkpoints.push_back(seq);
+                    while self
+                        .recent_checkpoints
+                        .front()
+                        .is_some_and(|c| *c <= self.signed)
+                        || self.recent_checkpoints.len() > MAX_RECENT
+                    {
+                        self.recent_checkpoints.pop_front();
+                    }
                     self.checkpoints = self.checkpoints.saturating_add(1);
                     self.ends_on_checkpoint = Some(head.size);
                 }
@@ -310,8 +328,16 @@ impl<'k> TreeChecker<'k> {
                 }
             });
         }
-        (self.last_plain > self.signed).then(|| Finding::UnsignedTail {
-            from: self.signed.saturating_add(1),
+        let mut from = self.signed.saturating_add(1);
+        for c in &self.recent_checkpoints {
+            if *c == from {
+                from = from.saturating_add(1);
+            } else if *c > from {
+                break;
+            }
+        }
+        (self.last_plain > self.signed).then_some(Finding::UnsignedTail {
+            from,
             through: records,
         })
     }

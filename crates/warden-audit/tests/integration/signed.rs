@@ -290,7 +290,7 @@ async fn a_forged_record_appended_with_correct_hashes_is_an_unsigned_tail() {
         assert_eq!(
             finding(dir.path(), &key, anchor),
             Finding::UnsignedTail {
-                from: 303,
+                from: 304,
                 through: 304
             }
         );
