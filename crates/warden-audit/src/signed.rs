@@ -81,3 +81,19 @@ impl OpenNote for crate::checkpoint::VerifierKey {
             .map_err(|e| e.to_string())
     }
 }
+
+/// A hash in standard base64 (with padding), as C2SP and RFC 9162 tools write proof hashes
+/// and roots.
+pub fn hash_base64(hash: &Hash) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(hash)
+}
+
+/// Reads a hash written by [`hash_base64`]; `None` unless it is the base64 of 32 bytes.
+pub fn hash_from_base64(text: &str) -> Option<Hash> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .ok()?;
+    Hash::try_from(bytes.as_slice()).ok()
+}
