@@ -13,6 +13,7 @@
 
 mod error;
 mod pool;
+mod prune;
 mod reader;
 mod recorder;
 mod scan;
@@ -37,6 +38,7 @@ use crate::chain::canonical_json;
 use crate::merkle;
 
 pub use error::LedgerError;
+pub use prune::{Pruned, prune_ledger};
 pub use reader::{LedgerReader, PageBound};
 pub use scan::VerifyReport;
 #[cfg(test)]

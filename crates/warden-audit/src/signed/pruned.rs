@@ -159,6 +159,7 @@ pub(crate) fn check(row: &PrunedRow, key: &(dyn OpenNote + Sync)) -> Result<Resu
             signed: q,
             origin: Some(head.origin.clone()),
             pending,
+            pruned_through: Some(q),
         },
     })
 }

@@ -32,6 +32,14 @@ struct CheckpointPayload {
     root: String,
 }
 
+/// The `through` of a `ledger_pruned` record's payload.
+fn pruned_through(payload: &str) -> Option<u64> {
+    serde_json::from_str::<serde_json::Value>(payload)
+        .ok()?
+        .get("through")?
+        .as_u64()
+}
+
 /// Where the tree checker starts: the empty tree, or (a pruned ledger) a frontier already
 /// checked against a signed checkpoint.
 #[derive(Debug, Clone)]
@@ -44,6 +52,9 @@ pub(crate) struct Start {
     pub(crate) origin: Option<String>,
     /// A checkpoint the records to come must reach and match (a pruned ledger's).
     pub(crate) pending: Option<SignedHead>,
+    /// The last pruned record, for a pruned ledger: its `ledger_pruned` record saying so is
+    /// not counted as an unsigned record (the prune command holds no signing key).
+    pub(crate) pruned_through: Option<u64>,
 }
 
 impl Default for Start {
@@ -53,6 +64,7 @@ impl Default for Start {
             signed: 0,
             origin: None,
             pending: None,
+            pruned_through: None,
         }
     }
 }
@@ -75,6 +87,8 @@ pub(crate) struct TreeChecker<'k> {
     /// The checkpoint records after `signed` (at most [`MAX_RECENT`]), ascending: an unsigned
     /// tail is named from the first record after `signed` that is not one of them.
     recent_checkpoints: VecDeque<u64>,
+    /// See [`Start::pruned_through`].
+    pruned_through: Option<u64>,
     finding: Option<Finding>,
 }
 
@@ -96,6 +110,7 @@ impl<'k> TreeChecker<'k> {
             last_plain: 0,
             ends_on_checkpoint: None,
             recent_checkpoints: VecDeque::new(),
+            pruned_through: start.pruned_through,
             finding: None,
         };
         if let Some(note) = anchor {
@@ -177,6 +192,13 @@ impl<'k> TreeChecker<'k> {
         if self.finding.is_none() {
             if kind == RecordKind::CheckpointSigned.as_str() {
                 self.checkpoint(seq, payload);
+            } else if kind == RecordKind::LedgerPruned.as_str()
+                && self.pruned_through.is_some()
+                && pruned_through(payload) == self.pruned_through
+            {
+                self.pruned_through = None;
+                self.recent_checkpoints.push_back(seq);
+                self.ends_on_checkpoint = None;
             } else {
                 self.last_plain = seq;
                 self.ends_on_checkpoint = None;

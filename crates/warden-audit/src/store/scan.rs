@@ -48,7 +48,8 @@ impl VerifyReport {
 }
 
 /// Verifies the whole ledger in `path`, in parts on as many threads as the machine has
-/// cores (a ledger of under 2 × 50,000 records in one part).
+/// cores (a ledger of under 2 × 50,000 records in one part). A pruned ledger is verified from
+/// the record after its `pruned` row's last record, linking to that record's hash.
 pub(super) fn verify(path: &Path) -> Result<VerifyReport, LedgerError> {
     let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
     verify_in_parts(path, cores.min(MAX_PARTS), MIN_PART)
@@ -68,7 +69,13 @@ pub(super) fn verify_in_parts(
 ) -> Result<VerifyReport, LedgerError> {
     let conn = open(path)?;
     let last = last_seq(&conn)?;
-    chain_in_parts(path, &conn, last, (max_parts, min_part), None, i64::MAX)
+    // A pruned ledger's chain continues from its `pruned` row (trusted here: only a signed
+    // verification checks the row against its checkpoint).
+    let after = crate::signed::pruned::read(&conn)?.map(|row| Head {
+        seq: row.through,
+        hash: row.head_hash,
+    });
+    chain_in_parts(path, &conn, last, (max_parts, min_part), after, i64::MAX)
 }
 
 /// The largest `seq` stored (0 for none).
@@ -316,7 +323,7 @@ fn tree_scan(
 ) -> Result<Option<u64>, LedgerError> {
     let mut statement = conn
         .prepare(
-            "SELECT seq, hash, kind, CASE kind WHEN 'checkpoint_signed' THEN payload END \
+            "SELECT seq, hash, kind, CASE WHEN kind IN ('checkpoint_signed', 'ledger_pruned') THEN payload END \
              FROM records WHERE seq < ?1 ORDER BY seq",
         )
         .map_err(read_error)?;

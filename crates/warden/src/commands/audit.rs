@@ -290,8 +290,12 @@ async fn verify_chain(dir: &Path, format: Format) -> ExitCode {
             return ExitCode::from(EXIT_IO);
         }
     };
+    // A pruned ledger starts after its `pruned` row: its first record is not record 1.
+    let pruned = report.head.is_some_and(|h| h.seq > report.records);
     let beyond = if report.is_intact() {
-        missing_start(first.as_ref())
+        (!pruned)
+            .then(|| missing_start(first.as_ref()))
+            .flatten()
             .map(|why| ("missing_start", why))
             .or_else(|| truncated_tail(&report, mark).map(|why| ("truncated_tail", why)))
     } else {
@@ -359,11 +363,18 @@ fn human(dir: &Path, report: &VerifyReport) -> String {
     match &report.first_problem {
         None => match report.head {
             Some(h) => format!(
-                "ledger intact: {} records verified in `{}`; head is record {} (hash {})",
+                "ledger intact: {} records verified in `{}`; head is record {} (hash {}){}",
                 report.records,
                 db.display(),
                 h.seq,
-                hex(&h.hash)
+                hex(&h.hash),
+                match h.seq.saturating_sub(report.records) {
+                    0 => String::new(),
+                    pruned => format!(
+                        "; records 1 to {pruned} were pruned (`--pubkey KEY` checks the \
+                         pruned row against its signed checkpoint)"
+                    ),
+                }
             ),
             None => format!("ledger intact: `{}` holds no records", db.display()),
         },

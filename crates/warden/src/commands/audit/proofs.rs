@@ -71,12 +71,14 @@ pub struct ConsistencyArgs {
     pub data: DataArg,
 }
 
-/// A checkpoint as read: its size and root, and its note.
-struct Head {
-    size: u64,
-    root: Hash,
-    origin: String,
-    note: String,
+/// A checkpoint as read: its size and root, its note, and the record that holds it.
+pub(super) struct Head {
+    pub(super) size: u64,
+    pub(super) root: Hash,
+    pub(super) origin: String,
+    pub(super) note: String,
+    /// The `checkpoint_signed` record it was read from, if any.
+    pub(super) seq: Option<u64>,
 }
 
 fn b64(hash: &Hash) -> String {
@@ -120,6 +122,7 @@ fn read_note(note: &str, key: Option<&VerifierKey>) -> Result<Head, ExitCode> {
         root,
         origin,
         note: note.to_owned(),
+        seq: None,
     })
 }
 
@@ -134,8 +137,9 @@ fn unverified_body(note: &str) -> Option<(String, u64, Hash)> {
     Some((origin, size, root))
 }
 
-/// The `checkpoint_signed` records of the ledger, newest first, until `pick` takes one.
-async fn find_checkpoint(
+/// The `checkpoint_signed` records of the ledger, newest first, until `pick` takes one (read
+/// with `key` when given: records whose note does not verify are passed over).
+pub(super) async fn find_checkpoint(
     reader: &LedgerReader,
     pick: impl Fn(&Head) -> bool,
     key: Option<&VerifierKey>,
@@ -156,9 +160,10 @@ async fn find_checkpoint(
             let Some(note) = record.payload.get("note").and_then(|n| n.as_str()) else {
                 continue;
             };
-            let Ok(head) = read_note(note, key) else {
+            let Ok(mut head) = read_note(note, key) else {
                 continue;
             };
+            head.seq = Some(record.seq);
             if pick(&head) {
                 return Ok(Some(head));
             }
