@@ -4,7 +4,9 @@
 //! chain, the Merkle tree and every checkpoint. Compare with `ledger_verify` (the chain only).
 //!
 //! Run: `cargo bench -p warden-audit --bench signed_verify`. `WARDEN_BENCH_VERIFY_RECORDS`
-//! sets the ledger's size (default 200,000).
+//! sets the ledger's size (default 200,000). With `WARDEN_BENCH_KEEP=DIR` the ledger is built
+//! in `DIR` (which must not hold one) and kept, with the anchor note in `DIR/anchor.note` and
+//! the verifier key in `DIR/key.pub`, for timing `warden audit prove` and `consistency` on it.
 
 #![allow(
     clippy::unwrap_used,
@@ -63,10 +65,12 @@ fn bench_signed_verify(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let temp = tempfile::tempdir().unwrap();
+    let kept = std::env::var_os("WARDEN_BENCH_KEEP").map(std::path::PathBuf::from);
+    let dir = kept.clone().unwrap_or_else(|| temp.path().to_path_buf());
     let key = SigningKey::generate("bench").unwrap();
     let anchor = rt.block_on(async {
-        let ledger = Ledger::open(dir.path(), Arc::new(SystemClock), LedgerConfig::default())
+        let ledger = Ledger::open(&dir, Arc::new(SystemClock), LedgerConfig::default())
             .await
             .unwrap();
         let mut seq = 0;
@@ -94,12 +98,16 @@ fn bench_signed_verify(c: &mut Criterion) {
         anchor
     });
     let verifier = key.verifier();
+    if kept.is_some() {
+        std::fs::write(dir.join("anchor.note"), &anchor).unwrap();
+        std::fs::write(dir.join("key.pub"), verifier.to_string()).unwrap();
+    }
     let mut group = c.benchmark_group("signed_verify");
     group.throughput(Throughput::Elements(n));
     group.sample_size(10);
     group.bench_function(BenchmarkId::new("sqlite", n), |b| {
         b.iter(|| {
-            let report = signed::verify_ledger(dir.path(), &verifier, Some(&anchor)).unwrap();
+            let report = signed::verify_ledger(&dir, &verifier, Some(&anchor)).unwrap();
             assert!(report.is_intact() && report.records == n, "{report:?}");
         });
     });
