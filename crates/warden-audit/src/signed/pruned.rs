@@ -13,6 +13,9 @@
 //! the checker derives the frontier from the verified proof and requires the stored one to
 //! equal it.
 
+#[cfg(test)]
+mod tests;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use rusqlite::{Connection, OptionalExtension};

@@ -174,14 +174,23 @@ impl Signed {
 
     /// Appends a forged record with a correct chain hash.
     pub(crate) fn forge_append(&self) {
+        self.forge(
+            RecordKind::ActionAttempted,
+            json!({"tool": "fs.read_text_file", "args": {"path": "/alibi"}}),
+        );
+    }
+
+    /// Appends a record of `kind` with `payload` and a correct chain hash, as a forger with
+    /// write access to the file (but not the signing key) would.
+    pub(crate) fn forge(&self, kind: RecordKind, payload: serde_json::Value) {
         let all = self.records();
         let last = all.last().unwrap();
         let mut forged = Record {
             seq: last.seq + 1,
             time: last.time,
-            session: Some("s-1".to_owned()),
-            kind: RecordKind::ActionAttempted,
-            payload: json!({"tool": "fs.read_text_file", "args": {"path": "/alibi"}}),
+            session: None,
+            kind,
+            payload,
             prev_hash: last.hash,
             hash: [0; 32],
         };
