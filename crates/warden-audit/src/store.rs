@@ -13,6 +13,7 @@
 
 mod error;
 mod pool;
+mod prune;
 mod reader;
 mod recorder;
 mod scan;
@@ -37,8 +38,12 @@ use crate::chain::canonical_json;
 use crate::merkle;
 
 pub use error::LedgerError;
+pub use prune::{Pruned, prune_ledger};
 pub use reader::{LedgerReader, PageBound};
 pub use scan::VerifyReport;
+#[cfg(test)]
+pub(crate) use scan::verify_signed_in_parts;
+pub(crate) use scan::{Resume, verify_signed};
 pub(crate) use schema::connect_reader;
 pub use warden_core::NewRecord;
 

@@ -15,6 +15,7 @@ mod integration {
     mod ledger;
     mod pages;
     mod reader;
+    mod signed;
     mod support;
     mod tamper;
     mod tree;

@@ -11,10 +11,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rusqlite::Connection;
+use rusqlite::types::ValueRef;
 
 use super::LedgerError;
 use super::schema::{self, COLUMNS};
 use crate::chain::{GENESIS_HASH, Head, Problem, Verifier};
+use crate::signed::{Finding, OpenNote, Report, Start, TreeChecker};
 use serde::Serialize;
 
 /// Ledgers shorter than this many records per part are not split.
@@ -46,7 +48,8 @@ impl VerifyReport {
 }
 
 /// Verifies the whole ledger in `path`, in parts on as many threads as the machine has
-/// cores (a ledger of under 2 × 50,000 records in one part).
+/// cores (a ledger of under 2 × 50,000 records in one part). A pruned ledger is verified from
+/// the record after its `pruned` row's last record, linking to that record's hash.
 pub(super) fn verify(path: &Path) -> Result<VerifyReport, LedgerError> {
     let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
     verify_in_parts(path, cores.min(MAX_PARTS), MIN_PART)
@@ -65,10 +68,34 @@ pub(super) fn verify_in_parts(
     min_part: u64,
 ) -> Result<VerifyReport, LedgerError> {
     let conn = open(path)?;
+    let last = last_seq(&conn)?;
+    // A pruned ledger's chain continues from its `pruned` row (trusted here: only a signed
+    // verification checks the row against its checkpoint).
+    let after = crate::signed::pruned::read(&conn)?.map(|row| Head {
+        seq: row.through,
+        hash: row.head_hash,
+    });
+    chain_in_parts(path, &conn, last, (max_parts, min_part), after, i64::MAX)
+}
+
+/// The largest `seq` stored (0 for none).
+fn last_seq(conn: &Connection) -> Result<u64, LedgerError> {
     let last: Option<i64> = conn
         .query_row("SELECT max(seq) FROM records", [], |row| row.get(0))
         .map_err(read_error)?;
-    let last = last.and_then(|l| u64::try_from(l).ok()).unwrap_or(0);
+    Ok(last.and_then(|l| u64::try_from(l).ok()).unwrap_or(0))
+}
+
+/// The chain of the records below `top`, in parts (see [`verify_in_parts`]); the first part
+/// resumes after `after` (a pruned ledger's last pruned record) when given.
+fn chain_in_parts(
+    path: &Path,
+    conn: &Connection,
+    last: u64,
+    (max_parts, min_part): (usize, u64),
+    after: Option<Head>,
+    top: i64,
+) -> Result<VerifyReport, LedgerError> {
     let parts = usize::try_from(last / min_part.max(1))
         .unwrap_or(usize::MAX)
         .clamp(1, max_parts.max(1));
@@ -81,7 +108,7 @@ pub(super) fn verify_in_parts(
             .saturating_add(1);
         bounds.push(i64::try_from(at).unwrap_or(i64::MAX));
     }
-    bounds.push(i64::MAX);
+    bounds.push(top);
     let ranges: Vec<(i64, i64)> = bounds
         .windows(2)
         .filter_map(|w| Some((*w.first()?, *w.get(1)?)))
@@ -92,9 +119,9 @@ pub(super) fn verify_in_parts(
     let results = std::thread::scope(|scope| {
         let handles: Vec<_> = rest
             .iter()
-            .map(|&range| scope.spawn(move || open(path).and_then(|c| scan(&c, range, false))))
+            .map(|&range| scope.spawn(move || open(path).and_then(|c| scan(&c, range, None))))
             .collect();
-        let mut results = vec![scan(&conn, first, true)];
+        let mut results = vec![scan(conn, first, Some(after))];
         for handle in handles {
             results.push(handle.join().unwrap_or_else(|_| {
                 Err(LedgerError::Read(Arc::new(std::io::Error::other(
@@ -104,7 +131,7 @@ pub(super) fn verify_in_parts(
         }
         results
     });
-    stitch(results)
+    stitch(results, after)
 }
 
 /// What one part found: the first row's `seq` and `prev_hash` (for the seam before it), and
@@ -115,10 +142,13 @@ struct Part {
 }
 
 /// Joins the parts in order: each part's first record must follow the previous part's last.
-fn stitch(parts: Vec<Result<Part, LedgerError>>) -> Result<VerifyReport, LedgerError> {
+fn stitch(
+    parts: Vec<Result<Part, LedgerError>>,
+    after: Option<Head>,
+) -> Result<VerifyReport, LedgerError> {
     let mut report = VerifyReport {
         records: 0,
-        head: None,
+        head: after,
         first_problem: None,
     };
     for part in parts {
@@ -164,18 +194,24 @@ fn open(path: &Path) -> Result<Connection, LedgerError> {
 }
 
 /// Verifies the records with `range.0 <= seq < range.1` in `seq` order. The part that
-/// starts the ledger expects record 1 after the genesis hash; any other part trusts its first
-/// row's `seq` and `prev_hash` (checked at the seam by [`stitch`]) and checks the rest.
-fn scan(conn: &Connection, range: (i64, i64), from_genesis: bool) -> Result<Part, LedgerError> {
+/// starts the ledger (`start` is `Some`) expects record 1 after the genesis hash, or the
+/// record after the given head; any other part trusts its first row's `seq` and `prev_hash`
+/// (checked at the seam by [`stitch`]) and checks the rest.
+fn scan(
+    conn: &Connection,
+    range: (i64, i64),
+    start: Option<Option<Head>>,
+) -> Result<Part, LedgerError> {
     let mut statement = conn
         .prepare(&format!(
             "SELECT {COLUMNS} FROM records WHERE seq >= ?1 AND seq < ?2 ORDER BY seq"
         ))
         .map_err(read_error)?;
     let mut rows = statement.query([range.0, range.1]).map_err(read_error)?;
+    let from_genesis = start.is_some();
     let mut part = Part {
         first: None,
-        verifier: Verifier::new(),
+        verifier: start.flatten().map_or_else(Verifier::new, Verifier::resume),
     };
     while let Some(row) = rows.next().map_err(read_error)? {
         let record = match schema::record_ref(row) {
@@ -199,4 +235,126 @@ fn scan(conn: &Connection, range: (i64, i64), from_genesis: bool) -> Result<Part
         }
     }
     Ok(part)
+}
+
+/// Where a signed verification of the store starts: record 1, or (a pruned ledger) after the
+/// last pruned record, with the tree of the pruned records.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Resume {
+    /// The last pruned record (`None`: the ledger starts at record 1).
+    pub(crate) head: Option<Head>,
+    /// The tree of the pruned records, as their checkpoint vouches for it.
+    pub(crate) start: Start,
+}
+
+/// Verifies the ledger in `path` against signed checkpoints: the chain in parts on as many
+/// threads as the machine has cores (as [`verify`]), and beside them the tree and the
+/// checkpoints in one pass over the records' hashes (and the payloads of the checkpoint
+/// records) on a thread of its own; the findings are ordered as one pass in `seq` order
+/// would find them. Every pass reads only the records up to the last one stored when it
+/// started, so records appended meanwhile are left out of all of them alike.
+pub(crate) fn verify_signed(
+    path: &Path,
+    key: &(dyn OpenNote + Sync),
+    anchor: Option<&str>,
+    resume: Resume,
+) -> Result<Report, LedgerError> {
+    let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    verify_signed_in_parts(path, key, anchor, resume, (cores.min(MAX_PARTS), MIN_PART))
+}
+
+pub(crate) fn verify_signed_in_parts(
+    path: &Path,
+    key: &(dyn OpenNote + Sync),
+    anchor: Option<&str>,
+    resume: Resume,
+    parts: (usize, u64),
+) -> Result<Report, LedgerError> {
+    let conn = open(path)?;
+    let last = last_seq(&conn)?;
+    let top = i64::try_from(last).unwrap_or(i64::MAX).saturating_add(1);
+    let Resume { head, start } = resume;
+    let mut tree = TreeChecker::new(key, anchor, start);
+    let (chain, tree_pass) = std::thread::scope(|scope| {
+        let tree = &mut tree;
+        let tree_pass = scope.spawn(move || open(path).and_then(|c| tree_scan(&c, tree, top)));
+        let chain = chain_in_parts(path, &conn, last, parts, head, top);
+        let tree_pass = tree_pass.join().unwrap_or_else(|_| {
+            Err(LedgerError::Read(Arc::new(std::io::Error::other(
+                "the tree verify thread stopped",
+            ))))
+        });
+        (chain, tree_pass)
+    });
+    let (chain, stopped_at) = (chain?, tree_pass?);
+    let chain_finding = chain.first_problem.clone().map(Finding::from);
+    let finding = match (chain_finding, tree.finding().cloned()) {
+        (Some(c), Some(t)) if t.found_at() < c.found_at() => Some(t),
+        (Some(c), _) => Some(c),
+        (None, Some(t)) => Some(t),
+        (None, None) => match stopped_at {
+            // The chain found nothing where the tree pass stopped: the passes did not read the
+            // same records (the file was changed while it was verified). Fail closed.
+            Some(seq) => Some(Finding::Malformed {
+                seq: i64::try_from(seq).unwrap_or(i64::MAX),
+                detail: "the ledger changed while it was verified; verify it again".to_owned(),
+            }),
+            None => tree.finish(),
+        },
+    };
+    Ok(Report {
+        records: chain.records,
+        head: chain.head,
+        signed: tree.signed(),
+        checkpoints: tree.checkpoints(),
+        origin: tree.origin().map(str::to_owned),
+        finding,
+    })
+}
+
+/// The tree pass: the records' `seq`, `hash` and `kind` (and the payload of checkpoint
+/// records) in `seq` order below `top`, fed to `tree`. Stops at a finding, or (returning its
+/// `seq`) at the first row that is not the next record with a 32-byte hash: the chain passes
+/// name what is wrong there.
+fn tree_scan(
+    conn: &Connection,
+    tree: &mut TreeChecker<'_>,
+    top: i64,
+) -> Result<Option<u64>, LedgerError> {
+    let mut statement = conn
+        .prepare(
+            "SELECT seq, hash, kind, CASE WHEN kind IN ('checkpoint_signed', 'ledger_pruned') THEN payload END \
+             FROM records WHERE seq < ?1 ORDER BY seq",
+        )
+        .map_err(read_error)?;
+    let mut rows = statement.query([top]).map_err(read_error)?;
+    while let Some(row) = rows.next().map_err(read_error)? {
+        let expected = tree.size().saturating_add(1);
+        let seq = match row.get_ref(0) {
+            Ok(ValueRef::Integer(seq)) => u64::try_from(seq).unwrap_or(0),
+            _ => 0,
+        };
+        let hash = match row.get_ref(1) {
+            Ok(ValueRef::Blob(bytes)) => <&[u8; 32]>::try_from(bytes).ok(),
+            _ => None,
+        };
+        let kind = match row.get_ref(2) {
+            Ok(ValueRef::Text(bytes)) => std::str::from_utf8(bytes).ok(),
+            _ => None,
+        };
+        let payload = match row.get_ref(3) {
+            Ok(ValueRef::Text(bytes)) => std::str::from_utf8(bytes).ok(),
+            _ => None,
+        };
+        let (Some(hash), Some(kind)) = (hash, kind) else {
+            return Ok(Some(expected));
+        };
+        if seq != expected {
+            return Ok(Some(expected));
+        }
+        if tree.push(seq, hash, kind, payload.unwrap_or("")).is_err() {
+            return Ok(None);
+        }
+    }
+    Ok(None)
 }

@@ -22,6 +22,7 @@ use crate::output::Format;
 pub mod keys;
 pub mod proofs;
 pub mod retention;
+mod signed;
 pub mod watch;
 
 /// `warden audit verify` found a record that was changed, removed or reordered.
@@ -44,7 +45,9 @@ pub struct AuditArgs {
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Recompute the hash chain and name the first record that was changed, removed or
-    /// reordered (exit 3).
+    /// reordered (exit 3). With `--pubkey`, also the Merkle tree against every signed
+    /// checkpoint: a rewritten range, a truncated, rolled back or emptied ledger, an unsigned
+    /// tail or a bad checkpoint is named too.
     Verify(VerifyArgs),
     /// Print the last records as JSON lines, oldest first.
     Tail(TailArgs),
@@ -96,6 +99,22 @@ pub struct VerifyArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
+    /// Verify against signed checkpoints too, with this verifier key (the
+    /// `<name>+<id>+<key>` text `warden audit keygen` printed, or a file holding it).
+    #[arg(long, value_name = "KEY")]
+    pub pubkey: Option<String>,
+    /// A signed checkpoint kept outside the ledger (a note file): the ledger must hold at
+    /// least its records, and exactly the ones it signed. Needs `--pubkey`.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: Option<PathBuf>,
+    /// Verify an exported copy instead of the ledger: a `ledger-<seq>.jsonl` file or a
+    /// directory of them. Needs `--pubkey`.
+    #[arg(long, value_name = "EXPORT")]
+    pub file: Option<PathBuf>,
+    /// Records after the last signed checkpoint (a gateway still running) are a warning, not
+    /// a failure. Needs `--pubkey`.
+    #[arg(long)]
+    pub allow_unsigned_tail: bool,
 }
 
 /// Arguments of `warden audit tail`.
@@ -177,7 +196,7 @@ pub fn execute(args: &AuditArgs) -> ExitCode {
     };
     runtime.block_on(async {
         match &args.command {
-            AuditCommand::Verify(a) => verify(&data(&a.data), a.format).await,
+            AuditCommand::Verify(a) => verify(&data(&a.data), a).await,
             AuditCommand::Tail(a) => tail(&data(&a.data), a.lines).await,
             AuditCommand::Show(a) => show(&data(&a.data), a.seq).await,
             AuditCommand::Search(a) => search(&data(&a.data), a),
@@ -216,7 +235,37 @@ fn with_causes(e: &dyn Error) -> String {
     message
 }
 
-async fn verify(dir: &Path, format: Format) -> ExitCode {
+async fn verify(dir: &Path, args: &VerifyArgs) -> ExitCode {
+    let format = args.format;
+    let Some(pubkey) = &args.pubkey else {
+        if args.checkpoint.is_some() || args.file.is_some() || args.allow_unsigned_tail {
+            eprintln!(
+                "error: `--checkpoint`, `--file` and `--allow-unsigned-tail` need `--pubkey KEY`"
+            );
+            return ExitCode::from(EXIT_USAGE);
+        }
+        return verify_chain(dir, format).await;
+    };
+    let mark = if args.file.is_some() {
+        None
+    } else {
+        match warden_session::LedgerMark::read(dir).await {
+            Ok(m) => m,
+            Err(e) => {
+                eprintln!(
+                    "error: cannot read the ledger mark in `{}`: {}",
+                    dir.join(warden_session::state_db::STATE_DB_FILE).display(),
+                    with_causes(&e)
+                );
+                return ExitCode::from(EXIT_IO);
+            }
+        }
+    };
+    // Blocking, on the command's own single-threaded runtime: nothing else runs on it.
+    signed::verify(dir, args, pubkey, mark)
+}
+
+async fn verify_chain(dir: &Path, format: Format) -> ExitCode {
     let reader = match open(dir).await {
         Ok(r) => r,
         Err(code) => return code,
@@ -241,8 +290,12 @@ async fn verify(dir: &Path, format: Format) -> ExitCode {
             return ExitCode::from(EXIT_IO);
         }
     };
+    // A pruned ledger starts after its `pruned` row: its first record is not record 1.
+    let pruned = report.head.is_some_and(|h| h.seq > report.records);
     let beyond = if report.is_intact() {
-        missing_start(first.as_ref())
+        (!pruned)
+            .then(|| missing_start(first.as_ref()))
+            .flatten()
             .map(|why| ("missing_start", why))
             .or_else(|| truncated_tail(&report, mark).map(|why| ("truncated_tail", why)))
     } else {
@@ -310,11 +363,18 @@ fn human(dir: &Path, report: &VerifyReport) -> String {
     match &report.first_problem {
         None => match report.head {
             Some(h) => format!(
-                "ledger intact: {} records verified in `{}`; head is record {} (hash {})",
+                "ledger intact: {} records verified in `{}`; head is record {} (hash {}){}",
                 report.records,
                 db.display(),
                 h.seq,
-                hex(&h.hash)
+                hex(&h.hash),
+                match h.seq.saturating_sub(report.records) {
+                    0 => String::new(),
+                    pruned => format!(
+                        "; records 1 to {pruned} were pruned (`--pubkey KEY` checks the \
+                         pruned row against its signed checkpoint)"
+                    ),
+                }
             ),
             None => format!("ledger intact: `{}` holds no records", db.display()),
         },
