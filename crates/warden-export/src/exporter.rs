@@ -76,6 +76,7 @@ pub struct Exporter {
     cursor: Cursor,
     acked: u64,
     retry: RetryPolicy,
+    announce_every: Duration,
     stats: Arc<Stats>,
 }
 
@@ -143,6 +144,7 @@ impl Exporter {
             cursor,
             acked,
             retry: RetryPolicy::default(),
+            announce_every: crate::lag::ANNOUNCE_EVERY,
             stats,
         })
     }
@@ -150,6 +152,13 @@ impl Exporter {
     /// The same exporter with other retry delays (tests use short ones).
     pub fn with_retry(mut self, retry: RetryPolicy) -> Exporter {
         self.retry = retry;
+        self
+    }
+
+    /// The same exporter with another least time between two lag records (tests use a short
+    /// one; the default is [`crate::lag::ANNOUNCE_EVERY`]).
+    pub fn with_announce_every(mut self, every: Duration) -> Exporter {
+        self.announce_every = every;
         self
     }
 
@@ -185,7 +194,8 @@ impl Exporter {
             &self.config.name,
             self.config.max_lag_records,
             self.config.max_lag,
-        );
+        )
+        .every(self.announce_every);
         tracing::info!(sink = %self.config.name, kind = self.config.kind(), from = self.acked.saturating_add(1), "Export sink started.");
         let mut gap_reported = false;
         'follow: loop {
@@ -220,7 +230,7 @@ impl Exporter {
             tokio::select! {
                 changed = head.changed() => if changed.is_err() { break },
                 () = stop.cancelled() => break,
-                () = tokio::time::sleep(TICK) => {}
+                () = tokio::time::sleep(TICK.min(self.announce_every)) => {}
             }
         }
         self.final_flush(&reader, &metrics).await;

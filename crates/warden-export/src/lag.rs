@@ -23,6 +23,7 @@ pub struct LagWatch {
     last_error: Option<String>,
     announced_lagging: bool,
     last_announced: Option<Instant>,
+    every: Duration,
 }
 
 impl LagWatch {
@@ -36,7 +37,14 @@ impl LagWatch {
             last_error: None,
             announced_lagging: false,
             last_announced: None,
+            every: ANNOUNCE_EVERY,
         }
+    }
+
+    /// The same watch with another least time between two records (tests use a short one).
+    pub fn every(mut self, every: Duration) -> LagWatch {
+        self.every = every;
+        self
     }
 
     /// A delivery failed at `now` for `reason`.
@@ -60,14 +68,14 @@ impl LagWatch {
     }
 
     /// The record to append now, if the sink crossed a limit (either way) since the last one
-    /// and the last one is at least [`ANNOUNCE_EVERY`] old. Once returned, it counts as
+    /// and the last one is at least [`ANNOUNCE_EVERY`] (or [`LagWatch::every`]) old. Once returned, it counts as
     /// announced (a failed append is not retried for a minute).
     pub fn check(&mut self, now: Instant, acked: u64, head: u64) -> Option<NewRecord> {
         let lagging = self.lagging(now, acked, head);
         if lagging == self.announced_lagging
             || self
                 .last_announced
-                .is_some_and(|at| now.saturating_duration_since(at) < ANNOUNCE_EVERY)
+                .is_some_and(|at| now.saturating_duration_since(at) < self.every)
         {
             return None;
         }
