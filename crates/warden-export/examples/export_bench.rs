@@ -60,7 +60,10 @@ fn record(i: usize) -> NewRecord {
 async fn receiver(records: Arc<AtomicU64>) -> String {
     async fn ingest(State(n): State<Arc<AtomicU64>>, body: Bytes) -> &'static str {
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        let got = v["records"].as_array().map_or(0, Vec::len);
+        let got = v
+            .get("records")
+            .and_then(|r| r.as_array())
+            .map_or(0, Vec::len);
         n.fetch_add(got as u64, Ordering::Relaxed);
         "ok"
     }
