@@ -13,8 +13,9 @@
 //!    sink catches up at (file sink on this machine's disk; HTTP sink to a receiver in the
 //!    same process on loopback that parses every batch's JSON).
 //! 2. `live`: the exporter follows while 64 appenders write N records as fast as the ledger
-//!    takes them (the ledger's peak append rate, ~136k records/s on this machine): the append
-//!    rate, the export's rate, and the lag left when the appends end.
+//!    takes them (the ledger's peak append rate, ~136k records/s on an idle machine): the
+//!    append rate, the export's rate, and the lag left when the appends end; first without an
+//!    exporter (`none`), for the append rate the machine gives now.
 //!
 //! Peak RSS is the process's `VmHWM`, reset (`/proc/self/clear_refs`) before each run: the
 //! ledger writer, the receiver and the exporter together, so an upper bound of the exporter's.
@@ -163,7 +164,10 @@ async fn live(kind: &str, n: usize, url: &str) {
         .unwrap();
     let base = status("VmRSS:");
     reset_peak();
-    let run = start(sinks(kind, data.path(), url), data.path(), &ledger).await;
+    let run = match kind {
+        "none" => None,
+        _ => Some(start(sinks(kind, data.path(), url), data.path(), &ledger).await),
+    };
     let started = Instant::now();
     let appenders = TaskTracker::new();
     let per = n / 64;
@@ -179,6 +183,14 @@ async fn live(kind: &str, n: usize, url: &str) {
     appenders.wait().await;
     let appended = started.elapsed();
     let head = *ledger.watch_head().borrow();
+    let Some(run) = run else {
+        ledger.shutdown().await.unwrap();
+        println!(
+            "live    none {head:>7} records: appended at {:>7.0} records/s (64 appenders), no exporter",
+            head as f64 / appended.as_secs_f64(),
+        );
+        return;
+    };
     let lag = head.saturating_sub(run.stats.acked.load(Ordering::Acquire));
     until_acked(&run.stats, head).await;
     let exported = started.elapsed();
@@ -213,7 +225,7 @@ fn main() {
         for kind in ["file", "http"] {
             backlog(kind, n, &url).await;
         }
-        for kind in ["file", "http"] {
+        for kind in ["none", "file", "http"] {
             live(kind, n, &url).await;
         }
         eprintln!(
