@@ -1,6 +1,8 @@
 """A small OTLP/HTTP trace receiver built on the official protobuf definitions (the
 `opentelemetry-proto` package): it decodes every `ExportTraceServiceRequest` POSTed to
-`/v1/traces` and keeps the spans, as plain dicts, for tests and benchmarks to look at.
+`/v1/traces` and keeps the spans, as plain dicts, for tests and benchmarks to look at; and
+every `ExportLogsServiceRequest` POSTed to `/v1/logs` (warden's `otlp_logs` export sink),
+keeping the log records (`logs`).
 
 Importable (`OtlpReceiver`, a context manager) or run on its own:
 
@@ -23,6 +25,10 @@ from typing import Any, Callable
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
+)
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
@@ -77,6 +83,31 @@ def decode(body: bytes) -> list[dict[str, Any]]:
     return spans
 
 
+def decode_logs(body: bytes) -> list[dict[str, Any]]:
+    """The log records of one protobuf-encoded `ExportLogsServiceRequest`, as dicts."""
+    req = ExportLogsServiceRequest()
+    req.ParseFromString(body)
+    logs = []
+    for rl in req.resource_logs:
+        resource = _attrs(rl.resource.attributes)
+        for sl in rl.scope_logs:
+            for r in sl.log_records:
+                logs.append(
+                    {
+                        "time": r.time_unix_nano,
+                        "severity": r.severity_text,
+                        "body": _value(r.body),
+                        "attributes": _attrs(r.attributes),
+                        "resource": resource,
+                        "scope": sl.scope.name,
+                    }
+                )
+    return logs
+
+
+PATHS = ("/v1/traces", "/v1/logs")
+
+
 class OtlpReceiver:
     """An OTLP/HTTP receiver on a loopback port (`url` is its base: `{url}/v1/traces`)."""
 
@@ -85,6 +116,7 @@ class OtlpReceiver:
         self.mode = mode
         self.status = status
         self.spans: list[dict[str, Any]] = []
+        self.logs: list[dict[str, Any]] = []
         self.requests: list[dict[str, str]] = []
         self._lock = threading.Lock()
         self._closing = threading.Event()
@@ -95,8 +127,8 @@ class OtlpReceiver:
 
             def do_POST(self) -> None:  # noqa: N802 — http.server's name
                 length = int(self.headers.get("Content-Length") or 0)
-                if self.path != "/v1/traces" or length > MAX_BODY:
-                    self.send_error(404 if self.path != "/v1/traces" else 413)
+                if self.path not in PATHS or length > MAX_BODY:
+                    self.send_error(404 if self.path not in PATHS else 413)
                     return
                 body = self.rfile.read(length)
                 with receiver._lock:
@@ -112,6 +144,16 @@ class OtlpReceiver:
                 if self.headers.get("Content-Type") != "application/x-protobuf":
                     self.send_error(415)
                     return
+                if self.path == "/v1/logs":
+                    try:
+                        logs = decode_logs(body)
+                    except Exception:  # noqa: BLE001 — a bad body is a 400, whatever it is
+                        self.send_error(400)
+                        return
+                    with receiver._lock:
+                        receiver.logs.extend(logs)
+                    self._answer(ExportLogsServiceResponse().SerializeToString())
+                    return
                 try:
                     spans = decode(body)
                 except Exception:  # noqa: BLE001 — a bad body is a 400, whatever it is
@@ -122,7 +164,9 @@ class OtlpReceiver:
                 for s in spans:
                     if on_span is not None:
                         on_span(s)
-                out = ExportTraceServiceResponse().SerializeToString()
+                self._answer(ExportTraceServiceResponse().SerializeToString())
+
+            def _answer(self, out: bytes) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-protobuf")
                 self.send_header("Content-Length", str(len(out)))
@@ -145,6 +189,10 @@ class OtlpReceiver:
     def snapshot(self) -> list[dict[str, Any]]:
         with self._lock:
             return list(self.spans)
+
+    def snapshot_logs(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.logs)
 
     def wait_for(self, what: str, check: Callable[[list[dict[str, Any]]], Any], timeout: float = 20.0) -> Any:
         """`check(spans)` once it is truthy (polling), else an AssertionError naming `what`."""

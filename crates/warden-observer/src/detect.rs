@@ -23,6 +23,9 @@ const MAX_NAME: usize = 256;
 pub const MIN_RATE_EVENTS: usize = 5;
 /// A `token_spike` needs a baseline of at least this many model turns.
 pub const MIN_BASELINE_TURNS: u64 = 10;
+/// The built-in detector (and signal kind) of an export sink falling behind: the gateway's
+/// `export_lagging` record becomes an alert, gateway-wide, never an intervention.
+pub const EXPORT_LAGGING: &str = "export_lagging";
 
 /// The defaults of each kind's `threshold` and `window` when the charter leaves them out.
 pub fn defaults(kind: DetectorKind) -> (f64, Duration) {
@@ -421,5 +424,32 @@ impl Engine {
                 time: time_of(self.st.now_ms),
             })
             .collect()
+    }
+
+    /// The signal of an `export_lagging` record at `seq`: a copy of the ledger outside the
+    /// agent's reach is falling behind (or failing), so tampering could go unnoticed longer.
+    pub(crate) fn export_lagging(&self, seq: u64, p: &Value, ms: i64) -> Signal {
+        let field = |k: &str| p.get(k).cloned().unwrap_or(Value::Null);
+        let sink = p.get("sink").and_then(Value::as_str).map_or("?", bounded);
+        let error = p
+            .get("error")
+            .and_then(Value::as_str)
+            .map(|e| format!(" ({})", bounded(e)))
+            .unwrap_or_default();
+        Signal {
+            detector: EXPORT_LAGGING.to_owned(),
+            kind: EXPORT_LAGGING.to_owned(),
+            session: None,
+            agent: None,
+            principal: None,
+            tool: None,
+            evidence: vec![seq],
+            baseline: json!({ "sink": sink, "acked": field("acked"), "head": field("head"), "lag": field("lag") }),
+            detail: format!(
+                "the export sink `{sink}` is {} records behind the ledger{error}",
+                p.get("lag").and_then(Value::as_u64).unwrap_or(0)
+            ),
+            time: time_of(ms),
+        }
     }
 }

@@ -221,6 +221,7 @@ impl Engine {
                 self.on_labels(sid, record.seq, p, ms);
                 Vec::new()
             }
+            (RecordKind::ExportLagging, _) => vec![self.export_lagging(record.seq, p, ms)],
             (RecordKind::ApprovalGranted | RecordKind::ApprovalDenied, Some(sid)) => {
                 let granted = record.kind == RecordKind::ApprovalGranted;
                 self.on_approval(sid, granted, ms);

@@ -28,7 +28,7 @@ pub mod store;
 pub mod stream;
 pub mod synth;
 
-pub use detect::{MAX_EVIDENCE, MIN_BASELINE_TURNS, MIN_RATE_EVENTS, defaults};
+pub use detect::{EXPORT_LAGGING, MAX_EVIDENCE, MIN_BASELINE_TURNS, MIN_RATE_EVENTS, defaults};
 pub use engine::{DEFAULT_BASELINE, Engine, EngineState, EngineStats, MAX_AGENTS, MAX_SESSIONS};
 pub use gateway::{GatewayClient, Token};
 pub use respond::{MAX_FIRED, MAX_RECENT, MAX_RESPONSE_EVIDENCE, action_of, step};

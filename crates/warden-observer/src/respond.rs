@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use warden_charter::{CorrelateOn, Intervention};
 
+use crate::detect::EXPORT_LAGGING;
 use crate::engine::{Engine, Fired, Recent, dur_ms};
 use crate::profile::evict_oldest;
 use crate::response::{Action, Response, Scope, Signal};
@@ -90,10 +91,13 @@ impl Engine {
             .observer
             .detectors
             .iter()
-            .find(|d| d.id == sig.detector);
-        // The built-in ledger_integrity detector (none declared) acts, conservatively.
+            .find(|d| d.id == sig.detector && d.kind.as_str() == sig.kind);
+        // The built-in ledger_integrity detector (none declared) acts, conservatively; the
+        // built-in export_lagging one only alerts (at most once a minute, as the gateway
+        // records it), whatever the escalation.
         let (acting, base, window) = match det {
             Some(d) => (d.alone, action_of(d.response), d.window.map(dur_ms)),
+            None if sig.kind == EXPORT_LAGGING => (false, Action::Alert, Some(60_000)),
             None => (true, Action::Conservative, None),
         };
         let max_within = charter

@@ -13,6 +13,7 @@
 //! uses the same crate for its own `/metrics`.
 
 use std::collections::HashSet;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -83,6 +84,40 @@ struct Action {
     action: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Sink {
+    sink: String,
+}
+
+/// The most export sinks with a label of their own; any further one counts as [`OTHER`]
+/// (the configuration allows no more than this many).
+pub const MAX_EXPORT_SINKS: usize = 8;
+
+/// One export sink's metrics (`warden_export_*{sink}`): cheap to clone, counting never fails.
+#[derive(Debug, Clone, Default)]
+pub struct ExportMetrics {
+    lag: Gauge,
+    records: Counter,
+    failures: Counter,
+}
+
+impl ExportMetrics {
+    /// The sink's lag now: the ledger's head minus the last record it acknowledged.
+    pub fn set_lag(&self, records: u64) {
+        self.lag.set(i64::try_from(records).unwrap_or(i64::MAX));
+    }
+
+    /// The sink acknowledged `n` more records.
+    pub fn exported(&self, n: u64) {
+        self.records.inc_by(n);
+    }
+
+    /// One delivery to the sink failed (each retry counts).
+    pub fn failure(&self) {
+        self.failures.inc();
+    }
+}
+
 /// Buckets for latencies: 0.5 ms to about 16 s (doubling).
 fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
@@ -113,6 +148,10 @@ pub struct Telemetry {
     otel_exported: Counter,
     otel_dropped: Counter,
     otel_failures: Counter,
+    export_lag: Family<Sink, Gauge>,
+    export_records: Family<Sink, Counter>,
+    export_failures: Family<Sink, Counter>,
+    export_sinks: Mutex<HashSet<String>>,
 }
 
 impl Telemetry {
@@ -134,6 +173,9 @@ impl Telemetry {
         let controls_in_force = Family::<Action, Gauge>::default();
         let (otel_exported, otel_dropped, otel_failures) =
             (Counter::default(), Counter::default(), Counter::default());
+        let export_lag = Family::<Sink, Gauge>::default();
+        let export_records = Family::<Sink, Counter>::default();
+        let export_failures = Family::<Sink, Counter>::default();
         // Counters are registered without `_total`: the encoder appends it.
         registry.register(
             "warden_decisions",
@@ -210,6 +252,21 @@ impl Telemetry {
             "OTLP export requests that failed (each retry counts)",
             otel_failures.clone(),
         );
+        registry.register(
+            "warden_export_lag_records",
+            "Records the ledger holds that an export sink has not acknowledged, by sink",
+            export_lag.clone(),
+        );
+        registry.register(
+            "warden_export_records",
+            "Records an export sink acknowledged, by sink",
+            export_records.clone(),
+        );
+        registry.register(
+            "warden_export_failures",
+            "Deliveries to an export sink that failed (each retry counts), by sink",
+            export_failures.clone(),
+        );
         Telemetry {
             registry,
             bounds,
@@ -228,6 +285,10 @@ impl Telemetry {
             otel_exported,
             otel_dropped,
             otel_failures,
+            export_lag,
+            export_records,
+            export_failures,
+            export_sinks: Mutex::new(HashSet::new()),
         }
     }
 
@@ -356,6 +417,27 @@ impl Telemetry {
         self.otel_failures.inc();
     }
 
+    /// The metrics of the export sink `name` (a configured name: the first
+    /// [`MAX_EXPORT_SINKS`] distinct names get a label of their own, any further one
+    /// [`OTHER`]), at zero until counted.
+    pub fn export_sink(&self, name: &str) -> ExportMetrics {
+        let label = {
+            let mut known = self.export_sinks.lock().unwrap_or_else(|e| e.into_inner());
+            if known.contains(name) || known.len() < MAX_EXPORT_SINKS {
+                known.insert(name.to_owned());
+                name.to_owned()
+            } else {
+                OTHER.to_owned()
+            }
+        };
+        let key = Sink { sink: label };
+        ExportMetrics {
+            lag: self.export_lag.get_or_create(&key).clone(),
+            records: self.export_records.get_or_create(&key).clone(),
+            failures: self.export_failures.get_or_create(&key).clone(),
+        }
+    }
+
     /// The text exposition of every family ([`CONTENT_TYPE`]).
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -396,6 +478,41 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("evil"), "{text}");
+    }
+
+    #[test]
+    fn export_sinks_are_labelled_by_name_and_bounded() {
+        let t = telemetry();
+        let m = t.export_sink("offsite");
+        m.set_lag(7);
+        m.exported(3);
+        m.failure();
+        for i in 0..20 {
+            t.export_sink(&format!("s{i}")).exported(1);
+        }
+        let text = t.encode();
+        assert!(
+            text.contains(r#"warden_export_lag_records{sink="offsite"} 7"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"warden_export_records_total{sink="offsite"} 3"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"warden_export_failures_total{sink="offsite"} 1"#),
+            "{text}"
+        );
+        // Eight names in all: seven more, then `other`.
+        assert!(
+            text.contains(r#"warden_export_records_total{sink="s6"} 1"#),
+            "{text}"
+        );
+        assert!(!text.contains(r#"sink="s7""#), "{text}");
+        assert!(
+            text.contains(r#"warden_export_records_total{sink="other"} 13"#),
+            "{text}"
+        );
     }
 
     #[test]
