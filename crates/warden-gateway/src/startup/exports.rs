@@ -27,10 +27,9 @@ pub(super) async fn spawn(
         return Ok(());
     }
     let ledger = state.governor.ledger();
-    let id_reader = LedgerReader::open(&config.data_dir)
-        .await
-        .context("cannot open the ledger for reading (export)")?;
-    let ledger_id = ledger_id(&id_reader).await?;
+    // The ledger's identity the sinks send (`{"ledger": ..}`, the OTLP resource's
+    // `warden.ledger`): the id made with the ledger, the one its checkpoints' origin names.
+    let ledger_id = ledger.id().to_owned();
     let mut opened = Vec::new();
     for sink in &config.exports {
         let reader = LedgerReader::open(&config.data_dir)
@@ -51,19 +50,4 @@ pub(super) async fn spawn(
         ));
     }
     Ok(())
-}
-
-/// The ledger's identity the sinks send (`{"ledger": ..}`, the OTLP resource's
-/// `warden.ledger`): the hash of its first record (64 hex digits), which no other ledger
-/// shares. (The ledger id the Merkle tree work stores, `Ledger::id`, replaces it once both
-/// are on the same branch.)
-async fn ledger_id(reader: &LedgerReader) -> Result<String, StartError> {
-    let first = reader
-        .range(1, 1)
-        .await
-        .context("cannot read the ledger (export)")?;
-    Ok(first
-        .first()
-        .map(|r| warden_core::canonical::hex(&r.hash))
-        .unwrap_or_default())
 }
