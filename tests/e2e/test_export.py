@@ -27,8 +27,15 @@ SECRET = "Bearer export-secret-5e7a"
 
 
 def export_config(tmp_path: Path, files: Path, receiver: ExportReceiver | None = None,
-                  otlp: OtlpReceiver | None = None) -> Path:
-    text = f"""
+                  otlp: OtlpReceiver | None = None, key: Path | None = None) -> Path:
+    text = ""
+    if key is not None:
+        text += f"""
+[checkpoints]
+key = "{key}"
+every_records = 20
+"""
+    text += f"""
 [[export]]
 name = "files"
 type = "file"
@@ -118,8 +125,13 @@ async def test_a_gateway_killed_mid_export_ends_with_complete_ordered_exports(
     start_gateway: Any, tmp_path: Path
 ) -> None:
     files = tmp_path / "export-files"
+    key = tmp_path / "keys" / "checkpoint.key"
+    key.parent.mkdir(mode=0o700)
+    made = run_warden("audit", "keygen", "--out", str(key), "--name", "e2e-export")
+    assert made.returncode == 0, made.stderr
+    pubkey = f"{key}.pub"
     with ExportReceiver(delay=0.02) as receiver, OtlpReceiver() as otlp:
-        config = export_config(tmp_path, files, receiver, otlp)
+        config = export_config(tmp_path, files, receiver, otlp, key)
         gw = start_gateway("--config", str(config), env={"E2E_EXPORT_AUTH": SECRET})
         await call_tools(gw, 15, "first")
         receiver.wait_for("the first records", lambda rs: len(rs) > 10)
@@ -161,6 +173,28 @@ async def test_a_gateway_killed_mid_export_ends_with_complete_ordered_exports(
         cursors = {p.name: int(p.read_text()) for p in (gw.data / "export").glob("*.cursor")}
         assert cursors == {"files.cursor": len(ledger), "siem.cursor": len(ledger),
                            "collector.cursor": len(ledger)}
+
+        # Signed checkpoints: the ledger ends with one (signed at shutdown), and the ledger,
+        # the file export and the HTTP copy (its repeats included) each verify on their own
+        # against the public key; an edited line of a copy does not.
+        assert json.loads(ledger[-1])["kind"] == "checkpoint_signed"
+        for target in (["--data", str(gw.data)], ["--file", str(files)]):
+            verified = run_warden("audit", "verify", "--pubkey", pubkey, *target)
+            assert verified.returncode == 0, verified.stdout + verified.stderr
+        http_copy = tmp_path / "http-copy"
+        http_copy.mkdir()
+        (http_copy / "ledger-00000000000000000001.jsonl").write_text(
+            "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in receiver.snapshot()))
+        verified = run_warden("audit", "verify", "--pubkey", pubkey, "--file", str(http_copy))
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        edited = tmp_path / "edited"
+        edited.mkdir()
+        lines = list(ledger)
+        at = next(i for i, line in enumerate(lines) if "first 0" in line)
+        lines[at] = lines[at].replace("first 0", "first X")
+        (edited / "ledger-00000000000000000001.jsonl").write_text("\n".join(lines) + "\n")
+        refused = run_warden("audit", "verify", "--pubkey", pubkey, "--file", str(edited))
+        assert refused.returncode == 3, refused.stdout + refused.stderr
 
 
 async def test_a_cursor_edited_past_the_head_stops_the_start_naming_it(
