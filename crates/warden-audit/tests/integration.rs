@@ -14,6 +14,7 @@ mod integration {
     mod failures;
     mod ledger;
     mod pages;
+    mod prune;
     mod reader;
     mod signed;
     mod support;

@@ -10,8 +10,8 @@ use std::num::NonZeroUsize;
 use std::path::Path;
 use std::sync::Arc;
 
-use rusqlite::Connection;
 use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OptionalExtension};
 
 use super::LedgerError;
 use super::schema::{self, COLUMNS};
@@ -302,14 +302,42 @@ pub(crate) fn verify_signed_in_parts(
             None => tree.finish(),
         },
     };
+    // As one pass in order would: the records read up to (and including) the one where the
+    // tree found something, when it did before the end.
+    let (mut records, mut head_read) = (chain.records, chain.head);
+    if let Some(at) = tree
+        .finding()
+        .filter(|f| Some(*f) == finding.as_ref())
+        .map(Finding::found_at)
+        .filter(|at| *at != u64::MAX && *at > 0)
+    {
+        let before = head.map_or(0, |h| h.seq);
+        records = records.min(at.saturating_sub(before));
+        head_read = record_head(&conn, at)?;
+    }
     Ok(Report {
-        records: chain.records,
-        head: chain.head,
+        records,
+        head: head_read,
         signed: tree.signed(),
         checkpoints: tree.checkpoints(),
         origin: tree.origin().map(str::to_owned),
         finding,
     })
+}
+
+/// The `seq` and stored hash of record `seq`, if it is there with a 32-byte hash.
+fn record_head(conn: &Connection, seq: u64) -> Result<Option<Head>, LedgerError> {
+    let hash: Option<Vec<u8>> = conn
+        .query_row(
+            "SELECT hash FROM records WHERE seq = ?1",
+            [i64::try_from(seq).unwrap_or(i64::MAX)],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(read_error)?;
+    Ok(hash
+        .and_then(|h| <[u8; 32]>::try_from(h.as_slice()).ok())
+        .map(|hash| Head { seq, hash }))
 }
 
 /// The tree pass: the records' `seq`, `hash` and `kind` (and the payload of checkpoint

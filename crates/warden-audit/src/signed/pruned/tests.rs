@@ -6,7 +6,7 @@ use serde_json::json;
 use super::*;
 use crate::chain::{RecordKind, RecordRef, canonical_json, format_time};
 use crate::merkle::{MemoryLeaves, inclusion_proof};
-use crate::signed::Checker;
+use crate::signed::{Checker, Finding};
 
 proptest! {
     #[test]
@@ -38,6 +38,7 @@ async fn the_parallel_store_pass_agrees_with_one_pass() {
         r#"UPDATE records SET payload = '{"x":1}' WHERE seq = 37"#,
         "DELETE FROM records WHERE seq = 51",
         "DELETE FROM records WHERE seq > 90",
+        "REWRITE 30",
         "UPDATE records SET hash = x'00' WHERE seq = 61",
         "UPDATE records SET seq = -5 WHERE seq = 5",
     ];
@@ -80,10 +81,31 @@ async fn the_parallel_store_pass_agrees_with_one_pass() {
                 .unwrap();
         }
         ledger.shutdown().await.unwrap();
-        if !sql.is_empty() {
-            let conn = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+        let conn = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+        if sql == "REWRITE 30" {
+            // Record 30 changed and every hash after it recomputed, as a forger would.
+            let reader = LedgerReader::open(dir.path()).await.unwrap();
+            let mut all = reader.range(1, 1000).await.unwrap();
+            reader.close().await;
+            all[29].payload = json!({"forged": true});
+            for i in 29..all.len() {
+                all[i].prev_hash = all[i - 1].hash;
+                all[i].hash = all[i].compute_hash().unwrap();
+                conn.execute(
+                    "UPDATE records SET payload = ?2, prev_hash = ?3, hash = ?4 WHERE seq = ?1",
+                    rusqlite::params![
+                        all[i].seq as i64,
+                        canonical_json(&all[i].payload),
+                        all[i].prev_hash.to_vec(),
+                        all[i].hash.to_vec()
+                    ],
+                )
+                .unwrap();
+            }
+        } else if !sql.is_empty() {
             conn.execute_batch(sql).unwrap();
         }
+        drop(conn);
         let path = dir.path().join(DB_FILE);
         let one = verify_signed_in_parts(
             &path,
@@ -93,11 +115,22 @@ async fn the_parallel_store_pass_agrees_with_one_pass() {
             (1, 1_000_000),
         )
         .unwrap();
+        if sql == "REWRITE 30" {
+            assert_eq!(
+                one.finding,
+                Some(Finding::Rewritten {
+                    from: 26,
+                    through: 51,
+                    checkpoint_seq: Some(52)
+                })
+            );
+            assert_eq!(one.records, 52);
+        }
         for parts in [(2, 10), (3, 7), (8, 1)] {
             let split =
                 verify_signed_in_parts(&path, &verifier, Some(&anchor), Resume::default(), parts)
                     .unwrap();
-            assert_eq!(split.finding, one.finding, "{sql} {parts:?}");
+            assert_eq!(split, one, "{sql} {parts:?}");
         }
         // And one pass over the records as the checker reads them (the reader cannot read a
         // row numbered below 1 back).
@@ -125,7 +158,13 @@ async fn the_parallel_store_pass_agrees_with_one_pass() {
                     break;
                 }
             }
-            assert_eq!(checker.finish().finding, one.finding, "{sql}");
+            let fused = checker.finish();
+            assert_eq!(fused.finding, one.finding, "{sql}");
+            assert_eq!(
+                (fused.records, fused.head),
+                (one.records, one.head),
+                "{sql}"
+            );
         }
     }
 }
