@@ -131,3 +131,102 @@ proptest! {
         }
     }
 }
+
+/// The reference inclusion proofs (certificate-transparency's `merkle_tree_test`) in the
+/// tree of the eight reference leaves.
+const INCLUSION_8: [(u64, [&str; 3]); 4] = [
+    (
+        0,
+        [
+            "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+            "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+            "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
+        ],
+    ),
+    (
+        4,
+        [
+            "4271a26be0d8a84f0bd54c8c302e7cb3a3b5d1fa6780a40bcce2873477dab658",
+            "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
+            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+        ],
+    ),
+    (
+        5,
+        [
+            "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+            "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
+            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+        ],
+    ),
+    (
+        6,
+        [
+            "46f6ffadd3d06a09ff3c5860d2755c8b9819db7df44251788c7d8e3180de8eb1",
+            "0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
+            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+        ],
+    ),
+];
+
+/// The reference consistency proofs: (old size, new size, proof).
+const CONSISTENCY: [(u64, u64, &[&str]); 4] = [
+    (1, 1, &[]),
+    (
+        1,
+        8,
+        &[
+            "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+            "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+            "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
+        ],
+    ),
+    (
+        6,
+        8,
+        &[
+            "0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
+            "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
+            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+        ],
+    ),
+    (
+        2,
+        5,
+        &[
+            "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+            "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+        ],
+    ),
+];
+
+fn reference_leaves() -> MemoryLeaves {
+    MemoryLeaves(INPUTS.iter().map(|i| leaf_hash(&unhex(i))).collect())
+}
+
+#[test]
+fn inclusion_proofs_match_the_reference_vectors() {
+    let mem = reference_leaves();
+    let root = root_of(&mem, 8).unwrap();
+    for (index, want) in INCLUSION_8 {
+        let proof = inclusion_proof(&mem, index, 8).unwrap();
+        let hex: Vec<Vec<u8>> = want.iter().map(|h| unhex(h)).collect();
+        assert_eq!(proof.iter().map(|h| h.to_vec()).collect::<Vec<_>>(), hex);
+        assert_eq!(
+            verify_inclusion(index, 8, &mem.0[index as usize], &proof, &root),
+            Ok(())
+        );
+    }
+}
+
+#[test]
+fn consistency_proofs_match_the_reference_vectors() {
+    let mem = reference_leaves();
+    for (old, new, want) in CONSISTENCY {
+        let proof = consistency_proof(&mem, old, new).unwrap();
+        let hex: Vec<Vec<u8>> = want.iter().map(|h| unhex(h)).collect();
+        assert_eq!(proof.iter().map(|h| h.to_vec()).collect::<Vec<_>>(), hex);
+        let (a, b) = (root_of(&mem, old).unwrap(), root_of(&mem, new).unwrap());
+        assert_eq!(verify_consistency(old, new, &a, &b, &proof), Ok(()));
+    }
+}
