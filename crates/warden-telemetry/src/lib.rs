@@ -152,6 +152,9 @@ pub struct Telemetry {
     export_records: Family<Sink, Counter>,
     export_failures: Family<Sink, Counter>,
     export_sinks: Mutex<HashSet<String>>,
+    checkpoints_signed: Counter,
+    checkpoint_failures: Counter,
+    checkpoint_size: Gauge,
 }
 
 impl Telemetry {
@@ -176,6 +179,8 @@ impl Telemetry {
         let export_lag = Family::<Sink, Gauge>::default();
         let export_records = Family::<Sink, Counter>::default();
         let export_failures = Family::<Sink, Counter>::default();
+        let (checkpoints_signed, checkpoint_failures, checkpoint_size) =
+            (Counter::default(), Counter::default(), Gauge::default());
         // Counters are registered without `_total`: the encoder appends it.
         registry.register(
             "warden_decisions",
@@ -267,6 +272,21 @@ impl Telemetry {
             "Deliveries to an export sink that failed (each retry counts), by sink",
             export_failures.clone(),
         );
+        registry.register(
+            "warden_checkpoints_signed",
+            "Signed checkpoints of the ledger's Merkle tree recorded in the ledger",
+            checkpoints_signed.clone(),
+        );
+        registry.register(
+            "warden_checkpoint_failures",
+            "Signed checkpoints that could not be recorded (signed again at the next trigger)",
+            checkpoint_failures.clone(),
+        );
+        registry.register(
+            "warden_checkpoint_size",
+            "The tree size (records) of the last signed checkpoint recorded",
+            checkpoint_size.clone(),
+        );
         Telemetry {
             registry,
             bounds,
@@ -289,6 +309,9 @@ impl Telemetry {
             export_records,
             export_failures,
             export_sinks: Mutex::new(HashSet::new()),
+            checkpoints_signed,
+            checkpoint_failures,
+            checkpoint_size,
         }
     }
 
@@ -410,6 +433,18 @@ impl Telemetry {
     /// The OpenTelemetry exporter dropped `n` spans.
     pub fn otel_dropped(&self, n: u64) {
         self.otel_dropped.inc_by(n);
+    }
+
+    /// A signed checkpoint of a tree of `size` records was recorded in the ledger.
+    pub fn checkpoint_signed(&self, size: u64) {
+        self.checkpoints_signed.inc();
+        self.checkpoint_size
+            .set(i64::try_from(size).unwrap_or(i64::MAX));
+    }
+
+    /// A signed checkpoint could not be recorded.
+    pub fn checkpoint_failure(&self) {
+        self.checkpoint_failures.inc();
     }
 
     /// One OTLP export request failed (a refused, unanswered or unreachable collector).

@@ -107,6 +107,7 @@ impl Signer {
                     head.size
                 };
                 self.baseline.store(baseline, Ordering::Release);
+                self.governor.telemetry.checkpoint_signed(head.size);
                 tracing::debug!(
                     size = head.size,
                     seq = appended.seq,
@@ -114,12 +115,15 @@ impl Signer {
                     "Checkpoint signed."
                 );
             }
-            Err(e) => tracing::warn!(
-                error = %e,
-                size = head.size,
-                trigger,
-                "The signed checkpoint could not be recorded; it is signed again at the next trigger."
-            ),
+            Err(e) => {
+                self.governor.telemetry.checkpoint_failure();
+                tracing::warn!(
+                    error = %e,
+                    size = head.size,
+                    trigger,
+                    "The signed checkpoint could not be recorded; it is signed again at the next trigger."
+                );
+            }
         }
     }
 }

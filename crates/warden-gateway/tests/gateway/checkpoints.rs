@@ -116,6 +116,25 @@ async fn checkpoints_are_signed_at_start_every_n_records_and_at_shutdown() {
         );
     }
     assert_roots(&h, &found).await;
+    // Counted: the checkpoints recorded, and the size of the last one.
+    let text = h
+        .http
+        .get(format!("http://{}/metrics", h.operator_addr))
+        .bearer_auth(&h.operator_token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from\n{text}"))
+    };
+    assert!(value("warden_checkpoints_signed_total") >= found.len() as u64);
+    assert!(value("warden_checkpoint_size") >= found.last().unwrap().1.size);
+    assert_eq!(value("warden_checkpoint_failures_total"), 0);
 
     // At shutdown: the last record is a checkpoint of every record before it.
     h.stop().await;
