@@ -125,7 +125,8 @@ fn ledger_of(rt: &tokio::runtime::Runtime, n: u64) -> PathBuf {
         }
     }
     tx.commit().unwrap();
-    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .unwrap();
     drop(conn);
     std::fs::write(dir.join("complete"), b"").unwrap();
     eprintln!(
