@@ -110,27 +110,34 @@ fn stored_count(size: u64) -> u64 {
 }
 
 /// At the writer's open, for a ledger whose last record is `size`: rebuilds `tree_nodes` from
-/// the records if it does not hold exactly the subtrees they complete, then reads the
-/// frontier.
+/// the records if it does not hold exactly the subtrees they complete, or if the frontier
+/// cannot be read from it (a stored node missing or not a hash), then reads the frontier.
 pub(super) fn open_frontier(
     conn: &Connection,
     size: u64,
     path: &Path,
 ) -> Result<Frontier, LedgerError> {
     let fail = |e: rusqlite::Error| super::schema::open_error(path, e);
+    let opening = |source: Source| LedgerError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
     let stored: i64 = conn
         .query_row("SELECT count(*) FROM tree_nodes", [], |row| row.get(0))
         .map_err(fail)?;
+    let mut rebuilt = false;
     if u64::try_from(stored).ok() != Some(stored_count(size)) {
-        backfill(conn, size).map_err(|source| LedgerError::Open {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        backfill(conn, size).map_err(opening)?;
+        rebuilt = true;
     }
-    read_frontier(conn, size).map_err(|source| LedgerError::Open {
-        path: path.to_path_buf(),
-        source,
-    })
+    match read_frontier(conn, size) {
+        Ok(frontier) => Ok(frontier),
+        Err(e) if rebuilt => Err(opening(e)),
+        Err(_) => {
+            backfill(conn, size).map_err(opening)?;
+            read_frontier(conn, size).map_err(opening)
+        }
+    }
 }
 
 /// The frontier of the first `size` leaves: the stored subtrees for the set bits of `size`

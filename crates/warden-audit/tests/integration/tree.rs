@@ -298,6 +298,38 @@ async fn out_of_range_and_pruned_requests_are_clear_errors() {
         reader.consistency_proof(5, 5).await.unwrap(),
         Vec::<Hash>::new()
     );
+    // The largest numbers a caller can pass are refused like any other.
+    assert!(matches!(
+        reader.tree_root(u64::MAX).await,
+        Err(LedgerError::BeyondHead {
+            size: u64::MAX,
+            head: 600
+        })
+    ));
+    assert!(matches!(
+        reader.inclusion_proof(u64::MAX, 600).await,
+        Err(LedgerError::NotInTree { .. })
+    ));
+    assert!(matches!(
+        reader.consistency_proof(1, u64::MAX).await,
+        Err(LedgerError::BeyondHead { .. })
+    ));
+    // A stored node that is not a hash is a missing node (not a panic, not a short proof),
+    // and the writer's next open rebuilds it.
+    exec(
+        dir.path(),
+        "UPDATE tree_nodes SET hash = x'00' WHERE level = 9",
+    )
+    .await;
+    assert!(matches!(
+        reader.tree_root(600).await,
+        Err(LedgerError::TreeNode { level: 9, index: 0 })
+    ));
+    ledger.shutdown().await.unwrap();
+    let ledger = open(dir.path()).await;
+    let leaves = stored_leaves(dir.path()).await;
+    assert_head(&ledger, &leaves);
+    assert_eq!(reader.tree_root(600).await.unwrap(), root_of(&leaves));
     for e in [
         LedgerError::EmptyTree,
         LedgerError::BeyondHead {
