@@ -110,8 +110,9 @@ fn stored_count(size: u64) -> u64 {
 }
 
 /// At the writer's open, for a ledger whose last record is `size`: rebuilds `tree_nodes` from
-/// the records if it does not hold exactly the subtrees they complete, or if the frontier
-/// cannot be read from it (a stored node missing or not a hash), then reads the frontier.
+/// the records if it does not hold exactly the subtrees they complete (a node missing, extra,
+/// or not 32 bytes), or if the frontier cannot be read from it, then reads the frontier. (A
+/// node changed to another 32-byte value is not noticed: proofs built from it do not verify.)
 pub(super) fn open_frontier(
     conn: &Connection,
     size: u64,
@@ -122,11 +123,20 @@ pub(super) fn open_frontier(
         path: path.to_path_buf(),
         source,
     };
-    let stored: i64 = conn
-        .query_row("SELECT count(*) FROM tree_nodes", [], |row| row.get(0))
+    // Every row, and the rows that are a node of this tree: with the primary key, both equal
+    // to the expected count means exactly the expected nodes, each 32 bytes.
+    let (all, valid): (i64, i64) = conn
+        .query_row(
+            "SELECT count(*), coalesce(sum(level >= 8 AND level < 64 AND idx >= 0 \
+             AND idx < (?1 >> level) AND typeof(hash) = 'blob' AND length(hash) = 32), 0) \
+             FROM tree_nodes",
+            [clamp(size)],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
         .map_err(fail)?;
+    let expected = i64::try_from(stored_count(size)).unwrap_or(i64::MAX);
     let mut rebuilt = false;
-    if u64::try_from(stored).ok() != Some(stored_count(size)) {
+    if all != expected || valid != expected {
         backfill(conn, size).map_err(opening)?;
         rebuilt = true;
     }
