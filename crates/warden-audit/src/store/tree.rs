@@ -58,8 +58,8 @@ pub(super) const INSERT_NODE: &str =
 /// level, its root.
 pub(super) type Node = (u32, u64, Hash);
 
-/// Pushes `leaf` (a record's chain hash) onto `frontier`, collecting into `nodes` the
-/// subtrees it completes that the ledger stores.
+/// Pushes the leaf of the record whose chain hash is `record_hash` onto `frontier`,
+/// collecting into `nodes` the subtrees it completes that the ledger stores.
 pub(super) fn push_record(frontier: &mut Frontier, record_hash: &[u8; 32], nodes: &mut Vec<Node>) {
     frontier.push(merkle::leaf_hash(record_hash), |level, index, hash| {
         if level >= STORED_LEVEL {
