@@ -58,8 +58,8 @@ pub(super) const INSERT_NODE: &str =
 /// level, its root.
 pub(super) type Node = (u32, u64, Hash);
 
-/// Pushes `leaf` (a record's chain hash) onto `frontier`, collecting into `nodes` the
-/// subtrees it completes that the ledger stores.
+/// Pushes the leaf of the record whose chain hash is `record_hash` onto `frontier`,
+/// collecting into `nodes` the subtrees it completes that the ledger stores.
 pub(super) fn push_record(frontier: &mut Frontier, record_hash: &[u8; 32], nodes: &mut Vec<Node>) {
     frontier.push(merkle::leaf_hash(record_hash), |level, index, hash| {
         if level >= STORED_LEVEL {
@@ -110,27 +110,44 @@ fn stored_count(size: u64) -> u64 {
 }
 
 /// At the writer's open, for a ledger whose last record is `size`: rebuilds `tree_nodes` from
-/// the records if it does not hold exactly the subtrees they complete, then reads the
-/// frontier.
+/// the records if it does not hold exactly the subtrees they complete (a node missing, extra,
+/// or not 32 bytes), or if the frontier cannot be read from it, then reads the frontier. (A
+/// node changed to another 32-byte value is not noticed: proofs built from it do not verify.)
 pub(super) fn open_frontier(
     conn: &Connection,
     size: u64,
     path: &Path,
 ) -> Result<Frontier, LedgerError> {
     let fail = |e: rusqlite::Error| super::schema::open_error(path, e);
-    let stored: i64 = conn
-        .query_row("SELECT count(*) FROM tree_nodes", [], |row| row.get(0))
-        .map_err(fail)?;
-    if u64::try_from(stored).ok() != Some(stored_count(size)) {
-        backfill(conn, size).map_err(|source| LedgerError::Open {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    }
-    read_frontier(conn, size).map_err(|source| LedgerError::Open {
+    let opening = |source: Source| LedgerError::Open {
         path: path.to_path_buf(),
         source,
-    })
+    };
+    // Every row, and the rows that are a node of this tree: with the primary key, both equal
+    // to the expected count means exactly the expected nodes, each 32 bytes.
+    let (all, valid): (i64, i64) = conn
+        .query_row(
+            "SELECT count(*), coalesce(sum(level >= 8 AND level < 64 AND idx >= 0 \
+             AND idx < (?1 >> level) AND typeof(hash) = 'blob' AND length(hash) = 32), 0) \
+             FROM tree_nodes",
+            [clamp(size)],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .map_err(fail)?;
+    let expected = i64::try_from(stored_count(size)).unwrap_or(i64::MAX);
+    let mut rebuilt = false;
+    if all != expected || valid != expected {
+        backfill(conn, size).map_err(opening)?;
+        rebuilt = true;
+    }
+    match read_frontier(conn, size) {
+        Ok(frontier) => Ok(frontier),
+        Err(e) if rebuilt => Err(opening(e)),
+        Err(_) => {
+            backfill(conn, size).map_err(opening)?;
+            read_frontier(conn, size).map_err(opening)
+        }
+    }
 }
 
 /// The frontier of the first `size` leaves: the stored subtrees for the set bits of `size`
