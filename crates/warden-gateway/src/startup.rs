@@ -133,6 +133,9 @@ impl Gateway {
         clock: Arc<dyn Clock>,
     ) -> Result<RunningGateway, StartError> {
         let charter = compile_charter(&config)?;
+        // The checkpoint signing key is read before anything is opened or bound: a key others
+        // may read (or a bad one) stops the start here, leaving nothing behind.
+        let checkpoint_key = checkpoints::load_key(&config)?;
         let telemetry = Arc::new(crate::telemetry::for_charter(&charter));
         // The certificates are read before anything is opened or bound.
         let tls =
@@ -341,7 +344,7 @@ impl Gateway {
             background,
             model_tasks,
             stores.bootstrap_operator_token,
-            (tls, readiness),
+            (tls, readiness, checkpoint_key),
         )
         .await
     }
@@ -466,7 +469,11 @@ async fn serve(
     background: Background,
     model_tasks: TaskTracker,
     bootstrap_operator_token: Option<String>,
-    (tls, readiness): (crate::tls::Tls, Arc<crate::readiness::Readiness>),
+    (tls, readiness, checkpoint_key): (
+        crate::tls::Tls,
+        Arc<crate::readiness::Readiness>,
+        Option<warden_audit::checkpoint::SigningKey>,
+    ),
 ) -> Result<RunningGateway, StartError> {
     let agent_listener = tokio::net::TcpListener::bind(config.agent_listen)
         .await
@@ -518,7 +525,7 @@ async fn serve(
     }
     // Signed checkpoints of the ledger, and its copies outside the agent's reach: both follow
     // the committed head, never on the action path.
-    let checkpoint_signer = checkpoints::spawn(config, &state, &background).await?;
+    let checkpoint_signer = checkpoints::spawn(config, checkpoint_key, &state, &background).await?;
     exports::spawn(config, &state, &background).await?;
     let operator_app = crate::routes::operator_app(operator, console, readiness.clone(), config);
     crate::tls::warn_if_exposed("agent", agent_addr, tls.agent.is_some());

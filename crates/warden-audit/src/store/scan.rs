@@ -259,8 +259,10 @@ pub(crate) fn verify_signed(
     anchor: Option<&str>,
     resume: Resume,
 ) -> Result<Report, LedgerError> {
+    // The tree pass takes a core of its own: the chain gets the others (at least one part).
     let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
-    verify_signed_in_parts(path, key, anchor, resume, (cores.min(MAX_PARTS), MIN_PART))
+    let chain_parts = cores.saturating_sub(1).clamp(1, MAX_PARTS);
+    verify_signed_in_parts(path, key, anchor, resume, (chain_parts, MIN_PART))
 }
 
 pub(crate) fn verify_signed_in_parts(

@@ -128,15 +128,11 @@ impl Signer {
     }
 }
 
-/// Starts the checkpoint signer, when `config` names a key: loads the key (or refuses to
-/// start), finds the last checkpoint in the ledger, and spawns the signing loop on the
-/// background tracker.
-pub(super) async fn spawn(
-    config: &Config,
-    state: &Arc<AppState>,
-    background: &Background,
-) -> Result<Option<CheckpointSigner>, StartError> {
-    let Some(settings) = config.checkpoints.clone() else {
+/// Reads the checkpoint signing key `config` names, if any (phase 1, before anything is
+/// opened or bound): a key that cannot be read, is malformed, or that others may read or
+/// write refuses the start.
+pub(super) fn load_key(config: &Config) -> Result<Option<SigningKey>, StartError> {
+    let Some(settings) = &config.checkpoints else {
         return Ok(None);
     };
     let key = SigningKey::load(&settings.key).with_context(|| {
@@ -145,6 +141,21 @@ pub(super) async fn spawn(
             settings.key.display()
         )
     })?;
+    Ok(Some(key))
+}
+
+/// Starts the checkpoint signer with `key` (from [`load_key`]), when `config` names one:
+/// finds the last checkpoint in the ledger and spawns the signing loop on the background
+/// tracker.
+pub(super) async fn spawn(
+    config: &Config,
+    key: Option<SigningKey>,
+    state: &Arc<AppState>,
+    background: &Background,
+) -> Result<Option<CheckpointSigner>, StartError> {
+    let (Some(settings), Some(key)) = (config.checkpoints.clone(), key) else {
+        return Ok(None);
+    };
     let ledger = state.governor.ledger().clone();
     let origin = settings
         .origin
