@@ -247,8 +247,8 @@ pub(crate) struct Resume {
     pub(crate) start: Start,
 }
 
-/// Verifies the ledger in `path` against signed checkpoints: the chain in parts on as many
-/// threads as the machine has cores (as [`verify`]), and beside them the tree and the
+/// Verifies the ledger in `path` against signed checkpoints: the chain in parts on one thread
+/// fewer than the machine has cores (at least one), and beside them the tree and the
 /// checkpoints in one pass over the records' hashes (and the payloads of the checkpoint
 /// records) on a thread of its own; the findings are ordered as one pass in `seq` order
 /// would find them. Every pass reads only the records up to the last one stored when it
