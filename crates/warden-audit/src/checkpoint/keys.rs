@@ -13,9 +13,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest as _, Sha256};
 
-use super::note::{assemble, check_text};
-use super::{Checkpoint, CheckpointError};
-
 /// The signature type byte of Ed25519 in signed notes.
 const ALG_ED25519: u8 = 0x01;
 
@@ -169,9 +166,9 @@ impl fmt::Debug for VerifierKey {
 /// A private Ed25519 key that signs checkpoints. `Debug` shows its name and key id, never
 /// the seed; nothing here logs or renders it.
 pub struct SigningKey {
-    name: String,
-    id: u32,
-    pair: Ed25519KeyPair,
+    pub(super) name: String,
+    pub(super) id: u32,
+    pub(super) pair: Ed25519KeyPair,
     public: [u8; 32],
 }
 
@@ -344,23 +341,6 @@ impl SigningKey {
             id: self.id,
             public: self.public,
         }
-    }
-
-    /// The whole signed note of `checkpoint`: its [`Checkpoint::body`], a blank line and this
-    /// key's signature line. The origin must be a [`super::valid_origin`] (configuration
-    /// checks it), or nobody can open the note.
-    pub fn sign(&self, checkpoint: &Checkpoint) -> String {
-        let body = checkpoint.body();
-        let signature = self.pair.sign(body.as_bytes());
-        assemble(&body, &self.name, self.id, signature.as_ref())
-    }
-
-    /// Signs any note `text` (not only checkpoints): the text must end with a newline and
-    /// hold no control character but newlines.
-    pub fn sign_text(&self, text: &str) -> Result<String, CheckpointError> {
-        check_text(text)?;
-        let signature = self.pair.sign(text.as_bytes());
-        Ok(assemble(text, &self.name, self.id, signature.as_ref()))
     }
 }
 

@@ -4,8 +4,8 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-use super::CheckpointError;
-use super::keys::{VerifierKey, valid_key_name};
+use super::keys::{SigningKey, VerifierKey, valid_key_name};
+use super::{Checkpoint, CheckpointError};
 
 /// The largest signed note accepted, in bytes (a checkpoint with its signature is ~200).
 pub const MAX_NOTE_BYTES: usize = 16 * 1024;
@@ -119,4 +119,24 @@ pub(super) fn assemble(text: &str, name: &str, id: u32, signature: &[u8]) -> Str
     raw.extend_from_slice(&id.to_be_bytes());
     raw.extend_from_slice(signature);
     format!("{text}\n{SIG_PREFIX}{name} {}\n", STANDARD.encode(raw))
+}
+
+/// Signing: kept beside the note format (the key file's concerns stay in `keys.rs`).
+impl SigningKey {
+    /// The whole signed note of `checkpoint`: its [`Checkpoint::body`], a blank line and this
+    /// key's signature line. The origin must be a [`super::valid_origin`] (configuration
+    /// checks it), or nobody can open the note.
+    pub fn sign(&self, checkpoint: &Checkpoint) -> String {
+        let body = checkpoint.body();
+        let signature = self.pair.sign(body.as_bytes());
+        assemble(&body, &self.name, self.id, signature.as_ref())
+    }
+
+    /// Signs any note `text` (not only checkpoints): the text must end with a newline and
+    /// hold no control character but newlines.
+    pub fn sign_text(&self, text: &str) -> Result<String, CheckpointError> {
+        check_text(text)?;
+        let signature = self.pair.sign(text.as_bytes());
+        Ok(assemble(text, &self.name, self.id, signature.as_ref()))
+    }
 }
