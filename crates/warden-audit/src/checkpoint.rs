@@ -34,6 +34,7 @@ use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
 
 use crate::merkle;
+use warden_core::canonical::hex;
 
 pub use keys::{KeyError, MAX_KEY_FILE_BYTES, MAX_KEY_NAME_BYTES, SigningKey, VerifierKey};
 pub use note::{MAX_NOTE_BYTES, MAX_NOTE_LINES, open_note};
@@ -201,15 +202,6 @@ fn parse_size(line: &str) -> Option<u64> {
         return None;
     }
     line.parse().ok()
-}
-
-/// Lowercase hex of `bytes`.
-fn hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
 }
 
 /// A signed note or checkpoint that cannot be trusted.

@@ -297,8 +297,8 @@ pub(crate) fn operator_app(
     // The operator plane's routes all answer at once: every one is under the request
     // timeout; the body timeout wraps it, so it runs first; the Host check wraps everything
     // (a request for a host the plane does not answer to reaches nothing).
-    // The audit routes authenticate with their own layer (an admin's or an observer's
-    // operator token), so they are merged beside the operator router, not inside it.
+    // The audit routes are the gateway's (they read the ledger), behind the operator
+    // crate's own token layer.
     let audit = audit::router(operator.clone(), console.ledger.clone());
     warden_operator::router(operator)
         .merge(audit)

@@ -19,8 +19,9 @@ use crate::OperatorState;
 use crate::approvals::agent_credential_refusal;
 use crate::error::ApiError;
 
-/// Authenticates operator requests.
-pub(crate) async fn authenticate(
+/// Authenticates operator requests: the layer in front of every route that takes an operator
+/// token, here and in the gateway (its audit routes).
+pub async fn authenticate(
     State(state): State<Arc<OperatorState>>,
     mut req: Request,
     next: Next,
@@ -121,7 +122,7 @@ fn role_may(role: &OperatorRole, method: &http::Method, path: &str) -> Result<()
                 Err(ApiError::new(
                     StatusCode::FORBIDDEN,
                     "observer_only",
-                    "an observer's credential may only read the ledger stream and the metrics, send its heartbeat and set controls",
+                    "an observer's credential may only read the ledger stream, the metrics and the signed checkpoints, send its heartbeat and set controls",
                 ))
             }
         }
@@ -129,10 +130,14 @@ fn role_may(role: &OperatorRole, method: &http::Method, path: &str) -> Result<()
 }
 
 /// Everything an observer credential may reach (method, exact path): reading the ledger
-/// stream and the metrics, listing and setting controls, and its heartbeat. Lifting a control
+/// stream and the metrics, listing and setting controls, its heartbeat, and the signed
+/// checkpoints and proofs a monitor reads (the gateway's audit routes). Lifting a control
 /// (`/v1/controls/{id}/lift`) is not here: lifting is an admin's.
 pub(crate) const OBSERVER_ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/ledger/stream"),
+    ("GET", "/v1/audit/checkpoint"),
+    ("GET", "/v1/audit/consistency"),
+    ("GET", "/v1/audit/inclusion"),
     ("GET", "/metrics"),
     ("GET", "/v1/controls"),
     ("POST", "/v1/controls"),

@@ -38,7 +38,7 @@ use warden_charter::CompiledCharter;
 use warden_core::{Clock, Recorder};
 use warden_session::{OperatorCredentials, SessionStore};
 
-pub use auth::record_offline_issue;
+pub use auth::{authenticate, record_offline_issue};
 pub use error::{ApiError, BodyBytes, JsonBody};
 pub use ledger_stream::{
     FeedFuture, FeedRecord, KEEP_ALIVE, LedgerFeed, MAX_BATCH, MAX_STREAMS, MetricsSource,

@@ -16,18 +16,17 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{RawQuery, Request, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
 use warden_audit::{LedgerError, LedgerReader, merkle};
-use warden_operator::{ApiError, OperatorState, record_offline_issue};
-use warden_session::OperatorRole;
-use warden_session::tokens::{self, Plane};
+use warden_core::RecordKind;
+use warden_operator::{ApiError, OperatorState};
 
 /// The longest query string accepted, in bytes.
 const MAX_QUERY_BYTES: usize = 256;
@@ -35,87 +34,30 @@ const MAX_QUERY_BYTES: usize = 256;
 /// What the audit routes read.
 #[derive(Clone)]
 struct AuditState {
-    operator: Arc<OperatorState>,
     ledger: LedgerReader,
 }
 
-/// The audit routes, each behind [`authenticate`].
+/// The audit routes, behind the operator plane's own token layer
+/// ([`warden_operator::authenticate`]: an admin's token, or an observer's, which may reach
+/// exactly these three routes besides its own).
 pub(crate) fn router(operator: Arc<OperatorState>, ledger: LedgerReader) -> Router {
-    let state = AuditState { operator, ledger };
     Router::new()
         .route("/v1/audit/checkpoint", get(checkpoint))
         .route("/v1/audit/consistency", get(consistency))
         .route("/v1/audit/inclusion", get(inclusion))
         // Outermost: nothing reaches a handler without an admin's or an observer's token.
-        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
-        .with_state(state)
-}
-
-/// An operator token of an admin or an observer, as the operator plane's own layer checks
-/// tokens: a missing or unknown one `401`, an agent's session token or an approver's `403`, a
-/// credential made offline recorded before its first use.
-async fn authenticate(
-    State(state): State<AuditState>,
-    req: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let token = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(tokens::bearer)
-        .map(str::to_owned)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthenticated",
-                "an operator token is required (`Authorization: Bearer wo_…`)",
-            )
-        })?;
-    if tokens::plane_of(&token) == Some(Plane::Agent) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "wrong_plane",
-            "agent session tokens are refused on the operator plane",
-        ));
-    }
-    let identity = match state.operator.operators.authenticate(&token).await {
-        Ok(Some(identity)) => identity,
-        Ok(None) => {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthenticated",
-                "invalid operator token",
-            ));
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "Operator authentication failed.");
-            return Err(ApiError::store_unavailable(
-                "the state store is unavailable",
-            ));
-        }
-    };
-    match identity.role {
-        OperatorRole::Admin | OperatorRole::Observer => {}
-        OperatorRole::Approver(_) => {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "admin_only",
-                "an approver's credential may only read and decide approvals",
-            ));
-        }
-    }
-    if !identity.recorded {
-        record_offline_issue(&state.operator, &identity).await?;
-    }
-    Ok(next.run(req).await)
+        .layer(middleware::from_fn_with_state(
+            operator,
+            warden_operator::authenticate,
+        ))
+        .with_state(AuditState { ledger })
 }
 
 /// `GET /v1/audit/checkpoint`: the latest signed note, as it was recorded.
 async fn checkpoint(State(state): State<AuditState>) -> Result<Response, ApiError> {
     let last = state
         .ledger
-        .newest_of_kinds(&["checkpoint_signed"], None, 1)
+        .newest_of_kinds(&[RecordKind::CheckpointSigned.as_str()], None, 1)
         .await
         .map_err(|e| ledger_error(&e))?;
     let note = last

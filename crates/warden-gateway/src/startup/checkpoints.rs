@@ -31,9 +31,6 @@ use crate::app_state::AppState;
 use crate::config::Config;
 use crate::governor::Governor;
 
-/// The stored name of the checkpoint record kind.
-const CHECKPOINT_KIND: &str = "checkpoint_signed";
-
 /// The running signer, as shutdown holds it.
 pub(crate) struct CheckpointSigner {
     signer: Arc<Signer>,
@@ -197,7 +194,7 @@ async fn last_checkpoint_baseline(config: &Config) -> Result<u64, StartError> {
         .await
         .context("cannot open the ledger for reading (checkpoints)")?;
     let last = reader
-        .newest_of_kinds(&[CHECKPOINT_KIND], None, 1)
+        .newest_of_kinds(&[RecordKind::CheckpointSigned.as_str()], None, 1)
         .await
         .context("cannot read the ledger's last checkpoint")?;
     reader.close().await;
