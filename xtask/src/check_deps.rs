@@ -92,6 +92,16 @@ const CRATE_MAP: &[Row] = &[
         "warden-export",
         &["warden-core", "warden-audit", "warden-telemetry"],
     ),
+    only(
+        "warden-replay",
+        &[
+            "warden-core",
+            "warden-charter",
+            "warden-pdp",
+            "warden-provenance",
+            "warden-audit",
+        ],
+    ),
     // The observer and the gateway meet only through the ledger stream, the metrics and the
     // control API. It compiles the charter itself (its `observer` section).
     only(

@@ -10,6 +10,7 @@
 //! No IO beyond reading the charter files, no async runtime.
 
 pub mod amount;
+mod cell;
 mod compile;
 mod compiled;
 mod diagnostic;
@@ -19,6 +20,7 @@ mod raw;
 mod source;
 mod upstream_auth;
 
+pub use cell::CharterCell;
 pub use compile::{
     CEL_VARIABLES, CHARTER_VERSION, Compiled, DEFAULT_APPROVAL_TIMEOUT, DEFAULT_MODEL_TIMEOUT,
     DEFAULT_RULE_ID, MODEL_SERVER, MODEL_TOOLS, RESOURCE_READ_TOOL, compile, load, parse_duration,

@@ -52,8 +52,23 @@ macro_rules! record_kinds {
 }
 
 record_kinds! {
-    /// A charter was compiled and put in force.
+    /// A charter was compiled and put in force (`charter`: its hash, `agent`, `files`,
+    /// `rules`; on a live reload also `previous`: the hash it replaced, `via`: `api`, `cli`
+    /// or `sighup`, `by`: the operator credential, `changes`: a summary of what changed).
+    /// Decisions taken after it name this hash; decisions already under way finish under the
+    /// previous one.
     CharterLoaded = "charter_loaded",
+    /// A live reload was refused and the charter in force stays (`via`, `by`, `path`,
+    /// `errors`: the compiler's diagnostics as file:line:col lines, or `reason`).
+    CharterRefused = "charter_refused",
+    /// A pending approval request or an unused grant raised under an earlier charter was
+    /// decided again under the charter just loaded (`approval`, `action`, `charter`, `was`,
+    /// `now`: the verdicts, `outcome`: `kept`, `voided` or `released`).
+    ApprovalRedecided = "approval_redecided",
+    /// The shadow charter's decision for an action the live charter decided (`action`,
+    /// `charter`: the shadow's hash, `decision`: its decision, `live`: the live verdict and
+    /// tier, `diverged`: whether the verdict or tier differs); it never changes enforcement.
+    ShadowDecided = "shadow_decided",
     /// An orchestrator opened a session.
     SessionOpened = "session_opened",
     /// A session was revoked.

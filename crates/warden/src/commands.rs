@@ -2,12 +2,16 @@
 
 pub mod approvals;
 pub mod audit;
+pub mod charter;
 pub mod check;
 pub mod connect;
 pub mod control;
 pub mod explain;
+pub mod init;
 pub mod observe;
 pub mod operator;
+pub mod replay;
 pub mod serve;
 pub mod session;
+pub mod test;
 pub mod up;

@@ -47,6 +47,14 @@ pub enum Command {
     Check(commands::check::CheckArgs),
     /// Decide one action against a charter and explain why, without running anything.
     Explain(commands::explain::ExplainArgs),
+    /// Run a charter's test cases; non-zero on any failure.
+    Test(commands::test::TestArgs),
+    /// Re-decide a ledger's recorded attempts under a candidate charter; report what changes.
+    Replay(commands::replay::ReplayArgs),
+    /// Write a starter charter for a kind of agent (coding, support, finance, data).
+    Init(commands::init::InitArgs),
+    /// The charter in force on a running gateway; reload it (through the operator plane).
+    Charter(commands::charter::CharterArgs),
     /// Verify the ledger's hash chain; print and search ledger records.
     Audit(commands::audit::AuditArgs),
     /// Run the gateway: the agent plane (MCP, decide API) and the operator plane.
@@ -88,6 +96,10 @@ pub fn run() -> ExitCode {
     match cli.command {
         Command::Check(args) => commands::check::execute(&args),
         Command::Explain(args) => commands::explain::execute(&args),
+        Command::Test(args) => commands::test::execute(&args),
+        Command::Replay(args) => commands::replay::execute(&args),
+        Command::Init(args) => commands::init::execute(&args),
+        Command::Charter(args) => commands::charter::execute(&args),
         Command::Audit(args) => commands::audit::execute(&args),
         Command::Serve(args) => commands::serve::execute(&args),
         Command::Up(args) => commands::up::execute(&args),
