@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use warden_charter::{CompiledCharter, DEFAULT_RULE_ID};
+use warden_charter::{CharterCell, CompiledCharter, DEFAULT_RULE_ID};
 use warden_core::text::rfc3339;
 use warden_core::{Clock, Decision, NewRecord, RecordKind, Recorder};
 
@@ -51,7 +51,7 @@ pub type CredentialCheck = Arc<
 pub struct Approvals {
     store: ApprovalStore,
     signer: Signer,
-    charter: Arc<CompiledCharter>,
+    charter: Arc<CharterCell>,
     ledger: Arc<dyn Recorder>,
     clock: Arc<dyn Clock>,
     on_request: Option<OnRequest>,
@@ -93,7 +93,7 @@ impl Approvals {
     pub fn new(
         store: ApprovalStore,
         signer: Signer,
-        charter: Arc<CompiledCharter>,
+        charter: Arc<CharterCell>,
         ledger: Arc<dyn Recorder>,
         clock: Arc<dyn Clock>,
         on_request: Option<OnRequest>,
@@ -124,9 +124,10 @@ impl Approvals {
     /// under the charter in force (and is not the requester under separation of duties), and
     /// its operator credential, if it voted with one, is not revoked.
     async fn votes_hold(&self, req: &ApprovalRequest) -> bool {
-        let sod = self.charter.authority.separation_of_duties;
+        let charter = self.charter();
+        let sod = charter.authority.separation_of_duties;
         for v in &req.approvals {
-            if !self.has_authority(&v.approver, &req.authority_for)
+            if !has_authority(&charter, &v.approver, &req.authority_for)
                 || (sod && v.approver == req.principal)
             {
                 return false;
@@ -152,24 +153,26 @@ impl Approvals {
 
     /// Whether `principal` may approve every rule in `rules`.
     pub fn has_authority(&self, principal: &str, rules: &[String]) -> bool {
-        self.charter.authority.principal(principal).is_some()
-            && rules
-                .iter()
-                .all(|r| self.charter.authority.may_approve(principal, r))
+        has_authority(&self.charter(), principal, rules)
+    }
+
+    /// The charter in force now (the gateway's, swapped by a reload).
+    pub(crate) fn charter(&self) -> Arc<CompiledCharter> {
+        self.charter.load()
     }
 
     /// The principals who could approve a request of `requester` needing authority for `rules`
     /// (separation of duties removes the requester).
     pub fn eligible(&self, rules: &[String], requester: &str) -> Vec<String> {
-        let sod = self.charter.authority.separation_of_duties;
-        let mut ids: Vec<&str> = self
-            .charter
+        let charter = self.charter();
+        let sod = charter.authority.separation_of_duties;
+        let mut ids: Vec<&str> = charter
             .authority
             .principals
             .keys()
             .map(|k| &**k)
             .filter(|p| !(sod && *p == requester))
-            .filter(|p| self.has_authority(p, rules))
+            .filter(|p| has_authority(&charter, p, rules))
             .collect();
         ids.sort_unstable();
         ids.into_iter().map(str::to_owned).collect()
@@ -269,7 +272,7 @@ impl Approvals {
         let mut current = entry.lock().await;
         let now = self.clock.now();
         let mut next = current.clone();
-        let in_force = self.charter.hash.to_string();
+        let in_force = self.charter().hash.to_string();
         let bound = if current.charter.as_deref() == Some(in_force.as_str()) {
             Ok(())
         } else {
@@ -385,4 +388,12 @@ impl Approvals {
     pub fn now(&self) -> OffsetDateTime {
         self.clock.now()
     }
+}
+
+/// Whether `principal` is a principal of `charter` who may approve every rule in `rules`.
+fn has_authority(charter: &CompiledCharter, principal: &str, rules: &[String]) -> bool {
+    charter.authority.principal(principal).is_some()
+        && rules
+            .iter()
+            .all(|r| charter.authority.may_approve(principal, r))
 }

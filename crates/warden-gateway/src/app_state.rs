@@ -16,6 +16,9 @@ use crate::session_refusals::SessionRefusals;
 pub struct AppState {
     /// The governor (shared with the MCP endpoint, whose gate it is).
     pub governor: Arc<Governor>,
+    /// The charter in force for the model proxy, the approvals, the operator plane and the
+    /// console (the governor holds its own, with what it derives); a reload swaps both.
+    pub charter: Arc<warden_charter::CharterCell>,
     /// The upstream servers.
     pub upstreams: Upstreams,
     /// The state database.

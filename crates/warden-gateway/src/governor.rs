@@ -11,7 +11,6 @@
 //! Fail closed: if the ledger cannot record the attempt, the action is refused; no code path
 //! turns an error into an allow.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,7 +21,7 @@ use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use warden_audit::{Ledger, NewRecord, RecordKind};
-use warden_charter::{CompiledCharter, Transport};
+use warden_charter::CompiledCharter;
 use warden_core::{Clock, TraceContext, Verdict};
 use warden_pdp::{Controls as PdpControls, Request, action_labels, decide};
 
@@ -34,10 +33,11 @@ use warden_session::{CaptureQuota, Controls, ScopeCounters, Session, SessionStor
 
 use crate::capture::json_len;
 use crate::outstanding::{OutstandingActions, ResultDeadlines};
-use crate::paths::PathArguments;
 
 mod approval_wait;
+mod governed;
 mod recheck;
+mod redecide;
 pub(crate) mod results;
 
 /// Why a tool outside the inventory is refused (recorded, and the agent's message).
@@ -45,6 +45,9 @@ const NOT_INVENTORIED: &str =
     "it is not in the charter's inventory, and only the tools the inventory names can be called";
 
 use approval_wait::Plan;
+pub use governed::Governed;
+use governed::GovernedCell;
+pub use redecide::Redecided;
 
 /// Longest error message of a result recorded, in bytes (longer ones are cut, with `…`).
 pub(crate) const MAX_ERROR_BYTES: usize = 4096;
@@ -69,8 +72,8 @@ pub struct Waiting<'a> {
 
 /// The governor.
 pub struct Governor {
-    /// The charter.
-    pub charter: Arc<CompiledCharter>,
+    /// The charter in force and what is derived from it (see [`Governed`]).
+    governed: GovernedCell,
     ledger: Ledger,
     scope_counters: ScopeCounters,
     sessions: SessionStore,
@@ -78,8 +81,6 @@ pub struct Governor {
     approvals: Arc<Approvals>,
     model_turns: Arc<ModelTurns>,
     clock: Arc<dyn Clock>,
-    paths: Arc<PathArguments>,
-    local_servers: HashSet<String>,
     shutdown: CancellationToken,
     outstanding: OutstandingActions,
     open_approvals: approval_wait::OpenApprovals,
@@ -91,7 +92,7 @@ pub struct Governor {
 impl std::fmt::Debug for Governor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Governor")
-            .field("charter", &self.charter.hash)
+            .field("charter", &self.charter().hash)
             .finish()
     }
 }
@@ -115,17 +116,9 @@ impl Governor {
         result_deadlines: ResultDeadlines,
         capture: Arc<CaptureQuota>,
     ) -> Governor {
-        let local_servers = charter
-            .inventory
-            .servers
-            .iter()
-            .filter(|s| matches!(s.transport, Transport::Stdio { .. }))
-            .map(|s| s.id.clone())
-            .collect();
         Governor {
             telemetry: Arc::new(crate::telemetry::for_charter(&charter)),
-            paths: Arc::new(PathArguments::new(&charter)),
-            charter,
+            governed: GovernedCell::new(charter),
             ledger,
             scope_counters,
             sessions,
@@ -133,7 +126,6 @@ impl Governor {
             approvals,
             model_turns,
             clock,
-            local_servers,
             shutdown,
             outstanding: OutstandingActions::new(result_deadlines),
             open_approvals: approval_wait::OpenApprovals::default(),
@@ -190,13 +182,16 @@ impl Governor {
         via: Via,
         waiting: Waiting<'_>,
     ) -> Result<Allowed, Refused> {
+        // One charter for the whole action: decided, waited for and rechecked under it.
+        let governed = self.governed();
         let allowed = self
-            .decide_and_wait(session, tool, args.clone(), via, waiting)
+            .decide_and_wait(&governed, session, tool, args.clone(), via, waiting)
             .await?;
-        self.recheck_paths(session, tool, &args, &allowed).await?;
+        self.recheck_paths(&governed, session, tool, &args, &allowed)
+            .await?;
         // An action allowed after approval gains its action labels here, before the caller
         // forwards it (one allowed at once gained them with its decision: none are new).
-        let added = session.add_labels(&action_labels(&self.charter, tool, &allowed.args));
+        let added = session.add_labels(&action_labels(&governed.charter, tool, &allowed.args));
         if !added.is_empty() {
             let record = NewRecord {
                 session: Some(session.id.clone()),
@@ -226,6 +221,7 @@ impl Governor {
     /// Decides, records, and waits for approval where one is needed.
     async fn decide_and_wait(
         &self,
+        governed: &Governed,
         session: &Arc<Session>,
         tool: &str,
         args: Value,
@@ -238,13 +234,14 @@ impl Governor {
             .await?;
         // Before anything else looks at the call: a tool the inventory does not name is
         // refused whatever the rules say (a glob such as `fs.*` would match it), on every path.
-        if !self.charter.is_inventoried(tool) {
+        let charter = &governed.charter;
+        if !charter.is_inventoried(tool) {
             self.telemetry.decision(
                 "deny",
                 "prohibited",
                 "not_inventoried",
                 tool,
-                &self.charter.identity.id,
+                &charter.identity.id,
             );
             return Err(self
                 .record_refused_attempt(
@@ -259,7 +256,11 @@ impl Governor {
         }
         // Ahead of the charter: path arguments in the form that is decided and forwarded,
         // refused when they cannot be resolved as the server would or reach the data directory.
-        let decided_args = match self.paths.prepare(tool, &args, self.is_local(tool)).await {
+        let prepared = governed
+            .paths
+            .prepare(tool, &args, governed.is_local(tool))
+            .await;
+        let decided_args = match prepared {
             Ok(decided) => decided,
             Err(why) => {
                 return Err(self
@@ -321,7 +322,7 @@ impl Governor {
         let applied = self.controls.applying(session, Some(tool), now);
         let controls: PdpControls = applied.pdp(session.is_revoked());
         let (mut decision, increment) = self.scope_counters.decide_and_count(
-            &self.charter,
+            charter,
             &session.id,
             now,
             &decided_args,
@@ -330,7 +331,7 @@ impl Governor {
                 // for this synchronous decision: never across an await.
                 let provenance = session.provenance();
                 decide(
-                    &self.charter,
+                    charter,
                     &Request {
                         tool,
                         args: &decided_args,
@@ -358,7 +359,7 @@ impl Governor {
         // moment it is allowed, before it runs: a concurrent call of the session decided after
         // this one sees them. Added even if the commit below fails (they only restrict).
         let labelled = if decision.verdict == Verdict::Allow {
-            session.add_labels(&action_labels(&self.charter, tool, &decided_args))
+            session.add_labels(&action_labels(charter, tool, &decided_args))
         } else {
             Vec::new()
         };
@@ -366,6 +367,7 @@ impl Governor {
         let plan = match decision.verdict {
             Verdict::Ask => Some(
                 self.plan_approval(
+                    charter,
                     session,
                     tool,
                     &decided_args,
@@ -438,7 +440,7 @@ impl Governor {
             tier.as_str(),
             why.as_str(),
             tool,
-            &self.charter.identity.id,
+            &charter.identity.id,
         );
         self.persist_labels(session, &labelled).await;
         if let Some(inc) = increment

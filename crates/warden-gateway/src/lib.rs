@@ -27,6 +27,7 @@ pub mod outstanding;
 pub mod paths;
 pub mod pending_results;
 mod readiness;
+pub mod reload;
 mod routes;
 pub mod session_refusals;
 pub mod shutdown;

@@ -16,12 +16,12 @@ use warden_session::Session;
 use crate::governor::{Governor, Waiting};
 
 impl ToolGate for Governor {
-    fn charter(&self) -> &CompiledCharter {
-        &self.charter
+    fn charter(&self) -> Arc<CompiledCharter> {
+        Governor::charter(self)
     }
 
     fn could_ever_allow(&self, tool: &str, principal: Option<&Principal>) -> bool {
-        could_ever_allow(&self.charter, tool, principal)
+        could_ever_allow(&Governor::charter(self), tool, principal)
     }
 
     async fn authorize(
@@ -72,7 +72,8 @@ impl ToolGate for Governor {
         why: &str,
     ) -> impl Future<Output = Refused> + Send {
         // A name no server offers: a refusal, counted under `tool="other"` unless inventoried.
-        let agent = &self.charter.identity.id;
+        let charter = Governor::charter(self);
+        let agent = &charter.identity.id;
         let tier = Tier::Prohibited.as_str();
         self.telemetry
             .decision("deny", tier, "unroutable", tool, agent);

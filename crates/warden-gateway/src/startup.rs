@@ -13,7 +13,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use warden_audit::{Ledger, LedgerConfig, NewRecord, RecordKind};
-use warden_charter::{CompiledCharter, Diagnostics};
+use warden_charter::{CharterCell, CompiledCharter, Diagnostics};
 use warden_core::Clock;
 use warden_mcp::child_env::UnsetVariables;
 use warden_mcp::{PrepareError, PreparedUpstreams, Upstreams};
@@ -166,6 +166,9 @@ impl Gateway {
             stop: CancellationToken::new(),
         };
         let model_tasks = TaskTracker::new();
+        // The charter in force for the model proxy, the approvals, the operator plane and the
+        // console; the governor keeps its own with what it derives (a reload swaps both).
+        let charter_cell = Arc::new(CharterCell::new(charter.clone()));
         // One set of controls for the governor and the model proxy: a frozen posture stops
         // actions and model calls alike. Reloaded from `state.db`; unreadable, nothing starts.
         let controls = Arc::new(
@@ -197,7 +200,7 @@ impl Gateway {
         // stderr is redacted with the same secrets as everything relayed and recorded.
         let models = Arc::new(
             ModelProxy::new(
-                charter.clone(),
+                charter_cell.clone(),
                 stores.budgets,
                 Arc::new(MeteredRecorder::new(
                     Arc::new(QuotaRecorder::new(ledger.clone(), capture.clone())),
@@ -240,7 +243,7 @@ impl Gateway {
         });
         let approvals = start_approvals(
             &config,
-            &charter,
+            &charter_cell,
             (&ledger, &telemetry),
             &stores.db,
             &clock,
@@ -258,7 +261,7 @@ impl Gateway {
             sessions: stores.sessions.clone(),
             operators: stores.operators,
             approvals: approvals.clone(),
-            charter: charter.clone(),
+            charter: charter_cell.clone(),
             recorder: Arc::new(ledger.clone()),
             controls: desk.clone(),
             clock: clock.clone(),
@@ -328,6 +331,7 @@ impl Gateway {
         });
         let state = Arc::new(AppState {
             governor,
+            charter: charter_cell,
             upstreams,
             state_db: stores.db,
             sessions: stores.sessions,

@@ -20,7 +20,7 @@ use warden_session::Session;
 pub trait ToolGate: Send + Sync + 'static {
     /// The charter in force: its identity and context (served as `warden://charter`) and its
     /// inventory (which tools are listed).
-    fn charter(&self) -> &CompiledCharter;
+    fn charter(&self) -> std::sync::Arc<CompiledCharter>;
 
     /// Whether `tool` could ever be allowed for `principal`. A tool that could not is left
     /// out of `tools/list`, and a server whose resource reads could not is left out of

@@ -223,7 +223,8 @@ impl<G: ToolGate> ServerHandler for AgentMcp<G> {
     }
 
     fn get_info(&self) -> ServerConfig {
-        let id = &self.gate.charter().identity;
+        let charter = self.gate.charter();
+        let id = &charter.identity;
         let sentence = |s: &str| s.trim().trim_end_matches('.').to_owned();
         let mut instructions = format!(
             "You are {}: {}. You serve {}.",

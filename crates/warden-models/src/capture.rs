@@ -23,6 +23,11 @@ const TURN_EXCERPT_BYTES: usize = 1000;
 pub(crate) struct ModelCall {
     /// The call's id (UUIDv7), shared by all its records.
     pub(crate) id: String,
+    /// The charter in force when the call arrived: the whole call is decided, routed and
+    /// captured under it, whatever a reload puts in force meanwhile.
+    pub(crate) charter: Arc<warden_charter::CompiledCharter>,
+    /// The charter as a system message, when that charter asks for one.
+    pub(crate) system_message: Option<String>,
     /// The session that made the call.
     pub(crate) session: Arc<Session>,
     /// The agent's protocol (a route's may differ).
@@ -153,7 +158,7 @@ pub(crate) enum CallOutcome {
     /// A provider answered.
     Answered(Box<AnsweredCall>),
     /// Every route failed or was skipped.
-    Failed(ModelCall),
+    Failed(Box<ModelCall>),
 }
 
 impl CallOutcome {

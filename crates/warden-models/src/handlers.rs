@@ -22,6 +22,7 @@ use crate::errors::protocol_error;
 use crate::provider_actions;
 use crate::proxy::ModelProxy;
 use crate::routing::forward;
+use crate::system_message::system_message;
 
 /// `POST /v1/chat/completions`: a call in OpenAI's protocol.
 pub(crate) async fn chat_completions(
@@ -46,7 +47,8 @@ pub(crate) async fn messages(
 /// `GET /v1/models`: the charter's aliases, in Anthropic's shape when the client sends
 /// `anthropic-version`, OpenAI's otherwise.
 pub(crate) async fn models(State(proxy): State<Arc<ModelProxy>>, headers: HeaderMap) -> Response {
-    let models = &proxy.charter.inventory.models;
+    let charter = proxy.charter.load();
+    let models = &charter.inventory.models;
     if headers.contains_key("anthropic-version") {
         let data: Vec<Value> = models
             .iter()
@@ -142,8 +144,14 @@ async fn model_call(
             "the session is revoked or expired",
         );
     }
+    let charter = proxy.charter.load();
     let mut call = ModelCall {
         id: Uuid::now_v7().to_string(),
+        system_message: charter
+            .context
+            .system_message
+            .then(|| system_message(&charter)),
+        charter,
         session: session.clone(),
         protocol,
         alias: inspected.model.clone(),
@@ -187,7 +195,7 @@ async fn model_call(
         )
         .await;
     }
-    let charter = proxy.charter.clone();
+    let charter = call.charter.clone();
     let Some(model) = charter
         .inventory
         .models
@@ -263,7 +271,7 @@ async fn model_call(
             );
         }
     }
-    let requested = call.requested(proxy.system_message.is_some(), &parsed);
+    let requested = call.requested(call.system_message.is_some(), &parsed);
     let Value::Object(request) = parsed else {
         return protocol_error(
             protocol,

@@ -61,7 +61,7 @@ pub(crate) async fn check(
             // call's are.
             let provenance = call.session.provenance();
             decide(
-                &proxy.charter,
+                &call.charter,
                 &Request {
                     tool: action.tool,
                     args: &action.args,
@@ -83,7 +83,7 @@ pub(crate) async fn check(
             });
             c.id.clone()
         });
-        let refused = refusal_of(&proxy.charter, action, &decision);
+        let refused = refusal_of(&call.charter, action, &decision);
         let id = Uuid::now_v7().to_string();
         let mut attempted = json!({ "action": id, "via": "model", "call": call.id, "tool": action.tool, "arguments": action.args });
         if let Some(trace) = &call.trace {

@@ -5,19 +5,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::task::TaskTracker;
-use warden_charter::CompiledCharter;
+use warden_charter::CharterCell;
 use warden_core::redact::{RedactingRecorder, Secrets};
 use warden_core::{Clock, Recorder};
 use warden_session::{Controls, TokenBudgets};
 
 use crate::cooldowns::Cooldowns;
-use crate::system_message::system_message;
 use crate::turns::ModelTurns;
 
 /// The model proxy's state, shared by its handlers and its stream relays.
 pub struct ModelProxy {
-    /// The charter in force: its model aliases and their routes.
-    pub(crate) charter: Arc<CompiledCharter>,
+    /// The charter in force (shared with the rest of the gateway, swapped by a reload): its
+    /// model aliases and their routes. A call loads it once ([`crate::capture`]'s call).
+    pub(crate) charter: Arc<CharterCell>,
     /// The client that calls the providers (no redirects).
     pub(crate) client: reqwest::Client,
     /// Provider keys by the name of the environment variable they were read from.
@@ -26,8 +26,6 @@ pub struct ModelProxy {
     pub(crate) cooldowns: Cooldowns,
     /// The token budgets, checked before a call and counted after it.
     pub(crate) budgets: TokenBudgets,
-    /// The charter as a system message, when the charter asks for one.
-    pub(crate) system_message: Option<String>,
     /// Where calls are recorded (the ledger), every payload redacted of [`Self::secrets`].
     pub(crate) recorder: Arc<dyn Recorder>,
     /// The secrets the gateway holds (provider keys and the others it was given), replaced by
@@ -85,7 +83,7 @@ impl ModelProxy {
         reason = "start-up hands the proxy everything it shares with the gateway, once"
     )]
     pub fn new(
-        charter: Arc<CompiledCharter>,
+        charter: Arc<CharterCell>,
         budgets: TokenBudgets,
         recorder: Arc<dyn Recorder>,
         clock: Arc<dyn Clock>,
@@ -95,7 +93,8 @@ impl ModelProxy {
         other_secrets: &[String],
     ) -> Result<ModelProxy, ProxyBuildError> {
         let mut keys = HashMap::new();
-        for route in charter.inventory.models.iter().flat_map(|m| &m.routes) {
+        let models = charter.load();
+        for route in models.inventory.models.iter().flat_map(|m| &m.routes) {
             if let Some(name) = &route.api_key_env {
                 let value = match env {
                     Some(map) => map.get(name).cloned(),
@@ -123,17 +122,12 @@ impl ModelProxy {
         } else {
             Arc::new(RedactingRecorder::new(recorder, secrets.clone()))
         };
-        let system_message = charter
-            .context
-            .system_message
-            .then(|| system_message(&charter));
         Ok(ModelProxy {
             charter,
             client,
             keys,
             cooldowns: Cooldowns::default(),
             budgets,
-            system_message,
             recorder,
             secrets,
             clock,

@@ -122,7 +122,7 @@ pub(crate) async fn forward(
             upstream_protocol,
             &mut body,
             &route.model,
-            proxy.system_message.as_deref(),
+            call.system_message.as_deref(),
             call.stream,
         );
         let req = provider_request(proxy, route, upstream_protocol, &body, agent_headers);
@@ -231,7 +231,7 @@ pub(crate) async fn forward(
     };
     ForwardedAnswer::Unanswered {
         response,
-        outcome: CallOutcome::Failed(call),
+        outcome: CallOutcome::Failed(Box::new(call)),
     }
 }
 

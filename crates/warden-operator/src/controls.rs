@@ -124,6 +124,7 @@ fn check_reason(reason: &str) -> Result<(), ApiError> {
 
 /// Checks the target of a control against the charter and the sessions.
 fn check_target(state: &OperatorState, req: &SetControl) -> Result<(), ApiError> {
+    let charter = state.charter.load();
     let target = req.target.as_deref();
     match (req.scope, target) {
         (ControlScope::Gateway, None) => Ok(()),
@@ -136,20 +137,20 @@ fn check_target(state: &OperatorState, req: &SetControl) -> Result<(), ApiError>
             "an agent, principal or session control needs a `target`",
         )),
         (ControlScope::Agent, Some(t)) => {
-            if t == state.charter.identity.id {
+            if t == charter.identity.id {
                 Ok(())
             } else {
                 Err(bad(
                     "unknown_agent",
                     format!(
                         "this gateway governs agent `{}`, not `{}`",
-                        state.charter.identity.id,
+                        charter.identity.id,
                         shorten(t)
                     ),
                 ))
             }
         }
-        (ControlScope::Principal, Some(t)) => match state.charter.authority.principal(t) {
+        (ControlScope::Principal, Some(t)) => match charter.authority.principal(t) {
             Some(_) => Ok(()),
             None => Err(bad(
                 "unknown_principal",
@@ -170,6 +171,7 @@ fn check_target(state: &OperatorState, req: &SetControl) -> Result<(), ApiError>
 /// accepted), if the inventory has it or it is one of the model proxy's provider-side actions
 /// (`model.web_search`, ...).
 fn check_tool(state: &OperatorState, req: &SetControl) -> Result<Option<String>, ApiError> {
+    let charter = state.charter.load();
     match (req.action, req.tool.as_deref()) {
         (ControlAction::FreezeTool, None) => Err(bad(
             "invalid_tool",
@@ -181,7 +183,7 @@ fn check_tool(state: &OperatorState, req: &SetControl) -> Result<Option<String>,
             } else {
                 t.replacen("__", ".", 1)
             };
-            if state.charter.is_inventoried(&name)
+            if charter.is_inventoried(&name)
                 || warden_charter::CompiledCharter::is_model_tool(&name)
             {
                 Ok(Some(name))

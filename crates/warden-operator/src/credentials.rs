@@ -40,15 +40,9 @@ pub(crate) async fn issue_token(
     Extension(operator): Extension<OperatorIdentity>,
     body: Result<JsonBody<IssueToken>, ApiError>,
 ) -> Result<Response, ApiError> {
+    let charter = state.charter.load();
     let issuer = operator.role.principal();
-    if issuer.is_some()
-        && state
-            .charter
-            .authority
-            .enrolment
-            .iter()
-            .all(|e| e.by.is_none())
-    {
+    if issuer.is_some() && charter.authority.enrolment.iter().all(|e| e.by.is_none()) {
         // The role is checked before the body is looked at: a non-admin learns nothing more.
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -78,14 +72,14 @@ pub(crate) async fn issue_token(
             ));
         }
         ("approver", Some(p)) => {
-            if state.charter.authority.principal(&p).is_none() {
+            if charter.authority.principal(&p).is_none() {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
                     "unknown_principal",
                     format!("`{p}` is not a principal of the charter"),
                 ));
             }
-            if !state.charter.authority.may_enrol(issuer, &p) {
+            if !charter.authority.may_enrol(issuer, &p) {
                 return Err(ApiError::new(
                     StatusCode::FORBIDDEN,
                     "not_enrolled",

@@ -34,7 +34,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use serde_json::json;
 use warden_approval::Approvals;
-use warden_charter::CompiledCharter;
+use warden_charter::CharterCell;
 use warden_core::{Clock, Recorder};
 use warden_session::{OperatorCredentials, SessionStore};
 
@@ -59,8 +59,9 @@ pub struct OperatorState {
     pub operators: OperatorCredentials,
     /// The approval workflow: listed, shown, decided and refused here.
     pub approvals: Arc<Approvals>,
-    /// The charter in force: its agent, principals and hash.
-    pub charter: Arc<CompiledCharter>,
+    /// The charter in force (shared with the rest of the gateway, swapped by a reload): its
+    /// agent, principals and hash. A handler loads it once.
+    pub charter: Arc<CharterCell>,
     /// Where sessions opened and revoked and credentials issued are recorded.
     pub recorder: Arc<dyn Recorder>,
     /// The controls in force, and their one write path (shared with the dead man's switch).

@@ -40,7 +40,7 @@ pub(crate) async fn open_session(
     Extension(operator): Extension<OperatorIdentity>,
     JsonBody(req): JsonBody<OpenSession>,
 ) -> Result<Response, ApiError> {
-    let charter = &state.charter;
+    let charter = state.charter.load();
     if req.agent != charter.identity.id {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,

@@ -137,11 +137,11 @@ async fn fixture() -> Fixture {
         )
         .await
         .unwrap();
-    let charter = Arc::new(
+    let charter = Arc::new(warden_charter::CharterCell::from(
         warden_charter::compile(&[warden_charter::Source::new("charter.yaml", CHARTER)])
             .unwrap()
             .charter,
-    );
+    ));
     let approvals = Arc::new(Approvals::new(
         ApprovalStore::open(db.pool(), t0()).await.unwrap(),
         Signer::new(b"an approval signing secret of 32+ bytes").unwrap(),
@@ -195,7 +195,7 @@ async fn pending_request(f: &Fixture, arguments: Value, why: &str) -> String {
         authority_for: vec!["echo-ask".into()],
         approvers: vec!["bob".into()],
         quorum: 1,
-        charter: f.state.charter.hash.to_string(),
+        charter: f.state.charter.load().hash.to_string(),
         requested_at: t0(),
         deadline: t0() + time::Duration::minutes(15),
         model_turns: Vec::new(),

@@ -200,7 +200,7 @@ impl Approvals {
         let mut current = entry.lock().await;
         let now = self.clock.now();
         let approver = self.approver(decider, &current);
-        let sod = self.charter.authority.separation_of_duties;
+        let sod = self.charter().authority.separation_of_duties;
         let mut next = current.clone();
         let applied = match choice {
             Choice::Approve => {

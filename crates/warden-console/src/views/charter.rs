@@ -108,7 +108,7 @@ async fn charter(State(state): State<Arc<ConsoleState>>, signed: Signed) -> Resp
     }
     render(&CharterPage {
         layout: signed.layout(TAB),
-        charter: summary::view(&state.operator.charter),
+        charter: summary::view(&state.operator.charter.load()),
         form: ExplainForm {
             args: "{}".to_owned(),
             ..ExplainForm::default()
@@ -203,7 +203,7 @@ async fn explain_page(
         user: field("user"),
         labels: field("labels"),
     };
-    let charter = &state.operator.charter;
+    let charter = &state.operator.charter.load();
     let (explained, problem, status) = match decide_form(charter, &form, state.operator.clock.now())
     {
         Ok(e) => (Some(e), None, StatusCode::OK),

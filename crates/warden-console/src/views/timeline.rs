@@ -241,7 +241,7 @@ async fn rows_of(
     session: &str,
     records: &[Record],
 ) -> Result<Vec<Row>, warden_audit::LedgerError> {
-    let charter = &state.operator.charter;
+    let charter = &state.operator.charter.load();
     let Some(first) = records.first().map(|r| r.seq) else {
         return Ok(Vec::new());
     };
@@ -472,7 +472,7 @@ async fn record(
         ))
         .into_response(),
         None => {
-            let charter = &state.operator.charter;
+            let charter = &state.operator.charter.load();
             let row = rows::row(&record, charter, None::<IntentMatch>, &|s: u64| {
                 s == record.seq
             });

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use warden_approval::workflow::authority_for;
 use warden_approval::{ActionHash, ApprovalRequest, Entry, NewApproval, Status};
 use warden_audit::{NewRecord, RecordKind};
+use warden_charter::CompiledCharter;
 use warden_core::gate::{Allowed, PendingApproval, RefusalReason, Refused};
 use warden_core::text::rfc3339;
 use warden_core::{Decision, Recorder, TrustedSource};
@@ -98,6 +99,7 @@ impl Governor {
     )]
     pub(super) async fn plan_approval(
         &self,
+        charter: &CompiledCharter,
         session: &Session,
         tool: &str,
         args: &Value,
@@ -134,13 +136,13 @@ impl Governor {
             .approval
             .clone()
             .unwrap_or(warden_core::ApprovalSpec {
-                timeout_seconds: self.charter.default_approval.timeout.as_secs(),
-                quorum: self.charter.default_approval.quorum,
+                timeout_seconds: charter.default_approval.timeout.as_secs(),
+                quorum: charter.default_approval.quorum,
             });
         let rules = authority_for(decision);
         let approvers = self.approvals.eligible(&rules, &session.principal);
         if approvers.len() < usize::try_from(spec.quorum).unwrap_or(usize::MAX) {
-            let sod = if self.charter.authority.separation_of_duties {
+            let sod = if charter.authority.separation_of_duties {
                 format!(" other than `{}`", session.principal)
             } else {
                 String::new()
@@ -178,7 +180,7 @@ impl Governor {
         let remember: Vec<String> = decision
             .rules
             .iter()
-            .filter_map(|r| self.charter.rule(&r.id))
+            .filter_map(|r| charter.rule(&r.id))
             .flat_map(|r| r.remember.iter().map(|a| a.argument.clone()))
             .collect();
         let earlier = match self.approvals.store().earlier(hash).await {
@@ -203,7 +205,7 @@ impl Governor {
             authority_for: rules,
             approvers,
             quorum: spec.quorum,
-            charter: self.charter.hash.to_string(),
+            charter: charter.hash.to_string(),
             requested_at: now,
             deadline,
             model_turns: self.model_turns.recent(&session.id),

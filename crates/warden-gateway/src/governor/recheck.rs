@@ -8,22 +8,16 @@ use warden_audit::{NewRecord, RecordKind};
 use warden_core::gate::{Allowed, RefusalReason, Refused};
 use warden_session::Session;
 
-use super::Governor;
-use crate::paths::PathArguments;
+use super::{Governed, Governor};
 
 impl Governor {
     /// The same governor, refusing (and recording) before any rule every action whose
-    /// arguments name a place inside `data_dir`, whatever the charter allows.
+    /// arguments name a place inside `data_dir`, whatever the charter allows (this charter's
+    /// and every charter installed later).
     #[must_use]
     pub fn protecting_data_dir(mut self, data_dir: &Path) -> Governor {
-        self.paths = Arc::new(PathArguments::new(&self.charter).protecting(data_dir));
+        self.governed.protect(data_dir.to_path_buf());
         self
-    }
-
-    /// Whether `tool`'s server runs on this machine (a stdio server).
-    pub(super) fn is_local(&self, tool: &str) -> bool {
-        let server = tool.split_once('.').map_or(tool, |(s, _)| s);
-        self.local_servers.contains(server)
     }
 
     /// Resolves the path arguments of an allowed action again, just before it is forwarded
@@ -32,14 +26,15 @@ impl Governor {
     /// `action_result` with status `refused`; the refusal stands when the ledger cannot take it.
     pub(super) async fn recheck_paths(
         &self,
+        governed: &Governed,
         session: &Arc<Session>,
         tool: &str,
         raw: &Value,
         allowed: &Allowed,
     ) -> Result<(), Refused> {
-        let Err(why) = self
+        let Err(why) = governed
             .paths
-            .recheck(tool, raw, self.is_local(tool), &allowed.args)
+            .recheck(tool, raw, governed.is_local(tool), &allowed.args)
             .await
         else {
             return Ok(());

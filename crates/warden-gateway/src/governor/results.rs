@@ -163,7 +163,9 @@ impl Governor {
         }
     }
 
-    /// Records how a forwarded action ended, and the labels its result carries.
+    /// Records how a forwarded action ended, and the labels its result carries — as the
+    /// charter in force when the result arrives labels it (a reload meanwhile labels it
+    /// under the new charter's data section).
     pub async fn record_result(
         &self,
         session: &Arc<Session>,
@@ -171,6 +173,7 @@ impl Governor {
         allowed: &Allowed,
         outcome: &ActionOutcome,
     ) -> Result<Vec<Arc<str>>, warden_audit::LedgerError> {
+        let charter = self.charter();
         let duration_ms = u64::try_from(allowed.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let mut payload = json!({
             "action": allowed.action_id,
@@ -187,12 +190,8 @@ impl Governor {
             }
             // What the agent read, bounded and redacted (see `capture`).
             if !outcome.content.is_empty() {
-                let captured = capture_content(
-                    &outcome.content,
-                    &self.charter.data,
-                    &self.capture,
-                    &session.id,
-                );
+                let captured =
+                    capture_content(&outcome.content, &charter.data, &self.capture, &session.id);
                 obj.insert("content".to_owned(), Value::Array(captured.content));
                 if let Some(t) = captured.truncated {
                     obj.insert("truncated".to_owned(), t);
@@ -205,11 +204,11 @@ impl Governor {
         let labels = if outcome.status == "upstream_error" {
             Vec::new()
         } else {
-            result_labels(&self.charter, tool, &allowed.args, &outcome.text)
+            result_labels(&charter, tool, &allowed.args, &outcome.text)
         };
         // The untrusted labels the result carries: recorded with it (whether or not the
         // session had them already), so that the index can be rebuilt from the ledger.
-        let untrusted = untrusted_labels(&self.charter.data.untrusted, &labels);
+        let untrusted = untrusted_labels(&charter.data.untrusted, &labels);
         if let (false, Some(obj)) = (untrusted.is_empty(), payload.as_object_mut()) {
             obj.insert("untrusted".to_owned(), json!(untrusted));
             // The index gets text the recorded content does not hold (structured content, a

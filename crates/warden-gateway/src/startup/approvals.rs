@@ -8,7 +8,7 @@ use warden_approval::{
     ApprovalRequest, ApprovalStore, Approvals, Notifier, OnRequest, WebhookConfig, WebhookFormat,
 };
 use warden_audit::Ledger;
-use warden_charter::CompiledCharter;
+use warden_charter::CharterCell;
 use warden_core::Clock;
 use warden_session::{OperatorCredentials, StateDb};
 
@@ -21,7 +21,7 @@ use crate::telemetry::MeteredRecorder;
 /// times out requests past their deadline (it stops with the listeners).
 pub(super) async fn start_approvals(
     config: &Config,
-    charter: &Arc<CompiledCharter>,
+    charter: &Arc<CharterCell>,
     (ledger, telemetry): (&Ledger, &Arc<warden_telemetry::Telemetry>),
     db: &StateDb,
     clock: &Arc<dyn Clock>,
@@ -44,7 +44,7 @@ pub(super) async fn start_approvals(
             config.public_url.clone(),
         ),
     }
-    .with_charter_targets(&charter.authority);
+    .with_charter_targets(&charter.load().authority);
     let on_request: Option<OnRequest> = if webhook.is_active() {
         let notifier = Notifier::start(
             webhook,
