@@ -112,6 +112,18 @@ pub struct Case {
     at: Option<OffsetDateTime>,
 }
 
+impl Case {
+    /// The tool call's arguments (a JSON object).
+    pub fn args(&self) -> &serde_json::Value {
+        &self.args
+    }
+
+    /// The principal the session acts for, when the case names one.
+    pub fn principal(&self) -> Option<&str> {
+        self.principal.as_deref()
+    }
+}
+
 /// What running one case gave.
 #[derive(Debug, Clone)]
 pub struct Outcome {

@@ -15,6 +15,8 @@
 #[path = "charter_tests/adversarial.rs"]
 mod adversarial;
 mod common;
+#[path = "charter_tests/gateway_parity.rs"]
+mod gateway_parity;
 
 use std::path::Path;
 use std::process::{Command, Output};
