@@ -21,6 +21,7 @@
 //!
 //! Sits above `warden-core` and `warden-charter` in the workspace DAG.
 
+pub mod cases;
 mod decide;
 mod eval;
 pub mod explain;
