@@ -1,7 +1,8 @@
 //! The `warden` command line. `main.rs` only calls [`run`]; each subcommand lives in
 //! [`commands`] and returns its exit code.
 //!
-//! Exit codes: 0 success, 1 `check --deny-warnings` found warnings (and start-up failures of
+//! Exit codes: 0 success, 1 `check --deny-warnings` found warnings, `test` found a failing case,
+//! `replay` found a change that widens what runs without approval (and start-up failures of
 //! `serve`/`up` other than the charter, and an `approvals approve|deny` that failed or was
 //! refused), 2 a command line clap cannot parse, 3 `audit verify`
 //! found a broken chain, 64 (`EX_USAGE`) invalid input (a charter that does not compile or
