@@ -53,16 +53,42 @@ async fn fetch(reader: &LedgerReader, from: u64) -> Result<Page, LedgerError> {
     }
 }
 
-/// Reads the whole ledger from its first record, calling `each` for every page in order; the
-/// next page is read (on a blocking thread) while `each` runs.
+/// Whether `page`, read from `from`, holds exactly the records `from..from + PAGE`: then the
+/// page read from `from + PAGE` at the same time follows it.
+fn dense(page: &Page, from: u64) -> bool {
+    page.malformed.is_none()
+        && page.records.len() as u64 == PAGE
+        && page.records.first().map(|r| r.seq) == Some(from)
+        && page.records.last().map(|r| r.seq) == Some(from + PAGE - 1)
+}
+
+/// Reads the whole ledger from its first record, calling `each` for every page in order. The
+/// next two pages are read (on blocking threads, one connection each) while `each` runs on
+/// the current ones; the second is used only when the first was a whole page of consecutive
+/// sequences (the ledger's are, past a pruned start), otherwise it is read again.
 pub(crate) async fn pages(
     reader: &LedgerReader,
     mut each: impl FnMut(Page),
 ) -> Result<(), LedgerError> {
-    let mut page = fetch(reader, 1).await?;
-    while let Some(from) = page.next() {
-        let (next, ()) = tokio::join!(fetch(reader, from), async { each(page) });
-        page = next?;
+    let mut current = vec![fetch(reader, 1).await?];
+    loop {
+        let Some(from) = current.last().and_then(Page::next) else {
+            for page in current {
+                each(page);
+            }
+            return Ok(());
+        };
+        let after = from.saturating_add(PAGE);
+        let (first, second, ()) = tokio::join!(fetch(reader, from), fetch(reader, after), async {
+            for page in current.drain(..) {
+                each(page);
+            }
+        });
+        let first = first?;
+        if dense(&first, from) {
+            current = vec![first, second?];
+        } else {
+            current = vec![first];
+        }
     }
-    Ok(())
 }

@@ -59,8 +59,8 @@ impl Outcome {
     /// Reads a recorded decision (`verdict`, `tier`, `reason`, `rules[].id`); `None` when it
     /// is not one.
     pub fn from_recorded(decision: &Value) -> Option<Outcome> {
-        let verdict = serde_json::from_value(decision.get("verdict")?.clone()).ok()?;
-        let tier = serde_json::from_value(decision.get("tier")?.clone()).ok()?;
+        let verdict = verdict_of(decision.get("verdict")?.as_str()?)?;
+        let tier = decision.get("tier")?.as_str()?.parse().ok()?;
         let reason = decision.get("reason")?.as_str()?.to_owned();
         let rules = decision
             .get("rules")?
@@ -87,11 +87,27 @@ impl Outcome {
 
     /// Whether the two decided alike: verdict, tier and rules (as sets).
     pub fn same_decision(&self, other: &Outcome) -> bool {
+        if self.verdict != other.verdict || self.tier != other.tier {
+            return false;
+        }
+        if self.rules == other.rules {
+            return true;
+        }
         let mut a = self.rules.clone();
         let mut b = other.rules.clone();
         a.sort();
         b.sort();
         self.verdict == other.verdict && self.tier == other.tier && a == b
+    }
+}
+
+/// A verdict from its stable name.
+pub(crate) fn verdict_of(name: &str) -> Option<Verdict> {
+    match name {
+        "allow" => Some(Verdict::Allow),
+        "ask" => Some(Verdict::Ask),
+        "deny" => Some(Verdict::Deny),
+        _ => None,
     }
 }
 

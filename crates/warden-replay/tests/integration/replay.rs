@@ -467,3 +467,54 @@ async fn malformed_records_are_reported_not_fatal() {
     // The records after the unreadable one were read.
     assert_eq!(r.ledger.last_seq, Some(unreadable + 3));
 }
+
+/// Past two pages (read ahead two at a time), with an unreadable record in the second: every
+/// attempt is still replayed, in order, and the record is reported.
+#[tokio::test]
+async fn a_ledger_of_many_pages_is_read_in_order_around_an_unreadable_record() {
+    let mut g = Sim::new(LIVE).await;
+    g.open("s1", "alice", "t").await;
+    // More than three pages of records.
+    let calls = warden_replay::PAGE + 500;
+    for i in 0..calls {
+        g.call("s1", "fs.read", json!({ "path": format!("/work/{i}") }))
+            .await
+            .unwrap();
+    }
+    let dir = g.close().await;
+    // Each call is 3 records (attempted, decided, forwarded): spoil a forwarding record of the
+    // second page.
+    let bad = warden_replay::PAGE + 10;
+    let db = rusqlite::Connection::open(dir.path().join("ledger.db")).unwrap();
+    let kind: String = db
+        .query_row(
+            "SELECT kind FROM records WHERE seq = ?1",
+            [bad as i64],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let bad = if kind == "action_forwarded" {
+        bad
+    } else if kind == "action_decided" {
+        bad + 1
+    } else {
+        bad + 2
+    };
+    db.execute(
+        "UPDATE records SET payload = 'x' WHERE seq = ?1",
+        [bad as i64],
+    )
+    .unwrap();
+    drop(db);
+    let r = replay(dir.path(), LIVE, &Options::default()).await;
+    assert_eq!(
+        (r.totals.attempts, r.totals.unchanged),
+        (calls, calls),
+        "{:?}",
+        r.totals
+    );
+    assert_eq!(r.totals.malformed, 1);
+    assert_eq!(r.malformed[0].seq, bad);
+    assert_eq!(r.ledger.records, 1 + 3 * calls - 1);
+    assert_eq!(r.ledger.last_seq, Some(1 + 3 * calls));
+}
