@@ -14,7 +14,7 @@ use warden_pdp::{Request, decide};
 use crate::Options;
 use crate::provenance::{label_list, recorded_text, untrusted_of};
 use crate::report::{Builder, Compared, Outcome};
-use crate::scope::{DayCounters, Usage, count_use};
+use crate::scope::{DayCounters, SessionCounters, Usage, count_use};
 use crate::state::{Controls, MAX_SESSIONS, SessionState, Sessions};
 
 /// How the gateway words a refusal of a tool outside the inventory (the start of the
@@ -272,10 +272,18 @@ impl<'a> Engine<'a> {
             }
             return;
         };
-        let candidate = if self.candidate.is_inventoried(tool) {
+        // A provider-side action the model proxy decided (`via: model`): implicit in every
+        // charter, decided without scope usage, never counted (as `warden-models` does).
+        let model = p.get("via").and_then(Value::as_str) == Some("model");
+        let candidate = if model || self.candidate.is_inventoried(tool) {
             let controls = self.controls.pdp(id, session, tool, now);
             let decision = {
-                let usage = Usage::of(&session.counters, &self.days, now);
+                let empty = SessionCounters::default();
+                let usage = if model {
+                    Usage::none(&empty)
+                } else {
+                    Usage::of(&session.counters, &self.days, now)
+                };
                 decide(
                     self.candidate,
                     &Request {
@@ -290,14 +298,16 @@ impl<'a> Engine<'a> {
                     },
                 )
             };
-            count_use(
-                self.candidate,
-                &decision,
-                args,
-                &mut session.counters,
-                &mut self.days,
-                now,
-            );
+            if !model {
+                count_use(
+                    self.candidate,
+                    &decision,
+                    args,
+                    &mut session.counters,
+                    &mut self.days,
+                    now,
+                );
+            }
             Outcome::of(&decision)
         } else {
             Outcome::not_inventoried()

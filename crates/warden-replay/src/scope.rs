@@ -71,6 +71,16 @@ impl<'a> Usage<'a> {
     }
 }
 
+impl<'a> Usage<'a> {
+    /// No usage at all (`empty` is an empty map): what a provider-side action is decided with.
+    pub(crate) fn none(empty: &'a SessionCounters) -> Usage<'a> {
+        Usage {
+            session: empty,
+            day: None,
+        }
+    }
+}
+
 impl ScopeUsage for Usage<'_> {
     fn rule(&self, rule_id: &str) -> RuleUsage {
         let s = self.session.get(rule_id).copied().unwrap_or_default();

@@ -518,3 +518,43 @@ async fn a_ledger_of_many_pages_is_read_in_order_around_an_unreadable_record() {
     assert_eq!(r.ledger.records, 1 + 3 * calls - 1);
     assert_eq!(r.ledger.last_seq, Some(1 + 3 * calls));
 }
+
+/// Provider-side actions the model proxy decided are re-decided as it decides them: implicit
+/// in the inventory, with no scope usage, counting nothing.
+#[tokio::test]
+async fn provider_side_actions_are_decided_as_the_model_proxy_decides_them() {
+    let live = LIVE.replace(
+        "    - { id: read, tool: fs.read, tier: autonomous }\n",
+        "    - { id: read, tool: fs.read, tier: autonomous }\n    - { id: search, tool: model.web_search, tier: preapproved, scope: { per_session: 1 } }\n",
+    );
+    assert_ne!(live, LIVE);
+    let mut g = Sim::new(&live).await;
+    g.open("s1", "alice", "t").await;
+    for _ in 0..3 {
+        let d = g
+            .model_action("s1", "model.web_search", json!({"query": "q"}))
+            .await;
+        assert_eq!((d.verdict, d.tier), (Verdict::Allow, Tier::Preapproved));
+    }
+    let dir = g.close().await;
+    let r = replay(dir.path(), &live, &Options::default()).await;
+    assert_eq!(
+        (
+            r.totals.attempts,
+            r.totals.unchanged,
+            r.totals.not_reproducible
+        ),
+        (3, 3, 0),
+        "{r:#?}"
+    );
+    let r = replay(
+        dir.path(),
+        &live.replace(
+            "tier: preapproved, scope: { per_session: 1 }",
+            "tier: prohibited",
+        ),
+        &Options::default(),
+    )
+    .await;
+    assert_eq!(r.totals.newly_denied, 3, "{r:#?}");
+}

@@ -182,6 +182,48 @@ impl Sim {
         Some((decision, action))
     }
 
+    /// Decides and records a provider-side action as the model proxy does (`via: model`,
+    /// no inventory check, no scope usage, nothing counted).
+    pub(super) async fn model_action(
+        &mut self,
+        session: &str,
+        tool: &str,
+        args: Value,
+    ) -> Decision {
+        self.n += 1;
+        let action = format!("a{}", self.n);
+        let s = self.sessions.get(session).unwrap();
+        let decision = decide(
+            &self.live,
+            &Request {
+                tool,
+                args: &args,
+                principal: Some(&s.principal),
+                labels: &s.labels,
+                provenance: &s.provenance,
+                controls: self.controls,
+                usage: &warden_pdp::NoScopeUsage,
+                now: self.clock.now(),
+            },
+        );
+        self.ledger
+            .append_batch(vec![
+                NewRecord::new(
+                    Some(session),
+                    RecordKind::ActionAttempted,
+                    json!({ "action": action, "via": "model", "call": "c1", "tool": tool, "arguments": args }),
+                ),
+                NewRecord::new(
+                    Some(session),
+                    RecordKind::ActionDecided,
+                    json!({ "action": action, "decision": decision }),
+                ),
+            ])
+            .await
+            .unwrap();
+        decision
+    }
+
     /// Records the result of `action` with `text` as its content, carrying `labels`
     /// (those the live charter declares untrusted are indexed).
     pub(super) async fn result(
