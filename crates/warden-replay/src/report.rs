@@ -17,8 +17,8 @@ pub const MAX_GROUPS: usize = 500;
 /// Most reasons kept per list (not reproducible, not decided); past it, `(other)`.
 pub const MAX_REASONS: usize = 64;
 
-/// Longest arguments shown in an example, in bytes of canonical JSON (longer ones are cut,
-/// with `…`).
+/// Longest arguments shown in an example, in bytes of canonical JSON, `…` included (longer
+/// ones are cut).
 pub const MAX_ARGUMENT_BYTES: usize = 240;
 
 /// The outcome of one decision: what a comparison looks at.
@@ -412,7 +412,7 @@ impl Builder {
                     tool: c.tool.to_owned(),
                     arguments: warden_core::text::ellipsize(
                         &warden_core::canonical::canonical_json(c.arguments),
-                        MAX_ARGUMENT_BYTES,
+                        MAX_ARGUMENT_BYTES - '…'.len_utf8(),
                     ),
                     recorded: c.recorded,
                     candidate: c.candidate,

@@ -558,3 +558,42 @@ async fn provider_side_actions_are_decided_as_the_model_proxy_decides_them() {
     .await;
     assert_eq!(r.totals.newly_denied, 3, "{r:#?}");
 }
+
+/// Oversized arguments and many distinct changes stay bounded in the report; the counts stay
+/// whole.
+#[tokio::test]
+async fn examples_are_bounded_and_counts_whole() {
+    let mut g = Sim::new(LIVE).await;
+    g.open("s1", "alice", "t").await;
+    let big = "x".repeat(100_000);
+    for i in 0..12 {
+        g.call(
+            "s1",
+            "fs.write",
+            json!({ "path": format!("/w/{i}"), "content": big }),
+        )
+        .await
+        .unwrap();
+    }
+    let dir = g.close().await;
+    let tight = variant(
+        "{ id: write, tool: fs.write, tier: autonomous }",
+        "{ id: write, tool: fs.write, tier: approval }",
+    );
+    let options = Options {
+        examples: 3,
+        ..Options::default()
+    };
+    let r = replay(dir.path(), &tight, &options).await;
+    assert_eq!(r.changes.len(), 1);
+    let g = &r.changes[0];
+    assert_eq!((g.count, g.examples.len()), (12, 3));
+    for e in &g.examples {
+        assert!(
+            e.arguments.len() <= warden_replay::report::MAX_ARGUMENT_BYTES,
+            "{}",
+            e.arguments.len()
+        );
+        assert!(e.arguments.ends_with('…'));
+    }
+}
