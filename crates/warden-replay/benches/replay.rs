@@ -226,6 +226,23 @@ fn clock_now(clock: &ManualClock) -> OffsetDateTime {
     clock.now()
 }
 
+/// The process's CPU time so far (user + system), in seconds (`/proc/self/stat`, 100 ticks a
+/// second).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(") ")
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
@@ -266,14 +283,16 @@ fn main() {
         for (name, candidate) in [("same charter", &same), ("tightened", &tight), ("same charter", &same)] {
             let reader = LedgerReader::open(&dir).await.unwrap();
             let t = Instant::now();
+            let cpu = cpu_seconds();
             let report = warden_replay::replay(&reader, candidate, &Options::default())
                 .await
                 .unwrap();
             let secs = t.elapsed().as_secs_f64();
+            let cpu = cpu_seconds() - cpu;
             reader.close().await;
             let tt = &report.totals;
             println!(
-                "replay/{name}: {} records, {} attempts in {secs:.2} s ({:.0} attempts/s); {} changed, {} not reproducible, {} malformed; peak RSS {} MiB",
+                "replay/{name}: {} records, {} attempts in {secs:.2} s ({:.0} attempts/s, {cpu:.2} s of CPU); {} changed, {} not reproducible, {} malformed; peak RSS {} MiB",
                 report.ledger.records,
                 tt.attempts,
                 tt.attempts as f64 / secs,
