@@ -9,6 +9,7 @@
 
 mod integration {
     mod replay;
+    mod robustness;
     mod shadow;
     mod support;
 }
