@@ -384,3 +384,65 @@ async fn provider_side_actions_are_decided_as_the_model_proxy_decides_them() {
     .await;
     assert_eq!(r.totals.newly_denied, 3, "{r:#?}");
 }
+
+/// Controls apply to the sessions they are scoped to, until lifted or expired: a tool frozen
+/// for one principal, a session refused by a session-scoped control.
+#[tokio::test]
+async fn controls_apply_to_their_scope_only() {
+    let control = |id: &str, action: &str, scope: &str, target: &str, tool: Option<&str>| {
+        json!({ "id": id, "action": action, "scope": scope, "target": target, "tool": tool,
+                "reason": "test", "evidence": [], "detector": null,
+                "set_by": { "id": "op", "name": "op", "role": "admin" },
+                "set_at": "2026-12-01T09:00:00Z", "expires_at": null, "lifted_at": null,
+                "lifted_by": null, "lift_reason": null })
+    };
+    let mut g = Sim::new(LIVE).await;
+    g.open("s1", "alice", "t").await;
+    g.open("s2", "bob", "t").await;
+    g.append(
+        None,
+        RecordKind::ControlSet,
+        control("f", "freeze_tool", "principal", "alice", Some("fs.write")),
+    )
+    .await;
+    g.append(
+        Some("s2"),
+        RecordKind::ControlSet,
+        control("r", "revoke_session", "session", "s2", None),
+    )
+    .await;
+    g.controls.tool_frozen = true;
+    let (d, _) = g
+        .call("s1", "fs.write", json!({"path": "/w"}))
+        .await
+        .unwrap();
+    assert_eq!(d.verdict, Verdict::Deny);
+    g.controls.tool_frozen = false;
+    let (d, _) = g
+        .call("s1", "fs.read", json!({"path": "/w"}))
+        .await
+        .unwrap();
+    assert_eq!(d.verdict, Verdict::Allow);
+    g.controls.session_revoked = true;
+    let (d, _) = g
+        .call("s2", "fs.read", json!({"path": "/w"}))
+        .await
+        .unwrap();
+    assert_eq!(d.verdict, Verdict::Deny);
+    g.controls.session_revoked = false;
+    g.append(None, RecordKind::ControlExpired, json!({ "id": "f" }))
+        .await;
+    let (d, _) = g
+        .call("s1", "fs.write", json!({"path": "/w"}))
+        .await
+        .unwrap();
+    assert_eq!(d.verdict, Verdict::Allow);
+    let dir = g.close().await;
+    let r = replay(dir.path(), LIVE, &Options::default()).await;
+    let t = &r.totals;
+    assert_eq!(
+        (t.attempts, t.unchanged, t.not_reproducible, t.malformed),
+        (4, 4, 0, 0),
+        "{r:#?}"
+    );
+}
