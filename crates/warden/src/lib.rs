@@ -4,7 +4,7 @@
 //! Exit codes: 0 success, 1 `check --deny-warnings` found warnings, `test` found a failing case,
 //! `replay` found a change that widens what runs without approval (and start-up failures of
 //! `serve`/`up` other than the charter, and an `approvals approve|deny` that failed or was
-//! refused, and a `replay` whose candidate widens what runs without approval), 2 a command
+//! refused), 2 a command
 //! line clap cannot parse, 3 `audit verify` found a broken chain, 64 (`EX_USAGE`) invalid
 //! input (a charter that does not compile or cannot be read, bad argument values, no ledger),
 //! 74 (`EX_IOERR`) the ledger cannot be read.
