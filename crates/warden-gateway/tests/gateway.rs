@@ -61,6 +61,10 @@ mod provenance_model;
 mod provider_actions;
 #[path = "gateway/refusals.rs"]
 mod refusals;
+#[path = "gateway/reload.rs"]
+mod reload;
+#[path = "gateway/reload_adversarial.rs"]
+mod reload_adversarial;
 #[path = "gateway/sandbox.rs"]
 mod sandbox;
 #[path = "gateway/trace_context.rs"]
