@@ -46,6 +46,8 @@ fn end_to_end_suite_with_real_mcp_peers() {
     let started = Instant::now();
     let output = Command::new(&python)
         .args(["-m", "pytest", "tests/e2e", "-q", "-p", "no:cacheprovider"])
+        // Run by its own test below.
+        .arg("--ignore=tests/e2e/test_reload.py")
         .current_dir(&root)
         .env("WARDEN_BIN", env!("CARGO_BIN_EXE_warden"))
         .env("PYTHONDONTWRITEBYTECODE", "1")
@@ -72,4 +74,40 @@ fn end_to_end_suite_with_real_mcp_peers() {
         "pytest ran no test:\n{stdout}\n{stderr}"
     );
     println!("end-to-end suite: {summary}");
+}
+
+/// Live reload of the charter on a real gateway (`tests/e2e/test_reload.py`): `warden charter
+/// reload` and `SIGHUP` change the next decision, a broken file is refused, the observer
+/// follows.
+#[test]
+fn end_to_end_live_reload_of_the_charter() {
+    let root = repo();
+    let python = root.join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "the end-to-end test peers are not installed; run scripts/test.sh"
+    );
+    let output = Command::new(&python)
+        .args([
+            "-m",
+            "pytest",
+            "tests/e2e/test_reload.py",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+        ])
+        .current_dir(&root)
+        .env("WARDEN_BIN", env!("CARGO_BIN_EXE_warden"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env_remove("WARDEN_DATA")
+        .env_remove("WARDEN_CONFIG")
+        .output()
+        .expect("run pytest");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains(" passed"),
+        "the live reload end-to-end test failed ({})\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+        output.status
+    );
 }
