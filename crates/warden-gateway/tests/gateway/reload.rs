@@ -423,3 +423,29 @@ async fn a_pending_approval_goes_through_the_redecision_on_reload() {
     assert!(answer["verdict"].is_string(), "{answer}");
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_whose_definition_changed_is_restarted() {
+    let h = Harness::start(Arc::new(SystemClock)).await;
+    let (_session, token) = h.open_session("1h").await;
+    let good = charter_text(&h);
+    let old = h.app_state().upstreams.get("echo").unwrap();
+    // The same echo server under another URL (a query it ignores): a changed definition.
+    let changed = good.replace("/mcp\", tools: [echo]", "/mcp?v=2\", tools: [echo]");
+    assert_ne!(changed, good);
+    write_charter(&h, &changed);
+    let (status, body) = reload_api(&h, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["changes"]["servers"]["changed"]["ids"],
+        json!(["echo"])
+    );
+    assert_eq!(body["started"], json!(["echo"]));
+    assert_eq!(body["stopped"], json!([]));
+    let new = h.app_state().upstreams.get("echo").unwrap();
+    assert!(!Arc::ptr_eq(&old, &new), "the server was not restarted");
+    assert!(new.is_up());
+    let answer = h.call(&token, "hello again").await;
+    assert!(!is_error(&answer), "{answer}");
+    h.stop().await;
+}
