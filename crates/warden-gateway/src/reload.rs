@@ -277,14 +277,12 @@ async fn record_refusal(
     path: &str,
     refusal: &Refusal,
 ) {
-    let mut payload = json!({ "via": via, "by": by, "path": path });
-    match refusal {
+    let payload = match refusal {
         Refusal::Invalid { errors, count, .. } => {
-            payload["errors"] = json!(errors);
-            payload["count"] = json!(count);
+            json!({ "via": via, "by": by, "path": path, "errors": errors, "count": count })
         }
-        other => payload["reason"] = json!(other.to_string()),
-    }
+        other => json!({ "via": via, "by": by, "path": path, "reason": other.to_string() }),
+    };
     tracing::warn!(error = %refusal, "A charter reload was refused; the charter in force stays.");
     let record = NewRecord {
         session: None,

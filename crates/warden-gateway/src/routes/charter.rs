@@ -123,11 +123,15 @@ fn refused(refusal: &Refusal) -> Response {
         Refusal::Invalid { .. } | Refusal::Unchangeable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         Refusal::Unrecorded { .. } => StatusCode::SERVICE_UNAVAILABLE,
     };
-    let mut error = json!({ "code": refusal.code(), "message": refusal.to_string() });
-    if let Refusal::Invalid { errors, count, .. } = refusal {
-        error["errors"] = json!(errors);
-        error["count"] = json!(count);
-    }
+    let error = match refusal {
+        Refusal::Invalid { errors, count, .. } => json!({
+            "code": refusal.code(),
+            "message": refusal.to_string(),
+            "errors": errors,
+            "count": count,
+        }),
+        _ => json!({ "code": refusal.code(), "message": refusal.to_string() }),
+    };
     answer(status, json!({ "error": error }))
 }
 
