@@ -59,6 +59,8 @@ mod provenance_adversarial;
 mod provenance_model;
 #[path = "gateway/provider_actions.rs"]
 mod provider_actions;
+#[path = "gateway/redecide.rs"]
+mod redecide;
 #[path = "gateway/refusals.rs"]
 mod refusals;
 #[path = "gateway/reload.rs"]
