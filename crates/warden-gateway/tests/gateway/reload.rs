@@ -384,43 +384,51 @@ async fn a_server_added_is_started_and_one_removed_is_stopped() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pending_approval_goes_through_the_redecision_on_reload() {
-    // The re-decision itself is `redecide_pending`'s; here: a reload with an approval
-    // pending completes, and the approval is still answered under the rules then in force.
-    let h = Harness::start(Arc::new(SystemClock)).await;
+async fn a_pending_approval_is_redecided_by_a_reload_through_the_api() {
+    // End to end: a call waits for approval; the reload (the operator API) prohibits it; the
+    // re-decision voids the request, after `charter_loaded` is recorded, and the waiting call
+    // is refused without reaching the upstream.
+    let h = Arc::new(Harness::start(Arc::new(SystemClock)).await);
     let (_session, token) = h.open_session("1h").await;
-    let waiting = {
-        let (h_addr, token) = (h.agent_addr, token.clone());
-        tokio::spawn(async move {
-            reqwest::Client::new()
-                .post(format!("http://{h_addr}/v1/decide"))
-                .bearer_auth(&token)
-                .json(&json!({ "tool": "echo.echo", "arguments": { "text": "ask me" }, "wait": "30s" }))
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
-        })
+    let bob = h.approver_token("bob").await;
+    let call = {
+        let (h, token) = (h.clone(), token.clone());
+        tokio::spawn(async move { h.call(&token, "ask to void").await })
     };
-    let approver = h.approver_token("bob").await;
-    let id = h.wait_for_approval_id(&approver).await;
-    let next = charter_text(&h).replace(
-        "approval: { timeout: 60s }\n  rules:",
-        "approval: { timeout: 61s }\n  rules:",
+    let id = h.wait_for_approval_id(&bob).await;
+    let next = charter_text(&h).replacen(
+        "authority:",
+        "    - { id: echo-void, tool: echo.echo, tier: prohibited, args: { text: { prefix: \"ask to\" } } }\nauthority:",
+        1,
     );
     write_charter(&h, &next);
     let (status, body) = reload_api(&h, None).await;
     assert_eq!(status, 200, "{body}");
-    assert!(body["redecided"].is_array(), "{body}");
-    let (status, decided) = h.decide_approval(&approver, &id, "approve", None).await;
-    assert!(
-        status == 200 || status == 409 || status == 410,
-        "{status} {decided}"
+    assert_eq!(
+        body["redecided"],
+        json!([{ "approval": id, "outcome": "voided" }]),
+        "{body}"
     );
-    let answer = waiting.await.unwrap();
-    assert!(answer["verdict"].is_string(), "{answer}");
+    let answer = call.await.unwrap();
+    assert!(is_error(&answer), "{answer}");
+    assert_eq!(warden_testkit::echo::count(&h.calls), 0);
+    // The re-decision is recorded after the charter it was made under.
+    let records = h.records().await;
+    let loaded = records
+        .iter()
+        .rfind(|r| r.kind.as_str() == "charter_loaded")
+        .unwrap();
+    let redecided = records
+        .iter()
+        .find(|r| r.kind.as_str() == "approval_redecided")
+        .unwrap();
+    assert!(loaded.seq < redecided.seq);
+    assert_eq!(redecided.payload["charter"], loaded.payload["charter"]);
+    assert_eq!(redecided.payload["outcome"], "voided");
+    // An approver's grant after the void does not take.
+    let (status, _) = h.decide_approval(&bob, &id, "approve", None).await;
+    assert_eq!(status, 409);
+    assert_eq!(warden_testkit::echo::count(&h.calls), 0);
     h.stop().await;
 }
 
