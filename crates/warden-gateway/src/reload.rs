@@ -100,9 +100,10 @@ pub struct Loaded {
     pub changes: CharterDiff,
     /// What the re-decision of pending approvals did (`approval`, `outcome`).
     pub redecided: Vec<serde_json::Value>,
-    /// Servers started (added or changed), and stopped (removed).
+    /// Servers started: those the new charter adds, and those whose definition it changes
+    /// (restarted).
     pub started: Vec<String>,
-    /// Servers stopped.
+    /// Servers stopped: those the new charter removes.
     pub stopped: Vec<String>,
     /// The compiler's warnings, as file:line:col lines (bounded).
     pub warnings: Vec<String>,
@@ -116,7 +117,7 @@ pub enum Refusal {
     Busy,
     /// The charter does not compile (or cannot be read).
     #[error(
-        "the charter at `{path}` does not compile ({count} errors); the charter in force stays"
+        "the charter at `{path}` does not compile (errors: {count}); the charter in force stays"
     )]
     Invalid {
         /// The charter's path.
