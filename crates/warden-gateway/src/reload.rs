@@ -227,6 +227,11 @@ pub async fn reload(state: &AppState, via: Via, by: Option<&str>) -> Result<Load
         });
     }
     let (previous, redecided) = put_in_force(state, next.clone()).await;
+    // The metrics count the new charter's tools, servers and routes by name.
+    state
+        .governor
+        .telemetry
+        .set_bounds(crate::telemetry::bounds(&next));
     *state
         .reload
         .loaded_at

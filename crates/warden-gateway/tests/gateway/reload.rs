@@ -339,6 +339,23 @@ async fn a_server_added_is_started_and_one_removed_is_stopped() {
     assert!(!is_error(&answer), "{answer}");
     let (_, listed) = h.mcp(&token, "tools/list", json!({})).await;
     assert!(listed.to_string().contains("echo2__echo"), "{listed}");
+    // The metrics count the new tool by name (the label bounds follow the charter).
+    let metrics = h
+        .http
+        .get(format!("http://{}/metrics", h.operator_addr))
+        .bearer_auth(&h.operator_token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("warden_decisions_total") && l.contains("tool=\"echo2.echo\"")),
+        "{metrics}"
+    );
 
     // Removed: stopped, its tool refused as not inventoried.
     write_charter(&h, &good);
