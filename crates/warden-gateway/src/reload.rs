@@ -238,13 +238,20 @@ pub async fn reload(state: &AppState, via: Via, by: Option<&str>) -> Result<Load
         .lock()
         .unwrap_or_else(PoisonError::into_inner) = state.governor.now();
     // After the swap: nothing new is routed to a removed server when it stops.
-    let stopped: Vec<String> = changes
-        .servers
-        .removed
-        .ids
-        .iter()
+    // Every server running that the new charter does not name, or names without a transport
+    // (the decide API's); not the summary's list, which is bounded.
+    let stopped: Vec<String> = state
+        .upstreams
+        .ids()
+        .into_iter()
+        .filter(|id| {
+            !next
+                .inventory
+                .servers
+                .iter()
+                .any(|s| &s.id == id && s.transport != warden_charter::Transport::DecideApi)
+        })
         .filter(|id| state.upstreams.stop(id))
-        .cloned()
         .collect();
     let started = prepared.ids();
     if !started.is_empty() {
