@@ -4,7 +4,8 @@
 //! - [`request`]: an [`ApprovalRequest`] — the exact action it is bound to (an [`ActionHash`]
 //!   of session, tool and canonical arguments), who asked, why, the deadline and the votes.
 //! - [`machine`]: the pure transitions — approve, deny, expire, use — each of which either
-//!   moves the request on or names why it is refused ([`VoteRefusal`], [`UseRefusal`]). No IO, no
+//!   moves the request on or names why it is refused ([`VoteRefusal`], [`UseRefusal`]) — and
+//!   the re-decision a live reload makes ([`Redecide`]: void, release, keep). No IO, no
 //!   clock: the caller passes `now`.
 //! - [`store`]: the requests in the state store (`state.db`), with an in-memory index by action
 //!   hash and a watch channel per request so that waiting calls wake when it is decided.
@@ -30,8 +31,10 @@ pub mod throttle;
 pub mod webhook;
 pub mod workflow;
 
-pub use machine::{Approver, UseRefusal, VoteRefusal, Voted};
-pub use request::{ActionHash, ApprovalRequest, Earlier, NewApproval, Reversal, Status, Vote};
+pub use machine::{Approver, Redecide, RedecideRefusal, UseRefusal, VoteRefusal, Voted};
+pub use request::{
+    ActionHash, ApprovalRequest, Earlier, NewApproval, Redecision, Reversal, Status, Vote,
+};
 pub use signing::{LinkAction, Signer};
 pub use store::{ApprovalStore, Entry, StoreError};
 pub use webhook::{Notifier, WebhookConfig, WebhookFormat};

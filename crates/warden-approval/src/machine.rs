@@ -20,6 +20,9 @@ use time::OffsetDateTime;
 
 use crate::request::{ActionHash, ApprovalRequest, Reversal, Status, Vote};
 
+mod redecide;
+pub use redecide::{Redecide, RedecideRefusal};
+
 /// Who is trying to decide a request.
 #[derive(Clone, Copy, Debug)]
 pub struct Approver<'a> {

@@ -93,6 +93,24 @@ pub struct Reversal {
     pub by: Vote,
 }
 
+/// What a live reload did to a request raised under the charter it replaced: the request's
+/// action decided again under the charter put in force.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Redecision {
+    /// The charter the request was bound to before.
+    pub from: String,
+    /// The charter put in force, which decided it again.
+    pub charter: String,
+    /// `kept` (it still asks: rebound to `charter`), `voided` (denied now) or `released`
+    /// (allowed now without approval).
+    pub outcome: String,
+    /// The new decision, in a sentence.
+    pub why: String,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
 /// What the gateway knows when it asks for approval.
 #[derive(Clone, Debug)]
 pub struct NewApproval {
@@ -211,6 +229,9 @@ pub struct ApprovalRequest {
     /// practice: a reversal needs a denial, and each reversal clears the votes).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reversals: Vec<Reversal>,
+    /// What live reloads did to it, oldest first (empty unless a reload re-decided it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redecisions: Vec<Redecision>,
 }
 
 impl ApprovalRequest {
@@ -246,7 +267,24 @@ impl ApprovalRequest {
             earlier: Vec::new(),
             provenance: Vec::new(),
             reversals: Vec::new(),
+            redecisions: Vec::new(),
         }
+    }
+
+    /// The charter that released this request, when a reload released it (allowed without
+    /// approval under the charter put in force) and it is still bound to that charter: its
+    /// grant needs no approving vote.
+    pub fn released_under(&self) -> Option<&str> {
+        let last = self.redecisions.last()?;
+        (self.status == Status::Granted
+            && last.outcome == "released"
+            && self.charter.as_deref() == Some(last.charter.as_str()))
+        .then_some(last.charter.as_str())
+    }
+
+    /// The last reload's re-decision, if any.
+    pub fn last_redecision(&self) -> Option<&Redecision> {
+        self.redecisions.last()
     }
 
     /// The request with what teaches its approver: the arguments the determining rules allow

@@ -311,6 +311,24 @@ impl ApprovalStore {
             .unwrap_or_default()
     }
 
+    /// The open requests in memory (pending, or granted and not yet used), oldest first.
+    pub fn open_entries(&self) -> Vec<Arc<Entry>> {
+        let mut open: Vec<Arc<Entry>> = self
+            .index
+            .lock()
+            .map(|index| {
+                index
+                    .by_id
+                    .values()
+                    .filter(|e| e.status().is_open())
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        open.sort_by(|a, b| a.id.cmp(&b.id));
+        open
+    }
+
     /// How many requests are open (pending or granted).
     pub fn open_count(&self) -> usize {
         self.index

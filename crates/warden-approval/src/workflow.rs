@@ -23,8 +23,10 @@ use crate::{
 };
 
 mod decide;
+mod redecide;
 mod reverse;
 pub use decide::{Choice, DecideError, Decided, Decider};
+pub use redecide::{NewDecision, RedecideError};
 
 /// How often the sweeper looks for requests past their deadline.
 pub const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
@@ -278,8 +280,15 @@ impl Approvals {
         } else {
             Err(UseRefusal::OtherCharter)
         };
+        // A grant a reload released (allowed without approval by the charter in force, which
+        // it is bound to) has no vote to hold.
+        let released = current.released_under() == Some(in_force.as_str());
         let bound = match bound {
-            Ok(()) if current.status == Status::Granted && !self.votes_hold(&current).await => {
+            Ok(())
+                if current.status == Status::Granted
+                    && !released
+                    && !self.votes_hold(&current).await =>
+            {
                 Err(UseRefusal::AuthorityWithdrawn)
             }
             other => other,
@@ -290,6 +299,11 @@ impl Approvals {
                     "the approval {} was already used (by attempt {}); an approval releases one call",
                     current.id,
                     current.used_by.as_deref().unwrap_or("?")
+                ),
+                UseRefusal::NotGranted(Status::Voided) => format!(
+                    "the approval {} was voided: {}",
+                    current.id,
+                    voided_why(&current)
                 ),
                 UseRefusal::NotGranted(s) => format!("the approval {} is {s}", current.id),
                 UseRefusal::DifferentAction => format!(
@@ -387,6 +401,17 @@ impl Approvals {
     /// The clock's time.
     pub fn now(&self) -> OffsetDateTime {
         self.clock.now()
+    }
+}
+
+/// Why a voided request was voided, naming the charter that voided it (for the agent).
+pub fn voided_why(req: &ApprovalRequest) -> String {
+    match req.last_redecision() {
+        Some(r) if r.outcome == "voided" => format!(
+            "charter {}, put in force since it was asked, decides it again: {}",
+            r.charter, r.why
+        ),
+        _ => "a charter put in force since it was asked no longer lets it be approved".to_owned(),
     }
 }
 

@@ -14,6 +14,7 @@ mod cell;
 mod compile;
 mod compiled;
 mod diagnostic;
+pub mod diff;
 mod index;
 pub mod names;
 mod raw;

@@ -191,6 +191,9 @@ pub enum ApprovalStatus {
     TimedOut,
     /// A grant released its action. Final.
     Used,
+    /// A live reload put in force a charter that denies the action: the request (or its
+    /// unused grant) can no longer release anything. Final.
+    Voided,
 }
 
 impl ApprovalStatus {
@@ -202,6 +205,7 @@ impl ApprovalStatus {
             ApprovalStatus::Denied => "denied",
             ApprovalStatus::TimedOut => "timed_out",
             ApprovalStatus::Used => "used",
+            ApprovalStatus::Voided => "voided",
         }
     }
 
@@ -213,6 +217,7 @@ impl ApprovalStatus {
             "denied" => ApprovalStatus::Denied,
             "timed_out" => ApprovalStatus::TimedOut,
             "used" => ApprovalStatus::Used,
+            "voided" => ApprovalStatus::Voided,
             _ => return None,
         })
     }

@@ -36,4 +36,7 @@ pub struct AppState {
     pub models: Arc<ModelProxy>,
     /// When refusals of revoked and expired sessions were last recorded.
     pub session_refusals: SessionRefusals,
+    /// The reload lock, and what a live reload compares with the start-up
+    /// ([`crate::reload`]).
+    pub reload: crate::reload::Reloader,
 }

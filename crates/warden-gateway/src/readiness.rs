@@ -25,8 +25,9 @@ pub(crate) struct Readiness {
     pub(crate) ledger: Ledger,
     /// The upstream servers.
     pub(crate) upstreams: Upstreams,
-    /// Every upstream server's id, in charter order.
-    pub(crate) servers: Arc<[String]>,
+    /// The charter in force: its servers, in charter order, are those reported (a live
+    /// reload changes them).
+    pub(crate) charter: Arc<warden_charter::CharterCell>,
 }
 
 impl Readiness {
@@ -35,7 +36,8 @@ impl Readiness {
         let ledger_ok = self.ledger.is_accepting();
         let mut upstreams = Map::new();
         let mut all_up = true;
-        for id in self.servers.iter() {
+        let charter = self.charter.load();
+        for id in charter.inventory.servers.iter().map(|s| &s.id) {
             let up = self.upstreams.get(id).is_some_and(|u| u.is_up());
             all_up &= up;
             upstreams.insert(id.clone(), json!(if up { "up" } else { "down" }));

@@ -23,6 +23,7 @@ use crate::app_state::AppState;
 use crate::decide_api;
 
 mod audit;
+mod charter;
 
 /// The error shape of the route a request is for: the model endpoints answer in their
 /// provider's shape, the HTTP API (`/v1/decide`, `/v1/actions/…`, `/v1/approvals`) in its own,
@@ -281,9 +282,10 @@ pub(crate) fn agent_router(
 
 /// The operator plane: [`warden_operator::router`], the console ([`warden_console::router`]),
 /// the audit routes (`/v1/audit/…`, [`audit`]: the signed checkpoint and the proofs, for
-/// admins and observers) and `/readyz`, with the plane's bounds and Host check.
+/// admins and observers), the charter routes ([`charter`]: admins only) and `/readyz`, with the plane's bounds and Host check.
 pub(crate) fn operator_app(
     operator: Arc<warden_operator::OperatorState>,
+    state: Arc<AppState>,
     console: Arc<warden_console::ConsoleState>,
     readiness: Arc<crate::readiness::Readiness>,
     config: &crate::config::Config,
@@ -300,8 +302,13 @@ pub(crate) fn operator_app(
     // The audit routes are the gateway's (they read the ledger), behind the operator
     // crate's own token layer.
     let audit = audit::router(operator.clone(), console.ledger.clone());
+    // The charter routes (`/v1/charter`, `/v1/charter/reload`: admins only) reach the
+    // gateway's state (a reload swaps the charter and starts and stops servers), behind the
+    // same token layer.
+    let charter = charter::router(operator.clone(), state);
     warden_operator::router(operator)
         .merge(audit)
+        .merge(charter)
         // The console authenticates with its own cookie, not the operator token layer.
         .merge(warden_console::router(console))
         .merge(crate::readiness::router(readiness))

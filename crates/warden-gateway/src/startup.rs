@@ -234,12 +234,7 @@ impl Gateway {
         let readiness = Arc::new(crate::readiness::Readiness {
             ledger: ledger.clone(),
             upstreams: upstreams.clone(),
-            servers: charter
-                .inventory
-                .servers
-                .iter()
-                .map(|s| s.id.clone())
-                .collect(),
+            charter: charter_cell.clone(),
         });
         let approvals = start_approvals(
             &config,
@@ -329,6 +324,7 @@ impl Gateway {
                 }
             }
         });
+        let reload = crate::reload::Reloader::new(&charter_cell.load(), clock_for_pruning.now());
         let state = Arc::new(AppState {
             governor,
             charter: charter_cell,
@@ -340,6 +336,7 @@ impl Gateway {
             controls: desk,
             models,
             session_refusals: SessionRefusals::default(),
+            reload,
         });
         serve(
             state,
@@ -531,10 +528,14 @@ async fn serve(
     // the committed head, never on the action path.
     let checkpoint_signer = checkpoints::spawn(config, checkpoint_key, &state, &background).await?;
     exports::spawn(config, &state, &background).await?;
-    let operator_app = crate::routes::operator_app(operator, console, readiness.clone(), config);
+    let operator_app =
+        crate::routes::operator_app(operator, state.clone(), console, readiness.clone(), config);
     crate::tls::warn_if_exposed("agent", agent_addr, tls.agent.is_some());
     crate::tls::warn_if_exposed("operator", operator_addr, tls.operator.is_some());
-    if let Some(reload) = crate::tls::reload_on_sighup(tls.clone(), background.stop.clone()) {
+    // One SIGHUP handler: the TLS certificates (when a plane serves TLS), then the charter.
+    if let Some(reload) =
+        crate::reload::sighup::on_sighup(state.clone(), tls.clone(), background.stop.clone())
+    {
         background.tasks.spawn(reload);
     }
     let planes = [

@@ -20,13 +20,19 @@ use warden_telemetry::{Bounds, Telemetry};
 /// The metrics of a gateway running `charter`: label values bounded to its tools, servers,
 /// model aliases and agent.
 pub fn for_charter(charter: &CompiledCharter) -> Telemetry {
+    Telemetry::new(bounds(charter))
+}
+
+/// The label bounds of `charter`: its inventory's tools, servers and model aliases, and its
+/// agent (a live reload puts a new charter's in force, [`Telemetry::set_bounds`]).
+pub fn bounds(charter: &CompiledCharter) -> Bounds {
     let inventory = &charter.inventory;
-    Telemetry::new(Bounds {
+    Bounds {
         tools: inventory.tools.keys().cloned().collect(),
         servers: inventory.servers.iter().map(|s| s.id.clone()).collect(),
         routes: inventory.models.iter().map(|m| m.alias.clone()).collect(),
         agents: [charter.identity.id.clone()].into(),
-    })
+    }
 }
 
 /// The ledger writer's commit latency, into the metrics.

@@ -59,8 +59,14 @@ mod provenance_adversarial;
 mod provenance_model;
 #[path = "gateway/provider_actions.rs"]
 mod provider_actions;
+#[path = "gateway/redecide.rs"]
+mod redecide;
 #[path = "gateway/refusals.rs"]
 mod refusals;
+#[path = "gateway/reload.rs"]
+mod reload;
+#[path = "gateway/reload_adversarial.rs"]
+mod reload_adversarial;
 #[path = "gateway/sandbox.rs"]
 mod sandbox;
 #[path = "gateway/trace_context.rs"]

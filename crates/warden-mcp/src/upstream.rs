@@ -14,7 +14,7 @@
 //! credentials where the charter names them ([`transport`]).
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use rmcp::model::{
@@ -121,11 +121,31 @@ pub struct Upstream {
     connected: tokio::sync::Notify,
 }
 
-/// Every upstream server.
+/// Every upstream server: the set changes when a live reload starts a server the new charter
+/// adds and stops one it removes ([`Upstreams::add`], [`Upstreams::stop`]).
 #[derive(Debug, Default, Clone)]
 pub struct Upstreams {
-    servers: Arc<HashMap<String, Arc<Upstream>>>,
+    inner: Arc<Inner>,
+}
+
+/// The servers, and what starting one later needs.
+#[derive(Debug, Default)]
+struct Inner {
+    servers: RwLock<HashMap<String, Running>>,
     handshake: Duration,
+    /// The tracker every supervisor runs on.
+    tasks: TaskTracker,
+    /// Stops every server (the last phase of shutdown); each server's own token is a child.
+    cancel: CancellationToken,
+    /// Redacted from the children's stderr.
+    secrets: Secrets,
+}
+
+/// A server and the token that stops its supervisor (and its connection) alone.
+#[derive(Debug, Clone)]
+struct Running {
+    upstream: Arc<Upstream>,
+    stop: CancellationToken,
 }
 
 /// A server that was not connected at the end of the initial wait of [`Upstreams::start`].
@@ -330,22 +350,51 @@ impl Upstreams {
         cancel: &CancellationToken,
         initial_wait: Duration,
     ) -> Upstreams {
-        let mut servers = HashMap::new();
-        for up in prepared.servers {
-            tasks.spawn(up.clone().supervise(
-                cancel.clone(),
-                prepared.handshake_timeout,
-                tasks.clone(),
-                prepared.secrets.clone(),
-            ));
-            servers.insert(up.id.clone(), up);
-        }
         let upstreams = Upstreams {
-            servers: Arc::new(servers),
-            handshake: prepared.handshake_timeout,
+            inner: Arc::new(Inner {
+                servers: RwLock::new(HashMap::new()),
+                handshake: prepared.handshake_timeout,
+                tasks: tasks.clone(),
+                cancel: cancel.clone(),
+                secrets: prepared.secrets.clone(),
+            }),
         };
+        upstreams.add(prepared, initial_wait).await;
+        upstreams
+    }
+
+    /// Starts a supervisor for every prepared server (on the tracker and under the token
+    /// [`Upstreams::start`] was given) and waits up to `initial_wait` for them to connect. A
+    /// server of the same id already running is stopped first and replaced: its calls in
+    /// flight fail cleanly (the connection is closed), and calls after this go to the new one.
+    pub async fn add(&self, prepared: PreparedUpstreams, initial_wait: Duration) {
+        let mut started = Vec::new();
+        for up in prepared.servers {
+            let stop = self.inner.cancel.child_token();
+            self.inner.tasks.spawn(up.clone().supervise(
+                stop.clone(),
+                self.inner.handshake,
+                self.inner.tasks.clone(),
+                self.inner.secrets.clone(),
+            ));
+            let running = Running {
+                upstream: up.clone(),
+                stop,
+            };
+            let replaced = self
+                .inner
+                .servers
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(up.id.clone(), running);
+            if let Some(old) = replaced {
+                old.stop.cancel();
+                tracing::info!(server = %up.id, "Upstream server restarted with its new definition.");
+            }
+            started.push(up);
+        }
         let deadline = tokio::time::Instant::now() + initial_wait;
-        for up in upstreams.servers.values() {
+        for up in started {
             while matches!(up.state.read().map(|s| s.clone()), Ok(State::Connecting)) {
                 let notified = up.connected.notified();
                 if tokio::time::timeout_at(deadline, notified).await.is_err() {
@@ -353,12 +402,54 @@ impl Upstreams {
                 }
             }
         }
-        upstreams
+    }
+
+    /// Stops the server `id` and forgets it: calls after this are refused as to an unknown
+    /// server, calls in flight to it fail cleanly (its connection is closed, a stdio child
+    /// ends). Whether it was running.
+    pub fn stop(&self, id: &str) -> bool {
+        let removed = self
+            .inner
+            .servers
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id);
+        match removed {
+            Some(running) => {
+                running.stop.cancel();
+                tracing::info!(server = %id, "Upstream server stopped: the charter no longer names it.");
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The ids of the servers running (connected or not), sorted.
+    pub fn ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.servers().keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// A snapshot of the servers.
+    fn servers(&self) -> HashMap<String, Arc<Upstream>> {
+        self.inner
+            .servers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(id, r)| (id.clone(), r.upstream.clone()))
+            .collect()
     }
 
     /// A server by id.
-    pub fn get(&self, id: &str) -> Option<&Arc<Upstream>> {
-        self.servers.get(id)
+    pub fn get(&self, id: &str) -> Option<Arc<Upstream>> {
+        self.inner
+            .servers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .map(|r| r.upstream.clone())
     }
 
     /// The servers that are not connected, by id, with why and their last stderr lines.
@@ -366,7 +457,7 @@ impl Upstreams {
     /// (at least) its first attempt.
     pub fn down(&self) -> Vec<DownServer> {
         let mut out: Vec<DownServer> = self
-            .servers
+            .servers()
             .values()
             .filter_map(|up| {
                 let state = up.state.read().map(|s| s.clone());
@@ -391,7 +482,7 @@ impl Upstreams {
     /// Every server's tools, as `(server, tool)`.
     pub fn tools(&self) -> Vec<(String, Tool)> {
         let mut out = Vec::new();
-        for (id, up) in self.servers.iter() {
+        for (id, up) in &self.servers() {
             if let Ok(tools) = up.tools.read() {
                 out.extend(tools.iter().map(|t| (id.clone(), t.clone())));
             }
@@ -403,7 +494,7 @@ impl Upstreams {
     /// Every server's resources, as `(server, resource)`.
     pub fn resources(&self) -> Vec<(String, Resource)> {
         let mut out = Vec::new();
-        for (id, up) in self.servers.iter() {
+        for (id, up) in &self.servers() {
             if let Ok(r) = up.resources.read() {
                 out.extend(r.iter().map(|x| (id.clone(), x.clone())));
             }
@@ -419,9 +510,8 @@ impl Upstreams {
             .map(|(s, _)| s)
     }
 
-    fn upstream(&self, server: &str) -> Result<&Arc<Upstream>, UpstreamError> {
-        self.servers
-            .get(server)
+    fn upstream(&self, server: &str) -> Result<Arc<Upstream>, UpstreamError> {
+        self.get(server)
             .ok_or_else(|| UpstreamError::UnknownServer(server.to_owned()))
     }
 
@@ -436,7 +526,7 @@ impl Upstreams {
         timeout: Duration,
     ) -> Result<CallToolResult, UpstreamError> {
         let up = self.upstream(server)?;
-        let peer = up.peer_for(principal, self.handshake).await?;
+        let peer = up.peer_for(principal, self.inner.handshake).await?;
         let params = CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
         let response = settle(
             server,
@@ -462,7 +552,7 @@ impl Upstreams {
         timeout: Duration,
     ) -> Result<ReadResourceResult, UpstreamError> {
         let up = self.upstream(server)?;
-        let peer = up.peer_for(principal, self.handshake).await?;
+        let peer = up.peer_for(principal, self.inner.handshake).await?;
         let fut = peer.read_resource(ReadResourceRequestParams::new(uri.to_owned()));
         settle(server, timeout, tokio::time::timeout(timeout, fut).await)
     }

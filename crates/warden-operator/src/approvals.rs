@@ -33,7 +33,7 @@ pub(crate) async fn list(
             Some(s) => Some(s),
             None => {
                 return Err(ApiError::invalid_request(format!(
-                    "`status` is one of pending, granted, denied, timed_out, used, all; not `{s}`"
+                    "`status` is one of pending, granted, denied, timed_out, used, voided, all; not `{s}`"
                 )));
             }
         },

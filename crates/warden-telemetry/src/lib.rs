@@ -13,7 +13,7 @@
 //! uses the same crate for its own `/metrics`.
 
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -132,7 +132,8 @@ fn wait_histogram() -> Histogram {
 #[derive(Debug)]
 pub struct Telemetry {
     registry: Registry,
-    bounds: Bounds,
+    /// Replaced whole by a live reload of the charter ([`Telemetry::set_bounds`]).
+    bounds: RwLock<Arc<Bounds>>,
     decisions: Family<DecisionLabels, Counter>,
     approvals: Family<Outcome, Counter>,
     approval_wait: Histogram,
@@ -289,7 +290,7 @@ impl Telemetry {
         );
         Telemetry {
             registry,
-            bounds,
+            bounds: RwLock::new(Arc::new(bounds)),
             decisions,
             approvals,
             approval_wait,
@@ -315,6 +316,21 @@ impl Telemetry {
         }
     }
 
+    /// Puts `bounds` in force for every sample counted after this returns (a live reload of
+    /// the charter: its tools, servers and routes become label values). Series already
+    /// counted under the previous bounds stay; each charter's names are bounded by its
+    /// inventory.
+    pub fn set_bounds(&self, bounds: Bounds) {
+        *self.bounds.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(bounds);
+    }
+
+    fn bounds(&self) -> Arc<Bounds> {
+        self.bounds
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     fn bounded(set: &HashSet<String>, value: &str) -> String {
         if set.contains(value) {
             value.to_owned()
@@ -331,8 +347,8 @@ impl Telemetry {
                 verdict: verdict.to_owned(),
                 tier: tier.to_owned(),
                 reason: reason.to_owned(),
-                tool: Self::bounded(&self.bounds.tools, tool),
-                agent: Self::bounded(&self.bounds.agents, agent),
+                tool: Self::bounded(&self.bounds().tools, tool),
+                agent: Self::bounded(&self.bounds().agents, agent),
             })
             .inc();
     }
@@ -355,7 +371,7 @@ impl Telemetry {
     /// A model request answered with HTTP `status` on `route` (bounded); a status of 500 or
     /// more also counts as an error.
     pub fn model_request(&self, route: &str, status: u16) {
-        let route = Self::bounded(&self.bounds.routes, route);
+        let route = Self::bounded(&self.bounds().routes, route);
         if status >= 500 {
             self.model_errors
                 .get_or_create(&Route {
@@ -373,7 +389,7 @@ impl Telemetry {
 
     /// Tokens a model call on `route` used: `input` (prompt) and `output` (completion).
     pub fn model_tokens(&self, route: &str, input: u64, output: u64) {
-        let route = Self::bounded(&self.bounds.routes, route);
+        let route = Self::bounded(&self.bounds().routes, route);
         for (direction, n) in [("input", input), ("output", output)] {
             self.model_tokens
                 .get_or_create(&RouteDirection {
@@ -387,7 +403,7 @@ impl Telemetry {
     /// An upstream tool call to `server` (bounded) took `took`; `failed` counts an error.
     pub fn upstream_call(&self, server: &str, took: Duration, failed: bool) {
         let server = Server {
-            server: Self::bounded(&self.bounds.servers, server),
+            server: Self::bounded(&self.bounds().servers, server),
         };
         self.upstream_call
             .get_or_create(&server)

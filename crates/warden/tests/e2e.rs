@@ -47,7 +47,11 @@ fn end_to_end_suite_with_real_mcp_peers() {
     let output = Command::new(&python)
         .args(["-m", "pytest", "tests/e2e", "-q", "-p", "no:cacheprovider"])
         // Run by its own test below.
-        .arg("--ignore=tests/e2e/test_replay.py")
+        .args(
+            OWN_TEST_FILES
+                .iter()
+                .map(|f| format!("--ignore=tests/e2e/{f}")),
+        )
         .current_dir(&root)
         .env("WARDEN_BIN", env!("CARGO_BIN_EXE_warden"))
         .env("PYTHONDONTWRITEBYTECODE", "1")
@@ -76,9 +80,29 @@ fn end_to_end_suite_with_real_mcp_peers() {
     println!("end-to-end suite: {summary}");
 }
 
+/// The end-to-end files run by a test of their own (below), in parallel with the suite.
+const OWN_TEST_FILES: &[&str] = &["test_replay.py", "test_reload.py"];
+
 /// `warden replay` of a session a real gateway recorded (`tests/e2e/test_replay.py`).
 #[test]
 fn end_to_end_replay_of_a_recorded_session() {
+    run_own_file("test_replay.py", "replay");
+}
+
+/// Live reload of the charter on a real gateway (`tests/e2e/test_reload.py`): `warden charter
+/// reload` and `SIGHUP` change the next decision, a broken file is refused, the observer
+/// follows.
+#[test]
+fn end_to_end_live_reload_of_the_charter() {
+    run_own_file("test_reload.py", "live reload");
+}
+
+/// Runs one end-to-end file of [`OWN_TEST_FILES`] with pytest; fails with its output.
+fn run_own_file(file: &str, what: &str) {
+    assert!(
+        OWN_TEST_FILES.contains(&file),
+        "{file} is not in OWN_TEST_FILES"
+    );
     let root = repo();
     let python = root.join(".venv/bin/python");
     assert!(
@@ -89,7 +113,7 @@ fn end_to_end_replay_of_a_recorded_session() {
         .args([
             "-m",
             "pytest",
-            "tests/e2e/test_replay.py",
+            &format!("tests/e2e/{file}"),
             "-q",
             "-p",
             "no:cacheprovider",
@@ -105,7 +129,7 @@ fn end_to_end_replay_of_a_recorded_session() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success() && stdout.contains(" passed"),
-        "the replay end-to-end test failed ({})\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+        "the {what} end-to-end test failed ({})\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
         output.status
     );
 }

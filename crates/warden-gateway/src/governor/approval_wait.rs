@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use uuid::Uuid;
-use warden_approval::workflow::authority_for;
+use warden_approval::workflow::{authority_for, voided_why};
 use warden_approval::{ActionHash, ApprovalRequest, Entry, NewApproval, Status};
 use warden_audit::{NewRecord, RecordKind};
 use warden_charter::CompiledCharter;
@@ -129,7 +129,7 @@ impl Governor {
                     };
                     return Plan::Denied(message, pending);
                 }
-                Status::TimedOut | Status::Used => {}
+                Status::TimedOut | Status::Used | Status::Voided => {}
             }
         }
         let spec = decision
@@ -352,6 +352,18 @@ impl Governor {
                             decision.summary(),
                             decision.approval.as_ref().map_or(0, |a| a.timeout_seconds),
                             entry.id()
+                        ),
+                        status,
+                    ));
+                }
+                Status::Voided => {
+                    let req = entry.lock().await;
+                    return Err(refused(
+                        RefusalReason::ApprovalDenied,
+                        format!(
+                            "warden refused `{tool}`: the approval request {} was voided: {}",
+                            req.id,
+                            voided_why(&req)
                         ),
                         status,
                     ));

@@ -40,6 +40,19 @@ impl PreparedUpstreams {
         self
     }
 
+    /// Keeps only the servers `keep` says to (a live reload starts those the new charter
+    /// adds or changes, and leaves the others running).
+    #[must_use]
+    pub fn only(mut self, keep: impl Fn(&str) -> bool) -> Self {
+        self.servers.retain(|s| keep(&s.id));
+        self
+    }
+
+    /// The ids of the servers prepared, in charter order.
+    pub fn ids(&self) -> Vec<String> {
+        self.servers.iter().map(|s| s.id.clone()).collect()
+    }
+
     /// Every credential value of the Streamable HTTP servers, for the gateway's redaction.
     pub fn secret_values(&self) -> Vec<String> {
         self.servers

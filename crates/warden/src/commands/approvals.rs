@@ -98,6 +98,8 @@ pub enum StatusFilter {
     TimedOut,
     /// A grant released its action.
     Used,
+    /// Voided by a live reload (the charter now in force denies the action).
+    Voided,
     /// Every status.
     All,
 }
@@ -111,6 +113,7 @@ impl StatusFilter {
             StatusFilter::Denied => "denied",
             StatusFilter::TimedOut => "timed_out",
             StatusFilter::Used => "used",
+            StatusFilter::Voided => "voided",
             StatusFilter::All => "all",
         }
     }

@@ -1,11 +1,22 @@
 //! `warden charter show|reload`: the charter in force on a running gateway, and a live reload
-//! of it (through the operator plane, with an admin's token).
+//! of it (through the operator plane, with an admin's token; the same client flags as
+//! `warden session`).
+//!
+//! Exit codes: 0 done (or the charter unchanged); 64 the charter was refused (it does not
+//! compile — every diagnostic is printed — or it changes what only a restart can change), or
+//! the request itself failed; 75 the gateway could not do it now (another reload under way,
+//! the ledger unavailable): try again.
 
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
+use serde_json::{Value, json};
 
 use crate::EXIT_USAGE;
+use crate::commands::session::OperatorClient;
+
+/// Exit code when the gateway could not reload now (`EX_TEMPFAIL`).
+pub const EXIT_TRY_AGAIN: u8 = 75;
 
 /// Arguments of `warden charter`.
 #[derive(Debug, Args)]
@@ -13,19 +24,199 @@ pub struct CharterArgs {
     /// The subcommand.
     #[command(subcommand)]
     pub command: CharterCommand,
+    /// The operator plane.
+    #[command(flatten)]
+    pub client: OperatorClient,
 }
 
 /// `warden charter` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum CharterCommand {
-    /// The charter in force: hash, agent, files, when and how it was loaded.
-    Show,
+    /// The charter in force: hash, agent, files, when it was loaded, how many reloads.
+    Show {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Compile the charter files again and put them in force (errors leave the old one).
-    Reload,
+    Reload {
+        /// Print the gateway's answer as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs `warden charter`.
-pub fn execute(_a: &CharterArgs) -> ExitCode {
-    eprintln!("error: `warden charter` is not built yet");
-    ExitCode::from(EXIT_USAGE)
+pub fn execute(args: &CharterArgs) -> ExitCode {
+    let client = args.client.clone();
+    crate::runtime(async move {
+        let (path, method, body, as_json) = match &args.command {
+            CharterCommand::Show { json } => ("/v1/charter", reqwest::Method::GET, None, *json),
+            CharterCommand::Reload { json } => (
+                "/v1/charter/reload",
+                reqwest::Method::POST,
+                Some(json!({ "via": "cli" })),
+                *json,
+            ),
+        };
+        let (status, answer) = match send(&client, method, path, body).await {
+            Ok(got) => got,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        };
+        if status.is_success() {
+            if as_json {
+                println!("{answer:#}");
+            } else if matches!(args.command, CharterCommand::Show { .. }) {
+                println!("{}", show_text(&answer));
+            } else {
+                println!("{}", reload_text(&answer));
+            }
+            return ExitCode::SUCCESS;
+        }
+        if as_json {
+            println!("{answer:#}");
+        }
+        let message = answer
+            .pointer("/error/message")
+            .and_then(Value::as_str)
+            .map_or_else(|| answer.to_string(), str::to_owned);
+        eprintln!("error: {status}: {message}");
+        for line in answer
+            .pointer("/error/errors")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            eprintln!("{line}");
+        }
+        match answer.pointer("/error/code").and_then(Value::as_str) {
+            Some("reload_in_progress" | "ledger_unavailable") => ExitCode::from(EXIT_TRY_AGAIN),
+            _ => ExitCode::from(EXIT_USAGE),
+        }
+    })
+}
+
+/// One request to the operator plane: the status and the JSON answer (`null` when not JSON).
+async fn send(
+    client: &OperatorClient,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> Result<(reqwest::StatusCode, Value), String> {
+    let token = client.token()?;
+    let url = format!("{}{path}", client.url());
+    let mut req = reqwest::Client::new()
+        .request(method, &url)
+        .bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach the operator plane at {url}: {e}"))?;
+    let status = resp.status();
+    Ok((status, resp.json().await.unwrap_or(Value::Null)))
+}
+
+fn text(v: &Value, key: &str) -> String {
+    match v.get(key) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => "-".to_owned(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// `warden charter show`, one field a line.
+fn show_text(v: &Value) -> String {
+    let files = v
+        .get("files")
+        .and_then(Value::as_array)
+        .map(|f| {
+            f.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    format!(
+        "charter     {}\nagent       {}\nfiles       {files}\nrules       {}\nloaded_at   {}\ngeneration  {}",
+        text(v, "charter"),
+        text(v, "agent"),
+        text(v, "rules"),
+        text(v, "loaded_at"),
+        text(v, "generation"),
+    )
+}
+
+/// `warden charter reload`: what was put in force and what changed.
+fn reload_text(v: &Value) -> String {
+    if v.get("unchanged") == Some(&Value::Bool(true)) {
+        return format!("charter unchanged: {}", text(v, "charter"));
+    }
+    let mut out = format!(
+        "charter reloaded: {} -> {}",
+        text(v, "previous"),
+        text(v, "charter")
+    );
+    let changes = v.get("changes").cloned().unwrap_or(Value::Null);
+    for kind in [
+        "rules",
+        "tools",
+        "servers",
+        "models",
+        "principals",
+        "roles",
+        "labels",
+    ] {
+        for (what, sign) in [("added", '+'), ("removed", '-'), ("changed", '~')] {
+            let Some(ids) = changes.pointer(&format!("/{kind}/{what}")) else {
+                continue;
+            };
+            let count = ids.get("count").and_then(Value::as_u64).unwrap_or(0);
+            if count == 0 {
+                continue;
+            }
+            let names: Vec<&str> = ids
+                .get("ids")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let more = usize::try_from(count)
+                .unwrap_or(usize::MAX)
+                .saturating_sub(names.len());
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            out.push_str(&format!(
+                "\n  {kind} {sign}{count}: {}{more}",
+                names.join(", ")
+            ));
+        }
+    }
+    for flag in ["identity_changed", "context_changed", "defaults_changed"] {
+        if changes.get(flag) == Some(&Value::Bool(true)) {
+            out.push_str(&format!("\n  {}", flag.replace('_', " ")));
+        }
+    }
+    for (key, label) in [
+        ("started", "servers started"),
+        ("stopped", "servers stopped"),
+    ] {
+        let ids: Vec<&str> = v
+            .get(key)
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if !ids.is_empty() {
+            out.push_str(&format!("\n  {label}: {}", ids.join(", ")));
+        }
+    }
+    out
 }

@@ -95,7 +95,7 @@ fn instruction_text(text: Option<&String>, file: Option<&PathBuf>) -> Result<Str
 }
 
 impl OperatorClient {
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         self.operator_url
             .clone()
             .or_else(|| std::env::var("WARDEN_OPERATOR_URL").ok())
@@ -106,7 +106,7 @@ impl OperatorClient {
             .to_owned()
     }
 
-    fn token(&self) -> Result<String, String> {
+    pub(crate) fn token(&self) -> Result<String, String> {
         if let Some(t) = self
             .token
             .clone()
