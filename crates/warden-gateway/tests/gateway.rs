@@ -65,6 +65,8 @@ mod redecide;
 mod refusals;
 #[path = "gateway/sandbox.rs"]
 mod sandbox;
+#[path = "gateway/shadow.rs"]
+mod shadow;
 #[path = "gateway/trace_context.rs"]
 mod trace_context;
 #[path = "gateway/upstream_credentials.rs"]
