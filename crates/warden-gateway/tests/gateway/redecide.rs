@@ -247,10 +247,7 @@ async fn adversarial_a_release_releases_one_of_two_joined_calls() {
     let ran = answers.iter().filter(|a| !is_error(a)).count();
     assert_eq!(ran, 1, "{answers:?}");
     let refused = answers.iter().find(|a| is_error(a)).unwrap();
-    assert!(
-        text_of(refused).contains("releases one call"),
-        "{refused}"
-    );
+    assert!(text_of(refused).contains("releases one call"), "{refused}");
     assert_eq!(warden_testkit::echo::count(&h.calls), 1);
     assert_eq!(
         h.records_of("approval_used")
