@@ -53,8 +53,9 @@ macro_rules! record_kinds {
 
 record_kinds! {
     /// A charter was compiled and put in force (`charter`: its hash, `agent`, `files`,
-    /// `rules`; on a live reload also `previous`: the hash it replaced, `via`: `api`, `cli`
-    /// or `sighup`, `by`: the operator credential, `changes`: a summary of what changed).
+    /// `rules`; at start-up with a shadow charter also `shadow`: the shadow's hash; on a live
+    /// reload also `previous`: the hash it replaced, `via`: `api`, `cli` or `sighup`, `by`:
+    /// the operator credential, `changes`: a summary of what changed).
     /// Decisions taken after it name this hash; decisions already under way finish under the
     /// previous one.
     CharterLoaded = "charter_loaded",
@@ -63,7 +64,9 @@ record_kinds! {
     CharterRefused = "charter_refused",
     /// A pending approval request or an unused grant raised under an earlier charter was
     /// decided again under the charter just loaded (`approval`, `action`, `charter`, `was`,
-    /// `now`: the verdicts, `outcome`: `kept`, `voided` or `released`).
+    /// `now`: the verdicts, `outcome`: `kept`, `voided` or `released`; also `previous`: the
+    /// replaced charter's hash, `status`: `pending` or `granted` before, `tier`: the new
+    /// tier, `why`: the new decision in a sentence). Recorded before the outcome takes effect.
     ApprovalRedecided = "approval_redecided",
     /// The shadow charter's decision for an action the live charter decided (`action`,
     /// `charter`: the shadow's hash, `decision`: its decision, `live`: the live verdict and

@@ -11,6 +11,7 @@
 //! | operator plane address | `--operator-listen` | `WARDEN_OPERATOR_LISTEN` | `operator_listen` | `127.0.0.1:8701` |
 //! | data directory | `--data` | `WARDEN_DATA` | `data_dir` | `./warden-data` |
 //! | charter | `--charter` | `WARDEN_CHARTER` | `charter` | (required) |
+//! | shadow charter (decides beside the live one, enforces nothing) | `--shadow-charter` | `WARDEN_SHADOW_CHARTER` | `shadow_charter` | none |
 //! | largest request body | `--max-body-bytes` | `WARDEN_MAX_BODY_BYTES` | `max_body_bytes` | `4194304` |
 //! | shutdown drain deadline | `--shutdown-grace` | `WARDEN_SHUTDOWN_GRACE` | `shutdown_grace` | `10s` |
 //! | upstream call timeout | `--upstream-timeout` | `WARDEN_UPSTREAM_TIMEOUT` | `upstream_timeout` | `60s` |
@@ -110,6 +111,9 @@ pub struct RawConfig {
     pub data_dir: Option<PathBuf>,
     /// Charter file or directory.
     pub charter: Option<PathBuf>,
+    /// A shadow charter (file or directory): every action the live charter decides is
+    /// decided under it too, recorded (`shadow_decided`) and counted; it enforces nothing.
+    pub shadow_charter: Option<PathBuf>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: Option<u64>,
     /// How long shutdown waits for in-flight requests (`10s`).
@@ -198,6 +202,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Charter path.
     pub charter: PathBuf,
+    /// The shadow charter's path, if any (see `crate::governor::shadow`).
+    pub shadow_charter: Option<PathBuf>,
     /// Largest request body.
     pub max_body_bytes: usize,
     /// Drain deadline at shutdown.
@@ -313,6 +319,12 @@ impl Config {
         )
         .map(|(v, _)| v)
         .ok_or(ConfigError::NoCharter)?;
+        let shadow_charter = pick(
+            &flags.shadow_charter,
+            env.var("WARDEN_SHADOW_CHARTER").map(PathBuf::from),
+            &file.shadow_charter,
+        )
+        .map(|(v, _)| v);
         let max_body_bytes = match pick(
             &flags.max_body_bytes.map(|v| v.to_string()),
             env.var("WARDEN_MAX_BODY_BYTES"),
@@ -525,6 +537,7 @@ impl Config {
             operator_listen,
             data_dir,
             charter,
+            shadow_charter,
             max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
             shutdown_grace: duration(
                 "shutdown_grace",

@@ -39,6 +39,7 @@ mod governed;
 mod recheck;
 mod redecide;
 pub(crate) mod results;
+pub mod shadow;
 
 /// Why a tool outside the inventory is refused (recorded, and the agent's message).
 const NOT_INVENTORIED: &str =
@@ -85,6 +86,8 @@ pub struct Governor {
     outstanding: OutstandingActions,
     open_approvals: approval_wait::OpenApprovals,
     capture: Arc<CaptureQuota>,
+    /// The shadow charter, deciding beside the live one and enforcing nothing.
+    shadow: Option<Arc<CompiledCharter>>,
     /// The metrics it counts decisions into (see `crate::telemetry`).
     pub(crate) telemetry: Arc<warden_telemetry::Telemetry>,
 }
@@ -130,6 +133,7 @@ impl Governor {
             outstanding: OutstandingActions::new(result_deadlines),
             open_approvals: approval_wait::OpenApprovals::default(),
             capture,
+            shadow: None,
         }
     }
 
@@ -321,6 +325,7 @@ impl Governor {
         // The controls that apply to this session and tool, from the in-memory snapshot.
         let applied = self.controls.applying(session, Some(tool), now);
         let controls: PdpControls = applied.pdp(session.is_revoked());
+        let shadow = shadow::ShadowRun::new(self.shadow.as_deref());
         let (mut decision, increment) = self.scope_counters.decide_and_count(
             charter,
             &session.id,
@@ -330,19 +335,19 @@ impl Governor {
                 // The session's provenance (trusted text, untrusted index), read-locked only
                 // for this synchronous decision: never across an await.
                 let provenance = session.provenance();
-                decide(
-                    charter,
-                    &Request {
-                        tool,
-                        args: &decided_args,
-                        principal: Some(&session.principal),
-                        labels: &labels,
-                        provenance: &provenance,
-                        controls,
-                        usage,
-                        now,
-                    },
-                )
+                let request = Request {
+                    tool,
+                    args: &decided_args,
+                    principal: Some(&session.principal),
+                    labels: &labels,
+                    provenance: &provenance,
+                    controls,
+                    usage,
+                    now,
+                };
+                // The shadow charter, if any, decides the same request (same usage read).
+                shadow.decide(&request);
+                decide(charter, &request)
             },
         );
         // A decision a control changed names it, and its reason reaches the agent (and
@@ -397,6 +402,14 @@ impl Governor {
             record(RecordKind::ActionAttempted, attempted),
             record(RecordKind::ActionDecided, decided),
         ];
+        // In the same commit as the decision: no extra durable write.
+        let shadowed =
+            shadow
+                .record(&session.id, &action_id, &decision)
+                .map(|(r, verdict, diverged)| {
+                    batch.push(r);
+                    (verdict, diverged)
+                });
         match (&decision.verdict, &plan) {
             (Verdict::Allow, _) => {
                 if !labelled.is_empty() {
@@ -433,6 +446,9 @@ impl Governor {
                 message: "the action is refused: the ledger cannot record it".to_owned(),
                 approval: None,
             });
+        }
+        if let Some((verdict, diverged)) = shadowed {
+            self.count_shadow(verdict, diverged);
         }
         let (verdict, tier, why) = (decision.verdict, decision.tier, decision.reason);
         self.telemetry.decision(

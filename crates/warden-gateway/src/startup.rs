@@ -61,6 +61,9 @@ pub enum StartError {
     /// The charter does not compile.
     #[error("the charter does not compile")]
     Charter(Diagnostics),
+    /// The shadow charter does not compile, or governs another agent.
+    #[error(transparent)]
+    Shadow(#[from] crate::governor::shadow::ShadowError),
     /// A stdio server's `env` names a variable that is not set in the gateway's environment.
     #[error(transparent)]
     UnsetVariables(#[from] UnsetVariables),
@@ -133,6 +136,8 @@ impl Gateway {
         clock: Arc<dyn Clock>,
     ) -> Result<RunningGateway, StartError> {
         let charter = compile_charter(&config)?;
+        // The shadow charter, if any, compiles too, for the same agent, or nothing starts.
+        let shadow = crate::governor::shadow::load(&config, &charter)?;
         // The checkpoint signing key is read before anything is opened or bound: a key others
         // may read (or a bad one) stops the start here, leaving nothing behind.
         let checkpoint_key = checkpoints::load_key(&config)?;
@@ -142,7 +147,7 @@ impl Gateway {
             crate::tls::Tls::load(&config.deployment).context("cannot load the TLS certificate")?;
         crate::listener::raise_open_files_limit();
         let prepared = prepare_upstreams(&charter)?;
-        let ledger = open_ledger(&config, &charter, &clock, &telemetry).await?;
+        let ledger = open_ledger(&config, (&charter, shadow.as_ref()), &clock, &telemetry).await?;
         let stores = open_state(&config, &charter, &clock).await?;
         // Each live session's untrusted index, rebuilt from the ledger (fail closed).
         let rebuilt = provenance_rebuild::rebuild(
@@ -288,6 +293,7 @@ impl Gateway {
                 capture,
             )
             .protecting_data_dir(&config.data_dir)
+            .with_shadow(shadow)
             .with_telemetry(telemetry),
         );
         // Results that never come are recorded as `unknown`, once a second; and the ledger's
@@ -381,7 +387,7 @@ fn prepare_upstreams(charter: &CompiledCharter) -> Result<PreparedUpstreams, Sta
 /// and the ledger, with the charter's load recorded first.
 async fn open_ledger(
     config: &Config,
-    charter: &CompiledCharter,
+    (charter, shadow): (&CompiledCharter, Option<&Arc<CompiledCharter>>),
     clock: &Arc<dyn Clock>,
     telemetry: &Arc<warden_telemetry::Telemetry>,
 ) -> anyhow::Result<Ledger> {
@@ -399,16 +405,24 @@ async fn open_ledger(
     )
     .await
     .with_context(|| format!("cannot open the ledger in `{}`", config.data_dir.display()))?;
+    let mut loaded = json!({
+        "charter": charter.hash,
+        "agent": charter.identity.id,
+        "files": charter.files,
+        "rules": charter.rules.len(),
+    });
+    // The shadow charter's hash, when one decides beside the live charter.
+    if let (Some(shadow), Some(obj)) = (
+        crate::governor::shadow::loaded_field(shadow),
+        loaded.as_object_mut(),
+    ) {
+        obj.insert("shadow".to_owned(), shadow);
+    }
     ledger
         .append(NewRecord {
             session: None,
             kind: RecordKind::CharterLoaded,
-            payload: json!({
-                "charter": charter.hash,
-                "agent": charter.identity.id,
-                "files": charter.files,
-                "rules": charter.rules.len(),
-            }),
+            payload: loaded,
         })
         .await
         .context("cannot write to the ledger")?;

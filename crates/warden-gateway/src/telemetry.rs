@@ -92,6 +92,10 @@ impl MeteredRecorder {
             }
             RecordKind::ApprovalDenied => self.telemetry.approval("denied"),
             RecordKind::ApprovalTimedOut => self.telemetry.approval("timed_out"),
+            // A reload settled it: voided, or released (a kept request is still open).
+            RecordKind::ApprovalRedecided if matches!(text("outcome"), "voided" | "released") => {
+                self.telemetry.approval(text("outcome"));
+            }
             _ => {}
         }
     }
@@ -110,6 +114,7 @@ impl Recorder for MeteredRecorder {
                             | RecordKind::ApprovalGranted
                             | RecordKind::ApprovalDenied
                             | RecordKind::ApprovalTimedOut
+                            | RecordKind::ApprovalRedecided
                     )
                 })
                 .cloned()

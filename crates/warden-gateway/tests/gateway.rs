@@ -69,6 +69,8 @@ mod reload;
 mod reload_adversarial;
 #[path = "gateway/sandbox.rs"]
 mod sandbox;
+#[path = "gateway/shadow.rs"]
+mod shadow;
 #[path = "gateway/trace_context.rs"]
 mod trace_context;
 #[path = "gateway/upstream_credentials.rs"]

@@ -53,6 +53,12 @@ struct DecisionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ShadowLabels {
+    verdict: String,
+    diverged: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Outcome {
     outcome: String,
 }
@@ -137,6 +143,7 @@ pub struct Telemetry {
     decisions: Family<DecisionLabels, Counter>,
     approvals: Family<Outcome, Counter>,
     approval_wait: Histogram,
+    shadow_decisions: Family<ShadowLabels, Counter>,
     model_requests: Family<RouteStatus, Counter>,
     model_tokens: Family<RouteDirection, Counter>,
     model_errors: Family<Route, Counter>,
@@ -165,6 +172,7 @@ impl Telemetry {
         let decisions = Family::<DecisionLabels, Counter>::default();
         let approvals = Family::<Outcome, Counter>::default();
         let approval_wait = wait_histogram();
+        let shadow_decisions = Family::<ShadowLabels, Counter>::default();
         let model_requests = Family::<RouteStatus, Counter>::default();
         let model_tokens = Family::<RouteDirection, Counter>::default();
         let model_errors = Family::<Route, Counter>::default();
@@ -197,6 +205,11 @@ impl Telemetry {
             "warden_approval_wait_seconds",
             "How long settled approval requests waited",
             approval_wait.clone(),
+        );
+        registry.register(
+            "warden_shadow_decisions",
+            "Decisions of the shadow charter, by its verdict and whether it diverged from the live one (verdict or tier)",
+            shadow_decisions.clone(),
         );
         registry.register(
             "warden_model_requests",
@@ -294,6 +307,7 @@ impl Telemetry {
             decisions,
             approvals,
             approval_wait,
+            shadow_decisions,
             model_requests,
             model_tokens,
             model_errors,
@@ -354,11 +368,27 @@ impl Telemetry {
     }
 
     /// An approval request settled: `outcome` is warden's own code (`granted`, `denied`,
-    /// `timed_out`).
+    /// `timed_out`; after a live reload `voided` or `released`).
     pub fn approval(&self, outcome: &str) {
         self.approvals
             .get_or_create(&Outcome {
                 outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// One decision of the shadow charter (it enforces nothing): `verdict` is warden's own
+    /// code (`allow`, `ask`, `deny`; anything else counts as [`OTHER`]), `diverged` whether
+    /// its verdict or tier differs from the live decision's.
+    pub fn shadow_decision(&self, verdict: &str, diverged: bool) {
+        let verdict = match verdict {
+            "allow" | "ask" | "deny" => verdict,
+            _ => OTHER,
+        };
+        self.shadow_decisions
+            .get_or_create(&ShadowLabels {
+                verdict: verdict.to_owned(),
+                diverged: diverged.to_string(),
             })
             .inc();
     }

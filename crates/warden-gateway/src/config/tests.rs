@@ -151,3 +151,50 @@ fn a_config_file_that_is_a_device_or_too_large_is_refused_without_reading_it_all
     let e = Config::resolve(&RawConfig::default(), Some(&file), &env(&[])).unwrap_err();
     assert!(e.to_string().contains("larger than the limit"), "{e}");
 }
+
+#[test]
+fn the_shadow_charter_is_a_flag_an_env_variable_or_a_file_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("warden.toml");
+    std::fs::write(
+        &file,
+        "charter = \"live.yaml\"\nshadow_charter = \"from-file.yaml\"\n",
+    )
+    .unwrap();
+    let none = Config::resolve(
+        &RawConfig::default(),
+        None,
+        &env(&[("WARDEN_CHARTER", "c")]),
+    )
+    .unwrap();
+    assert_eq!(none.shadow_charter, None);
+    let from_file = Config::resolve(&RawConfig::default(), Some(&file), &env(&[])).unwrap();
+    assert_eq!(
+        from_file.shadow_charter,
+        Some(PathBuf::from("from-file.yaml"))
+    );
+    let from_env = Config::resolve(
+        &RawConfig::default(),
+        Some(&file),
+        &env(&[("WARDEN_SHADOW_CHARTER", "from-env.yaml")]),
+    )
+    .unwrap();
+    assert_eq!(
+        from_env.shadow_charter,
+        Some(PathBuf::from("from-env.yaml"))
+    );
+    let flags = RawConfig {
+        shadow_charter: Some("from-flag.yaml".into()),
+        ..RawConfig::default()
+    };
+    let from_flag = Config::resolve(
+        &flags,
+        Some(&file),
+        &env(&[("WARDEN_SHADOW_CHARTER", "from-env.yaml")]),
+    )
+    .unwrap();
+    assert_eq!(
+        from_flag.shadow_charter,
+        Some(PathBuf::from("from-flag.yaml"))
+    );
+}

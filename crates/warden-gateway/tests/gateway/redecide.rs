@@ -216,3 +216,85 @@ async fn adversarial_an_unused_grant_voided_by_a_reload_releases_no_retry() {
     );
     h.stop().await;
 }
+
+/// Two identical calls wait on one request (the second joins it); a release lets exactly one
+/// through, as a grant does, and the upstream sees the action once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adversarial_a_release_releases_one_of_two_joined_calls() {
+    let h = Arc::new(Harness::start(Arc::new(SystemClock)).await);
+    let (_, token) = h.open_session("1h").await;
+    let bob = h.approver_token("bob").await;
+    let (h1, t1) = (h.clone(), token.clone());
+    let first = tokio::spawn(async move { h1.call(&t1, "ask twice").await });
+    let id = h.wait_for_approval_id(&bob).await;
+    let (h2, t2) = (h.clone(), token.clone());
+    let second = tokio::spawn(async move { h2.call(&t2, "ask twice").await });
+    // The second call joined the request.
+    let started = std::time::Instant::now();
+    while h.records_of("approval_awaited").await.is_empty() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let next = candidate(&h, |text| {
+        text.replace(
+            "tier: approval, args: { text: { prefix: ask } }, approval: { timeout: 60s } }",
+            "tier: autonomous, args: { text: { prefix: ask } } }",
+        )
+    });
+    let (_, done) = warden_gateway::reload::put_in_force(&h.app_state(), next).await;
+    assert_eq!(done[0].outcome, "released");
+    let answers = [first.await.unwrap(), second.await.unwrap()];
+    let ran = answers.iter().filter(|a| !is_error(a)).count();
+    assert_eq!(ran, 1, "{answers:?}");
+    let refused = answers.iter().find(|a| is_error(a)).unwrap();
+    assert!(text_of(refused).contains("releases one call"), "{refused}");
+    assert_eq!(warden_testkit::echo::count(&h.calls), 1);
+    assert_eq!(
+        h.records_of("approval_used")
+            .await
+            .iter()
+            .filter(|p| p["approval"] == id.as_str())
+            .count(),
+        1
+    );
+    h.stop().await;
+}
+
+/// A release under a preapproved rule counts a scope use; once the scope is used up, the
+/// next request asks again (scope exceeded) and is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preapproved_release_counts_a_use_and_a_used_up_scope_keeps_the_rest() {
+    let h = Harness::start(Arc::new(SystemClock)).await;
+    let (_, token) = h.open_session("1h").await;
+    let bob = h.approver_token("bob").await;
+    let (status, _) = h.decide(&token, "ask first", None).await;
+    assert_eq!(status, 202);
+    let first = h.wait_for_approval_id(&bob).await;
+    let (status, _) = h.decide(&token, "ask second", None).await;
+    assert_eq!(status, 202);
+    let list = h.wait_for_approval(&bob, 2).await;
+    let second = list
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .find(|i| *i != first)
+        .unwrap();
+
+    let next = candidate(&h, |text| {
+        text.replace(
+            "tier: approval, args: { text: { prefix: ask } }, approval: { timeout: 60s } }",
+            "tier: preapproved, args: { text: { prefix: ask } }, scope: { per_session: 1 } }",
+        )
+    });
+    let (_, done) = warden_gateway::reload::put_in_force(&h.app_state(), next).await;
+    let outcome = |id: &str| done.iter().find(|d| d.approval == id).unwrap().outcome;
+    assert_eq!(outcome(&first), "released", "{done:?}");
+    assert_eq!(outcome(&second), "kept", "{done:?}");
+    let r = &redecided(&h, &second).await[0];
+    assert_eq!(r["now"], "ask");
+    assert!(r["why"].as_str().unwrap().contains("scope"), "{r}");
+    // The scope is used up by the release: a new call of the rule asks too.
+    let (status, body) = h.decide(&token, "ask third", None).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["decision"]["reason"], "scope_exceeded", "{body}");
+    h.stop().await;
+}

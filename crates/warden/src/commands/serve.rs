@@ -111,6 +111,11 @@ pub struct GatewayFlags {
     /// The operator plane's TLS private key (PEM). Env `WARDEN_OPERATOR_TLS_KEY`.
     #[arg(long)]
     pub operator_tls_key: Option<PathBuf>,
+    /// A shadow charter (file or directory): every action is decided under it too, recorded
+    /// as `shadow_decided` and counted, and nothing it decides is enforced (summarise with
+    /// `warden replay --shadow`). Env `WARDEN_SHADOW_CHARTER`.
+    #[arg(long)]
+    pub shadow_charter: Option<PathBuf>,
 }
 
 /// Arguments of `warden serve`.
@@ -132,6 +137,7 @@ impl GatewayFlags {
             operator_listen: self.operator_listen.clone(),
             data_dir: self.data_dir.clone(),
             charter,
+            shadow_charter: self.shadow_charter.clone(),
             max_body_bytes: self.max_body_bytes,
             shutdown_grace: self.shutdown_grace.clone(),
             upstream_timeout: self.upstream_timeout.clone(),
@@ -176,6 +182,17 @@ pub async fn start(config: Config) -> Result<warden_gateway::RunningGateway, Exi
         Err(StartError::Charter(d)) => {
             eprint!("{d}");
             eprintln!("error: the charter does not compile; nothing was started");
+            Err(ExitCode::from(EXIT_USAGE))
+        }
+        Err(StartError::Shadow(warden_gateway::governor::shadow::ShadowError::Compile(d))) => {
+            eprint!("{d}");
+            eprintln!(
+                "error: the shadow charter (`--shadow-charter`) does not compile; nothing was started"
+            );
+            Err(ExitCode::from(EXIT_USAGE))
+        }
+        Err(StartError::Shadow(e)) => {
+            eprintln!("error: {e}; nothing was started");
             Err(ExitCode::from(EXIT_USAGE))
         }
         Err(StartError::UnsetVariables(e)) => {
