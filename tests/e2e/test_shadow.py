@@ -5,6 +5,8 @@ not compile stops the start (exit 64)."""
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 from typing import Callable
 
@@ -64,6 +66,20 @@ async def test_the_shadow_is_recorded_and_never_enforced(
     assert echo["decision"]["verdict"] == "deny" and echo["decision"]["tier"] == "prohibited"
     assert env["live"] == {"verdict": "deny", "tier": "prohibited"}
     assert env["decision"]["verdict"] == "allow"
+
+    # `warden replay --shadow` summarises exactly these divergences from the gateway's ledger:
+    # echo newly denied, get-env newly allowed (a widening: exit 1).
+    assert gw.stop() == 0, gw.log()
+    out = run_warden("replay", "--shadow", "--data", str(gw.data), "--format", "json")
+    assert out.returncode == 1, (out.returncode, out.stdout, out.stderr)
+    report = json.loads(out.stdout)
+    assert report["mode"] == "shadow", report
+    assert report["totals"]["newly_denied"] == 1 and report["totals"]["newly_allowed"] == 1, report
+    groups = {g["change"]: g for g in report["changes"]}
+    assert set(groups) == {"newly_denied", "newly_allowed"}, report["changes"]
+    assert groups["newly_denied"]["count"] == 1 and groups["newly_allowed"]["count"] == 1
+    assert groups["newly_denied"]["examples"][0]["tool"] == "everything.echo", groups
+    assert groups["newly_allowed"]["examples"][0]["tool"] == "everything.get-env", groups
 
 
 def test_a_shadow_that_does_not_compile_stops_the_start(

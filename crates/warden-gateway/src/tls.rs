@@ -200,41 +200,6 @@ impl Tls {
     }
 }
 
-/// Watches SIGHUP now (so a signal sent once start-up has returned is never the default
-/// action, which ends the process) and returns the task that reloads `tls` on each one until
-/// `stop` (run it on a task tracker). `None` if no plane serves TLS (SIGHUP then keeps its
-/// default action) or the signal cannot be watched (logged).
-pub fn reload_on_sighup(
-    tls: Tls,
-    stop: tokio_util::sync::CancellationToken,
-) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
-    use tokio::signal::unix::{SignalKind, signal};
-    if !tls.any() {
-        return None;
-    }
-    let mut hangups = match signal(SignalKind::hangup()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "SIGHUP cannot be watched; certificates are not reloaded.");
-            return None;
-        }
-    };
-    Some(async move {
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => return,
-                got = hangups.recv() => {
-                    if got.is_none() {
-                        return;
-                    }
-                    tracing::info!("SIGHUP: reloading the TLS certificates.");
-                    let _ = tls.reload();
-                }
-            }
-        }
-    })
-}
-
 /// Whether `addr` can be reached from beyond this machine without TLS: it is not a loopback
 /// address and `has_tls` is false (a wildcard address such as `0.0.0.0` counts as reachable).
 pub fn exposed_without_tls(addr: std::net::SocketAddr, has_tls: bool) -> bool {

@@ -20,6 +20,7 @@
 mod index;
 mod normalise;
 mod parts;
+pub mod recorded;
 mod trusted;
 
 use std::sync::{Arc, LazyLock};

@@ -12,10 +12,10 @@ use warden_charter::CompiledCharter;
 use warden_pdp::{Request, decide};
 
 use crate::Options;
-use crate::provenance::{label_list, recorded_text, untrusted_of};
 use crate::report::{Builder, Compared, Outcome};
 use crate::scope::{DayCounters, SessionCounters, Usage, count_use};
 use crate::state::{Controls, MAX_SESSIONS, SessionState, Sessions};
+use warden_provenance::recorded::{label_list, recorded_text, untrusted_labels};
 
 /// How the gateway words a refusal of a tool outside the inventory (the start of the
 /// recorded `refused`).
@@ -193,7 +193,7 @@ impl<'a> Engine<'a> {
         };
         let mut labels = label_list(result.payload.get("untrusted"));
         labels.extend_from_slice(added);
-        let labels = untrusted_of(&self.candidate.data.untrusted, &labels);
+        let labels = untrusted_labels(&self.candidate.data.untrusted, &labels);
         if labels.is_empty() {
             return;
         }

@@ -22,7 +22,6 @@
 //! `warden-audit`; used by the `warden` binary.
 
 mod engine;
-mod provenance;
 mod read;
 mod render;
 pub mod report;

@@ -10,6 +10,7 @@ use warden_audit::{NewRecord, RecordKind};
 use warden_core::gate::{ActionOutcome, Allowed, ContentPart, RefusalReason, Refused, Via};
 use warden_pdp::result_labels;
 use warden_provenance::Origin;
+use warden_provenance::recorded::untrusted_labels;
 use warden_session::Session;
 
 use super::{Governor, MAX_ERROR_BYTES};
@@ -249,18 +250,6 @@ impl Governor {
             tracing::warn!(error = %e, "Session labels could not be written through; they stay in memory.");
         }
     }
-}
-
-/// The labels of `labels` that the charter declares untrusted, sorted.
-pub(crate) fn untrusted_labels(untrusted: &[Arc<str>], labels: &[Arc<str>]) -> Vec<Arc<str>> {
-    let mut v: Vec<Arc<str>> = labels
-        .iter()
-        .filter(|l| untrusted.contains(l))
-        .cloned()
-        .collect();
-    v.sort();
-    v.dedup();
-    v
 }
 
 /// Indexes the text of a result carrying untrusted labels, known by the sequence `seq` of its

@@ -25,7 +25,7 @@ use warden_audit::{LedgerReader, Record, RecordKind};
 use warden_provenance::Origin;
 use warden_session::{Session, SessionStore};
 
-use crate::governor::results::untrusted_labels;
+use warden_provenance::recorded::{label_list, recorded_text, untrusted_labels};
 
 /// Records read from the ledger at a time.
 const PAGE: u64 = 512;
@@ -179,38 +179,6 @@ fn action_of(record: &Record) -> Option<&str> {
     record.payload.get("action").and_then(Value::as_str)
 }
 
-fn label_list(v: Option<&Value>) -> Vec<Arc<str>> {
-    v.and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(Arc::from).collect())
-        .unwrap_or_default()
-}
-
-/// The text of a recorded result's content (its text parts, one per line), and whether it is
-/// the whole content the agent read: not cut, nothing redacted, every part text.
-fn recorded_text(payload: &Value) -> (String, bool) {
-    let mut complete = payload.get("truncated").is_none()
-        && payload.get("indexed_beyond_content").is_none()
-        && payload
-            .get("redacted")
-            .and_then(Value::as_u64)
-            .is_none_or(|n| n == 0);
-    let mut text = String::new();
-    let parts = payload.get("content").and_then(Value::as_array);
-    for part in parts.into_iter().flatten() {
-        match (
-            part.get("type").and_then(Value::as_str),
-            part.get("text").and_then(Value::as_str),
-        ) {
-            (Some("text"), Some(t)) => {
-                text.push_str(t);
-                text.push('\n');
-            }
-            _ => complete = false,
-        }
-    }
-    (text, complete)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,23 +288,5 @@ mod tests {
         // No untrusted label in the charter: nothing to rebuild, nothing marked.
         let none = rebuild(dir.path(), &sessions, &[], now).await;
         assert_eq!((none.results, none.incomplete), (0, 0));
-    }
-
-    #[test]
-    fn recorded_content_that_was_cut_redacted_or_not_text_is_not_complete() {
-        let whole =
-            json!({"content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]});
-        assert_eq!(recorded_text(&whole), ("a\nb\n".to_owned(), true));
-        let cut =
-            json!({"content": [{"type": "text", "text": "a"}], "truncated": {"original_bytes": 9}});
-        assert!(!recorded_text(&cut).1);
-        let redacted = json!({"content": [{"type": "text", "text": "a"}], "redacted": 1});
-        assert!(!recorded_text(&redacted).1);
-        let beyond =
-            json!({"content": [{"type": "text", "text": "a"}], "indexed_beyond_content": true});
-        assert!(!recorded_text(&beyond).1);
-        let image = json!({"content": [{"type": "image", "bytes": 10}]});
-        assert!(!recorded_text(&image).1);
-        assert!(recorded_text(&json!({"status": "ok"})).1);
     }
 }

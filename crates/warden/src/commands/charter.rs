@@ -59,7 +59,7 @@ pub fn execute(args: &CharterArgs) -> ExitCode {
                 *json,
             ),
         };
-        let (status, answer) = match send(&client, method, path, body).await {
+        let (status, answer) = match client.send(method, path, body).await {
             Ok(got) => got,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -98,29 +98,6 @@ pub fn execute(args: &CharterArgs) -> ExitCode {
             _ => ExitCode::from(EXIT_USAGE),
         }
     })
-}
-
-/// One request to the operator plane: the status and the JSON answer (`null` when not JSON).
-async fn send(
-    client: &OperatorClient,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> Result<(reqwest::StatusCode, Value), String> {
-    let token = client.token()?;
-    let url = format!("{}{path}", client.url());
-    let mut req = reqwest::Client::new()
-        .request(method, &url)
-        .bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach the operator plane at {url}: {e}"))?;
-    let status = resp.status();
-    Ok((status, resp.json().await.unwrap_or(Value::Null)))
 }
 
 fn text(v: &Value, key: &str) -> String {

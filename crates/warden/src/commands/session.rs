@@ -95,7 +95,7 @@ fn instruction_text(text: Option<&String>, file: Option<&PathBuf>) -> Result<Str
 }
 
 impl OperatorClient {
-    pub(crate) fn url(&self) -> String {
+    fn url(&self) -> String {
         self.operator_url
             .clone()
             .or_else(|| std::env::var("WARDEN_OPERATOR_URL").ok())
@@ -106,7 +106,7 @@ impl OperatorClient {
             .to_owned()
     }
 
-    pub(crate) fn token(&self) -> Result<String, String> {
+    fn token(&self) -> Result<String, String> {
         if let Some(t) = self
             .token
             .clone()
@@ -136,6 +136,26 @@ impl OperatorClient {
         path: &str,
         body: Option<Value>,
     ) -> Result<Value, String> {
+        let (status, body) = self.send(method, path, body).await?;
+        if status.is_success() {
+            Ok(body)
+        } else {
+            let message = body
+                .pointer("/error/message")
+                .and_then(Value::as_str)
+                .map_or_else(|| body.to_string(), str::to_owned);
+            Err(format!("{status}: {message}"))
+        }
+    }
+
+    /// Sends a request to the operator plane; returns the status and the JSON answer (`null`
+    /// when it is not JSON), whatever the status.
+    pub(crate) async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(reqwest::StatusCode, Value), String> {
         let token = self.token()?;
         let url = format!("{}{path}", self.url());
         let mut req = reqwest::Client::new()
@@ -149,16 +169,7 @@ impl OperatorClient {
             .await
             .map_err(|e| format!("cannot reach the operator plane at {url}: {e}"))?;
         let status = resp.status();
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
-        if status.is_success() {
-            Ok(body)
-        } else {
-            let message = body
-                .pointer("/error/message")
-                .and_then(Value::as_str)
-                .map_or_else(|| body.to_string(), str::to_owned);
-            Err(format!("{status}: {message}"))
-        }
+        Ok((status, resp.json().await.unwrap_or(Value::Null)))
     }
 }
 
