@@ -16,7 +16,7 @@ use warden_audit::{Ledger, LedgerConfig, NewRecord, RecordKind};
 use warden_charter::{CharterCell, CompiledCharter, Diagnostics};
 use warden_core::Clock;
 use warden_mcp::child_env::UnsetVariables;
-use warden_mcp::{PrepareError, PreparedUpstreams, Upstreams};
+use warden_mcp::Upstreams;
 use warden_models::{ModelProxy, ModelTurns};
 use warden_operator::OperatorState;
 use warden_operator::controls::ControlDesk;
@@ -37,11 +37,13 @@ use crate::session_refusals::SessionRefusals;
 use crate::telemetry::{GatewayMetrics, LedgerCommits, MeteredRecorder, observability};
 
 mod approvals;
+mod charter;
 pub(crate) mod checkpoints;
 mod exports;
 pub mod provenance_rebuild;
 mod secrets;
 use approvals::start_approvals;
+use charter::{compile_charter, prepare_upstreams};
 use secrets::{other_secrets, write_secret};
 
 /// How often forwarded actions whose result is overdue are recorded as `unknown`.
@@ -354,32 +356,6 @@ impl Gateway {
             (tls, readiness, checkpoint_key),
         )
         .await
-    }
-}
-
-/// Phase 1: the charter compiles, or nothing starts.
-fn compile_charter(config: &Config) -> Result<Arc<CompiledCharter>, StartError> {
-    let compiled = warden_charter::load(&config.charter).map_err(StartError::Charter)?;
-    for w in compiled.warnings.warnings() {
-        tracing::warn!(diagnostic = %w, "Charter warning.");
-    }
-    Ok(Arc::new(compiled.charter))
-}
-
-/// Phase 1 still: every stdio server's environment is resolved from the gateway's (a `${NAME}`
-/// that is not set stops start-up, before anything is opened or spawned), and so is its kernel
-/// confinement (a server that requires it on a kernel without Landlock stops start-up too),
-/// and every Streamable HTTP server's credentials (an unset variable or an unreadable file
-/// stops start-up, naming the server and the variable or file).
-fn prepare_upstreams(charter: &CompiledCharter) -> Result<PreparedUpstreams, StartError> {
-    match Upstreams::prepare(charter, |name| std::env::var_os(name)) {
-        Ok(prepared) => Ok(prepared),
-        Err(PrepareError::Env(e)) => Err(e.into()),
-        Err(
-            e @ (PrepareError::Sandbox(_)
-            | PrepareError::Credentials(_)
-            | PrepareError::Client { .. }),
-        ) => Err(StartError::Other(e.into())),
     }
 }
 
