@@ -88,32 +88,59 @@ impl RunningGateway {
         tracing::info!("Gateway stopped.");
     }
 
-    /// Serves until SIGINT or SIGTERM, then shuts down.
-    pub async fn run_until_signal(self) {
-        wait_for_signal().await;
+    /// Serves until `signals` delivers SIGINT or SIGTERM, then shuts down.
+    pub async fn run_until_signal(self, mut signals: StopSignals) {
+        signals.recv().await;
         tracing::info!("Signal received; shutting down.");
         self.shutdown().await;
     }
 }
 
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGINT and SIGTERM, watched from the moment [`StopSignals::watch`] returns: from then on
+/// neither takes its default action (ending the process at once, before the ledger records the
+/// stop); each asks [`RunningGateway::run_until_signal`] for a clean shutdown. Watch them before
+/// the gateway starts, so a signal that arrives as soon as the planes answer is never lost.
+#[derive(Debug)]
+pub struct StopSignals {
     #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
+    watched: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl StopSignals {
+    /// Watches SIGINT and SIGTERM now (call it inside the runtime). If they cannot be watched
+    /// (logged), Ctrl-C is awaited the portable way instead.
+    pub fn watch() -> StopSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let watched = match (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) {
+                (Ok(int), Ok(term)) => Some((int, term)),
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::warn!(error = %e, "SIGINT/SIGTERM cannot be watched; only Ctrl-C stops the gateway cleanly.");
+                    None
                 }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
+            };
+            StopSignals { watched }
+        }
+        #[cfg(not(unix))]
+        {
+            StopSignals {}
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+
+    /// Waits for the next SIGINT or SIGTERM.
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        if let Some((int, term)) = &mut self.watched {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

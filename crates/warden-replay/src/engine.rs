@@ -9,6 +9,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use warden_audit::{Record, RecordKind};
 use warden_charter::CompiledCharter;
+use warden_core::gate::RefusalReason;
 use warden_pdp::{Request, decide};
 
 use crate::Options;
@@ -18,7 +19,7 @@ use crate::state::{Controls, MAX_SESSIONS, SessionState, Sessions};
 use warden_provenance::recorded::{label_list, recorded_text, untrusted_labels};
 
 /// How the gateway words a refusal of a tool outside the inventory (the start of the
-/// recorded `refused`).
+/// recorded `refused`), for ledgers written before attempts recorded the `refusal` code.
 const NOT_INVENTORIED: &str = "it is not in the charter's inventory";
 
 /// A session is forgotten this long after its expiry (a decision taken just before the
@@ -220,7 +221,12 @@ impl<'a> Engine<'a> {
             .get("refused")
             .and_then(Value::as_str)
             .unwrap_or("");
-        if !why.starts_with(NOT_INVENTORIED) {
+        // The stable code when recorded (`refusal`); older ledgers only have the sentence.
+        let not_inventoried = match attempt.payload.get("refusal").and_then(Value::as_str) {
+            Some(code) => code == RefusalReason::NotInventoried.as_str(),
+            None => why.starts_with(NOT_INVENTORIED),
+        };
+        if !not_inventoried {
             if self.in_window(attempt) {
                 self.out.report.totals.attempts += 1;
                 let reason = format!(

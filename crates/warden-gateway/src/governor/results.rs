@@ -125,7 +125,8 @@ impl Governor {
     }
 
     /// Records an attempt refused before any decision (`action_attempted` with `refused`:
-    /// why) and makes its refusal. The refusal stands when the ledger cannot record it.
+    /// why, and `refusal`: the reason's stable code, such as `not_inventoried`) and makes its
+    /// refusal. The refusal stands when the ledger cannot record it.
     /// `(tool, called_as)`: the charter's name, and the name the agent sent when it differs.
     pub(super) async fn record_refused_attempt(
         &self,
@@ -143,6 +144,7 @@ impl Governor {
             "tool": tool,
             "arguments": args,
             "refused": why,
+            "refusal": reason.as_str(),
         });
         if let (Some(sent), Some(obj)) = (called_as, payload.as_object_mut()) {
             obj.insert("called_as".to_owned(), Value::String(sent.to_owned()));

@@ -215,6 +215,8 @@ pub fn execute(args: &ServeArgs) -> ExitCode {
         Err(code) => return code,
     };
     crate::runtime(async move {
+        // Watched before the gateway starts: a stop asked for as soon as it answers is clean.
+        let signals = warden_gateway::shutdown::StopSignals::watch();
         let gateway = match start(config).await {
             Ok(g) => g,
             Err(code) => return code,
@@ -253,7 +255,7 @@ pub fn execute(args: &ServeArgs) -> ExitCode {
                     .display()
             );
         }
-        gateway.run_until_signal().await;
+        gateway.run_until_signal(signals).await;
         ExitCode::SUCCESS
     })
 }

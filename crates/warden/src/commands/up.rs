@@ -142,6 +142,8 @@ pub fn execute(args: &UpArgs) -> ExitCode {
     let ttl = args.ttl.clone();
     let no_observer = args.no_observer;
     crate::runtime(async move {
+        // Watched before the gateway starts: a stop asked for as soon as it answers is clean.
+        let signals = warden_gateway::shutdown::StopSignals::watch();
         let gateway = match serve::start(config).await {
             Ok(g) => g,
             Err(code) => return code,
@@ -289,7 +291,7 @@ pub fn execute(args: &UpArgs) -> ExitCode {
             data.display()
         );
         println!("Press Ctrl-C to stop.");
-        gateway.run_until_signal().await;
+        gateway.run_until_signal(signals).await;
         if let Some(o) = observer {
             o.stop().await;
         }
