@@ -331,6 +331,22 @@ pub fn row(
                 f,
             )
         }
+        "shadow_decided" => {
+            let d = p.get("decision").unwrap_or(&Value::Null);
+            rules = rule_lines(d.get("rules"), charter);
+            let mut f = pick(p, &["diverged", "live"]);
+            f.extend(pick(d, &["reason", "detail"]));
+            f.extend(pick(p, &["charter", "action"]));
+            (
+                "decision",
+                format!(
+                    "shadow charter would decide: {} (tier {}), not enforced",
+                    d.get("verdict").map(text_of).unwrap_or_default(),
+                    d.get("tier").map(text_of).unwrap_or_default()
+                ),
+                f,
+            )
+        }
         "action_forwarded" => (
             "action",
             format!("forwarded `{}`", str_at(p, "tool")),
@@ -401,6 +417,19 @@ pub fn row(
                     "quorum",
                     "granted",
                     "approval",
+                ],
+            ),
+        ),
+        "approval_redecided" => (
+            "approval",
+            format!(
+                "approval re-decided under a new charter: {}",
+                str_at(p, "outcome")
+            ),
+            pick(
+                p,
+                &[
+                    "approval", "was", "now", "why", "charter", "previous", "action",
                 ],
             ),
         ),

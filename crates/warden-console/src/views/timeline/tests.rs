@@ -234,3 +234,49 @@ fn alerts_link_their_evidence_and_unknown_kinds_show_their_payload() {
     assert_eq!(r.fields[0].name, "payload");
     assert_eq!(r.fields[0].value.head, r#"{"task":"t"}"#);
 }
+
+#[test]
+fn shadow_decisions_and_redecided_approvals_have_rows_of_their_own() {
+    let c = charter();
+    let shadow = rec(
+        7,
+        RecordKind::ShadowDecided,
+        json!({
+            "action": "a-7",
+            "charter": "blake3:00",
+            "decision": { "verdict": "deny", "tier": "prohibited", "reason": "rule", "rules": [{ "id": "echo-ask" }] },
+            "live": { "verdict": "allow", "tier": "autonomous" },
+            "diverged": true,
+        }),
+    );
+    let row_of = |r: &Record| row(r, &c, None, &|_| true);
+    let s = row_of(&shadow);
+    assert_eq!(s.class, "decision");
+    assert_eq!(
+        s.title,
+        "shadow charter would decide: deny (tier prohibited), not enforced"
+    );
+    assert_eq!(s.rules[0].id, "echo-ask");
+    assert!(
+        s.fields
+            .iter()
+            .any(|f| f.name == "diverged" && f.value.head == "true"),
+        "{:?}",
+        s.fields
+    );
+    let redecided = rec(
+        8,
+        RecordKind::ApprovalRedecided,
+        json!({ "approval": "ap-1", "outcome": "voided", "was": "ask", "now": "deny", "action": "a-6" }),
+    );
+    let r = row_of(&redecided);
+    assert_eq!(r.class, "approval");
+    assert_eq!(r.title, "approval re-decided under a new charter: voided");
+    assert!(
+        r.fields
+            .iter()
+            .any(|f| f.name == "now" && f.value.head == "deny"),
+        "{:?}",
+        r.fields
+    );
+}
