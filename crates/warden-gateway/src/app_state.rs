@@ -38,5 +38,5 @@ pub struct AppState {
     pub session_refusals: SessionRefusals,
     /// The reload lock, and what a live reload compares with the start-up
     /// ([`crate::reload`]).
-    pub reload: crate::reload::Reloader,
+    pub reload: crate::reload::reloader::Reloader,
 }

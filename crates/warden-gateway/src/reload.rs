@@ -13,13 +13,11 @@
 //! unrecorded charter change), then [`put_in_force`], then upstream servers the new charter
 //! adds are started, those it removes stopped and those it changes restarted.
 
-use std::collections::BTreeSet;
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::json;
-use time::OffsetDateTime;
 use warden_audit::{NewRecord, RecordKind};
 use warden_charter::CompiledCharter;
 use warden_charter::diff::CharterDiff;
@@ -28,7 +26,10 @@ use crate::app_state::AppState;
 use crate::governor::Redecided;
 
 mod checks;
+pub mod reloader;
 pub mod sighup;
+
+pub use reloader::Reloader;
 
 /// The most diagnostics a refusal carries (and records); the count says how many there were.
 pub const MAX_DIAGNOSTICS: usize = 50;
@@ -46,42 +47,6 @@ pub enum Via {
     Cli,
     /// The `SIGHUP` signal.
     Sighup,
-}
-
-/// The reload lock and what a reload compares with the start-up: kept in
-/// [`AppState::reload`].
-#[derive(Debug)]
-pub struct Reloader {
-    lock: tokio::sync::Mutex<()>,
-    /// The provider key variables the model proxy read at start-up.
-    key_variables: BTreeSet<String>,
-    /// When the charter in force was put in force.
-    loaded_at: std::sync::Mutex<OffsetDateTime>,
-}
-
-impl Reloader {
-    /// The reloader of a gateway that started with `charter` at `now`.
-    pub fn new(charter: &CompiledCharter, now: OffsetDateTime) -> Reloader {
-        Reloader {
-            lock: tokio::sync::Mutex::new(()),
-            key_variables: charter
-                .inventory
-                .models
-                .iter()
-                .flat_map(|m| &m.routes)
-                .filter_map(|r| r.api_key_env.clone())
-                .collect(),
-            loaded_at: std::sync::Mutex::new(now),
-        }
-    }
-
-    /// When the charter in force was put in force (start-up or the last reload).
-    pub fn loaded_at(&self) -> OffsetDateTime {
-        *self
-            .loaded_at
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
 }
 
 /// A reload done (or found unnecessary).
