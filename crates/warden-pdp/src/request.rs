@@ -78,3 +78,20 @@ impl<S: std::hash::BuildHasher> ScopeUsage for HashMap<String, RuleUsage, S> {
 pub fn lookup<'v>(args: &'v serde_json::Value, path: &[String]) -> Option<&'v serde_json::Value> {
     path.iter().try_fold(args, |v, key| v.as_object()?.get(key))
 }
+
+/// What one use of rule `rule` spends from its scope's budget: the amount at the scope's
+/// `spend.argument` in `args`, or zero when the rule has no spend budget or the argument is
+/// not an amount (an amount the decision could not read never allowed the action).
+pub fn spend_of(
+    charter: &warden_charter::CompiledCharter,
+    rule: &str,
+    args: &serde_json::Value,
+) -> Amount {
+    charter
+        .rule(rule)
+        .and_then(|rule| rule.scope.as_ref())
+        .and_then(|s| s.spend.as_ref())
+        .and_then(|spend| lookup(args, &spend.path))
+        .and_then(|v| Amount::from_json(v).ok())
+        .unwrap_or(Amount::ZERO)
+}

@@ -112,13 +112,7 @@ pub(crate) fn count_use(
     }
     let day = days.days.entry(utc_day(now)).or_default();
     for r in &decision.rules {
-        let spent = charter
-            .rule(&r.id)
-            .and_then(|rule| rule.scope.as_ref())
-            .and_then(|s| s.spend.as_ref())
-            .and_then(|spend| warden_pdp::lookup(args, &spend.path))
-            .and_then(|v| Amount::from_json(v).ok())
-            .unwrap_or(Amount::ZERO);
+        let spent = warden_pdp::spend_of(charter, &r.id, args);
         session.entry(r.id.clone()).or_default().add(spent);
         day.entry(r.id.clone()).or_default().add(spent);
     }

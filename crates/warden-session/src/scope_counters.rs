@@ -288,13 +288,7 @@ fn count_use(
 ) -> Vec<(String, String, u32, Amount)> {
     let mut rows = Vec::new();
     for r in &decision.rules {
-        let spent = charter
-            .rule(&r.id)
-            .and_then(|rule| rule.scope.as_ref())
-            .and_then(|s| s.spend.as_ref())
-            .and_then(|spend| warden_pdp::lookup(args, &spend.path))
-            .and_then(|v| Amount::from_json(v).ok())
-            .unwrap_or(Amount::ZERO);
+        let spent = warden_pdp::spend_of(charter, &r.id, args);
         for w in windows {
             let c = counters.entry((r.id.to_string(), w.clone())).or_default();
             c.count = c.count.saturating_add(1);
