@@ -34,5 +34,5 @@ pub use decide::decide;
 pub use eval::principal_matches;
 pub use labels::{action_labels, result_labels};
 pub use provenance::{MAX_EXPLAINED, MAX_EXPLAINED_VALUE, MAX_LEAVES};
-pub use request::{lookup, spend_of};
 pub use request::{Controls, NoScopeUsage, Request, RuleUsage, ScopeUsage};
+pub use request::{lookup, spend_of};
