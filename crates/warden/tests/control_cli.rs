@@ -13,22 +13,8 @@ use std::process::{Command, Output};
 use serde_json::Value;
 use warden_testkit::harness::Harness;
 
-fn charter(echo_url: &str) -> String {
-    format!(
-        r#"version: 1
-identity: {{ id: agent-1, name: Agent, purpose: tests, serves: the test suite }}
-inventory:
-  servers:
-    - {{ id: echo, url: "{echo_url}", tools: [echo] }}
-actions:
-  rules:
-    - {{ id: echo-hello, tool: echo.echo, tier: autonomous }}
-authority:
-  roles: [{{ id: ops, approve: [default] }}]
-  principals: [{{ id: alice, roles: [ops] }}]
-"#
-    )
-}
+mod common;
+use common::echo_charter as charter;
 
 fn control(h: &Harness, args: &[&str]) -> Output {
     let url = format!("http://{}", h.operator_addr);

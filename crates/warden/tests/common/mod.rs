@@ -1,5 +1,5 @@
-//! What the `warden` crate's test binaries share: the repository's root and a free loopback
-//! port.
+//! What the `warden` crate's test binaries share: the repository's root, a free loopback
+//! port, and the one-tool charter the operator-plane CLI tests run against.
 
 #![allow(dead_code, reason = "each test binary uses a part of this module")]
 
@@ -21,4 +21,23 @@ pub(crate) fn free_port() -> u16 {
         .local_addr()
         .expect("the port's address")
         .port()
+}
+
+/// A charter with one autonomous tool (`echo.echo` on the server at `echo_url`) and one
+/// approver (`alice`): what the operator-plane CLI tests run a gateway with.
+pub(crate) fn echo_charter(echo_url: &str) -> String {
+    format!(
+        r#"version: 1
+identity: {{ id: agent-1, name: Agent, purpose: tests, serves: the test suite }}
+inventory:
+  servers:
+    - {{ id: echo, url: "{echo_url}", tools: [echo] }}
+actions:
+  rules:
+    - {{ id: echo-hello, tool: echo.echo, tier: autonomous }}
+authority:
+  roles: [{{ id: ops, approve: [default] }}]
+  principals: [{{ id: alice, roles: [ops] }}]
+"#
+    )
 }
