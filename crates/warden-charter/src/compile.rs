@@ -206,6 +206,7 @@ fn build(
         data,
         context: context.unwrap_or_default(),
         observer,
+        delegation: crate::Delegation::default(),
         index,
     })
 }

@@ -46,7 +46,33 @@ pub struct CompiledCharter {
     pub context: Context,
     /// Observer settings.
     pub observer: ObserverSettings,
+    /// Which agents this one may hand work to, which may hand work to it, and the bounds.
+    pub delegation: Delegation,
     pub(crate) index: ToolIndex,
+}
+
+/// The charter's `delegation` section: whom the agent may open child sessions for, whom it
+/// accepts them from, and how deep and wide a delegation may grow.
+///
+/// What it guarantees: the default (no section) delegates to nobody and accepts from nobody,
+/// so delegation exists only where two charters both say so — `to` in the parent's and
+/// `from` in the child's. Bounds are inclusive maxima.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Delegation {
+    /// Agents this agent may open child sessions for (agent ids of the set).
+    pub to: Vec<String>,
+    /// Agents that may open child sessions for this agent.
+    pub from: Vec<String>,
+    /// The longest delegation chain a session of this agent may stand at the end of: a
+    /// child's depth is its chain's length (a root session has depth 0), and a child is
+    /// refused when its depth exceeds this bound in its own charter or in any ancestor's.
+    pub max_depth: u32,
+    /// Child sessions one session of this agent may have live (not revoked, not expired) at
+    /// once.
+    pub max_children: u32,
+    /// Where the section is declared (`None` without one).
+    #[serde(skip)]
+    pub location: Option<SourceLocation>,
 }
 
 impl CompiledCharter {
@@ -183,6 +209,10 @@ pub struct Server {
     pub sandbox: Sandbox,
     /// How the gateway authenticates to it (Streamable HTTP servers only; empty for others).
     pub http_auth: crate::HttpAuth,
+    /// The agent of the set this server is (an agent exposed as an MCP server): a call to
+    /// its tools through warden is a delegation to that agent, and the callee acts in a
+    /// child session whose context travels in the call's `_meta`. `None` for a tool server.
+    pub agent: Option<String>,
     /// Where it is declared.
     pub location: SourceLocation,
 }

@@ -18,6 +18,8 @@ pub mod diff;
 mod index;
 pub mod names;
 mod raw;
+mod set;
+mod set_load;
 mod source;
 mod upstream_auth;
 
@@ -29,5 +31,7 @@ pub use compile::{
 pub use compiled::*;
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use names::{agent_tool_name, charter_tool_name, is_function_name};
+pub use set::{CharterSet, DuplicateAgent, SetError};
+pub use set_load::{CompiledSet, load_set, set_directory};
 pub use source::{MAX_FILE_BYTES, MAX_FILES, Source, read_sources};
 pub use upstream_auth::*;

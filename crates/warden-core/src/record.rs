@@ -76,6 +76,18 @@ record_kinds! {
     SessionOpened = "session_opened",
     /// A session was revoked.
     SessionRevoked = "session_revoked",
+    /// An agent holding a session opened a child session for another agent (the record's
+    /// session is the child; `parent`: the parent session, `agent`: the child's agent, `by`:
+    /// the parent's agent, `principal`: the principal both act for, `chain`: the child's
+    /// ancestors from the root as `[{session, agent}]`, `depth`: the chain's length, `via`:
+    /// `api` or `mcp`, `expires_at`, `task`). Written before the child's token is returned:
+    /// a child the ledger could not record does not exist.
+    SessionDelegated = "session_delegated",
+    /// A delegation was refused (the record's session is the would-be parent; `agent`: the
+    /// agent asked for, `by`: the parent's agent, `chain`, `via`, `refusal`: a stable code —
+    /// `not_permitted`, `not_accepted`, `cycle`, `depth`, `fan_out`, `unknown_agent`,
+    /// `parent_inactive`, `invalid` — and `reason`: the sentence the caller was given).
+    DelegationRefused = "delegation_refused",
     /// A session reached its time to live.
     SessionExpired = "session_expired",
     /// An agent attempted an action (committed before the action is decided on or forwarded).

@@ -45,7 +45,9 @@ pub use operators::{
     Issued, MAX_OPERATOR_LIST, OperatorCredentials, OperatorIdentity, OperatorRole, OperatorToken,
 };
 pub use scope_counters::{ScopeCounters, ScopeIncrement};
-pub use sessions::{MAX_TASK_BYTES, MAX_TTL, OpenedSession, Session, SessionInfo, SessionStore};
+pub use sessions::{
+    Link, MAX_TASK_BYTES, MAX_TTL, OpenedSession, Session, SessionInfo, SessionStore,
+};
 pub use state_db::{StateDb, StoreError};
 pub use token_budgets::{BudgetExceeded, CountedTokens, Reservation, TokenBudgets};
 pub use tokens::Plane;

@@ -41,6 +41,10 @@ pub struct Session {
     pub opened_at: OffsetDateTime,
     /// When it expires.
     pub expires_at: OffsetDateTime,
+    /// The delegation chain: the session's ancestors from the root session to its parent
+    /// (empty for a session an operator opened). A child session acts for the same principal
+    /// as its root and can never do more than every charter along the chain allows.
+    pub chain: Vec<Link>,
     revoked: std::sync::atomic::AtomicBool,
     labels: Mutex<Vec<Arc<str>>>,
     provenance: RwLock<SessionProvenance>,
@@ -199,6 +203,15 @@ pub struct SessionInfo {
     pub provenance_complete: bool,
 }
 
+/// One ancestor in a session's delegation chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Link {
+    /// The ancestor session's id.
+    pub session: String,
+    /// Its agent.
+    pub agent: String,
+}
+
 /// A newly opened session: the token is returned exactly once.
 #[derive(Debug, Clone, Serialize)]
 pub struct OpenedSession {
@@ -261,6 +274,7 @@ impl SessionStore {
                 task: row.try_get("task")?,
                 opened_at: parse_time(&row.try_get::<String, _>("opened_at")?)?,
                 expires_at: parse_time(&row.try_get::<String, _>("expires_at")?)?,
+                chain: Vec::new(),
                 revoked: std::sync::atomic::AtomicBool::new(revoked.is_some()),
                 provenance: provenance_of(&row.try_get::<String, _>("task")?),
             });
@@ -304,6 +318,7 @@ impl SessionStore {
             task: task.to_owned(),
             opened_at: now,
             expires_at,
+            chain: Vec::new(),
             revoked: std::sync::atomic::AtomicBool::new(false),
             labels: Mutex::new(Vec::new()),
             provenance: provenance_of(task),

@@ -158,6 +158,7 @@ pub(super) fn inventory(
             tools: raw.tools.clone(),
             sandbox: super::sandbox::sandbox(item, diags),
             http_auth: super::upstream_auth::http_auth(item, diags),
+            agent: None,
             location: item.at(),
         });
     }
