@@ -282,7 +282,7 @@ async fn the_shadow_survives_a_live_reload() {
     let h = start_shadowed().await;
     let hash = shadow_hash(&h).await;
     let live = h.app_state().governor.charter_for("agent-1").unwrap();
-    let text = std::fs::read_to_string(&h.config.charters.first())
+    let text = std::fs::read_to_string(h.config.charters.first())
         .unwrap()
         .replace("prefix: hello }", "prefix: hi }");
     let next = warden_charter::compile(&[warden_charter::Source::new("next.yaml", &text)])

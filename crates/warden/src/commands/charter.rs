@@ -32,14 +32,22 @@ pub struct CharterArgs {
 /// `warden charter` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum CharterCommand {
-    /// The charter in force: hash, agent, files, when it was loaded, how many reloads.
+    /// The charter in force: hash, agent, files, when it was loaded, how many reloads (every
+    /// agent's, or `--agent`'s).
     Show {
+        /// Only this agent's charter.
+        #[arg(long)]
+        agent: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Compile the charter files again and put them in force (errors leave the old one).
+    /// Compile the charter files again and put those that changed in force (errors leave the
+    /// old ones; `--agent` reloads that agent's charter only).
     Reload {
+        /// Only this agent's charter.
+        #[arg(long)]
+        agent: Option<String>,
         /// Print the gateway's answer as JSON.
         #[arg(long)]
         json: bool,
@@ -51,15 +59,31 @@ pub fn execute(args: &CharterArgs) -> ExitCode {
     let client = args.client.clone();
     crate::runtime(async move {
         let (path, method, body, as_json) = match &args.command {
-            CharterCommand::Show { json } => ("/v1/charter", reqwest::Method::GET, None, *json),
-            CharterCommand::Reload { json } => (
-                "/v1/charter/reload",
-                reqwest::Method::POST,
-                Some(json!({ "via": "cli" })),
-                *json,
-            ),
+            CharterCommand::Show { agent, json } => {
+                let path = match agent {
+                    // Agent ids are the charter's (letters, digits, `_-.:@`); anything else
+                    // is refused by the gateway, encoded so it cannot change the query.
+                    Some(a) => {
+                        format!("/v1/charter?agent={}", warden_core::text::percent_encode(a))
+                    }
+                    None => "/v1/charter".to_owned(),
+                };
+                (path, reqwest::Method::GET, None, *json)
+            }
+            CharterCommand::Reload { agent, json } => {
+                let mut body = json!({ "via": "cli" });
+                if let (Some(a), Some(obj)) = (agent, body.as_object_mut()) {
+                    obj.insert("agent".to_owned(), Value::String(a.clone()));
+                }
+                (
+                    "/v1/charter/reload".to_owned(),
+                    reqwest::Method::POST,
+                    Some(body),
+                    *json,
+                )
+            }
         };
-        let (status, answer) = match client.send(method, path, body).await {
+        let (status, answer) = match client.send(method, &path, body).await {
             Ok(got) => got,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -108,8 +132,20 @@ fn text(v: &Value, key: &str) -> String {
     }
 }
 
-/// `warden charter show`, one field a line.
+/// `warden charter show`: one field a line, each agent's block apart.
 fn show_text(v: &Value) -> String {
+    match v.get("agents").and_then(Value::as_array) {
+        Some(agents) => agents
+            .iter()
+            .map(one_charter_text)
+            .collect::<Vec<_>>()
+            .join("\n\n"),
+        None => one_charter_text(v),
+    }
+}
+
+/// One agent's charter, one field a line.
+fn one_charter_text(v: &Value) -> String {
     let files = v
         .get("files")
         .and_then(Value::as_array)
@@ -133,14 +169,54 @@ fn show_text(v: &Value) -> String {
 /// `warden charter reload`: what was put in force and what changed.
 fn reload_text(v: &Value) -> String {
     if v.get("unchanged") == Some(&Value::Bool(true)) {
-        return format!("charter unchanged: {}", text(v, "charter"));
+        return match v.get("charter") {
+            Some(Value::String(c)) => format!("charter unchanged: {c}"),
+            _ => "charters unchanged".to_owned(),
+        };
     }
-    let mut out = format!(
-        "charter reloaded: {} -> {}",
-        text(v, "previous"),
-        text(v, "charter")
-    );
-    let changes = v.get("changes").cloned().unwrap_or(Value::Null);
+    let mut out = if v.get("charter").is_some_and(Value::is_string) {
+        format!(
+            "charter reloaded: {} -> {}{}",
+            text(v, "previous"),
+            text(v, "charter"),
+            changes_text(v.get("changes").unwrap_or(&Value::Null))
+        )
+    } else {
+        v.get("agents")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|a| {
+                format!(
+                    "agent {}: charter reloaded: {} -> {}{}",
+                    text(a, "agent"),
+                    text(a, "previous"),
+                    text(a, "charter"),
+                    changes_text(a.get("changes").unwrap_or(&Value::Null))
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    for (key, label) in [
+        ("started", "servers started"),
+        ("stopped", "servers stopped"),
+    ] {
+        let ids: Vec<&str> = v
+            .get(key)
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if !ids.is_empty() {
+            out.push_str(&format!("\n  {label}: {}", ids.join(", ")));
+        }
+    }
+    out
+}
+
+/// The lines of one charter's changes (each starting with a new line).
+fn changes_text(changes: &Value) -> String {
+    let mut out = String::new();
     for kind in [
         "rules",
         "tools",
@@ -180,19 +256,6 @@ fn reload_text(v: &Value) -> String {
     for flag in ["identity_changed", "context_changed", "defaults_changed"] {
         if changes.get(flag) == Some(&Value::Bool(true)) {
             out.push_str(&format!("\n  {}", flag.replace('_', " ")));
-        }
-    }
-    for (key, label) in [
-        ("started", "servers started"),
-        ("stopped", "servers stopped"),
-    ] {
-        let ids: Vec<&str> = v
-            .get(key)
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        if !ids.is_empty() {
-            out.push_str(&format!("\n  {label}: {}", ids.join(", ")));
         }
     }
     out
