@@ -39,6 +39,8 @@ mod files;
 mod inventory;
 #[path = "gateway/limits.rs"]
 mod limits;
+#[path = "gateway/many_agents.rs"]
+mod many_agents;
 #[path = "gateway/model_records.rs"]
 mod model_records;
 #[path = "gateway/model_turns.rs"]
