@@ -185,3 +185,26 @@ fn an_include_compiled_from_memory_without_its_document_is_an_error() {
     ];
     assert!(crate::compile(&both).is_ok());
 }
+
+#[test]
+fn a_charter_and_its_includes_hold_at_most_max_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let names: Vec<String> = (0..crate::MAX_FILES)
+        .map(|i| format!("d{i}.yaml"))
+        .collect();
+    for name in &names {
+        write(dir.path(), name, "context: {}\n");
+    }
+    let list = names
+        .iter()
+        .map(|n| format!("\n  - ../{n}"))
+        .collect::<String>();
+    write(dir.path(), "a/charter.yaml", &charter(&list));
+    let last = 7 + crate::MAX_FILES;
+    assert_eq!(
+        errors(dir.path()),
+        format!(
+            "a/charter.yaml:{last}:5: error: a charter and its includes hold at most 256 files"
+        )
+    );
+}
