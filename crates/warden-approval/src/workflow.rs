@@ -126,7 +126,10 @@ impl Approvals {
     /// under the charter in force (and is not the requester under separation of duties), and
     /// its operator credential, if it voted with one, is not revoked.
     async fn votes_hold(&self, req: &ApprovalRequest) -> bool {
-        let charter = self.charter();
+        // A request whose agent has no charter any more has no vote that holds (fail closed).
+        let Some(charter) = self.charter(&req.agent) else {
+            return false;
+        };
         let sod = charter.authority.separation_of_duties;
         for v in &req.approvals {
             if !has_authority(&charter, &v.approver, &req.authority_for)
@@ -153,20 +156,32 @@ impl Approvals {
         &self.signer
     }
 
-    /// Whether `principal` may approve every rule in `rules`.
-    pub fn has_authority(&self, principal: &str, rules: &[String]) -> bool {
-        has_authority(&self.charter(), principal, rules)
+    /// Whether `principal` may approve every rule in `rules` of `agent`'s charter (never
+    /// when the agent has no charter in force).
+    pub fn has_authority(&self, agent: &str, principal: &str, rules: &[String]) -> bool {
+        self.charter(agent)
+            .is_some_and(|c| has_authority(&c, principal, rules))
     }
 
-    /// The charter in force now (the gateway's, swapped by a reload).
-    pub(crate) fn charter(&self) -> Arc<CompiledCharter> {
-        self.charter.load()
+    /// The charter in force now for `agent` (the gateway's, swapped by a reload).
+    pub(crate) fn charter(&self, agent: &str) -> Option<Arc<CompiledCharter>> {
+        self.charter.agent(agent)
     }
 
-    /// The principals who could approve a request of `requester` needing authority for `rules`
-    /// (separation of duties removes the requester).
-    pub fn eligible(&self, rules: &[String], requester: &str) -> Vec<String> {
-        let charter = self.charter();
+    /// Whether separation of duties holds for `agent`'s requests (it does when the agent has
+    /// no charter in force: the stricter answer).
+    pub(crate) fn separation_of_duties(&self, agent: &str) -> bool {
+        self.charter(agent)
+            .is_none_or(|c| c.authority.separation_of_duties)
+    }
+
+    /// The principals of `agent`'s charter who could approve a request of `requester`
+    /// needing authority for `rules` (separation of duties removes the requester); none when
+    /// the agent has no charter in force.
+    pub fn eligible(&self, agent: &str, rules: &[String], requester: &str) -> Vec<String> {
+        let Some(charter) = self.charter(agent) else {
+            return Vec::new();
+        };
         let sod = charter.authority.separation_of_duties;
         let mut ids: Vec<&str> = charter
             .authority
@@ -274,7 +289,10 @@ impl Approvals {
         let mut current = entry.lock().await;
         let now = self.clock.now();
         let mut next = current.clone();
-        let in_force = self.charter().hash.to_string();
+        let in_force = self
+            .charter(&current.agent)
+            .map(|c| c.hash.to_string())
+            .unwrap_or_default();
         let bound = if current.charter.as_deref() == Some(in_force.as_str()) {
             Ok(())
         } else {

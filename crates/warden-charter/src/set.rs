@@ -110,6 +110,12 @@ impl CharterSet {
         &self.first
     }
 
+    /// Whether any charter of the set satisfies `f` (a principal of the organisation, a tool
+    /// some agent is provisioned with).
+    pub fn any(&self, f: impl Fn(&CompiledCharter) -> bool) -> bool {
+        self.charters.values().any(|c| f(c))
+    }
+
     /// This set with `charter` governing its agent (replacing the charter it had, or added).
     #[must_use]
     pub fn with(&self, charter: Arc<CompiledCharter>) -> CharterSet {

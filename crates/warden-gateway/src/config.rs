@@ -10,7 +10,8 @@
 //! | agent plane address | `--agent-listen` | `WARDEN_AGENT_LISTEN` | `agent_listen` | `127.0.0.1:8700` |
 //! | operator plane address | `--operator-listen` | `WARDEN_OPERATOR_LISTEN` | `operator_listen` | `127.0.0.1:8701` |
 //! | data directory | `--data` | `WARDEN_DATA` | `data_dir` | `./warden-data` |
-//! | charter | `--charter` | `WARDEN_CHARTER` | `charter` | (required) |
+//! | charter (one, or a list: one per agent) | `--charter` (repeatable) | `WARDEN_CHARTER` | `charter` | (required, or `charters`) |
+//! | charter set directory (one subdirectory per agent's charter) | `--charters` | `WARDEN_CHARTERS` | `charters` | none |
 //! | shadow charter (decides beside the live one, enforces nothing) | `--shadow-charter` | `WARDEN_SHADOW_CHARTER` | `shadow_charter` | none |
 //! | largest request body | `--max-body-bytes` | `WARDEN_MAX_BODY_BYTES` | `max_body_bytes` | `4194304` |
 //! | shutdown drain deadline | `--shutdown-grace` | `WARDEN_SHUTDOWN_GRACE` | `shutdown_grace` | `10s` |
@@ -44,12 +45,14 @@ use std::time::Duration;
 use serde::Deserialize;
 pub use warden_session::CaptureLimits;
 
+mod charters;
 pub mod checkpoints;
 pub mod deployment;
 mod error;
 pub mod export;
 pub mod otel;
 mod parse;
+pub use charters::{CharterPaths, CharterSource};
 pub use checkpoints::RawCheckpoints;
 pub use deployment::{Deployment, PlaneDeployment, TlsFiles};
 pub use error::ConfigError;
@@ -109,8 +112,10 @@ pub struct RawConfig {
     pub operator_listen: Option<String>,
     /// Data directory (ledger, state).
     pub data_dir: Option<PathBuf>,
-    /// Charter file or directory.
-    pub charter: Option<PathBuf>,
+    /// Charter file or directory, or a list of them (one per agent).
+    pub charter: Option<CharterPaths>,
+    /// A charter set directory: every subdirectory holds one agent's charter.
+    pub charters: Option<PathBuf>,
     /// A shadow charter (file or directory): every action the live charter decides is
     /// decided under it too, recorded (`shadow_decided`) and counted; it enforces nothing.
     pub shadow_charter: Option<PathBuf>,
@@ -200,8 +205,8 @@ pub struct Config {
     pub operator_listen: SocketAddr,
     /// Data directory.
     pub data_dir: PathBuf,
-    /// Charter path.
-    pub charter: PathBuf,
+    /// Where the charters come from (one per agent).
+    pub charters: CharterSource,
     /// The shadow charter's path, if any (see `crate::governor::shadow`).
     pub shadow_charter: Option<PathBuf>,
     /// Largest request body.
@@ -312,13 +317,27 @@ impl Config {
             &file.data_dir,
         )
         .map_or_else(|| PathBuf::from(DEFAULT_DATA_DIR), |(v, _)| v);
-        let charter = pick(
-            &flags.charter,
-            env.var("WARDEN_CHARTER").map(PathBuf::from),
-            &file.charter,
-        )
-        .map(|(v, _)| v)
-        .ok_or(ConfigError::NoCharter)?;
+        // The first layer (flags, environment, file) that names charters gives them all.
+        let env_charter = env
+            .var("WARDEN_CHARTER")
+            .map(|v| CharterPaths::One(v.into()));
+        let env_charters = env.var("WARDEN_CHARTERS").map(PathBuf::from);
+        let charters = if flags.charter.is_some() || flags.charters.is_some() {
+            charters::source(
+                flags.charter.clone().map(|v| (v, "flag")),
+                flags.charters.clone().map(|v| (v, "flag")),
+            )
+        } else if env_charter.is_some() || env_charters.is_some() {
+            charters::source(
+                env_charter.map(|v| (v, "environment")),
+                env_charters.map(|v| (v, "environment")),
+            )
+        } else {
+            charters::source(
+                file.charter.clone().map(|v| (v, "config file")),
+                file.charters.clone().map(|v| (v, "config file")),
+            )
+        }?;
         let shadow_charter = pick(
             &flags.shadow_charter,
             env.var("WARDEN_SHADOW_CHARTER").map(PathBuf::from),
@@ -536,7 +555,7 @@ impl Config {
             agent_listen,
             operator_listen,
             data_dir,
-            charter,
+            charters,
             shadow_charter,
             max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
             shutdown_grace: duration(

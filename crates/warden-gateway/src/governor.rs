@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use warden_audit::{Ledger, NewRecord, RecordKind};
-use warden_charter::CompiledCharter;
+use warden_charter::{CharterSet, CompiledCharter};
 use warden_core::{Clock, TraceContext, Verdict};
 use warden_pdp::{Controls as PdpControls, Request, action_labels, decide};
 
@@ -95,8 +95,8 @@ pub struct Governor {
 impl std::fmt::Debug for Governor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Governor")
-            .field("charter", &self.charter().hash)
-            .finish()
+            .field("shadow", &self.shadow.as_ref().map(|c| c.hash))
+            .finish_non_exhaustive()
     }
 }
 
@@ -107,7 +107,7 @@ impl Governor {
         reason = "the composition root hands every store over once"
     )]
     pub fn new(
-        charter: Arc<CompiledCharter>,
+        set: &CharterSet,
         ledger: Ledger,
         scope_counters: ScopeCounters,
         sessions: SessionStore,
@@ -120,8 +120,8 @@ impl Governor {
         capture: Arc<CaptureQuota>,
     ) -> Governor {
         Governor {
-            telemetry: Arc::new(crate::telemetry::for_charter(&charter)),
-            governed: GovernedCell::new(charter),
+            telemetry: Arc::new(crate::telemetry::for_set(set)),
+            governed: GovernedCell::new(set),
             ledger,
             scope_counters,
             sessions,
@@ -186,8 +186,24 @@ impl Governor {
         via: Via,
         waiting: Waiting<'_>,
     ) -> Result<Allowed, Refused> {
-        // One charter for the whole action: decided, waited for and rechecked under it.
-        let governed = self.governed();
+        // One charter for the whole action (its agent's): decided, waited for and rechecked
+        // under it. An agent without a charter in force is refused, recorded.
+        let Some(governed) = self.governed_for(&session.agent) else {
+            let why = format!(
+                "agent `{}` has no charter in force at this gateway",
+                session.agent
+            );
+            return Err(self
+                .record_refused_attempt(
+                    session,
+                    (tool, waiting.called_as),
+                    &args,
+                    via,
+                    RefusalReason::Denied,
+                    &why,
+                )
+                .await);
+        };
         let allowed = self
             .decide_and_wait(&governed, session, tool, args.clone(), via, waiting)
             .await?;
@@ -325,7 +341,12 @@ impl Governor {
         // The controls that apply to this session and tool, from the in-memory snapshot.
         let applied = self.controls.applying(session, Some(tool), now);
         let controls: PdpControls = applied.pdp(session.is_revoked());
-        let shadow = shadow::ShadowRun::new(self.shadow.as_deref());
+        // The shadow charter decides beside the live one of its own agent only.
+        let shadow = shadow::ShadowRun::new(
+            self.shadow
+                .as_deref()
+                .filter(|s| s.identity.id == session.agent),
+        );
         let (mut decision, increment) = self.scope_counters.decide_and_count(
             charter,
             &session.id,

@@ -16,12 +16,17 @@ use warden_session::Session;
 use crate::governor::{Governor, Waiting};
 
 impl ToolGate for Governor {
-    fn charter(&self) -> Arc<CompiledCharter> {
-        Governor::charter(self)
+    fn charter(&self, agent: &str) -> Option<Arc<CompiledCharter>> {
+        self.charter_for(agent)
     }
 
-    fn could_ever_allow(&self, tool: &str, principal: Option<&Principal>) -> bool {
-        could_ever_allow(&Governor::charter(self), tool, principal)
+    fn could_ever_allow(
+        &self,
+        charter: &CompiledCharter,
+        tool: &str,
+        principal: Option<&Principal>,
+    ) -> bool {
+        could_ever_allow(charter, tool, principal)
     }
 
     async fn authorize(
@@ -72,8 +77,7 @@ impl ToolGate for Governor {
         why: &str,
     ) -> impl Future<Output = Refused> + Send {
         // A name no server offers: a refusal, counted under `tool="other"` unless inventoried.
-        let charter = Governor::charter(self);
-        let agent = &charter.identity.id;
+        let agent = &session.agent;
         let tier = Tier::Prohibited.as_str();
         self.telemetry
             .decision("deny", tier, "unroutable", tool, agent);

@@ -25,8 +25,8 @@ pub(crate) struct Readiness {
     pub(crate) ledger: Ledger,
     /// The upstream servers.
     pub(crate) upstreams: Upstreams,
-    /// The charter in force: its servers, in charter order, are those reported (a live
-    /// reload changes them).
+    /// The charters in force: their servers, by agent and in charter order, are those
+    /// reported (a live reload changes them).
     pub(crate) charter: Arc<warden_charter::CharterCell>,
 }
 
@@ -36,8 +36,15 @@ impl Readiness {
         let ledger_ok = self.ledger.is_accepting();
         let mut upstreams = Map::new();
         let mut all_up = true;
-        let charter = self.charter.load();
-        for id in charter.inventory.servers.iter().map(|s| &s.id) {
+        let set = self.charter.load();
+        // Every agent's servers, each once (a server id names one upstream for the gateway).
+        for id in set
+            .iter()
+            .flat_map(|c| c.inventory.servers.iter().map(|s| &s.id))
+        {
+            if upstreams.contains_key(id) {
+                continue;
+            }
             let up = self.upstreams.get(id).is_some_and(|u| u.is_up());
             all_up &= up;
             upstreams.insert(id.clone(), json!(if up { "up" } else { "down" }));

@@ -13,7 +13,7 @@
 //! unrecorded charter change), then [`put_in_force`], then upstream servers the new charter
 //! adds are started, those it removes stopped and those it changes restarted.
 
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -52,26 +52,48 @@ pub enum Via {
 /// A reload done (or found unnecessary).
 #[derive(Debug, Clone, Serialize)]
 pub struct Loaded {
-    /// The charter in force now.
-    pub charter: String,
+    /// The agent's charter in force now, when the reload was of one agent (asked for, or
+    /// the set holds one) — with `previous`, `changes` and `redecided` beside it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub charter: Option<String>,
     /// The charter it replaced (the same when `unchanged`).
-    pub previous: String,
-    /// Whether the file compiled to the charter already in force (nothing was done or
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+    /// What changed in that charter.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changes: Option<CharterDiff>,
+    /// What the re-decision of that agent's pending approvals did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redecided: Option<Vec<serde_json::Value>>,
+    /// Whether the files compiled to the charters already in force (nothing was done or
     /// recorded).
     pub unchanged: bool,
     /// The charter cell's generation after the reload.
     pub generation: u64,
-    /// What changed.
-    pub changes: CharterDiff,
-    /// What the re-decision of pending approvals did (`approval`, `outcome`).
-    pub redecided: Vec<serde_json::Value>,
-    /// Servers started: those the new charter adds, and those whose definition it changes
+    /// Every agent whose charter was put in force, each with its hashes and changes.
+    pub agents: Vec<AgentLoaded>,
+    /// Servers started: those the new charters add, and those whose definition they change
     /// (restarted).
     pub started: Vec<String>,
-    /// Servers stopped: those the new charter removes.
+    /// Servers stopped: those no charter names any more.
     pub stopped: Vec<String>,
     /// The compiler's warnings, as file:line:col lines (bounded).
     pub warnings: Vec<String>,
+}
+
+/// One agent's charter put in force by a reload.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentLoaded {
+    /// The agent.
+    pub agent: String,
+    /// Its charter in force now.
+    pub charter: String,
+    /// The charter it replaced.
+    pub previous: String,
+    /// What changed.
+    pub changes: CharterDiff,
+    /// What the re-decision of its pending approvals did (`approval`, `outcome`).
+    pub redecided: Vec<serde_json::Value>,
 }
 
 /// Why a reload was refused; the charter in force stays.
@@ -98,6 +120,14 @@ pub enum Refusal {
         /// What, and how to do it instead.
         reason: String,
     },
+    /// The reload names an agent the gateway does not govern.
+    #[error("`{agent}` is not an agent of this gateway; agents: {agents}")]
+    UnknownAgent {
+        /// The agent asked for.
+        agent: String,
+        /// The gateway's agents, comma-separated.
+        agents: String,
+    },
     /// The ledger cannot record the change.
     #[error("the ledger cannot record the new charter ({reason}); the charter in force stays")]
     Unrecorded {
@@ -113,24 +143,43 @@ impl Refusal {
             Refusal::Busy => "reload_in_progress",
             Refusal::Invalid { .. } => "charter_invalid",
             Refusal::Unchangeable { .. } => "charter_unchangeable",
+            Refusal::UnknownAgent { .. } => "unknown_agent",
             Refusal::Unrecorded { .. } => "ledger_unavailable",
         }
     }
 }
 
-/// Reloads the charter from the path the gateway started with (see the module's doc for the
-/// order); `via` and `by` (the operator credential's name, `None` for a signal) are recorded.
+/// Reloads the charters from where the gateway started with them (see the module's doc for
+/// the order): every agent's whose files changed, or only `agent`'s when one is named (the
+/// whole set is compiled either way: the set must hold together). `via` and `by` (the
+/// operator credential's name, `None` for a signal) are recorded.
 ///
-/// What it guarantees: the charter in force changes only after `charter_loaded` is durable;
-/// on any refusal the charter in force, the upstream servers and the approvals are as they
-/// were; decisions under way when it swaps finish under the charter they started with.
-pub async fn reload(state: &AppState, via: Via, by: Option<&str>) -> Result<Loaded, Refusal> {
+/// What it guarantees: a charter in force changes only after its `charter_loaded` is durable
+/// (all the changed agents' in one commit); on any refusal every charter in force, the
+/// upstream servers and the approvals are as they were; decisions under way when it swaps
+/// finish under the charter they started with.
+pub async fn reload(
+    state: &AppState,
+    via: Via,
+    by: Option<&str>,
+    agent: Option<&str>,
+) -> Result<Loaded, Refusal> {
     let Ok(_guard) = state.reload.lock.try_lock() else {
         return Err(Refusal::Busy);
     };
-    let path = state.config.charter.display().to_string();
+    let path = state.config.charters.describe();
     let current = state.charter.load();
-    let compiled = match warden_charter::load(&state.config.charter) {
+    if let Some(a) = agent
+        && current.get(a).is_none()
+    {
+        let refusal = Refusal::UnknownAgent {
+            agent: a.chars().take(64).collect(),
+            agents: current.agents().collect::<Vec<_>>().join(", "),
+        };
+        record_refusal(state, via, by, &path, &refusal).await;
+        return Err(refusal);
+    }
+    let compiled = match state.config.charters.load() {
         Ok(c) => c,
         Err(diagnostics) => {
             let errors: Vec<String> = diagnostics.errors().map(ToString::to_string).collect();
@@ -149,97 +198,138 @@ pub async fn reload(state: &AppState, via: Via, by: Option<&str>) -> Result<Load
         .take(MAX_DIAGNOSTICS)
         .map(ToString::to_string)
         .collect();
-    let next = Arc::new(compiled.charter);
-    if next.hash == current.hash {
-        return Ok(Loaded {
-            charter: current.hash.to_prefixed_hex(),
-            previous: current.hash.to_prefixed_hex(),
-            unchanged: true,
-            generation: state.charter.generation(),
-            changes: CharterDiff::default(),
-            redecided: Vec::new(),
-            started: Vec::new(),
-            stopped: Vec::new(),
-            warnings,
-        });
-    }
-    let changes = warden_charter::diff::diff(&current, &next);
-    let prepared = match checks::check(state, &current, &next, &changes) {
-        Ok(p) => p,
+    let changed = match checks::changed_agents(&current, &compiled.set, agent) {
+        Ok(changed) => changed,
         Err(refusal) => {
             record_refusal(state, via, by, &path, &refusal).await;
             return Err(refusal);
         }
     };
-    let record = NewRecord {
-        session: None,
-        kind: RecordKind::CharterLoaded,
-        payload: json!({
-            "charter": next.hash,
-            "agent": next.identity.id,
-            "files": next.files,
-            "rules": next.rules.len(),
-            "previous": current.hash,
-            "via": via,
-            "by": by,
-            "changes": changes,
-        }),
-    };
-    if let Err(e) = state.governor.ledger().append(record).await {
+    let one = agent.or_else(|| (current.len() == 1).then(|| current.first().identity.id.as_str()));
+    if changed.is_empty() {
+        let same = one
+            .and_then(|a| current.get(a))
+            .map(|c| c.hash.to_prefixed_hex());
+        return Ok(Loaded {
+            charter: same.clone(),
+            previous: same,
+            changes: one.map(|_| CharterDiff::default()),
+            redecided: one.map(|_| Vec::new()),
+            unchanged: true,
+            generation: state.charter.generation(),
+            agents: Vec::new(),
+            started: Vec::new(),
+            stopped: Vec::new(),
+            warnings,
+        });
+    }
+    // Every changed agent is checked (and its servers prepared) before anything is recorded.
+    let mut next_set: warden_charter::CharterSet = (*current).clone();
+    let mut plans = Vec::with_capacity(changed.len());
+    let mut prepared: Option<warden_mcp::PreparedUpstreams> = None;
+    for next in changed {
+        let Some(was) = current.get(&next.identity.id).cloned() else {
+            continue;
+        };
+        let changes = warden_charter::diff::diff(&was, &next);
+        let checked =
+            checks::check(state, &was, &next, &changes).and_then(|p| match prepared.take() {
+                None => Ok(p),
+                Some(earlier) => earlier.merge(p).map_err(|e| Refusal::Unchangeable {
+                    reason: format!("a server cannot be prepared: {e}"),
+                }),
+            });
+        match checked {
+            Ok(p) => prepared = Some(p),
+            Err(refusal) => {
+                record_refusal(state, via, by, &path, &refusal).await;
+                return Err(refusal);
+            }
+        }
+        next_set = next_set.with(next.clone());
+        plans.push((was, next, changes));
+    }
+    let batch = plans
+        .iter()
+        .map(|(was, next, changes)| NewRecord {
+            session: None,
+            kind: RecordKind::CharterLoaded,
+            payload: json!({
+                "charter": next.hash,
+                "agent": next.identity.id,
+                "files": next.files,
+                "rules": next.rules.len(),
+                "previous": was.hash,
+                "via": via,
+                "by": by,
+                "changes": changes,
+            }),
+        })
+        .collect();
+    if let Err(e) = state.governor.ledger().append_batch(batch).await {
         tracing::error!(error = %e, "The ledger cannot record the new charter; the reload is refused and the charter in force stays.");
         return Err(Refusal::Unrecorded {
             reason: e.to_string(),
         });
     }
-    let (previous, redecided) = put_in_force(state, next.clone()).await;
-    // The metrics count the new charter's tools, servers and routes by name.
+    let mut agents = Vec::with_capacity(plans.len());
+    for (_, next, changes) in plans {
+        let (previous, redecided) = put_in_force(state, next.clone()).await;
+        state.reload.loaded(&next.identity.id, state.governor.now());
+        tracing::info!(
+            agent = %next.identity.id,
+            charter = %next.hash.to_prefixed_hex(),
+            previous = %previous.hash.to_prefixed_hex(),
+            via = ?via,
+            "Charter reloaded."
+        );
+        agents.push(AgentLoaded {
+            agent: next.identity.id.clone(),
+            charter: next.hash.to_prefixed_hex(),
+            previous: previous.hash.to_prefixed_hex(),
+            changes,
+            redecided: redecided
+                .iter()
+                .map(|r| json!({ "approval": r.approval, "outcome": r.outcome }))
+                .collect(),
+        });
+    }
+    // The metrics count the new charters' tools, servers and routes by name.
     state
         .governor
         .telemetry
-        .set_bounds(crate::telemetry::bounds(&next));
-    *state
-        .reload
-        .loaded_at
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner) = state.governor.now();
-    // After the swap: nothing new is routed to a removed server when it stops.
-    // Every server running that the new charter does not name, or names without a transport
-    // (the decide API's); not the summary's list, which is bounded.
+        .set_bounds(crate::telemetry::bounds(&next_set));
+    // After the swap: nothing new is routed to a removed server when it stops. Every server
+    // running that no charter names, or names without a transport (the decide API's).
     let stopped: Vec<String> = state
         .upstreams
         .ids()
         .into_iter()
         .filter(|id| {
-            !next
-                .inventory
-                .servers
-                .iter()
-                .any(|s| &s.id == id && s.transport != warden_charter::Transport::DecideApi)
+            !next_set.iter().any(|c| {
+                c.inventory
+                    .servers
+                    .iter()
+                    .any(|s| &s.id == id && s.transport != warden_charter::Transport::DecideApi)
+            })
         })
         .filter(|id| state.upstreams.stop(id))
         .collect();
-    let started = prepared.ids();
-    if !started.is_empty() {
+    let started = prepared.as_ref().map(|p| p.ids()).unwrap_or_default();
+    if let (false, Some(prepared)) = (started.is_empty(), prepared) {
         state.upstreams.add(prepared, UPSTREAM_WAIT).await;
     }
-    tracing::info!(
-        charter = %next.hash.to_prefixed_hex(),
-        previous = %previous.hash.to_prefixed_hex(),
-        via = ?via,
-        started = ?started,
-        stopped = ?stopped,
-        "Charter reloaded."
-    );
+    let single = one
+        .and_then(|a| agents.iter().find(|l| l.agent == a))
+        .cloned();
     Ok(Loaded {
-        charter: next.hash.to_prefixed_hex(),
-        previous: previous.hash.to_prefixed_hex(),
+        charter: single.as_ref().map(|l| l.charter.clone()),
+        previous: single.as_ref().map(|l| l.previous.clone()),
+        changes: single.as_ref().map(|l| l.changes.clone()),
+        redecided: single.map(|l| l.redecided),
         unchanged: false,
         generation: state.charter.generation(),
-        changes,
-        redecided: redecided
-            .iter()
-            .map(|r| json!({ "approval": r.approval, "outcome": r.outcome }))
-            .collect(),
+        agents,
         started,
         stopped,
         warnings,
@@ -272,10 +362,11 @@ async fn record_refusal(
     }
 }
 
-/// Puts `next` in force everywhere at once — the governor (with what it derives) and the
-/// shared cell the model proxy, the approvals, the operator plane and the console read —
-/// then re-decides every pending approval and unused grant raised under the charter it
-/// replaced. Returns that charter and what the re-decision did.
+/// Puts `next` in force for its agent everywhere at once — the governor (with what it
+/// derives) and the shared cell the model proxy, the approvals, the operator plane and the
+/// console read — then re-decides every pending approval and unused grant raised under the
+/// charter it replaced. Returns that charter and what the re-decision did. The other agents
+/// keep theirs. `next`'s agent must be one the gateway governs (a reload checks it).
 ///
 /// What it guarantees: every decision that starts after it returns is taken under `next`;
 /// one already under way finishes under the charter it loaded. Call it with the reload lock
@@ -284,8 +375,10 @@ pub async fn put_in_force(
     state: &AppState,
     next: Arc<CompiledCharter>,
 ) -> (Arc<CompiledCharter>, Vec<Redecided>) {
+    let agent = next.identity.id.clone();
     state.governor.install(next.clone());
-    let previous = state.charter.swap(next);
+    let replaced = state.charter.swap_agent(next.clone());
+    let previous = replaced.get(&agent).cloned().unwrap_or(next);
     let redecided = state.governor.redecide_pending(&previous).await;
     (previous, redecided)
 }

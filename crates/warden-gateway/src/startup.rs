@@ -13,7 +13,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use warden_audit::{Ledger, LedgerConfig, NewRecord, RecordKind};
-use warden_charter::{CharterCell, CompiledCharter, Diagnostics};
+use warden_charter::{CharterCell, CharterSet, CompiledCharter, Diagnostics};
 use warden_core::Clock;
 use warden_mcp::Upstreams;
 use warden_mcp::child_env::UnsetVariables;
@@ -43,7 +43,7 @@ mod exports;
 pub mod provenance_rebuild;
 mod secrets;
 use approvals::start_approvals;
-use charter::{compile_charter, prepare_upstreams};
+use charter::{compile_charters, prepare_upstreams, switch_settings};
 use secrets::{other_secrets, write_secret};
 
 /// How often forwarded actions whose result is overdue are recorded as `unknown`.
@@ -137,25 +137,27 @@ impl Gateway {
         config: Config,
         clock: Arc<dyn Clock>,
     ) -> Result<RunningGateway, StartError> {
-        let charter = compile_charter(&config)?;
-        // The shadow charter, if any, compiles too, for the same agent, or nothing starts.
-        let shadow = crate::governor::shadow::load(&config, &charter)?;
+        let set = compile_charters(&config)?;
+        // The shadow charter, if any, compiles too, for an agent of the set, or nothing starts.
+        let shadow = crate::governor::shadow::load(&config, &set)?;
         // The checkpoint signing key is read before anything is opened or bound: a key others
         // may read (or a bad one) stops the start here, leaving nothing behind.
         let checkpoint_key = checkpoints::load_key(&config)?;
-        let telemetry = Arc::new(crate::telemetry::for_charter(&charter));
+        let telemetry = Arc::new(crate::telemetry::for_set(&set));
         // The certificates are read before anything is opened or bound.
         let tls =
             crate::tls::Tls::load(&config.deployment).context("cannot load the TLS certificate")?;
         crate::listener::raise_open_files_limit();
-        let prepared = prepare_upstreams(&charter)?;
-        let ledger = open_ledger(&config, (&charter, shadow.as_ref()), &clock, &telemetry).await?;
-        let stores = open_state(&config, &charter, &clock).await?;
+        let prepared = prepare_upstreams(&set)?;
+        let ledger = open_ledger(&config, (&set, shadow.as_ref()), &clock, &telemetry).await?;
+        let stores = open_state(&config, &set, &clock).await?;
         // Each live session's untrusted index, rebuilt from the ledger (fail closed).
         let rebuilt = provenance_rebuild::rebuild(
             &config.data_dir,
             &stores.sessions,
-            &charter.data.untrusted,
+            &set.iter()
+                .map(|c| (c.identity.id.clone(), c.data.untrusted.clone()))
+                .collect(),
             clock.now(),
         )
         .await;
@@ -175,7 +177,7 @@ impl Gateway {
         let model_tasks = TaskTracker::new();
         // The charter in force for the model proxy, the approvals, the operator plane and the
         // console; the governor keeps its own with what it derives (a reload swaps both).
-        let charter_cell = Arc::new(CharterCell::new(charter.clone()));
+        let charter_cell = Arc::new(CharterCell::new(set.clone()));
         // One set of controls for the governor and the model proxy: a frozen posture stops
         // actions and model calls alike. Reloaded from `state.db`; unreadable, nothing starts.
         let controls = Arc::new(
@@ -191,7 +193,7 @@ impl Gateway {
         // Expired controls are recorded, and the dead man's switch kept.
         background.tasks.spawn(crate::dead_mans_switch::run(
             desk.clone(),
-            charter.observer.clone(),
+            switch_settings(&set),
             background.stop.clone(),
         ));
         // One capture quota per session for the governor and the model proxy.
@@ -217,7 +219,7 @@ impl Gateway {
                 model_tasks.clone(),
                 controls.clone(),
                 config.provider_keys.as_ref(),
-                &other_secrets(&config, &charter, &prepared),
+                &other_secrets(&config, &set, &prepared),
             )
             .context("cannot set up the model proxy")?
             .keeping_turns(turns),
@@ -274,7 +276,7 @@ impl Gateway {
         let clock_for_pruning = clock.clone();
         let governor = Arc::new(
             Governor::new(
-                charter,
+                &set,
                 ledger,
                 stores.scope_counters,
                 stores.sessions.clone(),
@@ -363,7 +365,7 @@ impl Gateway {
 /// and the ledger, with the charter's load recorded first.
 async fn open_ledger(
     config: &Config,
-    (charter, shadow): (&CompiledCharter, Option<&Arc<CompiledCharter>>),
+    (set, shadow): (&CharterSet, Option<&Arc<CompiledCharter>>),
     clock: &Arc<dyn Clock>,
     telemetry: &Arc<warden_telemetry::Telemetry>,
 ) -> anyhow::Result<Ledger> {
@@ -381,25 +383,32 @@ async fn open_ledger(
     )
     .await
     .with_context(|| format!("cannot open the ledger in `{}`", config.data_dir.display()))?;
-    let mut loaded = json!({
-        "charter": charter.hash,
-        "agent": charter.identity.id,
-        "files": charter.files,
-        "rules": charter.rules.len(),
-    });
-    // The shadow charter's hash, when one decides beside the live charter.
-    if let (Some(shadow), Some(obj)) = (
-        crate::governor::shadow::loaded_field(shadow),
-        loaded.as_object_mut(),
-    ) {
-        obj.insert("shadow".to_owned(), shadow);
-    }
-    ledger
-        .append(NewRecord {
+    // One `charter_loaded` per agent, in agent order, all in one commit.
+    let mut batch = Vec::with_capacity(set.len());
+    for charter in set.iter() {
+        let mut loaded = json!({
+            "charter": charter.hash,
+            "agent": charter.identity.id,
+            "files": charter.files,
+            "rules": charter.rules.len(),
+        });
+        // The shadow charter's hash, beside the live charter of its agent.
+        if let (Some(shadow), Some(obj)) = (
+            shadow
+                .filter(|s| s.identity.id == charter.identity.id)
+                .and_then(|s| crate::governor::shadow::loaded_field(Some(s))),
+            loaded.as_object_mut(),
+        ) {
+            obj.insert("shadow".to_owned(), shadow);
+        }
+        batch.push(NewRecord {
             session: None,
             kind: RecordKind::CharterLoaded,
             payload: loaded,
-        })
+        });
+    }
+    ledger
+        .append_batch(batch)
         .await
         .context("cannot write to the ledger")?;
     Ok(ledger)
@@ -409,7 +418,7 @@ async fn open_ledger(
 /// directory when there is none), scope counters and token budgets.
 async fn open_state(
     config: &Config,
-    charter: &CompiledCharter,
+    set: &CharterSet,
     clock: &Arc<dyn Clock>,
 ) -> anyhow::Result<StateStores> {
     let db = StateDb::open(&config.data_dir)
@@ -439,7 +448,11 @@ async fn open_state(
     let scope_counters = ScopeCounters::open(&db)
         .await
         .context("cannot open the scope counters")?;
-    let budgets = TokenBudgets::open(&db, charter.inventory.token_budgets.clone())
+    let each_agents = set
+        .iter()
+        .map(|c| (c.identity.id.clone(), c.inventory.token_budgets.clone()))
+        .collect();
+    let budgets = TokenBudgets::open(&db, each_agents)
         .await
         .context("cannot open the token budgets")?;
     Ok(StateStores {

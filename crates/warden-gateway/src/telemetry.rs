@@ -10,29 +10,35 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use warden_audit::{CommitObserver, LedgerReader};
-use warden_charter::CompiledCharter;
+use warden_charter::CharterSet;
 use warden_core::record::{NewRecord, RecordFuture, Recorder};
 use warden_core::{Clock, RecordKind};
 use warden_operator::{FeedFuture, FeedRecord, LedgerFeed, MetricsSource};
 use warden_session::{ControlAction, SessionStore};
 use warden_telemetry::{Bounds, Telemetry};
 
-/// The metrics of a gateway running `charter`: label values bounded to its tools, servers,
-/// model aliases and agent.
-pub fn for_charter(charter: &CompiledCharter) -> Telemetry {
-    Telemetry::new(bounds(charter))
+/// The metrics of a gateway running the charters of `set`: label values bounded to their
+/// tools, servers, model aliases and agents.
+pub fn for_set(set: &CharterSet) -> Telemetry {
+    Telemetry::new(bounds(set))
 }
 
-/// The label bounds of `charter`: its inventory's tools, servers and model aliases, and its
-/// agent (a live reload puts a new charter's in force, [`Telemetry::set_bounds`]).
-pub fn bounds(charter: &CompiledCharter) -> Bounds {
-    let inventory = &charter.inventory;
-    Bounds {
-        tools: inventory.tools.keys().cloned().collect(),
-        servers: inventory.servers.iter().map(|s| s.id.clone()).collect(),
-        routes: inventory.models.iter().map(|m| m.alias.clone()).collect(),
-        agents: [charter.identity.id.clone()].into(),
+/// The label bounds of `set`: its charters' inventories' tools, servers and model aliases,
+/// and its agents (a live reload puts a new set's in force, [`Telemetry::set_bounds`]).
+pub fn bounds(set: &CharterSet) -> Bounds {
+    let mut bounds = Bounds::default();
+    for charter in set.iter() {
+        let inventory = &charter.inventory;
+        bounds.tools.extend(inventory.tools.keys().cloned());
+        bounds
+            .servers
+            .extend(inventory.servers.iter().map(|s| s.id.clone()));
+        bounds
+            .routes
+            .extend(inventory.models.iter().map(|m| m.alias.clone()));
+        bounds.agents.insert(charter.identity.id.clone());
     }
+    bounds
 }
 
 /// The ledger writer's commit latency, into the metrics.

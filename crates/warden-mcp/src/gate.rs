@@ -18,14 +18,20 @@ use warden_session::Session;
 /// The futures are `Send` so the endpoint can await them inside rmcp's handler, and the
 /// endpoint is generic over the gate, so the hot path boxes nothing.
 pub trait ToolGate: Send + Sync + 'static {
-    /// The charter in force: its identity and context (served as `warden://charter`) and its
-    /// inventory (which tools are listed).
-    fn charter(&self) -> std::sync::Arc<CompiledCharter>;
+    /// The charter in force for `agent` (a session's agent): its identity and context
+    /// (served as `warden://charter`) and its inventory (which tools are listed). `None`: the
+    /// agent has no charter in force, and its session is shown nothing.
+    fn charter(&self, agent: &str) -> Option<std::sync::Arc<CompiledCharter>>;
 
-    /// Whether `tool` could ever be allowed for `principal`. A tool that could not is left
-    /// out of `tools/list`, and a server whose resource reads could not is left out of
-    /// `resources/list`.
-    fn could_ever_allow(&self, tool: &str, principal: Option<&Principal>) -> bool;
+    /// Whether `tool` could ever be allowed for `principal` under `charter`. A tool that
+    /// could not is left out of `tools/list`, and a server whose resource reads could not is
+    /// left out of `resources/list`.
+    fn could_ever_allow(
+        &self,
+        charter: &CompiledCharter,
+        tool: &str,
+        principal: Option<&Principal>,
+    ) -> bool;
 
     /// Decides an action that arrived over MCP and records it; where it needs approval, waits
     /// for a human until the decision, the deadline, or `cancel` (the client went away, so a

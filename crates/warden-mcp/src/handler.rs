@@ -26,13 +26,16 @@ use rmcp::ErrorData as McpError;
 use rmcp::handler::server::ServerHandler;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomRequest,
-    CustomResult, Implementation, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-    ProgressNotificationParam, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
-    Resource, ResourceContents, ResultType, ServerCapabilities, ServerConfig, Tool,
+    CustomResult, Implementation, InitializeRequestParams, InitializeResult, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ResultType,
+    ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use serde_json::{Value, json};
-use warden_charter::{RESOURCE_READ_TOOL, agent_tool_name, charter_tool_name, is_function_name};
+use warden_charter::{
+    CompiledCharter, RESOURCE_READ_TOOL, agent_tool_name, charter_tool_name, is_function_name,
+};
 use warden_core::TraceContext;
 use warden_core::gate::{ActionOutcome, Allowed};
 use warden_core::redact::Secrets;
@@ -140,6 +143,26 @@ fn trace_of(ctx: &RequestContext<RoleServer>) -> Option<TraceContext> {
     })
 }
 
+/// The instructions of an agent's session: who it is, its boundaries, and that warden decides.
+fn instructions(charter: &CompiledCharter) -> String {
+    let id = &charter.identity;
+    let sentence = |s: &str| s.trim().trim_end_matches('.').to_owned();
+    let mut instructions = format!(
+        "You are {}: {}. You serve {}.",
+        id.name,
+        sentence(&id.purpose),
+        sentence(&id.serves)
+    );
+    for b in &id.boundaries {
+        instructions.push_str("\nBoundary: ");
+        instructions.push_str(b);
+    }
+    instructions.push_str(
+        "\nEvery tool call passes warden's policy; the charter is the resource `warden://charter`.",
+    );
+    instructions
+}
+
 fn session_of(ctx: &RequestContext<RoleServer>) -> Result<Arc<Session>, McpError> {
     ctx.extensions
         .get::<http::request::Parts>()
@@ -223,20 +246,7 @@ impl<G: ToolGate> ServerHandler for AgentMcp<G> {
     }
 
     fn get_info(&self) -> ServerConfig {
-        let charter = self.gate.charter();
-        let id = &charter.identity;
-        let sentence = |s: &str| s.trim().trim_end_matches('.').to_owned();
-        let mut instructions = format!(
-            "You are {}: {}. You serve {}.",
-            id.name,
-            sentence(&id.purpose),
-            sentence(&id.serves)
-        );
-        for b in &id.boundaries {
-            instructions.push_str("\nBoundary: ");
-            instructions.push_str(b);
-        }
-        instructions.push_str("\nEvery tool call passes warden's policy; the charter is the resource `warden://charter`.");
+        // The instructions name the session's agent: added by `initialize`, which knows it.
         ServerConfig::new(
             ServerCapabilities::builder()
                 .enable_tools()
@@ -244,7 +254,22 @@ impl<G: ToolGate> ServerHandler for AgentMcp<G> {
                 .build(),
         )
         .with_server_info(Implementation::new("warden", env!("CARGO_PKG_VERSION")))
-        .with_instructions(instructions)
+    }
+
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, McpError> {
+        context.peer.set_peer_info(request.clone());
+        let mut result = self.negotiate_initialize(&request)?;
+        let charter = session_of(&context)
+            .ok()
+            .and_then(|s| self.gate.charter(&s.agent));
+        if let Some(charter) = charter {
+            result.instructions = Some(instructions(&charter));
+        }
+        Ok(result)
     }
 
     async fn list_tools(
@@ -253,7 +278,9 @@ impl<G: ToolGate> ServerHandler for AgentMcp<G> {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
         let session = session_of(&ctx)?;
-        let charter = self.gate.charter();
+        let Some(charter) = self.gate.charter(&session.agent) else {
+            return Ok(ListToolsResult::with_all_items(Vec::new()));
+        };
         let principal = charter.authority.principal(&session.principal);
         let tools: Vec<Tool> = self
             .upstreams
@@ -266,7 +293,7 @@ impl<G: ToolGate> ServerHandler for AgentMcp<G> {
                 // name; checked again, as a name a provider refuses breaks the agent's turn.
                 (charter.is_inventoried(&name)
                     && is_function_name(&agent_name)
-                    && self.gate.could_ever_allow(&name, principal))
+                    && self.gate.could_ever_allow(&charter, &name, principal))
                 .then(|| {
                     tool.name = agent_name.into();
                     tool
@@ -357,7 +384,9 @@ impl<G: ToolGate> ServerHandler for AgentMcp<G> {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
         let session = session_of(&ctx)?;
-        let charter = self.gate.charter();
+        let Some(charter) = self.gate.charter(&session.agent) else {
+            return Ok(ListResourcesResult::with_all_items(Vec::new()));
+        };
         let principal = charter.authority.principal(&session.principal);
         let mut resources = vec![Resource::new(CHARTER_URI, "charter")];
         resources.extend(
@@ -365,8 +394,11 @@ impl<G: ToolGate> ServerHandler for AgentMcp<G> {
                 .resources()
                 .into_iter()
                 .filter(|(server, _)| {
-                    self.gate
-                        .could_ever_allow(&format!("{server}.{RESOURCE_READ_TOOL}"), principal)
+                    self.gate.could_ever_allow(
+                        &charter,
+                        &format!("{server}.{RESOURCE_READ_TOOL}"),
+                        principal,
+                    )
                 })
                 .map(|(_, r)| r),
         );
@@ -379,8 +411,13 @@ impl<G: ToolGate> ServerHandler for AgentMcp<G> {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
         let session = session_of(&ctx)?;
-        let charter = self.gate.charter();
         if request.uri == CHARTER_URI {
+            let Some(charter) = self.gate.charter(&session.agent) else {
+                return Err(McpError::resource_not_found(
+                    "the session's agent has no charter in force",
+                    None,
+                ));
+            };
             let doc = json!({
                 "identity": charter.identity,
                 "context": charter.context,

@@ -34,6 +34,9 @@ pub(crate) async fn chat_completions(
     model_call(proxy, session, Protocol::OpenAi, headers, body).await
 }
 
+/// The error code of a call whose session's agent has no charter in force.
+const NO_CHARTER: &str = "no_charter";
+
 /// `POST /v1/messages`: a call in Anthropic's protocol.
 pub(crate) async fn messages(
     State(proxy): State<Arc<ModelProxy>>,
@@ -46,9 +49,16 @@ pub(crate) async fn messages(
 
 /// `GET /v1/models`: the charter's aliases, in Anthropic's shape when the client sends
 /// `anthropic-version`, OpenAI's otherwise.
-pub(crate) async fn models(State(proxy): State<Arc<ModelProxy>>, headers: HeaderMap) -> Response {
-    let charter = proxy.charter.load();
-    let models = &charter.inventory.models;
+pub(crate) async fn models(
+    State(proxy): State<Arc<ModelProxy>>,
+    Extension(session): Extension<Arc<Session>>,
+    headers: HeaderMap,
+) -> Response {
+    // The session's agent's aliases only; an agent without a charter in force has none.
+    let charter = proxy.charter.agent(&session.agent);
+    let models = charter
+        .as_deref()
+        .map_or(&[][..], |c| &c.inventory.models[..]);
     if headers.contains_key("anthropic-version") {
         let data: Vec<Value> = models
             .iter()
@@ -144,7 +154,19 @@ async fn model_call(
             "the session is revoked or expired",
         );
     }
-    let charter = proxy.charter.load();
+    // The session's agent's charter, loaded once for the whole call; an agent without a
+    // charter in force is refused (fail closed).
+    let Some(charter) = proxy.charter.agent(&session.agent) else {
+        return protocol_error(
+            protocol,
+            StatusCode::FORBIDDEN,
+            NO_CHARTER,
+            &format!(
+                "agent `{}` has no charter in force at this gateway",
+                session.agent
+            ),
+        );
+    };
     let mut call = ModelCall {
         id: Uuid::now_v7().to_string(),
         system_message: charter

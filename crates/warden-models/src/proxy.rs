@@ -93,8 +93,12 @@ impl ModelProxy {
         other_secrets: &[String],
     ) -> Result<ModelProxy, ProxyBuildError> {
         let mut keys = HashMap::new();
-        let models = charter.load();
-        for route in models.inventory.models.iter().flat_map(|m| &m.routes) {
+        let set = charter.load();
+        for route in set
+            .iter()
+            .flat_map(|c| &c.inventory.models)
+            .flat_map(|m| &m.routes)
+        {
             if let Some(name) = &route.api_key_env {
                 let value = match env {
                     Some(map) => map.get(name).cloned(),

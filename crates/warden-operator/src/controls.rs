@@ -137,26 +137,28 @@ fn check_target(state: &OperatorState, req: &SetControl) -> Result<(), ApiError>
             "an agent, principal or session control needs a `target`",
         )),
         (ControlScope::Agent, Some(t)) => {
-            if t == charter.identity.id {
+            if charter.get(t).is_some() {
                 Ok(())
             } else {
                 Err(bad(
                     "unknown_agent",
                     format!(
-                        "this gateway governs agent `{}`, not `{}`",
-                        charter.identity.id,
-                        shorten(t)
+                        "`{}` is not an agent of this gateway; agents: {}",
+                        shorten(t),
+                        charter.agents().collect::<Vec<_>>().join(", ")
                     ),
                 ))
             }
         }
-        (ControlScope::Principal, Some(t)) => match charter.authority.principal(t) {
-            Some(_) => Ok(()),
-            None => Err(bad(
-                "unknown_principal",
-                format!("`{}` is not a principal of the charter", shorten(t)),
-            )),
-        },
+        (ControlScope::Principal, Some(t)) => {
+            match charter.any(|c| c.authority.principal(t).is_some()) {
+                true => Ok(()),
+                false => Err(bad(
+                    "unknown_principal",
+                    format!("`{}` is not a principal of the charter", shorten(t)),
+                )),
+            }
+        }
         (ControlScope::Session, Some(t)) => match state.sessions.get(t) {
             Some(_) => Ok(()),
             None => Err(bad(
@@ -183,7 +185,7 @@ fn check_tool(state: &OperatorState, req: &SetControl) -> Result<Option<String>,
             } else {
                 t.replacen("__", ".", 1)
             };
-            if charter.is_inventoried(&name)
+            if charter.any(|c| c.is_inventoried(&name))
                 || warden_charter::CompiledCharter::is_model_tool(&name)
             {
                 Ok(Some(name))

@@ -42,7 +42,7 @@ pub(crate) async fn issue_token(
 ) -> Result<Response, ApiError> {
     let charter = state.charter.load();
     let issuer = operator.role.principal();
-    if issuer.is_some() && charter.authority.enrolment.iter().all(|e| e.by.is_none()) {
+    if issuer.is_some() && !charter.any(|c| c.authority.enrolment.iter().any(|e| e.by.is_some())) {
         // The role is checked before the body is looked at: a non-admin learns nothing more.
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -72,14 +72,14 @@ pub(crate) async fn issue_token(
             ));
         }
         ("approver", Some(p)) => {
-            if charter.authority.principal(&p).is_none() {
+            if !charter.any(|c| c.authority.principal(&p).is_some()) {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
                     "unknown_principal",
                     format!("`{p}` is not a principal of the charter"),
                 ));
             }
-            if !charter.authority.may_enrol(issuer, &p) {
+            if !charter.any(|c| c.authority.may_enrol(issuer, &p)) {
                 return Err(ApiError::new(
                     StatusCode::FORBIDDEN,
                     "not_enrolled",

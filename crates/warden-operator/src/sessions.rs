@@ -22,7 +22,7 @@ use crate::error::{ApiError, JsonBody};
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct OpenSession {
-    /// The agent: the charter's identity id.
+    /// The agent: the identity id of one of the gateway's charters.
     agent: String,
     /// The principal the agent acts for.
     user: String,
@@ -40,17 +40,18 @@ pub(crate) async fn open_session(
     Extension(operator): Extension<OperatorIdentity>,
     JsonBody(req): JsonBody<OpenSession>,
 ) -> Result<Response, ApiError> {
-    let charter = state.charter.load();
-    if req.agent != charter.identity.id {
+    let set = state.charter.load();
+    let Some(charter) = set.get(&req.agent) else {
+        let shown: String = req.agent.chars().take(64).collect();
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "unknown_agent",
             format!(
-                "this gateway governs agent `{}`, not `{}`",
-                charter.identity.id, req.agent
+                "`{shown}` is not an agent of this gateway; agents: {}",
+                set.agents().collect::<Vec<_>>().join(", ")
             ),
         ));
-    }
+    };
     let Some(principal) = charter.authority.principal(&req.user) else {
         let mut known: Vec<&str> = charter.authority.principals.keys().map(|k| &**k).collect();
         known.sort_unstable();

@@ -195,7 +195,7 @@ async fn pending_request(f: &Fixture, arguments: Value, why: &str) -> String {
         authority_for: vec!["echo-ask".into()],
         approvers: vec!["bob".into()],
         quorum: 1,
-        charter: f.state.charter.load().hash.to_string(),
+        charter: f.state.charter.load().first().hash.to_string(),
         requested_at: t0(),
         deadline: t0() + time::Duration::minutes(15),
         model_turns: Vec::new(),

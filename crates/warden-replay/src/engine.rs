@@ -204,7 +204,7 @@ impl<'a> Engine<'a> {
 
     /// An attempt with no decision after it.
     fn undecided(&mut self, attempt: &Record) {
-        if self.in_window(attempt) {
+        if !self.other_agents(attempt) && self.in_window(attempt) {
             self.out.report.totals.attempts += 1;
             self.out.not_decided(
                 attempt.seq,
@@ -216,6 +216,9 @@ impl<'a> Engine<'a> {
     /// An attempt refused before any decision: a tool outside the inventory is compared (the
     /// candidate may inventory it); others were refused whatever the charter.
     fn refused(&mut self, attempt: &Record) {
+        if self.other_agents(attempt) {
+            return;
+        }
         let why = attempt
             .payload
             .get("refused")
@@ -240,8 +243,22 @@ impl<'a> Engine<'a> {
         self.compare(attempt, Outcome::not_inventoried(), None);
     }
 
+    /// Whether `attempt` is of a session of another agent than the candidate's: a gateway
+    /// governing several agents records them all in one ledger, and a candidate charter
+    /// governs its own agent only (the others' attempts are left out of the report).
+    fn other_agents(&self, attempt: &Record) -> bool {
+        attempt
+            .session
+            .as_deref()
+            .and_then(|id| self.sessions.map.get(id))
+            .is_some_and(|s| s.agent != self.candidate.identity.id)
+    }
+
     /// An attempt and its recorded decision.
     fn decided(&mut self, attempt: &Record, decided: &Record) {
+        if self.other_agents(attempt) {
+            return;
+        }
         let decision = decided.payload.get("decision");
         let Some(recorded) = decision.and_then(Outcome::from_recorded) else {
             self.out.malformed(

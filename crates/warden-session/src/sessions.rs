@@ -550,6 +550,7 @@ mod tests {
             task: "t".to_owned(),
             opened_at: time::OffsetDateTime::UNIX_EPOCH,
             expires_at: time::OffsetDateTime::UNIX_EPOCH,
+            chain: Vec::new(),
             revoked: std::sync::atomic::AtomicBool::new(false),
             labels: Mutex::new(Vec::new()),
             provenance: provenance_of("t"),

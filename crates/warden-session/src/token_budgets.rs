@@ -116,14 +116,21 @@ impl Drop for Reservation {
 /// The budgets and their counters.
 #[derive(Debug)]
 pub struct TokenBudgets {
-    budgets: Vec<TokenBudget>,
+    /// Each agent's budgets (its charter's), by agent id; a session is held to its agent's.
+    budgets: HashMap<String, Vec<TokenBudget>>,
     pool: SqlitePool,
     counts: Arc<Mutex<Counters>>,
 }
 
 impl TokenBudgets {
-    /// Opens the counters in the state database.
-    pub async fn open(db: &StateDb, budgets: Vec<TokenBudget>) -> Result<TokenBudgets, StoreError> {
+    /// Opens the counters in the state database, with each agent's budgets (agent id →
+    /// its charter's budgets). A session is held to its own agent's budgets; a budget per
+    /// principal counts the principal's tokens through every agent (one counter), so each
+    /// agent's limit is checked against all the principal spent.
+    pub async fn open(
+        db: &StateDb,
+        budgets: HashMap<String, Vec<TokenBudget>>,
+    ) -> Result<TokenBudgets, StoreError> {
         let pool = db.pool();
         let mut counts = HashMap::new();
         for row in sqlx::query("SELECT scope, key, window_start, tokens FROM model_usage")
@@ -154,6 +161,11 @@ impl TokenBudgets {
                 ..Counters::default()
             })),
         })
+    }
+
+    /// The budgets `session` is held to: its agent's (none for an agent without any).
+    fn of(&self, session: &Session) -> &[TokenBudget] {
+        self.budgets.get(&session.agent).map_or(&[], Vec::as_slice)
     }
 
     /// The counter key of `budget` for `session` at `now`, and when its window ends.
@@ -212,8 +224,9 @@ impl TokenBudgets {
                 resets_at: None,
             });
         };
-        let mut keys = Vec::with_capacity(self.budgets.len());
-        for b in &self.budgets {
+        let budgets = self.of(session);
+        let mut keys = Vec::with_capacity(budgets.len());
+        for b in budgets {
             let (key, resets_at) = Self::key(b, session, now);
             let used = counts.used.get(&key).copied().unwrap_or(0);
             let reserved = counts.reserved.get(&key).copied().unwrap_or(0);
@@ -254,7 +267,7 @@ impl TokenBudgets {
         let budgets = &self.budgets;
         counts.used.retain(|k, _| {
             k.window_start == 0
-                || budgets.iter().any(|b| {
+                || budgets.values().flatten().any(|b| {
                     b.per == k.per
                         && b.window.is_some_and(|w| {
                             let len = i64::try_from(w.as_secs()).unwrap_or(i64::MAX).max(1);
@@ -267,11 +280,11 @@ impl TokenBudgets {
     /// Counts `tokens` against every budget of `session`, in memory, at once: the next
     /// [`reserve`](Self::reserve) sees them. Returns what [`persist`](Self::persist) writes through.
     pub fn count(&self, session: &Session, now: OffsetDateTime, tokens: u64) -> CountedTokens {
-        if tokens == 0 || self.budgets.is_empty() {
+        let budgets = self.of(session);
+        if tokens == 0 || budgets.is_empty() {
             return CountedTokens::default();
         }
-        let keys: Vec<CounterKey> = self
-            .budgets
+        let keys: Vec<CounterKey> = budgets
             .iter()
             .map(|b| Self::key(b, session, now).0)
             .collect();

@@ -45,7 +45,7 @@ pub fn test_config(data_dir: &Path, charter: &Path) -> Config {
         agent_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         operator_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         data_dir: data_dir.to_path_buf(),
-        charter: charter.to_path_buf(),
+        charters: warden_gateway::config::CharterSource::one(charter),
         shadow_charter: None,
         max_body_bytes: 64 * 1024,
         shutdown_grace: Duration::from_secs(5),

@@ -52,9 +52,9 @@ async fn warden_charter_shows_and_reloads() {
     let out = warden_charter(&url, &h.operator_token, &["reload"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), format!("charter unchanged: {before}"));
-    let good = std::fs::read_to_string(&h.config.charter).unwrap();
+    let good = std::fs::read_to_string(h.config.charters.first()).unwrap();
     std::fs::write(
-        &h.config.charter,
+        h.config.charters.first(),
         good.replace("tier: autonomous", "tier: prohibited"),
     )
     .unwrap();
@@ -73,7 +73,7 @@ async fn warden_charter_shows_and_reloads() {
 
     // Broken: refused, exit 64, every diagnostic printed with its location.
     std::fs::write(
-        &h.config.charter,
+        h.config.charters.first(),
         good.replace("tier: autonomous", "tier: sometimes"),
     )
     .unwrap();

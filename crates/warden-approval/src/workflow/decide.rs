@@ -120,7 +120,7 @@ impl Approvals {
             principal: decider.principal,
             has_authority: decider
                 .principal
-                .is_some_and(|p| self.has_authority(p, &request.authority_for)),
+                .is_some_and(|p| self.has_authority(&request.agent, p, &request.authority_for)),
             channel: decider.channel,
             target: decider.target,
             credential: decider.credential_id,
@@ -200,7 +200,7 @@ impl Approvals {
         let mut current = entry.lock().await;
         let now = self.clock.now();
         let approver = self.approver(decider, &current);
-        let sod = self.charter().authority.separation_of_duties;
+        let sod = self.separation_of_duties(&current.agent);
         let mut next = current.clone();
         let applied = match choice {
             Choice::Approve => {

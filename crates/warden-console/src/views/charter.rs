@@ -32,7 +32,7 @@ use warden_provenance::{Limits, SessionProvenance};
 
 use crate::ConsoleState;
 use crate::auth::Signed;
-use crate::page::{Layout, render, render_with};
+use crate::page::{Layout, error_page, render, render_with};
 use crate::views::timeline::rows::RuleLine;
 use summary::CharterView;
 
@@ -75,6 +75,8 @@ pub struct ExplainForm {
     pub user: String,
     /// The labels, comma-separated.
     pub labels: String,
+    /// The agent whose charter is shown and decides (the first agent by id when not given).
+    pub agent: String,
 }
 
 /// `GET /ui/charter` and `GET /ui/charter/explain`.
@@ -85,6 +87,8 @@ pub struct CharterPage {
     pub layout: Layout,
     /// The charter.
     pub charter: CharterView,
+    /// Every agent of the gateway, by id (each links to its charter).
+    pub agents: Vec<String>,
     /// The form's values.
     pub form: ExplainForm,
     /// What explain decided.
@@ -102,17 +106,46 @@ pub(crate) fn routes() -> Router<Arc<ConsoleState>> {
         .route("/ui/charter/explain", get(explain_page))
 }
 
-async fn charter(State(state): State<Arc<ConsoleState>>, signed: Signed) -> Response {
+/// The charter of `agent` (the first agent by id when empty), with every agent's id; `None`
+/// when the gateway has no such agent.
+fn chosen(
+    state: &ConsoleState,
+    agent: &str,
+) -> Option<(Arc<warden_charter::CompiledCharter>, Vec<String>)> {
+    let set = state.operator.charter.load();
+    let charter = if agent.is_empty() {
+        set.first().clone()
+    } else {
+        set.get(agent)?.clone()
+    };
+    Some((charter, set.agents().map(str::to_owned).collect()))
+}
+
+async fn charter(
+    State(state): State<Arc<ConsoleState>>,
+    signed: Signed,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     if let Err(refused) = signed.require_admin(TAB) {
         return refused;
     }
+    let asked = q.get("agent").map(String::as_str).unwrap_or_default();
+    let Some((charter, agents)) = chosen(&state, asked) else {
+        return error_page(
+            signed.layout(TAB),
+            StatusCode::NOT_FOUND,
+            "no agent of this gateway has that id",
+        );
+    };
     render(&CharterPage {
         layout: signed.layout(TAB),
-        charter: summary::view(&state.operator.charter.load()),
         form: ExplainForm {
             args: "{}".to_owned(),
+            agent: charter.identity.id.clone(),
             ..ExplainForm::default()
         },
+        charter: summary::view(&charter),
+        agents,
         explained: None,
         problem: None,
     })
@@ -202,8 +235,16 @@ async fn explain_page(
         args: field("args"),
         user: field("user"),
         labels: field("labels"),
+        agent: field("agent"),
     };
-    let charter = &state.operator.charter.load();
+    let Some((charter, agents)) = chosen(&state, &form.agent) else {
+        return error_page(
+            signed.layout(TAB),
+            StatusCode::NOT_FOUND,
+            "no agent of this gateway has that id",
+        );
+    };
+    let charter = &charter;
     let (explained, problem, status) = match decide_form(charter, &form, state.operator.clock.now())
     {
         Ok(e) => (Some(e), None, StatusCode::OK),
@@ -222,12 +263,14 @@ async fn explain_page(
         args: bounded(form.args, MAX_ARGS_BYTES),
         user: bounded(form.user, MAX_TOOL_BYTES),
         labels: bounded(form.labels, MAX_LABELS_BYTES),
+        agent: charter.identity.id.clone(),
     };
     render_with(
         status,
         &CharterPage {
             layout: signed.layout(TAB),
             charter: summary::view(charter),
+            agents,
             form,
             explained,
             problem,

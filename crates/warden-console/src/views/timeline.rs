@@ -241,7 +241,13 @@ async fn rows_of(
     session: &str,
     records: &[Record],
 ) -> Result<Vec<Row>, warden_audit::LedgerError> {
-    let charter = &state.operator.charter.load();
+    // The charter of the session's agent in force now, if it still has one.
+    let charter = state
+        .operator
+        .sessions
+        .get(session)
+        .and_then(|s| state.operator.charter.agent(&s.agent));
+    let charter = charter.as_deref();
     let Some(first) = records.first().map(|r| r.seq) else {
         return Ok(Vec::new());
     };
@@ -256,7 +262,10 @@ async fn rows_of(
         )
         .await?;
     earlier.reverse();
-    let matched = rows::intents(earlier.iter().chain(records.iter()), intent_window(charter));
+    let matched = rows::intents(
+        earlier.iter().chain(records.iter()),
+        charter.and_then(intent_window),
+    );
     let on_page: HashSet<u64> = records.iter().map(|r| r.seq).collect();
     let on_page = |seq: u64| on_page.contains(&seq);
     Ok(records
@@ -472,8 +481,8 @@ async fn record(
         ))
         .into_response(),
         None => {
-            let charter = &state.operator.charter.load();
-            let row = rows::row(&record, charter, None::<IntentMatch>, &|s: u64| {
+            // A record of no session belongs to no agent: its rule ids are shown as recorded.
+            let row = rows::row(&record, None, None::<IntentMatch>, &|s: u64| {
                 s == record.seq
             });
             render(&RecordPage {

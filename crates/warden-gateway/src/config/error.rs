@@ -36,7 +36,7 @@ pub enum ConfigError {
     },
     /// No charter was given.
     #[error(
-        "no charter given: pass `--charter PATH`, set `WARDEN_CHARTER`, or set `charter` in the config file"
+        "no charter given: pass `--charter PATH` (or `--charters DIR` for a set), set `WARDEN_CHARTER` (or `WARDEN_CHARTERS`), or set `charter` (or `charters`) in the config file"
     )]
     NoCharter,
 }

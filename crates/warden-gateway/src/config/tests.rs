@@ -24,7 +24,7 @@ fn precedence_is_flag_env_file_default() {
     .unwrap();
     assert_eq!(c.agent_listen.to_string(), "127.0.0.1:7000");
     assert_eq!(c.operator_listen.to_string(), "127.0.0.1:8001");
-    assert_eq!(c.charter, PathBuf::from("from-file.yaml"));
+    assert_eq!(c.charters, CharterSource::one("from-file.yaml"));
     assert_eq!(c.max_body_bytes, 2048);
     assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
     let c = Config::resolve(
@@ -37,7 +37,7 @@ fn precedence_is_flag_env_file_default() {
     )
     .unwrap();
     assert_eq!(c.agent_listen.to_string(), "127.0.0.1:9000");
-    assert_eq!(c.charter, PathBuf::from("c.yaml"));
+    assert_eq!(c.charters, CharterSource::one("c.yaml"));
 }
 
 #[test]

@@ -140,7 +140,9 @@ impl Governor {
                 quorum: charter.default_approval.quorum,
             });
         let rules = authority_for(decision);
-        let approvers = self.approvals.eligible(&rules, &session.principal);
+        let approvers = self
+            .approvals
+            .eligible(&charter.identity.id, &rules, &session.principal);
         if approvers.len() < usize::try_from(spec.quorum).unwrap_or(usize::MAX) {
             let sod = if charter.authority.separation_of_duties {
                 format!(" other than `{}`", session.principal)

@@ -44,8 +44,14 @@ impl Governor {
     /// (prohibited now, or denied) or releases (autonomous or preapproved now); returns what
     /// it did. A request whose re-decision could not be recorded or stored is left as it was
     /// (it cannot release anything: see the module) and is not in the list.
+    ///
+    /// Only requests of `previous`'s agent are re-decided, under that agent's charter now in
+    /// force; when the agent has none any more, its requests stay bound to the replaced
+    /// charter, which no grant can be used under (fail closed), until they time out.
     pub async fn redecide_pending(&self, previous: &CompiledCharter) -> Vec<Redecided> {
-        let governed = self.governed();
+        let Some(governed) = self.governed_for(&previous.identity.id) else {
+            return Vec::new();
+        };
         if governed.charter.hash == previous.hash {
             // The same charter again: every request is bound to the charter in force.
             return Vec::new();
@@ -138,7 +144,9 @@ impl Governor {
             Verdict::Allow => Redecide::Release,
             Verdict::Ask => {
                 let rules = authority_for(&decision);
-                let approvers = self.approvals.eligible(&rules, &session.principal);
+                let approvers =
+                    self.approvals
+                        .eligible(&charter.identity.id, &rules, &session.principal);
                 let quorum = decision
                     .approval
                     .as_ref()

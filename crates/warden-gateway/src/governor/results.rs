@@ -176,7 +176,10 @@ impl Governor {
         allowed: &Allowed,
         outcome: &ActionOutcome,
     ) -> Result<Vec<Arc<str>>, warden_audit::LedgerError> {
-        let charter = self.charter();
+        // The charter of the session's agent in force now. Gone (a reload removed the agent
+        // while the call ran): the result is recorded without its content or labels, since
+        // the data section that redacts and labels them is gone too (nothing unredacted).
+        let charter = self.charter_for(&session.agent);
         let duration_ms = u64::try_from(allowed.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let mut payload = json!({
             "action": allowed.action_id,
@@ -192,7 +195,13 @@ impl Governor {
                 );
             }
             // What the agent read, bounded and redacted (see `capture`).
-            if !outcome.content.is_empty() {
+            if let (false, None) = (outcome.content.is_empty(), &charter) {
+                obj.insert(
+                    "content_withheld".to_owned(),
+                    Value::String("the agent has no charter in force".to_owned()),
+                );
+            }
+            if let (false, Some(charter)) = (outcome.content.is_empty(), &charter) {
                 let captured =
                     capture_content(&outcome.content, &charter.data, &self.capture, &session.id);
                 obj.insert("content".to_owned(), Value::Array(captured.content));
@@ -204,14 +213,18 @@ impl Governor {
                 }
             }
         }
-        let labels = if outcome.status == "upstream_error" {
-            Vec::new()
-        } else {
-            result_labels(&charter, tool, &allowed.args, &outcome.text)
+        let labels = match &charter {
+            Some(charter) if outcome.status != "upstream_error" => {
+                result_labels(charter, tool, &allowed.args, &outcome.text)
+            }
+            _ => Vec::new(),
         };
         // The untrusted labels the result carries: recorded with it (whether or not the
         // session had them already), so that the index can be rebuilt from the ledger.
-        let untrusted = untrusted_labels(&charter.data.untrusted, &labels);
+        let untrusted = charter
+            .as_ref()
+            .map(|c| untrusted_labels(&c.data.untrusted, &labels))
+            .unwrap_or_default();
         if let (false, Some(obj)) = (untrusted.is_empty(), payload.as_object_mut()) {
             obj.insert("untrusted".to_owned(), json!(untrusted));
             // The index gets text the recorded content does not hold (structured content, a

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::{Value, json};
 use warden_audit::{NewRecord, RecordKind};
-use warden_charter::{CompiledCharter, Diagnostics};
+use warden_charter::{CharterSet, CompiledCharter, Diagnostics};
 use warden_core::{Decision, Reason, Tier, Verdict};
 use warden_pdp::{Request, decide};
 
@@ -38,12 +38,12 @@ pub enum ShadowError {
     /// It does not compile.
     #[error("the shadow charter does not compile")]
     Compile(Diagnostics),
-    /// It governs another agent than the live charter.
+    /// It governs no agent of the live set.
     #[error(
-        "the shadow charter governs agent `{shadow}` and the live charter governs `{live}`: a shadow charter decides the live agent's actions, so its `identity.id` must be `{live}`"
+        "the shadow charter governs agent `{shadow}`, which is not an agent of this gateway ({live}): a shadow charter decides the actions of the live agent with its `identity.id`"
     )]
     OtherAgent {
-        /// The live charter's agent.
+        /// The live set's agents, each in backticks, comma-separated.
         live: String,
         /// The shadow's.
         shadow: String,
@@ -51,10 +51,11 @@ pub enum ShadowError {
 }
 
 /// Compiles the shadow charter the configuration names, if any (start-up phase 1, beside the
-/// live charter): refused when it does not compile, or governs another agent than `live`.
+/// live charters): refused when it does not compile, or governs no agent of `live`. It
+/// decides beside the live charter of its own agent only.
 pub fn load(
     config: &Config,
-    live: &CompiledCharter,
+    live: &CharterSet,
 ) -> Result<Option<Arc<CompiledCharter>>, ShadowError> {
     let Some(path) = &config.shadow_charter else {
         return Ok(None);
@@ -64,9 +65,13 @@ pub fn load(
         tracing::warn!(diagnostic = %w, "Shadow charter warning.");
     }
     let shadow = compiled.charter;
-    if shadow.identity.id != live.identity.id {
+    if live.get(&shadow.identity.id).is_none() {
         return Err(ShadowError::OtherAgent {
-            live: live.identity.id.clone(),
+            live: live
+                .agents()
+                .map(|a| format!("`{a}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
             shadow: shadow.identity.id.clone(),
         });
     }

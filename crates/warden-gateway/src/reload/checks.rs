@@ -1,13 +1,54 @@
 //! What a live reload cannot change, checked before anything is recorded or swapped; and the
 //! servers the new charter adds or changes, prepared as start-up prepares them.
 
+use std::sync::Arc;
 use warden_charter::diff::CharterDiff;
-use warden_charter::{CompiledCharter, Transport};
+
+use warden_charter::{CharterSet, CompiledCharter, Transport};
 use warden_core::redact::{MIN_SECRET_BYTES, REDACTED};
 use warden_mcp::{PrepareError, PreparedUpstreams, Upstreams};
 
 use super::Refusal;
 use crate::app_state::AppState;
+
+/// The charters of `next` that differ from those in force (`agent`'s only, when named), in
+/// agent order; refused when the set's agents differ (an agent added or removed waits for a
+/// restart: every session, budget and record names its agent).
+pub(super) fn changed_agents(
+    current: &CharterSet,
+    next: &CharterSet,
+    agent: Option<&str>,
+) -> Result<Vec<Arc<CompiledCharter>>, Refusal> {
+    let added: Vec<&str> = next.agents().filter(|a| current.get(a).is_none()).collect();
+    let removed: Vec<&str> = current.agents().filter(|a| next.get(a).is_none()).collect();
+    if !added.is_empty() || !removed.is_empty() {
+        return Err(Refusal::Unchangeable {
+            reason: format!(
+                "the gateway's agents cannot change on a live reload (added: {}; removed: {}); restart the gateway with the new set",
+                if added.is_empty() {
+                    "none".to_owned()
+                } else {
+                    added.join(", ")
+                },
+                if removed.is_empty() {
+                    "none".to_owned()
+                } else {
+                    removed.join(", ")
+                },
+            ),
+        });
+    }
+    Ok(next
+        .iter()
+        .filter(|c| agent.is_none_or(|a| c.identity.id == a))
+        .filter(|c| {
+            current
+                .get(&c.identity.id)
+                .is_none_or(|was| was.hash != c.hash)
+        })
+        .cloned()
+        .collect())
+}
 
 /// Refuses what only a restart can change, and prepares the servers to start (added or
 /// changed): their environments, confinement and credentials resolved from the gateway's

@@ -40,10 +40,10 @@ pub fn on_sighup(
                         tracing::info!("SIGHUP: reloading the TLS certificates.");
                         let _ = tls.reload();
                     }
-                    tracing::info!("SIGHUP: reloading the charter.");
-                    match reload(&state, Via::Sighup, None).await {
+                    tracing::info!("SIGHUP: reloading the charters.");
+                    match reload(&state, Via::Sighup, None, None).await {
                         Ok(loaded) if loaded.unchanged => {
-                            tracing::info!(charter = %loaded.charter, "SIGHUP: the charter is unchanged.");
+                            tracing::info!("SIGHUP: the charters are unchanged.");
                         }
                         // Logged by the reload itself.
                         Ok(_) | Err(_) => {}

@@ -43,8 +43,13 @@ pub(super) async fn start_approvals(
             WebhookFormat::Json,
             config.public_url.clone(),
         ),
-    }
-    .with_charter_targets(&charter.load().authority);
+    };
+    // Each principal's own target, from every agent's charter (principals of the organisation
+    // are usually declared once, in a document the charters include).
+    let webhook = charter
+        .load()
+        .iter()
+        .fold(webhook, |w, c| w.with_charter_targets(&c.authority));
     let on_request: Option<OnRequest> = if webhook.is_active() {
         let notifier = Notifier::start(
             webhook,

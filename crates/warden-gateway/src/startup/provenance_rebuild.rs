@@ -42,11 +42,12 @@ pub struct Rebuilt {
     pub incomplete: usize,
 }
 
-/// Rebuilds the untrusted index of every live session at `now` from the ledger in `data_dir`.
+/// Rebuilds the untrusted index of every live session at `now` from the ledger in `data_dir`,
+/// with the untrusted labels of each session's agent (`untrusted`: agent id → labels).
 pub async fn rebuild(
     data_dir: &Path,
     sessions: &SessionStore,
-    untrusted: &[Arc<str>],
+    untrusted: &HashMap<String, Vec<Arc<str>>>,
     now: OffsetDateTime,
 ) -> Rebuilt {
     let live: HashMap<String, Arc<Session>> = sessions
@@ -59,7 +60,7 @@ pub async fn rebuild(
         sessions: live.len(),
         ..Rebuilt::default()
     };
-    if live.is_empty() || untrusted.is_empty() {
+    if live.is_empty() || untrusted.values().all(Vec::is_empty) {
         return done;
     }
     let reader = match LedgerReader::open(data_dir).await {
@@ -114,7 +115,8 @@ fn all_incomplete(live: &HashMap<String, Arc<Session>>, mut done: Rebuilt) -> Re
 /// next record, which may be the `labels_added` of the same action (same batch).
 struct Scan<'a> {
     live: &'a HashMap<String, Arc<Session>>,
-    untrusted: &'a [Arc<str>],
+    /// Each agent's untrusted labels (its charter's), by agent id.
+    untrusted: &'a HashMap<String, Vec<Arc<str>>>,
     held: Option<(Arc<Session>, Record)>,
     done: &'a mut Rebuilt,
 }
@@ -156,7 +158,11 @@ impl Scan<'_> {
     fn index(&mut self, session: &Session, result: &Record, added: &[Arc<str>]) {
         let mut labels = label_list(result.payload.get("untrusted"));
         labels.extend_from_slice(added);
-        let labels = untrusted_labels(self.untrusted, &labels);
+        let of_agent = self
+            .untrusted
+            .get(&session.agent)
+            .map_or(&[][..], Vec::as_slice);
+        let labels = untrusted_labels(of_agent, &labels);
         if labels.is_empty() {
             return;
         }
@@ -222,7 +228,8 @@ mod tests {
             .await
             .unwrap();
         sessions.revoke(&revoked.id, now).await.unwrap();
-        let untrusted: Vec<Arc<str>> = vec![Arc::from("mail")];
+        let untrusted: HashMap<String, Vec<Arc<str>>> =
+            [("a".to_owned(), vec![Arc::from("mail")])].into();
         // No ledger at all: nothing can be rebuilt, so every live session is incomplete.
         let done = rebuild(dir.path(), &sessions, &untrusted, now).await;
         assert_eq!((done.sessions, done.incomplete), (2, 2));
@@ -284,9 +291,9 @@ mod tests {
         seqs.sort_unstable();
         seqs.dedup();
         assert_eq!(seqs, [appended[0].seq, appended[1].seq], "{trace:?}");
-        assert!(trace.from_any(&untrusted));
+        assert!(trace.from_any(&untrusted["a"]));
         // No untrusted label in the charter: nothing to rebuild, nothing marked.
-        let none = rebuild(dir.path(), &sessions, &[], now).await;
+        let none = rebuild(dir.path(), &sessions, &HashMap::new(), now).await;
         assert_eq!((none.results, none.incomplete), (0, 0));
     }
 }

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use anyhow::Context as _;
-use warden_charter::CompiledCharter;
+use warden_charter::CharterSet;
 use warden_mcp::PreparedUpstreams;
 
 use super::APPROVAL_KEY_FILE;
@@ -18,13 +18,12 @@ use crate::config::Config;
 /// credential).
 pub(super) fn other_secrets(
     config: &Config,
-    charter: &CompiledCharter,
+    set: &CharterSet,
     prepared: &PreparedUpstreams,
 ) -> Vec<String> {
-    let mut secrets: Vec<String> = charter
-        .inventory
-        .servers
+    let mut secrets: Vec<String> = set
         .iter()
+        .flat_map(|c| c.inventory.servers.iter())
         .filter_map(|s| match &s.transport {
             warden_charter::Transport::Stdio { env, .. } => Some(env),
             _ => None,

@@ -482,13 +482,13 @@ async fn a_grant_given_under_another_charter_releases_nothing() {
         "{body}"
     );
     // The charter changes (one more rule) while the grant waits to be used.
-    let charter = std::fs::read_to_string(&h.config.charter).unwrap();
+    let charter = std::fs::read_to_string(h.config.charters.first()).unwrap();
     let changed = charter.replace(
         "  rules:\n",
         "  rules:\n    - { id: added-later, tool: echo.echo, tier: autonomous, args: { text: { prefix: zzz } } }\n",
     );
     assert_ne!(charter, changed);
-    std::fs::write(&h.config.charter, changed).unwrap();
+    std::fs::write(h.config.charters.first(), changed).unwrap();
     h.restart().await;
     let (status, body) = h.decide(&token, "ask before the change", None).await;
     assert_ne!(body["verdict"].as_str(), Some("allow"), "{status} {body}");

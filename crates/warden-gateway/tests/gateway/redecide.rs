@@ -13,7 +13,7 @@ use super::{Harness, Start as _, is_error, text_of};
 
 /// The charter the harness started on, changed by `edit`, compiled.
 fn candidate(h: &Harness, edit: impl FnOnce(String) -> String) -> Arc<CompiledCharter> {
-    let text = std::fs::read_to_string(&h.config.charter).unwrap();
+    let text = std::fs::read_to_string(h.config.charters.first()).unwrap();
     let text = edit(text);
     let compiled = warden_charter::compile(&[warden_charter::Source::new("next.yaml", &text)])
         .unwrap_or_else(|d| panic!("{d:?}"));
@@ -184,7 +184,7 @@ async fn adversarial_an_unused_grant_voided_by_a_reload_releases_no_retry() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(approval_status(&h, &bob, &id).await, "granted");
 
-    let original = h.app_state().governor.charter();
+    let original = h.app_state().governor.charter_for("agent-1").unwrap();
     let next = candidate(
         &h,
         with_rule(

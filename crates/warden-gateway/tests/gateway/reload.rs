@@ -17,11 +17,11 @@ const FLIP_ALLOWED: &str =
 
 /// The charter file the gateway started with.
 fn charter_text(h: &Harness) -> String {
-    std::fs::read_to_string(&h.config.charter).unwrap()
+    std::fs::read_to_string(h.config.charters.first()).unwrap()
 }
 
 fn write_charter(h: &Harness, text: &str) {
-    std::fs::write(&h.config.charter, text).unwrap();
+    std::fs::write(h.config.charters.first(), text).unwrap();
 }
 
 /// `POST /v1/charter/reload` as the admin; the status and the answer.
@@ -102,7 +102,7 @@ async fn under_load_every_call_is_decided_by_exactly_one_of_two_charters() {
                     assert_eq!(status, 200, "{body}");
                     body
                 } else {
-                    json!(reload(&state, Via::Cli, Some("test")).await.unwrap())
+                    json!(reload(&state, Via::Cli, Some("test"), None).await.unwrap())
                 };
                 assert_eq!(loaded["unchanged"], false, "{loaded}");
                 hashes.push(loaded["charter"].as_str().unwrap().to_owned());
@@ -266,7 +266,7 @@ async fn what_only_a_restart_can_change_is_refused() {
     let cases = [
         (
             good.replace("id: agent-1,", "id: agent-2,"),
-            "the agent id cannot change",
+            "the gateway's agents cannot change on a live reload (added: agent-2; removed: agent-1)",
         ),
         (
             good.replace(
@@ -287,7 +287,12 @@ async fn what_only_a_restart_can_change_is_refused() {
     let refused = h.records_of("charter_refused").await;
     assert_eq!(refused.len(), 2);
     assert_eq!(refused[0]["via"], "cli");
-    assert!(refused[0]["reason"].as_str().unwrap().contains("agent id"));
+    assert!(
+        refused[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("agents cannot change")
+    );
     assert_eq!(h.records_of("charter_loaded").await.len(), 1);
     assert_eq!(h.app_state().upstreams.ids(), ["echo"]);
     h.stop().await;

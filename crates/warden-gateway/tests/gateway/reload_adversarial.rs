@@ -110,9 +110,9 @@ async fn a_reload_body_that_is_not_empty_or_the_small_json_object_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_reloads_loads_the_new_charter_once() {
     let h = Arc::new(Harness::start(Arc::new(SystemClock)).await);
-    let text = std::fs::read_to_string(&h.config.charter).unwrap();
+    let text = std::fs::read_to_string(h.config.charters.first()).unwrap();
     std::fs::write(
-        &h.config.charter,
+        h.config.charters.first(),
         text.replace(
             "approval: { timeout: 60s }\n  rules:",
             "approval: { timeout: 90s }\n  rules:",

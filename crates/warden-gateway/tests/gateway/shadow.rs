@@ -32,8 +32,8 @@ fn shadow_of(live: &str) -> String {
 /// Writes `edit(live charter)` beside the live charter and names it the shadow charter.
 fn with_shadow(edit: fn(&str) -> String) -> impl FnOnce(&mut Config) + Send + 'static {
     move |c: &mut Config| {
-        let live = std::fs::read_to_string(&c.charter).unwrap();
-        let path = c.charter.with_file_name("shadow.yaml");
+        let live = std::fs::read_to_string(c.charters.first()).unwrap();
+        let path = c.charters.first().with_file_name("shadow.yaml");
         std::fs::write(&path, edit(&live)).unwrap();
         c.shadow_charter = Some(path);
     }
@@ -208,7 +208,7 @@ async fn run_script(h: &Harness) -> (Vec<Value>, u64, Vec<Value>) {
         })
         .collect();
     // The charter's path (a temporary directory) differs from run to run.
-    let path = h.config.charter.display().to_string();
+    let path = h.config.charters.first().display().to_string();
     let same = |v: Vec<Value>| -> Vec<Value> {
         v.into_iter()
             .map(|x| serde_json::from_str(&x.to_string().replace(&path, "CHARTER")).unwrap())
@@ -281,8 +281,8 @@ async fn actions_refused_before_any_decision_get_no_shadow_record() {
 async fn the_shadow_survives_a_live_reload() {
     let h = start_shadowed().await;
     let hash = shadow_hash(&h).await;
-    let live = h.app_state().governor.charter();
-    let text = std::fs::read_to_string(&h.config.charter)
+    let live = h.app_state().governor.charter_for("agent-1").unwrap();
+    let text = std::fs::read_to_string(&h.config.charters.first())
         .unwrap()
         .replace("prefix: hello }", "prefix: hi }");
     let next = warden_charter::compile(&[warden_charter::Source::new("next.yaml", &text)])

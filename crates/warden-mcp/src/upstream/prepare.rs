@@ -48,6 +48,29 @@ impl PreparedUpstreams {
         self
     }
 
+    /// These servers and `other`'s, for a gateway governing several agents: a server id names
+    /// one upstream for the whole gateway, started once. A server both prepare is kept once
+    /// when both prepared it alike (transport, environment, kernel confinement); prepared
+    /// differently, it is refused ([`PrepareError::Shared`]) rather than started under one
+    /// agent's terms for another.
+    pub fn merge(mut self, other: PreparedUpstreams) -> Result<Self, PrepareError> {
+        for server in other.servers {
+            match self.servers.iter().find(|s| s.id == server.id) {
+                None => self.servers.push(server),
+                Some(kept)
+                    if kept.transport == server.transport
+                        && kept.env == server.env
+                        && kept.sandbox == server.sandbox => {}
+                Some(_) => {
+                    return Err(PrepareError::Shared {
+                        server: server.id.clone(),
+                    });
+                }
+            }
+        }
+        Ok(self)
+    }
+
     /// The ids of the servers prepared, in charter order.
     pub fn ids(&self) -> Vec<String> {
         self.servers.iter().map(|s| s.id.clone()).collect()
@@ -84,6 +107,15 @@ pub enum PrepareError {
     /// A Streamable HTTP server's credentials cannot be resolved.
     #[error(transparent)]
     Credentials(#[from] CredentialError),
+    /// Two agents' charters declare one server id, and it comes out differently prepared for
+    /// them (command, environment or kernel confinement, which follows each charter's rules).
+    #[error(
+        "server `{server}` is declared by several agents' charters and prepared differently for them (command, environment, or the kernel confinement their rules give it); give each agent its own server id"
+    )]
+    Shared {
+        /// The server.
+        server: String,
+    },
     /// An HTTP client for a server's OAuth grant cannot be built.
     #[error("server `{server}`: {reason}")]
     Client {

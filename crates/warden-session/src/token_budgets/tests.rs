@@ -29,7 +29,9 @@ async fn setup(budgets: Vec<TokenBudget>) -> (tempfile::TempDir, TokenBudgets, A
         .open_session("agent", "alice", "t", Duration::from_secs(3600), now())
         .await
         .unwrap();
-    let b = TokenBudgets::open(&db, budgets).await.unwrap();
+    let b = TokenBudgets::open(&db, [("agent".to_owned(), budgets)].into())
+        .await
+        .unwrap();
     (dir, b, session)
 }
 

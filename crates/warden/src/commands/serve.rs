@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::Args;
 use warden_core::SystemClock;
 use warden_gateway::StartError;
-use warden_gateway::config::ProcessEnv;
+use warden_gateway::config::{CharterPaths, ProcessEnv};
 use warden_gateway::{Config, Gateway, RawConfig};
 
 use crate::EXIT_USAGE;
@@ -121,18 +121,30 @@ pub struct GatewayFlags {
 /// Arguments of `warden serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// The charter (file or directory). Env `WARDEN_CHARTER`.
+    /// The charter (file or directory); repeat it for several agents, one charter each.
+    /// Env `WARDEN_CHARTER`.
     #[arg(long)]
-    pub charter: Option<PathBuf>,
+    pub charter: Vec<PathBuf>,
+    /// A charter set directory: every subdirectory holds one agent's charter (YAML files
+    /// directly in it are shared documents the charters include). Env `WARDEN_CHARTERS`.
+    #[arg(long, conflicts_with = "charter")]
+    pub charters: Option<PathBuf>,
     /// Gateway settings.
     #[command(flatten)]
     pub flags: GatewayFlags,
 }
 
 impl GatewayFlags {
-    /// The flags as a raw config layer.
-    pub fn raw(&self, charter: Option<PathBuf>) -> RawConfig {
+    /// The flags as a raw config layer, with the charters given (`--charter`, repeatable,
+    /// and `--charters`).
+    pub fn raw(&self, charters: &ChartersGiven) -> RawConfig {
+        let charter = match charters.charter.as_slice() {
+            [] => None,
+            [one] => Some(CharterPaths::One(one.clone())),
+            many => Some(CharterPaths::Many(many.to_vec())),
+        };
         RawConfig {
+            charters: charters.charters.clone(),
             agent_listen: self.agent_listen.clone(),
             operator_listen: self.operator_listen.clone(),
             data_dir: self.data_dir.clone(),
@@ -167,9 +179,18 @@ impl GatewayFlags {
     }
 }
 
+/// The charters given on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct ChartersGiven {
+    /// `--charter`, in order.
+    pub charter: Vec<PathBuf>,
+    /// `--charters`.
+    pub charters: Option<PathBuf>,
+}
+
 /// Resolves the config, or prints why not.
-pub fn resolve(flags: &GatewayFlags, charter: Option<PathBuf>) -> Result<Config, ExitCode> {
-    Config::resolve(&flags.raw(charter), flags.config.as_deref(), &ProcessEnv).map_err(|e| {
+pub fn resolve(flags: &GatewayFlags, charters: &ChartersGiven) -> Result<Config, ExitCode> {
+    Config::resolve(&flags.raw(charters), flags.config.as_deref(), &ProcessEnv).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(EXIT_USAGE)
     })
@@ -210,7 +231,11 @@ pub async fn start(config: Config) -> Result<warden_gateway::RunningGateway, Exi
 /// Runs `warden serve`.
 pub fn execute(args: &ServeArgs) -> ExitCode {
     crate::init_tracing();
-    let config = match resolve(&args.flags, args.charter.clone()) {
+    let given = ChartersGiven {
+        charter: args.charter.clone(),
+        charters: args.charters.clone(),
+    };
+    let config = match resolve(&args.flags, &given) {
         Ok(c) => c,
         Err(code) => return code,
     };

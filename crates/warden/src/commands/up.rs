@@ -135,7 +135,11 @@ pub fn execute(args: &UpArgs) -> ExitCode {
     };
     let mut flags = args.flags.clone();
     flags.data_dir = Some(data.clone());
-    let config = match serve::resolve(&flags, Some(charter.clone())) {
+    let given = serve::ChartersGiven {
+        charter: vec![charter.clone()],
+        charters: None,
+    };
+    let config = match serve::resolve(&flags, &given) {
         Ok(c) => c,
         Err(code) => return code,
     };

@@ -67,6 +67,8 @@ pub struct RoleView {
 pub struct CharterView {
     /// The agent's id and name.
     pub agent: String,
+    /// The agent's id.
+    pub agent_id: String,
     /// The charter's content hash.
     pub hash: String,
     /// Its files.
@@ -275,6 +277,7 @@ pub fn view(charter: &CompiledCharter) -> CharterView {
     roles.sort_by(|a, b| a.id.cmp(&b.id));
     CharterView {
         agent: format!("{} ({})", charter.identity.id, charter.identity.name),
+        agent_id: charter.identity.id.clone(),
         hash: charter.hash.to_prefixed_hex(),
         files: charter
             .files

@@ -9,6 +9,7 @@ fn form(tool: &str, args: &str, user: &str, labels: &str) -> ExplainForm {
         args: args.to_owned(),
         user: user.to_owned(),
         labels: labels.to_owned(),
+        agent: "agent-1".to_owned(),
     }
 }
 
@@ -95,6 +96,7 @@ fn the_charter_page_lists_rules_by_tier_with_locations_and_approvers() {
     let page = CharterPage {
         layout: crate::page::Layout::default(),
         charter: view,
+        agents: vec!["agent-1".to_owned()],
         form: form(
             "echo.echo",
             "{\"a\":\"</textarea><script>x</script>\"}",

@@ -163,7 +163,7 @@ pub(crate) fn prompt_text(request: &Value) -> String {
 
 /// The determining rules of a decision: `RuleRef` objects as recorded, or bare rule ids
 /// looked up in `charter`.
-fn rule_lines(rules: Option<&Value>, charter: &CompiledCharter) -> Vec<RuleLine> {
+fn rule_lines(rules: Option<&Value>, charter: Option<&CompiledCharter>) -> Vec<RuleLine> {
     let Some(rules) = rules.and_then(Value::as_array) else {
         return Vec::new();
     };
@@ -182,7 +182,7 @@ fn rule_lines(rules: Option<&Value>, charter: &CompiledCharter) -> Vec<RuleLine>
                     l.get("column").and_then(Value::as_u64).unwrap_or(0)
                 )
             });
-            let known = charter.rules.iter().find(|x| *x.id == *id);
+            let known = charter.and_then(|c| c.rules.iter().find(|x| *x.id == *id));
             RuleLine {
                 tier: r
                     .get("tier")
@@ -233,12 +233,13 @@ fn evidence_links(p: &Value) -> Vec<Link> {
         .unwrap_or_default()
 }
 
-/// The row of `record`. `intent` is what [`super::intents`] found for an attempt; `on_page`
+/// The row of `record`; `charter` is the charter of the record's agent in force, when there
+/// is one (rule ids the record does not locate are looked up in it). `intent` is what [`super::intents`] found for an attempt; `on_page`
 /// says whether a sequence number is a row of the same page (linked as `#seq-N`) or not
 /// (linked as `/ui/records/N`).
 pub fn row(
     record: &Record,
-    charter: &CompiledCharter,
+    charter: Option<&CompiledCharter>,
     intent: Option<IntentMatch>,
     on_page: &dyn Fn(u64) -> bool,
 ) -> Row {

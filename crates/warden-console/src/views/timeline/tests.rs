@@ -106,7 +106,7 @@ fn rows_carry_decisions_rules_with_locations_and_intent_links() {
     let on_page = |s: u64| s <= 6;
     let rows: Vec<Row> = records
         .iter()
-        .map(|r| row(r, &c, m.get(&r.seq).copied(), &on_page))
+        .map(|r| row(r, Some(&c), m.get(&r.seq).copied(), &on_page))
         .collect();
     let decided = rows.get(3).unwrap();
     assert_eq!(decided.rules.len(), 2);
@@ -124,7 +124,9 @@ fn rows_carry_decisions_rules_with_locations_and_intent_links() {
     assert_eq!(attempt.links[0].text, "from intent #2");
     assert!(rows.get(5).unwrap().no_intent);
     // An intent on another page is linked through /ui/records/N.
-    let elsewhere = row(&records[2], &c, Some(IntentMatch::From(2)), &|_| false);
+    let elsewhere = row(&records[2], Some(&c), Some(IntentMatch::From(2)), &|_| {
+        false
+    });
     assert_eq!(elsewhere.links[0].href, "/ui/records/2");
 }
 
@@ -140,7 +142,7 @@ fn hostile_content_is_rendered_escaped_and_long_values_clipped() {
     let m = intents(records.iter(), None);
     let rows: Vec<Row> = records
         .iter()
-        .map(|r| row(r, &c, m.get(&r.seq).copied(), &|_| true))
+        .map(|r| row(r, Some(&c), m.get(&r.seq).copied(), &|_| true))
         .collect();
     let page = TimelinePage {
         layout: Layout::default(),
@@ -223,14 +225,14 @@ fn alerts_link_their_evidence_and_unknown_kinds_show_their_payload() {
         RecordKind::ControlSet,
         json!({ "action": "freeze_tool", "scope": "session", "reason": "burst", "evidence": [3, 4] }),
     );
-    let r = row(&alert, &c, None, &|_| true);
+    let r = row(&alert, Some(&c), None, &|_| true);
     assert_eq!(r.class, "alert");
     assert_eq!(r.title, "control set: freeze_tool");
     let hrefs: Vec<&str> = r.links.iter().map(|l| l.href.as_str()).collect();
     assert_eq!(hrefs, ["/ui/records/3", "/ui/records/4"]);
     assert_eq!(r.time, "2026-01-01 12:00:09.000");
     let other = rec(10, RecordKind::SessionOpened, json!({ "task": "t" }));
-    let r = row(&other, &c, None, &|_| true);
+    let r = row(&other, Some(&c), None, &|_| true);
     assert_eq!(r.fields[0].name, "payload");
     assert_eq!(r.fields[0].value.head, r#"{"task":"t"}"#);
 }
@@ -249,7 +251,7 @@ fn shadow_decisions_and_redecided_approvals_have_rows_of_their_own() {
             "diverged": true,
         }),
     );
-    let row_of = |r: &Record| row(r, &c, None, &|_| true);
+    let row_of = |r: &Record| row(r, Some(&c), None, &|_| true);
     let s = row_of(&shadow);
     assert_eq!(s.class, "decision");
     assert_eq!(
