@@ -121,3 +121,26 @@ fn a_server_id_declared_differently_by_two_charters_is_an_error_at_the_second() 
         "b/charter.yaml:9:13: error: server `fs` is declared differently by the charters of `a` and `b`\n  hint: a server id names one upstream for the whole gateway: declare it alike (transport, tools, sandbox, auth, agent) or give it another id; the first is at a/charter.yaml:9:13\n"
     );
 }
+
+#[test]
+fn a_shared_stdio_server_confined_differently_by_two_charters_is_an_error() {
+    let rules = |glob: &str| {
+        format!(
+            "inventory:\n  servers:\n    - {{ id: fs, command: [fs-server], tools: [write] }}\nactions:\n  rules:\n    - {{ id: w, tool: fs.write, tier: autonomous, args: {{ path: {{ glob: \"{glob}\" }} }} }}\n"
+        )
+    };
+    // Different globs with one root are fine: the process is confined alike.
+    let (_dir, loaded) = load(&[
+        ("a", charter("a", &rules("/srv/work/{plans,notes}/**"))),
+        ("b", charter("b", &rules("/srv/work/{src,tests}/**"))),
+    ]);
+    assert!(loaded.is_ok(), "{:?}", loaded.err());
+    let (dir, loaded) = load(&[
+        ("a", charter("a", &rules("/srv/work/plans/**"))),
+        ("b", charter("b", &rules("/srv/work/src/**"))),
+    ]);
+    assert_eq!(
+        text(&dir, &loaded.expect_err("confined differently")),
+        "b/charter.yaml:9:13: error: server `fs` is confined differently by the charters of `a` and `b`: the path roots their rules give it are `/srv/work/plans` and `/srv/work/src`\n  hint: the gateway runs one process per server id, confined to the literal directories of the path globs in the rules for its tools that are not `prohibited`: write those globs with the same roots in both charters (`/srv/work/{src,tests}/**` has the root `/srv/work`), or give each agent its own server id\n"
+    );
+}

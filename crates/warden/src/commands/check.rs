@@ -100,22 +100,27 @@ fn report(
     let printed = match args.format {
         Format::Human => print_human(&mut out, label, set, diagnostics, valid, (errors, warnings)),
         Format::Json => {
-            let mut doc = serde_json::json!({
-                "valid": errors == 0,
-                "errors": errors,
-                "warnings": warnings,
-                "diagnostics": diagnostics,
-            });
-            match (set, valid) {
-                // One charter: the shape `warden check` always had.
-                (false, Some([one])) => doc["charter"] = one.json(),
-                (false, _) => doc["charter"] = serde_json::Value::Null,
-                (true, all) => {
-                    doc["charters"] = all.map_or(serde_json::Value::Null, |all| {
+            // One charter: the shape `warden check` always had (`charter`); a set: `charters`.
+            let (key, summary) = match (set, valid) {
+                (false, Some([one])) => ("charter", one.json()),
+                (false, _) => ("charter", serde_json::Value::Null),
+                (true, all) => (
+                    "charters",
+                    all.map_or(serde_json::Value::Null, |all| {
                         all.iter().map(Summary::json).collect()
-                    });
-                }
-            }
+                    }),
+                ),
+            };
+            let mut doc = serde_json::Map::new();
+            doc.insert("valid".into(), (errors == 0).into());
+            doc.insert("errors".into(), errors.into());
+            doc.insert("warnings".into(), warnings.into());
+            doc.insert(key.into(), summary);
+            doc.insert(
+                "diagnostics".into(),
+                serde_json::to_value(diagnostics).unwrap_or_default(),
+            );
+            let doc = serde_json::Value::Object(doc);
             writeln!(out, "{doc:#}")
         }
     };
