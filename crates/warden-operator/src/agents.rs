@@ -34,7 +34,7 @@ use warden_session::{Control, SessionInfo};
 pub use catalogue::{
     AgentDetail, AgentSummary, ApproverEntry, Capped, CharterInfo, DelegationEntry, DirectorEntry,
     MAX_AGENTS, MAX_CONTROLS, MAX_IDS, MAX_LIVE_IDS, MAX_RULES, MAX_TOOLS, ModelEntry, Models,
-    ServerEntry, SessionsEntry, Sources, TierRules, ToolEntry,
+    ServerEntry, SessionsEntry, Sources, TierRules, ToolEntry, detail, summaries,
 };
 
 use crate::OperatorState;
@@ -104,13 +104,13 @@ impl Catalogue {
 
     /// Every agent, short, by id.
     pub fn summaries(&self) -> Capped<AgentSummary> {
-        self.with(catalogue::summaries)
+        self.with(summaries)
     }
 
     /// One agent in full; `None` when the set does not hold it.
     pub fn detail(&self, agent: &str) -> Option<AgentDetail> {
         let charter = self.set.get(agent)?;
-        Some(self.with(|s| catalogue::detail(charter, s)))
+        Some(self.with(|s| detail(charter, s)))
     }
 
     /// The agent ids of the set.

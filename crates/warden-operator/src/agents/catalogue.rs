@@ -322,7 +322,7 @@ fn ids(mut v: Vec<String>) -> Vec<String> {
 }
 
 /// The agent `charter` governs, in full.
-pub(crate) fn detail(charter: &CompiledCharter, sources: &Sources<'_>) -> AgentDetail {
+pub fn detail(charter: &CompiledCharter, sources: &Sources<'_>) -> AgentDetail {
     let id = charter.identity.id.clone();
     let mut names: Vec<&String> = charter.inventory.tools.keys().collect();
     names.sort();
@@ -471,7 +471,7 @@ pub(crate) fn detail(charter: &CompiledCharter, sources: &Sources<'_>) -> AgentD
 }
 
 /// Every agent of the set, short, by id.
-pub(crate) fn summaries(sources: &Sources<'_>) -> Capped<AgentSummary> {
+pub fn summaries(sources: &Sources<'_>) -> Capped<AgentSummary> {
     let all: Vec<AgentSummary> = sources
         .set
         .iter()
