@@ -93,6 +93,10 @@ fn encode_segment(id: &str) -> String {
         .collect()
 }
 
+fn at<'a>(v: &'a Value, key: &str) -> &'a Value {
+    v.get(key).unwrap_or(&Value::Null)
+}
+
 fn s<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or("-")
 }
@@ -195,7 +199,7 @@ fn tiers_line(t: &Value) -> String {
             let rules = if tr.get("default") == Some(&Value::Bool(true)) {
                 "default posture".to_owned()
             } else {
-                joined(&tr["rules"])
+                joined(at(tr, "rules"))
             };
             format!("{} ({rules})", s(tr, "tier"))
         })
@@ -214,36 +218,44 @@ fn show_text(v: &Value) -> String {
         s(v, "name"),
         s(v, "purpose"),
         s(v, "serves"),
-        joined(&v["values"]),
-        joined(&v["boundaries"]),
+        joined(at(v, "values")),
+        joined(at(v, "boundaries")),
     );
-    let c = &v["charter"];
+    let c = at(v, "charter");
     out.push_str(&format!(
         "\ncharter     {}\nfiles       {}\nrules       {}\nloaded_at   {}\ndefault     {}\n",
         s(c, "hash"),
-        joined(&c["files"]),
+        joined(at(c, "files")),
         n(c, "/rules"),
         s(c, "loaded_at"),
         s(c, "default_posture"),
     ));
-    out.push_str(&format!("\ntools{}\n", cut(&v["tools"])));
-    for t in v["tools"]["items"].as_array().into_iter().flatten() {
+    out.push_str(&format!("\ntools{}\n", cut(at(v, "tools"))));
+    for t in at(at(v, "tools"), "items").as_array().into_iter().flatten() {
         out.push_str(&format!("  {}  {}\n", s(t, "tool"), tiers_line(t)));
     }
     out.push_str("\nmodels\n");
-    for m in v["models"]["aliases"].as_array().into_iter().flatten() {
-        let deny = joined(&m["deny_labels"]);
+    for m in at(at(v, "models"), "aliases")
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let deny = joined(at(m, "deny_labels"));
         out.push_str(&format!(
             "  {}  routes: {}  denied with labels: {deny}\n",
             s(m, "alias"),
-            joined(&m["routes"])
+            joined(at(m, "routes"))
         ));
     }
-    for t in v["models"]["tools"].as_array().into_iter().flatten() {
+    for t in at(at(v, "models"), "tools")
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         out.push_str(&format!("  {}  {}\n", s(t, "tool"), tiers_line(t)));
     }
     out.push_str("\nservers\n");
-    for srv in v["servers"].as_array().into_iter().flatten() {
+    for srv in at(v, "servers").as_array().into_iter().flatten() {
         let agent = match srv.get("agent").and_then(Value::as_str) {
             Some(a) => format!("  agent {a}"),
             None => String::new(),
@@ -255,51 +267,67 @@ fn show_text(v: &Value) -> String {
             n(srv, "/tools")
         ));
     }
-    out.push_str(&format!("\napprovers{}\n", cut(&v["approvers"])));
-    for a in v["approvers"]["items"].as_array().into_iter().flatten() {
+    out.push_str(&format!("\napprovers{}\n", cut(at(v, "approvers"))));
+    for a in at(at(v, "approvers"), "items")
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         out.push_str(&format!(
             "  {}  {} (quorum {})\n",
             s(a, "rule"),
-            joined(&a["principals"]),
+            joined(at(a, "principals")),
             n(a, "/quorum")
         ));
     }
-    out.push_str(&format!("\ndirected by{}\n", cut(&v["directors"])));
-    for d in v["directors"]["items"].as_array().into_iter().flatten() {
+    out.push_str(&format!("\ndirected by{}\n", cut(at(v, "directors"))));
+    for d in at(at(v, "directors"), "items")
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         out.push_str(&format!(
             "  {}  up to {}  {}\n",
             s(d, "role"),
             s(d, "direct"),
-            joined(&d["principals"])
+            joined(at(d, "principals"))
         ));
     }
-    let d = &v["delegation"];
+    let d = at(v, "delegation");
     out.push_str(&format!(
         "\ndelegation  to: {}  from: {}  max_depth {}  max_children {}\n",
-        joined(&d["to"]),
-        joined(&d["from"]),
+        joined(at(d, "to")),
+        joined(at(d, "from")),
         n(d, "/max_depth"),
         n(d, "/max_children"),
     ));
-    let ss = &v["sessions"];
+    let ss = at(v, "sessions");
     out.push_str(&format!(
         "\nsessions    {} live, {} known, last opened {}\n",
         n(ss, "/live"),
         n(ss, "/known"),
         s(ss, "last_activity"),
     ));
-    for id in ss["live_ids"]["items"].as_array().into_iter().flatten() {
+    for id in at(at(ss, "live_ids"), "items")
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         out.push_str(&format!("  {}\n", id.as_str().unwrap_or("-")));
     }
-    if ss["live_ids"].get("capped") == Some(&Value::Bool(true)) {
-        out.push_str(&format!("  …{}\n", cut(&ss["live_ids"])));
+    if at(ss, "live_ids").get("capped") == Some(&Value::Bool(true)) {
+        out.push_str(&format!("  …{}\n", cut(at(ss, "live_ids"))));
     }
     out.push_str(&format!(
         "\ncontrols    {}{}\n",
         n(v, "/controls/total"),
-        cut(&v["controls"])
+        cut(at(v, "controls"))
     ));
-    for ctl in v["controls"]["items"].as_array().into_iter().flatten() {
+    for ctl in at(at(v, "controls"), "items")
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         out.push_str(&format!(
             "  {}  {}  {}:{}  {}\n",
             s(ctl, "id"),
