@@ -1,6 +1,6 @@
 //! The operator plane: the routes people and their tools use to run warden — sessions,
-//! operator credentials, approvals, the signed approval-link pages, and the control API the
-//! observer and operators intervene through; the future home of the console.
+//! operator credentials, approvals, the signed approval-link pages, the control API the
+//! observer and operators intervene through, and the agent inventory ([`agents`]).
 //!
 //! What it guarantees: every route but `/healthz` and the signed links needs an operator
 //! token (`Authorization: Bearer wo_…`); an agent's session token is refused on every route
