@@ -1,5 +1,6 @@
 //! The console's views: each a module with its routes, handlers and page templates.
 
+pub mod agents;
 pub mod approvals;
 pub mod charter;
 pub mod controls;
@@ -20,6 +21,7 @@ pub(crate) fn routes() -> Router<Arc<ConsoleState>> {
         .merge(timeline::routes())
         .merge(approvals::routes())
         .merge(controls::routes())
+        .merge(agents::routes())
         .merge(charter::routes())
         .merge(search::routes())
 }

@@ -272,6 +272,7 @@ impl Gateway {
             max_body_bytes: config.max_body_bytes,
             observability: observability(&config.data_dir, background.stop.clone(), metrics)
                 .await?,
+            loaded_at: Default::default(),
         });
         let clock_for_pruning = clock.clone();
         let governor = Arc::new(
@@ -347,6 +348,11 @@ impl Gateway {
             models,
             session_refusals: SessionRefusals::default(),
             reload,
+        });
+        // The agent inventory reads when each charter was put in force from the reloader.
+        operator.loaded_at.set({
+            let s = Arc::downgrade(&state);
+            move |a: &str| s.upgrade().and_then(|s| s.reload.loaded_at(a))
         });
         serve(
             state,

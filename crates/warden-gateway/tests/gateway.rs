@@ -19,6 +19,10 @@ use warden_core::{Clock, ManualClock, SystemClock};
 use warden_gateway::Config;
 use warden_testkit::harness::Harness;
 
+#[path = "gateway/agents.rs"]
+mod agents;
+#[path = "gateway/agents_adversarial.rs"]
+mod agents_adversarial;
 #[path = "gateway/approvals.rs"]
 mod approvals;
 #[path = "gateway/approvals_teach.rs"]

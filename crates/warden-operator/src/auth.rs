@@ -116,13 +116,14 @@ fn role_may(role: &OperatorRole, method: &http::Method, path: &str) -> Result<()
             if OBSERVER_ROUTES
                 .iter()
                 .any(|(m, p)| method.as_str() == *m && path == *p)
+                || (method == http::Method::GET && path.starts_with("/v1/agents/"))
             {
                 Ok(())
             } else {
                 Err(ApiError::new(
                     StatusCode::FORBIDDEN,
                     "observer_only",
-                    "an observer's credential may only read the ledger stream, the metrics and the signed checkpoints, send its heartbeat and set controls",
+                    "an observer's credential may only read the ledger stream, the metrics, the signed checkpoints and the agent inventory, send its heartbeat and set controls",
                 ))
             }
         }
@@ -131,14 +132,16 @@ fn role_may(role: &OperatorRole, method: &http::Method, path: &str) -> Result<()
 
 /// Everything an observer credential may reach (method, exact path): reading the ledger
 /// stream and the metrics, listing and setting controls, its heartbeat, and the signed
-/// checkpoints and proofs a monitor reads (the gateway's audit routes). Lifting a control
-/// (`/v1/controls/{id}/lift`) is not here: lifting is an admin's.
+/// checkpoints and proofs a monitor reads (the gateway's audit routes), and the agent
+/// inventory (`/v1/agents`; one agent, `GET /v1/agents/{id}`, is let through by its prefix).
+/// Lifting a control (`/v1/controls/{id}/lift`) is not here: lifting is an admin's.
 pub(crate) const OBSERVER_ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/ledger/stream"),
     ("GET", "/v1/audit/checkpoint"),
     ("GET", "/v1/audit/consistency"),
     ("GET", "/v1/audit/inclusion"),
     ("GET", "/metrics"),
+    ("GET", "/v1/agents"),
     ("GET", "/v1/controls"),
     ("POST", "/v1/controls"),
     ("POST", "/v1/observer/heartbeat"),

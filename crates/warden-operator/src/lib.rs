@@ -1,6 +1,6 @@
 //! The operator plane: the routes people and their tools use to run warden — sessions,
-//! operator credentials, approvals, the signed approval-link pages, and the control API the
-//! observer and operators intervene through; the future home of the console.
+//! operator credentials, approvals, the signed approval-link pages, the control API the
+//! observer and operators intervene through, and the agent inventory ([`agents`]).
 //!
 //! What it guarantees: every route but `/healthz` and the signed links needs an operator
 //! token (`Authorization: Bearer wo_…`); an agent's session token is refused on every route
@@ -16,6 +16,7 @@
 //! serves [`router`] on the operator listener and mounts [`agent_plane_refusals`] on the
 //! agent plane.
 
+pub mod agents;
 mod approvals;
 mod auth;
 pub mod controls;
@@ -72,6 +73,9 @@ pub struct OperatorState {
     pub max_body_bytes: usize,
     /// The ledger stream and the metrics (the observer's read surfaces).
     pub observability: Observability,
+    /// When each agent's charter in force was put in force (set by the gateway; read by the
+    /// agent inventory).
+    pub loaded_at: agents::LoadedAt,
 }
 
 /// The operator plane's routes, with their layers.
@@ -103,6 +107,8 @@ pub fn router(state: Arc<OperatorState>) -> Router {
         .route("/v1/approvals/{id}/approve", post(approvals::approve))
         .route("/v1/approvals/{id}/deny", post(approvals::deny))
         .route("/v1/approvals/{id}/reverse", post(approvals::reverse))
+        .route("/v1/agents", get(agents::list))
+        .route("/v1/agents/{id}", get(agents::show))
         .route("/v1/ledger/stream", get(ledger_stream::stream))
         .route("/metrics", get(ledger_stream::metrics))
         // The limit the body extractors enforce (over it: `413` in the API's shape). It only

@@ -165,6 +165,7 @@ async fn fixture() -> Fixture {
         controls,
         clock: clock.clone(),
         observability: crate::Observability::default(),
+        loaded_at: Default::default(),
         max_body_bytes: LIMIT,
     });
     Fixture {

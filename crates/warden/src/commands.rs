@@ -1,5 +1,6 @@
 //! One module per subcommand; each exposes `execute(&Args) -> ExitCode`.
 
+pub mod agents;
 pub mod approvals;
 pub mod audit;
 pub mod charter;

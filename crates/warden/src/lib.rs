@@ -69,6 +69,9 @@ pub enum Command {
     Approvals(commands::approvals::ApprovalsArgs),
     /// List, set and lift controls (through the operator plane).
     Control(commands::control::ControlArgs),
+    /// The agent inventory of a running gateway: every agent, or one in full (through the
+    /// operator plane).
+    Agents(commands::agents::AgentsArgs),
     /// Operator credentials.
     Operator(commands::operator::OperatorArgs),
     /// A stdio bridge to the gateway's MCP endpoint, for stdio-only MCP clients.
@@ -108,6 +111,7 @@ pub fn run() -> ExitCode {
         Command::Session(args) => commands::session::execute(&args),
         Command::Approvals(args) => commands::approvals::execute(&args),
         Command::Control(args) => commands::control::execute(&args),
+        Command::Agents(args) => commands::agents::execute(&args),
         Command::Operator(args) => commands::operator::execute(&args),
         Command::Connect(args) => commands::connect::execute(&args),
         Command::Observe(args) => commands::observe::execute(&args),

@@ -45,6 +45,7 @@ fn restate(f: &mut Fixture, desk: Option<Arc<controls::ControlDesk>>, limit: usi
         recorder: f.recorder.clone(),
         controls: desk.unwrap_or_else(|| f.state.controls.clone()),
         observability: f.state.observability.clone(),
+        loaded_at: Default::default(),
         clock: f.state.clock.clone(),
         max_body_bytes: limit,
     });

@@ -17,6 +17,7 @@ fn roomy(f: &mut Fixture) {
         recorder: f.recorder.clone(),
         controls: f.state.controls.clone(),
         observability: f.state.observability.clone(),
+        loaded_at: Default::default(),
         clock: f.state.clock.clone(),
         max_body_bytes: 64 * 1024,
     });
@@ -276,6 +277,7 @@ async fn an_unknown_revoked_or_expired_session_takes_no_instruction() {
         recorder: f.recorder.clone(),
         controls: f.state.controls.clone(),
         observability: f.state.observability.clone(),
+        loaded_at: Default::default(),
         clock: late,
         max_body_bytes: LIMIT,
     });
