@@ -260,6 +260,25 @@ impl SessionStore {
             .collect()
     }
 
+    /// Revokes every live descendant of session `id` (a revoked session's children cannot
+    /// outlive it); returns each one revoked with its parent, parents before their children.
+    /// Descendants already revoked are left alone.
+    pub async fn revoke_descendants(
+        &self,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let mut descendants = self.descendants(id);
+        descendants.sort_by_key(|s| s.chain.len());
+        let mut revoked = Vec::new();
+        for d in descendants {
+            if self.revoke(&d.id, now).await? {
+                revoked.push((d.id.clone(), d.parent.clone().unwrap_or_default()));
+            }
+        }
+        Ok(revoked)
+    }
+
     /// The ancestors of `session`, root first. `None` when one of them is no longer held
     /// (the caller refuses: an ancestor it cannot see is not known to be active).
     pub fn ancestors(&self, session: &Session) -> Option<Vec<Arc<Session>>> {
