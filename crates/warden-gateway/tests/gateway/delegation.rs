@@ -42,15 +42,21 @@ const DATA: &str = r#"data:
 "#;
 
 fn charter_of(id: &str, echo_url: &str, delegation: &str, rules: &str) -> String {
-    // The boss's approver is bob; every other charter's is carol.
+    // The boss's approver is bob; every other charter's is carol. Only the helper
+    // inventories the `side` server (the same echo server under another id).
     let authority = authority(if id == "boss" { "bob" } else { "carol" });
+    let side = if id == "helper" {
+        format!("    - {{ id: side, url: \"{echo_url}\", tools: [echo] }}\n")
+    } else {
+        String::new()
+    };
     format!(
         r#"version: 1
 identity: {{ id: {id}, name: {id}, purpose: tests, serves: the test suite }}
 inventory:
   servers:
     - {{ id: echo, url: "{echo_url}", tools: [echo] }}
-{delegation}{DATA}actions:
+{side}{delegation}{DATA}actions:
   approval: {{ timeout: 60s }}
   rules:
 {rules}{authority}"#
@@ -69,6 +75,7 @@ fn boss(echo_url: &str) -> String {
     - { id: boss-send, tool: echo.echo, tier: autonomous, args: { text: { prefix: send } } }
     - { id: boss-asks, tool: echo.echo, tier: approval, args: { text: { prefix: askboss } } }
     - { id: boss-lets-helper-ask, tool: echo.echo, tier: autonomous, args: { text: { prefix: askhelper } } }
+    - { id: boss-counted, tool: echo.echo, tier: preapproved, args: { text: { prefix: counted } }, scope: { per_session: 2 } }
 "#,
     )
 }
@@ -79,6 +86,8 @@ fn others(dir: &std::path::Path, echo_url: &str) -> Vec<std::path::PathBuf> {
     - { id: helper-send, tool: echo.echo, tier: autonomous, args: { text: { prefix: send } } }
     - { id: helper-lets-boss-ask, tool: echo.echo, tier: autonomous, args: { text: { prefix: askboss } } }
     - { id: helper-asks, tool: echo.echo, tier: approval, args: { text: { prefix: askhelper } } }
+    - { id: helper-counted, tool: echo.echo, tier: autonomous, args: { text: { prefix: counted } } }
+    - { id: helper-side, tool: side.echo, tier: autonomous }
 "#;
     let plain = r#"    - { id: hello, tool: echo.echo, tier: autonomous, args: { text: { prefix: hello } } }
 "#;
@@ -134,9 +143,16 @@ fn others(dir: &std::path::Path, echo_url: &str) -> Vec<std::path::PathBuf> {
 /// The gateway on the set, sessions opened for `boss` acting for alice.
 pub(crate) async fn start_set() -> Harness {
     let dir = tempfile::tempdir().unwrap();
+    // The other charters are read at start-up; the directory may go.
+    start_set_in(dir.path()).await
+}
+
+/// [`start_set`], the charters other than the boss's written in `dir` (kept by the caller
+/// when the gateway restarts).
+pub(crate) async fn start_set_in(dir: &std::path::Path) -> Harness {
     let extra = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let (extra_w, dir_path) = (extra.clone(), dir.path().to_path_buf());
-    let h = Harness::builder(move |echo_url| {
+    let (extra_w, dir_path) = (extra.clone(), dir.to_path_buf());
+    Harness::builder(move |echo_url| {
         *extra_w.lock().unwrap() = others(&dir_path, echo_url);
         boss(echo_url)
     })
@@ -147,10 +163,7 @@ pub(crate) async fn start_set() -> Harness {
         }
     })
     .start()
-    .await;
-    // The other charters are read at start-up; the directory may go.
-    drop(dir);
-    h
+    .await
 }
 
 /// `POST /v1/sessions/delegate` with `token` and `body`; the status and the answer.
@@ -496,5 +509,100 @@ async fn a_child_action_its_own_charter_asks_for_is_raised_under_its_own_charter
     let (status, body) = h.decide_approval(&carol, &id, "approve", None).await;
     assert_eq!(status, 200, "{body}");
     assert!(!is_error(&call.await.unwrap()));
+    h.stop().await;
+}
+
+/// A tool the child's charter inventories and the parent's does not is refused for the child
+/// (not inventoried there = not allowed there), before any rule; the child's own call of it
+/// never reaches the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tool_an_ancestors_inventory_does_not_name_is_refused_for_the_child() {
+    let h = start_set().await;
+    let (_, token) = h.open_session("1h").await;
+    let (_, child_token) = child(&h, &token, "helper").await;
+    let (status, body) = h
+        .mcp(
+            &child_token,
+            "tools/call",
+            json!({ "name": "side.echo", "arguments": { "text": "hello" } }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(is_error(&body), "{body}");
+    assert!(text_of(&body).contains("`boss`"), "{body}");
+    assert_eq!(warden_testkit::echo::count(&h.calls), 0);
+    let attempted = h.records_of("action_attempted").await.pop().unwrap();
+    assert_eq!(attempted["refusal"], "not_inventoried", "{attempted}");
+    assert_eq!(attempted["tool"], "side.echo");
+    h.stop().await;
+}
+
+/// The parent's preapproved scope is the parent session's: what the child spends under the
+/// parent's rule is read and spent there, so parent and children together stay within it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ancestors_preapproved_scope_is_spent_in_the_ancestors_session() {
+    let h = start_set().await;
+    let (_, token) = h.open_session("1h").await;
+    let (_, first) = child(&h, &token, "helper").await;
+    let (_, second) = child(&h, &token, "helper").await;
+    assert!(!is_error(&h.call(&first, "counted one").await));
+    assert!(!is_error(&h.call(&second, "counted two").await));
+    // The boss's scope (2 per session) is spent: the third use escalates to approval under
+    // the boss's charter, for the parent itself as for a child.
+    h.decide(&token, "counted three", Some("0s")).await;
+    let decided = h.records_of("action_decided").await.pop().unwrap();
+    assert_eq!(decided["decision"]["reason"], "scope_exceeded", "{decided}");
+    let (_, body) = h.decide(&first, "counted four", Some("0s")).await;
+    let decided = h.records_of("action_decided").await.pop().unwrap();
+    assert_eq!(
+        decided["decision"]["reason"], "scope_exceeded",
+        "{body} {decided}"
+    );
+    assert_eq!(decided["under"][1]["reason"], "scope_exceeded");
+    h.stop().await;
+}
+
+/// A control on the parent's session (here: frozen) applies to its descendants.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_control_on_the_parents_session_applies_to_its_children() {
+    let h = start_set().await;
+    let (parent, token) = h.open_session("1h").await;
+    let (_, child_token) = child(&h, &token, "helper").await;
+    let (_, unrelated) = h.open_session("1h").await;
+    h.set_control(json!({ "action": "frozen", "scope": "session", "target": parent, "reason": "looking into it" }))
+        .await;
+    let refused = h.call(&child_token, "hello").await;
+    assert!(is_error(&refused), "{refused}");
+    let decided = h.records_of("action_decided").await.pop().unwrap();
+    assert_eq!(decided["decision"]["reason"], "posture_frozen", "{decided}");
+    assert!(!is_error(&h.call(&unrelated, "hello").await));
+    h.stop().await;
+}
+
+/// A child and its chain are back after a restart: still governed by the intersection, still
+/// stopped by its parent's revocation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_and_its_chain_are_back_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = start_set_in(dir.path()).await;
+    let (parent, token) = h.open_session("1h").await;
+    let (child_id, child_token) = child(&h, &token, "helper").await;
+    h.restart().await;
+    let back = h.app_state().sessions.get(&child_id).unwrap();
+    assert_eq!(back.chain[0].session, parent);
+    assert!(is_error(
+        &h.call(&child_token, "hello forbidden again").await
+    ));
+    assert!(!is_error(&h.call(&child_token, "hello again").await));
+    let (status, _) = h
+        .operator(
+            reqwest::Method::POST,
+            &format!("/v1/sessions/{parent}/revoke"),
+            &h.operator_token,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(h.app_state().sessions.get(&child_id).unwrap().is_revoked());
     h.stop().await;
 }
