@@ -150,6 +150,8 @@ impl Session {
             labels: self.labels().iter().map(|l| l.to_string()).collect(),
             trusted: self.trusted_pieces(),
             provenance_complete: self.provenance().is_complete(),
+            parent: self.parent.clone(),
+            chain: self.chain.clone(),
         }
     }
 
@@ -206,6 +208,12 @@ pub struct SessionInfo {
     /// Whether the index of the untrusted content it read is complete (`false`: every value
     /// its trusted text does not state counts as untrusted).
     pub provenance_complete: bool,
+    /// The parent session, for a child session (delegation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// The delegation chain (ancestors, root first; empty for a session an operator opened).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub chain: Vec<Link>,
 }
 
 /// One ancestor in a session's delegation chain.
