@@ -257,7 +257,9 @@ pub(crate) fn agent_router(
         .route(
             "/v1/sessions/delegate",
             post(crate::delegation::delegate_route)
-                .layer(DefaultBodyLimit::max(crate::delegation::MAX_DELEGATE_BODY))
+                .layer(DefaultBodyLimit::max(
+                    crate::delegation::MAX_DELEGATE_BODY.min(state.config.max_body_bytes),
+                ))
                 .layer(within.clone()),
         )
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))

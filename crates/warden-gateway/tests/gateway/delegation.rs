@@ -150,6 +150,14 @@ pub(crate) async fn start_set() -> Harness {
 /// [`start_set`], the charters other than the boss's written in `dir` (kept by the caller
 /// when the gateway restarts).
 pub(crate) async fn start_set_in(dir: &std::path::Path) -> Harness {
+    start_set_configured(dir, |_| {}).await
+}
+
+/// [`start_set_in`], the configuration changed by `adjust`.
+pub(crate) async fn start_set_configured(
+    dir: &std::path::Path,
+    adjust: impl FnOnce(&mut Config) + Send + 'static,
+) -> Harness {
     let extra = Arc::new(std::sync::Mutex::new(Vec::new()));
     let (extra_w, dir_path) = (extra.clone(), dir.to_path_buf());
     Harness::builder(move |echo_url| {
@@ -161,6 +169,7 @@ pub(crate) async fn start_set_in(dir: &std::path::Path) -> Harness {
         if let CharterSource::Paths(p) = &mut c.charters {
             p.extend(extra.lock().unwrap().iter().cloned());
         }
+        adjust(c);
     })
     .start()
     .await

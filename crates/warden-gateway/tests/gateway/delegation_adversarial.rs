@@ -2,7 +2,7 @@
 //! missing token, a revoked child's token replayed, malformed and oversized bodies, a task or
 //! lifetime out of bounds, and a flood of delegations (bounded by the fan-out).
 
-use super::delegation::{child, delegate, refusals, start_set};
+use super::delegation::{child, delegate, refusals, start_set, start_set_configured};
 use super::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,4 +151,53 @@ async fn a_flood_of_delegations_stays_bounded_by_the_fan_out() {
         (403, json!("fan_out"))
     );
     h.stop().await;
+}
+
+/// Fail closed: a child the ledger cannot record does not exist — the delegation is refused
+/// (`503 ledger_unavailable`) and the child, stored a moment before, is revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_the_ledger_cannot_record_is_revoked_and_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = start_set_configured(dir.path(), |c| c.ledger_max_bytes = Some(64 * 1024)).await;
+    let (parent, token) = h.open_session("1h").await;
+    let big = "hello ".to_owned() + &"x".repeat(3000);
+    let mut full = false;
+    for i in 0..200 {
+        if is_error(&h.call(&token, &format!("{big} {i}")).await) {
+            full = true;
+            break;
+        }
+    }
+    assert!(full, "the ledger never filled up");
+    // Fill what is left with records smaller than a delegation's: sessions opened until the
+    // ledger cannot record one.
+    let mut left = true;
+    for _ in 0..2000 {
+        let (status, _) = h
+            .operator(
+                reqwest::Method::POST,
+                "/v1/sessions",
+                &h.operator_token,
+                Some(json!({ "agent": "boss", "user": "alice", "ttl": "1h" })),
+            )
+            .await;
+        if status != 201 {
+            left = false;
+            break;
+        }
+    }
+    assert!(!left, "the ledger never filled up");
+    let (status, got) = delegate(&h, &token, json!({ "agent": "helper" })).await;
+    assert_eq!(status, 503, "{got}");
+    assert_eq!(got["error"]["code"], "ledger_unavailable");
+    assert!(got.get("token").is_none());
+    let state = h.app_state();
+    let children = state.sessions.descendants(&parent);
+    assert_eq!(children.len(), 1, "stored, then revoked");
+    assert!(children[0].is_revoked());
+    assert_eq!(
+        state.sessions.live_children(&parent, state.governor.now()),
+        0
+    );
+    h.take().shutdown().await;
 }
