@@ -268,7 +268,7 @@ mod tests {
                 sqlx::query(*stmt).execute(&pool).await.unwrap();
             }
         }
-        add_operator_columns(&mut *pool.acquire().await.unwrap())
+        add_operator_columns(&mut pool.acquire().await.unwrap())
             .await
             .unwrap();
         sqlx::query("INSERT INTO sessions VALUES ('s', x'00', 'a', 'p', 't', '2026-12-07T00:00:00Z', '2026-12-07T01:00:00Z', NULL)")
