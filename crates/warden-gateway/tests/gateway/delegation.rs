@@ -585,6 +585,20 @@ async fn a_control_on_the_parents_session_applies_to_its_children() {
     let decided = h.records_of("action_decided").await.pop().unwrap();
     assert_eq!(decided["decision"]["reason"], "posture_frozen", "{decided}");
     assert!(!is_error(&h.call(&unrelated, "hello").await));
+    // A session-scoped `revoke_session` control revokes the session and its descendants.
+    let (other_parent, other_token) = h.open_session("1h").await;
+    let (other_child, _) = child(&h, &other_token, "helper").await;
+    h.set_control(json!({ "action": "revoke_session", "scope": "session", "target": other_parent, "reason": "compromised" }))
+        .await;
+    let state = h.app_state();
+    assert!(state.sessions.get(&other_child).unwrap().is_revoked());
+    let cascaded = h.records_of("session_revoked").await;
+    assert!(
+        cascaded
+            .iter()
+            .any(|r| r["session"] == other_child.as_str() && r["reason"] == "parent_revoked"),
+        "{cascaded:?}"
+    );
     h.stop().await;
 }
 
