@@ -19,6 +19,7 @@ pub mod config;
 mod data_dir;
 mod dead_mans_switch;
 pub mod decide_api;
+pub mod delegation;
 pub mod governor;
 mod host_check;
 mod listener;
