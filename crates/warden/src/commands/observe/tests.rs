@@ -53,7 +53,7 @@ sweep_interval = "0s"
 fn bad_settings_are_refused_with_a_clear_message() {
     let base = ObserveArgs {
         token_file: Some("t".into()),
-        charter: Some("c".into()),
+        charter: vec!["c".into()],
         ..ObserveArgs::default()
     };
     let cases = [
@@ -66,7 +66,7 @@ fn bad_settings_are_refused_with_a_clear_message() {
         ),
         (
             ObserveArgs {
-                charter: None,
+                charter: Vec::new(),
                 ..base.clone()
             },
             "`--charter` is required",
