@@ -5,6 +5,7 @@ mod authority;
 mod collect;
 mod condition;
 mod data;
+mod delegation;
 mod identity;
 mod inventory;
 mod lint;
@@ -27,6 +28,10 @@ use crate::source::{ParsedFile, Source, read_sources};
 use authority::authority;
 use collect::{Collected, collect_file};
 use data::data_policy;
+pub use delegation::{
+    DEFAULT_DELEGATION_CHILDREN, DEFAULT_DELEGATION_DEPTH, MAX_DELEGATION_CHILDREN,
+    MAX_DELEGATION_DEPTH,
+};
 use identity::{identity, labels};
 use inventory::inventory;
 use observer::observer;
@@ -90,6 +95,7 @@ pub fn compile(sources: &[Source]) -> Result<Compiled, Diagnostics> {
     for file in &parsed {
         collect_file(file, &mut c, &mut diags);
     }
+    crate::include::check_read(&parsed.iter().collect::<Vec<_>>(), &mut diags);
     let unreadable = parsed.len() < sources.len();
     let charter = build(&c, sources, unreadable, &mut diags);
     let mut result = match charter {
@@ -193,6 +199,8 @@ fn build(
         None | Some(RawDefaultPosture::Ask) => DefaultPosture::Ask,
         Some(RawDefaultPosture::Deny) => DefaultPosture::Deny,
     };
+    let (delegation, spans) =
+        delegation::delegation(c, identity.as_ref().map(|i| i.id.as_str()), diags);
     let identity = identity?;
     Some(CompiledCharter {
         hash: content_hash(sources),
@@ -206,8 +214,9 @@ fn build(
         data,
         context: context.unwrap_or_default(),
         observer,
-        delegation: crate::Delegation::default(),
+        delegation,
         index,
+        spans,
     })
 }
 

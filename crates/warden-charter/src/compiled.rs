@@ -15,11 +15,13 @@ use crate::index::ToolIndex;
 
 mod authority;
 mod observer;
+mod spans;
 pub use authority::{Authority, Enrolment, NotifyTarget, Principal, Role};
 pub use observer::{
     CorrelateOn, Correlation, DEFAULT_HEARTBEAT_DEADLINE, Detector, DetectorKind, Escalation,
     Intervention, ObserverSettings,
 };
+pub(crate) use spans::Spans;
 
 /// A charter compiled and ready to decide with. Cheap to share behind an `Arc`.
 #[derive(Debug)]
@@ -49,6 +51,8 @@ pub struct CompiledCharter {
     /// Which agents this one may hand work to, which may hand work to it, and the bounds.
     pub delegation: Delegation,
     pub(crate) index: ToolIndex,
+    /// Locations the set's checks point at.
+    pub(crate) spans: Spans,
 }
 
 /// The charter's `delegation` section: whom the agent may open child sessions for, whom it

@@ -15,18 +15,22 @@ mod compile;
 mod compiled;
 mod diagnostic;
 pub mod diff;
+mod include;
 mod index;
 pub mod names;
 mod raw;
 mod set;
+mod set_check;
 mod set_load;
 mod source;
 mod upstream_auth;
 
 pub use cell::CharterCell;
 pub use compile::{
-    CEL_VARIABLES, CHARTER_VERSION, Compiled, DEFAULT_APPROVAL_TIMEOUT, DEFAULT_MODEL_TIMEOUT,
-    DEFAULT_RULE_ID, MODEL_SERVER, MODEL_TOOLS, RESOURCE_READ_TOOL, compile, load, parse_duration,
+    CEL_VARIABLES, CHARTER_VERSION, Compiled, DEFAULT_APPROVAL_TIMEOUT,
+    DEFAULT_DELEGATION_CHILDREN, DEFAULT_DELEGATION_DEPTH, DEFAULT_MODEL_TIMEOUT, DEFAULT_RULE_ID,
+    MAX_DELEGATION_CHILDREN, MAX_DELEGATION_DEPTH, MODEL_SERVER, MODEL_TOOLS, RESOURCE_READ_TOOL,
+    compile, load, parse_duration,
 };
 pub use compiled::*;
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};

@@ -70,6 +70,10 @@ pub(crate) struct RawServer {
     /// token and sends it as `Authorization: Bearer`.
     #[serde(default)]
     pub oauth: Option<RawOAuth>,
+    /// The agent of the set this server is (an agent exposed as an MCP server through
+    /// `command` or `url`): a call to its tools is a delegation to that agent.
+    #[serde(default)]
+    pub agent: Option<String>,
     /// The tools this server offers, as the server names them. Rules refer to them as
     /// `server.tool`. With neither `command` nor `url`, the server stands for an API whose
     /// calls the agent reports through the decide API.
@@ -513,6 +517,25 @@ pub(crate) struct RawDataSource {
     /// A regular expression found anywhere in the result text.
     #[serde(default)]
     pub pattern: Option<String>,
+}
+
+/// The `delegation` section: which agents this one may hand work to and accept work from.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDelegation {
+    /// Agents (of the set) this agent may open child sessions for.
+    #[serde(default)]
+    pub to: Vec<String>,
+    /// Agents (of the set) that may open child sessions for this agent.
+    #[serde(default)]
+    pub from: Vec<String>,
+    /// The longest delegation chain a session of this agent may stand at the end of; default
+    /// 1, at most 8.
+    #[serde(default)]
+    pub max_depth: Option<u32>,
+    /// Child sessions one session of this agent may have live at once; default 8, at most 64.
+    #[serde(default)]
+    pub max_children: Option<u32>,
 }
 
 /// The situation.

@@ -17,7 +17,10 @@ pub struct CompiledSet {
 
 /// Reads and compiles the charters at `paths` (each a charter file or directory) as one set:
 /// every charter's errors are reported (each at its own file:line:col), then the set's own
-/// (two charters for one agent). Nothing is returned unless all compile.
+/// (two charters for one agent, a delegation or server `agent` naming an agent not in the
+/// set, a server id declared differently by two charters; see `set_check`), with warnings for
+/// delegations only one side declares. Nothing is returned unless all compile and the set
+/// holds together.
 pub fn load_set(paths: &[PathBuf]) -> Result<CompiledSet, Diagnostics> {
     let mut errors = Diagnostics::default();
     let mut warnings = Diagnostics::default();
@@ -32,7 +35,14 @@ pub fn load_set(paths: &[PathBuf]) -> Result<CompiledSet, Diagnostics> {
         }
     }
     if errors.has_errors() {
+        errors.extend(warnings);
+        errors.sort();
         return Err(errors);
+    }
+    warnings.extend(crate::set_check::check(&charters));
+    warnings.sort();
+    if warnings.has_errors() {
+        return Err(warnings);
     }
     match CharterSet::new(charters) {
         Ok(set) => Ok(CompiledSet { set, warnings }),
@@ -79,3 +89,6 @@ pub fn set_directory(dir: &Path) -> Result<Vec<PathBuf>, Diagnostics> {
     }
     Ok(dirs)
 }
+
+#[cfg(test)]
+mod tests;

@@ -27,6 +27,9 @@ pub struct Source {
     pub name: Arc<str>,
     /// The file's contents.
     pub text: String,
+    /// Whether the file is a document included by the charter (`include:`), which may hold
+    /// only `authority`, `data` and `context`, rather than one of the charter's own files.
+    pub included: bool,
 }
 
 impl Source {
@@ -35,14 +38,33 @@ impl Source {
         Self {
             name: name.into(),
             text: text.into(),
+            included: false,
+        }
+    }
+
+    /// An included document from memory (see [`Source::included`](Self#structfield.included)).
+    pub fn included(name: impl Into<Arc<str>>, text: impl Into<String>) -> Self {
+        Self {
+            included: true,
+            ..Self::new(name, text)
         }
     }
 }
 
-/// Reads a charter file, or every `*.yaml`/`*.yml` file of a directory in name order. Each file
-/// must be a regular file of at most [`MAX_FILE_BYTES`]; anything else (a FIFO, a device) is
-/// refused without blocking on it or reading past the limit.
+/// Reads a charter file, or every `*.yaml`/`*.yml` file of a directory in name order, then the
+/// documents those files include (`include:`, one level: an included document's own
+/// `include` is refused when it is compiled). Each file must be a regular file of at most
+/// [`MAX_FILE_BYTES`]; anything else (a FIFO, a device) is refused without blocking on it or
+/// reading past the limit; a charter and its includes hold at most [`MAX_FILES`] files. An
+/// include that cannot be read is an error at its `include` entry.
 pub fn read_sources(path: &Path) -> Result<Vec<Source>, Diagnostics> {
+    let mut sources = read_charter_files(path)?;
+    crate::include::read_includes(&mut sources)?;
+    Ok(sources)
+}
+
+/// The charter's own files (without its includes).
+fn read_charter_files(path: &Path) -> Result<Vec<Source>, Diagnostics> {
     let display = path.display().to_string();
     let meta = std::fs::metadata(path).map_err(|e| {
         Diagnostics::one(Diagnostic::error_at_file(
@@ -232,6 +254,8 @@ impl<'de> Deserialize<'de> for NodeKind {
 pub(crate) struct ParsedFile {
     pub name: Arc<str>,
     pub root: Node,
+    /// An included document (see [`Source::included`](Source#structfield.included)).
+    pub included: bool,
 }
 
 impl ParsedFile {
@@ -254,6 +278,7 @@ impl ParsedFile {
             Ok(root) => Ok(ParsedFile {
                 name: source.name.clone(),
                 root,
+                included: source.included,
             }),
             Err(e) => {
                 let (line, column) = e

@@ -52,27 +52,48 @@ fn small_charter(dir: &Path) {
 #[test]
 fn every_example_charter_passes_its_tests() {
     let mut tested = 0;
+    let mut charters = Vec::new();
     for entry in std::fs::read_dir(repo().join("examples")).unwrap() {
         let dir = entry.unwrap().path();
         if !dir.is_dir() {
             continue;
         }
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        if dir.join("tests").is_dir() {
+            charters.push(format!("examples/{name}"));
+            continue;
+        }
+        // A charter set (examples/agents): every subdirectory is a charter with its tests.
+        let mut agents = 0;
+        for agent in std::fs::read_dir(&dir).unwrap() {
+            let agent = agent.unwrap().path();
+            if agent.is_dir() {
+                let agent_name = agent.file_name().unwrap().to_string_lossy().into_owned();
+                charters.push(format!("examples/{name}/{agent_name}"));
+                agents += 1;
+            }
+        }
         assert!(
-            dir.join("tests").is_dir(),
+            agents > 0,
             "examples/{name} has no tests/ directory of charter test cases"
         );
-        let out = warden(&["test", &format!("examples/{name}")]);
-        let (stdout, stderr) = text(&out);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "examples/{name}: {stdout}{stderr}"
+    }
+    for charter in &charters {
+        assert!(
+            repo().join(charter).join("tests").is_dir(),
+            "{charter} has no tests/ directory of charter test cases"
         );
+        let out = warden(&["test", charter]);
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{charter}: {stdout}{stderr}");
         assert!(stdout.ends_with(" passed, 0 failed\n"), "{stdout}");
         tested += 1;
     }
-    assert!(tested >= 7, "only {tested} examples");
+    assert!(
+        charters.iter().any(|c| c == "examples/agents/worker"),
+        "the example set's charters are tested: {charters:?}"
+    );
+    assert!(tested >= 10, "only {tested} example charters");
 }
 
 #[test]

@@ -7,10 +7,11 @@ use serde::de::DeserializeOwned;
 use warden_core::SourceLocation;
 
 use crate::diagnostic::{Diagnostic, Diagnostics, suggest};
+use crate::include::{INCLUDABLE, INCLUDE_KEY};
 use crate::raw::{
-    RawApproval, RawContext, RawCorrelation, RawDataSource, RawDefaultPosture, RawDetector,
-    RawEnrolment, RawIdentity, RawLabel, RawModel, RawPrincipal, RawResponse, RawRole, RawRule,
-    RawServer, RawTokenBudget,
+    RawApproval, RawContext, RawCorrelation, RawDataSource, RawDefaultPosture, RawDelegation,
+    RawDetector, RawEnrolment, RawIdentity, RawLabel, RawModel, RawPrincipal, RawResponse, RawRole,
+    RawRule, RawServer, RawTokenBudget,
 };
 use crate::source::{Node, NodeKind, ParsedFile};
 
@@ -68,14 +69,16 @@ pub(crate) struct Collected<'a> {
     // The dead man's switch.
     pub observer_required: Option<Item<'a, bool>>,
     pub heartbeat_deadline: Option<Item<'a, String>>,
+    pub delegation: Option<Item<'a, RawDelegation>>,
     /// Lists with at least one item that failed to parse, and `version` or `identity` when
     /// present but unreadable; reference checks against them (and "missing" errors) are
     /// skipped so one typo does not cascade.
     pub incomplete: HashSet<&'static str>,
 }
 
-const SECTIONS: [&str; 8] = [
+const SECTIONS: [&str; 10] = [
     "version",
+    "include",
     "identity",
     "inventory",
     "actions",
@@ -83,6 +86,7 @@ const SECTIONS: [&str; 8] = [
     "data",
     "context",
     "observer",
+    "delegation",
 ];
 
 /// Reads one file into `c`.
@@ -103,7 +107,14 @@ pub(crate) fn collect_file<'a>(
     };
     for (key, node) in entries {
         let k = key.name.as_str();
+        if file.included && !INCLUDABLE.contains(&k) {
+            diags.push(not_includable(file, key));
+            continue;
+        }
         match k {
+            // Resolved and read before compiling (`crate::include`).
+            INCLUDE_KEY => {}
+            "delegation" => single(file, node, k, &mut c.delegation, diags),
             "version" => {
                 if !read_single(file, node, k, &mut c.version, diags) {
                     c.incomplete.insert("version");
@@ -300,6 +311,31 @@ pub(crate) fn collect_file<'a>(
                     ),
             ),
         }
+    }
+}
+
+/// The error for a key an included document may not hold.
+fn not_includable(file: &ParsedFile, key: &crate::source::Key) -> Diagnostic {
+    let k = key.name.as_str();
+    let hint = format!(
+        "an included document holds only {}",
+        backticked(&INCLUDABLE)
+    );
+    if k == INCLUDE_KEY {
+        Diagnostic::error(
+            file.at_key(key),
+            "an included document cannot include (includes are one level deep)",
+        )
+        .with_hint("include the document from the charter itself")
+    } else if SECTIONS.contains(&k) {
+        Diagnostic::error(
+            file.at_key(key),
+            format!("`{k}` cannot be in an included document"),
+        )
+        .with_hint(hint)
+    } else {
+        Diagnostic::error(file.at_key(key), format!("unknown section `{k}`"))
+            .with_hint_opt(suggest(k, INCLUDABLE).or(Some(hint)))
     }
 }
 

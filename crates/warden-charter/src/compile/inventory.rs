@@ -105,6 +105,23 @@ pub(super) fn inventory(
                 "`env` applies only to a stdio server (`command`)",
             ));
         }
+        if let Some(agent) = &raw.agent {
+            if !super::valid_id(agent) {
+                diags.push(Diagnostic::error(
+                    item.at_path(&["agent"]),
+                    format!("invalid agent id `{agent}`"),
+                ));
+            }
+            if raw.command.is_none() && raw.url.is_none() {
+                diags.push(
+                    Diagnostic::error(
+                        item.at_path(&["agent"]),
+                        format!("server `{}` is agent `{agent}` but has no `command` or `url`", raw.id),
+                    )
+                    .with_hint("an agent is reached as an MCP server (`command` or `url`), not through the decide API"),
+                );
+            }
+        }
         let server_index = inv.servers.len();
         let mut tools_seen = BTreeSet::new();
         for (i, tool) in raw.tools.iter().enumerate() {
@@ -158,7 +175,7 @@ pub(super) fn inventory(
             tools: raw.tools.clone(),
             sandbox: super::sandbox::sandbox(item, diags),
             http_auth: super::upstream_auth::http_auth(item, diags),
-            agent: None,
+            agent: raw.agent.clone(),
             location: item.at(),
         });
     }
