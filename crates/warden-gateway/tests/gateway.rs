@@ -19,6 +19,8 @@ use warden_core::{Clock, ManualClock, SystemClock};
 use warden_gateway::Config;
 use warden_testkit::harness::Harness;
 
+#[path = "gateway/a2a.rs"]
+mod a2a;
 #[path = "gateway/approvals.rs"]
 mod approvals;
 #[path = "gateway/approvals_teach.rs"]

@@ -13,7 +13,10 @@ use warden_observer::synth::Synth;
 use warden_observer::{Action, Engine, Scope};
 
 /// A charter for agent `id` with this `observer` section (indented by two spaces).
-#[expect(clippy::expect_used, reason = "a test charter that does not compile fails the test")]
+#[expect(
+    clippy::expect_used,
+    reason = "a test charter that does not compile fails the test"
+)]
 fn agent_charter(id: &str, observer: &str) -> Arc<CompiledCharter> {
     let text = format!(
         "version: 1\nidentity:\n  id: {id}\n  name: {id}\n  purpose: test\n  serves: tests\n\

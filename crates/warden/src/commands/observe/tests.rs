@@ -144,7 +144,10 @@ fn a_set_of_charters_from_the_flags_a_directory_or_the_config_files_list() {
     })
     .unwrap();
     assert_eq!(s.charter, PathBuf::from("a.yaml"));
-    assert_eq!(s.others, vec![PathBuf::from("b.yaml"), PathBuf::from("c.yaml")]);
+    assert_eq!(
+        s.others,
+        vec![PathBuf::from("b.yaml"), PathBuf::from("c.yaml")]
+    );
     // `--charters DIR`: every subdirectory is one charter.
     let dir = tmp.path().join("set");
     for agent in ["coordinator", "worker"] {
