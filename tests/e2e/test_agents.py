@@ -243,7 +243,8 @@ def agents(
         while True:
             assert proc.poll() is None, (tmp_path / "worker-agent.log").read_text()
             try:
-                httpx2.get(worker_url, timeout=2)
+                # Any answer to an empty POST (a JSON-RPC error) shows it is up.
+                httpx2.post(worker_url, json={}, timeout=2)
                 break
             except httpx2.HTTPError:
                 pass
