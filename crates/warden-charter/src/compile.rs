@@ -269,6 +269,10 @@ mod tests;
 #[cfg(test)]
 mod tests_dead_mans_switch;
 #[cfg(test)]
+mod tests_delegation;
+#[cfg(test)]
+mod tests_include;
+#[cfg(test)]
 mod tests_names;
 #[cfg(test)]
 mod tests_observer;

@@ -60,7 +60,11 @@ pub struct CompiledCharter {
 ///
 /// What it guarantees: the default (no section) delegates to nobody and accepts from nobody,
 /// so delegation exists only where two charters both say so — `to` in the parent's and
-/// `from` in the child's. Bounds are inclusive maxima.
+/// `from` in the child's. Bounds are inclusive maxima: with a section, `max_depth` is 1 to
+/// [`MAX_DELEGATION_DEPTH`](crate::MAX_DELEGATION_DEPTH) (default 1) and `max_children` 1 to
+/// [`MAX_DELEGATION_CHILDREN`](crate::MAX_DELEGATION_CHILDREN) (default 8); without one, both
+/// are 0 and both lists empty. Entries are valid agent ids, never the charter's own agent,
+/// each once; a set checks that they name agents it holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Delegation {
     /// Agents this agent may open child sessions for (agent ids of the set).
@@ -216,6 +220,8 @@ pub struct Server {
     /// The agent of the set this server is (an agent exposed as an MCP server): a call to
     /// its tools through warden is a delegation to that agent, and the callee acts in a
     /// child session whose context travels in the call's `_meta`. `None` for a tool server.
+    /// When set: a valid agent id, not the charter's own agent, on a server with a transport
+    /// (`command` or `url`); a set checks that it names one of its agents.
     pub agent: Option<String>,
     /// Where it is declared.
     pub location: SourceLocation,

@@ -142,6 +142,7 @@ pub(crate) fn read_includes(sources: &mut Vec<Source>) -> Result<(), Diagnostics
         }
     }
     if diags.has_errors() {
+        diags.sort();
         return Err(diags);
     }
     sources.extend(read);

@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use warden_core::SourceLocation;
 
-use crate::compiled::{CompiledCharter, Server};
+use warden_core::Tier;
+use warden_core::path::glob_root;
+
+use crate::compiled::{CompiledCharter, SandboxMode, Server, Transport};
 use crate::diagnostic::{Diagnostic, Diagnostics, suggest};
 
 /// Every error and warning of the set as a whole (each charter compiled on its own already).
@@ -126,13 +129,66 @@ fn references(
     }
 }
 
-/// Whether two declarations of a server id name the same upstream the same way.
+/// Whether two declarations of a server id name the same upstream the same way (where the
+/// `sandbox` section is written does not matter; what it says does).
 fn same_server(a: &Server, b: &Server) -> bool {
     a.transport == b.transport
         && a.tools == b.tools
-        && a.sandbox == b.sandbox
+        && (a.sandbox.mode, &a.sandbox.read, &a.sandbox.write)
+            == (b.sandbox.mode, &b.sandbox.read, &b.sandbox.write)
         && a.http_auth == b.http_auth
         && a.agent == b.agent
+}
+
+/// The kernel confinement roots a charter's rules give a stdio server (`None` for another
+/// server, or one with `sandbox.mode: off`): the literal directory of every absolute path glob
+/// in a rule for one of its tools that is not `prohibited`, outside any `not`; sorted, once
+/// each. The gateway confines the one process of a shared server to these, so two charters
+/// sharing it must give it the same ones. Mirrors `warden_mcp::sandbox::roots`, which decides
+/// the confinement at start-up: the two must agree.
+fn confinement_roots(charter: &CompiledCharter, server: &Server) -> Option<Vec<String>> {
+    if !matches!(server.transport, Transport::Stdio { .. })
+        || server.sandbox.mode == SandboxMode::Off
+    {
+        return None;
+    }
+    let mut out: Vec<String> = Vec::new();
+    for tool in &server.tools {
+        for rule in charter.rules_for(&format!("{}.{tool}", server.id)) {
+            if rule.tier == Tier::Prohibited {
+                continue;
+            }
+            let globs = rule
+                .args
+                .iter()
+                .filter_map(|a| a.matcher.globs.as_ref())
+                .flatten();
+            for g in globs {
+                let pattern = g.glob().glob();
+                let root = if pattern.contains(['*', '?', '[', '{']) {
+                    glob_root(pattern)
+                } else {
+                    pattern
+                };
+                if root.starts_with('/') && !out.iter().any(|r| r == root) {
+                    out.push(root.to_owned());
+                }
+            }
+        }
+    }
+    out.sort();
+    Some(out)
+}
+
+fn backticked(roots: Option<&[String]>) -> String {
+    match roots {
+        Some([]) | None => "none".to_owned(),
+        Some(roots) => roots
+            .iter()
+            .map(|r| format!("`{r}`"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
 }
 
 /// A server id names one upstream for the whole gateway: every charter declaring it declares
@@ -163,7 +219,33 @@ fn servers<'a>(charters: impl Iterator<Item = &'a CompiledCharter>, diags: &mut 
                         )),
                     );
                 }
-                Some(_) => {}
+                Some((other, declared)) => {
+                    let (theirs, ours) = (
+                        confinement_roots(other, declared),
+                        confinement_roots(charter, server),
+                    );
+                    if theirs != ours {
+                        let at = charter
+                            .spans
+                            .server_id(&server.id)
+                            .unwrap_or(&server.location)
+                            .clone();
+                        diags.push(
+                            Diagnostic::error(
+                                at,
+                                format!(
+                                    "server `{}` is confined differently by the charters of `{}` and `{}`: the path roots their rules give it are {} and {}",
+                                    server.id,
+                                    other.identity.id,
+                                    charter.identity.id,
+                                    backticked(theirs.as_deref()),
+                                    backticked(ours.as_deref())
+                                ),
+                            )
+                            .with_hint("the gateway runs one process per server id, confined to the literal directories of the path globs in the rules for its tools that are not `prohibited`: write those globs with the same roots in both charters (`/srv/work/{src,tests}/**` has the root `/srv/work`), or give each agent its own server id"),
+                        );
+                    }
+                }
             }
         }
     }

@@ -212,7 +212,7 @@ fn explain_refuses_bad_input_clearly() {
     }
 }
 
-/// Every example charter compiles without errors (`examples/*/`).
+/// Every example charter compiles without errors (`examples/*/`; a set directory as a set).
 #[test]
 fn examples_are_valid() {
     let mut checked = 0;
@@ -222,7 +222,12 @@ fn examples_are_valid() {
             continue;
         }
         let rel = format!("examples/{}", path.file_name().unwrap().to_string_lossy());
-        let out = warden(&["check", &rel, "--format", "json"]);
+        // A charter set directory (examples/agents: no tests/ of its own) is checked as a set.
+        let out = if path.join("tests").is_dir() {
+            warden(&["check", &rel, "--format", "json"])
+        } else {
+            warden(&["check", "--charters", &rel, "--format", "json"])
+        };
         let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(out.status.code(), Some(0), "{rel}: {doc:#}");
         assert_eq!(doc["errors"], 0, "{rel}");

@@ -74,6 +74,7 @@ pub(super) fn authority(c: &Collected<'_>, diags: &mut Diagnostics) -> Authority
         );
     }
     let mut principals: HashMap<Arc<str>, Principal> = HashMap::new();
+    let mut declared: HashMap<Arc<str>, warden_core::SourceLocation> = HashMap::new();
     let roles_complete = !c.incomplete.contains("authority.roles");
     for item in &c.principals {
         let raw = &item.raw;
@@ -84,13 +85,18 @@ pub(super) fn authority(c: &Collected<'_>, diags: &mut Diagnostics) -> Authority
                 format!("invalid principal id `{}`", raw.id),
             ));
         }
-        if principals.contains_key(&id) {
-            diags.push(Diagnostic::error(
-                item.at_path(&["id"]),
-                format!("duplicate principal `{}`", raw.id),
-            ));
+        if let Some(first) = declared.get(&id) {
+            // Across a charter and its includes too: both places are named.
+            diags.push(
+                Diagnostic::error(
+                    item.at_path(&["id"]),
+                    format!("duplicate principal `{}`", raw.id),
+                )
+                .with_hint(format!("first declared at {first}")),
+            );
             continue;
         }
+        declared.insert(id.clone(), item.at_path(&["id"]));
         let mut held = Vec::new();
         let mut max_direct = Tier::Autonomous;
         for (i, r) in raw.roles.iter().enumerate() {

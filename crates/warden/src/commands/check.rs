@@ -1,11 +1,12 @@
-//! `warden check PATH`: compile a charter and report every diagnostic.
+//! `warden check PATH...` / `warden check --charters DIR`: compile a charter, or a charter
+//! set, and report every diagnostic.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use warden_charter::{Diagnostics, load};
+use warden_charter::{CompiledCharter, Diagnostics, load_set, set_directory};
 
 use crate::output::Format;
 use crate::{EXIT_USAGE, EXIT_WARNINGS};
@@ -13,8 +14,14 @@ use crate::{EXIT_USAGE, EXIT_WARNINGS};
 /// Arguments of `warden check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// A charter file, or a directory of `*.yaml` charter files.
-    pub path: PathBuf,
+    /// A charter file, or a directory of `*.yaml` charter files; several are checked as one
+    /// charter set (one charter per agent).
+    #[arg(required_unless_present = "charters", conflicts_with = "charters")]
+    pub paths: Vec<PathBuf>,
+    /// A charter set directory: every subdirectory is one agent's charter, YAML files directly
+    /// in it are shared documents the charters include.
+    #[arg(long, value_name = "DIR")]
+    pub charters: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
@@ -23,48 +30,97 @@ pub struct CheckArgs {
     pub deny_warnings: bool,
 }
 
+/// What the summary says of one charter: agent, rules, tools, hash.
+struct Summary {
+    agent: String,
+    rules: usize,
+    tools: usize,
+    hash: String,
+}
+
+impl Summary {
+    fn of(c: &CompiledCharter) -> Summary {
+        Summary {
+            agent: c.identity.id.clone(),
+            rules: c.rules.len(),
+            tools: c.inventory.servers.iter().map(|s| s.tools.len()).sum(),
+            hash: c.hash.to_prefixed_hex(),
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "agent": self.agent, "rules": self.rules, "tools": self.tools, "hash": self.hash,
+        })
+    }
+}
+
 /// Runs `warden check`.
 pub fn execute(args: &CheckArgs) -> ExitCode {
-    let (diagnostics, summary) = match load(&args.path) {
-        Ok(compiled) => {
-            let summary = Some((
-                compiled.charter.identity.id.clone(),
-                compiled.charter.rules.len(),
-                compiled
-                    .charter
-                    .inventory
-                    .servers
-                    .iter()
-                    .map(|s| s.tools.len())
-                    .sum::<usize>(),
-                compiled.charter.hash.to_prefixed_hex(),
-            ));
-            (compiled.warnings, summary)
-        }
-        Err(diagnostics) => (diagnostics, None),
+    // The set as the gateway would load it: one path is a set of one charter (a delegation to
+    // an agent not loaded is an error there too).
+    let (paths, set_label) = match &args.charters {
+        Some(dir) => match set_directory(dir) {
+            Ok(paths) => (paths, Some(dir.display().to_string())),
+            Err(diagnostics) => {
+                return report(args, &dir.display().to_string(), true, &diagnostics, None);
+            }
+        },
+        None => (args.paths.clone(), None),
     };
+    let label = set_label.clone().unwrap_or_else(|| {
+        paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    });
+    let set = set_label.is_some() || paths.len() > 1;
+    match load_set(&paths) {
+        Ok(loaded) => {
+            let summaries: Vec<Summary> = loaded.set.iter().map(|c| Summary::of(c)).collect();
+            report(args, &label, set, &loaded.warnings, Some(&summaries))
+        }
+        Err(diagnostics) => report(args, &label, set, &diagnostics, None),
+    }
+}
+
+/// Prints the diagnostics and the summary (`valid`: the charters, when they all compiled and
+/// the set holds together); `set`: several charters or a set directory were checked.
+fn report(
+    args: &CheckArgs,
+    label: &str,
+    set: bool,
+    diagnostics: &Diagnostics,
+    valid: Option<&[Summary]>,
+) -> ExitCode {
     let errors = diagnostics.errors().count();
     let warnings = diagnostics.warnings().count();
     let mut out = std::io::stdout().lock();
     let printed = match args.format {
-        Format::Human => print_human(
-            &mut out,
-            &args.path,
-            &diagnostics,
-            summary.as_ref(),
-            errors,
-            warnings,
-        ),
+        Format::Human => print_human(&mut out, label, set, diagnostics, valid, (errors, warnings)),
         Format::Json => {
-            let doc = serde_json::json!({
-                "valid": errors == 0,
-                "errors": errors,
-                "warnings": warnings,
-                "charter": summary.as_ref().map(|(id, rules, tools, hash)| serde_json::json!({
-                    "agent": id, "rules": rules, "tools": tools, "hash": hash,
-                })),
-                "diagnostics": diagnostics,
-            });
+            // One charter: the shape `warden check` always had (`charter`); a set: `charters`.
+            let (key, summary) = match (set, valid) {
+                (false, Some([one])) => ("charter", one.json()),
+                (false, _) => ("charter", serde_json::Value::Null),
+                (true, all) => (
+                    "charters",
+                    all.map_or(serde_json::Value::Null, |all| {
+                        all.iter().map(Summary::json).collect()
+                    }),
+                ),
+            };
+            let mut doc = serde_json::Map::new();
+            doc.insert("valid".into(), (errors == 0).into());
+            doc.insert("errors".into(), errors.into());
+            doc.insert("warnings".into(), warnings.into());
+            doc.insert(key.into(), summary);
+            doc.insert(
+                "diagnostics".into(),
+                serde_json::to_value(diagnostics).unwrap_or_default(),
+            );
+            let doc = serde_json::Value::Object(doc);
             writeln!(out, "{doc:#}")
         }
     };
@@ -82,23 +138,43 @@ pub fn execute(args: &CheckArgs) -> ExitCode {
 
 fn print_human(
     out: &mut impl Write,
-    path: &std::path::Path,
+    label: &str,
+    set: bool,
     diagnostics: &Diagnostics,
-    summary: Option<&(String, usize, usize, String)>,
-    errors: usize,
-    warnings: usize,
+    valid: Option<&[Summary]>,
+    (errors, warnings): (usize, usize),
 ) -> std::io::Result<()> {
     write!(out, "{diagnostics}")?;
-    match summary {
-        Some((id, rules, tools, hash)) => writeln!(
+    match (set, valid) {
+        (false, Some([s])) => writeln!(
             out,
-            "{}: valid charter for agent `{id}`: {rules} rules, {tools} tools, {warnings} warning(s), {hash}",
-            path.display()
+            "{label}: valid charter for agent `{}`: {} rules, {} tools, {warnings} warning(s), {}",
+            s.agent, s.rules, s.tools, s.hash
         ),
-        None => writeln!(
+        (_, Some(all)) => {
+            let agents: Vec<String> = all.iter().map(|s| format!("`{}`", s.agent)).collect();
+            writeln!(
+                out,
+                "{label}: valid charter set of {} agents ({}), {warnings} warning(s)",
+                all.len(),
+                agents.join(", ")
+            )?;
+            for s in all {
+                writeln!(
+                    out,
+                    "  agent `{}`: {} rules, {} tools, {}",
+                    s.agent, s.rules, s.tools, s.hash
+                )?;
+            }
+            Ok(())
+        }
+        (true, None) => writeln!(
             out,
-            "{}: invalid charter: {errors} error(s), {warnings} warning(s)",
-            path.display()
+            "{label}: invalid charter set: {errors} error(s), {warnings} warning(s)"
+        ),
+        (false, None) => writeln!(
+            out,
+            "{label}: invalid charter: {errors} error(s), {warnings} warning(s)"
         ),
     }
 }
