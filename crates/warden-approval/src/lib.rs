@@ -33,7 +33,8 @@ pub mod workflow;
 
 pub use machine::{Approver, Redecide, RedecideRefusal, UseRefusal, VoteRefusal, Voted};
 pub use request::{
-    ActionHash, ApprovalRequest, Earlier, NewApproval, Redecision, Reversal, Status, Vote,
+    ActionHash, ApprovalRequest, ChainLink, Earlier, NewApproval, Redecision, Reversal, Status,
+    Vote,
 };
 pub use signing::{LinkAction, Signer};
 pub use store::{ApprovalStore, Entry, StoreError};

@@ -232,6 +232,25 @@ pub struct ApprovalRequest {
     /// What live reloads did to it, oldest first (empty unless a reload re-decided it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub redecisions: Vec<Redecision>,
+    /// The agent whose charter asked, when it is not `agent`'s: a delegated action decided
+    /// under an ancestor's charter too is approved by the approvers of the charter whose
+    /// decision was binding (its authority, quorum and separation of duties, and the charter
+    /// hash `charter` is that one's). `None`: `agent`'s own charter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub under: Option<String>,
+    /// The delegation chain of the requesting session (its ancestors, root first; empty for a
+    /// session an operator opened).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chain: Vec<ChainLink>,
+}
+
+/// One ancestor of a delegated session, as an approval request names it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainLink {
+    /// The ancestor session.
+    pub session: String,
+    /// Its agent.
+    pub agent: String,
 }
 
 impl ApprovalRequest {
@@ -268,7 +287,26 @@ impl ApprovalRequest {
             provenance: Vec::new(),
             reversals: Vec::new(),
             redecisions: Vec::new(),
+            under: None,
+            chain: Vec::new(),
         }
+    }
+
+    /// The agent whose charter governs this request's approval: [`under`](Self::under) when
+    /// set, else the requesting agent.
+    pub fn deciding_agent(&self) -> &str {
+        self.under.as_deref().unwrap_or(&self.agent)
+    }
+
+    /// The request raised by a delegated session: its `chain`, and `under` the agent whose
+    /// charter asked (left `None` when that is the requesting agent).
+    #[must_use]
+    pub fn delegated(mut self, under: &str, chain: Vec<ChainLink>) -> ApprovalRequest {
+        if under != self.agent {
+            self.under = Some(under.to_owned());
+        }
+        self.chain = chain;
+        self
     }
 
     /// The charter that released this request, when a reload released it (allowed without

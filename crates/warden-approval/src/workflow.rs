@@ -127,7 +127,7 @@ impl Approvals {
     /// its operator credential, if it voted with one, is not revoked.
     async fn votes_hold(&self, req: &ApprovalRequest) -> bool {
         // A request whose agent has no charter any more has no vote that holds (fail closed).
-        let Some(charter) = self.charter(&req.agent) else {
+        let Some(charter) = self.charter(req.deciding_agent()) else {
             return false;
         };
         let sod = charter.authority.separation_of_duties;
@@ -290,7 +290,7 @@ impl Approvals {
         let now = self.clock.now();
         let mut next = current.clone();
         let in_force = self
-            .charter(&current.agent)
+            .charter(current.deciding_agent())
             .map(|c| c.hash.to_string())
             .unwrap_or_default();
         let bound = if current.charter.as_deref() == Some(in_force.as_str()) {

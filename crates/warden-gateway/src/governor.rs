@@ -23,7 +23,7 @@ use uuid::Uuid;
 use warden_audit::{Ledger, NewRecord, RecordKind};
 use warden_charter::{CharterSet, CompiledCharter};
 use warden_core::{Clock, TraceContext, Verdict};
-use warden_pdp::{Controls as PdpControls, Request, action_labels, decide};
+use warden_pdp::{Controls as PdpControls, action_labels};
 
 use warden_approval::Approvals;
 use warden_approval::workflow::request_json;
@@ -35,6 +35,7 @@ use crate::capture::json_len;
 use crate::outstanding::{OutstandingActions, ResultDeadlines};
 
 mod approval_wait;
+mod delegated;
 mod governed;
 mod recheck;
 mod redecide;
@@ -274,6 +275,16 @@ impl Governor {
                 )
                 .await);
         }
+        // A delegated session is decided under every charter of its chain too: an ancestor
+        // without a charter in force refuses, and so does a tool its inventory does not name.
+        let ancestors = match self.ancestry_for(session, tool) {
+            Ok(a) => a,
+            Err((reason, why)) => {
+                return Err(self
+                    .record_refused_attempt(session, (tool, called_as), &args, via, reason, &why)
+                    .await);
+            }
+        };
         // Ahead of the charter: path arguments in the form that is decided and forwarded,
         // refused when they cannot be resolved as the server would or reach the data directory.
         let prepared = governed
@@ -337,40 +348,34 @@ impl Governor {
             });
         }
 
-        let labels = session.labels();
-        // The controls that apply to this session and tool, from the in-memory snapshot.
+        // Its own labels and every live ancestor's: what a parent read later flows on.
+        let labels = self.sessions.labels_with_ancestors(session);
+        // The controls that apply to this session (or an ancestor) and tool, from the
+        // in-memory snapshot.
         let applied = self.controls.applying(session, Some(tool), now);
-        let controls: PdpControls = applied.pdp(session.is_revoked());
+        // A revoked (or expired, or forgotten) ancestor revokes the session for this decision,
+        // before the revocation's cascade reaches it.
+        let revoked = session.is_revoked() || self.sessions.ancestor_inactive(session, now);
+        let controls: PdpControls = applied.pdp(revoked);
         // The shadow charter decides beside the live one of its own agent only.
         let shadow = shadow::ShadowRun::new(
             self.shadow
                 .as_deref()
                 .filter(|s| s.identity.id == session.agent),
         );
-        let (mut decision, increment) = self.scope_counters.decide_and_count(
-            charter,
-            &session.id,
+        let asked = delegated::Asked {
+            tool,
+            args: &decided_args,
+            labels: &labels,
+            controls,
             now,
-            &decided_args,
-            |usage| {
-                // The session's provenance (trusted text, untrusted index), read-locked only
-                // for this synchronous decision: never across an await.
-                let provenance = session.provenance();
-                let request = Request {
-                    tool,
-                    args: &decided_args,
-                    principal: Some(&session.principal),
-                    labels: &labels,
-                    provenance: &provenance,
-                    controls,
-                    usage,
-                    now,
-                };
-                // The shadow charter, if any, decides the same request (same usage read).
-                shadow.decide(&request);
-                decide(charter, &request)
-            },
-        );
+        };
+        let delegated::Intersection {
+            mut decision,
+            binding,
+            under,
+            increments,
+        } = self.decide_under(governed, &ancestors, session, &asked, &shadow);
         // A decision a control changed names it, and its reason reaches the agent (and
         // the approvers, when it asks).
         let control = applied.changed(decision.reason).map(|c| {
@@ -385,15 +390,20 @@ impl Governor {
         // moment it is allowed, before it runs: a concurrent call of the session decided after
         // this one sees them. Added even if the commit below fails (they only restrict).
         let labelled = if decision.verdict == Verdict::Allow {
-            session.add_labels(&action_labels(charter, tool, &decided_args))
+            let mut gained = action_labels(charter, tool, &decided_args);
+            for a in &ancestors {
+                gained.extend(action_labels(&a.governed.charter, tool, &decided_args));
+            }
+            session.add_labels(&gained)
         } else {
             Vec::new()
         };
         let hash = ActionHash::of(&session.id, tool, &decided_args);
         let plan = match decision.verdict {
+            // Raised under the binding charter: its approvers decide.
             Verdict::Ask => Some(
                 self.plan_approval(
-                    charter,
+                    &binding,
                     session,
                     tool,
                     &decided_args,
@@ -407,6 +417,12 @@ impl Governor {
             _ => None,
         };
         let mut decided = json!({ "action": action_id, "decision": decision });
+        if !session.chain.is_empty()
+            && let Some(obj) = decided.as_object_mut()
+        {
+            obj.insert("chain".to_owned(), json!(session.chain));
+            obj.insert("under".to_owned(), Value::Array(under));
+        }
         if let (Some(id), Some(obj)) = (control, decided.as_object_mut()) {
             obj.insert("control".to_owned(), Value::String(id));
         }
@@ -480,10 +496,10 @@ impl Governor {
             &charter.identity.id,
         );
         self.persist_labels(session, &labelled).await;
-        if let Some(inc) = increment
-            && let Err(e) = self.scope_counters.persist(inc).await
-        {
-            tracing::warn!(error = %e, "Scope counters could not be written through; they stay counted in memory.");
+        for inc in increments {
+            if let Err(e) = self.scope_counters.persist(inc).await {
+                tracing::warn!(error = %e, "Scope counters could not be written through; they stay counted in memory.");
+            }
         }
         let refused =
             |reason: RefusalReason, message: String, approval: Option<PendingApproval>| Refused {

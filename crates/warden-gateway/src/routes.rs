@@ -253,6 +253,15 @@ pub(crate) fn agent_router(
             "/v1/actions/{id}/result",
             post(decide_api::result).layer(within.clone()),
         )
+        // Delegation: the parent's session token opens a child session (bounded body).
+        .route(
+            "/v1/sessions/delegate",
+            post(crate::delegation::delegate_route)
+                .layer(DefaultBodyLimit::max(
+                    crate::delegation::MAX_DELEGATE_BODY.min(state.config.max_body_bytes),
+                ))
+                .layer(within.clone()),
+        )
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), agent_auth));
     Router::new()

@@ -33,6 +33,10 @@ mod checkpoints;
 mod checkpoints_adversarial;
 #[path = "gateway/controls.rs"]
 mod controls;
+#[path = "gateway/delegation.rs"]
+mod delegation;
+#[path = "gateway/delegation_adversarial.rs"]
+mod delegation_adversarial;
 #[path = "gateway/deployment.rs"]
 mod deployment;
 #[path = "gateway/files.rs"]

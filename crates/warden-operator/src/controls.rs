@@ -291,6 +291,7 @@ async fn revoke_session(state: &OperatorState, id: &str, control: &Control) {
             if let Err(e) = state.recorder.append(record).await {
                 tracing::error!(error = %e, "The ledger cannot record a revocation; the session stays revoked.");
             }
+            crate::sessions::revoke_descendants(state, id).await;
         }
         Ok(false) => {}
         Err(e) => {

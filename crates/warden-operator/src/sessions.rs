@@ -151,7 +151,36 @@ pub(crate) async fn revoke_session(
     if let Err(e) = state.recorder.append(record).await {
         tracing::error!(error = %e, "The ledger cannot record a revocation; the session stays revoked.");
     }
-    Ok(Json(json!({ "session": id, "revoked": true })).into_response())
+    let cascaded = revoke_descendants(&state, &id).await;
+    Ok(Json(json!({ "session": id, "revoked": true, "descendants": cascaded })).into_response())
+}
+
+/// Revokes the live descendants of revoked session `id` (its child sessions, theirs, ...),
+/// each recorded as `session_revoked` with `reason: parent_revoked` and its `parent`; returns
+/// their ids. A failure is logged: decisions for a session with a revoked ancestor are
+/// refused whether or not the cascade lands.
+pub(crate) async fn revoke_descendants(state: &OperatorState, id: &str) -> Vec<String> {
+    let now = state.clock.now();
+    let revoked = match state.sessions.revoke_descendants(id, now).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "The descendants of a revoked session could not all be revoked in the state store; their decisions are refused all the same.");
+            return Vec::new();
+        }
+    };
+    let mut ids = Vec::with_capacity(revoked.len());
+    for (child, parent) in revoked {
+        let record = NewRecord {
+            session: Some(child.clone()),
+            kind: RecordKind::SessionRevoked,
+            payload: json!({ "session": child, "reason": "parent_revoked", "parent": parent, "root": id }),
+        };
+        if let Err(e) = state.recorder.append(record).await {
+            tracing::error!(error = %e, "The ledger cannot record a revocation; the session stays revoked.");
+        }
+        ids.push(child);
+    }
+    ids
 }
 
 /// `GET /v1/sessions/{id}`: one session, with its trusted text and its sources.

@@ -22,6 +22,7 @@
 //! Sits above `warden-core` and `warden-charter` in the workspace DAG.
 
 pub mod cases;
+mod combine;
 mod decide;
 mod eval;
 pub mod explain;
@@ -30,6 +31,7 @@ mod provenance;
 mod request;
 mod sql;
 
+pub use combine::{combine, combine_verdicts, restrictiveness};
 pub use decide::decide;
 pub use eval::principal_matches;
 pub use labels::{action_labels, result_labels};

@@ -124,14 +124,21 @@ impl Control {
             && self.expires_at.is_none_or(|e| now < e)
     }
 
-    /// Whether it applies to `session`.
+    /// Whether it applies to `session`. A control whose scope is a session applies to that
+    /// session's descendants too (a session on whose delegation chain it stands).
     fn covers(&self, session: &Session) -> bool {
         let target = self.target.as_deref();
         match self.scope {
             ControlScope::Gateway => true,
             ControlScope::Agent => target == Some(session.agent.as_str()),
             ControlScope::Principal => target == Some(session.principal.as_str()),
-            ControlScope::Session => target == Some(session.id.as_str()),
+            ControlScope::Session => {
+                target == Some(session.id.as_str())
+                    || session
+                        .chain
+                        .iter()
+                        .any(|l| target == Some(l.session.as_str()))
+            }
         }
     }
 }

@@ -46,7 +46,7 @@ pub use operators::{
 };
 pub use scope_counters::{ScopeCounters, ScopeIncrement};
 pub use sessions::{
-    Link, MAX_TASK_BYTES, MAX_TTL, OpenedSession, Session, SessionInfo, SessionStore,
+    ChildError, Link, MAX_TASK_BYTES, MAX_TTL, OpenedSession, Session, SessionInfo, SessionStore,
 };
 pub use state_db::{StateDb, StoreError};
 pub use token_budgets::{BudgetExceeded, CountedTokens, Reservation, TokenBudgets};

@@ -21,6 +21,9 @@ use crate::state_db::{StateDb, StoreError, fmt_time, parse_time};
 use crate::tokens::{self, Plane, TokenHash};
 use crate::trust::{self, TrustedPiece};
 
+mod children;
+pub use children::ChildError;
+
 /// Longest session lifetime accepted.
 pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Longest task text accepted, in bytes.
@@ -45,6 +48,8 @@ pub struct Session {
     /// (empty for a session an operator opened). A child session acts for the same principal
     /// as its root and can never do more than every charter along the chain allows.
     pub chain: Vec<Link>,
+    /// The parent session's id (`None` for a root session).
+    pub parent: Option<String>,
     revoked: std::sync::atomic::AtomicBool,
     labels: Mutex<Vec<Arc<str>>>,
     provenance: RwLock<SessionProvenance>,
@@ -145,6 +150,8 @@ impl Session {
             labels: self.labels().iter().map(|l| l.to_string()).collect(),
             trusted: self.trusted_pieces(),
             provenance_complete: self.provenance().is_complete(),
+            parent: self.parent.clone(),
+            chain: self.chain.clone(),
         }
     }
 
@@ -201,6 +208,12 @@ pub struct SessionInfo {
     /// Whether the index of the untrusted content it read is complete (`false`: every value
     /// its trusted text does not state counts as untrusted).
     pub provenance_complete: bool,
+    /// The parent session, for a child session (delegation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// The delegation chain (ancestors, root first; empty for a session an operator opened).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub chain: Vec<Link>,
 }
 
 /// One ancestor in a session's delegation chain.
@@ -229,6 +242,8 @@ pub struct SessionStore {
     pool: SqlitePool,
     live: Arc<RwLock<HashMap<TokenHash, Arc<Session>>>>,
     by_id: Arc<RwLock<HashMap<String, Arc<Session>>>>,
+    /// Children being opened, per parent (counted with the live ones against the fan-out).
+    opening: Arc<Mutex<HashMap<String, u32>>>,
 }
 
 impl SessionStore {
@@ -238,13 +253,14 @@ impl SessionStore {
             pool: db.pool(),
             live: Arc::default(),
             by_id: Arc::default(),
+            opening: Arc::default(),
         };
         store.load().await?;
         Ok(store)
     }
 
     async fn load(&self) -> Result<(), StoreError> {
-        let rows = sqlx::query("SELECT id, token_hash, agent, principal, task, opened_at, expires_at, revoked_at FROM sessions")
+        let rows = sqlx::query("SELECT id, token_hash, agent, principal, task, opened_at, expires_at, revoked_at, parent, chain FROM sessions")
             .fetch_all(&self.pool)
             .await?;
         let labels = sqlx::query("SELECT session, label FROM session_labels")
@@ -266,17 +282,28 @@ impl SessionStore {
                 .map_err(|_| StoreError::Corrupt("token_hash"))?;
             let id: String = row.try_get("id")?;
             let revoked: Option<String> = row.try_get("revoked_at")?;
+            let parent: Option<String> = row.try_get("parent")?;
+            let chain = children::parse_chain(row.try_get("chain")?)?;
+            let task: String = row.try_get("task")?;
+            // A child's trusted text is its parent's, copied into `session_trust` when it was
+            // opened (restored below); its own task is the parent agent's text, never trusted.
+            let provenance = if parent.is_some() {
+                children::child_provenance()
+            } else {
+                provenance_of(&task)
+            };
             let session = Arc::new(Session {
                 labels: Mutex::new(by_session.remove(&id).unwrap_or_default()),
                 id: id.clone(),
                 agent: row.try_get("agent")?,
                 principal: row.try_get("principal")?,
-                task: row.try_get("task")?,
+                task,
                 opened_at: parse_time(&row.try_get::<String, _>("opened_at")?)?,
                 expires_at: parse_time(&row.try_get::<String, _>("expires_at")?)?,
-                chain: Vec::new(),
+                chain,
+                parent,
                 revoked: std::sync::atomic::AtomicBool::new(revoked.is_some()),
-                provenance: provenance_of(&row.try_get::<String, _>("task")?),
+                provenance,
             });
             live.insert(hash, session.clone());
             by_id.insert(id, session);
@@ -319,6 +346,7 @@ impl SessionStore {
             opened_at: now,
             expires_at,
             chain: Vec::new(),
+            parent: None,
             revoked: std::sync::atomic::AtomicBool::new(false),
             labels: Mutex::new(Vec::new()),
             provenance: provenance_of(task),
@@ -551,6 +579,7 @@ mod tests {
             opened_at: time::OffsetDateTime::UNIX_EPOCH,
             expires_at: time::OffsetDateTime::UNIX_EPOCH,
             chain: Vec::new(),
+            parent: None,
             revoked: std::sync::atomic::AtomicBool::new(false),
             labels: Mutex::new(Vec::new()),
             provenance: provenance_of("t"),

@@ -91,6 +91,12 @@ const MIGRATIONS: &[&[&str]] = &[
         "CREATE TABLE session_trust (n INTEGER PRIMARY KEY AUTOINCREMENT, session TEXT NOT NULL, text TEXT NOT NULL, source TEXT NOT NULL)",
         "CREATE INDEX session_trust_session ON session_trust (session)",
     ],
+    // 7: delegation: a child session's parent and its chain of ancestors (JSON `[{session,
+    // agent}]`, root first); `NULL` for a root session.
+    &[
+        "ALTER TABLE sessions ADD COLUMN parent TEXT",
+        "ALTER TABLE sessions ADD COLUMN chain TEXT",
+    ],
 ];
 
 /// The schema version this warden writes.
@@ -241,6 +247,46 @@ mod tests {
                 .unwrap();
         assert!(columns.iter().any(|c| c == "role"), "{columns:?}");
         assert!(columns.iter().any(|c| c == "principal"), "{columns:?}");
+    }
+
+    /// Issue 17: a version-6 database (sessions without delegation) gains `parent` and
+    /// `chain`; its sessions stay root sessions (`NULL`).
+    #[tokio::test]
+    async fn a_version_6_database_gains_the_delegation_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(
+                SqliteConnectOptions::new()
+                    .filename(dir.path().join(STATE_DB_FILE))
+                    .create_if_missing(true),
+            )
+            .await
+            .unwrap();
+        for statements in &MIGRATIONS[..6] {
+            for stmt in *statements {
+                sqlx::query(*stmt).execute(&pool).await.unwrap();
+            }
+        }
+        add_operator_columns(&mut pool.acquire().await.unwrap())
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO sessions VALUES ('s', x'00', 'a', 'p', 't', '2026-12-07T00:00:00Z', '2026-12-07T01:00:00Z', NULL)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query("PRAGMA user_version = 6")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        let db = StateDb::open(dir.path()).await.unwrap();
+        let row = sqlx::query("SELECT parent, chain FROM sessions WHERE id = 's'")
+            .fetch_one(&db.pool())
+            .await
+            .unwrap();
+        assert_eq!(row.try_get::<Option<String>, _>("parent").unwrap(), None);
+        assert_eq!(row.try_get::<Option<String>, _>("chain").unwrap(), None);
     }
 
     #[tokio::test]

@@ -118,9 +118,9 @@ impl Approvals {
     ) -> Approver<'a> {
         Approver {
             principal: decider.principal,
-            has_authority: decider
-                .principal
-                .is_some_and(|p| self.has_authority(&request.agent, p, &request.authority_for)),
+            has_authority: decider.principal.is_some_and(|p| {
+                self.has_authority(request.deciding_agent(), p, &request.authority_for)
+            }),
             channel: decider.channel,
             target: decider.target,
             credential: decider.credential_id,
@@ -200,7 +200,7 @@ impl Approvals {
         let mut current = entry.lock().await;
         let now = self.clock.now();
         let approver = self.approver(decider, &current);
-        let sod = self.separation_of_duties(&current.agent);
+        let sod = self.separation_of_duties(current.deciding_agent());
         let mut next = current.clone();
         let applied = match choice {
             Choice::Approve => {

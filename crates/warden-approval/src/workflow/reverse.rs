@@ -48,7 +48,7 @@ impl Approvals {
         let mut current = entry.lock().await;
         let now = self.clock.now();
         let approver = self.approver(decider, &current);
-        let sod = self.separation_of_duties(&current.agent);
+        let sod = self.separation_of_duties(current.deciding_agent());
         let mut next = current.clone();
         if let Err(refusal) = next.reverse(&approver, sod, reason.clone(), now) {
             let message = refusal.message(&current);

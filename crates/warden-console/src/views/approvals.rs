@@ -84,7 +84,7 @@ pub(crate) fn may_see(state: &ConsoleState, signed: &Signed, req: &ApprovalReque
         Some(p) => state
             .operator
             .approvals
-            .eligible(&req.agent, &req.authority_for, &req.principal)
+            .eligible(req.deciding_agent(), &req.authority_for, &req.principal)
             .iter()
             .any(|e| e == p),
     }

@@ -20,6 +20,7 @@
 //!   `<details>`.
 //! - Admins only; an unknown session is a `404` page; a malformed bound is a `400` page.
 
+mod chain;
 pub mod rows;
 
 use std::collections::HashSet;
@@ -72,6 +73,31 @@ pub struct SessionLine {
     pub state: String,
     /// Its records in the ledger (`None` when the ledger could not be read).
     pub records: Option<u64>,
+    /// Its delegation chain, root first (empty for a session an operator opened).
+    pub chain: Vec<ChainHop>,
+}
+
+/// One ancestor of a delegated session, as a link.
+#[derive(Debug, Clone)]
+pub struct ChainHop {
+    /// The ancestor's agent.
+    pub agent: String,
+    /// The ancestor session.
+    pub session: String,
+    /// Its id, percent-encoded for a link.
+    pub href: String,
+}
+
+/// The chain of `info`, as links.
+fn hops(chain: &[warden_session::Link]) -> Vec<ChainHop> {
+    chain
+        .iter()
+        .map(|l| ChainHop {
+            agent: l.agent.clone(),
+            session: l.session.clone(),
+            href: percent_encode(&l.session),
+        })
+        .collect()
 }
 
 /// `GET /ui/sessions`.
@@ -181,6 +207,7 @@ async fn list(State(state): State<Arc<ConsoleState>>, signed: Signed) -> Respons
             principal: info.principal,
             opened: info.opened_at,
             records,
+            chain: hops(&info.chain),
         });
     }
     render(&SessionsPage {
@@ -345,6 +372,7 @@ async fn timeline(
                     principal: info.principal,
                     opened: info.opened_at,
                     records: Some(count),
+                    chain: hops(&info.chain),
                 }
             });
             render(&TimelinePage {

@@ -212,11 +212,23 @@ impl Governor {
             deadline,
             model_turns: self.model_turns.recent(&session.id),
         });
-        Plan::Create(Box::new(request.with_context(
-            remember,
-            earlier,
-            decision.provenance.clone(),
-        )))
+        let request = request.with_context(remember, earlier, decision.provenance.clone());
+        // A delegated session's request names its chain and the agent whose charter asked
+        // (whose approvers decide it).
+        let request = if session.chain.is_empty() {
+            request
+        } else {
+            let chain = session
+                .chain
+                .iter()
+                .map(|l| warden_approval::ChainLink {
+                    session: l.session.clone(),
+                    agent: l.agent.clone(),
+                })
+                .collect();
+            request.delegated(&charter.identity.id, chain)
+        };
+        Plan::Create(Box::new(request))
     }
 
     /// Waits on `entry` until it is decided, then releases the action (marking the grant used)

@@ -102,6 +102,11 @@ impl Governor {
         if session.is_expired(now) {
             return void("its session has expired".to_owned());
         }
+        if !session.chain.is_empty() {
+            // A delegated action is decided under every charter of its chain; one charter's
+            // re-decision alone could release what another asks for (fail closed).
+            return void("its session is delegated: only a new call decides it again".to_owned());
+        }
         if !charter.is_inventoried(tool) {
             return void(format!("`{tool}` is not in the charter's inventory"));
         }

@@ -64,6 +64,10 @@ struct DetailPage {
     id: String,
     status: &'static str,
     agent: String,
+    /// The delegation chain, root first: (agent, session).
+    chain: Vec<(String, String)>,
+    /// The agent whose charter asked, when not `agent`'s.
+    under: Option<String>,
     principal: String,
     task: String,
     tool: String,
@@ -167,6 +171,12 @@ fn page_of(
         id: req.id.clone(),
         status: req.status.as_str(),
         agent: req.agent.clone(),
+        chain: req
+            .chain
+            .iter()
+            .map(|l| (l.agent.clone(), l.session.clone()))
+            .collect(),
+        under: req.under.clone(),
         principal: req.principal.clone(),
         task: req.task.clone(),
         tool: req.tool.clone(),

@@ -321,6 +321,7 @@ pub fn row(
             let d = p.get("decision").unwrap_or(&Value::Null);
             rules = rule_lines(d.get("rules"), charter);
             let mut f = pick(d, &["reason", "detail", "posture", "errors"]);
+            f.extend(super::chain::delegated_fields(p));
             f.extend(pick(p, &["control", "approval", "action"]));
             (
                 "decision",
@@ -392,13 +393,15 @@ pub fn row(
         ),
         "approval_requested" => {
             rules = rule_lines(p.get("rules"), charter);
+            let mut f = pick(
+                p,
+                &["id", "why", "approvers", "quorum", "deadline", "action"],
+            );
+            f.extend(super::chain::delegated_fields(p));
             (
                 "approval",
                 format!("approval requested for `{}`", str_at(p, "tool")),
-                pick(
-                    p,
-                    &["id", "why", "approvers", "quorum", "deadline", "action"],
-                ),
+                f,
             )
         }
         "approval_granted" | "approval_denied" | "approval_reversed" => (
@@ -473,11 +476,13 @@ pub fn row(
                 ),
             )
         }
-        _ => (
-            "other",
-            kind.replace('_', " "),
-            vec![field("payload", &p.to_string())],
-        ),
+        other => super::chain::delegation_row(other, p).unwrap_or_else(|| {
+            (
+                "other",
+                kind.replace('_', " "),
+                vec![field("payload", &p.to_string())],
+            )
+        }),
     };
     Row {
         seq: record.seq,
