@@ -62,7 +62,7 @@ async def do_task(tool: str, arguments: dict[str, Any], ctx: Context) -> str:
                     listed = await session.list_tools()
                     result = await session.call_tool(tool, arguments)
         report["tools"] = sorted(t.name for t in listed.tools)
-        report["is_error"] = bool(result.isError)
+        report["is_error"] = bool(result.is_error)
         report["text"] = "\n".join(getattr(c, "text", "") for c in result.content)
     except Exception as e:  # noqa: BLE001 — the coordinator reads what went wrong
         report["error"] = f"{type(e).__name__}: {e}"
