@@ -1,23 +1,57 @@
-//! The governor as the MCP endpoint's [`ToolGate`], and what the endpoint lists: a tool is
-//! listed only if some rule could ever allow it.
+//! The MCP endpoint's [`ToolGate`]: the governor decides and records, what the endpoint lists
+//! is what some rule could ever allow, and a call to a tool of a server that is an agent of
+//! the set is a delegation ([`McpGate::delegate_for_call`]): a child session for that agent,
+//! opened for the one call and revoked once its result is recorded.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use warden_charter::{CompiledCharter, DefaultPosture, Principal};
 use warden_core::gate::{ActionOutcome, Allowed, ProgressFn, Refused, Via};
 use warden_core::record::RecordError;
 use warden_core::{Tier, TraceContext};
-use warden_mcp::ToolGate;
+use warden_mcp::{CallRefused, ToolGate};
 use warden_session::Session;
 
-use crate::governor::{Governor, Waiting};
+use crate::app_state::AppState;
+use crate::governor::Waiting;
 
-impl ToolGate for Governor {
+mod delegation;
+
+pub use delegation::McpDelegation;
+
+/// The gate of the agent plane's MCP endpoint: the application state's governor, and the
+/// delegation an agent's tool needs (which reaches the sessions and the ledger).
+pub struct McpGate {
+    state: Arc<AppState>,
+    /// Where the revocation of a child whose call was dropped mid-way runs.
+    tasks: TaskTracker,
+}
+
+impl std::fmt::Debug for McpGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpGate").finish_non_exhaustive()
+    }
+}
+
+impl McpGate {
+    /// The gate over `state`.
+    pub fn new(state: Arc<AppState>) -> Self {
+        Self {
+            state,
+            tasks: TaskTracker::new(),
+        }
+    }
+}
+
+impl ToolGate for McpGate {
+    type Delegation = McpDelegation;
+
     fn charter(&self, agent: &str) -> Option<Arc<CompiledCharter>> {
-        self.charter_for(agent)
+        self.state.governor.charter_for(agent)
     }
 
     fn could_ever_allow(
@@ -46,8 +80,18 @@ impl ToolGate for Governor {
             called_as,
             trace,
         };
-        self.authorize_waiting(session, tool, args, Via::Mcp, waiting)
+        self.state
+            .governor
+            .authorize_waiting(session, tool, args, Via::Mcp, waiting)
             .await
+    }
+
+    async fn delegate_for_call(
+        &self,
+        session: &Arc<Session>,
+        server: &str,
+    ) -> Result<Option<McpDelegation>, CallRefused> {
+        delegation::open(&self.state, &self.tasks, session, server).await
     }
 
     async fn record_result(
@@ -60,9 +104,12 @@ impl ToolGate for Governor {
         // The upstream call ran from the decision to now (its server: the tool's prefix).
         let server = tool.split_once('.').map_or(tool, |(server, _)| server);
         let failed = outcome.status == "upstream_error";
-        self.telemetry
+        let governor = &self.state.governor;
+        governor
+            .telemetry
             .upstream_call(server, allowed.started.elapsed(), failed);
-        Governor::record_result(self, session, tool, allowed, outcome)
+        governor
+            .record_result(session, tool, allowed, outcome)
             .await
             .map(drop)
             .map_err(RecordError::from_store)
@@ -79,9 +126,11 @@ impl ToolGate for Governor {
         // A name no server offers: a refusal, counted under `tool="other"` unless inventoried.
         let agent = &session.agent;
         let tier = Tier::Prohibited.as_str();
-        self.telemetry
+        let governor = &self.state.governor;
+        governor
+            .telemetry
             .decision("deny", tier, "unroutable", tool, agent);
-        Governor::record_unroutable(self, session, tool, called_as, args, why)
+        governor.record_unroutable(session, tool, called_as, args, why)
     }
 }
 

@@ -224,7 +224,7 @@ pub(crate) fn agent_router(
         crate::listener::answer_within(limits.request_timeout, req, next)
     });
     let mcp = warden_mcp::router(McpEndpoint {
-        gate: state.governor.clone(),
+        gate: Arc::new(crate::mcp_gate::McpGate::new(state.clone())),
         upstreams: state.upstreams.clone(),
         upstream_timeout: state.config.upstream_timeout,
         max_body_bytes: state.config.max_body_bytes,

@@ -19,6 +19,8 @@ use warden_core::{Clock, ManualClock, SystemClock};
 use warden_gateway::Config;
 use warden_testkit::harness::Harness;
 
+#[path = "gateway/a2a.rs"]
+mod a2a;
 #[path = "gateway/agents.rs"]
 mod agents;
 #[path = "gateway/agents_adversarial.rs"]

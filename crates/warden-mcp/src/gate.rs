@@ -18,6 +18,9 @@ use warden_session::Session;
 /// The futures are `Send` so the endpoint can await them inside rmcp's handler, and the
 /// endpoint is generic over the gate, so the hot path boxes nothing.
 pub trait ToolGate: Send + Sync + 'static {
+    /// A child session opened for one call to an agent's tool.
+    type Delegation: CallDelegation;
+
     /// The charter in force for `agent` (a session's agent): its identity and context
     /// (served as `warden://charter`) and its inventory (which tools are listed). `None`: the
     /// agent has no charter in force, and its session is shown nothing.
@@ -64,6 +67,17 @@ pub trait ToolGate: Send + Sync + 'static {
         outcome: &ActionOutcome,
     ) -> impl Future<Output = Result<(), RecordError>> + Send;
 
+    /// Opens the child session a call to a tool of `server` needs when that server is an
+    /// agent of the set (its entry in the calling session's charter names an `agent`): the
+    /// delegation to that agent, asked for over MCP. `Ok(None)`: `server` is a tool server,
+    /// and the call is forwarded as it is. `Err`: the delegation was refused (and recorded
+    /// as such); the call must not be forwarded. Called only for a call the gate allowed.
+    fn delegate_for_call(
+        &self,
+        session: &Arc<Session>,
+        server: &str,
+    ) -> impl Future<Output = Result<Option<Self::Delegation>, CallRefused>> + Send;
+
     /// Records an attempt refused before any decision, because no upstream server offers
     /// `tool` (`why` says so; `called_as` as in [`authorize`](Self::authorize)), and returns
     /// the refusal to answer with.
@@ -75,4 +89,32 @@ pub trait ToolGate: Send + Sync + 'static {
         args: &Value,
         why: &str,
     ) -> impl Future<Output = Refused> + Send;
+}
+
+/// The key under which the forwarded `tools/call` carries the callee's delegation context in
+/// its `_meta`. Keys under `io.warden/` come from warden only: the agent's own `_meta` is never
+/// forwarded.
+pub const DELEGATION_META_KEY: &str = "io.warden/delegation";
+
+/// A child session opened for one call to a tool of a server that is an agent. The endpoint
+/// forwards [`meta`](Self::meta) with the call under [`DELEGATION_META_KEY`] and calls
+/// [`end`](Self::end) once the call's result is recorded or the call failed. A delegation
+/// dropped without `end` (the client went away, the call was cancelled) must end the child
+/// all the same: implementations revoke it on drop.
+pub trait CallDelegation: Send + Sync + 'static {
+    /// The callee's context: `{"token", "session", "agent", "chain"}`. The token is the
+    /// callee's own credential: it is sent to the callee only, never recorded nor logged.
+    fn meta(&self) -> Value;
+
+    /// Ends the child session (revoked, and the revocation recorded).
+    fn end(self) -> impl Future<Output = ()> + Send;
+}
+
+/// A delegation the gate refused: the call is not forwarded, and the caller is told why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallRefused {
+    /// The stable refusal code (as recorded in `delegation_refused`).
+    pub code: &'static str,
+    /// The sentence for the caller.
+    pub message: String,
 }

@@ -41,7 +41,7 @@ use warden_core::gate::{ActionOutcome, Allowed};
 use warden_core::redact::Secrets;
 use warden_session::Session;
 
-use crate::gate::ToolGate;
+use crate::gate::{CallDelegation, CallRefused, DELEGATION_META_KEY, ToolGate};
 use crate::outcome::settle_answer;
 use crate::upstream::{UpstreamError, Upstreams};
 
@@ -127,6 +127,40 @@ impl<G: ToolGate> AgentMcp<G> {
             ));
         }
         answer
+    }
+}
+
+impl<G: ToolGate> AgentMcp<G> {
+    /// Answers an allowed call whose delegation was refused: the result recorded (status
+    /// `delegation_refused`, the sentence as its error) and the refusal returned as a tool
+    /// error the model can read, naming the refusal's code.
+    async fn delegation_refused(
+        &self,
+        session: &Arc<Session>,
+        tool: &str,
+        allowed: &Allowed,
+        refused: CallRefused,
+    ) -> Result<CallToolResponse, McpError> {
+        let message = format!("delegation refused ({}): {}", refused.code, refused.message);
+        let outcome = ActionOutcome {
+            status: "delegation_refused",
+            size_bytes: 0,
+            error: Some(message.clone()),
+            text: String::new(),
+            content: Vec::new(),
+        };
+        if let Err(e) = self
+            .gate
+            .record_result(session, tool, allowed, &outcome)
+            .await
+        {
+            tracing::error!(error = %e, "The ledger cannot record a refused delegation's call.");
+        }
+        let mut result = refusal_result(message);
+        let mut meta = serde_json::Map::new();
+        meta.insert("io.warden/refusal".to_owned(), json!(refused.code));
+        result.meta = Some(rmcp::model::MetaObject(meta));
+        Ok(result.into())
     }
 }
 
@@ -351,6 +385,24 @@ impl<G: ToolGate> ServerHandler for AgentMcp<G> {
             Ok(a) => a,
             Err(refused) => return Ok(refusal_result(refused.message).into()),
         };
+        // A server that is an agent: the call is a delegation. The child session is opened
+        // now (refused: the call is not forwarded), its context travels as the call's
+        // `_meta`, and it ends once the result is recorded (or, dropped, when the call is
+        // cancelled). The agent's own `_meta` is never forwarded: no `io.warden/*` key it
+        // sent reaches any upstream.
+        let delegation = match self.gate.delegate_for_call(&session, server).await {
+            Ok(d) => d,
+            Err(refused) => {
+                return self
+                    .delegation_refused(&session, &name, &allowed, refused)
+                    .await;
+            }
+        };
+        let meta = delegation.as_ref().map(|d| {
+            let mut meta = serde_json::Map::new();
+            meta.insert(DELEGATION_META_KEY.to_owned(), d.meta());
+            meta
+        });
         let arguments = allowed.args.as_object().cloned().unwrap_or_default();
         let result = self
             .upstreams
@@ -359,18 +411,23 @@ impl<G: ToolGate> ServerHandler for AgentMcp<G> {
                 &session.principal,
                 tool,
                 arguments,
+                meta,
                 self.upstream_timeout,
             )
             .await;
-        self.settle(&session, &name, &allowed, result, |r: &CallToolResult| {
-            if r.is_error == Some(true) {
-                "tool_error"
-            } else {
-                "ok"
-            }
-        })
-        .await
-        .map(|mut r| {
+        let settled = self
+            .settle(&session, &name, &allowed, result, |r: &CallToolResult| {
+                if r.is_error == Some(true) {
+                    "tool_error"
+                } else {
+                    "ok"
+                }
+            })
+            .await;
+        if let Some(delegation) = delegation {
+            delegation.end().await;
+        }
+        settled.map(|mut r| {
             // An upstream on an older protocol sends no `resultType`; a client on 2026-07-28
             // rejects a result without it (rmcp strips it again for older clients).
             r.result_type.get_or_insert(ResultType::COMPLETE);

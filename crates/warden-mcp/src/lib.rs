@@ -34,7 +34,7 @@ pub mod sandbox;
 pub mod stderr;
 pub mod upstream;
 
-pub use gate::ToolGate;
+pub use gate::{CallDelegation, CallRefused, DELEGATION_META_KEY, ToolGate};
 pub use guard::jsonrpc_error;
 pub use handler::{AgentMcp, CHARTER_URI};
 pub use router::{McpEndpoint, router};

@@ -516,18 +516,22 @@ impl Upstreams {
     }
 
     /// Calls a tool on a server on behalf of `principal` (whose credentials it carries, where
-    /// the server takes per-principal credentials).
+    /// the server takes per-principal credentials), with `meta` as the request's `_meta`
+    /// (warden's own context for a server that is an agent; `None` for a tool server).
     pub async fn call_tool(
         &self,
         server: &str,
         principal: &str,
         tool: &str,
         arguments: serde_json::Map<String, serde_json::Value>,
+        meta: Option<serde_json::Map<String, serde_json::Value>>,
         timeout: Duration,
     ) -> Result<CallToolResult, UpstreamError> {
         let up = self.upstream(server)?;
         let peer = up.peer_for(principal, self.inner.handshake).await?;
-        let params = CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
+        let mut params = CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
+        // Only warden's own context travels as `_meta` (the agent's is never forwarded).
+        params.meta = meta.map(|m| rmcp::model::RequestMetaObject(rmcp::model::MetaObject(m)));
         let response = settle(
             server,
             timeout,

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use warden_charter::{Detector, DetectorKind};
-use warden_core::gate::intent_names_tool;
 
+use crate::chain::Proposed;
 use crate::engine::{Engine, dur_ms, time_of};
 use crate::profile::{
     Event, HOUR_MS, Intent, MAX_INTENTS, MAX_LABELS, SessionState, prune, push_event, resources,
@@ -41,7 +41,7 @@ pub fn defaults(kind: DetectorKind) -> (f64, Duration) {
     }
 }
 
-fn params(d: &Detector) -> (f64, i64) {
+pub(crate) fn params(d: &Detector) -> (f64, i64) {
     let (t, w) = defaults(d.kind);
     (d.threshold.unwrap_or(t), dur_ms(d.window.unwrap_or(w)))
 }
@@ -60,7 +60,12 @@ pub(crate) fn bounded(s: &str) -> &str {
 
 /// How many events after `since` are within the window (pruned first), and the seqs of the
 /// latest [`MAX_EVIDENCE`] of them.
-fn recent(q: &mut VecDeque<Event>, now: i64, window: i64, since: u64) -> (usize, Vec<u64>) {
+pub(crate) fn recent(
+    q: &mut VecDeque<Event>,
+    now: i64,
+    window: i64,
+    since: u64,
+) -> (usize, Vec<u64>) {
     prune(q, now, window);
     let mut v: Vec<u64> = q.iter().filter(|e| e.1 > since).map(|e| e.1).collect();
     let n = v.len();
@@ -69,12 +74,12 @@ fn recent(q: &mut VecDeque<Event>, now: i64, window: i64, since: u64) -> (usize,
 }
 
 /// Where a detector's signal is about: the session and the record's time.
-struct At<'a> {
-    sid: &'a str,
-    ms: i64,
+pub(crate) struct At<'a> {
+    pub sid: &'a str,
+    pub ms: i64,
 }
 
-fn signal(
+pub(crate) fn signal(
     d: &Detector,
     at: At<'_>,
     s: &SessionState,
@@ -122,7 +127,7 @@ impl Engine {
     /// mismatch (cited by its own seq).
     fn expire_intents(&mut self, sid: &str, ms: i64) {
         let window = self
-            .charter
+            .charter_for_session(sid)
             .observer
             .detectors
             .iter()
@@ -154,7 +159,7 @@ impl Engine {
         let baseline_ms = self.baseline_ms();
         self.expire_intents(sid, ms);
         let agent = self.active(sid, ms);
-        let charter = self.charter.clone();
+        let charter = self.charter_of(Some(&agent));
         let fresh = charter
             .observer
             .detectors
@@ -180,21 +185,16 @@ impl Engine {
         let ready_since = prof.first_ms;
         let known = prof.prefixes.len();
         let base = prof.baseline(ms);
+        // The intent that proposed it: the session's own, or (a delegated session) one of
+        // its ancestors' within the window.
+        let proposed = self.take_intent(sid, tool, called_as, ms);
         let s = self.session(sid, ms);
         push_event(&mut s.actions, (ms, seq));
         if novel {
             push_event(&mut s.novel, (ms, seq));
         }
-        match s
-            .intents
-            .iter()
-            .position(|i| intent_names_tool(&i.tool, tool, called_as))
-        {
-            Some(i) => {
-                s.intents.remove(i);
-            }
-            None if s.has_model => push_event(&mut s.mismatches, (ms, seq)),
-            None => {}
+        if proposed == Proposed::No {
+            push_event(&mut s.mismatches, (ms, seq));
         }
         let mut out = Vec::new();
         for d in &charter.observer.detectors {
@@ -283,7 +283,7 @@ impl Engine {
         if !denied {
             return Vec::new();
         }
-        let charter = self.charter.clone();
+        let charter = self.charter_of(Some(&agent));
         let s = self.session(sid, ms);
         push_event(&mut s.denials, (ms, seq));
         let mut out = Vec::new();
@@ -344,7 +344,7 @@ impl Engine {
             b.turns += 1;
             b.tokens = b.tokens.saturating_add(tokens);
         }
-        let charter = self.charter.clone();
+        let charter = self.charter_of(Some(&agent));
         let s = self.session(sid, ms);
         let mut out = Vec::new();
         for d in charter

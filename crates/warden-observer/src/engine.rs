@@ -77,7 +77,12 @@ impl EngineState {
 /// Reads ledger records in order and answers with the responses they call for.
 #[derive(Debug)]
 pub struct Engine {
+    /// The charter of the gateway's first agent: the observer section applied to a session
+    /// whose agent has no charter of its own here, and the learning window's.
     pub(crate) charter: Arc<CompiledCharter>,
+    /// Every charter of the gateway's set by agent id (a one-charter gateway: empty), so each
+    /// session is observed under its own agent's observer section.
+    pub(crate) agents: BTreeMap<String, Arc<CompiledCharter>>,
     pub(crate) st: EngineState,
 }
 
@@ -99,6 +104,7 @@ impl Engine {
     pub fn new(charter: Arc<CompiledCharter>) -> Engine {
         Engine {
             charter,
+            agents: BTreeMap::new(),
             st: EngineState::default(),
         }
     }
@@ -108,6 +114,7 @@ impl Engine {
     pub fn restore(charter: Arc<CompiledCharter>, state: EngineState) -> Engine {
         let mut engine = Engine {
             charter: charter.clone(),
+            agents: BTreeMap::new(),
             st: state,
         };
         engine.set_charter(charter);
@@ -129,6 +136,29 @@ impl Engine {
     /// The charter it applies.
     pub fn charter(&self) -> &Arc<CompiledCharter> {
         &self.charter
+    }
+
+    /// Applies, from now on, each of `charters` to the sessions of its own agent (the
+    /// gateway's set): a session is observed under its agent's observer section, and one
+    /// whose agent has none here under [`Engine::charter`]'s. Replaces the previous set.
+    pub fn set_agents(&mut self, charters: impl IntoIterator<Item = Arc<CompiledCharter>>) {
+        self.agents = charters
+            .into_iter()
+            .map(|c| (c.identity.id.clone(), c))
+            .collect();
+    }
+
+    /// The charter whose observer section applies to `agent`'s sessions.
+    pub(crate) fn charter_of(&self, agent: Option<&str>) -> Arc<CompiledCharter> {
+        agent
+            .and_then(|a| self.agents.get(a))
+            .unwrap_or(&self.charter)
+            .clone()
+    }
+
+    /// The charter whose observer section applies to session `sid`.
+    pub(crate) fn charter_for_session(&self, sid: &str) -> Arc<CompiledCharter> {
+        self.charter_of(self.st.sessions.get(sid).map(|s| s.agent.as_str()))
     }
 
     /// Whether the engine is in a learning window (it only alerts) at the last record's time.
@@ -196,6 +226,15 @@ impl Engine {
         let p = &record.payload;
         let sid = record.session.as_deref();
         let signals = match (record.kind, sid) {
+            // Another agent's charter (a set): its observer section changes, not the
+            // learning window, which follows the first agent's charter.
+            (RecordKind::CharterLoaded, _)
+                if p.get("agent")
+                    .and_then(|v| v.as_str())
+                    .is_some_and(|a| a != self.charter.identity.id) =>
+            {
+                Vec::new()
+            }
             (RecordKind::CharterLoaded, _) => {
                 if let Some(hash) = p.get("charter").and_then(|v| v.as_str()) {
                     if self.st.seen_hash.as_deref().is_some_and(|h| h != hash) {
@@ -208,6 +247,13 @@ impl Engine {
             (RecordKind::SessionOpened, Some(sid)) => {
                 self.open_session(sid, p, ms);
                 Vec::new()
+            }
+            (RecordKind::SessionDelegated, Some(sid)) => {
+                self.on_delegated(sid, p, ms);
+                Vec::new()
+            }
+            (RecordKind::DelegationRefused, Some(sid)) => {
+                self.on_delegation_refused(sid, record.seq, p, ms)
             }
             (RecordKind::SessionRevoked | RecordKind::SessionExpired, Some(sid)) => {
                 self.st.sessions.remove(sid);
@@ -229,7 +275,8 @@ impl Engine {
             }
             _ => Vec::new(),
         };
-        for signal in signals {
+        for mut signal in signals {
+            self.name_chain(&mut signal);
             for r in self.respond(signal) {
                 // Two rules agreeing on the same answer for the same target: one response.
                 let covered = r.action != Action::Alert

@@ -14,6 +14,7 @@
 //! The two meet only through the ledger stream, the metrics and the control API.
 
 pub mod alerts;
+mod chain;
 pub mod controls;
 mod detect;
 mod engine;

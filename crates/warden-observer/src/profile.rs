@@ -257,6 +257,20 @@ pub(crate) struct SessionState {
     pub labels: BTreeMap<String, Event>,
     /// Per detector, the seq it last signalled at: an episode's events count once.
     pub since: BTreeMap<String, u64>,
+    /// A delegated session's ancestors, root first, as `session_delegated` named them
+    /// (empty for a session an operator opened). Bounded by [`MAX_CHAIN`].
+    #[serde(default)]
+    pub chain: Vec<ChainLink>,
+}
+
+/// Ancestors a session's chain keeps at most (a charter's `max_depth` is at most 8).
+pub(crate) const MAX_CHAIN: usize = 16;
+
+/// One ancestor of a delegated session.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct ChainLink {
+    pub session: String,
+    pub agent: String,
 }
 
 /// Pushes an event, keeping at most [`MAX_EVENTS`].

@@ -83,7 +83,7 @@ impl Engine {
     /// signal's own alert is not repeated).
     pub(crate) fn respond(&mut self, sig: Signal) -> Vec<Response> {
         self.st.stats.signals = self.st.stats.signals.saturating_add(1);
-        let charter = self.charter.clone();
+        let charter = self.charter_of(sig.agent.as_deref());
         let now = self.st.now_ms;
         let seq = self.st.last_seq;
         let integrity = sig.kind == "ledger_integrity";
@@ -213,12 +213,8 @@ impl Engine {
         let key = format!("{}\u{1f}{}", ask.id, scope_key(&ask.scope));
         let prev = self.st.fired.get(&key).copied();
         let mut action = ask.base;
-        let escalation = self
-            .charter
-            .observer
-            .escalation
-            .as_ref()
-            .filter(|_| ask.acting);
+        let charter = self.charter_of(ask.signals.iter().find_map(|s| s.agent.as_deref()));
+        let escalation = charter.observer.escalation.as_ref().filter(|_| ask.acting);
         match (escalation, prev) {
             (Some(esc), Some(p)) if now.saturating_sub(p.ms) <= dur_ms(esc.within) => {
                 action = action.max(step(p.action).min(action_of(esc.ceiling)));
@@ -234,8 +230,7 @@ impl Engine {
         if action == Action::FreezeTool && tool.is_none() {
             // Nothing to freeze: the charter's own `freeze_tool` becomes `conservative`; an
             // escalation that reached it goes on to `revoke_session` if the ceiling allows.
-            let ceiling = self
-                .charter
+            let ceiling = charter
                 .observer
                 .escalation
                 .as_ref()

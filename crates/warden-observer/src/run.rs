@@ -53,8 +53,11 @@ pub struct ObserverConfig {
     /// The charter file or directory (read again when the ledger says another charter was
     /// loaded).
     pub charter_path: PathBuf,
-    /// The charter, compiled.
+    /// The charter, compiled (the gateway's first agent's, for a set).
     pub charter: Arc<CompiledCharter>,
+    /// The other charters of the gateway's set, each with its file or directory (empty for
+    /// a one-charter gateway): each session is observed under its own agent's charter.
+    pub others: Vec<(PathBuf, Arc<CompiledCharter>)>,
     /// The observer's data directory.
     pub data_dir: PathBuf,
     /// The metrics listener, bound, if any.
@@ -148,10 +151,14 @@ pub async fn run(
     let store = Arc::new(store);
     let checkpoint = store.checkpoint()?;
     let mut charter = config.charter.clone();
+    let mut others = config.others.clone();
     let mut engine = restore_engine(
         charter.clone(),
         checkpoint.as_ref().and_then(|c| c.engine.clone()),
     );
+    if !others.is_empty() {
+        engine.set_agents(set_of(&charter, &others));
+    }
     let start = checkpoint.as_ref().map(|c| c.head);
     let metrics = Arc::new(Metrics::new());
     let last_read = Arc::new(LastRead::default());
@@ -286,7 +293,15 @@ pub async fn run(
                     }
                     StreamItem::Record(record) => {
                         if record.kind == RecordKind::CharterLoaded {
-                            reload_charter(&config.charter_path, &record, &mut charter, &mut engine);
+                            match other_agent(&record, &charter) {
+                                Some(agent) => reload_other(&agent, &record, &charter, &mut others, &mut engine),
+                                None => {
+                                    reload_charter(&config.charter_path, &record, &mut charter, &mut engine);
+                                    if !others.is_empty() {
+                                        engine.set_agents(set_of(&charter, &others));
+                                    }
+                                }
+                            }
                         }
                         let responses = engine.ingest(&record);
                         last_read.set(Head { seq: record.seq, hash: record.hash });
@@ -360,6 +375,63 @@ fn save(
         Ok(()) => *saved = Some(head),
         Err(e) => tracing::warn!(error = %e, "Cannot save the observer's checkpoint."),
     }
+}
+
+/// Every charter of the set: the first agent's and the others.
+fn set_of(
+    first: &Arc<CompiledCharter>,
+    others: &[(PathBuf, Arc<CompiledCharter>)],
+) -> Vec<Arc<CompiledCharter>> {
+    std::iter::once(first.clone())
+        .chain(others.iter().map(|(_, c)| c.clone()))
+        .collect()
+}
+
+/// The agent a `charter_loaded` record names, when it is not the first agent's.
+fn other_agent(record: &Record, first: &CompiledCharter) -> Option<String> {
+    record
+        .payload
+        .get("agent")
+        .and_then(serde_json::Value::as_str)
+        .filter(|a| *a != first.identity.id)
+        .map(str::to_owned)
+}
+
+/// A `charter_loaded` record for another agent of the set: its charter is read again and
+/// applied to its sessions if it is the one the gateway loaded; otherwise (or for an agent
+/// the observer was not given) the engine keeps what it has, and says so.
+fn reload_other(
+    agent: &str,
+    record: &Record,
+    first: &Arc<CompiledCharter>,
+    others: &mut [(PathBuf, Arc<CompiledCharter>)],
+    engine: &mut Engine,
+) {
+    let loaded = record
+        .payload
+        .get("charter")
+        .and_then(serde_json::Value::as_str);
+    let Some((path, charter)) = others.iter_mut().find(|(_, c)| c.identity.id == agent) else {
+        tracing::warn!(
+            agent,
+            "The ledger names an agent whose charter the observer was not given; its sessions are observed under the first charter."
+        );
+        return;
+    };
+    if loaded.is_none_or(|h| h == charter.hash.to_prefixed_hex()) {
+        return;
+    }
+    match warden_charter::load(path) {
+        Ok(compiled) if Some(compiled.charter.hash.to_prefixed_hex().as_str()) == loaded => {
+            tracing::info!(agent, charter = ?loaded, "The gateway loaded a new charter for an agent; the observer follows.");
+            *charter = Arc::new(compiled.charter);
+        }
+        Ok(_) | Err(_) => {
+            tracing::warn!(agent, gateway = ?loaded, path = %path.display(), "The ledger names a charter the observer does not have for an agent; it goes on with its own.");
+            return;
+        }
+    }
+    engine.set_agents(set_of(first, others));
 }
 
 /// A `charter_loaded` record naming another charter than the engine's: the charter file is

@@ -135,6 +135,46 @@ impl Synth {
         seq
     }
 
+    /// `session_delegated`: `child` opened for `agent` from `parent` (whose agent is `by`),
+    /// its ancestors `chain` (`(session, agent)`, root first, ending with the parent).
+    pub fn delegate(
+        &mut self,
+        child: &str,
+        parent: &str,
+        agent: &str,
+        by: &str,
+        chain: &[(&str, &str)],
+    ) -> u64 {
+        let links: Vec<Value> = chain
+            .iter()
+            .map(|(s, a)| json!({ "session": s, "agent": a }))
+            .collect();
+        self.push(
+            Some(child),
+            RecordKind::SessionDelegated,
+            json!({ "session": child, "parent": parent, "agent": agent, "by": by,
+                    "principal": "alice", "chain": links, "depth": chain.len(), "via": "mcp",
+                    "expires_at": "2030-01-01T00:00:00Z", "task": "work" }),
+        )
+    }
+
+    /// `delegation_refused`: `parent` (whose agent is `by`) asked for `agent`, refused as
+    /// `refusal`.
+    pub fn delegation_refused(
+        &mut self,
+        parent: &str,
+        agent: &str,
+        by: &str,
+        refusal: &str,
+    ) -> u64 {
+        self.push(
+            Some(parent),
+            RecordKind::DelegationRefused,
+            json!({ "agent": agent, "by": by, "chain": [], "via": "api", "refusal": refusal,
+                    "reason": "refused" }),
+        )
+    }
+
     /// `labels_added`.
     pub fn labels(&mut self, sid: &str, labels: &[&str]) -> u64 {
         self.push(

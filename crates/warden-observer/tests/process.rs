@@ -157,6 +157,7 @@ fn config(base: &str, data: &std::path::Path) -> ObserverConfig {
         gateway: GatewayClient::new(base, Token::new("wo_observer")).unwrap(),
         charter_path: data.join("unused-charter.yaml"),
         charter: common::charter(OBSERVER),
+        others: Vec::new(),
         data_dir: data.to_path_buf(),
         metrics_listener: None,
         metrics_token: Token::new("wo_observer"),

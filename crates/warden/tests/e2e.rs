@@ -81,7 +81,7 @@ fn end_to_end_suite_with_real_mcp_peers() {
 }
 
 /// The end-to-end files run by a test of their own (below), in parallel with the suite.
-const OWN_TEST_FILES: &[&str] = &["test_replay.py", "test_reload.py"];
+const OWN_TEST_FILES: &[&str] = &["test_replay.py", "test_reload.py", "test_agents.py"];
 
 /// `warden replay` of a session a real gateway recorded (`tests/e2e/test_replay.py`).
 #[test]
@@ -95,6 +95,14 @@ fn end_to_end_replay_of_a_recorded_session() {
 #[test]
 fn end_to_end_live_reload_of_the_charter() {
     run_own_file("test_reload.py", "live reload");
+}
+
+/// Many agents in one gateway (`tests/e2e/test_agents.py`): three charters, delegation
+/// through the API and through MCP (an agent exposed as an MCP server), the chain in the
+/// ledger, the refusals.
+#[test]
+fn end_to_end_agents_in_one_gateway() {
+    run_own_file("test_agents.py", "agents");
 }
 
 /// Runs one end-to-end file of [`OWN_TEST_FILES`] with pytest; fails with its output.

@@ -45,9 +45,15 @@ pub struct ObserveArgs {
     /// owner's only (mode 0600).
     #[arg(long)]
     pub token_file: Option<PathBuf>,
-    /// The charter the gateway runs (file or directory): its `observer` section.
+    /// The charter the gateway runs (file or directory): its `observer` section. Repeated
+    /// for a gateway that governs several agents: each session is observed under its own
+    /// agent's charter.
     #[arg(long)]
-    pub charter: Option<PathBuf>,
+    pub charter: Vec<PathBuf>,
+    /// The gateway's set directory (every subdirectory one agent's charter), instead of
+    /// `--charter`.
+    #[arg(long)]
+    pub charters: Option<PathBuf>,
     /// The observer's own data directory (default `./warden-observer-data`).
     #[arg(long = "data")]
     pub data_dir: Option<PathBuf>,
@@ -87,8 +93,10 @@ struct RawObserveConfig {
     gateway: Option<String>,
     /// `--token-file` (relative to the config file).
     token_file: Option<PathBuf>,
-    /// `--charter` (relative to the config file).
-    charter: Option<PathBuf>,
+    /// `--charter` (relative to the config file): one path or a list.
+    charter: Option<CharterPaths>,
+    /// `--charters` (relative to the config file).
+    charters: Option<PathBuf>,
     /// `--data` (relative to the config file).
     data: Option<PathBuf>,
     /// `--metrics-listen`.
@@ -107,6 +115,14 @@ struct RawObserveConfig {
     checkpoint_interval: Option<String>,
 }
 
+/// `charter` in the config file: one path or a list (as the gateway's config has it).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum CharterPaths {
+    One(PathBuf),
+    Many(Vec<PathBuf>),
+}
+
 /// The settings, resolved (files not read yet).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
@@ -114,8 +130,10 @@ pub struct Settings {
     pub gateway: String,
     /// The credential's file.
     pub token_file: PathBuf,
-    /// The charter.
+    /// The charter (the first agent's, for a set).
     pub charter: PathBuf,
+    /// The other charters of the gateway's set (empty for one charter).
+    pub others: Vec<PathBuf>,
     /// The data directory.
     pub data_dir: PathBuf,
     /// The metrics address.
@@ -132,6 +150,40 @@ pub struct Settings {
     pub sweep_interval: Option<Duration>,
     /// The checkpoint interval.
     pub checkpoint_interval: Duration,
+}
+
+/// The charter paths: the flags' (`--charter` repeated, or `--charters DIR`), else the config
+/// file's; both kinds at one level is an error, as for the gateway.
+fn charter_paths(
+    args: &ObserveArgs,
+    charter: Option<CharterPaths>,
+    charters: Option<PathBuf>,
+    base: &Path,
+) -> Result<(PathBuf, Vec<PathBuf>), String> {
+    let both = "give `--charter` (repeated for a set) or `--charters` (a set directory), not both";
+    let paths = match (args.charter.is_empty(), &args.charters) {
+        (false, Some(_)) => return Err(both.to_owned()),
+        (false, None) => args.charter.clone(),
+        (true, Some(dir)) => set_paths(dir)?,
+        (true, None) => match (charter, charters) {
+            (Some(_), Some(_)) => return Err(both.to_owned()),
+            (Some(CharterPaths::One(p)), None) => vec![base.join(p)],
+            (Some(CharterPaths::Many(ps)), None) => ps.into_iter().map(|p| base.join(p)).collect(),
+            (None, Some(dir)) => set_paths(&base.join(dir))?,
+            (None, None) => Vec::new(),
+        },
+    };
+    let mut paths = paths.into_iter();
+    let first = paths
+        .next()
+        .ok_or("`--charter` is required: the charter the gateway runs (repeat it, or give `--charters DIR`, for a set)")?;
+    Ok((first, paths.collect()))
+}
+
+/// The charters of a set directory.
+fn set_paths(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    warden_charter::set_directory(dir)
+        .map_err(|d| format!("the set directory `{}` cannot be read: {d}", dir.display()))
 }
 
 fn duration(name: &str, text: Option<String>) -> Result<Option<Duration>, String> {
@@ -171,11 +223,7 @@ pub fn settings(args: &ObserveArgs) -> Result<Settings, String> {
         .clone()
         .or_else(|| rel(raw.token_file))
         .ok_or("`--token-file` is required: a file holding the observer's credential (`warden operator create-token --name observer --observer`)")?;
-    let charter = args
-        .charter
-        .clone()
-        .or_else(|| rel(raw.charter))
-        .ok_or("`--charter` is required: the charter the gateway runs")?;
+    let (charter, others) = charter_paths(args, raw.charter, raw.charters, &base)?;
     let metrics_listen = args
         .metrics_listen
         .clone()
@@ -205,6 +253,7 @@ pub fn settings(args: &ObserveArgs) -> Result<Settings, String> {
         gateway,
         token_file,
         charter,
+        others,
         data_dir: args
             .data_dir
             .clone()
@@ -288,13 +337,24 @@ pub fn execute(args: &ObserveArgs) -> ExitCode {
         },
         None => token.clone(),
     };
-    let charter = match warden_charter::load(&settings.charter) {
-        Ok(c) => Arc::new(c.charter),
-        Err(d) => {
-            eprint!("{d}");
-            return usage("the charter does not compile; the observer did not start".to_owned());
+    let mut charters = Vec::new();
+    for path in std::iter::once(&settings.charter).chain(&settings.others) {
+        match warden_charter::load(path) {
+            Ok(c) => charters.push((path.clone(), Arc::new(c.charter))),
+            Err(d) => {
+                eprint!("{d}");
+                return usage(format!(
+                    "the charter `{}` does not compile; the observer did not start",
+                    path.display()
+                ));
+            }
         }
+    }
+    let mut charters = charters.into_iter();
+    let Some((_, charter)) = charters.next() else {
+        return usage("`--charter` is required".to_owned());
     };
+    let others: Vec<_> = charters.collect();
     let gateway = match GatewayClient::new(&settings.gateway, token) {
         Ok(g) => g,
         Err(e) => {
@@ -322,6 +382,7 @@ pub fn execute(args: &ObserveArgs) -> ExitCode {
             gateway,
             charter_path: settings.charter.clone(),
             charter,
+            others,
             data_dir: settings.data_dir.clone(),
             metrics_listener,
             metrics_token,

@@ -53,7 +53,7 @@ sweep_interval = "0s"
 fn bad_settings_are_refused_with_a_clear_message() {
     let base = ObserveArgs {
         token_file: Some("t".into()),
-        charter: Some("c".into()),
+        charter: vec!["c".into()],
         ..ObserveArgs::default()
     };
     let cases = [
@@ -66,7 +66,7 @@ fn bad_settings_are_refused_with_a_clear_message() {
         ),
         (
             ObserveArgs {
-                charter: None,
+                charter: Vec::new(),
                 ..base.clone()
             },
             "`--charter` is required",
@@ -127,5 +127,75 @@ fn the_token_file_must_be_the_owners_only_and_its_value_never_appears_in_an_erro
     private(&path, "  \n");
     assert!(read_token(&path).unwrap_err().contains("is empty"));
     let err = read_token(&tmp.path().join("missing")).unwrap_err();
+    assert!(err.contains("cannot be read"), "{err}");
+}
+
+#[test]
+fn a_set_of_charters_from_the_flags_a_directory_or_the_config_files_list() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = ObserveArgs {
+        token_file: Some("t".into()),
+        ..ObserveArgs::default()
+    };
+    // `--charter` repeated: the first is the first agent's, the others follow.
+    let s = settings(&ObserveArgs {
+        charter: vec!["a.yaml".into(), "b.yaml".into(), "c.yaml".into()],
+        ..base.clone()
+    })
+    .unwrap();
+    assert_eq!(s.charter, PathBuf::from("a.yaml"));
+    assert_eq!(
+        s.others,
+        vec![PathBuf::from("b.yaml"), PathBuf::from("c.yaml")]
+    );
+    // `--charters DIR`: every subdirectory is one charter.
+    let dir = tmp.path().join("set");
+    for agent in ["coordinator", "worker"] {
+        std::fs::create_dir_all(dir.join(agent)).unwrap();
+        std::fs::write(dir.join(agent).join("charter.yaml"), "version: 1\n").unwrap();
+    }
+    let s = settings(&ObserveArgs {
+        charters: Some(dir.clone()),
+        ..base.clone()
+    })
+    .unwrap();
+    assert_eq!(s.others.len(), 1, "{s:?}");
+    // The config file's list, relative to the file.
+    let config = tmp.path().join("observer.toml");
+    std::fs::write(&config, "charter = [\"x.yaml\", \"y.yaml\"]\n").unwrap();
+    let s = settings(&ObserveArgs {
+        config: Some(config.clone()),
+        ..base.clone()
+    })
+    .unwrap();
+    assert_eq!(s.charter, tmp.path().join("x.yaml"));
+    assert_eq!(s.others, vec![tmp.path().join("y.yaml")]);
+    // One charter: as before, no others.
+    let s = settings(&ObserveArgs {
+        charter: vec!["only.yaml".into()],
+        ..base.clone()
+    })
+    .unwrap();
+    assert!(s.others.is_empty());
+    // Both kinds, or an unreadable directory: refused with a clear message.
+    let err = settings(&ObserveArgs {
+        charter: vec!["a.yaml".into()],
+        charters: Some(dir),
+        ..base.clone()
+    })
+    .unwrap_err();
+    assert!(err.contains("not both"), "{err}");
+    std::fs::write(&config, "charter = \"x.yaml\"\ncharters = \"set\"\n").unwrap();
+    let err = settings(&ObserveArgs {
+        config: Some(config),
+        ..base.clone()
+    })
+    .unwrap_err();
+    assert!(err.contains("not both"), "{err}");
+    let err = settings(&ObserveArgs {
+        charters: Some(tmp.path().join("missing")),
+        ..base
+    })
+    .unwrap_err();
     assert!(err.contains("cannot be read"), "{err}");
 }
