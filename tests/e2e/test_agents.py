@@ -303,19 +303,35 @@ async def test_each_session_is_governed_by_its_own_charter_only(agents: Agents) 
 
 
 def test_the_inventory_lists_what_each_charter_enforces(agents: Agents) -> None:
-    # INVENTORY's `GET /v1/agents` is not on this branch: `GET /v1/charter?agent=` is used
-    # (the lead switches this test to `/v1/agents` when merging).
-    rules = {"coordinator": 5, "worker": 5, "support": 1}
-    whole = agents.operator("GET", "/v1/charter")
-    assert whole.status_code == 200, whole.text
-    for agent, n in rules.items():
-        r = agents.operator("GET", f"/v1/charter?agent={agent}")
+    """`GET /v1/agents`: exactly the three agents, each with what its charter (above) enforces."""
+    listed = agents.operator("GET", "/v1/agents")
+    assert listed.status_code == 200, listed.text
+    assert sorted(a["id"] for a in listed.json()["agents"]) == ["coordinator", "support", "worker"]
+
+    def tiers(agent: str) -> dict[str, set[str]]:
+        r = agents.operator("GET", f"/v1/agents/{agent}")
         assert r.status_code == 200, r.text
         body = r.json()
-        assert body["agent"] == agent, body
-        assert body["rules"] == n, body
-        assert body["charter"].startswith("blake3:"), body
-    missing = agents.operator("GET", "/v1/charter?agent=nobody")
+        assert body["charter"]["hash"].startswith("blake3:"), body["charter"]
+        out: dict[str, set[str]] = {}
+        for item in body["tools"]["items"]:
+            out[item["tool"]] = {t["tier"] for t in item["tiers"]}
+        return out | {"_delegation_to": set(body["delegation"]["to"])}
+
+    coordinator, worker, support = tiers("coordinator"), tiers("worker"), tiers("support")
+    # The rules as written in COORDINATOR, WORKER and SUPPORT.
+    assert coordinator["worker.do_task"] == {"autonomous"}
+    assert coordinator["fs.create_directory"] == {"approval"}
+    assert "worker.do_task" not in worker and "worker.do_task" not in support
+    assert worker["everything.echo"] == {"autonomous", "prohibited"}
+    assert worker["fs.write_file"] == {"autonomous"}
+    assert support["fs.read_text_file"] == {"autonomous"}
+    # A tool no rule of the support charter covers falls to its default posture (deny).
+    assert support["fs.write_file"] == {"prohibited"}, support["fs.write_file"]
+    assert coordinator["_delegation_to"] == {"worker"}
+    assert worker["_delegation_to"] == {"coordinator", "support"}
+    assert support["_delegation_to"] == set()
+    missing = agents.operator("GET", "/v1/agents/nobody")
     assert missing.status_code == 404, missing.text
 
 

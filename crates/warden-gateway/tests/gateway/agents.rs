@@ -316,7 +316,10 @@ async fn sessions_and_controls_show_up_and_a_reload_changes_one_agent_only() {
     let (_, c) = get(&h, "/v1/agents/coord", &t).await;
     assert_eq!(c["sessions"]["live"], 1);
     assert_eq!(c["sessions"]["known"], 2);
-    assert_eq!(strs(&c["sessions"]["live_ids"]["items"]), std::slice::from_ref(&s2));
+    assert_eq!(
+        strs(&c["sessions"]["live_ids"]["items"]),
+        std::slice::from_ref(&s2)
+    );
     assert!(c["sessions"]["last_activity"].is_string());
     let controls: Vec<&Value> = c["controls"]["items"].as_array().unwrap().iter().collect();
     assert_eq!(controls.len(), 1, "{controls:?}");
