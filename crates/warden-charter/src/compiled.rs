@@ -99,6 +99,41 @@ impl CompiledCharter {
             .collect()
     }
 
+    /// The roots of `server`'s kernel confinement that its rules give it: the literal
+    /// directory of every path glob in a rule for one of its tools that can let a call
+    /// through (not `prohibited`), outside any `not`. A glob without glob characters is its
+    /// own root; a relative glob names none. Sorted, without duplicates. The gateway confines
+    /// a stdio server to these at start-up, and a charter set checks that two charters sharing
+    /// a server give it the same ones — one computation for both.
+    pub fn sandbox_roots(&self, server: &Server) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for tool in &server.tools {
+            for rule in self.rules_for(&format!("{}.{tool}", server.id)) {
+                if rule.tier == Tier::Prohibited {
+                    continue;
+                }
+                let globs = rule
+                    .args
+                    .iter()
+                    .filter_map(|a| a.matcher.globs.as_ref())
+                    .flatten();
+                for g in globs {
+                    let pattern = g.glob().glob();
+                    let root = if pattern.contains(['*', '?', '[', '{']) {
+                        warden_core::path::glob_root(pattern)
+                    } else {
+                        pattern
+                    };
+                    if root.starts_with('/') && !out.iter().any(|r| r == root) {
+                        out.push(root.to_owned());
+                    }
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
     /// A rule by id.
     pub fn rule(&self, id: &str) -> Option<&Rule> {
         self.rules.iter().find(|r| &*r.id == id)

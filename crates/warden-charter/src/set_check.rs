@@ -6,9 +6,6 @@ use std::sync::Arc;
 
 use warden_core::SourceLocation;
 
-use warden_core::Tier;
-use warden_core::path::glob_root;
-
 use crate::compiled::{CompiledCharter, SandboxMode, Server, Transport};
 use crate::diagnostic::{Diagnostic, Diagnostics, suggest};
 
@@ -141,43 +138,16 @@ fn same_server(a: &Server, b: &Server) -> bool {
 }
 
 /// The kernel confinement roots a charter's rules give a stdio server (`None` for another
-/// server, or one with `sandbox.mode: off`): the literal directory of every absolute path glob
-/// in a rule for one of its tools that is not `prohibited`, outside any `not`; sorted, once
-/// each. The gateway confines the one process of a shared server to these, so two charters
-/// sharing it must give it the same ones. Mirrors `warden_mcp::sandbox::roots`, which decides
-/// the confinement at start-up: the two must agree.
+/// server, or one with `sandbox.mode: off`; see [`CompiledCharter::sandbox_roots`]). The
+/// gateway confines the one process of a shared server to these, so two charters sharing it
+/// must give it the same ones.
 fn confinement_roots(charter: &CompiledCharter, server: &Server) -> Option<Vec<String>> {
     if !matches!(server.transport, Transport::Stdio { .. })
         || server.sandbox.mode == SandboxMode::Off
     {
         return None;
     }
-    let mut out: Vec<String> = Vec::new();
-    for tool in &server.tools {
-        for rule in charter.rules_for(&format!("{}.{tool}", server.id)) {
-            if rule.tier == Tier::Prohibited {
-                continue;
-            }
-            let globs = rule
-                .args
-                .iter()
-                .filter_map(|a| a.matcher.globs.as_ref())
-                .flatten();
-            for g in globs {
-                let pattern = g.glob().glob();
-                let root = if pattern.contains(['*', '?', '[', '{']) {
-                    glob_root(pattern)
-                } else {
-                    pattern
-                };
-                if root.starts_with('/') && !out.iter().any(|r| r == root) {
-                    out.push(root.to_owned());
-                }
-            }
-        }
-    }
-    out.sort();
-    Some(out)
+    Some(charter.sandbox_roots(server))
 }
 
 fn backticked(roots: Option<&[String]>) -> String {

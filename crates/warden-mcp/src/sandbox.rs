@@ -26,8 +26,6 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use warden_charter::{CompiledCharter, SandboxMode, Server, Transport};
-use warden_core::Tier;
-use warden_core::path::glob_root;
 
 use crate::child_env::ChildEnv;
 
@@ -103,36 +101,9 @@ pub enum Outcome {
     Unconfined(Option<String>),
 }
 
-/// The roots of `server`: the literal directory of every path glob in a rule for one of its
-/// tools that can let a call through (not `prohibited`), outside any `not`. A glob without
-/// glob characters is its own root; a relative glob names none. Sorted, without duplicates.
+/// The roots of `server` its charter's rules give it ([`CompiledCharter::sandbox_roots`]).
 pub fn roots(charter: &CompiledCharter, server: &Server) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for tool in &server.tools {
-        for rule in charter.rules_for(&format!("{}.{tool}", server.id)) {
-            if rule.tier == Tier::Prohibited {
-                continue;
-            }
-            let globs = rule
-                .args
-                .iter()
-                .filter_map(|a| a.matcher.globs.as_ref())
-                .flatten();
-            for g in globs {
-                let pattern = g.glob().glob();
-                let root = if pattern.contains(['*', '?', '[', '{']) {
-                    glob_root(pattern)
-                } else {
-                    pattern
-                };
-                if root.starts_with('/') && !out.iter().any(|r| r == root) {
-                    out.push(root.to_owned());
-                }
-            }
-        }
-    }
-    out.sort();
-    out
+    charter.sandbox_roots(server)
 }
 
 /// What start-up does with `server` (a stdio server of `charter`) on a kernel with `support`:

@@ -351,22 +351,7 @@ impl SessionStore {
             labels: Mutex::new(Vec::new()),
             provenance: provenance_of(task),
         });
-        self.live
-            .write()
-            .map_err(|_| StoreError::Poisoned)?
-            .insert(hash, session.clone());
-        self.by_id
-            .write()
-            .map_err(|_| StoreError::Poisoned)?
-            .insert(id.clone(), session.clone());
-        Ok((
-            OpenedSession {
-                id,
-                token,
-                expires_at: fmt_time(expires_at),
-            },
-            session,
-        ))
+        self.hold_new(hash, session, token)
     }
 
     /// The session a presented agent token belongs to, if any (revoked and expired ones
@@ -417,6 +402,32 @@ impl SessionStore {
         live.retain(|_, s| s.expires_at > cutoff);
         by_id.retain(|_, s| s.expires_at > cutoff);
         before.saturating_sub(by_id.len())
+    }
+
+    /// Holds a session just stored (its row written) in memory, by token hash and by id, and
+    /// answers it with its token (shown this once).
+    pub(super) fn hold_new(
+        &self,
+        hash: TokenHash,
+        session: Arc<Session>,
+        token: String,
+    ) -> Result<(OpenedSession, Arc<Session>), StoreError> {
+        self.live
+            .write()
+            .map_err(|_| StoreError::Poisoned)?
+            .insert(hash, session.clone());
+        self.by_id
+            .write()
+            .map_err(|_| StoreError::Poisoned)?
+            .insert(session.id.clone(), session.clone());
+        Ok((
+            OpenedSession {
+                id: session.id.clone(),
+                token,
+                expires_at: fmt_time(session.expires_at),
+            },
+            session,
+        ))
     }
 
     /// Revokes a session. `Ok(false)` when there is no such session or it was already revoked.

@@ -22,8 +22,8 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use warden_charter::CompiledCharter;
+use warden_core::Decision;
 use warden_core::gate::RefusalReason;
-use warden_core::{Decision, Reason, Tier, Verdict};
 use warden_pdp::{Controls as PdpControls, Request, combine, decide};
 use warden_session::{ScopeIncrement, Session};
 
@@ -212,17 +212,5 @@ impl Governor {
 
 /// A prohibited decision of `charter` (the fail-closed fallback).
 fn decide_denied(charter: &CompiledCharter, posture: warden_core::Posture) -> Decision {
-    let why = "no charter decided the action".to_owned();
-    Decision {
-        tier: Tier::Prohibited,
-        verdict: Verdict::Deny,
-        reason: Reason::EvaluationError,
-        detail: Some(why.clone()),
-        rules: Vec::new(),
-        posture,
-        charter: charter.hash,
-        errors: vec![why],
-        approval: None,
-        provenance: Vec::new(),
-    }
+    super::shadow::deny(charter, posture, "no charter decided the action".to_owned())
 }

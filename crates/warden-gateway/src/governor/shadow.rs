@@ -160,7 +160,13 @@ fn not_decided(charter: &CompiledCharter, live: &Decision) -> Decision {
     )
 }
 
-fn deny(charter: &CompiledCharter, posture: warden_core::Posture, why: String) -> Decision {
+/// A prohibited decision of `charter` for `why` (an evaluation that could not decide: fail
+/// closed), shared by the shadow and the delegated decision.
+pub(super) fn deny(
+    charter: &CompiledCharter,
+    posture: warden_core::Posture,
+    why: String,
+) -> Decision {
     Decision {
         tier: Tier::Prohibited,
         verdict: Verdict::Deny,

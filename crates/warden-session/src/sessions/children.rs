@@ -188,22 +188,7 @@ impl SessionStore {
             labels: Mutex::new(labels),
             provenance: RwLock::new(provenance),
         });
-        self.live
-            .write()
-            .map_err(|_| StoreError::Poisoned)?
-            .insert(hash, session.clone());
-        self.by_id
-            .write()
-            .map_err(|_| StoreError::Poisoned)?
-            .insert(id.clone(), session.clone());
-        Ok((
-            OpenedSession {
-                id,
-                token,
-                expires_at: fmt_time(expires_at),
-            },
-            session,
-        ))
+        Ok(self.hold_new(hash, session, token)?)
     }
 
     /// Reserves a child slot of `parent`, or refuses past `max_children` (live children and
