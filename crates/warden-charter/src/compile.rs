@@ -23,8 +23,9 @@ use warden_core::{CharterHash, SourceLocation};
 
 use crate::compiled::{ApprovalSettings, CompiledCharter, Context, DefaultPosture};
 use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::include::read_sources;
 use crate::raw::RawDefaultPosture;
-use crate::source::{ParsedFile, Source, read_sources};
+use crate::source::{ParsedFile, Source};
 use authority::authority;
 use collect::{Collected, collect_file};
 use data::data_policy;

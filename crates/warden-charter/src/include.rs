@@ -115,6 +115,18 @@ pub(crate) fn resolve(files: &[&ParsedFile]) -> (Vec<Include>, Diagnostics) {
     (out, diags)
 }
 
+/// Reads a charter file, or every `*.yaml`/`*.yml` file of a directory in name order, then the
+/// documents those files include (`include:`, one level: an included document's own
+/// `include` is refused when it is compiled). Each file must be a regular file of at most
+/// [`MAX_FILE_BYTES`]; anything else (a FIFO, a device) is refused without blocking on it or
+/// reading past the limit; a charter and its includes hold at most [`MAX_FILES`] files. An
+/// include that cannot be read is an error at its `include` entry.
+pub fn read_sources(path: &Path) -> Result<Vec<Source>, Diagnostics> {
+    let mut sources = crate::source::read_charter_files(path)?;
+    read_includes(&mut sources)?;
+    Ok(sources)
+}
+
 /// Reads the documents the charter files in `sources` include and appends them, marked as
 /// included. Errors: every malformed entry ([`resolve`]), more than [`MAX_FILES`] files in
 /// all, and an included file that cannot be read, is not a regular file or is larger than

@@ -34,8 +34,9 @@ pub use compile::{
 };
 pub use compiled::*;
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
+pub use include::read_sources;
 pub use names::{agent_tool_name, charter_tool_name, is_function_name};
 pub use set::{CharterSet, DuplicateAgent, SetError};
 pub use set_load::{CompiledSet, load_set, set_directory};
-pub use source::{MAX_FILE_BYTES, MAX_FILES, Source, read_sources};
+pub use source::{MAX_FILE_BYTES, MAX_FILES, Source};
 pub use upstream_auth::*;

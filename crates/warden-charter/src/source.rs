@@ -51,20 +51,8 @@ impl Source {
     }
 }
 
-/// Reads a charter file, or every `*.yaml`/`*.yml` file of a directory in name order, then the
-/// documents those files include (`include:`, one level: an included document's own
-/// `include` is refused when it is compiled). Each file must be a regular file of at most
-/// [`MAX_FILE_BYTES`]; anything else (a FIFO, a device) is refused without blocking on it or
-/// reading past the limit; a charter and its includes hold at most [`MAX_FILES`] files. An
-/// include that cannot be read is an error at its `include` entry.
-pub fn read_sources(path: &Path) -> Result<Vec<Source>, Diagnostics> {
-    let mut sources = read_charter_files(path)?;
-    crate::include::read_includes(&mut sources)?;
-    Ok(sources)
-}
-
 /// The charter's own files (without its includes).
-fn read_charter_files(path: &Path) -> Result<Vec<Source>, Diagnostics> {
+pub(crate) fn read_charter_files(path: &Path) -> Result<Vec<Source>, Diagnostics> {
     let display = path.display().to_string();
     let meta = std::fs::metadata(path).map_err(|e| {
         Diagnostics::one(Diagnostic::error_at_file(

@@ -21,6 +21,7 @@
 //! - Admins only; an unknown session is a `404` page; a malformed bound is a `400` page.
 
 mod chain;
+mod fields;
 pub mod rows;
 
 use std::collections::HashSet;

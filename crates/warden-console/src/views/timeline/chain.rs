@@ -4,10 +4,10 @@
 
 use serde_json::Value;
 
-use super::rows::{Field, text_of};
+use super::fields::{Field, text_of};
 use crate::page::clip;
 
-use super::rows::CLIP_CHARS;
+use super::fields::CLIP_CHARS;
 
 /// A chain (`[{session, agent}]`, root first) as `agent (session) → …`; empty for none.
 pub(crate) fn chain_text(chain: Option<&Value>) -> String {

@@ -8,19 +8,8 @@ use serde_json::Value;
 use warden_audit::Record;
 use warden_charter::CompiledCharter;
 
-use crate::page::{Clip, clip};
-
-/// Characters of a value shown before it is clipped.
-pub(crate) const CLIP_CHARS: usize = 240;
-
-/// A labelled value of a row.
-#[derive(Debug, Clone)]
-pub struct Field {
-    /// What it is.
-    pub name: String,
-    /// The value, clipped.
-    pub value: Clip,
-}
+pub use super::fields::Field;
+use super::fields::{field, pick, str_at, text_of};
 
 /// A rule that determined a decision, with where it is written (`file:line:col`, or `?` when
 /// the record names only the rule and the charter in force no longer has it).
@@ -89,37 +78,6 @@ pub(crate) fn show_time(record: &Record) -> String {
         t.second(),
         t.millisecond()
     )
-}
-
-/// A JSON value as text: a string as it is, anything else as compact JSON.
-pub(crate) fn text_of(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn str_at<'a>(p: &'a Value, key: &str) -> &'a str {
-    p.get(key).and_then(Value::as_str).unwrap_or("")
-}
-
-/// The fields `keys` of `p` that are present (and not null), in that order.
-fn pick(p: &Value, keys: &[&str]) -> Vec<Field> {
-    keys.iter()
-        .filter_map(|k| {
-            p.get(*k).filter(|v| !v.is_null()).map(|v| Field {
-                name: (*k).to_owned(),
-                value: clip(&text_of(v), CLIP_CHARS),
-            })
-        })
-        .collect()
-}
-
-fn field(name: &str, text: &str) -> Field {
-    Field {
-        name: name.to_owned(),
-        value: clip(text, CLIP_CHARS),
-    }
 }
 
 /// The text of a message's `content`: a string, or the `text` of its parts.
