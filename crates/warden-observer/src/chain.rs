@@ -14,9 +14,9 @@ use serde_json::{Value, json};
 use warden_charter::DetectorKind;
 use warden_core::gate::intent_names_tool;
 
-use crate::detect::{At, bounded, params, recent, signal};
+use crate::detect::{bounded, params};
 use crate::engine::Engine;
-use crate::profile::{ChainLink, MAX_CHAIN, push_event};
+use crate::profile::{ChainLink, MAX_CHAIN};
 use crate::response::Signal;
 
 /// Whether an attempted tool was proposed by a model first.
@@ -131,7 +131,6 @@ impl Engine {
             s.agent = by;
         }
         let agent = s.agent.clone();
-        let charter = self.charter_of(Some(&agent));
         let asked = p
             .get("agent")
             .and_then(Value::as_str)
@@ -142,32 +141,17 @@ impl Engine {
             .and_then(Value::as_str)
             .map_or("", bounded)
             .to_owned();
-        let s = self.session(sid, ms);
-        push_event(&mut s.denials, (ms, seq));
-        let mut out = Vec::new();
-        for d in charter
-            .observer
-            .detectors
-            .iter()
-            .filter(|d| d.kind == DetectorKind::DenialStorm)
-        {
-            let (threshold, window) = params(d);
-            let since = s.since.get(&d.id).copied().unwrap_or(0);
-            let (n, ev) = recent(&mut s.denials, ms, window, since);
-            if n as f64 >= threshold {
-                let detail = format!(
-                    "{n} actions denied or delegations refused within {}s (the last: a delegation to `{asked}`, refused as `{refusal}`)",
-                    window / 1000
-                );
-                let baseline = json!({
-                    "window_secs": window / 1000, "threshold": threshold, "count": n,
+        self.denial_storm(&agent, sid, seq, ms, |n, threshold, window_secs| {
+            (
+                json!({
+                    "window_secs": window_secs, "threshold": threshold, "count": n,
                     "delegation": { "agent": asked, "refusal": refusal },
-                });
-                out.push(signal(d, At { sid, ms }, s, None, ev, baseline, detail));
-                s.since.insert(d.id.clone(), seq);
-            }
-        }
-        out
+                }),
+                format!(
+                    "{n} actions denied or delegations refused within {window_secs}s (the last: a delegation to `{asked}`, refused as `{refusal}`)"
+                ),
+            )
+        })
     }
 
     /// Names the chain of a delegated session in a signal about it: `baseline.chain` (the

@@ -283,7 +283,30 @@ impl Engine {
         if !denied {
             return Vec::new();
         }
-        let charter = self.charter_of(Some(&agent));
+        self.denial_storm(&agent, sid, seq, ms, |n, threshold, window_secs| {
+            (
+                json!({
+                    "window_secs": window_secs, "threshold": threshold, "count": n,
+                    "baseline_denial_rate": base.denial_rate, "baseline_approval_rate": base.approval_rate,
+                }),
+                format!("{n} actions denied within {window_secs}s"),
+            )
+        })
+    }
+
+    /// Counts one denial of session `sid` (record `seq`, at `ms`) and fires every
+    /// denial-storm detector of `agent`'s charter whose threshold the session's denials in
+    /// its window reach; `describe(count, threshold, window_secs)` gives the signal's
+    /// baseline and detail. One mechanism for denied actions and refused delegations.
+    pub(crate) fn denial_storm(
+        &mut self,
+        agent: &str,
+        sid: &str,
+        seq: u64,
+        ms: i64,
+        describe: impl Fn(usize, f64, i64) -> (Value, String),
+    ) -> Vec<Signal> {
+        let charter = self.charter_of(Some(agent));
         let s = self.session(sid, ms);
         push_event(&mut s.denials, (ms, seq));
         let mut out = Vec::new();
@@ -297,10 +320,8 @@ impl Engine {
             let since = s.since.get(&d.id).copied().unwrap_or(0);
             let (n, ev) = recent(&mut s.denials, ms, window, since);
             if n as f64 >= threshold {
-                out.push(signal(d, At { sid, ms }, s, None, ev, json!({
-                    "window_secs": window / 1000, "threshold": threshold, "count": n,
-                    "baseline_denial_rate": base.denial_rate, "baseline_approval_rate": base.approval_rate,
-                }), format!("{n} actions denied within {}s", window / 1000)));
+                let (baseline, detail) = describe(n, threshold, window / 1000);
+                out.push(signal(d, At { sid, ms }, s, None, ev, baseline, detail));
                 s.since.insert(d.id.clone(), seq);
             }
         }
