@@ -6,8 +6,10 @@
 # (a virtual environment at .venv, pinned by requirements-test.txt; the LangGraph example's own at
 # .venv-langgraph, pinned by examples/langgraph/requirements.txt), and the browser the console's
 # tests drive (Debian's `chromium`, run by Playwright for Python, which downloads no browser of
-# its own). Installing is skipped when what is installed already matches the pins. Later issues
-# add PostgreSQL here.
+# its own), and PostgreSQL (Debian's `postgresql`: the tests of the shared store run against a
+# throwaway cluster this script starts in a temporary directory on a free port, exported as
+# WARDEN_TEST_PG_URL, and removes at exit). Installing is skipped when what is installed already
+# matches the pins.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -143,13 +145,60 @@ install_chromium() {
   fi
 }
 
-step "install the end-to-end test peers (npm MCP servers, Python MCP SDK, the Python client, agent frameworks, systemd-analyze, chromium)"
+# PostgreSQL for the shared store's tests: Debian's `postgresql` package (its binaries in
+# /usr/lib/postgresql/*/bin; no system cluster is used).
+install_postgresql() {
+  if compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+    echo "postgresql: $(ls /usr/lib/postgresql | sort -V | tail -n1)"
+    return
+  fi
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null ||
+      { apt-get update -qq &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null; } ||
+      die "cannot install postgresql (for the shared store's tests)"
+  else
+    die "PostgreSQL is needed for the shared store's tests: install Debian's postgresql package"
+  fi
+}
+
+# A throwaway cluster for the test run (initdb refuses root: as root it belongs to `postgres`).
+PG_DIR=
+start_test_cluster() {
+  local bin port
+  bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
+  PG_DIR=$(mktemp -d /tmp/warden-test-pg.XXXXXX)
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  local run=()
+  if [[ $(id -u) == 0 ]]; then
+    chown postgres:postgres "$PG_DIR"
+    run=(runuser -u postgres --)
+  fi
+  "${run[@]}" "$bin/initdb" -D "$PG_DIR/data" -A trust -U warden --no-sync >/dev/null
+  "${run[@]}" "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w \
+    -o "-p $port -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=500" start >/dev/null
+  export WARDEN_TEST_PG_URL="postgres://warden@127.0.0.1:$port"
+  echo "test cluster: $WARDEN_TEST_PG_URL ($PG_DIR)"
+  trap stop_test_cluster EXIT
+}
+stop_test_cluster() {
+  if [[ -n $PG_DIR ]]; then
+    local bin run=()
+    bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
+    [[ $(id -u) == 0 ]] && run=(runuser -u postgres --)
+    "${run[@]}" "$bin/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop >/dev/null 2>&1 || true
+    rm -rf "$PG_DIR"
+  fi
+}
+
+step "install the end-to-end test peers (npm MCP servers, Python MCP SDK, the Python client, agent frameworks, systemd-analyze, chromium, postgresql)"
 install_node_peers
 install_python_peers
 install_python_client
 install_langgraph_peers
 install_systemd_analyze
 install_chromium
+install_postgresql
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -175,7 +224,8 @@ fi
 step "build the mock model provider, the history writer and the ledger backdating tool the end-to-end suite uses (cargo test does not build them)"
 cargo build -p warden-testkit --bin warden-mock-llm --bin warden-ledger-history --bin warden-ledger-backdate --locked
 
-step "tests"
+step "tests (with a throwaway PostgreSQL cluster)"
+start_test_cluster
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --profile ci
 else

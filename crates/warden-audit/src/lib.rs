@@ -24,5 +24,5 @@ pub use search::{Hit, SearchError, SearchIndex, UpdateReport};
 pub use store::TreeHead;
 pub use store::{
     Appended, CanonicalRecord, CommitObserver, Ledger, LedgerConfig, LedgerError, LedgerReader,
-    NewRecord, PageBound, VerifyReport,
+    LedgerSource, NewRecord, PageBound, VerifyReport,
 };

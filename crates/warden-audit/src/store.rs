@@ -13,6 +13,7 @@
 
 mod error;
 mod pool;
+mod postgres;
 mod prune;
 mod reader;
 mod recorder;
@@ -51,6 +52,34 @@ pub use warden_core::NewRecord;
 pub const DB_FILE: &str = "ledger.db";
 /// The lock file the writing process holds inside the data directory.
 pub const LOCK_FILE: &str = "ledger.lock";
+
+/// Where a ledger is read from: a data directory's `ledger.db`, or the fleet's PostgreSQL
+/// store (one instance's chain, or every instance's records merged by time).
+#[derive(Debug, Clone)]
+pub enum LedgerSource {
+    /// `DIR/ledger.db`.
+    Dir(PathBuf),
+    /// The shared store.
+    Postgres {
+        /// Its pool.
+        pool: sqlx::PgPool,
+        /// One instance's chain; `None`: every instance, merged by time.
+        instance: Option<warden_core::InstanceId>,
+    },
+}
+
+impl LedgerReader {
+    /// Opens a reader of `source` (see [`LedgerReader::open`] and
+    /// [`LedgerReader::open_postgres`]).
+    pub async fn open_source(source: &LedgerSource) -> Result<LedgerReader, LedgerError> {
+        match source {
+            LedgerSource::Dir(dir) => LedgerReader::open(dir).await,
+            LedgerSource::Postgres { pool, instance } => {
+                LedgerReader::open_postgres(pool.clone(), instance.clone()).await
+            }
+        }
+    }
+}
 
 /// A record to append with its payload already in canonical JSON: the exact text the ledger
 /// stores and hashes. Built only from a [`NewRecord`], so its payload is always canonical.
@@ -283,6 +312,12 @@ impl Ledger {
     /// How many appends wait in the writer's queue now (an `append_batch` counts as one).
     pub fn queue_depth(&self) -> usize {
         self.tx.max_capacity().saturating_sub(self.tx.capacity())
+    }
+
+    /// Where this ledger is read from: its data directory, or its instance's chain in the
+    /// shared store.
+    pub fn source(&self) -> LedgerSource {
+        LedgerSource::Dir(self.dir.to_path_buf())
     }
 
     /// The data directory.

@@ -20,6 +20,7 @@ pub mod provenance;
 pub mod record;
 pub mod redact;
 pub mod small_file;
+pub mod store;
 pub mod text;
 mod tier;
 pub mod trace_context;
@@ -32,5 +33,6 @@ pub use decision::{
 pub use gate::ApprovalStatus;
 pub use provenance::{ArgProvenance, FoundIn, TrustedSource};
 pub use record::{NewRecord, ParseRecordKindError, RecordError, RecordKind, Recorder};
+pub use store::{InstanceId, StoreLocation};
 pub use tier::{ParseTierError, Tier};
 pub use trace_context::TraceContext;

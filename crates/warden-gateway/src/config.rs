@@ -30,7 +30,8 @@
 //! | largest content captured per record | `--capture-max-record-bytes` | `WARDEN_CAPTURE_MAX_RECORD_BYTES` | `capture_max_record_bytes` | `1048576` |
 //! | largest content captured per session | `--capture-max-session-bytes` | `WARDEN_CAPTURE_MAX_SESSION_BYTES` | `capture_max_session_bytes` | `268435456` |
 //!
-//! Host names and TLS of each plane: see [`deployment`]. OpenTelemetry export: the file's
+//! Where state and ledger live (SQLite, or PostgreSQL for a fleet): see [`store`]. Host names
+//! and TLS of each plane: see [`deployment`]. OpenTelemetry export: the file's
 //! `[otel]` section or `OTEL_EXPORTER_OTLP_ENDPOINT`, see [`otel`].
 //!
 //! Durations are whole numbers with a unit (`90s`, `15m`, `2h`, `7d`), positive and at most ten
@@ -52,6 +53,7 @@ mod error;
 pub mod export;
 pub mod otel;
 mod parse;
+pub mod store;
 pub use charters::{CharterPaths, CharterSource};
 pub use checkpoints::RawCheckpoints;
 pub use deployment::{Deployment, PlaneDeployment, TlsFiles};
@@ -172,6 +174,16 @@ pub struct RawConfig {
     /// The `[[export]]` sections (file only): where the ledger's records are copied.
     #[serde(default)]
     pub export: Vec<RawExportSink>,
+    /// `sqlite` (the default) or a PostgreSQL URL shared by a fleet (see [`store`]).
+    pub store: Option<String>,
+    /// This instance's identity in a fleet.
+    pub instance: Option<String>,
+    /// The most PostgreSQL connections this instance opens.
+    pub store_max_connections: Option<u64>,
+    /// How long taking a PostgreSQL connection may wait (`5s`).
+    pub store_acquire_timeout: Option<String>,
+    /// The server-side limit on one statement (`10s`).
+    pub store_statement_timeout: Option<String>,
 }
 
 /// Where environment variables come from.
@@ -241,6 +253,8 @@ pub struct Config {
     pub checkpoints: Option<checkpoints::CheckpointConfig>,
     /// The export sinks (see [`export`]); empty: no export.
     pub exports: Vec<export::ExportSink>,
+    /// Where state and ledger live, and this instance's identity (see [`store`]).
+    pub store: store::StoreSettings,
 }
 
 /// Where and how new approval requests are announced.
@@ -544,6 +558,7 @@ impl Config {
             otel: otel::resolve(file.otel.as_ref(), env)?,
             checkpoints: checkpoints::resolve(file.checkpoints.as_ref(), env)?,
             exports: export::resolve(&file.export, env)?,
+            store: store::resolve(flags, &file, env)?,
             limits,
             provider_keys: None,
             result_deadline,

@@ -33,6 +33,7 @@ mod routes;
 pub mod session_refusals;
 pub mod shutdown;
 pub mod startup;
+pub mod store;
 pub mod telemetry;
 pub mod tls;
 

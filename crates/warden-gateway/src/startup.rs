@@ -41,7 +41,7 @@ mod charter;
 pub(crate) mod checkpoints;
 mod exports;
 pub mod provenance_rebuild;
-mod secrets;
+pub(crate) mod secrets;
 use approvals::start_approvals;
 use charter::{compile_charters, prepare_upstreams, switch_settings};
 use secrets::{other_secrets, write_secret};
@@ -149,11 +149,13 @@ impl Gateway {
             crate::tls::Tls::load(&config.deployment).context("cannot load the TLS certificate")?;
         crate::listener::raise_open_files_limit();
         let prepared = prepare_upstreams(&set)?;
-        let ledger = open_ledger(&config, (&set, shadow.as_ref()), &clock, &telemetry).await?;
-        let stores = open_state(&config, &set, &clock).await?;
+        crate::data_dir::prepare(&config.data_dir)?;
+        let db = crate::store::connect(&config).await?;
+        let ledger = open_ledger(&config, &db, (&set, shadow.as_ref()), &clock, &telemetry).await?;
+        let stores = open_state(&config, db, &set, &clock).await?;
         // Each live session's untrusted index, rebuilt from the ledger (fail closed).
         let rebuilt = provenance_rebuild::rebuild(
-            &config.data_dir,
+            &ledger.source(),
             &stores.sessions,
             &set.iter()
                 .map(|c| (c.identity.id.clone(), c.data.untrusted.clone()))
@@ -174,6 +176,11 @@ impl Gateway {
             cancel: CancellationToken::new(),
             stop: CancellationToken::new(),
         };
+        // Other instances' changes (PostgreSQL LISTEN/NOTIFY and the one-second poll), until
+        // the upstreams are disconnected; nothing on SQLite.
+        stores
+            .db
+            .listen(&background.tasks, background.cancel.clone());
         let model_tasks = TaskTracker::new();
         // The charter in force for the model proxy, the approvals, the operator plane and the
         // console; the governor keeps its own with what it derives (a reload swaps both).
@@ -270,7 +277,7 @@ impl Gateway {
             controls: desk.clone(),
             clock: clock.clone(),
             max_body_bytes: config.max_body_bytes,
-            observability: observability(&config.data_dir, background.stop.clone(), metrics)
+            observability: observability(&ledger.source(), background.stop.clone(), metrics)
                 .await?,
             loaded_at: Default::default(),
         });
@@ -371,24 +378,41 @@ impl Gateway {
 /// and the ledger, with the charter's load recorded first.
 async fn open_ledger(
     config: &Config,
+    db: &StateDb,
     (set, shadow): (&CharterSet, Option<&Arc<CompiledCharter>>),
     clock: &Arc<dyn Clock>,
     telemetry: &Arc<warden_telemetry::Telemetry>,
 ) -> anyhow::Result<Ledger> {
-    crate::data_dir::prepare(&config.data_dir)?;
     let ledger_config = LedgerConfig {
         max_size_bytes: config.ledger_max_bytes,
         ..LedgerConfig::default()
     };
     let commits = Arc::new(LedgerCommits(telemetry.clone()));
-    let ledger = Ledger::open_observed(
-        &config.data_dir,
-        clock.clone(),
-        ledger_config,
-        Some(commits),
-    )
-    .await
-    .with_context(|| format!("cannot open the ledger in `{}`", config.data_dir.display()))?;
+    let ledger = match db.postgres() {
+        None => Ledger::open_observed(
+            &config.data_dir,
+            clock.clone(),
+            ledger_config,
+            Some(commits),
+        )
+        .await
+        .with_context(|| format!("cannot open the ledger in `{}`", config.data_dir.display()))?,
+        Some(pool) => {
+            let instance = crate::store::instance(config)?;
+            Ledger::open_postgres(
+                pool.clone(),
+                &instance,
+                &config.data_dir,
+                clock.clone(),
+                ledger_config,
+                Some(commits),
+            )
+            .await
+            .with_context(|| {
+                format!("cannot open the ledger of instance `{instance}` in the shared store")
+            })?
+        }
+    };
     // One `charter_loaded` per agent, in agent order, all in one commit.
     let mut batch = Vec::with_capacity(set.len());
     for charter in set.iter() {
@@ -424,12 +448,10 @@ async fn open_ledger(
 /// directory when there is none), scope counters and token budgets.
 async fn open_state(
     config: &Config,
+    db: StateDb,
     set: &CharterSet,
     clock: &Arc<dyn Clock>,
 ) -> anyhow::Result<StateStores> {
-    let db = StateDb::open(&config.data_dir)
-        .await
-        .context("cannot open the state store")?;
     let sessions = SessionStore::open(&db)
         .await
         .context("cannot open the state store")?;
@@ -507,7 +529,7 @@ async fn serve(
     let limits = config.limits;
     let console = Arc::new(warden_console::ConsoleState::new(
         operator.clone(),
-        warden_audit::LedgerReader::open(&config.data_dir)
+        warden_audit::LedgerReader::open_source(&state.governor.ledger().source())
             .await
             .context("cannot open the ledger for reading (the console)")?,
         state.governor.ledger().watch_head(),
@@ -522,7 +544,7 @@ async fn serve(
     // read-only connection (never on the action path) until the last phase of shutdown,
     // after the ledger's final records, and sends what is left within 3 s.
     if let Some(otel) = config.otel.clone() {
-        let reader = warden_audit::LedgerReader::open(&config.data_dir)
+        let reader = warden_audit::LedgerReader::open_source(&state.governor.ledger().source())
             .await
             .context("cannot open the ledger for reading (OpenTelemetry export)")?;
         background.tasks.spawn(warden_otel::run(

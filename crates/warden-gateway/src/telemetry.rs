@@ -237,14 +237,14 @@ impl Drop for ApprovalWait {
 }
 
 /// What the operator plane serves the observer: the ledger stream (a read-only reader of the
-/// ledger in `data_dir`, following the writer's head, ending at `stop`) and the metrics.
+/// ledger at `source`, following the writer's head, ending at `stop`) and the metrics.
 pub(crate) async fn observability(
-    data_dir: &std::path::Path,
+    source: &warden_audit::LedgerSource,
     stop: CancellationToken,
     metrics: GatewayMetrics,
 ) -> anyhow::Result<warden_operator::Observability> {
     use anyhow::Context as _;
-    let reader = LedgerReader::open(data_dir)
+    let reader = LedgerReader::open_source(source)
         .await
         .context("cannot open the ledger for reading (the ledger stream)")?;
     let feed = GatewayFeed {

@@ -143,7 +143,7 @@ async fn fixture() -> Fixture {
             .charter,
     ));
     let approvals = Arc::new(Approvals::new(
-        ApprovalStore::open(db.pool(), t0()).await.unwrap(),
+        ApprovalStore::open(db.pool().unwrap(), t0()).await.unwrap(),
         Signer::new(b"an approval signing secret of 32+ bytes").unwrap(),
         charter.clone(),
         recorder.clone(),

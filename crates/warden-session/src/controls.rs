@@ -220,7 +220,7 @@ impl Controls {
     /// Opens the controls kept in `db` and reloads those not lifted (expired ones included:
     /// they no longer apply, and the sweeper records their expiry).
     pub async fn open(db: &StateDb) -> Result<Controls, StoreError> {
-        let pool = db.pool();
+        let pool = db.pool()?;
         let rows = sqlx::query("SELECT body FROM controls WHERE state = 'in_force' ORDER BY id")
             .fetch_all(&pool)
             .await?;

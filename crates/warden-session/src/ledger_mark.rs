@@ -21,7 +21,7 @@ use crate::state_db::{STATE_DB_FILE, StateDb, StoreError};
 /// Writes the ledger mark (cheap: a write only when the head moved).
 #[derive(Debug, Clone)]
 pub struct LedgerMark {
-    pool: SqlitePool,
+    db: StateDb,
     written: Arc<AtomicU64>,
 }
 
@@ -29,7 +29,7 @@ impl LedgerMark {
     /// The mark kept in `db`.
     pub fn new(db: &StateDb) -> LedgerMark {
         LedgerMark {
-            pool: db.pool(),
+            db: db.clone(),
             written: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -46,7 +46,7 @@ impl LedgerMark {
              ON CONFLICT (id) DO UPDATE SET seq = max(seq, excluded.seq)",
         )
         .bind(value)
-        .execute(&self.pool)
+        .execute(&self.db.pool()?)
         .await?;
         self.written.fetch_max(seq, Ordering::AcqRel);
         Ok(())

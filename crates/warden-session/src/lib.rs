@@ -48,7 +48,7 @@ pub use scope_counters::{ScopeCounters, ScopeIncrement};
 pub use sessions::{
     ChildError, Link, MAX_TASK_BYTES, MAX_TTL, OpenedSession, Session, SessionInfo, SessionStore,
 };
-pub use state_db::{StateDb, StoreError};
+pub use state_db::{Backend, Channel, Notice, Notices, PoolBounds, StateDb, StoreError};
 pub use token_budgets::{BudgetExceeded, CountedTokens, Reservation, TokenBudgets};
 pub use tokens::Plane;
 pub use trust::TrustedPiece;

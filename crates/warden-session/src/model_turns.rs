@@ -36,7 +36,7 @@ impl TurnStore {
     /// written sessions, and reads those back. A row that cannot be read is skipped (the
     /// turns are an aid to the approver; the ledger holds every model call anyway).
     pub async fn open(db: &StateDb) -> Result<(TurnStore, StoredTurns), StoreError> {
-        let pool = db.pool();
+        let pool = db.pool()?;
         sqlx::query(
             "DELETE FROM model_turns WHERE seq NOT IN (SELECT seq FROM model_turns ORDER BY seq DESC LIMIT ?)",
         )

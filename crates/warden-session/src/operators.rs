@@ -4,7 +4,7 @@
 //! authenticates again. Each credential knows whether its issue reached the ledger
 //! (`recorded_at`): one made offline has not, and the gateway records it before its first use.
 
-use sqlx::{Row, SqlitePool};
+use sqlx::Row;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -98,13 +98,13 @@ pub struct Issued {
 /// The operator credentials in `state.db`.
 #[derive(Debug, Clone)]
 pub struct OperatorCredentials {
-    pool: SqlitePool,
+    db: StateDb,
 }
 
 impl OperatorCredentials {
     /// The credentials of `state.db`.
     pub fn open(db: &StateDb) -> OperatorCredentials {
-        OperatorCredentials { pool: db.pool() }
+        OperatorCredentials { db: db.clone() }
     }
 
     /// Issues an operator token: an admin's (sessions, tokens, reading approvals) or an
@@ -131,7 +131,7 @@ impl OperatorCredentials {
         .bind(role.as_str())
         .bind(role.principal())
         .bind(recorded.then(|| fmt_time(now)))
-        .execute(&self.pool)
+        .execute(&self.db.pool()?)
         .await?;
         Ok(Issued { id, token })
     }
@@ -139,7 +139,7 @@ impl OperatorCredentials {
     /// How many operator tokens exist (revoked ones included).
     pub async fn count(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query("SELECT COUNT(*) AS n FROM operator_tokens")
-            .fetch_one(&self.pool)
+            .fetch_one(&self.db.pool()?)
             .await?
             .try_get("n")?)
     }
@@ -152,7 +152,7 @@ impl OperatorCredentials {
         let hash = tokens::hash(token);
         let row = sqlx::query("SELECT id, token_hash, name, role, principal, recorded_at FROM operator_tokens WHERE token_hash = ? AND revoked_at IS NULL")
             .bind(&hash[..])
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.db.pool()?)
             .await?;
         let Some(row) = row else {
             return Ok(None);
@@ -181,7 +181,7 @@ impl OperatorCredentials {
         )
         .bind(fmt_time(now))
         .bind(id)
-        .execute(&self.pool)
+        .execute(&self.db.pool()?)
         .await?;
         Ok(())
     }
@@ -190,7 +190,7 @@ impl OperatorCredentials {
     pub async fn list(&self) -> Result<Vec<OperatorToken>, StoreError> {
         let rows = sqlx::query("SELECT id, name, role, principal, created_at, revoked_at, recorded_at FROM operator_tokens ORDER BY created_at, id LIMIT ?")
             .bind(MAX_OPERATOR_LIST)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.db.pool()?)
             .await?;
         rows.iter().map(token_of).collect()
     }
@@ -199,7 +199,7 @@ impl OperatorCredentials {
     pub async fn get(&self, id: &str) -> Result<Option<OperatorToken>, StoreError> {
         let row = sqlx::query("SELECT id, name, role, principal, created_at, revoked_at, recorded_at FROM operator_tokens WHERE id = ?")
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.db.pool()?)
             .await?;
         row.as_ref().map(token_of).transpose()
     }
@@ -212,7 +212,7 @@ impl OperatorCredentials {
         )
         .bind(fmt_time(now))
         .bind(id)
-        .execute(&self.pool)
+        .execute(&self.db.pool()?)
         .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -223,7 +223,7 @@ impl OperatorCredentials {
             "SELECT COUNT(*) FROM operator_tokens WHERE id = ? AND revoked_at IS NULL",
         )
         .bind(id)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.db.pool()?)
         .await?;
         Ok(n > 0)
     }

@@ -124,7 +124,7 @@ pub struct ScopeIncrement {
 impl ScopeCounters {
     /// Loads the counters from `state.db`.
     pub async fn open(db: &StateDb) -> Result<ScopeCounters, StoreError> {
-        let pool = db.pool();
+        let pool = db.pool()?;
         let rows = sqlx::query("SELECT rule, window, count, spend FROM scope_usage")
             .fetch_all(&pool)
             .await?;

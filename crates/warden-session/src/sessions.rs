@@ -250,7 +250,7 @@ impl SessionStore {
     /// The sessions of `state.db`, the live ones loaded into memory.
     pub async fn open(db: &StateDb) -> Result<SessionStore, StoreError> {
         let store = SessionStore {
-            pool: db.pool(),
+            pool: db.pool()?,
             live: Arc::default(),
             by_id: Arc::default(),
             opening: Arc::default(),
@@ -552,7 +552,7 @@ mod tests {
             "INSERT INTO session_trust (session, text, source) VALUES (?, 'forged', '{bad')",
         )
         .bind(&opened.id)
-        .execute(&db.pool())
+        .execute(&db.pool().unwrap())
         .await
         .unwrap();
         db.close().await;

@@ -4,15 +4,25 @@
 //! connection pool in WAL mode with `synchronous=FULL`; the schema is versioned (`PRAGMA
 //! user_version`) and migrated forward at open; a database written by a newer warden is
 //! refused rather than misread.
+//!
+//! With `--store postgres://…` the same state lives in one PostgreSQL database shared by every
+//! instance of a fleet ([`postgres`]): [`StateDb::connect`] picks the backend, and each store
+//! works on either ([`Backend`]). Changes other instances make arrive as [`notices`].
+
+pub mod notices;
+pub mod postgres;
 
 use std::path::Path;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{PgPool, Row, SqlitePool};
 use time::OffsetDateTime;
+use warden_core::StoreLocation;
 
 use crate::tokens;
+pub use notices::{Channel, Notice, Notices};
+pub use postgres::PoolBounds;
 
 /// The file inside the data directory.
 pub const STATE_DB_FILE: &str = "state.db";
@@ -44,9 +54,15 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// The store's URL could not be read (shown without its password).
+    #[error("state store: cannot read the PostgreSQL URL `{0}`")]
+    BadUrl(String),
+    /// This store does not work on this backend yet.
+    #[error("state store: {0} is not available on this backend")]
+    Unsupported(&'static str),
     /// The database was written by a newer warden.
     #[error(
-        "state store: `state.db` has schema version {found}, this warden reads up to {supported}; run the newer warden, or move the data directory aside"
+        "state store: the schema is at version {found}, this warden reads up to {supported}; run the newer warden, or use another database"
     )]
     NewerSchema {
         /// The version found.
@@ -102,10 +118,21 @@ const MIGRATIONS: &[&[&str]] = &[
 /// The schema version this warden writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
+/// The database behind the state: `state.db`, or the fleet's PostgreSQL.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// `state.db` in the data directory.
+    Sqlite(SqlitePool),
+    /// The shared PostgreSQL database.
+    Postgres(PgPool),
+}
+
 /// The state database.
 #[derive(Debug, Clone)]
 pub struct StateDb {
-    pool: SqlitePool,
+    backend: Backend,
+    /// Set once, by [`StateDb::listen`].
+    notices: std::sync::Arc<std::sync::OnceLock<Notices>>,
 }
 
 impl StateDb {
@@ -130,17 +157,83 @@ impl StateDb {
             .connect_with(options)
             .await?;
         migrate(&pool).await?;
-        Ok(StateDb { pool })
+        Ok(StateDb {
+            backend: Backend::Sqlite(pool),
+            notices: Default::default(),
+        })
     }
 
-    /// The connection pool, for the stores kept in this database.
-    pub fn pool(&self) -> SqlitePool {
-        self.pool.clone()
+    /// Opens the store at `location`: `state.db` in `data_dir`, or the PostgreSQL database
+    /// (connected with `bounds`, migrated to [`postgres::schema_version`]). Refuses a schema
+    /// of a newer version. Other instances' changes come once [`StateDb::listen`] ran.
+    pub async fn connect(
+        location: &StoreLocation,
+        data_dir: &Path,
+        bounds: PoolBounds,
+    ) -> Result<StateDb, StoreError> {
+        match location {
+            StoreLocation::Sqlite => StateDb::open(data_dir).await,
+            StoreLocation::Postgres(url) => {
+                let pool = postgres::connect(url, bounds).await?;
+                postgres::migrate(&pool).await?;
+                Ok(StateDb::from_postgres_pool(pool))
+            }
+        }
+    }
+
+    /// A state store on an already migrated PostgreSQL pool.
+    pub fn from_postgres_pool(pool: PgPool) -> StateDb {
+        StateDb {
+            backend: Backend::Postgres(pool),
+            notices: Default::default(),
+        }
+    }
+
+    /// Starts listening for other instances' changes (PostgreSQL; nothing on SQLite) on
+    /// `tasks` until `stop`; a second call changes nothing.
+    pub fn listen(
+        &self,
+        tasks: &tokio_util::task::TaskTracker,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> &Notices {
+        self.notices.get_or_init(|| match &self.backend {
+            Backend::Sqlite(_) => Notices::none(),
+            Backend::Postgres(pool) => Notices::listen(pool.clone(), tasks, stop),
+        })
+    }
+
+    /// The backend, for the stores kept in this database.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// The SQLite pool; [`StoreError::Unsupported`] on PostgreSQL.
+    pub fn pool(&self) -> Result<SqlitePool, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(pool) => Ok(pool.clone()),
+            Backend::Postgres(_) => Err(StoreError::Unsupported("a SQLite-only store")),
+        }
+    }
+
+    /// The PostgreSQL pool, when the store is the shared one.
+    pub fn postgres(&self) -> Option<&PgPool> {
+        match &self.backend {
+            Backend::Sqlite(_) => None,
+            Backend::Postgres(pool) => Some(pool),
+        }
+    }
+
+    /// What other instances change: nothing on SQLite, or before [`StateDb::listen`].
+    pub fn notices(&self) -> Notices {
+        self.notices.get().cloned().unwrap_or_else(Notices::none)
     }
 
     /// Closes the pool.
     pub async fn close(&self) {
-        self.pool.close().await;
+        match &self.backend {
+            Backend::Sqlite(pool) => pool.close().await,
+            Backend::Postgres(pool) => pool.close().await,
+        }
     }
 }
 
@@ -215,7 +308,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = StateDb::open(dir.path()).await.unwrap();
         let v: i64 = sqlx::query_scalar("PRAGMA user_version")
-            .fetch_one(&db.pool())
+            .fetch_one(&db.pool().unwrap())
             .await
             .unwrap();
         assert_eq!(v, SCHEMA_VERSION);
@@ -242,7 +335,7 @@ mod tests {
         let db = StateDb::open(dir.path()).await.unwrap();
         let columns: Vec<String> =
             sqlx::query_scalar("SELECT name FROM pragma_table_info('operator_tokens')")
-                .fetch_all(&db.pool())
+                .fetch_all(&db.pool().unwrap())
                 .await
                 .unwrap();
         assert!(columns.iter().any(|c| c == "role"), "{columns:?}");
@@ -282,7 +375,7 @@ mod tests {
         pool.close().await;
         let db = StateDb::open(dir.path()).await.unwrap();
         let row = sqlx::query("SELECT parent, chain FROM sessions WHERE id = 's'")
-            .fetch_one(&db.pool())
+            .fetch_one(&db.pool().unwrap())
             .await
             .unwrap();
         assert_eq!(row.try_get::<Option<String>, _>("parent").unwrap(), None);
@@ -297,7 +390,7 @@ mod tests {
             "PRAGMA user_version = {}",
             SCHEMA_VERSION + 1
         )))
-        .execute(&db.pool())
+        .execute(&db.pool().unwrap())
         .await
         .unwrap();
         db.close().await;

@@ -131,7 +131,7 @@ impl TokenBudgets {
         db: &StateDb,
         budgets: HashMap<String, Vec<TokenBudget>>,
     ) -> Result<TokenBudgets, StoreError> {
-        let pool = db.pool();
+        let pool = db.pool()?;
         let mut counts = HashMap::new();
         for row in sqlx::query("SELECT scope, key, window_start, tokens FROM model_usage")
             .fetch_all(&pool)

@@ -62,6 +62,7 @@ pub fn test_config(data_dir: &Path, charter: &Path) -> Config {
         otel: None,
         checkpoints: None,
         exports: Vec::new(),
+        store: warden_gateway::config::store::StoreSettings::default(),
     }
 }
 

@@ -8,3 +8,4 @@
 pub mod echo;
 pub mod harness;
 pub mod mock_llm;
+pub mod postgres;

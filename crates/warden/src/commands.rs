@@ -9,6 +9,7 @@ pub mod connect;
 pub mod control;
 pub mod explain;
 pub mod init;
+pub mod migrate;
 pub mod observe;
 pub mod operator;
 pub mod replay;

@@ -72,6 +72,8 @@ pub enum Command {
     /// The agent inventory of a running gateway: every agent, or one in full (through the
     /// operator plane).
     Agents(commands::agents::AgentsArgs),
+    /// Bring the store's schema (SQLite or PostgreSQL) to this warden's version.
+    Migrate(commands::migrate::MigrateArgs),
     /// Operator credentials.
     Operator(commands::operator::OperatorArgs),
     /// A stdio bridge to the gateway's MCP endpoint, for stdio-only MCP clients.
@@ -112,6 +114,7 @@ pub fn run() -> ExitCode {
         Command::Approvals(args) => commands::approvals::execute(&args),
         Command::Control(args) => commands::control::execute(&args),
         Command::Agents(args) => commands::agents::execute(&args),
+        Command::Migrate(args) => commands::migrate::execute(&args),
         Command::Operator(args) => commands::operator::execute(&args),
         Command::Connect(args) => commands::connect::execute(&args),
         Command::Observe(args) => commands::observe::execute(&args),

@@ -146,4 +146,19 @@ pub enum LedgerError {
         "the ledger has no Merkle tree yet; the ledger's writer (the gateway) builds it when it next opens the ledger"
     )]
     NoTree,
+    /// PostgreSQL failed (unreachable, a timeout, a constraint): the append or read did not
+    /// happen; the caller fails closed.
+    #[error("the ledger's PostgreSQL store failed: {0}")]
+    Postgres(#[source] Source),
+    /// Another process is writing this instance's chain in the shared store.
+    #[error(
+        "another process is writing the ledger of instance `{instance}`; stop it first, or give this one another `--instance`"
+    )]
+    InstanceLocked {
+        /// The instance.
+        instance: String,
+    },
+    /// What was asked is not available on this store.
+    #[error("{0} is not available on this ledger store")]
+    Unsupported(&'static str),
 }

@@ -27,9 +27,12 @@ pub(super) async fn start_approvals(
     clock: &Arc<dyn Clock>,
     background: &Background,
 ) -> anyhow::Result<Arc<Approvals>> {
-    let store = ApprovalStore::open(db.pool(), clock.now())
-        .await
-        .context("cannot open the approval store")?;
+    let store = ApprovalStore::open(
+        db.pool().context("cannot open the approval store")?,
+        clock.now(),
+    )
+    .await
+    .context("cannot open the approval store")?;
     let signer = approval_signer(&config.data_dir)?;
     // The shared webhook, if configured, and each principal's own target from the charter.
     let webhook = match &config.approval_webhook {

@@ -158,7 +158,7 @@ pub(super) async fn spawn(
         .origin
         .clone()
         .unwrap_or_else(|| default_origin(ledger.id()));
-    let baseline = last_checkpoint_baseline(config).await?;
+    let baseline = last_checkpoint_baseline(&ledger.source()).await?;
     tracing::info!(
         key = %key.verifier().to_string(),
         origin = %origin,
@@ -189,8 +189,8 @@ pub(super) async fn spawn(
 
 /// The baseline left by the last `checkpoint_signed` record of the ledger (0 when there is
 /// none): its size, or its own seq when it directly follows the size it signed.
-async fn last_checkpoint_baseline(config: &Config) -> Result<u64, StartError> {
-    let reader = LedgerReader::open(&config.data_dir)
+async fn last_checkpoint_baseline(source: &warden_audit::LedgerSource) -> Result<u64, StartError> {
+    let reader = LedgerReader::open_source(source)
         .await
         .context("cannot open the ledger for reading (checkpoints)")?;
     let last = reader

@@ -32,7 +32,7 @@ pub(super) async fn spawn(
     let ledger_id = ledger.id().to_owned();
     let mut opened = Vec::new();
     for sink in &config.exports {
-        let reader = LedgerReader::open(&config.data_dir)
+        let reader = LedgerReader::open_source(&ledger.source())
             .await
             .context("cannot open the ledger for reading (export)")?;
         let exporter = Exporter::open(sink.clone(), &config.data_dir, &reader, &ledger_id)

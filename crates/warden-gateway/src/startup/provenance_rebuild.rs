@@ -16,7 +16,6 @@
 //! or the charter declares no untrusted label.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -42,10 +41,10 @@ pub struct Rebuilt {
     pub incomplete: usize,
 }
 
-/// Rebuilds the untrusted index of every live session at `now` from the ledger in `data_dir`,
+/// Rebuilds the untrusted index of every live session at `now` from the ledger at `source`,
 /// with the untrusted labels of each session's agent (`untrusted`: agent id → labels).
 pub async fn rebuild(
-    data_dir: &Path,
+    source: &warden_audit::LedgerSource,
     sessions: &SessionStore,
     untrusted: &HashMap<String, Vec<Arc<str>>>,
     now: OffsetDateTime,
@@ -63,7 +62,7 @@ pub async fn rebuild(
     if live.is_empty() || untrusted.values().all(Vec::is_empty) {
         return done;
     }
-    let reader = match LedgerReader::open(data_dir).await {
+    let reader = match LedgerReader::open_source(source).await {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "The ledger cannot be read to rebuild the sessions' untrusted index; every live session's index is marked incomplete.");
@@ -231,7 +230,13 @@ mod tests {
         let untrusted: HashMap<String, Vec<Arc<str>>> =
             [("a".to_owned(), vec![Arc::from("mail")])].into();
         // No ledger at all: nothing can be rebuilt, so every live session is incomplete.
-        let done = rebuild(dir.path(), &sessions, &untrusted, now).await;
+        let done = rebuild(
+            &warden_audit::LedgerSource::Dir(dir.path().to_path_buf()),
+            &sessions,
+            &untrusted,
+            now,
+        )
+        .await;
         assert_eq!((done.sessions, done.incomplete), (2, 2));
 
         let dir = tempfile::tempdir().unwrap();
@@ -274,7 +279,13 @@ mod tests {
             .await
             .unwrap();
         ledger.shutdown().await.unwrap();
-        let done = rebuild(dir.path(), &sessions, &untrusted, now).await;
+        let done = rebuild(
+            &warden_audit::LedgerSource::Dir(dir.path().to_path_buf()),
+            &sessions,
+            &untrusted,
+            now,
+        )
+        .await;
         assert_eq!(done.sessions, 2);
         assert_eq!(done.results, 3, "a1, a2 (by its labels_added) and c1");
         assert!(!sessions.get(&cut.id).unwrap().provenance().is_complete());
@@ -293,7 +304,13 @@ mod tests {
         assert_eq!(seqs, [appended[0].seq, appended[1].seq], "{trace:?}");
         assert!(trace.from_any(&untrusted["a"]));
         // No untrusted label in the charter: nothing to rebuild, nothing marked.
-        let none = rebuild(dir.path(), &sessions, &HashMap::new(), now).await;
+        let none = rebuild(
+            &warden_audit::LedgerSource::Dir(dir.path().to_path_buf()),
+            &sessions,
+            &HashMap::new(),
+            now,
+        )
+        .await;
         assert_eq!((none.results, none.incomplete), (0, 0));
     }
 }

@@ -57,7 +57,7 @@ pub(super) fn approval_signer(data_dir: &Path) -> anyhow::Result<warden_approval
 }
 
 /// Writes `secret` to a new file only its owner may read (0600); fails if the file exists.
-pub(super) fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
+pub(crate) fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let mut f = std::fs::OpenOptions::new()

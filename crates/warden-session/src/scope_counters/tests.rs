@@ -138,7 +138,7 @@ async fn issue_10_counters_of_ended_windows_are_pruned() {
         "{kept:?}"
     );
     let rows: Vec<String> = sqlx::query_scalar("SELECT window FROM scope_usage ORDER BY window")
-        .fetch_all(&db.pool())
+        .fetch_all(&db.pool().unwrap())
         .await
         .unwrap();
     assert_eq!(rows.len(), 2, "{rows:?}");

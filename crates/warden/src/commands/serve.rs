@@ -116,6 +116,16 @@ pub struct GatewayFlags {
     /// `warden replay --shadow`). Env `WARDEN_SHADOW_CHARTER`.
     #[arg(long)]
     pub shadow_charter: Option<PathBuf>,
+    /// Where state and ledger live: `sqlite` (the default, in the data directory) or a
+    /// PostgreSQL URL shared by every instance of a fleet. A URL with a password is better
+    /// given by `WARDEN_STORE` or the config file (the command line is visible to other
+    /// users). Env `WARDEN_STORE`.
+    #[arg(long)]
+    pub store: Option<String>,
+    /// This instance's identity in a fleet (1 to 64 of `A-Z a-z 0-9 . _ -`); by default one
+    /// is made once and kept in the data directory. Env `WARDEN_INSTANCE`.
+    #[arg(long)]
+    pub instance: Option<String>,
 }
 
 /// Arguments of `warden serve`.
@@ -175,6 +185,11 @@ impl GatewayFlags {
             otel: None,
             checkpoints: None,
             export: Vec::new(),
+            store: self.store.clone(),
+            instance: self.instance.clone(),
+            store_max_connections: None,
+            store_acquire_timeout: None,
+            store_statement_timeout: None,
         }
     }
 }

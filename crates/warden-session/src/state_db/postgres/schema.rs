@@ -1,0 +1,43 @@
+//! The PostgreSQL schema, version 1, in groups (each group's owner edits only its own until
+//! it ships). Times are RFC 3339 text, as in `state.db`, so the two stores read alike; counts
+//! are `BIGINT` (Rust `i64`).
+
+/// Sessions, their labels and trusted text, operator credentials, model turns.
+pub const SESSIONS: &[&str] = &[
+    "CREATE TABLE sessions (id TEXT PRIMARY KEY, token_hash BYTEA NOT NULL UNIQUE, agent TEXT NOT NULL, principal TEXT NOT NULL, task TEXT NOT NULL, opened_at TEXT NOT NULL, expires_at TEXT NOT NULL, revoked_at TEXT, parent TEXT, chain TEXT, opened_by TEXT)",
+    "CREATE TABLE session_labels (session TEXT NOT NULL, label TEXT NOT NULL, PRIMARY KEY (session, label))",
+    "CREATE TABLE session_trust (n BIGSERIAL PRIMARY KEY, session TEXT NOT NULL, text TEXT NOT NULL, source TEXT NOT NULL)",
+    "CREATE INDEX session_trust_session ON session_trust (session, n)",
+    "CREATE TABLE operator_tokens (id TEXT PRIMARY KEY, token_hash BYTEA NOT NULL UNIQUE, name TEXT NOT NULL, created_at TEXT NOT NULL, revoked_at TEXT, role TEXT NOT NULL DEFAULT 'admin', principal TEXT, recorded_at TEXT)",
+    "CREATE TABLE model_turns (session TEXT PRIMARY KEY, turns TEXT NOT NULL, seq BIGINT NOT NULL)",
+    "CREATE INDEX model_turns_seq ON model_turns (seq)",
+];
+
+/// Preapproved-scope counters, token budgets, controls. (`window` is a reserved word in
+/// PostgreSQL: the column is `scope_window`.)
+pub const COUNTERS: &[&str] = &[
+    "CREATE TABLE scope_usage (rule TEXT NOT NULL, scope_window TEXT NOT NULL, count BIGINT NOT NULL, spend TEXT NOT NULL, PRIMARY KEY (rule, scope_window))",
+    "CREATE TABLE model_usage (scope TEXT NOT NULL, key TEXT NOT NULL, window_start BIGINT NOT NULL, tokens BIGINT NOT NULL, PRIMARY KEY (scope, key, window_start))",
+    "CREATE TABLE controls (id TEXT PRIMARY KEY, state TEXT NOT NULL, body TEXT NOT NULL, changed BIGSERIAL NOT NULL)",
+];
+
+/// Approval requests.
+pub const APPROVALS: &[&str] = &[
+    "CREATE TABLE approvals (id TEXT PRIMARY KEY, action_hash TEXT NOT NULL, status TEXT NOT NULL, requested_at TEXT NOT NULL, deadline TEXT NOT NULL, body TEXT NOT NULL)",
+    "CREATE INDEX approvals_status ON approvals (status, requested_at)",
+    "CREATE INDEX approvals_action ON approvals (action_hash, status)",
+];
+
+/// The ledger: one hash chain per instance (`warden_audit`), its Merkle subtrees, and the
+/// instances with their ledger identities and last committed sequence numbers.
+pub const LEDGER: &[&str] = &[
+    "CREATE TABLE ledger_instances (instance TEXT PRIMARY KEY, ledger_id TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, mark BIGINT NOT NULL DEFAULT 0)",
+    "CREATE TABLE ledger_records (instance TEXT NOT NULL, seq BIGINT NOT NULL, time TEXT NOT NULL, session TEXT, kind TEXT NOT NULL, payload TEXT NOT NULL, prev_hash BYTEA NOT NULL, hash BYTEA NOT NULL, PRIMARY KEY (instance, seq))",
+    "CREATE INDEX ledger_records_session ON ledger_records (session, time) WHERE session IS NOT NULL",
+    "CREATE INDEX ledger_records_kind ON ledger_records (kind, time)",
+    "CREATE INDEX ledger_records_time ON ledger_records (time)",
+    "CREATE TABLE ledger_tree_nodes (instance TEXT NOT NULL, level BIGINT NOT NULL, idx BIGINT NOT NULL, hash BYTEA NOT NULL, PRIMARY KEY (instance, level, idx))",
+];
+
+/// Version 1: every group, in order.
+pub const VERSION_1: &[&[&str]] = &[SESSIONS, COUNTERS, APPROVALS, LEDGER];
