@@ -20,6 +20,7 @@ mod data_dir;
 mod dead_mans_switch;
 pub mod decide_api;
 pub mod delegation;
+pub mod fleet;
 pub mod governor;
 mod host_check;
 mod listener;

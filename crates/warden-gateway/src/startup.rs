@@ -559,6 +559,8 @@ async fn serve(
     // the committed head, never on the action path.
     let checkpoint_signer = checkpoints::spawn(config, checkpoint_key, &state, &background).await?;
     exports::spawn(config, &state, &background).await?;
+    // The fleet's followers (PostgreSQL): one line each, see `crate::fleet`.
+
     let operator_app =
         crate::routes::operator_app(operator, state.clone(), console, readiness.clone(), config);
     crate::tls::warn_if_exposed("agent", agent_addr, tls.agent.is_some());
