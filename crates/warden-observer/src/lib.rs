@@ -21,6 +21,7 @@ mod engine;
 pub mod gateway;
 pub mod heartbeat;
 pub mod metrics;
+pub mod peers;
 mod profile;
 mod respond;
 mod response;

@@ -7,6 +7,9 @@
 //! - the loop (this function): each record into the engine, each response onto the sender's
 //!   bounded queue (256; a full queue slows the reading, it never drops an intervention), a
 //!   checkpoint every `checkpoint_interval`;
+//! - for a fleet on PostgreSQL, a reader of every other instance's chain ([`crate::peers`]),
+//!   each checked on its own and resumed from its head saved with the checkpoint, feeding the
+//!   same engine;
 //! - the control sender ([`ControlSender`]), one response at a time, in order;
 //! - the alert webhook worker, the heartbeat, the metrics listener;
 //! - the sweep: every `sweep_interval`, the whole chain read again from the first record up
@@ -32,6 +35,7 @@ use crate::controls::{ControlSender, Outgoing};
 use crate::engine::{Engine, EngineState};
 use crate::gateway::{GatewayClient, Token};
 use crate::metrics::{self, Metrics};
+use crate::peers::PeerItem;
 use crate::response::Response;
 use crate::store::{Checkpoint, Store, StoreError};
 use crate::stream::{self, ChainCheck, StreamClient, StreamError, StreamItem};
@@ -183,6 +187,18 @@ pub async fn run(
         tasks.spawn(async move { stream.follow(ChainCheck::new(start), record_tx, stop).await })
     };
 
+    // The other instances of a fleet, each from the head saved with the checkpoint.
+    let mut peer_heads: std::collections::HashMap<String, Head> =
+        store.peer_heads()?.into_iter().collect();
+    let (peer_tx, mut peer_rx) = mpsc::channel::<PeerItem>(RECORD_QUEUE);
+    tasks.spawn(crate::peers::follow(
+        stream.clone(),
+        peer_heads.clone(),
+        peer_tx,
+        tasks.clone(),
+        cancel.child_token(),
+    ));
+
     // The control sender and the alert webhook.
     let alert_sink = match &config.alert {
         Some(target) => {
@@ -261,13 +277,17 @@ pub async fn run(
     let mut ticks =
         tokio::time::interval(config.checkpoint_interval.max(Duration::from_millis(100)));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut saved = start;
+    let mut saved: Saved = (start, 0);
     let mut outcome = Ok(());
     loop {
         tokio::select! {
             () = cancel.cancelled() => break,
             _ = ticks.tick() => {
-                save(&store, &engine, last_read.get(), &mut saved, clock.as_ref());
+                save(&store, &engine, (last_read.get(), &peer_heads), &mut saved, clock.as_ref());
+            }
+            Some(peer) = peer_rx.recv() => {
+                let Some((seq, time, responses)) = peer_item(peer, &mut engine, &metrics, &mut peer_heads) else { continue };
+                if enqueue(&response_tx, responses, seq, time, &metrics).await.is_err() { break }
             }
             Some(problem) = sweep_rx.recv() => {
                 let seq = u64::try_from(problem.seq()).unwrap_or(0);
@@ -317,7 +337,13 @@ pub async fn run(
     drop(record_rx);
     drop(response_tx);
     let _ = sending.await;
-    save(&store, &engine, last_read.get(), &mut saved, clock.as_ref());
+    save(
+        &store,
+        &engine,
+        (last_read.get(), &peer_heads),
+        &mut saved,
+        clock.as_ref(),
+    );
     stop_others.cancel();
     tasks.close();
     tasks.wait().await;
@@ -358,12 +384,14 @@ async fn enqueue(
 fn save(
     store: &Store,
     engine: &Engine,
-    head: Option<Head>,
-    saved: &mut Option<Head>,
+    (head, peers): (Option<Head>, &std::collections::HashMap<String, Head>),
+    saved: &mut Saved,
     clock: &dyn Clock,
 ) {
     let Some(head) = head else { return };
-    if *saved == Some(head) {
+    let peers: Vec<(String, Head)> = peers.iter().map(|(i, h)| (i.clone(), *h)).collect();
+    let peer_seqs: u64 = peers.iter().fold(0u64, |n, (_, h)| n.wrapping_add(h.seq));
+    if saved.0 == Some(head) && saved.1 == peer_seqs {
         return;
     }
     let checkpoint = Checkpoint {
@@ -371,9 +399,42 @@ fn save(
         engine: engine_state(engine),
         saved_at: clock.now(),
     };
-    match store.save_checkpoint(&checkpoint) {
-        Ok(()) => *saved = Some(head),
+    match store.save_checkpoint(&checkpoint, &peers) {
+        Ok(()) => *saved = (Some(head), peer_seqs),
         Err(e) => tracing::warn!(error = %e, "Cannot save the observer's checkpoint."),
+    }
+}
+
+/// What was last saved: the primary head and the sum of the other instances' sequence
+/// numbers (every chain only grows, so an unchanged sum means nothing moved).
+type Saved = (Option<Head>, u64);
+
+/// Another instance's item: a record goes to the engine (its head kept, to be saved with the
+/// checkpoint); a broken chain is reported as the primary's is. Returns what to enqueue.
+fn peer_item(
+    peer: PeerItem,
+    engine: &mut Engine,
+    metrics: &Metrics,
+    heads: &mut std::collections::HashMap<String, Head>,
+) -> Option<(u64, time::OffsetDateTime, Vec<Response>)> {
+    match peer.item {
+        StreamItem::Head(_) => None,
+        StreamItem::Broken { seq, problem } => {
+            tracing::error!(instance = %peer.instance, seq, problem = %problem, "Another instance's hash chain is broken.");
+            let responses = broken(engine, metrics, seq, &problem);
+            Some((seq, time::OffsetDateTime::now_utc(), responses))
+        }
+        StreamItem::Record(record) => {
+            let responses = engine.ingest(&record);
+            heads.insert(
+                peer.instance.to_string(),
+                Head {
+                    seq: record.seq,
+                    hash: record.hash,
+                },
+            );
+            Some((record.seq, record.time, responses))
+        }
     }
 }
 

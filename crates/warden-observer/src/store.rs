@@ -2,8 +2,9 @@
 //! owner's only (0700, the database and its companions 0600 from their first instant).
 //!
 //! It keeps the checkpoint — the last record read (its sequence number and hash, so the chain
-//! check resumes across restarts) with the engine's state as of that record, saved together so
-//! the two always agree — and the responses sent (each alert and intervention, its control id,
+//! check resumes across restarts) with the engine's state as of that record, and, for a fleet,
+//! the last record read of every other instance's chain, all saved together so they always
+//! agree — and the responses sent (each alert and intervention, its control id,
 //! whether the gateway took it), which makes sending idempotent: a response already sent is
 //! not sent again when records are read a second time after a restart. Bounded: the newest
 //! [`MAX_RESPONSES`] responses are kept.
@@ -33,6 +34,11 @@ CREATE TABLE IF NOT EXISTS checkpoint (
     hash BLOB NOT NULL,
     engine TEXT,
     saved_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS peer_heads (
+    instance TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    hash BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS responses (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -210,17 +216,61 @@ impl Store {
     }
 
     /// Saves the checkpoint (replacing the one before), durably.
-    pub fn save_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+    pub fn save_checkpoint(
+        &self,
+        checkpoint: &Checkpoint,
+        peers: &[(String, Head)],
+    ) -> Result<(), StoreError> {
         let seq = i64::try_from(checkpoint.head.seq).unwrap_or(i64::MAX);
         let engine = checkpoint.engine.as_ref().map(serde_json::Value::to_string);
         let saved_at = warden_core::text::rfc3339(checkpoint.saved_at);
         self.with(|conn| {
-            conn.execute(
+            let tx = conn.transaction()?;
+            tx.execute(
                 "INSERT INTO checkpoint (id, seq, hash, engine, saved_at) VALUES (1, ?1, ?2, ?3, ?4)
                  ON CONFLICT (id) DO UPDATE SET seq = ?1, hash = ?2, engine = ?3, saved_at = ?4",
                 params![seq, checkpoint.head.hash.as_slice(), engine, saved_at],
             )?;
+            for (instance, head) in peers {
+                tx.execute(
+                    "INSERT INTO peer_heads (instance, seq, hash) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (instance) DO UPDATE SET seq = ?2, hash = ?3",
+                    params![
+                        instance,
+                        i64::try_from(head.seq).unwrap_or(i64::MAX),
+                        head.hash.as_slice()
+                    ],
+                )?;
+            }
+            tx.commit()?;
             Ok(())
+        })
+    }
+
+    /// The last record read of every other instance's chain, as saved with the checkpoint.
+    pub fn peer_heads(&self) -> Result<Vec<(String, Head)>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare("SELECT instance, seq, hash FROM peer_heads")?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                ))
+            })?;
+            let corrupt = |what| StoreError::Corrupt { what };
+            let mut out = Vec::new();
+            for row in rows {
+                let (instance, seq, hash) = row?;
+                out.push((
+                    instance,
+                    Head {
+                        seq: u64::try_from(seq).map_err(|_| corrupt("sequence number"))?,
+                        hash: hash.try_into().map_err(|_| corrupt("hash"))?,
+                    },
+                ));
+            }
+            Ok(out)
         })
     }
 

@@ -142,6 +142,8 @@ pub struct StreamClient {
     gateway: GatewayClient,
     max_line_bytes: usize,
     connected: Arc<AtomicBool>,
+    /// Another instance's chain (`?instance=`), for a fleet; `None`: the gateway's own.
+    instance: Option<Arc<str>>,
 }
 
 /// How one connection ended (other than by cancellation).
@@ -161,7 +163,29 @@ impl StreamClient {
             gateway,
             max_line_bytes,
             connected: Arc::new(AtomicBool::new(false)),
+            instance: None,
         }
+    }
+
+    /// A client of instance `instance`'s chain on the same gateway (a fleet on PostgreSQL:
+    /// every instance's records are in the shared store), with a connection flag of its own.
+    pub fn for_instance(&self, instance: &str) -> StreamClient {
+        StreamClient {
+            gateway: self.gateway.clone(),
+            max_line_bytes: self.max_line_bytes,
+            connected: Arc::new(AtomicBool::new(false)),
+            instance: Some(Arc::from(instance)),
+        }
+    }
+
+    /// The gateway this client reads.
+    pub fn gateway(&self) -> &GatewayClient {
+        &self.gateway
+    }
+
+    /// The instance whose chain this client reads (`None`: the gateway's own).
+    pub fn instance(&self) -> Option<&str> {
+        self.instance.as_deref()
     }
 
     /// Whether a connection to the stream is open now (the heartbeat is sent only then).
@@ -210,7 +234,13 @@ impl StreamClient {
             .gateway
             .request(
                 reqwest::Method::GET,
-                &format!("/v1/ledger/stream?from={from}"),
+                &match &self.instance {
+                    None => format!("/v1/ledger/stream?from={from}"),
+                    Some(i) => format!(
+                        "/v1/ledger/stream?from={from}&instance={}",
+                        warden_core::text::percent_encode(i)
+                    ),
+                },
             )
             .header(reqwest::header::ACCEPT, "text/event-stream");
         let response = tokio::select! {
@@ -329,6 +359,7 @@ pub async fn sweep(
         gateway: client.gateway.clone(),
         max_line_bytes: client.max_line_bytes,
         connected: Arc::new(AtomicBool::new(false)),
+        instance: client.instance.clone(),
     };
     let stop = inner.clone();
     let follow = async move { reader.follow(ChainCheck::new(None), tx, stop).await };

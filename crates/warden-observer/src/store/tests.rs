@@ -36,7 +36,7 @@ fn checkpoint_and_responses_round_trip_across_a_reopen() {
         let (store, tightened) = Store::open(&dir).unwrap();
         assert!(tightened.is_empty());
         assert_eq!(store.checkpoint().unwrap(), None);
-        store.save_checkpoint(&checkpoint).unwrap();
+        store.save_checkpoint(&checkpoint, &[]).unwrap();
         assert!(!store.was_sent("k-1").unwrap());
         store.record_response(&sent("k-1", "failed: 503")).unwrap();
         assert!(
@@ -60,8 +60,33 @@ fn checkpoint_and_responses_round_trip_across_a_reopen() {
         engine: None,
         ..checkpoint
     };
-    store.save_checkpoint(&later).unwrap();
-    assert_eq!(store.checkpoint().unwrap(), Some(later));
+    let peer = |seq, byte| Head {
+        seq,
+        hash: [byte; 32],
+    };
+    store
+        .save_checkpoint(&later, &[("gw-b".to_owned(), peer(40, 1))])
+        .unwrap();
+    assert_eq!(store.checkpoint().unwrap(), Some(later.clone()));
+    assert_eq!(
+        store.peer_heads().unwrap(),
+        vec![("gw-b".to_owned(), peer(40, 1))]
+    );
+    // A later save moves each instance's head on; instances not named keep theirs.
+    store
+        .save_checkpoint(&later, &[("gw-c".to_owned(), peer(3, 2))])
+        .unwrap();
+    drop(store);
+    let (store, _) = Store::open(&dir).unwrap();
+    let mut heads = store.peer_heads().unwrap();
+    heads.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        heads,
+        vec![
+            ("gw-b".to_owned(), peer(40, 1)),
+            ("gw-c".to_owned(), peer(3, 2))
+        ]
+    );
 }
 
 #[test]
