@@ -1,5 +1,6 @@
 //! `/readyz` on both planes: whether the gateway can do its work now — the ledger takes
-//! appends and every upstream server is connected.
+//! appends, every upstream server is connected and, on PostgreSQL, the shared store answers
+//! (`"store": "ok"` or `"unreachable"`, a `SELECT 1` bounded by one second).
 //!
 //! `200` with `{ "status": "ready", "ledger": "ok", "upstreams": { "fs": "up", … } }` when
 //! all is well; `503` with the same shape otherwise (`"ledger": "failing"`, an upstream
@@ -28,7 +29,12 @@ pub(crate) struct Readiness {
     /// The charters in force: their servers, by agent and in charter order, are those
     /// reported (a live reload changes them).
     pub(crate) charter: Arc<warden_charter::CharterCell>,
+    /// The shared store, on PostgreSQL.
+    pub(crate) store: Option<sqlx::PgPool>,
 }
+
+/// How long the store's answer to `/readyz` is waited for.
+const STORE_PING: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Readiness {
     /// The answer: status and body.
@@ -65,7 +71,23 @@ impl Readiness {
 }
 
 async fn readyz(State(readiness): State<Arc<Readiness>>) -> Response {
-    let (status, body) = readiness.report();
+    let (mut status, mut body) = readiness.report();
+    if let Some(pool) = &readiness.store {
+        let ping = tokio::time::timeout(STORE_PING, sqlx::query("SELECT 1").execute(pool)).await;
+        let ok = matches!(ping, Ok(Ok(_)));
+        if let Some(obj) = body.as_object_mut() {
+            obj.insert(
+                "store".to_owned(),
+                json!(if ok { "ok" } else { "unreachable" }),
+            );
+            if !ok {
+                obj.insert("status".to_owned(), json!("not_ready"));
+            }
+        }
+        if !ok {
+            status = StatusCode::SERVICE_UNAVAILABLE;
+        }
+    }
     (status, axum::Json(body)).into_response()
 }
 

@@ -251,6 +251,7 @@ impl Gateway {
             ledger: ledger.clone(),
             upstreams: upstreams.clone(),
             charter: charter_cell.clone(),
+            store: stores.db.postgres().cloned(),
         });
         let approvals = start_approvals(
             &config,
