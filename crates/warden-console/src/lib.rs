@@ -91,6 +91,9 @@ pub struct ConsoleState {
     pub live: live::LiveStreams,
     /// Cancelled when the gateway stops: live streams end.
     pub stop: CancellationToken,
+    /// The shared store's ledger (a fleet on PostgreSQL): the timeline reads every instance's
+    /// chain from it. `None` on SQLite.
+    pub fleet: Option<warden_audit::LedgerSource>,
 }
 
 impl ConsoleState {
@@ -114,7 +117,17 @@ impl ConsoleState {
             last_verify: views::overview::LastVerify::default(),
             live: live::LiveStreams::default(),
             stop,
+            fleet: None,
         }
+    }
+
+    /// The console reading a fleet's other instances from the shared store (`source` is this
+    /// instance's `LedgerSource::Postgres`; a directory source changes nothing).
+    pub fn with_fleet(mut self, source: warden_audit::LedgerSource) -> ConsoleState {
+        if matches!(source, warden_audit::LedgerSource::Postgres { .. }) {
+            self.fleet = Some(source);
+        }
+        self
     }
 }
 

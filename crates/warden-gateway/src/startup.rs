@@ -528,16 +528,19 @@ async fn serve(
     // would cut in-flight calls off with a bare 500 instead of their (denied) answers.
     let mcp_cancel = CancellationToken::new();
     let limits = config.limits;
-    let console = Arc::new(warden_console::ConsoleState::new(
-        operator.clone(),
-        warden_audit::LedgerReader::open_source(&state.governor.ledger().source())
-            .await
-            .context("cannot open the ledger for reading (the console)")?,
-        state.governor.ledger().watch_head(),
-        config.data_dir.clone(),
-        tls.operator.is_some(),
-        background.stop.clone(),
-    ));
+    let console = Arc::new(
+        warden_console::ConsoleState::new(
+            operator.clone(),
+            warden_audit::LedgerReader::open_source(&state.governor.ledger().source())
+                .await
+                .context("cannot open the ledger for reading (the console)")?,
+            state.governor.ledger().watch_head(),
+            config.data_dir.clone(),
+            tls.operator.is_some(),
+            background.stop.clone(),
+        )
+        .with_fleet(state.governor.ledger().source()),
+    );
     background
         .tasks
         .spawn(warden_console::background(console.clone()));

@@ -22,6 +22,7 @@
 
 mod chain;
 mod fields;
+pub mod instances;
 pub mod rows;
 
 use std::collections::HashSet;
@@ -34,7 +35,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::Deserialize;
-use warden_audit::{PageBound, Record};
+use warden_audit::{LedgerReader, PageBound, Record};
 use warden_charter::CompiledCharter;
 use warden_core::text::percent_encode;
 
@@ -146,6 +147,10 @@ pub struct TimelinePage {
     pub paging: Paging,
     /// On the last page: the live-append URL and the sequence number to continue after.
     pub live: Option<(String, u64)>,
+    /// The instance whose chain is shown, when not this one's (a fleet).
+    pub shown: Option<String>,
+    /// The other instances holding records of the session.
+    pub elsewhere: Vec<instances::Elsewhere>,
 }
 
 /// The rows of a live append (`GET /ui/sessions/{id}/rows`).
@@ -224,6 +229,8 @@ pub(crate) struct Bounds {
     before: Option<String>,
     after: Option<String>,
     around: Option<String>,
+    /// Another instance's chain (a fleet), see `instances`.
+    instance: Option<String>,
 }
 
 /// A sequence number from the query, or a sentence saying what is wrong.
@@ -266,6 +273,7 @@ fn intent_window(charter: &CompiledCharter) -> Option<time::Duration> {
 /// session's intents over the page and the [`LOOKBACK`] records of the session before it.
 async fn rows_of(
     state: &ConsoleState,
+    ledger: &LedgerReader,
     session: &str,
     records: &[Record],
 ) -> Result<Vec<Row>, warden_audit::LedgerError> {
@@ -279,8 +287,7 @@ async fn rows_of(
     let Some(first) = records.first().map(|r| r.seq) else {
         return Ok(Vec::new());
     };
-    let mut earlier = state
-        .ledger
+    let mut earlier = ledger
         .session_kinds_before(
             session,
             &["model_intent", "action_attempted", "model_requested"],
@@ -321,45 +328,55 @@ async fn timeline(
         Ok(b) => b,
         Err(message) => return bad_request(layout, &message),
     };
+    let chain = match instances::chain_of(&state, bounds.instance.as_deref()).await {
+        Ok(c) => c,
+        Err(e) => return chain_refused(layout, e),
+    };
     let held = state.operator.sessions.get(&id);
     let count = if valid_id(&id) {
-        match state.ledger.session_count(&id).await {
+        match chain.reader.session_count(&id).await {
             Ok(n) => n,
             Err(_) => return ledger_unavailable(layout),
         }
     } else {
         0
     };
-    if held.is_none() && count == 0 {
+    let elsewhere = instances::elsewhere(&state, &id, bounds.instance.as_deref()).await;
+    if held.is_none() && count == 0 && elsewhere.is_empty() {
         return error_page(
             layout,
             StatusCode::NOT_FOUND,
             format!("there is no session `{id}` (neither open in the gateway nor in the ledger)"),
         );
     }
-    match page_of(&state, &id, bound).await {
+    match page_of(&chain.reader, &id, bound).await {
         Ok((records, older, newer)) => {
             let href = format!("/ui/sessions/{}", percent_encode(&id));
-            let rows = match rows_of(&state, &id, &records).await {
+            let mut rows = match rows_of(&state, &chain.reader, &id, &records).await {
                 Ok(rows) => rows,
                 Err(_) => return ledger_unavailable(layout),
             };
+            instances::qualify(&mut rows, &chain.query);
             let first_seq = records.first().map(|r| r.seq);
             let last_seq = records.last().map(|r| r.seq);
-            let head = *state.head.borrow();
+            let q = &chain.query;
             let paging = Paging {
-                first: format!("{href}?after=0"),
+                first: format!("{href}?after=0{q}"),
                 prev: first_seq
                     .filter(|_| older)
-                    .map(|s| format!("{href}?before={s}")),
+                    .map(|s| format!("{href}?before={s}{q}")),
                 next: last_seq
                     .filter(|_| newer)
-                    .map(|s| format!("{href}?after={s}")),
-                last: format!("{href}?before={}", head.saturating_add(1)),
+                    .map(|s| format!("{href}?after={s}{q}")),
+                last: format!("{href}?before={}{q}", chain.head.saturating_add(1)),
             };
             let live = (!newer).then(|| {
                 let after = last_seq.or(bound.map(|(_, s)| s)).unwrap_or(0);
-                (format!("{href}/rows"), after)
+                let rows_href = match q.strip_prefix('&') {
+                    Some(q) => format!("{href}/rows?{q}"),
+                    None => format!("{href}/rows"),
+                };
+                (rows_href, after)
             });
             let now = state.operator.clock.now();
             let about = held.map(|s| {
@@ -385,19 +402,28 @@ async fn timeline(
                 rows,
                 paging,
                 live,
+                shown: bounds.instance.clone().filter(|i| !i.is_empty()),
+                elsewhere,
             })
         }
         Err(_) => ledger_unavailable(layout),
     }
 }
 
+/// The page for a chain that cannot be read.
+fn chain_refused(layout: Layout, e: instances::ChainError) -> Response {
+    match e {
+        instances::ChainError::Unknown(why) => error_page(layout, StatusCode::NOT_FOUND, why),
+        instances::ChainError::Unavailable => ledger_unavailable(layout),
+    }
+}
+
 /// The records of a page, and whether the session has records before and after it.
 async fn page_of(
-    state: &ConsoleState,
+    ledger: &LedgerReader,
     id: &str,
     bound: Option<(&'static str, u64)>,
 ) -> Result<(Vec<Record>, bool, bool), warden_audit::LedgerError> {
-    let ledger = &state.ledger;
     let records = match bound {
         None => ledger.session_page(id, PageBound::After(0), PAGE).await?,
         Some(("after", s)) => ledger.session_page(id, PageBound::After(s), PAGE).await?,
@@ -435,10 +461,18 @@ async fn page_of(
     Ok((records, older, newer))
 }
 
+/// `?instance=` of a record page.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct OfInstance {
+    instance: Option<String>,
+}
+
 /// `after` of a live append.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct After {
     after: Option<String>,
+    /// Another instance's chain.
+    instance: Option<String>,
 }
 
 async fn more_rows(
@@ -459,8 +493,12 @@ async fn more_rows(
     if !valid_id(&id) {
         return error_page(layout, StatusCode::NOT_FOUND, "no such session");
     }
-    let records = match state
-        .ledger
+    let chain = match instances::chain_of(&state, q.instance.as_deref()).await {
+        Ok(c) => c,
+        Err(e) => return chain_refused(layout, e),
+    };
+    let records = match chain
+        .reader
         .session_page(&id, PageBound::After(after), PAGE)
         .await
     {
@@ -468,10 +506,11 @@ async fn more_rows(
         Err(_) => return ledger_unavailable(layout),
     };
     let last = records.last().map_or(after, |r| r.seq);
-    let rows = match rows_of(&state, &id, &records).await {
+    let mut rows = match rows_of(&state, &chain.reader, &id, &records).await {
         Ok(rows) => rows,
         Err(_) => return ledger_unavailable(layout),
     };
+    instances::qualify(&mut rows, &chain.query);
     let mut response = render_with(StatusCode::OK, &RowsFragment { rows });
     if let Ok(v) = HeaderValue::from_str(&last.to_string()) {
         response.headers_mut().insert("x-warden-last-seq", v);
@@ -483,6 +522,7 @@ async fn record(
     State(state): State<Arc<ConsoleState>>,
     signed: Signed,
     Path(seq): Path<String>,
+    Query(q): Query<OfInstance>,
 ) -> Response {
     if let Err(refused) = signed.require_admin(TAB) {
         return refused;
@@ -492,7 +532,11 @@ async fn record(
         Ok(s) => s,
         Err(message) => return bad_request(layout, &message),
     };
-    let record = match state.ledger.get(seq).await {
+    let chain = match instances::chain_of(&state, q.instance.as_deref()).await {
+        Ok(c) => c,
+        Err(e) => return chain_refused(layout, e),
+    };
+    let record = match chain.reader.get(seq).await {
         Ok(Some(r)) => r,
         Ok(None) => {
             return error_page(
@@ -505,19 +549,18 @@ async fn record(
     };
     match &record.session {
         Some(session) => Redirect::to(&format!(
-            "/ui/sessions/{}?around={seq}#seq-{seq}",
-            percent_encode(session)
+            "/ui/sessions/{}?around={seq}{}#seq-{seq}",
+            percent_encode(session),
+            chain.query
         ))
         .into_response(),
         None => {
             // A record of no session belongs to no agent: its rule ids are shown as recorded.
-            let row = rows::row(&record, None, None::<IntentMatch>, &|s: u64| {
+            let mut rows = vec![rows::row(&record, None, None::<IntentMatch>, &|s: u64| {
                 s == record.seq
-            });
-            render(&RecordPage {
-                layout,
-                rows: vec![row],
-            })
+            })];
+            instances::qualify(&mut rows, &chain.query);
+            render(&RecordPage { layout, rows })
         }
     }
 }

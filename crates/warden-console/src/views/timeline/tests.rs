@@ -153,8 +153,20 @@ fn hostile_content_is_rendered_escaped_and_long_values_clipped() {
         rows,
         paging: Paging::default(),
         live: Some(("/ui/sessions/s-1/rows".to_owned(), 7)),
+        shown: Some("gw-<b>".to_owned()),
+        elsewhere: vec![super::instances::Elsewhere {
+            instance: "gw-\"x".to_owned(),
+            count: 3,
+            href: "/ui/sessions/s-1?instance=gw-%22x".to_owned(),
+        }],
     };
     let html = page.render().unwrap();
+    // Instance names (from the shared store) are escaped like everything else.
+    assert!(
+        html.contains("instance <code>gw-&#60;b&#62;</code>"),
+        "{html}"
+    );
+    assert!(html.contains("gw-&#34;x</a> (3 records)"), "{html}");
     assert!(!html.contains("<script>alert"), "{html}");
     assert!(
         html.contains("&#60;script&#62;alert(1)&#60;/script&#62;"),
@@ -185,6 +197,7 @@ fn bounds_are_one_sequence_number_or_a_clear_error() {
         before: before.map(str::to_owned),
         after: after.map(str::to_owned),
         around: around.map(str::to_owned),
+        instance: None,
     };
     assert_eq!(bound_of(&b(None, None, None)), Ok(None));
     assert_eq!(bound_of(&b(Some("5"), None, None)), Ok(Some(("before", 5))));
