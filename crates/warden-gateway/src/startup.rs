@@ -457,12 +457,13 @@ async fn open_state(
         .context("cannot open the state store")?;
     let operators = OperatorCredentials::open(&db);
     let mut bootstrap_operator_token = None;
-    if operators.count().await.context("state store")? == 0 {
-        let token = operators
-            .create("bootstrap", OperatorRole::Admin, clock.now(), false)
-            .await
-            .context("cannot create the first operator token")?
-            .token;
+    // Only the first instance of an empty store writes one (race-free on PostgreSQL).
+    if let Some(issued) = operators
+        .create_first("bootstrap", OperatorRole::Admin, clock.now())
+        .await
+        .context("cannot create the first operator token")?
+    {
+        let token = issued.token;
         let path: PathBuf = config.data_dir.join(OPERATOR_TOKEN_FILE);
         write_secret(&path, &token).with_context(|| {
             format!(
