@@ -452,7 +452,12 @@ async fn open_state(
     set: &CharterSet,
     clock: &Arc<dyn Clock>,
 ) -> anyhow::Result<StateStores> {
-    let sessions = SessionStore::open(&db)
+    // On PostgreSQL, as this instance (it notes which sessions it serves).
+    let instance = match db.postgres() {
+        Some(_) => Some(crate::store::instance(config)?),
+        None => None,
+    };
+    let sessions = SessionStore::open_as(&db, instance.as_ref())
         .await
         .context("cannot open the state store")?;
     let operators = OperatorCredentials::open(&db);
@@ -561,6 +566,7 @@ async fn serve(
     let checkpoint_signer = checkpoints::spawn(config, checkpoint_key, &state, &background).await?;
     exports::spawn(config, &state, &background).await?;
     // The fleet's followers (PostgreSQL): one line each, see `crate::fleet`.
+    crate::fleet::sessions::spawn(&state, &background.tasks, background.cancel.clone());
 
     let operator_app =
         crate::routes::operator_app(operator, state.clone(), console, readiness.clone(), config);
