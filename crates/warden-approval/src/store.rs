@@ -345,16 +345,20 @@ impl ApprovalStore {
     /// transaction and re-read (so changes on every instance happen one after the other, each
     /// computed from the last): if another instance changed it, the entry is brought up to
     /// date first (waking the calls waiting on it). An error (the store unreachable, the row
-    /// gone) takes nothing: the caller must not change the request.
+    /// gone, which also drops it from memory) takes nothing: the caller must not change the
+    /// request.
     pub async fn begin<'a>(&'a self, entry: &'a Entry) -> Result<Change<'a>, StoreError> {
         let mut current = entry.request.lock().await;
         let tx = match &self.pool {
             StorePool::Sqlite(_) => None,
             StorePool::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
-                let (stored, version) = postgres::lock(&mut tx, &entry.id)
-                    .await?
-                    .ok_or_else(|| StoreError::Missing(entry.id.clone()))?;
+                let Some((stored, version)) = postgres::lock(&mut tx, &entry.id).await? else {
+                    // Its row is gone (removed by hand): nothing can decide it any more; the
+                    // calls waiting on it end at its deadline.
+                    self.forget(entry);
+                    return Err(StoreError::Missing(entry.id.clone()));
+                };
                 if version != entry.version.load(Ordering::SeqCst) {
                     self.set(entry, &mut current, stored, version);
                 }
