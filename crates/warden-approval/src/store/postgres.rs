@@ -162,7 +162,7 @@ pub(super) async fn versions(
     now: OffsetDateTime,
 ) -> Result<Vec<(String, i64)>, StoreError> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT id, version FROM approvals WHERE {LIVE} OR id = ANY($2) LIMIT $3"
+        "SELECT id, version FROM approvals WHERE {LIVE} OR id = ANY($2) ORDER BY id LIMIT $3"
     )))
     .bind(warden_core::text::rfc3339(now))
     .bind(ids)

@@ -204,3 +204,20 @@ async fn a_denial_on_b_answers_the_same_call_raised_again_on_a() {
     assert_eq!(held.id(), "r-b");
     assert_eq!(held.status(), Status::Denied);
 }
+
+/// The instance that raised a request stops: another instance, which loaded it from the
+/// store, times it out at its deadline (and an approver could decide it there before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_of_a_stopped_instance_is_timed_out_by_another() {
+    let db = database().await;
+    let a = Instance::start(db.url()).await;
+    let b = Instance::start(db.url()).await;
+    let deadline = a.raise("r-1", &args(1), 1).await.deadline();
+    drop(a);
+    let on_b = held(&b, "r-1").await;
+    assert_eq!(b.approvals.sweep().await, 0);
+    b.clock.set(deadline);
+    assert_eq!(b.approvals.sweep().await, 1);
+    assert_eq!(on_b.status(), Status::TimedOut);
+    assert_eq!(b.ledger.count(RecordKind::ApprovalTimedOut), 1);
+}
