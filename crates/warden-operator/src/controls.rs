@@ -123,7 +123,7 @@ fn check_reason(reason: &str) -> Result<(), ApiError> {
 }
 
 /// Checks the target of a control against the charter and the sessions.
-fn check_target(state: &OperatorState, req: &SetControl) -> Result<(), ApiError> {
+async fn check_target(state: &OperatorState, req: &SetControl) -> Result<(), ApiError> {
     let charter = state.charter.load();
     let target = req.target.as_deref();
     match (req.scope, target) {
@@ -159,11 +159,17 @@ fn check_target(state: &OperatorState, req: &SetControl) -> Result<(), ApiError>
                 )),
             }
         }
-        (ControlScope::Session, Some(t)) => match state.sessions.get(t) {
-            Some(_) => Ok(()),
-            None => Err(bad(
+        // On a fleet the session may be held by another instance only: the store answers.
+        (ControlScope::Session, Some(t)) => match state.sessions.get_current(t).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(bad(
                 "unknown_session",
                 format!("no session `{}`", shorten(t)),
+            )),
+            Err(_) => Err(ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the shared store cannot be read; try again",
             )),
         },
     }
@@ -219,7 +225,7 @@ pub(crate) async fn set(
     JsonBody(req): JsonBody<SetControl>,
 ) -> Result<Response, ApiError> {
     check_reason(&req.reason)?;
-    check_target(&state, &req)?;
+    check_target(&state, &req).await?;
     let tool = check_tool(&state, &req)?;
     if req.evidence.len() > MAX_EVIDENCE {
         return Err(bad(

@@ -95,8 +95,11 @@ impl Governor {
             redecide: Redecide::Void,
         };
         let tool = req.tool.as_str();
-        let Some(session) = self.sessions.get(&req.session) else {
-            return void("its session is no longer known to the gateway".to_owned());
+        // The store's view on a fleet: the session may be held by another instance only.
+        let session = match self.sessions.get_current(&req.session).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return void("its session is no longer known to the gateway".to_owned()),
+            Err(e) => return void(format!("its session cannot be read from the store: {e}")),
         };
         let now = self.clock.now();
         if session.is_expired(now) {
