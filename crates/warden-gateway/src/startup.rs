@@ -560,6 +560,7 @@ async fn serve(
     let checkpoint_signer = checkpoints::spawn(config, checkpoint_key, &state, &background).await?;
     exports::spawn(config, &state, &background).await?;
     // The fleet's followers (PostgreSQL): one line each, see `crate::fleet`.
+    crate::fleet::controls::spawn(&state, &background.tasks, background.cancel.clone());
 
     let operator_app =
         crate::routes::operator_app(operator, state.clone(), console, readiness.clone(), config);
