@@ -1,8 +1,12 @@
 //! Deciding a preapproved rule on PostgreSQL under contention: three scope counters (three
-//! "instances", each its own pool) on one database, 16 tasks each, every decision reading,
-//! deciding and counting the same rule's day counter (the hottest row there is) for a few
-//! seconds. Prints calls per second (and how many escalated, which must be none: the limit is
-//! never reached).
+//! "instances", each its own pool) on one database, 16 tasks each (each task its own
+//! session), for a few seconds each phase:
+//! 1. `per_day`: every decision reads, decides and counts the same rule's day counter (the
+//!    hottest row there is: the decisions serialise on it);
+//! 2. `per_session`: each session's own counter (no two tasks share a row).
+//!
+//! Prints calls per second (and how many escalated, which must be none: the limits are never
+//! reached).
 //!
 //! `cargo bench -p warden-gateway --bench shared_counters` (PostgreSQL must be installed; with
 //! `WARDEN_TEST_PG_URL` set it uses that cluster).
@@ -33,10 +37,11 @@ const CHARTER: &str = r#"version: 1
 identity: { id: agent-1, name: Agent, purpose: bench, serves: the bench }
 inventory:
   servers:
-    - { id: api, tools: [pay] }
+    - { id: api, tools: [pay, note] }
 actions:
   rules:
     - { id: pay, tool: api.pay, tier: preapproved, scope: { per_day: 100000000 } }
+    - { id: note, tool: api.note, tier: preapproved, scope: { per_session: 100000000 } }
 authority:
   roles:
     - { id: ops, approve: [default] }
@@ -52,10 +57,13 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(run())
+    rt.block_on(async {
+        run("per_day", "api.pay").await?;
+        run("per_session", "api.note").await
+    })
 }
 
-async fn run() -> anyhow::Result<()> {
+async fn run(phase: &str, tool: &'static str) -> anyhow::Result<()> {
     let db = warden_testkit::postgres::TestDb::new().await?;
     let dir = tempfile::tempdir()?;
     let location = StoreLocation::parse(db.url()).map_err(|e| anyhow::anyhow!("{e:?}"))?;
@@ -87,7 +95,7 @@ async fn run() -> anyhow::Result<()> {
                             decide(
                                 &charter,
                                 &Request {
-                                    tool: "api.pay",
+                                    tool,
                                     args: &args,
                                     principal: Some("alice"),
                                     labels: &[],
@@ -120,7 +128,7 @@ async fn run() -> anyhow::Result<()> {
     let secs = started.elapsed().as_secs_f64();
     let n = done.load(Ordering::Relaxed);
     println!(
-        "shared scope counters: {INSTANCES} instances x {TASKS} tasks, one preapproved rule: {n} decisions in {secs:.1} s = {:.0} calls/s ({} escalated)",
+        "shared scope counters, {phase}: {INSTANCES} instances x {TASKS} tasks: {n} decisions in {secs:.1} s = {:.0} calls/s ({} escalated)",
         n as f64 / secs,
         escalated.load(Ordering::Relaxed)
     );
