@@ -200,8 +200,14 @@ impl Controls {
         for row in &rows {
             let id: String = row.try_get("id")?;
             let state: String = row.try_get("state")?;
-            changes.push(read_row(&state, &row.try_get::<String, _>("body")?, &id)?);
             newest = Some(row.try_get::<i64, _>("changed")?);
+            // One unreadable row must not hold up every later control: it is skipped, loudly.
+            match read_row(&state, &row.try_get::<String, _>("body")?, &id) {
+                Ok(change) => changes.push(change),
+                Err(e) => {
+                    tracing::error!(error = %e, control = %id, "A stored control cannot be read; it is not applied.");
+                }
+            }
         }
         self.apply(changes)?;
         if let Some(n) = newest {
