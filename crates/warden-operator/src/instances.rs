@@ -1,6 +1,6 @@
 //! The ledger's instances: `GET /v1/instances` lists every gateway instance whose hash chain
-//! the store holds (`{"instances":[{"instance","ledger","head"}]}`; on SQLite the one ledger,
-//! named by its ledger id), and `GET /v1/ledger/stream?instance=ID` streams one of them.
+//! the store holds (`{"instances":[{"instance","ledger","head","this"}]}`, `this` true for
+//! the instance answering; on SQLite the one ledger, named by its ledger id), and `GET /v1/ledger/stream?instance=ID` streams one of them.
 //!
 //! What it guarantees: admins and observers read it (an approver's credential and an agent's
 //! token are refused by the plane's authentication); an `instance` that is not an instance
@@ -32,6 +32,9 @@ pub struct InstanceEntry {
     pub ledger: String,
     /// The last record its writer committed.
     pub head: u64,
+    /// Whether it is the instance answering (whose chain the stream serves without
+    /// `instance`): the observer follows the others beside it.
+    pub this: bool,
 }
 
 /// What the plane reads the instances through: the gateway implements it over the ledger's

@@ -39,6 +39,7 @@ impl LedgerDirectory for GatewayDirectory {
                     instance: self.own_name.clone(),
                     ledger: self.own_ledger.clone(),
                     head: *self.own.watch_head().borrow(),
+                    this: true,
                 }]);
             };
             let merged = LedgerReader::open_postgres(pool.clone(), None)
@@ -48,6 +49,7 @@ impl LedgerDirectory for GatewayDirectory {
             Ok(listed
                 .into_iter()
                 .map(|i| InstanceEntry {
+                    this: i.instance == self.own_name,
                     instance: i.instance,
                     ledger: i.ledger,
                     head: i.head,

@@ -94,6 +94,7 @@ async fn only_admins_and_observers_list_the_instances() {
         assert_eq!(instances[0]["instance"], id.as_str());
         assert_eq!(instances[0]["ledger"], id.as_str());
         assert!(instances[0]["head"].as_u64().unwrap() >= 2, "{listed}");
+        assert_eq!(instances[0]["this"], true, "{listed}");
     }
     // The agent plane does not serve it.
     let resp = h
