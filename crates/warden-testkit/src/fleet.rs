@@ -51,13 +51,16 @@ pub fn instance_name(i: usize) -> String {
     }
 }
 
+/// A change to instance `i`'s configuration.
+type Adjust = Arc<dyn Fn(usize, &mut Config) + Send + Sync>;
+
 /// Builds a fleet: its size, its charter, its store, and changes to each instance's
 /// configuration.
 pub struct FleetBuilder {
     n: usize,
     charter: Box<dyn FnOnce(&str) -> String + Send>,
     url: String,
-    adjust: Arc<dyn Fn(usize, &mut Config) + Send + Sync>,
+    adjust: Adjust,
 }
 
 impl FleetBuilder {
@@ -182,7 +185,7 @@ impl Fleet {
     pub fn postgres_url(&self) -> PostgresUrl {
         match store(&self.url) {
             StoreLocation::Postgres(url) => url,
-            StoreLocation::Sqlite => unreachable!("checked at the start"),
+            StoreLocation::Sqlite => panic!("a fleet needs a PostgreSQL URL"),
         }
     }
 
@@ -219,7 +222,8 @@ impl Fleet {
     /// Shuts every instance down (in reverse order), then checks every chain.
     pub async fn stop(&self) {
         for instance in self.instances.iter().rev() {
-            if let Some(gw) = instance.gw.lock().unwrap().take() {
+            let running = instance.gw.lock().unwrap().take();
+            if let Some(gw) = running {
                 gw.shutdown().await;
             }
         }
@@ -497,7 +501,7 @@ impl Instance {
     fn store_url(&self) -> &str {
         match &self.config.store.location {
             StoreLocation::Postgres(url) => url.expose(),
-            StoreLocation::Sqlite => unreachable!("a fleet's instances are on PostgreSQL"),
+            StoreLocation::Sqlite => panic!("a fleet's instances are on PostgreSQL"),
         }
     }
 
