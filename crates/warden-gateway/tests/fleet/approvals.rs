@@ -39,7 +39,11 @@ async fn a_call_waiting_on_a_is_released_by_an_approval_on_c() {
     let (status, body) = fleet.instances[1]
         .decide_approval(&bob, &id, "deny", None)
         .await;
-    assert!(matches!(status, 404 | 409), "{status} {body}");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("already_decided")),
+        "{body}"
+    );
     // A's chain holds the request and the forwarded call; C's the decision it took.
     let a_kinds: Vec<String> = fleet.instances[0]
         .records()
