@@ -23,6 +23,6 @@ pub use chain::{Head, Problem, Record, RecordKind, Verifier};
 pub use search::{Hit, SearchError, SearchIndex, UpdateReport};
 pub use store::TreeHead;
 pub use store::{
-    Appended, CanonicalRecord, CommitObserver, Ledger, LedgerConfig, LedgerError, LedgerReader,
-    LedgerSource, NewRecord, PageBound, VerifyReport,
+    Appended, CanonicalRecord, CommitObserver, InstanceInfo, Ledger, LedgerConfig, LedgerError,
+    LedgerReader, LedgerSource, NewRecord, PageBound, VerifyReport,
 };

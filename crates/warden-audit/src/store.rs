@@ -39,6 +39,7 @@ use crate::chain::canonical_json;
 use crate::merkle;
 
 pub use error::LedgerError;
+pub use postgres::InstanceInfo;
 pub use prune::{Pruned, prune_ledger};
 pub use reader::{LedgerReader, PageBound};
 pub use scan::VerifyReport;
@@ -209,6 +210,8 @@ pub struct Ledger {
     tree: watch::Receiver<TreeHead>,
     /// The ledger's identity.
     id: Arc<str>,
+    /// On PostgreSQL: the shared store and this writer's instance.
+    postgres: Option<Arc<(sqlx::PgPool, warden_core::InstanceId)>>,
 }
 
 /// How long after a failed append (with none succeeding since) the ledger is reported as not
@@ -273,7 +276,26 @@ impl Ledger {
                 source: Arc::new(e),
             })?;
         let id = opened.await.map_err(|_| LedgerError::Closed)??;
-        Ok(Ledger {
+        Ok(Ledger::handle(
+            tx,
+            dir,
+            append_timeout,
+            (committed, tree),
+            id,
+            None,
+        ))
+    }
+
+    /// A handle on a writer that has opened.
+    fn handle(
+        tx: mpsc::Sender<writer::Command>,
+        dir: &Path,
+        append_timeout: Duration,
+        (committed, tree): (watch::Receiver<u64>, watch::Receiver<TreeHead>),
+        id: Arc<str>,
+        postgres: Option<Arc<(sqlx::PgPool, warden_core::InstanceId)>>,
+    ) -> Ledger {
+        Ledger {
             tx,
             dir: Arc::new(dir.to_path_buf()),
             append_timeout,
@@ -283,7 +305,8 @@ impl Ledger {
             committed,
             tree,
             id,
-        })
+            postgres,
+        }
     }
 
     /// A watch on the ledger's committed head: the `seq` of the last record the writer
@@ -317,7 +340,19 @@ impl Ledger {
     /// Where this ledger is read from: its data directory, or its instance's chain in the
     /// shared store.
     pub fn source(&self) -> LedgerSource {
-        LedgerSource::Dir(self.dir.to_path_buf())
+        match &self.postgres {
+            Some(store) => LedgerSource::Postgres {
+                pool: store.0.clone(),
+                instance: Some(store.1.clone()),
+            },
+            None => LedgerSource::Dir(self.dir.to_path_buf()),
+        }
+    }
+
+    /// The instance whose chain this handle writes in the shared store; `None` for a ledger
+    /// in a data directory.
+    pub fn instance(&self) -> Option<&warden_core::InstanceId> {
+        self.postgres.as_deref().map(|store| &store.1)
     }
 
     /// The data directory.

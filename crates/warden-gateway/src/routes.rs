@@ -140,12 +140,25 @@ async fn agent_auth(State(state): State<Arc<AppState>>, mut req: Request, next: 
             "operator tokens are refused on the agent plane",
         );
     }
-    let Some(session) = state.sessions.authenticate(&token) else {
-        return shape.refuse(
-            StatusCode::UNAUTHORIZED,
-            unauthenticated,
-            "invalid session token",
-        );
+    // On PostgreSQL the session is read current from the shared store (a miss loads it, a
+    // hit refreshes it); a store error refuses the request, never lets it through.
+    let session = match state.sessions.authenticate_current(&token).await {
+        Ok(Some(session)) => session,
+        Ok(None) => {
+            return shape.refuse(
+                StatusCode::UNAUTHORIZED,
+                unauthenticated,
+                "invalid session token",
+            );
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "Session authentication failed: the state store is unavailable.");
+            return shape.refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the state store is unavailable; try again shortly",
+            );
+        }
     };
     let now = state.governor.now();
     let refused = if session.is_revoked() {

@@ -452,17 +452,23 @@ async fn open_state(
     set: &CharterSet,
     clock: &Arc<dyn Clock>,
 ) -> anyhow::Result<StateStores> {
-    let sessions = SessionStore::open(&db)
+    // On PostgreSQL, as this instance (it notes which sessions it serves).
+    let instance = match db.postgres() {
+        Some(_) => Some(crate::store::instance(config)?),
+        None => None,
+    };
+    let sessions = SessionStore::open_as(&db, instance.as_ref())
         .await
         .context("cannot open the state store")?;
     let operators = OperatorCredentials::open(&db);
     let mut bootstrap_operator_token = None;
-    if operators.count().await.context("state store")? == 0 {
-        let token = operators
-            .create("bootstrap", OperatorRole::Admin, clock.now(), false)
-            .await
-            .context("cannot create the first operator token")?
-            .token;
+    // Only the first instance of an empty store writes one (race-free on PostgreSQL).
+    if let Some(issued) = operators
+        .create_first("bootstrap", OperatorRole::Admin, clock.now())
+        .await
+        .context("cannot create the first operator token")?
+    {
+        let token = issued.token;
         let path: PathBuf = config.data_dir.join(OPERATOR_TOKEN_FILE);
         write_secret(&path, &token).with_context(|| {
             format!(
@@ -560,6 +566,7 @@ async fn serve(
     let checkpoint_signer = checkpoints::spawn(config, checkpoint_key, &state, &background).await?;
     exports::spawn(config, &state, &background).await?;
     // The fleet's followers (PostgreSQL): one line each, see `crate::fleet`.
+    crate::fleet::sessions::spawn(&state, &background.tasks, background.cancel.clone());
 
     let operator_app =
         crate::routes::operator_app(operator, state.clone(), console, readiness.clone(), config);

@@ -86,7 +86,14 @@ impl Catalogue {
         let now = state.clock.now();
         Catalogue {
             set: state.charter.load(),
-            sessions: state.sessions.list(now),
+            // On PostgreSQL every instance's sessions; this instance's if the store fails.
+            sessions: match state.sessions.list_current(now).await {
+                Ok(sessions) => sessions,
+                Err(e) => {
+                    tracing::warn!(error = %e, "The sessions could not be read from the store; the inventory shows this instance's.");
+                    state.sessions.list(now)
+                }
+            },
             controls: state.controls.controls.in_force(state.controls.now()),
             state: state.clone(),
         }

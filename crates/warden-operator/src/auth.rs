@@ -42,7 +42,14 @@ pub async fn authenticate(
     if tokens::plane_of(&token) == Some(Plane::Agent) {
         if req.uri().path().starts_with("/v1/approvals") {
             // The agent's own credential on the approval channel: refused, and recorded.
-            let session = state.sessions.authenticate(&token).map(|s| s.id.clone());
+            // Only to attribute the refusal (refused whatever the store answers).
+            let session = state
+                .sessions
+                .authenticate_current(&token)
+                .await
+                .ok()
+                .flatten()
+                .map(|s| s.id.clone());
             let payload = agent_credential_refusal(
                 &req,
                 "operator_plane",

@@ -121,7 +121,14 @@ pub(crate) async fn open_session(
 /// `GET /v1/sessions`.
 pub(crate) async fn list_sessions(State(state): State<Arc<OperatorState>>) -> Response {
     let now = state.clock.now();
-    Json(json!({ "sessions": state.sessions.list(now) })).into_response()
+    // On PostgreSQL every instance's sessions, from the shared store.
+    match state.sessions.list_current(now).await {
+        Ok(sessions) => Json(json!({ "sessions": sessions })).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "The sessions could not be listed.");
+            ApiError::store_unavailable("the state store is unavailable").into_response()
+        }
+    }
 }
 
 /// `POST /v1/sessions/{id}/revoke`.
@@ -239,9 +246,13 @@ pub(crate) async fn add_instruction(
             format!("`text` is longer than {MAX_INSTRUCTION_BYTES} bytes"),
         ));
     }
+    // On PostgreSQL from the shared store: a session held by another instance takes the
+    // instruction too (it follows the notice).
     let session = state
         .sessions
-        .get(&id)
+        .get_current(&id)
+        .await
+        .map_err(|e| ApiError::store_unavailable(e.to_string()))?
         .ok_or_else(|| unknown_session(&id))?;
     let now = state.clock.now();
     if session.is_revoked() || session.is_expired(now) {

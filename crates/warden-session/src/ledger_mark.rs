@@ -8,6 +8,9 @@
 //! crash it lags the head by at most the appends of the last second or so. Every record
 //! committed before the last write of the mark is thus covered: removing it makes the ledger's
 //! head fall below the mark.
+//!
+//! On PostgreSQL this is a no-op: the ledger's writer keeps each instance's mark itself
+//! (`ledger_instances.mark`), in the transaction of each commit.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -16,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sqlx::SqlitePool;
 use sqlx::sqlite::SqliteConnectOptions;
 
-use crate::state_db::{STATE_DB_FILE, StateDb, StoreError};
+use crate::state_db::{Backend, STATE_DB_FILE, StateDb, StoreError};
 
 /// Writes the ledger mark (cheap: a write only when the head moved).
 #[derive(Debug, Clone)]
@@ -41,12 +44,17 @@ impl LedgerMark {
             return Ok(());
         }
         let value = i64::try_from(seq).map_err(|_| StoreError::Corrupt("ledger_mark"))?;
+        // On PostgreSQL the ledger's writer keeps each instance's mark itself
+        // (`ledger_instances.mark`, in the transaction of each commit): nothing to do here.
+        let Backend::Sqlite(pool) = self.db.backend() else {
+            return Ok(());
+        };
         sqlx::query(
             "INSERT INTO ledger_mark (id, seq) VALUES (1, ?) \
              ON CONFLICT (id) DO UPDATE SET seq = max(seq, excluded.seq)",
         )
         .bind(value)
-        .execute(&self.db.pool()?)
+        .execute(pool)
         .await?;
         self.written.fetch_max(seq, Ordering::AcqRel);
         Ok(())

@@ -6,11 +6,16 @@
 //! writes. A write never replaces a newer one (two turns of a session finishing together may
 //! be written in either order). At most [`MAX_STORED_SESSIONS`] sessions are kept: the most
 //! recently written; older rows are deleted when the store is opened.
+//!
+//! On PostgreSQL the table is shared: each instance reads the turns every instance wrote when
+//! it starts, and writes through as on SQLite. A `seq` orders one instance's writes; two
+//! instances serving one session's model calls at once may each keep the other's older turns
+//! in memory (the turns are an aid to the approver; the ledger holds every model call).
 
 use serde_json::Value;
-use sqlx::{Row, SqlitePool};
+use sqlx::{PgPool, Row, SqlitePool};
 
-use crate::state_db::{StateDb, StoreError};
+use crate::state_db::{Backend, StateDb, StoreError};
 
 /// Sessions whose turns are kept in `state.db` (and loaded at start).
 pub const MAX_STORED_SESSIONS: i64 = 10_000;
@@ -18,7 +23,13 @@ pub const MAX_STORED_SESSIONS: i64 = 10_000;
 /// The model turns table of `state.db`.
 #[derive(Debug, Clone)]
 pub struct TurnStore {
-    pool: SqlitePool,
+    pool: Pool,
+}
+
+#[derive(Debug, Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
 }
 
 /// What [`TurnStore::open`] read back: each session's turns, oldest first, and the highest
@@ -36,7 +47,10 @@ impl TurnStore {
     /// written sessions, and reads those back. A row that cannot be read is skipped (the
     /// turns are an aid to the approver; the ledger holds every model call anyway).
     pub async fn open(db: &StateDb) -> Result<(TurnStore, StoredTurns), StoreError> {
-        let pool = db.pool()?;
+        let pool = match db.backend() {
+            Backend::Sqlite(pool) => pool.clone(),
+            Backend::Postgres(pg) => return open_postgres(pg).await,
+        };
         sqlx::query(
             "DELETE FROM model_turns WHERE seq NOT IN (SELECT seq FROM model_turns ORDER BY seq DESC LIMIT ?)",
         )
@@ -59,25 +73,80 @@ impl TurnStore {
                 }
             }
         }
-        Ok((TurnStore { pool }, stored))
+        Ok((
+            TurnStore {
+                pool: Pool::Sqlite(pool),
+            },
+            stored,
+        ))
     }
 
     /// Writes `turns` as the last turns of `session`, unless a write with a higher `seq`
     /// is stored already.
     pub async fn save(&self, session: &str, turns: &[Value], seq: i64) -> Result<(), StoreError> {
         let text = serde_json::to_string(turns).map_err(|_| StoreError::Corrupt("model_turns"))?;
-        sqlx::query(
-            "INSERT INTO model_turns (session, turns, seq) VALUES (?, ?, ?) \
-             ON CONFLICT (session) DO UPDATE SET turns = excluded.turns, seq = excluded.seq \
-             WHERE excluded.seq > model_turns.seq",
-        )
-        .bind(session)
-        .bind(text)
-        .bind(seq)
-        .execute(&self.pool)
-        .await?;
+        match &self.pool {
+            Pool::Sqlite(pool) => {
+                sqlx::query(
+                    "INSERT INTO model_turns (session, turns, seq) VALUES (?, ?, ?) \
+                     ON CONFLICT (session) DO UPDATE SET turns = excluded.turns, seq = excluded.seq \
+                     WHERE excluded.seq > model_turns.seq",
+                )
+                .bind(session)
+                .bind(text)
+                .bind(seq)
+                .execute(pool)
+                .await?;
+            }
+            Pool::Postgres(pg) => {
+                sqlx::query(
+                    "INSERT INTO model_turns (session, turns, seq) VALUES ($1, $2, $3) \
+                     ON CONFLICT (session) DO UPDATE SET turns = excluded.turns, seq = excluded.seq \
+                     WHERE excluded.seq > model_turns.seq",
+                )
+                .bind(session)
+                .bind(text)
+                .bind(seq)
+                .execute(pg)
+                .await?;
+            }
+        }
         Ok(())
     }
+}
+
+/// [`TurnStore::open`] on PostgreSQL: the same pruning and reading, on the shared table.
+async fn open_postgres(pg: &PgPool) -> Result<(TurnStore, StoredTurns), StoreError> {
+    sqlx::query(
+        "DELETE FROM model_turns WHERE seq NOT IN (SELECT seq FROM model_turns ORDER BY seq DESC LIMIT $1)",
+    )
+    .bind(MAX_STORED_SESSIONS)
+    .execute(pg)
+    .await?;
+    let rows =
+        sqlx::query("SELECT session, turns, seq FROM model_turns ORDER BY seq DESC LIMIT $1")
+            .bind(MAX_STORED_SESSIONS)
+            .fetch_all(pg)
+            .await?;
+    let mut stored = StoredTurns::default();
+    for row in rows {
+        let seq: i64 = row.try_get("seq")?;
+        stored.last_seq = stored.last_seq.max(seq);
+        let session: String = row.try_get("session")?;
+        let text: String = row.try_get("turns")?;
+        match serde_json::from_str::<Vec<Value>>(&text) {
+            Ok(turns) => stored.sessions.push((session, turns)),
+            Err(e) => {
+                tracing::warn!(session = %session, error = %e, "Stored model turns could not be read; they are skipped.");
+            }
+        }
+    }
+    Ok((
+        TurnStore {
+            pool: Pool::Postgres(pg.clone()),
+        },
+        stored,
+    ))
 }
 
 #[cfg(test)]

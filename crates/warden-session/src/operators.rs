@@ -3,13 +3,19 @@
 //! A credential can be listed (never its token) and revoked; a revoked one never
 //! authenticates again. Each credential knows whether its issue reached the ledger
 //! (`recorded_at`): one made offline has not, and the gateway records it before its first use.
+//!
+//! On PostgreSQL every instance reads the shared `operator_tokens` at each request (nothing is
+//! cached): a credential issued on one instance works on all, and one revoked anywhere is
+//! refused everywhere from the next request.
 
 use sqlx::Row;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::state_db::{StateDb, StoreError, fmt_time, parse_time};
+use crate::state_db::{Backend, StateDb, StoreError, fmt_time, parse_time};
 use crate::tokens::{self, Plane, TokenHash};
+
+mod postgres;
 
 /// Most credentials a list returns.
 pub const MAX_OPERATOR_LIST: u32 = 1000;
@@ -45,7 +51,10 @@ impl OperatorRole {
         }
     }
 
-    fn from_row(role: &str, principal: Option<String>) -> Result<OperatorRole, StoreError> {
+    pub(crate) fn from_row(
+        role: &str,
+        principal: Option<String>,
+    ) -> Result<OperatorRole, StoreError> {
         match (role, principal) {
             ("admin", None) => Ok(OperatorRole::Admin),
             ("approver", Some(p)) => Ok(OperatorRole::Approver(p)),
@@ -119,6 +128,9 @@ impl OperatorCredentials {
         now: OffsetDateTime,
         recorded: bool,
     ) -> Result<Issued, StoreError> {
+        if let Backend::Postgres(pg) = self.db.backend() {
+            return postgres::create(pg, name, &role, now, recorded).await;
+        }
         let (token, hash) = tokens::generate(Plane::Operator)?;
         let id = Uuid::now_v7().to_string();
         sqlx::query(
@@ -138,10 +150,32 @@ impl OperatorCredentials {
 
     /// How many operator tokens exist (revoked ones included).
     pub async fn count(&self) -> Result<i64, StoreError> {
+        if let Backend::Postgres(pg) = self.db.backend() {
+            return postgres::count(pg).await;
+        }
         Ok(sqlx::query("SELECT COUNT(*) AS n FROM operator_tokens")
             .fetch_one(&self.db.pool()?)
             .await?
             .try_get("n")?)
+    }
+
+    /// Issues the first credential of an empty store (the bootstrap token), or nothing when
+    /// there is a credential already. On PostgreSQL the check and the insert run under one
+    /// advisory lock, so of several instances starting together on an empty store exactly one
+    /// writes it (the others find it there and answer `None`).
+    pub async fn create_first(
+        &self,
+        name: &str,
+        role: OperatorRole,
+        now: OffsetDateTime,
+    ) -> Result<Option<Issued>, StoreError> {
+        if let Backend::Postgres(pg) = self.db.backend() {
+            return postgres::create_first(pg, name, &role, now).await;
+        }
+        if self.count().await? > 0 {
+            return Ok(None);
+        }
+        self.create(name, role, now, false).await.map(Some)
     }
 
     /// Whether a presented operator token is valid (issued, not revoked); returns whose it is.
@@ -150,6 +184,9 @@ impl OperatorCredentials {
             return Ok(None);
         }
         let hash = tokens::hash(token);
+        if let Backend::Postgres(pg) = self.db.backend() {
+            return postgres::authenticate(pg, &hash).await;
+        }
         let row = sqlx::query("SELECT id, token_hash, name, role, principal, recorded_at FROM operator_tokens WHERE token_hash = ? AND revoked_at IS NULL")
             .bind(&hash[..])
             .fetch_optional(&self.db.pool()?)
@@ -176,6 +213,9 @@ impl OperatorCredentials {
 
     /// Notes that the issue of credential `id` is now in the ledger.
     pub async fn mark_recorded(&self, id: &str, now: OffsetDateTime) -> Result<(), StoreError> {
+        if let Backend::Postgres(pg) = self.db.backend() {
+            return postgres::mark_recorded(pg, id, now).await;
+        }
         sqlx::query(
             "UPDATE operator_tokens SET recorded_at = ? WHERE id = ? AND recorded_at IS NULL",
         )
@@ -188,6 +228,9 @@ impl OperatorCredentials {
 
     /// The credentials, oldest first, at most [`MAX_OPERATOR_LIST`].
     pub async fn list(&self) -> Result<Vec<OperatorToken>, StoreError> {
+        if let Backend::Postgres(pg) = self.db.backend() {
+            return postgres::list(pg).await;
+        }
         let rows = sqlx::query("SELECT id, name, role, principal, created_at, revoked_at, recorded_at FROM operator_tokens ORDER BY created_at, id LIMIT ?")
             .bind(MAX_OPERATOR_LIST)
             .fetch_all(&self.db.pool()?)
@@ -197,6 +240,9 @@ impl OperatorCredentials {
 
     /// One credential by id.
     pub async fn get(&self, id: &str) -> Result<Option<OperatorToken>, StoreError> {
+        if let Backend::Postgres(pg) = self.db.backend() {
+            return postgres::get(pg, id).await;
+        }
         let row = sqlx::query("SELECT id, name, role, principal, created_at, revoked_at, recorded_at FROM operator_tokens WHERE id = ?")
             .bind(id)
             .fetch_optional(&self.db.pool()?)
@@ -207,6 +253,9 @@ impl OperatorCredentials {
     /// Revokes credential `id`: it never authenticates again. Returns whether it changed
     /// (`false` when it was already revoked or does not exist).
     pub async fn revoke(&self, id: &str, now: OffsetDateTime) -> Result<bool, StoreError> {
+        if let Backend::Postgres(pg) = self.db.backend() {
+            return postgres::revoke(pg, id, now).await;
+        }
         let done = sqlx::query(
             "UPDATE operator_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
         )
@@ -219,6 +268,9 @@ impl OperatorCredentials {
 
     /// Whether credential `id` exists and is not revoked.
     pub async fn is_active(&self, id: &str) -> Result<bool, StoreError> {
+        if let Backend::Postgres(pg) = self.db.backend() {
+            return postgres::is_active(pg, id).await;
+        }
         let n: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM operator_tokens WHERE id = ? AND revoked_at IS NULL",
         )

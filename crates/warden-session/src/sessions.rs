@@ -10,178 +10,30 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use serde::Serialize;
-use sqlx::{Row, SqlitePool};
+use sqlx::{PgPool, Row, SqlitePool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use warden_core::TrustedSource;
-use warden_provenance::{Limits, Origin, SessionProvenance, TrustError};
+use warden_core::store::InstanceId;
 
-use crate::state_db::{StateDb, StoreError, fmt_time, parse_time};
+use crate::state_db::{Backend, StateDb, StoreError, fmt_time, parse_time};
 use crate::tokens::{self, Plane, TokenHash};
 use crate::trust::{self, TrustedPiece};
 
 mod children;
+mod current;
+pub mod postgres;
+mod session;
 pub use children::ChildError;
+pub use current::MAX_TOKEN_BYTES;
+pub use session::Session;
+pub(crate) use session::provenance_of;
 
 /// Longest session lifetime accepted.
 pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Longest task text accepted, in bytes.
 pub const MAX_TASK_BYTES: usize = 16 * 1024;
-
-/// A live session, as the request path sees it.
-#[derive(Debug)]
-pub struct Session {
-    /// Session id (UUID v7).
-    pub id: String,
-    /// The agent (the charter's identity id).
-    pub agent: String,
-    /// The principal the agent acts for.
-    pub principal: String,
-    /// The task.
-    pub task: String,
-    /// When the session was opened.
-    pub opened_at: OffsetDateTime,
-    /// When it expires.
-    pub expires_at: OffsetDateTime,
-    /// The delegation chain: the session's ancestors from the root session to its parent
-    /// (empty for a session an operator opened). A child session acts for the same principal
-    /// as its root and can never do more than every charter along the chain allows.
-    pub chain: Vec<Link>,
-    /// The parent session's id (`None` for a root session).
-    pub parent: Option<String>,
-    revoked: std::sync::atomic::AtomicBool,
-    labels: Mutex<Vec<Arc<str>>>,
-    provenance: RwLock<SessionProvenance>,
-}
-
-/// A fresh provenance whose trusted text is `task`. A task longer than the trusted-text bound
-/// cannot be (opening refuses it: [`MAX_TASK_BYTES`] is far below the bound).
-fn provenance_of(task: &str) -> RwLock<SessionProvenance> {
-    let mut p = SessionProvenance::new(Limits::default());
-    if p.add_trusted(task, TrustedSource::Task).is_err() {
-        // Fail closed: the task is not trusted, and nothing is lost but convenience.
-        tracing::warn!("A session's task exceeds the trusted-text bound; it is not trusted.");
-    }
-    RwLock::new(p)
-}
-
-impl Session {
-    /// Whether the session was revoked.
-    pub fn is_revoked(&self) -> bool {
-        self.revoked.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    /// Whether the session has expired at `now`.
-    pub fn is_expired(&self, now: OffsetDateTime) -> bool {
-        now >= self.expires_at
-    }
-
-    /// The labels accumulated so far. A lock poisoned by a panic elsewhere still yields
-    /// them (labels only restrict, so they are never dropped).
-    pub fn labels(&self) -> Vec<Arc<str>> {
-        self.labels
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-
-    /// The session's provenance, for a decision. A lock poisoned by a panic elsewhere still
-    /// yields it (it only ever grows: trusted text, indexed content, incompleteness).
-    pub fn provenance(&self) -> std::sync::RwLockReadGuard<'_, SessionProvenance> {
-        self.provenance
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Adds trusted text (an instruction, a value confirmed on approval). The caller records
-    /// it first.
-    pub fn add_trusted(&self, text: &str, source: TrustedSource) -> Result<(), TrustError> {
-        self.provenance
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .add_trusted(text, source)
-    }
-
-    /// Indexes untrusted content the session read (a result carrying an untrusted label,
-    /// recorded at `origin.seq`).
-    pub fn add_untrusted(&self, text: &str, origin: Origin) {
-        self.provenance
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .add_untrusted(text, origin);
-    }
-
-    /// The pieces of the session's trusted text (the task first) with their sources.
-    pub fn trusted_pieces(&self) -> Vec<TrustedPiece> {
-        self.provenance()
-            .trusted()
-            .map(|(text, source)| TrustedPiece {
-                text: text.to_owned(),
-                source: source.clone(),
-            })
-            .collect()
-    }
-
-    /// Whether `bytes` more of trusted text would fit the session's bound now (checked before
-    /// an instruction is recorded; [`add_trusted`](Self::add_trusted) checks again).
-    pub fn trusted_fits(&self, bytes: usize) -> bool {
-        let p = self.provenance();
-        let used: usize = p.trusted().map(|(t, _)| t.len()).sum();
-        used.saturating_add(bytes) <= p.limits().max_trusted_bytes
-    }
-
-    /// The session as operators see it at `now` (never its token).
-    pub fn info(&self, now: OffsetDateTime) -> SessionInfo {
-        SessionInfo {
-            id: self.id.clone(),
-            agent: self.agent.clone(),
-            principal: self.principal.clone(),
-            task: self.task.clone(),
-            opened_at: fmt_time(self.opened_at),
-            expires_at: fmt_time(self.expires_at),
-            status: if self.is_revoked() {
-                "revoked"
-            } else if self.is_expired(now) {
-                "expired"
-            } else {
-                "active"
-            },
-            labels: self.labels().iter().map(|l| l.to_string()).collect(),
-            trusted: self.trusted_pieces(),
-            provenance_complete: self.provenance().is_complete(),
-            parent: self.parent.clone(),
-            chain: self.chain.clone(),
-        }
-    }
-
-    /// Marks the session's untrusted index incomplete (fail closed: every value trusted text
-    /// does not state counts as untrusted).
-    pub fn mark_provenance_incomplete(&self) {
-        self.provenance
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .mark_incomplete();
-    }
-
-    /// Adds labels; returns those that were new. A poisoned lock does not stop them being
-    /// added (fail closed).
-    pub fn add_labels(&self, new: &[Arc<str>]) -> Vec<Arc<str>> {
-        let mut labels = self
-            .labels
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut added = Vec::new();
-        for l in new {
-            if !labels.contains(l) {
-                labels.push(l.clone());
-                added.push(l.clone());
-            }
-        }
-        labels.sort();
-        added
-    }
-}
 
 /// A session as listed to operators (never with its token).
 #[derive(Debug, Clone, Serialize)]
@@ -239,7 +91,9 @@ pub struct OpenedSession {
 /// The sessions: in `state.db`, and the live ones in memory for the request path.
 #[derive(Debug, Clone)]
 pub struct SessionStore {
-    pool: SqlitePool,
+    backend: Backend,
+    /// This instance's id, as noted in `session_instances` (PostgreSQL).
+    instance: Arc<str>,
     live: Arc<RwLock<HashMap<TokenHash, Arc<Session>>>>,
     by_id: Arc<RwLock<HashMap<String, Arc<Session>>>>,
     /// Children being opened, per parent (counted with the live ones against the fan-out).
@@ -247,24 +101,62 @@ pub struct SessionStore {
 }
 
 impl SessionStore {
-    /// The sessions of `state.db`, the live ones loaded into memory.
+    /// The sessions of `state.db`, the live ones loaded into memory. On PostgreSQL the
+    /// instance is anonymous (a fresh id: every other process is another instance); the
+    /// gateway uses [`open_as`](Self::open_as).
     pub async fn open(db: &StateDb) -> Result<SessionStore, StoreError> {
+        SessionStore::open_as(db, None).await
+    }
+
+    /// The sessions of the store, as instance `instance` (PostgreSQL; ignored on SQLite).
+    /// On SQLite every session is loaded into memory; on PostgreSQL the active sessions this
+    /// instance served (their untrusted index is rebuilt from this instance's ledger chain),
+    /// the others when first presented ([`authenticate_current`](Self::authenticate_current)).
+    pub async fn open_as(
+        db: &StateDb,
+        instance: Option<&InstanceId>,
+    ) -> Result<SessionStore, StoreError> {
+        let instance: Arc<str> = match instance {
+            Some(i) => Arc::from(i.as_str()),
+            None => Arc::from(format!("anonymous-{}", Uuid::now_v7()).as_str()),
+        };
         let store = SessionStore {
-            pool: db.pool()?,
+            backend: db.backend().clone(),
+            instance,
             live: Arc::default(),
             by_id: Arc::default(),
             opening: Arc::default(),
         };
-        store.load().await?;
+        match &store.backend {
+            Backend::Sqlite(_) => store.load().await?,
+            Backend::Postgres(pg) => postgres::load_served(&store, pg).await?,
+        }
         Ok(store)
+    }
+
+    /// The SQLite pool; [`StoreError::Unsupported`] on PostgreSQL (where the callers branch
+    /// first).
+    fn sqlite(&self) -> Result<&SqlitePool, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(pool) => Ok(pool),
+            Backend::Postgres(_) => Err(StoreError::Unsupported("this SQLite path")),
+        }
+    }
+
+    /// The PostgreSQL pool, when the store is the shared one.
+    fn shared(&self) -> Option<&PgPool> {
+        match &self.backend {
+            Backend::Sqlite(_) => None,
+            Backend::Postgres(pg) => Some(pg),
+        }
     }
 
     async fn load(&self) -> Result<(), StoreError> {
         let rows = sqlx::query("SELECT id, token_hash, agent, principal, task, opened_at, expires_at, revoked_at, parent, chain FROM sessions")
-            .fetch_all(&self.pool)
+            .fetch_all(self.sqlite()?)
             .await?;
         let labels = sqlx::query("SELECT session, label FROM session_labels")
-            .fetch_all(&self.pool)
+            .fetch_all(self.sqlite()?)
             .await?;
         let mut by_session: HashMap<String, Vec<Arc<str>>> = HashMap::new();
         for row in labels {
@@ -272,7 +164,7 @@ impl SessionStore {
             let l: String = row.try_get("label")?;
             by_session.entry(s).or_default().push(Arc::from(l.as_str()));
         }
-        let trusted = trust::load(&self.pool).await?;
+        let trusted = trust::load(self.sqlite()?).await?;
         let mut live = self.live.write().map_err(|_| StoreError::Poisoned)?;
         let mut by_id = self.by_id.write().map_err(|_| StoreError::Poisoned)?;
         for row in rows {
@@ -304,6 +196,8 @@ impl SessionStore {
                 parent,
                 revoked: std::sync::atomic::AtomicBool::new(revoked.is_some()),
                 provenance,
+                trust_seen: Default::default(),
+                served_here: Default::default(),
             });
             live.insert(hash, session.clone());
             by_id.insert(id, session);
@@ -328,7 +222,10 @@ impl SessionStore {
             .ok_or(StoreError::InvalidTtl)?;
         let (token, hash) = tokens::generate(Plane::Agent)?;
         let id = Uuid::now_v7().to_string();
-        sqlx::query("INSERT INTO sessions (id, token_hash, agent, principal, task, opened_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        if let Some(pg) = self.shared() {
+            postgres::insert(pg, (&id, &hash), (agent, principal, task), now, expires_at).await?;
+        } else {
+            sqlx::query("INSERT INTO sessions (id, token_hash, agent, principal, task, opened_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
             .bind(&id)
             .bind(&hash[..])
             .bind(agent)
@@ -336,8 +233,9 @@ impl SessionStore {
             .bind(task)
             .bind(fmt_time(now))
             .bind(fmt_time(expires_at))
-            .execute(&self.pool)
+            .execute(self.sqlite()?)
             .await?;
+        }
         let session = Arc::new(Session {
             id: id.clone(),
             agent: agent.to_owned(),
@@ -350,6 +248,8 @@ impl SessionStore {
             revoked: std::sync::atomic::AtomicBool::new(false),
             labels: Mutex::new(Vec::new()),
             provenance: provenance_of(task),
+            trust_seen: Default::default(),
+            served_here: Default::default(),
         });
         self.hold_new(hash, session, token)
     }
@@ -399,6 +299,11 @@ impl SessionStore {
             return 0;
         };
         let before = by_id.len();
+        if self.shared().is_some() {
+            // PostgreSQL: the store lists them; memory keeps only the active ones.
+            drop((live, by_id));
+            return self.evict_inactive(now);
+        }
         live.retain(|_, s| s.expires_at > cutoff);
         by_id.retain(|_, s| s.expires_at > cutoff);
         before.saturating_sub(by_id.len())
@@ -432,6 +337,16 @@ impl SessionStore {
 
     /// Revokes a session. `Ok(false)` when there is no such session or it was already revoked.
     pub async fn revoke(&self, id: &str, now: OffsetDateTime) -> Result<bool, StoreError> {
+        if let Some(pg) = self.shared() {
+            // The store decides (whichever instance holds the session): then the copy held
+            // here, if any; the others follow the notice.
+            let changed = postgres::revoke(pg, id, now).await?;
+            if let Some(held) = self.get(id) {
+                held.revoked
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            return Ok(changed);
+        }
         let Some(session) = self.get(id) else {
             return Ok(false);
         };
@@ -444,7 +359,7 @@ impl SessionStore {
         sqlx::query("UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
             .bind(fmt_time(now))
             .bind(id)
-            .execute(&self.pool)
+            .execute(self.sqlite()?)
             .await?;
         Ok(true)
     }
@@ -455,11 +370,14 @@ impl SessionStore {
         session: &str,
         labels: &[Arc<str>],
     ) -> Result<(), StoreError> {
+        if let Some(pg) = self.shared() {
+            return postgres::persist_labels(pg, session, labels).await;
+        }
         for l in labels {
             sqlx::query("INSERT OR IGNORE INTO session_labels (session, label) VALUES (?, ?)")
                 .bind(session)
                 .bind(&**l)
-                .execute(&self.pool)
+                .execute(self.sqlite()?)
                 .await?;
         }
         Ok(())
@@ -475,138 +393,12 @@ impl SessionStore {
         text: &str,
         source: &TrustedSource,
     ) -> Result<(), StoreError> {
-        trust::insert(&self.pool, session, text, source).await
+        match &self.backend {
+            Backend::Sqlite(pool) => trust::insert(pool, session, text, source).await,
+            Backend::Postgres(pg) => postgres::persist_trust(pg, session, text, source).await,
+        }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Issue 10, point 17: a lifetime that ends past the calendar is refused, never a panic
-    /// (`now + ttl` panicked before).
-    #[tokio::test]
-    async fn a_lifetime_past_the_end_of_the_calendar_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = StateDb::open(dir.path()).await.unwrap();
-        let store = SessionStore::open(&db).await.unwrap();
-        let end_of_time = time::macros::datetime!(9999-12-31 23:00:00 UTC);
-        let err = store
-            .open_session("a", "p", "t", MAX_TTL, end_of_time)
-            .await
-            .unwrap_err();
-        assert!(matches!(err, StoreError::InvalidTtl), "{err}");
-        assert!(store.list(end_of_time).is_empty());
-        let ok = store
-            .open_session("a", "p", "t", Duration::from_secs(60), end_of_time)
-            .await;
-        assert!(ok.is_ok());
-    }
-
-    /// Issue 10, point 15: sessions long expired do not stay in memory for ever.
-    #[tokio::test]
-    async fn issue_10_long_expired_sessions_are_pruned_from_memory() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = StateDb::open(dir.path()).await.unwrap();
-        let store = SessionStore::open(&db).await.unwrap();
-        let t0 = time::macros::datetime!(2026-12-06 12:00:00 UTC);
-        let (old, _) = store
-            .open_session("a", "p", "t", Duration::from_secs(60), t0)
-            .await
-            .unwrap();
-        let (live, _) = store
-            .open_session("a", "p", "t", Duration::from_secs(3 * 86_400), t0)
-            .await
-            .unwrap();
-        let day = Duration::from_secs(86_400);
-        let later = t0 + time::Duration::days(2);
-        assert_eq!(store.prune_expired(later, day), 1);
-        assert!(store.authenticate(&old.token).is_none());
-        assert!(store.authenticate(&live.token).is_some());
-        assert_eq!(store.list(later).len(), 1);
-        // Recently expired ones are kept (refused as expired, listed).
-        assert_eq!(store.prune_expired(t0 + time::Duration::hours(1), day), 0);
-    }
-
-    /// Issue 13: trusted text added to a session is persisted and back, in order and with its
-    /// source, after the store is reopened; an unreadable stored source is not trusted.
-    #[tokio::test]
-    async fn issue_13_trusted_text_is_back_after_a_restart_with_its_sources() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = StateDb::open(dir.path()).await.unwrap();
-        let store = SessionStore::open(&db).await.unwrap();
-        let now = time::OffsetDateTime::now_utc();
-        let (opened, session) = store
-            .open_session("a", "p", "pay the rent", Duration::from_secs(600), now)
-            .await
-            .unwrap();
-        let source = TrustedSource::Instruction { seq: Some(7) };
-        session
-            .add_trusted("also pay bob@x.com", source.clone())
-            .unwrap();
-        store
-            .persist_trust(&opened.id, "also pay bob@x.com", &source)
-            .await
-            .unwrap();
-        sqlx::query(
-            "INSERT INTO session_trust (session, text, source) VALUES (?, 'forged', '{bad')",
-        )
-        .bind(&opened.id)
-        .execute(&db.pool().unwrap())
-        .await
-        .unwrap();
-        db.close().await;
-        let db = StateDb::open(dir.path()).await.unwrap();
-        let store = SessionStore::open(&db).await.unwrap();
-        let back = store.get(&opened.id).unwrap();
-        assert_eq!(
-            back.trusted_pieces(),
-            [
-                TrustedPiece {
-                    text: "pay the rent".to_owned(),
-                    source: TrustedSource::Task
-                },
-                TrustedPiece {
-                    text: "also pay bob@x.com".to_owned(),
-                    source
-                },
-            ]
-        );
-        let listed = store.list(now);
-        assert_eq!(listed[0].trusted.len(), 2);
-        assert!(back.trusted_fits(1024));
-        assert!(!back.trusted_fits(Limits::default().max_trusted_bytes));
-    }
-
-    /// Issue 10, point 18: a labels lock poisoned by a panic made `labels()` answer none and
-    /// `add_labels` add none (fail open); the labels stay and are added now.
-    #[test]
-    fn issue_10_a_poisoned_labels_lock_keeps_and_adds_labels() {
-        let s = Session {
-            id: "s".to_owned(),
-            agent: "a".to_owned(),
-            principal: "p".to_owned(),
-            task: "t".to_owned(),
-            opened_at: time::OffsetDateTime::UNIX_EPOCH,
-            expires_at: time::OffsetDateTime::UNIX_EPOCH,
-            chain: Vec::new(),
-            parent: None,
-            revoked: std::sync::atomic::AtomicBool::new(false),
-            labels: Mutex::new(Vec::new()),
-            provenance: provenance_of("t"),
-        };
-        s.add_labels(&[Arc::from("pii")]);
-        std::thread::scope(|scope| {
-            let _ = scope
-                .spawn(|| {
-                    let _held = s.labels.lock();
-                    panic!("poison the lock");
-                })
-                .join();
-        });
-        assert!(s.labels.is_poisoned());
-        assert_eq!(s.labels(), [Arc::from("pii")]);
-        assert_eq!(s.add_labels(&[Arc::from("secret")]), [Arc::from("secret")]);
-        assert_eq!(s.labels(), [Arc::from("pii"), Arc::from("secret")]);
-    }
-}
+mod tests;

@@ -158,6 +158,12 @@ pub enum LedgerError {
         /// The instance.
         instance: String,
     },
+    /// The shared store has no chain of this instance.
+    #[error("the shared store has no ledger of instance `{instance}`")]
+    UnknownInstance {
+        /// The instance asked for.
+        instance: String,
+    },
     /// What was asked is not available on this store.
     #[error("{0} is not available on this ledger store")]
     Unsupported(&'static str),

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use rusqlite::{Connection, Params};
 
 use super::pool::ReadPool;
+use super::postgres::PgReader;
 use super::scan::{self, VerifyReport};
 use super::schema::{self, COLUMNS};
 use super::{DB_FILE, LedgerError, tree};
@@ -20,7 +21,16 @@ use crate::merkle;
 /// committed records only).
 #[derive(Debug, Clone)]
 pub struct LedgerReader {
-    pool: Arc<ReadPool>,
+    backend: Backend,
+}
+
+/// Where a reader reads.
+#[derive(Debug, Clone)]
+enum Backend {
+    /// `DIR/ledger.db`.
+    Sqlite(Arc<ReadPool>),
+    /// The shared PostgreSQL store (one instance, or all merged).
+    Postgres(Arc<PgReader>),
 }
 
 fn read_error(e: rusqlite::Error) -> LedgerError {
@@ -40,15 +50,25 @@ impl LedgerReader {
             .await
             .map_err(|e| schema::open_error(&path, e))??;
         Ok(LedgerReader {
-            pool: Arc::new(ReadPool::new(path, first)),
+            backend: Backend::Sqlite(Arc::new(ReadPool::new(path, first))),
         })
+    }
+
+    /// A reader of the shared store.
+    pub(super) fn postgres(reader: PgReader) -> LedgerReader {
+        LedgerReader {
+            backend: Backend::Postgres(Arc::new(reader)),
+        }
     }
 
     /// The last `n` records, oldest first.
     pub async fn tail(&self, n: u64) -> Result<Vec<Record>, LedgerError> {
+        let pool = match &self.backend {
+            Backend::Sqlite(pool) => pool,
+            Backend::Postgres(pg) => return pg.tail(n).await,
+        };
         let n = clamp(n);
-        let mut records = self
-            .pool
+        let mut records = pool
             .run(move |conn| select(conn, "ORDER BY seq DESC LIMIT ?1", [n]))
             .await?;
         records.reverse();
@@ -57,9 +77,12 @@ impl LedgerReader {
 
     /// The record `seq`, if there is one.
     pub async fn get(&self, seq: u64) -> Result<Option<Record>, LedgerError> {
+        let pool = match &self.backend {
+            Backend::Sqlite(pool) => pool,
+            Backend::Postgres(pg) => return pg.get(seq).await,
+        };
         let seq = clamp(seq);
-        let records = self
-            .pool
+        let records = pool
             .run(move |conn| select(conn, "WHERE seq = ?1", [seq]))
             .await?;
         Ok(records.into_iter().next())
@@ -67,9 +90,12 @@ impl LedgerReader {
 
     /// Up to `limit` records from `from` on, in order.
     pub async fn range(&self, from: u64, limit: u64) -> Result<Vec<Record>, LedgerError> {
+        let pool = match &self.backend {
+            Backend::Sqlite(pool) => pool,
+            Backend::Postgres(pg) => return pg.range(from, limit).await,
+        };
         let (from, limit) = (clamp(from), clamp(limit));
-        self.pool
-            .run(move |conn| select(conn, "WHERE seq >= ?1 ORDER BY seq LIMIT ?2", [from, limit]))
+        pool.run(move |conn| select(conn, "WHERE seq >= ?1 ORDER BY seq LIMIT ?2", [from, limit]))
             .await
     }
 
@@ -83,6 +109,10 @@ impl LedgerReader {
         bound: PageBound,
         limit: u64,
     ) -> Result<Vec<Record>, LedgerError> {
+        let pool = match &self.backend {
+            Backend::Sqlite(pool) => pool,
+            Backend::Postgres(pg) => return pg.session_page(session, bound, limit).await,
+        };
         let session = session.to_owned();
         let limit = clamp(limit);
         let (tail, seq) = match bound {
@@ -95,8 +125,7 @@ impl LedgerReader {
                 clamp(before),
             ),
         };
-        let mut records = self
-            .pool
+        let mut records = pool
             .run(move |conn| select(conn, tail, rusqlite::params![session, seq, limit]))
             .await?;
         if matches!(bound, PageBound::Before(_)) {
@@ -107,18 +136,21 @@ impl LedgerReader {
 
     /// How many records `session` has.
     pub async fn session_count(&self, session: &str) -> Result<u64, LedgerError> {
+        let pool = match &self.backend {
+            Backend::Sqlite(pool) => pool,
+            Backend::Postgres(pg) => return pg.session_count(session).await,
+        };
         let session = session.to_owned();
-        self.pool
-            .run(move |conn| {
-                conn.query_row(
-                    "SELECT count(*) FROM records WHERE session = ?1",
-                    [session],
-                    |row| row.get::<_, i64>(0),
-                )
-                .map(|n| u64::try_from(n).unwrap_or(0))
-                .map_err(read_error)
-            })
-            .await
+        pool.run(move |conn| {
+            conn.query_row(
+                "SELECT count(*) FROM records WHERE session = ?1",
+                [session],
+                |row| row.get::<_, i64>(0),
+            )
+            .map(|n| u64::try_from(n).unwrap_or(0))
+            .map_err(read_error)
+        })
+        .await
     }
 
     /// The newest records of the given kinds (stored names, at most 16), newest first: up to
@@ -130,25 +162,28 @@ impl LedgerReader {
         before: Option<u64>,
         limit: u64,
     ) -> Result<Vec<Record>, LedgerError> {
+        let pool = match &self.backend {
+            Backend::Sqlite(pool) => pool,
+            Backend::Postgres(pg) => return pg.newest_of_kinds(kinds, before, limit).await,
+        };
         let kinds: Vec<String> = kinds.iter().take(16).map(|k| (*k).to_owned()).collect();
         if kinds.is_empty() {
             return Ok(Vec::new());
         }
         let before = clamp(before.unwrap_or(u64::MAX));
         let limit = clamp(limit);
-        self.pool
-            .run(move |conn| {
-                let marks = vec!["?"; kinds.len()].join(", ");
-                let tail = format!("WHERE kind IN ({marks}) AND seq < ? ORDER BY seq DESC LIMIT ?");
-                let mut params: Vec<rusqlite::types::Value> = kinds
-                    .into_iter()
-                    .map(rusqlite::types::Value::Text)
-                    .collect();
-                params.push(rusqlite::types::Value::Integer(before));
-                params.push(rusqlite::types::Value::Integer(limit));
-                select(conn, &tail, rusqlite::params_from_iter(params))
-            })
-            .await
+        pool.run(move |conn| {
+            let marks = vec!["?"; kinds.len()].join(", ");
+            let tail = format!("WHERE kind IN ({marks}) AND seq < ? ORDER BY seq DESC LIMIT ?");
+            let mut params: Vec<rusqlite::types::Value> = kinds
+                .into_iter()
+                .map(rusqlite::types::Value::Text)
+                .collect();
+            params.push(rusqlite::types::Value::Integer(before));
+            params.push(rusqlite::types::Value::Integer(limit));
+            select(conn, &tail, rusqlite::params_from_iter(params))
+        })
+        .await
     }
 
     /// The records of the given kinds (stored names, at most 16) among the last `within`
@@ -163,42 +198,53 @@ impl LedgerReader {
         within: u64,
         limit: u64,
     ) -> Result<Vec<Record>, LedgerError> {
+        let pool = match &self.backend {
+            Backend::Sqlite(pool) => pool,
+            Backend::Postgres(pg) => {
+                return pg
+                    .session_kinds_before(session, kinds, before, within, limit)
+                    .await;
+            }
+        };
         let kinds: Vec<String> = kinds.iter().take(16).map(|k| (*k).to_owned()).collect();
         if kinds.is_empty() || within == 0 {
             return Ok(Vec::new());
         }
         let session = session.to_owned();
         let (before, offset, limit) = (clamp(before), clamp(within - 1), clamp(limit));
-        self.pool
-            .run(move |conn| {
-                // Numbered after the four fixed parameters.
-                let marks = (0..kinds.len())
-                    .map(|i| format!("?{}", i.saturating_add(5)))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                // The lowest seq of the window: the `within`-th record of the session before
-                // `before` (read from the index alone), or 0 when the session has fewer.
-                let tail = format!(
-                    "WHERE session = ?1 AND seq < ?2 AND seq >= COALESCE((SELECT seq FROM \
+        pool.run(move |conn| {
+            // Numbered after the four fixed parameters.
+            let marks = (0..kinds.len())
+                .map(|i| format!("?{}", i.saturating_add(5)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            // The lowest seq of the window: the `within`-th record of the session before
+            // `before` (read from the index alone), or 0 when the session has fewer.
+            let tail = format!(
+                "WHERE session = ?1 AND seq < ?2 AND seq >= COALESCE((SELECT seq FROM \
                      records WHERE session = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT 1 \
                      OFFSET ?3), 0) AND kind IN ({marks}) ORDER BY seq DESC LIMIT ?4"
-                );
-                let mut params = vec![
-                    rusqlite::types::Value::Text(session),
-                    rusqlite::types::Value::Integer(before),
-                    rusqlite::types::Value::Integer(offset),
-                    rusqlite::types::Value::Integer(limit),
-                ];
-                params.extend(kinds.into_iter().map(rusqlite::types::Value::Text));
-                select(conn, &tail, rusqlite::params_from_iter(params))
-            })
-            .await
+            );
+            let mut params = vec![
+                rusqlite::types::Value::Text(session),
+                rusqlite::types::Value::Integer(before),
+                rusqlite::types::Value::Integer(offset),
+                rusqlite::types::Value::Integer(limit),
+            ];
+            params.extend(kinds.into_iter().map(rusqlite::types::Value::Text));
+            select(conn, &tail, rusqlite::params_from_iter(params))
+        })
+        .await
     }
 
     /// The ledger's identity (see [`Ledger::id`](super::Ledger::id)); [`LedgerError::NoTree`]
     /// if no writer of this version has opened the ledger yet.
     pub async fn id(&self) -> Result<String, LedgerError> {
-        self.pool.run(tree::read_id).await
+        let pool = match &self.backend {
+            Backend::Sqlite(pool) => pool,
+            Backend::Postgres(pg) => return pg.id().await,
+        };
+        pool.run(tree::read_id).await
     }
 
     /// The Merkle root of the first `size` records, built from the stored nodes (and the
@@ -209,7 +255,11 @@ impl LedgerReader {
     /// Nothing here is verified: a root read from a tampered database is whatever it holds.
     /// Checkers compare it with a signed checkpoint, or recompute it from the records.
     pub async fn tree_root(&self, size: u64) -> Result<merkle::Hash, LedgerError> {
-        self.pool.run(move |conn| tree::root(conn, size)).await
+        let pool = match &self.backend {
+            Backend::Sqlite(pool) => pool,
+            Backend::Postgres(pg) => return pg.tree_root(size).await,
+        };
+        pool.run(move |conn| tree::root(conn, size)).await
     }
 
     /// The inclusion proof of record `seq` (leaf `seq - 1`) in the tree of the first `size`
@@ -220,9 +270,11 @@ impl LedgerReader {
         seq: u64,
         size: u64,
     ) -> Result<Vec<merkle::Hash>, LedgerError> {
-        self.pool
-            .run(move |conn| tree::inclusion(conn, seq, size))
-            .await
+        let pool = match &self.backend {
+            Backend::Sqlite(pool) => pool,
+            Backend::Postgres(pg) => return pg.inclusion_proof(seq, size).await,
+        };
+        pool.run(move |conn| tree::inclusion(conn, seq, size)).await
     }
 
     /// The consistency proof from the tree of the first `old` records to the tree of the
@@ -234,8 +286,11 @@ impl LedgerReader {
         old: u64,
         new: u64,
     ) -> Result<Vec<merkle::Hash>, LedgerError> {
-        self.pool
-            .run(move |conn| tree::consistency(conn, old, new))
+        let pool = match &self.backend {
+            Backend::Sqlite(pool) => pool,
+            Backend::Postgres(pg) => return pg.consistency_proof(old, new).await,
+        };
+        pool.run(move |conn| tree::consistency(conn, old, new))
             .await
     }
 
@@ -246,17 +301,59 @@ impl LedgerReader {
     /// `Err` means the ledger could not be read; a ledger that reads but does not verify is
     /// an `Ok` report with a `first_problem`.
     pub async fn verify(&self) -> Result<VerifyReport, LedgerError> {
-        let path = self.pool.path().to_path_buf();
+        let pool = match &self.backend {
+            Backend::Sqlite(pool) => pool,
+            Backend::Postgres(pg) => return pg.verify().await,
+        };
+        let path = pool.path().to_path_buf();
         tokio::task::spawn_blocking(move || scan::verify(&path))
             .await
             .map_err(|e| LedgerError::Read(Arc::new(e)))?
+    }
+
+    /// The instances whose chains the store holds, by name, each with its ledger id and
+    /// head (its mark: the last record its writer committed). On SQLite, the one ledger,
+    /// named by its ledger id.
+    pub async fn instances(&self) -> Result<Vec<super::InstanceInfo>, LedgerError> {
+        let pool = match &self.backend {
+            Backend::Sqlite(pool) => pool,
+            Backend::Postgres(pg) => return pg.instances().await,
+        };
+        let id = pool.run(tree::read_id).await?;
+        let head = self.tail(1).await?.first().map_or(0, |r| r.seq);
+        Ok(vec![super::InstanceInfo {
+            instance: id.clone(),
+            ledger: id,
+            head,
+        }])
+    }
+
+    /// On PostgreSQL, the instance's mark: the last record its writer committed, recorded in
+    /// the same transaction as the records (a chain that ends before it was truncated).
+    /// `None` on SQLite, whose mark lives in the state store (`warden_session::LedgerMark`).
+    /// [`LedgerError::Unsupported`] on the merged reader.
+    pub async fn mark(&self) -> Result<Option<u64>, LedgerError> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(None),
+            Backend::Postgres(pg) => pg.mark().await.map(Some),
+        }
+    }
+
+    /// Whether this reader reads every instance of the shared store merged (the queries by
+    /// sequence number answer [`LedgerError::Unsupported`]).
+    pub fn is_merged(&self) -> bool {
+        matches!(&self.backend, Backend::Postgres(pg) if pg.is_merged())
     }
 
     /// Closes the reader's connections, once the queries running on them have ended; later
     /// `tail`, `get` and `range` calls, on this reader or any clone, fail with
     /// [`LedgerError::Read`]. (`verify` opens connections of its own and still works.)
     pub async fn close(&self) {
-        self.pool.close().await;
+        let pool = match &self.backend {
+            Backend::Sqlite(pool) => pool,
+            Backend::Postgres(_) => return,
+        };
+        pool.close().await;
     }
 }
 

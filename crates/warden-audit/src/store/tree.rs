@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS meta (
 const LEDGER_ID: &str = "ledger_id";
 
 /// The leaves of one stored-level chunk: `2^STORED_LEVEL` = 256.
-const CHUNK: u64 = 1 << STORED_LEVEL;
+pub(super) const CHUNK: u64 = 1 << STORED_LEVEL;
 
 /// Records read per query while the table is rebuilt.
 const BACKFILL_BATCH: i64 = 65_536;
@@ -105,7 +105,7 @@ pub(super) fn prepare(conn: &Connection, path: &Path) -> Result<String, LedgerEr
 }
 
 /// How many subtrees at [`STORED_LEVEL`] and above a tree of `size` leaves completes.
-fn stored_count(size: u64) -> u64 {
+pub(super) fn stored_count(size: u64) -> u64 {
     (STORED_LEVEL..64).map(|level| size >> level).sum()
 }
 
@@ -325,7 +325,7 @@ fn stored_node(conn: &Connection, level: u32, index: u64) -> Result<Hash, Ledger
 }
 
 /// The root of a perfect subtree given its leaf hashes (a power of two of them).
-fn perfect_root(leaves: &[Hash]) -> Hash {
+pub(super) fn perfect_root(leaves: &[Hash]) -> Hash {
     let mut level: Vec<Hash> = leaves.to_vec();
     while level.len() > 1 {
         level = level
@@ -394,7 +394,7 @@ fn check_size(conn: &Connection, size: u64) -> Result<(), LedgerError> {
     Ok(())
 }
 
-fn proof_error(e: merkle::ProofError<LedgerError>) -> LedgerError {
+pub(super) fn proof_error(e: merkle::ProofError<LedgerError>) -> LedgerError {
     match e {
         merkle::ProofError::Nodes(e) => e,
         // The ranges are checked before a proof is asked for.

@@ -17,9 +17,10 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 use warden_provenance::{Limits, SessionProvenance};
 
-use super::{Link, OpenedSession, Session, SessionStore};
+use super::{Link, OpenedSession, Session, SessionStore, postgres};
 use crate::state_db::{StoreError, fmt_time};
 use crate::tokens::{self, Plane};
+use crate::trust::TrustedPiece;
 
 /// Why a child session was not opened.
 #[derive(Debug, thiserror::Error)]
@@ -134,47 +135,31 @@ impl SessionStore {
                 provenance.mark_incomplete();
             }
         }
-        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
-        sqlx::query("INSERT INTO sessions (id, token_hash, agent, principal, task, opened_at, expires_at, parent, chain) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
-            .bind(&id)
-            .bind(&hash[..])
-            .bind(agent)
-            .bind(&parent.principal)
-            .bind(task)
-            .bind(fmt_time(now))
-            .bind(fmt_time(expires_at))
-            .bind(&parent.id)
-            .bind(&chain_json)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from)?;
-        for l in &labels {
-            sqlx::query("INSERT OR IGNORE INTO session_labels (session, label) VALUES (?, ?)")
-                .bind(&id)
-                .bind(&**l)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::from)?;
+        // The parent held its trusted text within the same bound; fail closed all the same:
+        // a piece that does not fit is neither trusted nor stored.
+        let kept: Vec<&TrustedPiece> = trusted
+            .iter()
+            .filter(|piece| {
+                provenance
+                    .add_trusted(&piece.text, piece.source.clone())
+                    .is_ok()
+            })
+            .collect();
+        let row = postgres::NewChild {
+            id: &id,
+            hash: &hash,
+            agent,
+            principal: &parent.principal,
+            task,
+            parent: &parent.id,
+            chain: &chain_json,
+            now,
+            expires_at,
+        };
+        match self.shared() {
+            Some(pg) => postgres::insert_child(pg, &row, &labels, &kept, max_children).await?,
+            None => self.insert_child_sqlite(&row, &labels, &kept).await?,
         }
-        for piece in &trusted {
-            if provenance
-                .add_trusted(&piece.text, piece.source.clone())
-                .is_err()
-            {
-                // The parent held it within the same bound; fail closed all the same.
-                continue;
-            }
-            let source =
-                serde_json::to_string(&piece.source).map_err(|_| StoreError::Corrupt("source"))?;
-            sqlx::query("INSERT INTO session_trust (session, text, source) VALUES (?, ?, ?)")
-                .bind(&id)
-                .bind(&piece.text)
-                .bind(source)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::from)?;
-        }
-        tx.commit().await.map_err(StoreError::from)?;
         let session = Arc::new(Session {
             id: id.clone(),
             agent: agent.to_owned(),
@@ -187,8 +172,51 @@ impl SessionStore {
             revoked: std::sync::atomic::AtomicBool::new(false),
             labels: Mutex::new(labels),
             provenance: RwLock::new(provenance),
+            trust_seen: Default::default(),
+            served_here: Default::default(),
         });
         Ok(self.hold_new(hash, session, token)?)
+    }
+
+    /// Stores a child, its labels and trusted text in `state.db`, in one transaction.
+    async fn insert_child_sqlite(
+        &self,
+        row: &postgres::NewChild<'_>,
+        labels: &[Arc<str>],
+        trusted: &[&TrustedPiece],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.sqlite()?.begin().await?;
+        sqlx::query("INSERT INTO sessions (id, token_hash, agent, principal, task, opened_at, expires_at, parent, chain) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            .bind(row.id)
+            .bind(&row.hash[..])
+            .bind(row.agent)
+            .bind(row.principal)
+            .bind(row.task)
+            .bind(fmt_time(row.now))
+            .bind(fmt_time(row.expires_at))
+            .bind(row.parent)
+            .bind(row.chain)
+            .execute(&mut *tx)
+            .await?;
+        for l in labels {
+            sqlx::query("INSERT OR IGNORE INTO session_labels (session, label) VALUES (?, ?)")
+                .bind(row.id)
+                .bind(&**l)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for piece in trusted {
+            let source =
+                serde_json::to_string(&piece.source).map_err(|_| StoreError::Corrupt("source"))?;
+            sqlx::query("INSERT INTO session_trust (session, text, source) VALUES (?, ?, ?)")
+                .bind(row.id)
+                .bind(&piece.text)
+                .bind(source)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Reserves a child slot of `parent`, or refuses past `max_children` (live children and
@@ -253,6 +281,16 @@ impl SessionStore {
         id: &str,
         now: OffsetDateTime,
     ) -> Result<Vec<(String, String)>, StoreError> {
+        if let Some(pg) = self.shared() {
+            // Every instance's descendants, from the store.
+            let mut revoked = Vec::new();
+            for (child, parent) in postgres::descendants(pg, id).await? {
+                if self.revoke(&child, now).await? {
+                    revoked.push((child, parent));
+                }
+            }
+            return Ok(revoked);
+        }
         let mut descendants = self.descendants(id);
         descendants.sort_by_key(|s| s.chain.len());
         let mut revoked = Vec::new();

@@ -2,7 +2,8 @@
 //! the data directory (the first one is written by `warden serve` to `operator.token`); the
 //! gateway records its issue before its first use. `warden operator list-tokens` and
 //! `revoke-token` go through the operator plane (an admin's token), which records a
-//! revocation before it takes effect.
+//! revocation before it takes effect. With `--store postgres://…` (or `WARDEN_STORE`) the
+//! credential is made in the fleet's shared store and works on every instance.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,7 +13,8 @@ use serde_json::Value;
 
 use crate::EXIT_USAGE;
 use crate::commands::session::OperatorClient;
-use warden_session::{OperatorCredentials, OperatorRole, StateDb};
+use warden_core::StoreLocation;
+use warden_session::{OperatorCredentials, OperatorRole, PoolBounds, StateDb};
 
 /// `warden operator …`.
 #[derive(Debug, Args)]
@@ -43,6 +45,11 @@ pub enum OperatorCommand {
         /// Data directory. Env `WARDEN_DATA`; default `./warden-data`.
         #[arg(long = "data")]
         data_dir: Option<PathBuf>,
+        /// The store: `sqlite` (the data directory's `state.db`) or the fleet's PostgreSQL URL
+        /// (the credential then works on every instance). Env `WARDEN_STORE` (prefer it to
+        /// the flag: the command line is visible to other users); default `sqlite`.
+        #[arg(long, env = "WARDEN_STORE", hide_env_values = true)]
+        store: Option<String>,
     },
     /// List the operator credentials (never their tokens), through the operator plane.
     ListTokens {
@@ -66,13 +73,14 @@ pub enum OperatorCommand {
 
 /// Runs `warden operator …`.
 pub fn execute(args: &OperatorArgs) -> ExitCode {
-    let (name, principal, observer, data_dir) = match &args.command {
+    let (name, principal, observer, data_dir, store) = match &args.command {
         OperatorCommand::CreateToken {
             name,
             principal,
             observer,
             data_dir,
-        } => (name, principal, *observer, data_dir),
+            store,
+        } => (name, principal, *observer, data_dir, store),
         OperatorCommand::ListTokens { json, client } => return list_tokens(client, *json),
         OperatorCommand::RevokeToken { id, client } => return revoke_token(client, id),
     };
@@ -81,11 +89,31 @@ pub fn execute(args: &OperatorArgs) -> ExitCode {
         (None, true) => OperatorRole::Observer,
         (None, false) => OperatorRole::Admin,
     };
+    let location = match store.as_deref().map(StoreLocation::parse) {
+        None => StoreLocation::Sqlite,
+        Some(Ok(l)) => l,
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     let dir = data_dir
         .clone()
         .or_else(|| std::env::var("WARDEN_DATA").ok().map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from(warden_gateway::config::DEFAULT_DATA_DIR));
     crate::runtime(async move {
+        if let StoreLocation::Postgres(url) = &location {
+            // The shared store: no data directory is needed or made. The URL is shown without
+            // its password in any error.
+            let db = match StateDb::connect(&location, &dir, PoolBounds::default()).await {
+                Ok(db) => db,
+                Err(e) => {
+                    eprintln!("error: {url}: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            return issue(&db, name, role).await;
+        }
         match warden_core::private::private_dir(&dir) {
             Ok(None) => {}
             Ok(Some(t)) => eprintln!("note: the data directory was open to group or others: {t}"),
@@ -104,24 +132,29 @@ pub fn execute(args: &OperatorArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let now = time::OffsetDateTime::now_utc();
-        // Offline: the ledger is the gateway's; the gateway records this issue before the
-        // credential's first use.
-        let result = OperatorCredentials::open(&db)
-            .create(name, role, now, false)
-            .await;
-        db.close().await;
-        match result {
-            Ok(issued) => {
-                println!("{}", issued.token);
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        }
+        issue(&db, name, role).await
     })
+}
+
+/// Issues the credential in `db`, prints its token, closes `db`.
+async fn issue(db: &StateDb, name: &str, role: OperatorRole) -> ExitCode {
+    let now = time::OffsetDateTime::now_utc();
+    // Offline: the ledger is the gateway's; the gateway records this issue before the
+    // credential's first use.
+    let result = OperatorCredentials::open(db)
+        .create(name, role, now, false)
+        .await;
+    db.close().await;
+    match result {
+        Ok(issued) => {
+            println!("{}", issued.token);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn list_tokens(client: &OperatorClient, json: bool) -> ExitCode {

@@ -8,6 +8,11 @@ pub const SESSIONS: &[&str] = &[
     "CREATE TABLE session_labels (session TEXT NOT NULL, label TEXT NOT NULL, PRIMARY KEY (session, label))",
     "CREATE TABLE session_trust (n BIGSERIAL PRIMARY KEY, session TEXT NOT NULL, text TEXT NOT NULL, source TEXT NOT NULL)",
     "CREATE INDEX session_trust_session ON session_trust (session, n)",
+    "CREATE INDEX sessions_parent ON sessions (parent) WHERE parent IS NOT NULL",
+    // Which instances served each session (noted before an instance's first decision for
+    // it): an instance that finds another one here marks the session's provenance
+    // incomplete, its untrusted index being per instance.
+    "CREATE TABLE session_instances (session TEXT NOT NULL, instance TEXT NOT NULL, PRIMARY KEY (session, instance))",
     "CREATE TABLE operator_tokens (id TEXT PRIMARY KEY, token_hash BYTEA NOT NULL UNIQUE, name TEXT NOT NULL, created_at TEXT NOT NULL, revoked_at TEXT, role TEXT NOT NULL DEFAULT 'admin', principal TEXT, recorded_at TEXT)",
     "CREATE TABLE model_turns (session TEXT PRIMARY KEY, turns TEXT NOT NULL, seq BIGINT NOT NULL)",
     "CREATE INDEX model_turns_seq ON model_turns (seq)",

@@ -1,0 +1,13 @@
+//! Sessions and credentials shared by a fleet (issue 18): two instances (two `StateDb`s on
+//! one real PostgreSQL database, each with its own instance id) serve the same sessions and
+//! operator credentials. One test binary; the adversarial tests in a module of their own.
+
+#[path = "state_fleet/support.rs"]
+mod support;
+
+#[path = "state_fleet/adversarial.rs"]
+mod adversarial;
+#[path = "state_fleet/operators.rs"]
+mod operators;
+#[path = "state_fleet/sessions.rs"]
+mod sessions;
