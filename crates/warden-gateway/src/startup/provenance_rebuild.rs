@@ -11,6 +11,11 @@
 //! (or a page of it) marks every live session's index incomplete. An incomplete index judges
 //! every value the trusted text does not state as untrusted.
 //!
+//! On a fleet (PostgreSQL store) the index is per instance: the live sessions are those this
+//! instance served (held again at start-up), and the ledger read is this instance's own chain.
+//! A session another instance also served is marked incomplete by the session store (its
+//! `session_instances`), since this chain does not hold what was read there.
+//!
 //! Bounded: the ledger is read in pages of [`PAGE`] records, one result held at a time; each
 //! session's index is bounded by its own limits. The scan is skipped when no session is live
 //! or the charter declares no untrusted label.

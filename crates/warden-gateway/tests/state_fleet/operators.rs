@@ -92,7 +92,7 @@ async fn instances_starting_on_an_empty_store_make_exactly_one_bootstrap_credent
             .create_first("bootstrap", OperatorRole::Admin, t0())
     }))
     .await;
-    let issued: Vec<_> = made.into_iter().map(Result::unwrap).flatten().collect();
+    let issued: Vec<_> = made.into_iter().filter_map(Result::unwrap).collect();
     assert_eq!(issued.len(), 1, "one bootstrap credential");
     assert_eq!(instances[0].operators.count().await.unwrap(), 1);
     let token = &issued[0].token;
