@@ -90,6 +90,9 @@ pub enum RefusalReason {
     ArgumentsTooLarge,
     /// The session has used its quota of bytes recorded: its further calls are refused.
     CaptureQuotaExhausted,
+    /// The shared state store (PostgreSQL) could not be read or written on the decision
+    /// path: the action is refused, never allowed unchecked.
+    StoreUnavailable,
 }
 
 impl RefusalReason {
@@ -106,6 +109,7 @@ impl RefusalReason {
             RefusalReason::NotInventoried => "not_inventoried",
             RefusalReason::ArgumentsTooLarge => "arguments_too_large",
             RefusalReason::CaptureQuotaExhausted => "capture_quota_exhausted",
+            RefusalReason::StoreUnavailable => "store_unavailable",
         }
     }
 }

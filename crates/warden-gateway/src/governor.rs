@@ -375,7 +375,26 @@ impl Governor {
             binding,
             under,
             increments,
-        } = self.decide_under(governed, &ancestors, session, &asked, &shadow);
+        } = match self
+            .decide_under(governed, &ancestors, session, &asked, &shadow)
+            .await
+        {
+            Ok(i) => i,
+            // Fail closed: a use that cannot be counted is not allowed unmetered.
+            Err(e) => {
+                tracing::error!(error = %e, "The scope counters cannot be read or counted; the action is refused.");
+                return Err(self
+                    .record_refused_attempt(
+                        session,
+                        (tool, called_as),
+                        &args,
+                        via,
+                        RefusalReason::StoreUnavailable,
+                        "the state store is unavailable, so the decision cannot be counted",
+                    )
+                    .await);
+            }
+        };
         // A decision a control changed names it, and its reason reaches the agent (and
         // the approvers, when it asks).
         let control = applied.changed(decision.reason).map(|c| {

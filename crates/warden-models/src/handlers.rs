@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 use warden_core::TraceContext;
 use warden_llm::Protocol;
-use warden_session::Session;
+use warden_session::{BudgetRefused, Session};
 
 use crate::answer::ForwardedAnswer;
 use crate::capture::ModelCall;
@@ -275,13 +275,27 @@ async fn model_call(
     // Reserve before forward: the call holds what it may use (its prompt and its largest
     // completion) against the budgets until it is counted, so concurrent calls cannot
     // overrun them.
-    match proxy.budgets.reserve(
-        &session,
-        now,
-        reservation_tokens(&call.prompt_text, &parsed),
-    ) {
+    match proxy
+        .budgets
+        .reserve_async(
+            &session,
+            now,
+            reservation_tokens(&call.prompt_text, &parsed),
+        )
+        .await
+    {
         Ok(reservation) => call.reservation = Some(reservation),
-        Err(exceeded) => {
+        // Fail closed: budgets that cannot be read admit nothing.
+        Err(BudgetRefused::Unavailable(e)) => {
+            tracing::error!(error = %e, "The token budgets cannot be read; the model call is refused.");
+            return protocol_error(
+                protocol,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the token budgets cannot be checked (the state store is unavailable), so the call was not forwarded",
+            );
+        }
+        Err(BudgetRefused::Exceeded(exceeded)) => {
             if let Err(e) = proxy.recorder.append(call.budget_exceeded(&exceeded)).await {
                 tracing::error!(error = %e, "The ledger cannot record a refused model call.");
             }

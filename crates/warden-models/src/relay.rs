@@ -97,7 +97,7 @@ pub(crate) fn start_relay(
     proxy: Arc<ModelProxy>,
     upstream: reqwest::Response,
     route: &ModelRoute,
-    call: ModelCall,
+    mut call: ModelCall,
     mode: RelayMode,
     passed: HeaderMap,
 ) -> ForwardedAnswer {
@@ -130,7 +130,8 @@ pub(crate) fn start_relay(
         let usage = call.usage(&completion, true);
         let counted = proxy
             .budgets
-            .count(&call.session, proxy.clock.now(), usage.total());
+            .count(&call.session, proxy.clock.now(), usage.total())
+            .releasing(call.reservation.take());
         if end.cut_short() {
             // Abort the agent's response: a cut-off stream must not look complete.
             let _ = agent_body

@@ -245,7 +245,7 @@ fn complete_answer(
     status: u16,
     bytes: Vec<u8>,
     mut passed: HeaderMap,
-    call: ModelCall,
+    mut call: ModelCall,
 ) -> ForwardedAnswer {
     let protocol = call.protocol;
     let body: Option<Value> = serde_json::from_slice(&bytes).ok();
@@ -277,7 +277,8 @@ fn complete_answer(
     let usage = call.usage(&completion, ok);
     let counted = proxy
         .budgets
-        .count(&call.session, proxy.clock.now(), usage.total());
+        .count(&call.session, proxy.clock.now(), usage.total())
+        .releasing(call.reservation.take());
     ForwardedAnswer::Complete {
         response,
         outcome: CallOutcome::Answered(Box::new(AnsweredCall {

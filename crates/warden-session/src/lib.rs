@@ -49,6 +49,6 @@ pub use sessions::{
     ChildError, Link, MAX_TASK_BYTES, MAX_TTL, OpenedSession, Session, SessionInfo, SessionStore,
 };
 pub use state_db::{Backend, Channel, Notice, Notices, PoolBounds, StateDb, StoreError};
-pub use token_budgets::{BudgetExceeded, CountedTokens, Reservation, TokenBudgets};
+pub use token_budgets::{BudgetExceeded, BudgetRefused, CountedTokens, Reservation, TokenBudgets};
 pub use tokens::Plane;
 pub use trust::TrustedPiece;

@@ -1,7 +1,11 @@
-//! Preapproved-scope counters, per session and per UTC day, kept in memory and written
-//! through to `state.db`, so a restart does not reset a day's spend.
+//! Preapproved-scope counters, per session and per UTC day.
 //!
-//! A decision is made without the counters' lock (it reads each rule's usage under the lock,
+//! On SQLite they are kept in memory and written through to `state.db`, so a restart does not
+//! reset a day's spend. On PostgreSQL (a fleet) they live in the shared database only, and
+//! are read, checked and counted there by [`ScopeCounters::decide_and_count_async`] (see
+//! [`shared`]), exact across instances.
+//!
+//! On SQLite, a decision is made without the counters' lock (it reads each rule's usage under the lock,
 //! one at a time); then, under the lock, the usage it read is checked to be unchanged and the
 //! use is counted. Usage that changed meanwhile (a concurrent call counted) makes it decide
 //! again, at most [`MAX_DECIDE_ATTEMPTS`] times; past that every scope looks used up, so the
@@ -11,7 +15,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use sqlx::{Row, SqlitePool};
+use sqlx::{PgPool, Row, SqlitePool};
 use time::OffsetDateTime;
 use warden_charter::CompiledCharter;
 use warden_charter::amount::Amount;
@@ -19,7 +23,9 @@ use warden_core::{Decision, Tier, Verdict};
 use warden_pdp::{RuleUsage, ScopeUsage};
 
 use crate::sessions::MAX_TTL;
-use crate::state_db::{StateDb, StoreError};
+use crate::state_db::{Backend, StateDb, StoreError};
+
+pub mod shared;
 
 /// How many times a decision is made again when the usage it read changed before it could be
 /// counted.
@@ -54,10 +60,20 @@ struct Counter {
 /// per session and per UTC day.
 #[derive(Debug)]
 pub struct ScopeCounters {
+    /// In memory (SQLite only; empty on PostgreSQL).
     counters: Mutex<Counters>,
-    pool: SqlitePool,
+    store: Store,
     /// When counters of ended windows were last pruned (unix seconds).
     pruned_at: std::sync::atomic::AtomicI64,
+}
+
+/// Where the counters are kept.
+#[derive(Debug)]
+enum Store {
+    /// In memory, written through to `state.db`.
+    Sqlite(SqlitePool),
+    /// In the fleet's PostgreSQL database only.
+    Postgres(PgPool),
 }
 
 /// How often, at most, counters of ended windows are pruned (when a use is counted), in
@@ -122,9 +138,19 @@ pub struct ScopeIncrement {
 }
 
 impl ScopeCounters {
-    /// Loads the counters from `state.db`.
+    /// Loads the counters from `state.db`; on PostgreSQL nothing is loaded (every decision
+    /// reads the shared database).
     pub async fn open(db: &StateDb) -> Result<ScopeCounters, StoreError> {
-        let pool = db.pool()?;
+        let pool = match db.backend() {
+            Backend::Sqlite(pool) => pool.clone(),
+            Backend::Postgres(pool) => {
+                return Ok(ScopeCounters {
+                    counters: Mutex::new(HashMap::new()),
+                    store: Store::Postgres(pool.clone()),
+                    pruned_at: std::sync::atomic::AtomicI64::new(i64::MIN),
+                });
+            }
+        };
         let rows = sqlx::query("SELECT rule, window, count, spend FROM scope_usage")
             .fetch_all(&pool)
             .await?;
@@ -152,7 +178,7 @@ impl ScopeCounters {
         }
         Ok(ScopeCounters {
             counters: Mutex::new(counters),
-            pool,
+            store: Store::Sqlite(pool),
             pruned_at: std::sync::atomic::AtomicI64::new(i64::MIN),
         })
     }
@@ -163,6 +189,9 @@ impl ScopeCounters {
     /// scope. If the usage changed meanwhile it decides again (at most
     /// [`MAX_DECIDE_ATTEMPTS`] times, then as if every scope were used up). Returns the
     /// decision and the change to persist.
+    ///
+    /// This is the SQLite path: on PostgreSQL it counts nothing and decides as if every scope
+    /// were used up (use [`decide_and_count_async`](Self::decide_and_count_async)).
     pub fn decide_and_count(
         &self,
         charter: &CompiledCharter,
@@ -171,6 +200,9 @@ impl ScopeCounters {
         args: &serde_json::Value,
         decide: impl Fn(&dyn ScopeUsage) -> Decision,
     ) -> (Decision, Option<ScopeIncrement>) {
+        if matches!(self.store, Store::Postgres(_)) {
+            return (decide(&Poisoned), None);
+        }
         let session = Window::Session(session_id.to_owned());
         let day = Window::Day(utc_day(now));
         for _ in 0..MAX_DECIDE_ATTEMPTS {
@@ -255,13 +287,17 @@ impl ScopeCounters {
         deleted
     }
 
-    /// Writes counter changes through to `state.db`.
+    /// Writes counter changes through to `state.db` (nothing to do on PostgreSQL: the count
+    /// was committed by the decision).
     pub async fn persist(&self, inc: ScopeIncrement) -> Result<(), StoreError> {
+        let Store::Sqlite(pool) = &self.store else {
+            return Ok(());
+        };
         for (rule, window) in inc.deleted {
             sqlx::query("DELETE FROM scope_usage WHERE rule = ? AND window = ?")
                 .bind(rule)
                 .bind(window)
-                .execute(&self.pool)
+                .execute(pool)
                 .await?;
         }
         for (rule, window, count, spend) in inc.rows {
@@ -270,7 +306,7 @@ impl ScopeCounters {
                 .bind(window)
                 .bind(i64::from(count))
                 .bind(spend.to_string())
-                .execute(&self.pool)
+                .execute(pool)
                 .await?;
         }
         Ok(())

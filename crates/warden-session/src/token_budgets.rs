@@ -10,16 +10,22 @@
 //!
 //! Counters of windows that have ended are pruned from memory at most once a minute, when
 //! tokens are counted (the table in `state.db` keeps them, for the record).
+//!
+//! On PostgreSQL (a fleet) the counters and the reservations live in the shared database
+//! only, and the same rule holds across every instance: see [`shared`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use sqlx::{Row, SqlitePool};
+use sqlx::{PgPool, Row, SqlitePool};
 use time::OffsetDateTime;
 use warden_charter::{BudgetScope, TokenBudget};
 
 use crate::sessions::Session;
-use crate::state_db::{StateDb, StoreError};
+use crate::state_db::{Backend, StateDb, StoreError};
+
+pub mod shared;
+pub use shared::BudgetRefused;
 
 /// A spent budget.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,11 +76,24 @@ struct CounterKey {
     window_start: i64,
 }
 
-/// Tokens counted in memory, to be written through.
+/// Tokens counted in memory, to be written through (on PostgreSQL: to be counted, releasing
+/// the call's reservation in the same statement, see [`CountedTokens::releasing`]).
 #[derive(Debug, Default)]
 pub struct CountedTokens {
     keys: Vec<CounterKey>,
     tokens: u64,
+    release: Option<Reservation>,
+}
+
+impl CountedTokens {
+    /// Hands the call's reservation over: it is released when these tokens are written
+    /// (on PostgreSQL in the same statement that counts them, so no other instance sees the
+    /// budget with neither the reservation nor the count).
+    pub fn releasing(mut self, reservation: Option<Reservation>) -> CountedTokens {
+        // On SQLite the tokens are counted in memory already: the reservation goes now.
+        self.release = reservation.filter(|r| r.shared.is_some());
+        self
+    }
 }
 
 /// How often counters of ended windows are pruned from memory, in seconds.
@@ -95,6 +114,8 @@ pub struct Reservation {
     counters: Arc<Mutex<Counters>>,
     keys: Vec<CounterKey>,
     tokens: u64,
+    /// On PostgreSQL: the reservation held in the shared database.
+    shared: Option<shared::Held>,
 }
 
 impl Drop for Reservation {
@@ -118,8 +139,18 @@ impl Drop for Reservation {
 pub struct TokenBudgets {
     /// Each agent's budgets (its charter's), by agent id; a session is held to its agent's.
     budgets: HashMap<String, Vec<TokenBudget>>,
-    pool: SqlitePool,
+    store: Store,
     counts: Arc<Mutex<Counters>>,
+}
+
+/// Where the counters are kept.
+#[derive(Debug)]
+enum Store {
+    /// In memory, written through to `state.db`.
+    Sqlite(SqlitePool),
+    /// In the fleet's PostgreSQL database only; reservations dropped without being counted
+    /// are released by tasks on the tracker.
+    Postgres(PgPool, tokio_util::task::TaskTracker),
 }
 
 impl TokenBudgets {
@@ -131,7 +162,16 @@ impl TokenBudgets {
         db: &StateDb,
         budgets: HashMap<String, Vec<TokenBudget>>,
     ) -> Result<TokenBudgets, StoreError> {
-        let pool = db.pool()?;
+        let pool = match db.backend() {
+            Backend::Sqlite(pool) => pool.clone(),
+            Backend::Postgres(pool) => {
+                return Ok(TokenBudgets {
+                    budgets,
+                    store: Store::Postgres(pool.clone(), tokio_util::task::TaskTracker::new()),
+                    counts: Arc::default(),
+                });
+            }
+        };
         let mut counts = HashMap::new();
         for row in sqlx::query("SELECT scope, key, window_start, tokens FROM model_usage")
             .fetch_all(&pool)
@@ -155,7 +195,7 @@ impl TokenBudgets {
         }
         Ok(TokenBudgets {
             budgets,
-            pool,
+            store: Store::Sqlite(pool),
             counts: Arc::new(Mutex::new(Counters {
                 used: counts,
                 ..Counters::default()
@@ -208,13 +248,20 @@ impl TokenBudgets {
     /// its largest completion), or says which budget has no room. The reservation is held
     /// until the returned [`Reservation`] is dropped: keep it until the call's usage is
     /// [counted](Self::count).
+    ///
+    /// This is the SQLite path: on PostgreSQL it refuses (use
+    /// [`reserve_async`](Self::reserve_async)).
     pub fn reserve(
         &self,
         session: &Session,
         now: OffsetDateTime,
         tokens: u64,
     ) -> Result<Reservation, BudgetExceeded> {
-        let Ok(mut counts) = self.counts.lock() else {
+        let locked = match self.store {
+            Store::Sqlite(_) => self.counts.lock().ok(),
+            Store::Postgres(..) => None,
+        };
+        let Some(mut counts) = locked else {
             // Fail closed: without the counters no budget can be vouched for.
             return Err(BudgetExceeded {
                 per: BudgetScope::Session,
@@ -254,6 +301,7 @@ impl TokenBudgets {
             counters: self.counts.clone(),
             keys,
             tokens,
+            shared: None,
         })
     }
 
@@ -288,6 +336,13 @@ impl TokenBudgets {
             .iter()
             .map(|b| Self::key(b, session, now).0)
             .collect();
+        if let Store::Postgres(..) = self.store {
+            return CountedTokens {
+                keys,
+                tokens,
+                release: None,
+            };
+        }
         if let Ok(mut counts) = self.counts.lock() {
             for k in &keys {
                 let c = counts.used.entry(k.clone()).or_insert(0);
@@ -295,12 +350,22 @@ impl TokenBudgets {
             }
             self.prune(&mut counts, now);
         }
-        CountedTokens { keys, tokens }
+        CountedTokens {
+            keys,
+            tokens,
+            release: None,
+        }
     }
 
-    /// Writes counted tokens through to the state store.
+    /// Writes counted tokens through to the state store (on PostgreSQL: counts them, and
+    /// releases the reservation handed over, in one statement per budget; if that fails the
+    /// reservation stays held, standing in for the tokens not counted).
     pub async fn persist(&self, counted: CountedTokens) {
-        let CountedTokens { keys, tokens } = counted;
+        let pool = match &self.store {
+            Store::Sqlite(pool) => pool,
+            Store::Postgres(pool, _) => return shared::persist(pool, counted).await,
+        };
+        let CountedTokens { keys, tokens, .. } = counted;
         for CounterKey {
             per,
             who,
@@ -312,7 +377,7 @@ impl TokenBudgets {
                 .bind(who)
                 .bind(window_start)
                 .bind(i64::try_from(tokens).unwrap_or(i64::MAX))
-                .execute(&self.pool)
+                .execute(pool)
                 .await;
             if let Err(e) = r {
                 tracing::warn!(error = %e, "Token usage could not be written through; it stays counted in memory.");

@@ -12,10 +12,11 @@
 //!   charter nearest the child);
 //! - each charter's preapproved-scope usage is read from, and an allow under it spent in,
 //!   the session of that charter's agent (the child's for its own, the ancestor's for an
-//!   ancestor's): [`ScopeCounters::decide_and_count`] runs once per charter, one after the
-//!   other, each taking and releasing the counters' lock itself — no lock is held across the
-//!   others, nor across an await. A use counted under one charter while another refused is
-//!   not given back (it only restricts).
+//!   ancestor's): [`ScopeCounters::decide_and_count_async`] runs once per charter, one after
+//!   the other, each taking and releasing the counters' lock (SQLite) or committing its own
+//!   transaction (PostgreSQL) itself — no lock is held across the others. A use counted under
+//!   one charter while another refused is not given back (it only restricts). A store error
+//!   on any of them is returned: the action is refused.
 
 use std::sync::Arc;
 
@@ -25,7 +26,7 @@ use warden_charter::CompiledCharter;
 use warden_core::Decision;
 use warden_core::gate::RefusalReason;
 use warden_pdp::{Controls as PdpControls, Request, combine, decide};
-use warden_session::{ScopeIncrement, Session};
+use warden_session::{ScopeIncrement, Session, StoreError};
 
 use super::shadow::ShadowRun;
 use super::{Governed, Governor};
@@ -114,23 +115,26 @@ impl Governor {
 
     /// Decides `asked` under the session's own charter (`governed`) and under each of
     /// `ancestors`' (see the module). The shadow charter, if any, decides beside the
-    /// session's own only.
-    pub(super) fn decide_under(
+    /// session's own only. `Err` when the scope counters' store failed (refuse).
+    pub(super) async fn decide_under(
         &self,
         governed: &Governed,
         ancestors: &[Ancestor],
         session: &Session,
         asked: &Asked<'_>,
         shadow: &ShadowRun<'_>,
-    ) -> Intersection {
+    ) -> Result<Intersection, StoreError> {
         let mut decisions = Vec::with_capacity(ancestors.len() + 1);
         let mut increments = Vec::new();
-        let own = self.decide_one(&governed.charter, session, &session.id, asked, Some(shadow));
+        let own = self
+            .decide_one(&governed.charter, session, &session.id, asked, Some(shadow))
+            .await?;
         decisions.push(own.0);
         increments.extend(own.1);
         for a in ancestors {
-            let (d, inc) =
-                self.decide_one(&a.governed.charter, session, &a.session.id, asked, None);
+            let (d, inc) = self
+                .decide_one(&a.governed.charter, session, &a.session.id, asked, None)
+                .await?;
             decisions.push(d);
             increments.extend(inc);
         }
@@ -155,7 +159,7 @@ impl Governor {
         };
         let binding = combine(&decisions);
         let mut charters: Vec<&Arc<CompiledCharter>> = charters.collect();
-        match binding {
+        Ok(match binding {
             Some(i) if i < decisions.len() && i < charters.len() => Intersection {
                 decision: decisions.swap_remove(i),
                 binding: charters.swap_remove(i).clone(),
@@ -169,24 +173,21 @@ impl Governor {
                 under,
                 increments,
             },
-        }
+        })
     }
 
-    /// One charter's decision, its scope usage read from and counted in `usage_session`.
-    fn decide_one(
+    /// One charter's decision, its scope usage read from and counted in `usage_session`
+    /// (on PostgreSQL, committed before this returns).
+    async fn decide_one(
         &self,
         charter: &CompiledCharter,
         session: &Session,
         usage_session: &str,
         asked: &Asked<'_>,
         shadow: Option<&ShadowRun<'_>>,
-    ) -> (Decision, Option<ScopeIncrement>) {
-        self.scope_counters.decide_and_count(
-            charter,
-            usage_session,
-            asked.now,
-            asked.args,
-            |usage| {
+    ) -> Result<(Decision, Option<ScopeIncrement>), StoreError> {
+        self.scope_counters
+            .decide_and_count_async(charter, usage_session, asked.now, asked.args, |usage| {
                 // The session's provenance (trusted text, untrusted index), read-locked only
                 // for this synchronous decision: never across an await.
                 let provenance = session.provenance();
@@ -205,8 +206,8 @@ impl Governor {
                     shadow.decide(&request);
                 }
                 decide(charter, &request)
-            },
-        )
+            })
+            .await
     }
 }
 

@@ -121,24 +121,35 @@ impl Governor {
         let labels = session.labels();
         let applied = self.controls.applying(&session, Some(tool), now);
         let controls: PdpControls = applied.pdp(session.is_revoked());
-        let (decision, increment) =
-            self.scope_counters
-                .decide_and_count(charter, &session.id, now, &args, |usage| {
-                    let provenance = session.provenance();
-                    decide(
-                        charter,
-                        &Request {
-                            tool,
-                            args: &args,
-                            principal: Some(&session.principal),
-                            labels: &labels,
-                            provenance: &provenance,
-                            controls,
-                            usage,
-                            now,
-                        },
-                    )
-                });
+        let counted = self
+            .scope_counters
+            .decide_and_count_async(charter, &session.id, now, &args, |usage| {
+                let provenance = session.provenance();
+                decide(
+                    charter,
+                    &Request {
+                        tool,
+                        args: &args,
+                        principal: Some(&session.principal),
+                        labels: &labels,
+                        provenance: &provenance,
+                        controls,
+                        usage,
+                        now,
+                    },
+                )
+            })
+            .await;
+        // Fail closed: without the counters nothing is released.
+        let (decision, increment) = match counted {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "The scope counters cannot be read or counted; the request is voided.");
+                return void(
+                    "the state store is unavailable, so the decision cannot be counted".to_owned(),
+                );
+            }
+        };
         if let Some(inc) = increment
             && let Err(e) = self.scope_counters.persist(inc).await
         {

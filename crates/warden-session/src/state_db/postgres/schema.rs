@@ -18,12 +18,16 @@ pub const SESSIONS: &[&str] = &[
     "CREATE INDEX model_turns_seq ON model_turns (seq)",
 ];
 
-/// Preapproved-scope counters, token budgets, controls. (`window` is a reserved word in
-/// PostgreSQL: the column is `scope_window`.)
+/// Preapproved-scope counters (with when each was last counted, RFC 3339 in whole seconds, to
+/// prune those of ended sessions), token budgets (tokens counted, and reserved by calls in
+/// flight on every instance), controls (`changed` is taken from its
+/// sequence again on every write, so followers read what changed since they last looked).
+/// (`window` is a reserved word in PostgreSQL: the column is `scope_window`.)
 pub const COUNTERS: &[&str] = &[
-    "CREATE TABLE scope_usage (rule TEXT NOT NULL, scope_window TEXT NOT NULL, count BIGINT NOT NULL, spend TEXT NOT NULL, PRIMARY KEY (rule, scope_window))",
-    "CREATE TABLE model_usage (scope TEXT NOT NULL, key TEXT NOT NULL, window_start BIGINT NOT NULL, tokens BIGINT NOT NULL, PRIMARY KEY (scope, key, window_start))",
+    "CREATE TABLE scope_usage (rule TEXT NOT NULL, scope_window TEXT NOT NULL, count BIGINT NOT NULL, spend TEXT NOT NULL, used_at TEXT NOT NULL, PRIMARY KEY (rule, scope_window))",
+    "CREATE TABLE model_usage (scope TEXT NOT NULL, key TEXT NOT NULL, window_start BIGINT NOT NULL, tokens BIGINT NOT NULL, reserved BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (scope, key, window_start))",
     "CREATE TABLE controls (id TEXT PRIMARY KEY, state TEXT NOT NULL, body TEXT NOT NULL, changed BIGSERIAL NOT NULL)",
+    "CREATE INDEX controls_changed ON controls (changed)",
 ];
 
 /// Approval requests.

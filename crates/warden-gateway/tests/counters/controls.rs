@@ -1,0 +1,1 @@
+//! Controls on PostgreSQL.
