@@ -7,8 +7,10 @@
 //!   moves the request on or names why it is refused ([`VoteRefusal`], [`UseRefusal`]) — and
 //!   the re-decision a live reload makes ([`Redecide`]: void, release, keep). No IO, no
 //!   clock: the caller passes `now`.
-//! - [`store`]: the requests in the state store (`state.db`), with an in-memory index by action
-//!   hash and a watch channel per request so that waiting calls wake when it is decided.
+//! - [`store`]: the requests in the state store (`state.db`, or the fleet's PostgreSQL database
+//!   where every change locks the request's row), with an in-memory index by action hash and a
+//!   watch channel per request so that waiting calls wake when it is decided (on this instance
+//!   or, on PostgreSQL, on another).
 //! - [`signing`]: HMAC-SHA256 signatures for webhook approve/deny links and webhook bodies.
 //!
 //! - [`workflow`]: [`Approvals`], who may decide (the charter's authority section) and the
@@ -37,6 +39,6 @@ pub use request::{
     Vote,
 };
 pub use signing::{LinkAction, Signer};
-pub use store::{ApprovalStore, Entry, StoreError};
+pub use store::{ApprovalStore, Change, Entry, Loaded, StoreError, StorePool};
 pub use webhook::{Notifier, WebhookConfig, WebhookFormat};
 pub use workflow::{Approvals, Choice, DecideError, Decided, Decider, OnRequest};

@@ -286,7 +286,14 @@ impl Approvals {
         action: &str,
         tool: &str,
     ) -> Result<(), (UseRefusal, String)> {
-        let mut current = entry.lock().await;
+        // The request as stored (on PostgreSQL its row locked until the use is saved: a grant
+        // used on another instance is seen here as used, and a grant is used once fleet-wide).
+        let mut current = self.store.begin(entry).await.map_err(|e| {
+            (
+                UseRefusal::NotGranted(Status::Granted),
+                format!("the approval store cannot be reached, so the call is refused: {e}"),
+            )
+        })?;
         let now = self.clock.now();
         let mut next = current.clone();
         let in_force = self
@@ -345,15 +352,12 @@ impl Approvals {
         let approval = current.id.clone();
         // Marked used before the forwarding is recorded: if recording fails the grant is spent
         // and nothing runs — never the other way round.
-        self.store
-            .save(entry, &mut current, next)
-            .await
-            .map_err(|e| {
-                (
-                    UseRefusal::NotGranted(Status::Granted),
-                    format!("the approval could not be marked used, so the call is refused: {e}"),
-                )
-            })?;
+        current.save(next).await.map_err(|e| {
+            (
+                UseRefusal::NotGranted(Status::Granted),
+                format!("the approval could not be marked used, so the call is refused: {e}"),
+            )
+        })?;
         drop(current);
         let batch = vec![
             NewRecord {
@@ -383,7 +387,20 @@ impl Approvals {
         let now = self.clock.now();
         let mut timed_out = 0;
         for entry in self.store.due(now) {
-            let mut current = entry.lock().await;
+            // A denial past its deadline is forgotten (nothing can change it any more).
+            if !entry.status().is_open() {
+                self.store.forget(&entry);
+                continue;
+            }
+            // On PostgreSQL the row is locked and re-read: a request another instance's
+            // sweeper timed out (or an approver decided) meanwhile is not timed out again.
+            let mut current = match self.store.begin(&entry).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "An approval past its deadline could not be read from the store; retried on the next sweep.");
+                    continue;
+                }
+            };
             let mut next = current.clone();
             if !next.expire(now) {
                 if !current.status.is_open() {
@@ -408,7 +425,7 @@ impl Approvals {
                 tracing::error!(error = %e, "The ledger cannot record an approval timeout.");
                 continue;
             }
-            match self.store.save(&entry, &mut current, next).await {
+            match current.save(next).await {
                 Ok(()) => timed_out += 1,
                 Err(e) => tracing::error!(error = %e, "An approval timeout could not be stored."),
             }

@@ -61,7 +61,7 @@ async fn pending_requests_survive_a_reopen_and_stay_decidable() {
         Err(StoreError::Duplicate)
     ));
     {
-        let mut g = a.lock().await;
+        let mut g = store.begin(&a).await.unwrap();
         let mut next = g.clone();
         let bob = Approver {
             principal: Some("bob"),
@@ -71,7 +71,7 @@ async fn pending_requests_survive_a_reopen_and_stay_decidable() {
             credential: None,
         };
         next.deny(&bob, true, None, t0()).unwrap();
-        store.save(&a, &mut g, next).await.unwrap();
+        g.save(next).await.unwrap();
     }
     drop(store);
 
@@ -86,7 +86,7 @@ async fn pending_requests_survive_a_reopen_and_stay_decidable() {
     assert_eq!(e.id(), "r2");
     let mut rx = e.subscribe();
     {
-        let mut g = e.lock().await;
+        let mut g = store.begin(&e).await.unwrap();
         let mut next = g.clone();
         let bob = Approver {
             principal: Some("bob"),
@@ -96,7 +96,7 @@ async fn pending_requests_survive_a_reopen_and_stay_decidable() {
             credential: None,
         };
         next.approve(&bob, true, None, t0()).unwrap();
-        store.save(&e, &mut g, next).await.unwrap();
+        g.save(next).await.unwrap();
     }
     rx.changed().await.unwrap();
     assert_eq!(*rx.borrow(), Status::Granted);
@@ -118,7 +118,7 @@ async fn a_failed_write_changes_nothing() {
         .execute(&pool)
         .await
         .unwrap();
-    let mut g = e.lock().await;
+    let mut g = store.begin(&e).await.unwrap();
     let mut next = g.clone();
     let bob = Approver {
         principal: Some("bob"),
@@ -128,7 +128,7 @@ async fn a_failed_write_changes_nothing() {
         credential: None,
     };
     next.approve(&bob, true, None, t0()).unwrap();
-    assert!(store.save(&e, &mut g, next).await.is_err());
+    assert!(g.save(next).await.is_err());
     assert_eq!(g.status, Status::Pending);
     assert_eq!(e.status(), Status::Pending);
 }

@@ -76,7 +76,8 @@ pub(super) fn check_reason(reason: Option<&str>) -> Result<(), DecideError> {
 }
 
 impl Approvals {
-    /// The request `id` held in memory, to decide on. When it is not — decided long ago, or
+    /// The request `id` held in memory (on PostgreSQL, loaded from the store when another
+    /// instance raised it), to decide on. When it cannot be decided — decided long ago, or
     /// unknown — the refusal, recorded with `payload(code, message)`: `unknown_approval`
     /// (404) for an unknown id, what `gone` says for a stored request.
     pub(super) async fn live_entry(
@@ -85,23 +86,28 @@ impl Approvals {
         payload: &(dyn Fn(&str, &str) -> serde_json::Value + Sync),
         gone: fn(&ApprovalRequest) -> VoteRefusal,
     ) -> Result<std::sync::Arc<crate::store::Entry>, DecideError> {
-        if let Some(entry) = self.store.entry(id) {
-            return Ok(entry);
-        }
-        let stored = self.store.get(id).await.map_err(|e| DecideError {
-            status: 503,
-            code: "store_unavailable",
-            message: e.to_string(),
-        })?;
-        let Some(req) = stored else {
-            let message = format!("no approval request `{id}`");
-            self.record_refused(None, payload("unknown_approval", &message))
-                .await;
-            return Err(DecideError {
-                status: 404,
-                code: "unknown_approval",
-                message,
-            });
+        let loaded = self
+            .store
+            .load(id, self.clock.now())
+            .await
+            .map_err(|e| DecideError {
+                status: 503,
+                code: "store_unavailable",
+                message: e.to_string(),
+            })?;
+        let req = match loaded {
+            Some(crate::store::Loaded::Live(entry)) => return Ok(entry),
+            Some(crate::store::Loaded::Gone(req)) => req,
+            None => {
+                let message = format!("no approval request `{id}`");
+                self.record_refused(None, payload("unknown_approval", &message))
+                    .await;
+                return Err(DecideError {
+                    status: 404,
+                    code: "unknown_approval",
+                    message,
+                });
+            }
         };
         let refusal = gone(&req);
         let message = refusal.message(&req);
@@ -125,6 +131,17 @@ impl Approvals {
             target: decider.target,
             credential: decider.credential_id,
         }
+    }
+}
+
+/// The API error of a request that could not be taken for a decision: nothing changed.
+pub(super) fn store_unavailable(e: crate::StoreError) -> DecideError {
+    DecideError {
+        status: 503,
+        code: "store_unavailable",
+        message: format!(
+            "the approval store cannot be reached, so the decision did not take effect: {e}"
+        ),
     }
 }
 
@@ -197,7 +214,9 @@ impl Approvals {
                 }
             })
             .await?;
-        let mut current = entry.lock().await;
+        // The request as stored (on PostgreSQL its row locked until the decision is saved,
+        // so a vote counted or a grant used on another instance is seen here).
+        let mut current = self.store.begin(&entry).await.map_err(store_unavailable)?;
         let now = self.clock.now();
         let approver = self.approver(decider, &current);
         let sod = self.separation_of_duties(current.deciding_agent());
@@ -267,16 +286,11 @@ impl Approvals {
                     "the decision could not be recorded, so it did not take effect: {e}"
                 ),
             })?;
-        self.store
-            .save(&entry, &mut current, next)
-            .await
-            .map_err(|e| DecideError {
-                status: 503,
-                code: "store_unavailable",
-                message: format!(
-                    "the decision could not be stored, so it did not take effect: {e}"
-                ),
-            })?;
+        current.save(next).await.map_err(|e| DecideError {
+            status: 503,
+            code: "store_unavailable",
+            message: format!("the decision could not be stored, so it did not take effect: {e}"),
+        })?;
         Ok(Decided {
             outcome,
             request: current.clone(),

@@ -58,7 +58,7 @@ impl Approvals {
         entry: &Entry,
         decision: NewDecision,
     ) -> Result<&'static str, RedecideError> {
-        let mut current = entry.lock().await;
+        let mut current = self.store.begin(entry).await?;
         let now = self.clock.now();
         let mut next = current.clone();
         let outcome = next
@@ -85,7 +85,7 @@ impl Approvals {
         self.record(&current.session, RecordKind::ApprovalRedecided, payload)
             .await
             .map_err(RedecideError::Ledger)?;
-        self.store.save(entry, &mut current, next).await?;
+        current.save(next).await?;
         Ok(outcome)
     }
 }

@@ -45,7 +45,11 @@ impl Approvals {
                 }
             })
             .await?;
-        let mut current = entry.lock().await;
+        let mut current = self
+            .store
+            .begin(&entry)
+            .await
+            .map_err(super::decide::store_unavailable)?;
         let now = self.clock.now();
         let approver = self.approver(decider, &current);
         let sod = self.separation_of_duties(current.deciding_agent());
@@ -81,16 +85,11 @@ impl Approvals {
                     "the reversal could not be recorded, so it did not take effect: {e}"
                 ),
             })?;
-        self.store
-            .save(&entry, &mut current, next)
-            .await
-            .map_err(|e| DecideError {
-                status: 503,
-                code: "store_unavailable",
-                message: format!(
-                    "the reversal could not be stored, so it did not take effect: {e}"
-                ),
-            })?;
+        current.save(next).await.map_err(|e| DecideError {
+            status: 503,
+            code: "store_unavailable",
+            message: format!("the reversal could not be stored, so it did not take effect: {e}"),
+        })?;
         Ok(Decided {
             outcome: "reversed",
             request: current.clone(),

@@ -5,11 +5,13 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use warden_approval::workflow::SWEEP_INTERVAL;
 use warden_approval::{
-    ApprovalRequest, ApprovalStore, Approvals, Notifier, OnRequest, WebhookConfig, WebhookFormat,
+    ApprovalRequest, ApprovalStore, Approvals, Notifier, OnRequest, StorePool, WebhookConfig,
+    WebhookFormat,
 };
 use warden_audit::Ledger;
 use warden_charter::CharterCell;
 use warden_core::Clock;
+use warden_session::state_db::Backend;
 use warden_session::{OperatorCredentials, StateDb};
 
 use super::Background;
@@ -27,12 +29,14 @@ pub(super) async fn start_approvals(
     clock: &Arc<dyn Clock>,
     background: &Background,
 ) -> anyhow::Result<Arc<Approvals>> {
-    let store = ApprovalStore::open(
-        db.pool().context("cannot open the approval store")?,
-        clock.now(),
-    )
-    .await
-    .context("cannot open the approval store")?;
+    // `state.db`, or the fleet's PostgreSQL database (every instance decides every request).
+    let pool = match db.backend() {
+        Backend::Sqlite(pool) => StorePool::Sqlite(pool.clone()),
+        Backend::Postgres(pool) => StorePool::Postgres(pool.clone()),
+    };
+    let store = ApprovalStore::open(pool, clock.now())
+        .await
+        .context("cannot open the approval store")?;
     let signer = approval_signer(&config.data_dir)?;
     // The shared webhook, if configured, and each principal's own target from the charter.
     let webhook = match &config.approval_webhook {

@@ -320,14 +320,11 @@ async fn pending_again(f: &Fixture) -> Arc<Entry> {
 }
 
 async fn rebind(f: &Fixture, entry: &Entry) {
-    let mut current = entry.lock().await;
+    let store = f.approvals.store();
+    let mut current = store.begin(entry).await.unwrap();
     let mut next = current.clone();
     next.charter = Some(f.new.clone());
-    f.approvals
-        .store()
-        .save(entry, &mut current, next)
-        .await
-        .unwrap();
+    current.save(next).await.unwrap();
 }
 
 /// Race: an approver grants while a reload voids. Whatever the order, the request ends

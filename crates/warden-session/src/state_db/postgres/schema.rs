@@ -30,11 +30,14 @@ pub const COUNTERS: &[&str] = &[
     "CREATE INDEX controls_changed ON controls (changed)",
 ];
 
-/// Approval requests.
+/// Approval requests (`warden_approval::store`): each row's `version` is raised by every
+/// change, so an instance can tell which requests it holds another instance changed; the
+/// partial unique index keeps one open request per action across the fleet.
 pub const APPROVALS: &[&str] = &[
-    "CREATE TABLE approvals (id TEXT PRIMARY KEY, action_hash TEXT NOT NULL, status TEXT NOT NULL, requested_at TEXT NOT NULL, deadline TEXT NOT NULL, body TEXT NOT NULL)",
+    "CREATE TABLE approvals (id TEXT PRIMARY KEY, action_hash TEXT NOT NULL, status TEXT NOT NULL, requested_at TEXT NOT NULL, deadline TEXT NOT NULL, body TEXT NOT NULL, version BIGINT NOT NULL DEFAULT 1)",
     "CREATE INDEX approvals_status ON approvals (status, requested_at)",
     "CREATE INDEX approvals_action ON approvals (action_hash, status)",
+    "CREATE UNIQUE INDEX approvals_open_action ON approvals (action_hash) WHERE status IN ('pending', 'granted')",
 ];
 
 /// The ledger: one hash chain per instance (`warden_audit`), its Merkle subtrees, and the
