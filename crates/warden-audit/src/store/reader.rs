@@ -75,6 +75,22 @@ impl LedgerReader {
         Ok(records)
     }
 
+    /// The last `n` records, oldest first, each with the instance whose chain holds it (on
+    /// SQLite: the ledger id), for a reader of every instance merged, whose records alone do
+    /// not say which chain they are from.
+    pub async fn tail_tagged(&self, n: u64) -> Result<Vec<(String, Record)>, LedgerError> {
+        if let Backend::Postgres(pg) = &self.backend {
+            return pg.tail_tagged(n).await;
+        }
+        let id = self.id().await?;
+        Ok(self
+            .tail(n)
+            .await?
+            .into_iter()
+            .map(|r| (id.clone(), r))
+            .collect())
+    }
+
     /// The record `seq`, if there is one.
     pub async fn get(&self, seq: u64) -> Result<Option<Record>, LedgerError> {
         let pool = match &self.backend {

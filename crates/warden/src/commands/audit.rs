@@ -23,6 +23,7 @@ pub mod keys;
 pub mod proofs;
 pub mod retention;
 mod signed;
+pub mod store;
 pub mod watch;
 
 /// `warden audit verify` found a record that was changed, removed or reordered.
@@ -96,6 +97,9 @@ pub struct VerifyArgs {
     #[command(flatten)]
     #[allow(missing_docs, reason = "documented on `DataArg`")]
     pub data: DataArg,
+    #[command(flatten)]
+    #[allow(missing_docs, reason = "documented on `StoreArg`")]
+    pub store: store::StoreArg,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
@@ -123,6 +127,9 @@ pub struct TailArgs {
     #[command(flatten)]
     #[allow(missing_docs, reason = "documented on `DataArg`")]
     pub data: DataArg,
+    #[command(flatten)]
+    #[allow(missing_docs, reason = "documented on `StoreArg`")]
+    pub store: store::StoreArg,
     /// How many records.
     #[arg(short = 'n', long = "lines", value_name = "N", default_value_t = 10)]
     pub lines: u64,
@@ -136,6 +143,9 @@ pub struct ShowArgs {
     #[command(flatten)]
     #[allow(missing_docs, reason = "documented on `DataArg`")]
     pub data: DataArg,
+    #[command(flatten)]
+    #[allow(missing_docs, reason = "documented on `StoreArg`")]
+    pub store: store::StoreArg,
 }
 
 /// Arguments of `warden audit search`.
@@ -195,6 +205,33 @@ pub fn execute(args: &AuditArgs) -> ExitCode {
         }
     };
     runtime.block_on(async {
+        let store = match &args.command {
+            AuditCommand::Verify(a) => Some(&a.store),
+            AuditCommand::Tail(a) => Some(&a.store),
+            AuditCommand::Show(a) => Some(&a.store),
+            _ => None,
+        };
+        let source = match store {
+            Some(store) => match store.source().await {
+                Ok(source) => source,
+                Err(code) => return code,
+            },
+            None => store::Source::Dir,
+        };
+        if let store::Source::Store(pool, instance) = source {
+            return match &args.command {
+                AuditCommand::Verify(a) if a.pubkey.is_some() || a.checkpoint.is_some() || a.file.is_some() => {
+                    eprintln!(
+                        "error: `--pubkey`, `--checkpoint` and `--file` verify a data directory's ledger; not available with `--store`"
+                    );
+                    ExitCode::from(EXIT_USAGE)
+                }
+                AuditCommand::Verify(a) => store::verify(pool, instance, a.format).await,
+                AuditCommand::Tail(a) => store::tail(pool, instance, a.lines).await,
+                AuditCommand::Show(a) => store::show(pool, instance, a.seq).await,
+                _ => ExitCode::from(EXIT_USAGE),
+            };
+        }
         match &args.command {
             AuditCommand::Verify(a) => verify(&data(&a.data), a).await,
             AuditCommand::Tail(a) => tail(&data(&a.data), a.lines).await,
@@ -218,7 +255,9 @@ async fn open(dir: &Path) -> Result<LedgerReader, ExitCode> {
 fn failure(e: &LedgerError) -> ExitCode {
     eprintln!("error: {}", with_causes(e));
     match e {
-        LedgerError::NotFound { .. } | LedgerError::Format { .. } => ExitCode::from(EXIT_USAGE),
+        LedgerError::NotFound { .. }
+        | LedgerError::Format { .. }
+        | LedgerError::UnknownInstance { .. } => ExitCode::from(EXIT_USAGE),
         _ => ExitCode::from(EXIT_IO),
     }
 }

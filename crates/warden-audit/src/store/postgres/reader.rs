@@ -113,6 +113,30 @@ impl PgReader {
         Ok(records)
     }
 
+    /// The last `n` records with the instance each belongs to, oldest first.
+    pub(in crate::store) async fn tail_tagged(
+        &self,
+        n: u64,
+    ) -> Result<Vec<(String, Record)>, LedgerError> {
+        let sql = format!("{} LIMIT $2", self.select("", self.order(true))).replacen(
+            COLUMNS,
+            &format!("{COLUMNS}, instance"),
+            1,
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(self.instance.as_deref())
+            .bind(clamp(n))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(pg_error)?;
+        let mut tagged = rows
+            .iter()
+            .map(|row| Ok((row.try_get(7).map_err(pg_error)?, record(row)?)))
+            .collect::<Result<Vec<_>, LedgerError>>()?;
+        tagged.reverse();
+        Ok(tagged)
+    }
+
     pub(in crate::store) async fn get(&self, seq: u64) -> Result<Option<Record>, LedgerError> {
         self.one("reading a record by sequence number across instances")?;
         let sql = self.select("seq = $2", "");
