@@ -568,6 +568,7 @@ async fn serve(
     // The fleet's followers (PostgreSQL): one line each, see `crate::fleet`.
     crate::fleet::sessions::spawn(&state, &background.tasks, background.cancel.clone());
     crate::fleet::approvals::spawn(&state, &background.tasks, background.cancel.clone());
+    crate::fleet::controls::spawn(&state, &background.tasks, background.cancel.clone());
 
     let operator_app =
         crate::routes::operator_app(operator, state.clone(), console, readiness.clone(), config);

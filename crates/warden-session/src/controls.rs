@@ -9,16 +9,22 @@
 //! set, lifted or expires): no database read per decision. A poisoned lock reads as the frozen
 //! posture (fail closed). A control whose expiry has passed no longer applies, whether or not
 //! the sweeper has recorded it yet.
+//!
+//! On PostgreSQL (a fleet) the controls are stored in the shared database, each write bumping
+//! the row's `changed` and announcing it (`NOTIFY`) in its transaction; every instance's
+//! snapshot follows what any instance set, lifted or expired (see [`shared`]).
 
 use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
-use sqlx::{Row, SqlitePool};
+use sqlx::{PgPool, Row, SqlitePool};
 use time::OffsetDateTime;
 use warden_core::{Posture, Reason};
 
 use crate::sessions::Session;
-use crate::state_db::{StateDb, StoreError};
+use crate::state_db::{Backend, StateDb, StoreError};
+
+pub mod shared;
 
 /// Most controls in force at once; setting one more is refused (`409 too_many_controls`).
 pub const MAX_CONTROLS_IN_FORCE: usize = 10_000;
@@ -205,6 +211,8 @@ impl Applied {
 #[derive(Debug)]
 pub struct Controls {
     pool: Option<SqlitePool>,
+    /// On PostgreSQL: the shared store, and the last `changed` this instance has applied.
+    shared: Option<(PgPool, std::sync::atomic::AtomicI64)>,
     snapshot: RwLock<Arc<Vec<Arc<Control>>>>,
 }
 
@@ -213,6 +221,7 @@ impl Controls {
     pub fn in_memory() -> Controls {
         Controls {
             pool: None,
+            shared: None,
             snapshot: RwLock::new(Arc::new(Vec::new())),
         }
     }
@@ -220,7 +229,10 @@ impl Controls {
     /// Opens the controls kept in `db` and reloads those not lifted (expired ones included:
     /// they no longer apply, and the sweeper records their expiry).
     pub async fn open(db: &StateDb) -> Result<Controls, StoreError> {
-        let pool = db.pool()?;
+        let pool = match db.backend() {
+            Backend::Sqlite(pool) => pool.clone(),
+            Backend::Postgres(pool) => return shared::open(pool).await,
+        };
         let rows = sqlx::query("SELECT body FROM controls WHERE state = 'in_force' ORDER BY id")
             .fetch_all(&pool)
             .await?;
@@ -233,6 +245,7 @@ impl Controls {
         }
         Ok(Controls {
             pool: Some(pool),
+            shared: None,
             snapshot: RwLock::new(Arc::new(loaded)),
         })
     }
@@ -319,6 +332,9 @@ impl Controls {
     /// Every control stored, lifted, expired and alerts included: the newest
     /// [`MAX_CONTROLS_LISTED`], newest first.
     pub async fn list_all(&self) -> Result<Vec<Control>, StoreError> {
+        if let Some((pool, _)) = &self.shared {
+            return shared::list_all(pool).await;
+        }
         let Some(pool) = &self.pool else {
             let mut all = self.current().ok_or(StoreError::Poisoned)?.to_vec();
             all.reverse();
@@ -339,13 +355,16 @@ impl Controls {
     /// Stores a new control (an alert as `alert`, anything else as in force) without putting
     /// it in force: [`Controls::install`] does, once it is recorded.
     pub async fn store(&self, control: &Control) -> Result<(), StoreError> {
-        let Some(pool) = &self.pool else {
-            return Ok(());
-        };
         let state = if control.action == ControlAction::Alert {
             "alert"
         } else {
             "in_force"
+        };
+        if let Some((pool, _)) = &self.shared {
+            return shared::store(pool, control, state).await;
+        }
+        let Some(pool) = &self.pool else {
+            return Ok(());
         };
         sqlx::query("INSERT INTO controls (id, state, body) VALUES (?, ?, ?)")
             .bind(&control.id)
@@ -358,6 +377,10 @@ impl Controls {
 
     /// Forgets a stored control that could not be recorded (it never took effect).
     pub async fn unstore(&self, id: &str) -> Result<(), StoreError> {
+        if let Some((pool, _)) = &self.shared {
+            shared::unstore(pool, id).await?;
+            return self.swap(|all| all.retain(|c| c.id != id));
+        }
         if let Some(pool) = &self.pool {
             sqlx::query("DELETE FROM controls WHERE id = ?")
                 .bind(id)
@@ -369,7 +392,11 @@ impl Controls {
 
     /// Puts a stored, recorded control in force: the next decision sees it.
     pub fn install(&self, control: Control) -> Result<(), StoreError> {
-        self.swap(|all| all.push(Arc::new(control)))
+        // Replacing the same id: on PostgreSQL the follower may have put it in force already.
+        self.swap(|all| {
+            all.retain(|c| c.id != control.id);
+            all.push(Arc::new(control));
+        })
     }
 
     /// Writes a lifted control (`lifted_at`, `lifted_by` and `lift_reason` set) and takes it
@@ -384,7 +411,9 @@ impl Controls {
     }
 
     async fn finish(&self, control: &Control, state: &str) -> Result<(), StoreError> {
-        if let Some(pool) = &self.pool {
+        if let Some((pool, _)) = &self.shared {
+            shared::finish(pool, control, state).await?;
+        } else if let Some(pool) = &self.pool {
             sqlx::query("UPDATE controls SET state = ?, body = ? WHERE id = ?")
                 .bind(state)
                 .bind(body(control)?)

@@ -160,7 +160,8 @@ impl ControlDesk {
 
     /// Records `control_expired` for every control whose expiry passed, and forgets them.
     /// Returns how many. One the ledger cannot record is tried again on the next sweep (it
-    /// no longer applies either way).
+    /// no longer applies either way). On PostgreSQL each expiry is recorded by one instance
+    /// of the fleet (see `Controls::claim_expiry`).
     pub async fn sweep(&self) -> usize {
         let _writing = self.writes.lock().await;
         self.sweep_held().await
@@ -171,6 +172,21 @@ impl ControlDesk {
         let due = self.controls.due(self.clock.now());
         let mut swept = 0;
         for control in due {
+            // On PostgreSQL one instance of the fleet records each expiry: the one whose
+            // conditional state change succeeds; the others only forget it.
+            match self.controls.claim_expiry(&control).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    if self.controls.forget(&control.id).is_ok() {
+                        swept += 1;
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "An expired control could not be claimed in the state store; trying again later.");
+                    break;
+                }
+            }
             let record = NewRecord::new(
                 session_of(&control).as_deref(),
                 RecordKind::ControlExpired,
@@ -178,6 +194,9 @@ impl ControlDesk {
             );
             if let Err(e) = self.recorder.append(record).await {
                 tracing::warn!(error = %e, "The ledger cannot record an expired control; trying again later.");
+                if let Err(e) = self.controls.unclaim_expiry(&control).await {
+                    tracing::warn!(error = %e, "An expired control could not be given back for recording.");
+                }
                 break;
             }
             if let Err(e) = self.controls.expire(&control).await {
