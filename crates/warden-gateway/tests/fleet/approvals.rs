@@ -35,13 +35,14 @@ async fn a_call_waiting_on_a_is_released_by_an_approval_on_c() {
     assert_eq!(text_of(&answer), "ask to ship it");
     assert_eq!(warden_testkit::echo::count(&fleet.calls), 1);
 
-    // A decided twice is refused wherever it is tried again.
+    // Decided and used: another decision is refused wherever it is tried (as a replay of a
+    // used approval, the same answer as on one gateway).
     let (status, body) = fleet.instances[1]
         .decide_approval(&bob, &id, "deny", None)
         .await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
-        (409, Some("already_decided")),
+        (409, Some("replay")),
         "{body}"
     );
     // A's chain holds the request and the forwarded call; C's the decision it took.
