@@ -4,6 +4,8 @@
 //! ledger's writer and the recorders of the model proxy and the approval workflow, with the
 //! gauges read at scrape time).
 
+pub mod instances;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -237,7 +239,8 @@ impl Drop for ApprovalWait {
 }
 
 /// What the operator plane serves the observer: the ledger stream (a read-only reader of the
-/// ledger at `source`, following the writer's head, ending at `stop`) and the metrics.
+/// ledger at `source`, following the writer's head, ending at `stop`), the metrics, and the
+/// fleet's chains (`GET /v1/instances`, `?instance=` on the stream).
 pub(crate) async fn observability(
     source: &warden_audit::LedgerSource,
     stop: CancellationToken,
@@ -247,13 +250,26 @@ pub(crate) async fn observability(
     let reader = LedgerReader::open_source(source)
         .await
         .context("cannot open the ledger for reading (the ledger stream)")?;
-    let feed = GatewayFeed {
+    let feed: Arc<dyn LedgerFeed> = Arc::new(GatewayFeed {
         reader,
         head: metrics.ledger.watch_head(),
+        stop: stop.clone(),
+    });
+    let ledger = &metrics.ledger;
+    let directory = instances::GatewayDirectory {
+        own: feed.clone(),
+        own_name: ledger
+            .instance()
+            .map_or_else(|| ledger.id().to_owned(), |i| i.as_str().to_owned()),
+        own_ledger: ledger.id().to_owned(),
+        store: match source {
+            warden_audit::LedgerSource::Postgres { pool, .. } => Some(pool.clone()),
+            warden_audit::LedgerSource::Dir(_) => None,
+        },
         stop,
     };
-    Ok(warden_operator::Observability::new(
-        Some(Arc::new(feed)),
-        Some(Arc::new(metrics)),
-    ))
+    Ok(
+        warden_operator::Observability::new(Some(feed), Some(Arc::new(metrics)))
+            .with_directory(Arc::new(directory)),
+    )
 }

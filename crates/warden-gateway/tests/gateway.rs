@@ -45,6 +45,8 @@ mod delegation_adversarial;
 mod deployment;
 #[path = "gateway/files.rs"]
 mod files;
+#[path = "gateway/instances_adversarial.rs"]
+mod instances_adversarial;
 #[path = "gateway/inventory.rs"]
 mod inventory;
 #[path = "gateway/limits.rs"]

@@ -14,6 +14,8 @@
 
 #[path = "ledger_pg/chain.rs"]
 mod chain;
+#[path = "ledger_pg/directory.rs"]
+mod directory;
 #[path = "ledger_pg/outage.rs"]
 mod outage;
 #[path = "ledger_pg/readers.rs"]

@@ -144,6 +144,7 @@ fn role_may(role: &OperatorRole, method: &http::Method, path: &str) -> Result<()
 /// Lifting a control (`/v1/controls/{id}/lift`) is not here: lifting is an admin's.
 pub(crate) const OBSERVER_ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/ledger/stream"),
+    ("GET", "/v1/instances"),
     ("GET", "/v1/audit/checkpoint"),
     ("GET", "/v1/audit/consistency"),
     ("GET", "/v1/audit/inclusion"),

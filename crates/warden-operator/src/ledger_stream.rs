@@ -7,6 +7,10 @@
 //!   never past the committed head;
 //! - resumable: `?from=SEQ` (default 1), or `Last-Event-ID: N` (resumes at N+1; it wins over
 //!   `from`); a malformed value or an unknown parameter is `400 invalid_request`;
+//! - one chain: this gateway's own, or with `?instance=ID` the chain of that instance of the
+//!   fleet (see [`crate::instances`]: a malformed name `400`, an unknown one `404 not_found`);
+//!   another instance's head is read from the store every [`POLL_HEAD`] (no watch carries it
+//!   here);
 //! - back-pressured and bounded: a batch (at most [`MAX_BATCH`] records) is read from the store
 //!   only when the previous one was taken by the connection, so a slow reader holds one batch
 //!   in memory, not the ledger; at most [`MAX_STREAMS`] streams at once (`503
@@ -38,6 +42,9 @@ pub const MAX_STREAMS: usize = 16;
 /// How often an idle stream sends `: head <seq>`.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
 
+/// How often a stream of a chain written by another instance reads its head.
+pub const POLL_HEAD: Duration = Duration::from_secs(1);
+
 /// A boxed future, as the feed's methods return.
 pub type FeedFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -60,6 +67,12 @@ pub trait LedgerFeed: Send + Sync + 'static {
     fn watch_head(&self) -> watch::Receiver<u64>;
     /// Resolves when the gateway is stopping: open streams end.
     fn stopping(&self) -> FeedFuture<'static, ()>;
+    /// For a chain another instance writes, whose head no watch carries here: its committed
+    /// head read from the store now (the stream asks every [`POLL_HEAD`] instead of waiting
+    /// on [`LedgerFeed::watch_head`]). `None`, the default: the watch is authoritative.
+    fn poll_head(&self) -> Option<FeedFuture<'_, Result<u64, String>>> {
+        None
+    }
 }
 
 /// What `GET /metrics` renders: the gateway implements it over its telemetry.
@@ -76,6 +89,8 @@ pub struct Observability {
     pub feed: Option<Arc<dyn LedgerFeed>>,
     /// The metrics.
     pub metrics: Option<Arc<dyn MetricsSource>>,
+    /// The fleet's chains, for `?instance=` and `GET /v1/instances` (absent: `503`).
+    pub directory: Option<Arc<dyn crate::instances::LedgerDirectory>>,
     /// The stream slots ([`MAX_STREAMS`]).
     streams: Arc<Semaphore>,
 }
@@ -89,8 +104,18 @@ impl Observability {
         Observability {
             feed,
             metrics,
+            directory: None,
             streams: Arc::new(Semaphore::new(MAX_STREAMS)),
         }
+    }
+
+    /// The same, with the fleet's chains read through `directory`.
+    pub fn with_directory(
+        mut self,
+        directory: Arc<dyn crate::instances::LedgerDirectory>,
+    ) -> Observability {
+        self.directory = Some(directory);
+        self
     }
 }
 
@@ -105,6 +130,7 @@ impl std::fmt::Debug for Observability {
         f.debug_struct("Observability")
             .field("feed", &self.feed.is_some())
             .field("metrics", &self.metrics.is_some())
+            .field("directory", &self.directory.is_some())
             .field("free_streams", &self.streams.available_permits())
             .finish()
     }
@@ -127,9 +153,23 @@ pub(crate) async fn metrics(State(state): State<Arc<OperatorState>>) -> Response
     ([(header::CONTENT_TYPE, content_type)], text).into_response()
 }
 
+/// What a stream asks for: where it starts, and which instance's chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Ask {
+    from: u64,
+    instance: Option<String>,
+}
+
 /// Where a stream starts: `Last-Event-ID` + 1 if present, else `from`, else 1.
+#[cfg(test)]
 fn start_of(query: Option<&str>, headers: &HeaderMap) -> Result<u64, ApiError> {
+    ask_of(query, headers).map(|ask| ask.from)
+}
+
+/// The stream's parameters: `from` (or `Last-Event-ID`) and `instance`, each at most once.
+fn ask_of(query: Option<&str>, headers: &HeaderMap) -> Result<Ask, ApiError> {
     let mut from = 1;
+    let mut instance = None;
     for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         match key.as_ref() {
             "from" => {
@@ -143,10 +183,18 @@ fn start_of(query: Option<&str>, headers: &HeaderMap) -> Result<u64, ApiError> {
                         )
                     })?;
             }
+            "instance" if instance.is_none() => instance = Some(value.into_owned()),
+            "instance" => {
+                return Err(ApiError::invalid_request("`instance` is given twice"));
+            }
             other => {
                 return Err(ApiError::invalid_request(format!(
-                    "unknown parameter `{}`: the stream takes only `from`",
-                    other.chars().take(64).collect::<String>()
+                    "unknown parameter `{}`: the stream takes only `from` and `instance`",
+                    other
+                        .chars()
+                        .take(64)
+                        .map(|c| if c.is_control() { ' ' } else { c })
+                        .collect::<String>()
                 )));
             }
         }
@@ -161,7 +209,7 @@ fn start_of(query: Option<&str>, headers: &HeaderMap) -> Result<u64, ApiError> {
             })?;
         from = last.saturating_add(1);
     }
-    Ok(from)
+    Ok(Ask { from, instance })
 }
 
 /// `GET /v1/ledger/stream`.
@@ -170,9 +218,13 @@ pub(crate) async fn stream(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let from = start_of(query.as_deref(), &headers)?;
-    let Some(feed) = state.observability.feed.clone() else {
-        return Err(unavailable("the ledger stream"));
+    let Ask { from, instance } = ask_of(query.as_deref(), &headers)?;
+    let feed = match instance {
+        Some(instance) => crate::instances::feed_of(&state, &instance).await?,
+        None => match state.observability.feed.clone() {
+            Some(feed) => feed,
+            None => return Err(unavailable("the ledger stream")),
+        },
     };
     let Ok(permit) = state.observability.streams.clone().try_acquire_owned() else {
         return Err(ApiError::new(
@@ -190,6 +242,7 @@ fn follow(feed: Arc<dyn LedgerFeed>, from: u64, permit: OwnedSemaphorePermit) ->
     let follower = Follower {
         head: feed.watch_head(),
         stopping: feed.stopping(),
+        polled: None,
         feed,
         next: from,
         _permit: permit,
@@ -219,6 +272,8 @@ struct Follower {
     feed: Arc<dyn LedgerFeed>,
     head: watch::Receiver<u64>,
     stopping: FeedFuture<'static, ()>,
+    /// The head last read from the store, for a feed that polls ([`LedgerFeed::poll_head`]).
+    polled: Option<u64>,
     next: u64,
     _permit: OwnedSemaphorePermit,
 }
@@ -234,8 +289,20 @@ impl Follower {
     /// keep-alive comment after [`KEEP_ALIVE`] of quiet. Called only when the previous chunk
     /// was taken (the body is polled by the connection as it writes): the back-pressure.
     async fn next_chunk(&mut self) -> Step {
+        let mut quiet = Duration::ZERO;
         loop {
-            let head = *self.head.borrow_and_update();
+            if self.polled.is_none()
+                && let Some(polling) = self.feed.poll_head()
+            {
+                match polling.await {
+                    Ok(head) => self.polled = Some(head),
+                    Err(e) => return Step::Last(error_event(&e)),
+                }
+            }
+            let head = match self.polled {
+                Some(head) => head,
+                None => *self.head.borrow_and_update(),
+            };
             if head >= self.next {
                 let room = head.saturating_sub(self.next).saturating_add(1);
                 let limit = usize::try_from(room).unwrap_or(MAX_BATCH).min(MAX_BATCH);
@@ -267,6 +334,30 @@ impl Follower {
                         self.next
                     )));
                 }
+            }
+            if self.polled.is_some() {
+                // Another instance's chain: its head is read again after a pause.
+                tokio::select! {
+                    () = tokio::time::sleep(POLL_HEAD) => {}
+                    () = &mut self.stopping => return Step::End,
+                }
+                let Some(polling) = self.feed.poll_head() else {
+                    return Step::End;
+                };
+                match polling.await {
+                    Ok(now) if now > head => {
+                        self.polled = Some(now);
+                        quiet = Duration::ZERO;
+                    }
+                    Ok(_) => {
+                        quiet = quiet.saturating_add(POLL_HEAD);
+                        if quiet >= KEEP_ALIVE {
+                            return Step::Send(Bytes::from(format!(": head {head}\n\n")));
+                        }
+                    }
+                    Err(e) => return Step::Last(error_event(&e)),
+                }
+                continue;
             }
             tokio::select! {
                 changed = self.head.changed() => {
@@ -380,6 +471,86 @@ mod tests {
         assert_eq!(feed.batches.load(Ordering::SeqCst), last);
         drop(client);
         server.abort();
+    }
+
+    /// Another instance's chain: no watch moves, the head is polled from the store.
+    struct PolledFeed {
+        head: std::sync::Mutex<u64>,
+        idle: watch::Sender<u64>,
+        polls: AtomicU64,
+    }
+
+    impl LedgerFeed for PolledFeed {
+        fn range(
+            &self,
+            from: u64,
+            limit: usize,
+        ) -> FeedFuture<'_, Result<Vec<FeedRecord>, String>> {
+            let head = *self.head.lock().unwrap();
+            let records = (from..=head)
+                .take(limit)
+                .map(|seq| FeedRecord {
+                    seq,
+                    line: format!(r#"{{"seq":{seq}}}"#),
+                })
+                .collect();
+            Box::pin(async move { Ok(records) })
+        }
+        fn watch_head(&self) -> watch::Receiver<u64> {
+            self.idle.subscribe()
+        }
+        fn stopping(&self) -> FeedFuture<'static, ()> {
+            Box::pin(std::future::pending())
+        }
+        fn poll_head(&self) -> Option<FeedFuture<'_, Result<u64, String>>> {
+            self.polls.fetch_add(1, Ordering::SeqCst);
+            let head = *self.head.lock().unwrap();
+            Some(Box::pin(async move { Ok(head) }))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_polled_chain_streams_what_its_head_reaches() {
+        let feed = Arc::new(PolledFeed {
+            head: std::sync::Mutex::new(2),
+            idle: watch::Sender::new(0),
+            polls: AtomicU64::new(0),
+        });
+        let mut follower = Follower {
+            head: feed.watch_head(),
+            stopping: feed.stopping(),
+            polled: None,
+            feed: feed.clone(),
+            next: 1,
+            _permit: Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap(),
+        };
+        let text = |step: Step| match step {
+            Step::Send(b) | Step::Last(b) => String::from_utf8(b.to_vec()).unwrap(),
+            Step::End => String::new(),
+        };
+        let first = text(follower.next_chunk().await);
+        assert!(
+            first.contains("id: 1\n") && first.contains("id: 2\n"),
+            "{first}"
+        );
+        // The other instance commits record 3: the next poll finds it, no watch involved.
+        *feed.head.lock().unwrap() = 3;
+        let next = text(follower.next_chunk().await);
+        assert!(next.starts_with("id: 3\n"), "{next}");
+        // Quiet: a keep-alive after KEEP_ALIVE of polls that found nothing.
+        let quiet = text(follower.next_chunk().await);
+        assert_eq!(quiet, ": head 3\n\n");
+        assert!(feed.polls.load(Ordering::SeqCst) >= 5);
+    }
+
+    #[test]
+    fn the_instance_parameter_is_taken_once() {
+        let headers = HeaderMap::new();
+        let ask = ask_of(Some("instance=gw-2&from=3"), &headers).unwrap();
+        assert_eq!(ask.from, 3);
+        assert_eq!(ask.instance.as_deref(), Some("gw-2"));
+        let e = ask_of(Some("instance=a&instance=b"), &headers).unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
     }
 
     #[test]

@@ -22,6 +22,7 @@ mod auth;
 pub mod controls;
 mod credentials;
 mod error;
+pub mod instances;
 mod ledger_stream;
 mod links;
 mod sessions;
@@ -43,7 +44,7 @@ pub use auth::{authenticate, record_offline_issue};
 pub use error::{ApiError, BodyBytes, JsonBody};
 pub use ledger_stream::{
     FeedFuture, FeedRecord, KEEP_ALIVE, LedgerFeed, MAX_BATCH, MAX_STREAMS, MetricsSource,
-    Observability,
+    Observability, POLL_HEAD,
 };
 pub use sessions::MAX_INSTRUCTION_BYTES;
 
@@ -110,6 +111,7 @@ pub fn router(state: Arc<OperatorState>) -> Router {
         .route("/v1/agents", get(agents::list))
         .route("/v1/agents/{id}", get(agents::show))
         .route("/v1/ledger/stream", get(ledger_stream::stream))
+        .route("/v1/instances", get(instances::list))
         .route("/metrics", get(ledger_stream::metrics))
         // The limit the body extractors enforce (over it: `413` in the API's shape). It only
         // sets a limit; bodies are read by the handlers, after authentication.
