@@ -21,6 +21,10 @@
 //!   scoped to the gateway, an agent, a principal or a session, read by the governor and the
 //!   model proxy alike.
 //!
+//! On a fleet (the PostgreSQL store) every instance reads and writes the same tables; what an
+//! instance keeps in memory is a cache the store's notices keep current (see
+//! [`state_db::notices`]).
+//!
 //! In the workspace DAG this crate sits on `warden-core`, `warden-charter` (budgets, amounts)
 //! and `warden-pdp` (the scope counters answer its `ScopeUsage` queries); it knows nothing of
 //! protocols or the ledger.

@@ -4,6 +4,10 @@
 //! for a limited time. Its token is shown once, when the session is opened; only its BLAKE3
 //! hash is stored. Live sessions are also held in memory for the request path, with the data
 //! labels they have accumulated.
+//!
+//! On PostgreSQL the sessions are the fleet's: any instance serves any session, reading it
+//! current from the store at each request ([`SessionStore::authenticate_current`]), and holds
+//! in memory only the sessions it serves (see [`postgres`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -254,8 +258,10 @@ impl SessionStore {
         self.hold_new(hash, session, token)
     }
 
-    /// The session a presented agent token belongs to, if any (revoked and expired ones
-    /// included: the caller decides what to do with them).
+    /// The session a presented agent token belongs to, if any, among those held in memory
+    /// (revoked and expired ones included: the caller decides what to do with them). The
+    /// request path uses [`authenticate_current`](Self::authenticate_current), which on
+    /// PostgreSQL reads the store.
     pub fn authenticate(&self, token: &str) -> Option<Arc<Session>> {
         if tokens::plane_of(token) != Some(Plane::Agent) {
             return None;
@@ -268,12 +274,14 @@ impl SessionStore {
             .map(|(_, s)| s.clone())
     }
 
-    /// A session by id.
+    /// A session held in memory, by id (on SQLite every session; on PostgreSQL those this
+    /// instance serves: [`get_current`](Self::get_current) reads the store).
     pub fn get(&self, id: &str) -> Option<Arc<Session>> {
         self.by_id.read().ok()?.get(id).cloned()
     }
 
-    /// Every session, newest first.
+    /// Every session held in memory, newest first (on SQLite every session; on PostgreSQL
+    /// those this instance serves: [`list_current`](Self::list_current) reads the store).
     pub fn list(&self, now: OffsetDateTime) -> Vec<SessionInfo> {
         let Ok(by_id) = self.by_id.read() else {
             return Vec::new();

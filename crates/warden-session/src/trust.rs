@@ -6,6 +6,10 @@
 //! trusted-text bound, is not trusted (it is skipped with a warning); nothing here ever makes
 //! text trusted that was not added through [`SessionStore::persist_trust`](crate::SessionStore::persist_trust)
 //! after being recorded.
+//!
+//! On PostgreSQL the same table is shared by the fleet: a piece persisted on one instance is
+//! added to the session on the others at their next request or notice, and never twice (see
+//! `sessions::postgres`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
