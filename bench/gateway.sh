@@ -9,11 +9,17 @@
 # adds, warden's peak RSS, and warden's own CPU per call (user + system time during its runs).
 #
 # Usage: bench/gateway.sh [seconds per run, default 10]
-# Environment: CONSOLE=1 keeps the console open on the live timeline of the bench's session,
+# Environment: STORE=postgres benchmarks the gateway on PostgreSQL instead, one instance and a
+# fleet of three (bench/fleet.sh, which says how); CONSOLE=1 keeps the console open on the live timeline of the bench's session,
 # OTLP=1 exports spans to an OTLP receiver (bench/extras.sh says how); compare a run without and
 # one with them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+case ${STORE:-sqlite} in
+  sqlite) ;;
+  postgres) exec bench/fleet.sh "$@" ;;
+  *) echo "STORE must be sqlite or postgres" >&2; exit 64 ;;
+esac
 SECONDS_PER_RUN=${1:-10}
 source bench/extras.sh
 

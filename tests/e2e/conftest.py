@@ -7,6 +7,12 @@ the Python packages from `.venv` (`requirements-test.txt`).
 
 Every gateway runs on its own data directory and two free loopback ports, and is stopped with
 SIGTERM at the end of its test; a gateway that does not exit 0 fails the test.
+
+The store is SQLite (the data directory) unless `WARDEN_E2E_STORE=postgres`: then every gateway
+started gets a fresh database of its own in the PostgreSQL cluster at `WARDEN_TEST_PG_URL`
+(made with `psql`; `scripts/test.sh` starts the cluster) and `--store URL`, and the ledger is
+read and verified with `--store URL --instance ID`. A test that reads or breaks the SQLite files
+themselves is marked `sqlite_only` and skipped there (saying so).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -58,9 +65,23 @@ START_TIMEOUT = 45.0
 #: How long a gateway may take to exit after SIGTERM.
 STOP_TIMEOUT = 30.0
 
+#: The store the suite's gateways use: `sqlite` (default) or `postgres`.
+STORE = os.environ.get("WARDEN_E2E_STORE", "sqlite").strip().lower() or "sqlite"
+#: The cluster a PostgreSQL run makes its databases in (`postgres://user@host:port`).
+PG_BASE = os.environ.get("WARDEN_TEST_PG_URL", "").rstrip("/")
+#: The store URL of each gateway's data directory (PostgreSQL runs only).
+_STORES: dict[Path, str] = {}
+
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Refuse to run (fail, never skip) when the peers are not installed."""
+    if STORE not in ("sqlite", "postgres"):
+        raise pytest.UsageError(f"WARDEN_E2E_STORE must be `sqlite` or `postgres`, not `{STORE}`")
+    if STORE == "postgres" and not PG_BASE:
+        raise pytest.UsageError(
+            "WARDEN_E2E_STORE=postgres needs a running cluster at WARDEN_TEST_PG_URL "
+            "(`postgres://user@host:port`; scripts/test.sh starts one)"
+        )
     missing = [str(p) for p in (WARDEN_BIN, FS_SERVER, EVERYTHING_SERVER) if not p.exists()]
     try:
         import warden_client  # noqa: F401 — clients/python, installed by scripts/test.sh
@@ -270,6 +291,91 @@ def run_warden(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[s
     )
 
 
+def _psql() -> str:
+    """Debian's psql (the newest installed), or the one on PATH."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/psql"), key=lambda p: int(p.parts[-3]))
+    return str(found[-1]) if found else "psql"
+
+
+_DB_COUNT = iter(range(1_000_000))
+
+
+def new_postgres_database() -> str:
+    """Makes an empty database in the cluster at `WARDEN_TEST_PG_URL`; its URL."""
+    name = f"warden_e2e_{os.getpid()}_{next(_DB_COUNT)}"
+    out = subprocess.run(
+        [_psql(), f"{PG_BASE}/postgres", "-v", "ON_ERROR_STOP=1", "-q", "-c", f"CREATE DATABASE {name}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 0, f"cannot create the database {name}: {out.stderr}"
+    return f"{PG_BASE}/{name}"
+
+
+def store_args(data: Path) -> list[str]:
+    """What a `warden` command that reads the store of the gateway on `data` needs besides
+    `--data DIR`: nothing on SQLite; `--store URL` on PostgreSQL."""
+    store = _STORES.get(data)
+    return ["--store", store] if store else []
+
+
+def ledger_args(data: Path) -> list[str]:
+    """How a `warden audit` command names the ledger of the gateway on `data`: `--data DIR`
+    on SQLite; `--store URL --instance ID` (the id kept in `DIR/instance`) on PostgreSQL."""
+    store = _STORES.get(data)
+    if not store:
+        return ["--data", str(data)]
+    instance = (data / "instance").read_text().strip()
+    return ["--store", store, "--instance", instance]
+
+
+def psql(url: str, sql: str) -> str:
+    """Runs `sql` on the database at `url`; its output (unaligned, tuples only)."""
+    out = subprocess.run(
+        [_psql(), url, "-v", "ON_ERROR_STOP=1", "-q", "-A", "-t", "-c", sql],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 0, f"psql failed: {out.stderr}"
+    return out.stdout
+
+
+def tamper_record(data: Path, seq: int, edit: bool) -> int:
+    """Changes record `seq` of the ledger of the gateway on `data` behind warden's back (its
+    `"verdict":"deny"` made `"allow"`), or deletes it; how many rows changed. On SQLite in
+    `DIR/ledger.db`; on PostgreSQL in the instance's chain in `ledger_records`."""
+    store = _STORES.get(data)
+    if store is None:
+        db = sqlite3.connect(data / "ledger.db")
+        with db:
+            if edit:
+                (payload,) = db.execute("SELECT payload FROM records WHERE seq = ?", (seq,)).fetchone()
+                forged = payload.replace('"verdict":"deny"', '"verdict":"allow"')
+                assert forged != payload
+                n = db.execute("UPDATE records SET payload = ? WHERE seq = ?", (forged, seq)).rowcount
+            else:
+                n = db.execute("DELETE FROM records WHERE seq = ?", (seq,)).rowcount
+        db.close()
+        return n
+    instance = (data / "instance").read_text().strip().replace("'", "''")
+    where = f"WHERE instance = '{instance}' AND seq = {int(seq)}"
+    if edit:
+        sql = (
+            "UPDATE ledger_records SET payload = replace(payload, '\"verdict\":\"deny\"', "
+            f"'\"verdict\":\"allow\"') {where} AND payload LIKE '%\"verdict\":\"deny\"%' RETURNING seq"
+        )
+    else:
+        sql = f"DELETE FROM ledger_records {where} RETURNING seq"
+    return len([line for line in psql(store, sql).splitlines() if line.strip()])
+
+
+sqlite_only = pytest.mark.skipif(
+    STORE != "sqlite", reason="reads or changes the SQLite files in the data directory"
+)
+
+
 @dataclass
 class Gateway:
     """One `warden serve` process."""
@@ -294,6 +400,11 @@ class Gateway:
 
     def __post_init__(self) -> None:
         self.data = self.tmp / "data"
+        #: The PostgreSQL store of this gateway (a database of its own), or None (SQLite).
+        self.store: str | None = None
+        if STORE == "postgres":
+            self.store = new_postgres_database()
+            _STORES[self.data] = self.store
         # Set by a test that breaks the ledger on purpose; otherwise the fixture checks, after
         # the gateway stopped, that `warden audit verify` passes on what it wrote.
         self.tampered = False
@@ -358,6 +469,7 @@ class Gateway:
                     f"127.0.0.1:{self.operator_port}",
                     "--shutdown-grace",
                     "5s",
+                    *(["--store", self.store] if self.store else []),
                     *self.extra_args,
                 ],
                 stdout=subprocess.PIPE,
@@ -457,7 +569,7 @@ class Gateway:
         return ledger_records(self.data)
 
     def verify(self) -> subprocess.CompletedProcess[str]:
-        return run_warden("audit", "verify", "--data", str(self.data))
+        return run_warden("audit", "verify", *ledger_args(self.data))
 
     # -- upstream child processes -----------------------------------------------------------
 
@@ -480,7 +592,7 @@ def _copy_to(pipe: Any, path: Path) -> None:
 
 
 def ledger_records(data: Path) -> list[dict[str, Any]]:
-    out = run_warden("audit", "tail", "--data", str(data), "-n", "1000000")
+    out = run_warden("audit", "tail", *ledger_args(data), "-n", "1000000")
     assert out.returncode == 0, f"warden audit tail failed ({out.returncode}): {out.stderr}"
     return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
 
@@ -696,7 +808,7 @@ def start_gateway(
         code = gw.stop()
         if code != 0:
             failures.append(f"warden serve exited {code} after SIGTERM:\n{gw.log()}")
-        elif not gw.tampered and (gw.data / "ledger.db").exists():
+        elif not gw.tampered and (gw.store or (gw.data / "ledger.db").exists()):
             verified = gw.verify()
             if verified.returncode != 0:
                 failures.append(

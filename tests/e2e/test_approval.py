@@ -21,6 +21,7 @@ from conftest import (
     find_attempt,
     mcp_http,
     run_warden,
+    store_args,
     text_of,
     wait_for,
 )
@@ -32,7 +33,7 @@ def approver_token(gw: Gateway, principal: str) -> str:
     """An approver's credential, made offline as an admin with access to the data directory."""
     r = run_warden(
         "operator", "create-token", "--name", f"{principal}-cli", "--principal", principal,
-        "--data", str(gw.data),
+        "--data", str(gw.data), *store_args(gw.data),
     )
     assert r.returncode == 0, r.stderr
     return r.stdout.strip()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from typing import Any, Callable
 
 import pytest
@@ -18,9 +17,11 @@ from conftest import (
     Gateway,
     assert_recorded,
     find_attempt,
+    ledger_args,
     mcp_http,
     mcp_stdio,
     run_warden,
+    tamper_record,
     text_of,
 )
 
@@ -142,16 +143,7 @@ async def test_end_to_end_over_streamable_http(
     assert decided["payload"]["decision"]["verdict"] == "deny"
 
     gw.tampered = True
-    db = sqlite3.connect(gw.data / "ledger.db")
-    with db:
-        if tamper == "edit":
-            (payload,) = db.execute("SELECT payload FROM records WHERE seq = ?", (seq,)).fetchone()
-            forged = payload.replace('"verdict":"deny"', '"verdict":"allow"')
-            assert forged != payload
-            n = db.execute("UPDATE records SET payload = ? WHERE seq = ?", (forged, seq)).rowcount
-        else:
-            n = db.execute("DELETE FROM records WHERE seq = ?", (seq,)).rowcount
-    db.close()
+    n = tamper_record(gw.data, seq, edit=tamper == "edit")
     assert n == 1
 
     bad = gw.verify()
@@ -160,7 +152,7 @@ async def test_end_to_end_over_streamable_http(
         assert f"record {seq} was changed" in bad.stdout, bad.stdout
     else:
         assert f"record {seq} was removed" in bad.stdout, bad.stdout
-    as_json = run_warden("audit", "verify", "--data", str(gw.data), "--format", "json")
+    as_json = run_warden("audit", "verify", *ledger_args(gw.data), "--format", "json")
     assert as_json.returncode == EXIT_BROKEN
     report = json.loads(as_json.stdout)
     assert report["intact"] is False

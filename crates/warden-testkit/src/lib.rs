@@ -6,6 +6,7 @@
 //! warden itself.
 
 pub mod echo;
+pub mod fleet;
 pub mod harness;
 pub mod mock_llm;
 pub mod postgres;

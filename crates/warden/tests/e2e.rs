@@ -57,6 +57,7 @@ fn end_to_end_suite_with_real_mcp_peers() {
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .env_remove("WARDEN_DATA")
         .env_remove("WARDEN_CONFIG")
+        .env_remove("WARDEN_E2E_STORE")
         .output()
         .expect("run pytest");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -78,6 +79,71 @@ fn end_to_end_suite_with_real_mcp_peers() {
         "pytest ran no test:\n{stdout}\n{stderr}"
     );
     println!("end-to-end suite: {summary}");
+}
+
+/// The end-to-end files that cover what the shared store changes — sessions and credentials,
+/// approvals, the decide API and its scope counters, MCP, the ledger and `warden audit` — run
+/// a second time with every gateway on PostgreSQL (`WARDEN_E2E_STORE=postgres`, a fresh
+/// database per gateway). Left out: the observer, console, export, OpenTelemetry, model proxy,
+/// framework and `warden up` files (they exercise what reads the ledger, not the store, and
+/// would double the suite's time), replay (`warden replay` reads a data directory), and the
+/// fail-closed file (it breaks the SQLite ledger's disk; PostgreSQL's outage is
+/// `warden-gateway`'s `fleet` test).
+const POSTGRES_FILES: &[&str] = &[
+    "test_sessions_and_resources.py",
+    "test_approval.py",
+    "test_decide_api.py",
+    "test_python_client.py",
+    "test_end_to_end.py",
+    "test_everything_server.py",
+    "test_http_errors.py",
+];
+
+/// The store-covering files of the suite with every gateway on PostgreSQL: the cluster of
+/// `WARDEN_TEST_PG_URL` (`scripts/test.sh` starts one), or a cluster of this test's own.
+#[test]
+fn end_to_end_suite_on_postgresql() {
+    let root = repo();
+    let python = root.join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "the end-to-end test peers are not installed; run scripts/test.sh"
+    );
+    let (base, _cluster) = match std::env::var(warden_testkit::postgres::TEST_PG_URL) {
+        Ok(url) if !url.is_empty() => (url, None),
+        _ => {
+            let cluster = warden_testkit::postgres::Cluster::start().expect("a PostgreSQL cluster");
+            (cluster.base_url(), Some(cluster))
+        }
+    };
+    let started = Instant::now();
+    let output = Command::new(&python)
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .args(POSTGRES_FILES.iter().map(|f| format!("tests/e2e/{f}")))
+        .current_dir(&root)
+        .env("WARDEN_BIN", env!("CARGO_BIN_EXE_warden"))
+        .env("WARDEN_E2E_STORE", "postgres")
+        .env(warden_testkit::postgres::TEST_PG_URL, &base)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env_remove("WARDEN_DATA")
+        .env_remove("WARDEN_CONFIG")
+        .env_remove("WARDEN_STORE")
+        .output()
+        .expect("run pytest");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains(" passed"),
+        "the end-to-end suite on PostgreSQL failed ({}) after {:.1}s\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+        output.status,
+        started.elapsed().as_secs_f64()
+    );
+    let summary = stdout
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default();
+    println!("end-to-end suite on PostgreSQL: {summary}");
 }
 
 /// The end-to-end files run by a test of their own (below), in parallel with the suite.
@@ -131,6 +197,7 @@ fn run_own_file(file: &str, what: &str) {
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .env_remove("WARDEN_DATA")
         .env_remove("WARDEN_CONFIG")
+        .env_remove("WARDEN_E2E_STORE")
         .output()
         .expect("run pytest");
     let stdout = String::from_utf8_lossy(&output.stdout);

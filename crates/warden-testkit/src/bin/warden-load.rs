@@ -3,7 +3,9 @@
 //!
 //! Each worker sends `initialize` once, then `tools/call` in a loop (closed loop), or — with
 //! `--rate` — the workers share a fixed schedule of calls per second (open loop: latency is
-//! measured from the scheduled start, so queueing shows).
+//! measured from the scheduled start, so queueing shows). With `--url` given several times (a
+//! fleet's instances), worker `w` sends to URL `w mod n`: the load is spread evenly, and the
+//! figures are those of every call together.
 
 #![allow(clippy::print_stdout, reason = "a tool that prints its figures")]
 
@@ -17,9 +19,9 @@ use tokio_util::task::TaskTracker;
 /// Load generator.
 #[derive(Debug, Parser)]
 struct Args {
-    /// The MCP endpoint.
-    #[arg(long)]
-    url: String,
+    /// The MCP endpoint; repeat it to spread the workers over several (round robin).
+    #[arg(long, required = true)]
+    url: Vec<String>,
     /// Bearer token, if the endpoint needs one.
     #[arg(long)]
     token: Option<String>,
@@ -38,6 +40,9 @@ struct Args {
     /// Calls per second across all clients (open loop); default: as fast as possible.
     #[arg(long)]
     rate: Option<u64>,
+    /// What each call's `text` argument starts with (then the worker and call numbers).
+    #[arg(long, default_value = "hello")]
+    prefix: String,
     /// A label printed with the figures.
     #[arg(long, default_value = "")]
     label: String,
@@ -54,10 +59,11 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 async fn post(
     client: &reqwest::Client,
     args: &Args,
+    url: &str,
     body: serde_json::Value,
 ) -> anyhow::Result<()> {
     let mut req = client
-        .post(&args.url)
+        .post(url)
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", "2025-11-25")
@@ -82,7 +88,9 @@ async fn main() -> anyhow::Result<()> {
         .build()?;
     let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
         "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "warden-load", "version": "1"}}});
-    post(&client, &args, init).await?;
+    for url in &args.url {
+        post(&client, &args, url, init.clone()).await?;
+    }
     let start = Instant::now();
     let warm_until = start + Duration::from_secs(args.warmup);
     let stop_at = warm_until + Duration::from_secs(args.seconds);
@@ -94,6 +102,11 @@ async fn main() -> anyhow::Result<()> {
     let mut handles = Vec::new();
     for w in 0..args.concurrency {
         let (client, args, next_slot) = (client.clone(), args.clone(), next_slot.clone());
+        let url = args
+            .url
+            .get(w % args.url.len().max(1))
+            .cloned()
+            .unwrap_or_default();
         handles.push(workers.spawn(async move {
             let mut samples: Vec<u64> = Vec::new();
             let mut errors = 0u64;
@@ -117,8 +130,8 @@ async fn main() -> anyhow::Result<()> {
                 }
                 i += 1;
                 let body = json!({"jsonrpc": "2.0", "id": i, "method": "tools/call",
-                    "params": {"name": args.tool, "arguments": {"text": format!("hello {w} {i}")}}});
-                let ok = post(&client, &args, body).await.is_ok();
+                    "params": {"name": args.tool, "arguments": {"text": format!("{} {w} {i}", args.prefix)}}});
+                let ok = post(&client, &args, &url, body).await.is_ok();
                 let elapsed = scheduled.elapsed();
                 if scheduled >= warm_until {
                     if ok {
@@ -146,6 +159,7 @@ async fn main() -> anyhow::Result<()> {
         json!({
             "label": args.label,
             "concurrency": args.concurrency,
+            "endpoints": args.url.len(),
             "rate": args.rate,
             "calls": all.len(),
             "errors": errors,
