@@ -261,31 +261,7 @@ impl Harness {
     /// One JSON-RPC request to the MCP endpoint; the status and the answer (from JSON or from
     /// the last `data:` line of an SSE answer).
     pub async fn mcp(&self, token: &str, method: &str, params: Value) -> (u16, Value) {
-        let resp = self
-            .http
-            .post(format!("http://{}/mcp", self.agent_addr))
-            .bearer_auth(token)
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", "2025-11-25")
-            .json(&json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params }))
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        let body = serde_json::from_str(&text)
-            .or_else(|_| {
-                // An SSE answer: the last `data:` line.
-                let data = text
-                    .lines()
-                    .filter_map(|l| l.strip_prefix("data:"))
-                    .next_back()
-                    .unwrap_or("null");
-                serde_json::from_str(data.trim())
-            })
-            .unwrap_or(Value::Null);
-        (status, body)
+        mcp_request(&self.http, self.agent_addr, token, method, params).await
     }
 
     /// `tools/call` of `echo.echo` with `text`; the answer (asserting HTTP 200).
@@ -443,4 +419,39 @@ impl Harness {
             );
         }
     }
+}
+
+/// One JSON-RPC request to the MCP endpoint at `agent_addr`; the status and the answer (from
+/// JSON or from the last `data:` line of an SSE answer). Shared by the harness and the fleet.
+pub async fn mcp_request(
+    http: &reqwest::Client,
+    agent_addr: SocketAddr,
+    token: &str,
+    method: &str,
+    params: Value,
+) -> (u16, Value) {
+    let resp = http
+        .post(format!("http://{agent_addr}/mcp"))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .json(&json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params }))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    let body = serde_json::from_str(&text)
+        .or_else(|_| {
+            // An SSE answer: the last `data:` line.
+            let data = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .next_back()
+                .unwrap_or("null");
+            serde_json::from_str(data.trim())
+        })
+        .unwrap_or(Value::Null);
+    (status, body)
 }
