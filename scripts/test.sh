@@ -216,6 +216,8 @@ cargo xtask check-deps
 # the network, so it is not run here (see deny.toml).
 if cargo deny --version >/dev/null 2>&1; then
   step "cargo deny (licences, sources, duplicate versions; offline)"
+  # Offline needs every crate of every target on disk: a build fetches only this platform's.
+  cargo fetch --locked
   cargo deny --frozen check --hide-inclusion-graph bans licenses sources
 else
   step "cargo deny: not installed, skipped"
