@@ -16,6 +16,10 @@
 # added latency is the proxy's own work rather than queueing behind a saturated CPU (open-loop
 # latency counts from each send; how late the load generator's timer made the sends is printed).
 #
+# The floor: the disk's durable-write latency (warden-fsync-probe: a 4 KiB page and fdatasync,
+# as a WAL commit) on warden's data directory's filesystem, measured in the same run before and
+# after the loads; warden's added latency at the high rate is printed as "floor + overhead".
+#
 # Usage: bench/models.sh [seconds per run, default 10]
 # Environment: LOW_RATE (default 25 requests/s, all three targets), HIGH_RATE (default 1000,
 # direct and warden), OPEN_LOOP=0 to skip the open-loop runs; for experiments, WARDEN (another
@@ -141,6 +145,8 @@ run() { # target mode(plain|stream) loop(closed|RATE)
   echo "  done: $label" >&2
 }
 
+floor="$tmp/floor.jsonl"
+"$BIN/warden-fsync-probe" --dir "$data" --seconds 3 >> "$floor"
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "load average before the runs: $LOAD_START" >&2
 for mode in plain stream; do
@@ -153,14 +159,16 @@ if [ "$OPEN_LOOP" = 1 ]; then
   done
 fi
 extras_report > "$tmp/extras.txt"
+"$BIN/warden-fsync-probe" --dir "$data" --seconds 3 >> "$floor"
 RECORDS=$("$WARDEN" audit verify --data "$data" --format json 2>/dev/null \
   | python3 -c 'import json,sys; print(json.load(sys.stdin).get("records", "?"))' || echo "?")
 
-python3 - "$results" "$procs" "$RECORDS" "$INSTALLED" "$LOAD_START" "$(nproc)" <<'PY'
+python3 - "$results" "$procs" "$RECORDS" "$INSTALLED" "$LOAD_START" "$(nproc)" "$floor" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 procs = {p["label"]: p for p in map(json.loads, open(sys.argv[2]))}
 records, version, load, cores = sys.argv[3:7]
+floors = [json.loads(l) for l in open(sys.argv[7])]
 by = {r["label"]: r for r in rows}
 HZ = 100  # clock ticks per second (getconf CLK_TCK)
 
@@ -206,6 +214,18 @@ for loop in loops:
     if late:
         print(f"  sends behind schedule (the load generator's timer), p99: at most {fmt(max(late))}")
     print()
+for when, f in zip(["before the loads", "after the loads"], floors):
+    print(f"fsync floor ({when}): p50 {fmt(f['p50_us'])}   p99 {fmt(f['p99_us'])}   ({f['writes']} writes of 4 KiB + fdatasync)")
+fp50, fp99 = max(f["p50_us"] for f in floors), max(f["p99_us"] for f in floors)
+for mode in ["plain", "stream"]:
+    for loop in loops:
+        if loop == "closed":
+            continue
+        d, w = by.get(f"direct {mode} {loop}"), by.get(f"warden {mode} {loop}")
+        if d and w:
+            a50, a99 = w["p50_us"] - d["p50_us"], w["p99_us"] - d["p99_us"]
+            print(f"added by warden, {mode} at {loop}/s: p50 {fmt(a50)} = floor {fmt(fp50)} + {fmt(a50 - fp50)}   "
+                  f"p99 {fmt(a99)} = floor {fmt(fp99)} + {fmt(a99 - fp99)}")
 print("* the mock's own RSS and CPU (no proxy in the path).")
 print(f"warden ledger records after the run: {records}")
 PY

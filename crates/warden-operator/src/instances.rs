@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::OperatorState;
 use crate::error::ApiError;
-use crate::ledger_stream::{FeedFuture, LedgerFeed};
+use crate::feed::{FeedFuture, LedgerFeed};
 
 /// The longest instance name the stream's `instance` parameter takes.
 pub const MAX_INSTANCE_BYTES: usize = warden_core::store::MAX_INSTANCE_ID_CHARS;

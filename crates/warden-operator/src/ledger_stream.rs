@@ -19,10 +19,9 @@
 //!   idle, a comment `: head <committed head>` every [`KEEP_ALIVE`];
 //! - it ends when the gateway stops (or the ledger closes), so shutdown never waits on it.
 //!
-//! The plane does not depend on the ledger's crate: the gateway implements [`LedgerFeed`].
+//! The plane does not depend on the ledger's crate: the gateway implements [`LedgerFeed`]
+//! (in [`crate::feed`]).
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +33,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::OperatorState;
 use crate::error::ApiError;
+use crate::feed::{FeedFuture, LedgerFeed};
 
 /// The most records read from the store, and written to the socket, in one batch.
 pub const MAX_BATCH: usize = 512;
@@ -44,36 +44,6 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
 
 /// How often a stream of a chain written by another instance reads its head.
 pub const POLL_HEAD: Duration = Duration::from_secs(1);
-
-/// A boxed future, as the feed's methods return.
-pub type FeedFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// One committed record, as the stream sends it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FeedRecord {
-    /// Its sequence number.
-    pub seq: u64,
-    /// Its JSON line (`Record::to_json_line`): one line, no newline.
-    pub line: String,
-}
-
-/// What the stream reads: the gateway implements it over the ledger.
-pub trait LedgerFeed: Send + Sync + 'static {
-    /// Up to `limit` committed records from `from` on, in sequence order; `Err` with a
-    /// sentence when the ledger cannot be read.
-    fn range(&self, from: u64, limit: usize) -> FeedFuture<'_, Result<Vec<FeedRecord>, String>>;
-    /// A watch on the committed head (the last durable record's `seq`). When its sender is
-    /// gone, the ledger has closed.
-    fn watch_head(&self) -> watch::Receiver<u64>;
-    /// Resolves when the gateway is stopping: open streams end.
-    fn stopping(&self) -> FeedFuture<'static, ()>;
-    /// For a chain another instance writes, whose head no watch carries here: its committed
-    /// head read from the store now (the stream asks every [`POLL_HEAD`] instead of waiting
-    /// on [`LedgerFeed::watch_head`]). `None`, the default: the watch is authoritative.
-    fn poll_head(&self) -> Option<FeedFuture<'_, Result<u64, String>>> {
-        None
-    }
-}
 
 /// What `GET /metrics` renders: the gateway implements it over its telemetry.
 pub trait MetricsSource: Send + Sync + 'static {
@@ -392,6 +362,7 @@ mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
 
     use super::*;
+    use crate::feed::FeedRecord;
 
     /// A ledger of `head` records of about 4 KiB each (made up on demand), counting the
     /// batches read.

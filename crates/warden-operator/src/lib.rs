@@ -22,6 +22,7 @@ mod auth;
 pub mod controls;
 mod credentials;
 mod error;
+mod feed;
 pub mod instances;
 mod ledger_stream;
 mod links;
@@ -42,9 +43,9 @@ use warden_session::{OperatorCredentials, SessionStore};
 
 pub use auth::{authenticate, record_offline_issue};
 pub use error::{ApiError, BodyBytes, JsonBody};
+pub use feed::{FeedFuture, FeedRecord, LedgerFeed};
 pub use ledger_stream::{
-    FeedFuture, FeedRecord, KEEP_ALIVE, LedgerFeed, MAX_BATCH, MAX_STREAMS, MetricsSource,
-    Observability, POLL_HEAD,
+    KEEP_ALIVE, MAX_BATCH, MAX_STREAMS, MetricsSource, Observability, POLL_HEAD,
 };
 pub use sessions::MAX_INSTRUCTION_BYTES;
 
