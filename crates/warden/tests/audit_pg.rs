@@ -1,7 +1,8 @@
 //! `warden audit verify|tail|show --store` as the real binary, against a fleet's ledger in a
 //! real PostgreSQL (`warden_testkit::postgres`): one report line per instance, a finding in
 //! any chain (a changed record, a truncated chain) exits 3, usage errors exit 64, and the
-//! store URL's password is never echoed.
+//! store URL's password is never echoed. `signed.rs`: verification against each instance's
+//! signed checkpoints.
 
 #![allow(
     clippy::unwrap_used,
@@ -10,6 +11,9 @@
     clippy::indexing_slicing,
     reason = "test code: a failed expectation is a test failure"
 )]
+
+#[path = "audit_pg/signed.rs"]
+mod signed;
 
 use std::process::{Command, Output};
 use std::sync::Arc;
@@ -182,11 +186,6 @@ async fn usage_errors_exit_64_and_the_password_is_never_echoed() {
         ),
         (&["verify", "--instance", "bad id;"][..], url, "instance"),
         (&["show", "1"][..], url, "give `--instance ID`"),
-        (
-            &["verify", "--pubkey", "k"][..],
-            url,
-            "not available with `--store`",
-        ),
         (&["verify"][..], Some("mysql://x"), "PostgreSQL URL"),
     ] {
         let o = audit(args, store);

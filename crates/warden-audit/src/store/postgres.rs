@@ -13,6 +13,7 @@
 //! - The tree (`tree.rs`) answers the Merkle questions from the stored nodes.
 
 mod reader;
+mod scan;
 mod tree;
 mod writer;
 

@@ -15,6 +15,7 @@ use super::schema::{self, COLUMNS};
 use super::{DB_FILE, LedgerError, tree};
 use crate::chain::Record;
 use crate::merkle;
+use crate::signed::{OpenNote, Report, verify_ledger};
 
 /// A read-only view of a ledger; cheap to clone (clones share their connections). Opening it
 /// never creates or changes anything, and it can run beside the writer (WAL readers see
@@ -323,6 +324,33 @@ impl LedgerReader {
         };
         let path = pool.path().to_path_buf();
         tokio::task::spawn_blocking(move || scan::verify(&path))
+            .await
+            .map_err(|e| LedgerError::Read(Arc::new(e)))?
+    }
+
+    /// Checks the chain, its Merkle tree and every signed checkpoint among its records
+    /// against `key`, and the anchor checkpoint `anchor` (the text of a signed note from
+    /// outside the ledger) if there is one: [`crate::signed::verify_ledger`] on SQLite (a
+    /// pruned ledger from its `pruned` row), the same [`crate::signed::Checker`] over one
+    /// instance's chain on PostgreSQL (read from record 1 in one snapshot). The merged reader
+    /// answers [`LedgerError::Unsupported`]: each instance's chain is signed on its own.
+    ///
+    /// `Err` means the ledger could not be read; one that reads but does not verify is an
+    /// `Ok` report with a `finding`.
+    pub async fn verify_signed(
+        &self,
+        key: Arc<dyn OpenNote + Send + Sync>,
+        anchor: Option<String>,
+    ) -> Result<Report, LedgerError> {
+        let pool = match &self.backend {
+            Backend::Sqlite(pool) => pool,
+            Backend::Postgres(pg) => return pg.verify_signed(&*key, anchor.as_deref()).await,
+        };
+        let dir = pool
+            .path()
+            .parent()
+            .map_or_else(|| Path::new(".").to_path_buf(), Path::to_path_buf);
+        tokio::task::spawn_blocking(move || verify_ledger(&dir, &*key, anchor.as_deref()))
             .await
             .map_err(|e| LedgerError::Read(Arc::new(e)))?
     }

@@ -220,13 +220,16 @@ pub fn execute(args: &AuditArgs) -> ExitCode {
         };
         if let store::Source::Store(pool, instance) = source {
             return match &args.command {
-                AuditCommand::Verify(a) if a.pubkey.is_some() || a.checkpoint.is_some() || a.file.is_some() => {
-                    eprintln!(
-                        "error: `--pubkey`, `--checkpoint` and `--file` verify a data directory's ledger; not available with `--store`"
-                    );
-                    ExitCode::from(EXIT_USAGE)
-                }
-                AuditCommand::Verify(a) => store::verify(pool, instance, a.format).await,
+                AuditCommand::Verify(a) => match &a.pubkey {
+                    Some(pubkey) => store::verify_signed(pool, instance, a, pubkey).await,
+                    None if a.checkpoint.is_some() || a.file.is_some() || a.allow_unsigned_tail => {
+                        eprintln!(
+                            "error: `--checkpoint`, `--file` and `--allow-unsigned-tail` need `--pubkey KEY`"
+                        );
+                        ExitCode::from(EXIT_USAGE)
+                    }
+                    None => store::verify(pool, instance, a.format).await,
+                },
                 AuditCommand::Tail(a) => store::tail(pool, instance, a.lines).await,
                 AuditCommand::Show(a) => store::show(pool, instance, a.seq).await,
                 _ => ExitCode::from(EXIT_USAGE),

@@ -10,16 +10,15 @@ use sqlx::{AssertSqlSafe, PgPool, Row as _};
 /// A query with its parameters.
 type Query<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
-use super::super::{LedgerError, PageBound, VerifyReport};
+use super::super::{LedgerError, PageBound};
+use super::scan::stored;
 use super::tree::{Asked, clamp};
 use super::{InstanceInfo, pg_error};
-use crate::chain::{Problem, Record, RecordRef, Verifier, parse_time};
+use crate::chain::{Record, parse_time};
 use crate::merkle;
 
 /// The record columns, in the order [`record`] reads them.
-const COLUMNS: &str = "seq, time, session, kind, payload, prev_hash, hash";
-/// Records read per query while a chain is verified.
-const VERIFY_BATCH: i64 = 10_000;
+pub(super) const COLUMNS: &str = "seq, time, session, kind, payload, prev_hash, hash";
 /// The most instances [`PgReader::instances`] lists.
 const MAX_INSTANCES: i64 = 10_000;
 /// The most kinds one query filters on.
@@ -57,12 +56,17 @@ impl PgReader {
         }
     }
 
+    /// The shared pool.
+    pub(super) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     pub(in crate::store) fn is_merged(&self) -> bool {
         self.instance.is_none()
     }
 
     /// The one instance, or [`LedgerError::Unsupported`] on the merged reader.
-    fn one(&self, what: &'static str) -> Result<&str, LedgerError> {
+    pub(super) fn one(&self, what: &'static str) -> Result<&str, LedgerError> {
         self.instance
             .as_deref()
             .ok_or(LedgerError::Unsupported(what))
@@ -396,109 +400,6 @@ impl PgReader {
         let mut conn = self.pool.acquire().await.map_err(pg_error)?;
         let fetched = asked.fetch(&mut conn, instance).await?;
         merkle::consistency_proof(&fetched, old, new).map_err(super::super::tree::proof_error)
-    }
-
-    /// Recomputes the instance's chain from record 1, in `seq` order, in one read-only
-    /// repeatable-read transaction (a consistent snapshot while its writer appends), in
-    /// batches (memory does not grow with the chain).
-    pub(in crate::store) async fn verify(&self) -> Result<VerifyReport, LedgerError> {
-        let instance = self.one("verifying every instance as one chain")?;
-        let mut tx = self.pool.begin().await.map_err(pg_error)?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
-            .await
-            .map_err(pg_error)?;
-        let sql = format!(
-            "SELECT {COLUMNS} FROM ledger_records WHERE instance = $1 AND seq > $2 \
-             ORDER BY seq LIMIT $3"
-        );
-        let mut verifier = Verifier::new();
-        let mut after = i64::MIN;
-        'scan: loop {
-            let rows = sqlx::query(AssertSqlSafe(sql.as_str()))
-                .bind(instance)
-                .bind(after)
-                .bind(VERIFY_BATCH)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(pg_error)?;
-            let Some(last) = rows.last() else {
-                break;
-            };
-            after = last.try_get(0).map_err(pg_error)?;
-            for row in &rows {
-                let problem = match record_ref(row) {
-                    Ok(stored) => verifier.push(&stored.as_ref()).err(),
-                    Err(problem) => Some(verifier.fail(problem)),
-                };
-                if problem.is_some() {
-                    break 'scan;
-                }
-            }
-        }
-        let _ = tx.rollback().await;
-        Ok(VerifyReport {
-            records: verifier.records(),
-            head: verifier.head(),
-            first_problem: verifier.problem().cloned(),
-        })
-    }
-}
-
-/// The stored columns of a row, owned, for [`record_ref`].
-struct Stored {
-    seq: i64,
-    time: String,
-    session: Option<String>,
-    kind: String,
-    payload: String,
-    prev_hash: Vec<u8>,
-    hash: Vec<u8>,
-}
-
-fn stored(row: &PgRow) -> Result<Stored, sqlx::Error> {
-    Ok(Stored {
-        seq: row.try_get(0)?,
-        time: row.try_get(1)?,
-        session: row.try_get(2)?,
-        kind: row.try_get(3)?,
-        payload: row.try_get(4)?,
-        prev_hash: row.try_get(5)?,
-        hash: row.try_get(6)?,
-    })
-}
-
-/// Checks a row as the verifier reads it; a row that is not a record is a
-/// [`Problem::Malformed`].
-fn record_ref(row: &PgRow) -> Result<OwnedRef, Problem> {
-    let s = stored(row).map_err(|e| Problem::Malformed {
-        seq: row.try_get::<i64, _>(0).unwrap_or(-1),
-        detail: e.to_string(),
-    })?;
-    if s.seq < 1 {
-        return Err(Problem::Malformed {
-            seq: s.seq,
-            detail: "sequence numbers start at 1".to_owned(),
-        });
-    }
-    Ok(OwnedRef(s))
-}
-
-/// A checked row, lent to the verifier.
-struct OwnedRef(Stored);
-
-impl OwnedRef {
-    fn as_ref(&self) -> RecordRef<'_> {
-        let s = &self.0;
-        RecordRef {
-            seq: u64::try_from(s.seq).unwrap_or(0),
-            time: &s.time,
-            session: s.session.as_deref(),
-            kind: &s.kind,
-            payload: &s.payload,
-            prev_hash: &s.prev_hash,
-            hash: &s.hash,
-        }
     }
 }
 

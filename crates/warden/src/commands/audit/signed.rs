@@ -88,38 +88,78 @@ pub(super) fn verify(dir: &Path, args: &VerifyArgs, pubkey: &str, mark: Option<u
             Err(e) => return failure(&e),
         },
     };
-    let head = report.head.map_or(0, |h| h.seq);
-    let below_mark =
-        mark.filter(|m| args.file.is_none() && *m > head)
-            .map(|m| Finding::Truncated {
-                records: head,
-                checkpoint: m,
-            });
-    let (finding, warning) = match report.finding.clone() {
-        Some(tail @ Finding::UnsignedTail { .. }) if args.allow_unsigned_tail => {
-            (below_mark, Some(tail))
-        }
-        None => (below_mark, None),
-        other => (other, None),
-    };
-    let mut out = std::io::stdout().lock();
-    let _ = match args.format {
-        Format::Human => {
-            if let Some(w) = &warning {
-                eprintln!("warning: {w}");
-            }
-            writeln!(
-                out,
-                "{}",
-                human(&source, &report, finding.as_ref(), anchor.is_some())
-            )
-        }
-        Format::Json => writeln!(out, "{}", json(&report, finding.as_ref(), warning.as_ref())),
-    };
+    let mark = mark.filter(|_| args.file.is_none());
+    let (finding, warning) = verdict(&report, mark, args.allow_unsigned_tail);
+    let line = render(
+        args.format,
+        None,
+        &source,
+        &report,
+        (finding.as_ref(), warning.as_ref()),
+        anchor.is_some(),
+    );
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
     if finding.is_none() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_BROKEN)
+    }
+}
+
+/// What a report comes to: its finding, or, beyond it, a ledger that ends before `mark` (the
+/// last record its writer recorded as committed: truncated even when no checkpoint shows
+/// it); and an unsigned tail turned into a warning by `allow_unsigned_tail`.
+pub(super) fn verdict(
+    report: &Report,
+    mark: Option<u64>,
+    allow_unsigned_tail: bool,
+) -> (Option<Finding>, Option<Finding>) {
+    let head = report.head.map_or(0, |h| h.seq);
+    let below_mark = mark.filter(|m| *m > head).map(|m| Finding::Truncated {
+        records: head,
+        checkpoint: m,
+    });
+    match report.finding.clone() {
+        Some(tail @ Finding::UnsignedTail { .. }) if allow_unsigned_tail => {
+            (below_mark, Some(tail))
+        }
+        None => (below_mark, None),
+        other => (other, None),
+    }
+}
+
+/// The report as `format` prints it (human: the warning, if any, goes to stderr), each human
+/// line starting with `instance NAME: ` and the JSON object holding `instance` when
+/// `instance` names one chain of the shared store.
+pub(super) fn render(
+    format: Format,
+    instance: Option<&str>,
+    source: &str,
+    report: &Report,
+    (finding, warning): (Option<&Finding>, Option<&Finding>),
+    anchored: bool,
+) -> String {
+    match format {
+        Format::Human => {
+            let prefix = instance
+                .map(|i| format!("instance {i}: "))
+                .unwrap_or_default();
+            if let Some(w) = warning {
+                eprintln!("warning: {prefix}{w}");
+            }
+            human(source, report, finding, anchored)
+                .lines()
+                .map(|l| format!("{prefix}{l}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+        Format::Json => {
+            let mut v = json(report, finding, warning);
+            if let (Some(name), Some(map)) = (instance, v.as_object_mut()) {
+                map.insert("instance".to_owned(), name.into());
+            }
+            v.to_string()
+        }
     }
 }
 

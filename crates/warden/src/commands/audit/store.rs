@@ -8,17 +8,19 @@
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 use sqlx::PgPool;
 use warden_audit::chain::hex;
+use warden_audit::signed::{OpenNote, Report};
 use warden_audit::{LedgerReader, VerifyReport};
 use warden_core::{InstanceId, StoreLocation};
 use warden_session::PoolBounds;
 use warden_session::state_db::postgres;
 
-use super::{EXIT_BROKEN, EXIT_IO, failure, missing_start, with_causes};
+use super::{EXIT_BROKEN, EXIT_IO, VerifyArgs, failure, missing_start, signed, with_causes};
 use crate::EXIT_USAGE;
 use crate::output::Format;
 
@@ -92,23 +94,10 @@ impl StoreArg {
 
 /// `verify --store`: each instance's chain alone, one line each.
 pub(super) async fn verify(pool: PgPool, only: Option<InstanceId>, format: Format) -> ExitCode {
-    let names = match only {
-        Some(id) => vec![id.as_str().to_owned()],
-        None => {
-            let listed = match LedgerReader::open_postgres(pool.clone(), None).await {
-                Ok(merged) => merged.instances().await,
-                Err(e) => Err(e),
-            };
-            match listed {
-                Ok(list) => list.into_iter().map(|i| i.instance).collect(),
-                Err(e) => return failure(&e),
-            }
-        }
+    let names = match names(&pool, only).await {
+        Ok(names) => names,
+        Err(code) => return code,
     };
-    if names.is_empty() {
-        eprintln!("error: the store holds no instance's ledger");
-        return ExitCode::from(EXIT_USAGE);
-    }
     let (mut broken, mut unread, mut unknown) = (false, false, false);
     for name in names {
         match verify_one(&pool, &name).await {
@@ -130,6 +119,34 @@ pub(super) async fn verify(pool: PgPool, only: Option<InstanceId>, format: Forma
         }
     }
     pool.close().await;
+    exit_code(broken, unread, unknown)
+}
+
+/// The instances to verify: `only`, else every instance of the store (none: a usage error).
+async fn names(pool: &PgPool, only: Option<InstanceId>) -> Result<Vec<String>, ExitCode> {
+    let names: Vec<String> = match only {
+        Some(id) => vec![id.as_str().to_owned()],
+        None => {
+            let listed = match LedgerReader::open_postgres(pool.clone(), None).await {
+                Ok(merged) => merged.instances().await,
+                Err(e) => Err(e),
+            };
+            match listed {
+                Ok(list) => list.into_iter().map(|i| i.instance).collect(),
+                Err(e) => return Err(failure(&e)),
+            }
+        }
+    };
+    if names.is_empty() {
+        eprintln!("error: the store holds no instance's ledger");
+        return Err(ExitCode::from(EXIT_USAGE));
+    }
+    Ok(names)
+}
+
+/// The exit code of a verification of several chains: 3 a finding in any, else 74 one could
+/// not be read, else 64 one is unknown, else 0.
+fn exit_code(broken: bool, unread: bool, unknown: bool) -> ExitCode {
     if broken {
         ExitCode::from(EXIT_BROKEN)
     } else if unread {
@@ -141,6 +158,15 @@ pub(super) async fn verify(pool: PgPool, only: Option<InstanceId>, format: Forma
     }
 }
 
+/// An instance name read back from the store, as an id.
+fn instance_id(name: &str) -> Result<InstanceId, warden_audit::LedgerError> {
+    InstanceId::parse(name).map_err(|e| {
+        warden_audit::LedgerError::Postgres(std::sync::Arc::new(std::io::Error::other(
+            e.to_string(),
+        )))
+    })
+}
+
 /// A finding beyond the chain itself: its kind and sentence.
 type Beyond = (&'static str, String);
 
@@ -148,12 +174,7 @@ async fn verify_one(
     pool: &PgPool,
     name: &str,
 ) -> Result<(VerifyReport, Option<Beyond>), warden_audit::LedgerError> {
-    let id = InstanceId::parse(name).map_err(|e| {
-        warden_audit::LedgerError::Postgres(std::sync::Arc::new(std::io::Error::other(
-            e.to_string(),
-        )))
-    })?;
-    let reader = LedgerReader::open_postgres(pool.clone(), Some(id)).await?;
+    let reader = LedgerReader::open_postgres(pool.clone(), Some(instance_id(name)?)).await?;
     let report = reader.verify().await?;
     let first = reader.get(1).await?;
     let mark = reader.mark().await?.unwrap_or(0);
@@ -278,4 +299,85 @@ pub(super) async fn show(pool: PgPool, only: Option<InstanceId>, seq: u64) -> Ex
         }
         Err(e) => failure(&e),
     }
+}
+
+/// `verify --store [--instance ID] --pubkey KEY [--checkpoint FILE]`: each instance's chain
+/// (every instance by default, one report each) against the signed checkpoints among its
+/// records, opened with `key`, and against its mark; with `--checkpoint`, the one instance's
+/// chain against that anchor too. The report, findings and exit codes are those of a data
+/// directory's ledger (`signed.rs`), each line naming its instance.
+pub(super) async fn verify_signed(
+    pool: PgPool,
+    only: Option<InstanceId>,
+    args: &VerifyArgs,
+    pubkey: &str,
+) -> ExitCode {
+    if args.file.is_some() {
+        eprintln!(
+            "error: `--file` verifies an exported copy by itself (its records and checkpoints \
+             are all in its files), not a chain of the store: run it without `--store` (and \
+             without WARDEN_STORE)"
+        );
+        return ExitCode::from(EXIT_USAGE);
+    }
+    if only.is_none() && args.checkpoint.is_some() {
+        eprintln!(
+            "error: a `--checkpoint` signs one instance's chain: give `--instance ID` with it"
+        );
+        return ExitCode::from(EXIT_USAGE);
+    }
+    let key: Arc<dyn OpenNote + Send + Sync> = match signed::key(pubkey) {
+        Ok(k) => Arc::new(k),
+        Err(code) => return code,
+    };
+    let anchor = match args.checkpoint.as_deref().map(signed::read_checkpoint) {
+        None => None,
+        Some(Ok(text)) => Some(text),
+        Some(Err(code)) => return code,
+    };
+    let names = match names(&pool, only).await {
+        Ok(names) => names,
+        Err(code) => return code,
+    };
+    let (mut broken, mut unread, mut unknown) = (false, false, false);
+    for name in names {
+        match verify_signed_one(&pool, &name, key.clone(), anchor.clone()).await {
+            Ok((report, mark)) => {
+                let (finding, warning) =
+                    signed::verdict(&report, Some(mark), args.allow_unsigned_tail);
+                broken |= finding.is_some();
+                let line = signed::render(
+                    args.format,
+                    Some(&name),
+                    &format!("the chain of instance `{name}`"),
+                    &report,
+                    (finding.as_ref(), warning.as_ref()),
+                    anchor.is_some(),
+                );
+                let _ = writeln!(std::io::stdout().lock(), "{line}");
+            }
+            Err(e) => {
+                match e {
+                    warden_audit::LedgerError::UnknownInstance { .. } => unknown = true,
+                    _ => unread = true,
+                }
+                eprintln!("error: instance `{name}`: {}", with_causes(&e));
+            }
+        }
+    }
+    pool.close().await;
+    exit_code(broken, unread, unknown)
+}
+
+/// One instance's chain against the signed checkpoints, and its mark.
+async fn verify_signed_one(
+    pool: &PgPool,
+    name: &str,
+    key: Arc<dyn OpenNote + Send + Sync>,
+    anchor: Option<String>,
+) -> Result<(Report, u64), warden_audit::LedgerError> {
+    let reader = LedgerReader::open_postgres(pool.clone(), Some(instance_id(name)?)).await?;
+    let report = reader.verify_signed(key, anchor).await?;
+    let mark = reader.mark().await?.unwrap_or(0);
+    Ok((report, mark))
 }
