@@ -2,7 +2,7 @@
 //! real PostgreSQL (`warden_testkit::postgres`): one report line per instance, a finding in
 //! any chain (a changed record, a truncated chain) exits 3, usage errors exit 64, and the
 //! store URL's password is never echoed. `signed.rs`: verification against each instance's
-//! signed checkpoints.
+//! signed checkpoints; `retention.rs`: archive per instance, prune and search refused.
 
 #![allow(
     clippy::unwrap_used,
@@ -12,6 +12,8 @@
     reason = "test code: a failed expectation is a test failure"
 )]
 
+#[path = "audit_pg/retention.rs"]
+mod retention;
 #[path = "audit_pg/signed.rs"]
 mod signed;
 

@@ -166,6 +166,10 @@ pub struct SearchArgs {
     #[command(flatten)]
     #[allow(missing_docs, reason = "documented on `DataArg`")]
     pub data: DataArg,
+    /// Refused with a PostgreSQL URL: the search index is built from a data directory's
+    /// ledger only.
+    #[command(flatten)]
+    pub store: store::StoreArg,
 }
 
 /// The data directory: `--data`, else the `WARDEN_DATA` environment variable, else
@@ -182,6 +186,12 @@ pub fn data_dir(flag: Option<&Path>, env: Option<OsString>) -> PathBuf {
 pub fn execute(args: &AuditArgs) -> ExitCode {
     let data = |d: &DataArg| data_dir(d.data.as_deref(), std::env::var_os("WARDEN_DATA"));
     if let AuditCommand::Search(a) = &args.command {
+        if let Err(code) = a.store.refuse_postgres(
+            "`search` indexes a data directory's ledger; it does not search the chains in the \
+             shared store (read them with `warden audit tail --store URL [--instance ID]`)",
+        ) {
+            return code;
+        }
         // SQLite through `rusqlite`, blocking: no runtime needed.
         return search(&data(&a.data), a);
     }

@@ -43,7 +43,7 @@ fn key(dir: &Path, name: &str) -> (PathBuf, String) {
 /// Two gateways (`gw-a`, `gw-b`) on the store at `url`, each signing its chain every 4
 /// records with its own key; 6 calls on each, then stopped (a final checkpoint each). Returns
 /// the verifier keys of A and B.
-async fn signed_fleet(url: &str, keys: &Path) -> (String, String) {
+pub(super) async fn signed_fleet(url: &str, keys: &Path) -> (String, String) {
     let (key_a, pub_a) = key(keys, "gw-a-checkpoints");
     let (key_b, pub_b) = key(keys, "gw-b-checkpoints");
     let fleet = Fleet::builder(2, charter, url)
@@ -67,7 +67,7 @@ async fn signed_fleet(url: &str, keys: &Path) -> (String, String) {
     (pub_a, pub_b)
 }
 
-fn json_line(text: &str) -> Value {
+pub(super) fn json_line(text: &str) -> Value {
     serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 

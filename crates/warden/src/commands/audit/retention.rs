@@ -24,10 +24,11 @@ use warden_audit::signed::export::{ExportError, export_files, export_name};
 use warden_audit::signed::pruned::{PRUNE_ALIGN, PrunedRow, frontier_from_proof};
 use warden_audit::signed::{self, Finding};
 use warden_audit::store::prune_ledger;
-use warden_audit::{LedgerError, LedgerReader};
+use warden_audit::{LedgerError, LedgerReader, LedgerSource};
 
 use super::proofs::find_checkpoint;
 use super::signed::key;
+use super::store::{Source, StoreArg};
 use super::{DataArg, EXIT_BROKEN, EXIT_IO, data_dir, failure, with_causes};
 use crate::EXIT_USAGE;
 
@@ -49,6 +50,10 @@ pub struct ArchiveArgs {
     #[command(flatten)]
     #[allow(missing_docs, reason = "documented on `DataArg`")]
     pub data: DataArg,
+    /// With `--store URL --instance ID`: archive that instance's chain in the shared store
+    /// (each instance to an export directory of its own).
+    #[command(flatten)]
+    pub store: StoreArg,
 }
 
 /// Arguments of `warden audit prune`.
@@ -63,6 +68,9 @@ pub struct PruneArgs {
     #[command(flatten)]
     #[allow(missing_docs, reason = "documented on `DataArg`")]
     pub data: DataArg,
+    /// Refused with a PostgreSQL URL: the chains in the shared store are not pruned.
+    #[command(flatten)]
+    pub store: StoreArg,
 }
 
 fn run<F: std::future::Future<Output = ExitCode>>(f: F) -> ExitCode {
@@ -114,11 +122,33 @@ fn last_archived(dir: &Path) -> Result<Option<Record>, ExitCode> {
 /// Runs `warden audit archive`.
 pub(super) fn archive(args: &ArchiveArgs) -> ExitCode {
     let dir = data_dir(args.data.data.as_deref(), std::env::var_os("WARDEN_DATA"));
-    run(archive_in(dir, args))
+    run(async {
+        let source = match args.store.source().await {
+            Ok(Source::Dir) => LedgerSource::Dir(dir),
+            Ok(Source::Store(pool, Some(instance))) => LedgerSource::Postgres {
+                pool,
+                instance: Some(instance),
+            },
+            Ok(Source::Store(pool, None)) => {
+                pool.close().await;
+                eprintln!(
+                    "error: `archive` copies one instance's chain: give `--instance ID` (each \
+                     instance's chain to an export directory of its own)"
+                );
+                return ExitCode::from(EXIT_USAGE);
+            }
+            Err(code) => return code,
+        };
+        let code = archive_in(&source, args).await;
+        if let LedgerSource::Postgres { pool, .. } = &source {
+            pool.close().await;
+        }
+        code
+    })
 }
 
-async fn archive_in(dir: PathBuf, args: &ArchiveArgs) -> ExitCode {
-    let reader = match LedgerReader::open(&dir).await {
+async fn archive_in(source: &LedgerSource, args: &ArchiveArgs) -> ExitCode {
+    let reader = match LedgerReader::open_source(source).await {
         Ok(r) => r,
         Err(e) => return failure(&e),
     };
@@ -145,7 +175,12 @@ async fn archive_in(dir: PathBuf, args: &ArchiveArgs) -> ExitCode {
         return io_error("create", &args.to, &e);
     }
     let start = match last_archived(&args.to) {
-        Ok(Some(r)) => r.seq.saturating_add(1).max(first),
+        Ok(Some(r)) => {
+            if let Err(code) = continues(&reader, &r, first, &args.to).await {
+                return code;
+            }
+            r.seq.saturating_add(1).max(first)
+        }
         Ok(None) => first,
         Err(code) => return code,
     };
@@ -180,7 +215,7 @@ async fn archive_in(dir: PathBuf, args: &ArchiveArgs) -> ExitCode {
         return io_error("sync", &args.to, &e);
     }
     // Read the copy back against the ledger: every line the record it stands for.
-    let reader = match LedgerReader::open(&dir).await {
+    let reader = match LedgerReader::open_source(source).await {
         Ok(r) => r,
         Err(e) => return failure(&e),
     };
@@ -196,6 +231,37 @@ async fn archive_in(dir: PathBuf, args: &ArchiveArgs) -> ExitCode {
         args.to.display()
     );
     ExitCode::SUCCESS
+}
+
+/// The export in `dir` ends with `last`, which the ledger (whose first record is `first`)
+/// holds as that very record, unless it was pruned since: an export of another ledger
+/// (another instance's chain), or one ahead of this ledger, is never continued with this
+/// one's records.
+async fn continues(
+    reader: &LedgerReader,
+    last: &Record,
+    first: u64,
+    dir: &Path,
+) -> Result<(), ExitCode> {
+    if last.seq < first {
+        // Pruned from the ledger since: the pruned row stands for it.
+        return Ok(());
+    }
+    match reader.get(last.seq).await {
+        Ok(held) if held.as_ref().is_none_or(|h| h.hash != last.hash) => {
+            eprintln!(
+                "error: the export `{}` does not continue this ledger: its last record {} is not \
+                 the ledger's record {} (the archive of another ledger or instance?); nothing \
+                 was written",
+                dir.display(),
+                last.seq,
+                last.seq
+            );
+            Err(ExitCode::from(EXIT_BROKEN))
+        }
+        Ok(_) => Ok(()),
+        Err(e) => Err(failure(&e)),
+    }
 }
 
 /// Writes records `start..=end` to `path` (created 0600, new), one line each, and fsyncs it.
@@ -280,6 +346,13 @@ async fn check_copy(
 
 /// Runs `warden audit prune`.
 pub(super) fn prune(args: &PruneArgs) -> ExitCode {
+    if let Err(code) = args.store.refuse_postgres(
+        "`prune` removes records from a data directory's ledger; the chains in the shared \
+         store are not pruned (archive an instance's chain with `warden audit archive --store \
+         URL --instance ID`)",
+    ) {
+        return code;
+    }
     let dir = data_dir(args.data.data.as_deref(), std::env::var_os("WARDEN_DATA"));
     run(prune_in(dir, args))
 }

@@ -39,7 +39,7 @@ pub struct StoreArg {
 }
 
 /// What [`StoreArg`] asks for.
-pub(super) enum Source {
+pub(crate) enum Source {
     /// The data directory (no `--store`, or `--store sqlite`).
     Dir,
     /// The shared store, one instance or all.
@@ -47,6 +47,29 @@ pub(super) enum Source {
 }
 
 impl StoreArg {
+    /// For a command that reads a data directory only: a usage error (64) saying `why` when a
+    /// PostgreSQL store is named (`--store` or WARDEN_STORE), so it is never silently
+    /// ignored; a URL that is not a store location is a usage error too.
+    pub(super) fn refuse_postgres(&self, why: &str) -> Result<(), ExitCode> {
+        match self.store.as_deref().map(StoreLocation::parse) {
+            None | Some(Ok(StoreLocation::Sqlite)) if self.instance.is_none() => Ok(()),
+            None | Some(Ok(StoreLocation::Sqlite)) => {
+                eprintln!(
+                    "error: `--instance` reads the shared store: give `--store URL` (or WARDEN_STORE)"
+                );
+                Err(ExitCode::from(EXIT_USAGE))
+            }
+            Some(Ok(StoreLocation::Postgres(_))) => {
+                eprintln!("error: {why}");
+                Err(ExitCode::from(EXIT_USAGE))
+            }
+            Some(Err(e)) => {
+                eprintln!("error: {e}");
+                Err(ExitCode::from(EXIT_USAGE))
+            }
+        }
+    }
+
     /// Connects to the store if one is named; a bad URL, a bad instance name, or
     /// `--instance` without a store is a usage error (64), an unreachable store 74.
     pub(super) async fn source(&self) -> Result<Source, ExitCode> {
