@@ -11,12 +11,13 @@
 //! power loss. `DIR/ledger.lock` is held (an advisory file lock) by the one process that
 //! writes the ledger.
 
-mod error;
+pub(crate) mod error;
 mod pool;
 mod postgres;
 mod prune;
 mod reader;
 mod recorder;
+pub(crate) mod resume;
 mod scan;
 mod schema;
 mod tree;
@@ -43,9 +44,9 @@ pub use postgres::InstanceInfo;
 pub use prune::{Pruned, prune_ledger};
 pub use reader::{LedgerReader, PageBound};
 pub use scan::VerifyReport;
+pub(crate) use scan::verify_signed;
 #[cfg(test)]
 pub(crate) use scan::verify_signed_in_parts;
-pub(crate) use scan::{Resume, verify_signed};
 pub(crate) use schema::connect_reader;
 pub use warden_core::NewRecord;
 
@@ -67,19 +68,6 @@ pub enum LedgerSource {
         /// One instance's chain; `None`: every instance, merged by time.
         instance: Option<warden_core::InstanceId>,
     },
-}
-
-impl LedgerReader {
-    /// Opens a reader of `source` (see [`LedgerReader::open`] and
-    /// [`LedgerReader::open_postgres`]).
-    pub async fn open_source(source: &LedgerSource) -> Result<LedgerReader, LedgerError> {
-        match source {
-            LedgerSource::Dir(dir) => LedgerReader::open(dir).await,
-            LedgerSource::Postgres { pool, instance } => {
-                LedgerReader::open_postgres(pool.clone(), instance.clone()).await
-            }
-        }
-    }
 }
 
 /// A record to append with its payload already in canonical JSON: the exact text the ledger

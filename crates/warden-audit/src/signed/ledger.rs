@@ -4,7 +4,9 @@ use std::path::Path;
 
 use super::pruned::{self, PrunedRow};
 use super::{Finding, OpenNote, Report};
-use crate::store::{DB_FILE, LedgerError, Resume, connect_reader, verify_signed};
+use crate::store::error::LedgerError;
+use crate::store::resume::{Resume, read_pruned};
+use crate::store::{DB_FILE, connect_reader, verify_signed};
 
 /// Verifies the ledger in `dir` against signed checkpoints opened with `key`, and the anchor
 /// checkpoint `anchor` (the text of a signed note) if there is one. Blocking: run it on a
@@ -25,7 +27,7 @@ pub fn verify_ledger(
 ) -> Result<Report, LedgerError> {
     let path = dir.join(DB_FILE);
     let conn = connect_reader(&path)?;
-    let row = pruned::read(&conn)?;
+    let row = read_pruned(&conn)?;
     drop(conn);
     let resume = match row {
         None => Resume::default(),

@@ -8,11 +8,12 @@ use std::sync::Arc;
 
 use rusqlite::{Connection, Params};
 
+use super::error::LedgerError;
 use super::pool::ReadPool;
 use super::postgres::PgReader;
 use super::scan::{self, VerifyReport};
 use super::schema::{self, COLUMNS};
-use super::{DB_FILE, LedgerError, tree};
+use super::{DB_FILE, LedgerSource, tree};
 use crate::chain::Record;
 use crate::merkle;
 use crate::signed::{OpenNote, Report, verify_ledger};
@@ -39,6 +40,17 @@ fn read_error(e: rusqlite::Error) -> LedgerError {
 }
 
 impl LedgerReader {
+    /// Opens a reader of `source` (see [`LedgerReader::open`] and
+    /// [`LedgerReader::open_postgres`]).
+    pub async fn open_source(source: &LedgerSource) -> Result<LedgerReader, LedgerError> {
+        match source {
+            LedgerSource::Dir(dir) => LedgerReader::open(dir).await,
+            LedgerSource::Postgres { pool, instance } => {
+                LedgerReader::open_postgres(pool.clone(), instance.clone()).await
+            }
+        }
+    }
+
     /// Opens `dir/ledger.db` read-only (`mode=ro`) and checks that it is a ledger this code
     /// reads: a missing file, or a new and empty database, is [`LedgerError::NotFound`];
     /// another database or another format is [`LedgerError::Format`]; a file SQLite cannot

@@ -13,10 +13,11 @@ use std::sync::Arc;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension};
 
-use super::LedgerError;
+use super::error::LedgerError;
+use super::resume::Resume;
 use super::schema::{self, COLUMNS};
 use crate::chain::{GENESIS_HASH, Head, Problem, Verifier};
-use crate::signed::{Finding, OpenNote, Report, Start, TreeChecker};
+use crate::signed::{Finding, OpenNote, Report, TreeChecker};
 use serde::Serialize;
 
 /// Ledgers shorter than this many records per part are not split.
@@ -71,7 +72,7 @@ pub(super) fn verify_in_parts(
     let last = last_seq(&conn)?;
     // A pruned ledger's chain continues from its `pruned` row (trusted here: only a signed
     // verification checks the row against its checkpoint).
-    let after = crate::signed::pruned::read(&conn)?.map(|row| Head {
+    let after = super::resume::read_pruned(&conn)?.map(|row| Head {
         seq: row.through,
         hash: row.head_hash,
     });
@@ -235,16 +236,6 @@ fn scan(
         }
     }
     Ok(part)
-}
-
-/// Where a signed verification of the store starts: record 1, or (a pruned ledger) after the
-/// last pruned record, with the tree of the pruned records.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Resume {
-    /// The last pruned record (`None`: the ledger starts at record 1).
-    pub(crate) head: Option<Head>,
-    /// The tree of the pruned records, as their checkpoint vouches for it.
-    pub(crate) start: Start,
 }
 
 /// Verifies the ledger in `path` against signed checkpoints: the chain in parts on one thread

@@ -28,7 +28,8 @@ proptest! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_parallel_store_pass_agrees_with_one_pass() {
     use crate::checkpoint::{Checkpoint, SigningKey};
-    use crate::store::{DB_FILE, Resume, verify_signed_in_parts};
+    use crate::store::resume::Resume;
+    use crate::store::{DB_FILE, verify_signed_in_parts};
     use crate::{Ledger, LedgerConfig, LedgerReader, NewRecord};
 
     let key = SigningKey::generate("t").unwrap();
