@@ -37,7 +37,7 @@ pub struct StoreArg {
 }
 
 /// What [`StoreArg`] asks for.
-pub(super) enum Source {
+pub(crate) enum Source {
     /// The data directory (no `--store`, or `--store sqlite`).
     Dir,
     /// The shared store, one instance or all.
@@ -47,7 +47,7 @@ pub(super) enum Source {
 impl StoreArg {
     /// Connects to the store if one is named; a bad URL, a bad instance name, or
     /// `--instance` without a store is a usage error (64), an unreachable store 74.
-    pub(super) async fn source(&self) -> Result<Source, ExitCode> {
+    pub(crate) async fn source(&self) -> Result<Source, ExitCode> {
         let usage = |message: String| {
             eprintln!("error: {message}");
             ExitCode::from(EXIT_USAGE)
