@@ -342,17 +342,21 @@ def psql(url: str, sql: str) -> str:
     return out.stdout
 
 
-def tamper_record(data: Path, seq: int, edit: bool) -> int:
-    """Changes record `seq` of the ledger of the gateway on `data` behind warden's back (its
-    `"verdict":"deny"` made `"allow"`), or deletes it; how many rows changed. On SQLite in
-    `DIR/ledger.db`; on PostgreSQL in the instance's chain in `ledger_records`."""
+def tamper_record(
+    data: Path, seq: int, edit: bool, replace: tuple[str, str] = ('"verdict":"deny"', '"verdict":"allow"')
+) -> int:
+    """Changes record `seq` of the ledger of the gateway on `data` behind warden's back (in
+    its payload the text `replace[0]` made `replace[1]`; by default its `"verdict":"deny"`
+    made `"allow"`), or deletes it; how many rows changed. On SQLite in `DIR/ledger.db`; on
+    PostgreSQL in the instance's chain in `ledger_records`."""
+    old, new = replace
     store = _STORES.get(data)
     if store is None:
         db = sqlite3.connect(data / "ledger.db")
         with db:
             if edit:
                 (payload,) = db.execute("SELECT payload FROM records WHERE seq = ?", (seq,)).fetchone()
-                forged = payload.replace('"verdict":"deny"', '"verdict":"allow"')
+                forged = payload.replace(old, new)
                 assert forged != payload
                 n = db.execute("UPDATE records SET payload = ? WHERE seq = ?", (forged, seq)).rowcount
             else:
@@ -362,13 +366,33 @@ def tamper_record(data: Path, seq: int, edit: bool) -> int:
     instance = (data / "instance").read_text().strip().replace("'", "''")
     where = f"WHERE instance = '{instance}' AND seq = {int(seq)}"
     if edit:
+        o, n = (t.replace("'", "''") for t in (old, new))
         sql = (
-            "UPDATE ledger_records SET payload = replace(payload, '\"verdict\":\"deny\"', "
-            f"'\"verdict\":\"allow\"') {where} AND payload LIKE '%\"verdict\":\"deny\"%' RETURNING seq"
+            f"UPDATE ledger_records SET payload = replace(payload, '{o}', '{n}') {where} "
+            f"AND strpos(payload, '{o}') > 0 RETURNING seq"
         )
     else:
         sql = f"DELETE FROM ledger_records {where} RETURNING seq"
     return len([line for line in psql(store, sql).splitlines() if line.strip()])
+
+
+def ledger_snapshot(data: Path) -> bytes:
+    """Everything the ledger of the gateway on `data` holds, to compare before and after a
+    command that must only read it: on SQLite the bytes of `DIR/ledger.db`; on PostgreSQL the
+    instance's records, its committed mark and its Merkle subtrees, as rows."""
+    store = _STORES.get(data)
+    if store is None:
+        return (data / "ledger.db").read_bytes()
+    instance = (data / "instance").read_text().strip().replace("'", "''")
+    return psql(
+        store,
+        f"SELECT 'r', seq, time, session, kind, payload, prev_hash, hash FROM ledger_records "
+        f"WHERE instance = '{instance}' ORDER BY seq; "
+        f"SELECT 'm', ledger_id, created_at, mark FROM ledger_instances "
+        f"WHERE instance = '{instance}'; "
+        f"SELECT 't', level, idx, hash FROM ledger_tree_nodes "
+        f"WHERE instance = '{instance}' ORDER BY level, idx",
+    ).encode()
 
 
 sqlite_only = pytest.mark.skipif(
