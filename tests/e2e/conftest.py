@@ -30,7 +30,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
-from typing import Any, AsyncIterator, Callable, Iterable
+from typing import Any, AsyncIterator, Callable, Iterable, Iterator
 
 import httpx2
 import pytest
@@ -298,11 +298,15 @@ def _psql() -> str:
 
 
 _DB_COUNT = iter(range(1_000_000))
+#: The databases this run made and has not dropped yet.
+_DATABASES: list[str] = []
 
 
 def new_postgres_database() -> str:
-    """Makes an empty database in the cluster at `WARDEN_TEST_PG_URL`; its URL."""
+    """Makes an empty database in the cluster at `WARDEN_TEST_PG_URL`; its URL. It is dropped
+    when the test module that made it ends (`_drop_databases`)."""
     name = f"warden_e2e_{os.getpid()}_{next(_DB_COUNT)}"
+    _DATABASES.append(name)
     out = subprocess.run(
         [_psql(), f"{PG_BASE}/postgres", "-v", "ON_ERROR_STOP=1", "-q", "-c", f"CREATE DATABASE {name}"],
         capture_output=True,
@@ -784,6 +788,25 @@ def _print_logs_if_failed(request: pytest.FixtureRequest, gateways: Iterable[Gat
         for gw in gateways:
             tail = "\n".join(gw.log().splitlines()[-80:])
             print(f"--- warden serve log ({gw.log_path}), last lines ---\n{tail}")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _drop_databases() -> Iterator[None]:
+    """Drops the PostgreSQL databases a test module made once it ends (after its gateways,
+    module-scoped ones included, have stopped): a run leaves nothing in the cluster, and its
+    disk holds one module's databases at a time."""
+    yield
+    names, _DATABASES[:] = list(_DATABASES), []
+    if names:
+        # One `-c` each: DROP DATABASE cannot run in the transaction a multi-statement string is.
+        drops = [arg for n in names for arg in ("-c", f"DROP DATABASE IF EXISTS {n} WITH (FORCE)")]
+        out = subprocess.run(
+            [_psql(), f"{PG_BASE}/postgres", "-v", "ON_ERROR_STOP=1", "-q", *drops],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, f"cannot drop the test databases: {out.stderr}"
 
 
 @pytest.fixture

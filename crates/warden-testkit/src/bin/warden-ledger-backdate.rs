@@ -40,6 +40,9 @@ struct Args {
 /// One record as stored: sequence number, time, session, kind, payload.
 type Row = (i64, String, Option<String>, String, String);
 
+/// A record rehashed: its moved time, its new `prev_hash` and `hash`.
+type Moved = (String, [u8; 32], [u8; 32]);
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if args.by_secs <= 0 {
@@ -58,7 +61,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Each record's moved time and its new `(prev_hash, hash)`, in order.
-fn rehash(rows: &[Row], by_secs: i64) -> anyhow::Result<Vec<(String, [u8; 32], [u8; 32])>> {
+fn rehash(rows: &[Row], by_secs: i64) -> anyhow::Result<Vec<Moved>> {
     let mut prev = GENESIS_HASH;
     let mut out = Vec::with_capacity(rows.len());
     for (seq, time, session, kind, payload) in rows {
