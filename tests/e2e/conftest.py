@@ -30,7 +30,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
-from typing import Any, AsyncIterator, Callable, Iterable
+from typing import Any, AsyncIterator, Callable, Iterable, Iterator
 
 import httpx2
 import pytest
@@ -298,19 +298,54 @@ def _psql() -> str:
 
 
 _DB_COUNT = iter(range(1_000_000))
+#: The databases this run made and has not dropped yet.
+_DATABASES: list[str] = []
 
 
-def new_postgres_database() -> str:
-    """Makes an empty database in the cluster at `WARDEN_TEST_PG_URL`; its URL."""
-    name = f"warden_e2e_{os.getpid()}_{next(_DB_COUNT)}"
+#: The run's template database, migrated once by `warden migrate` (None until the first
+#: database is made).
+_TEMPLATE: str | None = None
+
+
+def _create_database(name: str, template: str | None) -> None:
+    sql = f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else "")
     out = subprocess.run(
-        [_psql(), f"{PG_BASE}/postgres", "-v", "ON_ERROR_STOP=1", "-q", "-c", f"CREATE DATABASE {name}"],
+        [_psql(), f"{PG_BASE}/postgres", "-v", "ON_ERROR_STOP=1", "-q", "-c", sql],
         capture_output=True,
         text=True,
         timeout=30,
     )
     assert out.returncode == 0, f"cannot create the database {name}: {out.stderr}"
+
+
+def new_postgres_database() -> str:
+    """Makes a database in the cluster at `WARDEN_TEST_PG_URL` that holds warden's schema and
+    nothing else; its URL. The schema comes from a template this run migrated once with
+    `warden migrate` (a copy costs a file copy; migrating each gateway's database at its
+    start cost about a second each). It is dropped when the test module that made it ends
+    (`_drop_databases`); the template when the run ends."""
+    global _TEMPLATE
+    if _TEMPLATE is None:
+        template = f"warden_e2e_{os.getpid()}_template"
+        _create_database(template, None)
+        _TEMPLATE = template
+        migrated = run_warden("migrate", "--store", f"{PG_BASE}/{template}")
+        assert migrated.returncode == 0, f"warden migrate failed: {migrated.stderr}"
+    name = f"warden_e2e_{os.getpid()}_{next(_DB_COUNT)}"
+    _DATABASES.append(name)
+    _create_database(name, _TEMPLATE)
     return f"{PG_BASE}/{name}"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Drops the run's template database (the others went with their modules)."""
+    if _TEMPLATE is not None:
+        subprocess.run(
+            [_psql(), f"{PG_BASE}/postgres", "-q", "-c", f"DROP DATABASE IF EXISTS {_TEMPLATE} WITH (FORCE)"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
 
 def store_args(data: Path) -> list[str]:
@@ -342,17 +377,21 @@ def psql(url: str, sql: str) -> str:
     return out.stdout
 
 
-def tamper_record(data: Path, seq: int, edit: bool) -> int:
-    """Changes record `seq` of the ledger of the gateway on `data` behind warden's back (its
-    `"verdict":"deny"` made `"allow"`), or deletes it; how many rows changed. On SQLite in
-    `DIR/ledger.db`; on PostgreSQL in the instance's chain in `ledger_records`."""
+def tamper_record(
+    data: Path, seq: int, edit: bool, replace: tuple[str, str] = ('"verdict":"deny"', '"verdict":"allow"')
+) -> int:
+    """Changes record `seq` of the ledger of the gateway on `data` behind warden's back (in
+    its payload the text `replace[0]` made `replace[1]`; by default its `"verdict":"deny"`
+    made `"allow"`), or deletes it; how many rows changed. On SQLite in `DIR/ledger.db`; on
+    PostgreSQL in the instance's chain in `ledger_records`."""
+    old, new = replace
     store = _STORES.get(data)
     if store is None:
         db = sqlite3.connect(data / "ledger.db")
         with db:
             if edit:
                 (payload,) = db.execute("SELECT payload FROM records WHERE seq = ?", (seq,)).fetchone()
-                forged = payload.replace('"verdict":"deny"', '"verdict":"allow"')
+                forged = payload.replace(old, new)
                 assert forged != payload
                 n = db.execute("UPDATE records SET payload = ? WHERE seq = ?", (forged, seq)).rowcount
             else:
@@ -362,13 +401,33 @@ def tamper_record(data: Path, seq: int, edit: bool) -> int:
     instance = (data / "instance").read_text().strip().replace("'", "''")
     where = f"WHERE instance = '{instance}' AND seq = {int(seq)}"
     if edit:
+        o, n = (t.replace("'", "''") for t in (old, new))
         sql = (
-            "UPDATE ledger_records SET payload = replace(payload, '\"verdict\":\"deny\"', "
-            f"'\"verdict\":\"allow\"') {where} AND payload LIKE '%\"verdict\":\"deny\"%' RETURNING seq"
+            f"UPDATE ledger_records SET payload = replace(payload, '{o}', '{n}') {where} "
+            f"AND strpos(payload, '{o}') > 0 RETURNING seq"
         )
     else:
         sql = f"DELETE FROM ledger_records {where} RETURNING seq"
     return len([line for line in psql(store, sql).splitlines() if line.strip()])
+
+
+def ledger_snapshot(data: Path) -> bytes:
+    """Everything the ledger of the gateway on `data` holds, to compare before and after a
+    command that must only read it: on SQLite the bytes of `DIR/ledger.db`; on PostgreSQL the
+    instance's records, its committed mark and its Merkle subtrees, as rows."""
+    store = _STORES.get(data)
+    if store is None:
+        return (data / "ledger.db").read_bytes()
+    instance = (data / "instance").read_text().strip().replace("'", "''")
+    return psql(
+        store,
+        f"SELECT 'r', seq, time, session, kind, payload, prev_hash, hash FROM ledger_records "
+        f"WHERE instance = '{instance}' ORDER BY seq; "
+        f"SELECT 'm', ledger_id, created_at, mark FROM ledger_instances "
+        f"WHERE instance = '{instance}'; "
+        f"SELECT 't', level, idx, hash FROM ledger_tree_nodes "
+        f"WHERE instance = '{instance}' ORDER BY level, idx",
+    ).encode()
 
 
 sqlite_only = pytest.mark.skipif(
@@ -760,6 +819,25 @@ def _print_logs_if_failed(request: pytest.FixtureRequest, gateways: Iterable[Gat
         for gw in gateways:
             tail = "\n".join(gw.log().splitlines()[-80:])
             print(f"--- warden serve log ({gw.log_path}), last lines ---\n{tail}")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _drop_databases() -> Iterator[None]:
+    """Drops the PostgreSQL databases a test module made once it ends (after its gateways,
+    module-scoped ones included, have stopped): a run leaves nothing in the cluster, and its
+    disk holds one module's databases at a time."""
+    yield
+    names, _DATABASES[:] = list(_DATABASES), []
+    if names:
+        # One `-c` each: DROP DATABASE cannot run in the transaction a multi-statement string is.
+        drops = [arg for n in names for arg in ("-c", f"DROP DATABASE IF EXISTS {n} WITH (FORCE)")]
+        out = subprocess.run(
+            [_psql(), f"{PG_BASE}/postgres", "-v", "ON_ERROR_STOP=1", "-q", *drops],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, f"cannot drop the test databases: {out.stderr}"
 
 
 @pytest.fixture

@@ -37,6 +37,7 @@ from conftest import (
     Gateway,
     mcp_http,
     run_warden,
+    store_args,
     text_of,
 )
 from test_model_proxy import KEY_ENV, PROVIDER_KEY, MockLlm
@@ -158,6 +159,7 @@ class Console:
         """A new operator credential, made offline with access to the data directory: an
         approver acting as `principal`, the observer's, or else an admin's."""
         args = ["operator", "create-token", "--name", name, "--data", str(self.gw.data)]
+        args += store_args(self.gw.data)
         if principal:
             args += ["--principal", principal]
         if observer:

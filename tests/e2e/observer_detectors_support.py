@@ -274,8 +274,13 @@ def first_decision_after_control(gw: Gateway, session: str, control: dict[str, A
 def backdate(gw: Gateway, secs: int) -> None:
     if not BACKDATE_BIN.exists():
         pytest.fail(f"{BACKDATE_BIN} is not built: `cargo build -p warden-testkit`")
+    ledger = (
+        ["--store", gw.store, "--instance", (gw.data / "instance").read_text().strip()]
+        if gw.store
+        else ["--ledger", str(gw.data / "ledger.db")]
+    )
     out = subprocess.run(
-        [str(BACKDATE_BIN), "--ledger", str(gw.data / "ledger.db"), "--by-secs", str(secs)],
+        [str(BACKDATE_BIN), *ledger, "--by-secs", str(secs)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -359,9 +359,12 @@ def gateway_with_history(
         gw = Gateway(tmp=d, ws=workspace, charter_override=with_observer(workspace, section))
         started.append(gw)
         recorded_under = "blake3:" + "0" * 64 if changed else charter_hash(gw.charter)
+        # On PostgreSQL: the history goes to the chain of an instance named now, which the
+        # tool writes to `DIR/instance`, so the gateway continues it.
+        store = ["--store", gw.store, "--instance", f"gw-history-{len(started)}"] if gw.store else []
         out = subprocess.run(
             [str(HISTORY_BIN), "--data", str(gw.data), "--agent", "e2e-agent", "--charter-hash",
-             recorded_under, "--dir", str(workspace.root / "docs")],
+             recorded_under, "--dir", str(workspace.root / "docs"), *store],
             capture_output=True, text=True,
         )
         assert out.returncode == 0, out.stdout + out.stderr

@@ -18,6 +18,7 @@ from conftest import (
     find_attempt,
     mcp_http,
     run_warden,
+    store_args,
     text_of,
 )
 
@@ -58,7 +59,7 @@ def decided(gw: Gateway, action: str) -> dict[str, Any]:
 def approver_token(gw: Gateway, principal: str) -> str:
     r = run_warden(
         "operator", "create-token", "--name", f"{principal}-phone", "--principal", principal,
-        "--data", str(gw.data),
+        "--data", str(gw.data), *store_args(gw.data),
     )
     assert r.returncode == 0, r.stderr
     return r.stdout.strip()

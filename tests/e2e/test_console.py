@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from typing import Callable
 
+import pytest
 from playwright.sync_api import expect
 
 from console_support import (  # noqa: F401 — fixtures
@@ -32,7 +33,7 @@ from console_support import (  # noqa: F401 — fixtures
     shot,
     sign_in,
 )
-from conftest import wait_for
+from conftest import STORE, wait_for
 
 NewTab = Callable[[], Tab]
 
@@ -380,10 +381,6 @@ def test_the_csp_header_is_on_every_page_and_no_injected_script_runs(
     expect(main).to_contain_text("onerror=")
     assert admin.page.locator("main script").count() == 0
     assert admin.page.locator("main img").count() == 0
-    # Search shows it as text too.
-    admin.goto("/ui/search?q=please")
-    expect(admin.page.locator("main")).to_contain_text("<script>")
-    assert admin.page.locator("main script, main img").count() == 0
     assert admin.page.evaluate("typeof window.__pwned") == "undefined"
     assert not admin.watched.csp_violations(), admin.watched.csp_violations()
     assert not admin.watched.errors, admin.watched.errors
@@ -409,10 +406,7 @@ def test_the_csp_header_is_on_every_page_and_no_injected_script_runs(
 # --------------------------------------------------------------------------------------------
 
 
-def test_charter_explain_and_search(console: Console, new_tab: NewTab) -> None:
-    token = console.open_session("look things up")
-    console.model_turn(token, "where is the quarterly plan kept")
-
+def test_charter_and_explain(console: Console, new_tab: NewTab) -> None:
     admin = new_tab()
     sign_in(admin, console.admin_token)
     admin.goto("/ui/charter")
@@ -436,7 +430,35 @@ def test_charter_explain_and_search(console: Console, new_tab: NewTab) -> None:
     shot(admin.page, "charter")
     assert len(console.records()) == before, "explain records nothing"
 
+
+#: The console's search reads the search index beside a data directory's ledger.
+search_on_sqlite_only = pytest.mark.skipif(
+    STORE != "sqlite",
+    reason="the console's search reads the search index beside a data directory's ledger; it "
+    "does not search the shared PostgreSQL store",
+)
+
+
+@search_on_sqlite_only
+def test_search_finds_captured_prompts_and_shows_hostile_text_as_text(
+    console: Console, new_tab: NewTab
+) -> None:
+    token = console.open_session("look things up")
+    console.model_turn(token, "where is the quarterly plan kept")
+    console.model_turn(token, HOSTILE_PROMPT)
+
+    admin = new_tab()
+    sign_in(admin, console.admin_token)
+    main = admin.page.locator("main")
     # Search over captured prompts and completions.
     admin.goto("/ui/search?q=quarterly")
     expect(main).to_contain_text("quarterly")
     shot(admin.page, "search")
+    # What an agent put in a prompt is shown as text, never run.
+    response = admin.goto("/ui/search?q=please")
+    assert_secure_headers(response)
+    expect(main).to_contain_text("<script>")
+    assert admin.page.locator("main script, main img").count() == 0
+    assert admin.page.evaluate("typeof window.__pwned") == "undefined"
+    assert not admin.watched.csp_violations(), admin.watched.csp_violations()
+    assert not admin.watched.errors, admin.watched.errors

@@ -29,7 +29,7 @@ import anthropic
 import httpx2
 import openai
 import pytest
-from conftest import REPO, WARDEN_BIN, Gateway, free_port, run_warden, wait_for
+from conftest import REPO, STORE, WARDEN_BIN, Gateway, free_port, run_warden, wait_for
 
 #: The mock provider (`cargo build -p warden-testkit`): `$WARDEN_MOCK_LLM_BIN`, else beside
 #: the warden binary.
@@ -833,7 +833,9 @@ def search(gw: Gateway, phrase: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
 
 
-def test_calls_are_captured_searchable_and_the_ledger_verifies(mg: ModelGateway) -> None:
+def three_captured_calls(mg: ModelGateway) -> None:
+    """An OpenAI call, a streamed Anthropic one and one proposing a tool call; returns once
+    all three are recorded."""
     mg.openai().chat.completions.create(
         model="fast", messages=user("the periwinkle aardvark plays oboe")
     )
@@ -847,10 +849,31 @@ def test_calls_are_captured_searchable_and_the_ledger_verifies(mg: ModelGateway)
     mg.wait_records("model_completed", 3)
     mg.wait_records("model_intent", 1)
 
+
+def test_calls_are_captured_and_the_ledger_verifies(mg: ModelGateway) -> None:
+    three_captured_calls(mg)
     verified = mg.gw.verify()
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "ledger intact" in verified.stdout
+    # The prompt is in the request and in the completion that echoes it, the streamed
+    # completion and the proposed tool call in theirs.
+    kinds_with = lambda text: {  # noqa: E731
+        r["kind"] for r in mg.gw.records() if text in json.dumps(r["payload"])
+    }
+    assert kinds_with("periwinkle aardvark") == {"model_requested", "model_completed"}
+    assert kinds_with("echo: a saffron narwhal") == {"model_completed"}
+    assert kinds_with("calling book_flight") == {"model_completed"}
+    assert "model_intent" in kinds_with("reykjavik")
+    assert kinds_with("never said by anyone") == set()
 
+
+@pytest.mark.skipif(
+    STORE != "sqlite",
+    reason="`warden audit search` reads the search index beside a data directory's ledger; "
+    "it does not read the shared PostgreSQL store",
+)
+def test_captured_calls_are_searchable(mg: ModelGateway) -> None:
+    three_captured_calls(mg)
     # A phrase of a prompt: the request, and the completion that echoes it.
     hits = search(mg.gw, "periwinkle aardvark")
     assert {h["kind"] for h in hits} == {"model_requested", "model_completed"}

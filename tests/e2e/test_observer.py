@@ -11,14 +11,21 @@ every gateway that was not tampered with on purpose.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from typing import Any, Callable
 
 import httpx2
 import pytest
 
-from conftest import Gateway, Workspace, find_attempt, mcp_http, text_of, wait_for
+from conftest import (
+    Gateway,
+    Workspace,
+    find_attempt,
+    mcp_http,
+    tamper_record,
+    text_of,
+    wait_for,
+)
 from observer_support import (  # noqa: F401 — fixtures
     Observer,
     controls,
@@ -122,13 +129,7 @@ async def test_the_ledger_modified_under_the_running_observer_freezes_the_gatewa
     # Someone with the database edits a record the observer has already read.
     gw.tampered = True
     seq = find_attempt(gw.records(), "fs.read_text_file", readme)["seq"]
-    db = sqlite3.connect(gw.data / "ledger.db")
-    with db:
-        (payload,) = db.execute("SELECT payload FROM records WHERE seq = ?", (seq,)).fetchone()
-        forged = payload.replace("README.md", "notes/harmless.md")
-        assert forged != payload
-        assert db.execute("UPDATE records SET payload = ? WHERE seq = ?", (forged, seq)).rowcount == 1
-    db.close()
+    assert tamper_record(gw.data, seq, edit=True, replace=("README.md", "notes/harmless.md")) == 1
 
     frozen = wait_for("the frozen posture", lambda: in_force(gw, action="frozen"), timeout=20)
     assert frozen["set_by"]["role"] == "observer", frozen

@@ -3,7 +3,8 @@ servers, driven by the Python MCP SDK, records a session (allowed, denied and as
 label picked up); once it has stopped, its ledger is replayed under the same charter (nothing
 changes, exit 0), a tightened one (newly denied and asking, exit 0) and a loosened one (newly
 allowed: exit 1, or 0 with `--allow-widening`). Bad input exits 64; the ledger is never
-written."""
+written. With `WARDEN_E2E_STORE=postgres` the ledger replayed is the gateway's chain in the
+shared store (`--store URL --instance ID`)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,16 @@ from typing import Any, Callable
 
 import pytest
 
-from conftest import REFUSED, Gateway, mcp_http, run_warden, text_of
+from conftest import (
+    REFUSED,
+    Gateway,
+    ledger_args,
+    ledger_snapshot,
+    mcp_http,
+    run_warden,
+    store_args,
+    text_of,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -55,7 +65,7 @@ async def record_session(gw: Gateway) -> int:
 
 
 def replay(gw: Gateway, charter: Path | None, *args: str) -> tuple[int, dict[str, Any] | str, str]:
-    cmd = ["replay", "--data", str(gw.data)]
+    cmd = ["replay", *ledger_args(gw.data)]
     if charter is not None:
         cmd += ["--charter", str(charter)]
     out = run_warden(*cmd, *args)
@@ -77,7 +87,7 @@ async def test_replay_of_a_recorded_session(
     gw = start_gateway(approval_timeout="1s")
     calls = await record_session(gw)
     assert gw.stop() == 0, gw.log()
-    ledger = (gw.data / "ledger.db").read_bytes()
+    ledger = ledger_snapshot(gw.data)
     live = gw.charter.read_text()
 
     # The same charter: every recorded decision is reproduced.
@@ -147,6 +157,13 @@ async def test_replay_of_a_recorded_session(
     out = run_warden("replay", "--charter", str(gw.charter), "--data", str(empty))
     assert out.returncode == EXIT_USAGE, out.stderr
     assert list(empty.iterdir()) == [], "replay created a file in an empty data directory"
+    if store_args(gw.data):
+        # On the shared store: an instance that never wrote, and a store without `--instance`.
+        store = store_args(gw.data)
+        out = run_warden("replay", "--charter", str(gw.charter), *store, "--instance", "gw-none")
+        assert out.returncode == EXIT_USAGE and "gw-none" in out.stderr, out.stderr
+        out = run_warden("replay", "--charter", str(gw.charter), *store)
+        assert out.returncode == EXIT_USAGE and "--instance" in out.stderr, out.stderr
 
-    # Read-only: the ledger's bytes are what the gateway left.
-    assert (gw.data / "ledger.db").read_bytes() == ledger
+    # Read-only: the ledger is what the gateway left.
+    assert ledger_snapshot(gw.data) == ledger

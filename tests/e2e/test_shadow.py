@@ -12,7 +12,16 @@ from typing import Callable
 
 import pytest
 
-from conftest import REFUSED, Gateway, Workspace, charter_text, mcp_http, run_warden, text_of
+from conftest import (
+    REFUSED,
+    Gateway,
+    Workspace,
+    charter_text,
+    ledger_args,
+    mcp_http,
+    run_warden,
+    text_of,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -70,7 +79,7 @@ async def test_the_shadow_is_recorded_and_never_enforced(
     # `warden replay --shadow` summarises exactly these divergences from the gateway's ledger:
     # echo newly denied, get-env newly allowed (a widening: exit 1).
     assert gw.stop() == 0, gw.log()
-    out = run_warden("replay", "--shadow", "--data", str(gw.data), "--format", "json")
+    out = run_warden("replay", "--shadow", *ledger_args(gw.data), "--format", "json")
     assert out.returncode == 1, (out.returncode, out.stdout, out.stderr)
     report = json.loads(out.stdout)
     assert report["mode"] == "shadow", report

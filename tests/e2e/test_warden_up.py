@@ -1,6 +1,7 @@
-"""`warden up`, the README's one-command start: the gateway on SQLite with the demo charter,
-whose upstream is the npm filesystem server on a demo folder, and a demo session whose URL and
-token it prints."""
+"""`warden up`, the README's one-command start: the gateway with the demo charter, whose
+upstream is the npm filesystem server on a demo folder, and a demo session whose URL and token
+it prints. On SQLite (the data directory), or with `WARDEN_E2E_STORE=postgres` on a fresh
+PostgreSQL database (`warden up --store URL`)."""
 
 from __future__ import annotations
 
@@ -15,13 +16,24 @@ from pathlib import Path
 import anyio
 import pytest
 
-from conftest import REFUSED, REPO, WARDEN_BIN, free_port, mcp_http, run_warden, text_of
+from conftest import (
+    REFUSED,
+    REPO,
+    STORE,
+    WARDEN_BIN,
+    free_port,
+    mcp_http,
+    new_postgres_database,
+    run_warden,
+    text_of,
+)
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_warden_up_serves_the_demo_folder(tmp_path: Path) -> None:
     data = Path(os.path.realpath(tmp_path)) / "warden-data"
+    store = ["--store", new_postgres_database()] if STORE == "postgres" else []
     proc = subprocess.Popen(
         [
             str(WARDEN_BIN),
@@ -32,6 +44,7 @@ async def test_warden_up_serves_the_demo_folder(tmp_path: Path) -> None:
             f"127.0.0.1:{free_port()}",
             "--operator-listen",
             f"127.0.0.1:{free_port()}",
+            *store,
         ],
         cwd=REPO,  # where node_modules holds the filesystem server
         stdout=subprocess.PIPE,
@@ -111,5 +124,10 @@ async def test_warden_up_serves_the_demo_folder(tmp_path: Path) -> None:
             proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=30)
     assert code == 0
-    ok = run_warden("audit", "verify", "--data", str(data))
+    if store:
+        assert not (data / "ledger.db").exists(), "the ledger is in the store, not in the data directory"
+        ledger = [*store, "--instance", (data / "instance").read_text().strip()]
+    else:
+        ledger = ["--data", str(data)]
+    ok = run_warden("audit", "verify", *ledger)
     assert ok.returncode == 0, ok.stdout + ok.stderr

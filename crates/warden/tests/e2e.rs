@@ -81,26 +81,15 @@ fn end_to_end_suite_with_real_mcp_peers() {
     println!("end-to-end suite: {summary}");
 }
 
-/// The end-to-end files that cover what the shared store changes — sessions and credentials,
-/// approvals, the decide API and its scope counters, MCP, the ledger and `warden audit` — run
-/// a second time with every gateway on PostgreSQL (`WARDEN_E2E_STORE=postgres`, a fresh
-/// database per gateway). Left out: the observer, console, export, OpenTelemetry, model proxy,
-/// framework and `warden up` files (they exercise what reads the ledger, not the store, and
-/// would double the suite's time), replay (`warden replay` reads a data directory), and the
-/// fail-closed file (it breaks the SQLite ledger's disk; PostgreSQL's outage is
-/// `warden-gateway`'s `fleet` test).
-const POSTGRES_FILES: &[&str] = &[
-    "test_sessions_and_resources.py",
-    "test_approval.py",
-    "test_decide_api.py",
-    "test_python_client.py",
-    "test_end_to_end.py",
-    "test_everything_server.py",
-    "test_http_errors.py",
-];
-
-/// The store-covering files of the suite with every gateway on PostgreSQL: the cluster of
-/// `WARDEN_TEST_PG_URL` (`scripts/test.sh` starts one), or a cluster of this test's own.
+/// The whole end-to-end suite a second time, every file of it, with every gateway on
+/// PostgreSQL (`WARDEN_E2E_STORE=postgres`): each gateway gets a fresh database of its own in
+/// the cluster of `WARDEN_TEST_PG_URL` (`scripts/test.sh` starts one), or in a cluster of this
+/// test's own. The ledger is read, verified, tampered with and replayed in the store
+/// (`--store URL --instance ID`); a full disk is PostgreSQL's own `disk_full` error on the
+/// ledger's writes, and `test_fail_closed.py` adds the store going away. What reads a data
+/// directory's files only is skipped there, each skip saying why (pytest's `-ra` summary
+/// lists them): `warden audit search` and the console's search (the search index beside a
+/// SQLite ledger).
 #[test]
 fn end_to_end_suite_on_postgresql() {
     let root = repo();
@@ -118,8 +107,7 @@ fn end_to_end_suite_on_postgresql() {
     };
     let started = Instant::now();
     let output = Command::new(&python)
-        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
-        .args(POSTGRES_FILES.iter().map(|f| format!("tests/e2e/{f}")))
+        .args(["-m", "pytest", "tests/e2e", "-q", "-p", "no:cacheprovider"])
         .current_dir(&root)
         .env("WARDEN_BIN", env!("CARGO_BIN_EXE_warden"))
         .env("WARDEN_E2E_STORE", "postgres")

@@ -5,18 +5,27 @@
 //! the records are hash-chained exactly as a gateway writes them: `warden audit verify`
 //! passes, and the gateway started afterwards continues the chain.
 //!
+//! With `--store URL --instance ID` the history is written to that instance's chain in a
+//! fleet's PostgreSQL store (migrated first), and `DIR/instance` names the instance, so the
+//! gateway started on `DIR` with `--store URL` continues that chain.
+//!
 //! The history: a `charter_loaded` of `--charter-hash`, then for each of the `--hours` hours
 //! before the last full one, a session of the agent reading `--per-minute` files a minute for
 //! `--minutes` minutes under `--dir` (each read attempted and allowed).
 
 #![allow(clippy::print_stdout, reason = "a tool that reports what it wrote")]
 
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use clap::Parser;
 use serde_json::json;
 use warden_audit::{Ledger, LedgerConfig, NewRecord, RecordKind};
-use warden_core::ManualClock;
+use warden_core::store::StoreLocation;
+use warden_core::{InstanceId, ManualClock};
+use warden_session::state_db::postgres::{self, PoolBounds};
 
 /// Writes recorded history into a ledger.
 #[derive(Debug, Parser)]
@@ -45,6 +54,34 @@ struct Args {
     /// The directory the reads are in.
     #[arg(long)]
     dir: String,
+    /// Write to this fleet's PostgreSQL store instead of `DIR/ledger.db` (with `--instance`).
+    #[arg(long, requires = "instance", value_name = "URL")]
+    store: Option<String>,
+    /// The instance whose chain gets the history; written to `DIR/instance`.
+    #[arg(long, requires = "store", value_name = "ID")]
+    instance: Option<String>,
+}
+
+/// The ledger the history goes to: `DIR/ledger.db`, or the instance's chain in the store.
+async fn open(a: &Args, clock: Arc<ManualClock>) -> anyhow::Result<Ledger> {
+    let (Some(store), Some(instance)) = (&a.store, &a.instance) else {
+        return Ok(Ledger::open(&a.data, clock, LedgerConfig::default()).await?);
+    };
+    let StoreLocation::Postgres(url) = StoreLocation::parse(store)? else {
+        anyhow::bail!("--store is not a PostgreSQL URL");
+    };
+    let id = InstanceId::parse(instance)?;
+    let pool = postgres::connect(&url, PoolBounds::default()).await?;
+    postgres::migrate(&pool).await?;
+    let path = a.data.join("instance");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut f| f.write_all(id.as_str().as_bytes()))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(Ledger::open_postgres(pool, &id, &a.data, clock, LedgerConfig::default(), None).await?)
 }
 
 #[tokio::main]
@@ -61,7 +98,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let clock = Arc::new(ManualClock::new(hour(a.hours)));
     warden_core::private::private_dir(&a.data)?;
-    let ledger = Ledger::open(&a.data, clock.clone(), LedgerConfig::default()).await?;
+    let ledger = open(&a, clock.clone()).await?;
     let append = |session: Option<String>, kind, payload| {
         let ledger = ledger.clone();
         async move {

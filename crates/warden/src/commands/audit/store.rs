@@ -72,7 +72,7 @@ impl StoreArg {
 
     /// Connects to the store if one is named; a bad URL, a bad instance name, or
     /// `--instance` without a store is a usage error (64), an unreachable store 74.
-    pub(super) async fn source(&self) -> Result<Source, ExitCode> {
+    pub(crate) async fn source(&self) -> Result<Source, ExitCode> {
         let usage = |message: String| {
             eprintln!("error: {message}");
             ExitCode::from(EXIT_USAGE)
