@@ -159,6 +159,10 @@ struct Index {
 pub struct ApprovalStore {
     pool: StorePool,
     index: Arc<Mutex<Index>>,
+    /// Counts the requests that became known here (created on this instance, or loaded from
+    /// another's): a page listing open requests refreshes on it, since a new request is stored
+    /// after its `approval_requested` record has moved the ledger's head.
+    arrivals: Arc<watch::Sender<u64>>,
 }
 
 /// Whether a request in `status` stays in memory: open ones, and denials (a retry of the same
@@ -195,6 +199,7 @@ impl ApprovalStore {
         let store = ApprovalStore {
             pool,
             index: Arc::default(),
+            arrivals: Arc::new(watch::channel(0).0),
         };
         let mut index = store.index.lock().map_err(|_| StoreError::Poisoned)?;
         for (req, version) in live {
@@ -204,6 +209,17 @@ impl ApprovalStore {
         }
         drop(index);
         Ok(store)
+    }
+
+    /// A watch that changes whenever a request becomes known here: stored by
+    /// [`create`](Self::create), or loaded from the shared store (raised by another
+    /// instance). Its value counts them; what changed is read from the store.
+    pub fn watch_arrivals(&self) -> watch::Receiver<u64> {
+        self.arrivals.subscribe()
+    }
+
+    fn arrived(&self) {
+        self.arrivals.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Whether the requests are shared with other instances (PostgreSQL).
@@ -245,7 +261,10 @@ impl ApprovalStore {
             StorePool::Postgres(pool) => postgres::insert(pool, &req, body).await,
         };
         match inserted {
-            Ok(None) => Ok(entry),
+            Ok(None) => {
+                self.arrived();
+                Ok(entry)
+            }
             Ok(Some((existing, version))) => {
                 // Another instance's request for this action: this one is not stored. Anyone
                 // who joined it in the meantime is told it ended (fail closed); the next call
@@ -458,6 +477,8 @@ impl ApprovalStore {
                     let entry = Entry::new(req, version);
                     take_place(&mut index, &entry);
                     index.by_id.insert(entry.id.clone(), entry.clone());
+                    drop(index);
+                    self.arrived();
                     return Ok(entry);
                 }
             }

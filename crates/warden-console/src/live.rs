@@ -5,8 +5,10 @@
 //! - **Signed in only**, like every page: without a console session it answers what
 //!   [`Signed`] answers (a redirect to the sign-in form).
 //! - **What it says**: `event: head` with `data: <committed head seq>` when the stream opens
-//!   and whenever the head moves, at most [`MAX_EVENTS_PER_SECOND`] a second (moves in
-//!   between are folded into the next event, which carries the newest head); a `: keep-alive`
+//!   and whenever the head moves or an approval request becomes known (it is stored after its
+//!   `approval_requested` record moved the head, so an inbox refreshed on the head alone
+//!   could miss it), at most [`MAX_EVENTS_PER_SECOND`] a second (changes in between are
+//!   folded into the next event, which carries the newest head); a `: keep-alive`
 //!   comment every [`KEEP_ALIVE`] when idle. It never carries a record: pages fetch their
 //!   live parts (which check the session again) when told.
 //! - **Bounded**: at most [`MAX_LIVE_STREAMS`] streams at once, over all operators; beyond,
@@ -78,6 +80,8 @@ impl Drop for StreamGuard {
 struct Follow {
     state: Arc<ConsoleState>,
     head: watch::Receiver<u64>,
+    /// Approval requests becoming known ([`warden_approval::ApprovalStore::watch_arrivals`]).
+    arrivals: watch::Receiver<u64>,
     session: String,
     credential: String,
     ended: CancellationToken,
@@ -115,6 +119,10 @@ impl Follow {
                     changed.ok()?;
                     break;
                 }
+                changed = self.arrivals.changed() => {
+                    changed.ok()?;
+                    break;
+                }
                 () = tokio::time::sleep(KEEP_ALIVE) => {
                     if !self.still_signed_in().await {
                         return None;
@@ -136,6 +144,7 @@ impl Follow {
 
     fn event(&mut self) -> Event {
         self.last = Some(tokio::time::Instant::now());
+        self.arrivals.mark_unchanged();
         let seq = *self.head.borrow_and_update();
         Event::default().event("head").data(seq.to_string())
     }
@@ -159,6 +168,7 @@ async fn live(State(state): State<Arc<ConsoleState>>, signed: Signed) -> Respons
     };
     let follow = Follow {
         head: state.head.clone(),
+        arrivals: state.operator.approvals.store().watch_arrivals(),
         state: state.clone(),
         session: signed.session,
         credential: signed.identity.id,

@@ -158,3 +158,25 @@ async fn identical_calls_arriving_together_raise_one_request() {
     assert_eq!(created, 1);
     assert_eq!(store.list(None, 100).await.unwrap().len(), 1);
 }
+
+/// A page listing open requests refreshes on `watch_arrivals`: it changes once per stored
+/// request, and not for a duplicate that stored nothing.
+#[tokio::test]
+async fn a_stored_request_is_announced_and_a_duplicate_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ApprovalStore::open(pool(dir.path()).await, t0())
+        .await
+        .unwrap();
+    let mut arrivals = store.watch_arrivals();
+    assert!(!arrivals.has_changed().unwrap());
+    store.create(request("r1", 7)).await.unwrap();
+    assert!(arrivals.has_changed().unwrap());
+    assert_eq!(*arrivals.borrow_and_update(), 1);
+    assert!(matches!(
+        store.create(request("r2", 7)).await,
+        Err(StoreError::Duplicate)
+    ));
+    assert!(!arrivals.has_changed().unwrap());
+    store.create(request("r3", 8)).await.unwrap();
+    assert_eq!(*arrivals.borrow_and_update(), 2);
+}
