@@ -38,11 +38,6 @@ pub(super) async fn start_approvals(
         .await
         .context("cannot open the approval store")?;
     let signer = approval_signer(&config.data_dir)?;
-    // A fleet: every instance must hold the same key, or links minted by one fail on another.
-    if let Backend::Postgres(pool) = db.backend() {
-        let key_file = config.data_dir.join(super::APPROVAL_KEY_FILE);
-        crate::fleet::approval_key::check(pool, &signer, &key_file).await?;
-    }
     // The shared webhook, if configured, and each principal's own target from the charter.
     let webhook = match &config.approval_webhook {
         Some(hook) if hook.slack => WebhookConfig::new(

@@ -64,8 +64,17 @@ async fn an_instance_with_the_fleets_key_starts_and_one_with_another_key_refuses
         key_text(&data),
         "gw-c made a key of its own"
     );
-    // Nothing of gw-c joined the fleet: no chain, no instance.
-    let chains = fleet.all_records().await;
-    assert!(chains.iter().all(|(id, _)| id.as_str() != "gw-c"));
+    // It was refused before it wrote anything: no chain, no record, no session noted.
+    let pool = fleet.pool().await;
+    for table in ["ledger_instances", "ledger_records", "session_instances"] {
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM {table} WHERE instance = 'gw-c'"
+        )))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(n, 0, "{table}");
+    }
+    pool.close().await;
     fleet.stop().await;
 }
