@@ -82,6 +82,11 @@ start_fleet() {
   for ((i = 0; i < n; i++)); do
     name="gw-$(printf "\\x$(printf %x $((97 + i)))")"
     agent=$(free_port); op=$(free_port)
+    # Every instance holds the first one's approval key (an instance with another refuses).
+    if ((i > 0)); then
+      install -d -m 700 "$tmp/$db-$name"
+      install -m 600 "$tmp/$db-gw-a/approval.key" "$tmp/$db-$name/approval.key"
+    fi
     WARDEN_LOG=warn "$BIN/warden" serve --charter "$tmp/charter.yaml" --data "$tmp/$db-$name" \
       --store "$PG_URL/$db" --instance "$name" \
       --agent-listen "127.0.0.1:$agent" --operator-listen "127.0.0.1:$op" > "$tmp/$db-$name.log" 2>&1 &

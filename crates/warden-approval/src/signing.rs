@@ -130,6 +130,14 @@ impl Signer {
             .is_ok()
     }
 
+    /// The key's fingerprint (base64url): a keyed hash of a fixed label, the same for the
+    /// same key and revealing nothing of it, so the instances of a fleet can tell whether
+    /// they hold the same key without showing it.
+    pub fn fingerprint(&self) -> String {
+        let mac = self.mac(&[b"warden-approval-key-fingerprint-v1"]);
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    }
+
     /// The id of a webhook delivery target: a keyed hash of its URL (16 base64url characters),
     /// stable while the key is, and revealing nothing of the URL (which may be a credential).
     /// Links carry it, so the workflow can tell which links went to the same place.
@@ -191,6 +199,19 @@ mod tests {
             via,
             expires_unix,
         }
+    }
+
+    #[test]
+    fn the_fingerprint_tells_keys_apart_and_shows_neither() {
+        let a = signer();
+        let b = Signer::new(&[8u8; 32]).unwrap();
+        assert_eq!(a.fingerprint(), signer().fingerprint());
+        assert_ne!(a.fingerprint(), b.fingerprint());
+        // Not the key in any encoding the key file uses.
+        let key_text = URL_SAFE_NO_PAD.encode([7u8; 32]);
+        assert!(!a.fingerprint().contains(&key_text));
+        // Not a signature of anything else the key signs.
+        assert_ne!(a.fingerprint(), a.target_id(""));
     }
 
     #[test]

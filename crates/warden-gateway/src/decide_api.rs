@@ -22,6 +22,8 @@ use warden_session::Session;
 
 use crate::app_state::AppState;
 use crate::governor::Waiting;
+use crate::governor::results::Closes;
+use crate::pending_results::{Awaiting, TakeError};
 
 /// Largest `output` recorded for label matching, in bytes.
 const MAX_OUTPUT_TEXT: usize = 1024 * 1024;
@@ -92,7 +94,10 @@ pub async fn decide(
                 "decision": allowed.decision,
                 "arguments": allowed.args,
             });
-            state.pending.insert(&session.id, &tool, allowed);
+            state
+                .pending
+                .keep(&state.governor, &session.id, &tool, allowed)
+                .await;
             Ok((StatusCode::OK, Json(body)).into_response())
         }
         Err(refused) => {
@@ -163,13 +168,20 @@ pub async fn result(
             )));
         }
     };
-    let (tool, allowed) = state.pending.take(&id, &session.id).map_err(|code| {
-        ApiError::new(
-            code,
-            "unknown_action",
-            format!("no allowed action `{id}` of this session is waiting for its result"),
-        )
-    })?;
+    let awaiting = state
+        .pending
+        .take_for_report(&id, &session.id)
+        .await
+        .map_err(|e| match e {
+            TakeError::Unknown(code) => ApiError::new(
+                code,
+                "unknown_action",
+                format!("no allowed action `{id}` of this session is waiting for its result"),
+            ),
+            TakeError::Store(e) => ApiError::store_unavailable(format!(
+                "the result cannot be taken now (the state store failed: {e}); the action stays pending, report it again"
+            )),
+        })?;
     let text = match &report.output {
         None => String::new(),
         Some(Value::String(s)) => s.clone(),
@@ -198,11 +210,34 @@ pub async fn result(
         text,
         content,
     };
-    match state
-        .governor
-        .record_result(&session, &tool, &allowed, &outcome)
-        .await
+    let recorded = match &awaiting {
+        Awaiting::Here(tool, allowed) => {
+            state
+                .governor
+                .record_result(&session, tool, allowed, &outcome)
+                .await
+        }
+        Awaiting::Shared(claim) => {
+            let closes = Closes {
+                action_id: &claim.action_id,
+                args: &claim.args,
+                elapsed: claim.elapsed,
+                allowed_on: Some(&claim.allowed_on),
+            };
+            state
+                .governor
+                .record_closing(&session, &claim.tool, closes, &outcome)
+                .await
+        }
+    };
+    // Recorded: the action is closed on every instance (its row deleted). Not recorded: the
+    // row is released (dropped with its transaction) and the action stays pending.
+    if let (Ok(_), Awaiting::Shared(claim)) = (&recorded, awaiting)
+        && let Err(e) = claim.close().await
     {
+        tracing::error!(error = %e, action = %id, "A reported result was recorded, but its action could not be closed in the store; its deadline will record it as unknown too.");
+    }
+    match recorded {
         Ok(labels) => Ok((
             StatusCode::OK,
             Json(json!({ "action": id, "recorded": true, "labels_added": labels })),

@@ -3,6 +3,7 @@
 //! brings this instance's in-memory view up to date. On SQLite there is one instance and
 //! nothing to follow.
 
+pub mod approval_key;
 pub mod approvals;
 pub mod controls;
 pub mod sessions;

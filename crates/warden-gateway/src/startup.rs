@@ -344,6 +344,7 @@ impl Gateway {
             }
         });
         let reload = crate::reload::Reloader::new(&charter_cell.load(), clock_for_pruning.now());
+        let pending = PendingResults::start(&stores.db, &config, &governor, &background.tasks)?;
         let state = Arc::new(AppState {
             governor,
             charter: charter_cell,
@@ -351,7 +352,7 @@ impl Gateway {
             state_db: stores.db,
             sessions: stores.sessions,
             config: config.clone(),
-            pending: PendingResults::default(),
+            pending,
             controls: desk,
             models,
             session_refusals: SessionRefusals::default(),

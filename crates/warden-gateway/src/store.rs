@@ -13,11 +13,20 @@ use crate::config::Config;
 /// The file in the data directory that keeps the instance identity made for this directory.
 pub const INSTANCE_FILE: &str = "instance";
 
-/// Connects the state store (migrating it; a schema of a newer warden is refused).
+/// Connects the state store (migrating it; a schema of a newer warden is refused). On
+/// PostgreSQL, before anything is written to the store, this instance's approval key is
+/// checked against the fleet's (see `crate::fleet::approval_key`): another key stops the
+/// start here.
 pub async fn connect(config: &Config) -> anyhow::Result<StateDb> {
-    StateDb::connect(&config.store.location, &config.data_dir, config.store.pool)
+    let db = StateDb::connect(&config.store.location, &config.data_dir, config.store.pool)
         .await
-        .with_context(|| format!("cannot open the state store ({})", config.store.location))
+        .with_context(|| format!("cannot open the state store ({})", config.store.location))?;
+    if let Some(pool) = db.postgres() {
+        let signer = crate::startup::secrets::approval_signer(&config.data_dir)?;
+        let key_file = config.data_dir.join(crate::data_dir::APPROVAL_KEY_FILE);
+        crate::fleet::approval_key::check(pool, &signer, &key_file).await?;
+    }
+    Ok(db)
 }
 
 /// This instance's identity: the configured one, or the one kept in `DATA/instance` (made

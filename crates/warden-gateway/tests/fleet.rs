@@ -4,7 +4,8 @@
 //! on one instance releases a call waiting on another, a control set on one is in force on the
 //! others within a second, and a PostgreSQL outage under load refuses calls (never allows
 //! them) and is survived without a restart, every allowed call recorded in its instance's
-//! chain.
+//! chain; a decide-API result is reported on any instance, once; and every instance holds the
+//! fleet's approval key.
 
 #![allow(
     clippy::unwrap_used,
@@ -23,6 +24,8 @@ use serde_json::{Value, json};
 use warden_testkit::fleet::Fleet;
 use warden_testkit::postgres::TestDb;
 
+#[path = "fleet/approval_key.rs"]
+mod approval_key;
 #[path = "fleet/approvals.rs"]
 mod approvals;
 #[path = "fleet/controls.rs"]
@@ -31,6 +34,8 @@ mod controls;
 mod counters;
 #[path = "fleet/outage.rs"]
 mod outage;
+#[path = "fleet/results.rs"]
+mod results;
 #[path = "fleet/sessions.rs"]
 mod sessions;
 

@@ -30,18 +30,18 @@
     reason = "test support: a failed step is a failed test"
 )]
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use warden_core::store::PostgresUrl;
 use warden_core::{InstanceId, StoreLocation, SystemClock};
 use warden_gateway::{AppState, Config, Gateway, RunningGateway};
 
 use crate::harness::test_config;
+use crate::planes::Planes;
 
 /// The instance id of instance `i`: `gw-a`, `gw-b`, … (`gw-26`, … past the alphabet).
 pub fn instance_name(i: usize) -> String {
@@ -90,6 +90,11 @@ impl FleetBuilder {
             config.store.location = store(&self.url);
             config.store.instance = Some(InstanceId::parse(&name).unwrap());
             (self.adjust)(i, &mut config);
+            // Every instance of a fleet holds the first one's approval key (as the operator
+            // copies it; an instance with another key refuses to start).
+            if i > 0 {
+                share_approval_key(&dir.path().join(instance_name(0)), &config.data_dir);
+            }
             let gw = Gateway::start(config.clone(), Arc::new(SystemClock))
                 .await
                 .unwrap_or_else(|e| panic!("instance {name} did not start: {e:#}"));
@@ -104,21 +109,19 @@ impl FleetBuilder {
                     "instance {name} made a second bootstrap token on a shared store"
                 );
             }
+            let planes = Planes::new(
+                http.clone(),
+                gw.agent_addr,
+                gw.operator_addr,
+                operator_token.clone(),
+            );
             instances.push(Instance {
                 id: InstanceId::parse(&name).unwrap(),
-                agent_addr: gw.agent_addr,
-                operator_addr: gw.operator_addr,
                 gw: Mutex::new(Some(gw)),
                 config,
                 data,
-                operator_token: String::new(),
-                http: http.clone(),
-                session_agent: "agent-1".to_owned(),
-                session_user: "alice".to_owned(),
+                planes,
             });
-        }
-        for instance in &mut instances {
-            instance.operator_token.clone_from(&operator_token);
         }
         Fleet {
             instances,
@@ -129,6 +132,28 @@ impl FleetBuilder {
             _dir: dir,
         }
     }
+}
+
+/// Copies the approval key of the data directory `from` into `to` (created 0700 if need be;
+/// the key 0600), as an operator gives a new instance the fleet's key before its first start.
+pub fn share_approval_key(from: &std::path::Path, to: &std::path::Path) {
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+    let key = std::fs::read(from.join(warden_gateway::APPROVAL_KEY_FILE)).unwrap();
+    if !to.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(to)
+            .unwrap();
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(to.join(warden_gateway::APPROVAL_KEY_FILE))
+        .unwrap();
+    std::io::Write::write_all(&mut file, &key).unwrap();
 }
 
 fn store(url: &str) -> StoreLocation {
@@ -261,197 +286,29 @@ pub async fn assert_chain_verifies(pool: &sqlx::PgPool, instance: &InstanceId) {
     );
 }
 
-/// One gateway of a fleet and the means to talk to it.
+/// One gateway of a fleet and the means to talk to it: its [`Planes`] (an instance derefs
+/// to them), with the fleet's admin operator token.
 pub struct Instance {
     gw: Mutex<Option<RunningGateway>>,
     /// Its instance id.
     pub id: InstanceId,
     /// The configuration it was started with.
     pub config: Config,
-    /// The agent plane.
-    pub agent_addr: SocketAddr,
-    /// The operator plane.
-    pub operator_addr: SocketAddr,
     /// Its data directory.
     pub data: PathBuf,
-    /// The fleet's admin operator token.
-    pub operator_token: String,
-    http: reqwest::Client,
-    session_agent: String,
-    session_user: String,
+    /// Its agent and operator planes.
+    pub planes: Planes,
+}
+
+impl std::ops::Deref for Instance {
+    type Target = Planes;
+
+    fn deref(&self) -> &Planes {
+        &self.planes
+    }
 }
 
 impl Instance {
-    /// A request to the operator plane with `token`; the status and the JSON body (`null`
-    /// when the body is not JSON).
-    pub async fn operator(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("http://{}{path}", self.operator_addr))
-            .bearer_auth(token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        (
-            resp.status().as_u16(),
-            resp.json().await.unwrap_or(Value::Null),
-        )
-    }
-
-    /// Opens a session (`agent-1` for `alice`) with the TTL `ttl`; its id and token.
-    pub async fn open_session(&self, ttl: &str) -> (String, String) {
-        let (status, body) = self
-            .operator(
-                reqwest::Method::POST,
-                "/v1/sessions",
-                &self.operator_token,
-                Some(json!({
-                    "agent": self.session_agent,
-                    "user": self.session_user,
-                    "task": "testing",
-                    "ttl": ttl,
-                })),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-        (
-            body["id"].as_str().unwrap().to_owned(),
-            body["token"].as_str().unwrap().to_owned(),
-        )
-    }
-
-    /// One JSON-RPC request to the MCP endpoint; the status and the answer (from JSON or from
-    /// the last `data:` line of an SSE answer).
-    pub async fn mcp(&self, token: &str, method: &str, params: Value) -> (u16, Value) {
-        crate::harness::mcp_request(&self.http, self.agent_addr, token, method, params).await
-    }
-
-    /// `tools/call` of `echo.echo` with `text`; the answer (asserting HTTP 200).
-    pub async fn call(&self, token: &str, text: &str) -> Value {
-        let (status, body) = self
-            .mcp(
-                token,
-                "tools/call",
-                json!({ "name": "echo.echo", "arguments": { "text": text } }),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        body
-    }
-
-    /// `POST /v1/decide` for `echo.echo` with `text` (and the long-poll `wait`, if any); the
-    /// status and the answer.
-    pub async fn decide(&self, token: &str, text: &str, wait: Option<&str>) -> (u16, Value) {
-        let mut body = json!({ "tool": "echo.echo", "arguments": { "text": text } });
-        if let Some(w) = wait {
-            body["wait"] = json!(w);
-        }
-        let resp = self
-            .http
-            .post(format!("http://{}/v1/decide", self.agent_addr))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        (
-            resp.status().as_u16(),
-            resp.json().await.unwrap_or(Value::Null),
-        )
-    }
-
-    /// Issues an approver's operator credential for `principal` (through this instance).
-    pub async fn approver_token(&self, principal: &str) -> String {
-        let (status, body) = self
-            .operator(
-                reqwest::Method::POST,
-                "/v1/operator-tokens",
-                &self.operator_token,
-                Some(json!({ "name": format!("{principal}-laptop"), "role": "approver", "principal": principal })),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-        body["token"].as_str().unwrap().to_owned()
-    }
-
-    /// Waits until at least `n` approval requests are pending for the approver of `token`, as
-    /// this instance lists them (polled every 20 ms); returns them. Panics after 20 s.
-    pub async fn wait_for_approval(&self, token: &str, n: usize) -> Vec<Value> {
-        let started = std::time::Instant::now();
-        loop {
-            let (status, body) = self
-                .operator(reqwest::Method::GET, "/v1/approvals", token, None)
-                .await;
-            assert_eq!(status, 200, "{body}");
-            let list = body["approvals"].as_array().cloned().unwrap_or_default();
-            if list.len() >= n {
-                return list;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "{} of {n} approval requests pending on {}",
-                list.len(),
-                self.id
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// `POST /v1/approvals/{id}/{choice}` (`approve` or `deny`) as the approver of `token`
-    /// through this instance; the status and the answer.
-    pub async fn decide_approval(
-        &self,
-        token: &str,
-        id: &str,
-        choice: &str,
-        reason: Option<&str>,
-    ) -> (u16, Value) {
-        let body = reason.map(|r| json!({ "reason": r }));
-        self.operator(
-            reqwest::Method::POST,
-            &format!("/v1/approvals/{id}/{choice}"),
-            token,
-            body,
-        )
-        .await
-    }
-
-    /// Sets a control as the admin through this instance (`POST /v1/controls` with `body`);
-    /// the control set.
-    pub async fn set_control(&self, body: Value) -> Value {
-        let (status, got) = self
-            .operator(
-                reqwest::Method::POST,
-                "/v1/controls",
-                &self.operator_token,
-                Some(body),
-            )
-            .await;
-        assert_eq!(status, 201, "{got}");
-        got["control"].clone()
-    }
-
-    /// Lifts control `id` as the admin through this instance; the control lifted.
-    pub async fn lift_control(&self, id: &str) -> Value {
-        let (status, got) = self
-            .operator(
-                reqwest::Method::POST,
-                &format!("/v1/controls/{id}/lift"),
-                &self.operator_token,
-                Some(json!({ "reason": "test over" })),
-            )
-            .await;
-        assert_eq!(status, 200, "{got}");
-        got["control"].clone()
-    }
-
     /// Every record of this instance's chain, read from the store.
     pub async fn records(&self) -> Vec<warden_audit::Record> {
         let pool = sqlx::postgres::PgPoolOptions::new()

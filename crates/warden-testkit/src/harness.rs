@@ -34,9 +34,11 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use warden_core::{Clock, SystemClock};
 use warden_gateway::{AppState, Config, Gateway, RunningGateway};
+
+pub use crate::planes::{Planes, mcp_request};
 
 /// The configuration tests start from: both planes on ephemeral loopback ports, a 64 KiB
 /// body limit, short grace and timeouts, no webhook, no provider keys.
@@ -109,45 +111,49 @@ impl HarnessBuilder {
             .await
             .unwrap();
         let operator_token = gw.bootstrap_operator_token.clone().unwrap();
+        let mut planes = Planes::new(
+            reqwest::Client::new(),
+            gw.agent_addr,
+            gw.operator_addr,
+            operator_token,
+        );
+        planes.session_agent = self.session_agent;
+        planes.session_user = self.session_user;
         Harness {
             config,
             clock: self.clock,
-            agent_addr: gw.agent_addr,
-            operator_addr: gw.operator_addr,
             gw: Mutex::new(Some(gw)),
-            operator_token,
             calls,
             _dir: dir,
             data,
-            http: reqwest::Client::new(),
-            session_agent: self.session_agent,
-            session_user: self.session_user,
+            planes,
         }
     }
 }
 
-/// A running in-process gateway and the means to talk to it.
+/// A running in-process gateway and the means to talk to it: its [`Planes`] (the harness
+/// derefs to them: `h.open_session(…)`, `h.agent_addr`).
 pub struct Harness {
     gw: Mutex<Option<RunningGateway>>,
     /// The configuration it was started with.
     pub config: Config,
     /// Its clock.
     pub clock: Arc<dyn Clock>,
-    /// The agent plane.
-    pub agent_addr: SocketAddr,
-    /// The operator plane.
-    pub operator_addr: SocketAddr,
-    /// The bootstrap (admin) operator token.
-    pub operator_token: String,
     /// How many calls reached the echo server.
     pub calls: Arc<AtomicU64>,
     _dir: tempfile::TempDir,
     /// The data directory (ledger, `state.db`).
     pub data: PathBuf,
-    /// An HTTP client.
-    pub http: reqwest::Client,
-    session_agent: String,
-    session_user: String,
+    /// Its agent and operator planes.
+    pub planes: Planes,
+}
+
+impl std::ops::Deref for Harness {
+    type Target = Planes;
+
+    fn deref(&self) -> &Planes {
+        &self.planes
+    }
 }
 
 impl Harness {
@@ -162,52 +168,6 @@ impl Harness {
         }
     }
 
-    /// A request to the operator plane with `token`; the status and the JSON body (`null`
-    /// when the body is not JSON).
-    pub async fn operator(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("http://{}{path}", self.operator_addr))
-            .bearer_auth(token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        (
-            resp.status().as_u16(),
-            resp.json().await.unwrap_or(Value::Null),
-        )
-    }
-
-    /// Waits until at least `n` approval requests are pending for the approver of `token`
-    /// (`GET /v1/approvals`, polled every 20 ms); returns them, newest first. Panics after
-    /// 20 s.
-    pub async fn wait_for_approval(&self, token: &str, n: usize) -> Vec<Value> {
-        let started = std::time::Instant::now();
-        loop {
-            let (status, body) = self
-                .operator(reqwest::Method::GET, "/v1/approvals", token, None)
-                .await;
-            assert_eq!(status, 200, "{body}");
-            let list = body["approvals"].as_array().unwrap().clone();
-            if list.len() >= n {
-                return list;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "{} of {n} approval requests pending",
-                list.len()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
     /// Waits until an approval request is pending for the approver of `token`; the id of the
     /// newest.
     pub async fn wait_for_approval_id(&self, token: &str) -> String {
@@ -215,66 +175,6 @@ impl Harness {
             .as_str()
             .unwrap()
             .to_owned()
-    }
-
-    /// `POST /v1/approvals/{id}/{choice}` (`approve` or `deny`) as the approver of `token`,
-    /// with `reason` if given; the status and the answer.
-    pub async fn decide_approval(
-        &self,
-        token: &str,
-        id: &str,
-        choice: &str,
-        reason: Option<&str>,
-    ) -> (u16, Value) {
-        let body = reason.map(|r| json!({ "reason": r }));
-        self.operator(
-            reqwest::Method::POST,
-            &format!("/v1/approvals/{id}/{choice}"),
-            token,
-            body,
-        )
-        .await
-    }
-
-    /// Opens a session with the TTL `ttl` (e.g. `1h`); its id and token.
-    pub async fn open_session(&self, ttl: &str) -> (String, String) {
-        let (status, body) = self
-            .operator(
-                reqwest::Method::POST,
-                "/v1/sessions",
-                &self.operator_token,
-                Some(json!({
-                    "agent": self.session_agent,
-                    "user": self.session_user,
-                    "task": "testing",
-                    "ttl": ttl,
-                })),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-        (
-            body["id"].as_str().unwrap().to_owned(),
-            body["token"].as_str().unwrap().to_owned(),
-        )
-    }
-
-    /// One JSON-RPC request to the MCP endpoint; the status and the answer (from JSON or from
-    /// the last `data:` line of an SSE answer).
-    pub async fn mcp(&self, token: &str, method: &str, params: Value) -> (u16, Value) {
-        mcp_request(&self.http, self.agent_addr, token, method, params).await
-    }
-
-    /// `tools/call` of `echo.echo` with `text`; the answer (asserting HTTP 200).
-    pub async fn call(&self, token: &str, text: &str) -> Value {
-        let (status, body) = self
-            .mcp(
-                token,
-                "tools/call",
-                json!({ "name": "echo.echo", "arguments": { "text": text } }),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        body
     }
 
     /// Every record of the ledger, read through a read-only reader.
@@ -310,68 +210,6 @@ impl Harness {
         config.operator_listen = self.operator_addr;
         let gw = Gateway::start(config, self.clock.clone()).await.unwrap();
         *self.gw.lock().unwrap() = Some(gw);
-    }
-
-    /// Sets a control as the admin (`POST /v1/controls` with `body`); the control set.
-    pub async fn set_control(&self, body: Value) -> Value {
-        let (status, got) = self
-            .operator(
-                reqwest::Method::POST,
-                "/v1/controls",
-                &self.operator_token,
-                Some(body),
-            )
-            .await;
-        assert_eq!(status, 201, "{got}");
-        got["control"].clone()
-    }
-
-    /// Lifts control `id` as the admin; the control lifted.
-    pub async fn lift_control(&self, id: &str) -> Value {
-        let (status, got) = self
-            .operator(
-                reqwest::Method::POST,
-                &format!("/v1/controls/{id}/lift"),
-                &self.operator_token,
-                Some(json!({ "reason": "test over" })),
-            )
-            .await;
-        assert_eq!(status, 200, "{got}");
-        got["control"].clone()
-    }
-
-    /// Issues an approver's operator credential for `principal`.
-    pub async fn approver_token(&self, principal: &str) -> String {
-        let (status, body) = self
-            .operator(
-                reqwest::Method::POST,
-                "/v1/operator-tokens",
-                &self.operator_token,
-                Some(json!({ "name": format!("{principal}-laptop"), "role": "approver", "principal": principal })),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-        body["token"].as_str().unwrap().to_owned()
-    }
-
-    /// `POST /v1/decide` for `echo.echo` with `text` (and the long-poll `wait`, if any).
-    pub async fn decide(&self, token: &str, text: &str, wait: Option<&str>) -> (u16, Value) {
-        let mut body = json!({ "tool": "echo.echo", "arguments": { "text": text } });
-        if let Some(w) = wait {
-            body["wait"] = json!(w);
-        }
-        let resp = self
-            .http
-            .post(format!("http://{}/v1/decide", self.agent_addr))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        (
-            resp.status().as_u16(),
-            resp.json().await.unwrap_or(Value::Null),
-        )
     }
 
     /// The running gateway's state (its governor, stores and controls).
@@ -419,39 +257,4 @@ impl Harness {
             );
         }
     }
-}
-
-/// One JSON-RPC request to the MCP endpoint at `agent_addr`; the status and the answer (from
-/// JSON or from the last `data:` line of an SSE answer). Shared by the harness and the fleet.
-pub async fn mcp_request(
-    http: &reqwest::Client,
-    agent_addr: SocketAddr,
-    token: &str,
-    method: &str,
-    params: Value,
-) -> (u16, Value) {
-    let resp = http
-        .post(format!("http://{agent_addr}/mcp"))
-        .bearer_auth(token)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2025-11-25")
-        .json(&json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params }))
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    let body = serde_json::from_str(&text)
-        .or_else(|_| {
-            // An SSE answer: the last `data:` line.
-            let data = text
-                .lines()
-                .filter_map(|l| l.strip_prefix("data:"))
-                .next_back()
-                .unwrap_or("null");
-            serde_json::from_str(data.trim())
-        })
-        .unwrap_or(Value::Null);
-    (status, body)
 }

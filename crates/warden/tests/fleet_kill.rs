@@ -3,7 +3,8 @@
 //! mid-call, and every call either instance acknowledged is in the store with its attempt,
 //! decision and forwarding, and `warden audit verify --store URL --instance ID` (the real
 //! binary) passes for both chains; and a record changed in the store is caught by the same
-//! command for that instance only.
+//! command for that instance only; and an instance started with another approval key than
+//! the fleet's exits 64, saying what to do, without showing a key.
 
 #![allow(
     clippy::unwrap_used,
@@ -34,6 +35,10 @@ struct Serve {
 }
 
 async fn serve(dir: &Path, charter: &Path, store: &str, instance: &str) -> Serve {
+    // Every instance after the first holds the first one's approval key (the fleet's).
+    if instance != "gw-a" {
+        warden_testkit::fleet::share_approval_key(&dir.join("gw-a"), &dir.join(instance));
+    }
     let agent = format!("127.0.0.1:{}", common::free_port());
     let operator = format!("127.0.0.1:{}", common::free_port());
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_warden"))
@@ -314,4 +319,44 @@ async fn audit_verify_checks_each_instance_chain_and_catches_a_changed_record() 
     // An instance with no chain is an error, not an empty success.
     let out = verify(db.url(), "gw-nobody");
     assert!(!out.status.success(), "{}", text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_with_another_approval_key_exits_64_without_showing_a_key() {
+    let db = TestDb::new().await.unwrap();
+    let (echo_url, _calls) = warden_testkit::echo::spawn().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let charter = dir.path().join("charter.yaml");
+    std::fs::write(&charter, common::echo_charter(&echo_url)).unwrap();
+    let mut a = serve(dir.path(), &charter, db.url(), "gw-a").await;
+    // Its own data directory, its own key (made at its first start).
+    let agent = format!("127.0.0.1:{}", common::free_port());
+    let operator = format!("127.0.0.1:{}", common::free_port());
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["serve", "--charter"])
+        .arg(&charter)
+        .arg("--data")
+        .arg(dir.path().join("gw-b"))
+        .args(["--store", db.url(), "--instance", "gw-b"])
+        .args(["--agent-listen", &agent, "--operator-listen", &operator])
+        .env_remove("WARDEN_STORE")
+        .env_remove("WARDEN_INSTANCE")
+        .env_remove("WARDEN_DATA")
+        .env_remove("WARDEN_CONFIG")
+        .env_remove("WARDEN_CHECKPOINT_KEY")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(64), "{shown}");
+    assert!(shown.contains("copy the `approval.key`"), "{shown}");
+    for instance in ["gw-a", "gw-b"] {
+        let key = std::fs::read_to_string(dir.path().join(instance).join("approval.key")).unwrap();
+        assert!(
+            !shown.contains(key.trim()),
+            "the message shows {instance}'s key: {shown}"
+        );
+    }
+    a.child.kill().await.unwrap();
 }

@@ -56,7 +56,9 @@ async fn migrate_creates_the_schema_once_and_refuses_a_newer_one() {
     for t in [
         "approvals",
         "controls",
+        "fleet_settings",
         "ledger_records",
+        "pending_results",
         "scope_usage",
         "sessions",
     ] {
@@ -73,7 +75,7 @@ async fn migrate_creates_the_schema_once_and_refuses_a_newer_one() {
         .fetch_all(&mut conn)
         .await
         .unwrap();
-    assert_eq!(versions, vec![1, 99]);
+    assert_eq!(versions, vec![1, 2, 99]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

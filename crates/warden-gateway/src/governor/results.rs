@@ -176,18 +176,51 @@ impl Governor {
         allowed: &Allowed,
         outcome: &ActionOutcome,
     ) -> Result<Vec<Arc<str>>, warden_audit::LedgerError> {
+        let closes = Closes {
+            action_id: &allowed.action_id,
+            args: &allowed.args,
+            elapsed: allowed.started.elapsed(),
+            allowed_on: None,
+        };
+        self.record_closing(session, tool, closes, outcome).await
+    }
+
+    /// Stops tracking the deadline of a decide-API action kept in the fleet's store: its
+    /// result, or `unknown`, is recorded by whoever takes its row (see
+    /// `crate::pending_results::shared`).
+    pub(crate) fn leave_result_to_the_store(&self, action_id: &str) {
+        self.outstanding.remove(action_id);
+    }
+
+    /// Cancelled when the gateway stops.
+    pub(crate) fn stopping(&self) -> tokio_util::sync::CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Records how the action `closes` ended, as [`Governor::record_result`] does (with
+    /// `allowed_on`: the instance that allowed it, when known).
+    pub(crate) async fn record_closing(
+        &self,
+        session: &Arc<Session>,
+        tool: &str,
+        closes: Closes<'_>,
+        outcome: &ActionOutcome,
+    ) -> Result<Vec<Arc<str>>, warden_audit::LedgerError> {
         // The charter of the session's agent in force now. Gone (a reload removed the agent
         // while the call ran): the result is recorded without its content or labels, since
         // the data section that redacts and labels them is gone too (nothing unredacted).
         let charter = self.charter_for(&session.agent);
-        let duration_ms = u64::try_from(allowed.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let duration_ms = u64::try_from(closes.elapsed.as_millis()).unwrap_or(u64::MAX);
         let mut payload = json!({
-            "action": allowed.action_id,
+            "action": closes.action_id,
             "status": outcome.status,
             "size_bytes": outcome.size_bytes,
             "duration_ms": duration_ms,
         });
         if let Some(obj) = payload.as_object_mut() {
+            if let Some(instance) = closes.allowed_on {
+                obj.insert("allowed_on".to_owned(), Value::String(instance.to_owned()));
+            }
             if let Some(e) = &outcome.error {
                 obj.insert(
                     "error".to_owned(),
@@ -215,7 +248,7 @@ impl Governor {
         }
         let labels = match &charter {
             Some(charter) if outcome.status != "upstream_error" => {
-                result_labels(charter, tool, &allowed.args, &outcome.text)
+                result_labels(charter, tool, closes.args, &outcome.text)
             }
             _ => Vec::new(),
         };
@@ -244,11 +277,11 @@ impl Governor {
             batch.push(NewRecord {
                 session: sid,
                 kind: RecordKind::LabelsAdded,
-                payload: json!({ "action": allowed.action_id, "labels": added }),
+                payload: json!({ "action": closes.action_id, "labels": added }),
             });
         }
         let appended = self.ledger.append_batch(batch).await?;
-        self.outstanding.remove(&allowed.action_id);
+        self.outstanding.remove(closes.action_id);
         if !untrusted.is_empty() {
             index_untrusted(session, outcome, appended.first().map(|a| a.seq), untrusted);
         }
@@ -265,6 +298,21 @@ impl Governor {
             tracing::warn!(error = %e, "Session labels could not be written through; they stay in memory.");
         }
     }
+}
+
+/// The action a result closes: its id, the arguments it was allowed with, how long ago it
+/// was allowed, and the instance that allowed it (a decide-API action kept in the fleet's
+/// store).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Closes<'a> {
+    /// The action id.
+    pub action_id: &'a str,
+    /// The arguments it was allowed with.
+    pub args: &'a Value,
+    /// How long ago it was allowed.
+    pub elapsed: std::time::Duration,
+    /// The instance that allowed it, recorded as `allowed_on`.
+    pub allowed_on: Option<&'a str>,
 }
 
 /// Indexes the text of a result carrying untrusted labels, known by the sequence `seq` of its

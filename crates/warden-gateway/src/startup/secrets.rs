@@ -38,7 +38,7 @@ pub(super) fn other_secrets(
 }
 
 /// Reads the approval signing secret, creating it at first start.
-pub(super) fn approval_signer(data_dir: &Path) -> anyhow::Result<warden_approval::Signer> {
+pub(crate) fn approval_signer(data_dir: &Path) -> anyhow::Result<warden_approval::Signer> {
     use base64::Engine as _;
     let path = data_dir.join(APPROVAL_KEY_FILE);
     if !path.exists() {

@@ -51,6 +51,7 @@ fn migrations() -> Vec<Vec<&'static str>> {
             .iter()
             .flat_map(|group| group.iter().copied())
             .collect(),
+        schema::VERSION_2.to_vec(),
     ]
 }
 

@@ -8,6 +8,7 @@ use clap::Args;
 use warden_core::SystemClock;
 use warden_gateway::StartError;
 use warden_gateway::config::{CharterPaths, ProcessEnv};
+use warden_gateway::fleet::approval_key::KeyCheckError;
 use warden_gateway::{Config, Gateway, RawConfig};
 
 use crate::EXIT_USAGE;
@@ -238,6 +239,10 @@ pub async fn start(config: Config) -> Result<warden_gateway::RunningGateway, Exi
         }
         Err(StartError::Other(e)) => {
             eprintln!("error: {e:#}");
+            // A configuration the operator must fix, as a charter that does not compile.
+            if let Some(KeyCheckError::Mismatch(_)) = e.downcast_ref::<KeyCheckError>() {
+                return Err(ExitCode::from(EXIT_USAGE));
+            }
             Err(ExitCode::FAILURE)
         }
     }

@@ -1,4 +1,4 @@
-//! The PostgreSQL schema, version 1, in groups (each group's owner edits only its own until
+//! The PostgreSQL schema: version 1, in groups (each group's owner edits only its own until
 //! it ships). Times are RFC 3339 text, as in `state.db`, so the two stores read alike; counts
 //! are `BIGINT` (Rust `i64`).
 
@@ -53,3 +53,15 @@ pub const LEDGER: &[&str] = &[
 
 /// Version 1: every group, in order.
 pub const VERSION_1: &[&[&str]] = &[SESSIONS, COUNTERS, APPROVALS, LEDGER];
+
+/// Version 2: decide-API actions allowed and awaiting their result report (any instance may
+/// take the report; the allowing instance's sweep records `unknown` past `due`), and the
+/// fleet's settings (the approval key's fingerprint). Times are the database's
+/// (`TIMESTAMPTZ`, `now()`), one clock for every instance.
+pub const VERSION_2: &[&str] = &[
+    "CREATE TABLE pending_results (action TEXT PRIMARY KEY, session TEXT NOT NULL, instance TEXT NOT NULL, tool TEXT NOT NULL, args TEXT NOT NULL, allowed_at TIMESTAMPTZ NOT NULL DEFAULT now(), due TIMESTAMPTZ NOT NULL)",
+    "CREATE INDEX pending_results_session ON pending_results (session)",
+    "CREATE INDEX pending_results_instance_due ON pending_results (instance, due)",
+    "CREATE INDEX pending_results_due ON pending_results (due)",
+    "CREATE TABLE fleet_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+];
