@@ -308,6 +308,9 @@ impl Upstream {
                         () = cancel.cancelled() => {
                             token.cancel();
                             self.set(State::Down("the gateway is shutting down".to_owned()));
+                            if let Some(direct) = &self.direct {
+                                direct.close(Duration::from_secs(1)).await;
+                            }
                             return;
                         }
                     }

@@ -14,8 +14,9 @@
 //!   error body within 64 KiB, each SSE event within 16 MiB; the caller's timeout bounds the
 //!   whole call (the session's opening included), and so the number of events read;
 //! - an answer sent as an event stream (`text/event-stream`): read until the response that
-//!   carries the call's id; notifications and the server's own requests are skipped, an event
-//!   that is not a JSON-RPC message fails the call;
+//!   carries the call's id; notifications are skipped, the server's own requests answered (a
+//!   ping; "method not found" for sampling, elicitation and the rest, which are not relayed to
+//!   the agent), and an event that is not a JSON-RPC message fails the call;
 //! - a session the server expired (HTTP 404 to a call that carried it) is opened again once and
 //!   the call retried once: a second 404 fails the call, never a loop;
 //! - a server that negotiated a protocol version with per-request standard headers
@@ -30,9 +31,9 @@ use futures::StreamExt as _;
 use http::{HeaderName, HeaderValue};
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResponse, CallToolResult, ClientJsonRpcMessage,
-    ClientNotification, ClientRequest, InitializeRequest, InitializeRequestParams,
-    InitializedNotification, JsonRpcMessage, NumberOrString, ProtocolVersion, ServerJsonRpcMessage,
-    ServerResult,
+    ClientNotification, ClientRequest, ClientResult, ErrorCode, ErrorData, InitializeRequest,
+    InitializeRequestParams, InitializedNotification, JsonRpcMessage, JsonRpcRequest,
+    NumberOrString, ProtocolVersion, ServerJsonRpcMessage, ServerRequest, ServerResult,
 };
 use rmcp::transport::streamable_http_client::{
     StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse,
@@ -119,6 +120,30 @@ impl Direct {
     pub(super) fn reset(&self) {
         *self.session.lock().unwrap_or_else(PoisonError::into_inner) = None;
         self.unsupported.store(false, Ordering::Relaxed);
+    }
+
+    /// Ends the session (the server is stopped): a `DELETE` with its id, waited for at most
+    /// `within`; a server that does not answer keeps it until it expires it.
+    pub(super) async fn close(&self, within: Duration) {
+        let Some(session) = self
+            .session
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        else {
+            return;
+        };
+        if let Some(id) = &session.id {
+            let delete = self.client.delete_session(
+                self.uri.clone(),
+                id.clone(),
+                None,
+                session.headers.clone(),
+            );
+            if let Ok(Err(e)) = tokio::time::timeout(within, delete).await {
+                tracing::debug!(uri = %self.uri, error = %e, "The upstream session could not be ended.");
+            }
+        }
     }
 
     /// Calls the tool within `timeout`: `Err(params)` when the call must take the server's
@@ -288,49 +313,89 @@ impl Direct {
                     params = again;
                 }
                 (Err(e), _) => return Err(failed(&e)),
-                (Ok(answer), _) => return answer_of(answer, &id).await,
+                (Ok(answer), _) => return self.answer_of(&session, answer, &id).await,
             }
         }
     }
 }
 
-/// The call's answer in what the server posted back: a JSON message, or the first response
-/// carrying `id` in an event stream.
-async fn answer_of(
-    posted: StreamableHttpPostResponse,
-    id: &NumberOrString,
-) -> Result<CallToolResponse, DirectError> {
-    match posted {
-        StreamableHttpPostResponse::Json(message, _) => {
-            response_of(message, id).unwrap_or_else(|| {
-                Err(DirectError::Failed(
-                    "the server answered with a message that is not the call's response".to_owned(),
-                ))
-            })
-        }
-        StreamableHttpPostResponse::Sse(mut events, _) => {
-            while let Some(event) = events.next().await {
-                let event = event.map_err(|e| DirectError::Failed(format!("event stream: {e}")))?;
-                let data = event.data.unwrap_or_default();
-                if data.trim().is_empty() {
-                    continue;
-                }
-                let message: ServerJsonRpcMessage = serde_json::from_str(&data).map_err(|e| {
-                    DirectError::Failed(format!(
-                        "the server sent an event that is not a JSON-RPC message: {e}"
+impl Direct {
+    /// The call's answer in what the server posted back: a JSON message, or the first
+    /// response carrying `id` in an event stream.
+    async fn answer_of(
+        &self,
+        session: &Session,
+        posted: StreamableHttpPostResponse,
+        id: &NumberOrString,
+    ) -> Result<CallToolResponse, DirectError> {
+        let mut events = match posted {
+            StreamableHttpPostResponse::Json(message, _) => {
+                return response_of(message, id).unwrap_or_else(|| {
+                    Err(DirectError::Failed(
+                        "the server answered with a message that is not the call's response"
+                            .to_owned(),
                     ))
-                })?;
-                if let Some(answer) = response_of(message, id) {
-                    return answer;
-                }
+                });
             }
-            Err(DirectError::Failed(
-                "the server ended its event stream without answering the call".to_owned(),
-            ))
+            StreamableHttpPostResponse::Sse(events, _) => events,
+            _ => {
+                return Err(DirectError::Failed(
+                    "the server accepted the call without answering it".to_owned(),
+                ));
+            }
+        };
+        while let Some(event) = events.next().await {
+            let event = event.map_err(|e| DirectError::Failed(format!("event stream: {e}")))?;
+            let data = event.data.unwrap_or_default();
+            if data.trim().is_empty() {
+                continue;
+            }
+            let message: ServerJsonRpcMessage = serde_json::from_str(&data).map_err(|e| {
+                DirectError::Failed(format!(
+                    "the server sent an event that is not a JSON-RPC message: {e}"
+                ))
+            })?;
+            if let JsonRpcMessage::Request(request) = message {
+                self.answer_server(session, request).await;
+            } else if let Some(answer) = response_of(message, id) {
+                return answer;
+            }
         }
-        _ => Err(DirectError::Failed(
-            "the server accepted the call without answering it".to_owned(),
-        )),
+        Err(DirectError::Failed(
+            "the server ended its event stream without answering the call".to_owned(),
+        ))
+    }
+
+    /// Answers a request the server sent during a call: a ping is answered; anything else
+    /// (sampling, elicitation, roots, a custom method) is not relayed to the agent and gets
+    /// "method not found". A reply that cannot be posted is only logged.
+    async fn answer_server(&self, session: &Session, request: JsonRpcRequest<ServerRequest>) {
+        let reply = match request.request {
+            ServerRequest::PingRequest(_) => {
+                ClientJsonRpcMessage::response(ClientResult::empty(()), request.id)
+            }
+            _ => ClientJsonRpcMessage::error(
+                ErrorData::new(
+                    ErrorCode::METHOD_NOT_FOUND,
+                    "the gateway does not relay a server's requests to the agent",
+                    None,
+                ),
+                Some(request.id),
+            ),
+        };
+        let posted = self
+            .client
+            .post_message(
+                self.uri.clone(),
+                reply,
+                session.id.clone(),
+                None,
+                session.headers.clone(),
+            )
+            .await;
+        if let Err(e) = posted {
+            tracing::debug!(uri = %self.uri, error = %e, "A reply to the upstream's request could not be posted.");
+        }
     }
 }
 

@@ -31,7 +31,20 @@ async fn handle(State(s): State<Server>, headers: HeaderMap, body: String) -> Re
     let Ok(message) = serde_json::from_str::<Value>(&body) else {
         return status(StatusCode::BAD_REQUEST);
     };
-    let method = message["method"].as_str().unwrap_or_default().to_owned();
+    // A reply of the client to the server's own request: named by its id and kind.
+    let method = match message["method"].as_str() {
+        Some(m) => m.to_owned(),
+        None => {
+            let kind = if message.get("error").is_some() {
+                "error"
+            } else {
+                "result"
+            };
+            let name = format!("reply {} {kind}", message["id"]);
+            s.seen.lock().unwrap().push((name, headers));
+            return status(StatusCode::ACCEPTED);
+        }
+    };
     let n = {
         let mut counts = s.counts.lock().unwrap();
         let n = counts.entry(method.clone()).or_default();
@@ -45,6 +58,11 @@ async fn handle(State(s): State<Server>, headers: HeaderMap, body: String) -> Re
     (s.script)(&method, n, &message, &headers)
 }
 
+async fn handle_delete(State(s): State<Server>, headers: HeaderMap) -> Response {
+    s.seen.lock().unwrap().push(("DELETE".to_owned(), headers));
+    status(StatusCode::NO_CONTENT)
+}
+
 /// Starts a server answering with `script`; its URL and what it saw (method, headers).
 async fn serve(
     script: impl Fn(&str, usize, &Value, &HeaderMap) -> Response + Send + Sync + 'static,
@@ -56,11 +74,11 @@ async fn serve(
     };
     let seen = server.seen.clone();
     let app = axum::Router::new()
-        .route("/mcp", axum::routing::post(handle))
+        .route("/mcp", axum::routing::post(handle).delete(handle_delete))
         .with_state(server);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio_util::task::TaskTracker::new().spawn(async move { axum::serve(listener, app).await });
     (format!("http://{addr}/mcp").parse().unwrap(), seen)
 }
 
@@ -363,4 +381,62 @@ async fn a_server_on_a_version_with_standard_headers_is_left_to_the_connection()
     d.reset();
     assert!(d.call("s", params(), LONG).await.is_err());
     assert_eq!(inits.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn closing_ends_the_session_and_the_next_call_opens_another() {
+    let (url, seen) = serve(|method, n, message, _| match method {
+        "initialize" => initialized(
+            message,
+            "2025-06-18",
+            Some(if n == 1 { "one" } else { "two" }),
+        ),
+        "notifications/initialized" => status(StatusCode::ACCEPTED),
+        _ => json_response(&tool_result(message, "ok"), None),
+    })
+    .await;
+    let d = direct(&url);
+    call(&d, LONG).await.unwrap();
+    d.close(LONG).await;
+    call(&d, LONG).await.unwrap();
+    let seen = seen.lock().unwrap();
+    let trail: Vec<(&str, &str)> = seen
+        .iter()
+        .filter(|(m, _)| m == "DELETE" || m == "tools/call")
+        .map(|(m, h)| (m.as_str(), h["mcp-session-id"].to_str().unwrap()))
+        .collect();
+    assert_eq!(
+        trail,
+        [
+            ("tools/call", "one"),
+            ("DELETE", "one"),
+            ("tools/call", "two")
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_servers_own_requests_during_a_call_are_answered_and_not_relayed() {
+    let (url, seen) = serve(session_then(Some("s"), |_, m, _| {
+        let ping = json!({ "jsonrpc": "2.0", "id": "p1", "method": "ping" });
+        let sampling = json!({ "jsonrpc": "2.0", "id": "p2", "method": "sampling/createMessage",
+            "params": { "messages": [], "maxTokens": 1 } });
+        sse_response(&format!(
+            "data: {ping}\n\ndata: {sampling}\n\ndata: {}\n\n",
+            tool_result(m, "after")
+        ))
+    }))
+    .await;
+    let content = call(&direct(&url), LONG).await.unwrap();
+    assert_eq!(content[0].as_text().map(|t| t.text.as_str()), Some("after"));
+    let seen = seen.lock().unwrap();
+    let replies: Vec<(&str, &str)> = seen
+        .iter()
+        .filter(|(m, _)| m.starts_with("reply"))
+        .map(|(m, h)| (m.as_str(), h["mcp-session-id"].to_str().unwrap()))
+        .collect();
+    assert_eq!(
+        replies,
+        [("reply \"p1\" result", "s"), ("reply \"p2\" error", "s")]
+    );
 }
