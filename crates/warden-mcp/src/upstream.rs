@@ -32,7 +32,9 @@ use crate::credentials::{Choice, HttpCredentials};
 use crate::oauth::OAuthTokens;
 use crate::sandbox::Plan;
 use crate::stderr::{self, StderrTail};
+use direct::Direct;
 
+mod direct;
 mod prepare;
 mod transport;
 
@@ -111,6 +113,9 @@ pub struct Upstream {
     credentials: HttpCredentials,
     /// The server's OAuth tokens, when it has a client credentials grant.
     oauth: Option<Arc<OAuthTokens>>,
+    /// The direct `tools/call` client (Streamable HTTP servers), with the server-wide
+    /// credentials.
+    direct: Option<Direct>,
     /// The connections of principals with credentials of their own.
     principals: PrincipalPool,
     /// The last stderr lines of its child (stdio servers).
@@ -287,6 +292,9 @@ impl Upstream {
                     if let Ok(mut r) = self.resources.write() {
                         *r = resources;
                     }
+                    if let Some(direct) = &self.direct {
+                        direct.reset();
+                    }
                     self.set(State::Up(peer));
                     self.connected.notify_waiters();
                     tracing::info!(server = %self.id, "Upstream server connected.");
@@ -300,6 +308,9 @@ impl Upstream {
                         () = cancel.cancelled() => {
                             token.cancel();
                             self.set(State::Down("the gateway is shutting down".to_owned()));
+                            if let Some(direct) = &self.direct {
+                                direct.close(Duration::from_secs(1)).await;
+                            }
                             return;
                         }
                     }
@@ -528,10 +539,21 @@ impl Upstreams {
         timeout: Duration,
     ) -> Result<CallToolResult, UpstreamError> {
         let up = self.upstream(server)?;
-        let peer = up.peer_for(principal, self.inner.handshake).await?;
         let mut params = CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
         // Only warden's own context travels as `_meta` (the agent's is never forwarded).
         params.meta = meta.map(|m| rmcp::model::RequestMetaObject(rmcp::model::MetaObject(m)));
+        // A Streamable HTTP server that is up, called with its server-wide credentials: one
+        // POST from this task ([`direct`]), not a round trip through the connection's worker.
+        if let Some(direct) = &up.direct
+            && up.is_up()
+            && matches!(up.credentials.choice(principal), Choice::Shared)
+        {
+            match direct.call(server, params, timeout).await {
+                Ok(answer) => return answer,
+                Err(given_back) => params = given_back,
+            }
+        }
+        let peer = up.peer_for(principal, self.inner.handshake).await?;
         let response = settle(
             server,
             timeout,

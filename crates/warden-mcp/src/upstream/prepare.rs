@@ -9,10 +9,12 @@ use std::time::Duration;
 use warden_charter::{CompiledCharter, Transport};
 use warden_core::redact::Secrets;
 
+use super::direct::Direct;
 use super::transport::PrincipalPool;
 use super::{HANDSHAKE_TIMEOUT, State, Upstream, Upstreams};
 use crate::child_env::{self, UnsetVariables};
 use crate::credentials::{CredentialError, HttpCredentials};
+use crate::http_client::{AuthClient, reqwest_client};
 use crate::oauth::OAuthTokens;
 use crate::sandbox::{self, Outcome, Plan, SandboxUnavailable, Support};
 
@@ -177,6 +179,18 @@ impl Upstreams {
                 )?)),
                 None => None,
             };
+            let direct = match &s.transport {
+                Transport::StreamableHttp { url } => {
+                    let client = reqwest_client(&credentials.shared).map_err(|reason| {
+                        PrepareError::Client {
+                            server: s.id.clone(),
+                            reason,
+                        }
+                    })?;
+                    Some(Direct::new(AuthClient::new(client, oauth.clone()), url))
+                }
+                _ => None,
+            };
             servers.push(Arc::new(Upstream {
                 id: s.id.clone(),
                 transport: s.transport.clone(),
@@ -184,6 +198,7 @@ impl Upstreams {
                 sandbox,
                 credentials,
                 oauth,
+                direct,
                 principals: PrincipalPool::default(),
                 stderr: Arc::default(),
                 state: RwLock::new(State::Connecting),

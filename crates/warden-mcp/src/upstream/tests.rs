@@ -14,6 +14,7 @@ async fn issue_10_a_server_that_never_initialises_is_marked_down() {
         sandbox: None,
         credentials: HttpCredentials::default(),
         oauth: None,
+        direct: None,
         principals: PrincipalPool::default(),
         stderr: Arc::default(),
         state: RwLock::new(State::Connecting),

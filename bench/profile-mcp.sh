@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Where warden's CPU goes in an MCP `tools/call`: the setup of bench/gateway.sh (warden in front
+# of warden-echo-server, durable SQLite ledger), then closed loops of 1 and 50 clients through
+# warden. For each: warden's CPU per call (user and system time of all its threads, from
+# /proc/PID/stat), its context switches per call (every thread, voluntary and not, from
+# /proc/PID/task/*/status: each cross-thread hand-off on the call path is one or two), and the
+# upstream's CPU per call beside it. Figures of CPU time per call hold on a busy machine, where
+# latencies do not.
+#
+# With PERF=1, the 1-client loop runs under `perf record -g` and the report is printed by
+# shared object and symbol. The release binary has no symbol table (Cargo.toml), so warden's
+# own code is one block there; build it with `cargo build --profile profiling -p warden
+# -p warden-testkit` and run with BIN=target/profiling to see its functions.
+#
+# Usage: bench/profile-mcp.sh [seconds per run, default 10]
+# Environment: BIN=directory of the binaries (default target/release, built first).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_PER_RUN=${1:-10}
+if [ -z "${BIN:-}" ]; then
+  cargo build --release -q -p warden -p warden-testkit
+  BIN=target/release
+fi
+tmp=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+ECHO_PORT=$(free_port); AGENT_PORT=$(free_port); OP_PORT=$(free_port)
+"$BIN/warden-echo-server" --listen "127.0.0.1:$ECHO_PORT" > "$tmp/echo.log" 2>&1 &
+ECHO_PID=$!
+pids+=($ECHO_PID)
+cat > "$tmp/charter.yaml" <<YAML
+version: 1
+identity: { id: bench-agent, name: Bench, purpose: benchmarks, serves: the benchmark }
+inventory:
+  servers:
+    - { id: echo, url: "http://127.0.0.1:$ECHO_PORT/mcp", tools: [echo] }
+actions:
+  rules:
+    - { id: echo, tool: echo.echo, tier: autonomous, args: { text: { regex: "hello [0-9]+ [0-9]+" } } }
+authority:
+  roles: [{ id: ops, approve: [default] }]
+  principals: [{ id: bench, roles: [ops] }]
+YAML
+WARDEN_LOG=warn "$BIN/warden" serve --charter "$tmp/charter.yaml" --data "$tmp/data" \
+  --agent-listen "127.0.0.1:$AGENT_PORT" --operator-listen "127.0.0.1:$OP_PORT" > "$tmp/warden.log" 2>&1 &
+WARDEN_PID=$!
+pids+=($WARDEN_PID)
+for _ in $(seq 1 100); do
+  curl -sf "http://127.0.0.1:$AGENT_PORT/healthz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+TOKEN=$("$BIN/warden" session open --agent bench-agent --user bench --ttl 2h --json \
+  --operator-url "http://127.0.0.1:$OP_PORT" --data "$tmp/data" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+
+ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
+switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s}'; }
+load() { # label concurrency seconds
+  "$BIN/warden-load" --url "http://127.0.0.1:$AGENT_PORT/mcp" --token "$TOKEN" --tool echo.echo \
+    --concurrency "$2" --seconds "$3" --label "$1"
+}
+measure() { # label concurrency
+  local w0 e0 s0 row
+  read -r -a w0 <<<"$(ticks "$WARDEN_PID")"; read -r -a e0 <<<"$(ticks "$ECHO_PID")"
+  s0=$(switches "$WARDEN_PID")
+  if [ "${PERF:-0}" = 1 ] && [ "$2" = 1 ]; then
+    perf record -q -g -o "$tmp/perf.data" -p "$WARDEN_PID" -- sleep "$SECONDS_PER_RUN" 2>/dev/null &
+    local perf_pid=$!
+    row=$(load "$1" "$2" "$SECONDS_PER_RUN")
+    wait "$perf_pid" || true
+  else
+    row=$(load "$1" "$2" "$SECONDS_PER_RUN")
+  fi
+  read -r -a w1 <<<"$(ticks "$WARDEN_PID")"; read -r -a e1 <<<"$(ticks "$ECHO_PID")"
+  echo "$row" | python3 -c '
+import json, sys
+r = json.loads(sys.stdin.read()); hz = int(sys.argv[1]); calls = max(r["calls"], 1)
+us = lambda t: int(t) / hz * 1e6 / calls
+wu, ws, eu, es = (us(int(b) - int(a)) for a, b in zip(sys.argv[2:6], sys.argv[6:10]))
+cs = (int(sys.argv[11]) - int(sys.argv[10])) / calls
+label, errors = r["label"], r["errors"]
+print(f"{label:<8} {calls:>7} calls ({errors} errors)  warden CPU/call: {wu + ws:6.0f} µs "
+      f"(user {wu:.0f}, system {ws:.0f}), {cs:.1f} context switches/call;  upstream CPU/call: {eu + es:.0f} µs")
+' "$(getconf CLK_TCK)" "${w0[0]}" "${w0[1]}" "${e0[0]}" "${e0[1]}" "${w1[0]}" "${w1[1]}" "${e1[0]}" "${e1[1]}" \
+    "$s0" "$(switches "$WARDEN_PID")"
+}
+
+load warmup 4 2 > /dev/null
+measure "c=1" 1
+measure "c=50" 50
+if [ "${PERF:-0}" = 1 ]; then
+  echo
+  echo "perf, 1 client, warden's samples by shared object (self time):"
+  perf report -q -i "$tmp/perf.data" --no-children --sort dso --stdio -g none 2>/dev/null | grep -v '^$' | head -12
+  echo
+  echo "top symbols (self time):"
+  perf report -q -i "$tmp/perf.data" --no-children --sort dso,sym --stdio -g none 2>/dev/null | grep -v '^$' | head -40
+fi
