@@ -199,7 +199,16 @@ impl PgWriter {
             }
         }
         let closed = match self.conn.take() {
-            Some(conn) => conn.close().await.map_err(pg_error),
+            Some(mut conn) => {
+                // Released before the shutdown is answered, so the instance can be opened again
+                // at once (closing alone releases it only once the server has ended the
+                // session, a moment later).
+                let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+                    .bind(self.lock_key)
+                    .execute(&mut conn)
+                    .await;
+                conn.close().await.map_err(pg_error)
+            }
             None => Ok(()),
         };
         for ack in self.intake.shutdowns() {
