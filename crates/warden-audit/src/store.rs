@@ -470,6 +470,31 @@ impl Ledger {
             .inspect_err(|_| self.health.failed())
     }
 
+    /// Returns once every append queued before this call (through any handle) has been
+    /// committed, or has failed: a reader that opens after it sees every record queued
+    /// before it that committed (the writer is FIFO; nothing is written for the call itself).
+    /// Bounded by [`LedgerConfig::append_timeout`]; `Err` if queued records before it failed
+    /// to commit, or the wait timed out.
+    pub async fn flush(&self) -> Result<(), LedgerError> {
+        let (ack, done) = oneshot::channel();
+        let flush = async {
+            self.tx
+                .send(writer::Command::Append(writer::Job {
+                    records: Vec::new(),
+                    ack: writer::Ack::Waiting(ack),
+                }))
+                .await
+                .map_err(|_| LedgerError::Closed)?;
+            done.await.map_err(|_| LedgerError::Closed)?
+        };
+        tokio::time::timeout(self.append_timeout, flush)
+            .await
+            .unwrap_or(Err(LedgerError::TimedOut {
+                after: self.append_timeout,
+            }))
+            .map(drop)
+    }
+
     /// Commits everything already queued, stops the writer, closes the database and releases
     /// the lock; returns once the writer's thread has done all that. Appends made after this
     /// fail with [`LedgerError::Closed`].
