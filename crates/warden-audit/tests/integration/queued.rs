@@ -143,3 +143,29 @@ async fn queued_records_that_still_fail_at_shutdown_are_reported_lost() {
     assert!(report.is_intact(), "{report:?}");
     assert_eq!(report.records, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_returns_once_everything_queued_before_it_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path()).await;
+    for i in 0..50 {
+        ledger.append_queued(vec![result(i)]).await.unwrap();
+    }
+    ledger.flush().await.unwrap();
+    let reader = LedgerReader::open(dir.path()).await.unwrap();
+    assert_eq!(reader.range(1, 1000).await.unwrap().len(), 50);
+    assert_eq!(
+        ledger.committed_head(),
+        50,
+        "the queued commits were acknowledged"
+    );
+    // Nothing is written for the flush itself; with a queued record failing, it fails.
+    exec(dir.path(), REFUSE).await;
+    ledger.append_queued(vec![result(50)]).await.unwrap();
+    assert!(ledger.flush().await.is_err());
+    exec(dir.path(), "DROP TRIGGER refuse").await;
+    ledger.flush().await.unwrap();
+    assert_eq!(seq_of(&reader, 50).await, Some(51));
+    ledger.shutdown().await.unwrap();
+    assert_eq!(verify(dir.path()).await.records, 51);
+}
