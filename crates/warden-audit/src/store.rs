@@ -12,6 +12,7 @@
 //! writes the ledger.
 
 pub(crate) mod error;
+mod intake;
 mod pool;
 mod postgres;
 mod prune;
@@ -29,7 +30,6 @@ mod tests;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -175,7 +175,9 @@ pub trait CommitObserver: Send + Sync + 'static {
 
 /// A handle on the ledger's writer: cheap to clone, shared by every task that appends.
 ///
-/// Appends are durable when they return `Ok`. Every append is bounded by
+/// The writer is FIFO: appends commit in the order they were queued, a group at a time, each
+/// group whole or not at all. Appends are durable when they return `Ok`, except
+/// [`Ledger::append_queued`], which returns once its records are queued (see there). Every append is bounded by
 /// [`LedgerConfig::append_timeout`] (a full queue, a slow disk, a lock held by another
 /// process): past it the append fails with [`LedgerError::TimedOut`], and a caller treats that
 /// as a failure to record, that is, it fails closed. An append whose caller gave up (the
@@ -186,12 +188,9 @@ pub struct Ledger {
     tx: mpsc::Sender<writer::Command>,
     dir: Arc<PathBuf>,
     append_timeout: Duration,
-    /// The highest `seq` an append through this handle (or a clone) was acknowledged with.
-    head: Arc<AtomicU64>,
-    /// When the last append through this handle (or a clone) failed, in milliseconds since
-    /// `opened` plus one; 0 when the last append succeeded (or none failed).
-    failed_at: Arc<AtomicU64>,
-    opened: std::time::Instant,
+    /// The highest `seq` an append through this handle (or a clone) was acknowledged with,
+    /// and when the last one failed (shared with the writer, which reports queued appends).
+    health: Arc<writer::Health>,
     /// The committed head, as the writer publishes it.
     committed: watch::Receiver<u64>,
     /// The tree head of the committed records, as the writer publishes it.
@@ -235,7 +234,7 @@ impl Ledger {
             size: 0,
             root: merkle::empty_root(),
         });
-        let publish = writer::Publish {
+        let publish = intake::Publish {
             head: head_tx,
             tree: tree_tx,
             observer,
@@ -287,9 +286,7 @@ impl Ledger {
             tx,
             dir: Arc::new(dir.to_path_buf()),
             append_timeout,
-            head: Arc::new(AtomicU64::new(0)),
-            failed_at: Arc::new(AtomicU64::new(0)),
-            opened: std::time::Instant::now(),
+            health: Arc::new(writer::Health::new()),
             committed,
             tree,
             id,
@@ -352,7 +349,7 @@ impl Ledger {
     /// acknowledged (committed, durable) before this call; 0 before the first append. Never
     /// decreases. Cheap: one atomic load.
     pub fn committed_head(&self) -> u64 {
-        self.head.load(Ordering::Acquire)
+        self.health.head()
     }
 
     /// Whether the ledger takes appends, as far as is known without writing: its writer is
@@ -360,18 +357,11 @@ impl Ledger {
     /// [`FAILURE_REPORTED_FOR`] without one succeeding since (a full disk, the size cap, a
     /// lock held elsewhere). The window ends on its own so that a caller that stops sending
     /// work while this is `false` sees it again. Cheap: an atomic load and a channel check.
+    ///
+    /// A queued append ([`Ledger::append_queued`]) whose commit failed counts as a failed
+    /// append here, when the writer finds it failed.
     pub fn is_accepting(&self) -> bool {
-        let failed_at = self.failed_at.load(Ordering::Acquire);
-        let recent_failure = failed_at != 0
-            && self
-                .since_opened_ms()
-                .saturating_sub(failed_at.saturating_sub(1))
-                < u64::try_from(FAILURE_REPORTED_FOR.as_millis()).unwrap_or(u64::MAX);
-        !self.tx.is_closed() && !recent_failure
-    }
-
-    fn since_opened_ms(&self) -> u64 {
-        u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX)
+        !self.tx.is_closed() && !self.health.failed_within(FAILURE_REPORTED_FOR)
     }
 
     /// Appends one record and returns once its transaction has committed.
@@ -407,7 +397,10 @@ impl Ledger {
         let (ack, done) = oneshot::channel();
         let append = async {
             self.tx
-                .send(writer::Command::Append(writer::Job { records, ack }))
+                .send(writer::Command::Append(writer::Job {
+                    records,
+                    ack: writer::Ack::Waiting(ack),
+                }))
                 .await
                 .map_err(|_| LedgerError::Closed)?;
             done.await.map_err(|_| LedgerError::Closed)?
@@ -419,14 +412,75 @@ impl Ledger {
             }))
             .inspect(|appended| {
                 if let Some(last) = appended.last() {
-                    self.head.fetch_max(last.seq, Ordering::AcqRel);
+                    self.health.succeeded(last.seq);
                 }
             })
-            .inspect(|_| self.failed_at.store(0, Ordering::Release))
-            .inspect_err(|_| {
-                let at = self.since_opened_ms().saturating_add(1);
-                self.failed_at.store(at, Ordering::Release);
-            })
+            .inspect_err(|_| self.health.failed())
+    }
+
+    /// Appends several records atomically, like [`Ledger::append_batch`], but returns once
+    /// they are queued to the writer, without waiting for their commit: they are committed
+    /// with the next group. For a record nothing waits on (an action's result once the
+    /// action's attempt, decision and forwarding are durable).
+    ///
+    /// What still holds:
+    /// - Order: the writer is FIFO and commits a group whole, so these records commit after
+    ///   everything queued before them and before everything queued after them; once a later
+    ///   append has committed (an `Ok` from [`Ledger::append_batch`]), these have too. If
+    ///   their commit fails they are retried at the head of the next group, before anything
+    ///   queued after them (see the writer's intake).
+    /// - Bounds: a full queue still makes this wait, up to [`LedgerConfig::append_timeout`];
+    ///   `Err` means nothing was queued.
+    /// - Failures are reported, never silent: a failed commit of these records is logged and
+    ///   reported by [`Ledger::is_accepting`]; records still failing when the writer stops
+    ///   are logged as lost (a crash loses them too: start-up reconciliation closes the
+    ///   actions whose results they were as `unknown`).
+    pub async fn append_queued(&self, records: Vec<NewRecord>) -> Result<(), LedgerError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let records = records.into_iter().map(CanonicalRecord::new).collect();
+        let job = writer::Job {
+            records,
+            ack: writer::Ack::Queued(self.health.clone()),
+        };
+        let send = async {
+            self.tx
+                .send(writer::Command::Append(job))
+                .await
+                .map_err(|_| LedgerError::Closed)
+        };
+        tokio::time::timeout(self.append_timeout, send)
+            .await
+            .unwrap_or(Err(LedgerError::TimedOut {
+                after: self.append_timeout,
+            }))
+            .inspect_err(|_| self.health.failed())
+    }
+
+    /// Returns once every append queued before this call (through any handle) has been
+    /// committed, or has failed: a reader that opens after it sees every record queued
+    /// before it that committed (the writer is FIFO; nothing is written for the call itself).
+    /// Bounded by [`LedgerConfig::append_timeout`]; `Err` if queued records before it failed
+    /// to commit, or the wait timed out.
+    pub async fn flush(&self) -> Result<(), LedgerError> {
+        let (ack, done) = oneshot::channel();
+        let flush = async {
+            self.tx
+                .send(writer::Command::Append(writer::Job {
+                    records: Vec::new(),
+                    ack: writer::Ack::Waiting(ack),
+                }))
+                .await
+                .map_err(|_| LedgerError::Closed)?;
+            done.await.map_err(|_| LedgerError::Closed)?
+        };
+        tokio::time::timeout(self.append_timeout, flush)
+            .await
+            .unwrap_or(Err(LedgerError::TimedOut {
+                after: self.append_timeout,
+            }))
+            .map(drop)
     }
 
     /// Commits everything already queued, stops the writer, closes the database and releases

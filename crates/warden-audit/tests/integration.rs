@@ -15,6 +15,7 @@ mod integration {
     mod ledger;
     mod pages;
     mod prune;
+    mod queued;
     mod reader;
     mod signed;
     mod support;

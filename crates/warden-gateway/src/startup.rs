@@ -41,6 +41,7 @@ mod charter;
 pub(crate) mod checkpoints;
 mod exports;
 pub mod provenance_rebuild;
+pub mod reconcile;
 pub(crate) mod secrets;
 use approvals::start_approvals;
 use charter::{compile_charters, prepare_upstreams, switch_settings};
@@ -152,6 +153,10 @@ impl Gateway {
         crate::data_dir::prepare(&config.data_dir)?;
         let db = crate::store::connect(&config).await?;
         let ledger = open_ledger(&config, &db, (&set, shadow.as_ref()), &clock, &telemetry).await?;
+        // Before anything is served: every forwarded action ends in the ledger.
+        let reconciled = reconcile::close_forwarded(&ledger)
+            .await
+            .context("cannot close the forwarded actions left without a result")?;
         let stores = open_state(&config, db, &set, &clock).await?;
         // Each live session's untrusted index, rebuilt from the ledger (fail closed).
         let rebuilt = provenance_rebuild::rebuild(
@@ -370,7 +375,7 @@ impl Gateway {
             background,
             model_tasks,
             stores.bootstrap_operator_token,
-            (tls, readiness, checkpoint_key),
+            (tls, readiness, checkpoint_key, reconciled.through),
         )
         .await
     }
@@ -509,10 +514,11 @@ async fn serve(
     background: Background,
     model_tasks: TaskTracker,
     bootstrap_operator_token: Option<String>,
-    (tls, readiness, checkpoint_key): (
+    (tls, readiness, checkpoint_key, closed_through): (
         crate::tls::Tls,
         Arc<crate::readiness::Readiness>,
         Option<warden_audit::checkpoint::SigningKey>,
+        u64,
     ),
 ) -> Result<RunningGateway, StartError> {
     let agent_listener = tokio::net::TcpListener::bind(config.agent_listen)
@@ -617,7 +623,7 @@ async fn serve(
         .append(NewRecord {
             session: None,
             kind: RecordKind::GatewayStarted,
-            payload: json!({ "agent_plane": agent_addr.to_string(), "operator_plane": operator_addr.to_string() }),
+            payload: json!({ "agent_plane": agent_addr.to_string(), "operator_plane": operator_addr.to_string(), (reconcile::CLOSED_THROUGH): closed_through }),
         })
         .await;
     tracing::info!(agent = %agent_addr, operator = %operator_addr, "Gateway listening.");

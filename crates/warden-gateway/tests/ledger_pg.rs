@@ -1,8 +1,8 @@
 //! The ledger on PostgreSQL, against a real server (`warden_testkit::postgres`): one chain per
 //! instance, its writer (group commit, restarts, the instance lock, an outage), its readers
 //! (one instance, every instance merged), verification of a tampered store, each chain
-//! against its own signed checkpoints, and the ledger's stream and instance list on the
-//! operator plane.
+//! against its own signed checkpoints, the ledger's stream and instance list on the operator
+//! plane, and start-up reconciliation (with its SQLite counterpart).
 
 #![allow(
     clippy::unwrap_used,
@@ -21,6 +21,8 @@ mod directory;
 mod outage;
 #[path = "ledger_pg/readers.rs"]
 mod readers;
+#[path = "ledger_pg/reconcile.rs"]
+mod reconcile;
 #[path = "ledger_pg/signed.rs"]
 mod signed;
 #[path = "ledger_pg/tamper.rs"]

@@ -177,8 +177,18 @@ impl Harness {
             .to_owned()
     }
 
-    /// Every record of the ledger, read through a read-only reader.
+    /// Every record of the ledger, read through a read-only reader once everything queued
+    /// before (an action's result is queued, committed with the next group) has committed.
     pub async fn records(&self) -> Vec<warden_audit::Record> {
+        let running = self
+            .gw
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|gw| gw.state.governor.ledger().clone());
+        if let Some(ledger) = running {
+            ledger.flush().await.unwrap();
+        }
         let reader = warden_audit::LedgerReader::open(&self.data).await.unwrap();
         reader.range(1, 100_000).await.unwrap()
     }

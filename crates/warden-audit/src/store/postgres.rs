@@ -118,7 +118,7 @@ impl Ledger {
             size: 0,
             root: merkle::empty_root(),
         });
-        let publish = super::writer::Publish {
+        let publish = super::intake::Publish {
             head: head_tx,
             tree: tree_tx,
             observer,

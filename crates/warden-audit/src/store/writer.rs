@@ -7,13 +7,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rusqlite::Connection;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::mpsc;
 use warden_core::Clock;
 use warden_core::private;
 
 use super::schema::{self, Tail};
 use super::tree::{self, Node};
-use super::{Appended, CommitObserver, DB_FILE, LOCK_FILE, LedgerConfig, LedgerError, TreeHead};
+use super::{Appended, DB_FILE, LOCK_FILE, LedgerConfig, LedgerError};
 use crate::chain::{format_time, record_hash};
 use crate::merkle::Frontier;
 
@@ -24,28 +24,17 @@ const ROWS_PER_INSERT: usize = 64;
 /// re-prepares.
 const STATEMENT_CACHE: usize = ROWS_PER_INSERT + 12;
 
-/// What the [`Ledger`](super::Ledger) handles send to the writer.
-pub(super) enum Command {
-    Append(Job),
-    Shutdown(oneshot::Sender<Result<(), LedgerError>>),
-}
+pub(super) use super::intake::{Ack, Command, Health, Job, Pending, Publish};
+use super::intake::{Failed, Group, Intake, Next};
 
-/// One `append` or `append_batch`: committed whole or not at all.
-pub(super) struct Job {
-    pub(super) records: Vec<Pending>,
-    pub(super) ack: oneshot::Sender<Result<Vec<Appended>, LedgerError>>,
-}
-
-/// A record with its payload already in canonical form.
-pub(super) type Pending = super::CanonicalRecord;
-
-/// A stamped record, ready to insert.
-struct Row {
+/// A stamped record, ready to insert (its text borrowed from its job, which is kept until the
+/// commit's outcome is known, so a queued append whose commit failed can be carried whole).
+struct Row<'a> {
     seq: i64,
     time: String,
-    session: Option<String>,
+    session: Option<&'a str>,
     kind: &'static str,
-    payload: String,
+    payload: &'a str,
     prev_hash: [u8; 32],
     hash: [u8; 32],
 }
@@ -58,21 +47,10 @@ struct Edge {
     frontier: Frontier,
 }
 
-/// Where the writer publishes what it committed.
-pub(super) struct Publish {
-    /// The committed head: the last record's `seq`.
-    pub(super) head: watch::Sender<u64>,
-    /// The tree head of the committed records.
-    pub(super) tree: watch::Sender<TreeHead>,
-    /// Told how long each commit took.
-    pub(super) observer: Option<Arc<dyn CommitObserver>>,
-}
-
 pub(super) struct Writer {
     conn: Connection,
-    rx: mpsc::Receiver<Command>,
+    intake: Intake,
     clock: Arc<dyn Clock>,
-    max_batch: usize,
     // INVARIANT: `Some` only while it equals the last committed record in the database and
     // the tree of the committed records (whose stored nodes the same transactions wrote).
     // After a failed commit it is `None`, and both are read again before the next write.
@@ -118,16 +96,11 @@ impl Writer {
             source,
         })?;
         let frontier = tree::open_frontier(&conn, tail.seq, &path)?;
-        publish.head.send_replace(tail.seq);
-        publish.tree.send_replace(TreeHead {
-            size: frontier.size(),
-            root: frontier.root(),
-        });
+        publish.committed(tail.seq, &frontier);
         Ok(Writer {
             conn,
-            rx,
+            intake: Intake::new(rx, config.max_batch.get()),
             clock,
-            max_batch: config.max_batch.get(),
             edge: Some(Edge { tail, frontier }),
             id,
             inserts: (1..=ROWS_PER_INSERT).map(insert_sql).collect(),
@@ -152,33 +125,24 @@ impl Writer {
     /// then closes the database, releases the lock and answers the shutdowns. Blocking: the
     /// body of the writer's thread (never call it on an async task).
     pub(super) fn run(mut self) {
-        let mut shutdowns = Vec::new();
-        let mut jobs = Vec::new();
-        while let Some(command) = self.rx.blocking_recv() {
-            let mut records = 0;
-            let mut take = |command, jobs: &mut Vec<Job>, records: &mut usize| match command {
-                Command::Append(job) => {
-                    *records += job.records.len();
-                    jobs.push(job);
+        loop {
+            let first = match self.intake.next() {
+                Next::Receive => match self.intake.rx().blocking_recv() {
+                    Some(command) => Some(command),
+                    None => break,
+                },
+                Next::Retry(pause) => {
+                    std::thread::sleep(pause);
+                    None
                 }
-                Command::Shutdown(ack) => shutdowns.push(ack),
             };
-            take(command, &mut jobs, &mut records);
-            // Group commit: everything already queued, up to `max_batch` records.
-            while records < self.max_batch {
-                match self.rx.try_recv() {
-                    Ok(command) => take(command, &mut jobs, &mut records),
-                    Err(_) => break,
-                }
-            }
-            if !shutdowns.is_empty() {
-                // No new appends; the ones already queued are still committed below.
-                self.rx.close();
-            }
-            if !jobs.is_empty() {
-                self.commit(std::mem::take(&mut jobs));
+            let group = self.intake.group(first);
+            if !group.jobs.is_empty() {
+                let failed = self.commit(group);
+                self.intake.after_commit(failed);
             }
         }
+        let shutdowns = self.intake.shutdowns();
         let Writer {
             conn, _lock: lock, ..
         } = self;
@@ -193,44 +157,43 @@ impl Writer {
         }
     }
 
-    /// Stamps, writes and commits `jobs` in one transaction, then answers each job.
-    fn commit(&mut self, jobs: Vec<Job>) {
+    /// Stamps, writes and commits `group` in one transaction, then answers each job. Returns
+    /// the queued appends of a failed commit (to carry), with the tail that commit would have
+    /// ended at and its error.
+    fn commit(&mut self, group: Group) -> Option<Failed> {
+        let Group {
+            mut jobs,
+            carried,
+            carried_tail,
+        } = group;
         let edge = match &self.edge {
             Some(edge) => edge.clone(),
             None => match self.read_edge() {
                 Ok(edge) => self.edge.insert(edge).clone(),
                 Err(e) => {
-                    let e = LedgerError::Write(e);
-                    for job in jobs {
-                        let _ = job.ack.send(Err(e.clone()));
-                    }
-                    return;
+                    return Some(fail(jobs, None, LedgerError::Write(e)));
                 }
             },
         };
+        // The failed commit of the carried appends did happen: they are in the chain already.
+        if carried_tail.is_some_and(|t| t == edge.tail) {
+            for job in jobs.drain(..carried.min(jobs.len())) {
+                job.found_committed(edge.tail.seq);
+            }
+        }
         let Edge {
             tail: mut next,
             mut frontier,
         } = edge;
+        jobs.retain(|job| !job.abandoned());
         let mut rows = Vec::new();
-        let mut accepted = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            // Its caller gave up (timed out, or went away): it is not written.
-            if job.ack.is_closed() {
-                continue;
+        let mut stamped = Vec::with_capacity(jobs.len());
+        for job in &jobs {
+            let s = self.stamp(&job.records, next, &mut rows);
+            if let Ok((_, after)) = &s {
+                next = *after;
             }
-            match self.stamp(job.records, next, &mut rows) {
-                Ok((appended, after)) => {
-                    next = after;
-                    accepted.push((job.ack, appended));
-                }
-                Err(e) => {
-                    let _ = job.ack.send(Err(e));
-                }
-            }
-        }
-        if rows.is_empty() {
-            return;
+            stamped.push(s.map(|(appended, _)| appended));
         }
         let started = std::time::Instant::now();
         // The tree grows by the same records, and its completed subtrees are written in the
@@ -239,44 +202,48 @@ impl Writer {
         for row in &rows {
             tree::push_record(&mut frontier, &row.hash, &mut nodes);
         }
-        let written = self.write(&rows, &nodes);
-        if let Some(observer) = &self.publish.observer {
-            observer.committed(rows.len(), started.elapsed(), written.is_ok());
-        }
+        let wrote = !rows.is_empty();
+        let written = if !wrote {
+            Ok(())
+        } else {
+            let written = self.write(&rows, &nodes);
+            self.publish
+                .observe(rows.len(), started.elapsed(), written.is_ok());
+            written
+        };
+        drop(rows);
         match written {
             Ok(()) => {
-                let tree_head = TreeHead {
-                    size: frontier.size(),
-                    root: frontier.root(),
-                };
+                if wrote {
+                    self.publish.committed(next.seq, &frontier);
+                }
                 self.edge = Some(Edge {
                     tail: next,
                     frontier,
                 });
-                // Published once durable, before the appenders hear of it.
-                self.publish.head.send_replace(next.seq);
-                self.publish.tree.send_replace(tree_head);
-                for (ack, appended) in accepted {
-                    let _ = ack.send(Ok(appended));
+                // Published once durable (above), before the appenders hear of it.
+                for (job, s) in jobs.into_iter().zip(stamped) {
+                    match s {
+                        Ok(appended) => job.committed(appended),
+                        Err(e) => job.failed(&e),
+                    }
                 }
+                None
             }
             Err(e) => {
                 self.edge = None;
-                let e = LedgerError::Write(Arc::new(e));
-                for (ack, _) in accepted {
-                    let _ = ack.send(Err(e.clone()));
-                }
+                Some(fail(jobs, Some(next), LedgerError::Write(Arc::new(e))))
             }
         }
     }
 
     /// Gives one job's records their sequence numbers, times and hashes, after `tail`.
     /// On error nothing is added to `rows`.
-    fn stamp(
+    fn stamp<'a>(
         &self,
-        records: Vec<Pending>,
+        records: &'a [Pending],
         tail: Tail,
-        rows: &mut Vec<Row>,
+        rows: &mut Vec<Row<'a>>,
     ) -> Result<(Vec<Appended>, Tail), LedgerError> {
         let start = rows.len();
         let mut appended = Vec::with_capacity(records.len());
@@ -309,9 +276,9 @@ impl Writer {
             rows.push(Row {
                 seq: db_seq,
                 time: time_text,
-                session: r.session,
+                session: r.session.as_deref(),
                 kind,
-                payload: r.payload,
+                payload: &r.payload,
                 prev_hash: prev.hash,
                 hash,
             });
@@ -330,7 +297,7 @@ impl Writer {
     /// autocommit before the next batch, or every later write would run inside a transaction
     /// that is never committed, acknowledged but never durable. (This is why the writer never
     /// used a transaction guard that tracks its own depth, as sqlx's once got stuck at 1.)
-    fn write(&mut self, rows: &[Row], nodes: &[Node]) -> rusqlite::Result<()> {
+    fn write(&mut self, rows: &[Row<'_>], nodes: &[Node]) -> rusqlite::Result<()> {
         self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
         let result = self.insert_and_commit(rows, nodes);
         if result.is_err()
@@ -341,7 +308,7 @@ impl Writer {
         result
     }
 
-    fn insert_and_commit(&mut self, rows: &[Row], nodes: &[Node]) -> rusqlite::Result<()> {
+    fn insert_and_commit(&mut self, rows: &[Row<'_>], nodes: &[Node]) -> rusqlite::Result<()> {
         for chunk in rows.chunks(ROWS_PER_INSERT) {
             let Some(sql) = chunk.len().checked_sub(1).and_then(|i| self.inserts.get(i)) else {
                 break;
@@ -355,9 +322,9 @@ impl Writer {
             for r in chunk {
                 insert.raw_bind_parameter(next(), r.seq)?;
                 insert.raw_bind_parameter(next(), r.time.as_str())?;
-                insert.raw_bind_parameter(next(), r.session.as_deref())?;
+                insert.raw_bind_parameter(next(), r.session)?;
                 insert.raw_bind_parameter(next(), r.kind)?;
-                insert.raw_bind_parameter(next(), r.payload.as_str())?;
+                insert.raw_bind_parameter(next(), r.payload)?;
                 insert.raw_bind_parameter(next(), r.prev_hash.as_slice())?;
                 insert.raw_bind_parameter(next(), r.hash.as_slice())?;
             }
@@ -366,6 +333,24 @@ impl Writer {
         tree::insert_nodes(&self.conn, nodes)?;
         self.conn.prepare_cached("COMMIT")?.execute([])?;
         Ok(())
+    }
+}
+
+/// Answers every waiting job of a failed commit with `error`; keeps the queued ones, to carry
+/// (`tail`: where the commit would have ended).
+pub(super) fn fail(jobs: Vec<Job>, tail: Option<Tail>, error: LedgerError) -> Failed {
+    let mut queued = Vec::new();
+    for job in jobs {
+        if job.queued() {
+            queued.push(job);
+        } else {
+            job.failed(&error);
+        }
+    }
+    Failed {
+        queued,
+        tail,
+        error,
     }
 }
 

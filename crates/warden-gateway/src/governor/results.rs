@@ -169,6 +169,11 @@ impl Governor {
     /// Records how a forwarded action ended, and the labels its result carries — as the
     /// charter in force when the result arrives labels it (a reload meanwhile labels it
     /// under the new charter's data section).
+    ///
+    /// Returns once the result is queued to the ledger when it changes nothing the next
+    /// decision sees ([`warden_audit::Ledger::append_queued`]: committed with the next group,
+    /// in order); when it adds labels or carries untrusted content (indexed under its record's
+    /// `seq`), once it is durable. `Err`: it could not be recorded (queued).
     pub async fn record_result(
         &self,
         session: &Arc<Session>,
@@ -280,6 +285,17 @@ impl Governor {
                 payload: json!({ "action": closes.action_id, "labels": added }),
             });
         }
+        if added.is_empty() && untrusted.is_empty() {
+            // Nothing the next decision sees waits on this record: it is queued, committed with
+            // the next group, and the answer does not wait for its fsync. The action's attempt,
+            // decision and forwarding are durable already; a crash before this commits leaves a
+            // forwarded action without a result, which start-up records as `unknown`.
+            self.ledger.append_queued(batch).await?;
+            self.outstanding.remove(&allowed.action_id);
+            return Ok(added);
+        }
+        // Labels gained, or untrusted content indexed under the record's `seq`: durable before
+        // the answer, so that what the next decision sees is in the ledger first.
         let appended = self.ledger.append_batch(batch).await?;
         self.outstanding.remove(closes.action_id);
         if !untrusted.is_empty() {

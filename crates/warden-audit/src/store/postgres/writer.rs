@@ -18,9 +18,10 @@ use sqlx::{ConnectOptions as _, Connection as _, PgConnection};
 use tokio::sync::mpsc;
 use warden_core::Clock;
 
+use super::super::intake::{Command, Failed, Group, Intake, Next, Pending, Publish};
 use super::super::schema::Tail;
-use super::super::writer::{Command, Job, Pending, Publish};
-use super::super::{Appended, LedgerConfig, LedgerError, TreeHead};
+use super::super::writer::fail;
+use super::super::{Appended, LedgerConfig, LedgerError};
 use super::{pg_error, tree};
 use crate::chain::{GENESIS_HASH, format_time, record_hash};
 use crate::merkle::Frontier;
@@ -35,14 +36,15 @@ struct Edge {
     frontier: Frontier,
 }
 
-/// The columns of one group, as the arrays `UNNEST` reads.
+/// The columns of one group, as the arrays `UNNEST` reads (the text borrowed from the jobs,
+/// kept until the commit's outcome is known).
 #[derive(Default)]
-struct Rows {
+struct Rows<'a> {
     seq: Vec<i64>,
     time: Vec<String>,
-    session: Vec<Option<String>>,
+    session: Vec<Option<&'a str>>,
     kind: Vec<&'static str>,
-    payload: Vec<String>,
+    payload: Vec<&'a str>,
     prev_hash: Vec<Vec<u8>>,
     hash: Vec<Vec<u8>>,
 }
@@ -53,9 +55,8 @@ pub(super) struct PgWriter {
     lock_key: i64,
     // INVARIANT: `Some` only while it holds the instance's advisory lock.
     conn: Option<PgConnection>,
-    rx: mpsc::Receiver<Command>,
+    intake: Intake,
     clock: Arc<dyn Clock>,
-    max_batch: usize,
     commit_timeout: Duration,
     // INVARIANT: `Some` only while it equals the last committed record of the instance and
     // the tree of its committed records. After a failed or unknown commit it is `None`, and
@@ -81,9 +82,8 @@ impl PgWriter {
             instance: instance.to_owned(),
             lock_key: super::lock_key(instance),
             conn: None,
-            rx,
+            intake: Intake::new(rx, config.max_batch.get()),
             clock,
-            max_batch: config.max_batch.get(),
             commit_timeout: config.append_timeout,
             edge: None,
             id: String::new(),
@@ -92,11 +92,7 @@ impl PgWriter {
         writer.connect().await?;
         writer.id = writer.make_instance().await?;
         let edge = writer.read_edge().await?;
-        writer.publish.head.send_replace(edge.tail.seq);
-        writer.publish.tree.send_replace(TreeHead {
-            size: edge.frontier.size(),
-            root: edge.frontier.root(),
-        });
+        writer.publish.committed(edge.tail.seq, &edge.frontier);
         writer.edge = Some(edge);
         Ok(writer)
     }
@@ -185,42 +181,51 @@ impl PgWriter {
     /// Runs until every handle is dropped or a shutdown was asked for and the queue drained;
     /// then closes the connection (releasing the lock) and answers the shutdowns.
     pub(super) async fn run(mut self) {
-        let mut shutdowns = Vec::new();
-        let mut jobs = Vec::new();
-        while let Some(command) = self.rx.recv().await {
-            let mut records = 0;
-            let mut take = |command, jobs: &mut Vec<Job>, records: &mut usize| match command {
-                Command::Append(job) => {
-                    *records += job.records.len();
-                    jobs.push(job);
+        loop {
+            let first = match self.intake.next() {
+                Next::Receive => match self.intake.rx().recv().await {
+                    Some(command) => Some(command),
+                    None => break,
+                },
+                Next::Retry(pause) => {
+                    tokio::time::sleep(pause).await;
+                    None
                 }
-                Command::Shutdown(ack) => shutdowns.push(ack),
             };
-            take(command, &mut jobs, &mut records);
-            while records < self.max_batch {
-                match self.rx.try_recv() {
-                    Ok(command) => take(command, &mut jobs, &mut records),
-                    Err(_) => break,
-                }
-            }
-            if !shutdowns.is_empty() {
-                self.rx.close();
-            }
-            if !jobs.is_empty() {
-                self.commit(std::mem::take(&mut jobs)).await;
+            let group = self.intake.group(first);
+            if !group.jobs.is_empty() {
+                let failed = self.commit(group).await;
+                self.intake.after_commit(failed);
             }
         }
         let closed = match self.conn.take() {
-            Some(conn) => conn.close().await.map_err(pg_error),
+            Some(mut conn) => {
+                // Released before the shutdown is answered, so the instance can be opened again
+                // at once (closing alone releases it only once the server has ended the
+                // session, a moment later).
+                let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+                    .bind(self.lock_key)
+                    .execute(&mut conn)
+                    .await;
+                conn.close().await.map_err(pg_error)
+            }
             None => Ok(()),
         };
-        for ack in shutdowns {
+        for ack in self.intake.shutdowns() {
             let _ = ack.send(closed.clone());
         }
     }
 
-    /// Stamps, writes and commits `jobs` in one transaction, then answers each job.
-    async fn commit(&mut self, jobs: Vec<Job>) {
+    /// Stamps, writes and commits `group` in one transaction, then answers each job. Returns
+    /// the queued appends of a failed (or unknown) commit, to carry, with the tail that commit
+    /// would have ended at: if it did commit (its answer lost), the chain read again ends
+    /// exactly there and they are not written twice.
+    async fn commit(&mut self, group: Group) -> Option<Failed> {
+        let Group {
+            mut jobs,
+            carried,
+            carried_tail,
+        } = group;
         let edge = match self.edge.clone() {
             Some(edge) => Ok(edge),
             None => self.read_edge().await,
@@ -229,95 +234,99 @@ impl PgWriter {
             Ok(edge) => edge,
             Err(e) => {
                 self.conn = None;
-                for job in jobs {
-                    let _ = job.ack.send(Err(e.clone()));
-                }
-                return;
+                return Some(fail(jobs, carried_tail, e));
             }
         };
         self.edge = Some(edge.clone());
+        if carried_tail.is_some_and(|t| t == edge.tail) {
+            for job in jobs.drain(..carried.min(jobs.len())) {
+                job.found_committed(edge.tail.seq);
+            }
+        }
         let Edge {
             tail: mut next,
             mut frontier,
         } = edge;
+        jobs.retain(|job| !job.abandoned());
         let mut rows = Rows::default();
-        let mut accepted = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            if job.ack.is_closed() {
-                continue;
+        let mut stamped = Vec::with_capacity(jobs.len());
+        for job in &jobs {
+            let s = self.stamp(&job.records, next, &mut rows);
+            if let Ok((_, after)) = &s {
+                next = *after;
             }
-            match self.stamp(job.records, next, &mut rows) {
-                Ok((appended, after)) => {
-                    next = after;
-                    accepted.push((job.ack, appended));
-                }
-                Err(e) => {
-                    let _ = job.ack.send(Err(e));
-                }
-            }
+            stamped.push(s.map(|(appended, _)| appended));
         }
-        if rows.seq.is_empty() {
-            return;
-        }
-        let mut nodes = Vec::new();
-        for hash in &rows.hash {
-            if let Ok(hash) = <[u8; 32]>::try_from(hash.as_slice()) {
-                super::super::tree::push_record(&mut frontier, &hash, &mut nodes);
-            }
-        }
-        let started = Instant::now();
-        let count = rows.seq.len();
-        let previous = self.edge.as_ref().map_or(0, |e| e.tail.seq);
-        let timeout = self.commit_timeout;
-        let written = match tokio::time::timeout(
-            timeout,
-            self.write(&rows, &nodes, previous, next.seq),
-        )
-        .await
-        {
-            Ok(result) => result,
-            Err(_) => Err(super::message(format!(
-                "the commit did not finish within {timeout:?} (it may or may not have committed; \
-                 the chain is read again before the next)"
-            ))),
+        let written = if rows.seq.is_empty() {
+            Ok(())
+        } else {
+            self.write_rows(&rows, &mut frontier, next.seq).await
         };
-        if let Some(observer) = &self.publish.observer {
-            observer.committed(count, started.elapsed(), written.is_ok());
-        }
+        let wrote = !rows.seq.is_empty();
+        drop(rows);
         match written {
             Ok(()) => {
-                let tree_head = TreeHead {
-                    size: frontier.size(),
-                    root: frontier.root(),
-                };
+                if wrote {
+                    self.publish.committed(next.seq, &frontier);
+                }
                 self.edge = Some(Edge {
                     tail: next,
                     frontier,
                 });
-                self.publish.head.send_replace(next.seq);
-                self.publish.tree.send_replace(tree_head);
-                for (ack, appended) in accepted {
-                    let _ = ack.send(Ok(appended));
+                for (job, s) in jobs.into_iter().zip(stamped) {
+                    match s {
+                        Ok(appended) => job.committed(appended),
+                        Err(e) => job.failed(&e),
+                    }
                 }
+                None
             }
             Err(e) => {
                 // Failed or unknown: the connection (and with it the lock and any open
                 // transaction) is dropped, and the chain's end is read again before the next.
                 self.edge = None;
                 self.conn = None;
-                for (ack, _) in accepted {
-                    let _ = ack.send(Err(e.clone()));
-                }
+                Some(fail(jobs, Some(next), e))
             }
         }
     }
 
+    /// Writes `rows` (growing `frontier` by them) in one transaction ending the chain at
+    /// `head`, within the commit timeout; tells the observer.
+    async fn write_rows(
+        &mut self,
+        rows: &Rows<'_>,
+        frontier: &mut Frontier,
+        head: u64,
+    ) -> Result<(), LedgerError> {
+        let mut nodes = Vec::new();
+        for hash in &rows.hash {
+            if let Ok(hash) = <[u8; 32]>::try_from(hash.as_slice()) {
+                super::super::tree::push_record(frontier, &hash, &mut nodes);
+            }
+        }
+        let started = Instant::now();
+        let previous = self.edge.as_ref().map_or(0, |e| e.tail.seq);
+        let timeout = self.commit_timeout;
+        let written =
+            match tokio::time::timeout(timeout, self.write(rows, &nodes, previous, head)).await {
+                Ok(result) => result,
+                Err(_) => Err(super::message(format!(
+                    "the commit did not finish within {timeout:?} (it may or may not have \
+                     committed; the chain is read again before the next)"
+                ))),
+            };
+        self.publish
+            .observe(rows.seq.len(), started.elapsed(), written.is_ok());
+        written
+    }
+
     /// Gives one job's records their sequence numbers, times and hashes, after `tail`.
-    fn stamp(
+    fn stamp<'a>(
         &self,
-        records: Vec<Pending>,
+        records: &'a [Pending],
         tail: Tail,
-        rows: &mut Rows,
+        rows: &mut Rows<'a>,
     ) -> Result<(Vec<Appended>, Tail), LedgerError> {
         let mut stamped = Vec::with_capacity(records.len());
         let mut appended = Vec::with_capacity(records.len());
@@ -336,7 +345,15 @@ impl PgWriter {
                 kind,
                 &r.payload,
             );
-            stamped.push((db_seq, text, r.session, kind, r.payload, prev.hash, hash));
+            stamped.push((
+                db_seq,
+                text,
+                r.session.as_deref(),
+                kind,
+                r.payload.as_str(),
+                prev.hash,
+                hash,
+            ));
             appended.push(Appended { seq, hash, time });
             prev = Tail { seq, hash };
         }
@@ -357,7 +374,7 @@ impl PgWriter {
     /// writer, and nothing is committed).
     async fn write(
         &mut self,
-        rows: &Rows,
+        rows: &Rows<'_>,
         nodes: &[super::super::tree::Node],
         previous: u64,
         head: u64,
