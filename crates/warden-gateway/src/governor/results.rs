@@ -285,17 +285,19 @@ impl Governor {
                 payload: json!({ "action": closes.action_id, "labels": added }),
             });
         }
-        if added.is_empty() && untrusted.is_empty() {
+        if added.is_empty() && untrusted.is_empty() && closes.allowed_on.is_none() {
             // Nothing the next decision sees waits on this record: it is queued, committed with
             // the next group, and the answer does not wait for its fsync. The action's attempt,
             // decision and forwarding are durable already; a crash before this commits leaves a
             // forwarded action without a result, which start-up records as `unknown`.
             self.ledger.append_queued(batch).await?;
-            self.outstanding.remove(&allowed.action_id);
+            self.outstanding.remove(closes.action_id);
             return Ok(added);
         }
-        // Labels gained, or untrusted content indexed under the record's `seq`: durable before
-        // the answer, so that what the next decision sees is in the ledger first.
+        // Labels gained, or untrusted content indexed under the record's `seq`, or a report
+        // taken from the fleet's store (its row is deleted once this has committed, so that
+        // the allowing instance's start-up never finds the action open with no row and no
+        // result): durable before the answer.
         let appended = self.ledger.append_batch(batch).await?;
         self.outstanding.remove(closes.action_id);
         if !untrusted.is_empty() {

@@ -8,6 +8,13 @@
 //! before the gateway serves. Provider-side actions of model calls (their `action_forwarded`
 //! names the `call`) are not closed here: their outcome is the call's completion.
 //!
+//! On a fleet (PostgreSQL), a decide-API action allowed here may be closed elsewhere: its
+//! result report is taken by whichever instance it reaches (recorded in that instance's
+//! chain), or by the deadline sweep while its row waits in `pending_results`. So an action
+//! open in this chain is closed here only when no row waits for it (checked first: a report
+//! deletes the row only after its result has committed) and no other instance's chain holds a
+//! result for it in its session.
+//!
 //! Bounded: the `gateway_started` record of each start holds [`CLOSED_THROUGH`], the head
 //! below which (inclusive) every forwarded action was closed at that start; the next start
 //! reads only the forwarded actions and results after the newest such mark (a ledger started
@@ -19,7 +26,7 @@
 use std::collections::HashSet;
 
 use serde_json::{Value, json};
-use warden_audit::{Ledger, LedgerError, LedgerReader, NewRecord, RecordKind};
+use warden_audit::{Ledger, LedgerError, LedgerReader, LedgerSource, NewRecord, RecordKind};
 
 /// The field of `gateway_started` holding the head through which every forwarded action is
 /// closed.
@@ -65,6 +72,7 @@ pub async fn close_forwarded(ledger: &Ledger) -> Result<Reconciled, LedgerError>
 }
 
 async fn scan(ledger: &Ledger, reader: &LedgerReader) -> Result<Reconciled, LedgerError> {
+    let source = ledger.source();
     let from = reader
         .newest_of_kinds(&[RecordKind::GatewayStarted.as_str()], None, 1)
         .await?
@@ -97,7 +105,10 @@ async fn scan(ledger: &Ledger, reader: &LedgerReader) -> Result<Reconciled, Ledg
             };
             if record.kind == RecordKind::ActionResult {
                 results.insert(action.to_owned());
-            } else if !results.remove(action) && record.payload.get("call").is_none() {
+            } else if !results.remove(action)
+                && record.payload.get("call").is_none()
+                && !closed_elsewhere(&source, &record, action).await?
+            {
                 open.push(unknown(&record, action));
             }
         }
@@ -113,6 +124,51 @@ async fn scan(ledger: &Ledger, reader: &LedgerReader) -> Result<Reconciled, Ledg
         closed,
         through,
     })
+}
+
+/// Whether the action `record` forwarded in this instance's chain is closed, or will be, by
+/// another instance of the fleet: its result report waits in `pending_results`, or another
+/// chain holds its result. Always `false` on SQLite (one ledger, no report elsewhere).
+async fn closed_elsewhere(
+    source: &LedgerSource,
+    record: &warden_audit::Record,
+    action: &str,
+) -> Result<bool, LedgerError> {
+    let LedgerSource::Postgres {
+        pool,
+        instance: Some(me),
+    } = source
+    else {
+        return Ok(false);
+    };
+    let failed = |e: sqlx::Error| LedgerError::Postgres(std::sync::Arc::new(e));
+    let waiting: Option<i32> =
+        sqlx::query_scalar("SELECT 1 FROM pending_results WHERE action = $1")
+            .bind(action)
+            .fetch_optional(pool)
+            .await
+            .map_err(failed)?;
+    if waiting.is_some() {
+        return Ok(true);
+    }
+    let Some(session) = &record.session else {
+        return Ok(false);
+    };
+    // The result's canonical payload holds `"action":"<id>"`; the id is a UUID the gateway
+    // made (no `%`, `_` or quote to escape), and the session index bounds the rows read.
+    let needle = format!("%\"action\":{}%", Value::String(action.to_owned()));
+    let elsewhere: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM ledger_records WHERE session = $1 AND kind = $2 AND instance <> $3 \
+         AND payload LIKE $4 LIMIT 1",
+    )
+    .bind(session)
+    .bind(RecordKind::ActionResult.as_str())
+    .bind(me.as_str())
+    .bind(needle)
+    .fetch_optional(pool)
+    .await
+    .map_err(failed)?;
+    Ok(elsewhere.is_some())
 }
 
 /// The `unknown` result of the forwarded action `record` (of `action`), shaped as the ones

@@ -2,7 +2,8 @@
 //! instance's chain in PostgreSQL): forwarded actions left without a result get exactly one
 //! `unknown` result at the next start, a second start adds nothing, provider-side actions of
 //! model calls are left alone, and the mark in `gateway_started` moves so that a start reads
-//! only what came after the last one.
+//! only what came after the last one. On a fleet, a decide-API action whose report another
+//! instance recorded, or whose report still waits in `pending_results`, is not closed here.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -168,4 +169,53 @@ async fn postgres_forwarded_actions_without_a_result_are_closed_once_at_start_up
     let other = super::open(&pool, "other", dir.path()).await;
     assert!(results(&other, "b1").await.is_empty());
     other.shutdown().await.unwrap();
+}
+
+/// On a fleet, an action allowed on gw-1 is closed elsewhere when its result report reached
+/// another instance (the result is in that instance's chain, in the action's session) or when
+/// its report still waits in `pending_results` (the report or the deadline sweep closes it):
+/// gw-1's start closes neither, and closes the action that nothing else will.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_actions_closed_by_another_instance_or_still_awaiting_their_report_are_left_alone()
+{
+    let (_db, pool) = super::store().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = super::open(&pool, "gw-1", dir.path()).await;
+    for action in ["d1", "d2", "d3"] {
+        forward(&ledger, action).await;
+    }
+    ledger.shutdown().await.unwrap();
+    drop(ledger);
+    // d1's report was taken by `other`, which recorded it in its own chain.
+    let other = super::open(&pool, "other", dir.path()).await;
+    other.append(result("d1")).await.unwrap();
+    // d3's id in another session's result is not d3's result.
+    other
+        .append(NewRecord {
+            session: Some("s-2".to_owned()),
+            kind: RecordKind::ActionResult,
+            payload: json!({"action": "d3", "status": "ok"}),
+        })
+        .await
+        .unwrap();
+    other.shutdown().await.unwrap();
+    // d2's report still waits.
+    sqlx::query(
+        "INSERT INTO pending_results (action, session, instance, tool, args, due) \
+         VALUES ('d2', 's-1', 'gw-1', 'fs.read', '{}', now() + interval '1 hour')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let ledger = super::open(&pool, "gw-1", dir.path()).await;
+    let done = start(&ledger).await;
+    assert_eq!(done.closed, 1, "{done:?}");
+    assert!(results(&ledger, "d1").await.is_empty());
+    assert!(results(&ledger, "d2").await.is_empty());
+    assert_eq!(
+        results(&ledger, "d3").await,
+        [("unknown".to_owned(), Some(REASON.to_owned()))]
+    );
+    ledger.shutdown().await.unwrap();
 }
