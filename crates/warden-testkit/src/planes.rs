@@ -243,18 +243,35 @@ pub async fn mcp_request(
     method: &str,
     params: Value,
 ) -> (u16, Value) {
-    let resp = http
-        .post(format!("http://{agent_addr}/mcp"))
+    try_mcp_request(http, &agent_addr.to_string(), token, method, params, None)
+        .await
+        .unwrap()
+}
+
+/// [`mcp_request`] to `agent` (`host:port`) within `timeout` (if given) that reports a
+/// request that got no answer (refused, cut off, timed out: a gateway killed under load)
+/// as `Err` instead of failing the test.
+pub async fn try_mcp_request(
+    http: &reqwest::Client,
+    agent: &str,
+    token: &str,
+    method: &str,
+    params: Value,
+    timeout: Option<std::time::Duration>,
+) -> Result<(u16, Value), reqwest::Error> {
+    let mut request = http
+        .post(format!("http://{agent}/mcp"))
         .bearer_auth(token)
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", "2025-11-25")
-        .json(&json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params }))
-        .send()
-        .await
-        .unwrap();
+        .json(&json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params }));
+    if let Some(timeout) = timeout {
+        request = request.timeout(timeout);
+    }
+    let resp = request.send().await?;
     let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
+    let text = resp.text().await?;
     let body = serde_json::from_str(&text)
         .or_else(|_| {
             // An SSE answer: the last `data:` line.
@@ -266,5 +283,24 @@ pub async fn mcp_request(
             serde_json::from_str(data.trim())
         })
         .unwrap_or(Value::Null);
-    (status, body)
+    Ok((status, body))
+}
+
+/// A `tools/call` of `echo.echo` with `text` to `agent` (`host:port`): whether it was
+/// acknowledged — answered with success, not an error, the text echoed. A call that got no
+/// answer (the gateway killed meanwhile) is not acknowledged.
+pub async fn echo_acknowledged(
+    http: &reqwest::Client,
+    agent: &str,
+    token: &str,
+    text: &str,
+) -> bool {
+    let params = json!({ "name": "echo.echo", "arguments": { "text": text } });
+    let timeout = Some(std::time::Duration::from_secs(30));
+    match try_mcp_request(http, agent, token, "tools/call", params, timeout).await {
+        Ok((200..=299, body)) => {
+            body["result"]["isError"] != json!(true) && body["result"]["content"][0]["text"] == text
+        }
+        _ => false,
+    }
 }

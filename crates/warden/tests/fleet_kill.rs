@@ -98,37 +98,9 @@ fn text(out: &Output) -> String {
     )
 }
 
-/// A `tools/call` of `echo.echo` with `text` on the agent plane at `agent`: whether it was
-/// acknowledged (answered, not an error, the text echoed).
+/// A `tools/call` of `echo.echo` with `text` at `agent`: whether it was acknowledged.
 async fn call(http: &reqwest::Client, agent: &str, token: &str, text: &str) -> bool {
-    let sent = http
-        .post(format!("http://{agent}/mcp"))
-        .bearer_auth(token)
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2025-11-25")
-        .json(&json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call",
-            "params": { "name": "echo.echo", "arguments": { "text": text } } }))
-        .timeout(Duration::from_secs(30))
-        .send()
-        .await;
-    let Ok(resp) = sent else { return false };
-    if !resp.status().is_success() {
-        return false;
-    }
-    let Ok(body) = resp.text().await else {
-        return false;
-    };
-    let body: Value = serde_json::from_str(&body)
-        .or_else(|_| {
-            let data = body
-                .lines()
-                .filter_map(|l| l.strip_prefix("data:"))
-                .next_back()
-                .unwrap_or("null");
-            serde_json::from_str(data.trim())
-        })
-        .unwrap_or(Value::Null);
-    body["result"]["isError"] != json!(true) && body["result"]["content"][0]["text"] == text
+    warden_testkit::planes::echo_acknowledged(http, agent, token, text).await
 }
 
 async fn chain(url: &str, instance: &str) -> Vec<warden_audit::Record> {
