@@ -84,6 +84,18 @@ pub(crate) fn refuse_for(
     shape.refuse(status, code, message)
 }
 
+/// A refusal answered before the request's body was read, with `Connection: close`: the
+/// connection is not reused, so a client never sends its next request on a connection the
+/// server is closing because of the unread body (it would see "server disconnected" instead of
+/// an answer).
+fn refused_and_closed(mut refusal: Response) -> Response {
+    refusal.headers_mut().insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
+    refusal
+}
+
 /// Authenticates agent-plane requests: the session token as `Authorization: Bearer` (or
 /// `x-api-key`). Operator tokens are refused here, and so are revoked and expired sessions —
 /// on every route, listing tools and models included — with the refusal recorded
@@ -103,14 +115,14 @@ async fn agent_auth(State(state): State<Arc<AppState>>, mut req: Request, next: 
             Shape::Api => "invalid_request",
             Shape::Provider(_) | Shape::JsonRpc => "request_too_large",
         };
-        return shape.refuse(
+        return refused_and_closed(shape.refuse(
             StatusCode::PAYLOAD_TOO_LARGE,
             code,
             &format!(
                 "request body of {len} bytes is larger than the limit of {} bytes",
                 state.config.max_body_bytes
             ),
-        );
+        ));
     }
     let unauthenticated = match shape {
         Shape::Provider(_) => "invalid_api_key",
@@ -123,41 +135,41 @@ async fn agent_auth(State(state): State<Arc<AppState>>, mut req: Request, next: 
         .and_then(tokens::bearer)
         .map(str::to_owned);
     let Some(token) = presented else {
-        return shape.refuse(
+        return refused_and_closed(shape.refuse(
             StatusCode::UNAUTHORIZED,
             unauthenticated,
             "a session token is required (`Authorization: Bearer wa_…`)",
-        );
+        ));
     };
     if tokens::plane_of(&token) == Some(Plane::Operator) {
         let code = match shape {
             Shape::Provider(_) => "invalid_api_key",
             Shape::Api | Shape::JsonRpc => "wrong_plane",
         };
-        return shape.refuse(
+        return refused_and_closed(shape.refuse(
             StatusCode::FORBIDDEN,
             code,
             "operator tokens are refused on the agent plane",
-        );
+        ));
     }
     // On PostgreSQL the session is read current from the shared store (a miss loads it, a
     // hit refreshes it); a store error refuses the request, never lets it through.
     let session = match state.sessions.authenticate_current(&token).await {
         Ok(Some(session)) => session,
         Ok(None) => {
-            return shape.refuse(
+            return refused_and_closed(shape.refuse(
                 StatusCode::UNAUTHORIZED,
                 unauthenticated,
                 "invalid session token",
-            );
+            ));
         }
         Err(e) => {
             tracing::error!(error = %e, "Session authentication failed: the state store is unavailable.");
-            return shape.refuse(
+            return refused_and_closed(shape.refuse(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "store_unavailable",
                 "the state store is unavailable; try again shortly",
-            );
+            ));
         }
     };
     let now = state.governor.now();
@@ -177,7 +189,7 @@ async fn agent_auth(State(state): State<Arc<AppState>>, mut req: Request, next: 
     if let Some((code, message)) = refused {
         let attempted = format!("{} {}", req.method(), req.uri().path());
         record_refusal(&state, &session, code, &attempted, now).await;
-        return shape.refuse(StatusCode::UNAUTHORIZED, code, message);
+        return refused_and_closed(shape.refuse(StatusCode::UNAUTHORIZED, code, message));
     }
     req.extensions_mut().insert(session);
     next.run(req).await

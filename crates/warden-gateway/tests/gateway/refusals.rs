@@ -262,3 +262,64 @@ async fn a_session_carrying_a_denied_label_cannot_call_the_restricted_alias() {
     assert_eq!(provider.request_count(), 2);
     h.stop().await;
 }
+
+/// A refusal at authentication is answered before the request's body is read, and says
+/// `Connection: close`: a client does not send its next request on a connection the server
+/// closes (it would see "server disconnected" instead of an answer). A forged token, an
+/// operator token on the agent plane, no token and an oversized body, on the decide API and
+/// MCP; a request that passes authentication (its body then read, here refused as malformed)
+/// keeps its connection.
+#[tokio::test]
+async fn refusals_at_authentication_close_the_connection_and_an_accepted_request_does_not() {
+    let h = Harness::start(Arc::new(SystemClock)).await;
+    let (_, token) = h.open_session("1h").await;
+    let forged = format!("wa_{}", "A".repeat(token.len() - 3));
+    // Over the harness's body limit (64 KiB).
+    let big = "x".repeat(64 * 1024 + 1);
+    for path in ["/v1/decide", "/mcp"] {
+        let url = format!("http://{}{path}", h.agent_addr);
+        let cases: [(Option<&str>, &str); 4] = [
+            (Some(&forged), "{}"),
+            (Some(&h.operator_token), "{}"),
+            (None, "{}"),
+            (Some(&token), &big),
+        ];
+        for (bearer, body) in cases {
+            let mut req = h
+                .http
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(body.to_owned());
+            if let Some(t) = bearer {
+                req = req.bearer_auth(t);
+            }
+            let resp = req.send().await.unwrap();
+            assert!(resp.status().is_client_error(), "{path}: {}", resp.status());
+            assert_eq!(
+                resp.headers()
+                    .get("connection")
+                    .and_then(|v| v.to_str().ok()),
+                Some("close"),
+                "{path} {}",
+                resp.status()
+            );
+        }
+    }
+    let resp = h
+        .http
+        .post(format!("http://{}/v1/decide", h.agent_addr))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_client_error(), "{}", resp.status());
+    assert_ne!(
+        resp.headers()
+            .get("connection")
+            .and_then(|v| v.to_str().ok()),
+        Some("close")
+    );
+    h.stop().await;
+}
