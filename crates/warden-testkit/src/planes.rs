@@ -304,3 +304,24 @@ pub async fn echo_acknowledged(
         _ => false,
     }
 }
+
+/// Waits until the agent plane at `agent` (`host:port`) answers `GET /readyz` with success;
+/// `false` when it has not within `within` (a gateway that never became ready).
+pub async fn wait_until_ready(
+    http: &reqwest::Client,
+    agent: &str,
+    within: std::time::Duration,
+) -> bool {
+    let started = std::time::Instant::now();
+    loop {
+        if let Ok(r) = http.get(format!("http://{agent}/readyz")).send().await
+            && r.status().is_success()
+        {
+            return true;
+        }
+        if started.elapsed() >= within {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use warden_audit::{LedgerReader, LedgerSource, Record};
@@ -97,20 +97,13 @@ async fn serve(data: &Path, charter: &Path, store: Option<&str>) -> Serve {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let http = reqwest::Client::new();
-    let started = Instant::now();
-    loop {
-        if let Ok(r) = http.get(format!("http://{agent}/readyz")).send().await
-            && r.status().is_success()
-        {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "warden serve is not ready after a minute"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let ready = warden_testkit::planes::wait_until_ready(
+        &reqwest::Client::new(),
+        &agent,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(ready, "warden serve is not ready after a minute");
     Serve {
         child,
         agent,

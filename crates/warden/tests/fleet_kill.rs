@@ -21,7 +21,7 @@ use std::path::Path;
 use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use warden_core::InstanceId;
@@ -59,20 +59,13 @@ async fn serve(dir: &Path, charter: &Path, store: &str, instance: &str) -> Serve
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let http = reqwest::Client::new();
-    let started = Instant::now();
-    loop {
-        if let Ok(r) = http.get(format!("http://{agent}/readyz")).send().await
-            && r.status().is_success()
-        {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "{instance} is not ready after a minute"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let ready = warden_testkit::planes::wait_until_ready(
+        &reqwest::Client::new(),
+        &agent,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(ready, "{instance} is not ready after a minute");
     Serve {
         child,
         agent,
