@@ -62,6 +62,9 @@ pub(super) struct Writer {
     /// The committed head and tree head, published after each commit (and at open), so
     /// readers following the ledger wake on new records without polling; and the observer.
     publish: Publish,
+    /// Runs the wait of a group of queued appends for more work (`Intake::linger`) on this
+    /// thread; `None` if it could not be built, and such groups are committed at once.
+    timer: Option<tokio::runtime::Runtime>,
     /// Held for the writer's lifetime: one writing process per ledger.
     _lock: File,
 }
@@ -105,6 +108,13 @@ impl Writer {
             id,
             inserts: (1..=ROWS_PER_INSERT).map(insert_sql).collect(),
             publish,
+            timer: tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .inspect_err(|e| {
+                    tracing::warn!(error = %e, "The ledger writer commits queued records at once: it cannot start the timer that groups them.");
+                })
+                .ok(),
             _lock: lock,
         })
     }
@@ -136,7 +146,10 @@ impl Writer {
                     None
                 }
             };
-            let group = self.intake.group(first);
+            let mut group = self.intake.group(first);
+            if let Some(timer) = &self.timer {
+                timer.block_on(self.intake.linger(&mut group));
+            }
             if !group.jobs.is_empty() {
                 let failed = self.commit(group);
                 self.intake.after_commit(failed);

@@ -169,3 +169,101 @@ async fn a_flush_returns_once_everything_queued_before_it_committed() {
     ledger.shutdown().await.unwrap();
     assert_eq!(verify(dir.path()).await.records, 51);
 }
+
+/// Counts the writer's group commits and the records in each.
+#[derive(Default)]
+struct Commits(std::sync::Mutex<Vec<usize>>);
+
+impl warden_audit::CommitObserver for Commits {
+    fn committed(&self, records: usize, _took: Duration, committed: bool) {
+        if committed {
+            self.0.lock().unwrap().push(records);
+        }
+    }
+}
+
+async fn open_counted(dir: &std::path::Path) -> (Ledger, std::sync::Arc<Commits>) {
+    let commits = std::sync::Arc::new(Commits::default());
+    let ledger = Ledger::open_observed(
+        dir,
+        std::sync::Arc::new(warden_core::SystemClock),
+        warden_audit::LedgerConfig::default(),
+        Some(commits.clone()),
+    )
+    .await
+    .unwrap();
+    (ledger, commits)
+}
+
+#[tokio::test]
+async fn a_queued_result_rides_with_the_next_waiting_append_in_one_commit() {
+    // The action path's steady state: a result queued, then the next action's attempt
+    // appended and waited for. The result lingers for company, so both commit together: one
+    // commit (one fsync) per action. Tried a few times: a scheduler pause longer than the
+    // linger on a loaded machine commits the result alone, which is allowed, not wrong.
+    let dir = tempfile::tempdir().unwrap();
+    let (ledger, commits) = open_counted(dir.path()).await;
+    let mut together = false;
+    for i in 0..5u64 {
+        commits.0.lock().unwrap().clear();
+        ledger.append_queued(vec![result(i)]).await.unwrap();
+        ledger.append(record(i)).await.unwrap();
+        let seen = commits.0.lock().unwrap().clone();
+        assert_eq!(seen.iter().sum::<usize>(), 2, "both committed: {seen:?}");
+        if seen == [2] {
+            together = true;
+            break;
+        }
+    }
+    assert!(
+        together,
+        "a queued result never shared the next append's commit"
+    );
+    ledger.shutdown().await.unwrap();
+    assert!(verify(dir.path()).await.is_intact());
+}
+
+#[tokio::test]
+async fn a_queued_result_alone_is_committed_without_anything_after_it() {
+    // Nothing follows (an idle agent): the linger is bounded, the result commits on its own.
+    let dir = tempfile::tempdir().unwrap();
+    let (ledger, commits) = open_counted(dir.path()).await;
+    ledger.append_queued(vec![result(7)]).await.unwrap();
+    let reader = LedgerReader::open(dir.path()).await.unwrap();
+    let mut stored = None;
+    for _ in 0..200 {
+        stored = seq_of(&reader, 7).await;
+        if stored.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(stored, Some(1), "the lone queued result was committed");
+    assert_eq!(*commits.0.lock().unwrap(), vec![1]);
+    assert_eq!(ledger.committed_head(), 1);
+    ledger.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_flush_ends_the_linger_of_the_queued_results_before_it() {
+    // A waiting append behind queued ones ends their linger: a flush behind a queued result
+    // returns with the result committed, in one commit with it.
+    let dir = tempfile::tempdir().unwrap();
+    let (ledger, commits) = open_counted(dir.path()).await;
+    ledger.append(record(1)).await.unwrap();
+    assert_eq!(*commits.0.lock().unwrap(), vec![1]);
+    ledger.append_queued(vec![result(2)]).await.unwrap();
+    ledger.flush().await.unwrap();
+    let reader = LedgerReader::open(dir.path()).await.unwrap();
+    assert_eq!(
+        seq_of(&reader, 2).await,
+        Some(2),
+        "committed before the flush returned"
+    );
+    assert_eq!(
+        *commits.0.lock().unwrap(),
+        vec![1, 1],
+        "the result and the flush: one commit"
+    );
+    ledger.shutdown().await.unwrap();
+}

@@ -192,7 +192,8 @@ impl PgWriter {
                     None
                 }
             };
-            let group = self.intake.group(first);
+            let mut group = self.intake.group(first);
+            self.intake.linger(&mut group).await;
             if !group.jobs.is_empty() {
                 let failed = self.commit(group).await;
                 self.intake.after_commit(failed);
