@@ -8,7 +8,12 @@
 //!   number of agents each), fed by [`follow`] from the ledger's committed records: on start
 //!   from the decisions and completions of the last hour only (at most [`BACKFILL_MAX`]
 //!   records, read through the kind index), then every record the committed head moves past,
-//!   in batches of [`BATCH`]. The page lists at most [`MAX_SHOWN`] sessions, alerts and
+//!   in batches of [`BATCH`].
+//! - **Off the action path, bounded work.** [`follow`] reads the ledger at most once every
+//!   [`FOLLOW_EVERY`] (a head that moves after a quiet spell is read at once), however often
+//!   it commits: under load one read takes every record committed since the last, instead of
+//!   one read (and one wake-up of a blocking thread) per group commit. The figures lag the
+//!   ledger by at most that interval. The page lists at most [`MAX_SHOWN`] sessions, alerts and
 //!   controls.
 //! - **One verification at a time.** `POST /ui/verify` (an admin's form, its CSRF token
 //!   checked) runs [`LedgerReader::verify`](warden_audit::LedgerReader::verify) off the async
@@ -45,6 +50,8 @@ use crate::page::{Layout, error_page, render};
 pub const BATCH: u64 = 1000;
 /// The most records read when the overview starts (the last hour's decisions and completions).
 pub const BACKFILL_MAX: u64 = 100_000;
+/// The shortest time between two reads of the ledger by [`follow`].
+pub const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 /// The most sessions, alerts and controls the overview lists.
 pub const MAX_SHOWN: usize = 20;
 
@@ -146,7 +153,17 @@ pub(crate) async fn follow(state: Arc<ConsoleState>) {
         () = backfill(&state, start) => {}
     }
     let mut next = start.saturating_add(1);
+    let mut last_read: Option<tokio::time::Instant> = None;
     loop {
+        // Coalesced: a head that moves again within `FOLLOW_EVERY` of the last read waits out
+        // the rest of the interval, then everything committed meanwhile is read at once.
+        if let Some(at) = last_read {
+            tokio::select! {
+                () = state.stop.cancelled() => return,
+                () = tokio::time::sleep_until(at + FOLLOW_EVERY) => {}
+            }
+        }
+        last_read = Some(tokio::time::Instant::now());
         let target = *head.borrow_and_update();
         while next <= target {
             let batch = tokio::select! {
