@@ -216,6 +216,13 @@ impl Gateway {
             .await
             .context("cannot read the model turns from the state store")?;
         let turns = Arc::new(ModelTurns::restored(turn_store, stored_turns));
+        // Written behind until the last phase of shutdown (after the ledger's final records),
+        // which writes what is left before the state store closes.
+        let writing = turns.clone();
+        let until = background.cancel.clone();
+        background
+            .tasks
+            .spawn(async move { writing.write_behind(until).await });
         // The model proxy holds every secret of the gateway (provider keys, upstream
         // credentials): it is built before the upstreams start, so that their children's
         // stderr is redacted with the same secrets as everything relayed and recorded.

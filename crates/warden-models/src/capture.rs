@@ -248,7 +248,7 @@ async fn record_completion(
         });
         // Approvers see (and approval records hold) the turn: redacted like the ledger.
         proxy.secrets.redact_json(&mut turn);
-        proxy.turns.push(&call.session.id, turn).await;
+        proxy.turns.push(&call.session.id, turn);
     }
     Ok(())
 }

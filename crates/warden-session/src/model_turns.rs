@@ -81,37 +81,60 @@ impl TurnStore {
         ))
     }
 
-    /// Writes `turns` as the last turns of `session`, unless a write with a higher `seq`
-    /// is stored already.
-    pub async fn save(&self, session: &str, turns: &[Value], seq: i64) -> Result<(), StoreError> {
-        let text = serde_json::to_string(turns).map_err(|_| StoreError::Corrupt("model_turns"))?;
+    /// Writes each `(session, turns, seq)` of `snapshots` as in [`TurnStore::save`], all in
+    /// one transaction (one durable write for the lot): all are stored, or none.
+    pub async fn save_many(
+        &self,
+        snapshots: &[(String, Vec<Value>, i64)],
+    ) -> Result<(), StoreError> {
+        let mut texts = Vec::with_capacity(snapshots.len());
+        for (session, turns, seq) in snapshots {
+            let text =
+                serde_json::to_string(turns).map_err(|_| StoreError::Corrupt("model_turns"))?;
+            texts.push((session.as_str(), text, *seq));
+        }
         match &self.pool {
             Pool::Sqlite(pool) => {
-                sqlx::query(
-                    "INSERT INTO model_turns (session, turns, seq) VALUES (?, ?, ?) \
-                     ON CONFLICT (session) DO UPDATE SET turns = excluded.turns, seq = excluded.seq \
-                     WHERE excluded.seq > model_turns.seq",
-                )
-                .bind(session)
-                .bind(text)
-                .bind(seq)
-                .execute(pool)
-                .await?;
+                let mut tx = pool.begin().await?;
+                for (session, text, seq) in texts {
+                    sqlx::query(
+                        "INSERT INTO model_turns (session, turns, seq) VALUES (?, ?, ?) \
+                         ON CONFLICT (session) DO UPDATE SET turns = excluded.turns, seq = excluded.seq \
+                         WHERE excluded.seq > model_turns.seq",
+                    )
+                    .bind(session)
+                    .bind(text)
+                    .bind(seq)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
             }
             Pool::Postgres(pg) => {
-                sqlx::query(
-                    "INSERT INTO model_turns (session, turns, seq) VALUES ($1, $2, $3) \
-                     ON CONFLICT (session) DO UPDATE SET turns = excluded.turns, seq = excluded.seq \
-                     WHERE excluded.seq > model_turns.seq",
-                )
-                .bind(session)
-                .bind(text)
-                .bind(seq)
-                .execute(pg)
-                .await?;
+                let mut tx = pg.begin().await?;
+                for (session, text, seq) in texts {
+                    sqlx::query(
+                        "INSERT INTO model_turns (session, turns, seq) VALUES ($1, $2, $3) \
+                         ON CONFLICT (session) DO UPDATE SET turns = excluded.turns, seq = excluded.seq \
+                         WHERE excluded.seq > model_turns.seq",
+                    )
+                    .bind(session)
+                    .bind(text)
+                    .bind(seq)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
             }
         }
         Ok(())
+    }
+
+    /// Writes `turns` as the last turns of `session`, unless a write with a higher `seq`
+    /// is stored already.
+    pub async fn save(&self, session: &str, turns: &[Value], seq: i64) -> Result<(), StoreError> {
+        self.save_many(&[(session.to_owned(), turns.to_vec(), seq)])
+            .await
     }
 }
 
