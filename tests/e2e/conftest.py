@@ -625,7 +625,16 @@ class Gateway:
     # -- the ledger -------------------------------------------------------------------------
 
     def records(self) -> list[dict[str, Any]]:
-        return ledger_records(self.data)
+        """The ledger's records. An action's result is queued and committed with the ledger's
+        next group (within its 10 ms linger when nothing follows), so a read right after an
+        answer may come before it: while a forwarded tool action has no result, read again,
+        for at most half a second (an action still open then is returned open)."""
+        deadline = time.monotonic() + 0.5
+        while True:
+            records = ledger_records(self.data)
+            if not _open_tool_actions(records) or time.monotonic() > deadline:
+                return records
+            time.sleep(0.02)
 
     def verify(self) -> subprocess.CompletedProcess[str]:
         return run_warden("audit", "verify", *ledger_args(self.data))
@@ -648,6 +657,18 @@ def _copy_to(pipe: Any, path: Path) -> None:
         for line in iter(pipe.readline, b""):
             out.write(line)
             out.flush()
+
+
+def _open_tool_actions(records: list[dict[str, Any]]) -> bool:
+    """Whether a forwarded tool action (not a model call's provider-side action, which its
+    completion closes) has no result among `records`."""
+    forwarded = {
+        r["payload"]["action"]
+        for r in records
+        if r["kind"] == "action_forwarded" and "call" not in r["payload"]
+    }
+    closed = {r["payload"].get("action") for r in records if r["kind"] == "action_result"}
+    return bool(forwarded - closed)
 
 
 def ledger_records(data: Path) -> list[dict[str, Any]]:

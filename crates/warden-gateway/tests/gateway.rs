@@ -49,6 +49,8 @@ mod files;
 mod instances_adversarial;
 #[path = "gateway/inventory.rs"]
 mod inventory;
+#[path = "gateway/lean_call.rs"]
+mod lean_call;
 #[path = "gateway/limits.rs"]
 mod limits;
 #[path = "gateway/many_agents.rs"]

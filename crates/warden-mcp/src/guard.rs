@@ -61,6 +61,11 @@ pub(crate) async fn jsonrpc_guard(
             &format!("invalid request: {problem}"),
         );
     }
+    // The parse is handed on: the lean path of `tools/call` reads it instead of the bytes.
+    let mut parts = parts;
+    parts
+        .extensions
+        .insert(crate::lean::Parsed(std::sync::Arc::new(message)));
     next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
         .await
 }

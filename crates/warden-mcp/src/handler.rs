@@ -56,6 +56,16 @@ pub struct AgentMcp<G> {
     secrets: Secrets,
 }
 
+/// Who makes a `tools/call`, and what it carries besides its parameters.
+pub(crate) struct CallContext {
+    /// The authenticated session.
+    pub(crate) session: Arc<Session>,
+    /// The call's W3C trace context (its `_meta`, else the HTTP headers).
+    pub(crate) trace: Option<TraceContext>,
+    /// Cancelled when the client goes away: a wait for approval stops.
+    pub(crate) cancel: tokio_util::sync::CancellationToken,
+}
+
 impl<G> Clone for AgentMcp<G> {
     fn clone(&self) -> Self {
         Self {
@@ -131,6 +141,108 @@ impl<G: ToolGate> AgentMcp<G> {
 }
 
 impl<G: ToolGate> AgentMcp<G> {
+    /// Decides, records and forwards one `tools/call` of `call.session` (the core of
+    /// [`ServerHandler::call_tool`], shared with the lean path, which has no rmcp request
+    /// context): the same decision, records and answer whichever path the request took.
+    pub(crate) async fn govern_call(
+        &self,
+        request: CallToolRequestParams,
+        call: CallContext,
+        progress: &warden_core::gate::ProgressFn,
+    ) -> Result<CallToolResponse, McpError> {
+        let CallContext {
+            session,
+            trace,
+            cancel,
+        } = call;
+        let sent = request.name.to_string();
+        // `fs__read_text_file` (as listed) and `fs.read_text_file` (the charter's name) are
+        // one tool: decided and recorded as the latter, with the name the agent sent.
+        let name = charter_tool_name(&sent).into_owned();
+        let called_as = (name != sent).then_some(sent.as_str());
+        let args = Value::Object(request.arguments.unwrap_or_default());
+        // A name no upstream server can take is refused (and recorded) without waiting for a
+        // decision that could only ask a human about a call that cannot run.
+        let routable = name
+            .split_once('.')
+            .filter(|(server, _)| self.upstreams.get(server).is_some());
+        let Some((server, tool)) = routable else {
+            let why = "no upstream server offers this tool; tools are named `server__tool`, as `tools/list` shows them";
+            let refused = self
+                .gate
+                .record_unroutable(&session, &name, called_as, &args, why)
+                .await;
+            return Err(McpError::invalid_params(
+                refused.message,
+                Some(json!({ "warden": "unknown_tool" })),
+            ));
+        };
+        let allowed = match self
+            .gate
+            .authorize(
+                &session,
+                &name,
+                called_as,
+                trace.as_ref(),
+                args,
+                cancel,
+                progress,
+            )
+            .await
+        {
+            Ok(a) => a,
+            Err(refused) => return Ok(refusal_result(refused.message).into()),
+        };
+        // A server that is an agent: the call is a delegation. The child session is opened
+        // now (refused: the call is not forwarded), its context travels as the call's
+        // `_meta`, and it ends once the result is recorded (or, dropped, when the call is
+        // cancelled). The agent's own `_meta` is never forwarded: no `io.warden/*` key it
+        // sent reaches any upstream.
+        let delegation = match self.gate.delegate_for_call(&session, server).await {
+            Ok(d) => d,
+            Err(refused) => {
+                return self
+                    .delegation_refused(&session, &name, &allowed, refused)
+                    .await;
+            }
+        };
+        let meta = delegation.as_ref().map(|d| {
+            let mut meta = serde_json::Map::new();
+            meta.insert(DELEGATION_META_KEY.to_owned(), d.meta());
+            meta
+        });
+        let arguments = allowed.args.as_object().cloned().unwrap_or_default();
+        let result = self
+            .upstreams
+            .call_tool(
+                server,
+                &session.principal,
+                tool,
+                arguments,
+                meta,
+                self.upstream_timeout,
+            )
+            .await;
+        let settled = self
+            .settle(&session, &name, &allowed, result, |r: &CallToolResult| {
+                if r.is_error == Some(true) {
+                    "tool_error"
+                } else {
+                    "ok"
+                }
+            })
+            .await;
+        if let Some(delegation) = delegation {
+            delegation.end().await;
+        }
+        settled.map(|mut r| {
+            // An upstream on an older protocol sends no `resultType`; a client on 2026-07-28
+            // rejects a result without it (rmcp strips it again for older clients).
+            r.result_type.get_or_insert(ResultType::COMPLETE);
+            r.into()
+        })
+    }
+
     /// Answers an allowed call whose delegation was refused: the result recorded (status
     /// `delegation_refused`, the sentence as its error) and the refusal returned as a tool
     /// error the model can read, naming the refusal's code.
@@ -343,96 +455,16 @@ impl<G: ToolGate> ServerHandler for AgentMcp<G> {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let session = session_of(&ctx)?;
-        let sent = request.name.to_string();
-        // `fs__read_text_file` (as listed) and `fs.read_text_file` (the charter's name) are
-        // one tool: decided and recorded as the latter, with the name the agent sent.
-        let name = charter_tool_name(&sent).into_owned();
-        let called_as = (name != sent).then_some(sent.as_str());
-        let args = Value::Object(request.arguments.unwrap_or_default());
-        // A name no upstream server can take is refused (and recorded) without waiting for a
-        // decision that could only ask a human about a call that cannot run.
-        let routable = name
-            .split_once('.')
-            .filter(|(server, _)| self.upstreams.get(server).is_some());
-        let Some((server, tool)) = routable else {
-            let why = "no upstream server offers this tool; tools are named `server__tool`, as `tools/list` shows them";
-            let refused = self
-                .gate
-                .record_unroutable(&session, &name, called_as, &args, why)
-                .await;
-            return Err(McpError::invalid_params(
-                refused.message,
-                Some(json!({ "warden": "unknown_tool" })),
-            ));
-        };
         // While the call waits for approval: progress notifications (when the client asked
         // for them with a progress token), and a stop when the client goes away, so a grant
         // is never used for a call nobody will receive.
         let progress = progress_reporter(&ctx);
-        let allowed = match self
-            .gate
-            .authorize(
-                &session,
-                &name,
-                called_as,
-                trace_of(&ctx).as_ref(),
-                args,
-                ctx.ct.clone(),
-                &progress,
-            )
-            .await
-        {
-            Ok(a) => a,
-            Err(refused) => return Ok(refusal_result(refused.message).into()),
+        let call = CallContext {
+            session,
+            trace: trace_of(&ctx),
+            cancel: ctx.ct.clone(),
         };
-        // A server that is an agent: the call is a delegation. The child session is opened
-        // now (refused: the call is not forwarded), its context travels as the call's
-        // `_meta`, and it ends once the result is recorded (or, dropped, when the call is
-        // cancelled). The agent's own `_meta` is never forwarded: no `io.warden/*` key it
-        // sent reaches any upstream.
-        let delegation = match self.gate.delegate_for_call(&session, server).await {
-            Ok(d) => d,
-            Err(refused) => {
-                return self
-                    .delegation_refused(&session, &name, &allowed, refused)
-                    .await;
-            }
-        };
-        let meta = delegation.as_ref().map(|d| {
-            let mut meta = serde_json::Map::new();
-            meta.insert(DELEGATION_META_KEY.to_owned(), d.meta());
-            meta
-        });
-        let arguments = allowed.args.as_object().cloned().unwrap_or_default();
-        let result = self
-            .upstreams
-            .call_tool(
-                server,
-                &session.principal,
-                tool,
-                arguments,
-                meta,
-                self.upstream_timeout,
-            )
-            .await;
-        let settled = self
-            .settle(&session, &name, &allowed, result, |r: &CallToolResult| {
-                if r.is_error == Some(true) {
-                    "tool_error"
-                } else {
-                    "ok"
-                }
-            })
-            .await;
-        if let Some(delegation) = delegation {
-            delegation.end().await;
-        }
-        settled.map(|mut r| {
-            // An upstream on an older protocol sends no `resultType`; a client on 2026-07-28
-            // rejects a result without it (rmcp strips it again for older clients).
-            r.result_type.get_or_insert(ResultType::COMPLETE);
-            r.into()
-        })
+        self.govern_call(request, call, &progress).await
     }
 
     async fn list_resources(

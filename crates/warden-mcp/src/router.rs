@@ -14,6 +14,7 @@ use warden_core::redact::Secrets;
 use crate::gate::ToolGate;
 use crate::guard::{BodyLimit, jsonrpc_guard};
 use crate::handler::AgentMcp;
+use crate::lean::lean_tools_call;
 use crate::upstream::Upstreams;
 
 /// Everything the `/mcp` endpoint needs.
@@ -37,7 +38,8 @@ pub struct McpEndpoint<G> {
 }
 
 /// A router serving `/mcp`: stateless Streamable HTTP with JSON answers (no sessions), each
-/// POST first read and checked by the JSON-RPC guard.
+/// POST first read and checked by the JSON-RPC guard; a plain `tools/call` then takes the lean
+/// path (`crate::lean`), everything else rmcp's service.
 ///
 /// The router authenticates nothing: the caller wraps it in its authentication layer, which
 /// must put the request's `Arc<Session>` in the request extensions. Placed inside that
@@ -61,6 +63,7 @@ pub fn router<G: ToolGate, S: Clone + Send + Sync + 'static>(
         .with_max_request_body_bytes(max_body_bytes)
         .with_allowed_hosts(allowed_hosts);
     let handler = AgentMcp::new(gate, upstreams, upstream_timeout).redacting(secrets);
+    let lean = Arc::new(handler.clone());
     let service = StreamableHttpService::new(
         move || Ok(handler.clone()),
         Arc::new(NeverSessionManager::default()),
@@ -68,6 +71,8 @@ pub fn router<G: ToolGate, S: Clone + Send + Sync + 'static>(
     );
     Router::new()
         .nest_service("/mcp", service)
+        // Inside the guard: a plain `tools/call` is answered from the guard's parse.
+        .layer(middleware::from_fn_with_state(lean, lean_tools_call::<G>))
         .layer(middleware::from_fn_with_state(
             BodyLimit(max_body_bytes),
             jsonrpc_guard,
