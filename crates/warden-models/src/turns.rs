@@ -10,15 +10,14 @@
 //! model answer never waits for `state.db`: the ledger's record of the completion is what it
 //! waits for. What a crash can lose: the turns of the last [`WRITE_EVERY`] (an approval raised
 //! after the restart shows the turns before them; the ledger holds every model call). Unsaved
-//! turns are bounded like the kept ones (one snapshot per session, [`MAX_SESSIONS`]).
+//! turns are bounded like the kept ones (one snapshot per session, 10,000 sessions).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
-
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 use warden_session::{StoreError, TurnStore};
 
 /// Turns kept per session.
