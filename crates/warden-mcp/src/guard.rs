@@ -7,6 +7,12 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+/// The request body as the guard parsed it, handed on in the request's extensions to the
+/// lean path of `tools/call` (`crate::lean`), which takes it out: nothing after it sees it.
+/// Shared, as extensions must be cloneable; its one holder takes the value without a copy.
+#[derive(Clone)]
+pub(crate) struct Parsed(pub(crate) std::sync::Arc<Value>);
+
 /// The largest request body the guard reads, in bytes.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BodyLimit(pub(crate) usize);
@@ -65,7 +71,7 @@ pub(crate) async fn jsonrpc_guard(
     let mut parts = parts;
     parts
         .extensions
-        .insert(crate::lean::Parsed(std::sync::Arc::new(message)));
+        .insert(Parsed(std::sync::Arc::new(message)));
     next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
         .await
 }

@@ -44,13 +44,8 @@ use warden_core::gate::ProgressFn;
 use warden_session::Session;
 
 use crate::gate::ToolGate;
+use crate::guard::{Parsed, jsonrpc_error};
 use crate::handler::{AgentMcp, CallContext};
-
-/// The request body as the JSON-RPC guard parsed it, handed to this layer in the request's
-/// extensions (taken out here: nothing after this layer sees it). Shared, as extensions must
-/// be cloneable; the one holder here takes the value without a copy.
-#[derive(Clone)]
-pub(crate) struct Parsed(pub(crate) Arc<Value>);
 
 /// The first protocol version whose results carry `resultType` (left to rmcp).
 const RESULT_TYPE_FROM: &str = "2026-07-28";
@@ -135,7 +130,7 @@ pub(crate) async fn lean_tools_call<G: ToolGate>(
             .into_response(),
         Err(e) => {
             tracing::error!(error = %e, "A tool call's answer could not be serialized.");
-            crate::guard::jsonrpc_error(
+            jsonrpc_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 -32603,
                 "the answer could not be serialized",

@@ -11,7 +11,6 @@ use sqlx::{AssertSqlSafe, PgPool, Row as _};
 type Query<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
 use super::super::{LedgerError, PageBound};
-use super::scan::stored;
 use super::tree::{Asked, clamp};
 use super::{InstanceInfo, pg_error};
 use crate::chain::{Record, parse_time};
@@ -19,6 +18,31 @@ use crate::merkle;
 
 /// The record columns, in the order [`record`] reads them.
 pub(super) const COLUMNS: &str = "seq, time, session, kind, payload, prev_hash, hash";
+
+/// The stored columns of a row, owned.
+pub(super) struct Stored {
+    pub(super) seq: i64,
+    pub(super) time: String,
+    pub(super) session: Option<String>,
+    pub(super) kind: String,
+    pub(super) payload: String,
+    pub(super) prev_hash: Vec<u8>,
+    pub(super) hash: Vec<u8>,
+}
+
+/// Reads the columns of a row (in [`COLUMNS`] order).
+pub(super) fn stored(row: &PgRow) -> Result<Stored, sqlx::Error> {
+    Ok(Stored {
+        seq: row.try_get(0)?,
+        time: row.try_get(1)?,
+        session: row.try_get(2)?,
+        kind: row.try_get(3)?,
+        payload: row.try_get(4)?,
+        prev_hash: row.try_get(5)?,
+        hash: row.try_get(6)?,
+    })
+}
+
 /// The most instances [`PgReader::instances`] lists.
 const MAX_INSTANCES: i64 = 10_000;
 /// The most kinds one query filters on.

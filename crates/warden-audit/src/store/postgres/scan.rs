@@ -7,7 +7,7 @@ use sqlx::{AssertSqlSafe, Row as _};
 
 use super::super::{LedgerError, VerifyReport};
 use super::pg_error;
-use super::reader::{COLUMNS, PgReader};
+use super::reader::{COLUMNS, PgReader, Stored, stored};
 use crate::chain::{Problem, RecordRef, Verifier};
 use crate::signed::{Checker, Finding, OpenNote, Report};
 
@@ -107,30 +107,6 @@ impl PgReader {
         let _ = tx.rollback().await;
         Ok(())
     }
-}
-
-/// The stored columns of a row, owned.
-pub(super) struct Stored {
-    pub(super) seq: i64,
-    pub(super) time: String,
-    pub(super) session: Option<String>,
-    pub(super) kind: String,
-    pub(super) payload: String,
-    pub(super) prev_hash: Vec<u8>,
-    pub(super) hash: Vec<u8>,
-}
-
-/// Reads the columns of a row (in [`COLUMNS`] order).
-pub(super) fn stored(row: &PgRow) -> Result<Stored, sqlx::Error> {
-    Ok(Stored {
-        seq: row.try_get(0)?,
-        time: row.try_get(1)?,
-        session: row.try_get(2)?,
-        kind: row.try_get(3)?,
-        payload: row.try_get(4)?,
-        prev_hash: row.try_get(5)?,
-        hash: row.try_get(6)?,
-    })
 }
 
 /// Checks a row as the verifier reads it; a row that is not a record is a
