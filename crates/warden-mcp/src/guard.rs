@@ -7,11 +7,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-/// The request body as the guard parsed it, handed on in the request's extensions to the
-/// lean path of `tools/call` (`crate::lean`), which takes it out: nothing after it sees it.
-/// Shared, as extensions must be cloneable; its one holder takes the value without a copy.
+/// The request body the guard read and checked, handed on in the request's extensions to the
+/// lean path of `tools/call` (`crate::lean`), which takes it out: the same bytes as the body
+/// (reference-counted, not copied), readable without consuming the body rmcp may still need.
 #[derive(Clone)]
-pub(crate) struct Parsed(pub(crate) std::sync::Arc<Value>);
+pub(crate) struct Checked(pub(crate) axum::body::Bytes);
 
 /// The largest request body the guard reads, in bytes.
 #[derive(Debug, Clone, Copy)]
@@ -67,11 +67,9 @@ pub(crate) async fn jsonrpc_guard(
             &format!("invalid request: {problem}"),
         );
     }
-    // The parse is handed on: the lean path of `tools/call` reads it instead of the bytes.
+    // The checked body is handed on: the lean path of `tools/call` reads it there.
     let mut parts = parts;
-    parts
-        .extensions
-        .insert(Parsed(std::sync::Arc::new(message)));
+    parts.extensions.insert(Checked(bytes.clone()));
     next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
         .await
 }

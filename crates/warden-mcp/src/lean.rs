@@ -3,16 +3,17 @@
 //! In stateless mode rmcp serves every POST by parsing the body again, starting a service for
 //! the one request (a task, and another for the handler), and passing the answer back over
 //! channels: task hops and allocations that are not the work, paid on every tool call. The
-//! JSON-RPC guard has parsed and checked the body already; for a request that is a plain
-//! `tools/call`, this layer takes that parse and calls the same core as rmcp's handler
-//! ([`AgentMcp::govern_call`]: the same decision, records and forwarding), then writes the
-//! JSON-RPC answer rmcp would write.
+//! JSON-RPC guard has read and checked the body already; this layer reads those bytes straight
+//! into the parameters of a plain `tools/call` (strictly: see [`PlainRequest`]) and calls the
+//! same core as rmcp's handler ([`AgentMcp::govern_call`]: the same decision, records and
+//! forwarding), then writes the JSON-RPC answer rmcp would write.
 //!
 //! What takes the lean path, everything else going on to rmcp unchanged:
 //! - a request (with an integer or string `id`) whose only members are `jsonrpc`, `id`,
-//!   `method` and `params`, with `method` `tools/call`;
-//! - `params` holding only `name` (a string), `arguments` (an object, or absent) and `_meta`
-//!   (absent, or holding only string `traceparent` and `tracestate`): no progress token (its
+//!   `method` and `params`, each given once, with `method` `tools/call`;
+//! - `params` holding only `name` (a string), `arguments` (an object, `null` or absent) and
+//!   `_meta` (absent, or holding only string `traceparent` and `tracestate`), each given once:
+//!   no progress token (its
 //!   notifications need rmcp's stream), no per-request protocol version, no task;
 //! - an `Accept` header listing both `application/json` and `text/event-stream` with no
 //!   parameters, a `Content-Type` of `application/json`, an `MCP-Protocol-Version` header that
@@ -44,7 +45,7 @@ use warden_core::gate::ProgressFn;
 use warden_session::Session;
 
 use crate::gate::ToolGate;
-use crate::guard::{Parsed, jsonrpc_error};
+use crate::guard::{Checked, jsonrpc_error};
 use crate::handler::{AgentMcp, CallContext};
 
 /// The first protocol version whose results carry `resultType` (left to rmcp).
@@ -66,15 +67,14 @@ pub(crate) async fn lean_tools_call<G: ToolGate>(
     mut req: Request,
     next: Next,
 ) -> Response {
-    let Some(Parsed(message)) = req.extensions_mut().remove::<Parsed>() else {
+    let Some(Checked(body)) = req.extensions_mut().remove::<Checked>() else {
         return next.run(req).await;
     };
-    let message = Arc::try_unwrap(message).unwrap_or_else(|shared| (*shared).clone());
     let session = req.extensions().get::<Arc<Session>>().cloned();
     let (Some(session), true) = (session, headers_allow(req.headers())) else {
         return next.run(req).await;
     };
-    let Some((id, params, meta)) = plain_call(message) else {
+    let Some((id, params, meta)) = plain_call(&body) else {
         return next.run(req).await;
     };
     let trace = TraceContext::from_meta(&meta).or_else(|| {
@@ -183,46 +183,68 @@ fn headers_allow(headers: &HeaderMap) -> bool {
     json && sse && content_json && version_ok && !other_mcp_headers
 }
 
+/// A plain `tools/call`, read strictly: an unknown member or one given twice (anywhere but
+/// inside `arguments`, which rmcp reads as an object too) fails, and the request goes to rmcp,
+/// whose own reading refuses it as it always did. No parser differential: what is decided is
+/// what this reading gives, and it is what is forwarded.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlainRequest<'a> {
+    #[serde(rename = "jsonrpc")]
+    _jsonrpc: &'a str,
+    id: RequestId,
+    #[serde(borrow)]
+    method: std::borrow::Cow<'a, str>,
+    params: PlainParams,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlainParams {
+    name: String,
+    #[serde(default)]
+    arguments: Option<Map<String, Value>>,
+    #[serde(rename = "_meta", default)]
+    meta: Option<PlainMeta>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlainMeta {
+    #[serde(default)]
+    traceparent: Option<String>,
+    #[serde(default)]
+    tracestate: Option<String>,
+}
+
 /// The id, the parameters and the `_meta` of a plain `tools/call` (see the module's
 /// documentation); `None` for anything else.
-fn plain_call(message: Value) -> Option<(RequestId, CallToolRequestParams, Map<String, Value>)> {
-    let Value::Object(mut message) = message else {
-        return None;
-    };
-    let only = |m: &Map<String, Value>, keys: &[&str]| m.keys().all(|k| keys.contains(&&**k));
-    if !only(&message, &["jsonrpc", "id", "method", "params"])
-        || message.get("method").and_then(Value::as_str) != Some("tools/call")
-    {
+fn plain_call(body: &[u8]) -> Option<(RequestId, CallToolRequestParams, Map<String, Value>)> {
+    let request: PlainRequest<'_> = serde_json::from_slice(body).ok()?;
+    if request.method != "tools/call" {
         return None;
     }
-    let id = match message.remove("id")? {
-        Value::String(s) => Value::String(s),
-        Value::Number(n) if n.is_i64() => Value::Number(n),
-        _ => return None,
-    };
-    let Value::Object(params) = message.remove("params")? else {
-        return None;
-    };
-    let meta = match params.get("_meta") {
-        None => Map::new(),
-        Some(Value::Object(meta))
-            if only(meta, &["traceparent", "tracestate"])
-                && meta.values().all(Value::is_string) =>
-        {
-            meta.clone()
+    let PlainParams {
+        name,
+        arguments,
+        meta,
+    } = request.params;
+    let mut meta_map = Map::new();
+    if let Some(PlainMeta {
+        traceparent,
+        tracestate,
+    }) = meta
+    {
+        if let Some(t) = traceparent {
+            meta_map.insert("traceparent".to_owned(), Value::String(t));
         }
-        Some(_) => return None,
-    };
-    let arguments_ok = params.get("arguments").is_none_or(Value::is_object);
-    if !only(&params, &["name", "arguments", "_meta"])
-        || !params.get("name").is_some_and(Value::is_string)
-        || !arguments_ok
-    {
-        return None;
+        if let Some(t) = tracestate {
+            meta_map.insert("tracestate".to_owned(), Value::String(t));
+        }
     }
-    let id: RequestId = serde_json::from_value(id).ok()?;
-    let params: CallToolRequestParams = serde_json::from_value(Value::Object(params)).ok()?;
-    Some((id, params, meta))
+    let mut params = CallToolRequestParams::new(name);
+    params.arguments = arguments;
+    Some((request.id, params, meta_map))
 }
 
 #[cfg(test)]

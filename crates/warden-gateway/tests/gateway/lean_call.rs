@@ -76,6 +76,11 @@ async fn the_lean_path_answers_and_records_exactly_as_rmcp_does() {
         json!({ "name": "echo__echo", "arguments": { "text": "a secret" } }),
         json!({ "name": "nowhere__tool", "arguments": { "text": "hello" } }),
         json!({ "name": "nowhere__tool" }),
+        // Hostile names: nothing routable, refused the same way on both paths.
+        json!({ "name": "echo__../../etc/passwd", "arguments": { "text": "hello" } }),
+        json!({ "name": "echo\u{0}__echo", "arguments": { "text": "hello" } }),
+        json!({ "name": "x".repeat(10_000), "arguments": { "text": "hello" } }),
+        json!({ "name": "", "arguments": { "text": "hello" } }),
         json!({ "name": "echo__echo", "arguments": { "text": "hello", "extra": [1, {"a": null}] } }),
     ];
     for version in [Some("2025-06-18"), Some("2025-11-25"), None] {
@@ -169,5 +174,79 @@ async fn requests_that_are_not_plain_keep_rmcps_answers() {
     assert_eq!(resp.status().as_u16(), 200);
     let text = resp.text().await.unwrap();
     assert!(text.contains("hello"), "{text}");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_plain_calls_are_refused_before_or_on_the_lean_path_as_on_rmcps() {
+    let h = Harness::start(Arc::new(SystemClock)).await;
+    let (_, token) = h.open_session("1h").await;
+    let plain = |params: Value, id: Value| json!({ "jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params });
+    let post = |bearer: String, body: Vec<u8>| {
+        h.http
+            .post(format!("http://{}/mcp", h.agent_addr))
+            .bearer_auth(bearer)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-11-25")
+            .body(body)
+            .send()
+    };
+    let hello = json!({ "name": "echo__echo", "arguments": { "text": "hello" } });
+    let before = h.records_of("action_attempted").await.len();
+    // A forged token, the operator's token: refused at authentication, nothing recorded.
+    for (bearer, status) in [
+        ("w_forged".to_owned(), 401),
+        (h.operator_token.clone(), 403),
+    ] {
+        let body = serde_json::to_vec(&plain(hello.clone(), json!(1))).unwrap();
+        let resp = post(bearer, body).await.unwrap();
+        assert_eq!(resp.status().as_u16(), status);
+    }
+    // A body over the limit: the guard's 413, in JSON-RPC terms, before any parse.
+    let big = json!({ "name": "echo__echo", "arguments": { "text": format!("hello {}", "a".repeat(70_000)) } });
+    let resp = post(
+        token.clone(),
+        serde_json::to_vec(&plain(big, json!(2))).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status().as_u16(), 413);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], -32600);
+    assert_eq!(h.records_of("action_attempted").await.len(), before);
+    // A long string id is echoed back as sent; a call through the lean path is recorded once.
+    let id = "i".repeat(4096);
+    let lean = warden_mcp::lean_calls();
+    let resp = post(
+        token.clone(),
+        serde_json::to_vec(&plain(hello.clone(), json!(id))).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["id"], json!(id));
+    assert!(warden_mcp::lean_calls() > lean);
+    assert_eq!(h.records_of("action_attempted").await.len(), before + 1);
+    // A member given twice (read as its last value by a lenient parser), a `params` that is
+    // not an object, an id too large for rmcp: not plain, so rmcp refuses them as it always
+    // did, in its terms and before any decision; never a panic, nothing recorded.
+    let odd: [&[u8]; 3] = [
+        br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo__echo","name":"x"}}"#,
+        br#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":"echo__echo"}"#,
+        br#"{"jsonrpc":"2.0","id":184467440737095516150,"method":"tools/call","params":{"name":"echo__echo"}}"#,
+    ];
+    let attempts = h.records_of("action_attempted").await.len();
+    for body in odd {
+        let resp = post(token.clone(), body.to_vec()).await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        assert!(
+            (400..500).contains(&status) || text.contains("\"error\""),
+            "{status} {text}"
+        );
+    }
+    assert_eq!(h.records_of("action_attempted").await.len(), attempts);
     h.stop().await;
 }

@@ -5,6 +5,17 @@ use serde_json::json;
 
 use super::{headers_allow, plain_call};
 
+/// [`plain_call`] of `v`'s JSON text.
+fn plain(
+    v: &serde_json::Value,
+) -> Option<(
+    rmcp::model::RequestId,
+    rmcp::model::CallToolRequestParams,
+    serde_json::Map<String, serde_json::Value>,
+)> {
+    plain_call(&serde_json::to_vec(v).unwrap())
+}
+
 fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
     let mut h = HeaderMap::new();
     for (k, v) in pairs {
@@ -62,7 +73,7 @@ fn other_headers_are_left_to_rmcp() {
 
 #[test]
 fn a_plain_call_is_read_with_its_trace_meta() {
-    let (id, params, meta) = plain_call(json!({
+    let (id, params, meta) = plain(&json!({
         "jsonrpc": "2.0", "id": 7, "method": "tools/call",
         "params": { "name": "echo__echo", "arguments": { "text": "hi" },
                     "_meta": { "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" } }
@@ -72,7 +83,7 @@ fn a_plain_call_is_read_with_its_trace_meta() {
     assert_eq!(params.name, "echo__echo");
     assert_eq!(params.arguments.unwrap()["text"], "hi");
     assert!(meta.contains_key("traceparent"));
-    let (id, params, meta) = plain_call(json!({
+    let (id, params, meta) = plain(&json!({
         "jsonrpc": "2.0", "id": "a", "method": "tools/call", "params": { "name": "x" }
     }))
     .unwrap();
@@ -92,7 +103,6 @@ fn anything_but_a_plain_call_is_left_to_rmcp() {
         json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": [] }),
         json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": { "name": 3 } }),
         json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": { "name": "x", "arguments": [1] } }),
-        json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": { "name": "x", "arguments": null } }),
         json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": { "name": "x", "task": {} } }),
         json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": { "name": "x", "_meta": { "progressToken": 1 } } }),
         json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": { "name": "x", "_meta": { "io.modelcontextprotocol/protocolVersion": "2026-07-28" } } }),
@@ -101,6 +111,31 @@ fn anything_but_a_plain_call_is_left_to_rmcp() {
         json!([{ "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": { "name": "x" } }]),
     ];
     for case in cases {
-        assert!(plain_call(case.clone()).is_none(), "{case}");
+        assert!(plain(&case).is_none(), "{case}");
     }
+}
+
+#[test]
+fn a_member_given_twice_is_left_to_rmcp_which_refuses_it() {
+    // A JSON object with a key twice reads as its last value in a `Value`: the lean path reads
+    // the bytes strictly, so the two readings can never differ on what is called.
+    let cases: [&[u8]; 4] = [
+        br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo__echo","name":"fs__write_file"}}"#,
+        br#"{"jsonrpc":"2.0","id":1,"id":2,"method":"tools/call","params":{"name":"x"}}"#,
+        br#"{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call","params":{"name":"x"}}"#,
+        br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{},"arguments":{"a":1}}}"#,
+    ];
+    for case in cases {
+        assert!(
+            plain_call(case).is_none(),
+            "{}",
+            String::from_utf8_lossy(case)
+        );
+    }
+    // `null` arguments are no arguments, as rmcp reads them.
+    let (_, params, _) = plain(&json!({
+        "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": { "name": "x", "arguments": null }
+    }))
+    .unwrap();
+    assert!(params.arguments.is_none());
 }
