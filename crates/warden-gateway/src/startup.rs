@@ -12,8 +12,8 @@ use anyhow::Context as _;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use warden_audit::{Ledger, LedgerConfig, NewRecord, RecordKind};
-use warden_charter::{CharterCell, CharterSet, CompiledCharter, Diagnostics};
+use warden_audit::{NewRecord, RecordKind};
+use warden_charter::{CharterCell, CharterSet, Diagnostics};
 use warden_core::Clock;
 use warden_mcp::Upstreams;
 use warden_mcp::child_env::UnsetVariables;
@@ -34,12 +34,13 @@ use crate::outstanding::ResultDeadlines;
 use crate::pending_results::PendingResults;
 use crate::routes::agent_router;
 use crate::session_refusals::SessionRefusals;
-use crate::telemetry::{GatewayMetrics, LedgerCommits, MeteredRecorder, observability};
+use crate::telemetry::{GatewayMetrics, MeteredRecorder, observability};
 
 mod approvals;
 mod charter;
 pub(crate) mod checkpoints;
 mod exports;
+mod ledger;
 pub mod provenance_rebuild;
 pub mod reconcile;
 pub(crate) mod secrets;
@@ -152,7 +153,8 @@ impl Gateway {
         let prepared = prepare_upstreams(&set)?;
         crate::data_dir::prepare(&config.data_dir)?;
         let db = crate::store::connect(&config).await?;
-        let ledger = open_ledger(&config, &db, (&set, shadow.as_ref()), &clock, &telemetry).await?;
+        let ledger =
+            ledger::open_ledger(&config, &db, (&set, shadow.as_ref()), &clock, &telemetry).await?;
         // Before anything is served: every forwarded action ends in the ledger.
         let reconciled = reconcile::close_forwarded(&ledger)
             .await
@@ -386,76 +388,6 @@ impl Gateway {
         )
         .await
     }
-}
-
-/// Phase 2: the data directory (the owner's only; a secret others may read stops the start)
-/// and the ledger, with the charter's load recorded first.
-async fn open_ledger(
-    config: &Config,
-    db: &StateDb,
-    (set, shadow): (&CharterSet, Option<&Arc<CompiledCharter>>),
-    clock: &Arc<dyn Clock>,
-    telemetry: &Arc<warden_telemetry::Telemetry>,
-) -> anyhow::Result<Ledger> {
-    let ledger_config = LedgerConfig {
-        max_size_bytes: config.ledger_max_bytes,
-        ..LedgerConfig::default()
-    };
-    let commits = Arc::new(LedgerCommits(telemetry.clone()));
-    let ledger = match db.postgres() {
-        None => Ledger::open_observed(
-            &config.data_dir,
-            clock.clone(),
-            ledger_config,
-            Some(commits),
-        )
-        .await
-        .with_context(|| format!("cannot open the ledger in `{}`", config.data_dir.display()))?,
-        Some(pool) => {
-            let instance = crate::store::instance(config)?;
-            Ledger::open_postgres(
-                pool.clone(),
-                &instance,
-                &config.data_dir,
-                clock.clone(),
-                ledger_config,
-                Some(commits),
-            )
-            .await
-            .with_context(|| {
-                format!("cannot open the ledger of instance `{instance}` in the shared store")
-            })?
-        }
-    };
-    // One `charter_loaded` per agent, in agent order, all in one commit.
-    let mut batch = Vec::with_capacity(set.len());
-    for charter in set.iter() {
-        let mut loaded = json!({
-            "charter": charter.hash,
-            "agent": charter.identity.id,
-            "files": charter.files,
-            "rules": charter.rules.len(),
-        });
-        // The shadow charter's hash, beside the live charter of its agent.
-        if let (Some(shadow), Some(obj)) = (
-            shadow
-                .filter(|s| s.identity.id == charter.identity.id)
-                .and_then(|s| crate::governor::shadow::loaded_field(Some(s))),
-            loaded.as_object_mut(),
-        ) {
-            obj.insert("shadow".to_owned(), shadow);
-        }
-        batch.push(NewRecord {
-            session: None,
-            kind: RecordKind::CharterLoaded,
-            payload: loaded,
-        });
-    }
-    ledger
-        .append_batch(batch)
-        .await
-        .context("cannot write to the ledger")?;
-    Ok(ledger)
 }
 
 /// Phase 3: `state.db` — sessions, operator credentials (the first one written to the data
