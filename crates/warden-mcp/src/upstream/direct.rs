@@ -2,17 +2,20 @@
 //!
 //! rmcp's client runs a worker task per connection: each request is handed to it over a
 //! channel and its answer comes back over another, two task hops per call that are not the
-//! work. [`Direct`] posts the call itself, from the task of the agent's request, on the pooled
-//! keep-alive connections of the server's HTTP client ([`AuthClient`]: the server's headers,
-//! and its OAuth token chosen per request), and reads the answer there.
+//! work. [`Direct`] posts the call itself, from the task of the agent's request, on pooled
+//! keep-alive connections ([`wire`]: `hyper`'s client with the server's headers, and its OAuth
+//! token chosen per request), and reads the answer there ([`parse`]: the usual tool result
+//! read directly, anything else as rmcp reads it). The session's opening, the replies to the
+//! server's own requests and the session's end are rare: they go through rmcp's client
+//! ([`AuthClient`]).
 //!
 //! What it keeps of the connection's guarantees:
 //! - an MCP session of its own with the server (`initialize`, then
 //!   `notifications/initialized`), opened on the first call; its `Mcp-Session-Id` and the
 //!   negotiated `MCP-Protocol-Version` go with every call;
-//! - the bounds of rmcp's HTTP client, which reads the answer: a JSON answer within 16 MiB, an
-//!   error body within 64 KiB, each SSE event within 16 MiB; the caller's timeout bounds the
-//!   whole call (the session's opening included), and so the number of events read;
+//! - the bounds of rmcp's HTTP client: a JSON answer within 16 MiB, an error body within
+//!   64 KiB, each SSE event within 16 MiB; the caller's timeout bounds the whole call (the
+//!   session's opening included), and so the number of events read;
 //! - an answer sent as an event stream (`text/event-stream`): read until the response that
 //!   carries the call's id; notifications are skipped, the server's own requests answered (a
 //!   ping; "method not found" for sampling, elicitation and the rest, which are not relayed to
@@ -30,17 +33,21 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use http::{HeaderName, HeaderValue};
 use rmcp::model::{
-    CallToolRequest, CallToolRequestParams, CallToolResponse, CallToolResult, ClientJsonRpcMessage,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ClientJsonRpcMessage,
     ClientNotification, ClientRequest, ClientResult, ErrorCode, ErrorData, InitializeRequest,
     InitializeRequestParams, InitializedNotification, JsonRpcMessage, JsonRpcRequest,
-    NumberOrString, ProtocolVersion, ServerJsonRpcMessage, ServerRequest, ServerResult,
+    NumberOrString, ProtocolVersion, ServerRequest, ServerResult,
 };
-use rmcp::transport::streamable_http_client::{
-    StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse,
-};
+use rmcp::transport::streamable_http_client::{StreamableHttpClient, StreamableHttpError};
 
 use super::UpstreamError;
 use crate::http_client::AuthClient;
+use parse::Event;
+use wire::Posted;
+pub(super) use wire::Wire;
+
+mod parse;
+mod wire;
 
 type Headers = HashMap<HeaderName, HeaderValue>;
 
@@ -59,7 +66,11 @@ pub(super) enum DirectError {
 struct Session {
     /// `Mcp-Session-Id` (none for a server without sessions).
     id: Option<Arc<str>>,
-    /// `MCP-Protocol-Version`.
+    /// The same, as a header value.
+    id_header: Option<HeaderValue>,
+    /// `MCP-Protocol-Version`, as a header value.
+    version: HeaderValue,
+    /// `MCP-Protocol-Version`, for rmcp's client.
     headers: Headers,
     /// Which opening this is, so a 404 reopens a session only once however many calls saw it.
     epoch: u64,
@@ -67,6 +78,9 @@ struct Session {
 
 /// The direct client of one Streamable HTTP server (with its server-wide credentials).
 pub(super) struct Direct {
+    /// The calls' client.
+    wire: Wire,
+    /// rmcp's client, for the session's opening and end and the replies to the server.
     client: AuthClient,
     uri: Arc<str>,
     session: Mutex<Option<Arc<Session>>>,
@@ -92,9 +106,10 @@ fn failed(e: &StreamableHttpError<reqwest::Error>) -> DirectError {
 }
 
 impl Direct {
-    /// A client of the server at `uri`, through `client`.
-    pub(super) fn new(client: AuthClient, uri: &url::Url) -> Direct {
+    /// A client of the server at `uri`: its calls through `wire`, the rest through `client`.
+    pub(super) fn new(wire: Wire, client: AuthClient, uri: &url::Url) -> Direct {
         Direct {
+            wire,
             client,
             uri: Arc::from(uri.as_str()),
             session: Mutex::new(None),
@@ -257,7 +272,16 @@ impl Direct {
         let mut headers = Headers::new();
         let value = HeaderValue::from_str(version.as_str())
             .map_err(|_| DirectError::Failed("the protocol version is not a header".to_owned()))?;
-        headers.insert(HeaderName::from_static("mcp-protocol-version"), value);
+        headers.insert(
+            HeaderName::from_static("mcp-protocol-version"),
+            value.clone(),
+        );
+        let id_header = match &id {
+            None => None,
+            Some(id) => Some(HeaderValue::from_str(id).map_err(|_| {
+                DirectError::Failed("the server's session id is not a header value".to_owned())
+            })?),
+        };
         let id: Option<Arc<str>> = id.map(Arc::from);
         let initialized = ClientJsonRpcMessage::notification(
             ClientNotification::InitializedNotification(InitializedNotification::default()),
@@ -276,6 +300,8 @@ impl Direct {
             .map_err(|e| failed(&e))?;
         Ok(Session {
             id,
+            id_header,
+            version: value,
             headers,
             epoch: self.epochs.fetch_add(1, Ordering::Relaxed),
         })
@@ -288,32 +314,30 @@ impl Direct {
         mut session: Arc<Session>,
         params: CallToolRequestParams,
     ) -> Result<CallToolResponse, DirectError> {
-        // Kept for the one retry after a 404, which only a call carrying a session can get.
-        let mut retry = session.id.is_some().then(|| params.clone());
-        let mut params = params;
+        // One retry after a 404, which only a call carrying a session can get.
+        let mut retry = session.id.is_some();
         loop {
-            let id = self.next_id();
-            let request = ClientJsonRpcMessage::request(
-                ClientRequest::CallToolRequest(CallToolRequest::new(params)),
-                id.clone(),
-            );
+            let id = self.ids.fetch_add(1, Ordering::Relaxed);
+            let body = parse::call_body(id, &params)?;
             let posted = self
-                .client
-                .post_message(
-                    self.uri.clone(),
-                    request,
-                    session.id.clone(),
-                    None,
-                    session.headers.clone(),
-                )
-                .await;
-            match (posted, retry.take()) {
-                (Err(StreamableHttpError::SessionExpired), Some(again)) => {
+                .wire
+                .post(body, session.id_header.as_ref(), &session.version)
+                .await
+                .map_err(DirectError::Failed)?;
+            match posted {
+                Posted::Expired if std::mem::take(&mut retry) => {
                     session = self.session(Some(session.epoch)).await?;
-                    params = again;
                 }
-                (Err(e), _) => return Err(failed(&e)),
-                (Ok(answer), _) => return self.answer_of(&session, answer, &id).await,
+                Posted::Expired => {
+                    return Err(DirectError::Failed(
+                        "transport error: Session expired (HTTP 404)".to_owned(),
+                    ));
+                }
+                posted => {
+                    return self
+                        .answer_in(&session, posted, &NumberOrString::Number(id))
+                        .await;
+                }
             }
         }
     }
@@ -322,23 +346,23 @@ impl Direct {
 impl Direct {
     /// The call's answer in what the server posted back: a JSON message, or the first
     /// response carrying `id` in an event stream.
-    async fn answer_of(
+    async fn answer_in(
         &self,
         session: &Session,
-        posted: StreamableHttpPostResponse,
+        posted: Posted,
         id: &NumberOrString,
     ) -> Result<CallToolResponse, DirectError> {
         let mut events = match posted {
-            StreamableHttpPostResponse::Json(message, _) => {
-                return response_of(message, id).unwrap_or_else(|| {
+            Posted::Json(body) | Posted::ErrorBody(body) => {
+                return parse::answer_of(&body, id)?.unwrap_or_else(|| {
                     Err(DirectError::Failed(
                         "the server answered with a message that is not the call's response"
                             .to_owned(),
                     ))
                 });
             }
-            StreamableHttpPostResponse::Sse(events, _) => events,
-            _ => {
+            Posted::Events(events) => events,
+            Posted::Accepted | Posted::Expired => {
                 return Err(DirectError::Failed(
                     "the server accepted the call without answering it".to_owned(),
                 ));
@@ -350,15 +374,21 @@ impl Direct {
             if data.trim().is_empty() {
                 continue;
             }
-            let message: ServerJsonRpcMessage = serde_json::from_str(&data).map_err(|e| {
-                DirectError::Failed(format!(
-                    "the server sent an event that is not a JSON-RPC message: {e}"
-                ))
-            })?;
-            if let JsonRpcMessage::Request(request) = message {
-                self.answer_server(session, request).await;
-            } else if let Some(answer) = response_of(message, id) {
-                return answer;
+            match parse::event_message(&data)? {
+                Event::Result(answered, result) if &answered == id => {
+                    return Ok(CallToolResponse::Complete(result));
+                }
+                Event::Result(..) => {}
+                Event::Message(message) => match *message {
+                    JsonRpcMessage::Request(request) => {
+                        self.answer_server(session, request).await;
+                    }
+                    message => {
+                        if let Some(answer) = parse::response_of(message, id) {
+                            return answer;
+                        }
+                    }
+                },
             }
         }
         Err(DirectError::Failed(
@@ -396,30 +426,6 @@ impl Direct {
         if let Err(e) = posted {
             tracing::debug!(uri = %self.uri, error = %e, "A reply to the upstream's request could not be posted.");
         }
-    }
-}
-
-/// The call's answer if `message` is the response (or error) carrying `id`; `None` for any
-/// other message.
-fn response_of(
-    message: ServerJsonRpcMessage,
-    id: &NumberOrString,
-) -> Option<Result<CallToolResponse, DirectError>> {
-    match message {
-        JsonRpcMessage::Response(r) if &r.id == id => Some(match r.result {
-            ServerResult::CallToolResult(result) => Ok(CallToolResponse::Complete(result)),
-            ServerResult::InputRequiredResult(result) => {
-                Ok(CallToolResponse::InputRequired(result))
-            }
-            ServerResult::CreateTaskResult(result) => Ok(CallToolResponse::Task(result)),
-            _ => Err(DirectError::Failed(
-                rmcp::ServiceError::UnexpectedResponse.to_string(),
-            )),
-        }),
-        JsonRpcMessage::Error(e) if e.id.as_ref().is_none_or(|i| i == id) => Some(Err(
-            DirectError::Failed(rmcp::ServiceError::McpError(e.error).to_string()),
-        )),
-        _ => None,
     }
 }
 

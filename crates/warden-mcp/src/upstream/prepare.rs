@@ -9,7 +9,7 @@ use std::time::Duration;
 use warden_charter::{CompiledCharter, Transport};
 use warden_core::redact::Secrets;
 
-use super::direct::Direct;
+use super::direct::{Direct, Wire};
 use super::transport::PrincipalPool;
 use super::{HANDSHAKE_TIMEOUT, State, Upstream, Upstreams};
 use crate::child_env::{self, UnsetVariables};
@@ -181,13 +181,26 @@ impl Upstreams {
             };
             let direct = match &s.transport {
                 Transport::StreamableHttp { url } => {
-                    let client = reqwest_client(&credentials.shared).map_err(|reason| {
-                        PrepareError::Client {
-                            server: s.id.clone(),
-                            reason,
+                    let client_error = |reason| PrepareError::Client {
+                        server: s.id.clone(),
+                        reason,
+                    };
+                    // A server behind a proxy named in the environment: no direct client, its
+                    // calls take its connection (reqwest honours the proxy).
+                    match Wire::new(url, &credentials.shared, oauth.clone())
+                        .map_err(client_error)?
+                    {
+                        Some(wire) => {
+                            let client =
+                                reqwest_client(&credentials.shared).map_err(client_error)?;
+                            Some(Direct::new(
+                                wire,
+                                AuthClient::new(client, oauth.clone()),
+                                url,
+                            ))
                         }
-                    })?;
-                    Some(Direct::new(AuthClient::new(client, oauth.clone()), url))
+                        None => None,
+                    }
                 }
                 _ => None,
             };

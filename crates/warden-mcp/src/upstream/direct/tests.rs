@@ -13,7 +13,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use rmcp::model::{CallToolRequestParams, ContentBlock};
 use serde_json::{Value, json};
 
-use super::Direct;
+use super::{Direct, Wire};
 use crate::http_client::{AuthClient, reqwest_client};
 use crate::upstream::UpstreamError;
 
@@ -143,7 +143,10 @@ fn direct(url: &url::Url) -> Direct {
     let mut headers = HeaderMap::new();
     headers.insert("x-api-key", HeaderValue::from_static("k-123"));
     let client = AuthClient::new(reqwest_client(&headers).unwrap(), None);
-    Direct::new(client, url)
+    let wire = Wire::new(url, &headers, None)
+        .unwrap()
+        .expect("no proxy here");
+    Direct::new(wire, client, url)
 }
 
 fn params() -> CallToolRequestParams {
@@ -440,3 +443,5 @@ async fn the_servers_own_requests_during_a_call_are_answered_and_not_relayed() {
         [("reply \"p1\" result", "s"), ("reply \"p2\" error", "s")]
     );
 }
+
+mod hostile;
