@@ -6,13 +6,17 @@ no answer the agent gets."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable, Iterator
+from urllib.parse import urlsplit
 
 import httpx2
 import pytest
@@ -153,3 +157,82 @@ async def test_an_unset_env_header_stops_start_up_naming_the_variable(
     assert out.returncode != 0, out.stdout + out.stderr
     assert f"`{VARIABLE}`" in out.stderr and "server `auth`" in out.stderr, out.stderr
     assert seen.read_text() == "", "the upstream was called without the header"
+
+
+class _ForwardProxy(BaseHTTPRequestHandler):
+    """A plain HTTP forward proxy: a request in absolute form is sent on to its server and the
+    whole answer relayed; what passed is recorded as (HTTP method, JSON-RPC method)."""
+
+    passed: list[tuple[str, str]] = []
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _relay(self) -> None:
+        target = urlsplit(self.path)
+        if not target.hostname:
+            self.send_error(400, "not a proxy request")
+            return
+        body = self.rfile.read(int(self.headers.get("content-length") or 0))
+        try:
+            method = json.loads(body).get("method") or "reply" if body else ""
+        except ValueError:
+            method = "?"
+        type(self).passed.append((self.command, method))
+        headers = {
+            k: v
+            for k, v in self.headers.items()
+            if k.lower() not in ("proxy-connection", "connection", "keep-alive", "host")
+        }
+        conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+        conn.request(self.command, target.path or "/", body=body, headers=headers)
+        answer = conn.getresponse()
+        data = answer.read()
+        self.send_response(answer.status)
+        for k, v in answer.getheaders():
+            if k.lower() not in ("transfer-encoding", "content-length", "connection"):
+                self.send_header(k, v)
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        conn.close()
+
+    do_POST = _relay
+    do_DELETE = _relay
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        # No standalone event stream through this proxy (allowed by the protocol).
+        self.send_response(405)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+
+async def test_a_proxy_named_in_the_environment_carries_every_call(
+    start_gateway: Callable[..., Gateway], upstream: tuple[str, Path]
+) -> None:
+    """warden's fast path to an HTTP tool server (its direct client) never goes around an
+    egress proxy the operator named in `HTTP_PROXY`: every call passes through the proxy."""
+    url, _ = upstream
+    _ForwardProxy.passed = []
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), _ForwardProxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        gw = start_gateway(
+            charter=CHARTER.format(url=url, variable=VARIABLE),
+            env={
+                VARIABLE: TOKEN,
+                "HTTP_PROXY": f"http://127.0.0.1:{proxy.server_address[1]}",
+                "NO_PROXY": "",
+                "no_proxy": "",
+            },
+        )
+        token = gw.open_session()
+        async with mcp_http(gw.mcp_url, token) as session:
+            for i in range(3):
+                echoed = await session.call_tool("auth.echo", {"text": f"hello {i}"})
+                assert not echoed.is_error, text_of(echoed)
+                assert text_of(echoed) == f"hello {i}"
+    finally:
+        proxy.shutdown()
+    calls = [p for p in _ForwardProxy.passed if p == ("POST", "tools/call")]
+    assert len(calls) == 3, _ForwardProxy.passed
