@@ -25,6 +25,8 @@ mod tree;
 mod writer;
 
 #[cfg(test)]
+mod kind_index_tests;
+#[cfg(test)]
 mod tests;
 
 use std::num::NonZeroUsize;

@@ -184,7 +184,8 @@ impl LedgerReader {
 
     /// The newest records of the given kinds (stored names, at most 16), newest first: up to
     /// `limit` records with `seq < before` (all when `None`). Served by the ledger's kind
-    /// index.
+    /// index: one ordered range of it per group of kinds asked for, each read until `limit`
+    /// records of the kinds are found (see [`newest_of_kinds_sql`]).
     pub async fn newest_of_kinds(
         &self,
         kinds: &[&str],
@@ -195,24 +196,14 @@ impl LedgerReader {
             Backend::Sqlite(pool) => pool,
             Backend::Postgres(pg) => return pg.newest_of_kinds(kinds, before, limit).await,
         };
-        let kinds: Vec<String> = kinds.iter().take(16).map(|k| (*k).to_owned()).collect();
-        if kinds.is_empty() {
+        let kinds: Vec<&str> = kinds.iter().take(16).copied().collect();
+        let Some((sql, params)) =
+            newest_of_kinds_sql(&kinds, clamp(before.unwrap_or(u64::MAX)), clamp(limit))
+        else {
             return Ok(Vec::new());
-        }
-        let before = clamp(before.unwrap_or(u64::MAX));
-        let limit = clamp(limit);
-        pool.run(move |conn| {
-            let marks = vec!["?"; kinds.len()].join(", ");
-            let tail = format!("WHERE kind IN ({marks}) AND seq < ? ORDER BY seq DESC LIMIT ?");
-            let mut params: Vec<rusqlite::types::Value> = kinds
-                .into_iter()
-                .map(rusqlite::types::Value::Text)
-                .collect();
-            params.push(rusqlite::types::Value::Integer(before));
-            params.push(rusqlite::types::Value::Integer(limit));
-            select(conn, &tail, rusqlite::params_from_iter(params))
-        })
-        .await
+        };
+        pool.run(move |conn| select_sql(conn, &sql, rusqlite::params_from_iter(params)))
+            .await
     }
 
     /// The records of the given kinds (stored names, at most 16) among the last `within`
@@ -431,13 +422,74 @@ fn clamp(n: u64) -> i64 {
 /// parameters carry data) and reads every row as a record; the first row that is not one is
 /// [`LedgerError::Malformed`].
 fn select<P: Params>(conn: &Connection, tail: &str, params: P) -> Result<Vec<Record>, LedgerError> {
-    let mut statement = conn
-        .prepare_cached(&format!("SELECT {COLUMNS} FROM records {tail}"))
-        .map_err(read_error)?;
+    select_sql(
+        conn,
+        &format!("SELECT {COLUMNS} FROM records {tail}"),
+        params,
+    )
+}
+
+/// The records `sql` selects (its columns [`COLUMNS`], in order).
+fn select_sql<P: Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+) -> Result<Vec<Record>, LedgerError> {
+    let mut statement = conn.prepare_cached(sql).map_err(read_error)?;
     let mut rows = statement.query(params).map_err(read_error)?;
     let mut records = Vec::new();
     while let Some(row) = rows.next().map_err(read_error)? {
         records.push(schema::record(row)?);
     }
     Ok(records)
+}
+
+/// The query of [`LedgerReader::newest_of_kinds`] and its parameters (`None` when no kind is
+/// asked for): for each group of the kinds ([`schema::KIND_GROUP`]), the group's range of the
+/// kind index below `before`, newest first, its rows kept when their kind is asked for
+/// (`+kind`: a filter, never an index choice) and read until `limit` are kept; the groups'
+/// records then merged newest first. A range stops at `limit` kept records, so a page costs
+/// about `limit` records per group (more when the group's other kinds come between), never
+/// the ledger's size.
+pub(super) fn newest_of_kinds_sql(
+    kinds: &[&str],
+    before: i64,
+    limit: i64,
+) -> Option<(String, Vec<rusqlite::types::Value>)> {
+    use rusqlite::types::Value;
+    let mut groups: std::collections::BTreeMap<&str, Vec<&str>> = std::collections::BTreeMap::new();
+    for kind in kinds {
+        groups
+            .entry(schema::kind_group(kind))
+            .or_default()
+            .push(kind);
+    }
+    let mut params = Vec::new();
+    let arms: Vec<String> = groups
+        .into_iter()
+        .map(|(group, kinds)| {
+            let marks = vec!["?"; kinds.len()].join(", ");
+            params.push(Value::Text(group.to_owned()));
+            params.extend(kinds.into_iter().map(|k| Value::Text(k.to_owned())));
+            params.push(Value::Integer(before));
+            params.push(Value::Integer(limit));
+            format!(
+                "SELECT * FROM (SELECT {COLUMNS} FROM records WHERE {group_expr} = ? \
+                 AND +kind IN ({marks}) AND seq < ? ORDER BY seq DESC LIMIT ?)",
+                group_expr = schema::KIND_GROUP
+            )
+        })
+        .collect();
+    let sql = match arms.as_slice() {
+        [] => return None,
+        [one] => one.clone(),
+        _ => {
+            params.push(Value::Integer(limit));
+            format!(
+                "SELECT * FROM ({}) ORDER BY seq DESC LIMIT ?",
+                arms.join(" UNION ALL ")
+            )
+        }
+    };
+    Some((sql, params))
 }

@@ -25,12 +25,37 @@ const CREATE: &str = "CREATE TABLE IF NOT EXISTS records (
     hash BLOB NOT NULL
 ) STRICT";
 
+/// The group of a record's kind in the kind index, as SQL: the kinds every governed call
+/// writes share one group (`action`), as do a model call's (`model`); any other kind is its
+/// own group. A commit of a call's records then touches one leaf of the kind index, not one
+/// per kind. [`kind_group`] is the same mapping in Rust (a test holds them equal).
+pub(super) const KIND_GROUP: &str = "(CASE \
+     WHEN kind IN ('action_attempted', 'action_decided', 'action_forwarded', 'action_result') \
+     THEN 'action' \
+     WHEN kind IN ('model_requested', 'model_completed', 'model_intent') THEN 'model' \
+     ELSE kind END)";
+
+/// The group of `kind` in the kind index (see [`KIND_GROUP`]).
+pub(super) fn kind_group(kind: &str) -> &str {
+    match kind {
+        "action_attempted" | "action_decided" | "action_forwarded" | "action_result" => "action",
+        "model_requested" | "model_completed" | "model_intent" => "model",
+        other => other,
+    }
+}
+
 /// The indexes the readers' queries by session and by kind use (the console's timelines and
-/// lists). `IF NOT EXISTS`: a ledger made before they existed gets them at the writer's next
-/// open.
-const INDEXES: &str = "CREATE INDEX IF NOT EXISTS records_by_session ON records(session, seq) \
-     WHERE session IS NOT NULL; \
-     CREATE INDEX IF NOT EXISTS records_by_kind ON records(kind, seq);";
+/// lists), for the writer to create at every open: a ledger made before they existed gets
+/// them then, and loses the kind index of earlier versions (`(kind, seq)`, one leaf per kind
+/// in every commit), which the grouped one replaces.
+fn indexes() -> String {
+    format!(
+        "CREATE INDEX IF NOT EXISTS records_by_session ON records(session, seq) \
+         WHERE session IS NOT NULL; \
+         CREATE INDEX IF NOT EXISTS records_by_kind_group ON records({KIND_GROUP}, seq); \
+         DROP INDEX IF EXISTS records_by_kind;"
+    )
+}
 
 /// The columns of a record, in the order [`record`] and [`record_ref`] read them.
 pub(super) const COLUMNS: &str = "seq, time, session, kind, payload, prev_hash, hash";
@@ -86,7 +111,7 @@ pub(super) fn connect_writer(
     }
     // The reading indexes (a session's records, the records of some kinds), created on a
     // ledger of any age when the writer opens it: derived, never part of the chain.
-    conn.execute_batch(INDEXES).map_err(fail)?;
+    conn.execute_batch(&indexes()).map_err(fail)?;
     Ok(conn)
 }
 
