@@ -71,6 +71,14 @@ measure() { # label concurrency
     local perf_pid=$!
     row=$(load "$1" "$2" "$SECONDS_PER_RUN")
     wait "$perf_pid" || true
+  elif [ "$2" = 1 ] && command -v perf > /dev/null; then
+    # The ledger's writes per commit: SQLite writes a WAL frame as two pwrite64 (header, page)
+    # and a checkpoint one per page; each commit is one fsync (a checkpoint adds its own).
+    perf stat -x, -o "$tmp/io.txt" -e syscalls:sys_enter_pwrite64,syscalls:sys_enter_fsync \
+      -p "$WARDEN_PID" -- sleep "$SECONDS_PER_RUN" 2>/dev/null &
+    local stat_pid=$!
+    row=$(load "$1" "$2" "$SECONDS_PER_RUN")
+    wait "$stat_pid" || true
   else
     row=$(load "$1" "$2" "$SECONDS_PER_RUN")
   fi
@@ -86,6 +94,11 @@ print(f"{label:<8} {calls:>7} calls ({errors} errors)  warden CPU/call: {wu + ws
       f"(user {wu:.0f}, system {ws:.0f}), {cs:.1f} context switches/call;  upstream CPU/call: {eu + es:.0f} µs")
 ' "$(getconf CLK_TCK)" "${w0[0]}" "${w0[1]}" "${e0[0]}" "${e0[1]}" "${w1[0]}" "${w1[1]}" "${e1[0]}" "${e1[1]}" \
     "$s0" "$(switches "$WARDEN_PID")"
+  if [ -s "$tmp/io.txt" ]; then
+    awk -F, '/pwrite64/ {w = $1} /fsync/ {f = $1} END {
+      if (f > 0) printf "         ledger writes: %.1f pwrite64 per fsync (%d fsync)\n", w / f, f }' "$tmp/io.txt"
+    rm -f "$tmp/io.txt"
+  fi
 }
 
 load warmup 4 2 > /dev/null
