@@ -106,6 +106,19 @@ async fn the_newest_records_of_some_kinds_come_newest_first() {
     ledger.shutdown().await.unwrap();
 }
 
+/// The names of the ledger's reading indexes, sorted.
+fn reading_indexes(conn: &rusqlite::Connection) -> Vec<String> {
+    let mut names: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND name LIKE 'records_by_%'")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    names.sort();
+    names
+}
+
 #[tokio::test]
 async fn the_writer_creates_the_reading_indexes_and_the_chain_ignores_them() {
     let dir = tempfile::tempdir().unwrap();
@@ -116,15 +129,10 @@ async fn the_writer_creates_the_reading_indexes_and_the_chain_ignores_them() {
         .unwrap();
     ledger.shutdown().await.unwrap();
     let conn = rusqlite::Connection::open(dir.path().join("ledger.db")).unwrap();
-    let mut names: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND name LIKE 'records_by_%'")
-        .unwrap()
-        .query_map([], |row| row.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    names.sort();
-    assert_eq!(names, ["records_by_kind_group", "records_by_session"]);
+    assert_eq!(
+        reading_indexes(&conn),
+        ["records_by_kind_group", "records_by_session"]
+    );
     // A session's page is served by its index, not by a scan of the ledger (the kind index's
     // queries are checked where they are built, in the store's unit tests).
     let query = "SELECT seq FROM records WHERE session = 's' AND seq > 0 ORDER BY seq LIMIT 5";
@@ -151,15 +159,10 @@ async fn the_writer_creates_the_reading_indexes_and_the_chain_ignores_them() {
     let ledger = open(dir.path()).await;
     ledger.shutdown().await.unwrap();
     let conn = rusqlite::Connection::open(dir.path().join("ledger.db")).unwrap();
-    let mut names: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND name LIKE 'records_by_%'")
-        .unwrap()
-        .query_map([], |row| row.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    names.sort();
-    assert_eq!(names, ["records_by_kind_group", "records_by_session"]);
+    assert_eq!(
+        reading_indexes(&conn),
+        ["records_by_kind_group", "records_by_session"]
+    );
     let reader = LedgerReader::open(dir.path()).await.unwrap();
     assert!(reader.verify().await.unwrap().is_intact());
 }

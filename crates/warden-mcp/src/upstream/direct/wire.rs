@@ -41,6 +41,10 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 /// The largest event of an event stream (rmcp's bound).
 pub(super) const MAX_EVENT: usize = 16 * 1024 * 1024;
 
+/// Idle connections kept to the server. The connections in use are as many as the calls in
+/// flight, which the agent plane's connection limit (`agent_max_connections`) bounds.
+const MAX_IDLE_CONNECTIONS: usize = 64;
+
 const SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
 const PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
 
@@ -124,6 +128,7 @@ impl Wire {
             .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(MAX_IDLE_CONNECTIONS)
             .pool_timer(TokioTimer::new())
             .build(connector);
         let mut constant = headers.clone();
