@@ -398,3 +398,6 @@ impl Stream for BoundedEvents {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
