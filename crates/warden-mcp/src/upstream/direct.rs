@@ -352,14 +352,17 @@ impl Direct {
         posted: Posted,
         id: &NumberOrString,
     ) -> Result<CallToolResponse, DirectError> {
+        let not_the_response = || {
+            Err(DirectError::Failed(
+                "the server answered with a message that is not the call's response".to_owned(),
+            ))
+        };
         let mut events = match posted {
-            Posted::Json(body) | Posted::ErrorBody(body) => {
-                return parse::answer_of(&body, id)?.unwrap_or_else(|| {
-                    Err(DirectError::Failed(
-                        "the server answered with a message that is not the call's response"
-                            .to_owned(),
-                    ))
-                });
+            Posted::Json(body) => {
+                return parse::answer_of(&body, id)?.unwrap_or_else(not_the_response);
+            }
+            Posted::Error(error) => {
+                return parse::response_of(*error, id).unwrap_or_else(not_the_response);
             }
             Posted::Events(events) => events,
             Posted::Accepted | Posted::Expired => {

@@ -125,12 +125,13 @@ pub(super) enum Event {
     Message(Box<ServerJsonRpcMessage>),
 }
 
-/// Whether `body` is a JSON-RPC error (rmcp's test for a failure status's JSON body).
-pub(super) fn is_error(body: &[u8]) -> bool {
-    matches!(
-        serde_json::from_slice::<ServerJsonRpcMessage>(body),
-        Ok(JsonRpcMessage::Error(_))
-    )
+/// The JSON-RPC error in `body`, if it is one (rmcp's reading of a failure status's JSON
+/// body).
+pub(super) fn json_rpc_error(body: &[u8]) -> Option<ServerJsonRpcMessage> {
+    match serde_json::from_slice::<ServerJsonRpcMessage>(body) {
+        Ok(error @ JsonRpcMessage::Error(_)) => Some(error),
+        _ => None,
+    }
 }
 
 /// The call's answer if `message` is the response (or error) carrying `id`; `None` for any

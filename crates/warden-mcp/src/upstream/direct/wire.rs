@@ -24,12 +24,13 @@ use futures::Stream;
 use futures::stream::BoxStream;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
-use http_body_util::{BodyExt as _, BodyStream, Full};
+use http_body_util::{BodyExt as _, BodyStream, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rmcp::model::ServerJsonRpcMessage;
 use sse_stream::{Sse, SseStream};
 
 use crate::oauth::OAuthTokens;
@@ -57,8 +58,8 @@ pub(super) enum Posted {
     Json(Bytes),
     /// A successful answer that is an event stream.
     Events(Events),
-    /// A JSON-RPC error the server sent with a failure status (its body, within 64 KiB).
-    ErrorBody(Bytes),
+    /// A JSON-RPC error the server sent with a failure status (read within 64 KiB).
+    Error(Box<ServerJsonRpcMessage>),
     /// `202 Accepted` or `204 No Content`: nothing to read.
     Accepted,
     /// `404` to a POST that carried a session: the server expired it.
@@ -217,8 +218,11 @@ async fn classify(
             Err(e) => return Err(e.message(MAX_ERROR_BODY)),
         };
         let auth_failure = matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN);
-        if is_json && !auth_failure && super::parse::is_error(&body) {
-            return Ok(Posted::ErrorBody(body));
+        if is_json
+            && !auth_failure
+            && let Some(error) = super::parse::json_rpc_error(&body)
+        {
+            return Ok(Posted::Error(Box::new(error)));
         }
         if status_failure {
             return Err(format!("HTTP {status}"));
@@ -270,38 +274,18 @@ impl Read {
     }
 }
 
-/// The whole body within `bound` bytes: a `Content-Length` over it is refused before reading,
-/// and the bytes are counted as they come (a length that lies changes nothing).
-async fn read_bounded(
-    mut body: Incoming,
-    length: Option<u64>,
-    bound: usize,
-) -> Result<Bytes, Read> {
+/// The whole body within `bound` bytes (`http-body-util`'s `Limited`): a `Content-Length`
+/// over it is refused before reading, and the bytes are counted as they come (a length that
+/// lies changes nothing).
+async fn read_bounded(body: Incoming, length: Option<u64>, bound: usize) -> Result<Bytes, Read> {
     if length.is_some_and(|l| l > bound as u64) {
         return Err(Read::TooLarge);
     }
-    let mut whole = Vec::new();
-    let mut first: Option<Bytes> = None;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| Read::Failed(chain(&e)))?;
-        let Ok(chunk) = frame.into_data() else {
-            continue;
-        };
-        let held = first.as_ref().map_or(whole.len(), Bytes::len);
-        if chunk.len() > bound.saturating_sub(held) {
-            return Err(Read::TooLarge);
-        }
-        // One chunk (the usual small answer) is kept as it came, without a copy.
-        match first.take() {
-            None if whole.is_empty() => first = Some(chunk),
-            None => whole.extend_from_slice(&chunk),
-            Some(earlier) => {
-                whole.extend_from_slice(&earlier);
-                whole.extend_from_slice(&chunk);
-            }
-        }
+    match Limited::new(body, bound).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(Read::TooLarge),
+        Err(e) => Err(Read::Failed(chain(e.as_ref()))),
     }
-    Ok(first.unwrap_or_else(|| Bytes::from(whole)))
 }
 
 /// An error and its sources, on one line.
