@@ -89,6 +89,42 @@ async fn the_overview_shows_sessions_approvals_activity_and_the_head() {
     waiting.abort();
 }
 
+/// The follower reads only decisions and completions: long stretches of other records (more
+/// than a page of them) are stepped over, and nothing is counted twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_activity_counts_each_decision_once_across_long_stretches_of_other_records() {
+    let h = common::start().await;
+    let (_sid, token) = h.open_session("1h").await;
+    let mut c = admin(&h).await;
+    until(&mut c, "/ui/overview/live", "allowed 0 · denied 0").await;
+    let ledger = h.app_state().governor.ledger().clone();
+    let filler = |n: usize| -> Vec<warden_audit::NewRecord> {
+        (0..n)
+            .map(|i| {
+                warden_audit::NewRecord::new(
+                    None,
+                    warden_audit::RecordKind::ActionAttempted,
+                    serde_json::json!({ "filler": i }),
+                )
+            })
+            .collect()
+    };
+    ledger.append_batch(filler(2_500)).await.unwrap();
+    for _ in 0..3 {
+        h.call(&token, "hello").await;
+    }
+    until(&mut c, "/ui/overview/live", "allowed 3 · denied 0").await;
+    ledger.append_batch(filler(1_200)).await.unwrap();
+    h.call(&token, "hello again").await;
+    let live = until(&mut c, "/ui/overview/live", "allowed 4 · denied 0").await;
+    assert!(live.contains("sent to approval 0"), "{live}");
+    // Later reads step over what was counted: the figure stays.
+    ledger.append_batch(filler(10)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let again = c.get("/ui/overview/live").await;
+    assert!(again.body.contains("allowed 4 · denied 0"), "{}", again.body);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verification_runs_from_the_console_for_admins_with_their_csrf_token() {
     let h = common::start().await;

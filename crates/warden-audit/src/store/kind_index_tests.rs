@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::json;
 use warden_core::SystemClock;
 
-use super::reader::newest_of_kinds_sql;
+use super::reader::{kinds_in_range_sql, newest_of_kinds_sql};
 use super::schema::{KIND_GROUP, kind_group};
 use super::{Ledger, LedgerConfig, LedgerReader, NewRecord};
 use crate::chain::RecordKind;
@@ -217,4 +217,29 @@ async fn a_calls_records_touch_one_leaf_of_the_kind_index() {
         grouped + 2 * 50 <= by_kind,
         "grouped: {grouped} frames, by kind: {by_kind} frames, for 50 commits"
     );
+}
+
+#[tokio::test]
+async fn the_records_of_some_kinds_in_a_range_are_read_by_sequence_number() {
+    let dir = tempfile::tempdir().unwrap();
+    ledger_of(dir.path(), &spread(300)).await;
+    let conn = rusqlite::Connection::open(dir.path().join(super::DB_FILE)).unwrap();
+    for kinds in 1..=16 {
+        let sql = kinds_in_range_sql(kinds);
+        let mut params: Vec<rusqlite::types::Value> = vec![100.into(), 200.into(), 10.into()];
+        params.extend((0..kinds).map(|i| rusqlite::types::Value::Text(format!("kind_{i}"))));
+        let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let plan: Vec<String> = statement
+            .query_map(rusqlite::params_from_iter(params), |r| {
+                r.get::<_, String>(3)
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            plan,
+            ["SEARCH records USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"],
+            "{kinds} kinds"
+        );
+    }
 }

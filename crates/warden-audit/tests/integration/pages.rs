@@ -106,6 +106,67 @@ async fn the_newest_records_of_some_kinds_come_newest_first() {
     ledger.shutdown().await.unwrap();
 }
 
+#[tokio::test]
+async fn the_records_of_some_kinds_in_a_range_are_exactly_a_filter_of_the_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path()).await;
+    let kinds = [
+        RecordKind::ActionAttempted,
+        RecordKind::ActionDecided,
+        RecordKind::ActionForwarded,
+        RecordKind::ActionResult,
+        RecordKind::ModelCompleted,
+        RecordKind::ObserverAlert,
+    ];
+    for n in 0..60u64 {
+        // An uneven pattern, so that pages start and end on every kind.
+        let kind = kinds[usize::try_from((n * 7 + n / 5) % 6).unwrap()];
+        ledger.append(of(None, kind, n)).await.unwrap();
+    }
+    let reader = LedgerReader::open(dir.path()).await.unwrap();
+    let every = reader.range(1, 1000).await.unwrap();
+    let asked: [&[&str]; 4] = [
+        &["action_decided", "model_completed"],
+        &["action_decided"],
+        &["observer_alert", "action_attempted", "no_such_kind"],
+        &["no_such_kind"],
+    ];
+    for wanted in asked {
+        for (from, through) in [(1, 60), (1, 1), (7, 33), (59, 80), (30, 29), (0, u64::MAX)] {
+            for limit in [0, 1, 3, 1000] {
+                let got = reader
+                    .kinds_in_range(wanted, from, through, limit)
+                    .await
+                    .unwrap();
+                let expected: Vec<u64> = every
+                    .iter()
+                    .filter(|r| r.seq >= from && r.seq <= through)
+                    .filter(|r| wanted.contains(&r.kind.as_str()))
+                    .map(|r| r.seq)
+                    .take(usize::try_from(limit).unwrap())
+                    .collect();
+                assert_eq!(
+                    got.iter().map(|r| r.seq).collect::<Vec<_>>(),
+                    expected,
+                    "{wanted:?} {from}..={through} limit {limit}"
+                );
+                // Whole records, as `range` reads them.
+                for r in &got {
+                    assert_eq!(Some(r), every.iter().find(|e| e.seq == r.seq));
+                }
+            }
+        }
+    }
+    assert!(
+        reader
+            .kinds_in_range(&[], 1, 60, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    ledger.shutdown().await.unwrap();
+}
+
 /// The names of the ledger's reading indexes, sorted.
 fn reading_indexes(conn: &rusqlite::Connection) -> Vec<String> {
     let mut names: Vec<String> = conn

@@ -7,8 +7,9 @@
 //! - **Bounded memory.** [`Activity`] is a fixed ring of 60 one-minute buckets (a bounded
 //!   number of agents each), fed by [`follow`] from the ledger's committed records: on start
 //!   from the decisions and completions of the last hour only (at most [`BACKFILL_MAX`]
-//!   records, read through the kind index), then every record the committed head moves past,
-//!   in batches of [`BATCH`].
+//!   records, read through the kind index), then the decisions and completions among the
+//!   records the committed head moves past, in batches of [`BATCH`] (the ledger's other
+//!   records are skipped by the query, never decoded).
 //! - **Off the action path, bounded work.** [`follow`] reads the ledger at most once every
 //!   [`FOLLOW_EVERY`] (a head that moves after a quiet spell is read at once), however often
 //!   it commits: under load one read takes every record committed since the last, instead of
@@ -48,6 +49,8 @@ use crate::page::{Layout, error_page, render};
 
 /// Records read from the ledger at a time while following it.
 pub const BATCH: u64 = 1000;
+/// The kinds the activity counts: decisions and model completions. Only these are read.
+const COUNTED: [&str; 2] = ["action_decided", "model_completed"];
 /// The most records read when the overview starts (the last hour's decisions and completions).
 pub const BACKFILL_MAX: u64 = 100_000;
 /// The shortest time between two reads of the ledger by [`follow`].
@@ -115,7 +118,7 @@ async fn backfill(state: &ConsoleState, head: u64) {
     while read < BACKFILL_MAX {
         let page = match state
             .ledger
-            .newest_of_kinds(&["action_decided", "model_completed"], Some(before), BATCH)
+            .newest_of_kinds(&COUNTED, Some(before), BATCH)
             .await
         {
             Ok(p) => p,
@@ -168,17 +171,22 @@ pub(crate) async fn follow(state: Arc<ConsoleState>) {
         while next <= target {
             let batch = tokio::select! {
                 () = state.stop.cancelled() => return,
-                b = state.ledger.range(next, BATCH) => b,
+                b = state.ledger.kinds_in_range(&COUNTED, next, target, BATCH) => b,
             };
             match batch {
-                Ok(records) if !records.is_empty() => {
+                Ok(records) => {
                     let now = state.operator.clock.now();
                     for r in &records {
                         state.activity.count(r, &agent_of(&state, r), now);
-                        next = r.seq.saturating_add(1);
                     }
+                    // A short page took every counted record up to `target`.
+                    next = match records.last() {
+                        Some(last) if u64::try_from(records.len()).unwrap_or(u64::MAX) >= BATCH => {
+                            last.seq.saturating_add(1)
+                        }
+                        _ => target.saturating_add(1),
+                    };
                 }
-                Ok(_) => break,
                 Err(e) => {
                     // Tried again when the head next moves; never in a tight loop.
                     tracing::warn!(error = %e, "The console cannot follow the ledger.");

@@ -78,6 +78,10 @@ async fn the_merged_reader_orders_every_instance_by_time() {
             .newest_of_kinds(&["action_attempted"], Some(2), 3)
             .await
             .map(drop),
+        merged
+            .kinds_in_range(&["action_attempted"], 1, 4, 3)
+            .await
+            .map(drop),
     ] {
         assert!(
             matches!(refused, Err(LedgerError::Unsupported(_))),
@@ -105,6 +109,35 @@ async fn the_merged_reader_orders_every_instance_by_time() {
             .unwrap()),
         [2]
     );
+    // Its records of some kinds in a range of its sequence numbers.
+    assert_eq!(
+        n(only
+            .kinds_in_range(&["action_attempted"], 1, 2, 10)
+            .await
+            .unwrap()),
+        [2, 4]
+    );
+    assert_eq!(
+        n(only
+            .kinds_in_range(&["action_attempted"], 2, 9, 10)
+            .await
+            .unwrap()),
+        [4]
+    );
+    assert_eq!(
+        n(only
+            .kinds_in_range(&["action_attempted"], 1, 2, 1)
+            .await
+            .unwrap()),
+        [2]
+    );
+    for none in [
+        only.kinds_in_range(&["action_decided"], 1, 2, 10),
+        only.kinds_in_range(&["action_attempted"], 2, 1, 10),
+        only.kinds_in_range(&[], 1, 2, 10),
+    ] {
+        assert!(none.await.unwrap().is_empty());
+    }
     one.shutdown().await.unwrap();
     two.shutdown().await.unwrap();
 }

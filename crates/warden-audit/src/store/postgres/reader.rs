@@ -183,6 +183,36 @@ impl PgReader {
             .await
     }
 
+    /// One chain only, as [`PgReader::range`]: the kind a filter on the chain's range.
+    pub(in crate::store) async fn kinds_in_range(
+        &self,
+        kinds: &[&str],
+        from: u64,
+        through: u64,
+        limit: u64,
+    ) -> Result<Vec<Record>, LedgerError> {
+        self.one("reading records by sequence number across instances")?;
+        let kinds: Vec<String> = kinds
+            .iter()
+            .take(MAX_KINDS)
+            .map(|k| (*k).to_owned())
+            .collect();
+        if kinds.is_empty() || from > through || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "{} LIMIT $5",
+            self.select("seq >= $2 AND seq <= $3 AND kind = ANY($4)", "ORDER BY seq")
+        );
+        self.fetch(sql, |q| {
+            q.bind(clamp(from))
+                .bind(clamp(through))
+                .bind(kinds)
+                .bind(clamp(limit))
+        })
+        .await
+    }
+
     /// One chain: as the SQLite reader. Merged: only the first page (`After(0)`) and the
     /// last (`Before(u64::MAX)`), by time: a sequence number names no place across instances.
     pub(in crate::store) async fn session_page(
