@@ -22,6 +22,7 @@ pub(crate) mod resume;
 mod scan;
 mod schema;
 mod tree;
+mod wal;
 mod writer;
 
 #[cfg(test)]
@@ -173,6 +174,13 @@ impl Default for LedgerConfig {
 pub trait CommitObserver: Send + Sync + 'static {
     /// One group commit of `records` records took `took`; `committed` is false if it failed.
     fn committed(&self, records: usize, took: Duration, committed: bool);
+
+    /// A checkpoint of the SQLite ledger's WAL (its committed pages copied into the database
+    /// file) took `took`; `on_commit_path` when the writer ran it itself, after a commit and
+    /// before the next (the WAL had reached its bound), rather than its checkpointer.
+    fn checkpointed(&self, took: Duration, on_commit_path: bool) {
+        let _ = (took, on_commit_path);
+    }
 }
 
 /// A handle on the ledger's writer: cheap to clone, shared by every task that appends.

@@ -21,4 +21,5 @@ mod integration {
     mod support;
     mod tamper;
     mod tree;
+    mod wal;
 }

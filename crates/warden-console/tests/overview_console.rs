@@ -122,7 +122,11 @@ async fn the_activity_counts_each_decision_once_across_long_stretches_of_other_r
     ledger.append_batch(filler(10)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(600)).await;
     let again = c.get("/ui/overview/live").await;
-    assert!(again.body.contains("allowed 4 · denied 0"), "{}", again.body);
+    assert!(
+        again.body.contains("allowed 4 · denied 0"),
+        "{}",
+        again.body
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -51,6 +51,10 @@ impl CommitObserver for LedgerCommits {
     fn committed(&self, _records: usize, took: Duration, _committed: bool) {
         self.0.ledger_commit(took);
     }
+
+    fn checkpointed(&self, took: Duration, on_commit_path: bool) {
+        self.0.ledger_wal_checkpoint(took, on_commit_path);
+    }
 }
 
 /// A recorder that counts what it recorded: the model proxy's completions and failures

@@ -150,6 +150,8 @@ pub struct Telemetry {
     upstream_errors: Family<Server, Counter>,
     upstream_call: Family<Server, Histogram>,
     ledger_commit: Histogram,
+    ledger_wal_checkpoint: Histogram,
+    ledger_wal_checkpoints_on_commit_path: Counter,
     ledger_queue_depth: Gauge,
     sessions_active: Gauge,
     controls_in_force: Family<Action, Gauge>,
@@ -180,6 +182,8 @@ impl Telemetry {
         let upstream_call =
             Family::<Server, Histogram>::new_with_constructor(latency_histogram as fn() -> _);
         let ledger_commit = latency_histogram();
+        let ledger_wal_checkpoint = latency_histogram();
+        let ledger_wal_checkpoints_on_commit_path = Counter::default();
         let ledger_queue_depth = Gauge::default();
         let sessions_active = Gauge::default();
         let controls_in_force = Family::<Action, Gauge>::default();
@@ -240,6 +244,16 @@ impl Telemetry {
             "warden_ledger_commit_seconds",
             "Ledger group commit latency",
             ledger_commit.clone(),
+        );
+        registry.register(
+            "warden_ledger_wal_checkpoint_seconds",
+            "Checkpoints of the SQLite ledger's WAL",
+            ledger_wal_checkpoint.clone(),
+        );
+        registry.register(
+            "warden_ledger_wal_checkpoints_on_commit_path",
+            "WAL checkpoints the ledger's writer ran itself between two commits",
+            ledger_wal_checkpoints_on_commit_path.clone(),
         );
         registry.register(
             "warden_ledger_queue_depth",
@@ -314,6 +328,8 @@ impl Telemetry {
             upstream_errors,
             upstream_call,
             ledger_commit,
+            ledger_wal_checkpoint,
+            ledger_wal_checkpoints_on_commit_path,
             ledger_queue_depth,
             sessions_active,
             controls_in_force,
@@ -446,6 +462,15 @@ impl Telemetry {
     /// One ledger group commit took `took`.
     pub fn ledger_commit(&self, took: Duration) {
         self.ledger_commit.observe(took.as_secs_f64());
+    }
+
+    /// One checkpoint of the SQLite ledger's WAL took `took`; `on_commit_path` when the writer
+    /// ran it itself (its WAL at the bound) rather than its checkpointer.
+    pub fn ledger_wal_checkpoint(&self, took: Duration, on_commit_path: bool) {
+        self.ledger_wal_checkpoint.observe(took.as_secs_f64());
+        if on_commit_path {
+            self.ledger_wal_checkpoints_on_commit_path.inc();
+        }
     }
 
     /// The ledger writer's queue depth now.

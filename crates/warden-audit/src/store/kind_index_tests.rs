@@ -110,6 +110,22 @@ const ASKED: &[&[&str]] = &[
     &["no_such_kind"],
 ];
 
+/// The steps of `sql`'s query plan with `params`.
+fn plan_of(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    params: Vec<rusqlite::types::Value>,
+) -> Vec<String> {
+    let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    statement
+        .query_map(rusqlite::params_from_iter(params), |r| {
+            r.get::<_, String>(3)
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
 #[tokio::test]
 async fn every_query_is_served_by_the_kind_index() {
     let dir = tempfile::tempdir().unwrap();
@@ -117,14 +133,7 @@ async fn every_query_is_served_by_the_kind_index() {
     let conn = rusqlite::Connection::open(dir.path().join(super::DB_FILE)).unwrap();
     for kinds in ASKED {
         let (sql, params) = newest_of_kinds_sql(kinds, 200, 10).unwrap();
-        let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        let plan: Vec<String> = statement
-            .query_map(rusqlite::params_from_iter(params), |r| {
-                r.get::<_, String>(3)
-            })
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
+        let plan = plan_of(&conn, &sql, params);
         let searches = plan
             .iter()
             .filter(|p| p.contains("USING INDEX records_by_kind_group"))
@@ -228,16 +237,8 @@ async fn the_records_of_some_kinds_in_a_range_are_read_by_sequence_number() {
         let sql = kinds_in_range_sql(kinds);
         let mut params: Vec<rusqlite::types::Value> = vec![100.into(), 200.into(), 10.into()];
         params.extend((0..kinds).map(|i| rusqlite::types::Value::Text(format!("kind_{i}"))));
-        let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        let plan: Vec<String> = statement
-            .query_map(rusqlite::params_from_iter(params), |r| {
-                r.get::<_, String>(3)
-            })
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
         assert_eq!(
-            plan,
+            plan_of(&conn, &sql, params),
             ["SEARCH records USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"],
             "{kinds} kinds"
         );

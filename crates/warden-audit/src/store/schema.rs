@@ -74,14 +74,7 @@ pub(super) fn connect_writer(
     config: &LedgerConfig,
 ) -> Result<Connection, LedgerError> {
     let fail = |e: rusqlite::Error| open_error(path, e);
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(fail)?;
-    conn.busy_timeout(config.busy_timeout).map_err(fail)?;
+    let conn = open_read_write(path, config, OpenFlags::SQLITE_OPEN_CREATE).map_err(fail)?;
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
         .map_err(fail)?;
@@ -112,6 +105,35 @@ pub(super) fn connect_writer(
     // The reading indexes (a session's records, the records of some kinds), created on a
     // ledger of any age when the writer opens it: derived, never part of the chain.
     conn.execute_batch(&indexes()).map_err(fail)?;
+    Ok(conn)
+}
+
+/// Opens the checkpointer's connection to the ledger `path` the writer opened (and made a
+/// WAL database): read-write, never creating, `synchronous=FULL` (a checkpoint syncs the WAL
+/// before copying and the database file after, as the writer's own would).
+pub(super) fn connect_checkpointer(
+    path: &Path,
+    config: &LedgerConfig,
+) -> Result<Connection, LedgerError> {
+    let fail = |e: rusqlite::Error| open_error(path, e);
+    let conn = open_read_write(path, config, OpenFlags::empty()).map_err(fail)?;
+    conn.execute_batch("PRAGMA synchronous = FULL")
+        .map_err(fail)?;
+    Ok(conn)
+}
+
+/// A read-write connection to `path` (with `flags` added), used from one thread at a time,
+/// with the writer's `busy_timeout`.
+fn open_read_write(
+    path: &Path,
+    config: &LedgerConfig,
+    flags: OpenFlags,
+) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | flags,
+    )?;
+    conn.busy_timeout(config.busy_timeout)?;
     Ok(conn)
 }
 

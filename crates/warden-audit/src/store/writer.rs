@@ -13,6 +13,7 @@ use warden_core::private;
 
 use super::schema::{self, Tail};
 use super::tree::{self, Node};
+use super::wal::Checkpoints;
 use super::{Appended, DB_FILE, LOCK_FILE, LedgerConfig, LedgerError};
 use crate::chain::{format_time, record_hash};
 use crate::merkle::Frontier;
@@ -65,6 +66,8 @@ pub(super) struct Writer {
     /// Runs the wait of a group of queued appends for more work (`Intake::linger`) on this
     /// thread; `None` if it could not be built, and such groups are committed at once.
     timer: Option<tokio::runtime::Runtime>,
+    /// The WAL's checkpoints, run off the commit path (see [`super::wal`]).
+    wal: Checkpoints,
     /// Held for the writer's lifetime: one writing process per ledger.
     _lock: File,
 }
@@ -100,6 +103,7 @@ impl Writer {
         })?;
         let frontier = tree::open_frontier(&conn, tail.seq, &path)?;
         publish.committed(tail.seq, &frontier);
+        let wal = Checkpoints::start(&conn, &path, config, publish.observer.clone());
         Ok(Writer {
             conn,
             intake: Intake::new(rx, config.max_batch.get()),
@@ -115,6 +119,7 @@ impl Writer {
                     tracing::warn!(error = %e, "The ledger writer commits queued records at once: it cannot start the timer that groups them.");
                 })
                 .ok(),
+            wal,
             _lock: lock,
         })
     }
@@ -157,9 +162,14 @@ impl Writer {
         }
         let shutdowns = self.intake.shutdowns();
         let Writer {
-            conn, _lock: lock, ..
+            conn,
+            wal,
+            _lock: lock,
+            ..
         } = self;
-        // Closing the last connection checkpoints the WAL into the database file.
+        // The checkpointer first: closing the last connection checkpoints the WAL into the
+        // database file.
+        wal.stop();
         let closed = conn
             .close()
             .map_err(|(_, e)| LedgerError::Write(Arc::new(e)));
@@ -240,6 +250,11 @@ impl Writer {
                         Ok(appended) => job.committed(appended),
                         Err(e) => job.failed(&e),
                     }
+                }
+                if wrote {
+                    // After the appenders heard of the commit: a checkpoint the writer must run
+                    // itself delays the next group, never this one.
+                    self.wal.after_commit(&self.conn);
                 }
                 None
             }

@@ -437,6 +437,12 @@ async fn the_metrics_count_decisions_and_a_model_call_with_bounded_tool_labels()
         2.0
     );
     assert!(get("warden_ledger_commit_seconds_count") >= 5.0);
+    // Registered; a few calls never fill the WAL to its first checkpoint.
+    assert_eq!(get("warden_ledger_wal_checkpoint_seconds_count"), 0.0);
+    assert_eq!(
+        get("warden_ledger_wal_checkpoints_on_commit_path_total"),
+        0.0
+    );
     assert_eq!(get("warden_sessions_active"), 1.0);
     assert_eq!(get("warden_ledger_queue_depth"), 0.0);
     assert_eq!(get(r#"warden_controls_in_force{action="frozen"}"#), 0.0);
