@@ -2,8 +2,10 @@
 //! latency percentiles as one JSON line.
 //!
 //! Each worker sends `initialize` once, then `tools/call` in a loop (closed loop), or — with
-//! `--rate` — the workers share a fixed schedule of calls per second (open loop: latency is
-//! measured from the scheduled start, so queueing shows). With `--url` given several times (a
+//! `--rate` — the workers share a fixed schedule of calls per second (open loop: a call whose
+//! slot had passed when its worker took it is timed from the slot, so queueing shows; one
+//! whose slot was ahead is timed from the moment the timer woke the worker, since tokio's
+//! timer wakes up to a millisecond late, which is this tool's delay, not the server's). With `--url` given several times (a
 //! fleet's instances), worker `w` sends to URL `w mod n`: the load is spread evenly, and the
 //! figures are those of every call together.
 
@@ -112,7 +114,7 @@ async fn main() -> anyhow::Result<()> {
             let mut errors = 0u64;
             let mut i = 0u64;
             loop {
-                let scheduled = match interval {
+                let (scheduled, timed_from) = match interval {
                     Some(iv) => {
                         let slot = {
                             let Ok(mut n) = next_slot.lock() else { break };
@@ -120,10 +122,22 @@ async fn main() -> anyhow::Result<()> {
                             *n += iv;
                             s
                         };
-                        tokio::time::sleep_until(slot.into()).await;
-                        slot
+                        if slot > Instant::now() {
+                            // Ahead: the call is timed from the moment the timer woke the
+                            // worker (tokio's timer has a 1 ms grain, which is this tool's,
+                            // not the server's).
+                            tokio::time::sleep_until(slot.into()).await;
+                            (slot, Instant::now())
+                        } else {
+                            // Already past: the worker was held up by its last call, and the
+                            // wait since the slot is queueing, so the call is timed from it.
+                            (slot, slot)
+                        }
                     }
-                    None => Instant::now(),
+                    None => {
+                        let now = Instant::now();
+                        (now, now)
+                    }
                 };
                 if scheduled >= stop_at {
                     break;
@@ -132,7 +146,7 @@ async fn main() -> anyhow::Result<()> {
                 let body = json!({"jsonrpc": "2.0", "id": i, "method": "tools/call",
                     "params": {"name": args.tool, "arguments": {"text": format!("{} {w} {i}", args.prefix)}}});
                 let ok = post(&client, &args, &url, body).await.is_ok();
-                let elapsed = scheduled.elapsed();
+                let elapsed = timed_from.elapsed();
                 if scheduled >= warm_until {
                     if ok {
                         samples.push(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
