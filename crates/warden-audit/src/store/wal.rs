@@ -150,13 +150,18 @@ fn run(conn: &Connection, asked: &Receiver<()>, observer: Option<&dyn CommitObse
     }
 }
 
-/// One passive checkpoint on `conn`, told to `observer`; a failure is logged (the WAL keeps
-/// the pages: the next checkpoint copies them).
+/// One passive checkpoint on `conn`, told to `observer` unless another was running (SQLite
+/// then answers "busy" and does nothing); a failure is logged (the WAL keeps the pages: the
+/// next checkpoint copies them).
 fn checkpoint(conn: &Connection, observer: Option<&dyn CommitObserver>, on_commit_path: bool) {
     let started = Instant::now();
-    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-        Ok(()) => {
-            if let Some(observer) = observer {
+    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+        row.get::<_, i64>(0)
+    }) {
+        Ok(busy) => {
+            if let Some(observer) = observer
+                && busy == 0
+            {
                 observer.checkpointed(started.elapsed(), on_commit_path);
             }
         }
