@@ -15,34 +15,15 @@ tmp=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source bench/lib.sh
 
 one_build() { # DIR
-  local bin=$1 dir ECHO_PORT AGENT_PORT OP_PORT echo_pid warden_pid token url
+  local bin=$1 dir ECHO_PORT ECHO_PID AGENT_PORT OP_PORT WARDEN_PID token url
   dir=$(mktemp -d -p "$tmp")
-  ECHO_PORT=$(free_port); AGENT_PORT=$(free_port); OP_PORT=$(free_port)
-  "$bin/warden-echo-server" --listen "127.0.0.1:$ECHO_PORT" > "$dir/echo.log" 2>&1 &
-  echo_pid=$!; pids+=("$echo_pid")
-  cat > "$dir/charter.yaml" <<YAML
-version: 1
-identity: { id: bench-agent, name: Bench, purpose: benchmarks, serves: the benchmark }
-inventory:
-  servers:
-    - { id: echo, url: "http://127.0.0.1:$ECHO_PORT/mcp", tools: [echo] }
-actions:
-  rules:
-    - { id: echo, tool: echo.echo, tier: autonomous, args: { text: { regex: "hello [0-9]+ [0-9]+" } } }
-authority:
-  roles: [{ id: ops, approve: [default] }]
-  principals: [{ id: bench, roles: [ops] }]
-YAML
-  WARDEN_LOG=warn "$bin/warden" serve --charter "$dir/charter.yaml" --data "$dir/data" \
-    --agent-listen "127.0.0.1:$AGENT_PORT" --operator-listen "127.0.0.1:$OP_PORT" > "$dir/warden.log" 2>&1 &
-  warden_pid=$!; pids+=("$warden_pid")
-  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$AGENT_PORT/healthz" > /dev/null 2>&1 && break; sleep 0.1; done
-  token=$("$bin/warden" session open --agent bench-agent --user bench --ttl 2h --json \
-    --operator-url "http://127.0.0.1:$OP_PORT" --data "$dir/data" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+  start_echo "$bin" "$dir/echo.log"
+  echo_charter > "$dir/charter.yaml"
+  start_warden "$bin" "$dir/charter.yaml" "$dir/data" "$dir/warden.log"
+  token=$(open_session "$bin" "$dir/data" | json_field token)
   url="http://127.0.0.1:$AGENT_PORT/mcp"
   load() { # seconds, then more of warden-load's options
     local seconds=$1; shift
@@ -53,8 +34,8 @@ YAML
   one=$(load "$SECONDS_PER_RUN")
   fifty=$(load "$SECONDS_PER_RUN" --concurrency 50)
   rate=$(load "$SECONDS_PER_RUN" --concurrency 50 --rate 1000)
-  kill "$warden_pid" "$echo_pid" 2>/dev/null || true
-  wait "$warden_pid" "$echo_pid" 2>/dev/null || true
+  kill "$WARDEN_PID" "$ECHO_PID" 2>/dev/null || true
+  wait "$WARDEN_PID" "$ECHO_PID" 2>/dev/null || true
   python3 - "$bin" "$one" "$fifty" "$rate" <<'PY'
 import json, sys
 name = sys.argv[1].rstrip("/").split("/")[-1]

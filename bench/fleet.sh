@@ -36,7 +36,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source bench/lib.sh
 
 if [[ -z ${WARDEN_TEST_PG_URL:-} ]]; then
   PG_DIR=$(mktemp -d /tmp/warden-bench-pg.XXXXXX)
@@ -54,9 +54,7 @@ else
 fi
 sql() { "$PG_BIN/psql" "$1" -qAt -v ON_ERROR_STOP=1 -c "$2"; }
 
-ECHO_PORT=$(free_port)
-"$BIN/warden-echo-server" --listen "127.0.0.1:$ECHO_PORT" > "$tmp/echo.log" 2>&1 &
-pids+=($!)
+start_echo "$BIN" "$tmp/echo.log"
 
 cat > "$tmp/charter.yaml" <<YAML
 version: 1

@@ -34,39 +34,15 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-ECHO_PORT=$(free_port); AGENT_PORT=$(free_port); OP_PORT=$(free_port)
-
-"$BIN/warden-echo-server" --listen "127.0.0.1:$ECHO_PORT" > "$tmp/echo.log" 2>&1 &
-pids+=($!)
-
-cat > "$tmp/charter.yaml" <<YAML
-version: 1
-identity: { id: bench-agent, name: Bench, purpose: benchmarks, serves: the benchmark }
-inventory:
-  servers:
-    - { id: echo, url: "http://127.0.0.1:$ECHO_PORT/mcp", tools: [echo] }
-actions:
-  rules:
-    - { id: echo, tool: echo.echo, tier: autonomous, args: { text: { regex: "hello [0-9]+ [0-9]+" } } }
-authority:
-  roles: [{ id: ops, approve: [default] }]
-  principals: [{ id: bench, roles: [ops] }]
-YAML
-
+source bench/lib.sh
+start_echo "$BIN" "$tmp/echo.log"
+echo_charter > "$tmp/charter.yaml"
 extras_env > "$tmp/extras.env"
-env $(cat "$tmp/extras.env") WARDEN_LOG=warn "$BIN/warden" serve --charter "$tmp/charter.yaml" --data "$tmp/data" \
-  --agent-listen "127.0.0.1:$AGENT_PORT" --operator-listen "127.0.0.1:$OP_PORT" > "$tmp/warden.log" 2>&1 &
-WARDEN_PID=$!
-pids+=($WARDEN_PID)
-for _ in $(seq 1 100); do
-  curl -sf "http://127.0.0.1:$AGENT_PORT/healthz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-OPENED=$("$BIN/warden" session open --agent bench-agent --user bench --ttl 2h --json \
-  --operator-url "http://127.0.0.1:$OP_PORT" --data "$tmp/data")
-TOKEN=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])' <<<"$OPENED")
-SESSION_ID=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])' <<<"$OPENED")
+# shellcheck disable=SC2046 # one VAR=value per word
+start_warden "$BIN" "$tmp/charter.yaml" "$tmp/data" "$tmp/warden.log" $(cat "$tmp/extras.env")
+OPENED=$(open_session "$BIN" "$tmp/data")
+TOKEN=$(json_field token <<<"$OPENED")
+SESSION_ID=$(json_field id <<<"$OPENED")
 extras_start "http://127.0.0.1:$OP_PORT" "$tmp/data" "$SESSION_ID"
 
 run() { # label url token tool concurrency [rate]

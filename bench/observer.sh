@@ -53,10 +53,8 @@ tmp=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-ECHO_PORT=$(free_port); AGENT_PORT=$(free_port); OP_PORT=$(free_port)
-"$BIN/warden-echo-server" --listen "127.0.0.1:$ECHO_PORT" > "$tmp/echo.log" 2>&1 &
-pids+=($!)
+source bench/lib.sh
+start_echo "$BIN" "$tmp/echo.log"
 cat > "$tmp/charter.yaml" <<YAML
 version: 1
 identity: { id: bench-agent, name: Bench, purpose: benchmarks, serves: the benchmark }
@@ -76,14 +74,7 @@ observer:
   detectors:
     - { id: denials, kind: denial_storm, threshold: 3, window: 1m, response: frozen, alone: true }
 YAML
-WARDEN_LOG=warn "$BIN/warden" serve --charter "$tmp/charter.yaml" --data "$tmp/data" \
-  --agent-listen "127.0.0.1:$AGENT_PORT" --operator-listen "127.0.0.1:$OP_PORT" > "$tmp/warden.log" 2>&1 &
-WARDEN_PID=$!
-pids+=($WARDEN_PID)
-for _ in $(seq 1 100); do
-  curl -sf "http://127.0.0.1:$AGENT_PORT/healthz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+start_warden "$BIN" "$tmp/charter.yaml" "$tmp/data" "$tmp/warden.log"
 OPERATOR="http://127.0.0.1:$OP_PORT"
 (umask 077 && curl -sf -X POST -H "Authorization: Bearer $(cat "$tmp/data/operator.token")" \
   -H 'content-type: application/json' -d '{"name":"bench-observer","role":"observer"}' \

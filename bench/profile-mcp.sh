@@ -26,35 +26,11 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-ECHO_PORT=$(free_port); AGENT_PORT=$(free_port); OP_PORT=$(free_port)
-"$BIN/warden-echo-server" --listen "127.0.0.1:$ECHO_PORT" > "$tmp/echo.log" 2>&1 &
-ECHO_PID=$!
-pids+=($ECHO_PID)
-cat > "$tmp/charter.yaml" <<YAML
-version: 1
-identity: { id: bench-agent, name: Bench, purpose: benchmarks, serves: the benchmark }
-inventory:
-  servers:
-    - { id: echo, url: "http://127.0.0.1:$ECHO_PORT/mcp", tools: [echo] }
-actions:
-  rules:
-    - { id: echo, tool: echo.echo, tier: autonomous, args: { text: { regex: "hello [0-9]+ [0-9]+" } } }
-authority:
-  roles: [{ id: ops, approve: [default] }]
-  principals: [{ id: bench, roles: [ops] }]
-YAML
-WARDEN_LOG=warn "$BIN/warden" serve --charter "$tmp/charter.yaml" --data "$tmp/data" \
-  --agent-listen "127.0.0.1:$AGENT_PORT" --operator-listen "127.0.0.1:$OP_PORT" > "$tmp/warden.log" 2>&1 &
-WARDEN_PID=$!
-pids+=($WARDEN_PID)
-for _ in $(seq 1 100); do
-  curl -sf "http://127.0.0.1:$AGENT_PORT/healthz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-TOKEN=$("$BIN/warden" session open --agent bench-agent --user bench --ttl 2h --json \
-  --operator-url "http://127.0.0.1:$OP_PORT" --data "$tmp/data" |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+source bench/lib.sh
+start_echo "$BIN" "$tmp/echo.log"
+echo_charter > "$tmp/charter.yaml"
+start_warden "$BIN" "$tmp/charter.yaml" "$tmp/data" "$tmp/warden.log"
+TOKEN=$(open_session "$BIN" "$tmp/data" | json_field token)
 
 ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
 switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s}'; }
