@@ -56,20 +56,8 @@ sql() { "$PG_BIN/psql" "$1" -qAt -v ON_ERROR_STOP=1 -c "$2"; }
 
 start_echo "$BIN" "$tmp/echo.log"
 
-cat > "$tmp/charter.yaml" <<YAML
-version: 1
-identity: { id: bench-agent, name: Bench, purpose: benchmarks, serves: the benchmark }
-inventory:
-  servers:
-    - { id: echo, url: "http://127.0.0.1:$ECHO_PORT/mcp", tools: [echo] }
-actions:
-  rules:
-    - { id: echo, tool: echo.echo, tier: autonomous, args: { text: { regex: "hello [0-9]+ [0-9]+" } } }
-    - { id: counted, tool: echo.echo, tier: preapproved, args: { text: { regex: "counted [0-9]+ [0-9]+" } }, scope: { per_day: 1000000000 } }
-authority:
-  roles: [{ id: ops, approve: [default] }]
-  principals: [{ id: bench, roles: [ops] }]
-YAML
+echo_charter '{ id: counted, tool: echo.echo, tier: preapproved, args: { text: { regex: "counted [0-9]+ [0-9]+" } }, scope: { per_day: 1000000000 } }' \
+  > "$tmp/charter.yaml"
 
 # start_fleet DB N: N instances (gw-a, gw-b, …) on a fresh database DB; sets AGENTS (their MCP
 # URLs), INSTANCE_PIDS and TOKEN (a session opened through the first).

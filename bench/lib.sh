@@ -14,8 +14,9 @@ start_echo() {
   pids+=("$ECHO_PID")
 }
 
-# echo_charter: prints the bench charter: the agent `bench-agent`, the echo server at
-# ECHO_PORT, its `echo` tool autonomous for texts like "hello 1 2", and one approver.
+# echo_charter [RULE...]: prints the bench charter: the agent `bench-agent`, the echo server at
+# ECHO_PORT, its `echo` tool autonomous for texts like "hello 1 2" (then each RULE, a flow
+# mapping), and one approver.
 echo_charter() {
   cat <<YAML
 version: 1
@@ -26,6 +27,10 @@ inventory:
 actions:
   rules:
     - { id: echo, tool: echo.echo, tier: autonomous, args: { text: { regex: "hello [0-9]+ [0-9]+" } } }
+YAML
+  local rule
+  for rule in "$@"; do echo "    - $rule"; done
+  cat <<YAML
 authority:
   roles: [{ id: ops, approve: [default] }]
   principals: [{ id: bench, roles: [ops] }]
