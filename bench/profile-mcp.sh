@@ -13,7 +13,9 @@
 # -p warden-testkit` and run with BIN=target/profiling to see its functions.
 #
 # Usage: bench/profile-mcp.sh [seconds per run, default 10]
-# Environment: BIN=directory of the binaries (default target/release, built first).
+# Environment: BIN=directory of the binaries (default target/release, built first);
+# CHECKPOINTS=1 signs checkpoints (a key made with `warden audit keygen`, the default
+# `[checkpoints]` settings), to see what the signer costs per call.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_RUN=${1:-10}
@@ -29,7 +31,12 @@ trap cleanup EXIT
 source bench/lib.sh
 start_echo "$BIN" "$tmp/echo.log"
 echo_charter > "$tmp/charter.yaml"
-start_warden "$BIN" "$tmp/charter.yaml" "$tmp/data" "$tmp/warden.log"
+warden_env=()
+if [ "${CHECKPOINTS:-0}" = 1 ]; then
+  "$BIN/warden" audit keygen --out "$tmp/checkpoint.key" --name bench.example/warden > /dev/null
+  warden_env=(WARDEN_CHECKPOINT_KEY="$tmp/checkpoint.key")
+fi
+start_warden "$BIN" "$tmp/charter.yaml" "$tmp/data" "$tmp/warden.log" "${warden_env[@]}"
 TOKEN=$(open_session "$BIN" "$tmp/data" | json_field token)
 
 ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
