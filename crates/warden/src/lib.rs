@@ -143,16 +143,79 @@ pub fn init_tracing() {
     };
 }
 
-/// Runs a future on a multi-threaded tokio runtime; a runtime that cannot start is a failure.
+/// The environment variable that sets how many async worker threads warden runs (tokio's own
+/// name for it, read here so that a bad value is a clear error and exit 64, never tokio's
+/// panic). Unset: one per core.
+pub const WORKER_THREADS_ENV: &str = "TOKIO_WORKER_THREADS";
+/// The most worker threads [`WORKER_THREADS_ENV`] may ask for.
+pub const MAX_WORKER_THREADS: usize = 1024;
+
+/// The worker threads a value of [`WORKER_THREADS_ENV`] asks for: `None` when it is unset (one
+/// per core); an error unless it is a whole number from 1 to [`MAX_WORKER_THREADS`].
+pub fn worker_threads(value: Option<&std::ffi::OsStr>) -> Result<Option<usize>, String> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    match value.to_str().map(|s| s.trim().parse::<usize>()) {
+        Some(Ok(n)) if (1..=MAX_WORKER_THREADS).contains(&n) => Ok(Some(n)),
+        _ => Err(format!(
+            "{WORKER_THREADS_ENV} must be a whole number from 1 to {MAX_WORKER_THREADS}, not `{}`",
+            warden_core::text::ellipsize(&value.to_string_lossy(), 40)
+        )),
+    }
+}
+
+/// Runs a future on a multi-threaded tokio runtime, with the worker threads
+/// [`WORKER_THREADS_ENV`] asks for; a bad value of it (exit 64) or a runtime that cannot start
+/// is a failure.
 pub fn runtime<F: std::future::Future<Output = ExitCode>>(f: F) -> ExitCode {
-    match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let threads = match worker_threads(std::env::var_os(WORKER_THREADS_ENV).as_deref()) {
+        Ok(threads) => threads,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(n) = threads {
+        builder.worker_threads(n);
+    }
+    match builder.build() {
         Ok(rt) => rt.block_on(f),
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt as _;
+
+    use super::{MAX_WORKER_THREADS, worker_threads};
+
+    #[test]
+    fn worker_threads_are_unset_or_a_whole_number_within_bounds() {
+        assert_eq!(worker_threads(None), Ok(None));
+        assert_eq!(worker_threads(Some(OsStr::new("1"))), Ok(Some(1)));
+        assert_eq!(worker_threads(Some(OsStr::new(" 4\n"))), Ok(Some(4)));
+        assert_eq!(
+            worker_threads(Some(OsStr::new("1024"))),
+            Ok(Some(MAX_WORKER_THREADS))
+        );
+        let long = "9".repeat(500);
+        for bad in ["", "0", "-1", "1025", "two", "1.5", "0x10", &long] {
+            let e = worker_threads(Some(OsStr::new(bad))).unwrap_err();
+            assert!(
+                e.starts_with("TOKIO_WORKER_THREADS must be a whole number from 1 to 1024, not `"),
+                "{e}"
+            );
+            assert!(e.len() < 150, "the value is shortened: {e}");
+        }
+        let not_utf8 = OsStr::from_bytes(b"\xff2");
+        assert!(worker_threads(Some(not_utf8)).is_err());
     }
 }

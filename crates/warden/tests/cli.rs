@@ -20,6 +20,8 @@ use std::process::{Command, Output};
 mod observe;
 #[path = "cli/upstreams.rs"]
 mod upstreams;
+#[path = "cli/worker_threads.rs"]
+mod worker_threads;
 
 fn warden(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_warden"))
