@@ -10,7 +10,7 @@
     reason = "tests: a failed step is a failed test"
 )]
 
-mod common;
+use super::common;
 
 use serde_json::json;
 use warden_core::{NewRecord, RecordKind};

@@ -11,7 +11,7 @@
     reason = "tests: a failed step is a failed test"
 )]
 
-mod common;
+use super::common;
 
 use reqwest::header::{HeaderMap, HeaderValue};
 

@@ -10,7 +10,7 @@
     reason = "tests: a failed step is a failed test"
 )]
 
-mod common;
+use super::common;
 
 use common::{admin, approver, serde_urlencoded_pairs};
 

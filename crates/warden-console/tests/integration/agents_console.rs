@@ -9,7 +9,7 @@
     reason = "tests: a failed step is a failed test"
 )]
 
-mod common;
+use super::common;
 
 use common::{admin, approver};
 

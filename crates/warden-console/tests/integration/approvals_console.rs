@@ -11,7 +11,7 @@
     reason = "test code: a failed expectation is a test failure, and tasks a test spawns end with its runtime"
 )]
 
-mod common;
+use super::common;
 
 use std::sync::Arc;
 
