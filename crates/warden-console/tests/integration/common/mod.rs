@@ -11,13 +11,12 @@
 //! ```
 
 #![allow(
-    dead_code,
     unreachable_pub,
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
     clippy::indexing_slicing,
-    reason = "test support shared by several test binaries: each uses part of it, and a failed step is a failed test"
+    reason = "test support shared by the test modules, and a failed step is a failed test"
 )]
 
 use std::sync::Arc;
@@ -88,11 +87,6 @@ impl Page {
         self.headers
             .get("location")
             .map_or("", |v| v.to_str().unwrap())
-    }
-
-    /// The value of the hidden input `name` in the page (the first).
-    pub fn hidden(&self, name: &str) -> Option<String> {
-        hidden(&self.body, name)
     }
 
     /// Panics unless the console's security headers are all there.

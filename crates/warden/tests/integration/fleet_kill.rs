@@ -15,7 +15,7 @@
     reason = "test code: a failed expectation is a test failure, and tasks a test spawns end with its runtime"
 )]
 
-mod common;
+use super::common;
 
 use std::path::Path;
 use std::process::Output;

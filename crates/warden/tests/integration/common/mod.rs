@@ -1,7 +1,5 @@
-//! What the `warden` crate's test binaries share: the repository's root, a free loopback
+//! What the `warden` crate's test modules share: the repository's root, a free loopback
 //! port, and the one-tool charter the operator-plane CLI tests run against.
-
-#![allow(dead_code, reason = "each test binary uses a part of this module")]
 
 use std::path::{Path, PathBuf};
 

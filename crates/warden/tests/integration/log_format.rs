@@ -10,7 +10,7 @@
     reason = "test code: a failed expectation is a test failure"
 )]
 
-mod common;
+use super::common;
 
 use common::{free_port, repo};
 use std::io::{BufRead as _, BufReader};

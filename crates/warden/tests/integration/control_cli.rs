@@ -13,7 +13,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 use warden_testkit::harness::Harness;
 
-mod common;
+use super::common;
 use common::echo_charter as charter;
 
 fn control(h: &Harness, args: &[&str]) -> Output {

@@ -1,8 +1,6 @@
 //! Shared by the `audit_signed*` tests: a ledger written through the library with real
 //! signed checkpoints, the real binary, and the tamperings an attacker would try.
 
-#![allow(dead_code, reason = "each test binary uses some of the helpers")]
-
 use std::process::{Command, Output};
 use std::sync::Arc;
 

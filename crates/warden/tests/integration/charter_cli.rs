@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use warden_testkit::harness::Harness;
 
-mod common;
+use super::common;
 use common::echo_charter as charter;
 
 fn warden_charter(url: &str, token: &str, args: &[&str]) -> Output {

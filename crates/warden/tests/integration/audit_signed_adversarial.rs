@@ -11,7 +11,7 @@
     reason = "test code: a failed expectation is a test failure"
 )]
 
-mod audit_signed_support;
+use super::audit_signed_support;
 
 use audit_signed_support::{Signed, stderr, stdout, warden};
 use serde_json::{Value, json};

@@ -14,7 +14,7 @@
 
 #[path = "charter_tests/adversarial.rs"]
 mod adversarial;
-mod common;
+use super::common;
 #[path = "charter_tests/gateway_parity.rs"]
 mod gateway_parity;
 
@@ -148,13 +148,13 @@ fn an_expected_rule_that_did_not_decide_is_named_with_its_position() {
         "test",
         "examples/python-agent",
         "--tests",
-        "crates/warden/tests/charter_tests/wrong_rule.yaml",
+        "crates/warden/tests/integration/charter_tests/wrong_rule.yaml",
     ]);
     let (stdout, _) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert_eq!(
         stdout,
-        "crates/warden/tests/charter_tests/wrong_rule.yaml:4: case mail to a customer: expected deny, got ask (tier approval); expected rules [mail-only-to-customers], got rules [mail-needs-approval] — rules: mail-needs-approval at examples/python-agent/charter.yaml:33:7, mail-only-to-customers at examples/python-agent/charter.yaml:38:7\n0 passed, 1 failed\n"
+        "crates/warden/tests/integration/charter_tests/wrong_rule.yaml:4: case mail to a customer: expected deny, got ask (tier approval); expected rules [mail-only-to-customers], got rules [mail-needs-approval] — rules: mail-needs-approval at examples/python-agent/charter.yaml:33:7, mail-only-to-customers at examples/python-agent/charter.yaml:38:7\n0 passed, 1 failed\n"
     );
 }
 

@@ -11,7 +11,7 @@
 //! environment at `.venv` from `requirements-test.txt`); without them this test fails, it
 //! never passes silently.
 
-mod common;
+use super::common;
 
 use common::repo;
 use std::process::Command;

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use warden_gateway::config::CharterSource;
 use warden_testkit::harness::Harness;
 
-mod common;
+use super::common;
 use common::echo_charter;
 
 /// The second agent: a mail sender through the decide API, its sends waiting for `alice`.

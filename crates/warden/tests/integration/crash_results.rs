@@ -16,7 +16,7 @@
     reason = "test code: a failed expectation is a test failure, and tasks a test spawns end with its runtime"
 )]
 
-mod common;
+use super::common;
 
 use std::collections::HashMap;
 use std::path::Path;

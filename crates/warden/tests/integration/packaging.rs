@@ -12,7 +12,7 @@
     reason = "test code: a failed expectation is a test failure"
 )]
 
-mod common;
+use super::common;
 
 use common::repo;
 use std::collections::BTreeMap;

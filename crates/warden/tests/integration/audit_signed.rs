@@ -10,7 +10,7 @@
     reason = "test code: a failed expectation is a test failure"
 )]
 
-mod audit_signed_support;
+use super::audit_signed_support;
 
 use std::path::Path;
 

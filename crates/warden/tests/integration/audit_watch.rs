@@ -9,7 +9,7 @@
     reason = "test code: a failed expectation is a test failure"
 )]
 
-mod common;
+use super::common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;

@@ -12,7 +12,7 @@
 
 #[path = "charter_sets/adversarial.rs"]
 mod adversarial;
-mod common;
+use super::common;
 
 use std::path::Path;
 use std::process::{Command, Output};

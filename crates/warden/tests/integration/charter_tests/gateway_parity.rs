@@ -11,7 +11,7 @@ use warden_charter::{Source, load};
 use warden_pdp::cases;
 use warden_testkit::harness::Harness;
 
-use crate::common::repo;
+use crate::integration::common::repo;
 
 #[test]
 fn the_gateway_reaches_what_each_case_of_the_python_agent_reaches() {

@@ -9,7 +9,7 @@
     reason = "test code: a failed expectation is a test failure"
 )]
 
-mod common;
+use super::common;
 
 use std::path::Path;
 use std::process::{Command, Output};
