@@ -8,7 +8,7 @@ use serde_json::json;
 use warden_core::TrustedSource;
 use warden_session::{TurnStore, state_db::Backend};
 
-use crate::support::{eventually, follow, instance, open, t0, two};
+use super::support::{eventually, follow, instance, open, t0, two};
 
 #[tokio::test]
 async fn a_session_opened_on_one_instance_authenticates_on_the_other_with_its_labels_and_chain() {

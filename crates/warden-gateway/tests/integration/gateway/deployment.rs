@@ -13,7 +13,7 @@ use warden_core::SystemClock;
 use warden_gateway::config::TlsFiles;
 use warden_testkit::harness::Harness;
 
-use crate::Start as _;
+use super::Start as _;
 
 /// A self-signed certificate for `localhost`, written as `NAME.crt` and `NAME.key` in `dir`;
 /// its PEM.

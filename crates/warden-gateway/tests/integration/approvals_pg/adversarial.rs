@@ -6,7 +6,7 @@ use warden_approval::Status;
 use warden_approval::workflow::Choice;
 use warden_core::{Clock, RecordKind};
 
-use crate::support::{Instance, args, database, held, next_status};
+use super::support::{Instance, args, database, held, next_status};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vote_replayed_on_another_instance_is_refused() {

@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 use warden_core::SystemClock;
 use warden_testkit::harness::Harness;
 
-use crate::Start as _;
+use super::Start as _;
 
 /// Opens `n` TCP connections to `addr` that never send a byte.
 async fn idle_connections(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
@@ -256,9 +256,9 @@ async fn issue_10_an_approval_wait_ends_at_its_deadline_by_itself() {
     let answer = tokio::time::timeout(Duration::from_secs(15), h.call(&token, "quick one"))
         .await
         .expect("the wait did not end at the approval deadline");
-    assert!(crate::is_error(&answer), "{answer}");
+    assert!(super::is_error(&answer), "{answer}");
     assert!(
-        crate::text_of(&answer).contains("before the deadline"),
+        super::text_of(&answer).contains("before the deadline"),
         "{answer}"
     );
     assert_eq!(h.calls.load(std::sync::atomic::Ordering::SeqCst), 0);

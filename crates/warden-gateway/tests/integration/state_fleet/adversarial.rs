@@ -5,7 +5,7 @@
 use warden_session::OperatorRole;
 use warden_session::sessions::MAX_TOKEN_BYTES;
 
-use crate::support::{open, t0, two};
+use super::support::{open, t0, two};
 
 #[tokio::test]
 async fn forged_altered_and_wrong_plane_tokens_authenticate_nothing() {

@@ -6,7 +6,7 @@ use warden_approval::workflow::Choice;
 use warden_approval::{Status, UseRefusal};
 use warden_core::RecordKind;
 
-use crate::support::{Instance, args, database, next_status};
+use super::support::{Instance, args, database, next_status};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_waiting_on_a_is_released_by_a_grant_through_c() {
@@ -55,7 +55,7 @@ async fn a_denial_through_c_refuses_the_call_waiting_on_a() {
     // The same action retried on A is answered with the denial (held until the deadline).
     let again = a
         .approvals
-        .by_hash(&crate::support::hash(&args(1)))
+        .by_hash(&super::support::hash(&args(1)))
         .unwrap();
     assert_eq!(again.status(), Status::Denied);
     assert_eq!(again.lock().await.denial.as_ref().unwrap().approver, "bob");

@@ -6,7 +6,7 @@ use warden_approval::workflow::Choice;
 use warden_approval::{Status, StoreError, UseRefusal};
 use warden_core::RecordKind;
 
-use crate::support::{Instance, args, database, hash, held, next_status};
+use super::support::{Instance, args, database, hash, held, next_status};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grant_used_on_a_cannot_be_used_again_on_b() {
@@ -81,7 +81,7 @@ async fn a_use_and_a_timeout_racing_resolve_to_exactly_one() {
             }
             other => panic!("round {round}: both or neither: {other:?}"),
         }
-        b.clock.set(crate::support::t0());
+        b.clock.set(super::support::t0());
     }
 }
 
@@ -117,7 +117,7 @@ async fn sweepers_on_three_instances_record_one_timeout() {
     );
     // Nobody holds it any more.
     for i in [&a, &b, &c] {
-        let gone = tokio::time::timeout(crate::support::ARRIVES_WITHIN, async {
+        let gone = tokio::time::timeout(super::support::ARRIVES_WITHIN, async {
             while i.approvals.store().entry("r-1").is_some() {
                 i.approvals.sweep().await;
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;

@@ -2,7 +2,7 @@
 
 use warden_session::OperatorRole;
 
-use crate::support::{instance, t0, two};
+use super::support::{instance, t0, two};
 
 #[tokio::test]
 async fn an_operator_token_made_on_one_instance_works_on_the_other_until_revoked_anywhere() {

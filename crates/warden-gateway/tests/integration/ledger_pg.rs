@@ -40,14 +40,14 @@ use warden_session::state_db::postgres::{self, PoolBounds};
 use warden_testkit::postgres::TestDb;
 
 /// A fresh database, migrated, and a pool on it.
-pub async fn store() -> (TestDb, PgPool) {
+pub(super) async fn store() -> (TestDb, PgPool) {
     let db = TestDb::new().await.unwrap();
     let pool = pool(db.url()).await;
     (db, pool)
 }
 
 /// A pool on `url`, migrated.
-pub async fn pool(url: &str) -> PgPool {
+pub(super) async fn pool(url: &str) -> PgPool {
     let StoreLocation::Postgres(url) = StoreLocation::parse(url).unwrap() else {
         panic!("not a PostgreSQL URL");
     };
@@ -59,12 +59,12 @@ pub async fn pool(url: &str) -> PgPool {
 }
 
 /// The instance named `name`.
-pub fn instance(name: &str) -> InstanceId {
+pub(super) fn instance(name: &str) -> InstanceId {
     InstanceId::parse(name).unwrap()
 }
 
 /// Opens `name`'s writer with the system clock.
-pub async fn open(pool: &PgPool, name: &str, dir: &Path) -> Ledger {
+pub(super) async fn open(pool: &PgPool, name: &str, dir: &Path) -> Ledger {
     open_with(
         pool,
         name,
@@ -77,7 +77,7 @@ pub async fn open(pool: &PgPool, name: &str, dir: &Path) -> Ledger {
 }
 
 /// Opens `name`'s writer with `clock` and `config`.
-pub async fn open_with(
+pub(super) async fn open_with(
     pool: &PgPool,
     name: &str,
     dir: &Path,
@@ -88,7 +88,7 @@ pub async fn open_with(
 }
 
 /// A record of session `session` numbered `n`.
-pub fn record(session: &str, n: u64) -> NewRecord {
+pub(super) fn record(session: &str, n: u64) -> NewRecord {
     NewRecord::new(
         Some(session),
         RecordKind::ActionAttempted,

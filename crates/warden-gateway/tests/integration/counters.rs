@@ -10,9 +10,7 @@
     reason = "test code: a failed expectation is a test failure, and tasks a test spawns end with its runtime"
 )]
 
-mod counters {
-    pub(crate) mod budgets;
-    pub(crate) mod common;
-    pub(crate) mod controls;
-    pub(crate) mod scope;
-}
+mod budgets;
+mod common;
+mod controls;
+mod scope;
