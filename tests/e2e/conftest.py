@@ -105,7 +105,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 #: happily read and write outside `$root`, and only warden's decisions stand in the way — the
 #: kernel confinement is off for it (`sandbox: { mode: off }`: confined to `$root`, a server
 #: started on `$base` cannot even walk down from `$base` to create a file; the confinement is
-#: tested in crates/warden-gateway/tests/gateway/sandbox.rs). `$models` is more of the
+#: tested in crates/warden-gateway/tests/integration/gateway/sandbox.rs). `$models` is more of the
 #: inventory (`models`, `token_budgets`; YAML indented by two spaces), empty by default.
 CHARTER = Template(
     """\

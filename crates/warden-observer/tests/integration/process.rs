@@ -10,7 +10,7 @@
     reason = "test code"
 )]
 
-mod common;
+use super::common;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1,10 +1,6 @@
 //! Shared helpers: charters, ledgers and an engine run over them.
 
-#![allow(
-    dead_code,
-    clippy::panic,
-    reason = "test helpers, not every test file uses each"
-)]
+#![allow(clippy::panic, reason = "test helpers: a failed step is a failed test")]
 
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! The engine: each detector, correlation, escalation, the learning window, the design
 //! scenario, determinism and the state round-trip.
 
-mod common;
+use super::common;
 
 use common::*;
 use serde_json::json;

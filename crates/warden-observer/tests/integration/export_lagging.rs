@@ -2,7 +2,7 @@
 //! The gateway's `export_lagging` record becomes an alert: gateway-wide, citing the record,
 //! naming the sink; never an intervention, even with escalation; at most once a minute.
 
-mod common;
+use super::common;
 
 use common::*;
 use serde_json::json;

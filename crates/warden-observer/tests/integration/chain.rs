@@ -2,7 +2,7 @@
 //! matched along the chain, alerts naming the chain, refused delegations counted as denials,
 //! and the first charter's learning window untouched by another agent's charter.
 
-mod common;
+use super::common;
 
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! Each example charter's observer section against a benign, varied workload (false
 //! positives counted and asserted), and arbitrary records (never a panic).
 
-mod common;
+use super::common;
 
 use std::sync::Arc;
 
