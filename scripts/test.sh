@@ -200,15 +200,15 @@ install_systemd_analyze
 install_chromium
 install_postgresql
 
-# The clean debug build of every target takes about 8 GB (docs/benchmarks.md, "The test build on disk"): a run
+# The clean debug build of every target takes about 4 GB (docs/benchmarks.md, "The test build on disk"): a run
 # that cannot have it says so first, instead of failing in the linker.
 step "free disk space for the build"
 target_dir=${CARGO_TARGET_DIR:-target}
 mkdir -p "$target_dir"
 free_gb=$(df -P -BG "$target_dir" | awk 'NR == 2 { sub("G", "", $4); print $4 }')
 echo "${free_gb} GB free where $target_dir is"
-if ((free_gb < 10)); then
-  echo "warning: the build needs about 8 GB; with ${free_gb} GB free it may fail with 'No space left on device'" >&2
+if ((free_gb < 6)); then
+  echo "warning: the build needs about 4 GB; with ${free_gb} GB free it may fail with 'No space left on device'" >&2
 fi
 
 step "cargo fmt --check"
