@@ -65,3 +65,7 @@ open_session() {
 
 # json_field NAME: prints the member NAME of the JSON object on standard input.
 json_field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+
+# switches PID: the context switches of every thread of PID so far (voluntary and not), from
+# /proc; each cross-thread hand-off on a call's path is one or two.
+switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s}'; }

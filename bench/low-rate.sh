@@ -28,19 +28,18 @@ TOKEN=$(open_session "$BIN" "$tmp/data" | json_field token)
 
 through() { "$BIN/warden-load" --url "http://127.0.0.1:$AGENT_PORT/mcp" --token "$TOKEN" --tool echo.echo "$@"; }
 ticks() { awk '{print $14 + $15}' "/proc/$WARDEN_PID/stat"; }
-switches() { cat /proc/"$WARDEN_PID"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s}'; }
 HZ=$(getconf CLK_TCK)
 
 # run LABEL [warden-load options]: one client, SECONDS_PER_RUN seconds, one line of figures.
 run() {
   local label=$1 t0 s0 out calls
   shift
-  t0=$(ticks); s0=$(switches)
+  t0=$(ticks); s0=$(switches "$WARDEN_PID")
   out=$(through --concurrency 1 --seconds "$SECONDS_PER_RUN" --warmup 0 "$@")
   calls=$(json_field calls <<<"$out")
   printf '%-22s %6s calls  p50 %5s µs  p99 %5s µs  warden CPU/call %5s µs  switches/call %s\n' \
     "$label" "$calls" "$(json_field p50_us <<<"$out")" "$(json_field p99_us <<<"$out")" \
-    $(( ($(ticks) - t0) * 1000000 / HZ / calls )) $(( ($(switches) - s0) / calls ))
+    $(( ($(ticks) - t0) * 1000000 / HZ / calls )) $(( ($(switches "$WARDEN_PID") - s0) / calls ))
 }
 
 through --concurrency 1 --seconds 1 --warmup 0 > /dev/null   # the first calls (connections, caches)

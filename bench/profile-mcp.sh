@@ -40,7 +40,6 @@ start_warden "$BIN" "$tmp/charter.yaml" "$tmp/data" "$tmp/warden.log" "${warden_
 TOKEN=$(open_session "$BIN" "$tmp/data" | json_field token)
 
 ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
-switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s}'; }
 load() { # label concurrency seconds
   "$BIN/warden-load" --url "http://127.0.0.1:$AGENT_PORT/mcp" --token "$TOKEN" --tool echo.echo \
     --concurrency "$2" --seconds "$3" --label "$1"
