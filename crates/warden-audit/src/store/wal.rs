@@ -16,7 +16,9 @@
 //! - **Off the commit path.** The writer asks for a checkpoint after every
 //!   [`CHECKPOINT_EVERY`] pages it committed and goes on committing: the ask never blocks
 //!   (asks made while one is pending are one), and the checkpoint is passive (it never waits
-//!   for the writer or a reader, and never makes them wait).
+//!   for the writer or a reader, and never makes them wait). The commits after an ask each ask
+//!   for a catch-up pass too, up to [`CATCH_UP_PASSES`], until the WAL starts again from its
+//!   beginning, so that it does on a loaded machine too.
 //! - **A bounded WAL.** When the WAL reaches [`WAL_BOUND`] pages (the checkpointer is behind,
 //!   failed, or could not start) the writer runs a checkpoint itself after that commit, as
 //!   SQLite would have; without a checkpointer it does so every [`CHECKPOINT_EVERY`] pages. A
@@ -40,6 +42,19 @@ use super::{CommitObserver, LedgerConfig, schema};
 pub(super) const CHECKPOINT_EVERY: i32 = 1000;
 /// The WAL's size, in pages, past which the writer checkpoints itself.
 pub(super) const WAL_BOUND: i32 = 8 * CHECKPOINT_EVERY;
+/// Catch-up passes asked for after a checkpoint, one after each of the commits that follow it,
+/// until the WAL starts again from its beginning.
+///
+/// A passive checkpoint copies the frames the WAL held when it began, and the WAL starts again
+/// only at a transaction that begins with all of it copied. A transaction already under way
+/// when the checkpoint began (the writer commits every few milliseconds under load), or one
+/// that began before it ended (a loaded machine, a slow disk), adds frames it did not copy; no
+/// transaction after that begins with the WAL all copied, and the WAL would grow to
+/// [`WAL_BOUND`], where the writer checkpoints on the commit path. A pass after each commit
+/// copies what that commit added, a few milliseconds' work, so the next pause of the writer
+/// longer than that starts the WAL again. A writer that is never idle gives no such pause:
+/// after this many passes the next ask, or the bound, goes on.
+pub(super) const CATCH_UP_PASSES: u32 = 8;
 
 thread_local! {
     /// The WAL's size in pages after the last commit of the writer running on this thread (the
@@ -60,6 +75,8 @@ pub(super) struct Checkpoints {
     thread: Option<JoinHandle<()>>,
     /// The WAL's size when a checkpoint was last asked for or run.
     asked_at: i32,
+    /// Catch-up passes still to ask for, one after each commit, until the WAL starts again.
+    catch_up_left: u32,
     observer: Option<Arc<dyn CommitObserver>>,
 }
 
@@ -79,6 +96,7 @@ impl Checkpoints {
             ask: None,
             thread: None,
             asked_at: 0,
+            catch_up_left: 0,
             observer,
         };
         let conn = match schema::connect_checkpointer(path, config) {
@@ -106,23 +124,31 @@ impl Checkpoints {
     }
 
     /// After a commit of the writer's connection `writer`: asks for a checkpoint every
-    /// [`CHECKPOINT_EVERY`] pages, or runs one at [`WAL_BOUND`] (or without a checkpointer).
+    /// [`CHECKPOINT_EVERY`] pages, and for a catch-up pass after each of the next
+    /// [`CATCH_UP_PASSES`] commits until the WAL starts again; or runs one at [`WAL_BOUND`] (or
+    /// without a checkpointer).
     pub(super) fn after_commit(&mut self, writer: &Connection) {
         let pages = WAL_PAGES.with(Cell::get);
         if pages < self.asked_at {
             // The WAL restarted from its beginning (everything in it had been copied).
             self.asked_at = 0;
+            self.catch_up_left = 0;
         }
         let due = pages.saturating_sub(self.asked_at) >= CHECKPOINT_EVERY;
         if pages >= WAL_BOUND || (due && self.ask.is_none()) {
             checkpoint(writer, self.observer.as_deref(), true);
             self.asked_at = 0;
+            self.catch_up_left = 0;
             return;
         }
-        if !due {
+        if due {
+            self.asked_at = pages;
+            self.catch_up_left = CATCH_UP_PASSES;
+        } else if self.catch_up_left > 0 {
+            self.catch_up_left -= 1;
+        } else {
             return;
         }
-        self.asked_at = pages;
         if let Some(ask) = &self.ask
             && let Err(TrySendError::Disconnected(())) = ask.try_send(())
         {
