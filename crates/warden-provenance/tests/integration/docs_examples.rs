@@ -1,7 +1,5 @@
 //! The examples of docs/provenance.md, checked: if one of these fails, the page is wrong.
 
-#![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "test code")]
-
 use std::sync::Arc;
 
 use warden_core::TrustedSource;
