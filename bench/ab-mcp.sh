@@ -6,11 +6,14 @@
 # against each other to see the drift.
 #
 # Usage: bench/ab-mcp.sh ROUNDS SECONDS DIR...
-#   DIR: a directory holding `warden`, `warden-echo-server` and `warden-load` of one build
-#   (copy them out of target/release after each build).
+#   DIR: a directory holding the `warden` of one build (copy it out of target/release after
+#   each build). The first DIR also holds `warden-echo-server` and `warden-load`, used for every
+#   build: a load generator that differs between builds would be measured as a difference of
+#   warden (it was once: an older `warden-load` timed open-loop calls from their slot).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=$1; SECONDS_PER_RUN=$2; shift 2
+TOOLS=$1
 tmp=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
@@ -20,14 +23,14 @@ source bench/lib.sh
 one_build() { # DIR
   local bin=$1 dir ECHO_PORT ECHO_PID AGENT_PORT OP_PORT WARDEN_PID token url
   dir=$(mktemp -d -p "$tmp")
-  start_echo "$bin" "$dir/echo.log"
+  start_echo "$TOOLS" "$dir/echo.log"
   echo_charter > "$dir/charter.yaml"
   start_warden "$bin" "$dir/charter.yaml" "$dir/data" "$dir/warden.log"
   token=$(open_session "$bin" "$dir/data" | json_field token)
   url="http://127.0.0.1:$AGENT_PORT/mcp"
   load() { # seconds, then more of warden-load's options
     local seconds=$1; shift
-    "$bin/warden-load" --url "$url" --token "$token" --tool echo.echo --warmup 1 --seconds "$seconds" "$@"
+    "$TOOLS/warden-load" --url "$url" --token "$token" --tool echo.echo --warmup 1 --seconds "$seconds" "$@"
   }
   load 2 > /dev/null
   local one fifty rate
