@@ -1,6 +1,7 @@
 # Shared by the bench scripts (sourced, from the repository's root): free ports, the echo
-# upstream and its charter, a gateway on SQLite in front of it, and a session on it. Every
-# process started here is added to the caller's `pids` array, which its cleanup kills.
+# upstream and its charter, a gateway on SQLite in front of it, and a session on it (or all of
+# them at once: echo_gateway). Every process started here is added to the caller's `pids`
+# array, which its cleanup kills.
 
 # free_port: prints a TCP port free on 127.0.0.1 now.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -69,3 +70,13 @@ json_field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[
 # switches PID: the context switches of every thread of PID so far (voluntary and not), from
 # /proc; each cross-thread hand-off on a call's path is one or two.
 switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s}'; }
+
+# echo_gateway BIN DIR: the echo server, the bench charter, a gateway in front of it (data in
+# DIR/data, logs in DIR) and a session, all from the directory BIN; sets ECHO_PORT, ECHO_PID,
+# AGENT_PORT, OP_PORT, WARDEN_PID and TOKEN.
+echo_gateway() {
+  start_echo "$1" "$2/echo.log"
+  echo_charter > "$2/charter.yaml"
+  start_warden "$1" "$2/charter.yaml" "$2/data" "$2/warden.log"
+  TOKEN=$(open_session "$1" "$2/data" | json_field token)
+}

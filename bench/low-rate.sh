@@ -21,10 +21,7 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -r
 trap cleanup EXIT
 
 source bench/lib.sh
-start_echo "$BIN" "$tmp/echo.log"
-echo_charter > "$tmp/charter.yaml"
-start_warden "$BIN" "$tmp/charter.yaml" "$tmp/data" "$tmp/warden.log"
-TOKEN=$(open_session "$BIN" "$tmp/data" | json_field token)
+echo_gateway "$BIN" "$tmp"
 
 through() { "$BIN/warden-load" --url "http://127.0.0.1:$AGENT_PORT/mcp" --token "$TOKEN" --tool echo.echo "$@"; }
 ticks() { awk '{print $14 + $15}' "/proc/$WARDEN_PID/stat"; }
