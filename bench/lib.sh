@@ -3,6 +3,18 @@
 # them at once: echo_gateway). Every process started here is added to the caller's `pids`
 # array, which its cleanup kills.
 
+# bench_start: BIN (the binaries' directory; target/release, built first, when unset), tmp (a
+# directory removed at exit) and pids (the processes killed at exit).
+bench_start() {
+  if [ -z "${BIN:-}" ]; then
+    cargo build --release -q -p warden -p warden-testkit
+    BIN=target/release
+  fi
+  tmp=$(mktemp -d)
+  pids=()
+  trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"' EXIT
+}
+
 # free_port: prints a TCP port free on 127.0.0.1 now.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 

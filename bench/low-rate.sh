@@ -11,16 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_RUN=${1:-8}
-if [ -z "${BIN:-}" ]; then
-  cargo build --release -q -p warden -p warden-testkit
-  BIN=target/release
-fi
-tmp=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
-trap cleanup EXIT
-
 source bench/lib.sh
+bench_start
 echo_gateway "$BIN" "$tmp"
 
 through() { "$BIN/warden-load" --url "http://127.0.0.1:$AGENT_PORT/mcp" --token "$TOKEN" --tool echo.echo "$@"; }
