@@ -12,7 +12,7 @@ bench_start() {
   fi
   tmp=$(mktemp -d)
   pids=()
-  trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"' EXIT
+  trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"' EXIT
 }
 
 # free_port: prints a TCP port free on 127.0.0.1 now.
@@ -83,12 +83,12 @@ json_field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[
 # /proc; each cross-thread hand-off on a call's path is one or two.
 switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s}'; }
 
-# echo_gateway BIN DIR: the echo server, the bench charter, a gateway in front of it (data in
-# DIR/data, logs in DIR) and a session, all from the directory BIN; sets ECHO_PORT, ECHO_PID,
-# AGENT_PORT, OP_PORT, WARDEN_PID and TOKEN.
+# echo_gateway BIN DIR [ENV=VALUE...]: the echo server, the bench charter, a gateway in front
+# of it (data in DIR/data, logs in DIR, the environment given added) and a session, all from
+# the directory BIN; sets ECHO_PORT, ECHO_PID, AGENT_PORT, OP_PORT, WARDEN_PID and TOKEN.
 echo_gateway() {
   start_echo "$1" "$2/echo.log"
   echo_charter > "$2/charter.yaml"
-  start_warden "$1" "$2/charter.yaml" "$2/data" "$2/warden.log"
+  start_warden "$1" "$2/charter.yaml" "$2/data" "$2/warden.log" "${@:3}"
   TOKEN=$(open_session "$1" "$2/data" | json_field token)
 }

@@ -19,25 +19,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_RUN=${1:-10}
-if [ -z "${BIN:-}" ]; then
-  cargo build --release -q -p warden -p warden-testkit
-  BIN=target/release
-fi
-tmp=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
-trap cleanup EXIT
-
 source bench/lib.sh
-start_echo "$BIN" "$tmp/echo.log"
-echo_charter > "$tmp/charter.yaml"
+bench_start
 warden_env=()
 if [ "${CHECKPOINTS:-0}" = 1 ]; then
   "$BIN/warden" audit keygen --out "$tmp/checkpoint.key" --name bench.example/warden > /dev/null
   warden_env=(WARDEN_CHECKPOINT_KEY="$tmp/checkpoint.key")
 fi
-start_warden "$BIN" "$tmp/charter.yaml" "$tmp/data" "$tmp/warden.log" "${warden_env[@]}"
-TOKEN=$(open_session "$BIN" "$tmp/data" | json_field token)
+echo_gateway "$BIN" "$tmp" "${warden_env[@]}"
 
 ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
 load() { # label concurrency seconds
